@@ -1,0 +1,100 @@
+/*
+ * env.h - LMDB environments as the rest of the engine sees them: named tables, write
+ * batches applied in one transaction by a single writer, and read snapshots.
+ *
+ * Why batches: LMDB aborts a transaction on MDB_MAP_FULL. ts_env_apply() keeps the
+ * batch's operations in memory, so on MAP_FULL it aborts, doubles the map size (waiting
+ * for this process' readers to leave, because mdb_env_set_mapsize unmaps the file under
+ * them) and applies the same batch again: a full map never loses work.
+ *
+ * Reader hygiene: on open, mdb_reader_check() clears slots left by dead processes
+ * (kill -9); ts_env_reader_check() can be called periodically.
+ *
+ * Threading: any number of threads may read (each read snapshot belongs to one thread
+ * at a time); ts_env_apply() is serialised internally. Environments are opened with
+ * MDB_NOTLS so read snapshots may move between worker threads.
+ * Error codes: MDB_* are translated with ts_err_from_mdb(); nothing returns MDB_* raw.
+ */
+#ifndef TS_STORAGE_ENV_H
+#define TS_STORAGE_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_ENV_MAX_TABLES 16
+
+/* Table flags (mapped to MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERKEY...). */
+#define TS_TABLE_DUPFIXED_U64 0x1 /* duplicate sorted fixed 8-byte values (postings) */
+
+struct ts_env_opts {
+	uint64_t map_bytes;   /* initial map size; 0 means 256 MiB. Grows on demand. */
+	int read_only;        /* MDB_RDONLY: for tools reading a live server's data */
+	int no_sync;          /* MDB_NOSYNC: durability comes from elsewhere (tests, WAL) */
+};
+
+struct ts_env;
+
+/* Opens or creates the env directory `dir` (mkdir -p). Returns 0, -errno, TS_ECORRUPT,
+ * TS_EBUSY. *out owned by caller, close with ts_env_close(). */
+int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env **out);
+/* Closes. All read snapshots must be ended first. Accepts NULL. */
+void ts_env_close(struct ts_env *env);
+
+/* Opens (creating unless read-only) table `name` and returns its handle in *table.
+ * Call right after open, before other threads use env. Returns 0, TS_ENOTFOUND
+ * (read-only and absent), TS_ELIMIT (more than TS_ENV_MAX_TABLES). */
+int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned *table);
+
+/* A batch of puts and deletes, copied into the batch's own memory. Reusable after
+ * ts_batch_reset(). */
+struct ts_batch;
+int ts_batch_new(struct ts_batch **out);
+void ts_batch_free(struct ts_batch *b);
+void ts_batch_reset(struct ts_batch *b);
+size_t ts_batch_len(const struct ts_batch *b);   /* operations queued */
+int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		 const void *val, size_t vlen);
+/* For DUPFIXED tables: deletes exactly (key,val); for others val may be NULL. */
+int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		 const void *val, size_t vlen);
+
+/* Applies the whole batch in one write transaction and commits (durable on return
+ * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, TS_EIO
+ * (commit failed: the env refuses further writes), TS_ELIMIT (key too long), -errno. */
+int ts_env_apply(struct ts_env *env, struct ts_batch *b);
+
+/* Read snapshots. */
+struct ts_rtxn;
+int ts_env_read_begin(struct ts_env *env, struct ts_rtxn **out);
+void ts_env_read_end(struct ts_rtxn *r);   /* accepts NULL */
+/* Point lookup. *val aliases the map; valid until ts_env_read_end(). 0 or TS_ENOTFOUND. */
+int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
+	       const void **val, size_t *vlen);
+
+/* Cursor over a table in key order (and value order within DUPFIXED keys). Key/value
+ * pointers alias the map; valid until the next cursor call or ts_env_read_end(). */
+struct ts_cursor;
+int ts_cursor_open(struct ts_rtxn *r, unsigned table, struct ts_cursor **out);
+void ts_cursor_close(struct ts_cursor *c);   /* accepts NULL */
+/* Positions at the first key >= key (klen 0: first key). 0, TS_ENOTFOUND at end. */
+int ts_cursor_seek(struct ts_cursor *c, const void *key, size_t klen);
+/* Next entry (next duplicate first in DUPFIXED tables). 0, TS_ENOTFOUND at end. */
+int ts_cursor_next(struct ts_cursor *c);
+/* Current entry. */
+int ts_cursor_get(struct ts_cursor *c, const void **key, size_t *klen, const void **val,
+		  size_t *vlen);
+/* DUPFIXED tables: all u64 values of exactly `key`, in ascending order, appended to a
+ * caller array grown with ts_realloc (*vals, *n, *cap). Uses MDB_GET_MULTIPLE.
+ * 0 (also when key is absent: nothing appended), -ENOMEM. */
+int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
+		    uint64_t **vals, size_t *n, size_t *cap);
+
+/* Clears stale reader slots; returns how many were cleared, or a negative error. */
+int ts_env_reader_check(struct ts_env *env);
+/* Current map size and bytes in use (last page number * page size). */
+void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes);
+/* Consistent copy of the env into an empty directory, compacting if `compact`.
+ * Safe while the server writes (LMDB copies a read snapshot). Returns 0 or -errno. */
+int ts_env_copy(struct ts_env *env, const char *dst_dir, int compact);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * mem.h - the only way this project allocates heap memory.
+ *
+ * Every allocation goes through ts_malloc/ts_calloc/ts_realloc/ts_strdup so tests can
+ * make allocation number N fail (ts_mem_fail_at) and check that every caller handles
+ * NULL: the library never aborts on out-of-memory, it returns -ENOMEM.
+ * ts_free(NULL) is a no-op. Thread-safe.
+ */
+#ifndef TS_STORAGE_MEM_H
+#define TS_STORAGE_MEM_H
+
+#include <stddef.h>
+
+void *ts_malloc(size_t size);
+void *ts_calloc(size_t n, size_t size);  /* NULL on overflow of n*size too */
+void *ts_realloc(void *p, size_t size);  /* on failure p is untouched and still owned */
+char *ts_strdup(const char *s);
+char *ts_strndup(const char *s, size_t n);
+void ts_free(void *p);
+
+/* Fault injection for tests: from now on, the n-th allocation (1-based) and, when
+ * `sticky`, every one after it returns NULL. n == 0 disarms. */
+void ts_mem_fail_at(unsigned long n, int sticky);
+/* Number of allocations attempted since the last ts_mem_fail_at(). */
+unsigned long ts_mem_count(void);
+/* Non-zero once an injected failure has fired since the last ts_mem_fail_at(). */
+int ts_mem_failed(void);
+
+#endif
