@@ -1,0 +1,957 @@
+/*
+ * env.c - LMDB environments: named tables, write batches applied in one transaction
+ * with map growth, read snapshots, cursors, u64 postings, reader hygiene and hot copy.
+ *
+ * One env is one directory (`index.mdb/`, `raw/<start>-<end>/`) holding LMDB's
+ * data.mdb and lock.mdb. It is opened with MDB_NOTLS (snapshots move between worker
+ * threads, and each takes its own reader slot) and MDB_NORDAHEAD (index lookups and
+ * chunk reads are random; kernel read-ahead would evict useful pages).
+ *
+ * Invariants
+ * - Only ts_env_apply()/ts_env_table() write, serialised by write_mu. The map is only
+ *   resized while holding write_mu and the map gate exclusively.
+ * - mdb_env_set_mapsize() unmaps the file, so no read transaction of this process may
+ *   be live during it: every read transaction (ts_env_read_begin..ts_env_read_end, and
+ *   the one inside ts_env_copy) holds the map gate shared. The gate is a counter under
+ *   a mutex rather than a pthread rwlock because a snapshot may be ended by another
+ *   thread than the one that began it, which POSIX rwlocks do not allow. The gate
+ *   prefers the resizer: once it waits, new snapshots wait too, so a busy query load
+ *   cannot starve the writer. Consequence: a thread must not begin a second snapshot
+ *   of the same env while holding one (it would wait for a resize that waits for it).
+ *   A long reader (a backup) delays a resize, and so the writer, until it ends.
+ * - A batch is never lost to a full map: on MDB_MAP_FULL (from a put or from the
+ *   commit) the transaction is aborted, the map doubled and the whole batch applied
+ *   again from its first operation. MDB_MAP_RESIZED (another process grew the file)
+ *   adopts the size recorded in the file and retries.
+ * - Any other commit failure (EIO, ENOSPC...) is sticky: the env logs it once and
+ *   every later write returns TS_EIO. Nothing is retried silently.
+ * - DUPFIXED_U64 tables are MDB_DUPSORT|MDB_DUPFIXED|MDB_INTEGERDUP: values are 8-byte
+ *   integers in host byte order, so what a caller puts is byte-identical to what a
+ *   cursor returns, LMDB sorts them numerically, and MDB_GET_MULTIPLE pages can be
+ *   copied straight into a uint64_t array. (LMDB files are host-endian anyway.)
+ * - Only one handle per env directory per process (LMDB's POSIX locks are per process:
+ *   closing a second handle would drop the first one's locks); a second open in the
+ *   same process returns TS_EBUSY. Forked children are not affected.
+ *
+ * Batch arena: one growable buffer of records, each 4-byte aligned:
+ *
+ *   offset  size  field
+ *   0       4     klen    (u32, host order)
+ *   4       4     vlen    (u32; 0 when no value)
+ *   8       2     table   (u16 index returned by ts_env_table)
+ *   10      1     kind    (OP_PUT or OP_DEL)
+ *   11      1     has_val (DEL: 1 when a value was given)
+ *   12      klen  key bytes
+ *   12+klen vlen  value bytes, then 0-3 pad bytes
+ */
+#include "storage/env.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "storage/env_int.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+
+#define MAX_READERS 510
+#define DEFAULT_MAP_BYTES (256ull << 20)
+#define MAX_RESIZE_RETRIES 64
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+struct op_hdr {
+	uint32_t klen;
+	uint32_t vlen;
+	uint16_t table;
+	uint8_t kind;
+	uint8_t has_val;
+};
+
+struct ts_batch {
+	unsigned char *buf;
+	size_t len;
+	size_t cap;
+	size_t n_ops;
+};
+
+/* Shared/exclusive gate around the mapping (see the invariants above). */
+struct map_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned readers;
+	unsigned resizers_waiting;
+	int resizing;
+};
+
+struct ts_env {
+	MDB_env *mdb;
+	char *dir;
+	int read_only;
+	unsigned n_tables;
+	MDB_dbi dbi[TS_ENV_MAX_TABLES];
+	unsigned flags[TS_ENV_MAX_TABLES];
+	char *names[TS_ENV_MAX_TABLES];
+	pthread_mutex_t write_mu;
+	struct map_gate gate;
+	int sync_init; /* 1: write_mu, 2: gate.mu, 3: gate.cv initialised */
+	atomic_int failed;
+	int fail_next_commit; /* test hook, errno */
+	unsigned long n_grows;
+	/* process-wide registry of open env directories */
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	int registered;
+	struct ts_env *reg_next;
+};
+
+struct ts_rtxn {
+	struct ts_env *env;
+	MDB_txn *txn;
+};
+
+struct ts_cursor {
+	MDB_cursor *cur;
+	MDB_val k;
+	MDB_val v;
+	int valid;
+};
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ts_env *reg_head;
+
+/* MDB_* and errno codes to ours; our own TS_E* codes pass through. MDB_PANIC means the
+ * env is unusable, which for callers is the same as an I/O failure. */
+static int xlate(int rc)
+{
+	if (rc <= -40000 && rc > -40100)
+		return rc;
+	if (rc == MDB_PANIC)
+		return TS_EIO;
+	if (rc == EAGAIN)
+		return TS_EBUSY;
+	return ts_err_from_mdb(rc);
+}
+
+/* ---- map gate ---------------------------------------------------------------- */
+
+static void gate_enter_shared(struct map_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	while (g->resizing || g->resizers_waiting)
+		pthread_cond_wait(&g->cv, &g->mu);
+	g->readers++;
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_leave_shared(struct map_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->readers--;
+	if (g->readers == 0)
+		pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_enter_excl(struct map_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->resizers_waiting++;
+	while (g->readers || g->resizing)
+		pthread_cond_wait(&g->cv, &g->mu);
+	g->resizers_waiting--;
+	g->resizing = 1;
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_leave_excl(struct map_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->resizing = 0;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- open / close -------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = c;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Claims (dev, ino) for this process; TS_EBUSY if a handle already has it. */
+static int registry_add(struct ts_env *env)
+{
+	int rc = 0;
+	pthread_mutex_lock(&reg_mu);
+	for (struct ts_env *e = reg_head; e; e = e->reg_next) {
+		/* entries inherited through fork() belong to the parent */
+		if (e->pid == env->pid && e->dev == env->dev && e->ino == env->ino) {
+			rc = TS_EBUSY;
+			goto out;
+		}
+	}
+	env->reg_next = reg_head;
+	reg_head = env;
+	env->registered = 1;
+out:
+	pthread_mutex_unlock(&reg_mu);
+	return rc;
+}
+
+static void registry_del(struct ts_env *env)
+{
+	if (!env->registered)
+		return;
+	pthread_mutex_lock(&reg_mu);
+	for (struct ts_env **p = &reg_head; *p; p = &(*p)->reg_next) {
+		if (*p == env) {
+			*p = env->reg_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	env->registered = 0;
+}
+
+/* A data file shorter than its last committed page would fault (SIGBUS) on access;
+ * report it as corruption instead. */
+static int check_file_size(struct ts_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int fd;
+	struct stat fs;
+	int rc = mdb_env_info(env->mdb, &info);
+	if (!rc)
+		rc = mdb_env_stat(env->mdb, &st);
+	if (!rc)
+		rc = mdb_env_get_fd(env->mdb, &fd);
+	if (rc)
+		return xlate(rc);
+	if (fstat(fd, &fs) != 0)
+		return -errno;
+	if ((uint64_t)fs.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize) {
+		ts_log(TS_LOG_ERROR, "env %s: data.mdb has %lld bytes, last page needs %llu",
+		       env->dir, (long long)fs.st_size,
+		       (unsigned long long)(((uint64_t)info.me_last_pgno + 1) * st.ms_psize));
+		return TS_CORRUPT();
+	}
+	return 0;
+}
+
+int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env **out)
+{
+	static const struct ts_env_opts defaults;
+	struct ts_env *env = NULL;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	env = ts_calloc(1, sizeof *env);
+	if (!env)
+		return -ENOMEM;
+	env->read_only = opts->read_only != 0;
+	env->pid = getpid();
+	env->dir = ts_strdup(dir);
+	if (!env->dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = -pthread_mutex_init(&env->write_mu, NULL)) != 0)
+		goto out;
+	env->sync_init = 1;
+	if ((rc = -pthread_mutex_init(&env->gate.mu, NULL)) != 0)
+		goto out;
+	env->sync_init = 2;
+	if ((rc = -pthread_cond_init(&env->gate.cv, NULL)) != 0)
+		goto out;
+	env->sync_init = 3;
+
+	if (!env->read_only && (rc = mkdir_p(dir)) != 0)
+		goto out;
+	if (stat(dir, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	env->dev = st.st_dev;
+	env->ino = st.st_ino;
+	if ((rc = registry_add(env)) != 0) {
+		ts_log(TS_LOG_ERROR, "env %s: already open in this process", dir);
+		goto out;
+	}
+
+	if ((rc = mdb_env_create(&env->mdb)) != 0)
+		goto mdb_fail;
+	if ((rc = mdb_env_set_maxdbs(env->mdb, TS_ENV_MAX_TABLES)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(env->mdb, MAX_READERS)) != 0)
+		goto mdb_fail;
+	/* Read-only openers take the size the writer recorded in the file. */
+	if (!env->read_only) {
+		uint64_t map = opts->map_bytes ? opts->map_bytes : DEFAULT_MAP_BYTES;
+		if (map > SIZE_MAX) {
+			rc = TS_ELIMIT;
+			goto out;
+		}
+		if ((rc = mdb_env_set_mapsize(env->mdb, (size_t)map)) != 0)
+			goto mdb_fail;
+	}
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+	if (env->read_only)
+		flags |= MDB_RDONLY;
+	if (opts->no_sync)
+		flags |= MDB_NOSYNC;
+	if ((rc = mdb_env_open(env->mdb, dir, flags, 0644)) != 0)
+		goto mdb_fail;
+	if ((rc = check_file_size(env)) != 0)
+		goto out;
+
+	int dead = 0;
+	if ((rc = mdb_reader_check(env->mdb, &dead)) != 0)
+		goto mdb_fail;
+	if (dead > 0)
+		ts_log(TS_LOG_INFO, "env %s: cleared %d stale reader slot(s)", dir, dead);
+	*out = env;
+	return 0;
+
+mdb_fail:
+	rc = xlate(rc);
+out:
+	if (rc == TS_ECORRUPT)
+		ts_log(TS_LOG_ERROR, "env %s: cannot open: %s", dir, ts_strerror(rc));
+	ts_env_close(env);
+	return rc;
+}
+
+void ts_env_close(struct ts_env *env)
+{
+	if (!env)
+		return;
+	/* LMDB requires mdb_env_close even after a failed mdb_env_open */
+	if (env->mdb)
+		mdb_env_close(env->mdb);
+	registry_del(env);
+	if (env->sync_init >= 3)
+		pthread_cond_destroy(&env->gate.cv);
+	if (env->sync_init >= 2)
+		pthread_mutex_destroy(&env->gate.mu);
+	if (env->sync_init >= 1)
+		pthread_mutex_destroy(&env->write_mu);
+	for (unsigned i = 0; i < env->n_tables; i++)
+		ts_free(env->names[i]);
+	ts_free(env->dir);
+	ts_free(env);
+}
+
+/* ---- map size ---------------------------------------------------------------------- */
+
+/* Adopts the map size another process recorded (MDB_MAP_RESIZED). Caller holds
+ * write_mu. */
+static int adopt_map_size(struct ts_env *env)
+{
+	gate_enter_excl(&env->gate);
+	int rc = mdb_env_set_mapsize(env->mdb, 0);
+	gate_leave_excl(&env->gate);
+	return rc ? xlate(rc) : 0;
+}
+
+/* Doubles the map after MDB_MAP_FULL. Caller holds write_mu, no write txn open. */
+static int grow_map(struct ts_env *env)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_info(env->mdb, &info);
+	if (rc)
+		return xlate(rc);
+	size_t old = info.me_mapsize;
+	if (old > SIZE_MAX / 2)
+		return TS_EFULL;
+	size_t want = old * 2;
+	gate_enter_excl(&env->gate);
+	rc = mdb_env_set_mapsize(env->mdb, want);
+	gate_leave_excl(&env->gate);
+	if (rc) {
+		ts_log(TS_LOG_ERROR, "env %s: cannot grow map to %zu bytes: %s", env->dir, want,
+		       mdb_strerror(rc));
+		return xlate(rc);
+	}
+	env->n_grows++;
+	ts_log(TS_LOG_INFO, "env %s: map grown from %zu to %zu KiB", env->dir, old >> 10,
+	       want >> 10);
+	return 0;
+}
+
+/* ---- write transactions --------------------------------------------------------- */
+
+typedef int (*write_fn)(struct ts_env *env, MDB_txn *txn, void *arg);
+
+static int commit(struct ts_env *env, MDB_txn *txn)
+{
+	if (env->fail_next_commit) {
+		int err = env->fail_next_commit;
+		env->fail_next_commit = 0;
+		mdb_txn_abort(txn);
+		return err;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/* Runs fn inside a write transaction and commits, retrying the whole of fn after
+ * growing or adopting the map size. fn returns MDB_* / errno / TS_E*. */
+static int run_write(struct ts_env *env, write_fn fn, void *arg)
+{
+	int rc;
+	if (env->read_only)
+		return -EACCES;
+	pthread_mutex_lock(&env->write_mu);
+	for (int resized = 0;;) {
+		MDB_txn *txn = NULL;
+		if (atomic_load(&env->failed)) {
+			rc = TS_EIO;
+			break;
+		}
+		rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+		if (rc == MDB_MAP_RESIZED && resized++ < MAX_RESIZE_RETRIES) {
+			if ((rc = adopt_map_size(env)) != 0)
+				break;
+			continue;
+		}
+		if (rc) {
+			rc = xlate(rc);
+			break;
+		}
+		rc = fn(env, txn, arg);
+		if (rc) {
+			mdb_txn_abort(txn);
+			if (rc == MDB_MAP_FULL) {
+				if ((rc = grow_map(env)) != 0)
+					break;
+				continue;
+			}
+			if (rc == MDB_PANIC)
+				goto sticky;
+			rc = xlate(rc);
+			break;
+		}
+		rc = commit(env, txn); /* frees txn whatever the outcome */
+		if (rc == MDB_MAP_FULL) {
+			if ((rc = grow_map(env)) != 0)
+				break;
+			continue;
+		}
+		if (rc == 0)
+			break;
+	sticky:
+		if (!atomic_exchange(&env->failed, 1))
+			ts_log(TS_LOG_ERROR, "env %s: commit failed (%s); refusing further writes",
+			       env->dir, mdb_strerror(rc));
+		rc = TS_EIO;
+		break;
+	}
+	pthread_mutex_unlock(&env->write_mu);
+	return rc;
+}
+
+/* ---- tables ---------------------------------------------------------------------- */
+
+struct table_open {
+	const char *name;
+	unsigned mdb_flags;
+	MDB_dbi dbi;
+};
+
+static int table_open_fn(struct ts_env *env, MDB_txn *txn, void *arg)
+{
+	(void)env;
+	struct table_open *t = arg;
+	return mdb_dbi_open(txn, t->name, t->mdb_flags | MDB_CREATE, &t->dbi);
+}
+
+/* Begins a read txn with the gate held shared, adopting a grown map if needed. */
+static int begin_read(struct ts_env *env, MDB_txn **txn)
+{
+	for (int tries = 0;; tries++) {
+		gate_enter_shared(&env->gate);
+		int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, txn);
+		if (rc == 0)
+			return 0;
+		gate_leave_shared(&env->gate);
+		if (rc != MDB_MAP_RESIZED || tries >= MAX_RESIZE_RETRIES)
+			return xlate(rc);
+		pthread_mutex_lock(&env->write_mu);
+		rc = adopt_map_size(env);
+		pthread_mutex_unlock(&env->write_mu);
+		if (rc)
+			return rc;
+	}
+}
+
+int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned *table)
+{
+	int rc;
+	if (!name || !*name || (flags & ~(unsigned)TS_TABLE_DUPFIXED_U64))
+		return TS_EINVALID;
+	for (unsigned i = 0; i < env->n_tables; i++) {
+		if (strcmp(env->names[i], name) == 0) {
+			if (env->flags[i] != flags)
+				return TS_EINVALID;
+			*table = i;
+			return 0;
+		}
+	}
+	if (env->n_tables >= TS_ENV_MAX_TABLES)
+		return TS_ELIMIT;
+	char *copy = ts_strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	struct table_open t = {.name = name};
+	if (flags & TS_TABLE_DUPFIXED_U64)
+		t.mdb_flags = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+	if (env->read_only) {
+		MDB_txn *txn;
+		if ((rc = begin_read(env, &txn)) != 0)
+			goto out;
+		rc = mdb_dbi_open(txn, name, t.mdb_flags, &t.dbi);
+		/* commit, not abort: an aborted txn would close the new handle */
+		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+		gate_leave_shared(&env->gate);
+		rc = xlate(rc);
+	} else {
+		rc = run_write(env, table_open_fn, &t);
+	}
+	if (rc)
+		goto out;
+	env->dbi[env->n_tables] = t.dbi;
+	env->flags[env->n_tables] = flags;
+	env->names[env->n_tables] = copy;
+	copy = NULL;
+	*table = env->n_tables++;
+out:
+	ts_free(copy);
+	return rc;
+}
+
+/* ---- batches ----------------------------------------------------------------------- */
+
+int ts_batch_new(struct ts_batch **out)
+{
+	*out = ts_calloc(1, sizeof **out);
+	return *out ? 0 : -ENOMEM;
+}
+
+void ts_batch_free(struct ts_batch *b)
+{
+	if (!b)
+		return;
+	ts_free(b->buf);
+	ts_free(b);
+}
+
+void ts_batch_reset(struct ts_batch *b)
+{
+	b->len = 0;
+	b->n_ops = 0;
+}
+
+size_t ts_batch_len(const struct ts_batch *b)
+{
+	return b->n_ops;
+}
+
+static size_t rec_size(size_t klen, size_t vlen)
+{
+	return (sizeof(struct op_hdr) + klen + vlen + 3) & ~(size_t)3;
+}
+
+static int batch_add(struct ts_batch *b, int kind, unsigned table, const void *key,
+		     size_t klen, const void *val, size_t vlen)
+{
+	if (table >= TS_ENV_MAX_TABLES || klen == 0 || !key || (vlen && !val))
+		return TS_EINVALID;
+	if (klen > UINT32_MAX || vlen > UINT32_MAX)
+		return TS_ELIMIT;
+	size_t rec = rec_size(klen, vlen);
+	if (rec > SIZE_MAX - b->len)
+		return TS_ELIMIT;
+	if (b->len + rec > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + rec) {
+			if (cap > SIZE_MAX / 2)
+				return TS_ELIMIT;
+			cap *= 2;
+		}
+		unsigned char *nb = ts_realloc(b->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		b->buf = nb;
+		b->cap = cap;
+	}
+	struct op_hdr h = {
+		.klen = (uint32_t)klen,
+		.vlen = (uint32_t)vlen,
+		.table = (uint16_t)table,
+		.kind = (uint8_t)kind,
+		.has_val = val != NULL,
+	};
+	unsigned char *p = b->buf + b->len;
+	memcpy(p, &h, sizeof h);
+	memcpy(p + sizeof h, key, klen);
+	if (vlen)
+		memcpy(p + sizeof h + klen, val, vlen);
+	b->len += rec;
+	b->n_ops++;
+	return 0;
+}
+
+int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		 const void *val, size_t vlen)
+{
+	static const char empty;
+	return batch_add(b, OP_PUT, table, key, klen, val ? val : &empty, val ? vlen : 0);
+}
+
+int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		 const void *val, size_t vlen)
+{
+	return batch_add(b, OP_DEL, table, key, klen, val, val ? vlen : 0);
+}
+
+static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
+{
+	const struct ts_batch *b = arg;
+	for (size_t off = 0; off < b->len;) {
+		struct op_hdr h;
+		memcpy(&h, b->buf + off, sizeof h);
+		unsigned char *key = b->buf + off + sizeof h;
+		unsigned char *val = key + h.klen;
+		off += rec_size(h.klen, h.vlen);
+		if (h.table >= env->n_tables)
+			return TS_EINVALID;
+		MDB_dbi dbi = env->dbi[h.table];
+		MDB_val k = {.mv_size = h.klen, .mv_data = key};
+		MDB_val v = {.mv_size = h.vlen, .mv_data = val};
+		uint64_t u;
+		int dup = (env->flags[h.table] & TS_TABLE_DUPFIXED_U64) != 0;
+		if (dup && (h.kind == OP_PUT || h.has_val)) {
+			if (h.vlen != sizeof u)
+				return TS_EINVALID;
+			/* INTEGERDUP compares values as aligned integers */
+			memcpy(&u, val, sizeof u);
+			v.mv_data = &u;
+		}
+		int rc;
+		if (h.kind == OP_PUT) {
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+		} else {
+			rc = mdb_del(txn, dbi, &k, h.has_val ? &v : NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0; /* deleting what is absent is done */
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int ts_env_apply(struct ts_env *env, struct ts_batch *b)
+{
+	if (b->n_ops == 0)
+		return 0;
+	return run_write(env, apply_fn, b);
+}
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+int ts_env_read_begin(struct ts_env *env, struct ts_rtxn **out)
+{
+	*out = NULL;
+	struct ts_rtxn *r = ts_malloc(sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	int rc = begin_read(env, &r->txn);
+	if (rc) {
+		ts_free(r);
+		return rc;
+	}
+	r->env = env;
+	*out = r;
+	return 0;
+}
+
+void ts_env_read_end(struct ts_rtxn *r)
+{
+	if (!r)
+		return;
+	mdb_txn_abort(r->txn);
+	gate_leave_shared(&r->env->gate);
+	ts_free(r);
+}
+
+int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
+	       const void **val, size_t *vlen)
+{
+	if (table >= r->env->n_tables || klen == 0)
+		return TS_EINVALID;
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val v;
+	int rc = mdb_get(r->txn, r->env->dbi[table], &k, &v);
+	if (rc)
+		return xlate(rc);
+	if (val)
+		*val = v.mv_data;
+	if (vlen)
+		*vlen = v.mv_size;
+	return 0;
+}
+
+int ts_cursor_open(struct ts_rtxn *r, unsigned table, struct ts_cursor **out)
+{
+	*out = NULL;
+	if (table >= r->env->n_tables)
+		return TS_EINVALID;
+	struct ts_cursor *c = ts_calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	int rc = mdb_cursor_open(r->txn, r->env->dbi[table], &c->cur);
+	if (rc) {
+		ts_free(c);
+		return xlate(rc);
+	}
+	*out = c;
+	return 0;
+}
+
+void ts_cursor_close(struct ts_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->cur);
+	ts_free(c);
+}
+
+static int cursor_op(struct ts_cursor *c, MDB_cursor_op op)
+{
+	int rc = mdb_cursor_get(c->cur, &c->k, &c->v, op);
+	c->valid = rc == 0;
+	return xlate(rc);
+}
+
+int ts_cursor_seek(struct ts_cursor *c, const void *key, size_t klen)
+{
+	if (klen == 0)
+		return cursor_op(c, MDB_FIRST);
+	c->k.mv_size = klen;
+	c->k.mv_data = (void *)key;
+	return cursor_op(c, MDB_SET_RANGE);
+}
+
+int ts_cursor_next(struct ts_cursor *c)
+{
+	return cursor_op(c, MDB_NEXT);
+}
+
+int ts_cursor_get(struct ts_cursor *c, const void **key, size_t *klen, const void **val,
+		  size_t *vlen)
+{
+	if (!c->valid)
+		return TS_ENOTFOUND;
+	if (key)
+		*key = c->k.mv_data;
+	if (klen)
+		*klen = c->k.mv_size;
+	if (val)
+		*val = c->v.mv_data;
+	if (vlen)
+		*vlen = c->v.mv_size;
+	return 0;
+}
+
+/* Makes room for `more` values in the caller's array. */
+static int reserve_u64s(uint64_t **vals, size_t n, size_t *cap, size_t more)
+{
+	if (more > SIZE_MAX / sizeof(uint64_t) - n)
+		return -ENOMEM;
+	if (n + more <= *cap)
+		return 0;
+	size_t want = n + more;
+	if (*cap <= SIZE_MAX / sizeof(uint64_t) / 2 && want < *cap * 2)
+		want = *cap * 2;
+	uint64_t *p = ts_realloc(*vals, want * sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	*vals = p;
+	*cap = want;
+	return 0;
+}
+
+int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
+		    uint64_t **vals, size_t *n, size_t *cap)
+{
+	if (table >= r->env->n_tables || !(r->env->flags[table] & TS_TABLE_DUPFIXED_U64) ||
+	    klen == 0)
+		return TS_EINVALID;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(r->txn, r->env->dbi[table], &cur);
+	if (rc)
+		return xlate(rc);
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val v;
+	size_t count;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;
+		goto out;
+	}
+	if (rc || (rc = mdb_cursor_count(cur, &count)) != 0)
+		goto mdb_out;
+	if ((rc = reserve_u64s(vals, *n, cap, count)) != 0)
+		goto out;
+	if (count == 1) {
+		/* a lone value is stored inline: GET_MULTIPLE has no page to return */
+		if (v.mv_size != sizeof(uint64_t)) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		memcpy(*vals + *n, v.mv_data, sizeof(uint64_t));
+		(*n)++;
+		goto out;
+	}
+	for (MDB_cursor_op op = MDB_GET_MULTIPLE;; op = MDB_NEXT_MULTIPLE) {
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc)
+			goto mdb_out;
+		if (v.mv_size % sizeof(uint64_t)) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		size_t m = v.mv_size / sizeof(uint64_t);
+		if ((rc = reserve_u64s(vals, *n, cap, m)) != 0)
+			goto out;
+		memcpy(*vals + *n, v.mv_data, v.mv_size);
+		*n += m;
+	}
+	goto out;
+mdb_out:
+	rc = xlate(rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* ---- maintenance --------------------------------------------------------------------- */
+
+int ts_env_reader_check(struct ts_env *env)
+{
+	int dead = 0;
+	int rc = mdb_reader_check(env->mdb, &dead);
+	if (rc)
+		return xlate(rc);
+	if (dead > 0)
+		ts_log(TS_LOG_INFO, "env %s: cleared %d stale reader slot(s)", env->dir, dead);
+	return dead;
+}
+
+void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	uint64_t map = 0, used = 0;
+	if (mdb_env_info(env->mdb, &info) == 0 && mdb_env_stat(env->mdb, &st) == 0) {
+		map = info.me_mapsize;
+		used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	}
+	if (map_bytes)
+		*map_bytes = map;
+	if (used_bytes)
+		*used_bytes = used;
+}
+
+/* mdb_env_copy2 does not sync what it wrote; a backup must survive a power cut. */
+static int sync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) != 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int ts_env_copy(struct ts_env *env, const char *dst_dir, int compact)
+{
+	char path[4096];
+	int rc = mkdir_p(dst_dir);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dst_dir) >= sizeof path)
+		return -ENAMETOOLONG;
+	/* the copy reads the map through its own read txn */
+	gate_enter_shared(&env->gate);
+	rc = mdb_env_copy2(env->mdb, dst_dir, compact ? MDB_CP_COMPACT : 0);
+	gate_leave_shared(&env->gate);
+	if (rc)
+		return xlate(rc);
+	if ((rc = sync_path(path, O_RDONLY)) != 0)
+		return rc;
+	return sync_path(dst_dir, O_RDONLY | O_DIRECTORY);
+}
+
+/* ---- test hooks ------------------------------------------------------------------------ */
+
+void ts__env_fail_next_commit(struct ts_env *env, int err)
+{
+	env->fail_next_commit = err;
+}
+
+unsigned long ts__env_n_grows(struct ts_env *env)
+{
+	return env->n_grows;
+}
+
+static int count_reader_line(const char *msg, void *ctx)
+{
+	(void)msg;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+int ts__env_reader_slots(struct ts_env *env)
+{
+	int lines = 0;
+	int rc = mdb_reader_list(env->mdb, count_reader_line, &lines);
+	if (rc < 0)
+		return xlate(rc);
+	/* mdb_reader_list prints a header line, or "(no active readers)" alone */
+	return lines > 0 ? lines - 1 : 0;
+}
