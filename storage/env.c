@@ -137,7 +137,7 @@ static int xlate(int rc)
 		return rc;
 	if (rc == MDB_PANIC)
 		return TS_EIO;
-	if (rc == EAGAIN)
+	if (rc == EAGAIN || rc == MDB_MAP_RESIZED) /* locked; or still growing elsewhere */
 		return TS_EBUSY;
 	return ts_err_from_mdb(rc);
 }
@@ -310,10 +310,10 @@ int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env *
 	}
 
 	if ((rc = mdb_env_create(&env->mdb)) != 0)
-		goto mdb_fail;
+		goto out;
 	if ((rc = mdb_env_set_maxdbs(env->mdb, TS_ENV_MAX_TABLES)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(env->mdb, MAX_READERS)) != 0)
-		goto mdb_fail;
+		goto out;
 	/* Read-only openers take the size the writer recorded in the file. */
 	if (!env->read_only) {
 		uint64_t map = opts->map_bytes ? opts->map_bytes : DEFAULT_MAP_BYTES;
@@ -322,7 +322,7 @@ int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env *
 			goto out;
 		}
 		if ((rc = mdb_env_set_mapsize(env->mdb, (size_t)map)) != 0)
-			goto mdb_fail;
+			goto out;
 	}
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
 	if (env->read_only)
@@ -330,21 +330,20 @@ int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env *
 	if (opts->no_sync)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_open(env->mdb, dir, flags, 0644)) != 0)
-		goto mdb_fail;
+		goto out;
 	if ((rc = check_file_size(env)) != 0)
 		goto out;
 
 	int dead = 0;
 	if ((rc = mdb_reader_check(env->mdb, &dead)) != 0)
-		goto mdb_fail;
+		goto out;
 	if (dead > 0)
 		ts_log(TS_LOG_INFO, "env %s: cleared %d stale reader slot(s)", dir, dead);
 	*out = env;
 	return 0;
 
-mdb_fail:
-	rc = xlate(rc);
 out:
+	rc = xlate(rc); /* MDB_* and positive errno from LMDB; ours pass through */
 	if (rc == TS_ECORRUPT)
 		ts_log(TS_LOG_ERROR, "env %s: cannot open: %s", dir, ts_strerror(rc));
 	ts_env_close(env);
@@ -423,6 +422,15 @@ static int commit(struct ts_env *env, MDB_txn *txn)
 	return mdb_txn_commit(txn);
 }
 
+/* Marks the env failed (logged once) after a commit failure; returns TS_EIO. */
+static int set_failed(struct ts_env *env, int rc)
+{
+	if (!atomic_exchange(&env->failed, 1))
+		ts_log(TS_LOG_ERROR, "env %s: commit failed (%s); refusing further writes",
+		       env->dir, mdb_strerror(rc));
+	return TS_EIO;
+}
+
 /* Runs fn inside a write transaction and commits, retrying the whole of fn after
  * growing or adopting the map size. fn returns MDB_* / errno / TS_E*. */
 static int run_write(struct ts_env *env, write_fn fn, void *arg)
@@ -444,39 +452,28 @@ static int run_write(struct ts_env *env, write_fn fn, void *arg)
 			continue;
 		}
 		if (rc) {
-			rc = xlate(rc);
+			rc = rc == MDB_PANIC ? set_failed(env, rc) : xlate(rc);
 			break;
 		}
+		int at_commit = 0;
 		rc = fn(env, txn, arg);
 		if (rc) {
 			mdb_txn_abort(txn);
-			if (rc == MDB_MAP_FULL) {
-				if ((rc = grow_map(env)) != 0)
-					break;
-				continue;
-			}
-			if (rc == MDB_PANIC)
-				goto sticky;
-			rc = xlate(rc);
-			break;
+		} else {
+			at_commit = 1;
+			rc = commit(env, txn); /* frees txn whatever the outcome */
 		}
-		rc = commit(env, txn); /* frees txn whatever the outcome */
 		if (rc == MDB_MAP_FULL) {
 			if ((rc = grow_map(env)) != 0)
 				break;
 			continue;
 		}
-		if (rc == 0)
-			break;
-	sticky:
-		if (!atomic_exchange(&env->failed, 1))
-			ts_log(TS_LOG_ERROR, "env %s: commit failed (%s); refusing further writes",
-			       env->dir, mdb_strerror(rc));
-		rc = TS_EIO;
+		if (rc == MDB_PANIC || (rc && at_commit))
+			rc = set_failed(env, rc);
 		break;
 	}
 	pthread_mutex_unlock(&env->write_mu);
-	return rc;
+	return xlate(rc);
 }
 
 /* ---- tables ---------------------------------------------------------------------- */
@@ -830,7 +827,7 @@ int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t k
 		goto out;
 	}
 	if (rc || (rc = mdb_cursor_count(cur, &count)) != 0)
-		goto mdb_out;
+		goto out;
 	if ((rc = reserve_u64s(vals, *n, cap, count)) != 0)
 		goto out;
 	if (count == 1) {
@@ -850,7 +847,7 @@ int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t k
 			break;
 		}
 		if (rc)
-			goto mdb_out;
+			goto out;
 		if (v.mv_size % sizeof(uint64_t)) {
 			rc = TS_CORRUPT();
 			goto out;
@@ -861,12 +858,9 @@ int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t k
 		memcpy(*vals + *n, v.mv_data, v.mv_size);
 		*n += m;
 	}
-	goto out;
-mdb_out:
-	rc = xlate(rc);
 out:
 	mdb_cursor_close(cur);
-	return rc;
+	return xlate(rc);
 }
 
 /* ---- maintenance --------------------------------------------------------------------- */

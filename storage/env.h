@@ -24,10 +24,12 @@
 #define TS_ENV_MAX_TABLES 16
 
 /* Table flags (mapped to MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERKEY...). */
-#define TS_TABLE_DUPFIXED_U64 0x1 /* duplicate sorted fixed 8-byte values (postings) */
+#define TS_TABLE_DUPFIXED_U64 0x1 /* duplicate sorted fixed 8-byte values (postings):
+					* each value is a host-order uint64_t, sorted numerically */
 
 struct ts_env_opts {
-	uint64_t map_bytes;   /* initial map size; 0 means 256 MiB. Grows on demand. */
+	uint64_t map_bytes;   /* initial map size; 0 means 256 MiB. Grows on demand.
+			       * Ignored when read_only: the size the writer recorded is used. */
 	int read_only;        /* MDB_RDONLY: for tools reading a live server's data */
 	int no_sync;          /* MDB_NOSYNC: durability comes from elsewhere (tests, WAL) */
 };
@@ -35,7 +37,8 @@ struct ts_env_opts {
 struct ts_env;
 
 /* Opens or creates the env directory `dir` (mkdir -p). Returns 0, -errno, TS_ECORRUPT,
- * TS_EBUSY. *out owned by caller, close with ts_env_close(). */
+ * TS_EBUSY (also: this process already has `dir` open; LMDB's locks allow one handle
+ * per process). *out owned by caller, close with ts_env_close(). */
 int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env **out);
 /* Closes. All read snapshots must be ended first. Accepts NULL. */
 void ts_env_close(struct ts_env *env);
@@ -54,16 +57,22 @@ void ts_batch_reset(struct ts_batch *b);
 size_t ts_batch_len(const struct ts_batch *b);   /* operations queued */
 int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
 		 const void *val, size_t vlen);
-/* For DUPFIXED tables: deletes exactly (key,val); for others val may be NULL. */
+/* For DUPFIXED tables: deletes exactly (key,val), or every value of key when val is
+ * NULL; for others val may be NULL. Deleting what is absent is not an error. */
 int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen,
 		 const void *val, size_t vlen);
 
 /* Applies the whole batch in one write transaction and commits (durable on return
  * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, TS_EIO
- * (commit failed: the env refuses further writes), TS_ELIMIT (key too long), -errno. */
+ * (commit failed: the env refuses further writes), TS_ELIMIT (key too long), -errno
+ * (-EACCES when read-only), TS_EINVALID (table not opened on this env, or a DUPFIXED
+ * value that is not 8 bytes), TS_EFULL (one transaction too large for LMDB). On any
+ * error nothing of the batch is applied. */
 int ts_env_apply(struct ts_env *env, struct ts_batch *b);
 
-/* Read snapshots. */
+/* Read snapshots. A snapshot holds off map growth until it ends, so a thread must not
+ * begin a second snapshot of the same env while it holds one (a resize waiting between
+ * the two would deadlock it). */
 struct ts_rtxn;
 int ts_env_read_begin(struct ts_env *env, struct ts_rtxn **out);
 void ts_env_read_end(struct ts_rtxn *r);   /* accepts NULL */
@@ -85,7 +94,7 @@ int ts_cursor_get(struct ts_cursor *c, const void **key, size_t *klen, const voi
 		  size_t *vlen);
 /* DUPFIXED tables: all u64 values of exactly `key`, in ascending order, appended to a
  * caller array grown with ts_realloc (*vals, *n, *cap). Uses MDB_GET_MULTIPLE.
- * 0 (also when key is absent: nothing appended), -ENOMEM. */
+ * 0 (also when key is absent: nothing appended), -ENOMEM, TS_EINVALID (not DUPFIXED). */
 int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
 		    uint64_t **vals, size_t *n, size_t *cap);
 

@@ -762,6 +762,60 @@ static void test_read_only_live(void **state)
 	remove_tree(dir);
 }
 
+/* Another process (a second writer, e.g. a repair tool) grows the file past our map:
+ * our next write transaction meets MDB_MAP_RESIZED and must adopt the new size. */
+static int grow_child(const char *dir)
+{
+	struct ts_env *env;
+	struct ts_env_opts o = {.map_bytes = 64 << 10, .no_sync = 1};
+	struct ts_batch *b;
+	unsigned t;
+	char key[32];
+	static const unsigned char val[300];
+	if (ts_env_open(dir, &o, &env) != 0 || ts_env_table(env, "kv", 0, &t) != 0 ||
+	    ts_batch_new(&b) != 0)
+		return 20;
+	for (int j = 0; j < 3000; j++) {
+		snprintf(key, sizeof key, "c%04d", j);
+		if (ts_batch_put(b, t, key, strlen(key), val, sizeof val) != 0)
+			return 21;
+	}
+	if (ts_env_apply(env, b) != 0)
+		return 22;
+	ts_batch_free(b);
+	ts_env_close(env);
+	return 0;
+}
+
+static void test_resized_by_other_writer(void **state)
+{
+	(void)state;
+	char dir[512], buf[16];
+	unsigned t;
+	make_dir(dir, sizeof dir);
+	struct ts_env *env = open_env(dir, 64 << 10);
+	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
+	put1(env, t, "a", "1");
+	uint64_t map0, map1;
+	ts_env_size(env, &map0, NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(grow_child(dir));
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	put1(env, t, "b", "2");
+	ts_env_size(env, &map1, NULL);
+	assert_true(map1 > map0);
+	assert_int_equal(ts__env_n_grows(env), 0); /* adopted, not grown by us */
+	assert_int_equal(count_entries(env, t), 3002);
+	assert_int_equal(get_str(env, t, "b", buf, sizeof buf), 0);
+	ts_env_close(env);
+	remove_tree(dir);
+}
+
 /* ---- copies ---------------------------------------------------------------------------- */
 
 enum { COPY_PER = 50 };
@@ -1078,6 +1132,7 @@ int main(void)
 		cmocka_unit_test(test_map_growth),
 		cmocka_unit_test(test_stale_reader),
 		cmocka_unit_test(test_read_only_live),
+		cmocka_unit_test(test_resized_by_other_writer),
 		cmocka_unit_test(test_hot_copy),
 		cmocka_unit_test(test_compact_copy),
 		cmocka_unit_test(test_alloc_failures),
