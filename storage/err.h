@@ -32,7 +32,8 @@ int ts__corrupt(const char *file, int line);
 #define TS_CORRUPT() ts__corrupt(__FILE__, __LINE__)
 
 /* Maps an LMDB return code to ours: 0 -> 0, MDB_NOTFOUND -> TS_ENOTFOUND,
- * MDB_CORRUPTED/MDB_PAGE_NOTFOUND/MDB_INVALID/MDB_VERSION_MISMATCH -> TS_ECORRUPT,
+ * MDB_CORRUPTED/MDB_PAGE_NOTFOUND/MDB_INVALID -> TS_ECORRUPT, MDB_VERSION_MISMATCH -> TS_EVERSION,
+ * MDB_PANIC -> TS_EIO, MDB_BAD_DBI/MDB_INCOMPATIBLE -> TS_EINVALID, MDB_MAP_RESIZED -> TS_EBUSY,
  * MDB_MAP_FULL and other MDB_* limits -> TS_EFULL or TS_ELIMIT, errno values -> -errno. */
 int ts_err_from_mdb(int rc);
 

@@ -1,0 +1,730 @@
+/*
+ * db.c - opening, recovering and closing a database, the series registry, and the
+ * append path (see db_int.h for the locking model and head.c for sample rules).
+ *
+ * Append: labels are canonicalised, hashed and looked up in the sharded registry
+ * without the append mutex. Under db->mu each sample is classified and applied to its
+ * series' head, and the accepted samples (plus the creation of series not yet logged)
+ * become one WAL record, written before the mutex is released. The durability wait
+ * (group commit) happens after it is released.
+ *
+ * WAL record TS_WAL_REC_BATCH (little-endian):
+ *   | size          | field                                         |
+ *   |---------------|-----------------------------------------------|
+ *   | 4             | n_new: series created                         |
+ *   | per new       | u64 id, u32 len, packed labels (labels.h)     |
+ *   | 4             | n_series                                      |
+ *   | per series    | u64 id, u32 n, n x (i64 t_ms, u64 value bits) |
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+#include "tsdb/db_int.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "on-disk formats assume LE hosts");
+
+int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls);
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- registry ---- */
+
+static struct ts_shard *shard_of(struct ts_db *db, uint64_t hash)
+{
+	return &db->shards[hash >> 58]; /* top 6 bits: TS_SHARDS == 64 */
+}
+
+/* Finds a series by packed labels in its shard (shard lock held). */
+static struct ts_series *shard_find(struct ts_shard *sh, uint64_t hash, const uint8_t *p,
+				    size_t len)
+{
+	if (!sh->cap)
+		return NULL;
+	size_t mask = sh->cap - 1;
+	for (size_t i = hash & mask;; i = (i + 1) & mask) {
+		struct ts_series *s = sh->slots[i];
+		if (!s)
+			return NULL;
+		if (s->hash == hash && s->packed_len == len && memcmp(s->packed, p, len) == 0)
+			return s;
+	}
+}
+
+static int shard_put(struct ts_shard *sh, struct ts_series *s)
+{
+	if ((sh->n + 1) * 10 > sh->cap * 7) {
+		size_t cap = sh->cap ? sh->cap * 2 : 64;
+		struct ts_series **slots = ts_calloc(cap, sizeof *slots);
+		if (!slots)
+			return -ENOMEM;
+		for (size_t i = 0; i < sh->cap; i++) {
+			struct ts_series *x = sh->slots[i];
+			if (!x)
+				continue;
+			size_t j = x->hash & (cap - 1);
+			while (slots[j])
+				j = (j + 1) & (cap - 1);
+			slots[j] = x;
+		}
+		ts_free(sh->slots);
+		sh->slots = slots;
+		sh->cap = cap;
+	}
+	size_t j = s->hash & (sh->cap - 1);
+	while (sh->slots[j])
+		j = (j + 1) & (sh->cap - 1);
+	sh->slots[j] = s;
+	sh->n++;
+	return 0;
+}
+
+struct ts_series *ts__db_series_by_id(struct ts_db *db, uint64_t id)
+{
+	struct ts_series *s = NULL;
+	pthread_rwlock_rdlock(&db->ids_mu);
+	if (id < db->by_id_cap)
+		s = db->by_id[id];
+	pthread_rwlock_unlock(&db->ids_mu);
+	return s;
+}
+
+static int by_id_set(struct ts_db *db, uint64_t id, struct ts_series *s)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&db->ids_mu);
+	if (id >= db->by_id_cap) {
+		size_t cap = db->by_id_cap ? db->by_id_cap : 1024;
+		while (cap <= id)
+			cap *= 2;
+		struct ts_series **a = ts_realloc(db->by_id, cap * sizeof *a);
+		if (!a) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memset(a + db->by_id_cap, 0, (cap - db->by_id_cap) * sizeof *a);
+		db->by_id = a;
+		db->by_id_cap = cap;
+	}
+	db->by_id[id] = s;
+out:
+	pthread_rwlock_unlock(&db->ids_mu);
+	return rc;
+}
+
+static struct ts_series *series_alloc(uint64_t id, const uint8_t *packed, size_t len,
+				      uint64_t hash)
+{
+	struct ts_series *s = ts_calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->packed = ts_malloc(len);
+	if (!s->packed) {
+		ts_free(s);
+		return NULL;
+	}
+	memcpy(s->packed, packed, len);
+	s->packed_len = (uint32_t)len;
+	s->id = id;
+	s->hash = hash;
+	s->max_t = INT64_MIN;
+	ts_xor_enc_init(&s->enc);
+	return s;
+}
+
+static void series_free(struct ts_series *s)
+{
+	if (!s)
+		return;
+	ts__head_free(s);
+	ts_free(s->packed);
+	ts_free(s);
+}
+
+/* Inserts a series with a known id (index load and WAL replay). */
+int ts__db_series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
+			 uint64_t hash, struct ts_series **out)
+{
+	struct ts_series *s = series_alloc(id, packed, len, hash);
+	if (!s)
+		return -ENOMEM;
+	int rc = by_id_set(db, id, s);
+	if (rc) {
+		series_free(s);
+		return rc;
+	}
+	struct ts_shard *sh = shard_of(db, hash);
+	pthread_mutex_lock(&sh->mu);
+	rc = shard_find(sh, hash, packed, len) ? TS_CORRUPT() : shard_put(sh, s);
+	pthread_mutex_unlock(&sh->mu);
+	if (rc) {
+		by_id_set(db, id, NULL); /* cannot fail: the slot exists */
+		series_free(s);
+		return rc;
+	}
+	uint64_t next = atomic_load(&db->next_id);
+	while (next <= id && !atomic_compare_exchange_weak(&db->next_id, &next, id + 1))
+		;
+	*out = s;
+	return 0;
+}
+
+/* Finds or creates the series for canonical packed labels. *created set when new. */
+static int series_get(struct ts_db *db, const uint8_t *packed, size_t len,
+		      struct ts_series **out, int *created)
+{
+	uint64_t hash = ts_labels_hash(packed, len);
+	struct ts_shard *sh = shard_of(db, hash);
+	int rc = 0;
+	*created = 0;
+	pthread_mutex_lock(&sh->mu);
+	struct ts_series *s = shard_find(sh, hash, packed, len);
+	if (s)
+		goto out;
+	uint64_t id = atomic_fetch_add(&db->next_id, 1);
+	s = series_alloc(id, packed, len, hash);
+	if (!s) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = by_id_set(db, id, s);
+	if (rc == 0)
+		rc = shard_put(sh, s);
+	if (rc) {
+		by_id_set(db, id, NULL);
+		series_free(s);
+		s = NULL;
+		goto out;
+	}
+	*created = 1;
+out:
+	pthread_mutex_unlock(&sh->mu);
+	*out = s;
+	return rc;
+}
+
+/* ---- WAL records ---- */
+
+static int rec_reserve(struct ts_db *db, size_t need)
+{
+	if (need <= db->rec_cap)
+		return 0;
+	size_t cap = db->rec_cap ? db->rec_cap : 4096;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *r = ts_realloc(db->rec, cap);
+	if (!r)
+		return -ENOMEM;
+	db->rec = r;
+	db->rec_cap = cap;
+	return 0;
+}
+
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+static int add_unindexed(struct ts_db *db, struct ts_series *s)
+{
+	if (db->n_unindexed == db->cap_unindexed) {
+		size_t cap = db->cap_unindexed ? db->cap_unindexed * 2 : 256;
+		struct ts_series **a = ts_realloc(db->unindexed, cap * sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		db->unindexed = a;
+		db->cap_unindexed = cap;
+	}
+	db->unindexed[db->n_unindexed++] = s;
+	return 0;
+}
+
+struct replay_ctx {
+	struct ts_db *db;
+	uint64_t n_records, n_samples, n_skipped;
+	struct ts_ooo_sample *buf;
+	size_t cap;
+};
+
+static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p, size_t len)
+{
+	struct replay_ctx *cx = arg;
+	struct ts_db *db = cx->db;
+	size_t off = 0;
+	if (type != TS_WAL_REC_BATCH) {
+		ts_log(TS_LOG_WARN, "wal: skipping record of unknown type %u at lsn %llu", type,
+		       (unsigned long long)lsn);
+		return 0;
+	}
+	cx->n_records++;
+	if (len < 4)
+		return TS_CORRUPT();
+	uint32_t n_new = get32(p);
+	off = 4;
+	for (uint32_t i = 0; i < n_new; i++) {
+		if (len - off < 12)
+			return TS_CORRUPT();
+		uint64_t id = get64(p + off);
+		uint32_t l = get32(p + off + 8);
+		off += 12;
+		if (len - off < l || ts_labels_count(p + off, l) < 0)
+			return TS_CORRUPT();
+		if (!ts__db_series_by_id(db, id)) {
+			struct ts_series *s;
+			int rc = ts__db_series_insert(db, id, p + off, l, ts_labels_hash(p + off, l), &s);
+			if (rc)
+				return rc;
+			s->logged = 1;
+			rc = add_unindexed(db, s);
+			if (rc)
+				return rc;
+		}
+		off += l;
+	}
+	if (len - off < 4)
+		return TS_CORRUPT();
+	uint32_t n_series = get32(p + off);
+	off += 4;
+	for (uint32_t i = 0; i < n_series; i++) {
+		if (len - off < 12)
+			return TS_CORRUPT();
+		uint64_t id = get64(p + off);
+		uint32_t n = get32(p + off + 8);
+		off += 12;
+		if ((len - off) / 16 < n)
+			return TS_CORRUPT();
+		struct ts_series *s = ts__db_series_by_id(db, id);
+		if (!s) {
+			ts_log(TS_LOG_ERROR, "wal: lsn %llu has samples for unknown series %llu; skipped",
+			       (unsigned long long)lsn, (unsigned long long)id);
+			off += (size_t)n * 16;
+			continue;
+		}
+		if (lsn <= s->snap_lsn) { /* already in the checkpoint's head snapshot */
+			cx->n_skipped += n;
+			off += (size_t)n * 16;
+			continue;
+		}
+		if (n > cx->cap) {
+			struct ts_ooo_sample *b = ts_realloc(cx->buf, n * sizeof *b);
+			if (!b)
+				return -ENOMEM;
+			cx->buf = b;
+			cx->cap = n;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			cx->buf[k].t = (int64_t)get64(p + off + 16 * k);
+			cx->buf[k].v = get64(p + off + 16 * k + 8);
+		}
+		off += (size_t)n * 16;
+		int rc = ts__head_apply(db, s, cx->buf, n, lsn);
+		if (rc < 0)
+			return rc;
+		cx->n_samples += (uint64_t)rc;
+	}
+	return 0;
+}
+
+/* ---- append ---- */
+
+struct prep {
+	struct ts_series *s;
+	int created;
+	int rc;
+};
+
+int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		 struct ts_append_result *res, int *series_rc)
+{
+	int rc = 0;
+	struct ts_append_result local;
+	if (!res)
+		res = &local;
+	memset(res, 0, sizeof *res);
+	if (n == 0)
+		return 0;
+
+	/* Phase 1, in parallel with other appenders: canonical labels -> series. */
+	uint32_t max_in = 0;
+	for (size_t i = 0; i < n; i++)
+		if (in[i].n_labels > max_in)
+			max_in = in[i].n_labels;
+	struct prep *prep = ts_calloc(n, sizeof *prep);
+	struct ts_label *canon = ts_malloc((max_in ? max_in : 1) * sizeof *canon);
+	size_t pk_cap = 256;
+	uint8_t *pk = ts_malloc(pk_cap);
+	if (!prep || !canon || !pk) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char err[200];
+		uint32_t m;
+		int r = in[i].n_labels > db->lim.max_labels
+				? TS_ELIMIT
+				: ts_labels_canon(in[i].labels, in[i].n_labels, &db->lim, canon, &m,
+						  err, sizeof err);
+		if (r == TS_ELIMIT && in[i].n_labels > db->lim.max_labels)
+			snprintf(err, sizeof err, "too many labels (%u > %u)", in[i].n_labels,
+				 db->lim.max_labels);
+		if (r) {
+			prep[i].rc = r;
+			res->n_invalid_series++;
+			if (!res->first_err) {
+				res->first_err = r;
+				res->first_err_series = i;
+				snprintf(res->first_err_msg, sizeof res->first_err_msg, "%s", err);
+			}
+			continue;
+		}
+		size_t len = ts_labels_packed_len(canon, m);
+		if (len > pk_cap) {
+			uint8_t *x = ts_realloc(pk, len);
+			if (!x) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pk = x;
+			pk_cap = len;
+		}
+		ts_labels_pack(canon, m, pk);
+		r = series_get(db, pk, len, &prep[i].s, &prep[i].created);
+		if (r) {
+			rc = r;
+			goto out;
+		}
+	}
+
+	/* Phase 2, under the append mutex: classify, apply, log. */
+	int64_t now = now_ms();
+	uint64_t lsn = 0;
+	int wrote = 0;
+	pthread_mutex_lock(&db->mu);
+	if (db->wal_err || db->closing) {
+		rc = db->wal_err ? db->wal_err : TS_ECLOSED;
+		pthread_mutex_unlock(&db->mu);
+		goto out;
+	}
+	size_t need = 8;
+	for (size_t i = 0; i < n; i++)
+		if (prep[i].s) {
+			need += 12 + (size_t)in[i].n_samples * 16;
+			if (!prep[i].s->logged)
+				need += 12 + prep[i].s->packed_len;
+		}
+	rc = rec_reserve(db, need);
+	if (rc) {
+		pthread_mutex_unlock(&db->mu);
+		goto out;
+	}
+	uint8_t *r = db->rec;
+	size_t off = 4;
+	uint32_t n_new = 0, n_ser = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ts_series *s = prep[i].s;
+		if (!s || s->logged)
+			continue;
+		put64(r + off, s->id);
+		put32(r + off + 8, s->packed_len);
+		memcpy(r + off + 12, s->packed, s->packed_len);
+		off += 12 + s->packed_len;
+		n_new++;
+	}
+	put32(r, n_new);
+	size_t nser_off = off;
+	off += 4;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct ts_series *s = prep[i].s;
+		if (!s)
+			continue;
+		size_t hdr = off;
+		uint32_t k = 0;
+		off += 12;
+		for (uint32_t j = 0; j < in[i].n_samples; j++) {
+			int64_t t = in[i].samples[j].t_ms;
+			uint64_t v;
+			memcpy(&v, &in[i].samples[j].v, 8);
+			int cls = ts__head_check(db, s, t, v, now);
+			if (cls == 1) {
+				res->n_duplicate++;
+				continue;
+			}
+			if (cls < 0) {
+				switch (cls) {
+				case TS_EOUTOFORDER: res->n_out_of_order++; break;
+				case TS_EDUPLICATE: res->n_conflict++; break;
+				case TS_ETOOOLD: res->n_too_old++; break;
+				case TS_ETOOFUTURE: res->n_too_future++; break;
+				default: rc = cls; break; /* corrupt head chunk: stop the batch */
+				}
+				if (!prep[i].rc)
+					prep[i].rc = cls;
+				if (!res->first_err) {
+					res->first_err = cls;
+					res->first_err_series = i;
+					snprintf(res->first_err_msg, sizeof res->first_err_msg,
+						 "%s: timestamp %lld", ts_strerror(cls), (long long)t);
+				}
+				if (rc)
+					break;
+				continue;
+			}
+			int a = ts__head_add(db, s, t, v, cls);
+			if (a) {
+				rc = a;
+				break;
+			}
+			put64(r + off, (uint64_t)t);
+			put64(r + off + 8, v);
+			off += 16;
+			k++;
+		}
+		if (k) {
+			put64(r + hdr, s->id);
+			put32(r + hdr + 8, k);
+			n_ser++;
+			res->n_appended += k;
+		} else {
+			off = hdr;
+		}
+	}
+	put32(r + nser_off, n_ser);
+	if (n_new || n_ser) {
+		/* Whatever was applied is logged, even when the batch stopped early. */
+		int w = ts_wal_append(db->wal, TS_WAL_REC_BATCH, r, off, &lsn);
+		if (w) {
+			db->wal_err = TS_EIO;
+			ts_log(TS_LOG_ERROR, "wal append failed (%s): refusing further writes",
+			       ts_strerror(w));
+			rc = w == -ENOMEM ? w : TS_EIO;
+		} else {
+			wrote = 1;
+			for (size_t i = 0; i < n; i++) {
+				struct ts_series *s = prep[i].s;
+				if (!s)
+					continue;
+				s->last_lsn = lsn;
+				if (!s->logged) {
+					s->logged = 1;
+					res->n_new_series++;
+					if (add_unindexed(db, s) && !rc)
+						rc = -ENOMEM; /* the flusher would miss it */
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	atomic_fetch_add(&db->n_samples, res->n_appended);
+	if (wrote && rc == 0) {
+		int c = ts_wal_commit(db->wal, lsn);
+		if (c)
+			rc = TS_EIO;
+	}
+	if (series_rc)
+		for (size_t i = 0; i < n; i++)
+			series_rc[i] = prep[i].rc;
+out:
+	ts_free(prep);
+	ts_free(canon);
+	ts_free(pk);
+	return rc;
+}
+
+/* ---- open / close ---- */
+
+static int lock_dir(const char *dir, int *fd_out)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/LOCK", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		return e == EWOULDBLOCK ? TS_EBUSY : -e;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static void db_free(struct ts_db *db);
+
+int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out)
+{
+	int rc;
+	struct ts_db *db = ts_calloc(1, sizeof *db);
+	if (!db)
+		return -ENOMEM;
+	if (opts)
+		db->o = *opts;
+	if (!db->o.partition_ms)
+		db->o.partition_ms = 86400000;
+	if (!db->o.checkpoint_wal_bytes)
+		db->o.checkpoint_wal_bytes = 128u << 20;
+	if (!db->o.checkpoint_interval_ms)
+		db->o.checkpoint_interval_ms = 300000;
+	if (!db->o.flush_interval_ms)
+		db->o.flush_interval_ms = 1000;
+	db->lim.max_labels = db->o.max_labels ? db->o.max_labels : 64;
+	/* Names longer than 256 bytes would not fit a postings key (index.h). */
+	db->lim.max_name_len = db->o.max_label_name_len && db->o.max_label_name_len < 256
+				       ? db->o.max_label_name_len : 256;
+	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
+	atomic_init(&db->next_id, 1);
+	for (int i = 0; i < TS_SHARDS; i++)
+		pthread_mutex_init(&db->shards[i].mu, NULL);
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_rwlock_init(&db->ids_mu, NULL);
+	pthread_rwlock_init(&db->parts_mu, NULL);
+	pthread_mutex_init(&db->wmu, NULL);
+	pthread_mutex_init(&db->fmu, NULL);
+	pthread_cond_init(&db->wcond, NULL);
+	pthread_cond_init(&db->wdone, NULL);
+	db->lock_fd = -1;
+
+	db->dir = ts_strdup(dir);
+	if (!db->dir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = lock_dir(dir, &db->lock_fd);
+	if (rc)
+		goto fail;
+	rc = ts__index_open(db);
+	if (rc)
+		goto fail;
+	uint64_t ckpt = 0;
+	rc = ts__index_load(db, &ckpt);
+	if (rc)
+		goto fail;
+	rc = ts__parts_open_existing(db);
+	if (rc)
+		goto fail;
+
+	char wdir[4096];
+	snprintf(wdir, sizeof wdir, "%s/wal", dir);
+	struct ts_wal_opts wo = {.sync = db->o.sync, .interval_ms = db->o.sync_interval_ms,
+				 .segment_bytes = 64u << 20, .compress = 1};
+	rc = ts_wal_open(wdir, &wo, &db->wal);
+	if (rc)
+		goto fail;
+	struct replay_ctx cx = {.db = db};
+	rc = ts_wal_replay(db->wal, ckpt, replay_record, &cx);
+	ts_free(cx.buf);
+	if (rc)
+		goto fail;
+	ts_log(TS_LOG_INFO, "opened %s: %llu series, replayed %llu WAL records (%llu samples, "
+	       "%llu already checkpointed) from lsn %llu", dir,
+	       (unsigned long long)(atomic_load(&db->next_id) - 1),
+	       (unsigned long long)cx.n_records, (unsigned long long)cx.n_samples,
+	       (unsigned long long)cx.n_skipped, (unsigned long long)ckpt);
+	rc = ts__writer_start(db);
+	if (rc)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	db_free(db);
+	return rc;
+}
+
+/* Frees everything; the writer must be stopped. Used by close and by a failed open. */
+static void db_free(struct ts_db *db)
+{
+	ts_wal_close(db->wal);
+	for (size_t i = 0; i < db->n_parts; i++)
+		ts_env_close(db->parts[i].env);
+	ts_free(db->parts);
+	ts_env_close(db->index);
+	for (size_t i = 0; i < db->by_id_cap; i++)
+		series_free(db->by_id[i]);
+	ts_free(db->by_id);
+	for (int i = 0; i < TS_SHARDS; i++) {
+		ts_free(db->shards[i].slots);
+		pthread_mutex_destroy(&db->shards[i].mu);
+	}
+	ts_free(db->unindexed);
+	ts_free(db->rec);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	pthread_mutex_destroy(&db->mu);
+	pthread_rwlock_destroy(&db->ids_mu);
+	pthread_rwlock_destroy(&db->parts_mu);
+	pthread_mutex_destroy(&db->wmu);
+	pthread_mutex_destroy(&db->fmu);
+	pthread_cond_destroy(&db->wcond);
+	pthread_cond_destroy(&db->wdone);
+	ts_free(db->dir);
+	ts_free(db);
+}
+
+int ts_db_close(struct ts_db *db)
+{
+	if (!db)
+		return 0;
+	pthread_mutex_lock(&db->mu);
+	db->closing = 1;
+	pthread_mutex_unlock(&db->mu);
+	ts__writer_stop(db);
+	/* A final checkpoint: heads are snapshotted, sealed chunks committed, WAL cut. */
+	int rc = db->wal_err ? db->wal_err : ts__writer_flush(db, 1);
+	if (!rc)
+		rc = db->writer_err;
+	db_free(db);
+	return rc;
+}
+
+void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->n_series = atomic_load(&db->next_id) - 1;
+	out->n_samples_appended = atomic_load(&db->n_samples);
+	out->n_chunks_flushed = atomic_load(&db->n_flushed);
+	out->n_checkpoints = atomic_load(&db->n_checkpoints);
+	pthread_mutex_lock(&db->mu);
+	pthread_rwlock_rdlock(&db->ids_mu);
+	for (size_t i = 0; i < db->by_id_cap; i++) {
+		struct ts_series *s = db->by_id[i];
+		if (s && s->enc.n) {
+			out->n_head_chunks++;
+			out->head_bytes += s->enc.cap;
+		}
+	}
+	pthread_rwlock_unlock(&db->ids_mu);
+	pthread_mutex_unlock(&db->mu);
+	uint64_t map, used;
+	ts_env_size(db->index, &map, &used);
+	out->index_bytes = used;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	out->n_partitions = db->n_parts;
+	for (size_t i = 0; i < db->n_parts; i++) {
+		ts_env_size(db->parts[i].env, &map, &used);
+		out->partitions_bytes += used;
+	}
+	pthread_rwlock_unlock(&db->parts_mu);
+	ts_wal_stats(db->wal, &out->wal);
+}
+
+int ts_db_checkpoint(struct ts_db *db)
+{
+	return ts__writer_flush(db, 1);
+}

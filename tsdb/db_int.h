@@ -1,0 +1,168 @@
+/*
+ * db_int.h - structures shared by the engine's files (db.c, head.c, index.c, select.c).
+ *
+ * Concurrency model (the invariants every file relies on):
+ * - Registry: series are found by label hash in one of TS_SHARDS shards, each with its
+ *   own mutex, so ingest threads canonicalise, hash and look up in parallel. A series,
+ *   once created, is never freed before ts_db_close(), so a pointer taken from the
+ *   registry stays valid.
+ * - db->mu (the append mutex) serialises "decide, write the WAL record, apply to heads".
+ *   Therefore WAL LSN order equals the order in which records change heads; recovery
+ *   relies on it (a head snapshot taken at last_lsn X contains exactly the records <= X
+ *   that touched that series). Everything under `head state` in struct ts_series, the
+ *   pending-chunk queue and the unindexed list are protected by db->mu.
+ * - Readers copy what they need from memory (head, OOO buffer, pending chunks) under
+ *   db->mu FIRST and open LMDB read snapshots AFTER. The writer removes a chunk from
+ *   memory only after committing it to LMDB, so a reader sees every chunk at least once;
+ *   duplicates are merged by timestamp.
+ * - Only the writer thread writes to LMDB (flush and checkpoint).
+ */
+#ifndef TS_TSDB_DB_INT_H
+#define TS_TSDB_DB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "storage/env.h"
+#include "storage/wal.h"
+#include "storage/xor.h"
+#include "tsdb/labels.h"
+#include "tsdb/tsdb.h"
+
+#define TS_SHARDS 64
+#define TS_CHUNK_SAMPLES 120     /* cut an open chunk at this many samples */
+#define TS_CHUNK_MAX_BYTES 1024  /* or when it might pass this size */
+#define TS_OOO_CUT 32            /* out-of-order buffer becomes a chunk at this size */
+
+/* WAL record types (never renumber). */
+#define TS_WAL_REC_BATCH 1
+
+/* A sealed chunk waiting in memory until the writer has committed it to LMDB. */
+struct ts_chunk_mem {
+	struct ts_chunk_mem *next_series; /* older -> newer within the series */
+	struct ts_chunk_mem *next_global; /* cut order across all series */
+	struct ts_series *series;
+	int64_t min_t, max_t;
+	uint32_t n_samples, len;
+	uint16_t flags;
+	uint8_t data[];
+};
+
+struct ts_ooo_sample {
+	int64_t t;
+	uint64_t v;
+};
+
+/* Out-of-order samples of one series, kept sorted by t until cut into a chunk. */
+struct ts_ooo {
+	uint32_t n, cap;
+	struct ts_ooo_sample s[];
+};
+
+struct ts_series {
+	uint64_t id;
+	uint64_t hash;
+	uint8_t *packed;          /* canonical labels (labels.h), owned */
+	uint32_t packed_len;
+	uint8_t logged;           /* creation is in the WAL (or the index) */
+	uint8_t indexed;          /* creation is committed to the index env */
+	uint8_t has_snapshot;     /* a row in the heads table exists */
+	/* head state, under db->mu */
+	struct ts_xor_enc enc;    /* open chunk; enc.n == 0 when none */
+	int64_t head_min_t;       /* first timestamp of the open chunk */
+	int64_t max_t;            /* newest in-order timestamp, INT64_MIN if none */
+	uint64_t last_lsn;        /* LSN of the last WAL record applied to this series */
+	uint64_t snap_lsn;        /* recovery: records with lsn <= this are in the snapshot */
+	struct ts_ooo *ooo;
+	struct ts_chunk_mem *pending, *pending_tail;
+};
+
+struct ts_shard {
+	pthread_mutex_t mu;
+	struct ts_series **slots; /* open addressing by hash, NULL = empty */
+	size_t cap, n;
+};
+
+struct ts_partition {
+	int64_t start, end;       /* [start, end) in ms */
+	struct ts_env *env;
+	unsigned chunks;          /* table handle */
+};
+
+struct ts_db {
+	char *dir;
+	int lock_fd;              /* flock on <dir>/LOCK: one writer process */
+	struct ts_db_opts o;
+	struct ts_labels_limits lim;
+	struct ts_wal *wal;
+	struct ts_env *index;
+	unsigned t_series, t_postings, t_meta, t_heads;
+
+	struct ts_shard shards[TS_SHARDS];
+
+	pthread_rwlock_t ids_mu;  /* guards by_id growth */
+	struct ts_series **by_id; /* index = id; by_id[0] unused */
+	size_t by_id_cap;
+	atomic_uint_fast64_t next_id;
+
+	pthread_mutex_t mu;       /* the append mutex, see above */
+	struct ts_chunk_mem *q_head, *q_tail; /* sealed chunks not yet committed */
+	struct ts_series **unindexed; /* created (and logged), not yet in the index env */
+	size_t n_unindexed, cap_unindexed;
+	uint8_t *rec;             /* WAL record scratch, under mu */
+	size_t rec_cap;
+	int wal_err;              /* sticky TS_EIO */
+	int closing;
+
+	pthread_rwlock_t parts_mu; /* guards the partitions array */
+	struct ts_partition *parts; /* sorted by start */
+	size_t n_parts, cap_parts;
+
+	pthread_t writer;
+	pthread_mutex_t fmu;      /* serialises flushes (writer thread, checkpoint, close) */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcond, wdone;
+	int writer_running, writer_stop, want_checkpoint;
+	uint64_t checkpoint_gen, checkpoint_done_gen;
+	int writer_err;
+	uint64_t last_checkpoint_ms;
+
+	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
+};
+
+/* registry (db.c) */
+struct ts_series *ts__db_series_by_id(struct ts_db *db, uint64_t id);
+int ts__db_series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
+			 uint64_t hash, struct ts_series **out);
+
+/* head.c: apply samples to a series (db->mu held). lsn is the record's LSN. Returns the
+ * number of samples appended, or -ENOMEM. */
+int ts__head_apply(struct ts_db *db, struct ts_series *s, const struct ts_ooo_sample *smp,
+		   uint32_t n, uint64_t lsn);
+/* Classifies a sample against a series' state (db->mu held): 0 = append in order,
+ * 1 = exact duplicate, 2 = out-of-order accepted, or a negative TS_E* rejection. */
+int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
+		   int64_t now_ms);
+/* Seals the open chunk and cuts the OOO buffer (db->mu held). */
+int ts__head_seal(struct ts_db *db, struct ts_series *s);
+/* Head snapshot (db->mu held): serialised size, serialise, restore. */
+size_t ts__head_snapshot_len(const struct ts_series *s);
+void ts__head_snapshot(const struct ts_series *s, uint8_t *out);
+int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len);
+void ts__head_free(struct ts_series *s);
+int64_t ts__partition_start(const struct ts_db *db, int64_t t);
+
+/* index.c */
+int ts__index_open(struct ts_db *db);
+int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
+int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
+int ts__parts_open_existing(struct ts_db *db);
+int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out);
+
+/* writer.c */
+int ts__writer_start(struct ts_db *db);
+void ts__writer_stop(struct ts_db *db);
+int ts__writer_flush(struct ts_db *db, int checkpoint);
+
+#endif

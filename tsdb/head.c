@@ -1,0 +1,404 @@
+/*
+ * head.c - the open ("head") chunk of each series: classifying incoming samples,
+ * appending in-order ones to the XOR encoder, buffering out-of-order ones, cutting
+ * chunks, and the head snapshot written at checkpoints.
+ *
+ * Every function here runs with db->mu held (see db_int.h).
+ *
+ * Cut rules: an open chunk is sealed before a sample that would make it exceed
+ * TS_CHUNK_SAMPLES samples, risk passing TS_CHUNK_MAX_BYTES, or cross a partition
+ * boundary. Sealed chunks go to the series' pending list and the global queue, from which
+ * the writer thread commits them to the partition env.
+ *
+ * Out-of-order samples (older than the series' newest, inside opts.ooo_window_ms) are
+ * kept sorted in a small buffer and cut into chunks flagged TS_CHUNK_FLAG_OVERLAP; queries
+ * merge them. Exact resends are recognised against the open chunk, the pending chunks and
+ * the OOO buffer; older duplicates that already reached LMDB are stored again as OOO data
+ * and merged at query time (first value wins, and it is the same value).
+ *
+ * Snapshot layout (heads table value, format 1):
+ *   | off | size | field                                    |
+ *   | 0   | 1    | format (1)                               |
+ *   | 1   | 8    | last_lsn, u64 LE                         |
+ *   | 9   | 8    | head_min_t, i64 LE                       |
+ *   | 17  | 8    | max_t, i64 LE                            |
+ *   | 25  | 4    | encoder nbits, u32 LE                    |
+ *   | 29  | 2    | encoder n, u16 LE                        |
+ *   | 31  | 1    | leading                                  |
+ *   | 32  | 1    | trailing                                 |
+ *   | 33  | 8    | encoder t, i64 LE                        |
+ *   | 41  | 8    | encoder t_delta, i64 LE                  |
+ *   | 49  | 8    | encoder v bits, u64 LE                   |
+ *   | 57  | 4    | chunk bytes len L, u32 LE                |
+ *   | 61  | L    | chunk bytes                              |
+ *   |     | 4    | OOO count m, u32 LE                      |
+ *   |     | 16*m | (t i64 LE, v u64 LE) sorted by t         |
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "storage/chunk.h"
+#include "storage/err.h"
+#include "storage/mem.h"
+#include "tsdb/db_int.h"
+
+#define SNAP_FORMAT 1
+#define SNAP_FIXED 61
+
+int64_t ts__partition_start(const struct ts_db *db, int64_t t)
+{
+	int64_t w = db->o.partition_ms;
+	int64_t q = t / w;
+	if (t % w < 0)
+		q--; /* floor division for negative timestamps */
+	return q * w;
+}
+
+/* Looks for timestamp t in a chunk; 1 found (*v set), 0 absent, <0 corrupt. */
+static int chunk_find(const uint8_t *buf, size_t len, int64_t t, uint64_t *v)
+{
+	struct ts_xor_it it;
+	int rc = ts_xor_it_init(&it, buf, len);
+	if (rc)
+		return rc;
+	rc = ts_xor_seek(&it, t);
+	if (rc == 1 && it.t == t) {
+		*v = it.v;
+		return 1;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static int ooo_find(const struct ts_ooo *o, int64_t t, uint32_t *pos)
+{
+	uint32_t lo = 0, hi = o ? o->n : 0;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (o->s[mid].t < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return o && lo < o->n && o->s[lo].t == t;
+}
+
+int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
+		   int64_t now_ms)
+{
+	if (now_ms) {
+		if (db->o.max_future_ms && t > now_ms + db->o.max_future_ms)
+			return TS_ETOOFUTURE;
+		if (db->o.retention_ms && t < now_ms - db->o.retention_ms)
+			return TS_ETOOOLD;
+	}
+	if (s->max_t == INT64_MIN || t > s->max_t)
+		return 0;
+
+	/* Not newer than what we have: an exact resend, a conflict, or out-of-order. */
+	uint64_t old = 0;
+	int found = 0;
+	if (s->enc.n && t >= s->head_min_t)
+		found = chunk_find(s->enc.buf, ts_xor_enc_bytes(&s->enc), t, &old);
+	for (struct ts_chunk_mem *c = s->pending; !found && c; c = c->next_series)
+		if (t >= c->min_t && t <= c->max_t)
+			found = chunk_find(c->data, c->len, t, &old);
+	uint32_t pos;
+	if (!found && ooo_find(s->ooo, t, &pos)) {
+		old = s->ooo->s[pos].v;
+		found = 1;
+	}
+	if (found < 0)
+		return found;
+	if (found)
+		return old == v ? 1 : TS_EDUPLICATE;
+	if (db->o.ooo_window_ms <= 0)
+		return TS_EOUTOFORDER;
+	if (t < s->max_t - db->o.ooo_window_ms)
+		return TS_ETOOOLD;
+	return 2;
+}
+
+static void enqueue(struct ts_db *db, struct ts_series *s, struct ts_chunk_mem *c)
+{
+	c->series = s;
+	c->next_series = NULL;
+	c->next_global = NULL;
+	if (s->pending_tail)
+		s->pending_tail->next_series = c;
+	else
+		s->pending = c;
+	s->pending_tail = c;
+	if (db->q_tail)
+		db->q_tail->next_global = c;
+	else
+		db->q_head = c;
+	db->q_tail = c;
+}
+
+static struct ts_chunk_mem *chunk_new(const uint8_t *data, size_t len, int64_t min_t,
+				      int64_t max_t, uint32_t n, uint16_t flags)
+{
+	struct ts_chunk_mem *c = ts_malloc(sizeof *c + len);
+	if (!c)
+		return NULL;
+	memcpy(c->data, data, len);
+	c->len = (uint32_t)len;
+	c->min_t = min_t;
+	c->max_t = max_t;
+	c->n_samples = n;
+	c->flags = flags;
+	return c;
+}
+
+/* Reset the encoder for a new chunk but keep its buffer: a series cuts a chunk every
+ * two hours or so, and reusing the buffer avoids churn in the allocator. */
+static void enc_restart(struct ts_xor_enc *e)
+{
+	uint8_t *buf = e->buf;
+	uint32_t cap = e->cap;
+	ts_xor_enc_init(e);
+	e->buf = buf;
+	e->cap = cap;
+}
+
+static int seal_head(struct ts_db *db, struct ts_series *s)
+{
+	if (!s->enc.n)
+		return 0;
+	struct ts_chunk_mem *c = chunk_new(s->enc.buf, ts_xor_enc_bytes(&s->enc), s->head_min_t,
+					   s->enc.t, s->enc.n, 0);
+	if (!c)
+		return -ENOMEM;
+	enqueue(db, s, c);
+	enc_restart(&s->enc);
+	return 0;
+}
+
+/* Encodes ooo samples [from, to) as one chunk. */
+static int cut_ooo_range(struct ts_db *db, struct ts_series *s, uint32_t from, uint32_t to)
+{
+	struct ts_xor_enc e;
+	ts_xor_enc_init(&e);
+	int rc = 0;
+	for (uint32_t i = from; i < to; i++) {
+		rc = ts_xor_append(&e, s->ooo->s[i].t, s->ooo->s[i].v);
+		if (rc)
+			goto out;
+	}
+	struct ts_chunk_mem *c = chunk_new(e.buf, ts_xor_enc_bytes(&e), s->ooo->s[from].t,
+					   s->ooo->s[to - 1].t, to - from, TS_CHUNK_FLAG_OVERLAP);
+	if (!c) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	enqueue(db, s, c);
+out:
+	ts_xor_enc_fini(&e);
+	return rc;
+}
+
+static int cut_ooo(struct ts_db *db, struct ts_series *s)
+{
+	if (!s->ooo || !s->ooo->n)
+		return 0;
+	/* One chunk per partition the buffered samples touch. */
+	uint32_t from = 0;
+	for (uint32_t i = 1; i <= s->ooo->n; i++) {
+		if (i == s->ooo->n || ts__partition_start(db, s->ooo->s[i].t) !=
+					      ts__partition_start(db, s->ooo->s[from].t)) {
+			int rc = cut_ooo_range(db, s, from, i);
+			if (rc)
+				return rc; /* the buffer is untouched; the cut is retried later */
+			from = i;
+		}
+	}
+	s->ooo->n = 0;
+	return 0;
+}
+
+int ts__head_seal(struct ts_db *db, struct ts_series *s)
+{
+	int rc = seal_head(db, s);
+	if (rc)
+		return rc;
+	return cut_ooo(db, s);
+}
+
+static int ooo_insert(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v)
+{
+	uint32_t pos;
+	if (ooo_find(s->ooo, t, &pos))
+		return 0; /* already buffered: the first value stands */
+	if (!s->ooo || s->ooo->n == s->ooo->cap) {
+		uint32_t cap = s->ooo ? s->ooo->cap * 2 : 4;
+		struct ts_ooo *o = ts_realloc(s->ooo, sizeof *o + cap * sizeof o->s[0]);
+		if (!o)
+			return -ENOMEM;
+		if (!s->ooo)
+			o->n = 0;
+		o->cap = cap;
+		s->ooo = o;
+	}
+	memmove(&s->ooo->s[pos + 1], &s->ooo->s[pos], (s->ooo->n - pos) * sizeof s->ooo->s[0]);
+	s->ooo->s[pos].t = t;
+	s->ooo->s[pos].v = v;
+	s->ooo->n++;
+	if (s->ooo->n >= TS_OOO_CUT)
+		return cut_ooo(db, s);
+	return 0;
+}
+
+static int append_in_order(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v)
+{
+	if (s->enc.n &&
+	    (s->enc.n >= TS_CHUNK_SAMPLES ||
+	     ts_xor_enc_bytes(&s->enc) + TS_XOR_MAX_SAMPLE_BYTES > TS_CHUNK_MAX_BYTES ||
+	     ts__partition_start(db, t) != ts__partition_start(db, s->head_min_t))) {
+		int rc = seal_head(db, s);
+		if (rc)
+			return rc;
+	}
+	int rc = ts_xor_append(&s->enc, t, v);
+	if (rc)
+		return rc;
+	if (s->enc.n == 1)
+		s->head_min_t = t;
+	s->max_t = t;
+	return 0;
+}
+
+/* Adds a sample of class `cls` (from ts__head_check: 0 in order, 2 out of order). */
+static int head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls)
+{
+	return cls == 0 ? append_in_order(db, s, t, v) : ooo_insert(db, s, t, v);
+}
+
+int ts__head_apply(struct ts_db *db, struct ts_series *s, const struct ts_ooo_sample *smp,
+		   uint32_t n, uint64_t lsn)
+{
+	int added = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		/* Wall-clock checks are skipped (now 0): these samples were accepted once. */
+		int cls = ts__head_check(db, s, smp[i].t, smp[i].v, 0);
+		if (cls == 0 || cls == 2) {
+			int rc = head_add(db, s, smp[i].t, smp[i].v, cls);
+			if (rc)
+				return rc;
+			added++;
+		}
+	}
+	s->last_lsn = lsn;
+	return added;
+}
+
+int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls);
+int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls)
+{
+	return head_add(db, s, t, v, cls);
+}
+
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }  /* hosts are LE (checked in db.c) */
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+size_t ts__head_snapshot_len(const struct ts_series *s)
+{
+	size_t chunk = s->enc.n ? ts_xor_enc_bytes(&s->enc) : 0;
+	return SNAP_FIXED + chunk + 4 + (size_t)(s->ooo ? s->ooo->n : 0) * 16;
+}
+
+void ts__head_snapshot(const struct ts_series *s, uint8_t *p)
+{
+	uint32_t chunk = s->enc.n ? (uint32_t)ts_xor_enc_bytes(&s->enc) : 0;
+	p[0] = SNAP_FORMAT;
+	put64(p + 1, s->last_lsn);
+	put64(p + 9, (uint64_t)s->head_min_t);
+	put64(p + 17, (uint64_t)s->max_t);
+	put32(p + 25, s->enc.nbits);
+	p[29] = (uint8_t)s->enc.n;
+	p[30] = (uint8_t)(s->enc.n >> 8);
+	p[31] = s->enc.leading;
+	p[32] = s->enc.trailing;
+	put64(p + 33, (uint64_t)s->enc.t);
+	put64(p + 41, (uint64_t)s->enc.t_delta);
+	put64(p + 49, s->enc.v);
+	put32(p + 57, chunk);
+	if (chunk)
+		memcpy(p + SNAP_FIXED, s->enc.buf, chunk);
+	uint8_t *q = p + SNAP_FIXED + chunk;
+	uint32_t m = s->ooo ? s->ooo->n : 0;
+	put32(q, m);
+	for (uint32_t i = 0; i < m; i++) {
+		put64(q + 4 + 16 * i, (uint64_t)s->ooo->s[i].t);
+		put64(q + 12 + 16 * i, s->ooo->s[i].v);
+	}
+}
+
+int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
+{
+	if (len < SNAP_FIXED + 4 || p[0] != SNAP_FORMAT)
+		return TS_CORRUPT();
+	uint32_t chunk = get32(p + 57);
+	if (chunk > TS_CHUNK_MAX_BYTES * 2 || len < (size_t)SNAP_FIXED + chunk + 4)
+		return TS_CORRUPT();
+	uint32_t m = get32(p + SNAP_FIXED + chunk);
+	if (m > TS_OOO_CUT * 64 || len != (size_t)SNAP_FIXED + chunk + 4 + (size_t)m * 16)
+		return TS_CORRUPT();
+	uint16_t n = (uint16_t)(p[29] | p[30] << 8);
+	uint32_t nbits = get32(p + 25);
+	if ((n == 0) != (chunk == 0) || (chunk && (nbits + 7) / 8 != chunk) ||
+	    (chunk && ts_xor_count(p + SNAP_FIXED, chunk) != n))
+		return TS_CORRUPT();
+	ts__head_free(s);
+	ts_xor_enc_init(&s->enc);
+	if (chunk) {
+		s->enc.buf = ts_malloc(chunk + 32);
+		if (!s->enc.buf)
+			return -ENOMEM;
+		memcpy(s->enc.buf, p + SNAP_FIXED, chunk);
+		memset(s->enc.buf + chunk, 0, 32); /* the encoder keeps bits past nbits zero */
+		s->enc.cap = chunk + 32;
+		s->enc.nbits = nbits;
+		s->enc.n = n;
+		s->enc.leading = p[31];
+		s->enc.trailing = p[32];
+		s->enc.t = (int64_t)get64(p + 33);
+		s->enc.t_delta = (int64_t)get64(p + 41);
+		s->enc.v = get64(p + 49);
+	}
+	s->last_lsn = get64(p + 1);
+	s->snap_lsn = s->last_lsn;
+	s->head_min_t = (int64_t)get64(p + 9);
+	s->max_t = (int64_t)get64(p + 17);
+	if (m) {
+		s->ooo = ts_malloc(sizeof *s->ooo + m * sizeof s->ooo->s[0]);
+		if (!s->ooo)
+			return -ENOMEM;
+		s->ooo->n = s->ooo->cap = m;
+		const uint8_t *q = p + SNAP_FIXED + chunk + 4;
+		for (uint32_t i = 0; i < m; i++) {
+			s->ooo->s[i].t = (int64_t)get64(q + 16 * i);
+			s->ooo->s[i].v = get64(q + 8 + 16 * i);
+			if (i && s->ooo->s[i].t <= s->ooo->s[i - 1].t)
+				return TS_CORRUPT();
+		}
+	}
+	return 0;
+}
+
+void ts__head_free(struct ts_series *s)
+{
+	ts_xor_enc_fini(&s->enc);
+	ts_free(s->ooo);
+	s->ooo = NULL;
+	struct ts_chunk_mem *c = s->pending;
+	while (c) {
+		struct ts_chunk_mem *next = c->next_series;
+		ts_free(c);
+		c = next;
+	}
+	s->pending = s->pending_tail = NULL;
+}

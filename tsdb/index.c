@@ -1,0 +1,327 @@
+/*
+ * index.c - the index env (series, postings, metadata, head snapshots) and the set of
+ * partition envs.
+ *
+ * Tables of <dir>/index.mdb:
+ *   | table    | key                                  | value                          |
+ *   |----------|--------------------------------------|--------------------------------|
+ *   | series   | series id, u64 BE                    | packed labels (labels.h)       |
+ *   | postings | name 0x00 value (value cut at        | DUPFIXED u64 series ids        |
+ *   |          | TS_POSTING_VALUE_MAX bytes); the key |                                |
+ *   |          | "\0" alone lists every series        |                                |
+ *   | meta     | "format" u32, "next_id" u64,         |                                |
+ *   |          | "checkpoint_lsn" u64, "partition_ms" i64 (all LE)                     |
+ *   | heads    | series id, u64 BE                    | head snapshot (head.c)         |
+ * Label names never contain 0x00 (labels.c rejects it), so a postings key splits at its
+ * first zero byte. LMDB keys are at most 511 bytes, so long values are cut; select.c
+ * re-checks matchers against the real labels when a cut key was involved.
+ *
+ * Partitions: <dir>/raw/<start_ms>_<end_ms>/, one env each with a "chunks" table
+ * (key and record: storage/chunk.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/chunk.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+#include "tsdb/db_int.h"
+#include "tsdb/index.h"
+
+#define INDEX_FORMAT 1
+
+void ts__be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+uint64_t ts__get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value,
+		       size_t vl)
+{
+	if (vl > TS_POSTING_VALUE_MAX)
+		vl = TS_POSTING_VALUE_MAX;
+	memcpy(key, name, nl);
+	key[nl] = 0;
+	memcpy(key + nl + 1, value, vl);
+	return nl + 1 + vl;
+}
+
+int ts__index_open(struct ts_db *db)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/index.mdb", db->dir);
+	struct ts_env_opts eo = {.map_bytes = 256u << 20};
+	int rc = ts_env_open(path, &eo, &db->index);
+	if (rc)
+		return rc;
+	if ((rc = ts_env_table(db->index, "series", 0, &db->t_series)) ||
+	    (rc = ts_env_table(db->index, "postings", TS_TABLE_DUPFIXED_U64, &db->t_postings)) ||
+	    (rc = ts_env_table(db->index, "meta", 0, &db->t_meta)) ||
+	    (rc = ts_env_table(db->index, "heads", 0, &db->t_heads)))
+		return rc;
+	return 0;
+}
+
+static int meta_u64(struct ts_rtxn *r, struct ts_db *db, const char *key, uint64_t *v)
+{
+	const void *val;
+	size_t len;
+	int rc = ts_env_get(r, db->t_meta, key, strlen(key), &val, &len);
+	if (rc)
+		return rc;
+	if (len != 8)
+		return TS_CORRUPT();
+	memcpy(v, val, 8);
+	return 0;
+}
+
+int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
+{
+	struct ts_rtxn *r = NULL;
+	struct ts_cursor *c = NULL;
+	int rc = ts_env_read_begin(db->index, &r);
+	if (rc)
+		return rc;
+	const void *val;
+	size_t len;
+	rc = ts_env_get(r, db->t_meta, "format", 6, &val, &len);
+	if (rc == 0) {
+		uint32_t f;
+		if (len != 4) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		memcpy(&f, val, 4);
+		if (f != INDEX_FORMAT) {
+			ts_log(TS_LOG_ERROR, "index format %u is not one this version reads (%u)", f,
+			       INDEX_FORMAT);
+			rc = TS_EVERSION;
+			goto out;
+		}
+	} else if (rc != TS_ENOTFOUND) {
+		goto out;
+	}
+	uint64_t pms;
+	rc = meta_u64(r, db, "partition_ms", &pms);
+	if (rc == 0) {
+		if ((int64_t)pms != db->o.partition_ms)
+			ts_log(TS_LOG_INFO, "using the partition width the database was created with: %" PRIu64 " ms", pms);
+		db->o.partition_ms = (int64_t)pms;
+	} else if (rc != TS_ENOTFOUND) {
+		goto out;
+	}
+	if (db->o.partition_ms <= 0) {
+		rc = TS_CORRUPT();
+		goto out;
+	}
+	rc = meta_u64(r, db, "checkpoint_lsn", checkpoint_lsn);
+	if (rc == TS_ENOTFOUND)
+		*checkpoint_lsn = 0;
+	else if (rc)
+		goto out;
+	uint64_t next = 1;
+	rc = meta_u64(r, db, "next_id", &next);
+	if (rc && rc != TS_ENOTFOUND)
+		goto out;
+	atomic_store(&db->next_id, next ? next : 1);
+
+	rc = ts_cursor_open(r, db->t_series, &c);
+	if (rc)
+		goto out;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+		const void *k, *v;
+		size_t kl, vl;
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
+			goto out;
+		if (kl != 8 || ts_labels_count(v, vl) < 0) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		struct ts_series *s;
+		rc = ts__db_series_insert(db, ts__get_be64(k), v, vl, ts_labels_hash(v, vl), &s);
+		if (rc)
+			goto out;
+		s->logged = s->indexed = 1;
+	}
+	if (rc != TS_ENOTFOUND)
+		goto out;
+	ts_cursor_close(c);
+	c = NULL;
+
+	rc = ts_cursor_open(r, db->t_heads, &c);
+	if (rc)
+		goto out;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+		const void *k, *v;
+		size_t kl, vl;
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
+			goto out;
+		if (kl != 8) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		struct ts_series *s = ts__db_series_by_id(db, ts__get_be64(k));
+		if (!s) {
+			rc = TS_CORRUPT();
+			goto out;
+		}
+		rc = ts__head_restore(s, v, vl);
+		if (rc)
+			goto out;
+		s->has_snapshot = 1;
+	}
+	if (rc == TS_ENOTFOUND)
+		rc = 0;
+out:
+	ts_cursor_close(c);
+	ts_env_read_end(r);
+	return rc;
+}
+
+int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s)
+{
+	uint8_t id[8], key[TS_POSTING_KEY_MAX];
+	ts__be64(id, s->id);
+	int rc = ts_batch_put(b, db->t_series, id, 8, s->packed, s->packed_len);
+	if (rc)
+		return rc;
+	uint8_t all = 0;
+	uint64_t sid = s->id;
+	rc = ts_batch_put(b, db->t_postings, &all, 1, &sid, 8);
+	if (rc)
+		return rc;
+	struct ts_label l[256];
+	uint32_t n;
+	rc = ts_labels_unpack(s->packed, s->packed_len, l, 256, &n);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t kl = ts__posting_key(key, l[i].name, l[i].name_len, l[i].value, l[i].value_len);
+		rc = ts_batch_put(b, db->t_postings, key, kl, &sid, 8);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition *p)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/raw/%" PRId64 "_%" PRId64, db->dir, start, end);
+	struct ts_env_opts eo = {.map_bytes = 64u << 20};
+	int rc = ts_env_open(path, &eo, &p->env);
+	if (rc)
+		return rc;
+	rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
+	if (rc) {
+		ts_env_close(p->env);
+		p->env = NULL;
+		return rc;
+	}
+	p->start = start;
+	p->end = end;
+	return 0;
+}
+
+/* Inserts keeping db->parts sorted by start (parts_mu held for writing). */
+static int part_insert(struct ts_db *db, const struct ts_partition *p)
+{
+	if (db->n_parts == db->cap_parts) {
+		size_t cap = db->cap_parts ? db->cap_parts * 2 : 16;
+		struct ts_partition *a = ts_realloc(db->parts, cap * sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		db->parts = a;
+		db->cap_parts = cap;
+	}
+	size_t i = db->n_parts;
+	while (i > 0 && db->parts[i - 1].start > p->start) {
+		db->parts[i] = db->parts[i - 1];
+		i--;
+	}
+	db->parts[i] = *p;
+	db->n_parts++;
+	return 0;
+}
+
+int ts__parts_open_existing(struct ts_db *db)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/raw", db->dir);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		int64_t start, end;
+		char tail;
+		if (sscanf(e->d_name, "%" SCNd64 "_%" SCNd64 "%c", &start, &end, &tail) != 2 ||
+		    end <= start) {
+			ts_log(TS_LOG_WARN, "ignoring unexpected entry raw/%s", e->d_name);
+			continue;
+		}
+		struct ts_partition p;
+		rc = part_open(db, start, end, &p);
+		if (rc) {
+			ts_log(TS_LOG_ERROR, "cannot open partition raw/%s: %s", e->d_name,
+			       ts_strerror(rc));
+			break;
+		}
+		rc = part_insert(db, &p);
+		if (rc) {
+			ts_env_close(p.env);
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out)
+{
+	int64_t start = ts__partition_start(db, t);
+	int rc = 0;
+	pthread_rwlock_wrlock(&db->parts_mu);
+	for (size_t i = 0; i < db->n_parts; i++)
+		if (db->parts[i].start == start) {
+			*out = &db->parts[i];
+			goto out;
+		}
+	struct ts_partition p;
+	rc = part_open(db, start, start + db->o.partition_ms, &p);
+	if (rc)
+		goto out;
+	rc = part_insert(db, &p);
+	if (rc) {
+		ts_env_close(p.env);
+		goto out;
+	}
+	for (size_t i = 0; i < db->n_parts; i++)
+		if (db->parts[i].start == start)
+			*out = &db->parts[i];
+out:
+	pthread_rwlock_unlock(&db->parts_mu);
+	return rc;
+}

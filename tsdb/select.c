@@ -1,0 +1,801 @@
+/*
+ * select.c - selecting series by label matchers and iterating their samples.
+ *
+ * Matchers: a missing label matches as "" (Prometheus). So for each matcher we ask
+ * whether it matches "": if not, the series it selects are the union of the postings of
+ * the values it matches; if it does, they are all series minus the union of the
+ * postings of the values it does not match. The result is the intersection of the
+ * former minus the union of the latter's excluded sets. Series created since the last
+ * flush are not in the postings yet; they are matched directly on their labels.
+ *
+ * Snapshot order (see db_int.h): the unindexed list and the in-memory chunks are copied
+ * before the LMDB snapshots they could move into are opened, so nothing is missed;
+ * something seen twice is merged by timestamp (iterator) or by identical bytes (chunks).
+ *
+ * Iteration merges a series' chunk sources (partitions, pending chunks, the open head,
+ * the out-of-order buffer) in time order. Sources are sorted by min_t and activated
+ * lazily, so the common case (no overlap) runs one XOR decoder at a time.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
+#include <limits.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/chunk.h"
+#include "storage/err.h"
+#include "storage/mem.h"
+#include "tsdb/db_int.h"
+#include "tsdb/index.h"
+
+struct cmatcher {
+	enum ts_match_type type;
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+	pcre2_code *re;
+	pcre2_match_data *md;
+	int matches_empty;
+};
+
+static int cm_match(const struct cmatcher *m, const char *v, size_t len)
+{
+	int eq;
+	switch (m->type) {
+	case TS_MATCH_EQ:
+	case TS_MATCH_NEQ:
+		eq = len == m->value_len && memcmp(v, m->value, len) == 0;
+		return m->type == TS_MATCH_EQ ? eq : !eq;
+	default:
+		eq = pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, NULL) >= 0;
+		return m->type == TS_MATCH_RE ? eq : !eq;
+	}
+}
+
+static void cm_free(struct cmatcher *m, size_t n)
+{
+	for (size_t i = 0; m && i < n; i++) {
+		pcre2_match_data_free(m[i].md);
+		pcre2_code_free(m[i].re);
+	}
+	ts_free(m);
+}
+
+static int cm_compile(const struct ts_matcher *in, size_t n, struct cmatcher **out, char *msg,
+		      size_t msg_len)
+{
+	struct cmatcher *m = ts_calloc(n ? n : 1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		m[i].type = in[i].type;
+		m[i].name = in[i].name;
+		m[i].name_len = strlen(in[i].name);
+		m[i].value = in[i].value;
+		m[i].value_len = strlen(in[i].value);
+		if (m[i].type == TS_MATCH_RE || m[i].type == TS_MATCH_NRE) {
+			int err;
+			PCRE2_SIZE off;
+			m[i].re = pcre2_compile((PCRE2_SPTR)m[i].value, m[i].value_len,
+						PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &err,
+						&off, NULL);
+			if (!m[i].re) {
+				if (msg && msg_len) {
+					char e[128];
+					pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
+					snprintf(msg, msg_len, "invalid regular expression \"%s\": %s at offset %zu",
+						 m[i].value, e, (size_t)off);
+				}
+				cm_free(m, n);
+				return TS_EINVALID;
+			}
+			pcre2_jit_compile(m[i].re, PCRE2_JIT_COMPLETE); /* optional speed-up */
+			m[i].md = pcre2_match_data_create_from_pattern(m[i].re, NULL);
+			if (!m[i].md) {
+				cm_free(m, n);
+				return -ENOMEM;
+			}
+		} else if (m[i].type != TS_MATCH_EQ && m[i].type != TS_MATCH_NEQ) {
+			cm_free(m, n);
+			return TS_EINVALID;
+		}
+		m[i].matches_empty = cm_match(&m[i], "", 0);
+	}
+	*out = m;
+	return 0;
+}
+
+/* Sorted u64 sets. */
+struct ids {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void ids_sort_unique(struct ids *s)
+{
+	if (s->n < 2)
+		return;
+	qsort(s->v, s->n, sizeof *s->v, u64_cmp);
+	size_t k = 1;
+	for (size_t i = 1; i < s->n; i++)
+		if (s->v[i] != s->v[k - 1])
+			s->v[k++] = s->v[i];
+	s->n = k;
+}
+
+static void ids_intersect(struct ids *a, const struct ids *b)
+{
+	size_t i = 0, j = 0, k = 0;
+	while (i < a->n && j < b->n) {
+		if (a->v[i] < b->v[j])
+			i++;
+		else if (a->v[i] > b->v[j])
+			j++;
+		else {
+			a->v[k++] = a->v[i];
+			i++;
+			j++;
+		}
+	}
+	a->n = k;
+}
+
+static void ids_subtract(struct ids *a, const struct ids *b)
+{
+	size_t i = 0, j = 0, k = 0;
+	while (i < a->n) {
+		while (j < b->n && b->v[j] < a->v[i])
+			j++;
+		if (j < b->n && b->v[j] == a->v[i]) {
+			i++;
+			continue;
+		}
+		a->v[k++] = a->v[i++];
+	}
+	a->n = k;
+}
+
+/* Collects into out the postings of name's values v for which want == cm_match(v).
+ * Cut keys (value possibly longer than stored) are included whatever they match, and
+ * *uncertain is set so the caller re-checks real labels. */
+static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m, int want,
+		   struct ids *out, int *uncertain)
+{
+	uint8_t key[TS_POSTING_KEY_MAX];
+	if (m->type == TS_MATCH_EQ && want) {
+		size_t kl = ts__posting_key(key, m->name, m->name_len, m->value, m->value_len);
+		if (m->value_len >= TS_POSTING_VALUE_MAX)
+			*uncertain = 1;
+		return ts_env_get_u64s(r, db->t_postings, key, kl, &out->v, &out->n, &out->cap);
+	}
+	struct ts_cursor *c;
+	int rc = ts_cursor_open(r, db->t_postings, &c);
+	if (rc)
+		return rc;
+	size_t pl = m->name_len + 1;
+	memcpy(key, m->name, m->name_len);
+	key[m->name_len] = 0;
+	for (rc = ts_cursor_seek(c, key, pl); rc == 0;) {
+		const void *k, *v;
+		size_t kl, vl;
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
+			break;
+		if (kl < pl || memcmp(k, key, pl) != 0)
+			break;
+		const char *val = (const char *)k + pl;
+		size_t val_len = kl - pl;
+		int cut = val_len >= TS_POSTING_VALUE_MAX;
+		if (cut)
+			*uncertain = 1;
+		if (cut || cm_match(m, val, val_len) == want) {
+			rc = ts_env_get_u64s(r, db->t_postings, k, kl, &out->v, &out->n, &out->cap);
+			if (rc)
+				break;
+		}
+		/* Skip the remaining duplicates of this key: seek just past it. */
+		uint8_t nk[TS_POSTING_KEY_MAX + 1];
+		memcpy(nk, k, kl);
+		nk[kl] = 0;
+		rc = ts_cursor_seek(c, nk, kl + 1);
+	}
+	ts_cursor_close(c);
+	return rc == TS_ENOTFOUND ? 0 : rc;
+}
+
+static int series_matches(const struct ts_series *s, const struct cmatcher *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = "";
+		uint32_t vl = 0;
+		char name[257];
+		if (m[i].name_len > 256)
+			return 0;
+		memcpy(name, m[i].name, m[i].name_len);
+		name[m[i].name_len] = 0;
+		if (ts_labels_get(s->packed, s->packed_len, name, &v, &vl) < 0)
+			return 0;
+		if (!cm_match(&m[i], v, vl))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- series sets ---- */
+
+struct src {
+	int64_t min_t, max_t;
+	const uint8_t *data;
+	size_t len;
+	uint32_t n;
+};
+
+struct set_series {
+	struct ts_series *s;
+	uint32_t lab_off, n_labels;
+	size_t mem_off, n_mem; /* into set->mem */
+};
+
+struct part_snap {
+	int64_t start, end;
+	struct ts_env *env;
+	unsigned table;
+	struct ts_rtxn *r;
+};
+
+struct ts_series_set {
+	struct ts_db *db;
+	int64_t mint, maxt;
+	struct set_series *ser;
+	size_t n;
+	struct ts_label *labels;
+	size_t n_labels;
+	struct src *mem; /* in-memory chunk copies; data offsets into arena until fixed up */
+	size_t n_mem, cap_mem;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	struct part_snap *parts;
+	size_t n_parts;
+};
+
+static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
+{
+	if (set->arena_len + len > set->arena_cap) {
+		size_t cap = set->arena_cap ? set->arena_cap * 2 : 4096;
+		while (cap < set->arena_len + len)
+			cap *= 2;
+		uint8_t *a = ts_realloc(set->arena, cap);
+		if (!a)
+			return -ENOMEM;
+		set->arena = a;
+		set->arena_cap = cap;
+	}
+	memcpy(set->arena + set->arena_len, p, len);
+	*off = set->arena_len;
+	set->arena_len += len;
+	return 0;
+}
+
+static int mem_add(struct ts_series_set *set, const uint8_t *data, size_t len, int64_t min_t,
+		   int64_t max_t, uint32_t n)
+{
+	if (max_t < set->mint || min_t > set->maxt)
+		return 0;
+	if (set->n_mem == set->cap_mem) {
+		size_t cap = set->cap_mem ? set->cap_mem * 2 : 64;
+		struct src *m = ts_realloc(set->mem, cap * sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		set->mem = m;
+		set->cap_mem = cap;
+	}
+	size_t off;
+	int rc = arena_add(set, data, len, &off);
+	if (rc)
+		return rc;
+	/* data holds an arena offset until every copy is made (the arena may move). */
+	set->mem[set->n_mem++] = (struct src){min_t, max_t, (const uint8_t *)(uintptr_t)off, len, n};
+	return 0;
+}
+
+/* Copies series' in-memory chunks (db->mu held). */
+static int copy_mem(struct ts_series_set *set, struct set_series *ss)
+{
+	struct ts_series *s = ss->s;
+	ss->mem_off = set->n_mem;
+	int rc = 0;
+	for (struct ts_chunk_mem *c = s->pending; c && rc == 0; c = c->next_series)
+		rc = mem_add(set, c->data, c->len, c->min_t, c->max_t, c->n_samples);
+	if (rc == 0 && s->enc.n)
+		rc = mem_add(set, s->enc.buf, ts_xor_enc_bytes(&s->enc), s->head_min_t, s->enc.t,
+			     s->enc.n);
+	if (rc == 0 && s->ooo && s->ooo->n) {
+		struct ts_xor_enc e;
+		ts_xor_enc_init(&e);
+		for (uint32_t i = 0; i < s->ooo->n && rc == 0; i++)
+			rc = ts_xor_append(&e, s->ooo->s[i].t, s->ooo->s[i].v);
+		if (rc == 0)
+			rc = mem_add(set, e.buf, ts_xor_enc_bytes(&e), s->ooo->s[0].t,
+				     s->ooo->s[s->ooo->n - 1].t, e.n);
+		ts_xor_enc_fini(&e);
+	}
+	ss->n_mem = set->n_mem - ss->mem_off;
+	return rc;
+}
+
+static int ser_cmp(const void *a, const void *b, void *arg)
+{
+	const struct ts_series_set *set = arg;
+	const struct set_series *x = a, *y = b;
+	return ts_labels_cmp(set->labels + x->lab_off, x->n_labels, set->labels + y->lab_off,
+			     y->n_labels);
+}
+
+void ts_series_set_free(struct ts_series_set *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n_parts; i++)
+		ts_env_read_end(set->parts[i].r);
+	ts_free(set->parts);
+	ts_free(set->ser);
+	ts_free(set->labels);
+	ts_free(set->mem);
+	ts_free(set->arena);
+	ts_free(set);
+}
+
+int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
+		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg,
+		 size_t msg_len)
+{
+	struct cmatcher *m = NULL;
+	struct ts_series **unidx = NULL;
+	size_t n_unidx = 0;
+	struct ts_rtxn *r = NULL;
+	struct ids res = {0}, tmp = {0}, excl = {0};
+	struct ts_series_set *set = NULL;
+	int rc = cm_compile(matchers, n_matchers, &m, msg, msg_len);
+	if (rc)
+		return rc;
+
+	/* 1. Series the postings do not know yet (before the index snapshot). */
+	pthread_mutex_lock(&db->mu);
+	if (db->n_unindexed) {
+		unidx = ts_malloc(db->n_unindexed * sizeof *unidx);
+		if (unidx) {
+			n_unidx = db->n_unindexed;
+			memcpy(unidx, db->unindexed, n_unidx * sizeof *unidx);
+		}
+	}
+	int oom = db->n_unindexed && !unidx;
+	pthread_mutex_unlock(&db->mu);
+	if (oom) {
+		rc = -ENOMEM;
+		goto out;
+	}
+
+	/* 2. Postings. */
+	rc = ts_env_read_begin(db->index, &r);
+	if (rc)
+		goto out;
+	int have_pos = 0, uncertain = 0;
+	for (size_t i = 0; i < n_matchers; i++) {
+		if (m[i].matches_empty)
+			continue;
+		tmp.n = 0;
+		rc = collect(db, r, &m[i], 1, &tmp, &uncertain);
+		if (rc)
+			goto out;
+		ids_sort_unique(&tmp);
+		if (!have_pos) {
+			struct ids t = res;
+			res = tmp;
+			tmp = t;
+			have_pos = 1;
+		} else {
+			ids_intersect(&res, &tmp);
+		}
+		if (res.n == 0)
+			break;
+	}
+	if (!have_pos) {
+		uint8_t all = 0;
+		rc = ts_env_get_u64s(r, db->t_postings, &all, 1, &res.v, &res.n, &res.cap);
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < n_matchers && res.n; i++) {
+		if (!m[i].matches_empty)
+			continue;
+		excl.n = 0;
+		rc = collect(db, r, &m[i], 0, &excl, &uncertain);
+		if (rc)
+			goto out;
+		ids_sort_unique(&excl);
+		ids_subtract(&res, &excl);
+	}
+	ts_env_read_end(r);
+	r = NULL;
+
+	/* 3. Resolve ids; add unindexed matches; re-check when a cut key was involved. */
+	set = ts_calloc(1, sizeof *set);
+	if (!set) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	set->db = db;
+	set->mint = mint;
+	set->maxt = maxt;
+	size_t cap = res.n + n_unidx;
+	set->ser = ts_malloc((cap ? cap : 1) * sizeof *set->ser);
+	if (!set->ser) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < res.n; i++) {
+		struct ts_series *s = ts__db_series_by_id(db, res.v[i]);
+		if (!s) {
+			rc = TS_CORRUPT(); /* postings name an id the series table lacks */
+			goto out;
+		}
+		if (uncertain && !series_matches(s, m, n_matchers))
+			continue;
+		set->ser[set->n++].s = s;
+	}
+	for (size_t i = 0; i < n_unidx; i++) {
+		/* Skip those that reached the postings in the meantime (already in res). */
+		if (bsearch(&unidx[i]->id, res.v, res.n, sizeof *res.v, u64_cmp))
+			continue;
+		if (series_matches(unidx[i], m, n_matchers))
+			set->ser[set->n++].s = unidx[i];
+	}
+
+	/* 4. Labels, sorted order. */
+	for (size_t i = 0; i < set->n; i++) {
+		int c = ts_labels_count(set->ser[i].s->packed, set->ser[i].s->packed_len);
+		if (c < 0) {
+			rc = c;
+			goto out;
+		}
+		set->ser[i].n_labels = (uint32_t)c;
+		set->ser[i].lab_off = (uint32_t)set->n_labels;
+		set->n_labels += (size_t)c;
+	}
+	set->labels = ts_malloc((set->n_labels ? set->n_labels : 1) * sizeof *set->labels);
+	if (!set->labels) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < set->n; i++) {
+		uint32_t k;
+		rc = ts_labels_unpack(set->ser[i].s->packed, set->ser[i].s->packed_len,
+				      set->labels + set->ser[i].lab_off, set->ser[i].n_labels, &k);
+		if (rc)
+			goto out;
+	}
+	qsort_r(set->ser, set->n, sizeof *set->ser, ser_cmp, set);
+
+	/* 5. In-memory chunks, then partition snapshots (this order matters). */
+	for (size_t i = 0; i < set->n && rc == 0; i += 1024) {
+		pthread_mutex_lock(&db->mu);
+		for (size_t j = i; j < set->n && j < i + 1024 && rc == 0; j++)
+			rc = copy_mem(set, &set->ser[j]);
+		pthread_mutex_unlock(&db->mu);
+	}
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < set->n_mem; i++)
+		set->mem[i].data = set->arena + (uintptr_t)set->mem[i].data;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	set->parts = ts_calloc(db->n_parts ? db->n_parts : 1, sizeof *set->parts);
+	for (size_t i = 0; set->parts && i < db->n_parts && rc == 0; i++) {
+		struct ts_partition *p = &db->parts[i];
+		if (p->end <= mint || p->start > maxt)
+			continue;
+		struct part_snap *ps = &set->parts[set->n_parts];
+		ps->start = p->start;
+		ps->end = p->end;
+		ps->env = p->env;
+		ps->table = p->chunks;
+		rc = ts_env_read_begin(p->env, &ps->r);
+		if (rc == 0)
+			set->n_parts++;
+	}
+	if (!set->parts)
+		rc = -ENOMEM;
+	pthread_rwlock_unlock(&db->parts_mu);
+	if (rc)
+		goto out;
+	*out = set;
+	set = NULL;
+out:
+	ts_env_read_end(r);
+	ts_series_set_free(set);
+	cm_free(m, n_matchers);
+	ts_free(unidx);
+	ts_free(res.v);
+	ts_free(tmp.v);
+	ts_free(excl.v);
+	return rc;
+}
+
+size_t ts_series_set_len(const struct ts_series_set *set) { return set->n; }
+
+uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i)
+{
+	return set->ser[i].s->id;
+}
+
+int ts_series_set_labels(const struct ts_series_set *set, size_t i,
+			 const struct ts_label **labels, uint32_t *n_labels)
+{
+	if (i >= set->n)
+		return TS_ENOTFOUND;
+	*labels = set->labels + set->ser[i].lab_off;
+	*n_labels = set->ser[i].n_labels;
+	return 0;
+}
+
+/* ---- chunk sources of one series ---- */
+
+struct srcs {
+	struct src *v;
+	size_t n, cap;
+};
+
+static int srcs_add(struct srcs *a, const struct src *s)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 8;
+		struct src *v = ts_realloc(a->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *s;
+	return 0;
+}
+
+static int src_cmp(const void *a, const void *b)
+{
+	const struct src *x = a, *y = b;
+	if (x->min_t != y->min_t)
+		return x->min_t < y->min_t ? -1 : 1;
+	return (x->max_t > y->max_t) - (x->max_t < y->max_t);
+}
+
+/* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
+ * duplicates (a chunk seen both in memory and in LMDB) removed. */
+static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
+{
+	const struct set_series *ss = &set->ser[i];
+	int rc = 0;
+	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
+		struct part_snap *ps = &set->parts[p];
+		struct ts_cursor *c;
+		rc = ts_cursor_open(ps->r, ps->table, &c);
+		if (rc)
+			break;
+		uint8_t key[TS_CHUNK_KEY_LEN];
+		ts_chunk_key(key, ss->s->id, ps->start);
+		for (rc = ts_cursor_seek(c, key, sizeof key); rc == 0; rc = ts_cursor_next(c)) {
+			const void *k, *v;
+			size_t kl, vl;
+			uint64_t id;
+			int64_t min_t;
+			if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) ||
+			    (rc = ts_chunk_key_parse(k, kl, &id, &min_t)))
+				break;
+			if (id != ss->s->id || min_t > set->maxt)
+				break;
+			struct ts_chunk_hdr h;
+			const uint8_t *payload;
+			if ((rc = ts_chunk_decode(v, vl, &h, &payload)))
+				break;
+			if (h.max_t < set->mint)
+				continue;
+			struct src s = {h.min_t, h.max_t, payload, h.payload_len, h.n_samples};
+			if ((rc = srcs_add(out, &s)))
+				break;
+		}
+		ts_cursor_close(c);
+		if (rc == TS_ENOTFOUND)
+			rc = 0;
+	}
+	for (size_t k = 0; k < ss->n_mem && rc == 0; k++)
+		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
+	if (rc)
+		return rc;
+	qsort(out->v, out->n, sizeof *out->v, src_cmp);
+	size_t w = 0;
+	for (size_t k = 0; k < out->n; k++) {
+		if (w && out->v[w - 1].min_t == out->v[k].min_t && out->v[w - 1].len == out->v[k].len &&
+		    memcmp(out->v[w - 1].data, out->v[k].data, out->v[k].len) == 0)
+			continue;
+		out->v[w++] = out->v[k];
+	}
+	out->n = w;
+	return 0;
+}
+
+/* ---- merging sample iterator ---- */
+
+struct ts_iter {
+	struct srcs src;
+	size_t next_src;
+	struct ts_xor_it *act; /* active decoders, each on a sample not yet returned */
+	size_t n_act;
+	int64_t mint, maxt;
+	int64_t floor;         /* next sample must have t >= floor */
+	int64_t t;
+	uint64_t v;
+	int done;
+};
+
+int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
+{
+	if (i >= set->n)
+		return TS_ENOTFOUND;
+	struct ts_iter *it = ts_calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	int rc = gather(set, i, &it->src);
+	if (rc == 0) {
+		it->act = ts_malloc((it->src.n ? it->src.n : 1) * sizeof *it->act);
+		if (!it->act)
+			rc = -ENOMEM;
+	}
+	if (rc) {
+		ts_iter_free(it);
+		return rc;
+	}
+	it->mint = set->mint;
+	it->maxt = set->maxt;
+	it->floor = set->mint;
+	*out = it;
+	return 0;
+}
+
+void ts_iter_free(struct ts_iter *it)
+{
+	if (!it)
+		return;
+	ts_free(it->src.v);
+	ts_free(it->act);
+	ts_free(it);
+}
+
+/* Activates the next source, positioned at its first sample >= floor. */
+static int activate(struct ts_iter *it)
+{
+	const struct src *s = &it->src.v[it->next_src++];
+	if (s->max_t < it->floor)
+		return 0;
+	struct ts_xor_it *x = &it->act[it->n_act];
+	int rc = ts_xor_it_init(x, s->data, s->len);
+	if (rc)
+		return rc;
+	rc = ts_xor_seek(x, it->floor);
+	if (rc == 1)
+		it->n_act++;
+	return rc < 0 ? rc : 0;
+}
+
+int ts_iter_next(struct ts_iter *it)
+{
+	if (it->done)
+		return 0;
+	for (;;) {
+		int64_t min = INT64_MAX;
+		for (size_t k = 0; k < it->n_act; k++)
+			if (it->act[k].t < min)
+				min = it->act[k].t;
+		if (it->next_src < it->src.n && (it->n_act == 0 || it->src.v[it->next_src].min_t <= min)) {
+			int rc = activate(it);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (it->n_act == 0 || min > it->maxt) {
+			it->done = 1;
+			return 0;
+		}
+		/* Emit min from the first (oldest-starting) source that has it; advance every
+		 * source positioned on that timestamp so duplicates collapse. */
+		int emitted = 0;
+		for (size_t k = 0; k < it->n_act;) {
+			struct ts_xor_it *x = &it->act[k];
+			if (x->t == min) {
+				if (!emitted) {
+					it->t = x->t;
+					it->v = x->v;
+					emitted = 1;
+				}
+				int rc = ts_xor_next(x);
+				if (rc < 0)
+					return rc;
+				if (rc == 0) {
+					it->act[k] = it->act[--it->n_act];
+					continue;
+				}
+			}
+			k++;
+		}
+		it->floor = min + 1;
+		return 1;
+	}
+}
+
+int ts_iter_seek(struct ts_iter *it, int64_t t)
+{
+	if (t > it->floor) {
+		it->floor = t;
+		for (size_t k = 0; k < it->n_act;) {
+			int rc = ts_xor_seek(&it->act[k], t);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				it->act[k] = it->act[--it->n_act];
+				continue;
+			}
+			k++;
+		}
+	}
+	return ts_iter_next(it);
+}
+
+void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v)
+{
+	*t_ms = it->t;
+	memcpy(v, &it->v, 8);
+}
+
+/* ---- raw chunks ---- */
+
+struct ts_chunk_it {
+	struct srcs src;
+	size_t pos;
+};
+
+int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out)
+{
+	if (i >= set->n)
+		return TS_ENOTFOUND;
+	struct ts_chunk_it *it = ts_calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	int rc = gather(set, i, &it->src);
+	if (rc) {
+		ts_chunk_it_free(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)
+{
+	if (it->pos >= it->src.n)
+		return 0;
+	const struct src *s = &it->src.v[it->pos++];
+	*c = (struct ts_chunk_ref){s->min_t, s->max_t, s->data, s->len, s->n};
+	return 1;
+}
+
+void ts_chunk_it_free(struct ts_chunk_it *it)
+{
+	if (!it)
+		return;
+	ts_free(it->src.v);
+	ts_free(it);
+}

@@ -1,0 +1,166 @@
+/*
+ * tsdb.h - the embedded time-series engine (libtsdb).
+ *
+ * A database is a directory (see DESIGN.md, "Storage layout"): an LMDB index env, one
+ * LMDB env per time partition of raw chunks, and a write-ahead log. Samples are appended
+ * in batches; ts_db_append() returns once the batch is in the WAL under the configured
+ * sync policy, so an acknowledged sample survives kill -9 (and, with TS_WAL_SYNC_ALWAYS,
+ * power loss). A background writer thread moves sealed chunks into LMDB and checkpoints
+ * open chunks so the WAL stays bounded.
+ *
+ * Threading: every function may be called from any thread concurrently, except
+ * ts_db_close(), which must be the last call on a db and must not race with others.
+ * Error codes: 0 on success, -errno, or TS_E* from storage/err.h (ts_strerror names them).
+ * Strings in and out are byte strings with explicit lengths unless stated otherwise.
+ */
+#ifndef TS_TSDB_H
+#define TS_TSDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/wal.h"
+#include "tsdb/types.h"
+
+struct ts_db;
+
+struct ts_db_opts {
+	enum ts_wal_sync sync;       /* default TS_WAL_SYNC_ALWAYS (0) */
+	uint32_t sync_interval_ms;   /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
+	int64_t partition_ms;        /* partition width; 0 means 1 day. Fixed at creation. */
+	int64_t ooo_window_ms;       /* accept samples this far behind a series' newest; 0 = none */
+	int64_t max_future_ms;       /* reject samples this far ahead of wall time; 0 = no limit */
+	int64_t retention_ms;        /* reject samples older than now - retention; 0 = keep all */
+	uint64_t checkpoint_wal_bytes; /* checkpoint when the WAL exceeds this; 0 = 128 MiB */
+	uint32_t checkpoint_interval_ms; /* and at least this often; 0 = 5 minutes */
+	uint32_t flush_interval_ms;  /* sealed chunks reach LMDB at least this often; 0 = 1000 */
+	uint32_t max_labels;         /* per series; 0 means 64 */
+	uint32_t max_label_name_len; /* 0 means 256 */
+	uint32_t max_label_value_len; /* 0 means 4096 */
+};
+
+/* Opens (creating if absent) the database in `dir` and recovers it: loads the index,
+ * the last checkpoint, and replays the WAL (a torn tail is cut and logged, never fatal).
+ * opts may be NULL for defaults. *out is owned by the caller: ts_db_close() it.
+ * Returns 0, -errno, -ENOMEM, TS_ECORRUPT, TS_EVERSION, TS_EBUSY (another process has
+ * the database open for writing). */
+int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out);
+
+/* Flushes every open chunk to LMDB, checkpoints, truncates the WAL, stops the writer
+ * thread and frees db. Returns the first error met (the db is freed in any case).
+ * Accepts NULL. */
+int ts_db_close(struct ts_db *db);
+
+/* ---- Appending ---- */
+
+/* One series' samples in a batch. Labels need not be sorted; they are validated and
+ * canonicalised (sorted by name). `__name__` is required. Samples of one series must be
+ * in non-decreasing time order to be appended in order; earlier ones are handled as
+ * out-of-order. All pointers are borrowed for the duration of the call. */
+struct ts_series_in {
+	const struct ts_label *labels;
+	uint32_t n_labels;
+	const struct ts_sample *samples;
+	uint32_t n_samples;
+};
+
+/* Outcome of a batch. Counts are samples unless named otherwise. */
+struct ts_append_result {
+	uint64_t n_appended;        /* stored */
+	uint64_t n_duplicate;       /* exact resends of stored samples: accepted, not stored twice */
+	uint64_t n_out_of_order;    /* rejected: TS_EOUTOFORDER */
+	uint64_t n_conflict;        /* rejected: same timestamp, different value (TS_EDUPLICATE) */
+	uint64_t n_too_old;         /* rejected: TS_ETOOOLD */
+	uint64_t n_too_future;      /* rejected: TS_ETOOFUTURE */
+	uint64_t n_invalid_series;  /* series rejected whole for bad labels (TS_EINVALID/TS_ELIMIT) */
+	uint64_t n_new_series;      /* series created by this batch */
+	int first_err;              /* first rejection's code, 0 if none */
+	size_t first_err_series;    /* index of the series it happened in */
+	char first_err_msg[256];    /* human-readable, names the series and the reason */
+};
+
+/* Appends a batch. Returns 0 once everything accepted is durable under the sync policy
+ * (see res for what was rejected: rejections do not make the call fail, and accepted
+ * series of the same batch are stored). series_rc, if not NULL, receives per series 0
+ * or the first rejection code for that series. Returns -ENOMEM, TS_EIO (the WAL failed:
+ * nothing further is acknowledged until restart), TS_ECLOSED. On error, no sample of the
+ * batch was acknowledged (some may still be durable). */
+int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
+		 struct ts_append_result *res, int *series_rc);
+
+/* ---- Selecting ---- */
+
+enum ts_match_type { TS_MATCH_EQ = 0, TS_MATCH_NEQ = 1, TS_MATCH_RE = 2, TS_MATCH_NRE = 3 };
+
+/* A label matcher; name and value are NUL-terminated and borrowed. Regexes are PCRE2,
+ * fully anchored (as Prometheus' are). A missing label matches as the empty string. */
+struct ts_matcher {
+	enum ts_match_type type;
+	const char *name;
+	const char *value;
+};
+
+struct ts_series_set;
+
+/* Selects series matching every matcher that may have samples in [mint_ms, maxt_ms],
+ * sorted by label set. The set holds a consistent read snapshot: samples appended later
+ * may or may not be seen, but nothing is seen twice or half. *out is owned: free with
+ * ts_series_set_free(), from the same thread that iterates it.
+ * Returns 0, TS_EINVALID (bad regex; msg names it if msg != NULL, msg_len bytes),
+ * -ENOMEM, TS_ECORRUPT. */
+int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers,
+		 int64_t mint_ms, int64_t maxt_ms, struct ts_series_set **out, char *msg,
+		 size_t msg_len);
+void ts_series_set_free(struct ts_series_set *set);
+size_t ts_series_set_len(const struct ts_series_set *set);
+/* Series i's id and labels. *labels points into the set (valid until it is freed),
+ * sorted by name. */
+uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i);
+int ts_series_set_labels(const struct ts_series_set *set, size_t i,
+			 const struct ts_label **labels, uint32_t *n_labels);
+
+/* Sample iterator over one series of a set, in time order, duplicates merged, limited to
+ * the set's [mint, maxt]. Caller-allocated; valid while the set is. */
+struct ts_iter;
+int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out);
+/* 1 = it has a sample (ts_iter_at), 0 = end, TS_ECORRUPT. */
+int ts_iter_next(struct ts_iter *it);
+/* Positions at the first sample with t >= t_ms: 1, 0 (end), TS_ECORRUPT. */
+int ts_iter_seek(struct ts_iter *it, int64_t t_ms);
+void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v);
+void ts_iter_free(struct ts_iter *it);
+
+/* Raw chunks of series i overlapping the set's range, in min_t order (for remote read).
+ * Each call fills *c with one chunk whose bytes are borrowed from the set. Returns 1,
+ * 0 at end, or an error. Chunks may overlap in time when out-of-order data exists. */
+struct ts_chunk_ref {
+	int64_t min_t, max_t;
+	const uint8_t *data;
+	size_t len;
+	uint32_t n_samples;
+};
+struct ts_chunk_it;
+int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out);
+int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c);
+void ts_chunk_it_free(struct ts_chunk_it *it);
+
+/* ---- Introspection ---- */
+struct ts_db_stats {
+	uint64_t n_series;          /* in the registry */
+	uint64_t n_head_chunks;     /* open chunks */
+	uint64_t n_samples_appended; /* since open */
+	uint64_t n_chunks_flushed;  /* since open */
+	uint64_t n_checkpoints;
+	uint64_t head_bytes;        /* bytes of open chunk buffers */
+	uint64_t index_bytes;       /* LMDB index env in use */
+	uint64_t partitions_bytes;  /* all partition envs in use */
+	uint64_t n_partitions;
+	struct ts_wal_stats wal;
+};
+void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
+
+/* Forces the writer to flush sealed chunks and checkpoint now; returns when done.
+ * Returns 0 or the writer's error. */
+int ts_db_checkpoint(struct ts_db *db);
+
+#endif

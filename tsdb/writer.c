@@ -1,0 +1,439 @@
+/*
+ * writer.c - the single writer: moves sealed chunks and new series from memory into
+ * LMDB in large batches, and checkpoints.
+ *
+ * Flush: take the current queue of sealed chunks and the list of series not yet indexed
+ * (under db->mu), write chunks into their partition envs and series/postings into the
+ * index env (one transaction per env), then unlink exactly what was written from memory
+ * (under db->mu). Readers therefore always find a chunk in memory, in LMDB, or both.
+ *
+ * Checkpoint = flush plus: roll the WAL to a new segment at L (under db->mu, so every
+ * record below L has been applied to the heads), snapshot every series' head (each
+ * snapshot remembers the series' last applied LSN), commit snapshots and
+ * checkpoint_lsn = L to the index env after the partitions, then delete WAL segments
+ * below L. Recovery loads the snapshots and replays records >= L, skipping for each
+ * series those at or below its snapshot's LSN.
+ *
+ * A chunk key (series, min_t) that already exists in the partition is merged with the
+ * stored chunk rather than overwriting it: that happens when out-of-order data starts
+ * at a stored chunk's first timestamp, and when recovery re-creates a chunk that was
+ * flushed after the last checkpoint (identical bytes: nothing to merge).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/chunk.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+#include "tsdb/db_int.h"
+#include "tsdb/index.h"
+
+#define CAPTURE_GROUP 4096
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int buf_reserve(struct buf *b, size_t more)
+{
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more)
+		cap *= 2;
+	uint8_t *p = ts_realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+struct sample_arr {
+	struct ts_ooo_sample *s;
+	size_t n, cap;
+};
+
+static int decode_into(const uint8_t *data, size_t len, struct sample_arr *a)
+{
+	struct ts_xor_it it;
+	int rc = ts_xor_it_init(&it, data, len);
+	if (rc)
+		return rc;
+	a->n = 0;
+	while ((rc = ts_xor_next(&it)) == 1) {
+		if (a->n == a->cap) {
+			size_t cap = a->cap ? a->cap * 2 : 256;
+			struct ts_ooo_sample *s = ts_realloc(a->s, cap * sizeof *s);
+			if (!s)
+				return -ENOMEM;
+			a->s = s;
+			a->cap = cap;
+		}
+		a->s[a->n].t = it.t;
+		a->s[a->n].v = it.v;
+		a->n++;
+	}
+	return rc;
+}
+
+/* Merges the stored chunk (first: its values win) with a new one into *out. */
+static int merge_chunks(const uint8_t *old, size_t old_len, const uint8_t *add, size_t add_len,
+			struct ts_xor_enc *out, int64_t *min_t, int64_t *max_t)
+{
+	struct sample_arr a = {0}, b = {0};
+	int rc = decode_into(old, old_len, &a);
+	if (rc == 0)
+		rc = decode_into(add, add_len, &b);
+	if (rc)
+		goto out;
+	ts_xor_enc_init(out);
+	size_t i = 0, j = 0;
+	while ((i < a.n || j < b.n) && rc == 0) {
+		struct ts_ooo_sample x;
+		if (j >= b.n || (i < a.n && a.s[i].t <= b.s[j].t)) {
+			x = a.s[i];
+			if (j < b.n && b.s[j].t == x.t)
+				j++;
+			i++;
+		} else {
+			x = b.s[j++];
+		}
+		if (out->n == 0)
+			*min_t = x.t;
+		*max_t = x.t;
+		rc = ts_xor_append(out, x.t, x.v);
+	}
+out:
+	ts_free(a.s);
+	ts_free(b.s);
+	return rc;
+}
+
+/* Puts chunk c into batch b of partition p, merging with a stored chunk of the same key. */
+static int chunk_put(struct ts_partition *p, struct ts_batch *b, struct ts_rtxn *r,
+		     const struct ts_chunk_mem *c, struct buf *scratch)
+{
+	uint8_t key[TS_CHUNK_KEY_LEN];
+	ts_chunk_key(key, c->series->id, c->min_t);
+	const uint8_t *data = c->data;
+	size_t len = c->len;
+	int64_t min_t = c->min_t, max_t = c->max_t;
+	uint32_t n = c->n_samples;
+	uint16_t flags = c->flags;
+	struct ts_xor_enc merged = {0};
+	const void *old;
+	size_t old_len;
+	int rc = ts_env_get(r, p->chunks, key, sizeof key, &old, &old_len);
+	if (rc == 0) {
+		struct ts_chunk_hdr h;
+		const uint8_t *payload;
+		rc = ts_chunk_decode(old, old_len, &h, &payload);
+		if (rc)
+			goto out;
+		if (h.payload_len == len && memcmp(payload, data, len) == 0)
+			goto out; /* recovery re-created a chunk that is already stored */
+		rc = merge_chunks(payload, h.payload_len, data, len, &merged, &min_t, &max_t);
+		if (rc)
+			goto out;
+		data = merged.buf;
+		len = ts_xor_enc_bytes(&merged);
+		n = merged.n;
+		flags |= TS_CHUNK_FLAG_OVERLAP | h.flags;
+	} else if (rc != TS_ENOTFOUND) {
+		goto out;
+	}
+	scratch->len = 0;
+	rc = buf_reserve(scratch, TS_CHUNK_HDR_LEN + len);
+	if (rc)
+		goto out;
+	size_t rl = ts_chunk_encode(scratch->p, TS_CHUNK_ENC_XOR, flags, n, min_t, max_t, data,
+				    (uint32_t)len);
+	rc = ts_batch_put(b, p->chunks, key, sizeof key, scratch->p, rl);
+out:
+	ts_xor_enc_fini(&merged);
+	return rc;
+}
+
+struct chunk_ref {
+	int64_t part;
+	struct ts_chunk_mem *c;
+};
+
+static int chunk_ref_cmp(const void *a, const void *b)
+{
+	const struct chunk_ref *x = a, *y = b;
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
+	if (x->c->series->id != y->c->series->id)
+		return x->c->series->id < y->c->series->id ? -1 : 1;
+	return (x->c->min_t > y->c->min_t) - (x->c->min_t < y->c->min_t);
+}
+
+/* Writes the queued chunks first..last: one transaction per partition, keys in order. */
+static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_chunk_mem *last)
+{
+	if (!first)
+		return 0;
+	size_t n = 0;
+	for (struct ts_chunk_mem *c = first;; c = c->next_global) {
+		n++;
+		if (c == last)
+			break;
+	}
+	struct chunk_ref *refs = ts_malloc(n * sizeof *refs);
+	struct ts_batch *b = NULL;
+	struct buf scratch = {0};
+	int rc = refs ? ts_batch_new(&b) : -ENOMEM;
+	if (rc)
+		goto out;
+	size_t i = 0;
+	for (struct ts_chunk_mem *c = first;; c = c->next_global) {
+		refs[i].part = ts__partition_start(db, c->min_t);
+		refs[i++].c = c;
+		if (c == last)
+			break;
+	}
+	qsort(refs, n, sizeof *refs, chunk_ref_cmp);
+	for (i = 0; i < n && rc == 0;) {
+		struct ts_partition *p;
+		rc = ts__part_get(db, refs[i].c->min_t, &p);
+		if (rc)
+			break;
+		/* Only the writer creates partitions, so p stays valid during this group. */
+		struct ts_rtxn *r;
+		rc = ts_env_read_begin(p->env, &r);
+		if (rc)
+			break;
+		ts_batch_reset(b);
+		size_t j = i;
+		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++)
+			rc = chunk_put(p, b, r, refs[j].c, &scratch);
+		/* The read snapshot must end before apply: growing the map waits for readers. */
+		ts_env_read_end(r);
+		if (rc == 0)
+			rc = ts_env_apply(p->env, b);
+		i = j;
+	}
+out:
+	ts_batch_free(b);
+	ts_free(refs);
+	ts_free(scratch.p);
+	return rc;
+}
+
+struct snap_entry {
+	uint64_t id;
+	size_t off, len; /* len 0: delete the row */
+};
+
+int ts__writer_flush(struct ts_db *db, int checkpoint)
+{
+	int rc = 0;
+	uint64_t L = 0;
+	struct buf snaps = {0};
+	struct snap_entry *ents = NULL;
+	size_t n_ents = 0, cap_ents = 0;
+	struct ts_series **idx = NULL;
+	struct ts_batch *ib = NULL;
+
+	pthread_mutex_lock(&db->fmu);
+	if (checkpoint) {
+		pthread_mutex_lock(&db->mu);
+		rc = ts_wal_roll(db->wal, &L);
+		pthread_mutex_unlock(&db->mu);
+		if (rc)
+			goto out;
+		uint64_t end = atomic_load(&db->next_id);
+		for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
+			pthread_mutex_lock(&db->mu);
+			for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end; id++) {
+				struct ts_series *s = ts__db_series_by_id(db, id);
+				if (!s)
+					continue;
+				int live = s->enc.n || (s->ooo && s->ooo->n);
+				if (!live && !s->has_snapshot)
+					continue;
+				if (n_ents == cap_ents) {
+					size_t cap = cap_ents ? cap_ents * 2 : 1024;
+					struct snap_entry *e = ts_realloc(ents, cap * sizeof *e);
+					if (!e) {
+						rc = -ENOMEM;
+						break;
+					}
+					ents = e;
+					cap_ents = cap;
+				}
+				size_t len = live ? ts__head_snapshot_len(s) : 0;
+				if ((rc = buf_reserve(&snaps, len)))
+					break;
+				if (live)
+					ts__head_snapshot(s, snaps.p + snaps.len);
+				ents[n_ents++] = (struct snap_entry){s->id, snaps.len, len};
+				snaps.len += len;
+			}
+			pthread_mutex_unlock(&db->mu);
+		}
+		if (rc)
+			goto out;
+	}
+
+	pthread_mutex_lock(&db->mu);
+	struct ts_chunk_mem *first = db->q_head, *last = db->q_tail;
+	size_t n_idx = db->n_unindexed;
+	if (n_idx) {
+		idx = ts_malloc(n_idx * sizeof *idx);
+		if (idx)
+			memcpy(idx, db->unindexed, n_idx * sizeof *idx);
+	}
+	pthread_mutex_unlock(&db->mu);
+	if (n_idx && !idx) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (!first && !n_idx && !checkpoint)
+		goto out;
+
+	rc = write_chunks(db, first, last);
+	if (rc)
+		goto out;
+
+	rc = ts_batch_new(&ib);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n_idx && rc == 0; i++)
+		rc = ts__index_add_series(db, ib, idx[i]);
+	for (size_t i = 0; i < n_ents && rc == 0; i++) {
+		uint8_t key[8];
+		ts__be64(key, ents[i].id);
+		rc = ents[i].len ? ts_batch_put(ib, db->t_heads, key, 8, snaps.p + ents[i].off,
+						ents[i].len)
+				 : ts_batch_del(ib, db->t_heads, key, 8, NULL, 0);
+	}
+	uint64_t next = atomic_load(&db->next_id);
+	uint32_t fmt = 1;
+	uint64_t pms = (uint64_t)db->o.partition_ms;
+	if (rc == 0)
+		rc = ts_batch_put(ib, db->t_meta, "next_id", 7, &next, 8);
+	if (rc == 0)
+		rc = ts_batch_put(ib, db->t_meta, "format", 6, &fmt, 4);
+	if (rc == 0)
+		rc = ts_batch_put(ib, db->t_meta, "partition_ms", 12, &pms, 8);
+	if (rc == 0 && checkpoint)
+		rc = ts_batch_put(ib, db->t_meta, "checkpoint_lsn", 14, &L, 8);
+	if (rc == 0)
+		rc = ts_env_apply(db->index, ib);
+	if (rc)
+		goto out;
+
+	/* Committed: now memory may forget what LMDB holds. */
+	pthread_mutex_lock(&db->mu);
+	uint64_t n_chunks = 0;
+	if (first) {
+		struct ts_chunk_mem *c = first, *next_c;
+		for (;;) {
+			next_c = c->next_global;
+			struct ts_series *s = c->series;
+			s->pending = c->next_series;
+			if (!s->pending)
+				s->pending_tail = NULL;
+			int was_last = c == last;
+			ts_free(c);
+			n_chunks++;
+			if (was_last)
+				break;
+			c = next_c;
+		}
+		db->q_head = next_c;
+		if (!db->q_head)
+			db->q_tail = NULL;
+	}
+	for (size_t i = 0; i < n_idx; i++)
+		idx[i]->indexed = 1;
+	memmove(db->unindexed, db->unindexed + n_idx,
+		(db->n_unindexed - n_idx) * sizeof *db->unindexed);
+	db->n_unindexed -= n_idx;
+	for (size_t i = 0; i < n_ents; i++) {
+		struct ts_series *s = ts__db_series_by_id(db, ents[i].id);
+		if (s)
+			s->has_snapshot = ents[i].len != 0;
+	}
+	pthread_mutex_unlock(&db->mu);
+	atomic_fetch_add(&db->n_flushed, n_chunks);
+
+	if (checkpoint) {
+		rc = ts_wal_truncate_before(db->wal, L);
+		atomic_fetch_add(&db->n_checkpoints, 1);
+		db->last_checkpoint_ms = (uint64_t)mono_ms();
+	}
+out:
+	if (rc && rc != db->writer_err) {
+		ts_log(TS_LOG_ERROR, "flush%s failed: %s", checkpoint ? " (checkpoint)" : "",
+		       ts_strerror(rc));
+		db->writer_err = rc;
+	}
+	pthread_mutex_unlock(&db->fmu);
+	ts_batch_free(ib);
+	ts_free(idx);
+	ts_free(ents);
+	ts_free(snaps.p);
+	return rc;
+}
+
+static void *writer_main(void *arg)
+{
+	struct ts_db *db = arg;
+	pthread_mutex_lock(&db->wmu);
+	while (!db->writer_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)db->o.flush_interval_ms * 1000000u;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&db->wcond, &db->wmu, &ts);
+		if (db->writer_stop)
+			break;
+		pthread_mutex_unlock(&db->wmu);
+		struct ts_wal_stats ws;
+		ts_wal_stats(db->wal, &ws);
+		int ckpt = ws.bytes_on_disk > db->o.checkpoint_wal_bytes ||
+			   (uint64_t)mono_ms() - db->last_checkpoint_ms >= db->o.checkpoint_interval_ms;
+		ts__writer_flush(db, ckpt);
+		pthread_mutex_lock(&db->wmu);
+	}
+	pthread_mutex_unlock(&db->wmu);
+	return NULL;
+}
+
+int ts__writer_start(struct ts_db *db)
+{
+	db->last_checkpoint_ms = (uint64_t)mono_ms();
+	int rc = pthread_create(&db->writer, NULL, writer_main, db);
+	if (rc)
+		return -rc;
+	db->writer_running = 1;
+	return 0;
+}
+
+void ts__writer_stop(struct ts_db *db)
+{
+	if (!db->writer_running)
+		return;
+	pthread_mutex_lock(&db->wmu);
+	db->writer_stop = 1;
+	pthread_cond_signal(&db->wcond);
+	pthread_mutex_unlock(&db->wmu);
+	pthread_join(db->writer, NULL);
+	db->writer_running = 0;
+}
