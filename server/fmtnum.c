@@ -1,0 +1,376 @@
+/*
+ * fmtnum.c - decimal <-> double conversions for the text protocols.
+ *
+ * Parsing. Wire numbers are never NUL-terminated, and strtod() would happily read
+ * past the token (and accepts hex, "inf", locale decimal points). So the syntax is
+ * checked here, and the value is computed
+ *   - exactly by Clinger's fast path when the significand has at most 19 digits and
+ *     fits 2^53 and the power of ten is at most 10^22 (both operands exact, one IEEE
+ *     operation, hence correctly rounded) - the common case for metrics;
+ *   - otherwise by strtod() on a rebuilt, bounded string "DDD...De[-]N" (digits and
+ *     exponent only, so no locale dependency). Digits beyond the 780th are replaced by
+ *     one sticky '1' when any of them is non-zero: the halfway points between doubles
+ *     have at most 767 significant digits, so the input and its truncation round the
+ *     same way. The exponent saturates at +-99999, far beyond the double range.
+ *
+ * Formatting. Shortest round-trip digits come from "%.{15,16,17}e": if a decimal of at
+ * most 15 significant digits reads back to v, the 15-digit rounding of v is that
+ * decimal (15-digit decimals are spaced wider than a double's ULP), so trailing zeros
+ * stripped it is the shortest; otherwise the correctly rounded 16-digit form is the
+ * closest 16-digit candidate, and 17 digits always round-trip. Integers below 2^53 skip
+ * snprintf entirely. The digits are then laid out the way Go's 'g' shortest does.
+ */
+#include "server/fmtnum.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/err.h"
+#include "tsdb/types.h"
+
+#define KEEP_DIGITS 780
+#define EXP_CLAMP 99999
+
+static const double pow10_exact[23] = {
+	1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int ts_fmtnum_parse_double(const char *s, size_t len, double *out)
+{
+	size_t i = 0;
+	int neg = 0;
+	if (i < len && (s[i] == '+' || s[i] == '-')) {
+		neg = s[i] == '-';
+		i++;
+	}
+	/* Pass 1: syntax, significand (first 19 significant digits), exponent. */
+	uint64_t mant = 0;
+	int n_sig = 0;         /* significant digits seen (after leading zeros) */
+	int n_kept = 0;        /* of which folded into mant */
+	long long dexp = 0;    /* value = mant * 10^dexp (ignoring dropped digits) */
+	int dropped_nonzero = 0;
+	int any_digit = 0;
+	size_t int_start = i;
+	for (; i < len && is_digit(s[i]); i++) {
+		any_digit = 1;
+		int d = s[i] - '0';
+		if (n_sig == 0 && d == 0)
+			continue;
+		n_sig++;
+		if (n_kept < 19) {
+			mant = mant * 10 + (uint64_t)d;
+			n_kept++;
+		} else {
+			dexp++;
+			dropped_nonzero |= d != 0;
+		}
+	}
+	size_t int_end = i;
+	size_t frac_start = i, frac_end = i;
+	if (i < len && s[i] == '.') {
+		i++;
+		frac_start = i;
+		for (; i < len && is_digit(s[i]); i++) {
+			any_digit = 1;
+			int d = s[i] - '0';
+			if (n_sig == 0 && d == 0) {
+				dexp--;
+				continue;
+			}
+			n_sig++;
+			if (n_kept < 19) {
+				mant = mant * 10 + (uint64_t)d;
+				n_kept++;
+				dexp--;
+			} else {
+				dropped_nonzero |= d != 0;
+			}
+		}
+		frac_end = i;
+	}
+	if (!any_digit)
+		return TS_EINVALID;
+	long long e10 = 0;
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		int eneg = 0;
+		if (i < len && (s[i] == '+' || s[i] == '-')) {
+			eneg = s[i] == '-';
+			i++;
+		}
+		if (i >= len || !is_digit(s[i]))
+			return TS_EINVALID;
+		/* Saturate far above any digit count plus EXP_CLAMP, so a long run
+		 * of zeros and a large exponent still cancel correctly. */
+		for (; i < len && is_digit(s[i]); i++)
+			if (e10 < 100000000000000000LL)
+				e10 = e10 * 10 + (s[i] - '0');
+		if (eneg)
+			e10 = -e10;
+	}
+	if (i != len)
+		return TS_EINVALID;
+
+	if (n_sig == 0) {
+		*out = neg ? -0.0 : 0.0;
+		return 0;
+	}
+	long long ex = dexp + e10;
+	if (!dropped_nonzero && n_kept == n_sig && mant <= (1ULL << 53) && ex >= -22 &&
+	    ex <= 22) {
+		double v = (double)mant;
+		v = ex < 0 ? v / pow10_exact[-ex] : v * pow10_exact[ex];
+		*out = neg ? -v : v;
+		return 0;
+	}
+
+	/* Slow path: rebuild "[-]DDDD[1]eN" from all significant digits. */
+	char buf[1 + KEEP_DIGITS + 1 + 2 + 8];
+	size_t b = 0;
+	if (neg)
+		buf[b++] = '-';
+	int kept = 0, sticky = 0;
+	long long point_shift = 0; /* value = digits * 10^(point_shift + e10) */
+	int started = 0;
+	for (size_t k = int_start; k < int_end; k++) {
+		if (!started && s[k] == '0')
+			continue;
+		started = 1;
+		if (kept < KEEP_DIGITS) {
+			buf[b++] = s[k];
+			kept++;
+		} else {
+			sticky |= s[k] != '0';
+			point_shift++;
+		}
+	}
+	for (size_t k = frac_start; k < frac_end; k++) {
+		if (!started && s[k] == '0') {
+			point_shift--;
+			continue;
+		}
+		started = 1;
+		if (kept < KEEP_DIGITS) {
+			buf[b++] = s[k];
+			kept++;
+			point_shift--;
+		} else {
+			sticky |= s[k] != '0';
+		}
+	}
+	if (sticky) {
+		buf[b++] = '1';
+		point_shift--;
+	}
+	long long e = point_shift + e10;
+	if (e > EXP_CLAMP)
+		e = EXP_CLAMP;
+	if (e < -EXP_CLAMP - KEEP_DIGITS)
+		e = -EXP_CLAMP - KEEP_DIGITS;
+	int w = snprintf(buf + b, sizeof buf - b, "e%lld", e);
+	if (w < 0 || (size_t)w >= sizeof buf - b)
+		return TS_EINVALID;
+	errno = 0;
+	double v = strtod(buf, NULL);
+	*out = v;
+	if (isinf(v))
+		return TS_ELIMIT;
+	return 0;
+}
+
+int ts_fmtnum_parse_uint64(const char *s, size_t len, uint64_t *out)
+{
+	if (len == 0)
+		return TS_EINVALID;
+	uint64_t v = 0;
+	int ovf = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(s[i]))
+			return TS_EINVALID;
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			ovf = 1;
+		else
+			v = v * 10 + d;
+	}
+	if (ovf)
+		return TS_ELIMIT;
+	*out = v;
+	return 0;
+}
+
+int ts_fmtnum_parse_int64(const char *s, size_t len, int64_t *out)
+{
+	int neg = 0;
+	size_t i = 0;
+	if (len > 0 && (s[0] == '+' || s[0] == '-')) {
+		neg = s[0] == '-';
+		i = 1;
+	}
+	uint64_t u;
+	int rc = ts_fmtnum_parse_uint64(s + i, len - i, &u);
+	if (rc != 0)
+		return rc;
+	if (neg) {
+		if (u > (uint64_t)INT64_MAX + 1)
+			return TS_ELIMIT;
+		*out = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
+	} else {
+		if (u > (uint64_t)INT64_MAX)
+			return TS_ELIMIT;
+		*out = (int64_t)u;
+	}
+	return 0;
+}
+
+/* Decimal digits of |v| (no leading/trailing zeros) and x, the exponent of the first
+ * digit: |v| = 0.d1d2... * 10^(x+1). Returns the digit count. */
+static int shortest_digits(double av, char digs[20], int *x)
+{
+	if (av < 9007199254740992.0 && av == floor(av)) {
+		uint64_t u = (uint64_t)av;
+		char tmp[20];
+		int n = 0;
+		while (u) {
+			tmp[n++] = (char)('0' + u % 10);
+			u /= 10;
+		}
+		*x = n - 1;
+		int z = 0;
+		while (z < n && tmp[z] == '0')
+			z++;
+		int nd = 0;
+		for (int k = n - 1; k >= z; k--)
+			digs[nd++] = tmp[k];
+		return nd;
+	}
+	char buf[40];
+	for (int prec = 15; prec <= 17; prec++) {
+		int w = snprintf(buf, sizeof buf, "%.*e", prec - 1, av);
+		if (w <= 0 || (size_t)w >= sizeof buf)
+			break;
+		/* Collect digits up to 'e' (skipping the locale's decimal point). */
+		int nd = 0, p = 0;
+		for (; buf[p] && buf[p] != 'e'; p++)
+			if (is_digit(buf[p]))
+				digs[nd++] = buf[p];
+		int ex = atoi(buf + p + 1);
+		while (nd > 1 && digs[nd - 1] == '0')
+			nd--;
+		/* Locale-free round-trip check on "digits e exp". */
+		char chk[48];
+		memcpy(chk, digs, (size_t)nd);
+		snprintf(chk + nd, sizeof chk - (size_t)nd, "e%d", ex - (nd - 1));
+		if (prec == 17 || strtod(chk, NULL) == av) {
+			*x = ex;
+			return nd;
+		}
+	}
+	/* Not reached for finite input: 17 digits always round-trip. */
+	digs[0] = '0';
+	*x = 0;
+	return 1;
+}
+
+size_t ts_fmt_double(char *buf, double v)
+{
+	if (isnan(v)) {
+		memcpy(buf, "NaN", 4);
+		return 3;
+	}
+	if (isinf(v)) {
+		memcpy(buf, v > 0 ? "+Inf" : "-Inf", 5);
+		return 4;
+	}
+	size_t n = 0;
+	if (signbit(v)) {
+		buf[n++] = '-';
+		v = -v;
+	}
+	if (v == 0) {
+		buf[n++] = '0';
+		buf[n] = 0;
+		return n;
+	}
+	char d[20] = { 0 };
+	int x;
+	int nd = shortest_digits(v, d, &x);
+	if (x < -4 || x >= 6) {
+		buf[n++] = d[0];
+		if (nd > 1) {
+			buf[n++] = '.';
+			memcpy(buf + n, d + 1, (size_t)nd - 1);
+			n += (size_t)nd - 1;
+		}
+		buf[n++] = 'e';
+		buf[n++] = x < 0 ? '-' : '+';
+		int ax = x < 0 ? -x : x;
+		if (ax >= 100)
+			buf[n++] = (char)('0' + ax / 100);
+		buf[n++] = (char)('0' + ax / 10 % 10);
+		buf[n++] = (char)('0' + ax % 10);
+	} else if (x < 0) {
+		buf[n++] = '0';
+		buf[n++] = '.';
+		for (int k = -1; k > x; k--)
+			buf[n++] = '0';
+		memcpy(buf + n, d, (size_t)nd);
+		n += (size_t)nd;
+	} else {
+		for (int k = 0; k <= x; k++)
+			buf[n++] = k < nd ? d[k] : '0';
+		if (nd > x + 1) {
+			buf[n++] = '.';
+			memcpy(buf + n, d + x + 1, (size_t)(nd - x - 1));
+			n += (size_t)(nd - x - 1);
+		}
+	}
+	buf[n] = 0;
+	return n;
+}
+
+/* Orders labels by name bytes (shorter first on a common prefix). */
+static int label_cmp(const struct ts_label *a, const struct ts_label *b)
+{
+	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = n ? memcmp(a->name, b->name, n) : 0;
+	if (c != 0)
+		return c;
+	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+static int label_qcmp(const void *a, const void *b)
+{
+	return label_cmp(a, b);
+}
+
+int ts__labels_sort(struct ts_label *l, size_t n)
+{
+	if (n <= 16) {
+		/* Tags usually arrive sorted or nearly so: insertion sort is linear then. */
+		for (size_t i = 1; i < n; i++) {
+			struct ts_label t = l[i];
+			size_t j = i;
+			while (j > 0 && label_cmp(&l[j - 1], &t) > 0) {
+				l[j] = l[j - 1];
+				j--;
+			}
+			l[j] = t;
+		}
+	} else {
+		qsort(l, n, sizeof *l, label_qcmp);
+	}
+	for (size_t i = 1; i < n; i++)
+		if (label_cmp(&l[i - 1], &l[i]) == 0)
+			return (int)(i < 0x7fffffff ? i : 0x7fffffff);
+	return 0;
+}
