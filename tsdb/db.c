@@ -3,10 +3,14 @@
  * append path (see db_int.h for the locking model and head.c for sample rules).
  *
  * Append: labels are canonicalised, hashed and looked up in the sharded registry
- * without the append mutex. Under db->mu each sample is classified and applied to its
- * series' head, and the accepted samples (plus the creation of series not yet logged)
- * become one WAL record, written before the mutex is released. The durability wait
- * (group commit) happens after it is released.
+ * without the append mutex. Under db->mu each sample is classified against its series'
+ * head (and the batch's own earlier samples) without changing anything; the accepted
+ * samples (plus the creation of series not yet logged) become one WAL record; only once
+ * it is written are they applied to the heads, by the same function recovery uses. So a
+ * failed WAL write changes nothing, and a recovered head equals the lost one. If applying
+ * a logged record fails (out of memory), memory no longer matches the log: the db
+ * refuses writes until reopened, which replays the log. The durability wait (group
+ * commit) happens after the mutex is released.
  *
  * WAL record TS_WAL_REC_BATCH (little-endian):
  *   | size          | field                                         |
@@ -32,8 +36,6 @@
 #include "tsdb/db_int.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "on-disk formats assume LE hosts");
-
-int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls);
 
 static int64_t now_ms(void)
 {
@@ -256,8 +258,6 @@ static int add_unindexed(struct ts_db *db, struct ts_series *s)
 struct replay_ctx {
 	struct ts_db *db;
 	uint64_t n_records, n_samples, n_skipped;
-	struct ts_ooo_sample *buf;
-	size_t cap;
 };
 
 static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p, size_t len)
@@ -319,19 +319,8 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 			off += (size_t)n * 16;
 			continue;
 		}
-		if (n > cx->cap) {
-			struct ts_ooo_sample *b = ts_realloc(cx->buf, n * sizeof *b);
-			if (!b)
-				return -ENOMEM;
-			cx->buf = b;
-			cx->cap = n;
-		}
-		for (uint32_t k = 0; k < n; k++) {
-			cx->buf[k].t = (int64_t)get64(p + off + 16 * k);
-			cx->buf[k].v = get64(p + off + 16 * k + 8);
-		}
+		int rc = ts__head_apply(db, s, p + off, n, lsn);
 		off += (size_t)n * 16;
-		int rc = ts__head_apply(db, s, cx->buf, n, lsn);
 		if (rc < 0)
 			return rc;
 		cx->n_samples += (uint64_t)rc;
@@ -341,9 +330,60 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 
 /* ---- append ---- */
 
+/* Classifies a sample without changing the head (db->mu held). batch/k: the samples of
+ * this series already accepted in this batch section, for resends inside one request.
+ * Returns 0 (in order), 1 (exact duplicate), 2 (out of order, accepted) or a rejection. */
+static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch, uint32_t k,
+		    int64_t t, uint64_t v, int64_t now)
+{
+	if (s->b_max_t == INT64_MIN || t > s->b_max_t) {
+		if (db->o.max_future_ms && t > now + db->o.max_future_ms)
+			return TS_ETOOFUTURE;
+		if (db->o.retention_ms && t < now - db->o.retention_ms)
+			return TS_ETOOOLD;
+		return 0;
+	}
+	if (s->max_t == INT64_MIN || t > s->max_t) {
+		/* Newer than the head but not than this batch: compare with the batch. */
+		for (uint32_t i = k; i-- > 0;) {
+			if ((int64_t)get64(batch + 16 * (size_t)i) == t)
+				return get64(batch + 16 * (size_t)i + 8) == v ? 1 : TS_EDUPLICATE;
+		}
+		if (db->o.ooo_window_ms <= 0)
+			return TS_EOUTOFORDER;
+		return t < s->b_max_t - db->o.ooo_window_ms ? TS_ETOOOLD : 2;
+	}
+	return ts__head_check(db, s, t, v, now);
+}
+
+/* Applies a just-logged batch record to the heads (db->mu held). */
+static int apply_record(struct ts_db *db, const uint8_t *p, size_t len, uint64_t lsn,
+			struct ts_append_result *res)
+{
+	size_t off = 4;
+	uint32_t n_new = get32(p);
+	for (uint32_t i = 0; i < n_new; i++)
+		off += 12 + get32(p + off + 8);
+	uint32_t n_ser = get32(p + off);
+	off += 4;
+	for (uint32_t i = 0; i < n_ser; i++) {
+		struct ts_series *s = ts__db_series_by_id(db, get64(p + off));
+		uint32_t n = get32(p + off + 8);
+		off += 12;
+		int added = ts__head_apply(db, s, p + off, n, lsn);
+		if (added < 0)
+			return added;
+		res->n_appended += (uint64_t)added;
+		off += (size_t)n * 16;
+	}
+	(void)len;
+	return 0;
+}
+
 struct prep {
 	struct ts_series *s;
 	int created;
+	int kept;  /* a sample of this entry is in the record */
 	int rc;
 };
 
@@ -409,7 +449,7 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		}
 	}
 
-	/* Phase 2, under the append mutex: classify, apply, log. */
+	/* Phase 2, under the append mutex: classify, log, apply. */
 	int64_t now = now_ms();
 	uint64_t lsn = 0;
 	int wrote = 0;
@@ -419,46 +459,40 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		pthread_mutex_unlock(&db->mu);
 		goto out;
 	}
-	size_t need = 8;
+	size_t need = 4, need_new = 4;
 	for (size_t i = 0; i < n; i++)
 		if (prep[i].s) {
 			need += 12 + (size_t)in[i].n_samples * 16;
 			if (!prep[i].s->logged)
-				need += 12 + prep[i].s->packed_len;
+				need_new += 12 + prep[i].s->packed_len;
 		}
-	rc = rec_reserve(db, need);
+	rc = rec_reserve(db, need_new + need);
 	if (rc) {
 		pthread_mutex_unlock(&db->mu);
 		goto out;
 	}
-	uint8_t *r = db->rec;
+	/* The samples section is built first, at the end of the buffer, because a new
+	 * series is logged (and so becomes visible) only if one of its samples is kept. */
+	uint8_t *r = db->rec + need_new;
 	size_t off = 4;
 	uint32_t n_new = 0, n_ser = 0;
+	uint64_t epoch = ++db->epoch;
 	for (size_t i = 0; i < n; i++) {
-		struct ts_series *s = prep[i].s;
-		if (!s || s->logged)
-			continue;
-		put64(r + off, s->id);
-		put32(r + off + 8, s->packed_len);
-		memcpy(r + off + 12, s->packed, s->packed_len);
-		off += 12 + s->packed_len;
-		n_new++;
-	}
-	put32(r, n_new);
-	size_t nser_off = off;
-	off += 4;
-	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct ts_series *s = prep[i].s;
 		if (!s)
 			continue;
 		size_t hdr = off;
 		uint32_t k = 0;
 		off += 12;
+		if (s->b_epoch != epoch) {
+			s->b_epoch = epoch;
+			s->b_max_t = s->max_t;
+		}
 		for (uint32_t j = 0; j < in[i].n_samples; j++) {
 			int64_t t = in[i].samples[j].t_ms;
 			uint64_t v;
 			memcpy(&v, &in[i].samples[j].v, 8);
-			int cls = ts__head_check(db, s, t, v, now);
+			int cls = classify(db, s, r + hdr + 12, k, t, v, now);
 			if (cls == 1) {
 				res->n_duplicate++;
 				continue;
@@ -469,7 +503,10 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 				case TS_EDUPLICATE: res->n_conflict++; break;
 				case TS_ETOOOLD: res->n_too_old++; break;
 				case TS_ETOOFUTURE: res->n_too_future++; break;
-				default: rc = cls; break; /* corrupt head chunk: stop the batch */
+				default: /* a head chunk failed to decode */
+					rc = cls;
+					pthread_mutex_unlock(&db->mu);
+					goto out;
 				}
 				if (!prep[i].rc)
 					prep[i].rc = cls;
@@ -479,15 +516,10 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 					snprintf(res->first_err_msg, sizeof res->first_err_msg,
 						 "%s: timestamp %lld", ts_strerror(cls), (long long)t);
 				}
-				if (rc)
-					break;
 				continue;
 			}
-			int a = ts__head_add(db, s, t, v, cls);
-			if (a) {
-				rc = a;
-				break;
-			}
+			if (cls == 0)
+				s->b_max_t = t;
 			put64(r + off, (uint64_t)t);
 			put64(r + off + 8, v);
 			off += 16;
@@ -497,32 +529,64 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			put64(r + hdr, s->id);
 			put32(r + hdr + 8, k);
 			n_ser++;
-			res->n_appended += k;
+			prep[i].kept = 1;
 		} else {
 			off = hdr;
 		}
 	}
-	put32(r + nser_off, n_ser);
+	put32(r, n_ser);
+	size_t samples_len = off;
+	/* Creations, for new series with a kept sample (each once). */
+	uint8_t *c = db->rec;
+	off = 4;
+	for (size_t i = 0; i < n; i++) {
+		struct ts_series *s = prep[i].s;
+		if (!s || !prep[i].kept || s->logged || s->b_epoch == (uint64_t)-1)
+			continue;
+		s->b_epoch = (uint64_t)-1; /* written; later entries of the same series skip */
+		put64(c + off, s->id);
+		put32(c + off + 8, s->packed_len);
+		memcpy(c + off + 12, s->packed, s->packed_len);
+		off += 12 + s->packed_len;
+		n_new++;
+	}
+	put32(c, n_new);
+	memmove(c + off, r, samples_len);
+	r = c;
+	off += samples_len;
+
 	if (n_new || n_ser) {
-		/* Whatever was applied is logged, even when the batch stopped early. */
 		int w = ts_wal_append(db->wal, TS_WAL_REC_BATCH, r, off, &lsn);
+		if (w == -ENOMEM) {
+			rc = w; /* nothing was written and nothing applied */
+			pthread_mutex_unlock(&db->mu);
+			goto out;
+		}
 		if (w) {
 			db->wal_err = TS_EIO;
 			ts_log(TS_LOG_ERROR, "wal append failed (%s): refusing further writes",
 			       ts_strerror(w));
-			rc = w == -ENOMEM ? w : TS_EIO;
-		} else {
-			wrote = 1;
-			for (size_t i = 0; i < n; i++) {
-				struct ts_series *s = prep[i].s;
-				if (!s)
-					continue;
-				s->last_lsn = lsn;
-				if (!s->logged) {
-					s->logged = 1;
-					res->n_new_series++;
-					if (add_unindexed(db, s) && !rc)
-						rc = -ENOMEM; /* the flusher would miss it */
+			rc = TS_EIO;
+			pthread_mutex_unlock(&db->mu);
+			goto out;
+		}
+		wrote = 1;
+		rc = apply_record(db, r, off, lsn, res);
+		if (rc) {
+			rc = db->wal_err = TS_EIO;
+			ts_log(TS_LOG_ERROR, "applying a logged batch failed (%s): refusing writes "
+			       "until the database is reopened", ts_strerror(rc));
+		}
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			struct ts_series *s = prep[i].s;
+			if (s && prep[i].kept && !s->logged) {
+				s->logged = 1;
+				res->n_new_series++;
+				if (add_unindexed(db, s)) {
+					/* The flusher would never index it: reopen rebuilds the list. */
+					rc = db->wal_err = TS_EIO;
+					ts_log(TS_LOG_ERROR, "out of memory listing a new series: refusing "
+					       "writes until the database is reopened");
 				}
 			}
 		}
@@ -530,8 +594,7 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 	pthread_mutex_unlock(&db->mu);
 	atomic_fetch_add(&db->n_samples, res->n_appended);
 	if (wrote && rc == 0) {
-		int c = ts_wal_commit(db->wal, lsn);
-		if (c)
+		if (ts_wal_commit(db->wal, lsn))
 			rc = TS_EIO;
 	}
 	if (series_rc)
@@ -629,7 +692,6 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 		goto fail;
 	struct replay_ctx cx = {.db = db};
 	rc = ts_wal_replay(db->wal, ckpt, replay_record, &cx);
-	ts_free(cx.buf);
 	if (rc)
 		goto fail;
 	ts_log(TS_LOG_INFO, "opened %s: %llu series, replayed %llu WAL records (%llu samples, "
@@ -687,8 +749,6 @@ int ts_db_close(struct ts_db *db)
 	ts__writer_stop(db);
 	/* A final checkpoint: heads are snapshotted, sealed chunks committed, WAL cut. */
 	int rc = db->wal_err ? db->wal_err : ts__writer_flush(db, 1);
-	if (!rc)
-		rc = db->writer_err;
 	db_free(db);
 	return rc;
 }

@@ -74,6 +74,8 @@ struct ts_series {
 	int64_t max_t;            /* newest in-order timestamp, INT64_MIN if none */
 	uint64_t last_lsn;        /* LSN of the last WAL record applied to this series */
 	uint64_t snap_lsn;        /* recovery: records with lsn <= this are in the snapshot */
+	uint64_t b_epoch;         /* append: b_max_t is valid while b_epoch == db->epoch */
+	int64_t b_max_t;          /* append: newest in-order timestamp accepted in this batch */
 	struct ts_ooo *ooo;
 	struct ts_chunk_mem *pending, *pending_tail;
 };
@@ -112,7 +114,8 @@ struct ts_db {
 	size_t n_unindexed, cap_unindexed;
 	uint8_t *rec;             /* WAL record scratch, under mu */
 	size_t rec_cap;
-	int wal_err;              /* sticky TS_EIO */
+	int wal_err;              /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
+	uint64_t epoch;           /* append batch counter, under mu */
 	int closing;
 
 	pthread_rwlock_t parts_mu; /* guards the partitions array */
@@ -136,10 +139,11 @@ struct ts_series *ts__db_series_by_id(struct ts_db *db, uint64_t id);
 int ts__db_series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
 			 uint64_t hash, struct ts_series **out);
 
-/* head.c: apply samples to a series (db->mu held). lsn is the record's LSN. Returns the
- * number of samples appended, or -ENOMEM. */
-int ts__head_apply(struct ts_db *db, struct ts_series *s, const struct ts_ooo_sample *smp,
-		   uint32_t n, uint64_t lsn);
+/* head.c: apply n samples of a WAL record (p: n x (i64 t, u64 v) LE) to a series
+ * (db->mu held). lsn is the record's LSN. The live append path and recovery both use it,
+ * so a recovered head is the head that was lost. Returns samples added, or -ENOMEM. */
+int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint32_t n,
+		   uint64_t lsn);
 /* Classifies a sample against a series' state (db->mu held): 0 = append in order,
  * 1 = exact duplicate, 2 = out-of-order accepted, or a negative TS_E* rejection. */
 int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,

@@ -26,11 +26,12 @@
  *   | 29  | 2    | encoder n, u16 LE                        |
  *   | 31  | 1    | leading                                  |
  *   | 32  | 1    | trailing                                 |
- *   | 33  | 8    | encoder t, i64 LE                        |
- *   | 41  | 8    | encoder t_delta, i64 LE                  |
- *   | 49  | 8    | encoder v bits, u64 LE                   |
- *   | 57  | 4    | chunk bytes len L, u32 LE                |
- *   | 61  | L    | chunk bytes                              |
+ *   | 33  | 1    | tail_pad (see storage/xor.h)             |
+ *   | 34  | 8    | encoder t, i64 LE                        |
+ *   | 42  | 8    | encoder t_delta, i64 LE                  |
+ *   | 50  | 8    | encoder v bits, u64 LE                   |
+ *   | 58  | 4    | chunk bytes len L, u32 LE                |
+ *   | 62  | L    | chunk bytes                              |
  *   |     | 4    | OOO count m, u32 LE                      |
  *   |     | 16*m | (t i64 LE, v u64 LE) sorted by t         |
  */
@@ -44,7 +45,7 @@
 #include "tsdb/db_int.h"
 
 #define SNAP_FORMAT 1
-#define SNAP_FIXED 61
+#define SNAP_FIXED 62
 
 int64_t ts__partition_start(const struct ts_db *db, int64_t t)
 {
@@ -275,15 +276,19 @@ static int head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v
 	return cls == 0 ? append_in_order(db, s, t, v) : ooo_insert(db, s, t, v);
 }
 
-int ts__head_apply(struct ts_db *db, struct ts_series *s, const struct ts_ooo_sample *smp,
-		   uint32_t n, uint64_t lsn)
+int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint32_t n,
+		   uint64_t lsn)
 {
 	int added = 0;
 	for (uint32_t i = 0; i < n; i++) {
+		int64_t t;
+		uint64_t v;
+		memcpy(&t, p + 16 * (size_t)i, 8);
+		memcpy(&v, p + 16 * (size_t)i + 8, 8);
 		/* Wall-clock checks are skipped (now 0): these samples were accepted once. */
-		int cls = ts__head_check(db, s, smp[i].t, smp[i].v, 0);
+		int cls = ts__head_check(db, s, t, v, 0);
 		if (cls == 0 || cls == 2) {
-			int rc = head_add(db, s, smp[i].t, smp[i].v, cls);
+			int rc = head_add(db, s, t, v, cls);
 			if (rc)
 				return rc;
 			added++;
@@ -291,12 +296,6 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const struct ts_ooo_sa
 	}
 	s->last_lsn = lsn;
 	return added;
-}
-
-int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls);
-int ts__head_add(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int cls)
-{
-	return head_add(db, s, t, v, cls);
 }
 
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }  /* hosts are LE (checked in db.c) */
@@ -322,10 +321,11 @@ void ts__head_snapshot(const struct ts_series *s, uint8_t *p)
 	p[30] = (uint8_t)(s->enc.n >> 8);
 	p[31] = s->enc.leading;
 	p[32] = s->enc.trailing;
-	put64(p + 33, (uint64_t)s->enc.t);
-	put64(p + 41, (uint64_t)s->enc.t_delta);
-	put64(p + 49, s->enc.v);
-	put32(p + 57, chunk);
+	p[33] = s->enc.tail_pad;
+	put64(p + 34, (uint64_t)s->enc.t);
+	put64(p + 42, (uint64_t)s->enc.t_delta);
+	put64(p + 50, s->enc.v);
+	put32(p + 58, chunk);
 	if (chunk)
 		memcpy(p + SNAP_FIXED, s->enc.buf, chunk);
 	uint8_t *q = p + SNAP_FIXED + chunk;
@@ -341,7 +341,7 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 {
 	if (len < SNAP_FIXED + 4 || p[0] != SNAP_FORMAT)
 		return TS_CORRUPT();
-	uint32_t chunk = get32(p + 57);
+	uint32_t chunk = get32(p + 58);
 	if (chunk > TS_CHUNK_MAX_BYTES * 2 || len < (size_t)SNAP_FIXED + chunk + 4)
 		return TS_CORRUPT();
 	uint32_t m = get32(p + SNAP_FIXED + chunk);
@@ -349,9 +349,10 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 		return TS_CORRUPT();
 	uint16_t n = (uint16_t)(p[29] | p[30] << 8);
 	uint32_t nbits = get32(p + 25);
-	if ((n == 0) != (chunk == 0) || (chunk && (nbits + 7) / 8 != chunk) ||
-	    (chunk && ts_xor_count(p + SNAP_FIXED, chunk) != n))
+	if ((n == 0) != (chunk == 0) || p[33] > 1 || (chunk && (nbits + 7) / 8 + p[33] != chunk) ||
+	    (chunk && ts_xor_count(p + SNAP_FIXED, chunk) != n)) {
 		return TS_CORRUPT();
+	}
 	ts__head_free(s);
 	ts_xor_enc_init(&s->enc);
 	if (chunk) {
@@ -365,9 +366,10 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 		s->enc.n = n;
 		s->enc.leading = p[31];
 		s->enc.trailing = p[32];
-		s->enc.t = (int64_t)get64(p + 33);
-		s->enc.t_delta = (int64_t)get64(p + 41);
-		s->enc.v = get64(p + 49);
+		s->enc.tail_pad = p[33];
+		s->enc.t = (int64_t)get64(p + 34);
+		s->enc.t_delta = (int64_t)get64(p + 42);
+		s->enc.v = get64(p + 50);
 	}
 	s->last_lsn = get64(p + 1);
 	s->snap_lsn = s->last_lsn;

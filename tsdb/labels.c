@@ -20,7 +20,7 @@ static int name_cmp(const struct ts_label *a, const struct ts_label *b)
 	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
 }
 
-int ts_utf8_valid(const char *str, size_t len)
+int ts_labels_utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
@@ -72,9 +72,9 @@ int ts_labels_canon(const struct ts_label *in, uint32_t n, const struct ts_label
 			return fail(err, err_len, TS_ELIMIT, "label name %.*s... too long", l);
 		if (l->value_len > lim->max_value_len)
 			return fail(err, err_len, TS_ELIMIT, "value of label %.*s too long", l);
-		if (!ts_utf8_valid(l->value, l->value_len))
+		if (!ts_labels_utf8_valid(l->value, l->value_len))
 			return fail(err, err_len, TS_EINVALID, "value of label %.*s is not valid UTF-8", l);
-		if (!ts_utf8_valid(l->name, l->name_len) || memchr(l->name, 0, l->name_len))
+		if (!ts_labels_utf8_valid(l->name, l->name_len) || memchr(l->name, 0, l->name_len))
 			return fail(err, err_len, TS_EINVALID, "label name %.*s is not valid UTF-8 or holds NUL", l);
 		int is_name = l->name_len == 8 && memcmp(l->name, "__name__", 8) == 0;
 		if (l->value_len == 0) {

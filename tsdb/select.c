@@ -453,7 +453,7 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 	}
 	for (size_t i = 0; i < n_unidx; i++) {
 		/* Skip those that reached the postings in the meantime (already in res). */
-		if (bsearch(&unidx[i]->id, res.v, res.n, sizeof *res.v, u64_cmp))
+		if (res.n && bsearch(&unidx[i]->id, res.v, res.n, sizeof *res.v, u64_cmp))
 			continue;
 		if (series_matches(unidx[i], m, n_matchers))
 			set->ser[set->n++].s = unidx[i];
@@ -482,7 +482,8 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 		if (rc)
 			goto out;
 	}
-	qsort_r(set->ser, set->n, sizeof *set->ser, ser_cmp, set);
+	if (set->n > 1)
+		qsort_r(set->ser, set->n, sizeof *set->ser, ser_cmp, set);
 
 	/* 5. In-memory chunks, then partition snapshots (this order matters). */
 	for (size_t i = 0; i < set->n && rc == 0; i += 1024) {
@@ -616,7 +617,8 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
 	if (rc)
 		return rc;
-	qsort(out->v, out->n, sizeof *out->v, src_cmp);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof *out->v, src_cmp);
 	size_t w = 0;
 	for (size_t k = 0; k < out->n; k++) {
 		if (w && out->v[w - 1].min_t == out->v[k].min_t && out->v[w - 1].len == out->v[k].len &&

@@ -361,8 +361,9 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	}
 	for (size_t i = 0; i < n_idx; i++)
 		idx[i]->indexed = 1;
-	memmove(db->unindexed, db->unindexed + n_idx,
-		(db->n_unindexed - n_idx) * sizeof *db->unindexed);
+	if (n_idx)
+		memmove(db->unindexed, db->unindexed + n_idx,
+			(db->n_unindexed - n_idx) * sizeof *db->unindexed);
 	db->n_unindexed -= n_idx;
 	for (size_t i = 0; i < n_ents; i++) {
 		struct ts_series *s = ts__db_series_by_id(db, ents[i].id);
@@ -378,6 +379,8 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		db->last_checkpoint_ms = (uint64_t)mono_ms();
 	}
 out:
+	if (rc == 0)
+		db->writer_err = 0; /* a flush that failed earlier has now been redone */
 	if (rc && rc != db->writer_err) {
 		ts_log(TS_LOG_ERROR, "flush%s failed: %s", checkpoint ? " (checkpoint)" : "",
 		       ts_strerror(rc));
