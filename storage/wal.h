@@ -42,7 +42,8 @@ struct ts_wal;
 /* Opens (creating dir if needed) the WAL in `dir`. Does not replay. On a torn or
  * corrupt tail, nothing is cut yet: ts_wal_replay() finds and cuts it.
  * *out is owned by the caller: close with ts_wal_close(). Returns 0, -errno,
- * TS_ECORRUPT (a segment name or header is unreadable), -ENOMEM. */
+ * TS_ECORRUPT (a segment name or header is unreadable), TS_EVERSION (a segment of a
+ * format version we do not read), -ENOMEM, -EINVAL (bad opts). */
 int ts_wal_open(const char *dir, const struct ts_wal_opts *opts, struct ts_wal **out);
 
 /* Called once per record during replay. `rec` is borrowed, valid only during the call.
@@ -54,11 +55,17 @@ typedef int (*ts_wal_replay_fn)(void *arg, uint64_t lsn, uint8_t type, const uin
  * record whose header or CRC is bad, or that is cut short, the log is truncated there
  * (that segment cut, later segments deleted), logged as a warning with the LSN and the
  * bytes dropped, and replay ends successfully: a torn tail is never fatal.
- * Afterwards appends continue at the cut. Returns 0, fn's non-zero value, -errno. */
+ * Afterwards appends continue at the cut; but when the log now ends before from_lsn
+ * (cut, or unsynced bytes lost), they continue at from_lsn instead, so an LSN handed
+ * out before (a checkpoint's) is never given to a new record.
+ * Returns 0, fn's non-zero value (the WAL then has no position: replay again before
+ * appending), -errno, -ENOMEM, -EINVAL (called after an append). */
 int ts_wal_replay(struct ts_wal *w, uint64_t from_lsn, ts_wal_replay_fn fn, void *arg);
 
 /* Appends one record (len <= 64 MiB) and write(2)s it. *lsn_out receives its LSN.
- * Returns 0, -ENOMEM, TS_ELIMIT (too large), TS_EIO (this or an earlier I/O error). */
+ * Returns 0, -ENOMEM, TS_ELIMIT (too large), TS_EIO (this or an earlier I/O error),
+ * -EINVAL (open found segments and no ts_wal_replay() has completed since: the end
+ * of the log is not known until replay has checked it). */
 int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len,
 		  uint64_t *lsn_out);
 
@@ -70,7 +77,7 @@ int ts_wal_commit(struct ts_wal *w, uint64_t lsn);
 uint64_t ts_wal_end_lsn(struct ts_wal *w);
 
 /* Starts a new segment now, so everything before the returned LSN can later be removed
- * by truncation. Used at checkpoints. Returns 0, -errno, TS_EIO. */
+ * by truncation. Used at checkpoints. Returns 0, -errno, TS_EIO, -EINVAL (as append). */
 int ts_wal_roll(struct ts_wal *w, uint64_t *next_lsn_out);
 
 /* Deletes whole segments that hold only records with LSN < lsn. Never cuts a segment
