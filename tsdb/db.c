@@ -656,6 +656,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_rwlock_init(&db->parts_mu, NULL);
 	pthread_mutex_init(&db->wmu, NULL);
 	pthread_mutex_init(&db->fmu, NULL);
+	pthread_mutex_init(&db->md_mu, NULL);
 	pthread_cond_init(&db->wcond, NULL);
 	pthread_cond_init(&db->wdone, NULL);
 	db->lock_fd = -1;
@@ -733,6 +734,8 @@ static void db_free(struct ts_db *db)
 	pthread_rwlock_destroy(&db->parts_mu);
 	pthread_mutex_destroy(&db->wmu);
 	pthread_mutex_destroy(&db->fmu);
+	ts__md_free(db);
+	pthread_mutex_destroy(&db->md_mu);
 	pthread_cond_destroy(&db->wcond);
 	pthread_cond_destroy(&db->wdone);
 	ts_free(db->dir);

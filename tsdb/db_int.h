@@ -28,6 +28,7 @@
 #include "storage/wal.h"
 #include "storage/xor.h"
 #include "tsdb/labels.h"
+#include "tsdb/metadata.h"
 #include "tsdb/tsdb.h"
 
 #define TS_SHARDS 64
@@ -99,7 +100,7 @@ struct ts_db {
 	struct ts_labels_limits lim;
 	struct ts_wal *wal;
 	struct ts_env *index;
-	unsigned t_series, t_postings, t_meta, t_heads;
+	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
 
 	struct ts_shard shards[TS_SHARDS];
 
@@ -117,6 +118,10 @@ struct ts_db {
 	int wal_err;              /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
 	uint64_t epoch;           /* append batch counter, under mu */
 	int closing;
+
+	pthread_mutex_t md_mu;    /* guards md */
+	struct ts_md_entry *md;   /* sorted by metric name */
+	size_t n_md, cap_md;
 
 	pthread_rwlock_t parts_mu; /* guards the partitions array */
 	struct ts_partition *parts; /* sorted by start */

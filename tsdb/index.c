@@ -12,6 +12,7 @@
  *   | meta     | "format" u32, "next_id" u64,         |                                |
  *   |          | "checkpoint_lsn" u64, "partition_ms" i64 (all LE)                     |
  *   | heads    | series id, u64 BE                    | head snapshot (head.c)         |
+ *   | metadata | metric family name                   | type, help, unit (metadata.c)  |
  * Label names never contain 0x00 (labels.c rejects it), so a postings key splits at its
  * first zero byte. LMDB keys are at most 511 bytes, so long values are cut; select.c
  * re-checks matchers against the real labels when a cut key was involved.
@@ -74,7 +75,8 @@ int ts__index_open(struct ts_db *db)
 	if ((rc = ts_env_table(db->index, "series", 0, &db->t_series)) ||
 	    (rc = ts_env_table(db->index, "postings", TS_TABLE_DUPFIXED_U64, &db->t_postings)) ||
 	    (rc = ts_env_table(db->index, "meta", 0, &db->t_meta)) ||
-	    (rc = ts_env_table(db->index, "heads", 0, &db->t_heads)))
+	    (rc = ts_env_table(db->index, "heads", 0, &db->t_heads)) ||
+	    (rc = ts_env_table(db->index, "metadata", 0, &db->t_metadata)))
 		return rc;
 	return 0;
 }
@@ -186,6 +188,20 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		if (rc)
 			goto out;
 		s->has_snapshot = 1;
+	}
+	if (rc != TS_ENOTFOUND)
+		goto out;
+	ts_cursor_close(c);
+	c = NULL;
+
+	rc = ts_cursor_open(r, db->t_metadata, &c);
+	if (rc)
+		goto out;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+		const void *k, *v;
+		size_t kl, vl;
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) || (rc = ts__md_load(db, k, kl, v, vl)))
+			goto out;
 	}
 	if (rc == TS_ENOTFOUND)
 		rc = 0;

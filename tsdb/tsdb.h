@@ -144,6 +144,52 @@ int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **ou
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c);
 void ts_chunk_it_free(struct ts_chunk_it *it);
 
+/* ---- Label look-ups ---- */
+
+/* A list of distinct byte strings, sorted bytewise, owned by the list. */
+struct ts_strlist {
+	char **v;          /* each NUL-terminated; may hold NUL bytes inside, so use len */
+	uint32_t *len;
+	size_t n, cap;
+};
+void ts_strlist_free(struct ts_strlist *l); /* frees the contents; l itself is the caller's */
+
+/* Distinct label names of the series matching `m` (all series when n_matchers == 0),
+ * appended to *out (zero-initialise it first). [mint, maxt] is accepted for API symmetry
+ * but series are not yet filtered by time. Returns 0, TS_EINVALID (bad regex, msg set),
+ * -ENOMEM. */
+int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers,
+		      int64_t mint, int64_t maxt, struct ts_strlist *out, char *msg,
+		      size_t msg_len);
+/* Distinct values of label `name` (NUL-terminated) among matching series. As above. */
+int ts_db_label_values(struct ts_db *db, const char *name, const struct ts_matcher *m,
+		       size_t n_matchers, int64_t mint, int64_t maxt, struct ts_strlist *out,
+		       char *msg, size_t msg_len);
+
+/* ---- Metric metadata (type, help, unit per metric family) ---- */
+
+enum ts_metric_type {
+	TS_MT_UNKNOWN = 0, TS_MT_COUNTER = 1, TS_MT_GAUGE = 2, TS_MT_HISTOGRAM = 3,
+	TS_MT_GAUGEHISTOGRAM = 4, TS_MT_SUMMARY = 5, TS_MT_INFO = 6, TS_MT_STATESET = 7
+};
+
+struct ts_metadata {
+	const char *metric;  /* borrowed strings, not NUL-terminated: use the lengths */
+	const char *help;
+	const char *unit;
+	uint32_t metric_len, help_len, unit_len;
+	enum ts_metric_type type;
+};
+
+/* Records metadata for metric families (last write wins; an identical record is a no-op).
+ * Kept in memory and persisted by the writer thread. Returns 0, -ENOMEM, TS_EINVALID
+ * (empty name, invalid UTF-8, over 64 KiB). */
+int ts_db_set_metadata(struct ts_db *db, const struct ts_metadata *md, size_t n);
+/* Calls fn for each family (only `metric` if not NULL), sorted by name, with strings
+ * valid during the call. A non-zero return from fn stops and is returned. */
+int ts_db_metadata(struct ts_db *db, const char *metric, int (*fn)(void *arg,
+		   const struct ts_metadata *md), void *arg);
+
 /* ---- Introspection ---- */
 struct ts_db_stats {
 	uint64_t n_series;          /* in the registry */

@@ -302,7 +302,7 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (!first && !n_idx && !checkpoint)
+	if (!first && !n_idx && !checkpoint && !ts__md_dirty(db))
 		goto out;
 
 	rc = write_chunks(db, first, last);
@@ -332,10 +332,18 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		rc = ts_batch_put(ib, db->t_meta, "partition_ms", 12, &pms, 8);
 	if (rc == 0 && checkpoint)
 		rc = ts_batch_put(ib, db->t_meta, "checkpoint_lsn", 14, &L, 8);
+	int md = 0;
+	if (rc == 0) {
+		rc = ts__md_flush(db, ib);
+		md = 1;
+	}
 	if (rc == 0)
 		rc = ts_env_apply(db->index, ib);
-	if (rc)
+	if (rc) {
+		if (md)
+			ts__md_redirty(db);
 		goto out;
+	}
 
 	/* Committed: now memory may forget what LMDB holds. */
 	pthread_mutex_lock(&db->mu);

@@ -563,6 +563,73 @@ static void test_busy_and_corrupt_dir(void **st)
 	free(dir);
 }
 
+static int md_count(void *arg, const struct ts_metadata *md)
+{
+	int *n = arg;
+	assert_true(md->metric_len > 0);
+	(*n)++;
+	return 0;
+}
+
+static void test_label_lookups_and_metadata(void **st)
+{
+	(void)st;
+	char *dir = tmpdir();
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
+	struct ts_append_result r;
+	char longv[600];
+	memset(longv, 'x', sizeof longv - 1);
+	longv[sizeof longv - 1] = 0;
+	put(db, "m1", "env", "prod", 0, 1000, 1, 0, &r);
+	put(db, "m1", "env", "dev", 0, 1000, 1, 0, &r);
+	put(db, "m2", "zone", "a", 0, 1000, 1, 0, &r);
+	put(db, "m2", "env", longv, 0, 1000, 1, 0, &r);
+	longv[300] = 'y'; /* a second long value sharing the kept prefix */
+	put(db, "m2", "env", longv, 0, 1000, 1, 0, &r);
+	struct ts_metadata md[] = {{"m1", "help one", "", 2, 8, 0, TS_MT_COUNTER},
+				   {"m2", "help two", "bytes", 2, 8, 5, TS_MT_GAUGE}};
+	assert_int_equal(ts_db_set_metadata(db, md, 2), 0);
+	for (int pass = 0; pass < 3; pass++) {
+		struct ts_strlist names = {0}, vals = {0}, sel = {0};
+		assert_int_equal(ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names, NULL, 0), 0);
+		assert_int_equal(names.n, 3);
+		assert_string_equal(names.v[0], "__name__");
+		assert_string_equal(names.v[1], "env");
+		assert_string_equal(names.v[2], "zone");
+		assert_int_equal(ts_db_label_values(db, "env", NULL, 0, INT64_MIN, INT64_MAX, &vals, NULL, 0), 0);
+		assert_int_equal(vals.n, 4); /* dev, prod, and both full long values */
+		assert_string_equal(vals.v[0], "dev");
+		assert_string_equal(vals.v[1], "prod");
+		assert_int_equal(vals.len[2], 599);
+		assert_int_equal(vals.len[3], 599);
+		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "m1"}};
+		assert_int_equal(ts_db_label_values(db, "env", m, 1, INT64_MIN, INT64_MAX, &sel, NULL, 0), 0);
+		assert_int_equal(sel.n, 2);
+		int n = 0;
+		assert_int_equal(ts_db_metadata(db, NULL, md_count, &n), 0);
+		assert_int_equal(n, 2);
+		n = 0;
+		assert_int_equal(ts_db_metadata(db, "m2", md_count, &n), 0);
+		assert_int_equal(n, 1);
+		ts_strlist_free(&names);
+		ts_strlist_free(&vals);
+		ts_strlist_free(&sel);
+		/* pass 1 reads the postings after a checkpoint; pass 2 after a reopen. */
+		if (pass == 0)
+			assert_int_equal(ts_db_checkpoint(db), 0);
+		if (pass == 1) {
+			assert_int_equal(ts_db_close(db), 0);
+			assert_int_equal(ts_db_open(dir, NULL, &db), 0);
+		}
+	}
+	struct ts_metadata bad = {"", "", "", 0, 0, 0, TS_MT_GAUGE};
+	assert_int_equal(ts_db_set_metadata(db, &bad, 1), TS_EINVALID);
+	assert_int_equal(ts_db_close(db), 0);
+	rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_appenders),
 		cmocka_unit_test(test_alloc_failures),
 		cmocka_unit_test(test_busy_and_corrupt_dir),
+		cmocka_unit_test(test_label_lookups_and_metadata),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
