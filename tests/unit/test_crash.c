@@ -1,0 +1,1125 @@
+/*
+ * test_crash.c - kill -9 crash test of the engine's durability contract (tsdb.h):
+ * "ts_db_append() returns once the batch is in the WAL under the sync policy, so an
+ * acknowledged sample survives kill -9".
+ *
+ * Design:
+ * - The workload is a pure function of (seed, batch number b): batch b is the scrape at
+ *   slot b (15 s apart) of every live series, plus out-of-order samples deferred from
+ *   slots b-1..b-4 (inside the 5 min OOO window), exact resends of earlier samples, and
+ *   samples far behind the window with a conflicting value that must be rejected. A
+ *   sample's value is a function of (series k, slot s) only, so resends never conflict;
+ *   values include counters with resets, gauges (memory bytes in pages, temperatures
+ *   with one decimal), constants, the stale marker 0x7ff0000000000002, -0.0, +Inf and
+ *   NaNs with payloads. Series are born over time and some die. first_batch(k, s) names
+ *   the batch that first carries sample (k, s), so the expected content after batches
+ *   0..L is reconstructed in any process from the seed and L alone.
+ * - A writer child opens the db (sync=always, small checkpoint and flush intervals so
+ *   flushes, checkpoints, WAL rolls and truncation happen all the time, an OOO window,
+ *   1 h partitions so partition boundaries are crossed) and appends batch after batch;
+ *   after each ts_db_append() returns 0 (and the result counters are as the workload
+ *   predicts) it writes the batch number into a pipe. The parent SIGKILLs it after a
+ *   seeded random delay (measured from fork, so some kills land in recovery).
+ * - A verifier child then opens the same directory (recovery), checks it, reports over
+ *   a pipe, and _exit()s without closing: the next writer child recovers a recovered
+ *   state. Checks: every sample of every acknowledged batch present, bit-exact; nothing
+ *   never sent; nothing of batches after L+1; the first unacknowledged batch (L+1,
+ *   possibly written but not reported) visible entirely or not at all; strictly
+ *   increasing timestamps; label sets exact; series count.
+ * - Separate tests: clean ts_db_close() + reopen gives identical data; ts_db_checkpoint()
+ *   does not change what a reader sees, and a crash after checkpoint + more appends
+ *   recovers identical data.
+ *
+ * TS_SEED overrides the seed, TS_CRASH_ITERS the number of kill iterations (default 50).
+ * Timing is never asserted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "storage/err.h"
+#include "storage/log.h"
+#include "tsdb/tsdb.h"
+
+/* ---- workload ------------------------------------------------------------------ */
+
+#define STEP_MS 15000
+#define T0_MS INT64_C(1700000000000)
+#define OOO_WINDOW_MS 300000
+#define PARTITION_MS 3600000
+#define N_BASE 300          /* series live from batch 0 */
+#define BIRTH_EVERY 10      /* then one new series every this many batches */
+#define MAX_DEFER 4         /* OOO samples arrive up to this many batches late */
+#define REJECT_BEHIND 30    /* slots behind the head: 450 s, outside the window */
+#define NEVER INT64_MAX
+#define N_NAMES 6
+#define SAMPLES_PER_ENTRY 8
+
+static uint64_t g_seed = 0xc4a5d0071;
+static const uint64_t REJECT_BITS = 0xc0fe240c00000000u; /* -123456.75-ish, never generated */
+
+static const char *const names[N_NAMES] = {
+	"crash_requests_total", "crash_errors_total", "node_memory_Active_bytes",
+	"node_hwmon_temp_celsius", "crash_queue_length", "crash_build_info",
+};
+
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15u;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+static uint64_t h4(uint64_t k, int64_t s, uint64_t tag)
+{
+	return mix(g_seed ^ mix(k * 0x100000001b3u ^ mix((uint64_t)s * 0x9e3779b1u ^ tag)));
+}
+
+static int64_t birth(uint64_t k)
+{
+	return k < N_BASE ? 0 : (int64_t)(k - N_BASE) * BIRTH_EVERY + 1;
+}
+
+static int64_t death(uint64_t k)
+{
+	uint64_t h = h4(k, 0, 'D');
+	if (k < N_BASE || h % 3 == 0)
+		return NEVER;
+	return birth(k) + 100 + (int64_t)((h >> 8) % 300);
+}
+
+/* Series k < kmax(b) may have samples in batch b. */
+static uint64_t kmax(int64_t b)
+{
+	return b < 1 ? N_BASE : N_BASE + (uint64_t)((b - 1) / BIRTH_EVERY) + 1;
+}
+
+static int live(uint64_t k, int64_t s)
+{
+	return s >= birth(k) && s < death(k);
+}
+
+static int gap(uint64_t k, int64_t s)
+{
+	return h4(k, s, 'G') % 40 == 0;
+}
+
+/* 0: sent in its own batch; d > 0: sent d batches late (out of order). */
+static int defer_by(uint64_t k, int64_t s)
+{
+	uint64_t h = h4(k, s, 'O');
+	return h % 16 == 0 ? 1 + (int)((h >> 8) % MAX_DEFER) : 0;
+}
+
+static int64_t first_batch(uint64_t k, int64_t s)
+{
+	if (s < 0 || !live(k, s) || gap(k, s))
+		return NEVER;
+	return s + defer_by(k, s);
+}
+
+static int64_t sample_t(uint64_t k, int64_t s)
+{
+	return T0_MS + s * STEP_MS + (int64_t)(h4(k, 0, 'J') % 1000) +
+	       (int64_t)(h4(k, s, 'j') % 50);
+}
+
+static uint64_t dbits(double d)
+{
+	uint64_t b;
+	memcpy(&b, &d, 8);
+	return b;
+}
+
+static double bitsd(uint64_t b)
+{
+	double d;
+	memcpy(&d, &b, 8);
+	return d;
+}
+
+static uint64_t value_bits(uint64_t k, int64_t s)
+{
+	uint64_t h = h4(k, s, 'V');
+	switch (h % 128) {
+	case 0: return TS_STALE_NAN_BITS;
+	case 1: return dbits(-0.0);
+	case 2: return 0x7ff8000000000001u | ((h >> 12) & 0xffff) << 4; /* quiet NaN, payload */
+	case 3: return 0xfff0000000000001u | ((h >> 20) & 0xff) << 8;  /* negative signalling NaN */
+	case 4: return 0x7ff0000000000000u;                             /* +Inf */
+	default: break;
+	}
+	h >>= 8;
+	switch (k % N_NAMES) {
+	case 0:
+	case 1: {
+		int64_t period = 97 + (int64_t)(k % 50); /* counter with resets */
+		uint64_t inc = 1 + h4(k, 0, 'I') % 20;
+		return dbits((double)((uint64_t)(s % period) * inc + h % inc));
+	}
+	case 2: return dbits(4096.0 * (double)(250000 + h % 5000));
+	case 3: return dbits((double)(400 + h % 300) / 10.0);
+	case 4: return dbits((double)(h % 64));
+	default: return dbits(1.0);
+	}
+}
+
+/* Labels of series k, in a non-canonical order. */
+struct lset {
+	char inst[32];
+	struct ts_label l[4];
+	uint32_t n;
+};
+
+static void lset_make(uint64_t k, struct lset *ls)
+{
+	snprintf(ls->inst, sizeof ls->inst, "host-%04" PRIu64 ":9100", k / N_NAMES);
+	const char *name = names[k % N_NAMES];
+	ls->n = 0;
+	ls->l[ls->n++] = (struct ts_label){"job", "crash", 3, 5};
+	ls->l[ls->n++] = (struct ts_label){"instance", ls->inst, 8, (uint32_t)strlen(ls->inst)};
+	ls->l[ls->n++] = (struct ts_label){"__name__", name, 8, (uint32_t)strlen(name)};
+	if (k % N_NAMES < 2)
+		ls->l[ls->n++] = (struct ts_label){"code", k % 12 < 6 ? "200" : "500", 4, 3};
+}
+
+/* "name=value;" of the canonical (name-sorted) label set of k. */
+static void lset_text(uint64_t k, char *out, size_t cap)
+{
+	struct lset ls;
+	lset_make(k, &ls);
+	/* canonical order: __name__, code, instance, job ('_' < 'c' < 'i' < 'j') */
+	static const char *const order[] = {"__name__", "code", "instance", "job"};
+	size_t off = 0;
+	out[0] = 0;
+	for (size_t o = 0; o < 4; o++)
+		for (uint32_t i = 0; i < ls.n; i++)
+			if (strcmp(ls.l[i].name, order[o]) == 0)
+				off += (size_t)snprintf(out + off, cap - off, "%s=%.*s;", order[o],
+							(int)ls.l[i].value_len, ls.l[i].value);
+}
+
+struct batch {
+	int64_t b;
+	struct ts_series_in *in;
+	struct lset *ls;
+	struct ts_sample *smp;
+	size_t n, cap;
+	uint64_t n_first;   /* samples first sent in this batch */
+	uint64_t n_resend;  /* exact resends of earlier samples */
+	uint64_t n_reject;  /* samples the engine must reject */
+	uint64_t n_new_k;   /* series whose birth batch this is */
+};
+
+static void batch_fini(struct batch *bt)
+{
+	free(bt->in);
+	free(bt->ls);
+	free(bt->smp);
+	memset(bt, 0, sizeof *bt);
+}
+
+static struct ts_sample *entry_new(struct batch *bt, uint64_t k)
+{
+	assert_true(bt->n < bt->cap);
+	size_t i = bt->n++;
+	lset_make(k, &bt->ls[i]);
+	bt->in[i].n_samples = 0;
+	bt->in[i].samples = &bt->smp[i * SAMPLES_PER_ENTRY];
+	return &bt->smp[i * SAMPLES_PER_ENTRY];
+}
+
+static void entry_add(struct batch *bt, int64_t t, uint64_t v)
+{
+	struct ts_series_in *e = &bt->in[bt->n - 1];
+	assert_true(e->n_samples < SAMPLES_PER_ENTRY);
+	bt->smp[(bt->n - 1) * SAMPLES_PER_ENTRY + e->n_samples] = (struct ts_sample){t, bitsd(v)};
+	e->n_samples++;
+}
+
+/* The extra (non in-order) samples of series k in batch b, in a fixed order. */
+static size_t extras(uint64_t k, int64_t b, int64_t *ts, uint64_t *vs, int *kind)
+{
+	size_t n = 0;
+	for (int j = 1; j <= MAX_DEFER; j++) {
+		int64_t s = b - j;
+		if (s >= 0 && live(k, s) && !gap(k, s) && defer_by(k, s) == j) {
+			ts[n] = sample_t(k, s);
+			vs[n] = value_bits(k, s);
+			kind[n++] = 'O';
+		}
+	}
+	if (!live(k, b))
+		return n;
+	uint64_t h = h4(k, b, 'R');
+	if (h % 8 == 0) {
+		int64_t s = b - 1 - (int64_t)((h >> 8) % 3);
+		if (first_batch(k, s) < b) {
+			ts[n] = sample_t(k, s);
+			vs[n] = value_bits(k, s);
+			kind[n++] = 'R';
+		}
+	}
+	/* A conflicting sample far behind: rejected as too old, or as a conflict if the
+	 * slot is still in memory. Only when the series surely has a recent sample. */
+	if (h4(k, b, 'X') % 64 == 0 && b - birth(k) >= 40) {
+		int recent = 0;
+		for (int64_t s = b - 3; s < b; s++)
+			recent |= first_batch(k, s) <= b - 1;
+		if (recent) {
+			ts[n] = sample_t(k, b - REJECT_BEHIND);
+			vs[n] = REJECT_BITS;
+			kind[n++] = 'X';
+		}
+	}
+	return n;
+}
+
+static void gen_batch(int64_t b, struct batch *bt)
+{
+	uint64_t kn = kmax(b);
+	if (bt->cap < 2 * kn) {
+		batch_fini(bt);
+		bt->cap = 2 * kn + 64;
+		bt->in = calloc(bt->cap, sizeof *bt->in);
+		bt->ls = calloc(bt->cap, sizeof *bt->ls);
+		bt->smp = calloc(bt->cap * SAMPLES_PER_ENTRY, sizeof *bt->smp);
+		assert_true(bt->in && bt->ls && bt->smp);
+	}
+	bt->b = b;
+	bt->n = 0;
+	bt->n_first = bt->n_resend = bt->n_reject = bt->n_new_k = 0;
+	int64_t ts[8];
+	uint64_t vs[8];
+	int kind[8];
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t k = 0; k < kn; k++) {
+			if (death(k) != NEVER && b >= death(k) + MAX_DEFER)
+				continue;
+			int in_order = live(k, b) && !gap(k, b) && !defer_by(k, b);
+			size_t nx = extras(k, b, ts, vs, kind);
+			int mode = (int)(h4(k, b, 'M') % 3);
+			/* mode 0: [in-order, extras]; 1: [extras, in-order]; 2: in-order in pass 0,
+			 * extras as a second entry of the same series in pass 1. */
+			if (pass == 1 && (mode != 2 || nx == 0))
+				continue;
+			if (pass == 0 && !in_order && (mode == 2 || nx == 0))
+				continue;
+			if (pass == 0 && birth(k) == b)
+				bt->n_new_k++;
+			entry_new(bt, k);
+			if (pass == 0 && in_order && mode != 1) {
+				entry_add(bt, sample_t(k, b), value_bits(k, b));
+				bt->n_first++;
+			}
+			if (pass == 1 || mode != 2) {
+				for (size_t i = 0; i < nx; i++) {
+					entry_add(bt, ts[i], vs[i]);
+					if (kind[i] == 'O')
+						bt->n_first++;
+					else if (kind[i] == 'R')
+						bt->n_resend++;
+					else
+						bt->n_reject++;
+				}
+			}
+			if (pass == 0 && in_order && mode == 1) {
+				entry_add(bt, sample_t(k, b), value_bits(k, b));
+				bt->n_first++;
+			}
+		}
+	}
+	for (size_t i = 0; i < bt->n; i++) {
+		bt->in[i].labels = bt->ls[i].l;
+		bt->in[i].n_labels = bt->ls[i].n;
+	}
+}
+
+/* ---- db options, temp dirs ------------------------------------------------------- */
+
+static struct ts_db_opts crash_opts(void)
+{
+	struct ts_db_opts o;
+	memset(&o, 0, sizeof o);
+	o.sync = TS_WAL_SYNC_ALWAYS;
+	o.partition_ms = PARTITION_MS;
+	o.ooo_window_ms = OOO_WINDOW_MS;
+	o.checkpoint_wal_bytes = 256u << 10;
+	o.checkpoint_interval_ms = 200;
+	o.flush_interval_ms = 50;
+	return o;
+}
+
+static void make_dir(char *out, size_t cap)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(out, cap, "%s/crash.XXXXXX", t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(out));
+	strncat(out, "/db", cap - strlen(out) - 1);
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void rm_dir(const char *db_dir)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", db_dir);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = 0;
+	nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- verification ---------------------------------------------------------------- */
+
+/* Result of checking a db against batches 0..L acknowledged. Plain data: it travels
+ * through a pipe from the verifier child. */
+struct vres {
+	int rc;                      /* first API error, 0 if none */
+	int failed;                  /* any check failed */
+	char msg[1024];              /* the first failure, precise */
+	uint64_t n_series;           /* returned by select */
+	uint64_t n_series_expected;  /* with at least one sample in batches <= L */
+	uint64_t n_series_next;      /* extra series allowed: first sample in L+1 */
+	uint64_t n_stats_series;     /* ts_db_stats().n_series */
+	uint64_t n_present;          /* samples of batches <= L found */
+	uint64_t n_expected;
+	uint64_t n_next_present;     /* samples first sent in L+1 found */
+	uint64_t n_next_total;
+	uint64_t n_unexpected, n_bad_value, n_order, n_bad_labels, n_dup_series;
+	uint64_t n_partitions, wal_bytes, n_samples_total;
+	uint64_t digest;
+};
+
+static void vfail(struct vres *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vfail(struct vres *r, const char *fmt, ...)
+{
+	if (r->failed)
+		return;
+	r->failed = 1;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* Series index from its labels: instance "host-NNNN:9100" and the metric name. */
+static int64_t k_of(const struct ts_label *l, uint32_t n)
+{
+	int64_t inst = -1, name = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		if (l[i].name_len == 8 && memcmp(l[i].name, "instance", 8) == 0 &&
+		    l[i].value_len == 14 && memcmp(l[i].value, "host-", 5) == 0)
+			inst = strtol(l[i].value + 5, NULL, 10);
+		if (l[i].name_len == 8 && memcmp(l[i].name, "__name__", 8) == 0)
+			for (int j = 0; j < N_NAMES; j++)
+				if (l[i].value_len == strlen(names[j]) &&
+				    memcmp(l[i].value, names[j], l[i].value_len) == 0)
+					name = j;
+	}
+	if (inst < 0 || name < 0)
+		return -1;
+	return inst * N_NAMES + name;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3u;
+	return h;
+}
+
+/* Samples of series k first sent in batches <= L. */
+static uint64_t expected_of(uint64_t k, int64_t L)
+{
+	uint64_t n = 0;
+	int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
+	for (int64_t s = birth(k); s <= end; s++)
+		n += first_batch(k, s) <= L;
+	return n;
+}
+
+/* First sample of series k (batches <= L) that set entry i lacks; describes it in r. */
+static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L,
+			 struct vres *r)
+{
+	struct ts_iter *it;
+	if (ts_iter_new(set, i, &it) != 0)
+		return;
+	int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
+	for (int64_t s = birth(k); s <= end; s++) {
+		if (first_batch(k, s) > L)
+			continue;
+		int64_t t = sample_t(k, s);
+		int rc = ts_iter_seek(it, t);
+		int64_t got_t = INT64_MIN;
+		double v;
+		if (rc == 1)
+			ts_iter_at(it, &got_t, &v);
+		if (got_t != t) {
+			vfail(r, "missing: series %" PRIu64 " slot %" PRId64 " t=%" PRId64
+				 " (first sent in batch %" PRId64 ", defer %d, acknowledged up to %"
+				 PRId64 "); next sample found t=%" PRId64,
+			      k, s, t, first_batch(k, s), defer_by(k, s), L, got_t);
+			break;
+		}
+	}
+	ts_iter_free(it);
+}
+
+/* Checks db against the workload: batches <= L acknowledged, L+1 maybe written, nothing
+ * later. strict: L+1 was never sent. expected: samples first sent in batches <= L. */
+static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected,
+		      struct vres *r)
+{
+	memset(r, 0, sizeof *r);
+	r->n_expected = expected;
+	r->digest = 0xcbf29ce484222325u;
+	struct batch nb = {0};
+	gen_batch(L + 1, &nb);
+	r->n_next_total = strict ? 0 : nb.n_first;
+	batch_fini(&nb);
+
+	uint64_t kn = kmax(L + 1);
+	uint8_t *seen = calloc(kn + 1, 1);
+	assert_non_null(seen);
+	for (uint64_t k = 0; k < kmax(L); k++) {
+		int any = 0;
+		int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
+		for (int64_t s = birth(k); s <= end && !any; s++)
+			any = first_batch(k, s) <= L;
+		r->n_series_expected += (uint64_t)any;
+	}
+
+	struct ts_matcher m = {TS_MATCH_RE, "__name__", ".+"};
+	struct ts_series_set *set = NULL;
+	char emsg[256] = "";
+	int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, emsg, sizeof emsg);
+	if (rc) {
+		r->rc = rc;
+		vfail(r, "ts_db_select: %s %s", ts_strerror(rc), emsg);
+		goto out;
+	}
+	r->n_series = ts_series_set_len(set);
+	for (size_t i = 0; i < r->n_series; i++) {
+		const struct ts_label *l;
+		uint32_t nl;
+		rc = ts_series_set_labels(set, i, &l, &nl);
+		if (rc) {
+			r->rc = rc;
+			vfail(r, "ts_series_set_labels(%zu): %s", i, ts_strerror(rc));
+			goto out;
+		}
+		int64_t ki = k_of(l, nl);
+		char want[256], got[256];
+		size_t off = 0;
+		got[0] = 0;
+		for (uint32_t j = 0; j < nl && off < sizeof got; j++)
+			off += (size_t)snprintf(got + off, sizeof got - off, "%.*s=%.*s;",
+						(int)l[j].name_len, l[j].name, (int)l[j].value_len,
+						l[j].value);
+		for (uint32_t j = 0; j < nl; j++)
+			r->digest = fnv(fnv(r->digest, l[j].name, l[j].name_len), l[j].value,
+					l[j].value_len);
+		if (ki < 0 || (uint64_t)ki >= kn) {
+			r->n_bad_labels++;
+			vfail(r, "series %zu has labels never sent: %s", i, got);
+			continue;
+		}
+		uint64_t k = (uint64_t)ki;
+		lset_text(k, want, sizeof want);
+		if (strcmp(want, got) != 0) {
+			r->n_bad_labels++;
+			vfail(r, "series %" PRIu64 ": labels %s, want %s", k, got, want);
+		}
+		if (seen[k]++) {
+			r->n_dup_series++;
+			vfail(r, "series %" PRIu64 " (%s) returned twice", k, got);
+		}
+		struct ts_iter *it;
+		rc = ts_iter_new(set, i, &it);
+		if (rc) {
+			r->rc = rc;
+			vfail(r, "ts_iter_new(%zu): %s", i, ts_strerror(rc));
+			goto out;
+		}
+		int64_t prev = INT64_MIN;
+		uint64_t n_here = 0;
+		while ((rc = ts_iter_next(it)) == 1) {
+			int64_t t;
+			double v;
+			ts_iter_at(it, &t, &v);
+			uint64_t vb = dbits(v);
+			r->n_samples_total++;
+			r->digest = fnv(fnv(r->digest, &t, 8), &vb, 8);
+			if (t <= prev) {
+				r->n_order++;
+				vfail(r, "series %" PRIu64 ": t=%" PRId64 " after t=%" PRId64, k, t, prev);
+			}
+			prev = t;
+			int64_t rel = t - T0_MS - (int64_t)(h4(k, 0, 'J') % 1000);
+			int64_t s = rel >= 0 ? rel / STEP_MS : -1;
+			int64_t fb = s >= 0 && sample_t(k, s) == t ? first_batch(k, s) : NEVER;
+			if (fb > L + 1 || (strict && fb > L)) {
+				r->n_unexpected++;
+				vfail(r, "series %" PRIu64 ": sample t=%" PRId64 " v=%016" PRIx64
+					 " never acknowledged (slot %" PRId64 ", first sent in batch %"
+					 PRId64 ", acknowledged up to %" PRId64 ")",
+				      k, t, vb, s, fb == NEVER ? (int64_t)-1 : fb, L);
+				continue;
+			}
+			if (vb != value_bits(k, s)) {
+				r->n_bad_value++;
+				vfail(r, "series %" PRIu64 " t=%" PRId64 ": value bits %016" PRIx64
+					 ", sent %016" PRIx64, k, t, vb, value_bits(k, s));
+				continue;
+			}
+			if (fb == L + 1) {
+				r->n_next_present++;
+			} else {
+				r->n_present++;
+				n_here++;
+			}
+		}
+		ts_iter_free(it);
+		if (rc < 0) {
+			r->rc = rc;
+			vfail(r, "ts_iter_next(series %" PRIu64 "): %s", k, ts_strerror(rc));
+			goto out;
+		}
+		if (!r->failed && n_here < expected_of(k, L))
+			find_missing(set, i, k, L, r);
+	}
+	for (uint64_t k = 0; k < kmax(L); k++) {
+		int64_t fb0 = NEVER;
+		int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
+		for (int64_t s = birth(k); s <= end && fb0 > L; s++)
+			if (first_batch(k, s) < fb0)
+				fb0 = first_batch(k, s);
+		if (fb0 <= L && !seen[k]) {
+			char want[256];
+			lset_text(k, want, sizeof want);
+			vfail(r, "series %" PRIu64 " (%s), first sample in batch %" PRId64
+				 ", missing entirely (acknowledged up to %" PRId64 ")", k, want, fb0, L);
+		}
+	}
+	for (uint64_t k = 0; k < kn; k++)
+		r->n_series_next += seen[k] && (int64_t)k >= 0 && expected_of(k, L) == 0;
+	if (r->n_present != r->n_expected)
+		vfail(r, "%" PRIu64 " acknowledged samples present, %" PRIu64 " expected",
+		      r->n_present, r->n_expected);
+	if (r->n_next_present && r->n_next_present != r->n_next_total)
+		vfail(r, "batch %" PRId64 " (not acknowledged) half-visible: %" PRIu64 " of its %"
+			 PRIu64 " new samples present", L + 1, r->n_next_present, r->n_next_total);
+	if (r->n_series > r->n_series_expected + r->n_series_next)
+		vfail(r, "%" PRIu64 " series, at most %" PRIu64 " expected", r->n_series,
+		      r->n_series_expected + r->n_series_next);
+	struct ts_db_stats st;
+	ts_db_stats(db, &st);
+	r->n_stats_series = st.n_series;
+	r->n_partitions = st.n_partitions;
+	r->wal_bytes = st.wal.bytes_on_disk;
+	if (st.n_series < r->n_series)
+		vfail(r, "ts_db_stats counts %" PRIu64 " series, select returned %" PRIu64,
+		      st.n_series, r->n_series);
+out:
+	ts_series_set_free(set);
+	free(seen);
+}
+
+static void assert_vres(const struct vres *r, const char *where)
+{
+	if (r->failed || r->rc)
+		fail_msg("%s (seed %" PRIu64 "): %s", where, g_seed, r->msg);
+}
+
+/* ---- child processes --------------------------------------------------------------- */
+
+enum { MSG_ACK = 1, MSG_ERR = 2, MSG_VRES = 3 };
+
+struct msg {
+	uint32_t kind;
+	int32_t rc;
+	int64_t b;
+	char text[480];
+};
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			_exit(9);
+		c += w;
+		n -= (size_t)w;
+	}
+}
+
+static void child_err(int fd, int64_t b, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void child_err(int fd, int64_t b, int rc, const char *fmt, ...)
+{
+	struct msg m = {MSG_ERR, rc, b, ""};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m.text, sizeof m.text, fmt, ap);
+	va_end(ap);
+	send_all(fd, &m, sizeof m);
+	_exit(3);
+}
+
+/* Appends batch b and checks the counters against the workload. Returns 0, or fills
+ * why and returns the error. */
+static int append_checked(struct ts_db *db, struct batch *bt, char *why, size_t why_len)
+{
+	struct ts_append_result res;
+	int rc = ts_db_append(db, bt->in, bt->n, &res, NULL);
+	if (rc) {
+		snprintf(why, why_len, "ts_db_append(batch %" PRId64 "): %s", bt->b, ts_strerror(rc));
+		return rc;
+	}
+	uint64_t rej = res.n_out_of_order + res.n_conflict + res.n_too_old;
+	if (res.n_appended + res.n_duplicate != bt->n_first + bt->n_resend ||
+	    rej != bt->n_reject || res.n_invalid_series || res.n_too_future) {
+		snprintf(why, why_len,
+			 "batch %" PRId64 ": appended %" PRIu64 " + duplicate %" PRIu64
+			 ", want %" PRIu64 "; rejected %" PRIu64 " (ooo %" PRIu64 " conflict %"
+			 PRIu64 " too old %" PRIu64 "), want %" PRIu64 "; invalid %" PRIu64
+			 "; first_err: %.160s",
+			 bt->b, res.n_appended, res.n_duplicate, bt->n_first + bt->n_resend, rej,
+			 res.n_out_of_order, res.n_conflict, res.n_too_old, bt->n_reject,
+			 res.n_invalid_series, res.first_err_msg);
+		return TS_EINVALID;
+	}
+	return 0;
+}
+
+/* Writer child: appends from batch `from` on, forever, acknowledging over fd. */
+static void writer_child(const char *dir, int64_t from, int fd)
+{
+	struct ts_db_opts o = crash_opts();
+	struct ts_db *db;
+	int rc = ts_db_open(dir, &o, &db);
+	if (rc)
+		child_err(fd, from, rc, "ts_db_open: %s", ts_strerror(rc));
+	struct batch bt = {0};
+	char why[480];
+	for (int64_t b = from;; b++) {
+		gen_batch(b, &bt);
+		rc = append_checked(db, &bt, why, sizeof why);
+		if (rc)
+			child_err(fd, b, rc, "%s", why);
+		struct msg m = {MSG_ACK, 0, b, ""};
+		send_all(fd, &m, sizeof m);
+	}
+}
+
+/* Verifier child: recovers, checks, reports, then _exit()s without closing. */
+static void verifier_child(const char *dir, int64_t L, uint64_t expected, int fd)
+{
+	struct ts_db_opts o = crash_opts();
+	struct ts_db *db;
+	struct vres r;
+	memset(&r, 0, sizeof r);
+	int rc = ts_db_open(dir, &o, &db);
+	if (rc) {
+		r.rc = rc;
+		r.failed = 1;
+		snprintf(r.msg, sizeof r.msg, "ts_db_open after kill: %s", ts_strerror(rc));
+	} else {
+		verify_db(db, L, 0, expected, &r);
+	}
+	send_all(fd, &r, sizeof r);
+	_exit(0);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads up to n bytes, waiting at most until deadline_ms (INT64_MAX: until EOF). */
+static size_t read_until(int fd, void *buf, size_t n, int64_t deadline_ms)
+{
+	size_t got = 0;
+	while (got < n) {
+		int64_t left = deadline_ms == INT64_MAX ? -1 : deadline_ms - mono_ms();
+		if (deadline_ms != INT64_MAX && left <= 0)
+			break;
+		struct pollfd p = {fd, POLLIN, 0};
+		int pr = poll(&p, 1, left < 0 ? -1 : (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			break;
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static uint64_t parent_rng;
+
+static uint64_t prand(void)
+{
+	return mix(parent_rng++ ^ g_seed);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static int iters_from_env(void)
+{
+	const char *e = getenv("TS_CRASH_ITERS");
+	int n = e && *e ? atoi(e) : 50;
+	return n > 0 ? n : 50;
+}
+
+static void test_kill9_loop(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX];
+	make_dir(dir, sizeof dir);
+	int iters = iters_from_env();
+	int64_t L = -1;           /* last acknowledged batch */
+	uint64_t expected = 0;    /* samples first sent in batches <= L */
+	int64_t max_delay = 300;
+	unsigned n_next_whole = 0, n_next_none = 0, n_next_partial = 0, n_zero_progress = 0;
+	int64_t t_start = mono_ms();
+	struct batch bt = {0};
+	print_message("kill9: seed %" PRIu64 " (TS_SEED), %d iterations (TS_CRASH_ITERS), dir %s\n",
+		      g_seed, iters, dir);
+	for (int iter = 0; iter < iters; iter++) {
+		int fds[2];
+		assert_int_equal(pipe(fds), 0);
+		/* One kill in five lands early: in recovery or the first appends. */
+		int64_t delay = prand() % 5 == 0 ? (int64_t)(prand() % 25)
+						 : (int64_t)(prand() % (uint64_t)max_delay);
+		int64_t t0 = mono_ms();
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			writer_child(dir, L + 1, fds[1]);
+		}
+		close(fds[1]);
+		int64_t L0 = L;
+		struct msg m;
+		char err[512] = "";
+		for (;;) {
+			size_t got = read_until(fds[0], &m, sizeof m, t0 + delay);
+			if (got == 0)
+				break;
+			if (got < sizeof m) /* the rest of a record that straddled the deadline */
+				got += read_until(fds[0], (char *)&m + got, sizeof m - got, INT64_MAX);
+			assert_int_equal(got, sizeof m);
+			if (m.kind == MSG_ERR && !err[0])
+				snprintf(err, sizeof err, "writer child, batch %" PRId64 ": %s (%s)", m.b,
+					 m.text, ts_strerror(m.rc));
+			if (m.kind == MSG_ACK) {
+				assert_int_equal(m.b, L + 1);
+				L = m.b;
+			}
+		}
+		kill(pid, SIGKILL);
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		while (read_until(fds[0], &m, sizeof m, INT64_MAX) == sizeof m) {
+			if (m.kind == MSG_ERR && !err[0])
+				snprintf(err, sizeof err, "writer child, batch %" PRId64 ": %s (%s)", m.b,
+					 m.text, ts_strerror(m.rc));
+			if (m.kind == MSG_ACK) {
+				assert_int_equal(m.b, L + 1);
+				L = m.b;
+			}
+		}
+		close(fds[0]);
+		if (err[0])
+			fail_msg("iteration %d (seed %" PRIu64 "): %s", iter, g_seed, err);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+			fail_msg("iteration %d: writer child ended by itself (status %d)", iter, st);
+		for (int64_t b = L0 + 1; b <= L; b++) {
+			gen_batch(b, &bt);
+			expected += bt.n_first;
+		}
+		if (L == L0)
+			n_zero_progress++;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			verifier_child(dir, L, expected, fds[1]);
+		}
+		close(fds[1]);
+		struct vres r;
+		size_t got = read_until(fds[0], &r, sizeof r, INT64_MAX);
+		close(fds[0]);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (got != sizeof r)
+			fail_msg("iteration %d: verifier child died (status %d)", iter, st);
+		if (r.n_next_present == 0)
+			n_next_none++;
+		else if (r.n_next_present == r.n_next_total)
+			n_next_whole++;
+		else
+			n_next_partial++;
+		print_message("kill9 %2d: killed after %3" PRId64 " ms, acked %5" PRId64 " (+%" PRId64
+			      "), batch %" PRId64 " %s, %" PRIu64 " series, %" PRIu64
+			      " samples, %" PRIu64 " partitions, wal %" PRIu64 " KiB\n",
+			      iter, delay, L, L - L0, L + 1,
+			      r.n_next_present == 0 ? "absent" :
+			      r.n_next_present == r.n_next_total ? "whole" : "PARTIAL",
+			      r.n_series, r.n_samples_total, r.n_partitions, r.wal_bytes >> 10);
+		char where[64];
+		snprintf(where, sizeof where, "kill iteration %d", iter);
+		assert_vres(&r, where);
+	}
+	print_message("kill9: %d kills in %" PRId64 " ms; last acked batch %" PRId64
+		      ", %" PRIu64 " samples; unacknowledged next batch whole %u, absent %u, "
+		      "partial %u; %u kills before any ack\n",
+		      iters, mono_ms() - t_start, L, expected, n_next_whole, n_next_none,
+		      n_next_partial, n_zero_progress);
+
+	/* Finally in-process: recover, check, close cleanly, reopen, check again. */
+	struct ts_db_opts o = crash_opts();
+	struct ts_db *db;
+	int rc = ts_db_open(dir, &o, &db);
+	assert_int_equal(rc, 0);
+	struct vres r1, r2;
+	verify_db(db, L, 0, expected, &r1);
+	assert_vres(&r1, "final recovery");
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	verify_db(db, L, 0, expected, &r2);
+	assert_vres(&r2, "reopen after clean close");
+	assert_int_equal(r1.digest, r2.digest);
+	assert_int_equal(ts_db_close(db), 0);
+	batch_fini(&bt);
+	rm_dir(dir);
+}
+
+static uint64_t append_range(struct ts_db *db, int64_t from, int64_t to)
+{
+	struct batch bt = {0};
+	uint64_t n = 0;
+	char why[480];
+	for (int64_t b = from; b < to; b++) {
+		gen_batch(b, &bt);
+		int rc = append_checked(db, &bt, why, sizeof why);
+		if (rc)
+			fail_msg("seed %" PRIu64 ": %s", g_seed, why);
+		n += bt.n_first;
+	}
+	batch_fini(&bt);
+	return n;
+}
+
+static struct ts_db_opts quiet_opts(void)
+{
+	/* Writer thread mostly idle: flushes and checkpoints happen when the test says. */
+	struct ts_db_opts o = crash_opts();
+	o.flush_interval_ms = 60000;
+	o.checkpoint_interval_ms = 600000;
+	o.checkpoint_wal_bytes = 1u << 30;
+	return o;
+}
+
+static void test_clean_close_reopen(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX];
+	make_dir(dir, sizeof dir);
+	struct ts_db_opts o = quiet_opts();
+	o.sync = TS_WAL_SYNC_NEVER; /* same durability under kill -9; faster */
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	const int64_t n = 400; /* crosses partitions; chunks cut at 120 samples */
+	uint64_t expected = append_range(db, 0, n);
+	struct vres r1, r2;
+	verify_db(db, n - 1, 1, expected, &r1);
+	assert_vres(&r1, "before close");
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	verify_db(db, n - 1, 1, expected, &r2);
+	assert_vres(&r2, "after clean close and reopen");
+	assert_int_equal(r1.n_samples_total, r2.n_samples_total);
+	assert_int_equal(r1.digest, r2.digest);
+	assert_int_equal(ts_db_close(db), 0);
+	rm_dir(dir);
+}
+
+static void test_checkpoint_reopen(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX];
+	make_dir(dir, sizeof dir);
+	struct ts_db_opts o = quiet_opts();
+	const int64_t n1 = 250, n2 = 300;
+	uint64_t exp1 = 0, exp2 = 0;
+	struct batch bt = {0};
+	for (int64_t b = 0; b < n2; b++) {
+		gen_batch(b, &bt);
+		exp2 += bt.n_first;
+		if (b < n1)
+			exp1 += bt.n_first;
+	}
+	batch_fini(&bt);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Child: append, checkpoint (reads must not change), append more, crash. */
+		close(fds[0]);
+		struct ts_db *db;
+		struct vres r[3];
+		memset(r, 0, sizeof r);
+		int rc = ts_db_open(dir, &o, &db);
+		if (rc)
+			child_err(fds[1], 0, rc, "ts_db_open: %s", ts_strerror(rc));
+		char why[480];
+		struct batch cb = {0};
+		for (int64_t b = 0; b < n2; b++) {
+			if (b == n1) {
+				verify_db(db, n1 - 1, 1, exp1, &r[0]);
+				rc = ts_db_checkpoint(db);
+				if (rc)
+					child_err(fds[1], b, rc, "ts_db_checkpoint: %s", ts_strerror(rc));
+				verify_db(db, n1 - 1, 1, exp1, &r[1]);
+			}
+			gen_batch(b, &cb);
+			rc = append_checked(db, &cb, why, sizeof why);
+			if (rc)
+				child_err(fds[1], b, rc, "%s", why);
+		}
+		verify_db(db, n2 - 1, 1, exp2, &r[2]);
+		struct ts_db_stats st;
+		ts_db_stats(db, &st);
+		r[1].n_partitions = st.n_checkpoints; /* reused slot: checkpoints done */
+		struct msg m = {MSG_VRES, 0, 0, ""};
+		send_all(fds[1], &m, sizeof m);
+		send_all(fds[1], r, sizeof r);
+		_exit(0);
+	}
+	close(fds[1]);
+	struct msg m;
+	struct vres r[3];
+	size_t got = read_until(fds[0], &m, sizeof m, INT64_MAX);
+	assert_int_equal(got, sizeof m);
+	if (m.kind == MSG_ERR)
+		fail_msg("checkpoint child (seed %" PRIu64 "): %s", g_seed, m.text);
+	assert_int_equal(read_until(fds[0], r, sizeof r, INT64_MAX), sizeof r);
+	close(fds[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_vres(&r[0], "before ts_db_checkpoint");
+	assert_vres(&r[1], "after ts_db_checkpoint");
+	assert_vres(&r[2], "after checkpoint and more appends");
+	assert_int_equal(r[0].digest, r[1].digest);
+	assert_true(r[1].n_partitions >= 1);
+
+	/* Recover from the checkpoint + WAL tail the child left (it never closed). */
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct vres a, b2;
+	verify_db(db, n2 - 1, 1, exp2, &a);
+	assert_vres(&a, "recovery from checkpoint + WAL");
+	assert_int_equal(a.digest, r[2].digest);
+	/* And a checkpoint of the recovered state, then a crash-free reopen. */
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	verify_db(db, n2 - 1, 1, exp2, &b2);
+	assert_vres(&b2, "checkpoint after recovery");
+	assert_int_equal(a.digest, b2.digest);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	verify_db(db, n2 - 1, 1, exp2, &b2);
+	assert_vres(&b2, "reopen after checkpoint and close");
+	assert_int_equal(a.digest, b2.digest);
+	assert_int_equal(ts_db_close(db), 0);
+	rm_dir(dir);
+}
+
+/* The workload generator itself: deterministic, and its bookkeeping adds up. */
+static void test_workload(void **state)
+{
+	(void)state;
+	struct batch a = {0}, b = {0};
+	uint64_t first = 0, special = 0, ooo = 0;
+	for (int64_t i = 0; i < 600; i++) {
+		gen_batch(i, &a);
+		gen_batch(i, &b);
+		assert_int_equal(a.n, b.n);
+		assert_memory_equal(a.smp, b.smp, a.n * SAMPLES_PER_ENTRY * sizeof *a.smp);
+		first += a.n_first;
+		for (size_t e = 0; e < a.n; e++)
+			for (uint32_t j = 0; j < a.in[e].n_samples; j++) {
+				uint64_t v = dbits(a.in[e].samples[j].v);
+				special += v == TS_STALE_NAN_BITS || v == dbits(-0.0) ||
+					   (v & 0x7ff0000000000000u) == 0x7ff0000000000000u;
+			}
+		for (uint64_t k = 0; k < kmax(i); k++)
+			ooo += first_batch(k, i) != NEVER && first_batch(k, i) > i;
+	}
+	uint64_t sum = 0;
+	for (uint64_t k = 0; k < kmax(599); k++)
+		sum += expected_of(k, 599);
+	/* Samples deferred past batch 599 are not counted by either side. */
+	assert_int_equal(first, sum);
+	assert_true(special > 100);
+	assert_true(ooo > 100);
+	batch_fini(&a);
+	batch_fini(&b);
+}
+
+int main(void)
+{
+	const char *s = getenv("TS_SEED");
+	if (s && *s)
+		g_seed = strtoull(s, NULL, 0);
+	parent_rng = g_seed;
+	ts_log_set_level(TS_LOG_WARN);
+	printf("test_crash: seed %" PRIu64 "\n", g_seed);
+	fflush(stdout);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_workload),
+		cmocka_unit_test(test_clean_close_reopen),
+		cmocka_unit_test(test_checkpoint_reopen),
+		cmocka_unit_test(test_kill9_loop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
