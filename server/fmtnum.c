@@ -17,8 +17,10 @@
  * most 15 significant digits reads back to v, the 15-digit rounding of v is that
  * decimal (15-digit decimals are spaced wider than a double's ULP), so trailing zeros
  * stripped it is the shortest; otherwise the correctly rounded 16-digit form is the
- * closest 16-digit candidate, and 17 digits always round-trip. Integers below 2^53 skip
- * snprintf entirely. The digits are then laid out the way Go's 'g' shortest does.
+ * closest 16-digit candidate, and 17 digits always round-trip (subnormals, with fewer
+ * significant bits, search from 1 digit up). Integers below 2^53 and short decimals
+ * (v * 10^k an integer below 10^15 for a small k) skip snprintf entirely. The digits
+ * are then laid out the way Go's 'g' shortest does.
  */
 #include "server/fmtnum.h"
 
@@ -232,29 +234,61 @@ int ts_fmtnum_parse_int64(const char *s, size_t len, int64_t *out)
 	return 0;
 }
 
-/* Decimal digits of |v| (no leading/trailing zeros) and x, the exponent of the first
- * digit: |v| = 0.d1d2... * 10^(x+1). Returns the digit count. */
+/* Digits of u without trailing zeros into digs; returns the count, *n_all the count
+ * before stripping. */
+static int u64_digits(uint64_t u, char digs[20], int *n_all)
+{
+	char tmp[20];
+	int n = 0;
+	while (u) {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	}
+	*n_all = n;
+	int z = 0;
+	while (z < n - 1 && tmp[z] == '0')
+		z++;
+	int nd = 0;
+	for (int k = n - 1; k >= z; k--)
+		digs[nd++] = tmp[k];
+	return nd;
+}
+
+/* Decimal digits of av > 0 (no leading/trailing zeros) and x, the decimal exponent of
+ * the first digit. Returns the digit count. */
 static int shortest_digits(double av, char digs[20], int *x)
 {
+	int n_all;
 	if (av < 9007199254740992.0 && av == floor(av)) {
-		uint64_t u = (uint64_t)av;
-		char tmp[20];
-		int n = 0;
-		while (u) {
-			tmp[n++] = (char)('0' + u % 10);
-			u /= 10;
-		}
-		*x = n - 1;
-		int z = 0;
-		while (z < n && tmp[z] == '0')
-			z++;
-		int nd = 0;
-		for (int k = n - 1; k >= z; k--)
-			digs[nd++] = tmp[k];
+		/* Integers below 2^53: the ULP is at most 1, so no shorter decimal than the
+		 * integer itself (trailing zeros dropped) reads back to it. */
+		int nd = u64_digits((uint64_t)av, digs, &n_all);
+		*x = n_all - 1;
 		return nd;
 	}
+	if (av >= 1e-5 && av < 1e15) {
+		/* Short decimals such as 12.5 or 0.1: the first k with av*10^k an integer m
+		 * (below 10^15) whose m/10^k reads back to av. m/10^k is one correctly
+		 * rounded division of exact operands, so the check is exact; a round-trip
+		 * decimal of at most 15 digits is unique for a normal double, hence
+		 * shortest. */
+		double p = 10;
+		for (int k = 1; k <= 20; k++, p *= 10) {
+			double m = av * p;
+			if (m >= 1e15)
+				break;
+			if (m == floor(m) && m / p == av) {
+				int nd = u64_digits((uint64_t)m, digs, &n_all);
+				*x = n_all - 1 - k;
+				return nd;
+			}
+		}
+	}
 	char buf[40];
-	for (int prec = 15; prec <= 17; prec++) {
+	/* Subnormals have fewer significant bits, so their shortest form may be shorter
+	 * than 15 digits without the 15-digit rounding showing it: search from 1. */
+	int first = av < 2.2250738585072014e-308 ? 1 : 15;
+	for (int prec = first; prec <= 17; prec++) {
 		int w = snprintf(buf, sizeof buf, "%.*e", prec - 1, av);
 		if (w <= 0 || (size_t)w >= sizeof buf)
 			break;

@@ -1,0 +1,151 @@
+/*
+ * fuzz_lineproto.c - InfluxDB line protocol decoder and mapper on arbitrary bytes.
+ * The first byte picks the precision, the rest is the body. Properties checked (an
+ * abort() is a finding):
+ *   - decoding is deterministic: two parsers over the same body return the same
+ *     sequence of results, points and error messages;
+ *   - every string handed out lies inside the body or the parser's scratch buffer;
+ *   - tags are sorted without duplicates, there is at least one field;
+ *   - the mapper's series carry sorted labels including __name__ =
+ *     "{measurement}_{field}" and the point's time.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/lineproto.h"
+
+static void check(int ok)
+{
+	if (!ok)
+		abort();
+}
+
+static int inside(const struct ts_lp_parser *p, const char *s, size_t n)
+{
+	if (n == 0)
+		return 1;
+	uintptr_t a = (uintptr_t)s, b0 = (uintptr_t)p->buf, s0 = (uintptr_t)p->scratch;
+	if (a >= b0 && a + n <= b0 + p->len)
+		return 1;
+	return p->scratch && a >= s0 && a + n <= s0 + p->scratch_cap;
+}
+
+static int same(const char *a, size_t an, const char *b, size_t bn)
+{
+	return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+static int label_less(const struct ts_label *a, const struct ts_label *b)
+{
+	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = n ? memcmp(a->name, b->name, n) : 0;
+	return c < 0 || (c == 0 && a->name_len < b->name_len);
+}
+
+static void check_point(const struct ts_lp_parser *p, const struct ts_lp_point *pt)
+{
+	check(pt->measurement_len > 0 && inside(p, pt->measurement, pt->measurement_len));
+	check(pt->n_fields > 0);
+	for (uint32_t i = 0; i < pt->n_tags; i++) {
+		const struct ts_label *t = &pt->tags[i];
+		check(t->name_len > 0 && t->value_len > 0);
+		check(inside(p, t->name, t->name_len) && inside(p, t->value, t->value_len));
+		if (i > 0)
+			check(label_less(&pt->tags[i - 1], t));
+	}
+	for (uint32_t i = 0; i < pt->n_fields; i++) {
+		const struct ts_lp_field *f = &pt->fields[i];
+		check(f->key_len > 0 && inside(p, f->key, f->key_len));
+		check(f->type <= TS_LP_BOOL);
+		if (f->type == TS_LP_STRING)
+			check(inside(p, f->str, f->str_len));
+	}
+}
+
+static void compare_points(const struct ts_lp_point *a, const struct ts_lp_point *b)
+{
+	check(same(a->measurement, a->measurement_len, b->measurement, b->measurement_len));
+	check(a->n_tags == b->n_tags && a->n_fields == b->n_fields);
+	check(a->t_ns == b->t_ns && a->t_ms == b->t_ms && a->line == b->line);
+	for (uint32_t i = 0; i < a->n_tags; i++) {
+		check(same(a->tags[i].name, a->tags[i].name_len, b->tags[i].name, b->tags[i].name_len));
+		check(same(a->tags[i].value, a->tags[i].value_len, b->tags[i].value,
+			   b->tags[i].value_len));
+	}
+	for (uint32_t i = 0; i < a->n_fields; i++) {
+		const struct ts_lp_field *x = &a->fields[i], *y = &b->fields[i];
+		check(same(x->key, x->key_len, y->key, y->key_len) && x->type == y->type);
+		if (x->type == TS_LP_STRING)
+			check(same(x->str, x->str_len, y->str, y->str_len));
+		else
+			check(memcmp(&x->v, &y->v, sizeof x->v) == 0);
+	}
+}
+
+static void check_mapping(const struct ts_lp_mapper *m, const struct ts_lp_point *pt)
+{
+	uint32_t numeric = 0;
+	for (uint32_t i = 0; i < pt->n_fields; i++)
+		numeric += pt->fields[i].type != TS_LP_STRING;
+	check(m->n_series == numeric && m->n_skipped == pt->n_fields - numeric);
+	uint32_t s = 0;
+	for (uint32_t i = 0; i < pt->n_fields; i++) {
+		const struct ts_lp_field *f = &pt->fields[i];
+		if (f->type == TS_LP_STRING)
+			continue;
+		const struct ts_lp_series *se = &m->series[s++];
+		check(se->sample.t_ms == pt->t_ms);
+		int found = 0;
+		for (uint32_t k = 0; k < se->n_labels; k++) {
+			const struct ts_label *l = &se->labels[k];
+			if (k > 0)
+				check(label_less(&se->labels[k - 1], l));
+			if (same(l->name, l->name_len, "__name__", 8)) {
+				found = 1;
+				check(l->value_len == pt->measurement_len + 1 + f->key_len);
+				check(memcmp(l->value, pt->measurement, pt->measurement_len) == 0);
+				check(l->value[pt->measurement_len] == '_');
+				check(memcmp(l->value + pt->measurement_len + 1, f->key, f->key_len) == 0);
+			}
+		}
+		check(found);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	enum ts_lp_precision prec = TS_LP_NS;
+	if (size > 0) {
+		prec = (enum ts_lp_precision)(data[0] % 6);
+		data++;
+		size--;
+	}
+	const char *body = (const char *)data;
+	struct ts_lp_parser a, b;
+	struct ts_lp_point pa, pb;
+	struct ts_lp_mapper m;
+	ts_lp_init(&a, body, size, prec, 1700000000123456789LL);
+	ts_lp_init(&b, body, size, prec, 1700000000123456789LL);
+	ts_lp_mapper_init(&m);
+	for (int guard = 0; guard < 1000000; guard++) {
+		int ra = ts_lp_next(&a, &pa);
+		int rb = ts_lp_next(&b, &pb);
+		check(ra == rb);
+		if (ra == 0)
+			break;
+		if (ra < 0) {
+			check(strcmp(a.err, b.err) == 0 && a.err_line == b.err_line);
+			continue;
+		}
+		check(ra == 1);
+		check_point(&a, &pa);
+		compare_points(&pa, &pb);
+		if (ts_lp_map(&m, &pa, "db", 2) == 0)
+			check_mapping(&m, &pa);
+	}
+	ts_lp_mapper_fini(&m);
+	ts_lp_fini(&a);
+	ts_lp_fini(&b);
+	return 0;
+}
