@@ -1,0 +1,73 @@
+/*
+ * app.h - what every tsdbd handler shares: the engine, the server limits, per-worker
+ * scratch contexts, and the counters /metrics reports.
+ */
+#ifndef TS_SERVER_APP_H
+#define TS_SERVER_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/net.h"
+#include "tsdb/tsdb.h"
+
+#define TS_APP_VERSION "0.1.0"
+
+enum ts_proto { TS_PROTO_RW = 0, TS_PROTO_INFLUX, TS_PROTO_JSONL, TS_PROTO_PROMTEXT, TS_PROTO_N };
+
+/* Why samples were not stored (the label "reason" of tsdb_samples_rejected_total). */
+enum ts_reject {
+	TS_REJ_OUT_OF_ORDER = 0, TS_REJ_DUPLICATE, TS_REJ_TOO_OLD, TS_REJ_TOO_FUTURE,
+	TS_REJ_INVALID_SERIES, TS_REJ_HISTOGRAM, TS_REJ_STRING_FIELD, TS_REJ_PARSE_ERROR,
+	TS_REJ_N
+};
+
+/* Requests refused whole, by limit (tsdb_requests_limited_total). */
+enum ts_limit {
+	TS_LIM_BODY = 0, TS_LIM_DECODED, TS_LIM_LABELS, TS_LIM_SERIES, TS_LIM_N
+};
+
+struct ts_app_limits {
+	size_t max_decoded_bytes;   /* decompressed body; default 32 MiB */
+	uint32_t max_labels;        /* per series; default 64 */
+	uint32_t max_name_len;      /* label name; default 256 */
+	uint32_t max_value_len;     /* label value; default 4096 */
+	size_t max_line_bytes;      /* one line-protocol / JSON line; default 1 MiB */
+};
+
+struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */
+
+struct ts_app {
+	struct ts_db *db;
+	struct ts_net_server *net;
+	struct ts_app_limits lim;
+	const char *data_dir;
+	int64_t start_ms;
+	atomic_int ready;
+
+	pthread_mutex_t pool_mu;
+	struct ts_ingest_ctx *pool;
+
+	atomic_uint_fast64_t samples_in[TS_PROTO_N];
+	atomic_uint_fast64_t series_created;
+	atomic_uint_fast64_t rejected[TS_REJ_N];
+	atomic_uint_fast64_t limited[TS_LIM_N];
+	atomic_uint_fast64_t duplicates;
+	atomic_uint_fast64_t metadata_in;
+};
+
+/* Registers the ingest routes (/api/v1/write, /write, /api/v2/write, /api/v1/import,
+ * /api/v1/import/prometheus, /api/v1/export, /ping). Returns 0 or an error. */
+int ts_ingest_routes(struct ts_app *app);
+/* Frees pooled contexts. */
+void ts_ingest_fini(struct ts_app *app);
+/* Registers /metrics, /-/healthy, /-/ready, /api/v1/status/buildinfo. */
+int ts_ops_routes(struct ts_app *app);
+
+/* Maps an engine error of a write to an HTTP status: 503 for transient faults (with a
+ * Retry-After header set on resp), 500 otherwise. */
+int ts_app_write_error_status(struct ts_net_response *resp, int err);
+
+#endif

@@ -1,0 +1,805 @@
+/*
+ * ingest.c - the write endpoints of tsdbd.
+ *
+ *   POST /api/v1/write, /api/v1/push  Prometheus remote write 1.0 and 2.0
+ *   POST /write                       InfluxDB 1.x line protocol (partial writes)
+ *   POST /api/v2/write                InfluxDB 2.x line protocol (a bad line fails all)
+ *   POST /api/v1/import               JSON lines (VictoriaMetrics format)
+ *   POST /api/v1/import/prometheus    Prometheus text exposition
+ *   GET|HEAD /ping                    InfluxDB liveness
+ *
+ * Handlers run on worker threads and answer only after ts_db_append() returned, i.e.
+ * once everything accepted is durable under the sync policy. Status codes follow
+ * PROTOCOLS.md: data that can never succeed is 400 (valid series of the same request
+ * are still stored, and the body says how many samples were rejected and why);
+ * transient faults are 503 with Retry-After, which Prometheus retries; 415 for an
+ * unsupported Content-Type or Content-Encoding; never 409.
+ *
+ * Text formats reuse their parser's buffers from point to point, so their series are
+ * copied into a batch (struct batch) and appended in slices; remote write decodes a
+ * whole request at once and its series are appended in place.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/app.h"
+#include "server/body.h"
+#include "server/expfmt.h"
+#include "server/jsonl.h"
+#include "server/lineproto.h"
+#include "server/params.h"
+#include "server/remote_write.h"
+#include "server/sbuf.h"
+#include "server/snappy_io.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+
+#define BATCH_SAMPLES 20000 /* text formats append in slices of about this many */
+
+/* ---- batch of copied series ---- */
+
+struct batch_series {
+	size_t lab_off, smp_off;
+	uint32_t n_lab, n_smp;
+};
+
+struct batch {
+	struct batch_series *ser;
+	size_t n_ser, cap_ser;
+	struct ts_label *lab; /* name/value hold offsets into str until flush */
+	size_t n_lab, cap_lab;
+	char *str;
+	size_t n_str, cap_str;
+	struct ts_sample *smp;
+	size_t n_smp, cap_smp;
+	struct ts_series_in *in;
+	size_t cap_in;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *n = ts_realloc(*p, c * elem);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
+static void batch_fini(struct batch *b)
+{
+	ts_free(b->ser);
+	ts_free(b->lab);
+	ts_free(b->str);
+	ts_free(b->smp);
+	ts_free(b->in);
+	memset(b, 0, sizeof *b);
+}
+
+static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
+		     const struct ts_sample *s, size_t ns)
+{
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < nl; i++)
+		bytes += (size_t)l[i].name_len + l[i].value_len;
+	if (grow((void **)&b->ser, &b->cap_ser, b->n_ser + 1, sizeof *b->ser) ||
+	    grow((void **)&b->lab, &b->cap_lab, b->n_lab + nl, sizeof *b->lab) ||
+	    grow((void **)&b->str, &b->cap_str, b->n_str + bytes, 1) ||
+	    grow((void **)&b->smp, &b->cap_smp, b->n_smp + ns, sizeof *b->smp))
+		return -ENOMEM;
+	b->ser[b->n_ser++] = (struct batch_series){b->n_lab, b->n_smp, nl, (uint32_t)ns};
+	for (uint32_t i = 0; i < nl; i++) {
+		struct ts_label *d = &b->lab[b->n_lab++];
+		memcpy(b->str + b->n_str, l[i].name, l[i].name_len);
+		d->name = (const char *)(uintptr_t)b->n_str;
+		d->name_len = l[i].name_len;
+		b->n_str += l[i].name_len;
+		memcpy(b->str + b->n_str, l[i].value, l[i].value_len);
+		d->value = (const char *)(uintptr_t)b->n_str;
+		d->value_len = l[i].value_len;
+		b->n_str += l[i].value_len;
+	}
+	memcpy(b->smp + b->n_smp, s, ns * sizeof *s);
+	b->n_smp += ns;
+	return 0;
+}
+
+/* Outcome of a whole request, summed over its appends. */
+struct outcome {
+	struct ts_append_result r;
+	int engine_err;     /* first error ts_db_append returned */
+	uint64_t parse_errors, strings, histograms, invalid;
+	char first_msg[300];
+};
+
+static void note(struct outcome *o, const char *fmt, const char *detail)
+{
+	if (!o->first_msg[0])
+		snprintf(o->first_msg, sizeof o->first_msg, fmt, detail);
+}
+
+static void sum_result(struct outcome *o, const struct ts_append_result *r, const char *what)
+{
+	o->r.n_appended += r->n_appended;
+	o->r.n_duplicate += r->n_duplicate;
+	o->r.n_out_of_order += r->n_out_of_order;
+	o->r.n_conflict += r->n_conflict;
+	o->r.n_too_old += r->n_too_old;
+	o->r.n_too_future += r->n_too_future;
+	o->r.n_invalid_series += r->n_invalid_series;
+	o->r.n_new_series += r->n_new_series;
+	if (r->first_err && !o->first_msg[0]) {
+		char m[300];
+		snprintf(m, sizeof m, "%s%s", r->first_err_msg, what ? what : "");
+		note(o, "%s", m);
+	}
+}
+
+static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
+{
+	if (!b->n_ser)
+		return 0;
+	if (grow((void **)&b->in, &b->cap_in, b->n_ser, sizeof *b->in))
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n_lab; i++) {
+		b->lab[i].name = b->str + (uintptr_t)b->lab[i].name;
+		b->lab[i].value = b->str + (uintptr_t)b->lab[i].value;
+	}
+	for (size_t i = 0; i < b->n_ser; i++)
+		b->in[i] = (struct ts_series_in){b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
+						 b->smp + b->ser[i].smp_off, b->ser[i].n_smp};
+	struct ts_append_result r;
+	int rc = ts_db_append(app->db, b->in, b->n_ser, &r, NULL);
+	if (rc == 0)
+		sum_result(o, &r, NULL);
+	else if (!o->engine_err)
+		o->engine_err = rc;
+	b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
+	return rc;
+}
+
+/* ---- per-request scratch, pooled so steady-state requests allocate little ---- */
+
+struct ts_ingest_ctx {
+	struct ts_ingest_ctx *next;
+	struct ts_rw_request rw;
+	uint8_t *dec;       /* decompressed body */
+	size_t dec_cap;
+	struct batch b;
+	struct ts_series_in *in;
+	size_t cap_in;
+	struct ts_lp_parser lp;
+	struct ts_lp_mapper lpm;
+};
+
+static struct ts_ingest_ctx *ctx_get(struct ts_app *app)
+{
+	pthread_mutex_lock(&app->pool_mu);
+	struct ts_ingest_ctx *c = app->pool;
+	if (c)
+		app->pool = c->next;
+	pthread_mutex_unlock(&app->pool_mu);
+	if (!c) {
+		c = ts_calloc(1, sizeof *c);
+		if (!c)
+			return NULL;
+		ts_rw_request_init(&c->rw);
+		ts_lp_mapper_init(&c->lpm);
+	}
+	return c;
+}
+
+static void ctx_put(struct ts_app *app, struct ts_ingest_ctx *c)
+{
+	/* Do not keep giant buffers from one huge request around forever. */
+	if (c->dec_cap > (64u << 20)) {
+		ts_free(c->dec);
+		c->dec = NULL;
+		c->dec_cap = 0;
+	}
+	pthread_mutex_lock(&app->pool_mu);
+	c->next = app->pool;
+	app->pool = c;
+	pthread_mutex_unlock(&app->pool_mu);
+}
+
+static void ctx_free(struct ts_ingest_ctx *c)
+{
+	ts_rw_request_fini(&c->rw);
+	ts_free(c->dec);
+	batch_fini(&c->b);
+	ts_free(c->in);
+	ts_lp_fini(&c->lp);
+	ts_lp_mapper_fini(&c->lpm);
+	ts_free(c);
+}
+
+void ts_ingest_fini(struct ts_app *app)
+{
+	struct ts_ingest_ctx *c = app->pool;
+	while (c) {
+		struct ts_ingest_ctx *n = c->next;
+		ctx_free(c);
+		c = n;
+	}
+	app->pool = NULL;
+}
+
+/* ---- shared helpers ---- */
+
+int ts_app_write_error_status(struct ts_net_response *resp, int err)
+{
+	if (err == -ENOMEM || err == TS_ECLOSED || err == TS_EIO || err == TS_EBUSY) {
+		ts_net_response_header(resp, "Retry-After", "5");
+		return 503;
+	}
+	return 500;
+}
+
+static void count_outcome(struct ts_app *app, enum ts_proto proto, const struct outcome *o)
+{
+	atomic_fetch_add(&app->samples_in[proto], o->r.n_appended);
+	atomic_fetch_add(&app->series_created, o->r.n_new_series);
+	atomic_fetch_add(&app->duplicates, o->r.n_duplicate);
+	atomic_fetch_add(&app->rejected[TS_REJ_OUT_OF_ORDER], o->r.n_out_of_order);
+	atomic_fetch_add(&app->rejected[TS_REJ_DUPLICATE], o->r.n_conflict);
+	atomic_fetch_add(&app->rejected[TS_REJ_TOO_OLD], o->r.n_too_old);
+	atomic_fetch_add(&app->rejected[TS_REJ_TOO_FUTURE], o->r.n_too_future);
+	atomic_fetch_add(&app->rejected[TS_REJ_INVALID_SERIES], o->r.n_invalid_series + o->invalid);
+	atomic_fetch_add(&app->rejected[TS_REJ_HISTOGRAM], o->histograms);
+	atomic_fetch_add(&app->rejected[TS_REJ_STRING_FIELD], o->strings);
+	atomic_fetch_add(&app->rejected[TS_REJ_PARSE_ERROR], o->parse_errors);
+}
+
+static uint64_t n_rejected(const struct outcome *o)
+{
+	return o->r.n_out_of_order + o->r.n_conflict + o->r.n_too_old + o->r.n_too_future;
+}
+
+/* A plain-text summary of what was not stored. */
+static void summary(struct ts_sbuf *b, const struct outcome *o)
+{
+	ts_sbuf_printf(b, "%llu samples stored", (unsigned long long)o->r.n_appended);
+	if (o->r.n_duplicate)
+		ts_sbuf_printf(b, ", %llu exact duplicates accepted", (unsigned long long)o->r.n_duplicate);
+	uint64_t rej = n_rejected(o);
+	if (rej)
+		ts_sbuf_printf(b, "; %llu samples rejected (out of order %llu, conflicting value %llu, "
+			       "too old %llu, too far in the future %llu)",
+			       (unsigned long long)rej, (unsigned long long)o->r.n_out_of_order,
+			       (unsigned long long)o->r.n_conflict, (unsigned long long)o->r.n_too_old,
+			       (unsigned long long)o->r.n_too_future);
+	if (o->r.n_invalid_series + o->invalid)
+		ts_sbuf_printf(b, "; %llu series rejected for invalid labels",
+			       (unsigned long long)(o->r.n_invalid_series + o->invalid));
+	if (o->histograms)
+		ts_sbuf_printf(b, "; %llu native histogram samples rejected (not supported)",
+			       (unsigned long long)o->histograms);
+	if (o->parse_errors)
+		ts_sbuf_printf(b, "; %llu lines dropped", (unsigned long long)o->parse_errors);
+	if (o->first_msg[0])
+		ts_sbuf_printf(b, "; first error: %s", o->first_msg);
+}
+
+static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
+			    const struct ts_http_request *req, const char **body, size_t *len,
+			    char *err, size_t err_len)
+{
+	size_t ce_len;
+	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
+	*body = req->body ? req->body : "";
+	*len = req->body_len;
+	if (!ce || ce_len == 0 || (ce_len == 8 && strncasecmp(ce, "identity", 8) == 0))
+		return 0;
+	if (!((ce_len == 4 && strncasecmp(ce, "gzip", 4) == 0) ||
+	      (ce_len == 7 && strncasecmp(ce, "deflate", 7) == 0))) {
+		snprintf(err, err_len, "unsupported Content-Encoding %.*s (gzip, deflate or identity)",
+			 (int)(ce_len > 40 ? 40 : ce_len), ce);
+		return 415;
+	}
+	size_t out;
+	int rc = ts_body_gunzip((const uint8_t *)*body, *len, app->lim.max_decoded_bytes, &c->dec,
+				&c->dec_cap, &out);
+	if (rc == TS_ELIMIT) {
+		atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
+		snprintf(err, err_len, "decompressed body exceeds %zu bytes", app->lim.max_decoded_bytes);
+		return 413;
+	}
+	if (rc) {
+		snprintf(err, err_len, "%s", rc == -ENOMEM ? "out of memory" : "invalid gzip body");
+		return rc == -ENOMEM ? 503 : 400;
+	}
+	*body = (const char *)c->dec;
+	*len = out;
+	return 0;
+}
+/* ---- remote write ---- */
+
+static void rw_headers(struct ts_net_response *resp, enum ts_rw_version v, const struct outcome *o)
+{
+	if (v != TS_RW_V2)
+		return;
+	char n[32];
+	snprintf(n, sizeof n, "%llu", (unsigned long long)(o->r.n_appended + o->r.n_duplicate));
+	ts_net_response_header(resp, "X-Prometheus-Remote-Write-Samples-Written", n);
+	ts_net_response_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", "0");
+	ts_net_response_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
+}
+
+static int set_metadata(struct ts_app *app, const struct ts_rw_request *rw)
+{
+	struct ts_metadata md[64];
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < rw->n_metadata && rc == 0; i++) {
+		const struct ts_rw_metadata *m = &rw->metadata[i];
+		if (!m->family.len || m->type > TS_MT_STATESET)
+			continue;
+		md[n++] = (struct ts_metadata){m->family.p, m->help.p, m->unit.p, (uint32_t)m->family.len,
+					       (uint32_t)m->help.len, (uint32_t)m->unit.len,
+					       (enum ts_metric_type)m->type};
+		if (n == 64 || i + 1 == rw->n_metadata) {
+			rc = ts_db_set_metadata(app->db, md, n);
+			n = 0;
+		}
+	}
+	for (size_t i = 0; i < rw->n_series && rc == 0; i++) {
+		const struct ts_rw_series *s = &rw->series[i];
+		if (!s->has_metadata || s->type > TS_MT_STATESET)
+			continue;
+		for (uint32_t k = 0; k < s->n_labels; k++)
+			if (s->labels[k].name_len == 8 && memcmp(s->labels[k].name, "__name__", 8) == 0) {
+				struct ts_metadata m = {s->labels[k].value, s->help.p, s->unit.p,
+							s->labels[k].value_len, (uint32_t)s->help.len,
+							(uint32_t)s->unit.len, (enum ts_metric_type)s->type};
+				rc = ts_db_set_metadata(app->db, &m, 1);
+				break;
+			}
+	}
+	atomic_fetch_add(&app->metadata_in, rw->n_metadata);
+	return rc == TS_EINVALID ? 0 : rc; /* bad metadata does not fail the samples */
+}
+
+static void h_remote_write(const struct ts_http_request *req, struct ts_net_response *resp,
+			   void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_ingest_ctx *c = ctx_get(app);
+	struct outcome o = {0};
+	char err[300];
+	int status = 204;
+	enum ts_rw_version v = TS_RW_V1;
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	if (!c) {
+		ts_net_response_header(resp, "Retry-After", "5");
+		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
+		return;
+	}
+	size_t ct_len = 0, ce_len = 0;
+	const char *ct = ts_http_request_header(req, "Content-Type", &ct_len);
+	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
+	if (ts_rw_negotiate(ct, ct_len, ce, ce_len, &v, err, sizeof err)) {
+		status = 415;
+		ts_sbuf_str(&b, err);
+		goto out;
+	}
+	size_t dec_len;
+	int rc = ts_snappy_decompress((const uint8_t *)(req->body ? req->body : ""), req->body_len,
+				      app->lim.max_decoded_bytes, &c->dec, &c->dec_cap, &dec_len);
+	if (rc) {
+		status = rc == -ENOMEM ? 503 : 400;
+		if (rc == TS_ELIMIT) {
+			atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
+			ts_sbuf_printf(&b, "snappy body decodes to more than the limit of %zu bytes",
+				       app->lim.max_decoded_bytes);
+		} else {
+			ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : "invalid snappy block body");
+		}
+		goto out;
+	}
+	rc = ts_rw_decode(&c->rw, v, c->dec, dec_len);
+	if (rc) {
+		status = rc == -ENOMEM ? 503 : 400;
+		if (rc == TS_ELIMIT)
+			atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
+		ts_sbuf_printf(&b, "cannot decode %s request: %s", v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
+			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));
+		goto out;
+	}
+	if (grow((void **)&c->in, &c->cap_in, c->rw.n_series ? c->rw.n_series : 1, sizeof *c->in)) {
+		status = 503;
+		ts_sbuf_str(&b, "out of memory");
+		goto out;
+	}
+	struct ts_rw_limits lim = {app->lim.max_labels, app->lim.max_name_len, app->lim.max_value_len};
+	size_t n_in = 0;
+	for (size_t i = 0; i < c->rw.n_series; i++) {
+		struct ts_rw_series *s = &c->rw.series[i];
+		o.histograms += s->n_histograms;
+		if (!s->n_samples)
+			continue;
+		enum ts_rw_reason why;
+		char msg[200];
+		if (ts_rw_validate_series(s, &lim, &why, msg, sizeof msg)) {
+			o.invalid++;
+			note(&o, "%s", msg);
+			continue;
+		}
+		c->in[n_in++] = (struct ts_series_in){s->labels, s->n_labels, s->samples, s->n_samples};
+	}
+	if (o.histograms)
+		note(&o, "%s", "native histograms are not supported");
+	rc = set_metadata(app, &c->rw);
+	if (rc == 0 && n_in) {
+		struct ts_append_result r;
+		rc = ts_db_append(app->db, c->in, n_in, &r, NULL);
+		if (rc == 0)
+			sum_result(&o, &r, NULL);
+	}
+	if (rc) {
+		status = ts_app_write_error_status(resp, rc);
+		ts_sbuf_printf(&b, "cannot store samples: %s", ts_strerror(rc));
+		goto out;
+	}
+	count_outcome(app, TS_PROTO_RW, &o);
+	if (n_rejected(&o) || o.invalid || o.r.n_invalid_series || o.histograms) {
+		status = 400;
+		summary(&b, &o);
+	}
+out:
+	rw_headers(resp, v, &o);
+	ctx_put(app, c);
+	if (status == 204) {
+		ts_sbuf_fini(&b);
+		ts_net_respond(resp, 204, NULL, 0);
+		return;
+	}
+	ts_sbuf_str(&b, "\n");
+	size_t len;
+	char *body = ts_sbuf_take(&b, &len);
+	ts_net_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	ts_net_respond(resp, status, body, body ? len : 0);
+}
+
+/* ---- InfluxDB line protocol ---- */
+
+static void influx_error(struct ts_net_response *resp, int status, int v2, const char *msg)
+{
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	if (v2) {
+		/* InfluxDB 2.x clients read code/message; "error" keeps 1.x-style clients happy. */
+		ts_sbuf_printf(&b, "{\"code\":\"%s\",\"message\":",
+			       status == 413 ? "request too large" : status >= 500 ? "internal error" :
+			       status == 422 ? "unprocessable entity" : "invalid");
+		ts_sbuf_json_str(&b, msg, strlen(msg));
+		ts_sbuf_str(&b, ",\"error\":");
+	} else {
+		ts_sbuf_str(&b, "{\"error\":");
+	}
+	ts_sbuf_json_str(&b, msg, strlen(msg));
+	ts_sbuf_str(&b, "}\n");
+	size_t len;
+	char *body = ts_sbuf_take(&b, &len);
+	ts_net_response_header(resp, "Content-Type", "application/json");
+	ts_net_response_header(resp, "X-Influxdb-Version", "1.8.10");
+	ts_net_respond(resp, status, body, body ? len : 0);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void influx_write(const struct ts_http_request *req, struct ts_net_response *resp,
+			 struct ts_app *app, int v2)
+{
+	struct ts_params p;
+	ts_params_init(&p);
+	struct ts_ingest_ctx *c = ctx_get(app);
+	char err[300];
+	int status;
+	struct outcome o = {0};
+	if (!c || ts_params_parse(&p, req->query, req->query_len)) {
+		status = c ? 400 : 503;
+		snprintf(err, sizeof err, "%s", c ? "malformed query string" : "out of memory");
+		goto fail;
+	}
+	const char *prec_s = ts_params_get(&p, "precision", NULL);
+	enum ts_lp_precision prec;
+	if (ts_lp_precision_parse(prec_s ? prec_s : "", prec_s ? strlen(prec_s) : 0, &prec)) {
+		status = 400;
+		snprintf(err, sizeof err, "invalid precision \"%.20s\"", prec_s);
+		goto fail;
+	}
+	size_t db_len = 0;
+	const char *db = ts_params_get(&p, v2 ? "bucket" : "db", &db_len);
+	if (v2 && !db) {
+		status = 400;
+		snprintf(err, sizeof err, "bucket is required");
+		goto fail;
+	}
+	const char *body;
+	size_t len;
+	status = gunzip_if_needed(app, c, req, &body, &len, err, sizeof err);
+	if (status)
+		goto fail;
+
+	ts_lp_init(&c->lp, body, len, prec, now_ns());
+	struct ts_lp_point pt;
+	int rc;
+	char first_parse[256] = "";
+	while ((rc = ts_lp_next(&c->lp, &pt)) != 0) {
+		if (rc == TS_EINVALID) {
+			o.parse_errors++;
+			if (!first_parse[0])
+				snprintf(first_parse, sizeof first_parse, "%s", c->lp.err);
+			if (v2)
+				break; /* InfluxDB 2.x: the batch fails at its first bad line */
+			continue;
+		}
+		if (rc < 0)
+			break;
+		rc = ts_lp_map(&c->lpm, &pt, db, db_len);
+		if (rc)
+			break;
+		o.strings += c->lpm.n_skipped;
+		for (uint32_t i = 0; i < c->lpm.n_series && rc == 0; i++)
+			rc = batch_add(&c->b, c->lpm.series[i].labels, c->lpm.series[i].n_labels,
+				       &c->lpm.series[i].sample, 1);
+		if (rc)
+			break;
+		/* 1.x stores as it goes; 2.x keeps everything until the body parsed cleanly. */
+		if (!v2 && c->b.n_smp >= BATCH_SAMPLES && batch_flush(app, &c->b, &o))
+			break;
+	}
+	ts_lp_fini(&c->lp);
+	if (rc < 0 && rc != TS_EINVALID) {
+		c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+		status = rc == -ENOMEM ? 503 : 400;
+		snprintf(err, sizeof err, "%s", rc == -ENOMEM ? "out of memory" : "point cannot be mapped to series");
+		goto fail;
+	}
+	if (v2 && o.parse_errors) {
+		c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+		count_outcome(app, TS_PROTO_INFLUX, &o);
+		status = 400;
+		snprintf(err, sizeof err, "%s", first_parse);
+		goto fail;
+	}
+	batch_flush(app, &c->b, &o);
+	c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+	if (o.engine_err) {
+		status = ts_app_write_error_status(resp, o.engine_err);
+		snprintf(err, sizeof err, "cannot store points: %s", ts_strerror(o.engine_err));
+		goto fail;
+	}
+	count_outcome(app, TS_PROTO_INFLUX, &o);
+	uint64_t dropped = n_rejected(&o) + o.r.n_invalid_series;
+	if (o.parse_errors || dropped) {
+		/* Samples outside retention are 422 for 2.x clients, as InfluxDB 2 answers. */
+		status = v2 && o.r.n_too_old == dropped ? 422 : 400;
+		snprintf(err, sizeof err, "partial write: %.200s dropped=%llu",
+			 o.parse_errors ? first_parse : o.first_msg,
+			 (unsigned long long)(dropped + o.parse_errors));
+		goto fail;
+	}
+	ts_params_fini(&p);
+	ctx_put(app, c);
+	ts_net_response_header(resp, "X-Influxdb-Version", "1.8.10");
+	ts_net_respond(resp, 204, NULL, 0);
+	return;
+fail:
+	ts_params_fini(&p);
+	if (c)
+		ctx_put(app, c);
+	if (status == 413)
+		atomic_fetch_add(&app->limited[TS_LIM_BODY], 1);
+	influx_error(resp, status, v2, err);
+}
+
+static void h_influx_v1(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	influx_write(req, resp, arg, 0);
+}
+
+static void h_influx_v2(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	influx_write(req, resp, arg, 1);
+}
+
+static void h_ping(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	(void)req;
+	(void)arg;
+	ts_net_response_header(resp, "X-Influxdb-Version", "1.8.10");
+	ts_net_response_header(resp, "X-Influxdb-Build", "OSS");
+	ts_net_respond(resp, 204, NULL, 0);
+}
+
+/* ---- JSON lines and Prometheus text imports ---- */
+
+static void text_reply(struct ts_net_response *resp, int status, struct ts_sbuf *b)
+{
+	ts_sbuf_str(b, "\n");
+	size_t len;
+	char *body = ts_sbuf_take(b, &len);
+	ts_net_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	ts_net_respond(resp, status, body, body ? len : 0);
+}
+
+static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts_net_response *resp,
+			  struct outcome *o, enum ts_proto proto, int rc, const char *first_parse)
+{
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	if (rc == 0)
+		batch_flush(app, &c->b, o);
+	c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+	ctx_put(app, c);
+	if (rc < 0 && rc != TS_EINVALID) {
+		ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
+		text_reply(resp, rc == -ENOMEM ? 503 : 400, &b);
+		return;
+	}
+	if (o->engine_err) {
+		int st = ts_app_write_error_status(resp, o->engine_err);
+		ts_sbuf_printf(&b, "cannot store samples: %s", ts_strerror(o->engine_err));
+		text_reply(resp, st, &b);
+		return;
+	}
+	count_outcome(app, proto, o);
+	if (o->parse_errors || n_rejected(o) || o->r.n_invalid_series) {
+		if (first_parse[0])
+			note(o, "%s", first_parse);
+		summary(&b, o);
+		text_reply(resp, 400, &b);
+		return;
+	}
+	ts_sbuf_fini(&b);
+	ts_net_respond(resp, 204, NULL, 0);
+}
+
+static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_response *resp,
+			   void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_ingest_ctx *c = ctx_get(app);
+	struct outcome o = {0};
+	char err[300], first_parse[256] = "";
+	if (!c) {
+		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
+		return;
+	}
+	const char *body;
+	size_t len;
+	int status = gunzip_if_needed(app, c, req, &body, &len, err, sizeof err);
+	if (status) {
+		ctx_put(app, c);
+		ts_net_respond_text(resp, status, "text/plain", err);
+		return;
+	}
+	struct ts_jsonl_parser jp;
+	ts_jsonl_init(&jp, body, len);
+	struct ts_jsonl_series s;
+	int rc;
+	while ((rc = ts_jsonl_next(&jp, &s)) != 0) {
+		if (rc == TS_EINVALID) {
+			/* Like VictoriaMetrics, a bad line is skipped; unlike it, the reply says so. */
+			o.parse_errors++;
+			if (!first_parse[0])
+				snprintf(first_parse, sizeof first_parse, "%s", jp.err);
+			continue;
+		}
+		if (rc < 0)
+			break;
+		rc = batch_add(&c->b, s.labels, s.n_labels, s.samples, s.n_samples);
+		if (rc || (c->b.n_smp >= BATCH_SAMPLES && (rc = batch_flush(app, &c->b, &o)) != 0))
+			break;
+	}
+	ts_jsonl_fini(&jp);
+	finish_import(app, c, resp, &o, TS_PROTO_JSONL, rc < 0 && rc != TS_EINVALID ? rc : 0, first_parse);
+}
+
+static int64_t now_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
+static void h_import_prom(const struct ts_http_request *req, struct ts_net_response *resp,
+			  void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_ingest_ctx *c = ctx_get(app);
+	struct outcome o = {0};
+	char err[300], first_parse[256] = "";
+	if (!c) {
+		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
+		return;
+	}
+	const char *body;
+	size_t len;
+	int status = gunzip_if_needed(app, c, req, &body, &len, err, sizeof err);
+	if (status) {
+		ctx_put(app, c);
+		ts_net_respond_text(resp, status, "text/plain", err);
+		return;
+	}
+	struct ts_params p;
+	ts_params_init(&p);
+	int64_t def = now_ms();
+	if (ts_params_parse(&p, req->query, req->query_len) == 0) {
+		const char *ts = ts_params_get(&p, "timestamp", NULL);
+		if (ts)
+			def = strtoll(ts, NULL, 10); /* VictoriaMetrics: ms for lines without one */
+	}
+	ts_params_fini(&p);
+	struct ts_expfmt_parser ep;
+	ts_expfmt_init(&ep, body, len, def);
+	struct ts_expfmt_entry e;
+	int rc;
+	/* HELP and TYPE of a family arrive as separate entries: merge them. */
+	char fam[256] = "";
+	struct ts_metadata md = {0};
+	char help[4096];
+	while ((rc = ts_expfmt_next(&ep, &e)) != 0) {
+		if (rc == TS_EINVALID) {
+			o.parse_errors++;
+			if (!first_parse[0])
+				snprintf(first_parse, sizeof first_parse, "%s", ep.err);
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if (e.kind == TS_EXPFMT_HELP || e.kind == TS_EXPFMT_TYPE) {
+			if (e.name_len >= sizeof fam)
+				continue;
+			if (strlen(fam) != e.name_len || memcmp(fam, e.name, e.name_len) != 0) {
+				memcpy(fam, e.name, e.name_len);
+				fam[e.name_len] = 0;
+				md = (struct ts_metadata){fam, help, "", e.name_len, 0, 0, TS_MT_UNKNOWN};
+			}
+			if (e.kind == TS_EXPFMT_HELP) {
+				md.help_len = e.help_len < sizeof help ? e.help_len : (uint32_t)sizeof help - 1;
+				memcpy(help, e.help, md.help_len);
+			} else {
+				md.type = (enum ts_metric_type)e.type;
+			}
+			ts_db_set_metadata(app->db, &md, 1);
+			continue;
+		}
+		rc = batch_add(&c->b, e.labels, e.n_labels, &e.sample, 1);
+		if (rc || (c->b.n_smp >= BATCH_SAMPLES && (rc = batch_flush(app, &c->b, &o)) != 0))
+			break;
+	}
+	ts_expfmt_fini(&ep);
+	finish_import(app, c, resp, &o, TS_PROTO_PROMTEXT, rc < 0 && rc != TS_EINVALID ? rc : 0, first_parse);
+}
+
+int ts_ingest_routes(struct ts_app *app)
+{
+	struct ts_net_server *s = app->net;
+	int rc = 0;
+	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/write", 0, h_remote_write, app, "remote_write");
+	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/push", 0, h_remote_write, app, "remote_write");
+	rc = rc ? rc : ts_net_route(s, "POST", "/write", 0, h_influx_v1, app, "influx_write");
+	rc = rc ? rc : ts_net_route(s, "POST", "/api/v2/write", 0, h_influx_v2, app, "influx_write_v2");
+	rc = rc ? rc : ts_net_route(s, "GET", "/ping", 0, h_ping, app, "ping");
+	rc = rc ? rc : ts_net_route(s, "HEAD", "/ping", 0, h_ping, app, "ping");
+	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/import", 0, h_import_jsonl, app, "import");
+	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/import/prometheus", 0, h_import_prom, app,
+				    "import_prometheus");
+	return rc;
+}
