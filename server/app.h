@@ -65,6 +65,10 @@ int ts_ingest_routes(struct ts_app *app);
 void ts_ingest_fini(struct ts_app *app);
 /* Registers /metrics, /-/healthy, /-/ready, /api/v1/status/buildinfo. */
 int ts_ops_routes(struct ts_app *app);
+/* Registers the read side: the Prometheus query API (/api/v1/query, query_range, series,
+ * labels, label values, metadata, status/tsdb), /api/v1/export, /api/v1/read and the
+ * Grafana JSON datasource under /grafana/. */
+int ts_query_routes(struct ts_app *app);
 
 /* Maps an engine error of a write to an HTTP status: 503 for transient faults (with a
  * Retry-After header set on resp), 500 otherwise. */
