@@ -285,8 +285,13 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 		uint64_t v;
 		memcpy(&t, p + 16 * (size_t)i, 8);
 		memcpy(&v, p + 16 * (size_t)i + 8, 8);
-		/* Wall-clock checks are skipped (now 0): these samples were accepted once. */
+		/* These samples were accepted once: neither the wall clock nor today's
+		 * out-of-order window may reject them now (recovery after a restart with other
+		 * options must restore every acknowledged sample). Only exact resends, which
+		 * are already held, are skipped. */
 		int cls = ts__head_check(db, s, t, v, 0);
+		if (cls < 0 && cls != TS_EDUPLICATE)
+			cls = 2;
 		if (cls == 0 || cls == 2) {
 			int rc = head_add(db, s, t, v, cls);
 			if (rc)
