@@ -46,7 +46,7 @@ int ts__pb_varint_slow(struct ts_pb_reader *r, uint64_t *out)
 	return TS_ECORRUPT;
 }
 
-int ts_pb_read_tag(struct ts_pb_reader *r, uint32_t *field, enum ts_pb_wire *wire)
+int ts__pb_tag_slow(struct ts_pb_reader *r, uint32_t *field, enum ts_pb_wire *wire)
 {
 	uint64_t t;
 	int rc = ts_pb_read_varint(r, &t);
@@ -93,7 +93,7 @@ int ts_pb_read_double(struct ts_pb_reader *r, double *out)
 	return 0;
 }
 
-int ts_pb_read_bytes(struct ts_pb_reader *r, const uint8_t **p, size_t *len)
+int ts__pb_bytes_slow(struct ts_pb_reader *r, const uint8_t **p, size_t *len)
 {
 	uint64_t n;
 	int rc = ts_pb_read_varint(r, &n);
@@ -105,18 +105,6 @@ int ts_pb_read_bytes(struct ts_pb_reader *r, const uint8_t **p, size_t *len)
 	*p = r->p;
 	*len = (size_t)n;
 	r->p += n;
-	return 0;
-}
-
-int ts_pb_read_str(struct ts_pb_reader *r, struct ts_pb_str *s)
-{
-	const uint8_t *p;
-	size_t n;
-	int rc = ts_pb_read_bytes(r, &p, &n);
-	if (rc)
-		return rc;
-	s->p = (const char *)p;
-	s->len = (uint32_t)n;
 	return 0;
 }
 

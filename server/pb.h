@@ -89,8 +89,19 @@ static inline int ts_pb_read_varint(struct ts_pb_reader *r, uint64_t *out)
 	return ts__pb_varint_slow(r, out);
 }
 
-/* Reads a tag: field number 1..2^29-1 and a wire type 0..5; anything else is corrupt. */
-int ts_pb_read_tag(struct ts_pb_reader *r, uint32_t *field, enum ts_pb_wire *wire);
+/* Reads a tag: field number 1..2^29-1 and a wire type 0..5; anything else is corrupt.
+ * Tags of fields 1..15 are one byte and take the inline path. */
+int ts__pb_tag_slow(struct ts_pb_reader *r, uint32_t *field, enum ts_pb_wire *wire);
+static inline int ts_pb_read_tag(struct ts_pb_reader *r, uint32_t *field, enum ts_pb_wire *wire)
+{
+	if (r->p < r->end && *r->p < 0x80 && *r->p >= 0x08 && (*r->p & 7) <= 5) {
+		*field = (uint32_t)(*r->p >> 3);
+		*wire = (enum ts_pb_wire)(*r->p & 7);
+		r->p++;
+		return 0;
+	}
+	return ts__pb_tag_slow(r, field, wire);
+}
 
 /* Little-endian fixed-width fields; TS_ECORRUPT if fewer bytes remain. */
 int ts_pb_read_fixed64(struct ts_pb_reader *r, uint64_t *out);
@@ -100,8 +111,29 @@ int ts_pb_read_double(struct ts_pb_reader *r, double *out);
 
 /* Length-delimited field: *p aliases the reader's buffer, *len <= remaining bytes.
  * Lengths above UINT32_MAX are corrupt (no message of ours can be that large). */
-int ts_pb_read_bytes(struct ts_pb_reader *r, const uint8_t **p, size_t *len);
-int ts_pb_read_str(struct ts_pb_reader *r, struct ts_pb_str *s);
+int ts__pb_bytes_slow(struct ts_pb_reader *r, const uint8_t **p, size_t *len);
+static inline int ts_pb_read_bytes(struct ts_pb_reader *r, const uint8_t **p, size_t *len)
+{
+	/* one-byte length that fits: the common case of labels and samples */
+	if (r->p < r->end && *r->p < 0x80 && (size_t)*r->p < (size_t)(r->end - r->p)) {
+		*len = *r->p;
+		*p = r->p + 1;
+		r->p += 1 + *len;
+		return 0;
+	}
+	return ts__pb_bytes_slow(r, p, len);
+}
+static inline int ts_pb_read_str(struct ts_pb_reader *r, struct ts_pb_str *s)
+{
+	const uint8_t *p;
+	size_t n;
+	int rc = ts_pb_read_bytes(r, &p, &n);
+	if (rc)
+		return rc;
+	s->p = (const char *)p;
+	s->len = (uint32_t)n;
+	return 0;
+}
 
 /* Skips the value of a field whose tag was just read, for every wire type including
  * (nested) groups, whose end tag must carry the same field number. */

@@ -45,15 +45,18 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 
-/* Defaults for the per-request limits: generous for real senders (Prometheus sends
- * 2000 samples per request by default), small enough that a hostile 32 MiB body of
- * empty messages cannot make us allocate gigabytes. */
-#define DEF_MAX_SERIES    (1u << 20)
-#define DEF_MAX_SAMPLES   (1u << 23)
-#define DEF_MAX_LABELS    (1u << 23)
-#define DEF_MAX_EXEMPLARS (1u << 20)
+/* Defaults for the per-request limits: far above what real senders put in one request
+ * (Prometheus sends at most 2000 samples per request by default), low enough that a
+ * hostile body of empty messages (2 bytes each) cannot make the arenas grow without
+ * bound. Worst case with these defaults: series 256Ki x 96 B + samples 2Mi x 16 B +
+ * labels 4Mi x 24 B + exemplars 256Ki x 48 B + symbols 4Mi x 16 B, about 300 MB, and
+ * only for a body that large; handlers lower them in proportion to their body limit. */
+#define DEF_MAX_SERIES    (1u << 18)
+#define DEF_MAX_SAMPLES   (1u << 21)
+#define DEF_MAX_LABELS    (1u << 22)
+#define DEF_MAX_EXEMPLARS (1u << 18)
 #define DEF_MAX_SYMBOLS   (1u << 22)
-#define DEF_MAX_METADATA  (1u << 20)
+#define DEF_MAX_METADATA  (1u << 18)
 
 void ts_rw_request_init(struct ts_rw_request *r)
 {
@@ -190,6 +193,19 @@ static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int
 	struct ts_label *l = push_label(r, exemplar);
 	if (!l)
 		return oom(r);
+	/* Fast path for what every sender writes: name then value, each shorter than 128
+	 * bytes, and nothing else. The bounds were checked by sub_msg: the two fields
+	 * exactly fill the message. */
+	const uint8_t *p = m.p;
+	size_t mlen = (size_t)(m.end - m.p);
+	if (mlen >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= mlen &&
+	    p[2 + p[1]] == 0x12 && p[3 + p[1]] < 0x80 && (size_t)p[1] + p[3 + p[1]] + 4 == mlen) {
+		l->name = (const char *)p + 2;
+		l->name_len = p[1];
+		l->value = (const char *)p + 4 + p[1];
+		l->value_len = p[3 + p[1]];
+		return 0;
+	}
 	/* Absent fields are "" with a pointer that still lies inside the input. */
 	l->name = l->value = (const char *)m.p;
 	l->name_len = l->value_len = 0;
@@ -735,6 +751,12 @@ int ts_rw_decode(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *b
 
 	reset(r, 1);
 	r->version = v;
+	/* Arena indices are 32-bit: no limit may let a count pass 2^32-1. */
+	size_t *lims[] = {&r->max_series, &r->max_samples, &r->max_labels, &r->max_exemplars,
+			  &r->max_symbols, &r->max_metadata};
+	for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++)
+		if (*lims[i] > UINT32_MAX)
+			*lims[i] = UINT32_MAX;
 	if (!buf && len)
 		return FAIL(r, TS_EINVALID, "no buffer");
 	ts_pb_reader_init(&rd, buf, len);

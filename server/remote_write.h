@@ -99,7 +99,8 @@ struct ts_rw_request {
 	char err[256];                      /* why the last decode failed ("" on success) */
 
 	/* limits on what one request may make us hold; exceeding one is TS_ELIMIT.
-	 * Set to defaults by init (see remote_write.c), the caller may change them. */
+	 * Set to defaults by init (see remote_write.c), the caller may change them;
+	 * decode clamps them to 2^32-1. max_labels counts series and exemplar labels. */
 	size_t max_series, max_samples, max_labels, max_exemplars, max_symbols, max_metadata;
 
 	/* arenas (internal) */
