@@ -234,6 +234,8 @@ static int parse_meta(struct ts_expfmt_parser *p, size_t begin, int is_help,
 			return rc;
 		if ((rc = unescape(p, begin, &name, 0)) != 0)
 			return rc;
+		if (name.len == 0)
+			return perr(p, p->pos, "empty metric name after %s", is_help ? "HELP" : "TYPE");
 	} else {
 		name = take_name(p, 1);
 		if (name.len == 0)

@@ -25,7 +25,8 @@
  *     (Prometheus rejects "1\r" as a value, and so do we).
  * Where Prometheus' storage layer, not its parser, decides, we decide the same way at
  * parse time: duplicate label names (including __name__) are an error; labels with an
- * empty value are dropped; an empty name is an error.
+ * empty value are dropped; an empty metric or label name ("") is an error, in
+ * HELP and TYPE lines too.
  * Deliberate difference: a NUL byte at the start of a line makes Prometheus' lexer
  * report a silent end of input; here it is an error.
  *

@@ -169,6 +169,7 @@ static void test_errors(void **state)
 		{ "# TYPE hello gaugee", "invalid metric type" },
 		{ "# TYPE hello gauge ", "invalid metric type" },
 		{ "# TYPE \n", "expected metric name" },
+		{ "# HELP \"\" text", "empty metric name" },
 		{ "# HELP m \xff", "UTF-8" },
 		{ "m 1\r", "invalid value" },
 		{ "m 1 -5", "timestamp" },
