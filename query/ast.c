@@ -11,6 +11,7 @@
  * Deviations that keep that round trip exact (Prometheus' own printer loses
  * information there):
  *   - "ignoring ()" is printed when a group_left/group_right needs it;
+ *   - +Inf as the left operand of '^' is printed "Inf";
  *   - string escapes: runes Prometheus' lexer would reject (U+FFFD) and non-printable
  *     ones are written as \u escapes;
  *   - @ timestamps are printed from the integer milliseconds, exactly.
@@ -193,22 +194,8 @@ static void sb_printf(struct sb *b, const char *fmt, ...)
 		sb_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
-/* Runes Go's strconv.IsPrint rejects, approximately (no Unicode tables here):
- * controls, separators other than ' ', format characters, and U+FFFD, which
- * Prometheus' lexer refuses inside strings. */
-static bool printable(int r)
-{
-	if (r < 0x20 || (r >= 0x7F && r < 0xA1) || r == 0xAD)
-		return false;
-	if (r == 0x1680 || (r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) ||
-	    (r >= 0x205F && r <= 0x206F) || r == 0x3000 || r == 0xFEFF ||
-	    (r >= 0xFFF9 && r <= 0xFFFD) || (r >= 0xE000 && r <= 0xF8FF) ||
-	    (r & 0xFFFE) == 0xFFFE || r >= 0xF0000)
-		return false;
-	return true;
-}
-
-/* Go's strconv.Quote of s[0..n), with the printable() approximation. */
+/* Go's strconv.Quote of s[0..n), with ts_promql_rune_printable's approximation;
+ * U+FFFD is escaped because Prometheus' lexer refuses it raw. */
 static void sb_quote(struct sb *b, const char *s, size_t n)
 {
 	sb_put(b, "\"", 1);
@@ -221,7 +208,7 @@ static void sb_quote(struct sb *b, const char *s, size_t n)
 		} else if (r == '"' || r == '\\') {
 			sb_put(b, "\\", 1);
 			sb_put(b, s + i, 1);
-		} else if (printable(r)) {
+		} else if (ts_promql_rune_printable(r) && r != 0xFFFD) {
 			sb_put(b, s + i, w);
 		} else {
 			const char *e = NULL;
@@ -462,7 +449,14 @@ static void print_node(struct sb *b, const struct ts_ast *n)
 	case TS_AST_BINARY: {
 		const struct ts_vector_matching *vm = &n->binary.matching;
 		bool grouped = vm->card == TS_CARD_MANY_TO_ONE || vm->card == TS_CARD_ONE_TO_MANY;
-		print_node(b, n->binary.lhs);
+		const struct ts_ast *l = n->binary.lhs;
+		/* "+Inf ^ 2" would read back as +(Inf ^ 2): a sign before a '^' operand
+		 * takes the whole power. Prometheus prints it so and loses the tree. */
+		if (n->binary.op == TS_OP_POW && l->kind == TS_AST_NUMBER &&
+		    isinf(l->number.value) && l->number.value > 0)
+			sb_str(b, "Inf");
+		else
+			print_node(b, l);
 		sb_put(b, " ", 1);
 		sb_str(b, ts_binop_str(n->binary.op));
 		if (n->binary.return_bool)

@@ -103,11 +103,20 @@ static void go_quote(char *buf, size_t cap, const char *s, size_t n, int max_run
 		int r = ts_promql_utf8_decode((const unsigned char *)s + i, n - i, &w);
 		if (max_runes > 0 && runes++ == max_runes)
 			break;
-		if (r == '"' || r == '\\') {
+		const char *e = r == '\a' ? "\\a" : r == '\b' ? "\\b" : r == '\f' ? "\\f"
+			      : r == '\n' ? "\\n" : r == '\r' ? "\\r" : r == '\t' ? "\\t"
+			      : r == '\v' ? "\\v" : NULL;
+		if (e) {
+			memcpy(buf + o, e, 2);
+			o += 2;
+		} else if (r == '"' || r == '\\') {
 			buf[o++] = '\\';
 			buf[o++] = (char)r;
 		} else if (r < 0x20 || r == 0x7F || (r == 0xFFFD && w == 1)) {
 			o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", (unsigned char)s[i]);
+		} else if (!ts_promql_rune_printable(r) && r != 0xFFFD) {
+			o += (size_t)snprintf(buf + o, cap - o, r < 0x10000 ? "\\u%04x" : "\\U%08x",
+					      (unsigned)r);
 		} else {
 			memcpy(buf + o, s + i, w);
 			o += w;
@@ -122,7 +131,7 @@ static void go_quote(char *buf, size_t cap, const char *s, size_t n, int max_run
 static void tok_desc(const struct parser *p, char *buf, size_t cap)
 {
 	enum ts_promql_tok t = p->tok.type;
-	char q[96];
+	char q[100];
 	const char *kind = NULL;
 	switch (t) {
 	case TS_TOK_EOF: snprintf(buf, cap, "end of input"); return;
@@ -153,7 +162,7 @@ static void tok_desc(const struct parser *p, char *buf, size_t cap)
  * reported already and is not reported twice. */
 static void unexpected(struct parser *p, const char *ctx, const char *exp)
 {
-	char d[128];
+	char d[256];
 	if (p->tok.type == TS_TOK_ERROR || p->rc)
 		return;
 	if (!ctx && p->agg_depth > 0)
@@ -274,7 +283,7 @@ static int duration_value(struct parser *p, const struct ts_promql_token *t, int
 	size_t n = t->len, i = 0, next_unit = 0;
 	int64_t total_ns = 0;
 	bool overflow = false;
-	char q[96];
+	char q[200];
 	while (i < n) {
 		uint64_t v = 0;
 		size_t d0 = i;
@@ -410,11 +419,20 @@ static void re_free(void *ptr, void *data)
 	ts_free(ptr);
 }
 
+/* Does the '}' at v[i] end a {n}, {n,} or {n,m} repetition? */
+static bool closes_repeat(const char *v, size_t i)
+{
+	size_t k = i;
+	while (k > 0 && ((v[k - 1] >= '0' && v[k - 1] <= '9') || v[k - 1] == ','))
+		k--;
+	return k > 0 && v[k - 1] == '{' && k < i && v[k] >= '0' && v[k] <= '9';
+}
+
 /* Syntax PCRE2 accepts but Go's RE2 (and so Prometheus) refuses. Returns the Go
  * error text or NULL; `bad` receives the offending snippet. */
 static const char *re2_unsupported(const char *v, size_t n, char *bad, size_t cap)
 {
-	static const char ok_escapes[] = "aftnrvxpPdDsSwWbBAzQE0";
+	static const char ok_escapes[] = "aftnrvxpPdDsSwWbBAz0";
 	bool in_class = false;
 	for (size_t i = 0; i < n; i++) {
 		char c = v[i];
@@ -427,7 +445,12 @@ static const char *re2_unsupported(const char *v, size_t n, char *bad, size_t ca
 						e = v + k;
 						break;
 					}
-				i = e ? (size_t)(e - v) + 1 : n;
+				if (!e) {
+					/* In Prometheus' "^(?:v)$" it quotes the ")$" too. */
+					snprintf(bad, cap, "^(?:%.*s)$", (int)(cap > 8 ? cap - 8 : 0), v);
+					return "missing closing )";
+				}
+				i = (size_t)(e - v) + 1;
 				continue;
 			}
 			bool alnum = (d >= 'a' && d <= 'z') || (d >= 'A' && d <= 'Z') ||
@@ -476,8 +499,8 @@ static const char *re2_unsupported(const char *v, size_t n, char *bad, size_t ca
 			snprintf(bad, cap, "%.*s", (int)(k + 1 < n ? k + 1 - i : n - i), v + i);
 			return "invalid or unsupported Perl syntax";
 		}
-		if ((c == '*' || c == '+' || c == '?' || c == '}') && i + 1 < n &&
-		    v[i + 1] == '+') {
+		if ((c == '*' || c == '+' || c == '?' || (c == '}' && closes_repeat(v, i))) &&
+		    i + 1 < n && v[i + 1] == '+') {
 			snprintf(bad, cap, "%c+", c);
 			return "invalid nested repetition operator";
 		}
@@ -489,7 +512,7 @@ static const char *re2_unsupported(const char *v, size_t n, char *bad, size_t ca
  * whether it matches "". 0, or -1 with an error recorded at `pos`. */
 static int regex_check(struct parser *p, const char *v, size_t n, size_t pos, bool *empty)
 {
-	char bad[32];
+	char bad[128];
 	const char *why = re2_unsupported(v, n, bad, sizeof(bad));
 	if (why) {
 		fail(p, pos, "error parsing regexp: %s: `%s`", why, bad);
@@ -507,21 +530,15 @@ static int regex_check(struct parser *p, const char *v, size_t n, size_t pos, bo
 		}
 		pcre2_set_match_limit(p->mctx, 100000);
 	}
-	char *pat = ts_malloc(n + 8);
-	if (!pat) {
-		nomem(p);
-		return -1;
-	}
-	memcpy(pat, "^(?:", 4);
-	memcpy(pat + 4, v, n);
-	memcpy(pat + 4 + n, ")$", 2);
+	/* Prometheus compiles "^(?:v)$" and also parses v on its own, so "a)|(b"
+	 * is refused; anchoring by flags compiles v alone with the same meaning. */
 	int errcode;
 	PCRE2_SIZE erroff;
 	p->re_oom = false;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n + 6,
-				       PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)(n ? v : ""), n,
+				       PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |
+					       PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
 				       &errcode, &erroff, p->cctx);
-	ts_free(pat);
 	if (!re) {
 		if (p->re_oom) {
 			nomem(p);
@@ -611,10 +628,8 @@ static int parse_matchers(struct parser *p, struct ts_ast *vs)
 			unexpected(p, "label matching", "string");
 			return -1;
 		}
+		/* Prometheus builds (and validates) the matcher before it reads on. */
 		struct ts_promql_token value = p->tok;
-		advance(p);
-		if (p->rc)
-			return -1;
 		size_t vlen;
 		char *v = unquote(p, &value, &vlen);
 		if (!v)
@@ -628,6 +643,7 @@ static int parse_matchers(struct parser *p, struct ts_ast *vs)
 				return -1;
 			m->matches_empty = type == TS_MATCH_RE ? empty : !empty;
 		}
+		advance(p);
 		if (p->tok.type == TS_TOK_COMMA) {
 			advance(p);
 			if (p->tok.type == TS_TOK_RBRACE) {
@@ -692,7 +708,9 @@ static bool maybe_label(enum ts_promql_tok t)
 	}
 }
 
-/* grouping_labels: '(' [label {',' label} [',']] ')'. */
+/* grouping_labels: '(' [label {',' label} [',']] ')'. Returns with the ')' still
+ * the lookahead: Prometheus reduces what it closes before reading on, so callers
+ * raise their errors first and then advance. */
 static int parse_grouping(struct parser *p, struct ts_label_list *l)
 {
 	if (p->tok.type != TS_TOK_LPAREN) {
@@ -700,10 +718,8 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 		return -1;
 	}
 	advance(p);
-	if (p->tok.type == TS_TOK_RPAREN) {
-		advance(p);
+	if (p->tok.type == TS_TOK_RPAREN)
 		return p->rc ? -1 : 0;
-	}
 	for (;;) {
 		if (!maybe_label(p->tok.type) || p->tok.type == TS_TOK_METRIC_IDENT) {
 			unexpected(p, "grouping opts", "label");
@@ -716,16 +732,12 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 		advance(p);
 		if (p->tok.type == TS_TOK_COMMA) {
 			advance(p);
-			if (p->tok.type == TS_TOK_RPAREN) {
-				advance(p);
+			if (p->tok.type == TS_TOK_RPAREN)
 				break;
-			}
 			continue;
 		}
-		if (p->tok.type == TS_TOK_RPAREN) {
-			advance(p);
+		if (p->tok.type == TS_TOK_RPAREN)
 			break;
-		}
 		unexpected(p, "grouping opts", "\",\" or \")\"");
 		return -1;
 	}
@@ -735,16 +747,15 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 static struct ts_ast *parse_expr(struct parser *p, int min_prec);
 
 /* function_call_body: '(' [expr {',' expr}] ')'; the lookahead is '('. On success
- * *args is an owned array (possibly NULL when empty). */
+ * *args is an owned array (possibly NULL when empty) and the ')' is still the
+ * lookahead (see parse_grouping). */
 static int parse_args(struct parser *p, struct ts_ast ***args, size_t *n_args)
 {
 	struct ts_ast **a = NULL;
 	size_t n = 0;
 	advance(p);
-	if (p->tok.type == TS_TOK_RPAREN) {
-		advance(p);
+	if (p->tok.type == TS_TOK_RPAREN)
 		goto out;
-	}
 	for (;;) {
 		struct ts_ast *e = parse_expr(p, 0);
 		if (!e)
@@ -766,10 +777,8 @@ static int parse_args(struct parser *p, struct ts_ast ***args, size_t *n_args)
 			}
 			continue;
 		}
-		if (p->tok.type == TS_TOK_RPAREN) {
-			advance(p);
+		if (p->tok.type == TS_TOK_RPAREN)
 			break;
-		}
 		unexpected(p, NULL, NULL);
 		goto out;
 	}
@@ -794,11 +803,14 @@ static struct ts_ast *parse_call(struct parser *p, const struct ts_promql_token 
 		goto err;
 	n->call.func = ts_function_lookup(p->q + name->pos, name->len);
 	if (!n->call.func) {
-		char q[96];
+		char q[200];
 		go_quote(q, sizeof(q), p->q + name->pos, name->len, 0);
 		fail(p, name->pos, "unknown function with name %s", q);
 		goto err;
 	}
+	advance(p);
+	if (p->rc)
+		goto err;
 	n->type = n->call.func->return_type;
 	for (size_t i = 0; i < n->call.n_args; i++)
 		if (!set_height(p, n, n->call.args[i]))
@@ -851,6 +863,7 @@ static struct ts_ast *parse_aggregate(struct parser *p, const struct ts_promql_t
 		advance(p);
 		if (parse_grouping(p, &n->aggregate.grouping))
 			goto err;
+		advance(p);
 		if (p->tok.type != TS_TOK_LPAREN) {
 			unexpected(p, "aggregation", NULL);
 			goto err;
@@ -861,11 +874,18 @@ static struct ts_ast *parse_aggregate(struct parser *p, const struct ts_promql_t
 	p->agg_depth--;
 	if (rc)
 		goto err;
-	if (!modifier && (p->tok.type == TS_TOK_BY || p->tok.type == TS_TOK_WITHOUT)) {
-		n->aggregate.without = p->tok.type == TS_TOK_WITHOUT;
+	/* Whatever closes the aggregation is still the lookahead (see parse_grouping),
+	 * except after "sum(x)", where a following by/without had to be looked for. */
+	bool closing = true;
+	if (!modifier) {
 		advance(p);
-		if (parse_grouping(p, &n->aggregate.grouping))
-			goto err;
+		closing = p->tok.type == TS_TOK_BY || p->tok.type == TS_TOK_WITHOUT;
+		if (closing) {
+			n->aggregate.without = p->tok.type == TS_TOK_WITHOUT;
+			advance(p);
+			if (parse_grouping(p, &n->aggregate.grouping))
+				goto err;
+		}
 	}
 	if (n_args == 0) {
 		fail(p, op->pos, "no arguments for aggregate expression provided");
@@ -883,6 +903,10 @@ static struct ts_ast *parse_aggregate(struct parser *p, const struct ts_promql_t
 	ts_free(args);
 	args = NULL;
 	n_args = 0;
+	if (closing)
+		advance(p);
+	if (p->rc)
+		goto err;
 	if (!set_height(p, n, n->aggregate.expr) || !set_height(p, n, n->aggregate.param))
 		goto err;
 	return n;
@@ -986,9 +1010,6 @@ static struct ts_ast *parse_range(struct parser *p, struct ts_ast *e)
 		goto err;
 	advance(p);
 	if (p->tok.type == TS_TOK_RBRACKET) {
-		advance(p);
-		if (p->rc)
-			goto err;
 		if (e->kind != TS_AST_VECTOR_SELECTOR) {
 			fail(p, lbracket, "ranges only allowed for vector selectors");
 			goto err;
@@ -1006,7 +1027,8 @@ static struct ts_ast *parse_range(struct parser *p, struct ts_ast *e)
 		n->type = TS_VT_MATRIX;
 		n->matrix.vs = e;
 		n->matrix.range_ms = range_ms;
-		if (!set_height(p, n, e))
+		advance(p);
+		if (p->rc || !set_height(p, n, e))
 			goto err_n;
 		return n;
 	}
@@ -1140,11 +1162,11 @@ static int parse_at(struct parser *p, struct ts_ast *e)
 			unexpected(p, "@", "timestamp");
 			return -1;
 		}
-		advance(p);
-		if (p->rc || !at_slot(p, e, &at, &at_ms))
+		if (!at_slot(p, e, &at, &at_ms))
 			return -1;
 		*at = which;
-		return 0;
+		advance(p);
+		return p->rc ? -1 : 0;
 	}
 	bool neg = false;
 	if (p->tok.type == TS_TOK_ADD || p->tok.type == TS_TOK_SUB) {
@@ -1158,9 +1180,6 @@ static int parse_at(struct parser *p, struct ts_ast *e)
 	struct ts_promql_token num = p->tok;
 	double ts;
 	if (number_value(p, p->q + num.pos, num.len, num.pos, &ts))
-		return -1;
-	advance(p);
-	if (p->rc)
 		return -1;
 	if (neg)
 		ts = -ts;
@@ -1177,7 +1196,8 @@ static int parse_at(struct parser *p, struct ts_ast *e)
 		return -1;
 	*at = TS_AT_TIMESTAMP;
 	*at_ms = at_millis(p->q + num.pos, num.len, neg, ts);
-	return 0;
+	advance(p);
+	return p->rc ? -1 : 0;
 }
 
 static int parse_offset(struct parser *p, struct ts_ast *e)
@@ -1195,9 +1215,6 @@ static int parse_offset(struct parser *p, struct ts_ast *e)
 	}
 	if (duration_value(p, &p->tok, &d))
 		return -1;
-	advance(p);
-	if (p->rc)
-		return -1;
 	int64_t *slot = offset_slot(p, e);
 	if (!slot)
 		return -1;
@@ -1206,7 +1223,8 @@ static int parse_offset(struct parser *p, struct ts_ast *e)
 		return -1;
 	}
 	*slot = neg ? -d : d;
-	return 0;
+	advance(p);
+	return p->rc ? -1 : 0;
 }
 
 static struct ts_ast *parse_postfix(struct parser *p)
@@ -1286,6 +1304,19 @@ static struct ts_ast *parse_unary(struct parser *p)
 	return n;
 }
 
+static bool starts_expr(enum ts_promql_tok t)
+{
+	switch (t) {
+	case TS_TOK_NUMBER: case TS_TOK_STRING: case TS_TOK_LPAREN: case TS_TOK_LBRACE:
+	case TS_TOK_IDENT: case TS_TOK_METRIC_IDENT: case TS_TOK_ADD: case TS_TOK_SUB:
+	case TS_TOK_BY: case TS_TOK_WITHOUT: case TS_TOK_LAND: case TS_TOK_LOR:
+	case TS_TOK_LUNLESS: case TS_TOK_OFFSET: case TS_TOK_START: case TS_TOK_END:
+		return true;
+	default:
+		return TS_TOK_IS_AGGREGATOR(t);
+	}
+}
+
 /* bool, on/ignoring (...), group_left/group_right [(...)] after an operator. */
 static int parse_bin_modifiers(struct parser *p, struct ts_ast *n)
 {
@@ -1300,12 +1331,20 @@ static int parse_bin_modifiers(struct parser *p, struct ts_ast *n)
 	advance(p);
 	if (parse_grouping(p, &vm->labels))
 		return -1;
+	advance(p);
 	if (p->tok.type != TS_TOK_GROUP_LEFT && p->tok.type != TS_TOK_GROUP_RIGHT)
-		return 0;
+		return p->rc ? -1 : 0;
 	vm->card = p->tok.type == TS_TOK_GROUP_LEFT ? TS_CARD_MANY_TO_ONE : TS_CARD_ONE_TO_MANY;
 	advance(p);
-	if (p->tok.type == TS_TOK_LPAREN)
-		return parse_grouping(p, &vm->include);
+	if (p->tok.type == TS_TOK_LPAREN) {
+		if (parse_grouping(p, &vm->include))
+			return -1;
+		advance(p);
+	} else if (!starts_expr(p->tok.type)) {
+		/* Prometheus' grammar tries a label list here first. */
+		unexpected(p, "grouping opts", "\"(\"");
+		return -1;
+	}
 	return p->rc ? -1 : 0;
 }
 
@@ -1407,7 +1446,7 @@ static void check_binary(struct parser *p, struct ts_ast *n)
 		for (size_t i = 0; i < vm->labels.n; i++)
 			for (size_t j = 0; j < vm->include.n; j++)
 				if (strcmp(vm->labels.names[i], vm->include.names[j]) == 0) {
-					char q[96];
+					char q[200];
 					go_quote(q, sizeof(q), vm->labels.names[i],
 						 strlen(vm->labels.names[i]), 0);
 					{

@@ -192,6 +192,19 @@ static size_t utf8_put(char *buf, int r)
 	return 4;
 }
 
+bool ts_promql_rune_printable(int r)
+{
+	if (r < 0x20 || (r >= 0x7F && r < 0xA1) || r == 0xAD)
+		return false;
+	if (r == 0x1680 || (r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) ||
+	    (r >= 0x205F && r <= 0x206F) || r == 0x3000 || r == 0xFEFF ||
+	    (r >= 0xFFF0 && r <= 0xFFFC) || (r >= 0xE000 && r <= 0xF8FF) ||
+	    (r & 0xFFFE) == 0xFFFE || (r >= 0x3134B && r < 0xE0100) || r >= 0xE01F0 ||
+	    (r >= 0xD800 && r < 0xE000))
+		return false;
+	return true;
+}
+
 /* Go's %q of a rune, for messages: 'x', '\n', '\x00', '\u0085'. */
 static void quote_rune(char *buf, size_t cap, int r)
 {
@@ -204,11 +217,11 @@ static void quote_rune(char *buf, size_t cap, int r)
 	if (r == '\'' || r == '\\') {
 		snprintf(buf, cap, "'\\%c'", r);
 	} else if (r == EOF_RUNE) {
-		snprintf(buf, cap, "'\\uffff'");
+		snprintf(buf, cap, "'\xef\xbf\xbd'"); /* Go quotes rune(-1) as U+FFFD */
 	} else if (r < 0x20 || r == 0x7F) {
 		snprintf(buf, cap, "'\\x%02x'", (unsigned)r);
-	} else if (r >= 0x80 && r < 0xA0) {
-		snprintf(buf, cap, "'\\u%04x'", (unsigned)r);
+	} else if (r != RUNE_ERROR && !ts_promql_rune_printable(r)) {
+		snprintf(buf, cap, r < 0x10000 ? "'\\u%04x'" : "'\\U%08x'", (unsigned)r);
 	} else {
 		char u[5];
 		u[utf8_put(u, r)] = '\0';
@@ -237,7 +250,13 @@ static void quote_str(char *buf, size_t cap, const char *s, size_t n)
 	buf[o++] = '"';
 	for (size_t i = 0; i < n && o + 6 < cap; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
+		const char *e = c == '\a' ? "\\a" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+			      : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
+			      : c == '\v' ? "\\v" : NULL;
+		if (e) {
+			buf[o++] = e[0];
+			buf[o++] = e[1];
+		} else if (c == '"' || c == '\\') {
 			buf[o++] = '\\';
 			buf[o++] = (char)c;
 		} else if (c < 0x20 || c == 0x7F) {
@@ -313,7 +332,7 @@ static bool accept_remaining_duration(struct ts_promql_lexer *lx)
 
 static void lex_duration(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 {
-	char q[64];
+	char q[200];
 	if (scan_number(lx)) {
 		errorf(lx, tok, "missing unit character in duration");
 		return;
@@ -329,7 +348,7 @@ static void lex_duration(struct ts_promql_lexer *lx, struct ts_promql_token *tok
 
 static void lex_number_or_duration(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 {
-	char q[64];
+	char q[200];
 	if (scan_number(lx)) {
 		emit(lx, tok, TS_TOK_NUMBER);
 		return;

@@ -106,7 +106,7 @@ struct ts_promql_lexer {
 	bool done;          /* EOF or ERROR was returned */
 	int string_open;    /* quote character of the string being read */
 	size_t err_pos;     /* for ERROR: where Prometheus reports it */
-	char err[200];      /* for ERROR: the message */
+	char err[256];      /* for ERROR: the message */
 };
 
 /* Prepares `lx` to tokenize in[0..len). `in` is borrowed and need not be
@@ -127,5 +127,10 @@ enum ts_promql_tok ts_promql_keyword(const char *word, size_t len);
 /* Decodes one UTF-8 rune at s[0..n) the way Go does: invalid or truncated sequences
  * yield 0xFFFD with *width 1. n must be > 0. */
 int ts_promql_utf8_decode(const unsigned char *s, size_t n, size_t *width);
+
+/* Approximately Go's strconv.IsPrint (no Unicode tables here): false for controls,
+ * separators other than ' ', format characters, private use, noncharacters and
+ * unassigned high planes. For Go-style quoting in the printer and messages. */
+bool ts_promql_rune_printable(int r);
 
 #endif

@@ -383,6 +383,12 @@ static const struct valid_case valid[] = {
 	{"x", "x"},
 	{"a", "a"},
 	{"b", "b"},
+	/* Deviation: Prometheus prints "+Inf ^ 2", which reads back as +(Inf ^ 2). */
+	{"Inf ^ 2", "Inf ^ 2"},
+	{"x ^ Inf ^ 2", "x ^ Inf ^ 2"},
+	{"-Inf ^ 2", "-Inf ^ 2"},
+	{"{a=~\"\\\\Qa)\\\\E\"}", "{a=~\"\\\\Qa)\\\\E\"}"},
+	{"{a=~\"}+\"}", "{a=~\"}+\"}"},
 	/* Multi-line queries and comments. */
 	{"a\n  +\nb", "a + b"},
 	{"# leading comment\nx", "x"},
@@ -578,6 +584,19 @@ static const struct invalid_case invalid[] = {
 	{"{a=~\"(?=x)\"}", "1:2: parse error: error parsing regexp: invalid or unsupported Perl syntax: `(?=`"},
 	{"{a=~\"a++\"}", "1:2: parse error: error parsing regexp: invalid nested repetition operator: `++`"},
 	{"{a=~\"(?x)a\"}", "1:2: parse error: error parsing regexp: invalid or unsupported Perl syntax: `(?x`"},
+	/* Prometheus also parses the bare value: a stray ')' or \\Q without \\E fails. */
+	{"{a=~\"a)|(b\"}", "1:2: parse error: error parsing regexp: unmatched closing parenthesis"},
+	{"{a=~\"\\\\Qab\"}", "1:2: parse error: error parsing regexp: missing closing ): `^(?:\\Qab)$`"},
+	{"{a=~\"x\\\\E\"}", "1:2: parse error: error parsing regexp: invalid escape sequence: `\\E`"},
+	{"a * on(b) group_left >c", "1:22: parse error: unexpected <op:>> in grouping opts, expected \"(\""},
+	{"!", "1:1: parse error: unexpected character after '!': '\357\277\275'"},
+	{"o\"\t\"", "1:2: parse error: unexpected string \"\\\"\\t\\\"\""},
+	/* Errors Prometheus raises when it closes a construct come before a bad
+	 * character that follows it. */
+	{"foo(x) \\", "1:1: parse error: unknown function with name \"foo\""},
+	{"0@4\3777", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
+	{"foo{a=~\"x\"} offset 1m offset 2m \\", "1:1: parse error: offset may not be set multiple times"},
+	{"x[5m] \\", "1:7: parse error: unexpected character: '\\\\'"},
 	{"{a=~\"\\\\K\"}", "1:2: parse error: error parsing regexp: invalid escape sequence: `\\K`"},
 };
 
