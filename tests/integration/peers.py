@@ -1,0 +1,752 @@
+"""Helpers for the write-side integration and end-to-end tests.
+
+- Tsdbd: starts the built tsdbd ($TS_BUILD/tsdbd) on 127.0.0.1 (port chosen by the
+  kernel, read back from the start-up log line) with a temporary data directory, waits
+  for /-/ready, stops it by PID (SIGTERM, then SIGKILL after a bounded wait) or kills it
+  with SIGKILL, restarts it on the same data directory; HTTP helpers; /metrics parsing;
+  the server's RSS.
+- Remote-write encoding: protobuf classes for RW 1.0 and 2.0 built at run time from a
+  hand-written descriptor (Debian's python3-protobuf; no protoc), snappy block
+  compression (python3-snappy), and raw protobuf framing for shapes python refuses.
+- Read-back of stored samples: GET /api/v1/export (JSON lines) when the server has it;
+  otherwise a resend oracle: an exact resend of stored samples is accepted as duplicates
+  (tsdb_samples_duplicate_total grows by the sample count, nothing new is ingested), so
+  resending exactly what we expect and watching the counters proves every sample is
+  stored bit-exact (value bits and timestamp).
+- Real peers from Debian packages: Prometheus and prometheus-node-exporter on
+  127.0.0.1 with temporary directories.
+
+Everything started here is killed by PID only; every wait is bounded.
+"""
+import gzip
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import snappy
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get("TS_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
+BUILD = os.environ.get("TS_BUILD") or os.path.join(SRCDIR, "build")
+TESTDATA = os.environ.get("TS_TESTDATA") or os.path.normpath(os.path.join(SRCDIR, "..", "shared", "testdata"))
+PROMETHEUS = "/usr/bin/prometheus"
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+
+STALE_BITS = 0x7FF0000000000002
+
+
+def tsdbd_path():
+    return os.path.join(BUILD, "tsdbd")
+
+
+def f64(b):
+    return struct.unpack("<d", struct.pack("<Q", b))[0]
+
+
+def bits(v):
+    return struct.unpack("<Q", struct.pack("<d", v))[0]
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def free_port():
+    """A port free right now on 127.0.0.1 (for peers that cannot listen on port 0)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def stop_pid(proc, term_wait=10.0):
+    """SIGTERM, then SIGKILL after term_wait seconds. Returns the exit code."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else None
+    try:
+        proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(timeout=term_wait)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+    return proc.wait(timeout=10)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value (last wins)
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:300])
+
+
+def http_request(host, port, method, path, body=None, headers=None, timeout=30.0):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client (reconnects once if the server closed the socket)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=30.0):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                r = self.conn.getresponse()
+                data = r.read()
+                if r.will_close:
+                    self.close()
+                return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def raw_exchange(port, data, timeout=5.0, read_until_close=True):
+    """Sends raw bytes on a fresh connection and returns everything read until the server
+    closes or `timeout` passes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(data)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not read_until_close and b"\r\n\r\n" in out:
+                break
+    finally:
+        s.close()
+    return out
+
+
+def parse_responses(raw):
+    """Splits raw HTTP/1.1 response bytes into [(status, headers dict, body)]."""
+    res = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hd = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hd[k.strip().lower()] = v.strip()
+        n = int(hd.get("content-length", "0"))
+        res.append((status, hd, rest[:n]))
+        raw = rest[n:]
+    return res
+
+
+# ---------------------------------------------------------------- metrics
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> {(name, ((l, v), ...)): float}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_RE.match(line)
+        if not m:
+            continue
+        labels = tuple(sorted(_LABEL_RE.findall(m.group(3) or "")))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+# ---------------------------------------------------------------- tsdbd
+
+
+class Tsdbd:
+    """One tsdbd process on 127.0.0.1 with its own data directory."""
+
+    def __init__(self, args=(), data_dir=None, name="tsdbd"):
+        self.args = list(args)
+        self.own_tmp = tempfile.mkdtemp(prefix=name + "-")
+        self.data_dir = data_dir or os.path.join(self.own_tmp, "data")
+        self.log_path = os.path.join(self.own_tmp, "tsdbd.log")
+        self.proc = None
+        self.port = None
+        self.starts = 0
+
+    # -- lifecycle
+    def start(self, timeout=30.0):
+        assert self.proc is None or self.proc.poll() is not None
+        listen = "127.0.0.1:%d" % (self.port or 0)
+        log = open(self.log_path, "ab")
+        log_start = log.tell()
+        cmd = [tsdbd_path(), "--data-dir", self.data_dir, "--listen", listen] + self.args
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        port = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tsdbd exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
+            with open(self.log_path, "rb") as f:
+                f.seek(log_start)
+                m = re.search(rb"listening on \S+ \(port (\d+)\)", f.read())
+            if m:
+                port = int(m.group(1))
+                break
+            time.sleep(0.02)
+        if port is None:
+            self.kill9()
+            raise RuntimeError("tsdbd did not start listening in %.0fs:\n%s" % (timeout, self.log_tail()))
+        self.port = port
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/-/ready", timeout=2).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.kill9()
+        raise RuntimeError("tsdbd not ready in %.0fs:\n%s" % (timeout, self.log_tail()))
+
+    def stop(self, term_wait=15.0):
+        rc = stop_pid(self.proc, term_wait)
+        return rc
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+    def restart(self, timeout=30.0):
+        self.stop()
+        return self.start(timeout)
+
+    def cleanup(self):
+        self.kill9()
+        shutil.rmtree(self.own_tmp, ignore_errors=True)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # -- HTTP
+    def request(self, method, path, body=None, headers=None, timeout=30.0):
+        return http_request("127.0.0.1", self.port, method, path, body, headers, timeout)
+
+    def get(self, path, timeout=30.0):
+        return self.request("GET", path, timeout=timeout)
+
+    def post(self, path, body, headers=None, timeout=30.0):
+        return self.request("POST", path, body, headers, timeout)
+
+    def client(self):
+        return Client(self.port)
+
+    def metrics(self):
+        r = self.get("/metrics")
+        assert r.status == 200, r
+        return parse_metrics(r.text)
+
+    def rss_kb(self):
+        return rss_kb(self.proc.pid)
+
+
+def metric(m, name, **labels):
+    return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def rejected(m, reason):
+    return metric(m, "tsdb_samples_rejected_total", reason=reason)
+
+
+def ingested(m, protocol):
+    return metric(m, "tsdb_samples_ingested_total", protocol=protocol)
+
+
+# ---------------------------------------------------------------- protobuf
+
+_F = descriptor_pb2.FieldDescriptorProto
+_OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
+_S, _B, _D, _I64, _U32, _U64, _E, _M = (_F.TYPE_STRING, _F.TYPE_BYTES, _F.TYPE_DOUBLE, _F.TYPE_INT64,
+                                        _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_ENUM, _F.TYPE_MESSAGE)
+_MT = [("UNKNOWN", 0), ("COUNTER", 1), ("GAUGE", 2), ("HISTOGRAM", 3), ("GAUGEHISTOGRAM", 4),
+       ("SUMMARY", 5), ("INFO", 6), ("STATESET", 7)]
+
+
+def _msg(fp, name, fields):
+    m = fp.message_type.add()
+    m.name = name
+    for fname, num, ftype, label, tname in fields:
+        f = m.field.add()
+        f.name, f.number, f.type, f.label = fname, num, ftype, label
+        if tname:
+            f.type_name = tname
+
+
+def _enum(fp, name, values):
+    e = fp.enum_type.add()
+    e.name = name
+    for n, v in values:
+        ev = e.value.add()
+        ev.name, ev.number = n, v
+
+
+def _build():
+    pool = descriptor_pool.DescriptorPool()
+    v1 = descriptor_pb2.FileDescriptorProto(name="it_prom_v1.proto", package="prometheus", syntax="proto3")
+    _enum(v1, "MetricType", _MT)
+    P = ".prometheus."
+    _msg(v1, "Label", [("name", 1, _S, _OPT, None), ("value", 2, _S, _OPT, None)])
+    _msg(v1, "Sample", [("value", 1, _D, _OPT, None), ("timestamp", 2, _I64, _OPT, None)])
+    _msg(v1, "Exemplar", [("labels", 1, _M, _REP, P + "Label"), ("value", 2, _D, _OPT, None),
+                          ("timestamp", 3, _I64, _OPT, None)])
+    _msg(v1, "Histogram", [("count_int", 1, _U64, _OPT, None), ("sum", 3, _D, _OPT, None),
+                           ("timestamp", 15, _I64, _OPT, None)])
+    _msg(v1, "TimeSeries", [("labels", 1, _M, _REP, P + "Label"), ("samples", 2, _M, _REP, P + "Sample"),
+                            ("exemplars", 3, _M, _REP, P + "Exemplar"),
+                            ("histograms", 4, _M, _REP, P + "Histogram")])
+    _msg(v1, "MetricMetadata", [("type", 1, _E, _OPT, P + "MetricType"),
+                                ("metric_family_name", 2, _S, _OPT, None),
+                                ("help", 4, _S, _OPT, None), ("unit", 5, _S, _OPT, None)])
+    _msg(v1, "WriteRequest", [("timeseries", 1, _M, _REP, P + "TimeSeries"),
+                              ("metadata", 3, _M, _REP, P + "MetricMetadata")])
+    pool.Add(v1)
+    v2 = descriptor_pb2.FileDescriptorProto(name="it_prom_v2.proto", package="io.prometheus.write.v2",
+                                            syntax="proto3")
+    Q = ".io.prometheus.write.v2."
+    _enum(v2, "MetricType", _MT)
+    _msg(v2, "Sample", [("value", 1, _D, _OPT, None), ("timestamp", 2, _I64, _OPT, None),
+                        ("start_timestamp", 3, _I64, _OPT, None)])
+    _msg(v2, "Exemplar", [("labels_refs", 1, _U32, _REP, None), ("value", 2, _D, _OPT, None),
+                          ("timestamp", 3, _I64, _OPT, None)])
+    _msg(v2, "Histogram", [("count_int", 1, _U64, _OPT, None), ("sum", 3, _D, _OPT, None),
+                           ("timestamp", 15, _I64, _OPT, None)])
+    _msg(v2, "Metadata", [("type", 1, _E, _OPT, Q + "MetricType"), ("help_ref", 3, _U32, _OPT, None),
+                          ("unit_ref", 4, _U32, _OPT, None)])
+    _msg(v2, "TimeSeries", [("labels_refs", 1, _U32, _REP, None), ("samples", 2, _M, _REP, Q + "Sample"),
+                            ("histograms", 3, _M, _REP, Q + "Histogram"),
+                            ("exemplars", 4, _M, _REP, Q + "Exemplar"),
+                            ("metadata", 5, _M, _OPT, Q + "Metadata")])
+    _msg(v2, "Request", [("symbols", 4, _S, _REP, None), ("timeseries", 5, _M, _REP, Q + "TimeSeries")])
+    pool.Add(v2)
+    fac = message_factory.MessageFactory(pool)
+
+    def cls(name):
+        d = pool.FindMessageTypeByName(name)
+        if hasattr(message_factory, "GetMessageClass"):
+            return message_factory.GetMessageClass(d)
+        return fac.GetPrototype(d)
+    return cls
+
+
+_cls = _build()
+WriteRequest = _cls("prometheus.WriteRequest")
+RequestV2 = _cls("io.prometheus.write.v2.Request")
+
+CT_V1 = "application/x-protobuf"
+CT_V2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+
+
+def rw1_headers(ct=CT_V1):
+    return {"Content-Type": ct, "Content-Encoding": "snappy",
+            "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+def rw2_headers():
+    return {"Content-Type": CT_V2, "Content-Encoding": "snappy",
+            "X-Prometheus-Remote-Write-Version": "2.0.0"}
+
+
+def _val(v):
+    """A sample value given as float or as ("bits", u64)."""
+    if isinstance(v, tuple):
+        return f64(v[1])
+    return float(v)
+
+
+def encode_rw1(series, metadata=(), histograms=None):
+    """series: [(labels [(name, value)], samples [(t_ms, value)])]; value a float or
+    ("bits", u64). histograms: {series index: count} adds native histogram samples.
+    Returns the uncompressed protobuf."""
+    wr = WriteRequest()
+    for i, (labels, samples) in enumerate(series):
+        ts = wr.timeseries.add()
+        for n, v in labels:
+            lb = ts.labels.add()
+            lb.name, lb.value = n, v
+        for t, v in samples:
+            s = ts.samples.add()
+            s.timestamp = t
+            s.value = _val(v)
+        for k in range((histograms or {}).get(i, 0)):
+            h = ts.histograms.add()
+            h.count_int = 3 + k
+            h.sum = 1.5
+            h.timestamp = samples[0][0] if samples else 1
+    for typ, fam, hlp, unit in metadata:
+        m = wr.metadata.add()
+        m.type, m.metric_family_name, m.help, m.unit = typ, fam, hlp, unit
+    return wr.SerializeToString()
+
+
+def encode_rw2(series, histograms=None, exemplars=None):
+    """series as for encode_rw1; builds the symbol table. Returns uncompressed protobuf."""
+    req = RequestV2()
+    syms = {"": 0}
+    order = [""]
+
+    def ref(s):
+        if s not in syms:
+            syms[s] = len(order)
+            order.append(s)
+        return syms[s]
+    for i, (labels, samples) in enumerate(series):
+        ts = req.timeseries.add()
+        for n, v in labels:
+            ts.labels_refs.extend([ref(n), ref(v)])
+        for t, v in samples:
+            s = ts.samples.add()
+            s.timestamp = t
+            s.value = _val(v)
+        for k in range((histograms or {}).get(i, 0)):
+            h = ts.histograms.add()
+            h.count_int = 3 + k
+            h.sum = 2.5
+            h.timestamp = samples[0][0] if samples else 1
+        for k in range((exemplars or {}).get(i, 0)):
+            e = ts.exemplars.add()
+            e.labels_refs.extend([ref("trace_id"), ref("t%d" % k)])
+            e.value = 0.5
+            e.timestamp = samples[0][0] if samples else 1
+    req.symbols.extend(order)
+    return req.SerializeToString()
+
+
+def sz(payload):
+    return snappy.compress(payload)
+
+
+# raw protobuf framing
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def pb_tag(num, wt):
+    return varint(num << 3 | wt)
+
+
+def pb_ld(num, payload):
+    return pb_tag(num, 2) + varint(len(payload)) + payload
+
+
+def raw_rw1_series(labels, samples):
+    """One TimeSeries (field 1 of WriteRequest) with labels given as raw bytes, so
+    unsorted, duplicate, empty and invalid UTF-8 labels can be sent."""
+    body = b""
+    for n, v in labels:
+        body += pb_ld(1, (pb_ld(1, n) if n else b"") + (pb_ld(2, v) if v else b""))
+    for t, v in samples:
+        body += pb_ld(2, pb_tag(1, 1) + struct.pack("<d", _val(v)) + pb_tag(2, 0) + varint(t))
+    return pb_ld(1, body)
+
+
+def gz(data):
+    return gzip.compress(data)
+
+
+# ---------------------------------------------------------------- read-back
+
+
+def export_available(srv):
+    r = srv.get("/api/v1/export?match[]=" + urllib.parse.quote('{__name__="__probe_export__"}'))
+    return r.status == 200
+
+
+def export(srv, matcher, start=None, end=None):
+    """GET /api/v1/export -> {labels tuple (sorted (name, value)): [(t, value float)]}."""
+    q = "match[]=" + urllib.parse.quote(matcher)
+    if start is not None:
+        q += "&start=%s" % start
+    if end is not None:
+        q += "&end=%s" % end
+    r = srv.get("/api/v1/export?" + q, timeout=120)
+    assert r.status == 200, r
+    out = {}
+    for line in r.body.splitlines():
+        if not line.strip():
+            continue
+        o = json.loads(line)
+        key = tuple(sorted(o["metric"].items()))
+        vals = [export_value(v) for v in o["values"]]
+        out.setdefault(key, []).extend(zip(o["timestamps"], vals))
+    for k in out:
+        out[k].sort(key=lambda x: x[0])
+    return out
+
+
+def export_value(v):
+    if v is None:
+        return float("nan")
+    if isinstance(v, str):
+        s = v.lower().lstrip("+")
+        if s in ("nan", "null"):
+            return float("nan")
+        if s in ("inf", "infinity"):
+            return float("inf")
+        if s in ("-inf", "-infinity"):
+            return float("-inf")
+        return float(v)
+    return float(v)
+
+
+def same_value(a, b):
+    """Bit-exact, except that NaNs compare by being NaN (the text form loses payloads)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bits(float(a)) == bits(float(b))
+
+
+def resend_check(srv, series, chunk=2000):
+    """The resend oracle. series: [(labels, samples)] expected to be stored exactly.
+    Sends them again as RW 1.0 and returns (n_duplicate, n_new, n_other_rejected,
+    statuses). All present bit-exact <=> n_duplicate == total and the others are 0.
+    Samples not present get stored by the check (callers use it at the end)."""
+    m0 = srv.metrics()
+    statuses = set()
+    batch, n = [], 0
+    for s in series:
+        batch.append(s)
+        n += len(s[1])
+        if n >= chunk:
+            statuses.add(srv.post("/api/v1/write", sz(encode_rw1(batch)), rw1_headers()).status)
+            batch, n = [], 0
+    if batch:
+        statuses.add(srv.post("/api/v1/write", sz(encode_rw1(batch)), rw1_headers()).status)
+    m1 = srv.metrics()
+    dup = metric(m1, "tsdb_samples_duplicate_total") - metric(m0, "tsdb_samples_duplicate_total")
+    new = ingested(m1, "remote_write") - ingested(m0, "remote_write")
+    other = sum(metric(m1, "tsdb_samples_rejected_total", reason=r) - metric(m0, "tsdb_samples_rejected_total", reason=r)
+                for r in ("out_of_order", "duplicate_conflict", "too_old", "too_far_in_future", "invalid_series"))
+    return int(dup), int(new), int(other), statuses
+
+
+# ---------------------------------------------------------------- peers
+
+
+def _wait_http(port, path, timeout, proc, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
+        try:
+            if http_request("127.0.0.1", port, "GET", path, timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("%s not ready on port %d in %.0fs" % (what, port, timeout))
+
+
+class NodeExporter:
+    """prometheus-node-exporter on 127.0.0.1 with a few cheap, quiet collectors."""
+    COLLECTORS = ("cpu", "meminfo", "loadavg", "stat", "time", "uname", "vmstat", "filefd")
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="node-exporter-")
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=20.0):
+        for attempt in range(3):
+            self.port = free_port()
+            cmd = [NODE_EXPORTER, "--web.listen-address=127.0.0.1:%d" % self.port,
+                   "--collector.disable-defaults"] + ["--collector.%s" % c for c in self.COLLECTORS]
+            log = open(os.path.join(self.tmp, "log"), "ab")
+            try:
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            finally:
+                log.close()
+            try:
+                _wait_http(self.port, "/metrics", timeout, self.proc, "node exporter")
+                return self
+            except RuntimeError:
+                stop_pid(self.proc, 5)
+                if attempt == 2:
+                    raise
+        return self
+
+    def stop(self):
+        stop_pid(self.proc, 10)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Prometheus:
+    """A Prometheus server on 127.0.0.1 with a generated config and a temporary TSDB."""
+
+    def __init__(self, config_text, receiver=False):
+        self.tmp = tempfile.mkdtemp(prefix="prometheus-")
+        self.config_text = config_text
+        self.receiver = receiver
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=40.0):
+        cfg = os.path.join(self.tmp, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write(self.config_text)
+        for attempt in range(3):
+            self.port = free_port()
+            cmd = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
+                   "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
+            if self.receiver:
+                cmd.append("--web.enable-remote-write-receiver")
+            log = open(os.path.join(self.tmp, "log"), "ab")
+            try:
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             cwd=self.tmp)
+            finally:
+                log.close()
+            try:
+                _wait_http(self.port, "/-/ready", timeout, self.proc, "prometheus")
+                return self
+            except RuntimeError:
+                stop_pid(self.proc, 10)
+                if attempt == 2:
+                    raise
+        return self
+
+    def log_tail(self, n=3000):
+        try:
+            with open(os.path.join(self.tmp, "log"), "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def get(self, path, timeout=30.0):
+        return http_request("127.0.0.1", self.port, "GET", path, timeout=timeout)
+
+    def api(self, path, **params):
+        items = []
+        for k, v in params.items():
+            if isinstance(v, (list, tuple)):
+                items.extend((k, x) for x in v)
+            else:
+                items.append((k, v))
+        r = self.get(path + "?" + urllib.parse.urlencode(items))
+        assert r.status == 200, r
+        o = r.json()
+        assert o["status"] == "success", o
+        return o["data"]
+
+    def stop(self):
+        stop_pid(self.proc, 15)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_main():
+    """unittest.main with a one-line summary and a non-zero exit on failure."""
+    import unittest
+    t0 = time.monotonic()
+    prog = unittest.main(exit=False, verbosity=2)
+    r = prog.result
+    print("SUMMARY %s: %d run, %d failures, %d errors, %d expected failures, %d skipped, "
+          "%d unexpected successes in %.1fs" % (
+              os.path.basename(sys.argv[0]), r.testsRun, len(r.failures), len(r.errors),
+              len(r.expectedFailures), len(r.skipped), len(r.unexpectedSuccesses), time.monotonic() - t0))
+    sys.exit(0 if r.wasSuccessful() else 1)
