@@ -596,27 +596,55 @@ def same_value(a, b):
     return bits(float(a)) == bits(float(b))
 
 
-def resend_check(srv, series, chunk=2000):
+def _json_value(v):
+    v = _val(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return v
+
+
+def encode_jsonl(series):
+    out = []
+    for labels, samples in series:
+        out.append(json.dumps({"metric": dict(labels), "values": [_json_value(v) for _, v in samples],
+                               "timestamps": [t for t, _ in samples]}, ensure_ascii=False))
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+def resend_check(srv, series, chunk=2000, via="rw1"):
     """The resend oracle. series: [(labels, samples)] expected to be stored exactly.
-    Sends them again as RW 1.0 and returns (n_duplicate, n_new, n_other_rejected,
-    statuses). All present bit-exact <=> n_duplicate == total and the others are 0.
-    Samples not present get stored by the check (callers use it at the end)."""
+    Sends them again (as RW 1.0, or as JSON lines for label names outside Prometheus'
+    rules; JSON lines cannot carry NaN payloads) and returns (n_duplicate, n_new,
+    n_other_rejected, statuses). All present bit-exact <=> n_duplicate == total and
+    the others are 0. Samples not present get stored by the check (callers use it at
+    the end)."""
     m0 = srv.metrics()
     statuses = set()
     batch, n = [], 0
+
+    def send(b):
+        if via == "rw1":
+            r = srv.post("/api/v1/write", sz(encode_rw1(b)), rw1_headers())
+        else:
+            r = srv.post("/api/v1/import", encode_jsonl(b))
+        statuses.add(r.status)
     for s in series:
         batch.append(s)
         n += len(s[1])
         if n >= chunk:
-            statuses.add(srv.post("/api/v1/write", sz(encode_rw1(batch)), rw1_headers()).status)
+            send(batch)
             batch, n = [], 0
     if batch:
-        statuses.add(srv.post("/api/v1/write", sz(encode_rw1(batch)), rw1_headers()).status)
+        send(batch)
     m1 = srv.metrics()
+    proto = "remote_write" if via == "rw1" else "jsonl"
     dup = metric(m1, "tsdb_samples_duplicate_total") - metric(m0, "tsdb_samples_duplicate_total")
-    new = ingested(m1, "remote_write") - ingested(m0, "remote_write")
+    new = ingested(m1, proto) - ingested(m0, proto)
     other = sum(metric(m1, "tsdb_samples_rejected_total", reason=r) - metric(m0, "tsdb_samples_rejected_total", reason=r)
-                for r in ("out_of_order", "duplicate_conflict", "too_old", "too_far_in_future", "invalid_series"))
+                for r in ("out_of_order", "duplicate_conflict", "too_old", "too_far_in_future", "invalid_series",
+                          "parse_error"))
     return int(dup), int(new), int(other), statuses
 
 
