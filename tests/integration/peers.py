@@ -713,10 +713,10 @@ class Prometheus:
 
     def start(self, timeout=40.0):
         cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write(self.config_text)
         for attempt in range(3):
             self.port = free_port()
+            with open(cfg, "w") as f:   # "{PROM_PORT}" in the config is its own port
+                f.write(self.config_text.replace("{PROM_PORT}", str(self.port)))
             cmd = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
                    "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
             if self.receiver:
