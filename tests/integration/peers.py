@@ -242,9 +242,10 @@ class Tsdbd:
         self.starts = 0
 
     # -- lifecycle
-    def start(self, timeout=30.0):
+    def spawn(self, port=None):
+        """Starts the process without waiting for it. Returns the log offset of this run."""
         assert self.proc is None or self.proc.poll() is not None
-        listen = "127.0.0.1:%d" % (self.port or 0)
+        listen = "127.0.0.1:%d" % (port or 0)
         log = open(self.log_path, "ab")
         log_start = log.tell()
         cmd = [tsdbd_path(), "--data-dir", self.data_dir, "--listen", listen] + self.args
@@ -253,6 +254,10 @@ class Tsdbd:
         finally:
             log.close()
         self.starts += 1
+        return log_start
+
+    def start(self, timeout=30.0, same_port=True):
+        log_start = self.spawn(self.port if same_port else None)
         deadline = time.monotonic() + timeout
         port = None
         while time.monotonic() < deadline:
