@@ -28,6 +28,7 @@
 
 #include "query/promql_lex.h"
 #include "storage/mem.h"
+#include "tsdb/tsdb.h"
 
 struct ts_ast *ts_ast_new(enum ts_ast_kind kind, int pos)
 {
@@ -140,9 +141,9 @@ const char *ts_aggop_str(enum ts_aggop op)
 	return (unsigned)op < sizeof(s) / sizeof(s[0]) && s[op] ? s[op] : "?";
 }
 
-const char *ts_match_type_str(enum ts_match_type t)
+const char *ts_match_type_str(int type)
 {
-	switch (t) {
+	switch (type) {
 	case TS_MATCH_EQ: return "=";
 	case TS_MATCH_NEQ: return "!=";
 	case TS_MATCH_RE: return "=~";
@@ -384,7 +385,7 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 		}
 	}
 	for (size_t i = 0; i < n->vs.n_matchers; i++) {
-		const struct ts_matcher *m = &n->vs.matchers[i];
+		const struct ts_ast_matcher *m = &n->vs.matchers[i];
 		if (n->vs.name && m->type == TS_MATCH_EQ && strcmp(m->name, "__name__") == 0 &&
 		    m->value_len == strlen(n->vs.name) && strcmp(m->value, n->vs.name) == 0)
 			continue;
@@ -545,7 +546,7 @@ static bool lists_eq(const struct ts_label_list *a, const struct ts_label_list *
 	return true;
 }
 
-static bool matcher_eq(const struct ts_matcher *a, const struct ts_matcher *b)
+static bool matcher_eq(const struct ts_ast_matcher *a, const struct ts_ast_matcher *b)
 {
 	return a->type == b->type && strcmp(a->name, b->name) == 0 &&
 	       a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0;

@@ -21,6 +21,8 @@
  *     steps >= 0 (0 = the evaluation's default step), offsets may be negative.
  *   - positions (`pos`) are byte offsets into the parsed query, for messages only.
  *
+ * Names: the matcher struct is ts_ast_matcher, apart from the engine's ts_matcher.
+ *
  * Memory: every node, string and array is allocated with ts_malloc & co and owned
  * by its parent; ts_ast_free(root) releases the whole tree. Strings are
  * NUL-terminated; matcher values and string literals may also contain NUL bytes,
@@ -94,15 +96,12 @@ enum ts_card {
 	TS_CARD_MANY_TO_MANY, /* set operators */
 };
 
-enum ts_match_type {
-	TS_MATCH_EQ = 0, /* = */
-	TS_MATCH_NEQ,    /* != */
-	TS_MATCH_RE,     /* =~, anchored: the whole value must match */
-	TS_MATCH_NRE,    /* !~ */
-};
-
-struct ts_matcher {
-	enum ts_match_type type;
+/* A label matcher of a selector. `type` holds an enum ts_match_type value of the
+ * engine (tsdb/tsdb.h: TS_MATCH_EQ =, TS_MATCH_NEQ !=, TS_MATCH_RE =~, TS_MATCH_NRE !~;
+ * regexes are fully anchored), so it passes straight to ts_db_select(). It is an int
+ * so that this header does not pull in the engine's. */
+struct ts_ast_matcher {
+	int type;
 	char *name;  /* owned */
 	char *value; /* owned; value_len bytes plus a NUL (may contain NULs) */
 	size_t value_len;
@@ -145,7 +144,7 @@ struct ts_ast {
 		} string;
 		struct {
 			char *name; /* owned; the metric name outside braces, or NULL */
-			struct ts_matcher *matchers; /* owned array */
+			struct ts_ast_matcher *matchers; /* owned array */
 			size_t n_matchers;
 			int64_t offset_ms;
 			enum ts_at at;
@@ -217,6 +216,6 @@ bool ts_ast_equal(const struct ts_ast *a, const struct ts_ast *b);
 /* Spellings: "+", "==", "and", "atan2" / "sum", "count_values". Static strings. */
 const char *ts_binop_str(enum ts_binop op);
 const char *ts_aggop_str(enum ts_aggop op);
-const char *ts_match_type_str(enum ts_match_type t);
+const char *ts_match_type_str(int type); /* "=", "!=", "=~", "!~" */
 
 #endif

@@ -39,6 +39,7 @@
 #include "query/promql_lex.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/tsdb.h"
 
 /* Bounds the recursion of every tree walk (print, equal, free, evaluation). */
 #define MAX_HEIGHT 2000
@@ -571,7 +572,7 @@ static int regex_check(struct parser *p, const char *v, size_t n, size_t pos, bo
 static int push_matcher(struct parser *p, struct ts_ast *vs, enum ts_match_type type,
 			const char *name, size_t name_len, char *value, size_t value_len)
 {
-	struct ts_matcher *m = ts_realloc(vs->vs.matchers, (vs->vs.n_matchers + 1) * sizeof(*m));
+	struct ts_ast_matcher *m = ts_realloc(vs->vs.matchers, (vs->vs.n_matchers + 1) * sizeof(*m));
 	if (!m) {
 		ts_free(value);
 		nomem(p);
@@ -637,7 +638,7 @@ static int parse_matchers(struct parser *p, struct ts_ast *vs)
 		if (push_matcher(p, vs, type, p->q + name.pos, name.len, v, vlen))
 			return -1;
 		if (type == TS_MATCH_RE || type == TS_MATCH_NRE) {
-			struct ts_matcher *m = &vs->vs.matchers[vs->vs.n_matchers - 1];
+			struct ts_ast_matcher *m = &vs->vs.matchers[vs->vs.n_matchers - 1];
 			bool empty;
 			if (regex_check(p, v, vlen, name.pos, &empty))
 				return -1;
@@ -744,6 +745,20 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 	return p->rc ? -1 : 0;
 }
 
+/* Tokens that can begin an expression. */
+static bool starts_expr(enum ts_promql_tok t)
+{
+	switch (t) {
+	case TS_TOK_NUMBER: case TS_TOK_STRING: case TS_TOK_LPAREN: case TS_TOK_LBRACE:
+	case TS_TOK_IDENT: case TS_TOK_METRIC_IDENT: case TS_TOK_ADD: case TS_TOK_SUB:
+	case TS_TOK_BY: case TS_TOK_WITHOUT: case TS_TOK_LAND: case TS_TOK_LOR:
+	case TS_TOK_LUNLESS: case TS_TOK_OFFSET: case TS_TOK_START: case TS_TOK_END:
+		return true;
+	default:
+		return TS_TOK_IS_AGGREGATOR(t);
+	}
+}
+
 static struct ts_ast *parse_expr(struct parser *p, int min_prec);
 
 /* function_call_body: '(' [expr {',' expr}] ')'; the lookahead is '('. On success
@@ -771,7 +786,9 @@ static int parse_args(struct parser *p, struct ts_ast ***args, size_t *n_args)
 		if (p->tok.type == TS_TOK_COMMA) {
 			size_t comma = p->tok.pos;
 			advance(p);
-			if (p->tok.type == TS_TOK_RPAREN) {
+			/* Prometheus' grammar takes any comma not followed by an argument
+			 * as a trailing one, as in "f(a,)" and "f(a,,b)". */
+			if (!starts_expr(p->tok.type)) {
 				fail(p, comma, "trailing commas not allowed in function call args");
 				goto out;
 			}
@@ -1302,19 +1319,6 @@ static struct ts_ast *parse_unary(struct parser *p)
 		return NULL;
 	}
 	return n;
-}
-
-static bool starts_expr(enum ts_promql_tok t)
-{
-	switch (t) {
-	case TS_TOK_NUMBER: case TS_TOK_STRING: case TS_TOK_LPAREN: case TS_TOK_LBRACE:
-	case TS_TOK_IDENT: case TS_TOK_METRIC_IDENT: case TS_TOK_ADD: case TS_TOK_SUB:
-	case TS_TOK_BY: case TS_TOK_WITHOUT: case TS_TOK_LAND: case TS_TOK_LOR:
-	case TS_TOK_LUNLESS: case TS_TOK_OFFSET: case TS_TOK_START: case TS_TOK_END:
-		return true;
-	default:
-		return TS_TOK_IS_AGGREGATOR(t);
-	}
 }
 
 /* bool, on/ignoring (...), group_left/group_right [(...)] after an operator. */

@@ -232,7 +232,7 @@ static void quote_rune(char *buf, size_t cap, int r)
 /* Go's %#U: U+0063 'c' (the quoted form only for printable runes). */
 static void rune_U(char *buf, size_t cap, int r)
 {
-	if (r < 0x20 || r == 0x7F || (r >= 0x80 && r < 0xA0)) {
+	if (!ts_promql_rune_printable(r) && r != RUNE_ERROR) {
 		snprintf(buf, cap, "U+%04X", (unsigned)r);
 	} else {
 		char u[5];

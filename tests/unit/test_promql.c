@@ -31,6 +31,7 @@
 #include "query/promql_lex.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/tsdb.h"
 
 struct valid_case {
 	const char *q;
@@ -591,6 +592,8 @@ static const struct invalid_case invalid[] = {
 	{"a * on(b) group_left >c", "1:22: parse error: unexpected <op:>> in grouping opts, expected \"(\""},
 	{"!", "1:1: parse error: unexpected character after '!': '\357\277\275'"},
 	{"o\"\t\"", "1:2: parse error: unexpected string \"\\\"\\t\\\"\""},
+	{"f(a,,b)", "1:4: parse error: trailing commas not allowed in function call args"},
+	{"rate(x, @)", "1:7: parse error: trailing commas not allowed in function call args"},
 	/* Errors Prometheus raises when it closes a construct come before a bad
 	 * character that follows it. */
 	{"foo(x) \\", "1:1: parse error: unknown function with name \"foo\""},
@@ -1043,7 +1046,7 @@ static void test_at_roundtrip(void **state)
 		char *s;
 		t->type = TS_VT_VECTOR;
 		t->vs.name = ts_strdup("x");
-		t->vs.matchers = ts_calloc(1, sizeof(struct ts_matcher));
+		t->vs.matchers = ts_calloc(1, sizeof(struct ts_ast_matcher));
 		t->vs.n_matchers = 1;
 		t->vs.matchers[0].name = ts_strdup("__name__");
 		t->vs.matchers[0].value = ts_strdup("x");
