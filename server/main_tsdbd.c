@@ -221,6 +221,8 @@ int main(int argc, char **argv)
 		rc = ts_ops_routes(&app);
 	if (rc == 0)
 		rc = ts_ingest_routes(&app);
+	if (rc == 0)
+		rc = ts_query_routes(&app);
 	if (rc) {
 		ts_log(TS_LOG_ERROR, "cannot set up the server: %s", ts_strerror(rc));
 		ts_net_close(app.net);

@@ -1,0 +1,648 @@
+/*
+ * api.c - the Prometheus HTTP query API of tsdbd, and ts_query_routes(), which
+ * registers the whole read side (this file, export.c, read.c, grafana.c).
+ *
+ *   GET|POST /api/v1/query                 instant query (query, time, timeout, limit)
+ *   GET|POST /api/v1/query_range           range query (query, start, end, step, timeout, limit)
+ *   GET|POST /api/v1/series                series by match[] (start, end, limit)
+ *   GET|POST /api/v1/labels                label names (match[], start, end, limit)
+ *   GET|POST /api/v1/label/<name>/values   label values (match[], start, end, limit)
+ *   GET|POST /api/v1/metadata              metric metadata (metric, limit)
+ *   GET|POST /api/v1/status/tsdb           cardinality statistics (limit, default 10)
+ *
+ * Parameters come from the query string and, for POST, an urlencoded form body.
+ * Messages and the order in which parameters are checked follow Prometheus 2.42's
+ * web/api/v1/api.go, so clients that match on them (and people who search for them)
+ * see the same text. Every answer is the JSON envelope of api_json.h. A `limit` that
+ * cuts a result short adds the warning "results truncated due to limit".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/api_json.h"
+#include "server/app.h"
+#include "storage/err.h"
+#include "storage/mem.h"
+
+#define MAX_POINTS 11000
+#define TRUNCATED "results truncated due to limit"
+
+/* The parameter must be present: Prometheus parses "" and fails with this message. */
+static int required_time(struct ts_net_response *resp, const struct ts_params *p,
+			 const char *name, int64_t *out)
+{
+	const char *s = ts_params_get(p, name, NULL);
+	if (!s || !*s) {
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "invalid parameter \"%s\": cannot parse \"\" to a valid timestamp", name);
+		return 1;
+	}
+	return ts_api_time_param(resp, p, name, 0, out);
+}
+
+static void eval_error(struct ts_net_response *resp, int rc, const struct ts_qerr *err)
+{
+	enum ts_api_errtype t = ts_api_eval_errtype(rc, err);
+	const char *msg = err->msg[0] ? err->msg : ts_strerror(rc);
+	if (t == TS_API_BAD_DATA)
+		ts_api_error(resp, t, "invalid parameter \"query\": %s", msg);
+	else
+		ts_api_error(resp, t, "%s", msg);
+}
+
+static void answer_result(struct ts_net_response *resp, const struct ts_qresult *r, size_t limit)
+{
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	bool trunc;
+	ts_api_result(&b, r, limit, &trunc);
+	size_t nw = r->n_warnings;
+	const char **w = ts_calloc(nw + 1, sizeof *w);
+	if (!w) {
+		ts_sbuf_fini(&b);
+		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < nw; i++)
+		w[i] = r->warnings[i];
+	if (trunc)
+		w[nw++] = TRUNCATED;
+	ts_api_finish(resp, &b, w, nw);
+	ts_free(w);
+}
+
+/* Missing or empty query: what Prometheus' parser says about "". */
+static int need_query(struct ts_net_response *resp, const char *q)
+{
+	if (q && *q)
+		return 0;
+	ts_api_error(resp, TS_API_BAD_DATA,
+		     "invalid parameter \"query\": 1:1: parse error: no expression found in input");
+	return 1;
+}
+
+static void h_query(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_params p;
+	ts_params_init(&p);
+	int64_t t, timeout;
+	size_t limit, q_len = 0;
+	if (ts_api_params(req, resp, &p))
+		goto out;
+	const char *q = ts_params_get(&p, "query", &q_len);
+	if (ts_api_time_param(resp, &p, "time", ts_api_now_ms(), &t) ||
+	    ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
+	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
+		goto out;
+	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0};
+	struct ts_qresult *r;
+	struct ts_qerr err;
+	int rc = ts_api_eval_instant(app->db, q, q_len, t, &o, &r, &err);
+	if (rc) {
+		eval_error(resp, rc, &err);
+		goto out;
+	}
+	answer_result(resp, r, limit);
+	ts_api_qresult_free(r);
+out:
+	ts_params_fini(&p);
+}
+
+static void h_query_range(const struct ts_http_request *req, struct ts_net_response *resp,
+			  void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_params p;
+	ts_params_init(&p);
+	int64_t start, end, step, timeout;
+	size_t limit, q_len = 0;
+	if (ts_api_params(req, resp, &p))
+		goto out;
+	const char *q = ts_params_get(&p, "query", &q_len);
+	if (required_time(resp, &p, "start", &start) || required_time(resp, &p, "end", &end))
+		goto out;
+	if (end < start) {
+		ts_api_error(resp, TS_API_BAD_DATA, "end timestamp must not be before start time");
+		goto out;
+	}
+	const char *st = ts_params_get(&p, "step", NULL);
+	if (!st || !*st) {
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "invalid parameter \"step\": cannot parse \"\" to a valid duration");
+		goto out;
+	}
+	if (ts_api_duration_param(resp, &p, "step", 0, &step))
+		goto out;
+	if (step <= 0) {
+		ts_api_error(resp, TS_API_BAD_DATA, "zero or negative query resolution step widths are "
+			     "not accepted. Try a positive integer");
+		goto out;
+	}
+	/* Prometheus: end.Sub(start)/step > 11000, in integer durations. */
+	if ((uint64_t)end - (uint64_t)start > 0 &&
+	    ((uint64_t)end - (uint64_t)start) / (uint64_t)step > MAX_POINTS) {
+		ts_api_error(resp, TS_API_BAD_DATA, "exceeded maximum resolution of 11,000 points per "
+			     "timeseries. Try decreasing the query resolution (?step=XX)");
+		goto out;
+	}
+	if (ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
+	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
+		goto out;
+	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0};
+	struct ts_qresult *r;
+	struct ts_qerr err;
+	int rc = ts_api_eval_range(app->db, q, q_len, start, end, step, &o, &r, &err);
+	if (rc) {
+		eval_error(resp, rc, &err);
+		goto out;
+	}
+	answer_result(resp, r, limit);
+	ts_api_qresult_free(r);
+out:
+	ts_params_fini(&p);
+}
+
+/* start, end (default: all time), limit and the match[] list, shared by the metadata
+ * endpoints. */
+struct lookup {
+	struct ts_params p;
+	struct ts_api_selector *sel;
+	size_t n_sel;
+	int64_t start, end;
+	size_t limit;
+};
+
+static int lookup_begin(const struct ts_http_request *req, struct ts_net_response *resp,
+			struct lookup *l)
+{
+	memset(l, 0, sizeof *l);
+	ts_params_init(&l->p);
+	if (ts_api_params(req, resp, &l->p) ||
+	    ts_api_time_param(resp, &l->p, "start", TS_API_MIN_TIME_MS, &l->start) ||
+	    ts_api_time_param(resp, &l->p, "end", TS_API_MAX_TIME_MS, &l->end) ||
+	    ts_api_limit_param(resp, &l->p, &l->limit) ||
+	    ts_api_selectors(resp, &l->p, &l->sel, &l->n_sel))
+		return 1;
+	return 0;
+}
+
+static void lookup_end(struct lookup *l)
+{
+	ts_api_selectors_free(l->sel, l->n_sel);
+	ts_params_fini(&l->p);
+}
+
+static void engine_error(struct ts_net_response *resp, int rc, const char *msg)
+{
+	if (rc == TS_EINVALID)
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg && msg[0] ? msg : "invalid matcher");
+	else if (rc == -ENOMEM)
+		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
+	else
+		ts_api_error(resp, TS_API_INTERNAL, "%s", ts_strerror(rc));
+}
+
+static void h_series(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	struct ts_app *app = arg;
+	struct lookup l;
+	struct ts_api_union u = {0};
+	char msg[400] = "";
+	if (lookup_begin(req, resp, &l))
+		goto out;
+	if (!l.n_sel) {
+		ts_api_error(resp, TS_API_BAD_DATA, "no match[] parameter provided");
+		goto out;
+	}
+	int rc = ts_api_union_select(app->db, l.sel, l.n_sel, l.start, l.end, &u, msg, sizeof msg);
+	if (rc) {
+		engine_error(resp, rc, msg);
+		goto out;
+	}
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_str(&b, "[");
+	size_t n = l.limit && u.n_refs > l.limit ? l.limit : u.n_refs;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			ts_sbuf_str(&b, ",");
+		ts_api_labels(&b, u.refs[i].labels, u.refs[i].n_labels);
+	}
+	ts_sbuf_str(&b, "]");
+	const char *w[] = {TRUNCATED};
+	ts_api_finish(resp, &b, w, n < u.n_refs ? 1 : 0);
+out:
+	ts_api_union_fini(&u);
+	lookup_end(&l);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	const struct { const char *s; uint32_t len; } *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->s, y->s, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Names (name == NULL) or values of `name` over the union of the selectors, written as
+ * a sorted JSON array of distinct strings. */
+static void answer_strings(struct ts_net_response *resp, struct ts_app *app, struct lookup *l,
+			   const char *name)
+{
+	size_t nl = l->n_sel ? l->n_sel : 1;
+	struct ts_strlist *lists = ts_calloc(nl, sizeof *lists);
+	struct { const char *s; uint32_t len; } *all = NULL;
+	char msg[400] = "";
+	int rc = lists ? 0 : -ENOMEM;
+	size_t total = 0;
+	for (size_t i = 0; i < nl && rc == 0; i++) {
+		const struct ts_matcher *m = l->n_sel ? l->sel[i].m : NULL;
+		size_t nm = l->n_sel ? l->sel[i].n : 0;
+		rc = name ? ts_db_label_values(app->db, name, m, nm, l->start, l->end, &lists[i], msg, sizeof msg)
+			  : ts_db_label_names(app->db, m, nm, l->start, l->end, &lists[i], msg, sizeof msg);
+		if (rc == 0)
+			total += lists[i].n;
+	}
+	if (rc == 0 && total && !(all = ts_malloc(total * sizeof *all)))
+		rc = -ENOMEM;
+	if (rc) {
+		engine_error(resp, rc, msg);
+		goto out;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < nl; i++)
+		for (size_t k = 0; k < lists[i].n; k++) {
+			all[n].s = lists[i].v[k];
+			all[n++].len = lists[i].len[k];
+		}
+	if (nl > 1 && n > 1) {
+		qsort(all, n, sizeof *all, str_cmp);
+		size_t w = 1;
+		for (size_t i = 1; i < n; i++)
+			if (str_cmp(&all[w - 1], &all[i]) != 0)
+				all[w++] = all[i];
+		n = w;
+	}
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_str(&b, "[");
+	size_t shown = l->limit && n > l->limit ? l->limit : n;
+	for (size_t i = 0; i < shown; i++) {
+		if (i)
+			ts_sbuf_str(&b, ",");
+		ts_sbuf_json_str(&b, all[i].s, all[i].len);
+	}
+	ts_sbuf_str(&b, "]");
+	const char *w[] = {TRUNCATED};
+	ts_api_finish(resp, &b, w, shown < n ? 1 : 0);
+out:
+	for (size_t i = 0; lists && i < nl; i++)
+		ts_strlist_free(&lists[i]);
+	ts_free(lists);
+	ts_free(all);
+}
+
+static void h_labels(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	struct lookup l;
+	if (lookup_begin(req, resp, &l) == 0)
+		answer_strings(resp, arg, &l, NULL);
+	lookup_end(&l);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes a path segment into out (cap bytes). -1 on a bad escape or overflow. */
+static int path_decode(const char *s, size_t len, char *out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int h, l;
+			if (len - i < 3 || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+				return -1;
+			c = (char)(h << 4 | l);
+			i += 2;
+		}
+		if (k + 1 >= cap)
+			return -1;
+		out[k++] = c;
+	}
+	out[k] = 0;
+	return (int)k;
+}
+
+static int label_name_valid(const char *s, size_t len)
+{
+	if (!len)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+		if (!alpha && !(i && c >= '0' && c <= '9'))
+			return 0;
+	}
+	return 1;
+}
+
+static void h_label_values(const struct ts_http_request *req, struct ts_net_response *resp,
+			   void *arg)
+{
+	static const char pre[] = "/api/v1/label/", suf[] = "/values";
+	size_t pl = sizeof pre - 1, sl = sizeof suf - 1;
+	const char *path = req->path;
+	size_t len = req->path_len;
+	if (len <= pl + sl || memcmp(path + len - sl, suf, sl) != 0 ||
+	    memchr(path + pl, '/', len - pl - sl) != NULL) {
+		ts_api_error(resp, TS_API_NOT_FOUND, "not found: %.200s", path);
+		return;
+	}
+	char name[1024];
+	int n = path_decode(path + pl, len - pl - sl, name, sizeof name);
+	if (n < 0 || !label_name_valid(name, (size_t)n) || strlen(name) != (size_t)n) {
+		char shown[300];
+		size_t k = len - pl - sl < 200 ? len - pl - sl : 200;
+		memcpy(shown, path + pl, k);
+		shown[k] = 0;
+		ts_api_error(resp, TS_API_BAD_DATA, "invalid label name: \"%s\"", n < 0 ? shown : name);
+		return;
+	}
+	struct lookup l;
+	if (lookup_begin(req, resp, &l) == 0)
+		answer_strings(resp, arg, &l, name);
+	lookup_end(&l);
+}
+
+/* ---- metadata ---- */
+
+static const char *type_name(enum ts_metric_type t)
+{
+	static const char *names[] = {"unknown", "counter", "gauge", "histogram", "gaugehistogram",
+				      "summary", "info", "stateset"};
+	return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
+
+struct md_acc {
+	struct ts_sbuf *b;
+	int64_t limit; /* metrics to list; negative: all */
+	int64_t n;
+};
+
+static int md_one(void *arg, const struct ts_metadata *md)
+{
+	struct md_acc *a = arg;
+	if (a->limit >= 0 && a->n >= a->limit)
+		return 1;
+	if (a->n++)
+		ts_sbuf_str(a->b, ",");
+	ts_sbuf_json_str(a->b, md->metric, md->metric_len);
+	ts_sbuf_printf(a->b, ":[{\"type\":\"%s\",\"help\":", type_name(md->type));
+	ts_sbuf_json_str(a->b, md->help, md->help_len);
+	ts_sbuf_str(a->b, ",\"unit\":");
+	ts_sbuf_json_str(a->b, md->unit, md->unit_len);
+	ts_sbuf_str(a->b, "}]");
+	return 0;
+}
+
+static void h_metadata(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_params p;
+	ts_params_init(&p);
+	if (ts_api_params(req, resp, &p))
+		goto out;
+	/* Prometheus: a negative limit lists everything, 0 lists nothing. */
+	int64_t limit = -1;
+	size_t ll;
+	const char *ls = ts_params_get(&p, "limit", &ll);
+	if (ls && ll) {
+		char *end;
+		long long v = strtoll(ls, &end, 10);
+		if (*end || end == ls) {
+			ts_api_error(resp, TS_API_BAD_DATA, "limit must be a number");
+			goto out;
+		}
+		limit = v;
+	}
+	const char *metric = ts_params_get(&p, "metric", NULL);
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_str(&b, "{");
+	struct md_acc a = {&b, limit, 0};
+	int rc = ts_db_metadata(app->db, metric && *metric ? metric : NULL, md_one, &a);
+	if (rc < 0) {
+		ts_sbuf_fini(&b);
+		engine_error(resp, rc, NULL);
+		goto out;
+	}
+	ts_sbuf_str(&b, "}");
+	ts_api_finish(resp, &b, NULL, 0);
+out:
+	ts_params_fini(&p);
+}
+
+/* ---- status/tsdb ---- */
+
+struct stat_row {
+	const char *name, *value; /* value NULL: the row is just `name` */
+	uint32_t name_len, value_len;
+	uint64_t count;
+};
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct stat_row *x = a, *y = b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+	int c = memcmp(x->name, y->name, n);
+	if (c || x->name_len != y->name_len)
+		return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	if (!x->value || !y->value)
+		return 0;
+	n = x->value_len < y->value_len ? x->value_len : y->value_len;
+	c = memcmp(x->value, y->value, n);
+	return c ? c : (x->value_len > y->value_len) - (x->value_len < y->value_len);
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+	const struct ts_label *x = *(const struct ts_label *const *)a;
+	const struct ts_label *y = *(const struct ts_label *const *)b;
+	size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+	int c = memcmp(x->name, y->name, n);
+	if (c || x->name_len != y->name_len)
+		return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+	n = x->value_len < y->value_len ? x->value_len : y->value_len;
+	c = memcmp(x->value, y->value, n);
+	return c ? c : (x->value_len > y->value_len) - (x->value_len < y->value_len);
+}
+
+static void top_list(struct ts_sbuf *b, const char *key, struct stat_row *rows, size_t n,
+		     size_t limit)
+{
+	qsort(rows, n, sizeof *rows, row_cmp);
+	ts_sbuf_printf(b, ",\"%s\":[", key);
+	for (size_t i = 0; i < n && i < limit; i++) {
+		ts_sbuf_str(b, i ? ",{\"name\":" : "{\"name\":");
+		if (rows[i].value) {
+			struct ts_sbuf t;
+			ts_sbuf_init(&t);
+			ts_sbuf_add(&t, rows[i].name, rows[i].name_len);
+			ts_sbuf_add(&t, "=", 1);
+			ts_sbuf_add(&t, rows[i].value, rows[i].value_len);
+			ts_sbuf_json_str(b, t.p ? t.p : "", t.len);
+			ts_sbuf_fini(&t);
+		} else {
+			ts_sbuf_json_str(b, rows[i].name, rows[i].name_len);
+		}
+		ts_sbuf_printf(b, ",\"value\":%llu}", (unsigned long long)rows[i].count);
+	}
+	ts_sbuf_str(b, "]");
+}
+
+static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_response *resp,
+			  void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_params p;
+	ts_params_init(&p);
+	struct ts_series_set *set = NULL;
+	const struct ts_label **pairs = NULL;
+	struct stat_row *metric = NULL, *names = NULL, *mem = NULL, *pr = NULL;
+	size_t limit;
+	if (ts_api_params(req, resp, &p) || ts_api_limit_param(resp, &p, &limit))
+		goto out;
+	if (!limit)
+		limit = 10;
+	struct ts_matcher all = {TS_MATCH_RE, "__name__", ".+"};
+	int rc = ts_db_select(app->db, &all, 1, INT64_MIN, INT64_MAX, &set, NULL, 0);
+	size_t n_ser = rc ? 0 : ts_series_set_len(set), n_pairs = 0;
+	uint64_t chunks = 0;
+	int64_t min_t = INT64_MAX, max_t = INT64_MIN;
+	for (size_t i = 0; rc == 0 && i < n_ser; i++) {
+		const struct ts_label *l;
+		uint32_t nl;
+		rc = ts_series_set_labels(set, i, &l, &nl);
+		n_pairs += nl;
+		struct ts_chunk_it *it;
+		if (rc == 0 && (rc = ts_chunk_it_new(set, i, &it)) == 0) {
+			struct ts_chunk_ref c;
+			while ((rc = ts_chunk_it_next(it, &c)) == 1) {
+				chunks++;
+				min_t = c.min_t < min_t ? c.min_t : min_t;
+				max_t = c.max_t > max_t ? c.max_t : max_t;
+			}
+			ts_chunk_it_free(it);
+		}
+	}
+	size_t np = 0;
+	if (rc == 0 && n_pairs) {
+		pairs = ts_malloc(n_pairs * sizeof *pairs);
+		metric = ts_calloc(n_pairs, sizeof *metric);
+		names = ts_calloc(n_pairs, sizeof *names);
+		mem = ts_calloc(n_pairs, sizeof *mem);
+		pr = ts_calloc(n_pairs, sizeof *pr);
+		if (!pairs || !metric || !names || !mem || !pr)
+			rc = -ENOMEM;
+	}
+	for (size_t i = 0; rc == 0 && i < n_ser; i++) {
+		const struct ts_label *l;
+		uint32_t nl;
+		ts_series_set_labels(set, i, &l, &nl);
+		for (uint32_t k = 0; k < nl; k++)
+			pairs[np++] = &l[k];
+	}
+	if (rc) {
+		engine_error(resp, rc, NULL);
+		goto out;
+	}
+	if (np)
+		qsort(pairs, np, sizeof *pairs, pair_cmp);
+	/* Runs of equal pairs are series counts; runs of equal names count distinct values. */
+	size_t n_metric = 0, n_names = 0, n_pr = 0;
+	for (size_t i = 0; i < np;) {
+		size_t j = i + 1;
+		while (j < np && pair_cmp(&pairs[i], &pairs[j]) == 0)
+			j++;
+		const struct ts_label *x = pairs[i];
+		pr[n_pr++] = (struct stat_row){x->name, x->value, x->name_len, x->value_len, j - i};
+		if (x->name_len == 8 && memcmp(x->name, "__name__", 8) == 0)
+			metric[n_metric++] = (struct stat_row){x->value, NULL, x->value_len, 0, j - i};
+		if (!n_names || names[n_names - 1].name_len != x->name_len ||
+		    memcmp(names[n_names - 1].name, x->name, x->name_len) != 0) {
+			names[n_names] = (struct stat_row){x->name, NULL, x->name_len, 0, 0};
+			mem[n_names++] = (struct stat_row){x->name, NULL, x->name_len, 0, 0};
+		}
+		names[n_names - 1].count++;
+		mem[n_names - 1].count += x->value_len;
+		i = j;
+	}
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_printf(&b, "{\"headStats\":{\"numSeries\":%zu,\"numLabelPairs\":%zu,\"chunkCount\":%llu,"
+		       "\"minTime\":%lld,\"maxTime\":%lld}", n_ser, n_pr, (unsigned long long)chunks,
+		       (long long)min_t, (long long)max_t);
+	top_list(&b, "seriesCountByMetricName", metric, n_metric, limit);
+	top_list(&b, "labelValueCountByLabelName", names, n_names, limit);
+	top_list(&b, "memoryInBytesByLabelName", mem, n_names, limit);
+	top_list(&b, "seriesCountByLabelValuePair", pr, n_pr, limit);
+	ts_sbuf_str(&b, "}");
+	ts_api_finish(resp, &b, NULL, 0);
+out:
+	ts_free(pairs);
+	ts_free(metric);
+	ts_free(names);
+	ts_free(mem);
+	ts_free(pr);
+	ts_series_set_free(set);
+	ts_params_fini(&p);
+}
+
+/* ---- routes ---- */
+
+int ts_query_routes(struct ts_app *app)
+{
+	static const struct {
+		const char *path;
+		int flags;
+		ts_net_handler fn;
+		const char *name;
+	} r[] = {
+		{"/api/v1/query", 0, h_query, "query"},
+		{"/api/v1/query_range", 0, h_query_range, "query_range"},
+		{"/api/v1/series", 0, h_series, "series"},
+		{"/api/v1/labels", 0, h_labels, "labels"},
+		{"/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values"},
+		{"/api/v1/metadata", 0, h_metadata, "metadata"},
+		{"/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb"},
+	};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++) {
+		rc = ts_net_route(app->net, "GET", r[i].path, r[i].flags, r[i].fn, app, r[i].name);
+		if (rc == 0)
+			rc = ts_net_route(app->net, "POST", r[i].path, r[i].flags, r[i].fn, app, r[i].name);
+	}
+	if (rc == 0)
+		rc = ts__export_routes(app);
+	if (rc == 0)
+		rc = ts__read_routes(app);
+	if (rc == 0)
+		rc = ts__grafana_routes(app);
+	return rc;
+}

@@ -1,0 +1,390 @@
+/*
+ * read.c - Prometheus remote read: POST /api/v1/read.
+ *
+ * The body is a snappy block holding a ReadRequest. Every query is selected first (all
+ * of them, before any byte of the answer goes out, so a bad regex in the third query is
+ * still a clean 400), then answered in the negotiated type:
+ *   SAMPLES              one snappy ReadResponse; samples filtered to [start, end],
+ *                        stale markers included (Prometheus sends them too); series
+ *                        without a sample in the range are left out.
+ *   STREAMED_XOR_CHUNKS  ChunkedReadResponse frames streamed as they fill up; every
+ *                        chunk overlapping [start, end] is sent whole (the client
+ *                        filters, as with Prometheus).
+ *
+ * Chunk invariant of the stream: per series, chunks are in time order and never overlap
+ * (Prometheus' reader merges nothing and would return overlapping samples twice, out of
+ * order). Stored chunks go out byte for byte. Where the engine has overlapping chunks
+ * (out-of-order data, a head chunk beside its flushed copy), each group of mutually
+ * overlapping chunks is decoded, merged by timestamp (the first chunk's sample wins a
+ * tie: they are exact duplicates, the engine stores no conflicting ones) and re-encoded
+ * into chunks of at most CUT_SAMPLES samples, as Prometheus' head cuts them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/api_json.h"
+#include "server/app.h"
+#include "server/remote_read.h"
+#include "server/snappy_io.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+#include "storage/xor.h"
+
+#define CUT_SAMPLES 120
+#define PIECE_BYTES (64u * 1024)   /* stream pieces are about this big */
+#define ADD_BATCH 512              /* samples handed to the SAMPLES writer at once */
+
+static void text_error(struct ts_net_response *resp, int status, const char *msg)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "%s\n", msg);
+	ts_net_respond_text(resp, status, "text/plain; charset=utf-8", buf);
+}
+
+/* One query's selection, matchers copied NUL-terminated. */
+struct rq {
+	struct ts_matcher *m;
+	char *store;
+	struct ts_series_set *set;
+};
+
+static void rq_fini(struct rq *q)
+{
+	ts_free(q->m);
+	ts_free(q->store);
+	ts_series_set_free(q->set);
+	memset(q, 0, sizeof *q);
+}
+
+/* Selects one query. Returns 0, TS_EINVALID (msg set), -ENOMEM, engine errors. */
+static int rq_select(struct ts_db *db, const struct ts_rr_query *in, struct rq *q, char *msg,
+		     size_t msg_len)
+{
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < in->n_matchers; i++)
+		bytes += (size_t)in->matchers[i].name.len + in->matchers[i].value.len + 2;
+	q->m = ts_calloc(in->n_matchers ? in->n_matchers : 1, sizeof *q->m);
+	q->store = ts_malloc(bytes ? bytes : 1);
+	if (!q->m || !q->store)
+		return -ENOMEM;
+	char *p = q->store;
+	for (uint32_t i = 0; i < in->n_matchers; i++) {
+		const struct ts_rr_matcher *rm = &in->matchers[i];
+		if (memchr(rm->name.p, 0, rm->name.len) || memchr(rm->value.p, 0, rm->value.len)) {
+			snprintf(msg, msg_len, "matcher %u of a query contains a NUL byte", i);
+			return TS_EINVALID;
+		}
+		q->m[i].type = (enum ts_match_type)rm->type;
+		q->m[i].name = p;
+		memcpy(p, rm->name.p, rm->name.len);
+		p += rm->name.len;
+		*p++ = 0;
+		q->m[i].value = p;
+		memcpy(p, rm->value.p, rm->value.len);
+		p += rm->value.len;
+		*p++ = 0;
+	}
+	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, &q->set, msg, msg_len);
+}
+
+/* ---- SAMPLES ---- */
+
+static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *set, size_t i)
+{
+	const struct ts_label *l;
+	uint32_t nl;
+	struct ts_iter *it = NULL;
+	int rc = ts_series_set_labels(set, i, &l, &nl);
+	if (rc == 0)
+		rc = ts_iter_new(set, i, &it);
+	if (rc)
+		return rc;
+	struct ts_sample batch[ADD_BATCH];
+	size_t n = 0;
+	int open = 0;
+	while ((rc = ts_iter_next(it)) == 1) {
+		if (!open) {
+			if ((rc = ts_rr_samples_begin_series(w, l, nl)) != 0)
+				break;
+			open = 1;
+		}
+		ts_iter_at(it, &batch[n].t_ms, &batch[n].v);
+		if (++n == ADD_BATCH) {
+			if ((rc = ts_rr_samples_add(w, batch, n)) != 0)
+				break;
+			n = 0;
+		}
+	}
+	if (rc == 0 && n)
+		rc = ts_rr_samples_add(w, batch, n);
+	if (rc == 0 && open)
+		rc = ts_rr_samples_end_series(w);
+	ts_iter_free(it);
+	return rc;
+}
+
+static void answer_samples(struct ts_net_response *resp, struct rq *qs, size_t n)
+{
+	struct ts_rr_samples_writer w;
+	ts_rr_samples_init(&w);
+	int rc = 0;
+	for (size_t q = 0; q < n && rc == 0; q++) {
+		rc = ts_rr_samples_begin_result(&w);
+		for (size_t i = 0; rc == 0 && i < ts_series_set_len(qs[q].set); i++)
+			rc = samples_series(&w, qs[q].set, i);
+		if (rc == 0)
+			rc = ts_rr_samples_end_result(&w);
+	}
+	uint8_t *out = NULL;
+	size_t cap = 0, len = 0;
+	if (rc == 0)
+		rc = ts_snappy_compress(w.out.data, w.out.len, &out, &cap, &len);
+	ts_rr_samples_fini(&w);
+	if (rc) {
+		ts_free(out);
+		text_error(resp, rc == -ENOMEM ? 503 : 500, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
+		return;
+	}
+	ts_net_response_header(resp, "Content-Type", "application/x-protobuf");
+	ts_net_response_header(resp, "Content-Encoding", "snappy");
+	ts_net_respond(resp, 200, (char *)out, len);
+}
+
+/* ---- STREAMED_XOR_CHUNKS ---- */
+
+struct xs { int64_t t; uint64_t v; uint32_t src; };
+
+static int xs_cmp(const void *a, const void *b)
+{
+	const struct xs *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->src > y->src) - (x->src < y->src);
+}
+
+struct streamer {
+	struct ts_net_response *resp;
+	struct ts_rr_chunked_writer w;
+	struct ts_chunk_ref *grp;   /* the current group of overlapping chunks */
+	size_t n_grp, cap_grp;
+	struct xs *smp;             /* merge scratch */
+	size_t cap_smp;
+	int closed;                 /* the client went away */
+};
+
+static int drain(struct streamer *s, int force)
+{
+	if (s->w.out.len == 0 || (!force && s->w.out.len < PIECE_BYTES))
+		return 0;
+	char *piece = (char *)s->w.out.data;
+	size_t len = s->w.out.len;
+	/* Hand the buffer over whole; the writer starts a new one. */
+	s->w.out.data = NULL;
+	s->w.out.len = s->w.out.cap = 0;
+	int rc = ts_net_stream_write(s->resp, piece, len);
+	if (rc)
+		s->closed = 1;
+	return rc;
+}
+
+/* Emits the current group: one chunk as stored, several merged and re-encoded. */
+static int flush_group(struct streamer *s)
+{
+	int rc = 0;
+	if (s->n_grp == 1) {
+		const struct ts_chunk_ref *c = &s->grp[0];
+		rc = ts_rr_chunked_add_chunk(&s->w, c->min_t, c->max_t, TS_RR_CHUNK_XOR, c->data, c->len);
+		s->n_grp = 0;
+		return rc;
+	}
+	size_t total = 0;
+	for (size_t g = 0; g < s->n_grp; g++)
+		total += s->grp[g].n_samples;
+	if (total > s->cap_smp) {
+		struct xs *p = ts_realloc(s->smp, total * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		s->smp = p;
+		s->cap_smp = total;
+	}
+	size_t n = 0;
+	for (size_t g = 0; g < s->n_grp && rc == 0; g++) {
+		struct ts_xor_it it;
+		rc = ts_xor_it_init(&it, s->grp[g].data, s->grp[g].len);
+		while (rc == 0 && (rc = ts_xor_next(&it)) == 1) {
+			if (n == total) {
+				rc = TS_ECORRUPT; /* more samples than the chunk header promised */
+				break;
+			}
+			s->smp[n++] = (struct xs){it.t, it.v, (uint32_t)g};
+		}
+	}
+	s->n_grp = 0;
+	if (rc < 0)
+		return rc;
+	qsort(s->smp, n, sizeof *s->smp, xs_cmp);
+	struct ts_xor_enc e;
+	ts_xor_enc_init(&e);
+	int64_t min_t = 0, last_t = 0;
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (i && s->smp[i].t == last_t)
+			continue;
+		if (e.n == 0)
+			min_t = s->smp[i].t;
+		rc = ts_xor_append(&e, s->smp[i].t, s->smp[i].v);
+		last_t = s->smp[i].t;
+		if (rc == 0 && e.n == CUT_SAMPLES) {
+			rc = ts_rr_chunked_add_chunk(&s->w, min_t, last_t, TS_RR_CHUNK_XOR, e.buf,
+						     ts_xor_enc_bytes(&e));
+			ts_xor_enc_fini(&e);
+			ts_xor_enc_init(&e);
+		}
+	}
+	if (rc == 0 && e.n)
+		rc = ts_rr_chunked_add_chunk(&s->w, min_t, last_t, TS_RR_CHUNK_XOR, e.buf,
+					     ts_xor_enc_bytes(&e));
+	ts_xor_enc_fini(&e);
+	return rc;
+}
+
+static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *set, size_t i)
+{
+	const struct ts_label *l;
+	uint32_t nl;
+	struct ts_chunk_it *it = NULL;
+	int rc = ts_series_set_labels(set, i, &l, &nl);
+	if (rc == 0)
+		rc = ts_chunk_it_new(set, i, &it);
+	if (rc == 0)
+		rc = ts_rr_chunked_begin_series(&s->w, qi, l, nl);
+	if (rc) {
+		ts_chunk_it_free(it);
+		return rc;
+	}
+	struct ts_chunk_ref c;
+	int64_t grp_max = 0;
+	s->n_grp = 0;
+	while (rc == 0 && (rc = ts_chunk_it_next(it, &c)) == 1) {
+		rc = 0;
+		if (c.n_samples == 0)
+			continue;
+		/* Chunks come in min_t order: a chunk starting after the group's end starts
+		 * the next group. */
+		if (s->n_grp && c.min_t > grp_max && (rc = flush_group(s)) != 0)
+			break;
+		if (s->n_grp == s->cap_grp) {
+			size_t cap = s->cap_grp ? s->cap_grp * 2 : 16;
+			struct ts_chunk_ref *g = ts_realloc(s->grp, cap * sizeof *g);
+			if (!g) {
+				rc = -ENOMEM;
+				break;
+			}
+			s->grp = g;
+			s->cap_grp = cap;
+		}
+		if (s->n_grp == 0 || c.max_t > grp_max)
+			grp_max = c.max_t;
+		s->grp[s->n_grp++] = c;
+		rc = drain(s, 0);
+	}
+	if (rc == 0 && s->n_grp)
+		rc = flush_group(s);
+	if (rc == 0)
+		rc = ts_rr_chunked_end_series(&s->w);
+	ts_chunk_it_free(it);
+	if (rc == 0)
+		rc = drain(s, 0);
+	return rc;
+}
+
+static void answer_chunks(struct ts_net_response *resp, struct rq *qs, size_t n)
+{
+	struct streamer s = {.resp = resp};
+	ts_rr_chunked_init(&s.w, 0);
+	ts_net_response_header(resp, "Content-Type",
+			       "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse");
+	int rc = ts_net_stream_begin(resp, 200);
+	for (size_t q = 0; q < n && rc == 0; q++)
+		for (size_t i = 0; rc == 0 && i < ts_series_set_len(qs[q].set); i++)
+			rc = stream_series(&s, (int64_t)q, qs[q].set, i);
+	if (rc == 0)
+		rc = drain(&s, 1);
+	/* The status is out already: a failure can only cut the stream short, which the
+	 * client sees as a truncated frame. */
+	if (rc && !s.closed)
+		ts_log(TS_LOG_WARN, "remote read: stream aborted: %s", ts_strerror(rc));
+	ts_net_stream_end(resp);
+	ts_rr_chunked_fini(&s.w);
+	ts_free(s.grp);
+	ts_free(s.smp);
+}
+
+static void h_read(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	struct ts_app *app = arg;
+	struct ts_rr_request rr;
+	ts_rr_request_init(&rr);
+	uint8_t *dec = NULL;
+	size_t dec_cap = 0, dec_len = 0;
+	struct rq *qs = NULL;
+	size_t n_qs = 0;
+	char msg[512];
+	size_t ce_len = 0;
+	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
+	if (ce && ce_len && !(ce_len == 6 && strncasecmp(ce, "snappy", 6) == 0)) {
+		text_error(resp, 415, "unsupported Content-Encoding (remote read bodies are snappy)");
+		goto out;
+	}
+	int rc = ts_snappy_decompress((const uint8_t *)(req->body ? req->body : ""), req->body_len,
+				      app->lim.max_decoded_bytes, &dec, &dec_cap, &dec_len);
+	if (rc) {
+		text_error(resp, rc == -ENOMEM ? 503 : rc == TS_ELIMIT ? 413 : 400,
+			   rc == -ENOMEM ? "out of memory" : rc == TS_ELIMIT ?
+			   "decoded body exceeds the limit" : "invalid snappy block body");
+		goto out;
+	}
+	rc = ts_rr_decode(&rr, dec, dec_len);
+	if (rc) {
+		snprintf(msg, sizeof msg, "cannot decode remote read request: %s",
+			 rr.err[0] ? rr.err : ts_strerror(rc));
+		text_error(resp, rc == -ENOMEM ? 503 : 400, msg);
+		goto out;
+	}
+	qs = ts_calloc(rr.n_queries ? rr.n_queries : 1, sizeof *qs);
+	if (!qs) {
+		text_error(resp, 503, "out of memory");
+		goto out;
+	}
+	for (; n_qs < rr.n_queries; n_qs++) {
+		msg[0] = 0;
+		rc = rq_select(app->db, &rr.queries[n_qs], &qs[n_qs], msg, sizeof msg);
+		if (rc) {
+			char m2[600];
+			snprintf(m2, sizeof m2, "query %zu: %s", n_qs,
+				 msg[0] ? msg : ts_strerror(rc));
+			n_qs++;
+			text_error(resp, rc == TS_EINVALID ? 400 : rc == -ENOMEM ? 503 : 500, m2);
+			goto out;
+		}
+	}
+	if (rr.response_type == TS_RR_STREAMED_XOR_CHUNKS)
+		answer_chunks(resp, qs, n_qs);
+	else
+		answer_samples(resp, qs, n_qs);
+out:
+	for (size_t i = 0; i < n_qs; i++)
+		rq_fini(&qs[i]);
+	ts_free(qs);
+	ts_free(dec);
+	ts_rr_request_fini(&rr);
+}
+
+int ts__read_routes(struct ts_app *app)
+{
+	return ts_net_route(app->net, "POST", "/api/v1/read", 0, h_read, app, "remote_read");
+}
