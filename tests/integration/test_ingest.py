@@ -590,6 +590,24 @@ class IngestTest(unittest.TestCase):
             self.assertEqual(r.status, 415, (path, r))
         self.assert_absent_now(L("it_bomb_v", db="b"), [(T, 1.0)])
 
+    # BUG (server/ingest.c, influx_write's fail: path, one line): "if (status == 413)
+    # atomic_fetch_add(&app->limited[TS_LIM_BODY], 1);" counts a line-protocol gzip bomb
+    # a second time, as limit="body_size", although gunzip_if_needed already counted it
+    # as limit="decoded_size" and no body-size limit was hit (a 413 there only ever
+    # comes from the decoded-size limit). Removing that line fixes it.
+    @unittest.expectedFailure
+    def test_18b_gzip_bomb_counted_once(self):
+        bomb = gz(b"it_bomb2 v=1\n" + b"\n" * (8 << 20))
+        for path in ("/write?db=b", "/api/v2/write?bucket=b"):
+            m0 = self.metrics()
+            r = self.srv.post(path, bomb, {"Content-Encoding": "gzip"})
+            self.assertEqual(r.status, 413, r)
+            m1 = self.metrics()
+            self.assertEqual(metric(m1, "tsdb_requests_limited_total", limit="decoded_size") -
+                             metric(m0, "tsdb_requests_limited_total", limit="decoded_size"), 1)
+            self.assertEqual(metric(m1, "tsdb_requests_limited_total", limit="body_size") -
+                             metric(m0, "tsdb_requests_limited_total", limit="body_size"), 0, path)
+
     def test_19_import_jsonl(self):
         T = self.T
         lines = (b'{"metric":{"__name__":"it_json","a":"1"},"values":[1.5,-2,1e-300],"timestamps":[%d,%d,%d]}\n'
@@ -701,12 +719,14 @@ class IngestTest(unittest.TestCase):
         self.assertEqual([x[0] for x in resps], [204])
 
     def test_23_body_limit(self):
+        m0 = self.metrics()
         # announced over --max-body-bytes: refused before any body byte is read
         t0 = time.monotonic()
         resps, _ = self._raw(b"POST /write?db=big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 << 20),
                              timeout=3.0)
         self.assertEqual([x[0] for x in resps], [413])
         self.assertLess(time.monotonic() - t0, 2.9)
+        self.assertEqual(resps[0][1].get("connection"), "close")
         # chunked: cumulative size over the limit
         piece = b"it_big v=1\n" * 6000
         chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
@@ -724,6 +744,8 @@ class IngestTest(unittest.TestCase):
         # exactly at the limit passes the HTTP layer (and fails later as bad snappy)
         r = self.srv.post("/api/v1/write", b"\xff" * (1 << 20), rw1_headers())
         self.assertEqual(r.status, 400, r)
+        m1 = self.metrics()
+        self.assertGreaterEqual(metric(m1, "tsdb_http_bad_requests_total") - metric(m0, "tsdb_http_bad_requests_total"), 2)
 
     def test_24_slowloris(self):
         m0 = self.metrics()
@@ -766,7 +788,7 @@ class IngestTest(unittest.TestCase):
         self.assertLess(closed_at, 5.0)
         self.assertTrue(got.startswith(b"HTTP/1.1 408"), got[:100])
         self.assertTrue(all(st == 204 for st, _ in served))
-        self.assertLess(max(d for _, d in served), 1.0)
+        self.assertLess(max(d for _, d in served), 2.0)
         m1 = self.metrics()
         self.assertEqual(metric(m1, "tsdb_http_timeouts_total", phase="header") -
                          metric(m0, "tsdb_http_timeouts_total", phase="header"), 1)
