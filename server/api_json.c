@@ -21,27 +21,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "query/promql.h"
 #include "server/fmtnum.h"
 #include "server/jsonl.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/labels.h"
-
-/* The parser's tree names its matcher `struct ts_matcher` with its own copy of the
- * match-type enum, clashing with the engine's (tsdb.h); rename them for this file. */
-#define ts_matcher ts_ast_matcher
-#define ts_match_type ts__ast_match_type
-#define TS_MATCH_EQ TS__AST_MATCH_EQ
-#define TS_MATCH_NEQ TS__AST_MATCH_NEQ
-#define TS_MATCH_RE TS__AST_MATCH_RE
-#define TS_MATCH_NRE TS__AST_MATCH_NRE
-#include "query/promql.h"
-#undef ts_matcher
-#undef ts_match_type
-#undef TS_MATCH_EQ
-#undef TS_MATCH_NEQ
-#undef TS_MATCH_RE
-#undef TS_MATCH_NRE
 
 /* ---- envelope ---- */
 

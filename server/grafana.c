@@ -29,26 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/promql.h"
 #include "server/api_json.h"
 #include "server/app.h"
 #include "server/fmtnum.h"
 #include "storage/err.h"
 #include "storage/mem.h"
-
-/* See api_json.c: the parser's matcher names clash with the engine's. */
-#define ts_matcher ts_ast_matcher
-#define ts_match_type ts__ast_match_type
-#define TS_MATCH_EQ TS__AST_MATCH_EQ
-#define TS_MATCH_NEQ TS__AST_MATCH_NEQ
-#define TS_MATCH_RE TS__AST_MATCH_RE
-#define TS_MATCH_NRE TS__AST_MATCH_NRE
-#include "query/promql.h"
-#undef ts_matcher
-#undef ts_match_type
-#undef TS_MATCH_EQ
-#undef TS_MATCH_NEQ
-#undef TS_MATCH_RE
-#undef TS_MATCH_NRE
 
 #define MAX_POINTS 11000
 #define MAX_FILTERS 64
@@ -309,7 +295,9 @@ out:
 
 /* ---- ad-hoc filters ---- */
 
-enum fop { F_EQ = 0, F_NEQ, F_RE, F_NRE, F_LT, F_GT };
+/* The first four are the engine's enum ts_match_type values, in its order. */
+enum fop { F_EQ = TS_MATCH_EQ, F_NEQ = TS_MATCH_NEQ, F_RE = TS_MATCH_RE, F_NRE = TS_MATCH_NRE,
+	   F_LT, F_GT };
 
 struct filter {
 	enum fop op;
@@ -403,7 +391,7 @@ static int inject(struct ts_ast *n, const struct filter *f, size_t nf)
 				continue;
 			struct ts_ast_matcher *x = &m[n->vs.n_matchers];
 			memset(x, 0, sizeof *x);
-			x->type = (__typeof__(x->type))f[i].op;
+			x->type = (int)f[i].op; /* enum fop starts with the matcher types */
 			x->name = ts_strndup(f[i].key, strlen(f[i].key));
 			x->value = ts_strndup(f[i].value, f[i].value_len);
 			x->value_len = f[i].value_len;
