@@ -108,6 +108,13 @@ class IngestTest(unittest.TestCase):
         m1 = self.metrics()
         self.assertEqual(ingested(m1, "remote_write") - ingested(m0, "remote_write"), 2 * (len(special) + 2))
         self.assertEqual(metric(m1, "tsdb_series_created_total") - metric(m0, "tsdb_series_created_total"), 4)
+        # metadata alone (no series) is accepted and counted
+        r = self.srv.post("/api/v1/write", sz(encode_rw1([], metadata=[(1, "it_rw1_basic", "Basic.", ""),
+                                                                      (2, "it_temp", "Temperature.", "celsius")])),
+                          rw1_headers())
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(metric(self.metrics(), "tsdb_metadata_received_total") -
+                         metric(m1, "tsdb_metadata_received_total"), 2)
         # an empty request is a valid empty request
         self.assertEqual(self.srv.post("/api/v1/write", sz(b""), rw1_headers()).status, 204)
 
@@ -818,7 +825,9 @@ class IngestTest(unittest.TestCase):
         if peers.export_available(srv):
             want = {}
             for lab, smp in expected:
-                want.setdefault(tuple(lab), {}).update({t: v for t, v in smp})
+                # export leaves stale markers out (their NaN payload has no text form)
+                want.setdefault(tuple(lab), {}).update({t: v for t, v in smp if v != ("bits", peers.STALE_BITS)})
+            want = {k: v for k, v in want.items() if v}
             got = peers.export(srv, '{__name__=~"it_.+"}', start=0)
             for lab, pts in want.items():
                 self.assertIn(lab, got, lab)
