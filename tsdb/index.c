@@ -120,7 +120,7 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 	} else if (rc != TS_ENOTFOUND) {
 		goto out;
 	}
-	uint64_t pms;
+	uint64_t pms = 0;
 	rc = meta_u64(r, db, "partition_ms", &pms);
 	if (rc == 0) {
 		if ((int64_t)pms != db->o.partition_ms)
