@@ -14,7 +14,7 @@
  *   | 8   | 8    | min_t ms, int64 LE                            |
  *   | 16  | 8    | max_t ms, int64 LE                            |
  *   | 24  | 4    | payload length, uint32 LE                     |
- *   | 28  | 4    | CRC32C of the payload                         |
+ *   | 28  | 4    | CRC32C of the payload, uint32 LE              |
  *   | 32  | n    | payload (the XOR chunk bytes, byte for byte)  |
  * Constants here are never renumbered; a new layout is a new version.
  */

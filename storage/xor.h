@@ -27,12 +27,15 @@
 /* Encoder state. The byte buffer is owned by the encoder (grown with ts_realloc).
  * Sizes are kept small because one encoder lives in every active series' head. */
 struct ts_xor_enc {
-	uint8_t *buf;       /* owned; buf[0..ts_xor_enc_bytes()) is a valid chunk */
+	uint8_t *buf;       /* owned; NULL until the first successful append, from then on
+			     * buf[0..ts_xor_enc_bytes()) is a valid chunk */
 	uint32_t cap;       /* bytes allocated */
 	uint32_t nbits;     /* bits written, header included */
 	uint16_t n;         /* samples appended */
 	uint8_t leading;    /* current XOR window; leading == 0xff means "no window yet" */
 	uint8_t trailing;
+	uint8_t tail_pad;   /* 1 when the chunk ends in an empty byte, as Prometheus' bstream
+			     * leaves it after writing a whole byte that ends on a byte boundary */
 	int64_t t;          /* last timestamp */
 	int64_t t_delta;    /* last t delta */
 	uint64_t v;         /* last value bits */
@@ -45,10 +48,11 @@ void ts_xor_enc_fini(struct ts_xor_enc *e);
 /* Appends one sample. Timestamps must not decrease (caller's job; not checked here).
  * Returns 0, -ENOMEM (state unchanged), or TS_EFULL when n == TS_XOR_MAX_SAMPLES. */
 int ts_xor_append(struct ts_xor_enc *e, int64_t t_ms, uint64_t v_bits);
-/* Size in bytes of the chunk so far (whole bytes; the last one zero-padded). */
+/* Size in bytes of the chunk so far (whole bytes; the last one zero-padded). With n == 0
+ * it is 2 (the empty chunk is two zero bytes) although buf may still be NULL. */
 static inline size_t ts_xor_enc_bytes(const struct ts_xor_enc *e)
 {
-	return e->n ? (e->nbits + 7) / 8 : 2;
+	return e->n ? (e->nbits + 7) / 8 + e->tail_pad : 2;
 }
 /* Upper bound of bytes the next append may add; used to cut chunks before a hard cap. */
 #define TS_XOR_MAX_SAMPLE_BYTES 20
