@@ -570,13 +570,18 @@ def export(srv, matcher, start=None, end=None):
     for line in r.body.splitlines():
         if not line.strip():
             continue
-        o = json.loads(line)
+        o = json.loads(line, parse_int=_json_int)
         key = tuple(sorted(o["metric"].items()))
         vals = [export_value(v) for v in o["values"]]
         out.setdefault(key, []).extend(zip(o["timestamps"], vals))
     for k in out:
         out[k].sort(key=lambda x: x[0])
     return out
+
+
+def _json_int(s):
+    # "-0" is the value -0.0 (its sign bit matters); plain int() would drop it
+    return -0.0 if s == "-0" else int(s)
 
 
 def export_value(v):
