@@ -480,8 +480,8 @@ static int ref_cmp(const void *a, const void *b)
 }
 
 int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n,
-			int64_t mint, int64_t maxt, struct ts_api_union *u, char *msg,
-			size_t msg_len)
+			int64_t mint, int64_t maxt, bool need_chunks, struct ts_api_union *u,
+			char *msg, size_t msg_len)
 {
 	memset(u, 0, sizeof *u);
 	int rc = 0;
@@ -508,6 +508,23 @@ int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, siz
 			r->i = i;
 			rc = ts_series_set_labels(u->sets[k], i, &r->labels, &r->n_labels);
 		}
+	if (rc == 0 && need_chunks) {
+		size_t w = 0;
+		for (size_t i = 0; rc == 0 && i < u->n_refs; i++) {
+			struct ts_chunk_it *it;
+			struct ts_chunk_ref c;
+			rc = ts_chunk_it_new(u->refs[i].set, u->refs[i].i, &it);
+			if (rc == 0) {
+				rc = ts_chunk_it_next(it, &c);
+				ts_chunk_it_free(it);
+			}
+			if (rc == 1) {
+				u->refs[w++] = u->refs[i];
+				rc = 0;
+			}
+		}
+		u->n_refs = w;
+	}
 	/* One set is sorted and distinct already; several are merged. */
 	if (rc == 0 && u->n_sets > 1 && u->n_refs > 1) {
 		qsort(u->refs, u->n_refs, sizeof *u->refs, ref_cmp);

@@ -116,7 +116,9 @@ int ts_api_selectors(struct ts_net_response *resp, const struct ts_params *p,
 void ts_api_selectors_free(struct ts_api_selector *s, size_t n);
 
 /* The union of the series matching any of sel[0..n) in [mint, maxt], sorted by labels
- * and without duplicates: refs into the sets, which stay owned by *u.
+ * and without duplicates: refs into the sets, which stay owned by *u. With
+ * `need_chunks`, series without a chunk overlapping [mint, maxt] are left out (the
+ * engine's selection may return series that have no data in the range).
  * Free with ts_api_union_fini. Returns 0, TS_EINVALID (bad regex; msg set), -ENOMEM,
  * or an engine error. */
 struct ts_api_ref {
@@ -132,8 +134,8 @@ struct ts_api_union {
 	size_t n_refs;
 };
 int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n,
-			int64_t mint, int64_t maxt, struct ts_api_union *u, char *msg,
-			size_t msg_len);
+			int64_t mint, int64_t maxt, bool need_chunks, struct ts_api_union *u,
+			char *msg, size_t msg_len);
 void ts_api_union_fini(struct ts_api_union *u);
 
 /* ---- the evaluator ---- */

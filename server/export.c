@@ -115,7 +115,8 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 		ts_api_error(resp, TS_API_BAD_DATA, "end timestamp must not be before start time");
 		goto out;
 	}
-	int rc = ts_api_union_select(app->db, sel, n_sel, start, end, &u, msg, sizeof msg);
+	int rc = ts_api_union_select(app->db, sel, n_sel, start, end, false, &u, msg,
+				     sizeof msg);
 	if (rc) {
 		if (rc == TS_EINVALID)
 			ts_api_error(resp, TS_API_BAD_DATA, "%s", msg[0] ? msg : "invalid matcher");

@@ -221,6 +221,7 @@ static int flush_group(struct streamer *s)
 				break;
 			}
 			s->smp[n++] = (struct xs){it.t, it.v, (uint32_t)g};
+			rc = 0;
 		}
 	}
 	s->n_grp = 0;
