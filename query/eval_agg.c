@@ -1,0 +1,479 @@
+/*
+ * eval_agg.c - aggregation operators, step by step as Prometheus 2.42's
+ * aggregation(): groups in order of first appearance; sum; avg with the
+ * incremental mean (and its infinity guards); min/max replacing NaN; count; group;
+ * stddev/stdvar with Welford's update; topk/bottomk with Go's container/heap moves
+ * (so ties pick the same elements) and the original labels kept; quantile with
+ * Prometheus' phi rules; count_values with the value formatted as Go's
+ * FormatFloat(v, 'f', -1, 64).
+ *
+ * Grouping: `by` keeps the listed labels (__name__ too if listed); `without` drops
+ * the listed labels and __name__.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/qvalue.h"
+#include "storage/mem.h"
+
+struct group {
+	const struct ts_label *lab;
+	uint32_t n_lab;
+	double value, mean;
+	double count;
+	struct qsample *heap; /* topk/bottomk/quantile */
+	size_t n_heap, cap_heap;
+};
+
+struct agg {
+	const struct ts_ast *n;
+	enum ts_aggop op;
+	bool without;
+	char **grouping; /* sorted; count_values adds its label for `by` */
+	size_t n_grouping;
+	const char *value_label; /* count_values */
+	struct qmap map;
+	struct group *g;
+	size_t n_g, cap_g;
+	struct qlb lb;
+};
+
+/* Go's heap.Interface Less for vectorByValueHeap (rev: vectorByReverseValueHeap). */
+static bool hless(const struct qsample *h, size_t i, size_t j, bool rev)
+{
+	if (isnan(h[i].v))
+		return true;
+	return rev ? h[i].v > h[j].v : h[i].v < h[j].v;
+}
+
+static void hswap(struct qsample *h, size_t i, size_t j)
+{
+	struct qsample t = h[i];
+	h[i] = h[j];
+	h[j] = t;
+}
+
+static void hup(struct qsample *h, size_t j, bool rev)
+{
+	for (;;) {
+		size_t i = j ? (j - 1) / 2 : 0;
+		if (i == j || !hless(h, j, i, rev))
+			break;
+		hswap(h, i, j);
+		j = i;
+	}
+}
+
+static void hdown(struct qsample *h, size_t i0, size_t n, bool rev)
+{
+	size_t i = i0;
+	for (;;) {
+		size_t j1 = 2 * i + 1;
+		if (j1 >= n)
+			break;
+		size_t j = j1;
+		if (j1 + 1 < n && hless(h, j1 + 1, j1, rev))
+			j = j1 + 1;
+		if (!hless(h, j, i, rev))
+			break;
+		hswap(h, i, j);
+		i = j;
+	}
+}
+
+static int hpush_raw(struct qctx *c, struct group *g, const struct qsample *s)
+{
+	if (g->n_heap == g->cap_heap) {
+		size_t cap = g->cap_heap ? g->cap_heap * 2 : 4;
+		struct qsample *p = ts_realloc(g->heap, cap * sizeof *p);
+		if (!p)
+			return ts__q_nomem(c);
+		g->heap = p;
+		g->cap_heap = cap;
+	}
+	g->heap[g->n_heap++] = *s;
+	return 0;
+}
+
+/* sort.Sort(sort.Reverse(heap)): Less(i, j) of the reversed heap is hless(j, i). */
+static bool rless(const struct qsample *a, const struct qsample *b, bool rev)
+{
+	if (isnan(b->v))
+		return true;
+	return rev ? b->v > a->v : b->v < a->v;
+}
+
+int ts__q_sort_rev_heap(struct qctx *c, struct qsample *s, size_t n, bool rev)
+{
+	if (n <= 12) {
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i; j > 0 && rless(&s[j], &s[j - 1], rev); j--)
+				hswap(s, j, j - 1);
+		return 0;
+	}
+	/* Bottom-up stable merge sort. */
+	struct qsample *tmp = ts_malloc(n * sizeof *tmp);
+	if (!tmp)
+		return ts__q_nomem(c);
+	for (size_t w = 1; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				tmp[k++] = rless(&s[j], &s[i], rev) ? s[j++] : s[i++];
+			while (i < mid)
+				tmp[k++] = s[i++];
+			while (j < hi)
+				tmp[k++] = s[j++];
+		}
+		memcpy(s, tmp, n * sizeof *s);
+	}
+	ts_free(tmp);
+	return 0;
+}
+
+static int cmp_double_nan_first(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	if (isnan(x))
+		return isnan(y) ? 0 : -1;
+	if (isnan(y))
+		return 1;
+	return x < y ? -1 : x > y;
+}
+
+double ts__q_quantile(double q, double *v, size_t n)
+{
+	if (n == 0 || isnan(q))
+		return NAN;
+	if (q < 0)
+		return -INFINITY;
+	if (q > 1)
+		return INFINITY;
+	qsort(v, n, sizeof *v, cmp_double_nan_first);
+	double fn = (double)n;
+	double rank = q * (fn - 1);
+	double lower = fmax(0, floor(rank));
+	double upper = fmin(fn - 1, lower + 1);
+	double weight = rank - floor(rank);
+	return v[(size_t)lower] * (1 - weight) + v[(size_t)upper] * weight;
+}
+
+/* Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that round-trip,
+ * written without an exponent. */
+size_t ts__q_fmt_float(double v, char *buf, size_t cap)
+{
+	if (isnan(v))
+		return (size_t)snprintf(buf, cap, "NaN");
+	if (isinf(v))
+		return (size_t)snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
+	if (v == 0)
+		return (size_t)snprintf(buf, cap, signbit(v) ? "-0" : "0");
+	char e[40];
+	int prec;
+	for (prec = 1; prec <= 17; prec++) {
+		snprintf(e, sizeof e, "%.*e", prec - 1, v);
+		if (strtod(e, NULL) == v)
+			break;
+	}
+	/* e is [-]d[.ddd]e[+-]xx: collect digits and the exponent. */
+	char digits[24];
+	size_t nd = 0;
+	const char *p = e;
+	bool neg = *p == '-';
+	if (neg)
+		p++;
+	for (; *p && *p != 'e'; p++)
+		if (*p >= '0' && *p <= '9')
+			digits[nd++] = *p;
+	int exp10 = atoi(p + 1);
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	size_t w = 0;
+#define PUT(ch)                  \
+	do {                     \
+		if (w + 1 < cap) \
+			buf[w] = (ch); \
+		w++;             \
+	} while (0)
+	if (neg)
+		PUT('-');
+	int point = exp10 + 1; /* digits before the decimal point */
+	if (point <= 0) {
+		PUT('0');
+		PUT('.');
+		for (int i = 0; i < -point; i++)
+			PUT('0');
+		for (size_t i = 0; i < nd; i++)
+			PUT(digits[i]);
+	} else {
+		for (int i = 0; i < point; i++)
+			PUT((size_t)i < nd ? digits[i] : '0');
+		if ((size_t)point < nd) {
+			PUT('.');
+			for (size_t i = (size_t)point; i < nd; i++)
+				PUT(digits[i]);
+		}
+	}
+#undef PUT
+	buf[w < cap ? w : cap - 1] = 0;
+	return w;
+}
+
+static int group_labels(struct qctx *c, struct agg *a, const struct ts_label *l, uint32_t n,
+			const struct ts_label **out, uint32_t *n_out)
+{
+	int rc;
+	if (!a->without && a->n_grouping == 0) {
+		*out = NULL;
+		*n_out = 0;
+		return 0;
+	}
+	if ((rc = ts__qlb_reset(c, &a->lb, l, n)))
+		return rc;
+	if (a->without) {
+		for (size_t i = 0; i < a->n_grouping; i++)
+			ts__qlb_del(&a->lb, a->grouping[i], strlen(a->grouping[i]));
+		ts__qlb_del(&a->lb, "__name__", 8);
+	} else {
+		ts__qlb_keep(&a->lb, a->grouping, a->n_grouping);
+	}
+	return ts__qlb_finish(c, &a->lb, out, n_out);
+}
+
+static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+{
+	struct agg *a = arg;
+	struct qctx *c = ev->c;
+	struct qvector *vec = &in[1];
+	int rc;
+	int64_t k = 0;
+	double q = 0;
+	if (a->op == TS_AGG_TOPK || a->op == TS_AGG_BOTTOMK) {
+		double f = in[0].n ? in[0].s[0].v : NAN;
+		if (!(f <= 9223372036854775807.0 && f >= -9223372036854775808.0)) {
+			char fb[64];
+			if (isnan(f))
+				snprintf(fb, sizeof fb, "NaN");
+			else
+				snprintf(fb, sizeof fb, "%s", f > 0 ? "+Inf" : "-Inf");
+			if (!isnan(f) && !isinf(f))
+				snprintf(fb, sizeof fb, "%g", f);
+			return TS__Q_EXEC(c, "Scalar value %s overflows int64", fb);
+		}
+		k = f >= 9223372036854775807.0 ? INT64_MAX : (int64_t)f;
+		if (k < 1)
+			return 0;
+	}
+	if (a->op == TS_AGG_QUANTILE)
+		q = in[0].n ? in[0].s[0].v : NAN;
+	ts__qmap_clear(&a->map);
+	for (size_t i = 0; i < a->n_g; i++)
+		ts_free(a->g[i].heap);
+	a->n_g = 0;
+	for (size_t i = 0; i < vec->n; i++) {
+		struct qsample s = vec->s[i];
+		const struct ts_label *metric = s.lab;
+		uint32_t n_metric = s.n_lab;
+		if (a->op == TS_AGG_COUNT_VALUES) {
+			char vb[400];
+			size_t vl = ts__q_fmt_float(s.v, vb, sizeof vb);
+			char *val = ts__qa_strndup(&c->scratch, vb, vl);
+			if (!val)
+				return ts__q_nomem(c);
+			if ((rc = ts__qlb_reset(c, &a->lb, metric, n_metric)) ||
+			    (rc = ts__qlb_set(c, &a->lb, a->value_label, strlen(a->value_label), val, vl)) ||
+			    (rc = ts__qlb_finish(c, &a->lb, &metric, &n_metric)))
+				return rc;
+		}
+		int64_t kl = a->without ? ts__ql_key(c, metric, n_metric, 2, a->grouping, a->n_grouping)
+			   : a->n_grouping ? ts__ql_key(c, metric, n_metric, 1, a->grouping, a->n_grouping)
+					   : 0;
+		if (kl < 0)
+			return (int)kl;
+		size_t gi = ts__qmap_find(&a->map, c->kbuf, (size_t)kl);
+		if (gi == TS__QMAP_NONE) {
+			char *key = ts__qa_strndup(&c->scratch, c->kbuf, (size_t)kl);
+			if (!key)
+				return ts__q_nomem(c);
+			if (a->n_g == a->cap_g) {
+				size_t cap = a->cap_g ? a->cap_g * 2 : 16;
+				struct group *p = ts_realloc(a->g, cap * sizeof *p);
+				if (!p)
+					return ts__q_nomem(c);
+				a->g = p;
+				a->cap_g = cap;
+			}
+			struct group *g = &a->g[a->n_g];
+			memset(g, 0, sizeof *g);
+			if ((rc = group_labels(c, a, metric, n_metric, &g->lab, &g->n_lab)))
+				return rc;
+			a->n_g++;
+			if (ts__qmap_put(&a->map, key, (size_t)kl, a->n_g - 1))
+				return ts__q_nomem(c);
+			g->value = s.v;
+			g->mean = s.v;
+			g->count = 1;
+			switch (a->op) {
+			case TS_AGG_STDVAR:
+			case TS_AGG_STDDEV: g->value = 0; break;
+			case TS_AGG_GROUP: g->value = 1; break;
+			case TS_AGG_TOPK:
+			case TS_AGG_BOTTOMK:
+			case TS_AGG_QUANTILE:
+				s.lab = vec->s[i].lab;
+				s.n_lab = vec->s[i].n_lab;
+				if ((rc = hpush_raw(c, g, &s)))
+					return rc;
+				break;
+			default: break;
+			}
+			continue;
+		}
+		struct group *g = &a->g[gi];
+		switch (a->op) {
+		case TS_AGG_SUM: g->value += s.v; break;
+		case TS_AGG_AVG:
+			g->count++;
+			if (isinf(g->mean)) {
+				if (isinf(s.v) && (g->mean > 0) == (s.v > 0))
+					break;
+				if (!isinf(s.v) && !isnan(s.v))
+					break;
+			}
+			g->mean += s.v / g->count - g->mean / g->count;
+			break;
+		case TS_AGG_GROUP: break;
+		case TS_AGG_MAX:
+			if (g->value < s.v || isnan(g->value))
+				g->value = s.v;
+			break;
+		case TS_AGG_MIN:
+			if (g->value > s.v || isnan(g->value))
+				g->value = s.v;
+			break;
+		case TS_AGG_COUNT:
+		case TS_AGG_COUNT_VALUES: g->count++; break;
+		case TS_AGG_STDVAR:
+		case TS_AGG_STDDEV: {
+			g->count++;
+			double delta = s.v - g->mean;
+			g->mean += delta / g->count;
+			g->value += delta * (s.v - g->mean);
+			break;
+		}
+		case TS_AGG_TOPK:
+		case TS_AGG_BOTTOMK: {
+			bool rev = a->op == TS_AGG_BOTTOMK;
+			bool better = rev ? g->heap[0].v > s.v : g->heap[0].v < s.v;
+			if ((int64_t)g->n_heap < k || better || isnan(g->heap[0].v)) {
+				if ((int64_t)g->n_heap == k) {
+					if (k == 1) {
+						g->heap[0] = s;
+						break;
+					}
+					/* heap.Pop: swap the top to the end, fix, drop it. */
+					hswap(g->heap, 0, g->n_heap - 1);
+					hdown(g->heap, 0, g->n_heap - 1, rev);
+					g->n_heap--;
+				}
+				if ((rc = hpush_raw(c, g, &s)))
+					return rc;
+				hup(g->heap, g->n_heap - 1, rev);
+			}
+			break;
+		}
+		case TS_AGG_QUANTILE:
+			if ((rc = hpush_raw(c, g, &s)))
+				return rc;
+			break;
+		}
+	}
+	for (size_t i = 0; i < a->n_g; i++) {
+		struct group *g = &a->g[i];
+		double v = g->value;
+		switch (a->op) {
+		case TS_AGG_AVG: v = g->mean; break;
+		case TS_AGG_COUNT:
+		case TS_AGG_COUNT_VALUES: v = g->count; break;
+		case TS_AGG_STDVAR: v = g->value / g->count; break;
+		case TS_AGG_STDDEV: v = sqrt(g->value / g->count); break;
+		case TS_AGG_TOPK:
+		case TS_AGG_BOTTOMK:
+			if (g->n_heap > 1 &&
+			    (rc = ts__q_sort_rev_heap(c, g->heap, g->n_heap, a->op == TS_AGG_BOTTOMK)))
+				return rc;
+			for (size_t j = 0; j < g->n_heap; j++)
+				if ((rc = ts__qv_push(c, out, g->heap[j].lab, g->heap[j].n_lab, ts, g->heap[j].v)))
+					return rc;
+			continue;
+		case TS_AGG_QUANTILE: {
+			double *vals = ts__qa_alloc(&c->scratch, g->n_heap * sizeof *vals);
+			if (!vals)
+				return ts__q_nomem(c);
+			for (size_t j = 0; j < g->n_heap; j++)
+				vals[j] = g->heap[j].v;
+			v = ts__q_quantile(q, vals, g->n_heap);
+			break;
+		}
+		default: break;
+		}
+		if ((rc = ts__qv_push(c, out, g->lab, g->n_lab, ts, v)))
+			return rc;
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *out)
+{
+	struct qctx *c = ev->c;
+	struct agg a = {.n = n, .op = n->aggregate.op, .without = n->aggregate.without};
+	struct qvalue p = {0}, e = {0};
+	int rc = 0;
+	size_t ng = n->aggregate.grouping.n;
+	a.grouping = ts__qa_alloc(&c->perm, (ng + 1) * sizeof(char *));
+	if (!a.grouping)
+		return ts__q_nomem(c);
+	for (size_t i = 0; i < ng; i++)
+		a.grouping[i] = n->aggregate.grouping.names[i];
+	a.n_grouping = ng;
+	if (a.op == TS_AGG_COUNT_VALUES) {
+		const struct ts_ast *pa = n->aggregate.param;
+		while (pa->kind == TS_AST_PAREN)
+			pa = pa->paren.expr;
+		if (pa->kind != TS_AST_STRING)
+			return TS__Q_EXEC(c, "count_values: unsupported parameter expression");
+		if (!ts__ql_valid_name(pa->string.value, pa->string.len) ||
+		    strlen(pa->string.value) != pa->string.len)
+			return TS__Q_EXEC(c, "invalid label name \"%s\"", pa->string.value);
+		a.value_label = pa->string.value;
+		if (!a.without)
+			a.grouping[a.n_grouping++] = (char *)a.value_label;
+	} else if (n->aggregate.param) {
+		if ((rc = ts__q_eval(ev, n->aggregate.param, &p)))
+			goto out;
+	}
+	if (a.n_grouping > 1)
+		qsort(a.grouping, a.n_grouping, sizeof *a.grouping, cmp_str);
+	if ((rc = ts__q_eval(ev, n->aggregate.expr, &e)))
+		goto out;
+	struct qvalue *in[2] = {n->aggregate.param && a.op != TS_AGG_COUNT_VALUES ? &p : NULL, &e};
+	rc = ts__q_range_eval(ev, in, 2, step_agg, &a, out);
+out:
+	ts__q_value_fini(c, &p);
+	ts__q_value_fini(c, &e);
+	for (size_t i = 0; i < a.n_g; i++)
+		ts_free(a.g[i].heap);
+	ts_free(a.g);
+	ts__qmap_fini(&a.map);
+	ts__qlb_fini(&a.lb);
+	return rc;
+}

@@ -1,0 +1,365 @@
+/*
+ * eval_binop.c - binary operators as Prometheus 2.42 evaluates them: scalar/scalar,
+ * vector/scalar (comparisons filter unless `bool`; the vector's value is kept when
+ * the scalar is on the left), vector/vector with one-to-one, many-to-one and
+ * one-to-many matching (signatures over on/ignoring labels; ignoring always ignores
+ * __name__), and the set operators and/or/unless.
+ *
+ * The metric name is dropped by + - * / % ^ and by any `bool` comparison, never by
+ * atan2 or a filtering comparison. Matching errors use Prometheus' messages.
+ * Per-step maps live in the scratch arena, which the step driver resets.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query/qvalue.h"
+#include "storage/mem.h"
+
+struct binop {
+	const struct ts_ast *n;
+	const struct ts_vector_matching *vm;
+	enum ts_binop op;
+	bool ret_bool;
+	bool swap; /* vector/scalar: the scalar is on the left */
+	struct qmap m1, m2;
+	struct qlb lb;
+};
+
+static bool drops_name(enum ts_binop op)
+{
+	return op == TS_OP_ADD || op == TS_OP_SUB || op == TS_OP_MUL || op == TS_OP_DIV ||
+	       op == TS_OP_POW || op == TS_OP_MOD;
+}
+
+/* vectorElemBinop: the value and whether a comparison keeps the element. */
+static double elem(enum ts_binop op, double l, double r, bool *keep)
+{
+	*keep = true;
+	switch (op) {
+	case TS_OP_ADD: return l + r;
+	case TS_OP_SUB: return l - r;
+	case TS_OP_MUL: return l * r;
+	case TS_OP_DIV: return l / r;
+	case TS_OP_POW: return pow(l, r);
+	case TS_OP_MOD: return fmod(l, r);
+	case TS_OP_ATAN2: return atan2(l, r);
+	case TS_OP_EQLC: *keep = l == r; return l;
+	case TS_OP_NEQ: *keep = l != r; return l;
+	case TS_OP_GTR: *keep = l > r; return l;
+	case TS_OP_LSS: *keep = l < r; return l;
+	case TS_OP_GTE: *keep = l >= r; return l;
+	case TS_OP_LTE: *keep = l <= r; return l;
+	default: return NAN;
+	}
+}
+
+/* Signature of a sample's labels for matching, copied into scratch. */
+static int sig(struct qctx *c, const struct binop *b, const struct qsample *s, const char **k,
+	       size_t *len)
+{
+	int64_t n = ts__ql_key(c, s->lab, s->n_lab, b->vm->on ? 1 : 2, b->vm->labels.names,
+			       b->vm->labels.n);
+	if (n < 0)
+		return (int)n;
+	char *p = ts__qa_strndup(&c->scratch, c->kbuf, (size_t)n);
+	if (!p)
+		return ts__q_nomem(c);
+	*k = p;
+	*len = (size_t)n;
+	return 0;
+}
+
+static int put(struct qctx *c, struct qmap *m, const char *k, size_t len, size_t v)
+{
+	return ts__qmap_put(m, k, len, v) ? ts__q_nomem(c) : 0;
+}
+
+/* resultMetric(): the labels of a vector/vector result element. */
+static int result_metric(struct qctx *c, struct binop *b, const struct qsample *l,
+			 const struct qsample *r, const struct ts_label **out, uint32_t *n_out)
+{
+	int rc = ts__qlb_reset(c, &b->lb, l->lab, l->n_lab);
+	if (rc)
+		return rc;
+	if (drops_name(b->op))
+		ts__qlb_del(&b->lb, "__name__", 8);
+	if (b->vm->card == TS_CARD_ONE_TO_ONE) {
+		if (b->vm->on) {
+			ts__qlb_keep(&b->lb, b->vm->labels.names, b->vm->labels.n);
+		} else {
+			for (size_t i = 0; i < b->vm->labels.n; i++)
+				ts__qlb_del(&b->lb, b->vm->labels.names[i], strlen(b->vm->labels.names[i]));
+		}
+	}
+	for (size_t i = 0; i < b->vm->include.n; i++) {
+		const char *name = b->vm->include.names[i];
+		uint32_t vlen;
+		const char *v = ts__ql_get(r->lab, r->n_lab, name, &vlen);
+		if ((rc = ts__qlb_set(c, &b->lb, name, strlen(name), v, v ? vlen : 0)))
+			return rc;
+	}
+	if ((rc = ts__qlb_finish(c, &b->lb, out, n_out)))
+		return rc;
+	if (b->ret_bool)
+		rc = ts__ql_drop_name(c, *out, *n_out, out, n_out);
+	return rc;
+}
+
+/* Labels kept for the duplicate-series message (Labels.MatchLabels). */
+static void match_labels_str(const struct binop *b, const struct qsample *s, char *buf, size_t cap)
+{
+	struct ts_label tmp[64];
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->n_lab && n < 64; i++) {
+		bool listed = false;
+		for (size_t k = 0; k < b->vm->labels.n && !listed; k++)
+			listed = strlen(b->vm->labels.names[k]) == s->lab[i].name_len &&
+				 memcmp(b->vm->labels.names[k], s->lab[i].name, s->lab[i].name_len) == 0;
+		bool is_name = s->lab[i].name_len == 8 && memcmp(s->lab[i].name, "__name__", 8) == 0;
+		if (b->vm->on == listed && (b->vm->on || !is_name))
+			tmp[n++] = s->lab[i];
+	}
+	ts__ql_str(tmp, n, buf, cap);
+}
+
+static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+{
+	(void)ts;
+	struct binop *b = arg;
+	struct qctx *c = ev->c;
+	struct qvector *lhs = &in[0], *rhs = &in[1];
+	int rc;
+	if (lhs->n == 0 || rhs->n == 0)
+		return 0;
+	bool one_to_many = b->vm->card == TS_CARD_ONE_TO_MANY;
+	if (one_to_many) {
+		struct qvector *t = lhs;
+		lhs = rhs;
+		rhs = t;
+	}
+	ts__qmap_clear(&b->m1);
+	ts__qmap_clear(&b->m2);
+	for (size_t i = 0; i < rhs->n; i++) {
+		const char *k;
+		size_t kl;
+		if ((rc = sig(c, b, &rhs->s[i], &k, &kl)))
+			return rc;
+		size_t d = ts__qmap_find(&b->m1, k, kl);
+		if (d != TS__QMAP_NONE) {
+			char ml[160], a[160], bb[160];
+			match_labels_str(b, &rhs->s[i], ml, sizeof ml);
+			ts__ql_str(rhs->s[i].lab, rhs->s[i].n_lab, a, sizeof a);
+			ts__ql_str(rhs->s[d].lab, rhs->s[d].n_lab, bb, sizeof bb);
+			return TS__Q_EXEC(c,
+					  "found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+					  ml, one_to_many ? "left" : "right", a, bb);
+		}
+		if ((rc = put(c, &b->m1, k, kl, i)))
+			return rc;
+	}
+	for (size_t i = 0; i < lhs->n; i++) {
+		const struct qsample *ls = &lhs->s[i];
+		const char *k;
+		size_t kl;
+		if ((rc = sig(c, b, ls, &k, &kl)))
+			return rc;
+		size_t ri = ts__qmap_find(&b->m1, k, kl);
+		if (ri == TS__QMAP_NONE)
+			continue;
+		const struct qsample *rs = &rhs->s[ri];
+		double vl = ls->v, vr = rs->v;
+		if (one_to_many) {
+			vl = rs->v;
+			vr = ls->v;
+		}
+		bool keep;
+		double value = elem(b->op, vl, vr, &keep);
+		if (b->ret_bool)
+			value = keep ? 1.0 : 0.0;
+		else if (!keep)
+			continue;
+		const struct ts_label *ml;
+		uint32_t nml;
+		if ((rc = result_metric(c, b, ls, rs, &ml, &nml)))
+			return rc;
+		if (b->vm->card == TS_CARD_ONE_TO_ONE) {
+			if (ts__qmap_find(&b->m2, k, kl) != TS__QMAP_NONE)
+				return TS__Q_EXEC(c, "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+			if ((rc = put(c, &b->m2, k, kl, 0)))
+				return rc;
+		} else {
+			/* The pair (signature, result labels) must be new. */
+			int64_t ml_len = ts__ql_key(c, ml, nml, 0, NULL, 0);
+			if (ml_len < 0)
+				return (int)ml_len;
+			char *pk = ts__qa_alloc(&c->scratch, kl + 1 + (size_t)ml_len);
+			if (!pk)
+				return ts__q_nomem(c);
+			memcpy(pk, k, kl);
+			pk[kl] = (char)0xfe;
+			memcpy(pk + kl + 1, c->kbuf, (size_t)ml_len);
+			size_t pl = kl + 1 + (size_t)ml_len;
+			if (ts__qmap_find(&b->m2, pk, pl) != TS__QMAP_NONE)
+				return TS__Q_EXEC(c, "multiple matches for labels: grouping labels must ensure unique matches");
+			if ((rc = put(c, &b->m2, pk, pl, 0)))
+				return rc;
+		}
+		if ((rc = ts__qv_push(c, out, ml, nml, ts, value)))
+			return rc;
+	}
+	return 0;
+}
+
+static int push_all(struct qctx *c, struct qvector *out, const struct qvector *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		int rc = ts__qv_push(c, out, v->s[i].lab, v->s[i].n_lab, v->s[i].t, v->s[i].v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+{
+	(void)ts;
+	struct binop *b = arg;
+	struct qctx *c = ev->c;
+	struct qvector *lhs = &in[0], *rhs = &in[1];
+	int rc;
+	switch (b->op) {
+	case TS_OP_AND:
+		if (lhs->n == 0 || rhs->n == 0)
+			return 0;
+		break;
+	case TS_OP_OR:
+		if (lhs->n == 0)
+			return push_all(c, out, rhs);
+		if (rhs->n == 0)
+			return push_all(c, out, lhs);
+		break;
+	default: /* unless */
+		if (lhs->n == 0 || rhs->n == 0)
+			return push_all(c, out, lhs);
+		break;
+	}
+	ts__qmap_clear(&b->m1);
+	/* `or` indexes the left side, and/unless the right. */
+	struct qvector *idx = b->op == TS_OP_OR ? lhs : rhs;
+	for (size_t i = 0; i < idx->n; i++) {
+		const char *k;
+		size_t kl;
+		if ((rc = sig(c, b, &idx->s[i], &k, &kl)))
+			return rc;
+		if (ts__qmap_find(&b->m1, k, kl) == TS__QMAP_NONE && (rc = put(c, &b->m1, k, kl, i)))
+			return rc;
+	}
+	if (b->op == TS_OP_OR) {
+		if ((rc = push_all(c, out, lhs)))
+			return rc;
+	}
+	struct qvector *scan = b->op == TS_OP_OR ? rhs : lhs;
+	for (size_t i = 0; i < scan->n; i++) {
+		const char *k;
+		size_t kl;
+		if ((rc = sig(c, b, &scan->s[i], &k, &kl)))
+			return rc;
+		bool found = ts__qmap_find(&b->m1, k, kl) != TS__QMAP_NONE;
+		bool want = b->op == TS_OP_AND ? found : !found;
+		if (want && (rc = ts__qv_push(c, out, scan->s[i].lab, scan->s[i].n_lab, ts, scan->s[i].v)))
+			return rc;
+	}
+	return 0;
+}
+
+static int step_vs(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+{
+	struct binop *b = arg;
+	struct qctx *c = ev->c;
+	struct qvector *vec = b->swap ? &in[1] : &in[0];
+	struct qvector *sc = b->swap ? &in[0] : &in[1];
+	if (sc->n == 0)
+		return 0;
+	double s = sc->s[0].v;
+	for (size_t i = 0; i < vec->n; i++) {
+		const struct qsample *e = &vec->s[i];
+		double lv = e->v, rv = s;
+		if (b->swap) {
+			lv = s;
+			rv = e->v;
+		}
+		bool keep;
+		double value = elem(b->op, lv, rv, &keep);
+		if (TS_OP_IS_COMPARISON(b->op) && b->swap)
+			value = rv;
+		if (b->ret_bool) {
+			value = keep ? 1.0 : 0.0;
+			keep = true;
+		}
+		if (!keep)
+			continue;
+		const struct ts_label *l = e->lab;
+		uint32_t nl = e->n_lab;
+		int rc;
+		if (drops_name(b->op) || b->ret_bool) {
+			if ((rc = ts__ql_drop_name(c, l, nl, &l, &nl)))
+				return rc;
+		}
+		if ((rc = ts__qv_push(c, out, l, nl, ts, value)))
+			return rc;
+	}
+	return 0;
+}
+
+static double scalar_op(enum ts_binop op, double l, double r)
+{
+	bool keep;
+	double v = elem(op, l, r, &keep);
+	if (TS_OP_IS_COMPARISON(op))
+		return keep ? 1.0 : 0.0;
+	return v;
+}
+
+int ts__q_eval_binary(struct qev *ev, const struct ts_ast *n, struct qvalue *out)
+{
+	struct qctx *c = ev->c;
+	struct qvalue l, r;
+	struct binop b = {.n = n, .vm = &n->binary.matching, .op = n->binary.op,
+			  .ret_bool = n->binary.return_bool};
+	int rc = ts__q_eval(ev, n->binary.lhs, &l);
+	if (rc) {
+		ts__q_value_fini(c, &l);
+		return rc;
+	}
+	if ((rc = ts__q_eval(ev, n->binary.rhs, &r)))
+		goto out;
+	enum ts_value_type lt = n->binary.lhs->type, rt = n->binary.rhs->type;
+	if (lt == TS_VT_SCALAR && rt == TS_VT_SCALAR) {
+		/* Both have a point at every step: combine in place. */
+		*out = l;
+		memset(&l, 0, sizeof l);
+		struct qseries *a = &out->m.s[0];
+		const struct qseries *z = &r.m.s[0];
+		for (size_t k = 0; k < a->n_pts && k < z->n_pts; k++)
+			a->pts[k].v = scalar_op(b.op, a->pts[k].v, z->pts[k].v);
+		goto out;
+	}
+	struct qvalue *in[2] = {&l, &r};
+	ts__qstep_fn fn;
+	if (lt == TS_VT_VECTOR && rt == TS_VT_VECTOR)
+		fn = TS_OP_IS_SET(b.op) ? step_set : step_vv;
+	else {
+		fn = step_vs;
+		b.swap = lt == TS_VT_SCALAR;
+	}
+	rc = ts__q_range_eval(ev, in, 2, fn, &b, out);
+out:
+	ts__q_value_fini(c, &l);
+	ts__q_value_fini(c, &r);
+	ts__qmap_fini(&b.m1);
+	ts__qmap_fini(&b.m2);
+	ts__qlb_fini(&b.lb);
+	return rc;
+}
