@@ -185,6 +185,34 @@ int ts__db_series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, s
 	return 0;
 }
 
+/* Finds the series for canonical packed labels, or NULL. */
+static struct ts_series *series_find(struct ts_db *db, const uint8_t *packed, size_t len)
+{
+	uint64_t hash = ts_labels_hash(packed, len);
+	struct ts_shard *sh = shard_of(db, hash);
+	pthread_mutex_lock(&sh->mu);
+	struct ts_series *s = shard_find(sh, hash, packed, len);
+	pthread_mutex_unlock(&sh->mu);
+	return s;
+}
+
+/* Labels as senders usually give them: names strictly ascending, no empty value. Packed
+ * as given they are the canonical form, if the series is valid at all. */
+static int canonical_shape(const struct ts_label *l, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (!l[i].value_len || !l[i].name_len)
+			return 0;
+		if (i) {
+			uint32_t a = l[i - 1].name_len, b = l[i].name_len;
+			int c = memcmp(l[i - 1].name, l[i].name, a < b ? a : b);
+			if (c > 0 || (c == 0 && a >= b))
+				return 0;
+		}
+	}
+	return 1;
+}
+
 /* Finds or creates the series for canonical packed labels. *created set when new. */
 static int series_get(struct ts_db *db, const uint8_t *packed, size_t len,
 		      struct ts_series **out, int *created)
@@ -356,36 +384,37 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 	return ts__head_check(db, s, t, v, now);
 }
 
-/* Applies a just-logged batch record to the heads (db->mu held). */
-static int apply_record(struct ts_db *db, const uint8_t *p, size_t len, uint64_t lsn,
-			struct ts_append_result *res)
+struct prep {
+	struct ts_series *s;
+	int created;
+	int kept; /* a sample of this entry is in the record */
+	int rc;
+};
+
+/* Applies a just-logged batch record to the heads (db->mu held). The record's series
+ * section lists, in order, exactly the entries of prep marked kept, so their series
+ * pointers are used rather than looking each id up again. */
+static int apply_record(struct ts_db *db, const uint8_t *p, const struct prep *prep, size_t n,
+			uint64_t lsn, struct ts_append_result *res)
 {
 	size_t off = 4;
 	uint32_t n_new = get32(p);
 	for (uint32_t i = 0; i < n_new; i++)
 		off += 12 + get32(p + off + 8);
-	uint32_t n_ser = get32(p + off);
-	off += 4;
-	for (uint32_t i = 0; i < n_ser; i++) {
-		struct ts_series *s = ts__db_series_by_id(db, get64(p + off));
-		uint32_t n = get32(p + off + 8);
+	off += 4; /* n_series */
+	for (size_t i = 0; i < n; i++) {
+		if (!prep[i].kept)
+			continue;
+		uint32_t k = get32(p + off + 8);
 		off += 12;
-		int added = ts__head_apply(db, s, p + off, n, lsn);
+		int added = ts__head_apply(db, prep[i].s, p + off, k, lsn);
 		if (added < 0)
 			return added;
 		res->n_appended += (uint64_t)added;
-		off += (size_t)n * 16;
+		off += (size_t)k * 16;
 	}
-	(void)len;
 	return 0;
 }
-
-struct prep {
-	struct ts_series *s;
-	int created;
-	int kept;  /* a sample of this entry is in the record */
-	int rc;
-};
 
 int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		 struct ts_append_result *res, int *series_rc)
@@ -414,6 +443,25 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		char err[200];
 		uint32_t m;
+		/* Fast path for series we already have: a byte-equal match with a stored
+		 * canonical label set proves these labels valid, so validation (UTF-8, names,
+		 * limits) is paid only when a series is new. */
+		if (in[i].n_labels <= db->lim.max_labels && canonical_shape(in[i].labels, in[i].n_labels)) {
+			size_t len = ts_labels_packed_len(in[i].labels, in[i].n_labels);
+			if (len > pk_cap) {
+				uint8_t *x = ts_realloc(pk, len);
+				if (!x) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				pk = x;
+				pk_cap = len;
+			}
+			ts_labels_pack(in[i].labels, in[i].n_labels, pk);
+			prep[i].s = series_find(db, pk, len);
+			if (prep[i].s)
+				continue;
+		}
 		int r = in[i].n_labels > db->lim.max_labels
 				? TS_ELIMIT
 				: ts_labels_canon(in[i].labels, in[i].n_labels, &db->lim, canon, &m,
@@ -571,7 +619,7 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			goto out;
 		}
 		wrote = 1;
-		rc = apply_record(db, r, off, lsn, res);
+		rc = apply_record(db, r, prep, n, lsn, res);
 		if (rc) {
 			rc = db->wal_err = TS_EIO;
 			ts_log(TS_LOG_ERROR, "applying a logged batch failed (%s): refusing writes "
