@@ -107,7 +107,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		goto out;
 	}
 	answer_result(resp, r, limit);
-	ts_api_qresult_free(r);
+	ts_qresult_free(r);
 out:
 	ts_params_fini(&p);
 }
@@ -143,8 +143,7 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 		goto out;
 	}
 	/* Prometheus: end.Sub(start)/step > 11000, in integer durations. */
-	if ((uint64_t)end - (uint64_t)start > 0 &&
-	    ((uint64_t)end - (uint64_t)start) / (uint64_t)step > MAX_POINTS) {
+	if (((uint64_t)end - (uint64_t)start) / (uint64_t)step > MAX_POINTS) {
 		ts_api_error(resp, TS_API_BAD_DATA, "exceeded maximum resolution of 11,000 points per "
 			     "timeseries. Try decreasing the query resolution (?step=XX)");
 		goto out;
@@ -152,7 +151,8 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	if (ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
 	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
 		goto out;
-	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0};
+	/* Prometheus allows 11,000 intervals, that is 11,001 points. */
+	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0, .max_points = MAX_POINTS + 1};
 	struct ts_qresult *r;
 	struct ts_qerr err;
 	int rc = ts_api_eval_range(app->db, q, q_len, start, end, step, &o, &r, &err);
@@ -161,7 +161,7 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 		goto out;
 	}
 	answer_result(resp, r, limit);
-	ts_api_qresult_free(r);
+	ts_qresult_free(r);
 out:
 	ts_params_fini(&p);
 }

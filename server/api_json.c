@@ -550,31 +550,11 @@ void ts_api_union_fini(struct ts_api_union *u)
 
 /* ---- the evaluator ---- */
 
-/* The evaluator (query/engine.c) is written in parallel with this server; weak
- * references let tsdbd link and answer "not implemented" until it is there. */
-#pragma weak ts_query_instant
-#pragma weak ts_query_range
-#pragma weak ts_qresult_free
-
-bool ts_api_have_evaluator(void)
-{
-	return ts_query_instant != NULL && ts_query_range != NULL && ts_qresult_free != NULL;
-}
-
-static int no_evaluator(struct ts_qerr *err)
-{
-	err->type = TS_QERR_INTERNAL;
-	snprintf(err->msg, sizeof err->msg, "PromQL evaluation is not implemented in this build");
-	return TS_ENOTFOUND;
-}
-
 int ts_api_eval_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms,
 			const struct ts_qopts *o, struct ts_qresult **out, struct ts_qerr *err)
 {
 	*out = NULL;
 	memset(err, 0, sizeof *err);
-	if (!ts_api_have_evaluator())
-		return no_evaluator(err);
 	return ts_query_instant(db, q, q_len, t_ms, o, out, err);
 }
 
@@ -584,15 +564,7 @@ int ts_api_eval_range(struct ts_db *db, const char *q, size_t q_len, int64_t sta
 {
 	*out = NULL;
 	memset(err, 0, sizeof *err);
-	if (!ts_api_have_evaluator())
-		return no_evaluator(err);
 	return ts_query_range(db, q, q_len, start_ms, end_ms, step_ms, o, out, err);
-}
-
-void ts_api_qresult_free(struct ts_qresult *r)
-{
-	if (r && ts_api_have_evaluator())
-		ts_qresult_free(r);
 }
 
 enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err)

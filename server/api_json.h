@@ -2,7 +2,7 @@
  * api_json.h - what the read-side handlers of tsdbd share (api.c, export.c, read.c,
  * grafana.c): the Prometheus API envelope and value formatting, request parameters
  * (query string plus form body), series selectors from match[] parameters, a small JSON
- * document reader for request bodies, and the one gateway to the PromQL evaluator.
+ * document reader for request bodies, and calls into the PromQL evaluator.
  *
  * Formatting follows Prometheus 2.42's web/api/v1 exactly:
  *   - sample values are JSON strings, strconv.FormatFloat(v, 'f', -1, 64) unless
@@ -140,10 +140,7 @@ void ts_api_union_fini(struct ts_api_union *u);
 
 /* ---- the evaluator ---- */
 
-/* 1 when this build has the PromQL evaluator linked in. */
-bool ts_api_have_evaluator(void);
-/* ts_query_instant / ts_query_range, or TS_ENOTFOUND with err "not implemented" when
- * the evaluator is not linked in. */
+/* ts_query_instant / ts_query_range with *out and *err cleared first. */
 int ts_api_eval_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms,
 			const struct ts_qopts *o, struct ts_qresult **out, struct ts_qerr *err);
 int ts_api_eval_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms,
@@ -151,8 +148,6 @@ int ts_api_eval_range(struct ts_db *db, const char *q, size_t q_len, int64_t sta
 		      struct ts_qresult **out, struct ts_qerr *err);
 /* The envelope error type of a failed evaluation (from err->type, else from rc). */
 enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err);
-/* Frees what an evaluation returned. */
-void ts_api_qresult_free(struct ts_qresult *r);
 
 /* ---- JSON request bodies ---- */
 

@@ -853,8 +853,10 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		}
 		struct ts_qerr err;
 		int table = is_table(&d, t);
-		rc = table ? ts_api_eval_instant(app->db, text, strlen(text), to, NULL, &r, &err)
-			   : ts_api_eval_range(app->db, text, strlen(text), start, to, step, NULL, &r, &err);
+		/* pick_step keeps (to - from) / step below 11,000; aligning the start adds one. */
+		struct ts_qopts o = {.max_points = MAX_POINTS + 1};
+		rc = table ? ts_api_eval_instant(app->db, text, strlen(text), to, &o, &r, &err)
+			   : ts_api_eval_range(app->db, text, strlen(text), start, to, step, &o, &r, &err);
 		if (rc) {
 			gf_error(resp, errtype_status[ts_api_eval_errtype(rc, &err)],
 				 err.msg[0] ? err.msg : ts_strerror(rc));
@@ -864,7 +866,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 			rc = emit_table(&c, r, to);
 		else
 			emit_series(&c, r, target);
-		ts_api_qresult_free(r);
+		ts_qresult_free(r);
 		r = NULL;
 		if (rc) {
 			gf_error(resp, 503, "out of memory");
@@ -874,7 +876,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	ts_sbuf_str(&out, "]");
 	reply(resp, 200, &out);
 out:
-	ts_api_qresult_free(r);
+	ts_qresult_free(r);
 	ts_free(text);
 	ts_sbuf_fini(&expr);
 	ts_sbuf_fini(&out);
@@ -1050,7 +1052,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 	ts_sbuf_str(&b, "]");
 	reply(resp, 200, &b);
 out:
-	ts_api_qresult_free(r);
+	ts_qresult_free(r);
 	ts_api_selector_fini(&sel);
 	ts_strlist_free(&l);
 	ts_jdoc_fini(&d);
@@ -1129,7 +1131,7 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 	ts_sbuf_str(&b, "]");
 	reply(resp, 200, &b);
 out:
-	ts_api_qresult_free(r);
+	ts_qresult_free(r);
 	ts_jdoc_fini(&d);
 }
 
