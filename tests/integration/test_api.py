@@ -62,8 +62,11 @@ class ApiTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.srv:
-            cls.srv.stop()
+            rc = cls.srv.stop()
+            log = cls.srv.log_tail()
             cls.srv.cleanup()
+            # A clean exit: no crash, and no sanitizer report in an ASan build.
+            assert rc == 0 and "Sanitizer" not in log, "tsdbd exited with %s:\n%s" % (rc, log)
 
     # -- helpers
     def ok(self, r):
@@ -256,7 +259,7 @@ class ApiTest(unittest.TestCase):
         r = rq(start="0", end="11000", step="1")
         self.assertNotEqual(r.status, 400, r)
 
-    # -- evaluation (skipped until the evaluator is in)
+    # -- evaluation
     def test_query_scalar_health_check(self):
         r = self.evaluated(self.srv.get("/api/v1/query", {"query": "1+1", "time": "1700000000.123"}))
         self.assertEqual(r.body, b'{"status":"success","data":{"resultType":"scalar","result":[1700000000.123,"2"]}}')

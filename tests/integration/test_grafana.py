@@ -73,8 +73,11 @@ class GrafanaTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.srv:
-            cls.srv.stop()
+            rc = cls.srv.stop()
+            log = cls.srv.log_tail()
             cls.srv.cleanup()
+            # A clean exit: no crash, and no sanitizer report in an ASan build.
+            assert rc == 0 and "Sanitizer" not in log, "tsdbd exited with %s:\n%s" % (rc, log)
 
     def post(self, path, body, status=200):
         r = self.srv.post_json("/grafana" + path, body)
