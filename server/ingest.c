@@ -605,8 +605,6 @@ fail:
 	ts_params_fini(&p);
 	if (c)
 		ctx_put(app, c);
-	if (status == 413)
-		atomic_fetch_add(&app->limited[TS_LIM_BODY], 1);
 	influx_error(resp, status, v2, err);
 }
 

@@ -13,8 +13,9 @@
  * Out-of-order samples (older than the series' newest, inside opts.ooo_window_ms) are
  * kept sorted in a small buffer and cut into chunks flagged TS_CHUNK_FLAG_OVERLAP; queries
  * merge them. Exact resends are recognised against the open chunk, the pending chunks and
- * the OOO buffer; older duplicates that already reached LMDB are stored again as OOO data
- * and merged at query time (first value wins, and it is the same value).
+ * the OOO buffer, and, for timestamps older than the open chunk, against the chunks
+ * already committed to LMDB (stored_find), so a resend is idempotent and a conflicting
+ * value is rejected however old the original is.
  *
  * Snapshot layout (heads table value, format 1):
  *   | off | size | field                                    |
@@ -43,6 +44,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/index.h"
 
 #define SNAP_FORMAT 1
 #define SNAP_FIXED 62
@@ -85,6 +87,63 @@ static int ooo_find(const struct ts_ooo *o, int64_t t, uint32_t *pos)
 	return o && lo < o->n && o->s[lo].t == t;
 }
 
+/* Looks for timestamp t among the series' chunks already committed to its partition.
+ * Only out-of-order samples not found in memory come here, so the LMDB read (under
+ * db->mu) is rare. No thread holds an LMDB snapshot while waiting for db->mu, so this
+ * cannot deadlock with a map resize. 1 found (*v set), 0 absent, <0 error. */
+static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, uint64_t *v)
+{
+	int64_t start = ts__partition_start(db, t);
+	struct ts_env *env = NULL;
+	unsigned table = 0;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	for (size_t i = 0; i < db->n_parts; i++)
+		if (db->parts[i].start == start) {
+			env = db->parts[i].env;
+			table = db->parts[i].chunks;
+		}
+	pthread_rwlock_unlock(&db->parts_mu);
+	if (!env)
+		return 0;
+	struct ts_rtxn *r;
+	struct ts_cursor *c = NULL;
+	int rc = ts_env_read_begin(env, &r);
+	if (rc)
+		return rc;
+	rc = ts_cursor_open(r, table, &c);
+	uint8_t key[TS_CHUNK_KEY_LEN];
+	ts_chunk_key(key, s->id, start);
+	int found = 0;
+	for (rc = rc ? rc : ts_cursor_seek(c, key, sizeof key); rc == 0 && !found;
+	     rc = ts_cursor_next(c)) {
+		const void *k, *val;
+		size_t kl, vl;
+		uint64_t id;
+		int64_t min_t;
+		if ((rc = ts_cursor_get(c, &k, &kl, &val, &vl)) ||
+		    (rc = ts_chunk_key_parse(k, kl, &id, &min_t)))
+			break;
+		if (id != s->id || min_t > t)
+			break;
+		struct ts_chunk_hdr h;
+		const uint8_t *payload;
+		if ((rc = ts_chunk_decode(val, vl, &h, &payload)))
+			break;
+		if (t <= h.max_t) {
+			found = chunk_find(payload, h.payload_len, t, v);
+			if (found < 0) {
+				rc = found;
+				break;
+			}
+		}
+	}
+	ts_cursor_close(c);
+	ts_env_read_end(r);
+	if (found > 0)
+		return 1;
+	return rc == TS_ENOTFOUND || rc == 0 ? 0 : rc;
+}
+
 int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
 		   int64_t now_ms)
 {
@@ -110,6 +169,8 @@ int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
 		old = s->ooo->s[pos].v;
 		found = 1;
 	}
+	if (found == 0 && (s->enc.n == 0 || t < s->head_min_t))
+		found = stored_find(db, s, t, &old);
 	if (found < 0)
 		return found;
 	if (found)

@@ -444,11 +444,8 @@ class IngestTest(unittest.TestCase):
         self.assertGreaterEqual(flushed, 2, "sealed chunks were not flushed")
         return srv, lab, base
 
-    # BUG (tsdb/head.c ts__head_check): a resend of a sample whose chunk was already
-    # flushed to LMDB is not recognised: only the open head chunk, pending chunks and
-    # the out-of-order buffer are searched, so an exact resend is stored again (counted
-    # as ingested, not as a duplicate).
-    @unittest.expectedFailure
+    # A resend of a sample whose chunk was already flushed to LMDB is recognised as an
+    # exact duplicate (the engine also searches committed chunks).
     def test_14b_exact_resend_of_flushed_sample_is_duplicate(self):
         srv, lab, base = self._flushed_series("it_flushed_exact")
         m0 = srv.metrics()
@@ -458,10 +455,8 @@ class IngestTest(unittest.TestCase):
         self.assertEqual(ingested(m1, "remote_write") - ingested(m0, "remote_write"), 0, "stored twice")
         self.assertEqual(metric(m1, "tsdb_samples_duplicate_total") - metric(m0, "tsdb_samples_duplicate_total"), 1)
 
-    # BUG (tsdb/head.c ts__head_check, same cause): a different value at the timestamp
-    # of a flushed sample is accepted (204) as an out-of-order sample instead of being
-    # rejected as a conflicting resend (400, reason duplicate_conflict).
-    @unittest.expectedFailure
+    # A different value at the timestamp of a flushed sample is rejected as a
+    # conflicting resend (400, reason duplicate_conflict) and the stored value stays.
     def test_14c_conflicting_resend_of_flushed_sample_is_rejected(self):
         srv, lab, base = self._flushed_series("it_flushed_conflict")
         m0 = srv.metrics()
@@ -597,12 +592,7 @@ class IngestTest(unittest.TestCase):
             self.assertEqual(r.status, 415, (path, r))
         self.assert_absent_now(L("it_bomb_v", db="b"), [(T, 1.0)])
 
-    # BUG (server/ingest.c, influx_write's fail: path, one line): "if (status == 413)
-    # atomic_fetch_add(&app->limited[TS_LIM_BODY], 1);" counts a line-protocol gzip bomb
-    # a second time, as limit="body_size", although gunzip_if_needed already counted it
-    # as limit="decoded_size" and no body-size limit was hit (a 413 there only ever
-    # comes from the decoded-size limit). Removing that line fixes it.
-    @unittest.expectedFailure
+    # A line-protocol gzip bomb is counted once, as limit="decoded_size".
     def test_18b_gzip_bomb_counted_once(self):
         bomb = gz(b"it_bomb2 v=1\n" + b"\n" * (8 << 20))
         for path in ("/write?db=b", "/api/v2/write?bucket=b"):

@@ -254,6 +254,18 @@ static void test_duplicates_and_order(void **st)
 	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "c"}};
 	count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns);
 	assert_int_equal(ns, 10);
+	/* Resends of samples whose chunks are already in LMDB: exact ones are duplicates,
+	 * other values are conflicts (and the stored value stays). */
+	assert_int_equal(put(db, "c", "k", "v", 11000, 1000, 300, 10, &r), 0);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	assert_int_equal(put(db, "c", "k", "v", 1000, 1000, 10, 0, &r), 0);
+	assert_int_equal(r.n_duplicate, 10);
+	assert_int_equal(r.n_appended, 0);
+	assert_int_equal(put(db, "c", "k", "v", 12000, 1000, 5, 99, &r), 0);
+	assert_int_equal(r.n_conflict, 5);
+	assert_int_equal(r.n_appended, 0);
+	count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns);
+	assert_int_equal(ns, 310);
 	assert_int_equal(ts_db_close(db), 0);
 	rmrf(dir);
 	free(dir);
