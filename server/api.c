@@ -348,19 +348,6 @@ static int path_decode(const char *s, size_t len, char *out, size_t cap)
 	return (int)k;
 }
 
-static int label_name_valid(const char *s, size_t len)
-{
-	if (!len)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-		if (!alpha && !(i && c >= '0' && c <= '9'))
-			return 0;
-	}
-	return 1;
-}
-
 static void h_label_values(const struct ts_http_request *req, struct ts_net_response *resp,
 			   void *arg)
 {
@@ -375,7 +362,7 @@ static void h_label_values(const struct ts_http_request *req, struct ts_net_resp
 	}
 	char name[1024];
 	int n = path_decode(path + pl, len - pl - sl, name, sizeof name);
-	if (n < 0 || !label_name_valid(name, (size_t)n) || strlen(name) != (size_t)n) {
+	if (n < 0 || !ts_api_label_name_valid(name, (size_t)n) || strlen(name) != (size_t)n) {
 		char shown[300];
 		size_t k = len - pl - sl < 200 ? len - pl - sl : 200;
 		memcpy(shown, path + pl, k);

@@ -357,6 +357,130 @@ int64_t ts_api_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- labels and queries ---- */
+
+bool ts_api_label_name_valid(const char *s, size_t len)
+{
+	if (!len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+		if (!alpha && !(i && c >= '0' && c <= '9'))
+			return false;
+	}
+	return true;
+}
+
+void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n)
+{
+	const struct ts_label *name = NULL;
+	uint32_t others = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (l[i].name_len == 8 && memcmp(l[i].name, "__name__", 8) == 0)
+			name = &l[i];
+		else
+			others++;
+	}
+	if (name)
+		ts_sbuf_add(b, name->value, name->value_len);
+	if (!others) {
+		if (!name)
+			ts_sbuf_str(b, "{}");
+		return;
+	}
+	ts_sbuf_str(b, "{");
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (&l[i] == name)
+			continue;
+		if (k++)
+			ts_sbuf_str(b, ", ");
+		ts_sbuf_add(b, l[i].name, l[i].name_len);
+		ts_sbuf_str(b, "=\"");
+		ts_sbuf_prom_escape(b, l[i].value, l[i].value_len);
+		ts_sbuf_str(b, "\"");
+	}
+	ts_sbuf_str(b, "}");
+}
+
+/* Appends m[0..n) to every vector selector under node. 0 or -ENOMEM. */
+static int inject(struct ts_ast *node, const struct ts_matcher *m, size_t n)
+{
+	if (!node || !n)
+		return 0;
+	int rc = 0;
+	switch (node->kind) {
+	case TS_AST_VECTOR_SELECTOR: {
+		struct ts_ast_matcher *v = ts_realloc(node->vs.matchers,
+						      (node->vs.n_matchers + n) * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		node->vs.matchers = v;
+		for (size_t i = 0; i < n; i++) {
+			struct ts_ast_matcher *x = &v[node->vs.n_matchers];
+			memset(x, 0, sizeof *x);
+			x->type = (int)m[i].type;
+			x->name = ts_strndup(m[i].name, strlen(m[i].name));
+			x->value_len = strlen(m[i].value);
+			x->value = ts_strndup(m[i].value, x->value_len);
+			/* Only printed, never evaluated from this tree: the evaluator parses the
+			 * printed text and derives this itself. */
+			x->matches_empty = x->value_len == 0;
+			node->vs.n_matchers++; /* counted at once so ts_ast_free frees it */
+			if (!x->name || !x->value)
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	case TS_AST_MATRIX_SELECTOR:
+		return inject(node->matrix.vs, m, n);
+	case TS_AST_SUBQUERY:
+		return inject(node->subquery.expr, m, n);
+	case TS_AST_BINARY:
+		rc = inject(node->binary.lhs, m, n);
+		return rc ? rc : inject(node->binary.rhs, m, n);
+	case TS_AST_AGGREGATE:
+		rc = inject(node->aggregate.param, m, n);
+		return rc ? rc : inject(node->aggregate.expr, m, n);
+	case TS_AST_CALL:
+		for (size_t i = 0; i < node->call.n_args && rc == 0; i++)
+			rc = inject(node->call.args[i], m, n);
+		return rc;
+	case TS_AST_PAREN:
+		return inject(node->paren.expr, m, n);
+	case TS_AST_UNARY:
+		return inject(node->unary.expr, m, n);
+	case TS_AST_NUMBER:
+	case TS_AST_STRING:
+		break;
+	}
+	return 0;
+}
+
+int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n,
+			char **out, char *msg, size_t msg_len)
+{
+	struct ts_ast *t = NULL;
+	struct ts_promql_error pe;
+	*out = NULL;
+	int rc = ts_promql_parse(q, len, &t, &pe);
+	if (rc) {
+		if (rc == TS_EINVALID)
+			ts_promql_error_format(q, len, &pe, msg, msg_len);
+		else
+			snprintf(msg, msg_len, "out of memory");
+		return rc;
+	}
+	rc = inject(t, m, n);
+	if (rc == 0)
+		rc = ts_ast_print(t, out);
+	ts_ast_free(t);
+	if (rc)
+		snprintf(msg, msg_len, "out of memory");
+	return rc;
+}
+
 /* ---- selectors ---- */
 
 int ts_api_selector_parse(struct ts_api_selector *s, const char *sel, size_t len, char *msg,

@@ -93,6 +93,20 @@ int64_t ts_api_now_ms(void);
 #define TS_API_MIN_TIME_MS INT64_MIN
 #define TS_API_MAX_TIME_MS INT64_MAX
 
+/* ---- labels and queries ---- */
+
+/* Prometheus' label name rule: [a-zA-Z_][a-zA-Z0-9_]*. */
+bool ts_api_label_name_valid(const char *s, size_t len);
+/* A series as Prometheus' model.Metric.String() writes it: name{a="x", b="y"} (labels
+ * other than __name__ in the given order), "name" alone, "{}" for no labels. */
+void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n);
+/* Parses PromQL q[0..len), appends copies of m[0..n) (NUL-terminated names and values)
+ * to the matchers of every vector selector in it, and prints the tree back into *out
+ * (NUL-terminated, free with ts_free). Returns 0, TS_EINVALID with the parse error in
+ * msg, -ENOMEM. */
+int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n,
+			char **out, char *msg, size_t msg_len);
+
 /* ---- series selectors (match[]) ---- */
 
 /* The matchers of one series selector, in engine form. Owned: ts_api_selector_fini. */

@@ -306,18 +306,6 @@ struct filter {
 	double num;
 };
 
-static int label_name_ok(const char *s)
-{
-	if (!*s)
-		return 0;
-	for (const char *p = s; *p; p++) {
-		int alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_';
-		if (!alpha && !(p > s && *p >= '0' && *p <= '9'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Reads "filters" (or "adhocFilters"). Returns 0 or fills msg. */
 static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, char *msg,
 			size_t msg_len)
@@ -341,7 +329,7 @@ static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, ch
 			snprintf(msg, msg_len, "a filter needs string key, operator and value");
 			return -1;
 		}
-		if (!label_name_ok(key)) {
+		if (!ts_api_label_name_valid(key, strlen(key))) {
 			snprintf(msg, msg_len, "invalid label name in filter: \"%.100s\"", key);
 			return -1;
 		}
@@ -357,6 +345,10 @@ static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, ch
 			snprintf(msg, msg_len, "unsupported filter operator \"%.20s\"", op);
 			return -1;
 		}
+		if (strlen(val->s) != val->len) {
+			snprintf(msg, msg_len, "filter value of \"%.100s\" contains a NUL byte", key);
+			return -1;
+		}
 		*x = (struct filter){(enum fop)k, key, val->s, val->len, 0};
 		if ((x->op == F_LT || x->op == F_GT) &&
 		    ts_fmtnum_parse_double(val->s, val->len, &x->num) == TS_EINVALID) {
@@ -364,67 +356,6 @@ static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, ch
 			return -1;
 		}
 		(*n)++;
-	}
-	return 0;
-}
-
-/* Adds the label-matcher filters to every vector selector under n. 0 or -ENOMEM. */
-static int inject(struct ts_ast *n, const struct filter *f, size_t nf)
-{
-	if (!n)
-		return 0;
-	int rc = 0;
-	switch (n->kind) {
-	case TS_AST_VECTOR_SELECTOR: {
-		size_t add = 0;
-		for (size_t i = 0; i < nf; i++)
-			add += f[i].op <= F_NRE;
-		if (!add)
-			return 0;
-		struct ts_ast_matcher *m = ts_realloc(n->vs.matchers,
-						      (n->vs.n_matchers + add) * sizeof *m);
-		if (!m)
-			return -ENOMEM;
-		n->vs.matchers = m;
-		for (size_t i = 0; i < nf; i++) {
-			if (f[i].op > F_NRE)
-				continue;
-			struct ts_ast_matcher *x = &m[n->vs.n_matchers];
-			memset(x, 0, sizeof *x);
-			x->type = (int)f[i].op; /* enum fop starts with the matcher types */
-			x->name = ts_strndup(f[i].key, strlen(f[i].key));
-			x->value = ts_strndup(f[i].value, f[i].value_len);
-			x->value_len = f[i].value_len;
-			/* Only printed, never evaluated from this tree: the evaluator re-parses
-			 * the text and derives this itself. */
-			x->matches_empty = f[i].value_len == 0;
-			n->vs.n_matchers++; /* counted now so ts_ast_free frees it */
-			if (!x->name || !x->value)
-				return -ENOMEM;
-		}
-		return 0;
-	}
-	case TS_AST_MATRIX_SELECTOR:
-		return inject(n->matrix.vs, f, nf);
-	case TS_AST_SUBQUERY:
-		return inject(n->subquery.expr, f, nf);
-	case TS_AST_BINARY:
-		rc = inject(n->binary.lhs, f, nf);
-		return rc ? rc : inject(n->binary.rhs, f, nf);
-	case TS_AST_AGGREGATE:
-		rc = inject(n->aggregate.param, f, nf);
-		return rc ? rc : inject(n->aggregate.expr, f, nf);
-	case TS_AST_CALL:
-		for (size_t i = 0; i < n->call.n_args && rc == 0; i++)
-			rc = inject(n->call.args[i], f, nf);
-		return rc;
-	case TS_AST_PAREN:
-		return inject(n->paren.expr, f, nf);
-	case TS_AST_UNARY:
-		return inject(n->unary.expr, f, nf);
-	case TS_AST_NUMBER:
-	case TS_AST_STRING:
-		break;
 	}
 	return 0;
 }
@@ -493,7 +424,7 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 	/* "by" is a multi-select (array) or a comma-separated string. */
 	if (byv && byv->type == TS_JV_ARR) {
 		for (const struct ts_jv *e = ts_jv_first(d, byv); e; e = ts_jv_next(d, e)) {
-			if (e->type != TS_JV_STR || !label_name_ok(e->s)) {
+			if (e->type != TS_JV_STR || !ts_api_label_name_valid(e->s, e->len)) {
 				ts_sbuf_fini(&by);
 				snprintf(msg, msg_len, "\"by\" must list label names");
 				return -1;
@@ -514,7 +445,7 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 				k = sizeof name - 1;
 			memcpy(name, p, k);
 			name[k] = 0;
-			if (!label_name_ok(name)) {
+			if (!ts_api_label_name_valid(name, strlen(name))) {
 				ts_sbuf_fini(&by);
 				snprintf(msg, msg_len, "invalid label name in \"by\": \"%.100s\"", name);
 				return -1;
@@ -555,63 +486,7 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 	return 0;
 }
 
-/* Parses expr, injects the filters, prints it back into *out (ts_free). */
-static int rewrite(const char *expr, size_t len, const struct filter *f, size_t nf, char **out,
-		   char *msg, size_t msg_len)
-{
-	struct ts_ast *t = NULL;
-	struct ts_promql_error pe;
-	int rc = ts_promql_parse(expr, len, &t, &pe);
-	if (rc) {
-		if (rc == TS_EINVALID)
-			ts_promql_error_format(expr, len, &pe, msg, msg_len);
-		else
-			snprintf(msg, msg_len, "out of memory");
-		return rc;
-	}
-	rc = inject(t, f, nf);
-	if (rc == 0)
-		rc = ts_ast_print(t, out);
-	ts_ast_free(t);
-	if (rc)
-		snprintf(msg, msg_len, "out of memory");
-	return rc;
-}
-
 /* ---- /query ---- */
-
-/* Prometheus' model.Metric.String(): name{a="x", b="y"}, "{}" when empty. */
-static void series_name(struct ts_sbuf *b, const struct ts_qseries *s)
-{
-	const struct ts_label *name = NULL;
-	uint32_t others = 0;
-	for (uint32_t i = 0; i < s->n_labels; i++) {
-		if (s->labels[i].name_len == 8 && memcmp(s->labels[i].name, "__name__", 8) == 0)
-			name = &s->labels[i];
-		else
-			others++;
-	}
-	if (name)
-		ts_sbuf_add(b, name->value, name->value_len);
-	if (!others) {
-		if (!name)
-			ts_sbuf_str(b, "{}");
-		return;
-	}
-	ts_sbuf_str(b, "{");
-	uint32_t k = 0;
-	for (uint32_t i = 0; i < s->n_labels; i++) {
-		if (&s->labels[i] == name)
-			continue;
-		if (k++)
-			ts_sbuf_str(b, ", ");
-		ts_sbuf_add(b, s->labels[i].name, s->labels[i].name_len);
-		ts_sbuf_str(b, "=\"");
-		ts_sbuf_prom_escape(b, s->labels[i].value, s->labels[i].value_len);
-		ts_sbuf_str(b, "\"");
-	}
-	ts_sbuf_str(b, "}");
-}
 
 static void number(struct ts_sbuf *b, double v)
 {
@@ -660,7 +535,7 @@ static void emit_series(struct qctx *c, const struct ts_qresult *r, const char *
 		struct ts_sbuf name;
 		ts_sbuf_init(&name);
 		if (s->n_labels)
-			series_name(&name, s);
+			ts_api_series_name(&name, s->labels, s->n_labels);
 		else
 			ts_sbuf_str(&name, expr);
 		ts_sbuf_str(b, "{\"target\":");
@@ -821,6 +696,12 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		gf_error(resp, 400, msg);
 		goto out;
 	}
+	/* = != =~ !~ filters become matchers of every selector; < > filter the results. */
+	struct ts_matcher fm[MAX_FILTERS];
+	size_t nfm = 0;
+	for (size_t i = 0; i < nf; i++)
+		if (f[i].op <= F_NRE)
+			fm[nfm++] = (struct ts_matcher){(enum ts_match_type)f[i].op, f[i].key, f[i].value};
 	int64_t step = pick_step(from, to, num_member(&d, "intervalMs"), num_member(&d, "maxDataPoints"));
 	int64_t start = from - (from % step + step) % step;
 	const struct ts_jv *targets = ts_jv_get(&d, &d.v[0], "targets");
@@ -846,7 +727,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		}
 		ts_free(text);
 		text = NULL;
-		int rc = rewrite(expr.p, expr.len, f, nf, &text, msg, sizeof msg);
+		int rc = ts_api_add_matchers(expr.p, expr.len, fm, nfm, &text, msg, sizeof msg);
 		if (rc) {
 			gf_error(resp, rc == TS_EINVALID ? 400 : 503, msg);
 			goto out;
@@ -991,7 +872,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			char *s = trim(args);
 			rc = ts_api_selector_parse(&sel, s, strlen(s), msg, sizeof msg);
 		}
-		if (rc == 0 && !label_name_ok(name)) {
+		if (rc == 0 && !ts_api_label_name_valid(name, strlen(name))) {
 			snprintf(msg, sizeof msg, "invalid label name: \"%.100s\"", name);
 			rc = TS_EINVALID;
 		}
@@ -1031,7 +912,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			const struct ts_qseries *s = &r->series[i];
 			struct ts_sbuf t;
 			ts_sbuf_init(&t);
-			series_name(&t, s);
+			ts_api_series_name(&t, s->labels, s->n_labels);
 			if (s->n_points) {
 				char v[TS_FMT_DOUBLE_MAX + 24];
 				ts_api_fmt_value(v, s->points[s->n_points - 1].v);
@@ -1110,7 +991,7 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 					       (long long)s->points[p].t_ms, (long long)s->points[e].t_ms);
 				struct ts_sbuf t;
 				ts_sbuf_init(&t);
-				series_name(&t, s);
+				ts_api_series_name(&t, s->labels, s->n_labels);
 				ts_sbuf_json_str(&b, t.p ? t.p : "", t.len);
 				ts_sbuf_str(&b, ",\"text\":");
 				ts_sbuf_json_str(&b, t.p ? t.p : "", t.len);
