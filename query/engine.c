@@ -110,13 +110,6 @@ void ts__q_release(struct qctx *c, size_t n)
 	c->cur_samples = c->cur_samples > n ? c->cur_samples - n : 0;
 }
 
-bool ts__q_is_stale(double v)
-{
-	uint64_t b;
-	memcpy(&b, &v, 8);
-	return b == TS_STALE_NAN_BITS;
-}
-
 /* ---- matrices and vectors ---- */
 
 int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab,
@@ -797,9 +790,15 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 			goto out;
 		}
 		if ((end - start) / step >= (int64_t)max_points) {
+			/* Prometheus writes the limit with a thousands separator: "11,000". */
+			char lim[32];
+			if (max_points >= 1000)
+				snprintf(lim, sizeof lim, "%u,%03u", max_points / 1000, max_points % 1000);
+			else
+				snprintf(lim, sizeof lim, "%u", max_points);
 			rc = ts__q_fail(&c, TS_ELIMIT, TS_QERR_BAD_DATA,
-					"exceeded maximum resolution of %u points per timeseries. Try decreasing the query resolution (?step=XX)",
-					max_points);
+					"exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)",
+					lim);
 			goto out;
 		}
 		if (root->type != TS_VT_SCALAR && root->type != TS_VT_VECTOR) {

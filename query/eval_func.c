@@ -105,11 +105,13 @@ static void linreg(const struct ts_qpoint *p, size_t n, int64_t icpt, double *sl
 	*intercept = sy / fn - *slope * sx / fn;
 }
 
+/* n_resets: how many samples of the window are below their predecessor; the
+ * correction loop runs only when there are some (summing in Prometheus' order). */
 static double extrapolated_rate(const struct ts_qpoint *p, size_t n, int64_t mint, int64_t maxt,
-				double range_s, bool counter, bool is_rate)
+				double range_s, bool counter, bool is_rate, uint64_t n_resets)
 {
 	double result = p[n - 1].v - p[0].v;
-	if (counter) {
+	if (counter && n_resets) {
 		double prev = p[0].v;
 		for (size_t i = 1; i < n; i++) {
 			if (p[i].v < prev)
@@ -138,7 +140,8 @@ static double extrapolated_rate(const struct ts_qpoint *p, size_t n, int64_t min
 /* Computes function f over window p[0..n) (n >= 1) for step ts. Returns 1 with *out
  * set, 0 for no output, or an error. */
 static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p, size_t n,
-		     int64_t ts, int64_t mint, int64_t maxt, double range_s, size_t step, double *out)
+		     uint64_t n_resets, int64_t ts, int64_t mint, int64_t maxt, double range_s,
+		     size_t step, double *out)
 {
 	switch (f->id) {
 	case TS_FN_RATE:
@@ -147,7 +150,7 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 		if (n < 2)
 			return 0;
 		*out = extrapolated_rate(p, n, mint, maxt, range_s, f->id != TS_FN_DELTA,
-					 f->id == TS_FN_RATE);
+					 f->id == TS_FN_RATE, n_resets);
 		return 1;
 	case TS_FN_IRATE:
 	case TS_FN_IDELTA: {
@@ -200,6 +203,8 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 		return 1;
 	}
 	case TS_FN_RESETS:
+		*out = (double)n_resets;
+		return 1;
 	case TS_FN_CHANGES: {
 		int k = 0;
 		double prev = p[0].v;
@@ -284,10 +289,16 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 
 /* ---- the matrix path ---- */
 
-/* A growing window buffer: points [head, n) are live. */
+/* A growing window buffer: points [head, n) are live. cum[i] counts the samples up
+ * to i that are below their predecessor (counter resets), so a window's resets are
+ * cum[n-1] - cum[head] without a scan. */
 struct wbuf {
 	struct ts_qpoint *p;
+	uint64_t *cum;
 	size_t head, n, cap;
+	uint64_t resets;
+	double last_v;
+	bool have_last;
 };
 
 static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
@@ -295,6 +306,7 @@ static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
 	if (w->n == w->cap) {
 		if (w->head > 0) {
 			memmove(w->p, w->p + w->head, (w->n - w->head) * sizeof *w->p);
+			memmove(w->cum, w->cum + w->head, (w->n - w->head) * sizeof *w->cum);
 			w->n -= w->head;
 			w->head = 0;
 		}
@@ -304,9 +316,18 @@ static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
 			if (!p)
 				return ts__q_nomem(c);
 			w->p = p;
+			uint64_t *cum = ts_realloc(w->cum, cap * sizeof *cum);
+			if (!cum)
+				return ts__q_nomem(c);
+			w->cum = cum;
 			w->cap = cap;
 		}
 	}
+	if (w->have_last && v < w->last_v)
+		w->resets++;
+	w->last_v = v;
+	w->have_last = true;
+	w->cum[w->n] = w->resets;
 	w->p[w->n++] = (struct ts_qpoint){t, v};
 	return 0;
 }
@@ -348,6 +369,8 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 	size_t ai = 0;
 	double range_s = (double)ws->range / 1000;
 	wb->head = wb->n = 0;
+	wb->resets = 0;
+	wb->have_last = false;
 	if (it) {
 		rc = ts_iter_next(it);
 		if (rc < 0)
@@ -413,7 +436,8 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 		if ((rc = ts__q_check(c)))
 			return rc;
 		double v = 0;
-		rc = win_apply(c, f, wb->p + wb->head, wn, ts, mint, maxt, range_s, k, &v);
+		rc = win_apply(c, f, wb->p + wb->head, wn, wb->cum[wb->n - 1] - wb->cum[wb->head], ts,
+			       mint, maxt, range_s, k, &v);
 		if (rc < 0)
 			return rc;
 		if (rc == 1 && (rc = ts__qs_push(c, se, ts, v)))
@@ -634,6 +658,7 @@ out:
 	ts_series_set_free(set);
 	ts__q_value_fini(c, &inner);
 	ts_free(wb.p);
+	ts_free(wb.cum);
 	return rc;
 }
 

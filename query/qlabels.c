@@ -405,6 +405,8 @@ size_t ts__qmap_find(const struct qmap *m, const char *k, size_t klen)
 {
 	if (!m->cap)
 		return TS__QMAP_NONE;
+	if (!klen)
+		k = ""; /* an empty key may come with a NULL pointer */
 	uint64_t h = hash_bytes(k, klen);
 	size_t mask = m->cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -440,7 +442,9 @@ int ts__qmap_put(struct qmap *m, const char *k, size_t klen, size_t v)
 		m->cap = cap;
 	}
 	/* A zero-length key still needs a non-NULL pointer to mark the slot used. */
-	struct qmap_ent x = {hash_bytes(k, klen), klen ? k : "", klen, v};
+	if (!klen)
+		k = "";
+	struct qmap_ent x = {hash_bytes(k, klen), k, klen, v};
 	put_raw(m->e, m->cap, &x);
 	m->n++;
 	return 0;

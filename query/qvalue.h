@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "query/ast.h"
 #include "query/engine.h"
@@ -210,7 +211,11 @@ size_t ts__q_fmt_float(double v, char *buf, size_t cap);
 
 /* Window functions over range arguments (eval_func.c), called from engine.c's
  * matrix walker. */
-struct qwin;
-bool ts__q_is_stale(double v);
+static inline bool ts__q_is_stale(double v)
+{
+	uint64_t b;
+	memcpy(&b, &v, 8);
+	return b == TS_STALE_NAN_BITS;
+}
 
 #endif

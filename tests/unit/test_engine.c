@@ -535,6 +535,27 @@ static void bench(void **state)
 	}
 	free(s);
 	assert_int_equal(ts_db_checkpoint(db), 0);
+	/* The floor: decoding every sample through the engine's iterators. */
+	{
+		struct timespec a, b;
+		struct ts_series_set *set;
+		struct ts_matcher m = {TS_MATCH_EQ, "__name__", "bench_total"};
+		uint64_t n = 0;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		assert_int_equal(ts_db_select(db, &m, 1, b0 - 300000, b0 + 86400000LL, &set, NULL, 0), 0);
+		for (size_t i = 0; i < ts_series_set_len(set); i++) {
+			struct ts_iter *it;
+			assert_int_equal(ts_iter_new(set, i, &it), 0);
+			while (ts_iter_next(it) == 1)
+				n++;
+			ts_iter_free(it);
+		}
+		ts_series_set_free(set);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+		printf("bench: select + iterate: %llu samples, %.1f ms, %.2f ns/sample\n",
+		       (unsigned long long)n, ns / 1e6, ns / (double)n);
+	}
 	const char *q = "rate(bench_total[5m])";
 	for (int rep = 0; rep < 2; rep++) {
 		struct timespec a, b;
