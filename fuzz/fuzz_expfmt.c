@@ -13,7 +13,7 @@
 
 #include "server/expfmt.h"
 #include "server/fmtnum.h"
-#include "server/utf8.h"
+#include "tsdb/utf8.h"
 #include "storage/mem.h"
 
 static void check(int ok)

@@ -59,7 +59,7 @@ struct ts_app {
 };
 
 /* Registers the ingest routes (/api/v1/write, /write, /api/v2/write, /api/v1/import,
- * /api/v1/import/prometheus, /api/v1/export, /ping). Returns 0 or an error. */
+ * /api/v1/import/prometheus, /ping). Returns 0 or an error. */
 int ts_ingest_routes(struct ts_app *app);
 /* Frees pooled contexts. */
 void ts_ingest_fini(struct ts_app *app);

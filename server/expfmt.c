@@ -23,7 +23,7 @@
 #include <strings.h>
 
 #include "server/fmtnum.h"
-#include "server/utf8.h"
+#include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 

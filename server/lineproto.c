@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "server/fmtnum.h"
-#include "server/utf8.h"
+#include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 

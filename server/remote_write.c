@@ -36,6 +36,7 @@
  * top level and series decoded in a second; symbols[0] must be "".
  */
 #include "server/remote_write.h"
+#include "tsdb/utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -809,46 +810,6 @@ const char *ts_rw_reason_name(enum ts_rw_reason reason)
 	return "unknown";
 }
 
-int ts_rw_utf8_valid(const void *ptr, size_t n)
-{
-	const uint8_t *p = ptr, *end = p + n;
-	while (p < end) {
-		uint8_t c = *p;
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		size_t need;
-		uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong below U+0800 */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates U+D800..U+DFFF */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong below U+10000 */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return 0; /* continuation byte, 0xc0/0xc1 overlongs, 0xf5.. */
-		}
-		if ((size_t)(end - p) <= need)
-			return 0;
-		if (p[1] < lo || p[1] > hi)
-			return 0;
-		for (size_t i = 2; i <= need; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		p += need + 1;
-	}
-	return 1;
-}
-
 static int is_alpha_(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
@@ -982,7 +943,7 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 			if (!valid_name(l->value, l->value_len, 1))
 				return invalid(s, TS_RW_BAD_METRIC_NAME, "invalid metric name", NULL,
 					       TS_EINVALID, reason, msg, msg_cap);
-		} else if (!ts_rw_utf8_valid(l->value, l->value_len)) {
+		} else if (!ts_utf8_valid(l->value, l->value_len)) {
 			return invalid(s, TS_RW_BAD_UTF8, "invalid UTF-8 in the value of label", l,
 				       TS_EINVALID, reason, msg, msg_cap);
 		}

@@ -166,9 +166,6 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 /* Short stable name of a reason ("unsorted_labels", ...), e.g. for a metric label. */
 const char *ts_rw_reason_name(enum ts_rw_reason reason);
 
-/* Strict UTF-8: no overlong forms, no surrogates (U+D800..U+DFFF), nothing above
- * U+10FFFF, no truncated sequences. Returns 1 if valid, 0 if not. */
-int ts_rw_utf8_valid(const void *p, size_t n);
 
 /* ---- negotiation ---- */
 

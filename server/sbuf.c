@@ -9,6 +9,7 @@
 
 #include "storage/mem.h"
 #include "tsdb/labels.h"
+#include "tsdb/utf8.h"
 
 void ts_sbuf_init(struct ts_sbuf *b)
 {
@@ -113,7 +114,7 @@ void ts_sbuf_json_str(struct ts_sbuf *b, const char *s, size_t n)
 		} else if (c >= 0x80) {
 			/* Find this UTF-8 sequence's length and check it. */
 			size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-			if (len > n - i || !ts_labels_utf8_valid(s + i, len))
+			if (len > n - i || !ts_utf8_valid(s + i, len))
 				rep = "\xef\xbf\xbd";
 			else
 				skip = len;

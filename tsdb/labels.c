@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "storage/err.h"
+#include "tsdb/utf8.h"
 
 static int name_cmp(const struct ts_label *a, const struct ts_label *b)
 {
@@ -18,36 +19,6 @@ static int name_cmp(const struct ts_label *a, const struct ts_label *b)
 	if (c)
 		return c;
 	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
-int ts_labels_utf8_valid(const char *str, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t need;
-		unsigned cp, min;
-		if ((c & 0xE0) == 0xC0) { need = 1; cp = c & 0x1F; min = 0x80; }
-		else if ((c & 0xF0) == 0xE0) { need = 2; cp = c & 0x0F; min = 0x800; }
-		else if ((c & 0xF8) == 0xF0) { need = 3; cp = c & 0x07; min = 0x10000; }
-		else return 0;
-		if (len - i <= need)
-			return 0;
-		for (size_t k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
 }
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, const struct ts_label *l)
@@ -72,9 +43,9 @@ int ts_labels_canon(const struct ts_label *in, uint32_t n, const struct ts_label
 			return fail(err, err_len, TS_ELIMIT, "label name %.*s... too long", l);
 		if (l->value_len > lim->max_value_len)
 			return fail(err, err_len, TS_ELIMIT, "value of label %.*s too long", l);
-		if (!ts_labels_utf8_valid(l->value, l->value_len))
+		if (!ts_utf8_valid(l->value, l->value_len))
 			return fail(err, err_len, TS_EINVALID, "value of label %.*s is not valid UTF-8", l);
-		if (!ts_labels_utf8_valid(l->name, l->name_len) || memchr(l->name, 0, l->name_len))
+		if (!ts_utf8_valid(l->name, l->name_len) || memchr(l->name, 0, l->name_len))
 			return fail(err, err_len, TS_EINVALID, "label name %.*s is not valid UTF-8 or holds NUL", l);
 		int is_name = l->name_len == 8 && memcmp(l->name, "__name__", 8) == 0;
 		if (l->value_len == 0) {

@@ -52,7 +52,5 @@ int ts_labels_get(const uint8_t *p, size_t len, const char *name, const char **v
  * label; a prefix sorts first). */
 int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b,
 		  uint32_t nb);
-/* 1 if s[0..len) is valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-int ts_labels_utf8_valid(const char *s, size_t len);
 
 #endif

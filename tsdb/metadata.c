@@ -22,6 +22,7 @@
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 #include "tsdb/metadata.h"
+#include "tsdb/utf8.h"
 
 #define MD_MAX 65536
 
@@ -101,9 +102,9 @@ int ts_db_set_metadata(struct ts_db *db, const struct ts_metadata *md, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (!md[i].metric_len || md[i].help_len > MD_MAX || md[i].unit_len > MD_MAX ||
 		    md[i].metric_len > MD_MAX || (unsigned)md[i].type > TS_MT_STATESET ||
-		    !ts_labels_utf8_valid(md[i].metric, md[i].metric_len) ||
-		    !ts_labels_utf8_valid(md[i].help ? md[i].help : "", md[i].help_len) ||
-		    !ts_labels_utf8_valid(md[i].unit ? md[i].unit : "", md[i].unit_len))
+		    !ts_utf8_valid(md[i].metric, md[i].metric_len) ||
+		    !ts_utf8_valid(md[i].help ? md[i].help : "", md[i].help_len) ||
+		    !ts_utf8_valid(md[i].unit ? md[i].unit : "", md[i].unit_len))
 			return TS_EINVALID;
 	int rc = 0;
 	pthread_mutex_lock(&db->md_mu);

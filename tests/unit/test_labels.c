@@ -8,6 +8,7 @@
 
 #include "storage/err.h"
 #include "tsdb/labels.h"
+#include "tsdb/utf8.h"
 
 #define L(n, v) {n, v, (uint32_t)sizeof(n) - 1, (uint32_t)sizeof(v) - 1}
 static const struct ts_labels_limits lim = {64, 256, 4096};
@@ -110,16 +111,16 @@ static void test_cmp_order(void **st)
 static void test_utf8(void **st)
 {
 	(void)st;
-	assert_true(ts_labels_utf8_valid("", 0));
-	assert_true(ts_labels_utf8_valid("plain ascii", 11));
-	assert_true(ts_labels_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-	assert_false(ts_labels_utf8_valid("\xc0\x80", 2));         /* overlong NUL */
-	assert_false(ts_labels_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
-	assert_false(ts_labels_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-	assert_false(ts_labels_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	assert_false(ts_labels_utf8_valid("\xc3", 1));             /* truncated */
-	assert_false(ts_labels_utf8_valid("\x80", 1));             /* lone continuation */
-	assert_false(ts_labels_utf8_valid("\xff", 1));
+	assert_true(ts_utf8_valid("", 0));
+	assert_true(ts_utf8_valid("plain ascii", 11));
+	assert_true(ts_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+	assert_false(ts_utf8_valid("\xc0\x80", 2));         /* overlong NUL */
+	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(ts_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(ts_utf8_valid("\xc3", 1));             /* truncated */
+	assert_false(ts_utf8_valid("\x80", 1));             /* lone continuation */
+	assert_false(ts_utf8_valid("\xff", 1));
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 
 #include "server/pb.h"
 #include "server/remote_write.h"
+#include "tsdb/utf8.h"
 #include "server/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
@@ -526,12 +527,12 @@ static void test_utf8(void **state)
 	uint8_t b[4];
 	for (unsigned x = 0; x < 0x10000; x++) {
 		b[0] = (uint8_t)(x >> 8), b[1] = (uint8_t)x;
-		assert_int_equal(ts_rw_utf8_valid(b, 2), ref_utf8(b, 2));
-		assert_int_equal(ts_rw_utf8_valid(b, 1), ref_utf8(b, 1));
+		assert_int_equal(ts_utf8_valid(b, 2), ref_utf8(b, 2));
+		assert_int_equal(ts_utf8_valid(b, 1), ref_utf8(b, 1));
 	}
 	for (unsigned x = 0xc00000; x < 0x1000000; x++) {
 		b[0] = (uint8_t)(x >> 16), b[1] = (uint8_t)(x >> 8), b[2] = (uint8_t)x;
-		if (ts_rw_utf8_valid(b, 3) != ref_utf8(b, 3))
+		if (ts_utf8_valid(b, 3) != ref_utf8(b, 3))
 			fail_msg("3-byte %06x", x);
 	}
 	/* 4-byte: every lead byte with a spread of continuations */
@@ -539,15 +540,15 @@ static void test_utf8(void **state)
 		for (unsigned c1 = 0x70; c1 < 0xd0; c1++)
 			for (unsigned c2 = 0x7f; c2 < 0xc1; c2 += 0x41) {
 				b[0] = (uint8_t)lead, b[1] = (uint8_t)c1, b[2] = (uint8_t)c2, b[3] = 0x80;
-				assert_int_equal(ts_rw_utf8_valid(b, 4), ref_utf8(b, 4));
+				assert_int_equal(ts_utf8_valid(b, 4), ref_utf8(b, 4));
 			}
-	assert_true(ts_rw_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
-	assert_false(ts_rw_utf8_valid("\xf4\x90\x80\x80", 4)); /* U+110000 */
-	assert_false(ts_rw_utf8_valid("\xed\xa0\x80", 3));     /* U+D800 */
-	assert_true(ts_rw_utf8_valid("\xee\x80\x80", 3));      /* U+E000 */
-	assert_false(ts_rw_utf8_valid("\xe0\x80\xaf", 3));     /* overlong '/' */
-	assert_false(ts_rw_utf8_valid("\xf0\x9f\x94", 3));     /* truncated emoji */
-	assert_true(ts_rw_utf8_valid("", 0));
+	assert_true(ts_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+	assert_false(ts_utf8_valid("\xf4\x90\x80\x80", 4)); /* U+110000 */
+	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));     /* U+D800 */
+	assert_true(ts_utf8_valid("\xee\x80\x80", 3));      /* U+E000 */
+	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));     /* overlong '/' */
+	assert_false(ts_utf8_valid("\xf0\x9f\x94", 3));     /* truncated emoji */
+	assert_true(ts_utf8_valid("", 0));
 }
 
 static int neg(const char *ct, const char *ce, enum ts_rw_version *v)

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/utf8.h"
+#include "tsdb/utf8.h"
 #include "storage/mem.h"
 
 /* Reference: decode greedily; any malformation -> invalid. */

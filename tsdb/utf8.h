@@ -1,13 +1,14 @@
 /*
- * utf8.h - strict UTF-8 validation and encoding for the ingest decoders.
+ * utf8.h - strict UTF-8 validation and encoding: label values, metadata, and every decoder of text
+ * from the network use this one validator.
  *
  * "Valid" means exactly what RFC 3629 and Go's utf8.Valid accept: no overlong forms,
  * no surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no stray continuation bytes,
  * no truncated sequences. NUL bytes are valid (they are U+0000); callers that forbid
  * them say so themselves.
  */
-#ifndef TS_SERVER_UTF8_H
-#define TS_SERVER_UTF8_H
+#ifndef TS_TSDB_UTF8_H
+#define TS_TSDB_UTF8_H
 
 #include <stddef.h>
 #include <stdint.h>

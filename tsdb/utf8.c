@@ -19,7 +19,7 @@
  * ASCII, so the loop skips 8-byte words with no high bit set before falling back to
  * the table walk.
  */
-#include "server/utf8.h"
+#include "tsdb/utf8.h"
 
 #include <string.h>
 
