@@ -26,9 +26,11 @@
  * results are sorted by labels; a range query of a scalar is one series without
  * labels. Errors carry Prometheus' messages and types.
  *
- * Not evaluated (422 naming them): native-histogram functions (histogram_count,
- * histogram_sum, histogram_fraction) - classic float series never have histograms,
- * so Prometheus returns empty vectors there; we do the same, which is equal.
+ * Native-histogram functions (histogram_count/sum/fraction) return nothing, as
+ * Prometheus does for float samples. Known deviations: 422 for predict_linear() of
+ * a subquery with @ in a range query (2.42 moves that window oddly); sort order of
+ * ties beyond 12 elements (Go's pdqsort is not stable; ours is); label_replace
+ * regexes run on PCRE2, not RE2 (same for the RE2 syntax the parser accepts).
  */
 #include "query/engine.h"
 

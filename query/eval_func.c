@@ -541,6 +541,12 @@ static int matrix_path(struct qev *ev, struct fcall *f, struct qvalue *out)
 	if (arg->kind == TS_AST_MATRIX_SELECTOR) {
 		int64_t lo = wmaxt(&ws, ev->start) - ws.range;
 		int64_t hi = wmaxt(&ws, ev->start + (int64_t)(ev->n_steps - 1) * ev->interval);
+		if (ws.shift || (at != TS_AT_NONE && f->id == TS_FN_PREDICT_LINEAR)) {
+			/* 2.42 selects only around @ but moves the window with the step, so
+			 * later windows see fewer samples. */
+			hi = c->q_start - ws.shift - ws.off;
+			lo = hi - ws.range;
+		}
 		if ((rc = ts__q_select(c, arg->matrix.vs, lo, hi, &set)))
 			goto out;
 		size_t ns = ts_series_set_len(set);
@@ -581,16 +587,11 @@ static int matrix_path(struct qev *ev, struct fcall *f, struct qvalue *out)
 		struct qev sub;
 		if ((rc = ts__q_subquery_ev(ev, arg, &sub)))
 			goto out;
-		if (f->id == TS_FN_PREDICT_LINEAR && at != TS_AT_NONE) {
-			/* 2.42 evaluates the inner query over the moving windows. */
-			int64_t e = ev->start + (int64_t)(ev->n_steps - 1) * ev->interval;
-			int64_t lo = ev->start - ws.off - ws.shift - ws.range, step = sub.interval;
-			int64_t st = step * (lo / step);
-			if (st < lo)
-				st += step;
-			sub.start = st;
-			sub.end = e - ws.off - ws.shift;
-			sub.n_steps = sub.end >= sub.start ? (size_t)((sub.end - sub.start) / step) + 1 : 0;
+		if (f->id == TS_FN_PREDICT_LINEAR && at != TS_AT_NONE && ev->n_steps > 1) {
+			/* 2.42 moves these windows with the step over data selected around @;
+			 * we do not reproduce that. */
+			rc = TS__Q_EXEC(c, "predict_linear() of a subquery with @ in a range query is not supported");
+			goto out;
 		}
 		if ((rc = ts__q_eval(&sub, arg->subquery.expr, &inner)))
 			goto out;

@@ -388,6 +388,10 @@ static void test_aggregations(void **state)
 	CHECK("quantile(2, m1)", 600, "{} inf");
 	CHECK("quantile(-1, m1)", 600, "{} -inf");
 	CHECK("count_values(\"v\", m1)", 600, "{v=\"1\"} 1\n{v=\"2\"} 1");
+	CHECK("count_values(\"v\", m1 * 1e21)", 600,
+	      "{v=\"1000000000000000000000\"} 1\n{v=\"2000000000000000000000\"} 1");
+	CHECK("count_values(\"v\", m1 * 1e-7)", 600, "{v=\"0.0000001\"} 1\n{v=\"0.0000002\"} 1");
+	CHECK("hour(g @ 1704067500)", 3000, "{instance=\"1\",job=\"b\"} 0");
 	CHECK("count_values without (instance) (\"v\", m1)", 600, "{job=\"a\",v=\"1\"} 1\n{job=\"a\",v=\"2\"} 1");
 	CHECK_ERR("topk(scalar(nothing), m1)", 600, NULL, 0, TS_QERR_EXECUTION, "Scalar value NaN overflows int64");
 }
@@ -474,6 +478,11 @@ static void test_range_queries(void **state)
 	CHECK_RANGE("max_over_time(c_total{instance=\"1\"}[2m:1m])", 600, 720, 60,
 		    "{instance=\"1\",job=\"a\"} 600:400 660:440 720:480");
 	CHECK_RANGE("timestamp(g)", 840, 900, 60, "{instance=\"1\",job=\"b\"} 840:1.70407e+09");
+	/* Checked against Prometheus 2.42: predict_linear is not step-invariant, its
+	 * window moves with the step over data selected around @. */
+	CHECK_RANGE("predict_linear(g[1m] @ 1704068700, 60)", 1500, 1620, 60, "{instance=\"1\",job=\"b\"} 1500:104");
+	CHECK_RANGE("max_over_time(g[5m:1m] @ 1704067800)", 1500, 1620, 60,
+		    "{instance=\"1\",job=\"b\"} 1500:39 1560:39 1620:39");
 	/* Range queries of a range vector are refused. */
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err;
