@@ -697,6 +697,27 @@ int ts_iter_next(struct ts_iter *it)
 {
 	if (it->done)
 		return 0;
+	/* Fast path, the common case: one chunk active and its current sample strictly
+	 * before the next chunk starts, so nothing can interleave or duplicate it. */
+	if (it->n_act == 1) {
+		struct ts_xor_it *x = &it->act[0];
+		int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t : INT64_MAX;
+		if (x->t < next_min) {
+			if (x->t > it->maxt) {
+				it->done = 1;
+				return 0;
+			}
+			it->t = x->t;
+			it->v = x->v;
+			it->floor = x->t + 1;
+			int rc = ts_xor_next(x);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				it->n_act = 0;
+			return 1;
+		}
+	}
 	for (;;) {
 		int64_t min = INT64_MAX;
 		for (size_t k = 0; k < it->n_act; k++)
@@ -754,6 +775,53 @@ int ts_iter_seek(struct ts_iter *it, int64_t t)
 		}
 	}
 	return ts_iter_next(it);
+}
+
+int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap)
+{
+	size_t n = 0;
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	while (n < cap && !it->done) {
+		if (it->n_act == 1) {
+			/* The fast path of ts_iter_next, run for a whole stretch of one chunk. */
+			struct ts_xor_it *x = &it->act[0];
+			int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t : INT64_MAX;
+			int64_t lim = next_min <= it->maxt ? next_min - 1 : it->maxt;
+			int rc = 1;
+			size_t n0 = n;
+			while (n < cap && x->t <= lim) {
+				t_ms[n] = x->t;
+				memcpy(&v[n], &x->v, 8);
+				n++;
+				rc = ts_xor_next(x);
+				if (rc <= 0)
+					break;
+			}
+			if (n > n0) {
+				it->t = t_ms[n - 1];
+				memcpy(&it->v, &v[n - 1], 8);
+				it->floor = it->t + 1;
+			}
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				it->n_act = 0;
+				continue;
+			}
+			if (n == cap)
+				break;
+		}
+		int rc = ts_iter_next(it);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			break;
+		t_ms[n] = it->t;
+		memcpy(&v[n], &it->v, 8);
+		n++;
+	}
+	return (int)n;
 }
 
 void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v)

@@ -128,6 +128,10 @@ int ts_iter_next(struct ts_iter *it);
 /* Positions at the first sample with t >= t_ms: 1, 0 (end), TS_ECORRUPT. */
 int ts_iter_seek(struct ts_iter *it, int64_t t_ms);
 void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v);
+/* Reads up to cap of the next samples into t_ms[] and v[] (values bit-exact): the same
+ * sequence ts_iter_next would give, without a call per sample. Returns how many were
+ * read (0 at the end) or TS_ECORRUPT. Afterwards ts_iter_at gives the last one read. */
+int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap);
 void ts_iter_free(struct ts_iter *it);
 
 /* Raw chunks of series i overlapping the set's range, in min_t order (for remote read).

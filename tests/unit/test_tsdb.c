@@ -147,6 +147,21 @@ static void test_append_select_iterate(void **st)
 	}
 	assert_int_equal(ts_iter_next(it), 0);
 	ts_iter_free(it);
+	/* Batch reads give exactly the sequence of ts_iter_next, across chunk edges. */
+	assert_int_equal(ts_iter_new(set, 0, &it), 0);
+	int64_t tb[37];
+	double vb[37];
+	int got, total_read = 0;
+	while ((got = ts_iter_read(it, tb, vb, 37)) > 0) {
+		for (int k = 0; k < got; k++) {
+			assert_int_equal(tb[k], 1000 + 15000 * (total_read + k));
+			assert_true(vb[k] == total_read + k);
+		}
+		total_read += got;
+	}
+	assert_int_equal(got, 0);
+	assert_int_equal(total_read, 500);
+	ts_iter_free(it);
 	/* Seek. */
 	assert_int_equal(ts_iter_new(set, 0, &it), 0);
 	assert_int_equal(ts_iter_seek(it, 1000 + 15000 * 300 - 1), 1);
