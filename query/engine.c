@@ -369,7 +369,7 @@ int ts__q_iter_err(struct qctx *c, int rc)
 
 /* The newest sample of `it` at or before each ref, walking forward. */
 struct lookback_walk {
-	struct ts_iter *it;
+	struct qbuf *b;
 	bool have_cur, have_prev;
 	int64_t cur_t, prev_t;
 	double cur_v, prev_v;
@@ -381,27 +381,21 @@ static int walk_to(struct qctx *c, struct lookback_walk *w, int64_t ref, int64_t
 	if (w->have_cur && w->cur_t < lo) {
 		/* Everything before lo is out of the lookback window: skip by seeking. */
 		w->have_prev = false;
-		rc = ts_iter_seek(w->it, lo);
+		rc = qbuf_seek(w->b, lo, &w->cur_t, &w->cur_v);
 		if (rc < 0)
 			return ts__q_iter_err(c, rc);
 		w->have_cur = rc == 1;
-		if (w->have_cur) {
-			ts_iter_at(w->it, &w->cur_t, &w->cur_v);
-			c->scanned++;
-		}
+		c->scanned += (uint64_t)w->have_cur;
 	}
 	while (w->have_cur && w->cur_t <= ref) {
 		w->prev_t = w->cur_t;
 		w->prev_v = w->cur_v;
 		w->have_prev = true;
-		rc = ts_iter_next(w->it);
+		rc = qbuf_next(w->b, &w->cur_t, &w->cur_v);
 		if (rc < 0)
 			return ts__q_iter_err(c, rc);
 		w->have_cur = rc == 1;
-		if (w->have_cur) {
-			ts_iter_at(w->it, &w->cur_t, &w->cur_v);
-			c->scanned++;
-		}
+		c->scanned += (uint64_t)w->have_cur;
 	}
 	return 0;
 }
@@ -415,6 +409,7 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 	int rc = 0;
 	struct ts_series_set *set = NULL;
 	struct ts_iter *it = NULL;
+	struct qbuf qb;
 	memset(out, 0, sizeof *out);
 	out->type = TS_VT_VECTOR;
 	if (ev->n_steps == 0)
@@ -439,17 +434,15 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 			rc = ts__q_iter_err(c, rc);
 			goto out;
 		}
-		struct lookback_walk w = {.it = it};
-		rc = ts_iter_next(it);
+		qbuf_init(&qb, it);
+		struct lookback_walk w = {.b = &qb};
+		rc = qbuf_next(&qb, &w.cur_t, &w.cur_v);
 		if (rc < 0) {
 			rc = ts__q_iter_err(c, rc);
 			goto out;
 		}
 		w.have_cur = rc == 1;
-		if (w.have_cur) {
-			ts_iter_at(it, &w.cur_t, &w.cur_v);
-			c->scanned++;
-		}
+		c->scanned += (uint64_t)w.have_cur;
 		struct qseries *se = NULL;
 		for (size_t k = 0; k < ev->n_steps; k++) {
 			int64_t ts = ev->start + (int64_t)k * ev->interval;

@@ -371,15 +371,14 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 	wb->head = wb->n = 0;
 	wb->resets = 0;
 	wb->have_last = false;
+	struct qbuf qb;
 	if (it) {
-		rc = ts_iter_next(it);
+		qbuf_init(&qb, it);
+		rc = qbuf_next(&qb, &cur_t, &cur_v);
 		if (rc < 0)
 			return ts__q_iter_err(c, rc);
 		have_cur = rc == 1;
-		if (have_cur) {
-			ts_iter_at(it, &cur_t, &cur_v);
-			c->scanned++;
-		}
+		c->scanned += (uint64_t)have_cur;
 	} else if (n_arr) {
 		have_cur = true;
 		cur_t = arr[0].t_ms;
@@ -398,27 +397,21 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 		while (wb->head < wb->n && wb->p[wb->head].t_ms < mint)
 			wb->head++;
 		if (have_cur && cur_t < mint && it) {
-			rc = ts_iter_seek(it, mint);
+			rc = qbuf_seek(&qb, mint, &cur_t, &cur_v);
 			if (rc < 0)
 				return ts__q_iter_err(c, rc);
 			have_cur = rc == 1;
-			if (have_cur) {
-				ts_iter_at(it, &cur_t, &cur_v);
-				c->scanned++;
-			}
+			c->scanned += (uint64_t)have_cur;
 		}
 		while (have_cur && cur_t <= maxt) {
 			if (cur_t >= mint && !ts__q_is_stale(cur_v) && (rc = wbuf_push(c, wb, cur_t, cur_v)))
 				return rc;
 			if (it) {
-				rc = ts_iter_next(it);
+				rc = qbuf_next(&qb, &cur_t, &cur_v);
 				if (rc < 0)
 					return ts__q_iter_err(c, rc);
 				have_cur = rc == 1;
-				if (have_cur) {
-					ts_iter_at(it, &cur_t, &cur_v);
-					c->scanned++;
-				}
+				c->scanned += (uint64_t)have_cur;
 			} else {
 				have_cur = ai < n_arr;
 				if (have_cur) {

@@ -218,4 +218,51 @@ static inline bool ts__q_is_stale(double v)
 	return b == TS_STALE_NAN_BITS;
 }
 
+/* A buffered reader over an engine iterator: samples come in batches through
+ * ts_iter_read, so the hot loops of selectors and range functions make no call per
+ * sample. qbuf_next/qbuf_seek follow ts_iter_next/ts_iter_seek: 1 with (*t, *v), 0 at
+ * the end, <0 an engine error. */
+#define TS_QBUF_N 128
+struct qbuf {
+	struct ts_iter *it;
+	int n, pos;
+	int64_t t[TS_QBUF_N];
+	double v[TS_QBUF_N];
+};
+
+static inline void qbuf_init(struct qbuf *b, struct ts_iter *it)
+{
+	b->it = it;
+	b->n = b->pos = 0;
+}
+
+static inline int qbuf_next(struct qbuf *b, int64_t *t, double *v)
+{
+	if (b->pos == b->n) {
+		int r = ts_iter_read(b->it, b->t, b->v, TS_QBUF_N);
+		if (r <= 0)
+			return r;
+		b->n = r;
+		b->pos = 0;
+	}
+	*t = b->t[b->pos];
+	*v = b->v[b->pos];
+	b->pos++;
+	return 1;
+}
+
+static inline int qbuf_seek(struct qbuf *b, int64_t lo, int64_t *t, double *v)
+{
+	while (b->pos < b->n && b->t[b->pos] < lo)
+		b->pos++;
+	if (b->pos < b->n)
+		return qbuf_next(b, t, v);
+	b->n = b->pos = 0;
+	int r = ts_iter_seek(b->it, lo);
+	if (r <= 0)
+		return r;
+	ts_iter_at(b->it, t, v);
+	return 1;
+}
+
 #endif
