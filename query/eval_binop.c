@@ -142,8 +142,8 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 	ts__qmap_clear(&b->m1);
 	ts__qmap_clear(&b->m2);
 	for (size_t i = 0; i < rhs->n; i++) {
-		const char *k;
-		size_t kl;
+		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
+		size_t kl = 0;
 		if ((rc = sig(c, b, &rhs->s[i], &k, &kl)))
 			return rc;
 		size_t d = ts__qmap_find(&b->m1, k, kl);
@@ -161,8 +161,8 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 	}
 	for (size_t i = 0; i < lhs->n; i++) {
 		const struct qsample *ls = &lhs->s[i];
-		const char *k;
-		size_t kl;
+		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
+		size_t kl = 0;
 		if ((rc = sig(c, b, ls, &k, &kl)))
 			return rc;
 		size_t ri = ts__qmap_find(&b->m1, k, kl);
@@ -249,8 +249,8 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	/* `or` indexes the left side, and/unless the right. */
 	struct qvector *idx = b->op == TS_OP_OR ? lhs : rhs;
 	for (size_t i = 0; i < idx->n; i++) {
-		const char *k;
-		size_t kl;
+		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
+		size_t kl = 0;
 		if ((rc = sig(c, b, &idx->s[i], &k, &kl)))
 			return rc;
 		if (ts__qmap_find(&b->m1, k, kl) == TS__QMAP_NONE && (rc = put(c, &b->m1, k, kl, i)))
@@ -262,8 +262,8 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	}
 	struct qvector *scan = b->op == TS_OP_OR ? rhs : lhs;
 	for (size_t i = 0; i < scan->n; i++) {
-		const char *k;
-		size_t kl;
+		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
+		size_t kl = 0;
 		if ((rc = sig(c, b, &scan->s[i], &k, &kl)))
 			return rc;
 		bool found = ts__qmap_find(&b->m1, k, kl) != TS__QMAP_NONE;
