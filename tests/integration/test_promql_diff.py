@@ -73,6 +73,49 @@ def _evaluations(span):
     return out
 
 
+def _env(rt, result):
+    return {"status": "success", "data": {"resultType": rt, "result": result}}
+
+
+class CompareTest(unittest.TestCase):
+    """promdiff.compare itself: it must see every kind of difference."""
+
+    def test_compare(self):
+        c = promdiff.compare
+        v = lambda *pairs: _env("vector", [{"metric": m, "value": [10, x]} for m, x in pairs])
+        a, b = {"a": "1"}, {"a": "2"}
+        self.assertIsNone(c(v((a, "1"), (b, "2")), v((b, "2"), (a, "1")), "q"))
+        self.assertIsNone(c(v((a, "1")), v((a, "1.0000000001")), "q"))
+        self.assertIsNone(c(v((a, "NaN")), v((a, "NaN")), "q"))
+        self.assertIsNone(c(v((a, "1e-12")), v((a, "0")), "q"))
+        self.assertIsNotNone(c(v((a, "1")), v((a, "1.00001")), "q"))
+        self.assertIsNotNone(c(v((a, "NaN")), v((a, "0")), "q"))
+        self.assertIsNotNone(c(v((a, "+Inf")), v((a, "-Inf")), "q"))
+        self.assertIsNotNone(c(v((a, "1")), v((a, "1"), (b, "1")), "q"))
+        self.assertIsNotNone(c(v((a, "1"), (b, "1")), v((a, "1")), "q"))
+        self.assertIsNotNone(c(v((a, "1")), v((a, "1"), (a, "1")), "q"))
+        self.assertIsNotNone(c(v((a, "1"), (b, "2")), v((b, "2"), (a, "1")), "sort(x)"))
+        self.assertIsNone(c(v((a, "1"), (b, "1")), v((b, "1"), (a, "1")), "sort(x)"))
+        w = v((a, "1"))
+        w["data"]["result"][0]["value"][0] = 11
+        self.assertIsNotNone(c(v((a, "1")), w, "q"))
+        m = lambda pts: _env("matrix", [{"metric": a, "values": pts}])
+        self.assertIsNone(c(m([[1, "1"], [2, "2"]]), m([[1, "1"], [2, "2"]]), "q"))
+        self.assertIsNotNone(c(m([[1, "1"], [2, "2"]]), m([[1, "1"]]), "q"))
+        self.assertIsNotNone(c(m([[1, "1"]]), m([[1, "1"], [2, "2"]]), "q"))
+        self.assertIsNotNone(c(m([[1, "1"]]), m([[2, "1"]]), "q"))
+        self.assertIsNotNone(c(m([[1, "1"]]), m([[1, "3"]]), "q"))
+        self.assertIsNotNone(c(m([[1, "1"]]), _env("vector", [{"metric": a, "value": [1, "1"]}]), "q"))
+        self.assertIsNone(c(_env("scalar", [1, "2"]), _env("scalar", [1, "2"]), "q"))
+        self.assertIsNotNone(c(_env("scalar", [1, "2"]), _env("scalar", [1, "3"]), "q"))
+        self.assertIsNotNone(c(_env("string", [1, "x"]), _env("string", [1, "y"]), "q"))
+        e = lambda t: {"status": "error", "errorType": t, "error": "..."}
+        self.assertIsNone(c(e("bad_data"), e("bad_data"), "q"))
+        self.assertIsNotNone(c(e("bad_data"), e("execution"), "q"))
+        self.assertIsNotNone(c(e("bad_data"), v((a, "1")), "q"))
+        self.assertIsNotNone(c(v((a, "1")), e("execution"), "q"))
+
+
 class PromqlDiffTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -135,7 +178,7 @@ class PromqlDiffTest(unittest.TestCase):
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         deadline = time.monotonic() + TIME_BUDGET_S - (time.monotonic() - self.t0)
         equal, differ, known_seen, done = 0, [], {}, 0
-        prom_errors = 0
+        prom_errors = n_evals = n_identical = 0
         try:
             for no, q in queries:
                 if time.monotonic() > deadline:
@@ -150,6 +193,8 @@ class PromqlDiffTest(unittest.TestCase):
                     if a.get("status") != "success":
                         prom_errors += 1
                     d = promdiff.compare(a, b, q)
+                    n_evals += 1
+                    n_identical += promdiff.identical(a, b)
                     if d:
                         diffs.append("%s: %s" % (name, d))
                 done += 1
@@ -168,6 +213,8 @@ class PromqlDiffTest(unittest.TestCase):
         print("\n==== PromQL differential: %d queries x %d evaluations (%d of them errors on "
               "Prometheus' side): %d equal, %d known differences, %d unexpected differences" % (
                   done, len(evals), prom_errors, equal, len(known_seen), len(differ)))
+        print("     %d of %d evaluations are identical to the character; the others agree within "
+              "the tolerance" % (n_identical, n_evals))
         for q, diffs in known_seen.items():
             print("KNOWN  %s\n       reason: %s\n       %s" % (q, KNOWN_DIFFERENCES[q], diffs[0][:300]))
         for q in fixed:
