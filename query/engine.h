@@ -75,10 +75,12 @@ struct ts_qopts {
 int ts_query_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms,
 		     const struct ts_qopts *opts, struct ts_qresult **out, struct ts_qerr *err);
 
-/* Evaluates q at start, start+step, ... <= end. The result is a matrix (or a scalar or
- * string query, which Prometheus also returns as a matrix: one series without labels)
- * with series sorted by labels. step_ms > 0; (end-start)/step + 1 <= max_points.
- * Same returns as ts_query_instant. */
+/* Evaluates q at start, start+step, ... <= end. The result is a matrix with series
+ * sorted by labels (a scalar query gives one series without labels, as Prometheus
+ * does); a string or range-vector expression is bad_data ("invalid expression type").
+ * step_ms > 0; (end-start)/step + 1 <= max_points, else TS_ELIMIT with type bad_data
+ * and Prometheus' message. Evaluation errors return a negative code whose meaning is
+ * err->type (map on the type, not the code). Same returns as ts_query_instant. */
 int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms,
 		   int64_t end_ms, int64_t step_ms, const struct ts_qopts *opts,
 		   struct ts_qresult **out, struct ts_qerr *err);
