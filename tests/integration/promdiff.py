@@ -259,6 +259,19 @@ def generate(end_ms, seed=SEED):
         if i % 20 == 0 and not (i > 0.6 * SPAN_MS / SCRAPE_MS and i % 40 == 20):
             sp.add(t, float(i // 20))
     out.extend([s, c, sp])
+    # aligned_stale: on the grid, a stale marker exactly at +3000 s, nothing until a
+    # sample exactly 5 min later; another stale marker at +6000 s followed by a sample
+    # 15 s later.
+    s = _Series({"__name__": "aligned_stale", "job": "grid", "instance": "g2"})
+    for i in range(SPAN_MS // SCRAPE_MS + 1):
+        rel = i * SCRAPE_MS
+        if rel in (3000000, 6000000):
+            s.add(start + rel, STALE)
+        elif 3000000 < rel < 3300000:
+            continue
+        else:
+            s.add(start + rel, float(i % 9))
+    out.append(s)
 
     # ---- a broken classic histogram: non-monotonic buckets on one instance, no +Inf
     # bucket on the other (histogram_quantile's repairs and NaN answers)

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
@@ -47,6 +48,8 @@ INSTANTS = (
     lambda s, e: s + 3601,
     lambda s, e: e - 0.001,
     lambda s, e: e + 200,
+    lambda s, e: s + 3000,
+    lambda s, e: s + 3300,
 )
 # Range queries: (start, end, step).
 RANGES = (
@@ -250,6 +253,52 @@ class PromqlDiffTest(unittest.TestCase):
             TIME_BUDGET_S, done))
         self.assertFalse(differ, "%d queries answer differently from Prometheus (see above): %s" % (
             len(differ), [q for _, q, _ in differ][:10]))
+
+    def test_3_api_parameters_agree(self):
+        """The same query with the ways clients spell times, steps and mistakes."""
+        s, e = self.span
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(e - 600))
+        q = "sum by (job) (rate(http_requests_total[5m]))"
+        cases = [
+            ("/api/v1/query", {"query": q, "time": iso + "Z"}),
+            ("/api/v1/query", {"query": q, "time": iso + ".250Z"}),
+            ("/api/v1/query", {"query": q, "time": iso + "+02:00"}),
+            ("/api/v1/query", {"query": q, "time": "%d.5" % (e - 600)}),
+            ("/api/v1/query", {"query": q, "time": "abc"}),
+            ("/api/v1/query", {"query": "", "time": str(e)}),
+            ("/api/v1/query", {"query": q, "time": str(e), "timeout": "1m"}),
+            ("/api/v1/query", {"query": q, "time": str(e), "timeout": "x"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 3600), "end": str(e), "step": "1m30s"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 3600), "end": str(e), "step": "45.5"}),
+            ("/api/v1/query_range", {"query": q, "start": iso + "Z", "end": str(e), "step": "15s"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e), "end": str(e - 60), "step": "15"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 60), "end": str(e), "step": "0"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 60), "end": str(e), "step": "-1"}),
+            ("/api/v1/query_range", {"query": q, "start": str(s), "end": str(e), "step": "0.5"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 5500), "end": str(e), "step": "0.5"}),
+            ("/api/v1/query_range", {"query": q, "start": str(e - 60), "end": str(e)}),
+            ("/api/v1/query_range", {"query": q, "end": str(e), "step": "15"}),
+            ("/api/v1/query_range", {"query": "node_temperature_celsius", "start": str(e - 60),
+                                     "end": str(e - 60), "step": "1h"}),
+        ]
+        pc = peers.Client(self.prom.port)
+        tc = peers.Client(self.srv.port)
+        bad = []
+        try:
+            for path, params in cases:
+                url = path + "?" + urllib.parse.urlencode(params)
+                a, b = pc.request("GET", url), tc.request("GET", url)
+                d = None if a.status == b.status else "HTTP %d vs %d" % (a.status, b.status)
+                d = d or promdiff.compare(a.json(), b.json(), params.get("query", ""))
+                if d:
+                    bad.append("%s %s: %s" % (path, params, d))
+        finally:
+            pc.close()
+            tc.close()
+        print("API parameters: %d cases, %d differ" % (len(cases), len(bad)))
+        for x in bad:
+            print("DIFF   " + x[:400])
+        self.assertFalse(bad)
 
 
 if __name__ == "__main__":
