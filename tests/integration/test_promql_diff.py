@@ -164,8 +164,11 @@ class PromqlDiffTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.prom.cleanup()
         rc = cls.srv.stop()
+        log = cls.srv.log_tail()
         cls.srv.cleanup()
         print("tsdbd exit code %s; total %.1fs" % (rc, time.monotonic() - cls.t0))
+        if rc != 0:
+            raise AssertionError("tsdbd exited with %s:\n%s" % (rc, log))
 
     def test_1_both_hold_the_same_series(self):
         q = 'count by (__name__) ({__name__=~".+"})'

@@ -2,7 +2,8 @@
 """End to end: Prometheus (Debian's 2.42) remote-reading from tsdbd.
 
 tsdbd holds the differential test's data (promdiff.generate: counters with resets,
-gauges, histogram buckets, gaps, stale markers, special values); a Prometheus with an
+gauges, histogram buckets, gaps, stale markers, special values), restarted after the
+load so that everything is read back from what it recovers; a Prometheus with an
 empty TSDB, no scrape targets and `remote_read: [{url: <tsdbd>/api/v1/read,
 read_recent: true}]` must answer the query set (promql_queries.txt, at a few instants
 and over a few ranges) exactly as tsdbd's own /api/v1/query(_range) does (promdiff.compare:
@@ -73,6 +74,8 @@ class RemoteReadE2ETest(unittest.TestCase):
         try:
             cls.srv.start()
             promdiff.load(promdiff.rw_sender(cls.srv.port), promdiff.time_slices(cls.data))
+            # Reads come from what tsdbd recovers on start, not from what it just took in.
+            cls.srv.restart()
             cls.proxy = promdiff.RecordingProxy(cls.srv.port).start()
             cls.prom = peers.Prometheus(PROM_CONFIG % {"port": cls.proxy.port})
             cls.prom.start()
@@ -93,8 +96,11 @@ class RemoteReadE2ETest(unittest.TestCase):
         if cls.prom:
             cls.prom.stop()
         rc = cls.srv.stop()
+        log = cls.srv.log_tail()
         cls._cleanup()
         print("tsdbd exit code %s; total %.1fs" % (rc, time.monotonic() - cls.t0))
+        if rc != 0:
+            raise AssertionError("tsdbd exited with %s:\n%s" % (rc, log))
 
     # ---------------------------------------------------------------- via Prometheus
 
