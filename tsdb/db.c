@@ -763,7 +763,7 @@ static void db_free(struct ts_db *db)
 {
 	ts_wal_close(db->wal);
 	for (size_t i = 0; i < db->n_parts; i++)
-		ts_env_close(db->parts[i].env);
+		ts__part_unref(db->parts[i]);
 	ts_free(db->parts);
 	ts_env_close(db->index);
 	for (size_t i = 0; i < db->by_id_cap; i++)
@@ -828,7 +828,7 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	pthread_rwlock_rdlock(&db->parts_mu);
 	out->n_partitions = db->n_parts;
 	for (size_t i = 0; i < db->n_parts; i++) {
-		ts_env_size(db->parts[i].env, &map, &used);
+		ts_env_size(db->parts[i]->env, &map, &used);
 		out->partitions_bytes += used;
 	}
 	pthread_rwlock_unlock(&db->parts_mu);

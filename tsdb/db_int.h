@@ -87,10 +87,17 @@ struct ts_shard {
 	size_t cap, n;
 };
 
+/* A time partition's env. Heap-allocated and reference-counted: the partitions array
+ * holds one reference, and every reader (a series set, a stored-sample look-up) takes
+ * one while it uses the env, so retention can drop a partition from the array at any
+ * time; the last reference closes the env and, if asked, deletes its directory. */
 struct ts_partition {
 	int64_t start, end;       /* [start, end) in ms */
 	struct ts_env *env;
 	unsigned chunks;          /* table handle */
+	atomic_int refs;
+	atomic_int remove;        /* delete the directory with the last reference */
+	char *dir;                /* owned */
 };
 
 struct ts_db {
@@ -124,7 +131,7 @@ struct ts_db {
 	size_t n_md, cap_md;
 
 	pthread_rwlock_t parts_mu; /* guards the partitions array */
-	struct ts_partition *parts; /* sorted by start */
+	struct ts_partition **parts; /* sorted by start; each holds the array's reference */
 	size_t n_parts, cap_parts;
 
 	pthread_t writer;
@@ -167,7 +174,14 @@ int ts__index_open(struct ts_db *db);
 int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
 int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
 int ts__parts_open_existing(struct ts_db *db);
+/* The partition holding t, created if absent. Writer thread only: the array's own
+ * reference keeps it alive for the writer, the only thread that removes partitions. */
 int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out);
+/* The partition starting at `start` with a reference taken, or NULL. */
+struct ts_partition *ts__part_ref(struct ts_db *db, int64_t start);
+void ts__part_unref(struct ts_partition *p);
+/* Drops partitions wholly older than now - retention; returns how many. Writer only. */
+int ts__parts_expire(struct ts_db *db, int64_t now_ms);
 
 /* writer.c */
 int ts__writer_start(struct ts_db *db);

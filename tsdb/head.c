@@ -94,22 +94,18 @@ static int ooo_find(const struct ts_ooo *o, int64_t t, uint32_t *pos)
 static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, uint64_t *v)
 {
 	int64_t start = ts__partition_start(db, t);
-	struct ts_env *env = NULL;
-	unsigned table = 0;
-	pthread_rwlock_rdlock(&db->parts_mu);
-	for (size_t i = 0; i < db->n_parts; i++)
-		if (db->parts[i].start == start) {
-			env = db->parts[i].env;
-			table = db->parts[i].chunks;
-		}
-	pthread_rwlock_unlock(&db->parts_mu);
-	if (!env)
+	struct ts_partition *part = ts__part_ref(db, start);
+	if (!part)
 		return 0;
+	struct ts_env *env = part->env;
+	unsigned table = part->chunks;
 	struct ts_rtxn *r;
 	struct ts_cursor *c = NULL;
 	int rc = ts_env_read_begin(env, &r);
-	if (rc)
+	if (rc) {
+		ts__part_unref(part);
 		return rc;
+	}
 	rc = ts_cursor_open(r, table, &c);
 	uint8_t key[TS_CHUNK_KEY_LEN];
 	ts_chunk_key(key, s->id, start);
@@ -139,6 +135,7 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 	}
 	ts_cursor_close(c);
 	ts_env_read_end(r);
+	ts__part_unref(part);
 	if (found > 0)
 		return 1;
 	return rc == TS_ENOTFOUND || rc == 0 ? 0 : rc;

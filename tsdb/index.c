@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/chunk.h"
 #include "storage/err.h"
@@ -237,42 +238,92 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	return 0;
 }
 
-static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition *p)
+static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/raw/%" PRId64 "_%" PRId64, db->dir, start, end);
+	struct ts_partition *p = ts_calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->dir = ts_strdup(path);
+	if (!p->dir) {
+		ts_free(p);
+		return -ENOMEM;
+	}
 	struct ts_env_opts eo = {.map_bytes = 64u << 20};
 	int rc = ts_env_open(path, &eo, &p->env);
-	if (rc)
-		return rc;
-	rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
+	if (rc == 0)
+		rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
 	if (rc) {
 		ts_env_close(p->env);
-		p->env = NULL;
+		ts_free(p->dir);
+		ts_free(p);
 		return rc;
 	}
 	p->start = start;
 	p->end = end;
+	atomic_init(&p->refs, 1);
+	atomic_init(&p->remove, 0);
+	*out = p;
 	return 0;
 }
 
+/* Removes a partition directory: an env directory holds only LMDB's two files. */
+static void remove_dir(const char *dir)
+{
+	char path[4200];
+	const char *files[] = {"data.mdb", "lock.mdb"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ts_log(TS_LOG_WARN, "retention: cannot remove %s: %s", path, strerror(errno));
+	}
+	if (rmdir(dir) != 0)
+		ts_log(TS_LOG_WARN, "retention: cannot remove %s: %s", dir, strerror(errno));
+}
+
+void ts__part_unref(struct ts_partition *p)
+{
+	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	ts_env_close(p->env);
+	if (atomic_load(&p->remove))
+		remove_dir(p->dir);
+	ts_free(p->dir);
+	ts_free(p);
+}
+
+struct ts_partition *ts__part_ref(struct ts_db *db, int64_t start)
+{
+	struct ts_partition *found = NULL;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	for (size_t i = 0; i < db->n_parts; i++)
+		if (db->parts[i]->start == start) {
+			found = db->parts[i];
+			atomic_fetch_add(&found->refs, 1);
+			break;
+		}
+	pthread_rwlock_unlock(&db->parts_mu);
+	return found;
+}
+
 /* Inserts keeping db->parts sorted by start (parts_mu held for writing). */
-static int part_insert(struct ts_db *db, const struct ts_partition *p)
+static int part_insert(struct ts_db *db, struct ts_partition *p)
 {
 	if (db->n_parts == db->cap_parts) {
 		size_t cap = db->cap_parts ? db->cap_parts * 2 : 16;
-		struct ts_partition *a = ts_realloc(db->parts, cap * sizeof *a);
+		struct ts_partition **a = ts_realloc(db->parts, cap * sizeof *a);
 		if (!a)
 			return -ENOMEM;
 		db->parts = a;
 		db->cap_parts = cap;
 	}
 	size_t i = db->n_parts;
-	while (i > 0 && db->parts[i - 1].start > p->start) {
+	while (i > 0 && db->parts[i - 1]->start > p->start) {
 		db->parts[i] = db->parts[i - 1];
 		i--;
 	}
-	db->parts[i] = *p;
+	db->parts[i] = p;
 	db->n_parts++;
 	return 0;
 }
@@ -298,16 +349,16 @@ int ts__parts_open_existing(struct ts_db *db)
 			ts_log(TS_LOG_WARN, "ignoring unexpected entry raw/%s", e->d_name);
 			continue;
 		}
-		struct ts_partition p;
+		struct ts_partition *p;
 		rc = part_open(db, start, end, &p);
 		if (rc) {
 			ts_log(TS_LOG_ERROR, "cannot open partition raw/%s: %s", e->d_name,
 			       ts_strerror(rc));
 			break;
 		}
-		rc = part_insert(db, &p);
+		rc = part_insert(db, p);
 		if (rc) {
-			ts_env_close(p.env);
+			ts__part_unref(p);
 			break;
 		}
 	}
@@ -321,23 +372,48 @@ int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out)
 	int rc = 0;
 	pthread_rwlock_wrlock(&db->parts_mu);
 	for (size_t i = 0; i < db->n_parts; i++)
-		if (db->parts[i].start == start) {
-			*out = &db->parts[i];
+		if (db->parts[i]->start == start) {
+			*out = db->parts[i];
 			goto out;
 		}
-	struct ts_partition p;
+	struct ts_partition *p;
 	rc = part_open(db, start, start + db->o.partition_ms, &p);
 	if (rc)
 		goto out;
-	rc = part_insert(db, &p);
+	rc = part_insert(db, p);
 	if (rc) {
-		ts_env_close(p.env);
+		ts__part_unref(p);
 		goto out;
 	}
-	for (size_t i = 0; i < db->n_parts; i++)
-		if (db->parts[i].start == start)
-			*out = &db->parts[i];
+	*out = p;
 out:
 	pthread_rwlock_unlock(&db->parts_mu);
 	return rc;
+}
+
+int ts__parts_expire(struct ts_db *db, int64_t now_ms)
+{
+	if (db->o.retention_ms <= 0)
+		return 0;
+	int64_t cutoff = now_ms - db->o.retention_ms;
+	struct ts_partition *gone[64];
+	int n = 0;
+	pthread_rwlock_wrlock(&db->parts_mu);
+	size_t w = 0;
+	for (size_t i = 0; i < db->n_parts; i++) {
+		struct ts_partition *p = db->parts[i];
+		if (p->end <= cutoff && n < 64)
+			gone[n++] = p;
+		else
+			db->parts[w++] = p;
+	}
+	db->n_parts = w;
+	pthread_rwlock_unlock(&db->parts_mu);
+	for (int i = 0; i < n; i++) {
+		ts_log(TS_LOG_INFO, "retention: removing partition %s (all samples before %" PRId64 ")",
+		       gone[i]->dir, cutoff);
+		atomic_store(&gone[i]->remove, 1);
+		ts__part_unref(gone[i]); /* the array's reference; readers may still hold theirs */
+	}
+	return n;
 }

@@ -246,7 +246,7 @@ struct set_series {
 
 struct part_snap {
 	int64_t start, end;
-	struct ts_env *env;
+	struct ts_partition *part; /* a reference: retention cannot close it under us */
 	unsigned table;
 	struct ts_rtxn *r;
 };
@@ -343,8 +343,10 @@ void ts_series_set_free(struct ts_series_set *set)
 {
 	if (!set)
 		return;
-	for (size_t i = 0; i < set->n_parts; i++)
+	for (size_t i = 0; i < set->n_parts; i++) {
 		ts_env_read_end(set->parts[i].r);
+		ts__part_unref(set->parts[i].part);
+	}
 	ts_free(set->parts);
 	ts_free(set->ser);
 	ts_free(set->labels);
@@ -499,17 +501,19 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 	pthread_rwlock_rdlock(&db->parts_mu);
 	set->parts = ts_calloc(db->n_parts ? db->n_parts : 1, sizeof *set->parts);
 	for (size_t i = 0; set->parts && i < db->n_parts && rc == 0; i++) {
-		struct ts_partition *p = &db->parts[i];
+		struct ts_partition *p = db->parts[i];
 		if (p->end <= mint || p->start > maxt)
 			continue;
 		struct part_snap *ps = &set->parts[set->n_parts];
 		ps->start = p->start;
 		ps->end = p->end;
-		ps->env = p->env;
+		ps->part = p;
 		ps->table = p->chunks;
 		rc = ts_env_read_begin(p->env, &ps->r);
-		if (rc == 0)
+		if (rc == 0) {
+			atomic_fetch_add(&p->refs, 1);
 			set->n_parts++;
+		}
 	}
 	if (!set->parts)
 		rc = -ENOMEM;

@@ -381,6 +381,9 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	pthread_mutex_unlock(&db->mu);
 	atomic_fetch_add(&db->n_flushed, n_chunks);
 
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	ts__parts_expire(db, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	if (checkpoint) {
 		rc = ts_wal_truncate_before(db->wal, L);
 		atomic_fetch_add(&db->n_checkpoints, 1);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -745,6 +746,64 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	free(dir);
 }
 
+static int count_dirs(const char *dir)
+{
+	char cmd[4300];
+	snprintf(cmd, sizeof cmd, "ls -1 '%s/raw' | wc -l", dir);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+static void test_retention_removes_partitions(void **st)
+{
+	(void)st;
+	char *dir = tmpdir();
+	struct ts_db *db;
+	struct ts_db_opts o = {.partition_ms = 3600000};
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000;
+	struct ts_append_result r;
+	/* Five hours of old data (five partitions), and a recent series. */
+	assert_int_equal(put(db, "old", "k", "v", now_ms - 5 * 3600000, 60000, 300, 0, &r), 0);
+	assert_int_equal(put(db, "new", "k", "v", now_ms - 60000, 1000, 10, 0, &r), 0);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_true(count_dirs(dir) >= 5);
+	/* Reopened with one hour of retention: whole partitions past it disappear. */
+	o.retention_ms = 3600000;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	/* A reader holding a snapshot keeps its partitions usable while they are dropped. */
+	struct ts_series_set *held;
+	struct ts_matcher mo[] = {{TS_MATCH_EQ, "__name__", "old"}};
+	assert_int_equal(ts_db_select(db, mo, 1, INT64_MIN, INT64_MAX, &held, NULL, 0), 0);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	struct ts_iter *it;
+	assert_int_equal(ts_iter_new(held, 0, &it), 0);
+	int n_old = 0;
+	while (ts_iter_next(it) == 1)
+		n_old++;
+	assert_true(n_old > 0);
+	ts_iter_free(it);
+	ts_series_set_free(held);
+	assert_true(count_dirs(dir) <= 2);
+	size_t ns;
+	count_sel(db, mo, 1, INT64_MIN, INT64_MAX, &ns);
+	assert_true(ns < 120); /* at most the part in a partition not wholly expired */
+	struct ts_matcher mn[] = {{TS_MATCH_EQ, "__name__", "new"}};
+	assert_int_equal(count_sel(db, mn, 1, INT64_MIN, INT64_MAX, &ns), 1);
+	assert_int_equal(ns, 10);
+	assert_int_equal(ts_db_close(db), 0);
+	rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +819,7 @@ int main(void)
 		cmocka_unit_test(test_busy_and_corrupt_dir),
 		cmocka_unit_test(test_label_lookups_and_metadata),
 		cmocka_unit_test(test_corrupt_chunk_and_torn_wal),
+		cmocka_unit_test(test_retention_removes_partitions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
