@@ -403,6 +403,17 @@ static void work_init(struct work *w, size_t n_series)
 						   (uint32_t)strlen(p->lv[j])};
 		l[n++] = (struct ts_label){"instance", w->inst[t], 8, (uint32_t)strlen(w->inst[t])};
 		l[n++] = (struct ts_label){"job", "node", 3, 4};
+		/* Sorted by name, as Prometheus' remote write sends them (insertion sort: a
+		 * handful of labels). */
+		for (uint32_t a = 1; a < n; a++) {
+			struct ts_label x = l[a];
+			uint32_t b = a;
+			while (b > 0 && strcmp(l[b - 1].name, x.name) > 0) {
+				l[b] = l[b - 1];
+				b--;
+			}
+			l[b] = x;
+		}
 		w->in[i].labels = l;
 		w->in[i].n_labels = n;
 		w->in[i].samples = &w->smp[i];
