@@ -723,30 +723,58 @@ static int64_t floordiv(int64_t a, int64_t b)
 }
 
 /* Date parts of unix seconds s in UTC (proleptic Gregorian, as Go's time). */
+/* Date parts of unix second s as Prometheus computes them: Go's time package works on
+ * "absolute" seconds, uint64(s + 9223372028715321600), which wrap around 2^64 for times
+ * before Go's earliest year; NaN, infinities and huge values (INT64_MIN seconds after
+ * go_int64) land there, so the same wrapping arithmetic is needed to give the same
+ * answers. Inside the representable range it is the ordinary proleptic Gregorian
+ * calendar. */
 static double date_part(enum ts_func_id id, int64_t s)
 {
-	int64_t days = floordiv(s, 86400), sod = s - days * 86400;
-	int64_t z = days + 719468;
-	int64_t era = floordiv(z, 146097);
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy0 = doe - (365 * yoe + yoe / 4 - yoe / 100); /* from March 1st */
-	int64_t mp = (5 * doy0 + 2) / 153;
-	int64_t d = doy0 - (153 * mp + 2) / 5 + 1;
-	int64_t m = mp < 10 ? mp + 3 : mp - 9;
-	int64_t y = yoe + era * 400 + (m <= 2);
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	static const int cum[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-	static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const uint64_t abs = (uint64_t)s + 9223372028715321600ULL; /* unixToInternal + internalToAbsolute */
+	const int64_t absolute_zero_year = -292277022399LL;
+	uint64_t d = abs / 86400;
+	uint64_t n = d / 146097;
+	uint64_t y = 400 * n;
+	d -= 146097 * n;
+	n = d / 36524;
+	n -= n >> 2;
+	y += 100 * n;
+	d -= 36524 * n;
+	n = d / 1461;
+	y += 4 * n;
+	d -= 1461 * n;
+	n = d / 365;
+	n -= n >> 2;
+	y += n;
+	d -= 365 * n;
+	int64_t year = (int64_t)y + absolute_zero_year;
+	int yday = (int)d; /* 0-based */
+	bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+	static const int before[13] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
+	int month, day = yday;
+	if (leap && day == 31 + 29 - 1) {
+		month = 2;
+		day = 29;
+	} else {
+		if (leap && day > 31 + 29 - 1)
+			day--; /* after the leap day: pretend it was not there */
+		month = day / 31; /* may be one too low */
+		if (day >= before[month + 1])
+			month++;
+		day = day - before[month] + 1;
+		month++;
+	}
+	int sod = (int)(abs % 86400);
 	switch (id) {
-	case TS_FN_DAY_OF_MONTH: return (double)d;
-	case TS_FN_DAY_OF_WEEK: return (double)(((days % 7) + 11) % 7);
-	case TS_FN_DAY_OF_YEAR: return (double)(cum[m - 1] + d + (leap && m > 2));
-	case TS_FN_DAYS_IN_MONTH: return (double)(dim[m - 1] + (leap && m == 2));
+	case TS_FN_DAY_OF_MONTH: return (double)day;
+	case TS_FN_DAY_OF_WEEK: return (double)((int)(((abs + 86400) % 604800) / 86400)); /* Monday offset, as Go */
+	case TS_FN_DAY_OF_YEAR: return (double)(yday + 1);
+	case TS_FN_DAYS_IN_MONTH: return (double)(before[month] - before[month - 1] + (leap && month == 2));
 	case TS_FN_HOUR: return (double)(sod / 3600);
 	case TS_FN_MINUTE: return (double)((sod % 3600) / 60);
-	case TS_FN_MONTH: return (double)m;
-	case TS_FN_YEAR: return (double)y;
+	case TS_FN_MONTH: return (double)month;
+	case TS_FN_YEAR: return (double)year;
 	default: return NAN;
 	}
 }

@@ -63,25 +63,9 @@ RANGES = (
 # Queries on which tsdbd is known to answer differently from Prometheus 2.42, with the
 # reason. Each entry is a bug report for the evaluator (query/*.c) until fixed; keep this
 # list as short as the truth allows.
-_DATE_WRAP = (
-    "date functions on NaN, +-Inf or |v| >= 2^63: both convert to INT64_MIN seconds "
-    "(go_int64() in query/eval_func.c does that right), but Go's time package computes the "
-    "calendar from abs = uint64(s + 9223371966579724800) (unixToInternal + internalToAbsolute), "
-    "which wraps modulo 2^64 below Go's absolute zero year, so Prometheus answers hour 15, "
-    "minute 30, year 292277026596, month 12, day_of_month 4 (1e20), day_of_year 339 (1e19); "
-    "date_part() in query/eval_func.c computes the true proleptic date of INT64_MIN instead "
-    "(hour 8, minute 29, year -292277022657, month 1). Fix: derive the parts from the same "
-    "wrapped uint64 absolute seconds as Go's absDate/absClock.")
-
 KNOWN_DIFFERENCES = {
-    "hour(vector(NaN))": _DATE_WRAP,
-    "hour(vector(Inf))": _DATE_WRAP,
-    "hour(special_values)": _DATE_WRAP,
-    "minute(vector(NaN))": _DATE_WRAP,
-    "year(vector(NaN))": _DATE_WRAP,
-    "month(vector(-Inf))": _DATE_WRAP,
-    "day_of_month(vector(1e20))": _DATE_WRAP,
-    "day_of_year(vector(1e19))": _DATE_WRAP,
+    # (none: the date functions on NaN/Inf/huge values, the last entries, now follow Go's
+    # wrapping calendar arithmetic as Prometheus does)
 }
 
 
