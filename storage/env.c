@@ -81,6 +81,7 @@ struct ts_batch {
 	size_t len;
 	size_t cap;
 	size_t n_ops;
+	int append; /* puts use MDB_APPEND (see ts_batch_set_append) */
 };
 
 /* Shared/exclusive gate around the mapping (see the invariants above). */
@@ -577,6 +578,11 @@ void ts_batch_reset(struct ts_batch *b)
 	b->n_ops = 0;
 }
 
+void ts_batch_set_append(struct ts_batch *b, int on)
+{
+	b->append = on != 0;
+}
+
 size_t ts_batch_len(const struct ts_batch *b)
 {
 	return b->n_ops;
@@ -665,7 +671,7 @@ static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
 		}
 		int rc;
 		if (h.kind == OP_PUT) {
-			rc = mdb_put(txn, dbi, &k, &v, 0);
+			rc = mdb_put(txn, dbi, &k, &v, b->append && !dup ? MDB_APPEND : 0);
 		} else {
 			rc = mdb_del(txn, dbi, &k, h.has_val ? &v : NULL);
 			if (rc == MDB_NOTFOUND)

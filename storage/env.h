@@ -55,6 +55,11 @@ int ts_batch_new(struct ts_batch **out);
 void ts_batch_free(struct ts_batch *b);
 void ts_batch_reset(struct ts_batch *b);
 size_t ts_batch_len(const struct ts_batch *b);   /* operations queued */
+/* Append mode: every put's key must sort after every key already in its table (and
+ * after the batch's previous puts); LMDB then fills pages completely instead of
+ * splitting them in half, which is how a rewrite in key order packs an env tightly.
+ * A put that breaks the order fails the batch with TS_EINVALID. Survives reset. */
+void ts_batch_set_append(struct ts_batch *b, int on);
 int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
 		 const void *val, size_t vlen);
 /* For DUPFIXED tables: deletes exactly (key,val), or every value of key when val is

@@ -790,6 +790,20 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 		       n_chunks * 48, (double)(n_chunks * 48) / ns);
 		printf("    overhead share of du: %.1f%% (everything but XOR payload)\n",
 		       100.0 * (1.0 - (double)payload / (double)all.alloc));
+		/* What the same data takes once its partitions are closed and rewritten (the
+		 * server does it in the background; tsdbctl-style maintenance calls it). */
+		ts_db_compact(db);
+		ts_db_stats(db, &st);
+		all = du_of(dir);
+		path_join(p, sizeof p, dir, "raw");
+		raw = du_of(p);
+		printf("    after ts_db_compact:\n");
+		printf("    %-28s %12" PRIu64 " %12.3f\n", "LMDB files, du (allocated)", all.alloc,
+		       (double)all.alloc / ns);
+		printf("    %-28s %12" PRIu64 " %12.3f\n", "  partitions (raw/), du", raw.alloc,
+		       (double)raw.alloc / ns);
+		printf("    %-28s %12" PRIu64 " %12.3f\n", "  partitions, pages in use",
+		       st.partitions_bytes, (double)st.partitions_bytes / ns);
 	}
 	int rc = ts_db_close(db);
 	if (rc)

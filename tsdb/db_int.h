@@ -95,6 +95,9 @@ struct ts_partition {
 	int64_t start, end;       /* [start, end) in ms */
 	struct ts_env *env;
 	unsigned chunks;          /* table handle */
+	unsigned meta;            /* table: "compacted" (compact.c) */
+	int compacted;            /* rewritten tightly since its last write; writer only */
+	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
 	atomic_int remove;        /* delete the directory with the last reference */
 	char *dir;                /* owned */
@@ -182,6 +185,15 @@ struct ts_partition *ts__part_ref(struct ts_db *db, int64_t start);
 void ts__part_unref(struct ts_partition *p);
 /* Drops partitions wholly older than now - retention; returns how many. Writer only. */
 int ts__parts_expire(struct ts_db *db, int64_t now_ms);
+/* Opens the env of partition [start, end) (one reference, for the caller). */
+int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out);
+/* Deletes an env directory (LMDB's two files, then the directory); missing is fine. */
+void ts__dir_remove(const char *dir);
+
+/* compact.c: rewrites up to max_parts closed partitions; returns how many. Writer only
+ * (db->fmu held). Unless `force`, only partitions quiet for a while and big enough to
+ * gain are chosen, so a backfill into old partitions does not rewrite them per flush. */
+int ts__compact_closed(struct ts_db *db, int max_parts, int force);
 
 /* writer.c */
 int ts__writer_start(struct ts_db *db);

@@ -238,7 +238,7 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	return 0;
 }
 
-static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out)
+int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/raw/%" PRId64 "_%" PRId64, db->dir, start, end);
@@ -254,6 +254,18 @@ static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_par
 	int rc = ts_env_open(path, &eo, &p->env);
 	if (rc == 0)
 		rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
+	if (rc == 0)
+		rc = ts_env_table(p->env, "meta", 0, &p->meta);
+	if (rc == 0) {
+		struct ts_rtxn *r;
+		const void *v;
+		size_t vl;
+		rc = ts_env_read_begin(p->env, &r);
+		if (rc == 0) {
+			p->compacted = ts_env_get(r, p->meta, "compacted", 9, &v, &vl) == 0;
+			ts_env_read_end(r);
+		}
+	}
 	if (rc) {
 		ts_env_close(p->env);
 		ts_free(p->dir);
@@ -268,18 +280,18 @@ static int part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_par
 	return 0;
 }
 
-/* Removes a partition directory: an env directory holds only LMDB's two files. */
-static void remove_dir(const char *dir)
+/* An env directory holds only LMDB's two files. */
+void ts__dir_remove(const char *dir)
 {
 	char path[4200];
 	const char *files[] = {"data.mdb", "lock.mdb"};
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
 		if (unlink(path) != 0 && errno != ENOENT)
-			ts_log(TS_LOG_WARN, "retention: cannot remove %s: %s", path, strerror(errno));
+			ts_log(TS_LOG_WARN, "cannot remove %s: %s", path, strerror(errno));
 	}
-	if (rmdir(dir) != 0)
-		ts_log(TS_LOG_WARN, "retention: cannot remove %s: %s", dir, strerror(errno));
+	if (rmdir(dir) != 0 && errno != ENOENT)
+		ts_log(TS_LOG_WARN, "cannot remove %s: %s", dir, strerror(errno));
 }
 
 void ts__part_unref(struct ts_partition *p)
@@ -288,7 +300,7 @@ void ts__part_unref(struct ts_partition *p)
 		return;
 	ts_env_close(p->env);
 	if (atomic_load(&p->remove))
-		remove_dir(p->dir);
+		ts__dir_remove(p->dir);
 	ts_free(p->dir);
 	ts_free(p);
 }
@@ -337,8 +349,27 @@ int ts__parts_open_existing(struct ts_db *db)
 	DIR *d = opendir(path);
 	if (!d)
 		return -errno;
-	int rc = 0;
+	/* Finish or undo a compaction a crash interrupted (see compact.c). */
 	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t nl = strlen(e->d_name);
+		char full[4400], base[4400];
+		snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+		if (nl > 8 && strcmp(e->d_name + nl - 8, ".compact") == 0) {
+			ts_log(TS_LOG_WARN, "removing unfinished compaction %s", full);
+			ts__dir_remove(full);
+		} else if (nl > 4 && strcmp(e->d_name + nl - 4, ".old") == 0) {
+			snprintf(base, sizeof base, "%.*s", (int)(strlen(full) - 4), full);
+			struct stat st;
+			if (stat(base, &st) == 0) {
+				ts__dir_remove(full);
+			} else if (rename(full, base) == 0) {
+				ts_log(TS_LOG_WARN, "restored %s from an interrupted compaction", base);
+			}
+		}
+	}
+	rewinddir(d);
+	int rc = 0;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
@@ -350,7 +381,7 @@ int ts__parts_open_existing(struct ts_db *db)
 			continue;
 		}
 		struct ts_partition *p;
-		rc = part_open(db, start, end, &p);
+		rc = ts__part_open(db, start, end, &p);
 		if (rc) {
 			ts_log(TS_LOG_ERROR, "cannot open partition raw/%s: %s", e->d_name,
 			       ts_strerror(rc));
@@ -377,7 +408,7 @@ int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out)
 			goto out;
 		}
 	struct ts_partition *p;
-	rc = part_open(db, start, start + db->o.partition_ms, &p);
+	rc = ts__part_open(db, start, start + db->o.partition_ms, &p);
 	if (rc)
 		goto out;
 	rc = part_insert(db, p);

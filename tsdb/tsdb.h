@@ -213,4 +213,11 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
  * Returns 0 or the writer's error. */
 int ts_db_checkpoint(struct ts_db *db);
 
+/* Rewrites every closed partition (its end older than the out-of-order window plus an
+ * hour) that took writes since it was last rewritten, in key order, so its LMDB pages
+ * are full; the writer thread also does this in the background, one partition at a
+ * time. Returns when done; failures are logged and leave partitions as they were.
+ * Returns 0. */
+int ts_db_compact(struct ts_db *db);
+
 #endif

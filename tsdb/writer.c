@@ -220,10 +220,17 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		size_t j = i;
 		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++)
 			rc = chunk_put(p, b, r, refs[j].c, &scratch);
+		/* A late write undoes a compaction: the partition is rewritten again later. */
+		if (rc == 0 && p->compacted)
+			rc = ts_batch_del(b, p->meta, "compacted", 9, NULL, 0);
 		/* The read snapshot must end before apply: growing the map waits for readers. */
 		ts_env_read_end(r);
 		if (rc == 0)
 			rc = ts_env_apply(p->env, b);
+		if (rc == 0) {
+			p->compacted = 0;
+			p->last_write_mono_ms = mono_ms();
+		}
 		i = j;
 	}
 out:
@@ -424,6 +431,10 @@ static void *writer_main(void *arg)
 		int ckpt = ws.bytes_on_disk > db->o.checkpoint_wal_bytes ||
 			   (uint64_t)mono_ms() - db->last_checkpoint_ms >= db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
+		/* Background maintenance, bounded: one closed partition per cycle. */
+		pthread_mutex_lock(&db->fmu);
+		ts__compact_closed(db, 1, 0);
+		pthread_mutex_unlock(&db->fmu);
 		pthread_mutex_lock(&db->wmu);
 	}
 	pthread_mutex_unlock(&db->wmu);
