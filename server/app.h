@@ -26,7 +26,7 @@ enum ts_reject {
 
 /* Requests refused whole, by limit (tsdb_requests_limited_total). */
 enum ts_limit {
-	TS_LIM_BODY = 0, TS_LIM_DECODED, TS_LIM_LABELS, TS_LIM_SERIES, TS_LIM_N
+	TS_LIM_BODY = 0, TS_LIM_DECODED, TS_LIM_LABELS, TS_LIM_SERIES, TS_LIM_LINE, TS_LIM_N
 };
 
 struct ts_app_limits {
@@ -34,7 +34,7 @@ struct ts_app_limits {
 	uint32_t max_labels;        /* per series; default 64 */
 	uint32_t max_name_len;      /* label name; default 256 */
 	uint32_t max_value_len;     /* label value; default 4096 */
-	size_t max_line_bytes;      /* one line-protocol / JSON line; default 1 MiB */
+	size_t max_line_bytes;      /* one line of line protocol or Prometheus text; 256 KiB */
 };
 
 struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */

@@ -322,6 +322,25 @@ static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
 	*len = out;
 	return 0;
 }
+/* The first line of body longer than max bytes, 1-based, or 0. memchr keeps this a
+ * fast pre-pass over the body. */
+static uint64_t long_line(const char *body, size_t len, size_t max)
+{
+	uint64_t line = 1;
+	const char *p = body, *end = body + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = (size_t)((nl ? nl : end) - p);
+		if (l > max)
+			return line;
+		if (!nl)
+			break;
+		p = nl + 1;
+		line++;
+	}
+	return 0;
+}
+
 /* ---- remote write ---- */
 
 static void rw_headers(struct ts_net_response *resp, enum ts_rw_version v, const struct outcome *o)
@@ -537,6 +556,14 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	if (status)
 		goto fail;
 
+	uint64_t too_long = long_line(body, len, app->lim.max_line_bytes);
+	if (too_long) {
+		atomic_fetch_add(&app->limited[TS_LIM_LINE], 1);
+		status = 400;
+		snprintf(err, sizeof err, "line %llu is longer than the limit of %zu bytes (--max-line-bytes)",
+			 (unsigned long long)too_long, app->lim.max_line_bytes);
+		goto fail;
+	}
 	ts_lp_init(&c->lp, body, len, prec, now_ns());
 	struct ts_lp_point pt;
 	int rc;
@@ -733,6 +760,15 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 	if (status) {
 		ctx_put(app, c);
 		ts_net_respond_text(resp, status, "text/plain", err);
+		return;
+	}
+	uint64_t too_long = long_line(body, len, app->lim.max_line_bytes);
+	if (too_long) {
+		atomic_fetch_add(&app->limited[TS_LIM_LINE], 1);
+		ctx_put(app, c);
+		snprintf(err, sizeof err, "line %llu is longer than the limit of %zu bytes (--max-line-bytes)\n",
+			 (unsigned long long)too_long, app->lim.max_line_bytes);
+		ts_net_respond_text(resp, 400, "text/plain", err);
 		return;
 	}
 	struct ts_params p;

@@ -42,6 +42,8 @@ static const char usage[] =
 "  --max-connections N       open connections; more are answered 503 (default 1024)\n"
 "  --max-body-bytes N        request body as sent (default 64 MiB)\n"
 "  --max-decoded-bytes N     request body after snappy/gzip decoding (default 32 MiB)\n"
+"  --max-line-bytes N        one line of line protocol or Prometheus text (default\n"
+"                            256 KiB; longer lines get 400)\n"
 "  --max-labels N            labels per series (default 64)\n"
 "  --max-label-name-length N bytes (default 256)\n"
 "  --max-label-value-length N bytes (default 4096)\n"
@@ -58,7 +60,7 @@ struct flags {
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t header_ms, body_ms, idle_ms;
 	unsigned long workers, max_conns, max_labels, max_name, max_value;
-	unsigned long long max_body, max_decoded;
+	unsigned long long max_body, max_decoded, max_line;
 };
 
 static int bad(const char *flag, const char *value)
@@ -128,6 +130,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		else if (!strcmp(name, "--max-label-name-length")) { rc = parse_ulong(name, val, 256, &u); f->max_name = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
 		else if (!strcmp(name, "--max-label-value-length")) { rc = parse_ulong(name, val, 1u << 20, &u); f->max_value = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
 		else if (!strcmp(name, "--max-body-bytes")) { rc = parse_ulong(name, val, 1ull << 32, &u); f->max_body = u; if (!rc && !u) rc = bad(name, val); }
+		else if (!strcmp(name, "--max-line-bytes")) { rc = parse_ulong(name, val, 1ull << 30, &u); f->max_line = u; if (!rc && !u) rc = bad(name, val); }
 		else if (!strcmp(name, "--max-decoded-bytes")) { rc = parse_ulong(name, val, 1ull << 32, &u); f->max_decoded = u; if (!rc && !u) rc = bad(name, val); }
 		else {
 			fprintf(stderr, "tsdbd: unknown flag %s (see --help)\n", name);
@@ -196,7 +199,7 @@ int main(int argc, char **argv)
 	app.lim.max_labels = f.max_labels ? (uint32_t)f.max_labels : 64;
 	app.lim.max_name_len = f.max_name ? (uint32_t)f.max_name : 256;
 	app.lim.max_value_len = f.max_value ? (uint32_t)f.max_value : 4096;
-	app.lim.max_line_bytes = 1u << 20;
+	app.lim.max_line_bytes = f.max_line ? (size_t)f.max_line : 256u << 10;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	app.start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

@@ -19,7 +19,8 @@ static const char *proto_names[TS_PROTO_N] = {"remote_write", "influx", "jsonl",
 static const char *reject_names[TS_REJ_N] = {"out_of_order", "duplicate_conflict", "too_old",
 					     "too_far_in_future", "invalid_series", "native_histogram",
 					     "string_field", "parse_error"};
-static const char *limit_names[TS_LIM_N] = {"body_size", "decoded_size", "labels", "series"};
+static const char *limit_names[TS_LIM_N] = {"body_size", "decoded_size", "labels", "series",
+					    "line_length"};
 
 static void head(struct ts_sbuf *b, const char *name, const char *type, const char *help)
 {

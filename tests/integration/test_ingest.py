@@ -20,7 +20,7 @@ import peers  # noqa: E402
 from peers import (bits, encode_rw1, encode_rw2, f64, gz, ingested, metric, pb_ld, pb_tag,  # noqa: E402
                    raw_rw1_series, rejected, rw1_headers, rw2_headers, sz, varint)
 
-ARGS = ["--max-labels", "8", "--max-label-name-length", "32", "--max-label-value-length", "64",
+ARGS = ["--max-line-bytes", "4096", "--max-labels", "8", "--max-label-name-length", "32", "--max-label-value-length", "64",
         "--max-future", "10m", "--retention", "7d", "--out-of-order-window", "10m",
         "--max-body-bytes", "1048576", "--max-decoded-bytes", "4194304",
         "--header-timeout", "2s", "--workers", "2", "--sync", "always"]
@@ -604,6 +604,21 @@ class IngestTest(unittest.TestCase):
                              metric(m0, "tsdb_requests_limited_total", limit="decoded_size"), 1)
             self.assertEqual(metric(m1, "tsdb_requests_limited_total", limit="body_size") -
                              metric(m0, "tsdb_requests_limited_total", limit="body_size"), 0, path)
+
+    # A line longer than --max-line-bytes is refused with 400 naming it, and counted.
+    def test_18c_line_too_long(self):
+        long_line = b"it_long,t=" + b"x" * 5000 + b" v=1"
+        for path in ("/write?db=b", "/api/v2/write?bucket=b", "/api/v1/import/prometheus"):
+            body = b"it_short v=1\n" + long_line + b"\n" if "import" not in path else \
+                b"it_short 1\nit_long{t=\"" + b"x" * 5000 + b"\"} 1\n"
+            m0 = self.metrics()
+            r = self.srv.post(path, body)
+            self.assertEqual(r.status, 400, r)
+            self.assertIn(b"line 2 is longer than the limit of 4096 bytes", r.body)
+            m1 = self.metrics()
+            self.assertEqual(metric(m1, "tsdb_requests_limited_total", limit="line_length") -
+                             metric(m0, "tsdb_requests_limited_total", limit="line_length"), 1, path)
+            self.assertEqual(ingested(m1, "influx") - ingested(m0, "influx"), 0)
 
     def test_19_import_jsonl(self):
         T = self.T
