@@ -1,0 +1,651 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark: tsdbd against VictoriaMetrics, Prometheus and InfluxDB.
+
+One command generates the datasets (gen.py), checks the sender's own ceiling, then for
+each repeat, dataset and system: starts the system on 127.0.0.1 in a fresh temporary
+directory, feeds it the same pre-encoded bodies with benchsend, and measures
+
+  ingest samples/s and request latency          (benchsend)
+  server CPU-seconds per million samples         (/proc/<pid>/stat utime+stime, from just
+                                                  before the first request to 3 s after
+                                                  the last, so work deferred by a few
+                                                  seconds is counted)
+  peak RSS and RSS per active series             (/proc/<pid>/status VmHWM at the end)
+  that every sample is stored                    (count of one metric's samples)
+  dashboard query and series/label look-up latency (p50/p99 over a fixed set)
+  crash-recovery time                            (kill -9, restart, time until ready AND
+                                                  the count check passes again)
+  bytes per sample on disk                       (allocated bytes of the data directory
+                                                  after each system's flush and a clean
+                                                  stop; WAL share reported apart)
+
+and prints Markdown tables of medians with tsdbd's ratio to each peer.
+
+Usage: run.py [--size tiny|small|medium|large] [--repeat N] [--systems a,b,...]
+              [--datasets node,cpu] [--build DIR] [--out FILE.json] [--keep]
+Only 127.0.0.1; every process it starts is stopped by its own PID.
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+SETTLE_S = 3.0
+# Before kill -9 every system gets this long after its last acknowledged write:
+# VictoriaMetrics 1.79 keeps the newest data in in-memory parts for up to about 5 s and
+# loses them on kill -9 by design; the others log every acknowledged write first.
+PRE_CRASH_WAIT_S = 10.0  # --pre-crash-wait
+NAMES = {"tsdbd": "tsdbd", "victoriametrics": "VictoriaMetrics", "prometheus": "Prometheus",
+         "influxdb": "InfluxDB"}
+
+# Which systems take which dataset: InfluxDB does not accept remote write, Prometheus
+# does not accept line protocol.
+DATASET_SYSTEMS = {"node": ["tsdbd", "victoriametrics", "prometheus"],
+                   "cpu": ["tsdbd", "victoriametrics", "influxdb"]}
+
+RW_HEADERS = ["Content-Encoding: snappy", "Content-Type: application/x-protobuf",
+              "X-Prometheus-Remote-Write-Version: 0.1.0"]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def disk_bytes(path):
+    """Allocated bytes (du), and the part under directories named wal."""
+    total = wal = 0
+    for dirpath, _, files in os.walk(path):
+        in_wal = "/wal" in dirpath[len(path):] or dirpath.endswith("/wal")
+        for fn in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, fn))
+            except FileNotFoundError:
+                continue
+            b = st.st_blocks * 512
+            total += b
+            if in_wal or fn.startswith("wal") or fn.endswith(".wal"):
+                wal += b
+    return total, wal
+
+
+class Http:
+    """A keep-alive HTTP/1.1 client for one system."""
+
+    def __init__(self, port):
+        self.port = port
+        self.c = None
+
+    def req(self, method, path, body=None, timeout=60):
+        for attempt in range(2):
+            try:
+                if self.c is None:
+                    self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                hdr = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+                self.c.request(method, path, body=body, headers=hdr)
+                r = self.c.getresponse()
+                return r.status, r.read()
+            except (OSError, http.client.HTTPException):
+                if self.c:
+                    self.c.close()
+                self.c = None
+                if attempt:
+                    raise
+        return 0, b""
+
+    def close(self):
+        if self.c:
+            self.c.close()
+            self.c = None
+
+
+# ---- the systems --------------------------------------------------------------------
+
+class System:
+    promql = True
+    ready_path = "/-/ready"
+    flags_doc = ""
+
+    def __init__(self, args, workdir):
+        self.args = args
+        self.dir = workdir
+        self.data = os.path.join(workdir, "data")
+        self.port = free_port()
+        self.proc = None
+        self.log = open(os.path.join(workdir, "server.log"), "ab")
+
+    def cmd(self):
+        raise NotImplementedError
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, start_new_session=True)
+        return self.proc.pid
+
+    def ready(self, h):
+        try:
+            st, _ = h.req("GET", self.ready_path, timeout=2)
+            return 200 <= st < 300
+        except OSError:
+            return False
+
+    def prepare(self, h):
+        pass
+
+    def flush(self, h):
+        pass
+
+    def stop(self, sig=signal.SIGTERM, timeout=120):
+        if not self.proc or self.proc.poll() is not None:
+            return True
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return False
+
+    def write_path(self, dataset):
+        return "/api/v1/write" if dataset == "node" else "/write?db=bench&precision=ms"
+
+    def query_params(self):
+        return {}
+
+
+class Tsdbd(System):
+    flags_doc = ("`--data-dir D --listen 127.0.0.1:P`; everything else default "
+                 "(sync=always: fdatasync before every acknowledgement, 4 workers)")
+
+    def cmd(self):
+        return [self.args.tsdbd, "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.port,
+                "--log-level", "warn"] + self.args.tsdbd_arg
+
+
+class Victoria(System):
+    ready_path = "/health"
+    flags_doc = ("`-storageDataPath=D -httpListenAddr=127.0.0.1:P`; defaults otherwise "
+                 "(retention 1 month). Queries carry `nocache=1` so the rollup result cache "
+                 "does not answer repeated queries; flush is `/internal/force_flush`")
+
+    def cmd(self):
+        return ["/usr/bin/victoria-metrics", "-storageDataPath=" + self.data,
+                "-httpListenAddr=127.0.0.1:%d" % self.port, "-loggerLevel=WARN"]
+
+    def flush(self, h):
+        h.req("GET", "/internal/force_flush")
+
+    def query_params(self):
+        return {"nocache": "1"}
+
+
+class Prometheus(System):
+    flags_doc = ("`--config.file` (empty scrape list) `--storage.tsdb.path=D "
+                 "--web.listen-address=127.0.0.1:P --web.enable-remote-write-receiver`; "
+                 "defaults otherwise (15 d retention, 2 h blocks). The head is not compacted "
+                 "within a run, so its disk figure is WAL + head chunks")
+
+    def cmd(self):
+        cfg = os.path.join(self.dir, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
+        return ["/usr/bin/prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + self.data,
+                "--web.listen-address=127.0.0.1:%d" % self.port,
+                "--web.enable-remote-write-receiver", "--log.level=warn"]
+
+
+class Influx(System):
+    promql = False
+    ready_path = "/ping"
+    flags_doc = ("generated config: HTTP and RPC on 127.0.0.1, meta/data/wal under D, "
+                 "`reporting-disabled`, `[monitor] store-enabled = false` (else it writes its "
+                 "own _internal database into the measured directory), HTTP access log and "
+                 "query log off; defaults otherwise (index inmem, wal-fsync-delay 0s, cache "
+                 "snapshot after 25 MB or 10 min cold, so the disk figure is mostly WAL)")
+
+    def cmd(self):
+        cfg = os.path.join(self.dir, "influxdb.conf")
+        with open(cfg, "w") as f:
+            f.write('reporting-disabled = true\nbind-address = "127.0.0.1:%d"\n'
+                    '[meta]\n  dir = "%s/meta"\n'
+                    '[data]\n  dir = "%s/data"\n  wal-dir = "%s/wal"\n  query-log-enabled = false\n'
+                    '[monitor]\n  store-enabled = false\n'
+                    '[http]\n  enabled = true\n  bind-address = "127.0.0.1:%d"\n  log-enabled = false\n'
+                    % (free_port(), self.data, self.data, self.data, self.port))
+        return ["/usr/bin/influxd", "run", "-config", cfg]
+
+    def prepare(self, h):
+        st, body = h.req("POST", "/query", body="q=CREATE+DATABASE+bench")
+        if st != 200:
+            raise RuntimeError("influxd: CREATE DATABASE: %d %r" % (st, body[:200]))
+
+
+SYSTEMS = {"tsdbd": Tsdbd, "victoriametrics": Victoria, "prometheus": Prometheus,
+           "influxdb": Influx}
+
+
+# ---- query sets ---------------------------------------------------------------------
+
+def query_set(dataset, man):
+    """[(kind, label, path, params)] with kind dashboard|lookup."""
+    m = man[dataset]
+    start, end = m["start_ms"] / 1000.0, m["end_ms"] / 1000.0 + 1
+    rng = {"start": "%.3f" % start, "end": "%.3f" % end}
+    span_s = int(end - start) + 300
+    if dataset == "node":
+        r = dict(rng, step="15")
+        dash = [
+            ("sum by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\"}[5m]))", r),
+            ("rate(node_network_receive_bytes_total[5m])", r),
+            ("avg_over_time(node_load1[5m])", r),
+            ("sum by (mode) (rate(node_cpu_seconds_total{instance=~\"host-000.*\"}[5m]))", r),
+            ("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", r),
+            ("topk(5, max by (instance) (rate(node_disk_read_bytes_total[5m])))", r),
+            ("count by (job) ({__name__=~\"node_network_.*\"})", {"time": "%.3f" % end}),
+            ("node_filesystem_avail_bytes{fstype!~\"tmpfs|overlay\"}", {"time": "%.3f" % end}),
+        ]
+        look = [
+            ("/api/v1/series", dict(rng, **{"match[]": 'node_cpu_seconds_total{instance="host-0001:9100"}'})),
+            ("/api/v1/series", dict(rng, **{"match[]": '{instance="host-0002:9100"}'})),
+            ("/api/v1/labels", dict(rng)),
+            ("/api/v1/label/instance/values", dict(rng)),
+            ("/api/v1/label/__name__/values", dict(rng)),
+            ("/api/v1/label/mode/values", dict(rng, **{"match[]": "node_cpu_seconds_total"})),
+        ]
+    else:
+        r60 = dict(rng, step="60")
+        r300 = dict(rng, step="300")
+        dash = [  # TSBS cpu-only query kinds, in PromQL
+            ("max by (hostname) (max_over_time(cpu_usage_user{hostname=\"host_1\"}[1m]))", r60),
+            ("max by (hostname) ({__name__=~\"cpu_usage_(user|system|idle|nice|iowait)\","
+             "hostname=\"host_2\"})", r60),
+            ("max by (hostname) (max_over_time(cpu_usage_user{hostname=~\"host_(1|2|3|4|5|6|7|8)\"}[5m]))", r300),
+            ("avg by (hostname) (avg_over_time(cpu_usage_user[5m]))", r300),
+            ("cpu_usage_user > 90", {"time": "%.3f" % end}),
+            ("cpu_usage_user", {"time": "%.3f" % end}),
+            ("topk(5, max by (hostname) (max_over_time(cpu_usage_user[5m])))", {"time": "%.3f" % end}),
+        ]
+        look = [
+            ("/api/v1/series", dict(rng, **{"match[]": 'cpu_usage_user{hostname="host_7"}'})),
+            ("/api/v1/series", dict(rng, **{"match[]": '{hostname="host_8"}'})),
+            ("/api/v1/labels", dict(rng)),
+            ("/api/v1/label/hostname/values", dict(rng)),
+            ("/api/v1/label/__name__/values", dict(rng)),
+        ]
+    out = []
+    for q, p in dash:
+        path = "/api/v1/query_range" if "step" in p else "/api/v1/query"
+        out.append(("dashboard", q, path, dict(p, query=q)))
+    for path, p in look:
+        out.append(("lookup", path + " " + p.get("match[]", ""), path, p))
+    return out, span_s
+
+
+def check_count(sysobj, h, dataset, man):
+    """Number of stored samples of the check metric (None if unknown)."""
+    m = man[dataset]
+    end = m["end_ms"] / 1000.0 + 1
+    span = int((m["end_ms"] - m["start_ms"]) / 1000) + 600
+    try:
+        if sysobj.promql:
+            q = {"query": "sum(count_over_time(%s[%ds]))" % (m["check_metric"], span),
+                 "time": "%.3f" % end}
+            q.update(sysobj.query_params())
+            st, body = h.req("GET", "/api/v1/query?" + urllib.parse.urlencode(q), timeout=10)
+            res = json.loads(body)["data"]["result"] if st == 200 else []
+            return int(float(res[0]["value"][1])) if res else 0
+        q = {"db": "bench", "q": "SELECT count(usage_user) FROM cpu"}
+        st, body = h.req("GET", "/query?" + urllib.parse.urlencode(q), timeout=10)
+        if st != 200:
+            return 0
+        series = json.loads(body)["results"][0].get("series")
+        return int(series[0]["values"][0][1]) if series else 0
+    except (OSError, ValueError, KeyError, IndexError, http.client.HTTPException):
+        return 0
+
+
+def result_size(body):
+    try:
+        d = json.loads(body)
+        if d.get("status") != "success":
+            return None
+        data = d["data"]
+        if isinstance(data, dict):
+            data = data.get("result", [])
+        return len(data) if isinstance(data, list) else 1
+    except ValueError:
+        return None
+
+
+def run_queries(sysobj, h, dataset, man, reps):
+    qs, _ = query_set(dataset, man)
+    lat = {"dashboard": [], "lookup": []}
+    sizes, errors = {}, 0
+    for kind, label, path, params in qs:
+        p = dict(params)
+        p.update(sysobj.query_params())
+        url = path + "?" + urllib.parse.urlencode(p)
+        st, body = h.req("GET", url)  # warm-up; its answer is the one compared across systems
+        sizes[label] = result_size(body) if st == 200 else None
+        if st != 200:
+            errors += 1
+            sys.stderr.write("  query failed (%d): %s: %s\n" % (st, label, body[:200]))
+            continue
+        for _ in range(reps):
+            t = time.perf_counter()
+            st, body = h.req("GET", url)
+            lat[kind].append((time.perf_counter() - t) * 1e3)
+            if st != 200:
+                errors += 1
+    return lat, sizes, errors
+
+
+def pctl(v, p):
+    if not v:
+        return None
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))]
+
+
+def wait_until(fn, timeout):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if fn():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_one(args, name, dataset, man, dsdir):
+    workdir = tempfile.mkdtemp(prefix="bench-%s-" % name, dir=args.tmpdir)
+    s = SYSTEMS[name](args, workdir)
+    h = Http(s.port)
+    r = {"system": name, "dataset": dataset}
+    m = man[dataset]
+    try:
+        t0 = time.monotonic()
+        pid = s.start()
+        if not wait_until(lambda: s.ready(h), 60):
+            raise RuntimeError("%s did not become ready; see %s/server.log" % (name, workdir))
+        r["startup_s"] = time.monotonic() - t0
+        s.prepare(h)
+        cpu0 = proc_cpu_s(pid)
+        hdrs = RW_HEADERS if dataset == "node" else []
+        cmd = [args.benchsend, "--bodies", os.path.join(dsdir, m["file"]),
+               "--target", "127.0.0.1:%d" % s.port, "--path", s.write_path(dataset),
+               "--conns", str(args.conns), "--max-seconds", str(args.max_seconds)]
+        for x in hdrs:
+            cmd += ["--header", x]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, timeout=args.max_seconds + 60)
+        send = json.loads(out.stdout)
+        cpu_send = proc_cpu_s(pid) - cpu0
+        t_sent = time.monotonic()
+        time.sleep(args.settle)
+        cpu_ingest = proc_cpu_s(pid) - cpu0
+        r.update(samples_per_s=send["samples_per_s"], req_p50_ms=send["lat_p50_ms"],
+                 req_p99_ms=send["lat_p99_ms"], failed_requests=send["failed"],
+                 first_error=send["first_error"], sender_cpu_s=send["sender_cpu_s"],
+                 send_seconds=send["seconds"], truncated=send["truncated"],
+                 cpu_s_per_msample=cpu_ingest / (m["samples"] / 1e6),
+                 cpu_s_per_msample_during_send=cpu_send / (m["samples"] / 1e6),
+                 server_cores_busy=cpu_send / send["seconds"] if send["seconds"] else 0,
+                 rss_after_ingest_mib=proc_status_kb(pid, "VmRSS") / 1024.0)
+        s.flush(h)
+        r["stored"] = check_count(s, h, dataset, man)
+        r["expected"] = m["check_samples"]
+        if s.promql:
+            lat, sizes, qerr = run_queries(s, h, dataset, man, args.query_reps)
+            r.update(dash_p50_ms=pctl(lat["dashboard"], 0.5), dash_p99_ms=pctl(lat["dashboard"], 0.99),
+                     lookup_p50_ms=pctl(lat["lookup"], 0.5), lookup_p99_ms=pctl(lat["lookup"], 0.99),
+                     query_errors=qerr, result_sizes=sizes)
+        hwm = proc_status_kb(pid, "VmHWM")
+        r["peak_rss_mib"] = hwm / 1024.0
+        r["rss_bytes_per_series"] = hwm * 1024.0 / m["series"]
+        # Crash: kill -9 with the WAL full of everything above, restart, wait until ready
+        # and the data answers again.
+        time.sleep(max(0.0, t_sent + args.pre_crash_wait - time.monotonic()))
+        s.stop(signal.SIGKILL)
+        h.close()
+        t0 = time.monotonic()
+        pid = s.start()
+        ok = wait_until(lambda: s.ready(h), args.recovery_timeout)
+        r["ready_after_crash_s"] = time.monotonic() - t0 if ok else None
+        # Data back: the check count reaches what was stored before the crash. A system
+        # that lost data is given 15 s more, then reported as not recovered.
+        want = r["stored"] if r["stored"] else m["check_samples"]
+        ok = ok and wait_until(lambda: check_count(s, h, dataset, man) >= want, 15)
+        r["recovery_s"] = time.monotonic() - t0 if ok else None
+        r["recovered"] = check_count(s, h, dataset, man)
+        s.flush(h)
+        h.close()
+        r["clean_stop"] = s.stop(signal.SIGTERM)
+        total, wal = disk_bytes(s.data)
+        r.update(disk_bytes=total, wal_bytes=wal, bytes_per_sample=total / m["samples"],
+                 wal_share=wal / total if total else 0)
+    finally:
+        h.close()
+        s.stop(signal.SIGKILL)
+        s.log.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            r["workdir"] = workdir
+    return r
+
+
+# ---- report -------------------------------------------------------------------------
+
+# (key, label, higher_is_better, format)
+ROWS = [
+    ("samples_per_s", "ingest, samples/s", True, "{:,.0f}"),
+    ("cpu_s_per_msample", "server CPU-s per million samples", False, "{:.2f}"),
+    ("req_p50_ms", "write request p50, ms", False, "{:.1f}"),
+    ("req_p99_ms", "write request p99, ms", False, "{:.1f}"),
+    ("bytes_per_sample", "disk, bytes/sample (after flush + clean stop)", False, "{:.2f}"),
+    ("wal_share", "  of which WAL", None, "{:.0%}"),
+    ("peak_rss_mib", "peak RSS, MiB", False, "{:.0f}"),
+    ("rss_bytes_per_series", "peak RSS per active series, bytes", False, "{:,.0f}"),
+    ("recovery_s", "recovery after kill -9, s (ready + data back)", False, "{:.2f}"),
+    ("dash_p50_ms", "dashboard queries p50, ms", False, "{:.1f}"),
+    ("dash_p99_ms", "dashboard queries p99, ms", False, "{:.1f}"),
+    ("lookup_p50_ms", "series/label look-ups p50, ms", False, "{:.2f}"),
+    ("lookup_p99_ms", "series/label look-ups p99, ms", False, "{:.2f}"),
+]
+NOISY_SPREAD = 0.25
+
+
+def median_of(runs, key):
+    v = [r[key] for r in runs if r.get(key) is not None]
+    if not v:
+        return None, None
+    med = statistics.median(v)
+    spread = (max(v) - min(v)) / med if med else 0
+    return med, spread
+
+
+def table(dataset, results, man):
+    systems = [s for s in DATASET_SYSTEMS[dataset] if s in results]
+    peers = [s for s in systems if s != "tsdbd"]
+    m = man[dataset]
+    lines = ["### %s: %s, %s series, %s samples" % (
+        dataset, m["protocol"], "{:,}".format(m["series"]), "{:,}".format(m["samples"])), ""]
+    head = ["metric"] + [NAMES[s] for s in systems]
+    if "tsdbd" in systems:
+        head += ["tsdbd vs %s" % NAMES[p] for p in peers]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key, label, hib, fmt in ROWS:
+        meds = {}
+        cells = [label]
+        for s in systems:
+            med, spread = median_of(results[s], key)
+            meds[s] = med
+            if med is None:
+                cells.append("n/a")
+            else:
+                cells.append(fmt.format(med) + (" ~" if spread > NOISY_SPREAD else ""))
+        if "tsdbd" in systems:
+            for p in peers:
+                a, b = meds.get("tsdbd"), meds.get(p)
+                if hib is None or a is None or b is None or a == 0 or b == 0:
+                    cells.append("")
+                else:
+                    cells.append("%.2f×" % (a / b if hib else b / a))
+        lines.append("| " + " | ".join(cells) + " |")
+    ok = []
+    for s in systems:
+        st = [r.get("stored") for r in results[s]]
+        rec = [r.get("recovered") for r in results[s]]
+        ok.append("%s %s/%s stored, %s after the crash" % (
+            NAMES[s], "/".join(map(str, st)), m["check_samples"], "/".join(map(str, rec))))
+    lines += ["", "Check metric `%s` samples: " % m["check_metric"] + "; ".join(ok) + "."]
+    # Do the PromQL systems agree on the size of each answer?
+    diffs = []
+    for label in (results[systems[0]][0].get("result_sizes") or {}):
+        sizes = {s: results[s][0].get("result_sizes", {}).get(label) for s in systems
+                 if results[s][0].get("result_sizes") is not None}
+        if len(set(sizes.values())) > 1:
+            diffs.append("`%s`: %s" % (label.strip(), ", ".join("%s %s" % (NAMES[k], v) for k, v in sizes.items())))
+    if diffs:
+        lines.append("Answers differing in size between systems: " + "; ".join(diffs) + ".")
+    else:
+        lines.append("All PromQL systems returned the same number of series/values for every query.")
+    fails = ["%s: %s" % (NAMES[s], r["first_error"]) for s in systems for r in results[s] if r.get("failed_requests")]
+    if fails:
+        lines.append("Failed write requests: " + "; ".join(fails[:4]))
+    return "\n".join(lines)
+
+
+def machine():
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return "%d CPUs (%s), %d MiB RAM, kernel %s" % (os.cpu_count(), model, mem, platform.release())
+
+
+def versions():
+    """Installed package versions of the peers (Debian packages)."""
+    try:
+        p = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
+                            "victoria-metrics", "prometheus", "influxdb"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        return p.stdout.decode().strip().splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+
+
+def main():
+    ap = argparse.ArgumentParser(description="tsdbd side-by-side benchmark")
+    ap.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--systems", default="tsdbd,victoriametrics,prometheus,influxdb")
+    ap.add_argument("--datasets", default="node,cpu")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build", "bench"),
+                    help="build directory holding tsdbd and benchsend (Release)")
+    ap.add_argument("--conns", type=int, default=4)
+    ap.add_argument("--query-reps", type=int, default=20)
+    ap.add_argument("--max-seconds", type=float, default=900, help="bound of each ingest")
+    ap.add_argument("--recovery-timeout", type=float, default=300)
+    ap.add_argument("--tsdbd-arg", action="append", default=[], help="extra tsdbd flag (repeatable)")
+    ap.add_argument("--settle", type=float, default=SETTLE_S,
+                    help="seconds after the last write still counted as ingest CPU")
+    ap.add_argument("--pre-crash-wait", type=float, default=PRE_CRASH_WAIT_S,
+                    help="seconds between the last write and kill -9")
+    ap.add_argument("--tmpdir", default=None)
+    ap.add_argument("--out", help="write all raw figures as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep data directories")
+    args = ap.parse_args()
+    args.tsdbd = os.path.join(args.build, "tsdbd")
+    args.benchsend = os.path.join(args.build, "benchsend")
+    for p in (args.tsdbd, args.benchsend):
+        if not os.access(p, os.X_OK):
+            sys.exit("missing %s: build with cmake -DCMAKE_BUILD_TYPE=Release" % p)
+    systems = args.systems.split(",")
+    datasets = args.datasets.split(",")
+
+    dsdir = tempfile.mkdtemp(prefix="bench-data-", dir=args.tmpdir)
+    try:
+        t0 = time.time()
+        g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
+                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets)],
+                           stdout=subprocess.PIPE, check=True)
+        man = json.loads(g.stdout)
+        sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
+        ceiling = {}
+        for ds in datasets:
+            out = subprocess.run([args.benchsend, "--sink", "--bodies", os.path.join(dsdir, man[ds]["file"]),
+                                  "--conns", str(args.conns)], stdout=subprocess.PIPE, check=True)
+            ceiling[ds] = json.loads(out.stdout)["samples_per_s"]
+        results = {ds: {} for ds in datasets}
+        for rep in range(args.repeat):
+            for ds in datasets:
+                order = [s for s in DATASET_SYSTEMS[ds] if s in systems]
+                if rep % 2:
+                    order.reverse()  # alternate the order so warm caches favour no one
+                for name in order:
+                    sys.stderr.write("run %d/%d %s %s ... " % (rep + 1, args.repeat, ds, name))
+                    sys.stderr.flush()
+                    r = run_one(args, name, ds, man, dsdir)
+                    sys.stderr.write("%.0f samples/s, %.2f CPU-s/M, %.2f B/sample, recovery %s s\n" % (
+                        r["samples_per_s"], r["cpu_s_per_msample"], r["bytes_per_sample"],
+                        "%.2f" % r["recovery_s"] if r["recovery_s"] is not None else "FAILED"))
+                    results[ds].setdefault(name, []).append(r)
+    finally:
+        shutil.rmtree(dsdir, ignore_errors=True)
+
+    print("## Results (%s, medians of %d runs)\n" % (args.size, args.repeat))
+    print("Machine: " + machine() + ". Peers (Debian packages): " + ", ".join(versions()) + ".\n")
+    for ds in datasets:
+        print(table(ds, results[ds], man))
+        print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
+    print("Ratios: how many times better tsdbd is (>1 tsdbd better, <1 the peer is better). "
+          "`~` marks a median whose runs spread by more than %d%%.\n" % (NOISY_SPREAD * 100))
+    print("Flags:")
+    for s in systems:
+        print("- %s: %s" % (NAMES[s], SYSTEMS[s].flags_doc))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"args": vars(args), "manifest": man, "ceiling": ceiling, "results": results,
+                       "machine": machine(), "versions": versions()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
