@@ -231,7 +231,7 @@ class Influx(System):
                  "`reporting-disabled`, `[monitor] store-enabled = false` (else it writes its "
                  "own _internal database into the measured directory), HTTP access log and "
                  "query log off; defaults otherwise (index inmem, wal-fsync-delay 0s, cache "
-                 "snapshot after 25 MB or 10 min cold, so the disk figure is mostly WAL)")
+                 "snapshot after 25 MB or 10 min cold: below 25 MB of data the disk figure is mostly WAL)")
 
     def cmd(self):
         cfg = os.path.join(self.dir, "influxdb.conf")
@@ -526,9 +526,9 @@ def table(dataset, results, man):
     for s in systems:
         st = [r.get("stored") for r in results[s]]
         rec = [r.get("recovered") for r in results[s]]
-        ok.append("%s %s/%s stored, %s after the crash" % (
-            NAMES[s], "/".join(map(str, st)), m["check_samples"], "/".join(map(str, rec))))
-    lines += ["", "Check metric `%s` samples: " % m["check_metric"] + "; ".join(ok) + "."]
+        ok.append("%s stored %s, after the crash %s (of %s)" % (
+            NAMES[s], ", ".join(map(str, st)), ", ".join(map(str, rec)), m["check_samples"]))
+    lines += ["", "Check metric `%s` samples, per run: " % m["check_metric"] + "; ".join(ok) + "."]
     # Do the PromQL systems agree on the size of each answer?
     diffs = []
     for label in (results[systems[0]][0].get("result_sizes") or {}):
