@@ -350,7 +350,7 @@ def result_size(body):
 def run_queries(sysobj, h, dataset, man, reps):
     qs, _ = query_set(dataset, man)
     lat = {"dashboard": [], "lookup": []}
-    sizes, errors = {}, 0
+    sizes, errors, per_query = {}, 0, {}
     for kind, label, path, params in qs:
         p = dict(params)
         p.update(sysobj.query_params())
@@ -361,13 +361,16 @@ def run_queries(sysobj, h, dataset, man, reps):
             errors += 1
             sys.stderr.write("  query failed (%d): %s: %s\n" % (st, label, body[:200]))
             continue
+        mine = []
         for _ in range(reps):
             t = time.perf_counter()
             st, body = h.req("GET", url)
-            lat[kind].append((time.perf_counter() - t) * 1e3)
+            mine.append((time.perf_counter() - t) * 1e3)
             if st != 200:
                 errors += 1
-    return lat, sizes, errors
+        lat[kind] += mine
+        per_query[label] = pctl(mine, 0.5)
+    return lat, sizes, errors, per_query
 
 
 def pctl(v, p):
@@ -424,10 +427,10 @@ def run_one(args, name, dataset, man, dsdir):
         r["stored"] = check_count(s, h, dataset, man)
         r["expected"] = m["check_samples"]
         if s.promql:
-            lat, sizes, qerr = run_queries(s, h, dataset, man, args.query_reps)
+            lat, sizes, qerr, per_query = run_queries(s, h, dataset, man, args.query_reps)
             r.update(dash_p50_ms=pctl(lat["dashboard"], 0.5), dash_p99_ms=pctl(lat["dashboard"], 0.99),
                      lookup_p50_ms=pctl(lat["lookup"], 0.5), lookup_p99_ms=pctl(lat["lookup"], 0.99),
-                     query_errors=qerr, result_sizes=sizes)
+                     query_errors=qerr, result_sizes=sizes, per_query_p50_ms=per_query)
         hwm = proc_status_kb(pid, "VmHWM")
         r["peak_rss_mib"] = hwm / 1024.0
         r["rss_bytes_per_series"] = hwm * 1024.0 / m["series"]
@@ -572,6 +575,19 @@ def versions():
         return []
 
 
+def print_report(size, repeat, systems, datasets, man, results, ceiling):
+    print("## Results (%s, medians of %d runs)\n" % (size, repeat))
+    print("Machine: " + machine() + ". Peers (Debian packages): " + ", ".join(versions()) + ".\n")
+    for ds in datasets:
+        print(table(ds, results[ds], man))
+        print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
+    print("Ratios: how many times better tsdbd is (>1 tsdbd better, <1 the peer is better). "
+          "`~` marks a median whose runs spread by more than %d%%.\n" % (NOISY_SPREAD * 100))
+    print("Flags:")
+    for s in systems:
+        print("- %s: %s" % (NAMES[s], SYSTEMS[s].flags_doc))
+
+
 def main():
     ap = argparse.ArgumentParser(description="tsdbd side-by-side benchmark")
     ap.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
@@ -592,7 +608,16 @@ def main():
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--out", help="write all raw figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep data directories")
+    ap.add_argument("--report", metavar="FILE.json", help="print the tables of an earlier --out "
+                    "file and exit")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            d = json.load(f)
+        a = d["args"]
+        print_report(a["size"], a["repeat"], a["systems"].split(","), a["datasets"].split(","),
+                     d["manifest"], d["results"], d["ceiling"])
+        return
     args.tsdbd = os.path.join(args.build, "tsdbd")
     args.benchsend = os.path.join(args.build, "benchsend")
     for p in (args.tsdbd, args.benchsend):
@@ -631,16 +656,7 @@ def main():
     finally:
         shutil.rmtree(dsdir, ignore_errors=True)
 
-    print("## Results (%s, medians of %d runs)\n" % (args.size, args.repeat))
-    print("Machine: " + machine() + ". Peers (Debian packages): " + ", ".join(versions()) + ".\n")
-    for ds in datasets:
-        print(table(ds, results[ds], man))
-        print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
-    print("Ratios: how many times better tsdbd is (>1 tsdbd better, <1 the peer is better). "
-          "`~` marks a median whose runs spread by more than %d%%.\n" % (NOISY_SPREAD * 100))
-    print("Flags:")
-    for s in systems:
-        print("- %s: %s" % (NAMES[s], SYSTEMS[s].flags_doc))
+    print_report(args.size, args.repeat, systems, datasets, man, results, ceiling)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "manifest": man, "ceiling": ceiling, "results": results,
