@@ -1,0 +1,416 @@
+#!/usr/bin/python3
+"""Integration tests of tsdbctl (inspect, verify, export, compact) on a data directory
+written by a real tsdbd: data goes in through /api/v1/import (JSON lines) and remote
+write (a stale marker and metadata); inspect and verify run while the server runs;
+export and compact after it stopped. Then a chunk record and a postings entry are
+corrupted in copies of the data directory with LMDB's own mdb_dump/mdb_load (lmdb-utils)
+and verify must name the problem and exit 1.
+
+The remote-write body is built by hand (protobuf wire format, snappy literal-only
+block) so the test needs no python3-protobuf or python3-snappy.
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tsdbtest  # noqa: E402
+from tsdbtest import bits, f64  # noqa: E402
+
+TSDBCTL = os.path.join(tsdbtest.BUILD, "tsdbctl")
+DAY = 86400000
+T0 = (tsdbtest.now_ms() // DAY - 4) * DAY  # midnight four days ago: closed partitions
+STEP = 60000
+N = 3600  # 60 hours a series: three partitions of one day
+NAN_BITS = 0x7FF8000000000001  # what /api/v1/import stores for null
+
+CPU = [{"__name__": "cpu_seconds_total", "instance": "i%d" % i, "mode": m}
+       for i in range(4) for m in ("user", "system")]
+TEMP = [{"__name__": "temp_celsius", "instance": "i%d" % i} for i in range(2)]
+STALE = {"__name__": "stale_series", "instance": "i0"}
+N_SERIES = len(CPU) + len(TEMP) + 1
+
+
+def cpu_samples(k):
+    return [(T0 + i * STEP, round(i * 0.01 * (k + 1), 2)) for i in range(N)]
+
+
+def temp_values(k):
+    """Values with every special: null (NaN), +-Inf, tiny, huge, negative, -0.0."""
+    out = []
+    for i in range(N):
+        r = i % 50
+        if r == 7:
+            out.append(None)
+        elif r == 13:
+            out.append("Inf")
+        elif r == 14:
+            out.append("-Inf")
+        elif r == 21:
+            out.append(5e-324)
+        elif r == 22:
+            out.append(1.7976931348623157e308)
+        elif r == 23:
+            out.append(-0.0)
+        else:
+            out.append(math.sin(i / 10.0) * 40 - 10 * k + 1e-9 * i)
+    return out
+
+
+def as_bits(v):
+    """A JSON value of import/export -> IEEE-754 bits (NaN normalised to NAN_BITS)."""
+    if v is None or v in ("NaN", "nan"):
+        return NAN_BITS
+    if v in ("Inf", "Infinity", "+Inf"):
+        return bits(float("inf"))
+    if v in ("-Inf", "-Infinity"):
+        return bits(float("-inf"))
+    b = bits(float(v))
+    return NAN_BITS if math.isnan(f64(b)) else b
+
+
+# ---- remote write without protobuf/snappy modules
+
+def _uvarint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num, wire, payload):
+    key = _uvarint(num << 3 | wire)
+    if wire == 2:
+        return key + _uvarint(len(payload)) + payload
+    return key + payload
+
+
+def _snappy_literal(data):
+    out = bytearray(_uvarint(len(data)))
+    for off in range(0, len(data), 65536):
+        piece = data[off:off + 65536]
+        n = len(piece) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 256:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2]) + struct.pack("<H", n)
+        out += piece
+    return bytes(out)
+
+
+def remote_write_body(series, metadata):
+    """series: [(labels, [(t, value_bits)])]; metadata: [(family, type, help, unit)]."""
+    wr = b""
+    for labels, samples in series:
+        ts = b""
+        for k in sorted(labels):
+            ts += _field(1, 2, _field(1, 2, k.encode()) + _field(2, 2, labels[k].encode()))
+        for t, vb in samples:
+            ts += _field(2, 2, _field(1, 1, struct.pack("<Q", vb)) + _field(2, 0, _uvarint(t)))
+        wr += _field(1, 2, ts)
+    for fam, typ, help_, unit in metadata:
+        wr += _field(3, 2, _field(1, 0, _uvarint(typ)) + _field(2, 2, fam.encode()) +
+                     _field(4, 2, help_.encode()) + _field(5, 2, unit.encode()))
+    return _snappy_literal(wr)
+
+
+def ctl(*args, timeout=60):
+    p = subprocess.run([TSDBCTL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def parse_export(text):
+    """JSON lines -> {sorted label tuple: [(t, bits)]} (lines of one series joined)."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        # json.loads reads "-0" as the int 0: keep negative zero a float
+        o = json.loads(line, parse_int=lambda t: -0.0 if t == "-0" else int(t))
+        key = tuple(sorted(o["metric"].items()))
+        self_ts = o["timestamps"]
+        assert len(self_ts) == len(o["values"]), line[:200]
+        out.setdefault(key, []).extend(zip(self_ts, [as_bits(v) for v in o["values"]]))
+    return out
+
+
+def mdb_roundtrip(env_dir, edit):
+    """mdb_dump -a env_dir, edit(lines) -> lines, mdb_load into a fresh env that replaces
+    env_dir's files."""
+    dump = subprocess.run(["mdb_dump", "-a", env_dir], stdout=subprocess.PIPE, check=True,
+                          timeout=30).stdout.decode().split("\n")
+    dump = edit(dump)
+    fresh = env_dir.rstrip("/") + ".load"
+    os.mkdir(fresh)
+    # (mdb_load warns about the db_pagesize/duplicates keywords it does not know)
+    subprocess.run(["mdb_load", fresh], input="\n".join(dump).encode(), check=True,
+                   stderr=subprocess.DEVNULL, timeout=30)
+    for f in ("data.mdb", "lock.mdb"):
+        if os.path.exists(os.path.join(env_dir, f)):
+            os.unlink(os.path.join(env_dir, f))
+    os.rename(os.path.join(fresh, "data.mdb"), os.path.join(env_dir, "data.mdb"))
+    shutil.rmtree(fresh)
+
+
+def section(dump, name):
+    """Index range [first, end) of the data lines of database `name` in a dump."""
+    i = dump.index("database=" + name)
+    while dump[i] != "HEADER=END":
+        i += 1
+    j = i + 1
+    while dump[j] != "DATA=END":
+        j += 1
+    return i + 1, j
+
+
+class TsdbctlTest(unittest.TestCase):
+    srv = None
+    expected = {}
+    export_text = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tsdbctl-")
+        cls.srv = tsdbtest.Server().start()
+        s = cls.srv
+        lines, exp = [], {}
+        for k, lab in enumerate(CPU):
+            smp = cpu_samples(k)
+            lines.append(tsdbtest.jsonl_line(lab, smp))
+            exp[tuple(sorted(lab.items()))] = [(t, as_bits(v)) for t, v in smp]
+        for k, lab in enumerate(TEMP):
+            vals = temp_values(k)
+            ts = [T0 + i * STEP for i in range(N)]
+            lines.append(json.dumps({"metric": lab, "values": vals, "timestamps": ts}))
+            exp[tuple(sorted(lab.items()))] = [(t, as_bits(v)) for t, v in zip(ts, vals)]
+        s.import_jsonl(lines)
+        stale = [(T0 + i * STEP, bits(float(i))) for i in range(300)]
+        stale.append((T0 + 300 * STEP, tsdbtest.STALE_NAN_BITS))
+        stale += [(T0 + (301 + i) * STEP, bits(float(i))) for i in range(10)]
+        r = s.post("/api/v1/write", remote_write_body(
+            [(STALE, stale)], [("cpu_seconds_total", 1, "CPU time.", "seconds")]),
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+             "X-Prometheus-Remote-Write-Version": "0.1.0"})
+        assert r.status == 204, r
+        exp[tuple(sorted(STALE.items()))] = [x for x in stale if x[1] != tsdbtest.STALE_NAN_BITS]
+        cls.expected = exp
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.srv:
+            cls.srv.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @property
+    def data(self):
+        return self.srv.data_dir
+
+    def copy_data(self, name):
+        dst = os.path.join(self.tmp, name)
+        shutil.copytree(self.data, dst, ignore=shutil.ignore_patterns("LOCK"))
+        return dst
+
+    # -- while the server runs (tests run in name order)
+
+    def test_1_inspect_live(self):
+        # sealed chunks and new series reach LMDB within the flush interval (1 s)
+        deadline = time.monotonic() + 20
+        while True:
+            rc, out, err = ctl("inspect", "--data-dir", self.data, "--json")
+            self.assertEqual(rc, 0, err)
+            j = json.loads(out)
+            if (j["series"] == N_SERIES and len(j["partitions"]) >= 2
+                    and j["totals"]["chunks"] > 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        self.assertEqual(j["series"], N_SERIES, out)
+        self.assertEqual(j["format"], 1)
+        self.assertEqual(j["partition_ms"], DAY)
+        self.assertGreater(j["wal_bytes"], 0)
+        self.assertGreaterEqual(j["metadata"], 1)
+        starts = [p["start_ms"] for p in j["partitions"]]
+        self.assertEqual(starts, sorted(starts))
+        self.assertIn(T0, starts)
+        for p in j["partitions"]:
+            self.assertEqual(p["end_ms"] - p["start_ms"], DAY)
+            self.assertTrue(p["start"].endswith("T00:00:00Z"), p)
+            if p["samples"]:
+                self.assertGreater(p["bytes_per_sample"], 0.5)
+                self.assertLess(p["bytes_per_sample"], 64)
+        # stored samples: at most everything imported, and most of it (two full days
+        # are sealed; the last partial chunks may still be in the head)
+        total = sum(len(v) for v in self.expected.values()) + 1
+        self.assertLessEqual(j["totals"]["samples"], total)
+        self.assertGreater(j["totals"]["samples"], total // 2)
+        top = {m["name"]: m["series"] for m in j["top_metrics"]}
+        self.assertEqual(top["cpu_seconds_total"], len(CPU))
+        self.assertEqual(j["top_metrics"][0]["name"], "cpu_seconds_total")
+        labels = {m["name"]: (m["series"], m["values"]) for m in j["top_labels"]}
+        self.assertEqual(labels["__name__"], (N_SERIES, 3))
+        self.assertEqual(labels["instance"], (N_SERIES, 4))
+        self.assertEqual(labels["mode"], (len(CPU), 2))
+        rc, out, err = ctl("inspect", "--data-dir", self.data, "--top", "1")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("series           %d" % N_SERIES, out)
+        self.assertIn("partition width  1d", out)
+        self.assertIn("top 1 metric names", out)
+
+    def test_2_verify_live(self):
+        rc, out, err = ctl("verify", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("%d series" % N_SERIES, out)
+        self.assertIn(": OK", out)
+        self.assertNotIn("PROBLEM", out)
+
+    def test_3_locked(self):
+        rc, out, err = ctl("export", "--data-dir", self.data)
+        self.assertEqual(rc, 3, err)
+        self.assertIn("the server is running; use GET /api/v1/export", err)
+        self.assertEqual(out, "")
+        rc, out, err = ctl("compact", "--data-dir", self.data)
+        self.assertEqual(rc, 3, err)
+
+    # -- stopped
+
+    def test_4_export(self):
+        self.assertEqual(self.srv.stop(), 0, self.srv.log_tail())
+        rc, out, err = ctl("export", "--data-dir", self.data)
+        self.assertEqual(rc, 0, err)
+        got = parse_export(out)
+        self.assertEqual(sorted(got), sorted(self.expected))
+        for key, samples in self.expected.items():
+            self.assertEqual(len(got[key]), len(samples), key)
+            for (t, b), (gt, gb) in zip(samples, got[key]):
+                self.assertEqual((gt, gb), (t, b), "%r at %d: %x vs %x" % (key, t, gb, b))
+        type(self).export_text = out
+        # a selector union and a time range
+        rc, out, err = ctl("export", "--data-dir", self.data, "--match",
+                           'cpu_seconds_total{instance="i1"}', "--match", "temp_celsius",
+                           "--start", str((T0 + DAY) // 1000),
+                           "--end", "%d.999" % ((T0 + 2 * DAY) // 1000 - 1))
+        self.assertEqual(rc, 0, err)
+        got = parse_export(out)
+        want = sorted(k for k in self.expected
+                      if ("instance", "i1") in k and ("__name__", "cpu_seconds_total") in k
+                      or ("__name__", "temp_celsius") in k)
+        self.assertEqual(sorted(got), want)
+        for key in want:
+            exp = [s for s in self.expected[key] if T0 + DAY <= s[0] < T0 + 2 * DAY]
+            self.assertEqual(got[key], exp, key)
+        rc, out, err = ctl("export", "--data-dir", self.data, "--match", "cpu{")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("parse error", err)
+
+    def test_5_compact_then_verify(self):
+        rc, out, err = ctl("compact", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("partition files:", out)
+        self.assertIn("in use (LMDB pages):", out)
+        rc, out, err = ctl("inspect", "--data-dir", self.data, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        self.assertEqual(j["series"], N_SERIES)
+        # every sample is in a partition or in a head snapshot (the open chunks)
+        self.assertEqual(j["totals"]["samples"] + j["head_snapshots"]["samples"],
+                         sum(len(v) for v in self.expected.values()) + 1)
+        for p in j["partitions"]:
+            self.assertTrue(p["compacted"], p)
+        rc, out, err = ctl("verify", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(": OK", out)
+        # compaction changed nothing a reader sees
+        rc, out, err = ctl("export", "--data-dir", self.data)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, self.export_text)
+
+    def test_6_corrupt_chunk(self):
+        d = self.copy_data("corrupt_chunk")
+        part = sorted(os.listdir(os.path.join(d, "raw")))[0]
+        state = {}
+
+        def flip(dump):
+            first, end = section(dump, "chunks")
+            # pairs of " key" / " value" lines: flip a payload hex digit of record 3
+            key, val = dump[first + 4], dump[first + 5]
+            pos = 1 + 2 * 32 + 20  # leading space, 32-byte header, into the payload
+            c = val[pos]
+            dump[first + 5] = val[:pos] + ("0" if c != "0" else "1") + val[pos + 1:]
+            state["key"] = key.strip()
+            return dump
+
+        mdb_roundtrip(os.path.join(d, "raw", part), flip)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        series_id = int(state["key"][:16], 16)
+        lines = [l for l in out.splitlines() if l.startswith("PROBLEM")]
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn("raw/%s chunk (series %d" % (part, series_id), lines[0])
+        self.assertIn("CRC32C mismatch", lines[0])
+        self.assertIn("1 problem", out)
+        # inspect still works on it
+        rc, out, err = ctl("inspect", "--data-dir", d)
+        self.assertEqual(rc, 0, err)
+
+    def test_7_corrupt_postings(self):
+        d = self.copy_data("corrupt_postings")
+        want_key = (b"mode\x00user").hex()
+
+        def drop(dump):
+            first, end = section(dump, "postings")
+            for i in range(first, end, 2):
+                if dump[i].strip() == want_key:
+                    state["id"] = struct.unpack("<Q", bytes.fromhex(dump[i + 1].strip()))[0]
+                    del dump[i:i + 2]
+                    return dump
+            raise AssertionError("postings key mode=user not in the dump")
+
+        state = {}
+        mdb_roundtrip(os.path.join(d, "index.mdb"), drop)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('PROBLEM index series %d: missing from postings key mode="user"'
+                      % state["id"], out)
+
+    # -- usage and exit codes
+
+    def test_8_usage(self):
+        rc, out, err = ctl("--help")
+        self.assertEqual(rc, 0)
+        for word in ("inspect", "verify", "export", "compact", "Exit codes"):
+            self.assertIn(word, out)
+        self.assertNotIn("backup", out)
+        self.assertEqual(ctl()[0], 2)
+        self.assertEqual(ctl("frobnicate", "--data-dir", self.tmp)[0], 2)
+        self.assertEqual(ctl("inspect")[0], 2)
+        self.assertEqual(ctl("inspect", "--data-dir", self.tmp, "--top", "x")[0], 2)
+        self.assertEqual(ctl("export", "--data-dir", self.tmp, "--start", "yesterday")[0], 2)
+        self.assertEqual(ctl("verify", "--data-dir", self.tmp, "--json")[0], 2)
+        empty = os.path.join(self.tmp, "empty")
+        os.mkdir(empty)
+        missing = os.path.join(self.tmp, "missing")
+        for cmd in ("inspect", "verify", "export", "compact"):
+            rc, out, err = ctl(cmd, "--data-dir", empty)
+            self.assertEqual(rc, 4, cmd + err)
+            self.assertIn("not a database", err)
+            self.assertEqual(ctl(cmd, "--data-dir", missing)[0], 4, cmd)
+        self.assertEqual(os.listdir(empty), [])  # nothing created
+        self.assertFalse(os.path.exists(missing))
+
+
+if __name__ == "__main__":
+    tsdbtest.main()
