@@ -365,7 +365,7 @@ static int ro_open(struct ro_db *db, const char *dir)
 	int rc = ts_env_open(path, &eo, &db->index);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: cannot open %s read-only: %s\n", path, ts_strerror(rc));
-		return rc == TS_ECORRUPT ? EXIT_NOTDB : EXIT_FAIL;
+		return EXIT_FAIL;
 	}
 	if ((rc = ts_env_table(db->index, "series", 0, &db->t_series)) ||
 	    (rc = ts_env_table(db->index, "postings", TS_TABLE_DUPFIXED_U64, &db->t_postings)) ||
@@ -907,8 +907,10 @@ static int cmd_inspect(const char *dir, size_t top, int json)
 		}
 	}
 	progress_done();
-	qsort(in.metrics.v, in.metrics.n, sizeof *in.metrics.v, nc_cmp);
-	qsort(in.labels.v, in.labels.n, sizeof *in.labels.v, nc_cmp);
+	if (in.metrics.n)
+		qsort(in.metrics.v, in.metrics.n, sizeof *in.metrics.v, nc_cmp);
+	if (in.labels.n)
+		qsort(in.labels.v, in.labels.n, sizeof *in.labels.v, nc_cmp);
 	if (json)
 		inspect_print_json(&db, &in, top);
 	else
@@ -1572,6 +1574,12 @@ static const char *record_problem(const uint8_t *p, size_t len, char *why, size_
 	if (crc != want) {
 		snprintf(why, why_len, "CRC32C mismatch: payload has 0x%08" PRIx32 ", header says "
 			 "0x%08" PRIx32, crc, want);
+		return why;
+	}
+	int n = ts_xor_count(p + TS_CHUNK_HDR_LEN, plen);
+	if (n < 0 || (uint32_t)n != get_le32(p + 4)) {
+		snprintf(why, why_len, "header says %" PRIu32 " samples, the XOR payload's own count "
+			 "is %d", get_le32(p + 4), n);
 		return why;
 	}
 	return NULL;
