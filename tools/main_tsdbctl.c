@@ -1882,10 +1882,11 @@ struct disk_use {
 
 static void env_file_use(const char *envdir, struct disk_use *u)
 {
-	char path[4300];
+	char path[4400];
 	struct stat st;
-	snprintf(path, sizeof path, "%s/data.mdb", envdir);
 	memset(u, 0, sizeof *u);
+	if ((size_t)snprintf(path, sizeof path, "%.4300s/data.mdb", envdir) >= sizeof path)
+		return;
 	if (stat(path, &st) == 0) {
 		u->apparent = (uint64_t)st.st_size;
 		u->allocated = (uint64_t)st.st_blocks * 512;
