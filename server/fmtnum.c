@@ -256,6 +256,63 @@ static int u64_digits(uint64_t u, char digs[20], int *n_all)
 
 /* Decimal digits of av > 0 (no leading/trailing zeros) and x, the decimal exponent of
  * the first digit. Returns the digit count. */
+/* 10^k as long double, exact for 0 <= k <= 27 (5^27 < 2^64). */
+static long double pow10l_exact(int k)
+{
+	long double r = 1;
+	for (int i = 0; i < k; i++)
+		r *= 10;
+	return r;
+}
+
+/* The shortest round-trip digits of a normal double without printf: candidates with 15,
+ * 16 and 17 significant digits are computed in x87 extended precision (64-bit mantissa,
+ * relative error about 1e-19 per operation, against the 1e-16 to 1e-17 the decisions
+ * need). A candidate is taken only when the error bounds make both facts certain: it is
+ * the nearest decimal of that length to av, and it is within half an ULP of av (so it
+ * reads back to av). Anything closer to a boundary than the margin returns 0 and the
+ * exact printf/strtod path decides. Returns the digit count, or 0. */
+static int fast_digits(double av, char digs[20], int *x)
+{
+	if (!(av >= 1e-300 && av < 1e300) || sizeof(long double) < 16)
+		return 0;
+	int e2;
+	frexp(av, &e2);
+	/* Half an ULP of av: 2^(e2-54) for a normal double with 53-bit significand. */
+	long double half_ulp = ldexpl(1.0L, e2 - 54);
+	int e10 = (int)floor(log10(av));
+	for (int prec = 15; prec <= 17; prec++) {
+		int k = prec - 1 - e10; /* scale so the integer part has prec digits */
+		if (k > 27 || k < -27)
+			return 0;
+		long double scaled = k >= 0 ? (long double)av * pow10l_exact(k)
+					    : (long double)av / pow10l_exact(-k);
+		long double lo = pow10l_exact(prec - 1), hi = lo * 10;
+		if (scaled < lo || scaled >= hi)
+			return 0; /* log10 was off by one at a power of ten: let the slow path do it */
+		long double fl = floorl(scaled), frac = scaled - fl;
+		const long double margin = 1e-6L; /* far above the ~1e-19 relative error */
+		if (fabsl(frac - 0.5L) < margin)
+			return 0; /* too close to a tie between two candidates */
+		long double m = frac > 0.5L ? fl + 1 : fl;
+		if (m >= hi)
+			return 0;
+		/* Distance of m / 10^k from av, in units of half an ULP. */
+		long double d = k >= 0 ? m / pow10l_exact(k) : m * pow10l_exact(-k);
+		long double r = fabsl(d - (long double)av) / half_ulp;
+		if (r > 1 - margin && r < 1 + margin)
+			return 0;
+		if (r < 1) {
+			uint64_t mi = (uint64_t)m;
+			int n_all;
+			int nd = u64_digits(mi, digs, &n_all);
+			*x = n_all - 1 - k;
+			return nd;
+		}
+	}
+	return 0; /* 17 digits always round-trip; only margins bring us here */
+}
+
 static int shortest_digits(double av, char digs[20], int *x)
 {
 	int n_all;
@@ -284,6 +341,9 @@ static int shortest_digits(double av, char digs[20], int *x)
 			}
 		}
 	}
+	int fd = fast_digits(av, digs, x);
+	if (fd > 0)
+		return fd;
 	char buf[40];
 	/* Subnormals have fewer significant bits, so their shortest form may be shorter
 	 * than 15 digits without the 15-digit rounding showing it: search from 1. */
