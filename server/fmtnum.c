@@ -277,9 +277,11 @@ static int fast_digits(double av, char digs[20], int *x)
 	if (!(av >= 1e-300 && av < 1e300) || sizeof(long double) < 16)
 		return 0;
 	int e2;
-	frexp(av, &e2);
-	/* Half an ULP of av: 2^(e2-54) for a normal double with 53-bit significand. */
-	long double half_ulp = ldexpl(1.0L, e2 - 54);
+	double mant = frexp(av, &e2);
+	/* Half the gap to the neighbouring doubles: 2^(e2-54) above; below a power of two
+	 * the gap is half as wide (the exponent drops), so half of that below it. */
+	long double half_ulp_up = ldexpl(1.0L, e2 - 54);
+	long double half_ulp_down = mant == 0.5 ? ldexpl(1.0L, e2 - 55) : half_ulp_up;
 	int e10 = (int)floor(log10(av));
 	for (int prec = 15; prec <= 17; prec++) {
 		int k = prec - 1 - e10; /* scale so the integer part has prec digits */
@@ -299,7 +301,8 @@ static int fast_digits(double av, char digs[20], int *x)
 			return 0;
 		/* Distance of m / 10^k from av, in units of half an ULP. */
 		long double d = k >= 0 ? m / pow10l_exact(k) : m * pow10l_exact(-k);
-		long double r = fabsl(d - (long double)av) / half_ulp;
+		long double r = d >= (long double)av ? (d - (long double)av) / half_ulp_up
+						     : ((long double)av - d) / half_ulp_down;
 		if (r > 1 - margin && r < 1 + margin)
 			return 0;
 		if (r < 1) {

@@ -60,20 +60,6 @@ struct batch {
 	size_t cap_in;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 64;
-	while (c < need)
-		c *= 2;
-	void *n = ts_realloc(*p, c * elem);
-	if (!n)
-		return -ENOMEM;
-	*p = n;
-	*cap = c;
-	return 0;
-}
 
 static void batch_fini(struct batch *b)
 {
@@ -91,10 +77,10 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 	size_t bytes = 0;
 	for (uint32_t i = 0; i < nl; i++)
 		bytes += (size_t)l[i].name_len + l[i].value_len;
-	if (grow((void **)&b->ser, &b->cap_ser, b->n_ser + 1, sizeof *b->ser) ||
-	    grow((void **)&b->lab, &b->cap_lab, b->n_lab + nl, sizeof *b->lab) ||
-	    grow((void **)&b->str, &b->cap_str, b->n_str + bytes, 1) ||
-	    grow((void **)&b->smp, &b->cap_smp, b->n_smp + ns, sizeof *b->smp))
+	if (ts_grow((void **)&b->ser, &b->cap_ser, b->n_ser + 1, sizeof *b->ser) ||
+	    ts_grow((void **)&b->lab, &b->cap_lab, b->n_lab + nl, sizeof *b->lab) ||
+	    ts_grow((void **)&b->str, &b->cap_str, b->n_str + bytes, 1) ||
+	    ts_grow((void **)&b->smp, &b->cap_smp, b->n_smp + ns, sizeof *b->smp))
 		return -ENOMEM;
 	b->ser[b->n_ser++] = (struct batch_series){b->n_lab, b->n_smp, nl, (uint32_t)ns};
 	for (uint32_t i = 0; i < nl; i++) {
@@ -148,7 +134,7 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 {
 	if (!b->n_ser)
 		return 0;
-	if (grow((void **)&b->in, &b->cap_in, b->n_ser, sizeof *b->in))
+	if (ts_grow((void **)&b->in, &b->cap_in, b->n_ser, sizeof *b->in))
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n_lab; i++) {
 		b->lab[i].name = b->str + (uintptr_t)b->lab[i].name;
@@ -435,7 +421,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));
 		goto out;
 	}
-	if (grow((void **)&c->in, &c->cap_in, c->rw.n_series ? c->rw.n_series : 1, sizeof *c->in)) {
+	if (ts_grow((void **)&c->in, &c->cap_in, c->rw.n_series ? c->rw.n_series : 1, sizeof *c->in)) {
 		status = 503;
 		ts_sbuf_str(&b, "out of memory");
 		goto out;

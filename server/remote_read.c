@@ -79,22 +79,6 @@ static int fail_at(struct ts_rr_request *r, int code, const char *file, int line
 }
 #define FAIL(r, code, ...) fail_at((r), (code), __FILE__, __LINE__, __VA_ARGS__)
 
-static int grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 8;
-	while (n < need)
-		n *= 2;
-	if (n > SIZE_MAX / size)
-		return -ENOMEM;
-	void *p = ts_realloc(*arr, n * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
 
 static int bad(struct ts_rr_request *r, const struct ts_pb_reader *rd, const char *what)
 {
@@ -171,7 +155,7 @@ static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_
 		return FAIL(r, TS_ELIMIT, "more than %zu matchers", r->max_matchers);
 	if ((rc = sub(r, q, &m, "matcher")) != 0)
 		return rc;
-	if (grow((void **)&r->matchers_arena, &r->matchers_cap, r->n_matchers + 1,
+	if (ts_grow((void **)&r->matchers_arena, &r->matchers_cap, r->n_matchers + 1,
 		 sizeof *r->matchers_arena) != 0)
 		return -ENOMEM;
 	struct ts_rr_matcher *mt = &r->matchers_arena[r->n_matchers++];
@@ -235,7 +219,7 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 		case 5:
 			if (r->n_grouping >= r->max_grouping)
 				return FAIL(r, TS_ELIMIT, "more than %zu grouping labels", r->max_grouping);
-			if (grow((void **)&r->grouping_arena, &r->grouping_cap, r->n_grouping + 1,
+			if (ts_grow((void **)&r->grouping_arena, &r->grouping_cap, r->n_grouping + 1,
 				 sizeof *r->grouping_arena) != 0)
 				return -ENOMEM;
 			if ((rc = read_string(r, &m, "hints.grouping", w,
@@ -260,7 +244,7 @@ static int decode_query(struct ts_rr_request *r, struct ts_pb_reader *rd)
 		return FAIL(r, TS_ELIMIT, "more than %zu queries", r->max_queries);
 	if ((rc = sub(r, rd, &m, "query")) != 0)
 		return rc;
-	if (grow((void **)&r->queries, &r->queries_cap, r->n_queries + 1, sizeof *r->queries) != 0)
+	if (ts_grow((void **)&r->queries, &r->queries_cap, r->n_queries + 1, sizeof *r->queries) != 0)
 		return -ENOMEM;
 	size_t qi = r->n_queries++;
 	struct ts_rr_query *q = &r->queries[qi];

@@ -100,24 +100,6 @@ static int fail_at(struct ts_rw_request *r, int code, const char *file, int line
 }
 #define FAIL(r, code, ...) fail_at((r), (code), __FILE__, __LINE__, __VA_ARGS__)
 
-/* Grows *arr (elements of `size` bytes, capacity *cap) to hold `need`. Doubling keeps
- * the number of reallocations logarithmic and, across reused requests, zero. */
-static int grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	if (n > SIZE_MAX / size)
-		return -ENOMEM;
-	void *p = ts_realloc(*arr, n * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
 
 static int oom(struct ts_rw_request *r)
 {
@@ -168,7 +150,7 @@ static struct ts_label *push_label(struct ts_rw_request *r, int exemplar)
 	struct ts_label **arr = exemplar ? &r->ex_labels : &r->labels;
 	size_t *n = exemplar ? &r->n_ex_labels : &r->n_labels;
 	size_t *cap = exemplar ? &r->ex_labels_cap : &r->labels_cap;
-	if (*n >= *cap && grow((void **)arr, cap, *n + 1, sizeof **arr) != 0)
+	if (*n >= *cap && ts_grow((void **)arr, cap, *n + 1, sizeof **arr) != 0)
 		return NULL;
 	return &(*arr)[(*n)++];
 }
@@ -247,7 +229,7 @@ static int decode_sample(struct ts_rw_request *r, struct ts_pb_reader *rd, size_
 	if ((rc = sub_msg(r, rd, &m, "sample")) != 0)
 		return rc;
 	if (r->n_samples >= r->samples_cap &&
-	    grow((void **)&r->samples_arena, &r->samples_cap, r->n_samples + 1,
+	    ts_grow((void **)&r->samples_arena, &r->samples_cap, r->n_samples + 1,
 		 sizeof *r->samples_arena) != 0)
 		return oom(r);
 	struct ts_sample *s = &r->samples_arena[r->n_samples++];
@@ -285,7 +267,7 @@ static struct ts_rw_exemplar *push_exemplar(struct ts_rw_request *r)
 		return NULL;
 	}
 	if (r->n_exemplars >= r->exemplars_cap &&
-	    grow((void **)&r->exemplars_arena, &r->exemplars_cap, r->n_exemplars + 1,
+	    ts_grow((void **)&r->exemplars_arena, &r->exemplars_cap, r->n_exemplars + 1,
 		 sizeof *r->exemplars_arena) != 0) {
 		oom(r);
 		return NULL;
@@ -357,7 +339,7 @@ static struct ts_rw_series *push_series(struct ts_rw_request *r)
 		return NULL;
 	}
 	if (r->n_series >= r->series_cap &&
-	    grow((void **)&r->series, &r->series_cap, r->n_series + 1, sizeof *r->series) != 0) {
+	    ts_grow((void **)&r->series, &r->series_cap, r->n_series + 1, sizeof *r->series) != 0) {
 		oom(r);
 		return NULL;
 	}
@@ -432,7 +414,7 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 	if ((rc = sub_msg(r, rd, &m, "metadata")) != 0)
 		return rc;
 	if (r->n_metadata >= r->metadata_cap &&
-	    grow((void **)&r->metadata, &r->metadata_cap, r->n_metadata + 1,
+	    ts_grow((void **)&r->metadata, &r->metadata_cap, r->n_metadata + 1,
 		 sizeof *r->metadata) != 0)
 		return oom(r);
 	size_t mi = r->n_metadata++;
@@ -509,7 +491,7 @@ static int collect_symbols(struct ts_rw_request *r, struct ts_pb_reader rd)
 		if (r->n_symbols >= r->max_symbols)
 			return FAIL(r, TS_ELIMIT, "more than %zu symbols", r->max_symbols);
 		if (r->n_symbols >= r->symbols_cap &&
-		    grow((void **)&r->symbols, &r->symbols_cap, r->n_symbols + 1,
+		    ts_grow((void **)&r->symbols, &r->symbols_cap, r->n_symbols + 1,
 			 sizeof *r->symbols) != 0)
 			return oom(r);
 		if (ts_pb_read_str(&rd, &r->symbols[r->n_symbols]) != 0)

@@ -4,6 +4,7 @@
  */
 #include "storage/mem.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +60,26 @@ void *ts_realloc(void *p, size_t size)
 	if (should_fail())
 		return NULL;
 	return realloc(p, size ? size : 1);
+}
+
+int ts_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 16;
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return -ENOMEM;
+		n *= 2;
+	}
+	if (elem && n > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *p = ts_realloc(*arr, n * elem);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = n;
+	return 0;
 }
 
 char *ts_strndup(const char *s, size_t n)

@@ -18,6 +18,11 @@ char *ts_strdup(const char *s);
 char *ts_strndup(const char *s, size_t n);
 void ts_free(void *p);
 
+/* Grows the array *arr (elements of `elem` bytes, capacity *cap elements) to hold at
+ * least `need`, doubling from 16 so repeated growth costs a logarithmic number of
+ * reallocations. On -ENOMEM (also on size overflow) *arr and *cap are unchanged. */
+int ts_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* Fault injection for tests: from now on, the n-th allocation (1-based) and, when
  * `sticky`, every one after it returns NULL. n == 0 disarms. */
 void ts_mem_fail_at(unsigned long n, int sticky);

@@ -312,6 +312,11 @@ static void test_fmt_known(void **state)
 static void test_fmt_roundtrip_random(void **state)
 {
 	(void)state;
+	/* 2^64 (uint64 max as float) once read back as 2^64 - 2048. */
+	char p64[TS_FMT_DOUBLE_MAX];
+	ts_fmt_double(p64, 18446744073709551616.0);
+	assert_true(strtod(p64, NULL) == 18446744073709551616.0);
+	assert_string_equal(p64, "1.8446744073709552e+19");
 #ifdef TS_SANITIZED
 	const long n = 300000;
 #else
@@ -324,6 +329,10 @@ static void test_fmt_roundtrip_random(void **state)
 		double v;
 		if (i % 4 == 0) /* short decimals, the common case for metrics */
 			v = (double)(int64_t)(r % 2000000 - 1000000) / (double)(1 + (r >> 40) % 1000);
+		else if (i % 8 == 1) /* powers of two and their neighbours: the ULP below a
+				      * power of two is half the one above */
+			v = nextafter(ldexp(1.0, (int)(r % 2040) - 1020), (r >> 20) % 3 == 0 ? 0.0 :
+				      (r >> 20) % 3 == 1 ? INFINITY : ldexp(1.0, (int)(r % 2040) - 1020));
 		else
 			v = from_bits(r);
 		if (isnan(v) || isinf(v))
