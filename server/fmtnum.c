@@ -268,7 +268,8 @@ static long double pow10l_exact(int k)
 /* The shortest round-trip digits of a normal double without printf: candidates with 15,
  * 16 and 17 significant digits are computed in x87 extended precision (64-bit mantissa,
  * relative error about 1e-19 per operation, against the 1e-16 to 1e-17 the decisions
- * need). A candidate is taken only when the error bounds make both facts certain: it is
+ * need). A candidate is taken only when the error bounds (one rounding per operation,
+ * padded 4-16x) make both facts certain: it is
  * the nearest decimal of that length to av, and it is within half an ULP of av (so it
  * reads back to av). Anything closer to a boundary than the margin returns 0 and the
  * exact printf/strtod path decides. Returns the digit count, or 0. */
@@ -293,8 +294,9 @@ static int fast_digits(double av, char digs[20], int *x)
 		if (scaled < lo || scaled >= hi)
 			return 0; /* log10 was off by one at a power of ten: let the slow path do it */
 		long double fl = floorl(scaled), frac = scaled - fl;
-		const long double margin = 1e-6L; /* far above the ~1e-19 relative error */
-		if (fabsl(frac - 0.5L) < margin)
+		/* One rounding of a 64-bit significand: |error| <= scaled * 2^-64. Allow 16x. */
+		long double tie_margin = scaled * 0x1p-60L;
+		if (fabsl(frac - 0.5L) <= tie_margin)
 			return 0; /* too close to a tie between two candidates */
 		long double m = frac > 0.5L ? fl + 1 : fl;
 		if (m >= hi)
@@ -303,7 +305,10 @@ static int fast_digits(double av, char digs[20], int *x)
 		long double d = k >= 0 ? m / pow10l_exact(k) : m * pow10l_exact(-k);
 		long double r = d >= (long double)av ? (d - (long double)av) / half_ulp_up
 						     : ((long double)av - d) / half_ulp_down;
-		if (r > 1 - margin && r < 1 + margin)
+		/* d carries up to d * 2^-64 of error, i.e. up to 2^-9 of a half gap (2^-10
+		 * away from powers of two); allow 4x. */
+		const long double r_margin = 0x1p-7L;
+		if (r > 1 - r_margin && r < 1 + r_margin)
 			return 0;
 		if (r < 1) {
 			uint64_t mi = (uint64_t)m;
