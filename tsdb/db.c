@@ -144,6 +144,7 @@ static struct ts_series *series_alloc(uint64_t id, const uint8_t *packed, size_t
 	s->id = id;
 	s->hash = hash;
 	s->max_t = INT64_MIN;
+	s->max_t_known = 1; /* a new series: everything it will hold passes through its head */
 	ts_xor_enc_init(&s->enc);
 	return s;
 }
@@ -697,6 +698,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 				       ? db->o.max_label_name_len : 256;
 	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
 	atomic_init(&db->next_id, 1);
+	db->max_t_seen = INT64_MIN;
 	for (int i = 0; i < TS_SHARDS; i++)
 		pthread_mutex_init(&db->shards[i].mu, NULL);
 	pthread_mutex_init(&db->mu, NULL);

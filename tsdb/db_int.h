@@ -35,6 +35,7 @@
 #define TS_CHUNK_SAMPLES 120     /* cut an open chunk at this many samples */
 #define TS_CHUNK_MAX_BYTES 1024  /* or when it might pass this size */
 #define TS_OOO_CUT 32            /* out-of-order buffer becomes a chunk at this size */
+#define TS_IDLE_MS 3600000       /* a head this far behind the newest data is sealed */
 
 /* WAL record types (never renumber). */
 #define TS_WAL_REC_BATCH 1
@@ -69,6 +70,10 @@ struct ts_series {
 	uint8_t logged;           /* creation is in the WAL (or the index) */
 	uint8_t indexed;          /* creation is committed to the index env */
 	uint8_t has_snapshot;     /* a row in the heads table exists */
+	uint8_t snap_dirty;       /* head state changed since its row was captured (db->mu) */
+	uint8_t max_t_known;      /* max_t covers every sample the series has: false only for
+				   * series loaded from an index without a head row (older
+				   * databases), whose newest timestamp is then unknown */
 	/* head state, under db->mu */
 	struct ts_xor_enc enc;    /* open chunk; enc.n == 0 when none */
 	int64_t head_min_t;       /* first timestamp of the open chunk */
@@ -127,6 +132,7 @@ struct ts_db {
 	size_t rec_cap;
 	int wal_err;              /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
 	uint64_t epoch;           /* append batch counter, under mu */
+	int64_t max_t_seen;       /* newest in-order timestamp of any series, under mu */
 	int closing;
 
 	pthread_mutex_t md_mu;    /* guards md */

@@ -358,6 +358,11 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 		}
 	}
 	s->last_lsn = lsn;
+	if (added) {
+		s->snap_dirty = 1; /* its head row must be captured again */
+		if (s->max_t > db->max_t_seen)
+			db->max_t_seen = s->max_t;
+	}
 	return added;
 }
 
@@ -436,6 +441,7 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 	}
 	s->last_lsn = get64(p + 1);
 	s->snap_lsn = s->last_lsn;
+	s->max_t_known = 1;
 	s->head_min_t = (int64_t)get64(p + 9);
 	s->max_t = (int64_t)get64(p + 17);
 	if (m) {

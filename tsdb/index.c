@@ -162,6 +162,7 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		if (rc)
 			goto out;
 		s->logged = s->indexed = 1;
+		s->max_t_known = 0; /* until its head row (below) says otherwise */
 	}
 	if (rc != TS_ENOTFOUND)
 		goto out;
@@ -189,6 +190,8 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		if (rc)
 			goto out;
 		s->has_snapshot = 1;
+		if (s->max_t > db->max_t_seen)
+			db->max_t_seen = s->max_t;
 	}
 	if (rc != TS_ENOTFOUND)
 		goto out;

@@ -443,23 +443,38 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < res.n; i++) {
-		struct ts_series *s = ts__db_series_by_id(db, res.v[i]);
-		if (!s) {
-			rc = TS_CORRUPT(); /* postings name an id the series table lacks */
-			goto out;
+	/* Series whose newest sample is older than the range have nothing to give: drop
+	 * them before sorting and snapshotting (with churn, most matches of a short recent
+	 * range are long dead). max_t is head state, read under db->mu in slices. */
+	for (size_t i = 0; i < res.n && rc == 0;) {
+		pthread_mutex_lock(&db->mu);
+		for (size_t end = i + 1024; i < res.n && i < end; i++) {
+			struct ts_series *s = ts__db_series_by_id(db, res.v[i]);
+			if (!s) {
+				rc = TS_CORRUPT(); /* postings name an id the series table lacks */
+				break;
+			}
+			if (s->max_t_known && s->max_t < mint)
+				continue;
+			if (uncertain && !series_matches(s, m, n_matchers))
+				continue;
+			set->ser[set->n++].s = s;
 		}
-		if (uncertain && !series_matches(s, m, n_matchers))
-			continue;
-		set->ser[set->n++].s = s;
+		pthread_mutex_unlock(&db->mu);
 	}
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&db->mu);
 	for (size_t i = 0; i < n_unidx; i++) {
 		/* Skip those that reached the postings in the meantime (already in res). */
 		if (res.n && bsearch(&unidx[i]->id, res.v, res.n, sizeof *res.v, u64_cmp))
 			continue;
+		if (unidx[i]->max_t_known && unidx[i]->max_t < mint)
+			continue;
 		if (series_matches(unidx[i], m, n_matchers))
 			set->ser[set->n++].s = unidx[i];
 	}
+	pthread_mutex_unlock(&db->mu);
 
 	/* 4. Labels, sorted order. */
 	for (size_t i = 0; i < set->n; i++) {

@@ -269,8 +269,23 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 				struct ts_series *s = ts__db_series_by_id(db, id);
 				if (!s)
 					continue;
-				int live = s->enc.n || (s->ooo && s->ooo->n);
-				if (!live && !s->has_snapshot)
+				/* Every series with data keeps a head row, even with an empty head,
+				 * so recovery knows its newest timestamp (resends are judged
+				 * against it, and queries skip series with nothing in range).
+				 * A row is rewritten only when the head changed since it was
+				 * captured: idle series cost nothing per checkpoint. */
+				/* Heads of series that stopped (a pod that went away) are sealed
+				 * and their buffers freed. Done here, under db->mu, the sealed chunk
+				 * joins the queue this checkpoint commits before the head rows. */
+				if (s->enc.n && db->max_t_seen != INT64_MIN &&
+				    s->max_t < db->max_t_seen - TS_IDLE_MS &&
+				    ts__head_seal(db, s) == 0) {
+					ts_xor_enc_fini(&s->enc);
+					ts_xor_enc_init(&s->enc);
+					s->snap_dirty = 1;
+				}
+				int has_data = s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
+				if (!has_data || (s->has_snapshot && !s->snap_dirty))
 					continue;
 				if (n_ents == cap_ents) {
 					size_t cap = cap_ents ? cap_ents * 2 : 1024;
@@ -282,13 +297,13 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 					ents = e;
 					cap_ents = cap;
 				}
-				size_t len = live ? ts__head_snapshot_len(s) : 0;
+				size_t len = ts__head_snapshot_len(s);
 				if ((rc = buf_reserve(&snaps, len)))
 					break;
-				if (live)
-					ts__head_snapshot(s, snaps.p + snaps.len);
+				ts__head_snapshot(s, snaps.p + snaps.len);
 				ents[n_ents++] = (struct snap_entry){s->id, snaps.len, len};
 				snaps.len += len;
+				s->snap_dirty = 0; /* set again on failure below, or by new samples */
 			}
 			pthread_mutex_unlock(&db->mu);
 		}
@@ -397,6 +412,17 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		db->last_checkpoint_ms = (uint64_t)mono_ms();
 	}
 out:
+	if (rc && n_ents) {
+		/* The rows were not committed: capture them again next time. Skipping a row
+		 * whose state changed while the WAL is cut past it would lose samples. */
+		pthread_mutex_lock(&db->mu);
+		for (size_t i = 0; i < n_ents; i++) {
+			struct ts_series *s = ts__db_series_by_id(db, ents[i].id);
+			if (s)
+				s->snap_dirty = 1;
+		}
+		pthread_mutex_unlock(&db->mu);
+	}
 	if (rc == 0)
 		db->writer_err = 0; /* a flush that failed earlier has now been redone */
 	if (rc && rc != db->writer_err) {

@@ -122,8 +122,9 @@ static void test_append_select_iterate(void **st)
 	size_t ns;
 	assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 2);
 	assert_int_equal(ns, 510);
-	/* A range cut: [1000+15000*10, 1000+15000*19] holds 10 samples of job a, none of b. */
-	assert_int_equal(count_sel(db, m, 1, 151000, 286000, &ns), 2);
+	/* A range cut: [1000+15000*10, 1000+15000*19] holds 10 samples of job a; job b's
+	 * newest sample is older than the range, so b is not selected at all. */
+	assert_int_equal(count_sel(db, m, 1, 151000, 286000, &ns), 1);
 	assert_int_equal(ns, 10);
 
 	/* Samples come back exactly, across several chunks (500 > 120). */
@@ -869,6 +870,52 @@ static void test_compaction(void **st)
 	free(dir);
 }
 
+/* Heads of series that stopped are sealed at a checkpoint (their memory freed) and keep
+ * their newest timestamp across restarts: queries over later ranges skip them, and a
+ * conflicting resend to them is still rejected. */
+static void test_idle_series_after_restart(void **st)
+{
+	(void)st;
+	char *dir = tmpdir();
+	struct ts_db *db;
+	struct ts_db_opts o = {.ooo_window_ms = 86400000};
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct ts_append_result r;
+	/* 50 pods live for the first 4 minutes; one lives for 10,000 s (well past the
+	 * idle limit of an hour behind the newest data). */
+	for (int k = 0; k < 50; k++) {
+		char v[16];
+		snprintf(v, sizeof v, "dead%d", k);
+		assert_int_equal(put(db, "churn", "pod", v, 1000, 1000, 240, 0, &r), 0);
+	}
+	assert_int_equal(put(db, "churn", "pod", "alive", 1000, 5000, 2000, 0, &r), 0);
+	struct ts_db_stats before, after;
+	ts_db_stats(db, &before);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	ts_db_stats(db, &after);
+	assert_int_equal(before.n_head_chunks, 51);
+	assert_int_equal(after.n_head_chunks, 1); /* the dead pods' heads were sealed */
+	assert_int_equal(ts_db_close(db), 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ts_db_open(dir, &o, &db), 0);
+		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "churn"}};
+		size_t ns;
+		/* Only the live pod has samples after t = 300 s. */
+		assert_int_equal(count_sel(db, m, 1, 300000, INT64_MAX, &ns), 1);
+		assert_int_equal(ns, 1940);
+		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 51);
+		assert_int_equal(ns, 50 * 240 + 2000);
+		/* A conflicting resend to a dead pod is rejected, an exact one is a duplicate. */
+		assert_int_equal(put(db, "churn", "pod", "dead7", 5000, 1000, 1, 99, &r), 0);
+		assert_int_equal(r.n_conflict, 1);
+		assert_int_equal(put(db, "churn", "pod", "dead7", 5000, 1000, 1, 4, &r), 0);
+		assert_int_equal(r.n_duplicate, 1);
+		assert_int_equal(ts_db_close(db), 0);
+	}
+	rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -886,6 +933,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_chunk_and_torn_wal),
 		cmocka_unit_test(test_retention_removes_partitions),
 		cmocka_unit_test(test_compaction),
+		cmocka_unit_test(test_idle_series_after_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
