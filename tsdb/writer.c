@@ -263,6 +263,12 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		if (rc)
 			goto out;
 		uint64_t end = atomic_load(&db->next_id);
+		/* "Idle" is judged against the newest data, but never ahead of the wall clock:
+		 * one sample from a host whose clock runs fast must not make every other series
+		 * look stopped; a backfill of old data uses its own newest time. */
+		struct timespec wall;
+		clock_gettime(CLOCK_REALTIME, &wall);
+		int64_t wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
 		for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
 			pthread_mutex_lock(&db->mu);
 			for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end; id++) {
@@ -277,9 +283,9 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 				/* Heads of series that stopped (a pod that went away) are sealed
 				 * and their buffers freed. Done here, under db->mu, the sealed chunk
 				 * joins the queue this checkpoint commits before the head rows. */
+				int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen : wall_ms;
 				if (s->enc.n && db->max_t_seen != INT64_MIN &&
-				    s->max_t < db->max_t_seen - TS_IDLE_MS &&
-				    ts__head_seal(db, s) == 0) {
+				    s->max_t < newest - TS_IDLE_MS && ts__head_seal(db, s) == 0) {
 					ts_xor_enc_fini(&s->enc);
 					ts_xor_enc_init(&s->enc);
 					s->snap_dirty = 1;
