@@ -302,13 +302,10 @@ static int list_parts(struct ro_db *db)
 		if (e->d_name[0] == '.')
 			continue;
 		int64_t start, end;
-		char tail;
 		/* <dir>.compact / <dir>.old belong to a compaction in progress (compact.c) */
-		if (sscanf(e->d_name, "%" SCNd64 "_%" SCNd64 "%c", &start, &end, &tail) != 2 ||
-		    end <= start) {
-			size_t nl = strlen(e->d_name);
-			if (!(nl > 8 && !strcmp(e->d_name + nl - 8, ".compact")) &&
-			    !(nl > 4 && !strcmp(e->d_name + nl - 4, ".old")))
+		enum ts_part_dir kind = ts__part_dir_kind(e->d_name, &start, &end);
+		if (kind != TS_PART_DIR_LIVE) {
+			if (kind == TS_PART_DIR_OTHER)
 				db->n_skipped_dirs++;
 			continue;
 		}

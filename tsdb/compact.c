@@ -32,6 +32,7 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/index.h"
 
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
 #define CLOSE_SLACK_MS 3600000  /* a partition is closed this long after its end (+OOO) */
@@ -115,8 +116,8 @@ out:
 static int compact_one(struct ts_db *db, struct ts_partition *p)
 {
 	char tmp[4200], old[4200], raw[4200];
-	snprintf(tmp, sizeof tmp, "%s.compact", p->dir);
-	snprintf(old, sizeof old, "%s.old", p->dir);
+	snprintf(tmp, sizeof tmp, "%s" TS_PART_COMPACT_SUFFIX, p->dir);
+	snprintf(old, sizeof old, "%s" TS_PART_OLD_SUFFIX, p->dir);
 	parent_dir(p->dir, raw, sizeof raw);
 	ts__dir_remove(tmp);
 	uint64_t before, after, map, n = 0;
@@ -166,12 +167,6 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 	return 0;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int eligible(const struct ts_partition *p, int64_t closed_before, int force)
 {
@@ -182,14 +177,12 @@ static int eligible(const struct ts_partition *p, int64_t closed_before, int for
 	uint64_t map, used;
 	ts_env_size(p->env, &map, &used);
 	return used >= MIN_BYTES &&
-	       (p->last_write_mono_ms == 0 || mono_ms() - p->last_write_mono_ms >= QUIET_MS);
+	       (p->last_write_mono_ms == 0 || ts__mono_ms() - p->last_write_mono_ms >= QUIET_MS);
 }
 
 int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t now = ts__wall_ms();
 	int64_t closed_before = now - CLOSE_SLACK_MS - (db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
 	int done = 0, rc = 0;
 	while (done < max_parts && rc == 0) {

@@ -37,12 +37,6 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "on-disk formats assume LE hosts");
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- registry ---- */
 
@@ -214,14 +208,13 @@ static int canonical_shape(const struct ts_label *l, uint32_t n)
 	return 1;
 }
 
-/* Finds or creates the series for canonical packed labels. *created set when new. */
+/* Finds or creates the series for canonical packed labels. */
 static int series_get(struct ts_db *db, const uint8_t *packed, size_t len,
-		      struct ts_series **out, int *created)
+		      struct ts_series **out)
 {
 	uint64_t hash = ts_labels_hash(packed, len);
 	struct ts_shard *sh = shard_of(db, hash);
 	int rc = 0;
-	*created = 0;
 	pthread_mutex_lock(&sh->mu);
 	struct ts_series *s = shard_find(sh, hash, packed, len);
 	if (s)
@@ -241,7 +234,6 @@ static int series_get(struct ts_db *db, const uint8_t *packed, size_t len,
 		s = NULL;
 		goto out;
 	}
-	*created = 1;
 out:
 	pthread_mutex_unlock(&sh->mu);
 	*out = s;
@@ -265,10 +257,6 @@ static int rec_reserve(struct ts_db *db, size_t need)
 	return 0;
 }
 
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 static int add_unindexed(struct ts_db *db, struct ts_series *s)
 {
@@ -302,13 +290,13 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 	cx->n_records++;
 	if (len < 4)
 		return TS_CORRUPT();
-	uint32_t n_new = get32(p);
+	uint32_t n_new = ts__get32(p);
 	off = 4;
 	for (uint32_t i = 0; i < n_new; i++) {
 		if (len - off < 12)
 			return TS_CORRUPT();
-		uint64_t id = get64(p + off);
-		uint32_t l = get32(p + off + 8);
+		uint64_t id = ts__get64(p + off);
+		uint32_t l = ts__get32(p + off + 8);
 		off += 12;
 		if (len - off < l || ts_labels_count(p + off, l) < 0)
 			return TS_CORRUPT();
@@ -326,13 +314,13 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 	}
 	if (len - off < 4)
 		return TS_CORRUPT();
-	uint32_t n_series = get32(p + off);
+	uint32_t n_series = ts__get32(p + off);
 	off += 4;
 	for (uint32_t i = 0; i < n_series; i++) {
 		if (len - off < 12)
 			return TS_CORRUPT();
-		uint64_t id = get64(p + off);
-		uint32_t n = get32(p + off + 8);
+		uint64_t id = ts__get64(p + off);
+		uint32_t n = ts__get32(p + off + 8);
 		off += 12;
 		if ((len - off) / 16 < n)
 			return TS_CORRUPT();
@@ -375,8 +363,8 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 	if (s->max_t == INT64_MIN || t > s->max_t) {
 		/* Newer than the head but not than this batch: compare with the batch. */
 		for (uint32_t i = k; i-- > 0;) {
-			if ((int64_t)get64(batch + 16 * (size_t)i) == t)
-				return get64(batch + 16 * (size_t)i + 8) == v ? 1 : TS_EDUPLICATE;
+			if ((int64_t)ts__get64(batch + 16 * (size_t)i) == t)
+				return ts__get64(batch + 16 * (size_t)i + 8) == v ? 1 : TS_EDUPLICATE;
 		}
 		if (db->o.ooo_window_ms <= 0)
 			return TS_EOUTOFORDER;
@@ -387,7 +375,6 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 
 struct prep {
 	struct ts_series *s;
-	int created;
 	int kept; /* a sample of this entry is in the record */
 	int rc;
 };
@@ -399,14 +386,14 @@ static int apply_record(struct ts_db *db, const uint8_t *p, const struct prep *p
 			uint64_t lsn, struct ts_append_result *res)
 {
 	size_t off = 4;
-	uint32_t n_new = get32(p);
+	uint32_t n_new = ts__get32(p);
 	for (uint32_t i = 0; i < n_new; i++)
-		off += 12 + get32(p + off + 8);
+		off += 12 + ts__get32(p + off + 8);
 	off += 4; /* n_series */
 	for (size_t i = 0; i < n; i++) {
 		if (!prep[i].kept)
 			continue;
-		uint32_t k = get32(p + off + 8);
+		uint32_t k = ts__get32(p + off + 8);
 		off += 12;
 		int added = ts__head_apply(db, prep[i].s, p + off, k, lsn);
 		if (added < 0)
@@ -491,7 +478,7 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			pk_cap = len;
 		}
 		ts_labels_pack(canon, m, pk);
-		r = series_get(db, pk, len, &prep[i].s, &prep[i].created);
+		r = series_get(db, pk, len, &prep[i].s);
 		if (r) {
 			rc = r;
 			goto out;
@@ -499,7 +486,7 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 	}
 
 	/* Phase 2, under the append mutex: classify, log, apply. */
-	int64_t now = now_ms();
+	int64_t now = ts__wall_ms();
 	uint64_t lsn = 0;
 	int wrote = 0;
 	pthread_mutex_lock(&db->mu);
@@ -569,21 +556,21 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			}
 			if (cls == 0)
 				s->b_max_t = t;
-			put64(r + off, (uint64_t)t);
-			put64(r + off + 8, v);
+			ts__put64(r + off, (uint64_t)t);
+			ts__put64(r + off + 8, v);
 			off += 16;
 			k++;
 		}
 		if (k) {
-			put64(r + hdr, s->id);
-			put32(r + hdr + 8, k);
+			ts__put64(r + hdr, s->id);
+			ts__put32(r + hdr + 8, k);
 			n_ser++;
 			prep[i].kept = 1;
 		} else {
 			off = hdr;
 		}
 	}
-	put32(r, n_ser);
+	ts__put32(r, n_ser);
 	size_t samples_len = off;
 	/* Creations, for new series with a kept sample (each once). */
 	uint8_t *c = db->rec;
@@ -593,13 +580,13 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		if (!s || !prep[i].kept || s->logged || s->b_epoch == (uint64_t)-1)
 			continue;
 		s->b_epoch = (uint64_t)-1; /* written; later entries of the same series skip */
-		put64(c + off, s->id);
-		put32(c + off + 8, s->packed_len);
+		ts__put64(c + off, s->id);
+		ts__put32(c + off + 8, s->packed_len);
 		memcpy(c + off + 12, s->packed, s->packed_len);
 		off += 12 + s->packed_len;
 		n_new++;
 	}
-	put32(c, n_new);
+	ts__put32(c, n_new);
 	memmove(c + off, r, samples_len);
 	r = c;
 	off += samples_len;
@@ -708,7 +695,6 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_mutex_init(&db->fmu, NULL);
 	pthread_mutex_init(&db->md_mu, NULL);
 	pthread_cond_init(&db->wcond, NULL);
-	pthread_cond_init(&db->wdone, NULL);
 	db->lock_fd = -1;
 
 	db->dir = ts_strdup(dir);
@@ -787,7 +773,6 @@ static void db_free(struct ts_db *db)
 	ts__md_free(db);
 	pthread_mutex_destroy(&db->md_mu);
 	pthread_cond_destroy(&db->wcond);
-	pthread_cond_destroy(&db->wdone);
 	ts_free(db->dir);
 	ts_free(db);
 }

@@ -23,6 +23,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 #include "storage/env.h"
 #include "storage/wal.h"
@@ -146,14 +148,35 @@ struct ts_db {
 	pthread_t writer;
 	pthread_mutex_t fmu;      /* serialises flushes (writer thread, checkpoint, close) */
 	pthread_mutex_t wmu;
-	pthread_cond_t wcond, wdone;
-	int writer_running, writer_stop, want_checkpoint;
-	uint64_t checkpoint_gen, checkpoint_done_gen;
+	pthread_cond_t wcond;
+	int writer_running, writer_stop;
 	int writer_err;
 	uint64_t last_checkpoint_ms;
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
 };
+
+/* Little-endian fields of the engine's records (the WAL batch record, head snapshots,
+ * metadata rows); hosts are little-endian (checked in db.c). */
+static inline void ts__put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void ts__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t ts__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t ts__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* Milliseconds of the wall clock (sample time) and of the monotonic clock (intervals). */
+static inline int64_t ts__wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t ts__mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* registry (db.c) */
 struct ts_series *ts__db_series_by_id(struct ts_db *db, uint64_t id);

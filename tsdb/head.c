@@ -366,10 +366,6 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 	return added;
 }
 
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }  /* hosts are LE (checked in db.c) */
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 size_t ts__head_snapshot_len(const struct ts_series *s)
 {
@@ -381,27 +377,27 @@ void ts__head_snapshot(const struct ts_series *s, uint8_t *p)
 {
 	uint32_t chunk = s->enc.n ? (uint32_t)ts_xor_enc_bytes(&s->enc) : 0;
 	p[0] = SNAP_FORMAT;
-	put64(p + 1, s->last_lsn);
-	put64(p + 9, (uint64_t)s->head_min_t);
-	put64(p + 17, (uint64_t)s->max_t);
-	put32(p + 25, s->enc.nbits);
+	ts__put64(p + 1, s->last_lsn);
+	ts__put64(p + 9, (uint64_t)s->head_min_t);
+	ts__put64(p + 17, (uint64_t)s->max_t);
+	ts__put32(p + 25, s->enc.nbits);
 	p[29] = (uint8_t)s->enc.n;
 	p[30] = (uint8_t)(s->enc.n >> 8);
 	p[31] = s->enc.leading;
 	p[32] = s->enc.trailing;
 	p[33] = s->enc.tail_pad;
-	put64(p + 34, (uint64_t)s->enc.t);
-	put64(p + 42, (uint64_t)s->enc.t_delta);
-	put64(p + 50, s->enc.v);
-	put32(p + 58, chunk);
+	ts__put64(p + 34, (uint64_t)s->enc.t);
+	ts__put64(p + 42, (uint64_t)s->enc.t_delta);
+	ts__put64(p + 50, s->enc.v);
+	ts__put32(p + 58, chunk);
 	if (chunk)
 		memcpy(p + SNAP_FIXED, s->enc.buf, chunk);
 	uint8_t *q = p + SNAP_FIXED + chunk;
 	uint32_t m = s->ooo ? s->ooo->n : 0;
-	put32(q, m);
+	ts__put32(q, m);
 	for (uint32_t i = 0; i < m; i++) {
-		put64(q + 4 + 16 * i, (uint64_t)s->ooo->s[i].t);
-		put64(q + 12 + 16 * i, s->ooo->s[i].v);
+		ts__put64(q + 4 + 16 * i, (uint64_t)s->ooo->s[i].t);
+		ts__put64(q + 12 + 16 * i, s->ooo->s[i].v);
 	}
 }
 
@@ -409,14 +405,14 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 {
 	if (len < SNAP_FIXED + 4 || p[0] != SNAP_FORMAT)
 		return TS_CORRUPT();
-	uint32_t chunk = get32(p + 58);
+	uint32_t chunk = ts__get32(p + 58);
 	if (chunk > TS_CHUNK_MAX_BYTES * 2 || len < (size_t)SNAP_FIXED + chunk + 4)
 		return TS_CORRUPT();
-	uint32_t m = get32(p + SNAP_FIXED + chunk);
+	uint32_t m = ts__get32(p + SNAP_FIXED + chunk);
 	if (m > TS_OOO_CUT * 64 || len != (size_t)SNAP_FIXED + chunk + 4 + (size_t)m * 16)
 		return TS_CORRUPT();
 	uint16_t n = (uint16_t)(p[29] | p[30] << 8);
-	uint32_t nbits = get32(p + 25);
+	uint32_t nbits = ts__get32(p + 25);
 	if ((n == 0) != (chunk == 0) || p[33] > 1 || (chunk && (nbits + 7) / 8 + p[33] != chunk) ||
 	    (chunk && ts_xor_count(p + SNAP_FIXED, chunk) != n)) {
 		return TS_CORRUPT();
@@ -435,15 +431,15 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 		s->enc.leading = p[31];
 		s->enc.trailing = p[32];
 		s->enc.tail_pad = p[33];
-		s->enc.t = (int64_t)get64(p + 34);
-		s->enc.t_delta = (int64_t)get64(p + 42);
-		s->enc.v = get64(p + 50);
+		s->enc.t = (int64_t)ts__get64(p + 34);
+		s->enc.t_delta = (int64_t)ts__get64(p + 42);
+		s->enc.v = ts__get64(p + 50);
 	}
-	s->last_lsn = get64(p + 1);
+	s->last_lsn = ts__get64(p + 1);
 	s->snap_lsn = s->last_lsn;
 	s->max_t_known = 1;
-	s->head_min_t = (int64_t)get64(p + 9);
-	s->max_t = (int64_t)get64(p + 17);
+	s->head_min_t = (int64_t)ts__get64(p + 9);
+	s->max_t = (int64_t)ts__get64(p + 17);
 	if (m) {
 		s->ooo = ts_malloc(sizeof *s->ooo + m * sizeof s->ooo->s[0]);
 		if (!s->ooo)
@@ -451,8 +447,8 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 		s->ooo->n = s->ooo->cap = m;
 		const uint8_t *q = p + SNAP_FIXED + chunk + 4;
 		for (uint32_t i = 0; i < m; i++) {
-			s->ooo->s[i].t = (int64_t)get64(q + 16 * i);
-			s->ooo->s[i].v = get64(q + 8 + 16 * i);
+			s->ooo->s[i].t = (int64_t)ts__get64(q + 16 * i);
+			s->ooo->s[i].v = ts__get64(q + 8 + 16 * i);
 			if (i && s->ooo->s[i].t <= s->ooo->s[i - 1].t)
 				return TS_CORRUPT();
 		}

@@ -54,6 +54,29 @@ uint64_t ts__get_be64(const uint8_t *p)
 	return v;
 }
 
+static int has_suffix(const char *name, const char *suffix)
+{
+	size_t nl = strlen(name), sl = strlen(suffix);
+	return nl > sl && strcmp(name + nl - sl, suffix) == 0;
+}
+
+enum ts_part_dir ts__part_dir_kind(const char *name, int64_t *start, int64_t *end)
+{
+	if (has_suffix(name, TS_PART_COMPACT_SUFFIX))
+		return TS_PART_DIR_COMPACT;
+	if (has_suffix(name, TS_PART_OLD_SUFFIX))
+		return TS_PART_DIR_OLD;
+	int64_t s, e;
+	char tail;
+	if (sscanf(name, "%" SCNd64 "_%" SCNd64 "%c", &s, &e, &tail) != 2 || e <= s)
+		return TS_PART_DIR_OTHER;
+	if (start)
+		*start = s;
+	if (end)
+		*end = e;
+	return TS_PART_DIR_LIVE;
+}
+
 size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value,
 		       size_t vl)
 {
@@ -355,14 +378,14 @@ int ts__parts_open_existing(struct ts_db *db)
 	/* Finish or undo a compaction a crash interrupted (see compact.c). */
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		size_t nl = strlen(e->d_name);
 		char full[4400], base[4400];
 		snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-		if (nl > 8 && strcmp(e->d_name + nl - 8, ".compact") == 0) {
+		enum ts_part_dir kind = ts__part_dir_kind(e->d_name, NULL, NULL);
+		if (kind == TS_PART_DIR_COMPACT) {
 			ts_log(TS_LOG_WARN, "removing unfinished compaction %s", full);
 			ts__dir_remove(full);
-		} else if (nl > 4 && strcmp(e->d_name + nl - 4, ".old") == 0) {
-			snprintf(base, sizeof base, "%.*s", (int)(strlen(full) - 4), full);
+		} else if (kind == TS_PART_DIR_OLD) {
+			snprintf(base, sizeof base, "%.*s", (int)(strlen(full) - strlen(TS_PART_OLD_SUFFIX)), full);
 			struct stat st;
 			if (stat(base, &st) == 0) {
 				ts__dir_remove(full);
@@ -377,9 +400,7 @@ int ts__parts_open_existing(struct ts_db *db)
 		if (e->d_name[0] == '.')
 			continue;
 		int64_t start, end;
-		char tail;
-		if (sscanf(e->d_name, "%" SCNd64 "_%" SCNd64 "%c", &start, &end, &tail) != 2 ||
-		    end <= start) {
+		if (ts__part_dir_kind(e->d_name, &start, &end) != TS_PART_DIR_LIVE) {
 			ts_log(TS_LOG_WARN, "ignoring unexpected entry raw/%s", e->d_name);
 			continue;
 		}

@@ -135,8 +135,6 @@ int ts_db_metadata(struct ts_db *db, const char *metric,
 	return rc;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 int ts__md_flush(struct ts_db *db, struct ts_batch *b)
 {
@@ -159,9 +157,9 @@ int ts__md_flush(struct ts_db *db, struct ts_batch *b)
 			cap = len;
 		}
 		buf[0] = e->type;
-		put32(buf + 1, e->help_len);
+		ts__put32(buf + 1, e->help_len);
 		memcpy(buf + 5, e->help, e->help_len);
-		put32(buf + 5 + e->help_len, e->unit_len);
+		ts__put32(buf + 5 + e->help_len, e->unit_len);
 		memcpy(buf + 9 + e->help_len, e->unit, e->unit_len);
 		rc = ts_batch_put(b, db->t_metadata, e->metric, e->metric_len, buf, len);
 		/* Marked clean now; a failed commit re-dirties everything (ts__md_redirty). */
@@ -186,10 +184,10 @@ int ts__md_load(struct ts_db *db, const void *key, size_t kl, const void *val, s
 	const uint8_t *p = val;
 	if (vl < 9 || kl == 0 || kl > MD_MAX)
 		return TS_CORRUPT();
-	uint32_t hl = get32(p + 1);
+	uint32_t hl = ts__get32(p + 1);
 	if (hl > vl - 9)
 		return TS_CORRUPT();
-	uint32_t ul = get32(p + 5 + hl);
+	uint32_t ul = ts__get32(p + 5 + hl);
 	if ((size_t)9 + hl + ul != vl || p[0] > TS_MT_STATESET)
 		return TS_CORRUPT();
 	struct ts_metadata m = {key, (const char *)p + 5, (const char *)p + 9 + hl, (uint32_t)kl,

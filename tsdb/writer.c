@@ -33,12 +33,6 @@
 
 #define CAPTURE_GROUP 4096
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct buf {
 	uint8_t *p;
@@ -229,7 +223,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 			rc = ts_env_apply(p->env, b);
 		if (rc == 0) {
 			p->compacted = 0;
-			p->last_write_mono_ms = mono_ms();
+			p->last_write_mono_ms = ts__mono_ms();
 		}
 		i = j;
 	}
@@ -266,9 +260,7 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		/* "Idle" is judged against the newest data, but never ahead of the wall clock:
 		 * one sample from a host whose clock runs fast must not make every other series
 		 * look stopped; a backfill of old data uses its own newest time. */
-		struct timespec wall;
-		clock_gettime(CLOCK_REALTIME, &wall);
-		int64_t wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+		int64_t wall_ms = ts__wall_ms();
 		for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
 			pthread_mutex_lock(&db->mu);
 			for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end; id++) {
@@ -409,13 +401,11 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	pthread_mutex_unlock(&db->mu);
 	atomic_fetch_add(&db->n_flushed, n_chunks);
 
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	ts__parts_expire(db, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	ts__parts_expire(db, ts__wall_ms());
 	if (checkpoint) {
 		rc = ts_wal_truncate_before(db->wal, L);
 		atomic_fetch_add(&db->n_checkpoints, 1);
-		db->last_checkpoint_ms = (uint64_t)mono_ms();
+		db->last_checkpoint_ms = (uint64_t)ts__mono_ms();
 	}
 out:
 	if (rc && n_ents) {
@@ -461,7 +451,7 @@ static void *writer_main(void *arg)
 		struct ts_wal_stats ws;
 		ts_wal_stats(db->wal, &ws);
 		int ckpt = ws.bytes_on_disk > db->o.checkpoint_wal_bytes ||
-			   (uint64_t)mono_ms() - db->last_checkpoint_ms >= db->o.checkpoint_interval_ms;
+			   (uint64_t)ts__mono_ms() - db->last_checkpoint_ms >= db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
 		/* Background maintenance, bounded: one closed partition per cycle. */
 		pthread_mutex_lock(&db->fmu);
@@ -475,7 +465,7 @@ static void *writer_main(void *arg)
 
 int ts__writer_start(struct ts_db *db)
 {
-	db->last_checkpoint_ms = (uint64_t)mono_ms();
+	db->last_checkpoint_ms = (uint64_t)ts__mono_ms();
 	int rc = pthread_create(&db->writer, NULL, writer_main, db);
 	if (rc)
 		return -rc;
