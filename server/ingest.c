@@ -683,25 +683,49 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 	ts_net_respond(resp, 204, NULL, 0);
 }
 
+/* Adds one series to the import batch and appends the batch once it is large. */
+static int import_add(struct ts_app *app, struct ts_ingest_ctx *c, struct outcome *o,
+		      const struct ts_label *l, uint32_t nl, const struct ts_sample *smp, size_t ns)
+{
+	int rc = batch_add(&c->b, l, nl, smp, ns);
+	if (rc == 0 && c->b.n_smp >= BATCH_SAMPLES)
+		rc = batch_flush(app, &c->b, o);
+	return rc;
+}
+
+/* The start every text import shares: a scratch context and the decoded body. Returns
+ * NULL when it already answered (out of memory, bad Content-Encoding or body). */
+static struct ts_ingest_ctx *import_begin(struct ts_app *app, const struct ts_http_request *req,
+					  struct ts_net_response *resp, const char **body,
+					  size_t *len)
+{
+	char err[300];
+	int status = 503;
+	snprintf(err, sizeof err, "out of memory\n");
+	struct ts_ingest_ctx *c = ctx_get(app);
+	if (c) {
+		status = gunzip_if_needed(app, c, req, body, len, err, sizeof err);
+		if (status == 0)
+			return c;
+		ctx_put(app, c);
+	}
+	if (status == 503)
+		ts_net_response_header(resp, "Retry-After", "5");
+	ts_net_respond_text(resp, status, "text/plain", err);
+	return NULL;
+}
+
 static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_response *resp,
 			   void *arg)
 {
 	struct ts_app *app = arg;
-	struct ts_ingest_ctx *c = ctx_get(app);
 	struct outcome o = {0};
-	char err[300], first_parse[256] = "";
-	if (!c) {
-		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
-		return;
-	}
+	char first_parse[256] = "";
 	const char *body;
 	size_t len;
-	int status = gunzip_if_needed(app, c, req, &body, &len, err, sizeof err);
-	if (status) {
-		ctx_put(app, c);
-		ts_net_respond_text(resp, status, "text/plain", err);
+	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
+	if (!c)
 		return;
-	}
 	struct ts_jsonl_parser jp;
 	ts_jsonl_init(&jp, body, len);
 	struct ts_jsonl_series s;
@@ -716,8 +740,7 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 		}
 		if (rc < 0)
 			break;
-		rc = batch_add(&c->b, s.labels, s.n_labels, s.samples, s.n_samples);
-		if (rc || (c->b.n_smp >= BATCH_SAMPLES && (rc = batch_flush(app, &c->b, &o)) != 0))
+		if ((rc = import_add(app, c, &o, s.labels, s.n_labels, s.samples, s.n_samples)))
 			break;
 	}
 	ts_jsonl_fini(&jp);
@@ -733,21 +756,13 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			  void *arg)
 {
 	struct ts_app *app = arg;
-	struct ts_ingest_ctx *c = ctx_get(app);
 	struct outcome o = {0};
 	char err[300], first_parse[256] = "";
-	if (!c) {
-		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
-		return;
-	}
 	const char *body;
 	size_t len;
-	int status = gunzip_if_needed(app, c, req, &body, &len, err, sizeof err);
-	if (status) {
-		ctx_put(app, c);
-		ts_net_respond_text(resp, status, "text/plain", err);
+	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
+	if (!c)
 		return;
-	}
 	uint64_t too_long = long_line(body, len, app->lim.max_line_bytes);
 	if (too_long) {
 		atomic_fetch_add(&app->limited[TS_LIM_LINE], 1);
@@ -797,11 +812,12 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			} else {
 				md.type = (enum ts_metric_type)e.type;
 			}
-			ts_db_set_metadata(app->db, &md, 1);
+			/* Metadata that cannot be kept (invalid UTF-8 help, no memory) does not
+			 * fail the samples; senders repeat it with every scrape. */
+			(void)ts_db_set_metadata(app->db, &md, 1);
 			continue;
 		}
-		rc = batch_add(&c->b, e.labels, e.n_labels, &e.sample, 1);
-		if (rc || (c->b.n_smp >= BATCH_SAMPLES && (rc = batch_flush(app, &c->b, &o)) != 0))
+		if ((rc = import_add(app, c, &o, e.labels, e.n_labels, &e.sample, 1)))
 			break;
 	}
 	ts_expfmt_fini(&ep);

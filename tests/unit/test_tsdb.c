@@ -575,7 +575,7 @@ static void test_alloc_failures(void **st)
 	free(dir);
 }
 
-static void test_busy_and_corrupt_dir(void **st)
+static void test_second_writer_is_busy(void **st)
 {
 	(void)st;
 	char *dir = tmpdir();
@@ -928,7 +928,7 @@ int main(void)
 		cmocka_unit_test(test_crash_recovery),
 		cmocka_unit_test(test_concurrent_appenders),
 		cmocka_unit_test(test_alloc_failures),
-		cmocka_unit_test(test_busy_and_corrupt_dir),
+		cmocka_unit_test(test_second_writer_is_busy),
 		cmocka_unit_test(test_label_lookups_and_metadata),
 		cmocka_unit_test(test_corrupt_chunk_and_torn_wal),
 		cmocka_unit_test(test_retention_removes_partitions),
