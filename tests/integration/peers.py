@@ -40,7 +40,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("TS_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("TS_BUILD") or os.path.join(SRCDIR, "build")
-TESTDATA = os.environ.get("TS_TESTDATA") or os.path.normpath(os.path.join(SRCDIR, "..", "shared", "testdata"))
+TESTDATA = os.environ.get("TS_TESTDATA") or os.path.join(SRCDIR, "tests", "data")
 PROMETHEUS = "/usr/bin/prometheus"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 

@@ -4,7 +4,7 @@ python3-protobuf and python3-snappy for the Prometheus remote protocols).
 Environment (set by ctest; sensible defaults when a test is run by hand):
   TS_BUILD     build directory holding the tsdbd binary
   TS_SRCDIR    source tree
-  TS_TESTDATA  ../shared/testdata
+  TS_TESTDATA  test data vendored in the repo (tests/data)
 
 What is here:
   Server              one tsdbd on 127.0.0.1 (port chosen by the kernel and read back from
@@ -46,8 +46,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("TS_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("TS_BUILD") or os.path.join(SRCDIR, "build")
-TESTDATA = os.environ.get("TS_TESTDATA") or os.path.normpath(
-    os.path.join(SRCDIR, "..", "shared", "testdata"))
+TESTDATA = os.environ.get("TS_TESTDATA") or os.path.join(SRCDIR, "tests", "data")
 
 STALE_NAN_BITS = 0x7FF0000000000002
 

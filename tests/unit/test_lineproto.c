@@ -370,7 +370,7 @@ static void test_corpus(void **state)
 	(void)state;
 	const char *dir = getenv("TS_TESTDATA");
 	if (!dir)
-		dir = "../shared/testdata";
+		dir = "tests/data";
 	char path[512];
 	snprintf(path, sizeof path, "%s/lineprotocol/corpus.json", dir);
 	size_t len = 0;

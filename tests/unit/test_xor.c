@@ -263,7 +263,7 @@ static int load_vectors(void **state)
 	const char *dir = getenv("TS_TESTDATA");
 	char path[4096];
 	snprintf(path, sizeof path, "%s/xor/prometheus_xor_vectors.jsonl",
-		 dir ? dir : "../shared/testdata");
+		 dir ? dir : "tests/data");
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		fprintf(stderr, "cannot open %s (set TS_TESTDATA)\n", path);
