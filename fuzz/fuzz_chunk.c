@@ -18,9 +18,9 @@
 #include "storage/log.h"
 #include "storage/xor.h"
 
-#define CHECK(c)            \
-	do {                \
-		if (!(c))   \
+#define CHECK(c)                 \
+	do {                     \
+		if (!(c))        \
 			abort(); \
 	} while (0)
 
@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ts_chunk_key(key, id, min_t);
 		CHECK(memcmp(key, rec, TS_CHUNK_KEY_LEN) == 0);
 	}
-	CHECK(ts_chunk_key_parse(rec, size == TS_CHUNK_KEY_LEN ? size + 1 : size, &(uint64_t){0},
-				 &(int64_t){0}) == TS_ECORRUPT);
+	CHECK(ts_chunk_key_parse(rec, size == TS_CHUNK_KEY_LEN ? size + 1 : size, &(uint64_t){ 0 },
+				 &(int64_t){ 0 }) == TS_ECORRUPT);
 	free(rec);
 	encode_decode(data, size);
 	return 0;

@@ -107,7 +107,8 @@ static void check_entry(const struct ts_expfmt_parser *p, const struct ts_expfmt
 		check(e->name_len > 0 && inside(p, e->name, e->name_len));
 		check(ts_utf8_valid(e->name, e->name_len));
 		if (e->kind == TS_EXPFMT_HELP)
-			check(inside(p, e->help, e->help_len) && ts_utf8_valid(e->help, e->help_len));
+			check(inside(p, e->help, e->help_len) &&
+			      ts_utf8_valid(e->help, e->help_len));
 		else
 			check(e->type <= TS_EXPFMT_SUMMARY);
 		return;

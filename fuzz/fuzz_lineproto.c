@@ -69,7 +69,8 @@ static void compare_points(const struct ts_lp_point *a, const struct ts_lp_point
 	check(a->n_tags == b->n_tags && a->n_fields == b->n_fields);
 	check(a->t_ns == b->t_ns && a->t_ms == b->t_ms && a->line == b->line);
 	for (uint32_t i = 0; i < a->n_tags; i++) {
-		check(same(a->tags[i].name, a->tags[i].name_len, b->tags[i].name, b->tags[i].name_len));
+		check(same(a->tags[i].name, a->tags[i].name_len, b->tags[i].name,
+			   b->tags[i].name_len));
 		check(same(a->tags[i].value, a->tags[i].value_len, b->tags[i].value,
 			   b->tags[i].value_len));
 	}
@@ -106,7 +107,8 @@ static void check_mapping(const struct ts_lp_mapper *m, const struct ts_lp_point
 				check(l->value_len == pt->measurement_len + 1 + f->key_len);
 				check(memcmp(l->value, pt->measurement, pt->measurement_len) == 0);
 				check(l->value[pt->measurement_len] == '_');
-				check(memcmp(l->value + pt->measurement_len + 1, f->key, f->key_len) == 0);
+				check(memcmp(l->value + pt->measurement_len + 1, f->key,
+					     f->key_len) == 0);
 			}
 		}
 		check(found);

@@ -26,8 +26,8 @@ static int each_value(void *arg, const char *v, size_t len)
 	struct ts_api_selector sel;
 	if (ts_api_selector_parse(&sel, v, len, msg, sizeof msg) == 0)
 		ts_api_selector_fini(&sel);
-	static const struct ts_matcher add[] = {{TS_MATCH_EQ, "job", "node"},
-						{TS_MATCH_RE, "instance", "a.*|b"}};
+	static const struct ts_matcher add[] = { { TS_MATCH_EQ, "job", "node" },
+						 { TS_MATCH_RE, "instance", "a.*|b" } };
 	char *out = NULL;
 	if (ts_api_add_matchers(v, len, add, 2, &out, msg, sizeof msg) == 0) {
 		struct ts_ast *t = NULL;
@@ -45,8 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ts_params p;
 	ts_params_init(&p);
 	if (ts_params_parse(&p, (const char *)data, size) == 0) {
-		static const char *names[] = {"query", "time", "start", "end", "step", "match[]",
-					      "timeout", "limit"};
+		static const char *names[] = { "query", "time",	   "start",   "end",
+					       "step",	"match[]", "timeout", "limit" };
 		for (size_t i = 0; i < sizeof names / sizeof *names; i++)
 			ts_params_each(&p, names[i], each_value, NULL);
 	}

@@ -41,7 +41,7 @@ static void answer(const struct ts_rr_request *r)
 			ls[k].value = q->matchers[k].value.p;
 			ls[k].value_len = q->matchers[k].value.len;
 		}
-		struct ts_sample s = {q->start_ms, (double)q->end_ms};
+		struct ts_sample s = { q->start_ms, (double)q->end_ms };
 		if (ts_rr_samples_begin_result(&sw) == 0) {
 			if (ts_rr_samples_begin_series(&sw, ls, n) == 0) {
 				ts_rr_samples_add(&sw, &s, 1);
@@ -51,7 +51,8 @@ static void answer(const struct ts_rr_request *r)
 		}
 		if (ts_rr_chunked_begin_series(&cw, (int64_t)i, ls, n) == 0) {
 			ts_rr_chunked_add_chunk(&cw, q->start_ms, q->end_ms, TS_RR_CHUNK_XOR,
-						(const uint8_t *)q->hints.func.p, q->hints.func.len);
+						(const uint8_t *)q->hints.func.p,
+						q->hints.func.len);
 			ts_rr_chunked_end_series(&cw);
 		}
 	}
@@ -89,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0 && rc != TS_ECORRUPT && rc != TS_EINVALID && rc != TS_ELIMIT)
 		abort();
 	if (rc == 0) {
-		if (req.response_type != TS_RR_SAMPLES && req.response_type != TS_RR_STREAMED_XOR_CHUNKS)
+		if (req.response_type != TS_RR_SAMPLES &&
+		    req.response_type != TS_RR_STREAMED_XOR_CHUNKS)
 			abort();
 		for (size_t i = 0; i < req.n_queries; i++) {
 			const struct ts_rr_query *q = &req.queries[i];

@@ -42,8 +42,10 @@ static void check(const struct ts_rw_request *r, const uint8_t *buf, size_t len)
 		}
 		for (uint32_t k = 0; k < s->n_exemplars; k++)
 			for (uint32_t j = 0; j < s->exemplars[k].n_labels; j++) {
-				inside(s->exemplars[k].labels[j].name, s->exemplars[k].labels[j].name_len, buf, len);
-				inside(s->exemplars[k].labels[j].value, s->exemplars[k].labels[j].value_len, buf, len);
+				inside(s->exemplars[k].labels[j].name,
+				       s->exemplars[k].labels[j].name_len, buf, len);
+				inside(s->exemplars[k].labels[j].value,
+				       s->exemplars[k].labels[j].value_len, buf, len);
 			}
 		if (s->has_metadata) {
 			inside(s->help.p, s->help.len, buf, len);
@@ -105,8 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < req.n_series; i++) {
 			char msg[128];
 			enum ts_rw_reason why;
-			struct ts_rw_limits lim = {30, 64, 256};
-			ts_rw_validate_series(&req.series[i], (data[0] & 2) ? &lim : NULL, &why, msg, sizeof msg);
+			struct ts_rw_limits lim = { 30, 64, 256 };
+			ts_rw_validate_series(&req.series[i], (data[0] & 2) ? &lim : NULL, &why,
+					      msg, sizeof msg);
 			if (memchr(msg, '\0', sizeof msg) == NULL)
 				abort();
 		}

@@ -83,7 +83,7 @@ static int on_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *rec, 
 		c->v = v;
 		c->cap = cap;
 	}
-	c->v[c->n++] = (struct seen){lsn, fnv(rec, len), len, type};
+	c->v[c->n++] = (struct seen){ lsn, fnv(rec, len), len, type };
 	return 0;
 }
 
@@ -106,11 +106,11 @@ static void remove_dir(const char *dir)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct ts_wal_opts opts = {TS_WAL_SYNC_NEVER, 0, 0, 1};
+	static const struct ts_wal_opts opts = { TS_WAL_SYNC_NEVER, 0, 0, 1 };
 	char dir[] = "/tmp/fuzz_walXXXXXX";
 	char path[64];
-	struct ctx c = {.in = data, .in_len = size, .check_crc = 1};
-	struct ctx again = {0};
+	struct ctx c = { .in = data, .in_len = size, .check_crc = 1 };
+	struct ctx again = { 0 };
 	struct ts_wal *w = NULL;
 
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1)); /* cuts are expected */
@@ -147,7 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < c.n; i++) {
 		const struct seen *a = &again.v[i], *b = &c.v[i];
-		if (a->lsn != b->lsn || a->hash != b->hash || a->len != b->len || a->type != b->type)
+		if (a->lsn != b->lsn || a->hash != b->hash || a->len != b->len ||
+		    a->type != b->type)
 			abort();
 	}
 	const struct seen *last = &again.v[c.n];

@@ -17,9 +17,9 @@
 #include "storage/log.h"
 #include "storage/xor.h"
 
-#define CHECK(c)            \
-	do {                \
-		if (!(c))   \
+#define CHECK(c)                 \
+	do {                     \
+		if (!(c))        \
 			abort(); \
 	} while (0)
 
@@ -71,13 +71,13 @@ static int model_seek(struct model *m, int64_t target)
 	return 1;
 }
 
-static void check_seek(const uint8_t *buf, size_t len, size_t n, int end_rc,
-		       const int64_t *targets, size_t n_targets)
+static void check_seek(const uint8_t *buf, size_t len, size_t n, int end_rc, const int64_t *targets,
+		       size_t n_targets)
 {
 	/* Each target from a fresh iterator. */
 	for (size_t k = 0; k < n_targets; k++) {
 		struct ts_xor_it it;
-		struct model m = {0, n, 0, end_rc};
+		struct model m = { 0, n, 0, end_rc };
 		if (ts_xor_it_init(&it, buf, len))
 			m.err = TS_ECORRUPT;
 		int want = model_seek(&m, targets[k]);
@@ -89,7 +89,7 @@ static void check_seek(const uint8_t *buf, size_t len, size_t n, int end_rc,
 	}
 	/* All targets in turn on one iterator. */
 	struct ts_xor_it it;
-	struct model m = {0, n, 0, end_rc};
+	struct model m = { 0, n, 0, end_rc };
 	if (ts_xor_it_init(&it, buf, len))
 		m.err = TS_ECORRUPT;
 	for (size_t k = 0; k < n_targets; k++) {

@@ -70,9 +70,7 @@ void ts_ast_free(struct ts_ast *n)
 	if (!n)
 		return;
 	switch (n->kind) {
-	case TS_AST_STRING:
-		ts_free(n->string.value);
-		break;
+	case TS_AST_STRING: ts_free(n->string.value); break;
 	case TS_AST_VECTOR_SELECTOR:
 		ts_free(n->vs.name);
 		for (size_t i = 0; i < n->vs.n_matchers; i++) {
@@ -81,12 +79,8 @@ void ts_ast_free(struct ts_ast *n)
 		}
 		ts_free(n->vs.matchers);
 		break;
-	case TS_AST_MATRIX_SELECTOR:
-		ts_ast_free(n->matrix.vs);
-		break;
-	case TS_AST_SUBQUERY:
-		ts_ast_free(n->subquery.expr);
-		break;
+	case TS_AST_MATRIX_SELECTOR: ts_ast_free(n->matrix.vs); break;
+	case TS_AST_SUBQUERY: ts_ast_free(n->subquery.expr); break;
 	case TS_AST_BINARY:
 		ts_ast_free(n->binary.lhs);
 		ts_ast_free(n->binary.rhs);
@@ -103,14 +97,9 @@ void ts_ast_free(struct ts_ast *n)
 			ts_ast_free(n->call.args[i]);
 		ts_free(n->call.args);
 		break;
-	case TS_AST_PAREN:
-		ts_ast_free(n->paren.expr);
-		break;
-	case TS_AST_UNARY:
-		ts_ast_free(n->unary.expr);
-		break;
-	case TS_AST_NUMBER:
-		break;
+	case TS_AST_PAREN: ts_ast_free(n->paren.expr); break;
+	case TS_AST_UNARY: ts_ast_free(n->unary.expr); break;
+	case TS_AST_NUMBER: break;
 	}
 	ts_free(n);
 }
@@ -118,11 +107,11 @@ void ts_ast_free(struct ts_ast *n)
 const char *ts_binop_str(enum ts_binop op)
 {
 	static const char *s[] = {
-		[TS_OP_ADD] = "+",   [TS_OP_SUB] = "-",     [TS_OP_MUL] = "*",
-		[TS_OP_DIV] = "/",   [TS_OP_MOD] = "%",     [TS_OP_POW] = "^",
-		[TS_OP_ATAN2] = "atan2", [TS_OP_EQLC] = "==", [TS_OP_NEQ] = "!=",
-		[TS_OP_GTR] = ">",   [TS_OP_LSS] = "<",     [TS_OP_GTE] = ">=",
-		[TS_OP_LTE] = "<=",  [TS_OP_AND] = "and",   [TS_OP_OR] = "or",
+		[TS_OP_ADD] = "+",	   [TS_OP_SUB] = "-",	[TS_OP_MUL] = "*",
+		[TS_OP_DIV] = "/",	   [TS_OP_MOD] = "%",	[TS_OP_POW] = "^",
+		[TS_OP_ATAN2] = "atan2",   [TS_OP_EQLC] = "==", [TS_OP_NEQ] = "!=",
+		[TS_OP_GTR] = ">",	   [TS_OP_LSS] = "<",	[TS_OP_GTE] = ">=",
+		[TS_OP_LTE] = "<=",	   [TS_OP_AND] = "and", [TS_OP_OR] = "or",
 		[TS_OP_UNLESS] = "unless",
 	};
 	return (unsigned)op < sizeof(s) / sizeof(s[0]) && s[op] ? s[op] : "?";
@@ -131,11 +120,11 @@ const char *ts_binop_str(enum ts_binop op)
 const char *ts_aggop_str(enum ts_aggop op)
 {
 	static const char *s[] = {
-		[TS_AGG_SUM] = "sum",       [TS_AGG_AVG] = "avg",
-		[TS_AGG_MIN] = "min",       [TS_AGG_MAX] = "max",
-		[TS_AGG_COUNT] = "count",   [TS_AGG_GROUP] = "group",
-		[TS_AGG_STDDEV] = "stddev", [TS_AGG_STDVAR] = "stdvar",
-		[TS_AGG_TOPK] = "topk",     [TS_AGG_BOTTOMK] = "bottomk",
+		[TS_AGG_SUM] = "sum",		[TS_AGG_AVG] = "avg",
+		[TS_AGG_MIN] = "min",		[TS_AGG_MAX] = "max",
+		[TS_AGG_COUNT] = "count",	[TS_AGG_GROUP] = "group",
+		[TS_AGG_STDDEV] = "stddev",	[TS_AGG_STDVAR] = "stdvar",
+		[TS_AGG_TOPK] = "topk",		[TS_AGG_BOTTOMK] = "bottomk",
 		[TS_AGG_QUANTILE] = "quantile", [TS_AGG_COUNT_VALUES] = "count_values",
 	};
 	return (unsigned)op < sizeof(s) / sizeof(s[0]) && s[op] ? s[op] : "?";
@@ -181,7 +170,10 @@ static void sb_put(struct sb *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void sb_str(struct sb *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
 
 static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(struct sb *b, const char *fmt, ...)
@@ -304,10 +296,13 @@ static void sb_duration(struct sb *b, int64_t ms)
 		int64_t mult;
 		bool exact;
 	} u[] = {
-		{"y", 365LL * 24 * 3600 * 1000, true}, {"w", 7LL * 24 * 3600 * 1000, true},
-		{"d", 24LL * 3600 * 1000, false},      {"h", 3600LL * 1000, false},
-		{"m", 60LL * 1000, false},             {"s", 1000, false},
-		{"ms", 1, false},
+		{ "y", 365LL * 24 * 3600 * 1000, true },
+		{ "w", 7LL * 24 * 3600 * 1000, true },
+		{ "d", 24LL * 3600 * 1000, false },
+		{ "h", 3600LL * 1000, false },
+		{ "m", 60LL * 1000, false },
+		{ "s", 1000, false },
+		{ "ms", 1, false },
 	};
 	if (ms == 0) {
 		sb_str(b, "0s");
@@ -389,7 +384,7 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 		if (n->vs.name && m->type == TS_MATCH_EQ && strcmp(m->name, "__name__") == 0 &&
 		    m->value_len == strlen(n->vs.name) && strcmp(m->value, n->vs.name) == 0)
 			continue;
-		struct sb t = {0};
+		struct sb t = { 0 };
 		sb_str(&t, m->name);
 		sb_str(&t, ts_match_type_str(m->type));
 		sb_quote(&t, m->value, m->value_len);
@@ -418,12 +413,8 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 static void print_node(struct sb *b, const struct ts_ast *n)
 {
 	switch (n->kind) {
-	case TS_AST_NUMBER:
-		sb_number(b, n->number.value);
-		break;
-	case TS_AST_STRING:
-		sb_quote(b, n->string.value, n->string.len);
-		break;
+	case TS_AST_NUMBER: sb_number(b, n->number.value); break;
+	case TS_AST_STRING: sb_quote(b, n->string.value, n->string.len); break;
 	case TS_AST_VECTOR_SELECTOR:
 		sb_selector(b, n);
 		sb_at_offset(b, n->vs.at, n->vs.at_ms, n->vs.offset_ms);
@@ -514,7 +505,7 @@ static void print_node(struct sb *b, const struct ts_ast *n)
 
 int ts_ast_print(const struct ts_ast *node, char **out)
 {
-	struct sb b = {0};
+	struct sb b = { 0 };
 	*out = NULL;
 	if (node)
 		print_node(&b, node);
@@ -584,8 +575,7 @@ bool ts_ast_equal(const struct ts_ast *a, const struct ts_ast *b)
 	if (a->kind != b->kind || a->type != b->type)
 		return false;
 	switch (a->kind) {
-	case TS_AST_NUMBER:
-		return num_eq(a->number.value, b->number.value);
+	case TS_AST_NUMBER: return num_eq(a->number.value, b->number.value);
 	case TS_AST_STRING:
 		return a->string.len == b->string.len &&
 		       memcmp(a->string.value, b->string.value, a->string.len) == 0;
@@ -624,8 +614,7 @@ bool ts_ast_equal(const struct ts_ast *a, const struct ts_ast *b)
 			if (!ts_ast_equal(a->call.args[i], b->call.args[i]))
 				return false;
 		return true;
-	case TS_AST_PAREN:
-		return ts_ast_equal(a->paren.expr, b->paren.expr);
+	case TS_AST_PAREN: return ts_ast_equal(a->paren.expr, b->paren.expr);
 	case TS_AST_UNARY:
 		return a->unary.op == b->unary.op && ts_ast_equal(a->unary.expr, b->unary.expr);
 	}

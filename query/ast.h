@@ -112,8 +112,8 @@ struct ts_ast_matcher {
 enum ts_at {
 	TS_AT_NONE = 0,
 	TS_AT_TIMESTAMP, /* at_ms holds the time */
-	TS_AT_START,     /* @ start(): the query's start time */
-	TS_AT_END,       /* @ end() */
+	TS_AT_START,	 /* @ start(): the query's start time */
+	TS_AT_END,	 /* @ end() */
 };
 
 /* A list of label names (by/without, on/ignoring, group_left/right). */
@@ -124,8 +124,8 @@ struct ts_label_list {
 
 struct ts_vector_matching {
 	enum ts_card card;
-	bool on;                     /* on(...) rather than ignoring(...) */
-	struct ts_label_list labels; /* the on/ignoring list */
+	bool on;		      /* on(...) rather than ignoring(...) */
+	struct ts_label_list labels;  /* the on/ignoring list */
 	struct ts_label_list include; /* the group_left/group_right list */
 };
 
@@ -178,7 +178,7 @@ struct ts_ast {
 		} aggregate;
 		struct {
 			const struct ts_function *func; /* into the static table */
-			struct ts_ast **args;           /* owned array of owned nodes */
+			struct ts_ast **args;		/* owned array of owned nodes */
 			size_t n_args;
 		} call;
 		struct {

@@ -75,8 +75,9 @@ int ts__q_nomem(struct qctx *c)
 
 int ts__q_too_many_samples(struct qctx *c)
 {
-	return ts__q_fail(c, TS_ELIMIT, TS_QERR_EXECUTION,
-			  "query processing would load too many samples into memory in query execution");
+	return ts__q_fail(
+		c, TS_ELIMIT, TS_QERR_EXECUTION,
+		"query processing would load too many samples into memory in query execution");
 }
 
 static int64_t now_ns(void)
@@ -114,8 +115,8 @@ void ts__q_release(struct qctx *c, size_t n)
 
 /* ---- matrices and vectors ---- */
 
-int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab,
-		      uint32_t n_lab, bool copy_labels, struct qseries **out)
+int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab, uint32_t n_lab,
+		      bool copy_labels, struct qseries **out)
 {
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 16;
@@ -150,7 +151,7 @@ int ts__qs_push(struct qctx *c, struct qseries *s, int64_t t, double v)
 		s->pts = p;
 		s->cap_pts = cap;
 	}
-	s->pts[s->n_pts++] = (struct ts_qpoint){t, v};
+	s->pts[s->n_pts++] = (struct ts_qpoint){ t, v };
 	return ts__q_hold(c, 1);
 }
 
@@ -182,7 +183,7 @@ int ts__qv_push(struct qctx *c, struct qvector *v, const struct ts_label *lab, u
 		v->s = p;
 		v->cap = cap;
 	}
-	v->s[v->n++] = (struct qsample){lab, n_lab, t, val};
+	v->s[v->n++] = (struct qsample){ lab, n_lab, t, val };
 	return 0;
 }
 
@@ -214,22 +215,22 @@ int ts__q_scalar_new(struct qev *ev, struct qvalue *out)
 		return ts__q_nomem(ev->c);
 	s->cap_pts = ev->n_steps ? ev->n_steps : 1;
 	for (size_t k = 0; k < ev->n_steps; k++)
-		s->pts[k] = (struct ts_qpoint){ev->start + (int64_t)k * ev->interval, 0};
+		s->pts[k] = (struct ts_qpoint){ ev->start + (int64_t)k * ev->interval, 0 };
 	s->n_pts = ev->n_steps;
 	return ts__q_hold(ev->c, ev->n_steps);
 }
 
 /* ---- the per-step driver ---- */
 
-int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_fn fn,
-		     void *arg, struct qvalue *out)
+int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_fn fn, void *arg,
+		     struct qvalue *out)
 {
 	struct qctx *c = ev->c;
 	int rc = 0;
 	struct qvector *vecs = ts_calloc(n_in ? n_in : 1, sizeof *vecs);
 	size_t **cur = ts_calloc(n_in ? n_in : 1, sizeof *cur);
-	struct qvector res = {0};
-	struct qmap map = {0};
+	struct qvector res = { 0 };
+	struct qmap map = { 0 };
 	memset(out, 0, sizeof *out);
 	out->type = TS_VT_VECTOR;
 	if (!vecs || !cur) {
@@ -259,7 +260,8 @@ int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_
 				const struct qseries *se = &m->s[s];
 				size_t p = cur[i][s];
 				if (p < se->n_pts && se->pts[p].t_ms == ts) {
-					rc = ts__qv_push(c, &vecs[i], se->lab, se->n_lab, ts, se->pts[p].v);
+					rc = ts__qv_push(c, &vecs[i], se->lab, se->n_lab, ts,
+							 se->pts[p].v);
 					if (rc)
 						goto out;
 					cur[i][s] = p + 1;
@@ -288,12 +290,15 @@ int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_
 					rc = ts__q_nomem(c);
 					goto out;
 				}
-				if ((rc = ts__qm_add_series(c, &out->m, smp->lab, smp->n_lab, true, &se)))
+				if ((rc = ts__qm_add_series(c, &out->m, smp->lab, smp->n_lab, true,
+							    &se)))
 					goto out;
 			} else {
 				se = &out->m.s[idx];
 				if (se->n_pts && se->pts[se->n_pts - 1].t_ms == ts) {
-					rc = TS__Q_EXEC(c, "vector cannot contain metrics with the same labelset");
+					rc = TS__Q_EXEC(
+						c,
+						"vector cannot contain metrics with the same labelset");
 					goto out;
 				}
 			}
@@ -423,7 +428,8 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 			fixed_ref -= off;
 	}
 	int64_t first_ref = fixed ? fixed_ref : ev->start - off;
-	int64_t last_ref = fixed ? fixed_ref : ev->start + (int64_t)(ev->n_steps - 1) * ev->interval - off;
+	int64_t last_ref = fixed ? fixed_ref
+				 : ev->start + (int64_t)(ev->n_steps - 1) * ev->interval - off;
 	if ((rc = select_series(c, vs, first_ref - c->lookback_ms, last_ref, &set)))
 		return rc;
 	size_t n = ts_series_set_len(set);
@@ -435,7 +441,7 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 			goto out;
 		}
 		qbuf_init(&qb, it);
-		struct lookback_walk w = {.b = &qb};
+		struct lookback_walk w = { .b = &qb };
 		rc = qbuf_next(&qb, &w.cur_t, &w.cur_v);
 		if (rc < 0) {
 			rc = ts__q_iter_err(c, rc);
@@ -451,7 +457,8 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 				if ((rc = walk_to(c, &w, ref, ref - c->lookback_ms)))
 					goto out;
 			}
-			if (!w.have_prev || w.prev_t < ref - c->lookback_ms || ts__q_is_stale(w.prev_v))
+			if (!w.have_prev || w.prev_t < ref - c->lookback_ms ||
+			    ts__q_is_stale(w.prev_v))
 				continue;
 			if (!se) {
 				const struct ts_label *l;
@@ -463,7 +470,8 @@ static int eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts
 				if ((rc = ts__qm_add_series(c, &out->m, l, nl, true, &se)))
 					goto out;
 			}
-			if ((rc = ts__qs_push(c, se, ts, ts_mode ? (double)w.prev_t / 1000 : w.prev_v)))
+			if ((rc = ts__qs_push(c, se, ts,
+					      ts_mode ? (double)w.prev_t / 1000 : w.prev_v)))
 				goto out;
 		}
 		ts_iter_free(it);
@@ -554,7 +562,8 @@ int ts__q_subquery_ev(struct qev *ev, const struct ts_ast *n, struct qev *sub)
 	struct qctx *c = ev->c;
 	int64_t off = n->subquery.offset_ms, range = n->subquery.range_ms;
 	int64_t step = n->subquery.step_ms ? n->subquery.step_ms : DEFAULT_SUBQUERY_STEP_MS;
-	int64_t bstart = ev->start, bend = ev->start + (ev->n_steps ? (int64_t)(ev->n_steps - 1) : 0) * ev->interval;
+	int64_t bstart = ev->start,
+		bend = ev->start + (ev->n_steps ? (int64_t)(ev->n_steps - 1) : 0) * ev->interval;
 	if (n->subquery.at != TS_AT_NONE)
 		bstart = bend = at_time(c, n->subquery.at, n->subquery.at_ms);
 	int64_t lo = bstart - off - range;
@@ -599,7 +608,7 @@ static int eval_unary(struct qev *ev, const struct ts_ast *n, struct qvalue *out
 	int rc = ts__q_eval(ev, n->unary.expr, out);
 	if (rc || n->unary.op != TS_OP_SUB)
 		return rc;
-	struct qmap map = {0};
+	struct qmap map = { 0 };
 	for (size_t i = 0; i < out->m.n; i++) {
 		struct qseries *s = &out->m.s[i];
 		for (size_t k = 0; k < s->n_pts; k++)
@@ -648,29 +657,20 @@ int ts__q_eval(struct qev *ev, const struct ts_ast *n, struct qvalue *out)
 	if (rc)
 		return rc;
 	switch (n->kind) {
-	case TS_AST_NUMBER:
-		return eval_number(ev, n->number.value, out);
+	case TS_AST_NUMBER: return eval_number(ev, n->number.value, out);
 	case TS_AST_STRING:
 		out->type = TS_VT_STRING;
 		out->str = ts__qa_strndup(&c->perm, n->string.value, n->string.len);
 		out->str_len = n->string.len;
 		return out->str ? 0 : ts__q_nomem(c);
-	case TS_AST_PAREN:
-		return ts__q_eval(ev, n->paren.expr, out);
-	case TS_AST_UNARY:
-		return eval_unary(ev, n, out);
-	case TS_AST_VECTOR_SELECTOR:
-		return eval_vector_selector(ev, n, false, out);
-	case TS_AST_MATRIX_SELECTOR:
-		return eval_matrix_selector(ev, n, out);
-	case TS_AST_SUBQUERY:
-		return eval_subquery(ev, n, out);
-	case TS_AST_BINARY:
-		return ts__q_eval_binary(ev, n, out);
-	case TS_AST_AGGREGATE:
-		return ts__q_eval_aggregate(ev, n, out);
-	case TS_AST_CALL:
-		return ts__q_eval_call(ev, n, out);
+	case TS_AST_PAREN: return ts__q_eval(ev, n->paren.expr, out);
+	case TS_AST_UNARY: return eval_unary(ev, n, out);
+	case TS_AST_VECTOR_SELECTOR: return eval_vector_selector(ev, n, false, out);
+	case TS_AST_MATRIX_SELECTOR: return eval_matrix_selector(ev, n, out);
+	case TS_AST_SUBQUERY: return eval_subquery(ev, n, out);
+	case TS_AST_BINARY: return ts__q_eval_binary(ev, n, out);
+	case TS_AST_AGGREGATE: return ts__q_eval_aggregate(ev, n, out);
+	case TS_AST_CALL: return ts__q_eval_call(ev, n, out);
 	}
 	return ts__q_fail(c, -EINVAL, TS_QERR_INTERNAL, "unhandled expression");
 }
@@ -746,7 +746,8 @@ static int map_parse_error(int rc, const char *q, size_t q_len, const struct ts_
 		ts_promql_error_format(q, q_len, pe, err->msg, sizeof err->msg);
 	} else {
 		err->type = TS_QERR_INTERNAL;
-		snprintf(err->msg, sizeof err->msg, "%s", rc == -ENOMEM ? "out of memory" : pe->msg);
+		snprintf(err->msg, sizeof err->msg, "%s",
+			 rc == -ENOMEM ? "out of memory" : pe->msg);
 	}
 	return rc;
 }
@@ -757,7 +758,7 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 {
 	struct ts_qerr dummy;
 	struct ts_ast *root = NULL;
-	struct ts_promql_error pe = {0};
+	struct ts_promql_error pe = { 0 };
 	struct qctx c;
 	struct qvalue v;
 	struct result_arena *ra = NULL;
@@ -773,10 +774,12 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 		return map_parse_error(rc, q, q_len, &pe, err);
 	c.err = err;
 	if (range) {
-		uint32_t max_points = opts && opts->max_points ? opts->max_points : DEFAULT_MAX_POINTS;
+		uint32_t max_points = opts && opts->max_points ? opts->max_points
+							       : DEFAULT_MAX_POINTS;
 		if (step <= 0) {
-			rc = ts__q_fail(&c, TS_EINVALID, TS_QERR_BAD_DATA,
-					"zero or negative query resolution step widths are not accepted. Try a positive integer");
+			rc = ts__q_fail(
+				&c, TS_EINVALID, TS_QERR_BAD_DATA,
+				"zero or negative query resolution step widths are not accepted. Try a positive integer");
 			goto out;
 		}
 		if (end < start) {
@@ -788,18 +791,21 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 			/* Prometheus writes the limit with a thousands separator: "11,000". */
 			char lim[32];
 			if (max_points >= 1000)
-				snprintf(lim, sizeof lim, "%u,%03u", max_points / 1000, max_points % 1000);
+				snprintf(lim, sizeof lim, "%u,%03u", max_points / 1000,
+					 max_points % 1000);
 			else
 				snprintf(lim, sizeof lim, "%u", max_points);
-			rc = ts__q_fail(&c, TS_ELIMIT, TS_QERR_BAD_DATA,
-					"exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)",
-					lim);
+			rc = ts__q_fail(
+				&c, TS_ELIMIT, TS_QERR_BAD_DATA,
+				"exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)",
+				lim);
 			goto out;
 		}
 		if (root->type != TS_VT_SCALAR && root->type != TS_VT_VECTOR) {
-			rc = ts__q_fail(&c, TS_EINVALID, TS_QERR_BAD_DATA,
-					"invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
-					ts_value_type_str(root->type));
+			rc = ts__q_fail(
+				&c, TS_EINVALID, TS_QERR_BAD_DATA,
+				"invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
+				ts_value_type_str(root->type));
 			goto out;
 		}
 	}
@@ -808,7 +814,9 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 	c.q_end = end;
 	c.lookback_ms = opts && opts->lookback_ms > 0 ? opts->lookback_ms : DEFAULT_LOOKBACK_MS;
 	c.max_samples = opts && opts->max_samples ? opts->max_samples : DEFAULT_MAX_SAMPLES;
-	c.deadline_ns = now_ns() + (opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000;
+	c.deadline_ns = now_ns() +
+			(opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS) *
+				1000000;
 	c.canceled = opts ? opts->canceled : NULL;
 	c.tick = 1023; /* so the first check looks at the clock */
 	struct qev ev;
@@ -816,7 +824,8 @@ static int run(struct ts_db *db, const char *q, size_t q_len, int64_t start, int
 	if ((rc = ts__q_eval(&ev, root, &v)))
 		goto out;
 	if (c.canceled && *c.canceled) {
-		rc = ts__q_fail(&c, -ECANCELED, TS_QERR_CANCELED, "query was canceled in expression evaluation");
+		rc = ts__q_fail(&c, -ECANCELED, TS_QERR_CANCELED,
+				"query was canceled in expression evaluation");
 		goto out;
 	}
 	ra = ts_calloc(1, sizeof *ra);
@@ -855,9 +864,9 @@ int ts_query_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms
 	return run(db, q, q_len, t_ms, t_ms, 0, false, opts, out, err);
 }
 
-int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms,
-		   int64_t end_ms, int64_t step_ms, const struct ts_qopts *opts,
-		   struct ts_qresult **out, struct ts_qerr *err)
+int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms, int64_t end_ms,
+		   int64_t step_ms, const struct ts_qopts *opts, struct ts_qresult **out,
+		   struct ts_qerr *err)
 {
 	return run(db, q, q_len, start_ms, end_ms, step_ms, true, opts, out, err);
 }

@@ -35,23 +35,23 @@ struct ts_qresult {
 	enum ts_qval type;
 	const struct ts_qseries *series; /* vector and matrix */
 	size_t n_series;
-	struct ts_qpoint scalar;         /* scalar: (eval time, value) */
-	const char *string;              /* string: the value, string_len bytes */
+	struct ts_qpoint scalar; /* scalar: (eval time, value) */
+	const char *string;	 /* string: the value, string_len bytes */
 	size_t string_len;
 	int64_t string_t_ms;
-	const char *const *warnings;     /* NUL-terminated messages */
+	const char *const *warnings; /* NUL-terminated messages */
 	size_t n_warnings;
-	uint64_t samples_scanned;        /* for stats and /metrics */
-	void *ts__arena;                 /* private */
+	uint64_t samples_scanned; /* for stats and /metrics */
+	void *ts__arena;	  /* private */
 };
 
 enum ts_qerr_type {
 	TS_QERR_NONE = 0,
-	TS_QERR_BAD_DATA,    /* parse errors, bad parameters: 400 */
-	TS_QERR_EXECUTION,   /* evaluation errors, unsupported constructs, limits: 422 */
-	TS_QERR_TIMEOUT,     /* 503 */
-	TS_QERR_CANCELED,    /* 499 */
-	TS_QERR_INTERNAL,    /* 500 */
+	TS_QERR_BAD_DATA,  /* parse errors, bad parameters: 400 */
+	TS_QERR_EXECUTION, /* evaluation errors, unsupported constructs, limits: 422 */
+	TS_QERR_TIMEOUT,   /* 503 */
+	TS_QERR_CANCELED,  /* 499 */
+	TS_QERR_INTERNAL,  /* 500 */
 };
 
 struct ts_qerr {
@@ -60,10 +60,10 @@ struct ts_qerr {
 };
 
 struct ts_qopts {
-	int64_t lookback_ms;          /* instant selector lookback; 0 means 5 minutes */
-	int64_t timeout_ms;           /* 0 means 2 minutes */
-	uint64_t max_samples;         /* samples held at once; 0 means 50,000,000 */
-	uint32_t max_points;          /* points per series in a range query; 0 means 11,000 */
+	int64_t lookback_ms;	      /* instant selector lookback; 0 means 5 minutes */
+	int64_t timeout_ms;	      /* 0 means 2 minutes */
+	uint64_t max_samples;	      /* samples held at once; 0 means 50,000,000 */
+	uint32_t max_points;	      /* points per series in a range query; 0 means 11,000 */
 	volatile const int *canceled; /* optional: evaluation stops when *canceled != 0 */
 };
 
@@ -81,9 +81,9 @@ int ts_query_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms
  * step_ms > 0; (end-start)/step + 1 <= max_points, else TS_ELIMIT with type bad_data
  * and Prometheus' message. Evaluation errors return a negative code whose meaning is
  * err->type (map on the type, not the code). Same returns as ts_query_instant. */
-int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms,
-		   int64_t end_ms, int64_t step_ms, const struct ts_qopts *opts,
-		   struct ts_qresult **out, struct ts_qerr *err);
+int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms, int64_t end_ms,
+		   int64_t step_ms, const struct ts_qopts *opts, struct ts_qresult **out,
+		   struct ts_qerr *err);
 
 /* Accepts NULL. */
 void ts_qresult_free(struct ts_qresult *r);

@@ -193,11 +193,11 @@ size_t ts__q_fmt_float(double v, char *buf, size_t cap)
 	while (nd > 1 && digits[nd - 1] == '0')
 		nd--;
 	size_t w = 0;
-#define PUT(ch)                  \
-	do {                     \
-		if (w + 1 < cap) \
+#define PUT(ch)                        \
+	do {                           \
+		if (w + 1 < cap)       \
 			buf[w] = (ch); \
-		w++;             \
+		w++;                   \
 	} while (0)
 	if (neg)
 		PUT('-');
@@ -285,13 +285,16 @@ static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 			if (!val)
 				return ts__q_nomem(c);
 			if ((rc = ts__qlb_reset(c, &a->lb, metric, n_metric)) ||
-			    (rc = ts__qlb_set(c, &a->lb, a->value_label, strlen(a->value_label), val, vl)) ||
+			    (rc = ts__qlb_set(c, &a->lb, a->value_label, strlen(a->value_label),
+					      val, vl)) ||
 			    (rc = ts__qlb_finish(c, &a->lb, &metric, &n_metric)))
 				return rc;
 		}
-		int64_t kl = a->without ? ts__ql_key(c, metric, n_metric, 2, a->grouping, a->n_grouping)
-			   : a->n_grouping ? ts__ql_key(c, metric, n_metric, 1, a->grouping, a->n_grouping)
-					   : 0;
+		int64_t kl = a->without	     ? ts__ql_key(c, metric, n_metric, 2, a->grouping,
+							  a->n_grouping)
+			     : a->n_grouping ? ts__ql_key(c, metric, n_metric, 1, a->grouping,
+							  a->n_grouping)
+					     : 0;
 		if (kl < 0)
 			return (int)kl;
 		size_t gi = ts__qmap_find(&a->map, c->kbuf, (size_t)kl);
@@ -403,11 +406,12 @@ static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 		case TS_AGG_STDDEV: v = sqrt(g->value / g->count); break;
 		case TS_AGG_TOPK:
 		case TS_AGG_BOTTOMK:
-			if (g->n_heap > 1 &&
-			    (rc = ts__q_sort_rev_heap(c, g->heap, g->n_heap, a->op == TS_AGG_BOTTOMK)))
+			if (g->n_heap > 1 && (rc = ts__q_sort_rev_heap(c, g->heap, g->n_heap,
+								       a->op == TS_AGG_BOTTOMK)))
 				return rc;
 			for (size_t j = 0; j < g->n_heap; j++)
-				if ((rc = ts__qv_push(c, out, g->heap[j].lab, g->heap[j].n_lab, ts, g->heap[j].v)))
+				if ((rc = ts__qv_push(c, out, g->heap[j].lab, g->heap[j].n_lab, ts,
+						      g->heap[j].v)))
 					return rc;
 			continue;
 		case TS_AGG_QUANTILE: {
@@ -435,8 +439,8 @@ static int cmp_str(const void *a, const void *b)
 int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *out)
 {
 	struct qctx *c = ev->c;
-	struct agg a = {.n = n, .op = n->aggregate.op, .without = n->aggregate.without};
-	struct qvalue p = {0}, e = {0};
+	struct agg a = { .n = n, .op = n->aggregate.op, .without = n->aggregate.without };
+	struct qvalue p = { 0 }, e = { 0 };
 	int rc = 0;
 	size_t ng = n->aggregate.grouping.n;
 	a.grouping = ts__qa_alloc(&c->perm, (ng + 1) * sizeof(char *));
@@ -465,7 +469,8 @@ int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *
 		qsort(a.grouping, a.n_grouping, sizeof *a.grouping, cmp_str);
 	if ((rc = ts__q_eval(ev, n->aggregate.expr, &e)))
 		goto out;
-	struct qvalue *in[2] = {n->aggregate.param && a.op != TS_AGG_COUNT_VALUES ? &p : NULL, &e};
+	struct qvalue *in[2] = { n->aggregate.param && a.op != TS_AGG_COUNT_VALUES ? &p : NULL,
+				 &e };
 	rc = ts__q_range_eval(ev, in, 2, step_agg, &a, out);
 out:
 	ts__q_value_fini(c, &p);

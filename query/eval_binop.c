@@ -90,7 +90,8 @@ static int result_metric(struct qctx *c, struct binop *b, const struct qsample *
 			ts__qlb_keep(&b->lb, b->vm->labels.names, b->vm->labels.n);
 		} else {
 			for (size_t i = 0; i < b->vm->labels.n; i++)
-				ts__qlb_del(&b->lb, b->vm->labels.names[i], strlen(b->vm->labels.names[i]));
+				ts__qlb_del(&b->lb, b->vm->labels.names[i],
+					    strlen(b->vm->labels.names[i]));
 		}
 	}
 	for (size_t i = 0; i < b->vm->include.n; i++) {
@@ -116,8 +117,10 @@ static void match_labels_str(const struct binop *b, const struct qsample *s, cha
 		bool listed = false;
 		for (size_t k = 0; k < b->vm->labels.n && !listed; k++)
 			listed = strlen(b->vm->labels.names[k]) == s->lab[i].name_len &&
-				 memcmp(b->vm->labels.names[k], s->lab[i].name, s->lab[i].name_len) == 0;
-		bool is_name = s->lab[i].name_len == 8 && memcmp(s->lab[i].name, "__name__", 8) == 0;
+				 memcmp(b->vm->labels.names[k], s->lab[i].name,
+					s->lab[i].name_len) == 0;
+		bool is_name = s->lab[i].name_len == 8 &&
+			       memcmp(s->lab[i].name, "__name__", 8) == 0;
 		if (b->vm->on == listed && (b->vm->on || !is_name))
 			tmp[n++] = s->lab[i];
 	}
@@ -152,9 +155,10 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 			match_labels_str(b, &rhs->s[i], ml, sizeof ml);
 			ts__ql_str(rhs->s[i].lab, rhs->s[i].n_lab, a, sizeof a);
 			ts__ql_str(rhs->s[d].lab, rhs->s[d].n_lab, bb, sizeof bb);
-			return TS__Q_EXEC(c,
-					  "found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
-					  ml, one_to_many ? "left" : "right", a, bb);
+			return TS__Q_EXEC(
+				c,
+				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+				ml, one_to_many ? "left" : "right", a, bb);
 		}
 		if ((rc = put(c, &b->m1, k, kl, i)))
 			return rc;
@@ -186,7 +190,9 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 			return rc;
 		if (b->vm->card == TS_CARD_ONE_TO_ONE) {
 			if (ts__qmap_find(&b->m2, k, kl) != TS__QMAP_NONE)
-				return TS__Q_EXEC(c, "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+				return TS__Q_EXEC(
+					c,
+					"multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
 			if ((rc = put(c, &b->m2, k, kl, 0)))
 				return rc;
 		} else {
@@ -202,7 +208,9 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 			memcpy(pk + kl + 1, c->kbuf, (size_t)ml_len);
 			size_t pl = kl + 1 + (size_t)ml_len;
 			if (ts__qmap_find(&b->m2, pk, pl) != TS__QMAP_NONE)
-				return TS__Q_EXEC(c, "multiple matches for labels: grouping labels must ensure unique matches");
+				return TS__Q_EXEC(
+					c,
+					"multiple matches for labels: grouping labels must ensure unique matches");
 			if ((rc = put(c, &b->m2, pk, pl, 0)))
 				return rc;
 		}
@@ -253,7 +261,8 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 		size_t kl = 0;
 		if ((rc = sig(c, b, &idx->s[i], &k, &kl)))
 			return rc;
-		if (ts__qmap_find(&b->m1, k, kl) == TS__QMAP_NONE && (rc = put(c, &b->m1, k, kl, i)))
+		if (ts__qmap_find(&b->m1, k, kl) == TS__QMAP_NONE &&
+		    (rc = put(c, &b->m1, k, kl, i)))
 			return rc;
 	}
 	if (b->op == TS_OP_OR) {
@@ -268,7 +277,8 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 			return rc;
 		bool found = ts__qmap_find(&b->m1, k, kl) != TS__QMAP_NONE;
 		bool want = b->op == TS_OP_AND ? found : !found;
-		if (want && (rc = ts__qv_push(c, out, scan->s[i].lab, scan->s[i].n_lab, ts, scan->s[i].v)))
+		if (want &&
+		    (rc = ts__qv_push(c, out, scan->s[i].lab, scan->s[i].n_lab, ts, scan->s[i].v)))
 			return rc;
 	}
 	return 0;
@@ -326,8 +336,10 @@ int ts__q_eval_binary(struct qev *ev, const struct ts_ast *n, struct qvalue *out
 {
 	struct qctx *c = ev->c;
 	struct qvalue l, r;
-	struct binop b = {.n = n, .vm = &n->binary.matching, .op = n->binary.op,
-			  .ret_bool = n->binary.return_bool};
+	struct binop b = { .n = n,
+			   .vm = &n->binary.matching,
+			   .op = n->binary.op,
+			   .ret_bool = n->binary.return_bool };
 	int rc = ts__q_eval(ev, n->binary.lhs, &l);
 	if (rc) {
 		ts__q_value_fini(c, &l);
@@ -346,7 +358,7 @@ int ts__q_eval_binary(struct qev *ev, const struct ts_ast *n, struct qvalue *out
 			a->pts[k].v = scalar_op(b.op, a->pts[k].v, z->pts[k].v);
 		goto out;
 	}
-	struct qvalue *in[2] = {&l, &r};
+	struct qvalue *in[2] = { &l, &r };
 	ts__qstep_fn fn;
 	if (lt == TS_VT_VECTOR && rt == TS_VT_VECTOR)
 		fn = TS_OP_IS_SET(b.op) ? step_set : step_vv;

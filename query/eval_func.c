@@ -43,8 +43,8 @@ struct fcall {
 	size_t n_args;
 	struct qvalue vals[8];
 	int matrix_arg; /* -1: none */
-	bool ts_ident;  /* timestamp() of a selector: values are already the times */
-	double *qbuf;   /* quantile_over_time scratch */
+	bool ts_ident;	/* timestamp() of a selector: values are already the times */
+	double *qbuf;	/* quantile_over_time scratch */
 	size_t qcap;
 	pcre2_code *re;
 	pcre2_match_data *md;
@@ -71,7 +71,8 @@ static void kahan_inc(double inc, double *sum, double *c)
 	*sum = t;
 }
 
-static void linreg(const struct ts_qpoint *p, size_t n, int64_t icpt, double *slope, double *intercept)
+static void linreg(const struct ts_qpoint *p, size_t n, int64_t icpt, double *slope,
+		   double *intercept)
 {
 	double sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
 	double init = p[0].v;
@@ -185,9 +186,11 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 	case TS_FN_HOLT_WINTERS: {
 		double sf = f->vals[1].m.s[0].pts[step].v, tf = f->vals[2].m.s[0].pts[step].v;
 		if (sf <= 0 || sf >= 1)
-			return TS__Q_EXEC(c, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+			return TS__Q_EXEC(
+				c, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
 		if (tf <= 0 || tf >= 1)
-			return TS__Q_EXEC(c, "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+			return TS__Q_EXEC(c, "invalid trend factor. Expected: 0 < tf < 1, got: %f",
+					  tf);
 		if (n < 2)
 			return 0;
 		double s0 = 0, s1 = p[0].v, b = p[1].v - p[0].v;
@@ -202,15 +205,14 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 		*out = s1;
 		return 1;
 	}
-	case TS_FN_RESETS:
-		*out = (double)n_resets;
-		return 1;
+	case TS_FN_RESETS: *out = (double)n_resets; return 1;
 	case TS_FN_CHANGES: {
 		int k = 0;
 		double prev = p[0].v;
 		for (size_t i = 1; i < n; i++) {
 			double cur = p[i].v;
-			if (f->id == TS_FN_RESETS ? cur < prev : (cur != prev && !(isnan(cur) && isnan(prev))))
+			if (f->id == TS_FN_RESETS ? cur < prev
+						  : (cur != prev && !(isnan(cur) && isnan(prev))))
 				k++;
 			prev = cur;
 		}
@@ -283,7 +285,8 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct ts_qpoint *p,
 		return 1;
 	}
 	default:
-		return TS__Q_EXEC(c, "function \"%s\" over a range vector is not supported", f->n->call.func->name);
+		return TS__Q_EXEC(c, "function \"%s\" over a range vector is not supported",
+				  f->n->call.func->name);
 	}
 }
 
@@ -328,7 +331,7 @@ static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
 	w->last_v = v;
 	w->have_last = true;
 	w->cum[w->n] = w->resets;
-	w->p[w->n++] = (struct ts_qpoint){t, v};
+	w->p[w->n++] = (struct ts_qpoint){ t, v };
 	return 0;
 }
 
@@ -358,8 +361,8 @@ static int out_labels(struct qctx *c, struct fcall *f, const struct ts_label *l,
 }
 
 static int window_series_points(struct qev *ev, struct fcall *f, const struct wspec *ws,
-				 struct qseries *se, struct wbuf *wb, struct ts_iter *it,
-				 const struct ts_qpoint *arr, size_t n_arr)
+				struct qseries *se, struct wbuf *wb, struct ts_iter *it,
+				const struct ts_qpoint *arr, size_t n_arr)
 {
 	struct qctx *c = ev->c;
 	int rc;
@@ -404,7 +407,8 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 			c->scanned += (uint64_t)have_cur;
 		}
 		while (have_cur && cur_t <= maxt) {
-			if (cur_t >= mint && !ts__q_is_stale(cur_v) && (rc = wbuf_push(c, wb, cur_t, cur_v)))
+			if (cur_t >= mint && !ts__q_is_stale(cur_v) &&
+			    (rc = wbuf_push(c, wb, cur_t, cur_v)))
 				return rc;
 			if (it) {
 				rc = qbuf_next(&qb, &cur_t, &cur_v);
@@ -429,8 +433,8 @@ static int window_series_points(struct qev *ev, struct fcall *f, const struct ws
 		if ((rc = ts__q_check(c)))
 			return rc;
 		double v = 0;
-		rc = win_apply(c, f, wb->p + wb->head, wn, wb->cum[wb->n - 1] - wb->cum[wb->head], ts,
-			       mint, maxt, range_s, k, &v);
+		rc = win_apply(c, f, wb->p + wb->head, wn, wb->cum[wb->n - 1] - wb->cum[wb->head],
+			       ts, mint, maxt, range_s, k, &v);
 		if (rc < 0)
 			return rc;
 		if (rc == 1 && (rc = ts__qs_push(c, se, ts, v)))
@@ -462,7 +466,8 @@ static int absent_labels(struct qctx *c, struct fcall *f, const struct ts_ast *a
 			has = arg->vs.matchers[j].type == TS_MATCH_EQ &&
 			      strcmp(arg->vs.matchers[j].name, m->name) == 0;
 		if (m->type == TS_MATCH_EQ && !has)
-			rc = ts__qlb_set(c, &f->lb, m->name, strlen(m->name), m->value, m->value_len);
+			rc = ts__qlb_set(c, &f->lb, m->name, strlen(m->name), m->value,
+					 m->value_len);
 		else
 			ts__qlb_del(&f->lb, m->name, strlen(m->name));
 		if (rc)
@@ -473,7 +478,7 @@ static int absent_labels(struct qctx *c, struct fcall *f, const struct ts_ast *a
 
 static int check_same_labelsets(struct qctx *c, const struct qmatrix *m)
 {
-	struct qmap map = {0};
+	struct qmap map = { 0 };
 	int rc = 0;
 	for (size_t i = 0; i < m->n && rc == 0; i++) {
 		int64_t kl = ts__ql_key(c, m->s[i].lab, m->s[i].n_lab, 0, NULL, 0);
@@ -498,11 +503,11 @@ static int matrix_path(struct qev *ev, struct fcall *f, struct qvalue *out)
 {
 	struct qctx *c = ev->c;
 	const struct ts_ast *arg = f->args[f->matrix_arg];
-	struct wspec ws = {0};
-	struct wbuf wb = {0};
+	struct wspec ws = { 0 };
+	struct wbuf wb = { 0 };
 	struct ts_series_set *set = NULL;
 	struct ts_iter *it = NULL;
-	struct qvalue inner = {0};
+	struct qvalue inner = { 0 };
 	int rc = 0;
 	enum ts_at at;
 	int64_t at_ms;
@@ -546,7 +551,8 @@ static int matrix_path(struct qev *ev, struct fcall *f, struct qvalue *out)
 		for (size_t i = 0; i < ns; i++) {
 			const struct ts_label *l;
 			uint32_t nl;
-			if ((rc = ts_series_set_labels(set, i, &l, &nl)) || (rc = ts_iter_new(set, i, &it))) {
+			if ((rc = ts_series_set_labels(set, i, &l, &nl)) ||
+			    (rc = ts_iter_new(set, i, &it))) {
 				rc = ts__q_iter_err(c, rc);
 				goto out;
 			}
@@ -583,7 +589,9 @@ static int matrix_path(struct qev *ev, struct fcall *f, struct qvalue *out)
 		if (f->id == TS_FN_PREDICT_LINEAR && at != TS_AT_NONE && ev->n_steps > 1) {
 			/* 2.42 moves these windows with the step over data selected around @;
 			 * we do not reproduce that. */
-			rc = TS__Q_EXEC(c, "predict_linear() of a subquery with @ in a range query is not supported");
+			rc = TS__Q_EXEC(
+				c,
+				"predict_linear() of a subquery with @ in a range query is not supported");
 			goto out;
 		}
 		if ((rc = ts__q_eval(&sub, arg->subquery.expr, &inner)))
@@ -731,7 +739,8 @@ static int64_t floordiv(int64_t a, int64_t b)
  * calendar. */
 static double date_part(enum ts_func_id id, int64_t s)
 {
-	const uint64_t abs = (uint64_t)s + 9223372028715321600ULL; /* unixToInternal + internalToAbsolute */
+	const uint64_t abs = (uint64_t)s +
+			     9223372028715321600ULL; /* unixToInternal + internalToAbsolute */
 	const int64_t absolute_zero_year = -292277022399LL;
 	uint64_t d = abs / 86400;
 	uint64_t n = d / 146097;
@@ -751,14 +760,16 @@ static double date_part(enum ts_func_id id, int64_t s)
 	int64_t year = (int64_t)y + absolute_zero_year;
 	int yday = (int)d; /* 0-based */
 	bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-	static const int before[13] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365};
+	static const int before[13] = {
+		0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365
+	};
 	int month, day = yday;
 	if (leap && day == 31 + 29 - 1) {
 		month = 2;
 		day = 29;
 	} else {
 		if (leap && day > 31 + 29 - 1)
-			day--; /* after the leap day: pretend it was not there */
+			day--;	  /* after the leap day: pretend it was not there */
 		month = day / 31; /* may be one too low */
 		if (day >= before[month + 1])
 			month++;
@@ -768,9 +779,11 @@ static double date_part(enum ts_func_id id, int64_t s)
 	int sod = (int)(abs % 86400);
 	switch (id) {
 	case TS_FN_DAY_OF_MONTH: return (double)day;
-	case TS_FN_DAY_OF_WEEK: return (double)((int)(((abs + 86400) % 604800) / 86400)); /* Monday offset, as Go */
+	case TS_FN_DAY_OF_WEEK:
+		return (double)((int)(((abs + 86400) % 604800) / 86400)); /* Monday offset, as Go */
 	case TS_FN_DAY_OF_YEAR: return (double)(yday + 1);
-	case TS_FN_DAYS_IN_MONTH: return (double)(before[month] - before[month - 1] + (leap && month == 2));
+	case TS_FN_DAYS_IN_MONTH:
+		return (double)(before[month] - before[month - 1] + (leap && month == 2));
 	case TS_FN_HOUR: return (double)(sod / 3600);
 	case TS_FN_MINUTE: return (double)((sod % 3600) / 60);
 	case TS_FN_MONTH: return (double)month;
@@ -879,8 +892,8 @@ struct hgroup {
 	size_t n, cap;
 };
 
-static int step_histogram_quantile(struct qev *ev, struct fcall *f, struct qvector *in,
-				   int64_t ts, struct qvector *out)
+static int step_histogram_quantile(struct qev *ev, struct fcall *f, struct qvector *in, int64_t ts,
+				   struct qvector *out)
 {
 	struct qctx *c = ev->c;
 	double q = in[0].n ? in[0].s[0].v : NAN;
@@ -888,7 +901,7 @@ static int step_histogram_quantile(struct qev *ev, struct fcall *f, struct qvect
 	struct hgroup *g = NULL;
 	size_t ng = 0, capg = 0;
 	int rc = 0;
-	static char *const le[] = {"le"};
+	static char *const le[] = { "le" };
 	ts__qmap_clear(&f->map);
 	for (size_t i = 0; i < vec->n && rc == 0; i++) {
 		const struct qsample *s = &vec->s[i];
@@ -939,10 +952,11 @@ static int step_histogram_quantile(struct qev *ev, struct fcall *f, struct qvect
 			h->b = p;
 			h->cap = cap;
 		}
-		h->b[h->n++] = (struct bucket){ub, s->v};
+		h->b[h->n++] = (struct bucket){ ub, s->v };
 	}
 	for (size_t i = 0; i < ng && rc == 0; i++)
-		rc = ts__qv_push(c, out, g[i].lab, g[i].n_lab, ts, bucket_quantile(q, g[i].b, g[i].n));
+		rc = ts__qv_push(c, out, g[i].lab, g[i].n_lab, ts,
+				 bucket_quantile(q, g[i].b, g[i].n));
 	for (size_t i = 0; i < ng; i++)
 		ts_free(g[i].b);
 	ts_free(g);
@@ -957,20 +971,20 @@ static int expand(struct qctx *c, struct fcall *f, const char *tpl, size_t tlen,
 	char *d = ts__qa_alloc(&c->scratch, cap);
 	if (!d)
 		return ts__q_nomem(c);
-#define APPEND(p, l)                                                    \
-	do {                                                            \
-		size_t l_ = (l);                                        \
-		if (n + l_ > cap) {                                     \
-			size_t nc = (n + l_) * 2;                       \
-			char *nd = ts__qa_alloc(&c->scratch, nc);       \
-			if (!nd)                                        \
-				return ts__q_nomem(c);                  \
-			memcpy(nd, d, n);                               \
-			d = nd;                                         \
-			cap = nc;                                       \
-		}                                                       \
-		memcpy(d + n, (p), l_);                                 \
-		n += l_;                                                \
+#define APPEND(p, l)                                              \
+	do {                                                      \
+		size_t l_ = (l);                                  \
+		if (n + l_ > cap) {                               \
+			size_t nc = (n + l_) * 2;                 \
+			char *nd = ts__qa_alloc(&c->scratch, nc); \
+			if (!nd)                                  \
+				return ts__q_nomem(c);            \
+			memcpy(nd, d, n);                         \
+			d = nd;                                   \
+			cap = nc;                                 \
+		}                                                 \
+		memcpy(d + n, (p), l_);                           \
+		n += l_;                                          \
 	} while (0)
 	size_t i = 0;
 	while (i < tlen) {
@@ -991,9 +1005,10 @@ static int expand(struct qctx *c, struct fcall *f, const char *tpl, size_t tlen,
 		if (brace)
 			j++;
 		size_t ns = j;
-		while (j < tlen && (tpl[j] == '_' || (tpl[j] >= 'a' && tpl[j] <= 'z') ||
-				    (tpl[j] >= 'A' && tpl[j] <= 'Z') || (tpl[j] >= '0' && tpl[j] <= '9') ||
-				    (unsigned char)tpl[j] >= 0x80))
+		while (j < tlen &&
+		       (tpl[j] == '_' || (tpl[j] >= 'a' && tpl[j] <= 'z') ||
+			(tpl[j] >= 'A' && tpl[j] <= 'Z') || (tpl[j] >= '0' && tpl[j] <= '9') ||
+			(unsigned char)tpl[j] >= 0x80))
 			j++;
 		size_t nl = j - ns;
 		if (nl == 0 || (brace && (j >= tlen || tpl[j] != '}'))) {
@@ -1074,7 +1089,8 @@ static int step_label_replace(struct qev *ev, struct fcall *f, struct qvector *v
 			    (rc = ts__qlb_finish(c, &f->lb, &ol, &on)))
 				return rc;
 		} else if (m != PCRE2_ERROR_NOMATCH) {
-			return TS__Q_EXEC(c, "label_replace(): regular expression match failed (%d)", m);
+			return TS__Q_EXEC(
+				c, "label_replace(): regular expression match failed (%d)", m);
 		}
 		if ((rc = ts__qv_push(c, out, ol, on, ts, s->v)))
 			return rc;
@@ -1146,14 +1162,10 @@ static int step_func(struct qev *ev, void *arg, struct qvector *in, int64_t ts, 
 		return ts__qv_push(c, out, NULL, 0, ts, in[0].n == 1 ? in[0].s[0].v : NAN);
 	case TS_FN_HISTOGRAM_COUNT:
 	case TS_FN_HISTOGRAM_SUM:
-	case TS_FN_HISTOGRAM_FRACTION:
-		return 0; /* float samples carry no native histogram */
-	case TS_FN_HISTOGRAM_QUANTILE:
-		return step_histogram_quantile(ev, f, in, ts, out);
-	case TS_FN_LABEL_REPLACE:
-		return step_label_replace(ev, f, &in[0], ts, out);
-	case TS_FN_LABEL_JOIN:
-		return step_label_join(ev, f, &in[0], ts, out);
+	case TS_FN_HISTOGRAM_FRACTION: return 0; /* float samples carry no native histogram */
+	case TS_FN_HISTOGRAM_QUANTILE: return step_histogram_quantile(ev, f, in, ts, out);
+	case TS_FN_LABEL_REPLACE: return step_label_replace(ev, f, &in[0], ts, out);
+	case TS_FN_LABEL_JOIN: return step_label_join(ev, f, &in[0], ts, out);
 	case TS_FN_ABSENT: {
 		if (in[0].n > 0)
 			return 0;
@@ -1168,7 +1180,8 @@ static int step_func(struct qev *ev, void *arg, struct qvector *in, int64_t ts, 
 		if ((rc = ts__q_sort_rev_heap(c, in[0].s, in[0].n, f->id == TS_FN_SORT)))
 			return rc;
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = ts__qv_push(c, out, in[0].s[i].lab, in[0].s[i].n_lab, ts, in[0].s[i].v);
+			rc = ts__qv_push(c, out, in[0].s[i].lab, in[0].s[i].n_lab, ts,
+					 in[0].s[i].v);
 		return rc;
 	case TS_FN_TIMESTAMP:
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
@@ -1179,7 +1192,8 @@ static int step_func(struct qev *ev, void *arg, struct qvector *in, int64_t ts, 
 		double to = f->n_args >= 2 ? in[1].s[0].v : 1;
 		double inv = 1.0 / to;
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = push_dropped(c, out, &in[0].s[i], ts, floor(in[0].s[i].v * inv + 0.5) / inv);
+			rc = push_dropped(c, out, &in[0].s[i], ts,
+					  floor(in[0].s[i].v * inv + 0.5) / inv);
 		return rc;
 	}
 	case TS_FN_CLAMP: {
@@ -1187,16 +1201,19 @@ static int step_func(struct qev *ev, void *arg, struct qvector *in, int64_t ts, 
 		if (mx < mn)
 			return 0;
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = push_dropped(c, out, &in[0].s[i], ts, go_max(mn, go_min(mx, in[0].s[i].v)));
+			rc = push_dropped(c, out, &in[0].s[i], ts,
+					  go_max(mn, go_min(mx, in[0].s[i].v)));
 		return rc;
 	}
 	case TS_FN_CLAMP_MAX:
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = push_dropped(c, out, &in[0].s[i], ts, go_min(in[1].s[0].v, in[0].s[i].v));
+			rc = push_dropped(c, out, &in[0].s[i], ts,
+					  go_min(in[1].s[0].v, in[0].s[i].v));
 		return rc;
 	case TS_FN_CLAMP_MIN:
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = push_dropped(c, out, &in[0].s[i], ts, go_max(in[1].s[0].v, in[0].s[i].v));
+			rc = push_dropped(c, out, &in[0].s[i], ts,
+					  go_max(in[1].s[0].v, in[0].s[i].v));
 		return rc;
 	case TS_FN_DAY_OF_MONTH:
 	case TS_FN_DAY_OF_WEEK:
@@ -1207,9 +1224,11 @@ static int step_func(struct qev *ev, void *arg, struct qvector *in, int64_t ts, 
 	case TS_FN_MONTH:
 	case TS_FN_YEAR:
 		if (f->n_args == 0)
-			return ts__qv_push(c, out, NULL, 0, ts, date_part(f->id, floordiv(ts, 1000)));
+			return ts__qv_push(c, out, NULL, 0, ts,
+					   date_part(f->id, floordiv(ts, 1000)));
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
-			rc = push_dropped(c, out, &in[0].s[i], ts, date_part(f->id, go_int64(in[0].s[i].v)));
+			rc = push_dropped(c, out, &in[0].s[i], ts,
+					  date_part(f->id, go_int64(in[0].s[i].v)));
 		return rc;
 	default:
 		for (size_t i = 0; i < in[0].n && rc == 0; i++)
@@ -1225,7 +1244,9 @@ static int setup_label_fn(struct qev *ev, struct fcall *f)
 		for (size_t a = 3; a < f->n_args; a++) {
 			const struct ts_ast *s = f->args[a];
 			if (!ts__ql_valid_name(s->string.value, s->string.len))
-				return TS__Q_EXEC(c, "invalid source label name in label_join(): %s", s->string.value);
+				return TS__Q_EXEC(c,
+						  "invalid source label name in label_join(): %s",
+						  s->string.value);
 		}
 		if (!ts__ql_valid_name(f->args[1]->string.value, f->args[1]->string.len))
 			return TS__Q_EXEC(c, "invalid destination label name in label_join(): %s",
@@ -1242,7 +1263,8 @@ static int setup_label_fn(struct qev *ev, struct fcall *f)
 	memcpy(pat + 4 + rl, ")$", 2);
 	int err;
 	PCRE2_SIZE eo;
-	f->re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &err, &eo, NULL);
+	f->re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &err, &eo,
+			      NULL);
 	ts_free(pat);
 	if (!f->re)
 		return TS__Q_EXEC(c, "invalid regular expression in label_replace(): %s", re);
@@ -1278,7 +1300,7 @@ int ts__q_eval_call(struct qev *ev, const struct ts_ast *n, struct qvalue *out)
 		struct qvalue sel;
 		rc = ts__q_eval_vector_selector(ev, f.args[0], true, &sel);
 		if (rc == 0) {
-			struct qvalue *in[1] = {&sel};
+			struct qvalue *in[1] = { &sel };
 			/* The values already are the sample times: only the name goes. */
 			f.ts_ident = true;
 			rc = ts__q_range_eval(ev, in, 1, step_func, &f, out);

@@ -90,8 +90,14 @@ static void advance(struct parser *p)
 		fail(p, p->lx.err_pos, "%s", p->lx.err);
 }
 
-static const char *tok_text(const struct parser *p) { return p->q + p->tok.pos; }
-static int tok_len(const struct parser *p) { return (int)p->tok.len; }
+static const char *tok_text(const struct parser *p)
+{
+	return p->q + p->tok.pos;
+}
+static int tok_len(const struct parser *p)
+{
+	return (int)p->tok.len;
+}
 
 /* Go's %q of text[0..n), cut to `max_runes` runes ("%.10q") when max_runes > 0. */
 static void go_quote(char *buf, size_t cap, const char *s, size_t n, int max_runes)
@@ -104,9 +110,14 @@ static void go_quote(char *buf, size_t cap, const char *s, size_t n, int max_run
 		int r = ts_promql_utf8_decode((const unsigned char *)s + i, n - i, &w);
 		if (max_runes > 0 && runes++ == max_runes)
 			break;
-		const char *e = r == '\a' ? "\\a" : r == '\b' ? "\\b" : r == '\f' ? "\\f"
-			      : r == '\n' ? "\\n" : r == '\r' ? "\\r" : r == '\t' ? "\\t"
-			      : r == '\v' ? "\\v" : NULL;
+		const char *e = r == '\a'   ? "\\a"
+				: r == '\b' ? "\\b"
+				: r == '\f' ? "\\f"
+				: r == '\n' ? "\\n"
+				: r == '\r' ? "\\r"
+				: r == '\t' ? "\\t"
+				: r == '\v' ? "\\v"
+					    : NULL;
 		if (e) {
 			memcpy(buf + o, e, 2);
 			o += 2;
@@ -276,9 +287,13 @@ static int duration_value(struct parser *p, const struct ts_promql_token *t, int
 		const char *unit;
 		int64_t ms;
 	} units[] = {
-		{"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000},
-		{"h", 3600000},          {"m", 60000},          {"s", 1000},
-		{"ms", 1},
+		{ "y", 365LL * 86400000 },
+		{ "w", 7LL * 86400000 },
+		{ "d", 86400000 },
+		{ "h", 3600000 },
+		{ "m", 60000 },
+		{ "s", 1000 },
+		{ "ms", 1 },
 	};
 	const char *s = p->q + t->pos;
 	size_t n = t->len, i = 0, next_unit = 0;
@@ -448,7 +463,8 @@ static const char *re2_unsupported(const char *v, size_t n, char *bad, size_t ca
 					}
 				if (!e) {
 					/* In Prometheus' "^(?:v)$" it quotes the ")$" too. */
-					snprintf(bad, cap, "^(?:%.*s)$", (int)(cap > 8 ? cap - 8 : 0), v);
+					snprintf(bad, cap, "^(?:%.*s)$",
+						 (int)(cap > 8 ? cap - 8 : 0), v);
 					return "missing closing )";
 				}
 				i = (size_t)(e - v) + 1;
@@ -572,7 +588,8 @@ static int regex_check(struct parser *p, const char *v, size_t n, size_t pos, bo
 static int push_matcher(struct parser *p, struct ts_ast *vs, enum ts_match_type type,
 			const char *name, size_t name_len, char *value, size_t value_len)
 {
-	struct ts_ast_matcher *m = ts_realloc(vs->vs.matchers, (vs->vs.n_matchers + 1) * sizeof(*m));
+	struct ts_ast_matcher *m = ts_realloc(vs->vs.matchers,
+					      (vs->vs.n_matchers + 1) * sizeof(*m));
 	if (!m) {
 		ts_free(value);
 		nomem(p);
@@ -620,9 +637,7 @@ static int parse_matchers(struct parser *p, struct ts_ast *vs)
 		case TS_TOK_NEQ: type = TS_MATCH_NEQ; break;
 		case TS_TOK_EQL_REGEX: type = TS_MATCH_RE; break;
 		case TS_TOK_NEQ_REGEX: type = TS_MATCH_NRE; break;
-		default:
-			unexpected(p, "label matching", "label matching operator");
-			return -1;
+		default: unexpected(p, "label matching", "label matching operator"); return -1;
 		}
 		advance(p);
 		if (p->tok.type != TS_TOK_STRING) {
@@ -698,11 +713,21 @@ err:
 static bool maybe_label(enum ts_promql_tok t)
 {
 	switch (t) {
-	case TS_TOK_IDENT: case TS_TOK_METRIC_IDENT: case TS_TOK_BOOL: case TS_TOK_BY:
-	case TS_TOK_GROUP_LEFT: case TS_TOK_GROUP_RIGHT: case TS_TOK_IGNORING:
-	case TS_TOK_LAND: case TS_TOK_LOR: case TS_TOK_LUNLESS: case TS_TOK_OFFSET:
-	case TS_TOK_ON: case TS_TOK_START: case TS_TOK_END: case TS_TOK_ATAN2:
-		return true;
+	case TS_TOK_IDENT:
+	case TS_TOK_METRIC_IDENT:
+	case TS_TOK_BOOL:
+	case TS_TOK_BY:
+	case TS_TOK_GROUP_LEFT:
+	case TS_TOK_GROUP_RIGHT:
+	case TS_TOK_IGNORING:
+	case TS_TOK_LAND:
+	case TS_TOK_LOR:
+	case TS_TOK_LUNLESS:
+	case TS_TOK_OFFSET:
+	case TS_TOK_ON:
+	case TS_TOK_START:
+	case TS_TOK_END:
+	case TS_TOK_ATAN2: return true;
 	default:
 		/* WITHOUT is missing from Prometheus' maybe_label, so it is here too. */
 		return TS_TOK_IS_AGGREGATOR(t);
@@ -749,13 +774,23 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 static bool starts_expr(enum ts_promql_tok t)
 {
 	switch (t) {
-	case TS_TOK_NUMBER: case TS_TOK_STRING: case TS_TOK_LPAREN: case TS_TOK_LBRACE:
-	case TS_TOK_IDENT: case TS_TOK_METRIC_IDENT: case TS_TOK_ADD: case TS_TOK_SUB:
-	case TS_TOK_BY: case TS_TOK_WITHOUT: case TS_TOK_LAND: case TS_TOK_LOR:
-	case TS_TOK_LUNLESS: case TS_TOK_OFFSET: case TS_TOK_START: case TS_TOK_END:
-		return true;
-	default:
-		return TS_TOK_IS_AGGREGATOR(t);
+	case TS_TOK_NUMBER:
+	case TS_TOK_STRING:
+	case TS_TOK_LPAREN:
+	case TS_TOK_LBRACE:
+	case TS_TOK_IDENT:
+	case TS_TOK_METRIC_IDENT:
+	case TS_TOK_ADD:
+	case TS_TOK_SUB:
+	case TS_TOK_BY:
+	case TS_TOK_WITHOUT:
+	case TS_TOK_LAND:
+	case TS_TOK_LOR:
+	case TS_TOK_LUNLESS:
+	case TS_TOK_OFFSET:
+	case TS_TOK_START:
+	case TS_TOK_END: return true;
+	default: return TS_TOK_IS_AGGREGATOR(t);
 	}
 }
 
@@ -985,20 +1020,22 @@ static struct ts_ast *parse_primary(struct parser *p)
 			return NULL;
 		}
 		return n;
-	case TS_TOK_LBRACE:
-		return parse_selector(p, NULL, t.pos);
+	case TS_TOK_LBRACE: return parse_selector(p, NULL, t.pos);
 	case TS_TOK_IDENT:
 		advance(p);
 		if (p->tok.type == TS_TOK_LPAREN)
 			return parse_call(p, &t);
 		return p->rc ? NULL : parse_selector(p, &t, t.pos);
-	case TS_TOK_METRIC_IDENT: case TS_TOK_BY: case TS_TOK_WITHOUT: case TS_TOK_LAND:
-	case TS_TOK_LOR: case TS_TOK_LUNLESS: case TS_TOK_OFFSET: case TS_TOK_START:
-	case TS_TOK_END:
-		advance(p);
-		return p->rc ? NULL : parse_selector(p, &t, t.pos);
-	default:
-		break;
+	case TS_TOK_METRIC_IDENT:
+	case TS_TOK_BY:
+	case TS_TOK_WITHOUT:
+	case TS_TOK_LAND:
+	case TS_TOK_LOR:
+	case TS_TOK_LUNLESS:
+	case TS_TOK_OFFSET:
+	case TS_TOK_START:
+	case TS_TOK_END: advance(p); return p->rc ? NULL : parse_selector(p, &t, t.pos);
+	default: break;
 	}
 	if (TS_TOK_IS_AGGREGATOR(t.type)) {
 		advance(p);
@@ -1092,8 +1129,9 @@ static int64_t *offset_slot(struct parser *p, struct ts_ast *e)
 	case TS_AST_MATRIX_SELECTOR: return &e->matrix.vs->vs.offset_ms;
 	case TS_AST_SUBQUERY: return &e->subquery.offset_ms;
 	default:
-		fail(p, (size_t)e->pos, "offset modifier must be preceded by an instant vector "
-					"selector or range vector selector or a subquery");
+		fail(p, (size_t)e->pos,
+		     "offset modifier must be preceded by an instant vector "
+		     "selector or range vector selector or a subquery");
 		return NULL;
 	}
 }
@@ -1101,18 +1139,15 @@ static int64_t *offset_slot(struct parser *p, struct ts_ast *e)
 static bool at_slot(struct parser *p, struct ts_ast *e, enum ts_at **at, int64_t **at_ms)
 {
 	switch (e->kind) {
-	case TS_AST_VECTOR_SELECTOR:
-		*at = &e->vs.at, *at_ms = &e->vs.at_ms;
-		break;
+	case TS_AST_VECTOR_SELECTOR: *at = &e->vs.at, *at_ms = &e->vs.at_ms; break;
 	case TS_AST_MATRIX_SELECTOR:
 		*at = &e->matrix.vs->vs.at, *at_ms = &e->matrix.vs->vs.at_ms;
 		break;
-	case TS_AST_SUBQUERY:
-		*at = &e->subquery.at, *at_ms = &e->subquery.at_ms;
-		break;
+	case TS_AST_SUBQUERY: *at = &e->subquery.at, *at_ms = &e->subquery.at_ms; break;
 	default:
-		fail(p, (size_t)e->pos, "@ modifier must be preceded by an instant vector selector "
-					"or range vector selector or a subquery");
+		fail(p, (size_t)e->pos,
+		     "@ modifier must be preceded by an instant vector selector "
+		     "or range vector selector or a subquery");
 		return false;
 	}
 	if (**at) {
@@ -1200,11 +1235,12 @@ static int parse_at(struct parser *p, struct ts_ast *e)
 		return -1;
 	if (neg)
 		ts = -ts;
-	if (isnan(ts) || isinf(ts) || ts >= 9223372036854775807.0 ||
-	    ts <= -9223372036854775808.0) {
+	if (isnan(ts) || isinf(ts) || ts >= 9223372036854775807.0 || ts <= -9223372036854775808.0) {
 		if (isnan(ts) || isinf(ts))
 			fail(p, (size_t)e->pos, "timestamp out of bounds for @ modifier: %s",
-			     isnan(ts) ? "NaN" : ts > 0 ? "+Inf" : "-Inf");
+			     isnan(ts) ? "NaN"
+			     : ts > 0  ? "+Inf"
+				       : "-Inf");
 		else
 			fail(p, (size_t)e->pos, "timestamp out of bounds for @ modifier: %f", ts);
 		return -1;
@@ -1435,13 +1471,13 @@ static void check_binary(struct parser *p, struct ts_ast *n)
 	rt = n->binary.rhs->type;
 	if (n->binary.return_bool && !TS_OP_IS_COMPARISON(op)) {
 		fail(p, (size_t)n->binary.op_pos,
-			    "bool modifier can only be used on comparison operators");
+		     "bool modifier can only be used on comparison operators");
 		return;
 	}
 	if (TS_OP_IS_COMPARISON(op) && !n->binary.return_bool && lt == TS_VT_SCALAR &&
 	    rt == TS_VT_SCALAR) {
 		fail(p, (size_t)n->binary.op_pos,
-			    "comparisons between scalars must use BOOL modifier");
+		     "comparisons between scalars must use BOOL modifier");
 		return;
 	}
 	if (TS_OP_IS_SET(op) && vm->card == TS_CARD_ONE_TO_ONE)
@@ -1455,25 +1491,25 @@ static void check_binary(struct parser *p, struct ts_ast *n)
 						 strlen(vm->labels.names[i]), 0);
 					{
 						fail(p, (size_t)n->binary.op_pos,
-							    "label %s must not occur in ON and GROUP clause at once",
-							    q);
+						     "label %s must not occur in ON and GROUP clause at once",
+						     q);
 						return;
 					}
 				}
 	if (lt != TS_VT_SCALAR && lt != TS_VT_VECTOR) {
 		fail(p, (size_t)n->binary.lhs->pos,
-			    "binary expression must contain only scalar and instant vector types");
+		     "binary expression must contain only scalar and instant vector types");
 		return;
 	}
 	if (rt != TS_VT_SCALAR && rt != TS_VT_VECTOR) {
 		fail(p, (size_t)n->binary.rhs->pos,
-			    "binary expression must contain only scalar and instant vector types");
+		     "binary expression must contain only scalar and instant vector types");
 		return;
 	}
 	if (lt != TS_VT_VECTOR || rt != TS_VT_VECTOR) {
 		if (vm->labels.n > 0) {
 			fail(p, (size_t)n->pos,
-				    "vector matching only allowed between instant vectors");
+			     "vector matching only allowed between instant vectors");
 			return;
 		}
 		/* Prometheus drops the matching: it means nothing with a scalar. */
@@ -1485,14 +1521,14 @@ static void check_binary(struct parser *p, struct ts_ast *n)
 		   (vm->card == TS_CARD_ONE_TO_MANY || vm->card == TS_CARD_MANY_TO_ONE)) {
 		{
 			fail(p, (size_t)n->pos, "no grouping allowed for \"%s\" operation",
-				    ts_binop_str(op));
+			     ts_binop_str(op));
 			return;
 		}
 	}
 	if ((lt == TS_VT_SCALAR || rt == TS_VT_SCALAR) && TS_OP_IS_SET(op)) {
 		fail(p, (size_t)n->pos,
-			    "set operator \"%s\" not allowed in binary scalar expression",
-			    ts_binop_str(op));
+		     "set operator \"%s\" not allowed in binary scalar expression",
+		     ts_binop_str(op));
 		return;
 	}
 }
@@ -1505,22 +1541,22 @@ static void check_call(struct parser *p, struct ts_ast *n)
 	if (f->variadic == 0) {
 		if ((size_t)f->n_args != na) {
 			fail(p, (size_t)n->pos,
-				    "expected %d argument(s) in call to \"%s\", got %zu", f->n_args,
-				    f->name, na);
+			     "expected %d argument(s) in call to \"%s\", got %zu", f->n_args,
+			     f->name, na);
 			return;
 		}
 	} else {
 		size_t min = (size_t)f->n_args - 1;
 		if (min > na) {
 			fail(p, (size_t)n->pos,
-				    "expected at least %zu argument(s) in call to \"%s\", got %zu",
-				    min, f->name, na);
+			     "expected at least %zu argument(s) in call to \"%s\", got %zu", min,
+			     f->name, na);
 			return;
 		}
 		if (f->variadic > 0 && min + (size_t)f->variadic < na) {
 			fail(p, (size_t)n->pos,
-				    "expected at most %zu argument(s) in call to \"%s\", got %zu",
-				    min + (size_t)f->variadic, f->name, na);
+			     "expected at most %zu argument(s) in call to \"%s\", got %zu",
+			     min + (size_t)f->variadic, f->name, na);
 			return;
 		}
 	}
@@ -1544,7 +1580,7 @@ static void check_selector(struct parser *p, struct ts_ast *n)
 					 n->vs.matchers[i].value_len, 0);
 				{
 					fail(p, (size_t)n->pos,
-						    "metric name must not be set twice: %s or %s", a, b);
+					     "metric name must not be set twice: %s or %s", a, b);
 					return;
 				}
 			}
@@ -1568,15 +1604,9 @@ static void check(struct parser *p, struct ts_ast *n)
 		else if (n->aggregate.param)
 			expect_type(p, n->aggregate.param, TS_VT_SCALAR, "aggregation parameter");
 		break;
-	case TS_AST_BINARY:
-		check_binary(p, n);
-		break;
-	case TS_AST_CALL:
-		check_call(p, n);
-		break;
-	case TS_AST_PAREN:
-		check(p, n->paren.expr);
-		break;
+	case TS_AST_BINARY: check_binary(p, n); break;
+	case TS_AST_CALL: check_call(p, n); break;
+	case TS_AST_PAREN: check(p, n->paren.expr); break;
 	case TS_AST_UNARY:
 		check(p, n->unary.expr);
 		if (!p->rc && n->type != TS_VT_SCALAR && n->type != TS_VT_VECTOR)
@@ -1591,22 +1621,16 @@ static void check(struct parser *p, struct ts_ast *n)
 			     "subquery is only allowed on instant vector, got %s instead",
 			     go_type_name(n->subquery.expr->type));
 		break;
-	case TS_AST_MATRIX_SELECTOR:
-		check(p, n->matrix.vs);
-		break;
-	case TS_AST_VECTOR_SELECTOR:
-		check_selector(p, n);
-		break;
+	case TS_AST_MATRIX_SELECTOR: check(p, n->matrix.vs); break;
+	case TS_AST_VECTOR_SELECTOR: check_selector(p, n); break;
 	case TS_AST_NUMBER:
-	case TS_AST_STRING:
-		break;
+	case TS_AST_STRING: break;
 	}
 }
 
 /* ---- entry points ---- */
 
-int ts_promql_parse(const char *q, size_t len, struct ts_ast **out,
-		    struct ts_promql_error *err)
+int ts_promql_parse(const char *q, size_t len, struct ts_ast **out, struct ts_promql_error *err)
 {
 	struct ts_promql_error dummy;
 	struct parser p;
@@ -1644,8 +1668,8 @@ out:
 	return 0;
 }
 
-int ts_promql_error_format(const char *q, size_t len, const struct ts_promql_error *err,
-			   char *buf, size_t cap)
+int ts_promql_error_format(const char *q, size_t len, const struct ts_promql_error *err, char *buf,
+			   size_t cap)
 {
 	int line = 1;
 	long last_nl = -1;

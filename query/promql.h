@@ -32,15 +32,14 @@ struct ts_promql_error {
  * and why. Returns -ENOMEM when an allocation fails (*out NULL, err->msg says so).
  * `err` may be NULL. Nothing is retained after the call; thread-safe.
  */
-int ts_promql_parse(const char *q, size_t len, struct ts_ast **out,
-		    struct ts_promql_error *err);
+int ts_promql_parse(const char *q, size_t len, struct ts_ast **out, struct ts_promql_error *err);
 
 /*
  * Formats `err` as Prometheus does: "<line>:<col>: parse error: <msg>", where line
  * and column are 1-based and the column counts bytes. Writes at most `cap` bytes
  * including the NUL into buf; returns the length it wanted (snprintf style).
  */
-int ts_promql_error_format(const char *q, size_t len, const struct ts_promql_error *err,
-			   char *buf, size_t cap);
+int ts_promql_error_format(const char *q, size_t len, const struct ts_promql_error *err, char *buf,
+			   size_t cap);
 
 #endif

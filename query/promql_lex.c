@@ -28,23 +28,34 @@ static const struct {
 	const char *word;
 	enum ts_promql_tok type;
 } keywords[] = {
-	{"and", TS_TOK_LAND},         {"or", TS_TOK_LOR},
-	{"unless", TS_TOK_LUNLESS},   {"atan2", TS_TOK_ATAN2},
-	{"sum", TS_TOK_SUM},          {"avg", TS_TOK_AVG},
-	{"count", TS_TOK_COUNT},      {"min", TS_TOK_MIN},
-	{"max", TS_TOK_MAX},          {"group", TS_TOK_GROUP},
-	{"stddev", TS_TOK_STDDEV},    {"stdvar", TS_TOK_STDVAR},
-	{"topk", TS_TOK_TOPK},        {"bottomk", TS_TOK_BOTTOMK},
-	{"count_values", TS_TOK_COUNT_VALUES},
-	{"quantile", TS_TOK_QUANTILE},
-	{"offset", TS_TOK_OFFSET},    {"by", TS_TOK_BY},
-	{"without", TS_TOK_WITHOUT},  {"on", TS_TOK_ON},
-	{"ignoring", TS_TOK_IGNORING},
-	{"group_left", TS_TOK_GROUP_LEFT},
-	{"group_right", TS_TOK_GROUP_RIGHT},
-	{"bool", TS_TOK_BOOL},
-	{"start", TS_TOK_START},      {"end", TS_TOK_END},
-	{"inf", TS_TOK_NUMBER},       {"nan", TS_TOK_NUMBER},
+	{ "and", TS_TOK_LAND },
+	{ "or", TS_TOK_LOR },
+	{ "unless", TS_TOK_LUNLESS },
+	{ "atan2", TS_TOK_ATAN2 },
+	{ "sum", TS_TOK_SUM },
+	{ "avg", TS_TOK_AVG },
+	{ "count", TS_TOK_COUNT },
+	{ "min", TS_TOK_MIN },
+	{ "max", TS_TOK_MAX },
+	{ "group", TS_TOK_GROUP },
+	{ "stddev", TS_TOK_STDDEV },
+	{ "stdvar", TS_TOK_STDVAR },
+	{ "topk", TS_TOK_TOPK },
+	{ "bottomk", TS_TOK_BOTTOMK },
+	{ "count_values", TS_TOK_COUNT_VALUES },
+	{ "quantile", TS_TOK_QUANTILE },
+	{ "offset", TS_TOK_OFFSET },
+	{ "by", TS_TOK_BY },
+	{ "without", TS_TOK_WITHOUT },
+	{ "on", TS_TOK_ON },
+	{ "ignoring", TS_TOK_IGNORING },
+	{ "group_left", TS_TOK_GROUP_LEFT },
+	{ "group_right", TS_TOK_GROUP_RIGHT },
+	{ "bool", TS_TOK_BOOL },
+	{ "start", TS_TOK_START },
+	{ "end", TS_TOK_END },
+	{ "inf", TS_TOK_NUMBER },
+	{ "nan", TS_TOK_NUMBER },
 };
 
 enum ts_promql_tok ts_promql_keyword(const char *word, size_t len)
@@ -84,8 +95,7 @@ const char *ts_promql_tok_str(enum ts_promql_tok t)
 	case TS_TOK_EQL_REGEX: return "=~";
 	case TS_TOK_NEQ_REGEX: return "!~";
 	case TS_TOK_AT: return "@";
-	default:
-		break;
+	default: break;
 	}
 	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
 		if (keywords[i].type == t)
@@ -128,13 +138,16 @@ static int next(struct ts_promql_lexer *lx)
 		lx->width = 0;
 		return EOF_RUNE;
 	}
-	int r = ts_promql_utf8_decode((const unsigned char *)lx->in + lx->pos,
-				      lx->len - lx->pos, &lx->width);
+	int r = ts_promql_utf8_decode((const unsigned char *)lx->in + lx->pos, lx->len - lx->pos,
+				      &lx->width);
 	lx->pos += lx->width;
 	return r;
 }
 
-static void backup(struct ts_promql_lexer *lx) { lx->pos -= lx->width; }
+static void backup(struct ts_promql_lexer *lx)
+{
+	lx->pos -= lx->width;
+}
 
 static int peek(struct ts_promql_lexer *lx)
 {
@@ -158,13 +171,22 @@ static void accept_run(struct ts_promql_lexer *lx, const char *valid)
 		;
 }
 
-static bool is_space(int r) { return r == ' ' || r == '\t' || r == '\n' || r == '\r'; }
-static bool is_digit(int r) { return r >= '0' && r <= '9'; }
+static bool is_space(int r)
+{
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r';
+}
+static bool is_digit(int r)
+{
+	return r >= '0' && r <= '9';
+}
 static bool is_alpha(int r)
 {
 	return r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z');
 }
-static bool is_alnum(int r) { return is_alpha(r) || is_digit(r); }
+static bool is_alnum(int r)
+{
+	return is_alpha(r) || is_digit(r);
+}
 
 /* Appends rune r encoded as UTF-8; returns bytes written (buf has room for 4). */
 static size_t utf8_put(char *buf, int r)
@@ -250,9 +272,14 @@ static void quote_str(char *buf, size_t cap, const char *s, size_t n)
 	buf[o++] = '"';
 	for (size_t i = 0; i < n && o + 6 < cap; i++) {
 		unsigned char c = (unsigned char)s[i];
-		const char *e = c == '\a' ? "\\a" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
-			      : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-			      : c == '\v' ? "\\v" : NULL;
+		const char *e = c == '\a'   ? "\\a"
+				: c == '\b' ? "\\b"
+				: c == '\f' ? "\\f"
+				: c == '\n' ? "\\n"
+				: c == '\r' ? "\\r"
+				: c == '\t' ? "\\t"
+				: c == '\v' ? "\\v"
+					    : NULL;
 		if (e) {
 			buf[o++] = e[0];
 			buf[o++] = e[1];
@@ -269,11 +296,10 @@ static void quote_str(char *buf, size_t cap, const char *s, size_t n)
 	buf[o] = '\0';
 }
 
-static void errorf(struct ts_promql_lexer *lx, struct ts_promql_token *tok, const char *fmt,
-		   ...) __attribute__((format(printf, 3, 4)));
+static void errorf(struct ts_promql_lexer *lx, struct ts_promql_token *tok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static void errorf(struct ts_promql_lexer *lx, struct ts_promql_token *tok, const char *fmt,
-		   ...)
+static void errorf(struct ts_promql_lexer *lx, struct ts_promql_token *tok, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -286,8 +312,7 @@ static void errorf(struct ts_promql_lexer *lx, struct ts_promql_token *tok, cons
 	tok->len = 0;
 }
 
-static void emit(struct ts_promql_lexer *lx, struct ts_promql_token *tok,
-		 enum ts_promql_tok type)
+static void emit(struct ts_promql_lexer *lx, struct ts_promql_token *tok, enum ts_promql_tok type)
 {
 	tok->type = type;
 	tok->pos = lx->start;
@@ -370,11 +395,22 @@ static bool lex_escape(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 	char u[32];
 	int ch = next(lx);
 	switch (ch) {
-	case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v': case '\\':
-		return true;
-	case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
-		n = 3, base = 8, max = 255;
-		break;
+	case 'a':
+	case 'b':
+	case 'f':
+	case 'n':
+	case 'r':
+	case 't':
+	case 'v':
+	case '\\': return true;
+	case '0':
+	case '1':
+	case '2':
+	case '3':
+	case '4':
+	case '5':
+	case '6':
+	case '7': n = 3, base = 8, max = 255; break;
 	case 'x':
 		ch = next(lx);
 		n = 2, base = 16, max = 255;
@@ -387,9 +423,7 @@ static bool lex_escape(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 		ch = next(lx);
 		n = 8, base = 16, max = 0x10FFFF;
 		break;
-	case EOF_RUNE:
-		errorf(lx, tok, "escape sequence not terminated");
-		return false;
+	case EOF_RUNE: errorf(lx, tok, "escape sequence not terminated"); return false;
 	default:
 		if (ch == lx->string_open)
 			return true;
@@ -658,8 +692,7 @@ static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *to
 		emit(lx, tok, TS_TOK_RBRACKET);
 		lx->bracket_open = false;
 		return true;
-	default:
-		break;
+	default: break;
 	}
 	if (is_space(r)) {
 		lx->start = lx->pos;

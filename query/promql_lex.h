@@ -20,10 +20,10 @@
 enum ts_promql_tok {
 	TS_TOK_EOF = 0,
 	TS_TOK_ERROR,
-	TS_TOK_IDENT,        /* [a-zA-Z_][a-zA-Z0-9_]* */
+	TS_TOK_IDENT,	     /* [a-zA-Z_][a-zA-Z0-9_]* */
 	TS_TOK_METRIC_IDENT, /* an identifier containing ':' */
-	TS_TOK_NUMBER,       /* decimal, hex, inf, nan (no sign) */
-	TS_TOK_STRING,       /* with its quotes; unquoted by the parser */
+	TS_TOK_NUMBER,	     /* decimal, hex, inf, nan (no sign) */
+	TS_TOK_STRING,	     /* with its quotes; unquoted by the parser */
 	TS_TOK_DURATION,     /* e.g. 5m, 1h30m; validated by the parser */
 	TS_TOK_LPAREN,
 	TS_TOK_RPAREN,
@@ -32,7 +32,7 @@ enum ts_promql_tok {
 	TS_TOK_LBRACKET,
 	TS_TOK_RBRACKET,
 	TS_TOK_COMMA,
-	TS_TOK_EQL,          /* '=' */
+	TS_TOK_EQL, /* '=' */
 	TS_TOK_COLON,
 	/* Operators. */
 	TS_TOK_ADD,
@@ -41,7 +41,7 @@ enum ts_promql_tok {
 	TS_TOK_DIV,
 	TS_TOK_MOD,
 	TS_TOK_POW,
-	TS_TOK_EQLC,         /* '==' */
+	TS_TOK_EQLC, /* '==' */
 	TS_TOK_NEQ,
 	TS_TOK_LSS,
 	TS_TOK_LTE,
@@ -103,10 +103,10 @@ struct ts_promql_lexer {
 	bool bracket_open;
 	bool got_colon;
 	bool want_duration; /* the previous token was '[' */
-	bool done;          /* EOF or ERROR was returned */
+	bool done;	    /* EOF or ERROR was returned */
 	int string_open;    /* quote character of the string being read */
-	size_t err_pos;     /* for ERROR: where Prometheus reports it */
-	char err[256];      /* for ERROR: the message */
+	size_t err_pos;	    /* for ERROR: where Prometheus reports it */
+	char err[256];	    /* for ERROR: the message */
 };
 
 /* Prepares `lx` to tokenize in[0..len). `in` is borrowed and need not be

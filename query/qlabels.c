@@ -144,8 +144,8 @@ void ts__qlb_del(struct qlb *b, const char *name, size_t name_len)
 		}
 }
 
-int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len,
-		const char *value, size_t value_len)
+int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len, const char *value,
+		size_t value_len)
 {
 	ts__qlb_del(b, name, name_len);
 	if (value_len == 0)
@@ -158,7 +158,7 @@ int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len
 		b->l = p;
 		b->cap = cap;
 	}
-	b->l[b->n++] = (struct ts_label){name, value, (uint32_t)name_len, (uint32_t)value_len};
+	b->l[b->n++] = (struct ts_label){ name, value, (uint32_t)name_len, (uint32_t)value_len };
 	return 0;
 }
 
@@ -444,7 +444,7 @@ int ts__qmap_put(struct qmap *m, const char *k, size_t klen, size_t v)
 	/* A zero-length key still needs a non-NULL pointer to mark the slot used. */
 	if (!klen)
 		k = "";
-	struct qmap_ent x = {hash_bytes(k, klen), k, klen, v};
+	struct qmap_ent x = { hash_bytes(k, klen), k, klen, v };
 	put_raw(m->e, m->cap, &x);
 	m->n++;
 	return 0;

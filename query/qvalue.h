@@ -91,8 +91,8 @@ struct qmap {
 
 struct qctx {
 	struct ts_db *db;
-	struct qarena perm;    /* query lifetime: labels, strings, map keys */
-	struct qarena scratch; /* reset at each step of a per-step driver */
+	struct qarena perm;	/* query lifetime: labels, strings, map keys */
+	struct qarena scratch;	/* reset at each step of a per-step driver */
 	int64_t q_start, q_end; /* for @ start() / end() */
 	int64_t lookback_ms;
 	uint64_t max_samples, cur_samples;
@@ -108,7 +108,7 @@ struct qctx {
 struct qev {
 	struct qctx *c;
 	int64_t start, end, interval; /* interval is 1 for a single (instant) evaluation */
-	size_t n_steps;               /* 0 when start > end */
+	size_t n_steps;		      /* 0 when start > end */
 };
 
 /* Sets c->err and returns rc. type is a ts_qerr_type. */
@@ -128,8 +128,8 @@ int ts__q_eval(struct qev *ev, const struct ts_ast *n, struct qvalue *out);
 void ts__q_value_fini(struct qctx *c, struct qvalue *v);
 
 /* ---- matrices and vectors ---- */
-int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab,
-		      uint32_t n_lab, bool copy_labels, struct qseries **out);
+int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab, uint32_t n_lab,
+		      bool copy_labels, struct qseries **out);
 int ts__qs_push(struct qctx *c, struct qseries *s, int64_t t, double v);
 void ts__qm_fini(struct qctx *c, struct qmatrix *m);
 int ts__qv_push(struct qctx *c, struct qvector *v, const struct ts_label *lab, uint32_t n_lab,
@@ -143,8 +143,8 @@ void ts__qv_fini(struct qvector *v);
  * labels may live in the scratch arena; they are copied. */
 typedef int (*ts__qstep_fn)(struct qev *ev, void *arg, struct qvector *in, int64_t ts,
 			    struct qvector *out);
-int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_fn fn,
-		     void *arg, struct qvalue *out);
+int ts__q_range_eval(struct qev *ev, struct qvalue **in, size_t n_in, ts__qstep_fn fn, void *arg,
+		     struct qvalue *out);
 
 /* A scalar value over ev's steps: v(step) for each step. */
 int ts__q_scalar_new(struct qev *ev, struct qvalue *out);
@@ -159,8 +159,8 @@ struct qlb {
 int ts__qlb_reset(struct qctx *c, struct qlb *b, const struct ts_label *l, uint32_t n);
 void ts__qlb_del(struct qlb *b, const char *name, size_t name_len);
 /* Sets name=value (value empty: deletes). Pointers are borrowed until finish. */
-int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len,
-		const char *value, size_t value_len);
+int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len, const char *value,
+		size_t value_len);
 /* Keeps only the labels named in `names`. */
 void ts__qlb_keep(struct qlb *b, char *const *names, size_t n);
 /* Sorts and copies the labels' array (not the bytes) into the scratch arena. */

@@ -30,13 +30,14 @@
 #define TRUNCATED "results truncated due to limit"
 
 /* The parameter must be present: Prometheus parses "" and fails with this message. */
-static int required_time(struct ts_net_response *resp, const struct ts_params *p,
-			 const char *name, int64_t *out)
+static int required_time(struct ts_net_response *resp, const struct ts_params *p, const char *name,
+			 int64_t *out)
 {
 	const char *s = ts_params_get(p, name, NULL);
 	if (!s || !*s) {
 		ts_api_error(resp, TS_API_BAD_DATA,
-			     "invalid parameter \"%s\": cannot parse \"\" to a valid timestamp", name);
+			     "invalid parameter \"%s\": cannot parse \"\" to a valid timestamp",
+			     name);
 		return 1;
 	}
 	return ts_api_time_param(resp, p, name, 0, out);
@@ -98,7 +99,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	    ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
 	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
 		goto out;
-	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0};
+	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0 };
 	struct ts_qresult *r;
 	struct ts_qerr err;
 	int rc = ts_api_eval_instant(app->db, q, q_len, t, &o, &r, &err);
@@ -138,13 +139,15 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	if (ts_api_duration_param(resp, &p, "step", 0, &step))
 		goto out;
 	if (step <= 0) {
-		ts_api_error(resp, TS_API_BAD_DATA, "zero or negative query resolution step widths are "
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "zero or negative query resolution step widths are "
 			     "not accepted. Try a positive integer");
 		goto out;
 	}
 	/* Prometheus: end.Sub(start)/step > 11000, in integer durations. */
 	if (((uint64_t)end - (uint64_t)start) / (uint64_t)step > MAX_POINTS) {
-		ts_api_error(resp, TS_API_BAD_DATA, "exceeded maximum resolution of 11,000 points per "
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "exceeded maximum resolution of 11,000 points per "
 			     "timeseries. Try decreasing the query resolution (?step=XX)");
 		goto out;
 	}
@@ -152,7 +155,8 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
 		goto out;
 	/* Prometheus allows 11,000 intervals, that is 11,001 points. */
-	struct ts_qopts o = {.timeout_ms = timeout > 0 ? timeout : 0, .max_points = MAX_POINTS + 1};
+	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
+			      .max_points = MAX_POINTS + 1 };
 	struct ts_qresult *r;
 	struct ts_qerr err;
 	int rc = ts_api_eval_range(app->db, q, q_len, start, end, step, &o, &r, &err);
@@ -210,7 +214,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 {
 	struct ts_app *app = arg;
 	struct lookup l;
-	struct ts_api_union u = {0};
+	struct ts_api_union u = { 0 };
 	char msg[400] = "";
 	if (lookup_begin(req, resp, &l))
 		goto out;
@@ -237,7 +241,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 		ts_api_labels(&b, u.refs[i].labels, u.refs[i].n_labels);
 	}
 	ts_sbuf_str(&b, "]");
-	const char *w[] = {TRUNCATED};
+	const char *w[] = { TRUNCATED };
 	ts_api_finish(resp, &b, w, n < u.n_refs ? 1 : 0);
 out:
 	ts_api_union_fini(&u);
@@ -246,7 +250,10 @@ out:
 
 static int str_cmp(const void *a, const void *b)
 {
-	const struct { const char *s; uint32_t len; } *x = a, *y = b;
+	const struct {
+		const char *s;
+		uint32_t len;
+	} *x = a, *y = b;
 	size_t n = x->len < y->len ? x->len : y->len;
 	int c = memcmp(x->s, y->s, n);
 	return c ? c : (x->len > y->len) - (x->len < y->len);
@@ -259,15 +266,20 @@ static void answer_strings(struct ts_net_response *resp, struct ts_app *app, str
 {
 	size_t nl = l->n_sel ? l->n_sel : 1;
 	struct ts_strlist *lists = ts_calloc(nl, sizeof *lists);
-	struct { const char *s; uint32_t len; } *all = NULL;
+	struct {
+		const char *s;
+		uint32_t len;
+	} *all = NULL;
 	char msg[400] = "";
 	int rc = lists ? 0 : -ENOMEM;
 	size_t total = 0;
 	for (size_t i = 0; i < nl && rc == 0; i++) {
 		const struct ts_matcher *m = l->n_sel ? l->sel[i].m : NULL;
 		size_t nm = l->n_sel ? l->sel[i].n : 0;
-		rc = name ? ts_db_label_values(app->db, name, m, nm, l->start, l->end, &lists[i], msg, sizeof msg)
-			  : ts_db_label_names(app->db, m, nm, l->start, l->end, &lists[i], msg, sizeof msg);
+		rc = name ? ts_db_label_values(app->db, name, m, nm, l->start, l->end, &lists[i],
+					       msg, sizeof msg)
+			  : ts_db_label_names(app->db, m, nm, l->start, l->end, &lists[i], msg,
+					      sizeof msg);
 		if (rc == 0)
 			total += lists[i].n;
 	}
@@ -302,7 +314,7 @@ static void answer_strings(struct ts_net_response *resp, struct ts_app *app, str
 		ts_sbuf_json_str(&b, all[i].s, all[i].len);
 	}
 	ts_sbuf_str(&b, "]");
-	const char *w[] = {TRUNCATED};
+	const char *w[] = { TRUNCATED };
 	ts_api_finish(resp, &b, w, shown < n ? 1 : 0);
 out:
 	for (size_t i = 0; lists && i < nl; i++)
@@ -321,9 +333,12 @@ static void h_labels(const struct ts_http_request *req, struct ts_net_response *
 
 static int hexval(char c)
 {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
 	return -1;
 }
 
@@ -367,7 +382,8 @@ static void h_label_values(const struct ts_http_request *req, struct ts_net_resp
 		size_t k = len - pl - sl < 200 ? len - pl - sl : 200;
 		memcpy(shown, path + pl, k);
 		shown[k] = 0;
-		ts_api_error(resp, TS_API_BAD_DATA, "invalid label name: \"%s\"", n < 0 ? shown : name);
+		ts_api_error(resp, TS_API_BAD_DATA, "invalid label name: \"%s\"",
+			     n < 0 ? shown : name);
 		return;
 	}
 	struct lookup l;
@@ -380,8 +396,8 @@ static void h_label_values(const struct ts_http_request *req, struct ts_net_resp
 
 static const char *type_name(enum ts_metric_type t)
 {
-	static const char *names[] = {"unknown", "counter", "gauge", "histogram", "gaugehistogram",
-				      "summary", "info", "stateset"};
+	static const char *names[] = { "unknown",	 "counter", "gauge", "histogram",
+				       "gaugehistogram", "summary", "info",  "stateset" };
 	return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
@@ -432,7 +448,7 @@ static void h_metadata(const struct ts_http_request *req, struct ts_net_response
 	ts_sbuf_init(&b);
 	ts_api_begin(&b);
 	ts_sbuf_str(&b, "{");
-	struct md_acc a = {&b, limit, 0};
+	struct md_acc a = { &b, limit, 0 };
 	int rc = ts_db_metadata(app->db, metric && *metric ? metric : NULL, md_one, &a);
 	if (rc < 0) {
 		ts_sbuf_fini(&b);
@@ -519,7 +535,7 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 		goto out;
 	if (!limit)
 		limit = 10;
-	struct ts_matcher all = {TS_MATCH_RE, "__name__", ".+"};
+	struct ts_matcher all = { TS_MATCH_RE, "__name__", ".+" };
 	int rc = ts_db_select(app->db, &all, 1, INT64_MIN, INT64_MAX, &set, NULL, 0);
 	size_t n_ser = rc ? 0 : ts_series_set_len(set), n_pairs = 0;
 	uint64_t chunks = 0;
@@ -570,13 +586,15 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 		while (j < np && pair_cmp(&pairs[i], &pairs[j]) == 0)
 			j++;
 		const struct ts_label *x = pairs[i];
-		pr[n_pr++] = (struct stat_row){x->name, x->value, x->name_len, x->value_len, j - i};
+		pr[n_pr++] = (struct stat_row){ x->name, x->value, x->name_len, x->value_len,
+						j - i };
 		if (x->name_len == 8 && memcmp(x->name, "__name__", 8) == 0)
-			metric[n_metric++] = (struct stat_row){x->value, NULL, x->value_len, 0, j - i};
+			metric[n_metric++] = (struct stat_row){ x->value, NULL, x->value_len, 0,
+								j - i };
 		if (!n_names || names[n_names - 1].name_len != x->name_len ||
 		    memcmp(names[n_names - 1].name, x->name, x->name_len) != 0) {
-			names[n_names] = (struct stat_row){x->name, NULL, x->name_len, 0, 0};
-			mem[n_names++] = (struct stat_row){x->name, NULL, x->name_len, 0, 0};
+			names[n_names] = (struct stat_row){ x->name, NULL, x->name_len, 0, 0 };
+			mem[n_names++] = (struct stat_row){ x->name, NULL, x->name_len, 0, 0 };
 		}
 		names[n_names - 1].count++;
 		mem[n_names - 1].count += x->value_len;
@@ -585,9 +603,11 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	ts_api_begin(&b);
-	ts_sbuf_printf(&b, "{\"headStats\":{\"numSeries\":%zu,\"numLabelPairs\":%zu,\"chunkCount\":%llu,"
-		       "\"minTime\":%lld,\"maxTime\":%lld}", n_ser, n_pr, (unsigned long long)chunks,
-		       (long long)min_t, (long long)max_t);
+	ts_sbuf_printf(
+		&b,
+		"{\"headStats\":{\"numSeries\":%zu,\"numLabelPairs\":%zu,\"chunkCount\":%llu,"
+		"\"minTime\":%lld,\"maxTime\":%lld}",
+		n_ser, n_pr, (unsigned long long)chunks, (long long)min_t, (long long)max_t);
 	top_list(&b, "seriesCountByMetricName", metric, n_metric, limit);
 	top_list(&b, "labelValueCountByLabelName", names, n_names, limit);
 	top_list(&b, "memoryInBytesByLabelName", mem, n_names, limit);
@@ -614,19 +634,20 @@ int ts_query_routes(struct ts_app *app)
 		ts_net_handler fn;
 		const char *name;
 	} r[] = {
-		{"/api/v1/query", 0, h_query, "query"},
-		{"/api/v1/query_range", 0, h_query_range, "query_range"},
-		{"/api/v1/series", 0, h_series, "series"},
-		{"/api/v1/labels", 0, h_labels, "labels"},
-		{"/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values"},
-		{"/api/v1/metadata", 0, h_metadata, "metadata"},
-		{"/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb"},
+		{ "/api/v1/query", 0, h_query, "query" },
+		{ "/api/v1/query_range", 0, h_query_range, "query_range" },
+		{ "/api/v1/series", 0, h_series, "series" },
+		{ "/api/v1/labels", 0, h_labels, "labels" },
+		{ "/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values" },
+		{ "/api/v1/metadata", 0, h_metadata, "metadata" },
+		{ "/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb" },
 	};
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++) {
 		rc = ts_net_route(app->net, "GET", r[i].path, r[i].flags, r[i].fn, app, r[i].name);
 		if (rc == 0)
-			rc = ts_net_route(app->net, "POST", r[i].path, r[i].flags, r[i].fn, app, r[i].name);
+			rc = ts_net_route(app->net, "POST", r[i].path, r[i].flags, r[i].fn, app,
+					  r[i].name);
 	}
 	if (rc == 0)
 		rc = ts__export_routes(app);

@@ -34,10 +34,10 @@ static const struct {
 	const char *name;
 	int status;
 } errtypes[] = {
-	[TS_API_BAD_DATA] = {"bad_data", 400},   [TS_API_EXECUTION] = {"execution", 422},
-	[TS_API_TIMEOUT] = {"timeout", 503},     [TS_API_CANCELED] = {"canceled", 499},
-	[TS_API_INTERNAL] = {"internal", 500},   [TS_API_NOT_FOUND] = {"not_found", 404},
-	[TS_API_UNAVAILABLE] = {"unavailable", 503},
+	[TS_API_BAD_DATA] = { "bad_data", 400 },       [TS_API_EXECUTION] = { "execution", 422 },
+	[TS_API_TIMEOUT] = { "timeout", 503 },	       [TS_API_CANCELED] = { "canceled", 499 },
+	[TS_API_INTERNAL] = { "internal", 500 },       [TS_API_NOT_FOUND] = { "not_found", 404 },
+	[TS_API_UNAVAILABLE] = { "unavailable", 503 },
 };
 
 void ts_api_error(struct ts_net_response *resp, enum ts_api_errtype t, const char *fmt, ...)
@@ -49,15 +49,17 @@ void ts_api_error(struct ts_net_response *resp, enum ts_api_errtype t, const cha
 	va_end(ap);
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
-	ts_sbuf_printf(&b, "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", errtypes[t].name);
+	ts_sbuf_printf(&b,
+		       "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", errtypes[t].name);
 	ts_sbuf_json_str(&b, msg, strlen(msg));
 	ts_sbuf_str(&b, "}");
 	size_t len;
 	char *body = ts_sbuf_take(&b, &len);
 	ts_net_response_header(resp, "Content-Type", "application/json");
 	if (!body) {
-		ts_net_respond_text(resp, 503, "application/json",
-				    "{\"status\":\"error\",\"errorType\":\"unavailable\",\"error\":\"out of memory\"}");
+		ts_net_respond_text(
+			resp, 503, "application/json",
+			"{\"status\":\"error\",\"errorType\":\"unavailable\",\"error\":\"out of memory\"}");
 		return;
 	}
 	ts_net_respond(resp, errtypes[t].status, body, len);
@@ -148,7 +150,8 @@ void ts_api_time(struct ts_sbuf *b, int64_t t_ms)
 	uint64_t u = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
 	unsigned frac = (unsigned)(u % 1000);
 	if (frac)
-		ts_sbuf_printf(b, "%s%llu.%03u", t_ms < 0 ? "-" : "", (unsigned long long)(u / 1000), frac);
+		ts_sbuf_printf(b, "%s%llu.%03u", t_ms < 0 ? "-" : "",
+			       (unsigned long long)(u / 1000), frac);
 	else
 		ts_sbuf_printf(b, "%s%llu", t_ms < 0 ? "-" : "", (unsigned long long)(u / 1000));
 }
@@ -251,7 +254,8 @@ int ts_api_params(const struct ts_http_request *req, struct ts_net_response *res
 		return 1;
 	}
 	if (rc) {
-		ts_api_error(resp, TS_API_BAD_DATA, "error parsing form values: invalid URL escape");
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "error parsing form values: invalid URL escape");
 		return 1;
 	}
 	return 0;
@@ -294,8 +298,9 @@ int ts_api_time_param(struct ts_net_response *resp, const struct ts_params *p, c
 	if (strpbrk(s, "xXnNiI") == NULL && ts_parse_time_ms(s, out) == 0)
 		return 0;
 	char q[160];
-	ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"%s\": cannot parse %s to a valid timestamp",
-		     name, quoted(q, sizeof q, s));
+	ts_api_error(resp, TS_API_BAD_DATA,
+		     "invalid parameter \"%s\": cannot parse %s to a valid timestamp", name,
+		     quoted(q, sizeof q, s));
 	return 1;
 }
 
@@ -312,8 +317,8 @@ static int parse_float_seconds_ms(const char *s, int64_t *out)
 	return 0;
 }
 
-int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *p,
-			  const char *name, int64_t def, int64_t *out)
+int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *p, const char *name,
+			  int64_t def, int64_t *out)
 {
 	const char *s = ts_params_get(p, name, NULL);
 	if (!s || !*s) {
@@ -323,8 +328,9 @@ int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *
 	if (parse_float_seconds_ms(s, out) == 0 || ts_parse_duration_ms(s, out) == 0)
 		return 0;
 	char q[160];
-	ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"%s\": cannot parse %s to a valid duration",
-		     name, quoted(q, sizeof q, s));
+	ts_api_error(resp, TS_API_BAD_DATA,
+		     "invalid parameter \"%s\": cannot parse %s to a valid duration", name,
+		     quoted(q, sizeof q, s));
 	return 1;
 }
 
@@ -338,12 +344,14 @@ int ts_api_limit_param(struct ts_net_response *resp, const struct ts_params *p, 
 	int64_t v;
 	if (ts_fmtnum_parse_int64(s, len, &v)) {
 		char q[160];
-		ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"limit\": cannot parse %s to a valid limit",
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "invalid parameter \"limit\": cannot parse %s to a valid limit",
 			     quoted(q, sizeof q, s));
 		return 1;
 	}
 	if (v < 0) {
-		ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"limit\": limit must be non-negative");
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "invalid parameter \"limit\": limit must be non-negative");
 		return 1;
 	}
 	*out = (size_t)v;
@@ -433,10 +441,8 @@ static int inject(struct ts_ast *node, const struct ts_matcher *m, size_t n)
 		}
 		return 0;
 	}
-	case TS_AST_MATRIX_SELECTOR:
-		return inject(node->matrix.vs, m, n);
-	case TS_AST_SUBQUERY:
-		return inject(node->subquery.expr, m, n);
+	case TS_AST_MATRIX_SELECTOR: return inject(node->matrix.vs, m, n);
+	case TS_AST_SUBQUERY: return inject(node->subquery.expr, m, n);
 	case TS_AST_BINARY:
 		rc = inject(node->binary.lhs, m, n);
 		return rc ? rc : inject(node->binary.rhs, m, n);
@@ -447,19 +453,16 @@ static int inject(struct ts_ast *node, const struct ts_matcher *m, size_t n)
 		for (size_t i = 0; i < node->call.n_args && rc == 0; i++)
 			rc = inject(node->call.args[i], m, n);
 		return rc;
-	case TS_AST_PAREN:
-		return inject(node->paren.expr, m, n);
-	case TS_AST_UNARY:
-		return inject(node->unary.expr, m, n);
+	case TS_AST_PAREN: return inject(node->paren.expr, m, n);
+	case TS_AST_UNARY: return inject(node->unary.expr, m, n);
 	case TS_AST_NUMBER:
-	case TS_AST_STRING:
-		break;
+	case TS_AST_STRING: break;
 	}
 	return 0;
 }
 
-int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n,
-			char **out, char *msg, size_t msg_len)
+int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n, char **out,
+			char *msg, size_t msg_len)
 {
 	struct ts_ast *t = NULL;
 	struct ts_promql_error pe;
@@ -498,10 +501,12 @@ int ts_api_selector_parse(struct ts_api_selector *s, const char *sel, size_t len
 		return rc;
 	/* Prometheus' ParseMetricSelector reads a bare selector and nothing else. */
 	if (t->kind != TS_AST_VECTOR_SELECTOR || t->vs.offset_ms || t->vs.at != TS_AT_NONE) {
-		snprintf(msg, msg_len, "1:1: parse error: expected a series selector like "
-			 "'up{job=\"x\"}', got %s", t->kind == TS_AST_VECTOR_SELECTOR ?
-			 "a selector with a modifier" : t->kind == TS_AST_MATRIX_SELECTOR ?
-			 "a range vector" : "an expression");
+		snprintf(msg, msg_len,
+			 "1:1: parse error: expected a series selector like "
+			 "'up{job=\"x\"}', got %s",
+			 t->kind == TS_AST_VECTOR_SELECTOR   ? "a selector with a modifier"
+			 : t->kind == TS_AST_MATRIX_SELECTOR ? "a range vector"
+							     : "an expression");
 		ts_ast_free(t);
 		return TS_EINVALID;
 	}
@@ -513,13 +518,14 @@ int ts_api_selector_parse(struct ts_api_selector *s, const char *sel, size_t len
 	for (size_t i = 0; i < t->vs.n_matchers; i++) {
 		const struct ts_ast_matcher *am = &t->vs.matchers[i];
 		if (strlen(am->value) != am->value_len) {
-			snprintf(msg, msg_len, "label matcher value of %s contains a NUL byte", am->name);
+			snprintf(msg, msg_len, "label matcher value of %s contains a NUL byte",
+				 am->name);
 			ts_free(s->m);
 			s->m = NULL;
 			ts_ast_free(t);
 			return TS_EINVALID;
 		}
-		s->m[i] = (struct ts_matcher){(enum ts_match_type)am->type, am->name, am->value};
+		s->m[i] = (struct ts_matcher){ (enum ts_match_type)am->type, am->name, am->value };
 	}
 	s->n = t->vs.n_matchers;
 	s->ts__tree = t;
@@ -571,7 +577,7 @@ int ts_api_selectors(struct ts_net_response *resp, const struct ts_params *p,
 	*n = 0;
 	if (!cnt)
 		return 0;
-	struct sel_acc a = {.v = ts_calloc(cnt, sizeof *a.v)};
+	struct sel_acc a = { .v = ts_calloc(cnt, sizeof *a.v) };
 	if (!a.v) {
 		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
 		return 1;
@@ -582,7 +588,8 @@ int ts_api_selectors(struct ts_net_response *resp, const struct ts_params *p,
 		if (a.rc == -ENOMEM)
 			ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
 		else
-			ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"match[]\": %s", a.msg);
+			ts_api_error(resp, TS_API_BAD_DATA, "invalid parameter \"match[]\": %s",
+				     a.msg);
 		return 1;
 	}
 	*out = a.v;
@@ -603,9 +610,9 @@ static int ref_cmp(const void *a, const void *b)
 	return ts_labels_cmp(x->labels, x->n_labels, y->labels, y->n_labels);
 }
 
-int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n,
-			int64_t mint, int64_t maxt, bool need_chunks, struct ts_api_union *u,
-			char *msg, size_t msg_len)
+int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n, int64_t mint,
+			int64_t maxt, bool need_chunks, struct ts_api_union *u, char *msg,
+			size_t msg_len)
 {
 	memset(u, 0, sizeof *u);
 	int rc = 0;
@@ -815,9 +822,7 @@ int ts_jdoc_parse(struct ts_jdoc *d, const char *text, size_t len, char *msg, si
 			v->type = TS_JV_BOOL;
 			v->b = tok == TS_JSONL_TRUE;
 			break;
-		default:
-			v->type = TS_JV_NULL;
-			break;
+		default: v->type = TS_JV_NULL; break;
 		}
 	}
 	if (d->n == 0) {

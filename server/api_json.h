@@ -32,15 +32,20 @@
 struct ts_app;
 
 /* Route registration of the read side's files, called by ts_query_routes (api.c). */
-int ts__read_routes(struct ts_app *app);     /* read.c */
-int ts__export_routes(struct ts_app *app);   /* export.c */
-int ts__grafana_routes(struct ts_app *app);  /* grafana.c */
+int ts__read_routes(struct ts_app *app);    /* read.c */
+int ts__export_routes(struct ts_app *app);  /* export.c */
+int ts__grafana_routes(struct ts_app *app); /* grafana.c */
 
 /* ---- envelope ---- */
 
 enum ts_api_errtype {
-	TS_API_BAD_DATA = 0, TS_API_EXECUTION, TS_API_TIMEOUT, TS_API_CANCELED,
-	TS_API_INTERNAL, TS_API_NOT_FOUND, TS_API_UNAVAILABLE
+	TS_API_BAD_DATA = 0,
+	TS_API_EXECUTION,
+	TS_API_TIMEOUT,
+	TS_API_CANCELED,
+	TS_API_INTERNAL,
+	TS_API_NOT_FOUND,
+	TS_API_UNAVAILABLE
 };
 
 /* Answers {"status":"error",...} with the type's status. The message is printf-style
@@ -80,8 +85,8 @@ int ts_api_time_param(struct ts_net_response *resp, const struct ts_params *p, c
 		      int64_t def, int64_t *out);
 /* A duration parameter ("5m" or float seconds, negative allowed as Prometheus does):
  * *out = def when absent. Answers 400 and returns non-zero when bad. */
-int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *p,
-			  const char *name, int64_t def, int64_t *out);
+int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *p, const char *name,
+			  int64_t def, int64_t *out);
 /* "limit": 0 when absent (no limit). Answers 400 and returns non-zero when bad. */
 int ts_api_limit_param(struct ts_net_response *resp, const struct ts_params *p, size_t *out);
 /* Milliseconds since the epoch. */
@@ -104,8 +109,8 @@ void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n)
  * to the matchers of every vector selector in it, and prints the tree back into *out
  * (NUL-terminated, free with ts_free). Returns 0, TS_EINVALID with the parse error in
  * msg, -ENOMEM. */
-int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n,
-			char **out, char *msg, size_t msg_len);
+int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n, char **out,
+			char *msg, size_t msg_len);
 
 /* ---- series selectors (match[]) ---- */
 
@@ -147,9 +152,9 @@ struct ts_api_union {
 	struct ts_api_ref *refs;
 	size_t n_refs;
 };
-int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n,
-			int64_t mint, int64_t maxt, bool need_chunks, struct ts_api_union *u,
-			char *msg, size_t msg_len);
+int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n, int64_t mint,
+			int64_t maxt, bool need_chunks, struct ts_api_union *u, char *msg,
+			size_t msg_len);
 void ts_api_union_fini(struct ts_api_union *u);
 
 /* ---- the evaluator ---- */
@@ -173,16 +178,16 @@ struct ts_jv {
 	enum ts_jv_type type;
 	bool b;
 	double num;
-	const char *s;      /* STR; also the raw text of NUM */
+	const char *s; /* STR; also the raw text of NUM */
 	size_t len;
-	const char *key;    /* NULL outside objects */
+	const char *key; /* NULL outside objects */
 	size_t key_len;
-	uint32_t child;     /* ARR/OBJ: index of the first element, 0 if none */
-	uint32_t next;      /* index of the next sibling, 0 if none (0 is the root) */
+	uint32_t child; /* ARR/OBJ: index of the first element, 0 if none */
+	uint32_t next;	/* index of the next sibling, 0 if none (0 is the root) */
 };
 
 struct ts_jdoc {
-	struct ts_jv *v;    /* v[0] is the root */
+	struct ts_jv *v; /* v[0] is the root */
 	size_t n, cap;
 	char *str;
 };

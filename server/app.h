@@ -19,22 +19,33 @@ enum ts_proto { TS_PROTO_RW = 0, TS_PROTO_INFLUX, TS_PROTO_JSONL, TS_PROTO_PROMT
 
 /* Why samples were not stored (the label "reason" of tsdb_samples_rejected_total). */
 enum ts_reject {
-	TS_REJ_OUT_OF_ORDER = 0, TS_REJ_DUPLICATE, TS_REJ_TOO_OLD, TS_REJ_TOO_FUTURE,
-	TS_REJ_INVALID_SERIES, TS_REJ_HISTOGRAM, TS_REJ_STRING_FIELD, TS_REJ_PARSE_ERROR,
+	TS_REJ_OUT_OF_ORDER = 0,
+	TS_REJ_DUPLICATE,
+	TS_REJ_TOO_OLD,
+	TS_REJ_TOO_FUTURE,
+	TS_REJ_INVALID_SERIES,
+	TS_REJ_HISTOGRAM,
+	TS_REJ_STRING_FIELD,
+	TS_REJ_PARSE_ERROR,
 	TS_REJ_N
 };
 
 /* Requests refused whole, by limit (tsdb_requests_limited_total). */
 enum ts_limit {
-	TS_LIM_BODY = 0, TS_LIM_DECODED, TS_LIM_LABELS, TS_LIM_SERIES, TS_LIM_LINE, TS_LIM_N
+	TS_LIM_BODY = 0,
+	TS_LIM_DECODED,
+	TS_LIM_LABELS,
+	TS_LIM_SERIES,
+	TS_LIM_LINE,
+	TS_LIM_N
 };
 
 struct ts_app_limits {
-	size_t max_decoded_bytes;   /* decompressed body; default 32 MiB */
-	uint32_t max_labels;        /* per series; default 64 */
-	uint32_t max_name_len;      /* label name; default 256 */
-	uint32_t max_value_len;     /* label value; default 4096 */
-	size_t max_line_bytes;      /* one line of line protocol or Prometheus text; 256 KiB */
+	size_t max_decoded_bytes; /* decompressed body; default 32 MiB */
+	uint32_t max_labels;	  /* per series; default 64 */
+	uint32_t max_name_len;	  /* label name; default 256 */
+	uint32_t max_value_len;	  /* label value; default 4096 */
+	size_t max_line_bytes;	  /* one line of line protocol or Prometheus text; 256 KiB */
 };
 
 struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */

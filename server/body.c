@@ -13,7 +13,7 @@
 int ts_body_gunzip(const uint8_t *src, size_t len, size_t limit, uint8_t **buf, size_t *cap,
 		   size_t *out_len)
 {
-	z_stream z = {0};
+	z_stream z = { 0 };
 	if (len > UINT32_MAX)
 		return TS_ELIMIT;
 	if (inflateInit2(&z, 15 + 32) != Z_OK)

@@ -63,8 +63,8 @@ static int perr(struct ts_expfmt_parser *p, size_t at, const char *fmt, ...)
 static int perr(struct ts_expfmt_parser *p, size_t at, const char *fmt, ...)
 {
 	size_t col = at >= p->line_start ? at - p->line_start + 1 : 1;
-	int w = snprintf(p->err, sizeof p->err, "line %llu col %zu: ",
-			 (unsigned long long)p->line, col);
+	int w = snprintf(p->err, sizeof p->err, "line %llu col %zu: ", (unsigned long long)p->line,
+			 col);
 	if (w < 0)
 		w = 0;
 	va_list ap;
@@ -216,7 +216,8 @@ static int push_label(struct ts_expfmt_parser *p, uint32_t n, struct tok name, s
 		p->labels = l;
 		p->labels_cap = cap;
 	}
-	p->labels[n] = (struct ts_label){ .name = name.s, .value = value.s,
+	p->labels[n] = (struct ts_label){ .name = name.s,
+					  .value = value.s,
 					  .name_len = (uint32_t)name.len,
 					  .value_len = (uint32_t)value.len };
 	return 0;
@@ -235,7 +236,8 @@ static int parse_meta(struct ts_expfmt_parser *p, size_t begin, int is_help,
 		if ((rc = unescape(p, begin, &name, 0)) != 0)
 			return rc;
 		if (name.len == 0)
-			return perr(p, p->pos, "empty metric name after %s", is_help ? "HELP" : "TYPE");
+			return perr(p, p->pos, "empty metric name after %s",
+				    is_help ? "HELP" : "TYPE");
 	} else {
 		name = take_name(p, 1);
 		if (name.len == 0)
@@ -424,8 +426,9 @@ static int parse_series(struct ts_expfmt_parser *p, size_t begin, struct ts_expf
 		skip_blanks(p);
 	}
 	if (at(p, p->pos) != '\n')
-		return perr(p, p->pos, e->has_ts ? "expected end of line after timestamp"
-						 : "expected timestamp or end of line");
+		return perr(p, p->pos,
+			    e->has_ts ? "expected end of line after timestamp"
+				      : "expected timestamp or end of line");
 	if ((rc = push_label(p, n, (struct tok){ "__name__", 8 }, mname)) != 0)
 		return rc;
 	n++;

@@ -50,17 +50,17 @@ enum ts_expfmt_type {
 
 enum ts_expfmt_kind {
 	TS_EXPFMT_SERIES = 1, /* a sample line */
-	TS_EXPFMT_HELP,       /* # HELP */
-	TS_EXPFMT_TYPE,       /* # TYPE */
+	TS_EXPFMT_HELP,	      /* # HELP */
+	TS_EXPFMT_TYPE,	      /* # TYPE */
 };
 
 struct ts_expfmt_entry {
-	uint8_t kind;       /* enum ts_expfmt_kind */
-	uint8_t type;       /* TYPE: the declared type. SERIES: the type of the latest TYPE
+	uint8_t kind;	/* enum ts_expfmt_kind */
+	uint8_t type;	/* TYPE: the declared type. SERIES: the type of the latest TYPE
 			     * line (Prometheus' own bookkeeping; it is not checked to belong
 			     * to the same family) */
-	uint8_t has_ts;     /* SERIES: the line carried a timestamp */
-	uint64_t line;      /* 1-based line the entry starts on */
+	uint8_t has_ts; /* SERIES: the line carried a timestamp */
+	uint64_t line;	/* 1-based line the entry starts on */
 	/* HELP / TYPE: the family name (unquoted, unescaped) */
 	const char *name;
 	uint32_t name_len;
@@ -88,7 +88,7 @@ struct ts_expfmt_parser {
 	size_t scratch_cap;
 	size_t scratch_len;
 	uint64_t err_line;
-	char err[256];      /* "line N col C: what is wrong" */
+	char err[256]; /* "line N col C: what is wrong" */
 };
 
 /* Prepares p to decode body[0..len) (borrowed until ts_expfmt_fini, not

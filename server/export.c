@@ -58,12 +58,12 @@ static int piece_send(struct ts_net_response *resp, struct piece *pc, int force)
 		return 0;
 	char *p = pc->p;
 	size_t len = pc->len;
-	*pc = (struct piece){0};
+	*pc = (struct piece){ 0 };
 	return ts_net_stream_write(resp, p, len);
 }
 
-static int export_series(struct ts_net_response *resp, struct piece *pc,
-			 const struct ts_api_ref *r, struct ts_sample *buf)
+static int export_series(struct ts_net_response *resp, struct piece *pc, const struct ts_api_ref *r,
+			 struct ts_sample *buf)
 {
 	struct ts_iter *it;
 	int rc = ts_iter_new(r->set, r->i, &it);
@@ -100,7 +100,7 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 	struct ts_api_selector *sel = NULL;
 	size_t n_sel = 0;
 	int64_t start, end;
-	struct ts_api_union u = {0};
+	struct ts_api_union u = { 0 };
 	char msg[400] = "";
 	if (ts_api_params(req, resp, &p) || ts_api_selectors(resp, &p, &sel, &n_sel))
 		goto out;
@@ -115,14 +115,13 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 		ts_api_error(resp, TS_API_BAD_DATA, "end timestamp must not be before start time");
 		goto out;
 	}
-	int rc = ts_api_union_select(app->db, sel, n_sel, start, end, false, &u, msg,
-				     sizeof msg);
+	int rc = ts_api_union_select(app->db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
 	if (rc) {
 		if (rc == TS_EINVALID)
 			ts_api_error(resp, TS_API_BAD_DATA, "%s", msg[0] ? msg : "invalid matcher");
 		else
-			ts_api_error(resp, rc == -ENOMEM ? TS_API_UNAVAILABLE : TS_API_INTERNAL, "%s",
-				     ts_strerror(rc));
+			ts_api_error(resp, rc == -ENOMEM ? TS_API_UNAVAILABLE : TS_API_INTERNAL,
+				     "%s", ts_strerror(rc));
 		goto out;
 	}
 	struct ts_sample *buf = ts_malloc(LINE_SAMPLES * sizeof *buf);
@@ -131,7 +130,7 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 		goto out;
 	}
 	ts_net_response_header(resp, "Content-Type", "application/stream+json; charset=utf-8");
-	struct piece pc = {0};
+	struct piece pc = { 0 };
 	rc = ts_net_stream_begin(resp, 200);
 	for (size_t i = 0; rc == 0 && i < u.n_refs; i++)
 		rc = export_series(resp, &pc, &u.refs[i], buf);

@@ -37,7 +37,7 @@
 #define EXP_CLAMP 99999
 
 static const double pow10_exact[23] = {
-	1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+	1e0,  1e1,  1e2,  1e3,	1e4,  1e5,  1e6,  1e7,	1e8,  1e9,  1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
@@ -56,9 +56,9 @@ int ts_fmtnum_parse_double(const char *s, size_t len, double *out)
 	}
 	/* Pass 1: syntax, significand (first 19 significant digits), exponent. */
 	uint64_t mant = 0;
-	int n_sig = 0;         /* significant digits seen (after leading zeros) */
-	int n_kept = 0;        /* of which folded into mant */
-	long long dexp = 0;    /* value = mant * 10^dexp (ignoring dropped digits) */
+	int n_sig = 0;	    /* significant digits seen (after leading zeros) */
+	int n_kept = 0;	    /* of which folded into mant */
+	long long dexp = 0; /* value = mant * 10^dexp (ignoring dropped digits) */
 	int dropped_nonzero = 0;
 	int any_digit = 0;
 	size_t int_start = i;
@@ -127,8 +127,7 @@ int ts_fmtnum_parse_double(const char *s, size_t len, double *out)
 		return 0;
 	}
 	long long ex = dexp + e10;
-	if (!dropped_nonzero && n_kept == n_sig && mant <= (1ULL << 53) && ex >= -22 &&
-	    ex <= 22) {
+	if (!dropped_nonzero && n_kept == n_sig && mant <= (1ULL << 53) && ex >= -22 && ex <= 22) {
 		double v = (double)mant;
 		v = ex < 0 ? v / pow10_exact[-ex] : v * pow10_exact[ex];
 		*out = neg ? -v : v;

@@ -66,8 +66,8 @@ static void gf_error(struct ts_net_response *resp, int status, const char *msg)
 }
 
 static const int errtype_status[] = {
-	[TS_API_BAD_DATA] = 400, [TS_API_EXECUTION] = 422, [TS_API_TIMEOUT] = 503,
-	[TS_API_CANCELED] = 499, [TS_API_INTERNAL] = 500,  [TS_API_NOT_FOUND] = 404,
+	[TS_API_BAD_DATA] = 400,    [TS_API_EXECUTION] = 422, [TS_API_TIMEOUT] = 503,
+	[TS_API_CANCELED] = 499,    [TS_API_INTERNAL] = 500,  [TS_API_NOT_FOUND] = 404,
 	[TS_API_UNAVAILABLE] = 503,
 };
 
@@ -114,8 +114,10 @@ static void h_root(const struct ts_http_request *req, struct ts_net_response *re
 	ts_net_respond_text(resp, 200, "text/plain; charset=utf-8", "OK\n");
 }
 
-static const char *const aggregations[] = {"sum", "avg", "min", "max", "count", "stddev", "group"};
-static const char *const functions[] = {"rate", "irate", "increase", "delta", "idelta", "deriv"};
+static const char *const aggregations[] = {
+	"sum", "avg", "min", "max", "count", "stddev", "group"
+};
+static const char *const functions[] = { "rate", "irate", "increase", "delta", "idelta", "deriv" };
 #define N_OF(a) (sizeof a / sizeof *a)
 
 static void options(struct ts_sbuf *b, const char *none, const char *const *v, size_t n)
@@ -129,18 +131,18 @@ static void options(struct ts_sbuf *b, const char *none, const char *const *v, s
 static void payloads(struct ts_sbuf *b)
 {
 	ts_sbuf_str(b, "[{\"label\":\"Function\",\"name\":\"function\",\"type\":\"select\","
-		    "\"placeholder\":\"none\",\"options\":");
+		       "\"placeholder\":\"none\",\"options\":");
 	options(b, "none", functions, N_OF(functions));
 	ts_sbuf_str(b, "},{\"label\":\"Range\",\"name\":\"range\",\"type\":\"input\","
-		    "\"placeholder\":\"5m (default: 4 steps, at least 1m)\"},"
-		    "{\"label\":\"Aggregation\",\"name\":\"aggregation\",\"type\":\"select\","
-		    "\"placeholder\":\"none\",\"options\":");
+		       "\"placeholder\":\"5m (default: 4 steps, at least 1m)\"},"
+		       "{\"label\":\"Aggregation\",\"name\":\"aggregation\",\"type\":\"select\","
+		       "\"placeholder\":\"none\",\"options\":");
 	options(b, "none", aggregations, N_OF(aggregations));
 	ts_sbuf_str(b, "},{\"label\":\"By\",\"name\":\"by\",\"type\":\"multi-select\","
-		    "\"placeholder\":\"labels to group by\"},"
-		    "{\"label\":\"Format\",\"name\":\"format\",\"type\":\"select\",\"options\":"
-		    "[{\"label\":\"Time series\",\"value\":\"time_series\"},"
-		    "{\"label\":\"Table\",\"value\":\"table\"}]}]");
+		       "\"placeholder\":\"labels to group by\"},"
+		       "{\"label\":\"Format\",\"name\":\"format\",\"type\":\"select\",\"options\":"
+		       "[{\"label\":\"Time series\",\"value\":\"time_series\"},"
+		       "{\"label\":\"Table\",\"value\":\"table\"}]}]");
 }
 
 static int metric_names(struct ts_app *app, struct ts_strlist *l)
@@ -195,11 +197,11 @@ static void h_payload_options(const struct ts_http_request *req, struct ts_net_r
 		options(&b, "none", aggregations, N_OF(aggregations));
 	} else if (name && strcmp(name, "format") == 0) {
 		ts_sbuf_str(&b, "[{\"label\":\"Time series\",\"value\":\"time_series\"},"
-			    "{\"label\":\"Table\",\"value\":\"table\"}]");
+				"{\"label\":\"Table\",\"value\":\"table\"}]");
 	} else if (name && strcmp(name, "by") == 0) {
 		/* The labels of the selected metric (all labels without one). */
-		struct ts_matcher m = {TS_MATCH_EQ, "__name__", metric ? metric : ""};
-		struct ts_strlist l = {0};
+		struct ts_matcher m = { TS_MATCH_EQ, "__name__", metric ? metric : "" };
+		struct ts_strlist l = { 0 };
 		int rc = ts_db_label_names(app->db, &m, metric && *metric ? 1 : 0, INT64_MIN,
 					   INT64_MAX, &l, NULL, 0);
 		ts_sbuf_str(&b, "[");
@@ -226,7 +228,7 @@ static void h_tag_keys(const struct ts_http_request *req, struct ts_net_response
 {
 	struct ts_app *app = arg;
 	(void)req;
-	struct ts_strlist l = {0};
+	struct ts_strlist l = { 0 };
 	if (ts_db_label_names(app->db, NULL, 0, INT64_MIN, INT64_MAX, &l, NULL, 0)) {
 		gf_error(resp, 500, "cannot list label names");
 		return;
@@ -238,8 +240,7 @@ static void h_tag_keys(const struct ts_http_request *req, struct ts_net_response
 	reply(resp, 200, &b);
 }
 
-static void h_tag_values(const struct ts_http_request *req, struct ts_net_response *resp,
-			 void *arg)
+static void h_tag_values(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
 	struct ts_jdoc d;
@@ -250,7 +251,7 @@ static void h_tag_values(const struct ts_http_request *req, struct ts_net_respon
 		gf_error(resp, 400, "\"key\" (a label name) is required");
 		goto out;
 	}
-	struct ts_strlist l = {0};
+	struct ts_strlist l = { 0 };
 	if (ts_db_label_values(app->db, key, NULL, 0, INT64_MIN, INT64_MAX, &l, NULL, 0)) {
 		gf_error(resp, 500, "cannot list label values");
 		goto out;
@@ -296,8 +297,14 @@ out:
 /* ---- ad-hoc filters ---- */
 
 /* The first four are the engine's enum ts_match_type values, in its order. */
-enum fop { F_EQ = TS_MATCH_EQ, F_NEQ = TS_MATCH_NEQ, F_RE = TS_MATCH_RE, F_NRE = TS_MATCH_NRE,
-	   F_LT, F_GT };
+enum fop {
+	F_EQ = TS_MATCH_EQ,
+	F_NEQ = TS_MATCH_NEQ,
+	F_RE = TS_MATCH_RE,
+	F_NRE = TS_MATCH_NRE,
+	F_LT,
+	F_GT
+};
 
 struct filter {
 	enum fop op;
@@ -310,7 +317,7 @@ struct filter {
 static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, char *msg,
 			size_t msg_len)
 {
-	static const char *const ops[] = {"=", "!=", "=~", "!~", "<", ">"};
+	static const char *const ops[] = { "=", "!=", "=~", "!~", "<", ">" };
 	const struct ts_jv *a = ts_jv_get(d, &d->v[0], "filters");
 	if (!a || a->type == TS_JV_NULL)
 		a = ts_jv_get(d, &d->v[0], "adhocFilters");
@@ -346,10 +353,11 @@ static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, ch
 			return -1;
 		}
 		if (strlen(val->s) != val->len) {
-			snprintf(msg, msg_len, "filter value of \"%.100s\" contains a NUL byte", key);
+			snprintf(msg, msg_len, "filter value of \"%.100s\" contains a NUL byte",
+				 key);
 			return -1;
 		}
-		*x = (struct filter){(enum fop)k, key, val->s, val->len, 0};
+		*x = (struct filter){ (enum fop)k, key, val->s, val->len, 0 };
 		if ((x->op == F_LT || x->op == F_GT) &&
 		    ts_fmtnum_parse_double(val->s, val->len, &x->num) == TS_EINVALID) {
 			snprintf(msg, msg_len, "filter \"%.100s %s\" needs a number", key, op);
@@ -369,8 +377,10 @@ static int passes(const struct ts_qseries *s, const struct filter *f, size_t nf)
 		size_t kl = strlen(f[i].key);
 		double v = NAN;
 		for (uint32_t k = 0; k < s->n_labels; k++)
-			if (s->labels[k].name_len == kl && memcmp(s->labels[k].name, f[i].key, kl) == 0 &&
-			    ts_fmtnum_parse_double(s->labels[k].value, s->labels[k].value_len, &v) == TS_EINVALID)
+			if (s->labels[k].name_len == kl &&
+			    memcmp(s->labels[k].name, f[i].key, kl) == 0 &&
+			    ts_fmtnum_parse_double(s->labels[k].value, s->labels[k].value_len,
+						   &v) == TS_EINVALID)
 				v = NAN;
 		if (!(f[i].op == F_LT ? v < f[i].num : v > f[i].num))
 			return 0;
@@ -447,7 +457,8 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 			name[k] = 0;
 			if (!ts_api_label_name_valid(name, strlen(name))) {
 				ts_sbuf_fini(&by);
-				snprintf(msg, msg_len, "invalid label name in \"by\": \"%.100s\"", name);
+				snprintf(msg, msg_len, "invalid label name in \"by\": \"%.100s\"",
+					 name);
 				return -1;
 			}
 			if (by.len)
@@ -475,7 +486,8 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 		if (range)
 			ts_sbuf_str(b, range);
 		else
-			ts_sbuf_printf(b, "%lldms", (long long)(4 * step_ms > 60000 ? 4 * step_ms : 60000));
+			ts_sbuf_printf(b, "%lldms",
+				       (long long)(4 * step_ms > 60000 ? 4 * step_ms : 60000));
 		ts_sbuf_str(b, sel ? "])" : ":])");
 	} else {
 		ts_sbuf_str(b, target);
@@ -500,7 +512,7 @@ static void number(struct ts_sbuf *b, double v)
 
 struct qctx {
 	struct ts_sbuf *out;
-	int n_out;           /* items written so far */
+	int n_out; /* items written so far */
 	const struct filter *f;
 	size_t nf;
 };
@@ -605,7 +617,8 @@ static int emit_table(struct qctx *c, const struct ts_qresult *r, int64_t t_ms)
 			if (!passes(s, c->f, c->nf) || !s->n_points)
 				continue;
 			const struct ts_qpoint *pt = &s->points[s->n_points - 1];
-			ts_sbuf_printf(b, "%s[%lld", k++ ? "," : "", (long long)(r->type == TS_QV_VECTOR ? pt->t_ms : t_ms));
+			ts_sbuf_printf(b, "%s[%lld", k++ ? "," : "",
+				       (long long)(r->type == TS_QV_VECTOR ? pt->t_ms : t_ms));
 			for (size_t j = 0; j < nc; j++) {
 				const struct ts_label *v = NULL;
 				for (uint32_t x = 0; x < s->n_labels && !v; x++) {
@@ -701,15 +714,17 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	size_t nfm = 0;
 	for (size_t i = 0; i < nf; i++)
 		if (f[i].op <= F_NRE)
-			fm[nfm++] = (struct ts_matcher){(enum ts_match_type)f[i].op, f[i].key, f[i].value};
-	int64_t step = pick_step(from, to, num_member(&d, "intervalMs"), num_member(&d, "maxDataPoints"));
+			fm[nfm++] = (struct ts_matcher){ (enum ts_match_type)f[i].op, f[i].key,
+							 f[i].value };
+	int64_t step = pick_step(from, to, num_member(&d, "intervalMs"),
+				 num_member(&d, "maxDataPoints"));
 	int64_t start = from - (from % step + step) % step;
 	const struct ts_jv *targets = ts_jv_get(&d, &d.v[0], "targets");
 	if (targets && targets->type != TS_JV_ARR) {
 		gf_error(resp, 400, "targets must be an array");
 		goto out;
 	}
-	struct qctx c = {&out, 0, f, nf};
+	struct qctx c = { &out, 0, f, nf };
 	ts_sbuf_str(&out, "[");
 	for (const struct ts_jv *t = ts_jv_first(&d, targets); t; t = ts_jv_next(&d, t)) {
 		const struct ts_jv *hide = ts_jv_get(&d, t, "hide");
@@ -735,9 +750,10 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		struct ts_qerr err;
 		int table = is_table(&d, t);
 		/* pick_step keeps (to - from) / step below 11,000; aligning the start adds one. */
-		struct ts_qopts o = {.max_points = MAX_POINTS + 1};
+		struct ts_qopts o = { .max_points = MAX_POINTS + 1 };
 		rc = table ? ts_api_eval_instant(app->db, text, strlen(text), to, &o, &r, &err)
-			   : ts_api_eval_range(app->db, text, strlen(text), start, to, step, &o, &r, &err);
+			   : ts_api_eval_range(app->db, text, strlen(text), start, to, step, &o, &r,
+					       &err);
 		if (rc) {
 			gf_error(resp, errtype_status[ts_api_eval_errtype(rc, &err)],
 				 err.msg[0] ? err.msg : ts_strerror(rc));
@@ -840,15 +856,16 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 {
 	struct ts_app *app = arg;
 	struct ts_jdoc d;
-	struct ts_strlist l = {0};
-	struct ts_api_selector sel = {0};
+	struct ts_strlist l = { 0 };
+	struct ts_api_selector sel = { 0 };
 	struct ts_qresult *r = NULL;
 	char args[4096], msg[600] = "";
 	if (body_doc(req, resp, &d))
 		goto out;
 	const struct ts_jv *payload = ts_jv_get(&d, &d.v[0], "payload");
-	const char *target = payload && payload->type == TS_JV_STR ? payload->s :
-			     ts_jv_str(ts_jv_get(&d, payload, "target"));
+	const char *target = payload && payload->type == TS_JV_STR
+				     ? payload->s
+				     : ts_jv_str(ts_jv_get(&d, payload, "target"));
 	if (!target)
 		target = ts_jv_str(ts_jv_get(&d, &d.v[0], "target"));
 	if (!target)
@@ -860,8 +877,9 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 	struct ts_matcher m;
 	if (!*target || call_args(target, "metrics", args, sizeof args)) {
 		a = *target ? call_args(target, "metrics", args, sizeof args) : "";
-		m = (struct ts_matcher){TS_MATCH_RE, "__name__", *a ? a : ".*"};
-		rc = ts_db_label_values(app->db, "__name__", &m, 1, INT64_MIN, INT64_MAX, &l, msg, sizeof msg);
+		m = (struct ts_matcher){ TS_MATCH_RE, "__name__", *a ? a : ".*" };
+		rc = ts_db_label_values(app->db, "__name__", &m, 1, INT64_MIN, INT64_MAX, &l, msg,
+					sizeof msg);
 	} else if (call_args(target, "label_names", args, sizeof args)) {
 		rc = ts_db_label_names(app->db, NULL, 0, INT64_MIN, INT64_MAX, &l, msg, sizeof msg);
 	} else if ((a = call_args(target, "label_values", args, sizeof args)) != NULL) {
@@ -877,8 +895,8 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			rc = TS_EINVALID;
 		}
 		if (rc == 0)
-			rc = ts_db_label_values(app->db, name, sel.m, sel.n, INT64_MIN, INT64_MAX, &l,
-						msg, sizeof msg);
+			rc = ts_db_label_values(app->db, name, sel.m, sel.n, INT64_MIN, INT64_MAX,
+						&l, msg, sizeof msg);
 	} else if ((a = call_args(target, "query_result", args, sizeof args)) != NULL) {
 		int64_t from, to;
 		struct ts_qerr err;
@@ -894,7 +912,8 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 		}
 		results = 1;
 	} else {
-		gf_error(resp, 400, "unsupported variable query: use label_names(), label_values([selector,] "
+		gf_error(resp, 400,
+			 "unsupported variable query: use label_names(), label_values([selector,] "
 			 "label), metrics([regex]) or query_result(expr)");
 		goto out;
 	}
@@ -916,7 +935,8 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			if (s->n_points) {
 				char v[TS_FMT_DOUBLE_MAX + 24];
 				ts_api_fmt_value(v, s->points[s->n_points - 1].v);
-				ts_sbuf_printf(&t, " %s %lld", v, (long long)s->points[s->n_points - 1].t_ms);
+				ts_sbuf_printf(&t, " %s %lld", v,
+					       (long long)s->points[s->n_points - 1].t_ms);
 			}
 			var_item(&b, &k, t.p ? t.p : "", t.len);
 			ts_sbuf_fini(&t);
@@ -983,12 +1003,15 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 			const struct ts_qseries *s = &r->series[i];
 			for (size_t p = 0; p < s->n_points;) {
 				size_t e = p;
-				while (e + 1 < s->n_points && s->points[e + 1].t_ms - s->points[e].t_ms <= step)
+				while (e + 1 < s->n_points &&
+				       s->points[e + 1].t_ms - s->points[e].t_ms <= step)
 					e++;
-				ts_sbuf_str(&b, k++ ? ",{\"annotation\":{\"name\":" : "{\"annotation\":{\"name\":");
+				ts_sbuf_str(&b, k++ ? ",{\"annotation\":{\"name\":"
+						    : "{\"annotation\":{\"name\":");
 				ts_sbuf_json_str(&b, name ? name : "", name ? strlen(name) : 0);
 				ts_sbuf_printf(&b, "},\"time\":%lld,\"timeEnd\":%lld,\"title\":",
-					       (long long)s->points[p].t_ms, (long long)s->points[e].t_ms);
+					       (long long)s->points[p].t_ms,
+					       (long long)s->points[e].t_ms);
 				struct ts_sbuf t;
 				ts_sbuf_init(&t);
 				ts_api_series_name(&t, s->labels, s->n_labels);
@@ -998,11 +1021,13 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 				ts_sbuf_fini(&t);
 				ts_sbuf_str(&b, ",\"tags\":[");
 				for (uint32_t x = 0, y = 0; x < s->n_labels; x++) {
-					if (s->labels[x].name_len == 8 && !memcmp(s->labels[x].name, "__name__", 8))
+					if (s->labels[x].name_len == 8 &&
+					    !memcmp(s->labels[x].name, "__name__", 8))
 						continue;
 					if (y++)
 						ts_sbuf_str(&b, ",");
-					ts_sbuf_json_str(&b, s->labels[x].value, s->labels[x].value_len);
+					ts_sbuf_json_str(&b, s->labels[x].value,
+							 s->labels[x].value_len);
 				}
 				ts_sbuf_str(&b, "]}");
 				p = e + 1;
@@ -1025,17 +1050,18 @@ int ts__grafana_routes(struct ts_app *app)
 		ts_net_handler fn;
 		const char *name;
 	} r[] = {
-		{"GET", "/grafana", h_root, "grafana"},
-		{"GET", "/grafana/", h_root, "grafana"},
-		{"POST", "/grafana/metrics", h_metrics, "grafana_metrics"},
-		{"POST", "/grafana/metric-payload-options", h_payload_options, "grafana_payload_options"},
-		{"POST", "/grafana/options", h_payload_options, "grafana_payload_options"},
-		{"POST", "/grafana/query", h_query, "grafana_query"},
-		{"POST", "/grafana/variable", h_variable, "grafana_variable"},
-		{"POST", "/grafana/tag-keys", h_tag_keys, "grafana_tag_keys"},
-		{"POST", "/grafana/tag-values", h_tag_values, "grafana_tag_values"},
-		{"POST", "/grafana/search", h_search, "grafana_search"},
-		{"POST", "/grafana/annotations", h_annotations, "grafana_annotations"},
+		{ "GET", "/grafana", h_root, "grafana" },
+		{ "GET", "/grafana/", h_root, "grafana" },
+		{ "POST", "/grafana/metrics", h_metrics, "grafana_metrics" },
+		{ "POST", "/grafana/metric-payload-options", h_payload_options,
+		  "grafana_payload_options" },
+		{ "POST", "/grafana/options", h_payload_options, "grafana_payload_options" },
+		{ "POST", "/grafana/query", h_query, "grafana_query" },
+		{ "POST", "/grafana/variable", h_variable, "grafana_variable" },
+		{ "POST", "/grafana/tag-keys", h_tag_keys, "grafana_tag_keys" },
+		{ "POST", "/grafana/tag-values", h_tag_values, "grafana_tag_values" },
+		{ "POST", "/grafana/search", h_search, "grafana_search" },
+		{ "POST", "/grafana/annotations", h_annotations, "grafana_annotations" },
 	};
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++)

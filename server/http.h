@@ -38,10 +38,10 @@
 #include <stdint.h>
 
 struct ts_http_limits {
-    size_t max_header_bytes; /* request line + headers (and, separately, trailers); 64 KiB */
-    size_t max_headers;      /* header lines; 100 */
-    uint64_t max_body_bytes; /* transfer body (chunk data, not framing); 32 MiB */
-    size_t max_url_bytes;    /* request-target; 16 KiB */
+	size_t max_header_bytes; /* request line + headers (and, separately, trailers); 64 KiB */
+	size_t max_headers;	 /* header lines; 100 */
+	uint64_t max_body_bytes; /* transfer body (chunk data, not framing); 32 MiB */
+	size_t max_url_bytes;	 /* request-target; 16 KiB */
 };
 
 #define TS_HTTP_DEFAULT_MAX_HEADER_BYTES (64u * 1024)
@@ -55,10 +55,10 @@ struct ts_http_limits {
 void ts_http_limits_default(struct ts_http_limits *l);
 
 struct ts_http_header {
-    const char *name;  /* as sent (case kept), NUL-terminated */
-    const char *value; /* surrounding blanks removed, NUL-terminated */
-    size_t name_len;
-    size_t value_len;
+	const char *name;  /* as sent (case kept), NUL-terminated */
+	const char *value; /* surrounding blanks removed, NUL-terminated */
+	size_t name_len;
+	size_t value_len;
 };
 
 /*
@@ -67,22 +67,22 @@ struct ts_http_header {
  * pointer below points into storage the struct owns; all strings are NUL-terminated.
  */
 struct ts_http_request {
-    const char *method;   /* static string ("GET", "POST", ...) */
-    const char *target;   /* raw request-target as sent */
-    const char *path;     /* target up to '?' or '#', not percent-decoded; "*" for OPTIONS * */
-    const char *query;    /* raw query without '?', "" when absent */
-    size_t target_len, path_len, query_len;
-    struct ts_http_header *headers; /* in arrival order */
-    size_t n_headers;
-    char *body;           /* de-chunked body + a NUL not counted in body_len; NULL if empty */
-    size_t body_len;
-    int http_minor;       /* 0 or 1 (major is always 1) */
-    int keep_alive;       /* 1 when the connection may carry another request */
-    int expect_continue;  /* client sent Expect: 100-continue */
-    int chunked;          /* the body came chunked */
-    /* private */
-    char *ts__store;
-    size_t ts__store_len, ts__store_cap, ts__body_cap, ts__slots_cap;
+	const char *method; /* static string ("GET", "POST", ...) */
+	const char *target; /* raw request-target as sent */
+	const char *path;   /* target up to '?' or '#', not percent-decoded; "*" for OPTIONS * */
+	const char *query;  /* raw query without '?', "" when absent */
+	size_t target_len, path_len, query_len;
+	struct ts_http_header *headers; /* in arrival order */
+	size_t n_headers;
+	char *body; /* de-chunked body + a NUL not counted in body_len; NULL if empty */
+	size_t body_len;
+	int http_minor;	     /* 0 or 1 (major is always 1) */
+	int keep_alive;	     /* 1 when the connection may carry another request */
+	int expect_continue; /* client sent Expect: 100-continue */
+	int chunked;	     /* the body came chunked */
+	/* private */
+	char *ts__store;
+	size_t ts__store_len, ts__store_cap, ts__body_cap, ts__slots_cap;
 };
 
 void ts_http_request_init(struct ts_http_request *req);
@@ -91,7 +91,7 @@ void ts_http_request_fini(struct ts_http_request *req);
 /* First header whose name equals `name` ignoring ASCII case; NULL if none. The result is
  * borrowed from req. *value_len (may be NULL) gets its length. */
 const char *ts_http_request_header(const struct ts_http_request *req, const char *name,
-                                   size_t *value_len);
+				   size_t *value_len);
 
 struct ts_http_conn; /* opaque */
 
@@ -123,7 +123,7 @@ void ts_http_conn_free(struct ts_http_conn *c); /* accepts NULL */
  *   TS_ECLOSED   bytes after a request that ended the connection (status 0: send nothing)
  */
 int ts_http_feed(struct ts_http_conn *c, const char *buf, size_t len, size_t *consumed,
-                 struct ts_http_request *out);
+		 struct ts_http_request *out);
 /* Status code to answer after a failed feed; 0 when nothing should be sent. */
 int ts_http_conn_status(const struct ts_http_conn *c);
 /* One of TS_HTTP_PHASE_*. */
@@ -137,14 +137,14 @@ const char *ts_http_reason(int status);
 /* Response head. Content-Length, Date and Connection are always written by us (and
  * Transfer-Encoding when chunked): `headers` must not contain them. */
 struct ts_http_response_head {
-    int status;                          /* 100 ... 599 */
-    const struct ts_http_header *headers; /* extra headers, borrowed */
-    size_t n_headers;
-    uint64_t content_length;             /* ignored when chunked or close_delimited */
-    int chunked;                         /* Transfer-Encoding: chunked, no Content-Length */
-    int close_delimited;                 /* HTTP/1.0 streaming: neither, body ends at close */
-    int keep_alive;                      /* Connection: keep-alive, else close */
-    int64_t date_s;                      /* Unix seconds for the Date header */
+	int status;			      /* 100 ... 599 */
+	const struct ts_http_header *headers; /* extra headers, borrowed */
+	size_t n_headers;
+	uint64_t content_length; /* ignored when chunked or close_delimited */
+	int chunked;		 /* Transfer-Encoding: chunked, no Content-Length */
+	int close_delimited;	 /* HTTP/1.0 streaming: neither, body ends at close */
+	int keep_alive;		 /* Connection: keep-alive, else close */
+	int64_t date_s;		 /* Unix seconds for the Date header */
 };
 
 /*
@@ -154,7 +154,7 @@ struct ts_http_response_head {
  * reserved header. Pass cap 0 to size a buffer.
  */
 int ts_http_write_head(const struct ts_http_response_head *h, char *buf, size_t cap,
-                       size_t *len_out);
+		       size_t *len_out);
 /* Chunk framing for streaming responses. ts_http_chunk_prefix writes "<hex>\r\n" (at
  * most TS_HTTP_CHUNK_PREFIX_MAX bytes) and returns its length; a chunk is prefix, data,
  * TS_HTTP_CHUNK_SUFFIX; the body ends with TS_HTTP_CHUNK_LAST. Never write a 0 prefix

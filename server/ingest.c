@@ -82,7 +82,7 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 	    ts_grow((void **)&b->str, &b->cap_str, b->n_str + bytes, 1) ||
 	    ts_grow((void **)&b->smp, &b->cap_smp, b->n_smp + ns, sizeof *b->smp))
 		return -ENOMEM;
-	b->ser[b->n_ser++] = (struct batch_series){b->n_lab, b->n_smp, nl, (uint32_t)ns};
+	b->ser[b->n_ser++] = (struct batch_series){ b->n_lab, b->n_smp, nl, (uint32_t)ns };
 	for (uint32_t i = 0; i < nl; i++) {
 		struct ts_label *d = &b->lab[b->n_lab++];
 		memcpy(b->str + b->n_str, l[i].name, l[i].name_len);
@@ -102,7 +102,7 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 /* Outcome of a whole request, summed over its appends. */
 struct outcome {
 	struct ts_append_result r;
-	int engine_err;     /* first error ts_db_append returned */
+	int engine_err; /* first error ts_db_append returned */
 	uint64_t parse_errors, strings, histograms, invalid;
 	char first_msg[300];
 };
@@ -141,8 +141,8 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 		b->lab[i].value = b->str + (uintptr_t)b->lab[i].value;
 	}
 	for (size_t i = 0; i < b->n_ser; i++)
-		b->in[i] = (struct ts_series_in){b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
-						 b->smp + b->ser[i].smp_off, b->ser[i].n_smp};
+		b->in[i] = (struct ts_series_in){ b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
+						  b->smp + b->ser[i].smp_off, b->ser[i].n_smp };
 	struct ts_append_result r;
 	int rc = ts_db_append(app->db, b->in, b->n_ser, &r, NULL);
 	if (rc == 0)
@@ -158,7 +158,7 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 struct ts_ingest_ctx {
 	struct ts_ingest_ctx *next;
 	struct ts_rw_request rw;
-	uint8_t *dec;       /* decompressed body */
+	uint8_t *dec; /* decompressed body */
 	size_t dec_cap;
 	struct batch b;
 	struct ts_series_in *in;
@@ -256,14 +256,17 @@ static void summary(struct ts_sbuf *b, const struct outcome *o)
 {
 	ts_sbuf_printf(b, "%llu samples stored", (unsigned long long)o->r.n_appended);
 	if (o->r.n_duplicate)
-		ts_sbuf_printf(b, ", %llu exact duplicates accepted", (unsigned long long)o->r.n_duplicate);
+		ts_sbuf_printf(b, ", %llu exact duplicates accepted",
+			       (unsigned long long)o->r.n_duplicate);
 	uint64_t rej = n_rejected(o);
 	if (rej)
-		ts_sbuf_printf(b, "; %llu samples rejected (out of order %llu, conflicting value %llu, "
-			       "too old %llu, too far in the future %llu)",
-			       (unsigned long long)rej, (unsigned long long)o->r.n_out_of_order,
-			       (unsigned long long)o->r.n_conflict, (unsigned long long)o->r.n_too_old,
-			       (unsigned long long)o->r.n_too_future);
+		ts_sbuf_printf(
+			b,
+			"; %llu samples rejected (out of order %llu, conflicting value %llu, "
+			"too old %llu, too far in the future %llu)",
+			(unsigned long long)rej, (unsigned long long)o->r.n_out_of_order,
+			(unsigned long long)o->r.n_conflict, (unsigned long long)o->r.n_too_old,
+			(unsigned long long)o->r.n_too_future);
 	if (o->r.n_invalid_series + o->invalid)
 		ts_sbuf_printf(b, "; %llu series rejected for invalid labels",
 			       (unsigned long long)(o->r.n_invalid_series + o->invalid));
@@ -288,7 +291,8 @@ static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
 		return 0;
 	if (!((ce_len == 4 && strncasecmp(ce, "gzip", 4) == 0) ||
 	      (ce_len == 7 && strncasecmp(ce, "deflate", 7) == 0))) {
-		snprintf(err, err_len, "unsupported Content-Encoding %.*s (gzip, deflate or identity)",
+		snprintf(err, err_len,
+			 "unsupported Content-Encoding %.*s (gzip, deflate or identity)",
 			 (int)(ce_len > 40 ? 40 : ce_len), ce);
 		return 415;
 	}
@@ -297,7 +301,8 @@ static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
 				&c->dec_cap, &out);
 	if (rc == TS_ELIMIT) {
 		atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
-		snprintf(err, err_len, "decompressed body exceeds %zu bytes", app->lim.max_decoded_bytes);
+		snprintf(err, err_len, "decompressed body exceeds %zu bytes",
+			 app->lim.max_decoded_bytes);
 		return 413;
 	}
 	if (rc) {
@@ -349,9 +354,13 @@ static int set_metadata(struct ts_app *app, const struct ts_rw_request *rw)
 		const struct ts_rw_metadata *m = &rw->metadata[i];
 		if (!m->family.len || m->type > TS_MT_STATESET)
 			continue;
-		md[n++] = (struct ts_metadata){m->family.p, m->help.p, m->unit.p, (uint32_t)m->family.len,
-					       (uint32_t)m->help.len, (uint32_t)m->unit.len,
-					       (enum ts_metric_type)m->type};
+		md[n++] = (struct ts_metadata){ m->family.p,
+						m->help.p,
+						m->unit.p,
+						(uint32_t)m->family.len,
+						(uint32_t)m->help.len,
+						(uint32_t)m->unit.len,
+						(enum ts_metric_type)m->type };
 		if (n == 64 || i + 1 == rw->n_metadata) {
 			rc = ts_db_set_metadata(app->db, md, n);
 			n = 0;
@@ -362,10 +371,15 @@ static int set_metadata(struct ts_app *app, const struct ts_rw_request *rw)
 		if (!s->has_metadata || s->type > TS_MT_STATESET)
 			continue;
 		for (uint32_t k = 0; k < s->n_labels; k++)
-			if (s->labels[k].name_len == 8 && memcmp(s->labels[k].name, "__name__", 8) == 0) {
-				struct ts_metadata m = {s->labels[k].value, s->help.p, s->unit.p,
-							s->labels[k].value_len, (uint32_t)s->help.len,
-							(uint32_t)s->unit.len, (enum ts_metric_type)s->type};
+			if (s->labels[k].name_len == 8 &&
+			    memcmp(s->labels[k].name, "__name__", 8) == 0) {
+				struct ts_metadata m = { s->labels[k].value,
+							 s->help.p,
+							 s->unit.p,
+							 s->labels[k].value_len,
+							 (uint32_t)s->help.len,
+							 (uint32_t)s->unit.len,
+							 (enum ts_metric_type)s->type };
 				rc = ts_db_set_metadata(app->db, &m, 1);
 				break;
 			}
@@ -379,7 +393,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 {
 	struct ts_app *app = arg;
 	struct ts_ingest_ctx *c = ctx_get(app);
-	struct outcome o = {0};
+	struct outcome o = { 0 };
 	char err[300];
 	int status = 204;
 	enum ts_rw_version v = TS_RW_V1;
@@ -405,10 +419,12 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		status = rc == -ENOMEM ? 503 : 400;
 		if (rc == TS_ELIMIT) {
 			atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
-			ts_sbuf_printf(&b, "snappy body decodes to more than the limit of %zu bytes",
+			ts_sbuf_printf(&b,
+				       "snappy body decodes to more than the limit of %zu bytes",
 				       app->lim.max_decoded_bytes);
 		} else {
-			ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : "invalid snappy block body");
+			ts_sbuf_str(&b,
+				    rc == -ENOMEM ? "out of memory" : "invalid snappy block body");
 		}
 		goto out;
 	}
@@ -417,16 +433,19 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		status = rc == -ENOMEM ? 503 : 400;
 		if (rc == TS_ELIMIT)
 			atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
-		ts_sbuf_printf(&b, "cannot decode %s request: %s", v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
+		ts_sbuf_printf(&b, "cannot decode %s request: %s",
+			       v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
 			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));
 		goto out;
 	}
-	if (ts_grow((void **)&c->in, &c->cap_in, c->rw.n_series ? c->rw.n_series : 1, sizeof *c->in)) {
+	if (ts_grow((void **)&c->in, &c->cap_in, c->rw.n_series ? c->rw.n_series : 1,
+		    sizeof *c->in)) {
 		status = 503;
 		ts_sbuf_str(&b, "out of memory");
 		goto out;
 	}
-	struct ts_rw_limits lim = {app->lim.max_labels, app->lim.max_name_len, app->lim.max_value_len};
+	struct ts_rw_limits lim = { app->lim.max_labels, app->lim.max_name_len,
+				    app->lim.max_value_len };
 	size_t n_in = 0;
 	for (size_t i = 0; i < c->rw.n_series; i++) {
 		struct ts_rw_series *s = &c->rw.series[i];
@@ -440,7 +459,8 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 			note(&o, "%s", msg);
 			continue;
 		}
-		c->in[n_in++] = (struct ts_series_in){s->labels, s->n_labels, s->samples, s->n_samples};
+		c->in[n_in++] = (struct ts_series_in){ s->labels, s->n_labels, s->samples,
+						       s->n_samples };
 	}
 	if (o.histograms)
 		note(&o, "%s", "native histograms are not supported");
@@ -485,8 +505,10 @@ static void influx_error(struct ts_net_response *resp, int status, int v2, const
 	if (v2) {
 		/* InfluxDB 2.x clients read code/message; "error" keeps 1.x-style clients happy. */
 		ts_sbuf_printf(&b, "{\"code\":\"%s\",\"message\":",
-			       status == 413 ? "request too large" : status >= 500 ? "internal error" :
-			       status == 422 ? "unprocessable entity" : "invalid");
+			       status == 413   ? "request too large"
+			       : status >= 500 ? "internal error"
+			       : status == 422 ? "unprocessable entity"
+					       : "invalid");
 		ts_sbuf_json_str(&b, msg, strlen(msg));
 		ts_sbuf_str(&b, ",\"error\":");
 	} else {
@@ -516,7 +538,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	struct ts_ingest_ctx *c = ctx_get(app);
 	char err[300];
 	int status;
-	struct outcome o = {0};
+	struct outcome o = { 0 };
 	if (!c || ts_params_parse(&p, req->query, req->query_len)) {
 		status = c ? 400 : 503;
 		snprintf(err, sizeof err, "%s", c ? "malformed query string" : "out of memory");
@@ -546,7 +568,8 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	if (too_long) {
 		atomic_fetch_add(&app->limited[TS_LIM_LINE], 1);
 		status = 400;
-		snprintf(err, sizeof err, "line %llu is longer than the limit of %zu bytes (--max-line-bytes)",
+		snprintf(err, sizeof err,
+			 "line %llu is longer than the limit of %zu bytes (--max-line-bytes)",
 			 (unsigned long long)too_long, app->lim.max_line_bytes);
 		goto fail;
 	}
@@ -582,7 +605,8 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	if (rc < 0 && rc != TS_EINVALID) {
 		c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
 		status = rc == -ENOMEM ? 503 : 400;
-		snprintf(err, sizeof err, "%s", rc == -ENOMEM ? "out of memory" : "point cannot be mapped to series");
+		snprintf(err, sizeof err, "%s",
+			 rc == -ENOMEM ? "out of memory" : "point cannot be mapped to series");
 		goto fail;
 	}
 	if (v2 && o.parse_errors) {
@@ -719,7 +743,7 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 			   void *arg)
 {
 	struct ts_app *app = arg;
-	struct outcome o = {0};
+	struct outcome o = { 0 };
 	char first_parse[256] = "";
 	const char *body;
 	size_t len;
@@ -744,7 +768,8 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 			break;
 	}
 	ts_jsonl_fini(&jp);
-	finish_import(app, c, resp, &o, TS_PROTO_JSONL, rc < 0 && rc != TS_EINVALID ? rc : 0, first_parse);
+	finish_import(app, c, resp, &o, TS_PROTO_JSONL, rc < 0 && rc != TS_EINVALID ? rc : 0,
+		      first_parse);
 }
 
 static int64_t now_ms(void)
@@ -756,7 +781,7 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			  void *arg)
 {
 	struct ts_app *app = arg;
-	struct outcome o = {0};
+	struct outcome o = { 0 };
 	char err[300], first_parse[256] = "";
 	const char *body;
 	size_t len;
@@ -767,7 +792,8 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 	if (too_long) {
 		atomic_fetch_add(&app->limited[TS_LIM_LINE], 1);
 		ctx_put(app, c);
-		snprintf(err, sizeof err, "line %llu is longer than the limit of %zu bytes (--max-line-bytes)\n",
+		snprintf(err, sizeof err,
+			 "line %llu is longer than the limit of %zu bytes (--max-line-bytes)\n",
 			 (unsigned long long)too_long, app->lim.max_line_bytes);
 		ts_net_respond_text(resp, 400, "text/plain", err);
 		return;
@@ -787,7 +813,7 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 	int rc;
 	/* HELP and TYPE of a family arrive as separate entries: merge them. */
 	char fam[256] = "";
-	struct ts_metadata md = {0};
+	struct ts_metadata md = { 0 };
 	char help[4096];
 	while ((rc = ts_expfmt_next(&ep, &e)) != 0) {
 		if (rc == TS_EINVALID) {
@@ -804,10 +830,12 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			if (strlen(fam) != e.name_len || memcmp(fam, e.name, e.name_len) != 0) {
 				memcpy(fam, e.name, e.name_len);
 				fam[e.name_len] = 0;
-				md = (struct ts_metadata){fam, help, "", e.name_len, 0, 0, TS_MT_UNKNOWN};
+				md = (struct ts_metadata){ fam, help, "",	    e.name_len,
+							   0,	0,    TS_MT_UNKNOWN };
 			}
 			if (e.kind == TS_EXPFMT_HELP) {
-				md.help_len = e.help_len < sizeof help ? e.help_len : (uint32_t)sizeof help - 1;
+				md.help_len = e.help_len < sizeof help ? e.help_len
+								       : (uint32_t)sizeof help - 1;
 				memcpy(help, e.help, md.help_len);
 			} else {
 				md.type = (enum ts_metric_type)e.type;
@@ -821,21 +849,26 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			break;
 	}
 	ts_expfmt_fini(&ep);
-	finish_import(app, c, resp, &o, TS_PROTO_PROMTEXT, rc < 0 && rc != TS_EINVALID ? rc : 0, first_parse);
+	finish_import(app, c, resp, &o, TS_PROTO_PROMTEXT, rc < 0 && rc != TS_EINVALID ? rc : 0,
+		      first_parse);
 }
 
 int ts_ingest_routes(struct ts_app *app)
 {
 	struct ts_net_server *s = app->net;
 	int rc = 0;
-	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/write", 0, h_remote_write, app, "remote_write");
-	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/push", 0, h_remote_write, app, "remote_write");
+	rc = rc ? rc
+		: ts_net_route(s, "POST", "/api/v1/write", 0, h_remote_write, app, "remote_write");
+	rc = rc ? rc
+		: ts_net_route(s, "POST", "/api/v1/push", 0, h_remote_write, app, "remote_write");
 	rc = rc ? rc : ts_net_route(s, "POST", "/write", 0, h_influx_v1, app, "influx_write");
-	rc = rc ? rc : ts_net_route(s, "POST", "/api/v2/write", 0, h_influx_v2, app, "influx_write_v2");
+	rc = rc ? rc
+		: ts_net_route(s, "POST", "/api/v2/write", 0, h_influx_v2, app, "influx_write_v2");
 	rc = rc ? rc : ts_net_route(s, "GET", "/ping", 0, h_ping, app, "ping");
 	rc = rc ? rc : ts_net_route(s, "HEAD", "/ping", 0, h_ping, app, "ping");
 	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/import", 0, h_import_jsonl, app, "import");
-	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/import/prometheus", 0, h_import_prom, app,
-				    "import_prometheus");
+	rc = rc ? rc
+		: ts_net_route(s, "POST", "/api/v1/import/prometheus", 0, h_import_prom, app,
+			       "import_prometheus");
 	return rc;
 }

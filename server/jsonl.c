@@ -29,13 +29,13 @@
 #define NORMAL_NAN_BITS 0x7ff8000000000001ULL
 
 enum {
-	S_VALUE,          /* a value must come (top level, after ':' or ',' in an array) */
-	S_VALUE_OR_END,   /* after '[' */
-	S_KEY_OR_END,     /* after '{' */
-	S_KEY,            /* after ',' in an object */
-	S_COLON,          /* after a member name */
-	S_AFTER,          /* after a value inside a container */
-	S_DONE,           /* the top-level value is complete */
+	S_VALUE,	/* a value must come (top level, after ':' or ',' in an array) */
+	S_VALUE_OR_END, /* after '[' */
+	S_KEY_OR_END,	/* after '{' */
+	S_KEY,		/* after ',' in an object */
+	S_COLON,	/* after a member name */
+	S_AFTER,	/* after a value inside a container */
+	S_DONE,		/* the top-level value is complete */
 	S_FAILED,
 };
 
@@ -114,13 +114,16 @@ static int lex_string(struct ts_jsonl_lex *lx)
 		if (end - p < 2)
 			return lex_fail(lx, p, "unterminated escape");
 		switch (p[1]) {
-		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-			p += 2;
-			continue;
-		case 'u':
-			break;
-		default:
-			return lex_fail(lx, p, "invalid escape in string");
+		case '"':
+		case '\\':
+		case '/':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't': p += 2; continue;
+		case 'u': break;
+		default: return lex_fail(lx, p, "invalid escape in string");
 		}
 		if (end - p < 6)
 			return lex_fail(lx, p, "truncated \\u escape");
@@ -286,7 +289,8 @@ int ts_jsonl_lex_next(struct ts_jsonl_lex *lx)
 		return lex_value(lx);
 	case S_AFTER:
 		if (lx->p >= lx->end)
-			return lex_fail(lx, lx->p, "',' or closing bracket expected, got end of input");
+			return lex_fail(lx, lx->p,
+					"',' or closing bracket expected, got end of input");
 		if (*lx->p == ',') {
 			lx->p++;
 			skip_ws(lx);
@@ -299,14 +303,12 @@ int ts_jsonl_lex_next(struct ts_jsonl_lex *lx)
 		if (lx->p < lx->end && *lx->p == '}')
 			return lex_close(lx);
 		return lex_key(lx);
-	case S_KEY:
-		return lex_key(lx);
+	case S_KEY: return lex_key(lx);
 	case S_VALUE_OR_END:
 		if (lx->p < lx->end && *lx->p == ']')
 			return lex_close(lx);
 		return lex_value(lx);
-	default:
-		return lex_value(lx);
+	default: return lex_value(lx);
 	}
 }
 
@@ -457,7 +459,8 @@ static int parse_metric(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, uint
 			p->labels = l;
 			p->labels_cap = cap;
 		}
-		p->labels[n++] = (struct ts_label){ .name = name, .value = value,
+		p->labels[n++] = (struct ts_label){ .name = name,
+						    .value = value,
 						    .name_len = (uint32_t)name_len,
 						    .value_len = (uint32_t)value_len };
 	}

@@ -48,14 +48,14 @@
 #define TS_JSONL_MAX_DEPTH 64
 
 enum ts_jsonl_tok {
-	TS_JSONL_END = 0,  /* the one top-level value is complete and only white space follows */
-	TS_JSONL_OBJ,      /* { */
-	TS_JSONL_OBJ_END,  /* } */
-	TS_JSONL_ARR,      /* [ */
-	TS_JSONL_ARR_END,  /* ] */
-	TS_JSONL_KEY,      /* an object member name (string; the ':' is consumed too) */
-	TS_JSONL_STR,      /* a string value */
-	TS_JSONL_NUM,      /* a number (RFC 8259 grammar) */
+	TS_JSONL_END = 0, /* the one top-level value is complete and only white space follows */
+	TS_JSONL_OBJ,	  /* { */
+	TS_JSONL_OBJ_END, /* } */
+	TS_JSONL_ARR,	  /* [ */
+	TS_JSONL_ARR_END, /* ] */
+	TS_JSONL_KEY,	  /* an object member name (string; the ':' is consumed too) */
+	TS_JSONL_STR,	  /* a string value */
+	TS_JSONL_NUM,	  /* a number (RFC 8259 grammar) */
 	TS_JSONL_TRUE,
 	TS_JSONL_FALSE,
 	TS_JSONL_NULL,
@@ -73,9 +73,9 @@ struct ts_jsonl_lex {
 	int tok_esc;
 	uint32_t depth;
 	uint8_t state;
-	uint64_t objbits;  /* bit d: the container at depth d+1 is an object */
-	const char *err;   /* static text of the last error */
-	size_t err_off;    /* its byte offset in the input */
+	uint64_t objbits; /* bit d: the container at depth d+1 is an object */
+	const char *err;  /* static text of the last error */
+	size_t err_off;	  /* its byte offset in the input */
 };
 
 /* Starts tokenizing text[0..len) (borrowed, not NUL-terminated, never read past len). */
@@ -96,11 +96,11 @@ size_t ts_jsonl_unescape(char *dst, const char *raw, size_t len);
 /* ---- import ---- */
 
 struct ts_jsonl_series {
-	const struct ts_label *labels;    /* sorted by name, no duplicates, >= 1 */
+	const struct ts_label *labels; /* sorted by name, no duplicates, >= 1 */
 	uint32_t n_labels;
-	const struct ts_sample *samples;  /* in input order, >= 1 */
+	const struct ts_sample *samples; /* in input order, >= 1 */
 	size_t n_samples;
-	uint64_t line;                    /* 1-based */
+	uint64_t line; /* 1-based */
 };
 
 /* Import parser state: private except err/err_line. Arrays and scratch are reused from
@@ -117,7 +117,7 @@ struct ts_jsonl_parser {
 	char *scratch;
 	size_t scratch_cap;
 	uint64_t err_line;
-	char err[256];     /* "line N: what is wrong" */
+	char err[256]; /* "line N: what is wrong" */
 };
 
 /* Prepares p to parse body[0..len) (borrowed until ts_jsonl_fini; not NUL-terminated).

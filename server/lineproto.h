@@ -74,11 +74,11 @@ struct ts_lp_point {
 	uint32_t measurement_len;
 	uint32_t n_tags;
 	uint32_t n_fields;
-	const struct ts_label *tags;       /* sorted by name, no duplicates */
-	const struct ts_lp_field *fields;  /* in input order, at least one */
+	const struct ts_label *tags;	  /* sorted by name, no duplicates */
+	const struct ts_lp_field *fields; /* in input order, at least one */
 	int64_t t_ns;
-	int64_t t_ms;   /* t_ns floored to milliseconds */
-	uint64_t line;  /* 1-based line the point starts on */
+	int64_t t_ms;  /* t_ns floored to milliseconds */
+	uint64_t line; /* 1-based line the point starts on */
 };
 
 /* Parser state. Fields are private except err/err_line; initialise with ts_lp_init,
@@ -88,19 +88,19 @@ struct ts_lp_parser {
 	const char *buf;
 	size_t len;
 	size_t pos;
-	size_t line_start;      /* offset of the first byte of the current line */
-	uint64_t line;          /* 1-based line number of pos */
-	int64_t mult_ns;        /* nanoseconds per timestamp unit */
-	int64_t default_ns;     /* default time, already truncated to the precision */
+	size_t line_start;  /* offset of the first byte of the current line */
+	uint64_t line;	    /* 1-based line number of pos */
+	int64_t mult_ns;    /* nanoseconds per timestamp unit */
+	int64_t default_ns; /* default time, already truncated to the precision */
 	struct ts_label *tags;
 	uint32_t tags_cap;
 	struct ts_lp_field *fields;
 	uint32_t fields_cap;
-	char *scratch;          /* unescaped tokens of the current point */
+	char *scratch; /* unescaped tokens of the current point */
 	size_t scratch_cap;
 	size_t scratch_len;
-	uint64_t err_line;      /* line of the last error, 0 if none */
-	char err[256];          /* "line N col C: what is wrong", NUL-terminated */
+	uint64_t err_line; /* line of the last error, 0 if none */
+	char err[256];	   /* "line N col C: what is wrong", NUL-terminated */
 };
 
 /* Parses a precision query parameter: "" (default) and "n"/"ns" -> ns, "u"/"us"/"µs",
@@ -111,8 +111,8 @@ int ts_lp_precision_parse(const char *s, size_t len, enum ts_lp_precision *out);
  * ts_lp_fini; it need not be NUL-terminated and is never read past len. default_ns is
  * the time for lines without a timestamp (ns since the epoch; it is floored to prec as
  * InfluxDB does). Cannot fail; allocates nothing yet. */
-void ts_lp_init(struct ts_lp_parser *p, const char *body, size_t len,
-		enum ts_lp_precision prec, int64_t default_ns);
+void ts_lp_init(struct ts_lp_parser *p, const char *body, size_t len, enum ts_lp_precision prec,
+		int64_t default_ns);
 
 /* Decodes the next point into *pt.
  * Returns 1 when *pt holds a point, 0 at the end of the body, -ENOMEM when growing
@@ -148,11 +148,11 @@ struct ts_lp_series {
 struct ts_lp_mapper {
 	struct ts_lp_series *series; /* [n_series], output of the last ts_lp_map */
 	uint32_t n_series;
-	uint32_t n_skipped;          /* string fields in the last point */
+	uint32_t n_skipped; /* string fields in the last point */
 	uint32_t series_cap;
 	struct ts_label *labels;
 	size_t labels_cap;
-	char *names;                 /* the "{measurement}_{field}" names */
+	char *names; /* the "{measurement}_{field}" names */
 	size_t names_cap;
 };
 
@@ -164,8 +164,7 @@ void ts_lp_mapper_init(struct ts_lp_mapper *m);
  * while pt's strings and db are and until the next ts_lp_map or ts_lp_mapper_fini on m.
  * Returns 0, -ENOMEM (m keeps its previous buffers), or TS_ELIMIT when a name or the
  * label count would not fit 32 bits. */
-int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *db,
-	      size_t db_len);
+int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *db, size_t db_len);
 
 /* Frees m's buffers. Safe on a zeroed mapper. */
 void ts_lp_mapper_fini(struct ts_lp_mapper *m);

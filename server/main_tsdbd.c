@@ -19,41 +19,41 @@
 #include "storage/log.h"
 
 static const char usage[] =
-"Usage: tsdbd [flags]\n"
-"A long-term metrics store: Prometheus remote write/read, InfluxDB line protocol,\n"
-"PromQL over the Prometheus HTTP API. Flags take '--flag value' or '--flag=value'.\n"
-"\n"
-"  --data-dir DIR            data directory (default ./data)\n"
-"  --listen HOST:PORT        listen address (default :9201, all interfaces;\n"
-"                            127.0.0.1:9201 or [::1]:9201 for loopback only)\n"
-"  --sync MODE               WAL durability: always (default; fdatasync before every\n"
-"                            acknowledgement, batched across requests), interval:<ms>\n"
-"                            (power loss may lose that window), never (the OS decides).\n"
-"                            Under every mode kill -9 loses nothing acknowledged.\n"
-"  --retention DUR           keep DUR of data: older samples are rejected, and time\n"
-"                            partitions wholly older are deleted (checked at every\n"
-"                            checkpoint); 0 keeps everything (default 0)\n"
-"  --out-of-order-window DUR accept samples up to DUR older than a series' newest\n"
-"                            (default 1h; 0 rejects every out-of-order sample)\n"
-"  --max-future DUR          reject samples more than DUR ahead of the clock (default 1h;\n"
-"                            0 disables)\n"
-"  --partition DUR           time partition width for a new data directory (default 1d)\n"
-"  --workers N               request worker threads (default 4)\n"
-"  --max-connections N       open connections; more are answered 503 (default 1024)\n"
-"  --max-body-bytes N        request body as sent (default 64 MiB)\n"
-"  --max-decoded-bytes N     request body after snappy/gzip decoding (default 32 MiB)\n"
-"  --max-line-bytes N        one line of line protocol or Prometheus text (default\n"
-"                            256 KiB; longer lines get 400)\n"
-"  --max-labels N            labels per series (default 64)\n"
-"  --max-label-name-length N bytes (default 256)\n"
-"  --max-label-value-length N bytes (default 4096)\n"
-"  --header-timeout DUR      whole request head must arrive within DUR (default 10s)\n"
-"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
-"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
-"  --log-level LEVEL         debug, info (default), warn, error\n"
-"  --help                    this text\n"
-"\n"
-"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
+	"Usage: tsdbd [flags]\n"
+	"A long-term metrics store: Prometheus remote write/read, InfluxDB line protocol,\n"
+	"PromQL over the Prometheus HTTP API. Flags take '--flag value' or '--flag=value'.\n"
+	"\n"
+	"  --data-dir DIR            data directory (default ./data)\n"
+	"  --listen HOST:PORT        listen address (default :9201, all interfaces;\n"
+	"                            127.0.0.1:9201 or [::1]:9201 for loopback only)\n"
+	"  --sync MODE               WAL durability: always (default; fdatasync before every\n"
+	"                            acknowledgement, batched across requests), interval:<ms>\n"
+	"                            (power loss may lose that window), never (the OS decides).\n"
+	"                            Under every mode kill -9 loses nothing acknowledged.\n"
+	"  --retention DUR           keep DUR of data: older samples are rejected, and time\n"
+	"                            partitions wholly older are deleted (checked at every\n"
+	"                            checkpoint); 0 keeps everything (default 0)\n"
+	"  --out-of-order-window DUR accept samples up to DUR older than a series' newest\n"
+	"                            (default 1h; 0 rejects every out-of-order sample)\n"
+	"  --max-future DUR          reject samples more than DUR ahead of the clock (default 1h;\n"
+	"                            0 disables)\n"
+	"  --partition DUR           time partition width for a new data directory (default 1d)\n"
+	"  --workers N               request worker threads (default 4)\n"
+	"  --max-connections N       open connections; more are answered 503 (default 1024)\n"
+	"  --max-body-bytes N        request body as sent (default 64 MiB)\n"
+	"  --max-decoded-bytes N     request body after snappy/gzip decoding (default 32 MiB)\n"
+	"  --max-line-bytes N        one line of line protocol or Prometheus text (default\n"
+	"                            256 KiB; longer lines get 400)\n"
+	"  --max-labels N            labels per series (default 64)\n"
+	"  --max-label-name-length N bytes (default 256)\n"
+	"  --max-label-value-length N bytes (default 4096)\n"
+	"  --header-timeout DUR      whole request head must arrive within DUR (default 10s)\n"
+	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
+	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
+	"  --log-level LEVEL         debug, info (default), warn, error\n"
+	"  --help                    this text\n"
+	"\n"
+	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
 
 struct flags {
 	const char *data_dir, *listen, *sync, *log_level;
@@ -113,26 +113,75 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		}
 		unsigned long long u;
 		int rc = 0;
-		if (!strcmp(name, "--data-dir")) f->data_dir = val;
-		else if (!strcmp(name, "--listen")) f->listen = val;
-		else if (!strcmp(name, "--sync")) f->sync = val;
-		else if (!strcmp(name, "--log-level")) f->log_level = val;
-		else if (!strcmp(name, "--retention")) rc = ts_parse_duration_ms(val, &f->retention_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--out-of-order-window")) rc = ts_parse_duration_ms(val, &f->ooo_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--max-future")) rc = ts_parse_duration_ms(val, &f->future_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--partition")) rc = ts_parse_duration_ms(val, &f->partition_ms) || f->partition_ms < 60000 ? bad(name, val) : 0;
-		else if (!strcmp(name, "--header-timeout")) rc = ts_parse_duration_ms(val, &f->header_ms) || !f->header_ms ? bad(name, val) : 0;
-		else if (!strcmp(name, "--body-timeout")) rc = ts_parse_duration_ms(val, &f->body_ms) || !f->body_ms ? bad(name, val) : 0;
-		else if (!strcmp(name, "--idle-timeout")) rc = ts_parse_duration_ms(val, &f->idle_ms) || !f->idle_ms ? bad(name, val) : 0;
-		else if (!strcmp(name, "--workers")) { rc = parse_ulong(name, val, 256, &u); f->workers = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-connections")) { rc = parse_ulong(name, val, 1000000, &u); f->max_conns = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-labels")) { rc = parse_ulong(name, val, 1024, &u); f->max_labels = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-label-name-length")) { rc = parse_ulong(name, val, 256, &u); f->max_name = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-label-value-length")) { rc = parse_ulong(name, val, 1u << 20, &u); f->max_value = (unsigned long)u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-body-bytes")) { rc = parse_ulong(name, val, 1ull << 32, &u); f->max_body = u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-line-bytes")) { rc = parse_ulong(name, val, 1ull << 30, &u); f->max_line = u; if (!rc && !u) rc = bad(name, val); }
-		else if (!strcmp(name, "--max-decoded-bytes")) { rc = parse_ulong(name, val, 1ull << 32, &u); f->max_decoded = u; if (!rc && !u) rc = bad(name, val); }
-		else {
+		if (!strcmp(name, "--data-dir"))
+			f->data_dir = val;
+		else if (!strcmp(name, "--listen"))
+			f->listen = val;
+		else if (!strcmp(name, "--sync"))
+			f->sync = val;
+		else if (!strcmp(name, "--log-level"))
+			f->log_level = val;
+		else if (!strcmp(name, "--retention"))
+			rc = ts_parse_duration_ms(val, &f->retention_ms) ? bad(name, val) : 0;
+		else if (!strcmp(name, "--out-of-order-window"))
+			rc = ts_parse_duration_ms(val, &f->ooo_ms) ? bad(name, val) : 0;
+		else if (!strcmp(name, "--max-future"))
+			rc = ts_parse_duration_ms(val, &f->future_ms) ? bad(name, val) : 0;
+		else if (!strcmp(name, "--partition"))
+			rc = ts_parse_duration_ms(val, &f->partition_ms) || f->partition_ms < 60000
+				     ? bad(name, val)
+				     : 0;
+		else if (!strcmp(name, "--header-timeout"))
+			rc = ts_parse_duration_ms(val, &f->header_ms) || !f->header_ms
+				     ? bad(name, val)
+				     : 0;
+		else if (!strcmp(name, "--body-timeout"))
+			rc = ts_parse_duration_ms(val, &f->body_ms) || !f->body_ms ? bad(name, val)
+										   : 0;
+		else if (!strcmp(name, "--idle-timeout"))
+			rc = ts_parse_duration_ms(val, &f->idle_ms) || !f->idle_ms ? bad(name, val)
+										   : 0;
+		else if (!strcmp(name, "--workers")) {
+			rc = parse_ulong(name, val, 256, &u);
+			f->workers = (unsigned long)u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-connections")) {
+			rc = parse_ulong(name, val, 1000000, &u);
+			f->max_conns = (unsigned long)u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-labels")) {
+			rc = parse_ulong(name, val, 1024, &u);
+			f->max_labels = (unsigned long)u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-label-name-length")) {
+			rc = parse_ulong(name, val, 256, &u);
+			f->max_name = (unsigned long)u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-label-value-length")) {
+			rc = parse_ulong(name, val, 1u << 20, &u);
+			f->max_value = (unsigned long)u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-body-bytes")) {
+			rc = parse_ulong(name, val, 1ull << 32, &u);
+			f->max_body = u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-line-bytes")) {
+			rc = parse_ulong(name, val, 1ull << 30, &u);
+			f->max_line = u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else if (!strcmp(name, "--max-decoded-bytes")) {
+			rc = parse_ulong(name, val, 1ull << 32, &u);
+			f->max_decoded = u;
+			if (!rc && !u)
+				rc = bad(name, val);
+		} else {
 			fprintf(stderr, "tsdbd: unknown flag %s (see --help)\n", name);
 			return 2;
 		}
@@ -170,23 +219,34 @@ static int parse_sync(const char *s, struct ts_db_opts *o)
 
 int main(int argc, char **argv)
 {
-	struct flags f = {.data_dir = "./data", .listen = ":9201", .sync = "always",
-			  .ooo_ms = 3600000, .future_ms = 3600000, .partition_ms = 86400000};
+	struct flags f = { .data_dir = "./data",
+			   .listen = ":9201",
+			   .sync = "always",
+			   .ooo_ms = 3600000,
+			   .future_ms = 3600000,
+			   .partition_ms = 86400000 };
 	int rc = parse_flags(argc, argv, &f);
 	if (rc)
 		return rc;
 	if (f.log_level) {
-		if (!strcmp(f.log_level, "debug")) ts_log_set_level(TS_LOG_DEBUG);
-		else if (!strcmp(f.log_level, "info")) ts_log_set_level(TS_LOG_INFO);
-		else if (!strcmp(f.log_level, "warn")) ts_log_set_level(TS_LOG_WARN);
-		else if (!strcmp(f.log_level, "error")) ts_log_set_level(TS_LOG_ERROR);
-		else return bad("--log-level", f.log_level);
+		if (!strcmp(f.log_level, "debug"))
+			ts_log_set_level(TS_LOG_DEBUG);
+		else if (!strcmp(f.log_level, "info"))
+			ts_log_set_level(TS_LOG_INFO);
+		else if (!strcmp(f.log_level, "warn"))
+			ts_log_set_level(TS_LOG_WARN);
+		else if (!strcmp(f.log_level, "error"))
+			ts_log_set_level(TS_LOG_ERROR);
+		else
+			return bad("--log-level", f.log_level);
 	}
-	struct ts_db_opts dbo = {.ooo_window_ms = f.ooo_ms, .max_future_ms = f.future_ms,
-				 .retention_ms = f.retention_ms, .partition_ms = f.partition_ms,
-				 .max_labels = (uint32_t)f.max_labels,
-				 .max_label_name_len = (uint32_t)f.max_name,
-				 .max_label_value_len = (uint32_t)f.max_value};
+	struct ts_db_opts dbo = { .ooo_window_ms = f.ooo_ms,
+				  .max_future_ms = f.future_ms,
+				  .retention_ms = f.retention_ms,
+				  .partition_ms = f.partition_ms,
+				  .max_labels = (uint32_t)f.max_labels,
+				  .max_label_name_len = (uint32_t)f.max_name,
+				  .max_label_value_len = (uint32_t)f.max_value };
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
 	signal(SIGPIPE, SIG_IGN);
@@ -207,11 +267,16 @@ int main(int argc, char **argv)
 	struct ts_net_config nc;
 	ts_net_config_default(&nc);
 	nc.listen = f.listen;
-	if (f.workers) nc.n_workers = (unsigned)f.workers;
-	if (f.max_conns) nc.max_conns = (unsigned)f.max_conns;
-	if (f.header_ms) nc.header_timeout_ms = (uint64_t)f.header_ms;
-	if (f.body_ms) nc.body_timeout_ms = (uint64_t)f.body_ms;
-	if (f.idle_ms) nc.idle_timeout_ms = (uint64_t)f.idle_ms;
+	if (f.workers)
+		nc.n_workers = (unsigned)f.workers;
+	if (f.max_conns)
+		nc.max_conns = (unsigned)f.max_conns;
+	if (f.header_ms)
+		nc.header_timeout_ms = (uint64_t)f.header_ms;
+	if (f.body_ms)
+		nc.body_timeout_ms = (uint64_t)f.body_ms;
+	if (f.idle_ms)
+		nc.idle_timeout_ms = (uint64_t)f.idle_ms;
 	nc.limits.max_body_bytes = f.max_body ? (uint64_t)f.max_body : 64u << 20;
 
 	/* Listen first so a port conflict is reported before a long recovery. */
@@ -234,13 +299,14 @@ int main(int argc, char **argv)
 	}
 	rc = ts_db_open(f.data_dir, &dbo, &app.db);
 	if (rc) {
-		ts_log(TS_LOG_ERROR, "cannot open data directory %s: %s", f.data_dir, ts_strerror(rc));
+		ts_log(TS_LOG_ERROR, "cannot open data directory %s: %s", f.data_dir,
+		       ts_strerror(rc));
 		ts_net_close(app.net);
 		return 1;
 	}
 	atomic_store(&app.ready, 1);
-	ts_log(TS_LOG_INFO, "tsdbd %s listening on %s (port %d), data in %s, sync=%s", TS_APP_VERSION,
-	       f.listen, ts_net_port(app.net), f.data_dir, f.sync);
+	ts_log(TS_LOG_INFO, "tsdbd %s listening on %s (port %d), data in %s, sync=%s",
+	       TS_APP_VERSION, f.listen, ts_net_port(app.net), f.data_dir, f.sync);
 	rc = ts_net_run(app.net);
 	atomic_store(&app.ready, 0);
 	ts_log(TS_LOG_INFO, "shutting down: closing the database");

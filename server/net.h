@@ -31,28 +31,28 @@
 
 #include "server/http.h"
 
-struct ts_net_server;   /* opaque */
+struct ts_net_server;	/* opaque */
 struct ts_net_response; /* opaque; one per request, given to the handler */
 
 struct ts_net_config {
-    const char *listen;            /* "127.0.0.1:9201", "[::1]:9201", ":9201" (all v4+v6) */
-    unsigned n_workers;            /* handler threads; default 4 */
-    unsigned max_conns;            /* open connections; more get 503 and close; 1024 */
-    unsigned max_pipeline;         /* parsed requests queued per connection; 16 */
-    uint64_t header_timeout_ms;    /* first byte to end of head; 10 s */
-    uint64_t body_timeout_ms;      /* idle gap between reads inside a body; 30 s */
-    uint64_t idle_timeout_ms;      /* keep-alive wait for the next request; 60 s */
-    uint64_t write_timeout_ms;     /* no write progress while output is pending; 60 s */
-    uint64_t shutdown_timeout_ms;  /* graceful shutdown waits this long for in-flight; 10 s */
-    struct ts_http_limits limits;  /* zero fields take http.h's defaults */
+	const char *listen;	      /* "127.0.0.1:9201", "[::1]:9201", ":9201" (all v4+v6) */
+	unsigned n_workers;	      /* handler threads; default 4 */
+	unsigned max_conns;	      /* open connections; more get 503 and close; 1024 */
+	unsigned max_pipeline;	      /* parsed requests queued per connection; 16 */
+	uint64_t header_timeout_ms;   /* first byte to end of head; 10 s */
+	uint64_t body_timeout_ms;     /* idle gap between reads inside a body; 30 s */
+	uint64_t idle_timeout_ms;     /* keep-alive wait for the next request; 60 s */
+	uint64_t write_timeout_ms;    /* no write progress while output is pending; 60 s */
+	uint64_t shutdown_timeout_ms; /* graceful shutdown waits this long for in-flight; 10 s */
+	struct ts_http_limits limits; /* zero fields take http.h's defaults */
 };
 
 /* Fills *cfg with the defaults above (listen NULL: must be set). */
 void ts_net_config_default(struct ts_net_config *cfg);
 
 /* Handler: runs on a worker thread. `req` and `resp` are valid until completion. */
-typedef void (*ts_net_handler)(const struct ts_http_request *req,
-                               struct ts_net_response *resp, void *arg);
+typedef void (*ts_net_handler)(const struct ts_http_request *req, struct ts_net_response *resp,
+			       void *arg);
 
 /*
  * Creates the server: its own uv loop, the listening socket (bound and listening on
@@ -73,7 +73,7 @@ int ts_net_port(const struct ts_net_server *s);
  * -ENOMEM, TS_EINVALID.
  */
 int ts_net_route(struct ts_net_server *s, const char *method, const char *path, int flags,
-                 ts_net_handler fn, void *arg, const char *name);
+		 ts_net_handler fn, void *arg, const char *name);
 
 /* Runs the loop on the calling thread until a shutdown completes. Returns 0 or -errno. */
 int ts_net_run(struct ts_net_server *s);
@@ -103,7 +103,7 @@ void ts_net_respond(struct ts_net_response *r, int status, char *body, size_t le
 /* Completes with a copy of `text` as body and the given Content-Type (NULL: none). On
  * allocation failure the client gets a 500. */
 void ts_net_respond_text(struct ts_net_response *r, int status, const char *content_type,
-                         const char *text);
+			 const char *text);
 
 #define TS_NET_STREAM_PENDING_MAX 8
 /* Starts a streamed response: the head goes out as soon as it is this request's turn. */
@@ -122,17 +122,17 @@ void ts_net_stream_end(struct ts_net_response *r);
 extern const double ts_net_buckets_s[TS_NET_N_BUCKETS];
 
 struct ts_net_route_stats {
-    const char *name;                 /* borrowed from the server; "" for no route */
-    uint64_t by_status[600];          /* requests by status code (index = code) */
-    uint64_t bucket[TS_NET_N_BUCKETS + 1]; /* non-cumulative; last is +Inf */
-    double sum_s;
-    uint64_t count;
+	const char *name;		       /* borrowed from the server; "" for no route */
+	uint64_t by_status[600];	       /* requests by status code (index = code) */
+	uint64_t bucket[TS_NET_N_BUCKETS + 1]; /* non-cumulative; last is +Inf */
+	double sum_s;
+	uint64_t count;
 };
 
 struct ts_net_stats {
-    uint64_t conns_open, conns_accepted, conns_rejected;
-    uint64_t timeouts_header, timeouts_body, timeouts_idle, timeouts_write;
-    uint64_t bad_requests; /* framing errors answered by the HTTP layer */
+	uint64_t conns_open, conns_accepted, conns_rejected;
+	uint64_t timeouts_header, timeouts_body, timeouts_idle, timeouts_write;
+	uint64_t bad_requests; /* framing errors answered by the HTTP layer */
 };
 
 /* Copies the server-wide counters. Any thread. */

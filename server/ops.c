@@ -15,12 +15,14 @@
 #include "server/sbuf.h"
 #include "storage/mem.h"
 
-static const char *proto_names[TS_PROTO_N] = {"remote_write", "influx", "jsonl", "prometheus_text"};
-static const char *reject_names[TS_REJ_N] = {"out_of_order", "duplicate_conflict", "too_old",
-					     "too_far_in_future", "invalid_series", "native_histogram",
-					     "string_field", "parse_error"};
-static const char *limit_names[TS_LIM_N] = {"body_size", "decoded_size", "labels", "series",
-					    "line_length"};
+static const char *proto_names[TS_PROTO_N] = { "remote_write", "influx", "jsonl",
+					       "prometheus_text" };
+static const char *reject_names[TS_REJ_N] = { "out_of_order",	"duplicate_conflict",
+					      "too_old",	"too_far_in_future",
+					      "invalid_series", "native_histogram",
+					      "string_field",	"parse_error" };
+static const char *limit_names[TS_LIM_N] = { "body_size", "decoded_size", "labels", "series",
+					     "line_length" };
 
 static void head(struct ts_sbuf *b, const char *name, const char *type, const char *help)
 {
@@ -67,52 +69,70 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 
 	head(&b, "tsdb_samples_ingested_total", "counter", "Samples stored, by ingest protocol.");
 	for (int i = 0; i < TS_PROTO_N; i++)
-		ts_sbuf_printf(&b, "tsdb_samples_ingested_total{protocol=\"%s\"} %llu\n", proto_names[i],
+		ts_sbuf_printf(&b, "tsdb_samples_ingested_total{protocol=\"%s\"} %llu\n",
+			       proto_names[i],
 			       (unsigned long long)atomic_load(&app->samples_in[i]));
-	head(&b, "tsdb_samples_rejected_total", "counter", "Samples (or series, lines) not stored, by reason.");
+	head(&b, "tsdb_samples_rejected_total", "counter",
+	     "Samples (or series, lines) not stored, by reason.");
 	for (int i = 0; i < TS_REJ_N; i++)
-		ts_sbuf_printf(&b, "tsdb_samples_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
-			       (unsigned long long)atomic_load(&app->rejected[i]));
+		ts_sbuf_printf(&b, "tsdb_samples_rejected_total{reason=\"%s\"} %llu\n",
+			       reject_names[i], (unsigned long long)atomic_load(&app->rejected[i]));
 	head(&b, "tsdb_requests_limited_total", "counter", "Requests refused whole by a limit.");
 	for (int i = 0; i < TS_LIM_N; i++)
-		ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"%s\"} %llu\n", limit_names[i],
-			       (unsigned long long)atomic_load(&app->limited[i]));
-	counter_u64(&b, "tsdb_samples_duplicate_total", "Exact resends of stored samples, accepted without storing twice.",
+		ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"%s\"} %llu\n",
+			       limit_names[i], (unsigned long long)atomic_load(&app->limited[i]));
+	counter_u64(&b, "tsdb_samples_duplicate_total",
+		    "Exact resends of stored samples, accepted without storing twice.",
 		    atomic_load(&app->duplicates));
-	counter_u64(&b, "tsdb_series_created_total", "Series created by ingest.", atomic_load(&app->series_created));
-	counter_u64(&b, "tsdb_metadata_received_total", "Metric metadata entries received.", atomic_load(&app->metadata_in));
+	counter_u64(&b, "tsdb_series_created_total", "Series created by ingest.",
+		    atomic_load(&app->series_created));
+	counter_u64(&b, "tsdb_metadata_received_total", "Metric metadata entries received.",
+		    atomic_load(&app->metadata_in));
 
 	struct ts_db_stats st;
 	ts_db_stats(app->db, &st);
 	gauge_u64(&b, "tsdb_series", "Series known to the database.", st.n_series);
 	gauge_u64(&b, "tsdb_head_chunks", "Open (head) chunks.", st.n_head_chunks);
 	gauge_u64(&b, "tsdb_head_chunk_bytes", "Bytes allocated to open chunks.", st.head_bytes);
-	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.", st.n_chunks_flushed);
+	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.",
+		    st.n_chunks_flushed);
 	counter_u64(&b, "tsdb_checkpoints_total", "Checkpoints completed.", st.n_checkpoints);
-	gauge_u64(&b, "tsdb_index_bytes", "Bytes in use in the LMDB index environment.", st.index_bytes);
-	gauge_u64(&b, "tsdb_partition_bytes", "Bytes in use in all LMDB partition environments.", st.partitions_bytes);
+	gauge_u64(&b, "tsdb_index_bytes", "Bytes in use in the LMDB index environment.",
+		  st.index_bytes);
+	gauge_u64(&b, "tsdb_partition_bytes", "Bytes in use in all LMDB partition environments.",
+		  st.partitions_bytes);
 	gauge_u64(&b, "tsdb_partitions", "Time partitions on disk.", st.n_partitions);
 	gauge_u64(&b, "tsdb_wal_bytes", "Bytes in write-ahead log segments.", st.wal.bytes_on_disk);
 	gauge_u64(&b, "tsdb_wal_segments", "Write-ahead log segments.", st.wal.n_segments);
 	counter_u64(&b, "tsdb_wal_fsyncs_total", "WAL fdatasync calls.", st.wal.n_syncs);
 	head(&b, "tsdb_wal_fsync_seconds_total", "counter", "Time spent in WAL fdatasync.");
-	ts_sbuf_printf(&b, "tsdb_wal_fsync_seconds_total %.9f\n", (double)st.wal.sync_ns_total / 1e9);
+	ts_sbuf_printf(&b, "tsdb_wal_fsync_seconds_total %.9f\n",
+		       (double)st.wal.sync_ns_total / 1e9);
 	head(&b, "tsdb_wal_fsync_max_seconds", "gauge", "Longest WAL fdatasync since start.");
 	ts_sbuf_printf(&b, "tsdb_wal_fsync_max_seconds %.9f\n", (double)st.wal.sync_ns_max / 1e9);
 
 	struct ts_net_stats ns;
 	ts_net_stats_get(app->net, &ns);
 	gauge_u64(&b, "tsdb_http_connections_open", "Open HTTP connections.", ns.conns_open);
-	counter_u64(&b, "tsdb_http_connections_accepted_total", "Accepted HTTP connections.", ns.conns_accepted);
-	counter_u64(&b, "tsdb_http_connections_rejected_total", "Connections refused over the connection limit.", ns.conns_rejected);
-	head(&b, "tsdb_http_timeouts_total", "counter", "Connections closed by a timeout, by phase.");
-	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"header\"} %llu\n", (unsigned long long)ns.timeouts_header);
-	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"body\"} %llu\n", (unsigned long long)ns.timeouts_body);
-	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"idle\"} %llu\n", (unsigned long long)ns.timeouts_idle);
-	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"write\"} %llu\n", (unsigned long long)ns.timeouts_write);
-	counter_u64(&b, "tsdb_http_bad_requests_total", "Requests refused by the HTTP layer (framing, limits).", ns.bad_requests);
+	counter_u64(&b, "tsdb_http_connections_accepted_total", "Accepted HTTP connections.",
+		    ns.conns_accepted);
+	counter_u64(&b, "tsdb_http_connections_rejected_total",
+		    "Connections refused over the connection limit.", ns.conns_rejected);
+	head(&b, "tsdb_http_timeouts_total", "counter",
+	     "Connections closed by a timeout, by phase.");
+	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"header\"} %llu\n",
+		       (unsigned long long)ns.timeouts_header);
+	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"body\"} %llu\n",
+		       (unsigned long long)ns.timeouts_body);
+	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"idle\"} %llu\n",
+		       (unsigned long long)ns.timeouts_idle);
+	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"write\"} %llu\n",
+		       (unsigned long long)ns.timeouts_write);
+	counter_u64(&b, "tsdb_http_bad_requests_total",
+		    "Requests refused by the HTTP layer (framing, limits).", ns.bad_requests);
 
-	head(&b, "tsdb_http_requests_total", "counter", "HTTP requests by handler and status code.");
+	head(&b, "tsdb_http_requests_total", "counter",
+	     "HTTP requests by handler and status code.");
 	size_t nr = ts_net_route_count(app->net);
 	struct ts_net_route_stats *rs = ts_malloc(sizeof *rs);
 	for (size_t i = 0; rs && i < nr; i++) {
@@ -120,11 +140,14 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 			continue;
 		for (int code = 100; code < 600; code++)
 			if (rs->by_status[code])
-				ts_sbuf_printf(&b, "tsdb_http_requests_total{handler=\"%s\",code=\"%d\"} %llu\n",
-					       rs->name[0] ? rs->name : "none", code,
-					       (unsigned long long)rs->by_status[code]);
+				ts_sbuf_printf(
+					&b,
+					"tsdb_http_requests_total{handler=\"%s\",code=\"%d\"} %llu\n",
+					rs->name[0] ? rs->name : "none", code,
+					(unsigned long long)rs->by_status[code]);
 	}
-	head(&b, "tsdb_http_request_duration_seconds", "histogram", "HTTP request durations by handler.");
+	head(&b, "tsdb_http_request_duration_seconds", "histogram",
+	     "HTTP request durations by handler.");
 	for (size_t i = 0; rs && i < nr; i++) {
 		if (ts_net_route_stats(app->net, i, rs) || !rs->count)
 			continue;
@@ -132,14 +155,20 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 		uint64_t cum = 0;
 		for (int k = 0; k < TS_NET_N_BUCKETS; k++) {
 			cum += rs->bucket[k];
-			ts_sbuf_printf(&b, "tsdb_http_request_duration_seconds_bucket{handler=\"%s\",le=\"%g\"} %llu\n",
-				       h, ts_net_buckets_s[k], (unsigned long long)cum);
+			ts_sbuf_printf(
+				&b,
+				"tsdb_http_request_duration_seconds_bucket{handler=\"%s\",le=\"%g\"} %llu\n",
+				h, ts_net_buckets_s[k], (unsigned long long)cum);
 		}
 		cum += rs->bucket[TS_NET_N_BUCKETS];
-		ts_sbuf_printf(&b, "tsdb_http_request_duration_seconds_bucket{handler=\"%s\",le=\"+Inf\"} %llu\n",
-			       h, (unsigned long long)cum);
-		ts_sbuf_printf(&b, "tsdb_http_request_duration_seconds_sum{handler=\"%s\"} %.6f\n", h, rs->sum_s);
-		ts_sbuf_printf(&b, "tsdb_http_request_duration_seconds_count{handler=\"%s\"} %llu\n", h,
+		ts_sbuf_printf(
+			&b,
+			"tsdb_http_request_duration_seconds_bucket{handler=\"%s\",le=\"+Inf\"} %llu\n",
+			h, (unsigned long long)cum);
+		ts_sbuf_printf(&b, "tsdb_http_request_duration_seconds_sum{handler=\"%s\"} %.6f\n",
+			       h, rs->sum_s);
+		ts_sbuf_printf(&b,
+			       "tsdb_http_request_duration_seconds_count{handler=\"%s\"} %llu\n", h,
 			       (unsigned long long)rs->count);
 	}
 	ts_free(rs);
@@ -204,6 +233,8 @@ int ts_ops_routes(struct ts_app *app)
 	rc = rc ? rc : ts_net_route(s, "HEAD", "/-/healthy", 0, h_healthy, app, "healthy");
 	rc = rc ? rc : ts_net_route(s, "GET", "/-/ready", 0, h_ready, app, "ready");
 	rc = rc ? rc : ts_net_route(s, "HEAD", "/-/ready", 0, h_ready, app, "ready");
-	rc = rc ? rc : ts_net_route(s, "GET", "/api/v1/status/buildinfo", 0, h_buildinfo, app, "buildinfo");
+	rc = rc ? rc
+		: ts_net_route(s, "GET", "/api/v1/status/buildinfo", 0, h_buildinfo, app,
+			       "buildinfo");
 	return rc;
 }

@@ -25,9 +25,12 @@ void ts_params_fini(struct ts_params *p)
 
 static int hexval(char c)
 {
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
 	return -1;
 }
 
@@ -86,7 +89,8 @@ int ts_params_parse(struct ts_params *p, const char *s, size_t len)
 			size_t no, nlen, vo, vlen;
 			int rc = decode(p, s + i, nl, &no, &nlen);
 			if (rc == 0)
-				rc = decode(p, eq ? eq + 1 : "", eq ? end - i - nl - 1 : 0, &vo, &vlen);
+				rc = decode(p, eq ? eq + 1 : "", eq ? end - i - nl - 1 : 0, &vo,
+					    &vlen);
 			if (rc)
 				return rc;
 			p->v[p->n].name = no;
@@ -135,9 +139,12 @@ int ts_parse_duration_ms(const char *s, int64_t *ms)
 		*ms = (int64_t)(secs * 1000.0 + 0.5);
 		return 0;
 	}
-	static const struct { const char *u; int64_t ms; } units[] = {
-		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-		{"w", 604800000}, {"y", 31536000000LL}};
+	static const struct {
+		const char *u;
+		int64_t ms;
+	} units[] = { { "ms", 1 },	     { "s", 1000 },	{ "m", 60000 },
+		      { "h", 3600000 },	     { "d", 86400000 }, { "w", 604800000 },
+		      { "y", 31536000000LL } };
 	int64_t total = 0;
 	int last = -1;
 	const char *p = s;
@@ -239,7 +246,8 @@ int ts_parse_time_ms(const char *s, int64_t *ms)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		int oh, om;
-		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
 			return TS_EINVALID;
 		off_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
 		p += 6;

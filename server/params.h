@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 struct ts_params {
-	struct { size_t name, value, value_len; } *v; /* offsets into store */
+	struct {
+		size_t name, value, value_len;
+	} * v; /* offsets into store */
 	size_t n, cap;
 	char *store;
 	size_t store_len, store_cap;

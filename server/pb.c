@@ -114,22 +114,19 @@ static int skip_scalar(struct ts_pb_reader *r, enum ts_pb_wire wire)
 	const uint8_t *p;
 	size_t n;
 	switch (wire) {
-	case TS_PB_VARINT:
-		return ts_pb_read_varint(r, &v);
+	case TS_PB_VARINT: return ts_pb_read_varint(r, &v);
 	case TS_PB_FIXED64:
 		if (r->end - r->p < 8)
 			return TS_ECORRUPT;
 		r->p += 8;
 		return 0;
-	case TS_PB_LEN:
-		return ts_pb_read_bytes(r, &p, &n);
+	case TS_PB_LEN: return ts_pb_read_bytes(r, &p, &n);
 	case TS_PB_FIXED32:
 		if (r->end - r->p < 4)
 			return TS_ECORRUPT;
 		r->p += 4;
 		return 0;
-	default:
-		return TS_ECORRUPT;
+	default: return TS_ECORRUPT;
 	}
 }
 

@@ -71,10 +71,16 @@ static inline void ts_pb_reader_sub(struct ts_pb_reader *sub, const struct ts_pb
 	sub->base = parent->base;
 }
 
-static inline int ts_pb_eof(const struct ts_pb_reader *r) { return r->p >= r->end; }
+static inline int ts_pb_eof(const struct ts_pb_reader *r)
+{
+	return r->p >= r->end;
+}
 
 /* Offset of the cursor from the outermost buffer's start, for messages. */
-static inline size_t ts_pb_offset(const struct ts_pb_reader *r) { return (size_t)(r->p - r->base); }
+static inline size_t ts_pb_offset(const struct ts_pb_reader *r)
+{
+	return (size_t)(r->p - r->base);
+}
 
 /* Reads a base-128 varint of at most 10 bytes. A 10th byte above 1 (bits beyond 64)
  * or a truncated varint is TS_ECORRUPT. The one-byte case is inlined: it is the tag
@@ -139,8 +145,14 @@ static inline int ts_pb_read_str(struct ts_pb_reader *r, struct ts_pb_str *s)
  * (nested) groups, whose end tag must carry the same field number. */
 int ts_pb_skip(struct ts_pb_reader *r, uint32_t field, enum ts_pb_wire wire);
 
-static inline int64_t ts_pb_zigzag_dec64(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
-static inline uint64_t ts_pb_zigzag_enc64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static inline int64_t ts_pb_zigzag_dec64(uint64_t v)
+{
+	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+static inline uint64_t ts_pb_zigzag_enc64(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
 
 /* Number of bytes the varint encoding of v takes (1..10). */
 static inline size_t ts_pb_varint_size(uint64_t v)

@@ -35,8 +35,8 @@
 #include "storage/xor.h"
 
 #define CUT_SAMPLES 120
-#define PIECE_BYTES (64u * 1024)   /* stream pieces are about this big */
-#define ADD_BATCH 512              /* samples handed to the SAMPLES writer at once */
+#define PIECE_BYTES (64u * 1024) /* stream pieces are about this big */
+#define ADD_BATCH 512		 /* samples handed to the SAMPLES writer at once */
 
 static void text_error(struct ts_net_response *resp, int status, const char *msg)
 {
@@ -88,7 +88,8 @@ static int rq_select(struct ts_db *db, const struct ts_rr_query *in, struct rq *
 		p += rm->value.len;
 		*p++ = 0;
 	}
-	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, &q->set, msg, msg_len);
+	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, &q->set, msg,
+			    msg_len);
 }
 
 /* ---- SAMPLES ---- */
@@ -146,7 +147,8 @@ static void answer_samples(struct ts_net_response *resp, struct rq *qs, size_t n
 	ts_rr_samples_fini(&w);
 	if (rc) {
 		ts_free(out);
-		text_error(resp, rc == -ENOMEM ? 503 : 500, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
+		text_error(resp, rc == -ENOMEM ? 503 : 500,
+			   rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
 		return;
 	}
 	ts_net_response_header(resp, "Content-Type", "application/x-protobuf");
@@ -156,7 +158,11 @@ static void answer_samples(struct ts_net_response *resp, struct rq *qs, size_t n
 
 /* ---- STREAMED_XOR_CHUNKS ---- */
 
-struct xs { int64_t t; uint64_t v; uint32_t src; };
+struct xs {
+	int64_t t;
+	uint64_t v;
+	uint32_t src;
+};
 
 static int xs_cmp(const void *a, const void *b)
 {
@@ -169,11 +175,11 @@ static int xs_cmp(const void *a, const void *b)
 struct streamer {
 	struct ts_net_response *resp;
 	struct ts_rr_chunked_writer w;
-	struct ts_chunk_ref *grp;   /* the current group of overlapping chunks */
+	struct ts_chunk_ref *grp; /* the current group of overlapping chunks */
 	size_t n_grp, cap_grp;
-	struct xs *smp;             /* merge scratch */
+	struct xs *smp; /* merge scratch */
 	size_t cap_smp;
-	int closed;                 /* the client went away */
+	int closed; /* the client went away */
 };
 
 static int drain(struct streamer *s, int force)
@@ -197,7 +203,8 @@ static int flush_group(struct streamer *s)
 	int rc = 0;
 	if (s->n_grp == 1) {
 		const struct ts_chunk_ref *c = &s->grp[0];
-		rc = ts_rr_chunked_add_chunk(&s->w, c->min_t, c->max_t, TS_RR_CHUNK_XOR, c->data, c->len);
+		rc = ts_rr_chunked_add_chunk(&s->w, c->min_t, c->max_t, TS_RR_CHUNK_XOR, c->data,
+					     c->len);
 		s->n_grp = 0;
 		return rc;
 	}
@@ -220,7 +227,7 @@ static int flush_group(struct streamer *s)
 				rc = TS_ECORRUPT; /* more samples than the chunk header promised */
 				break;
 			}
-			s->smp[n++] = (struct xs){it.t, it.v, (uint32_t)g};
+			s->smp[n++] = (struct xs){ it.t, it.v, (uint32_t)g };
 			rc = 0;
 		}
 	}
@@ -305,10 +312,11 @@ static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *s
 
 static void answer_chunks(struct ts_net_response *resp, struct rq *qs, size_t n)
 {
-	struct streamer s = {.resp = resp};
+	struct streamer s = { .resp = resp };
 	ts_rr_chunked_init(&s.w, 0);
-	ts_net_response_header(resp, "Content-Type",
-			       "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse");
+	ts_net_response_header(
+		resp, "Content-Type",
+		"application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse");
 	int rc = ts_net_stream_begin(resp, 200);
 	for (size_t q = 0; q < n && rc == 0; q++)
 		for (size_t i = 0; rc == 0 && i < ts_series_set_len(qs[q].set); i++)
@@ -338,15 +346,20 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	size_t ce_len = 0;
 	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
 	if (ce && ce_len && !(ce_len == 6 && strncasecmp(ce, "snappy", 6) == 0)) {
-		text_error(resp, 415, "unsupported Content-Encoding (remote read bodies are snappy)");
+		text_error(resp, 415,
+			   "unsupported Content-Encoding (remote read bodies are snappy)");
 		goto out;
 	}
 	int rc = ts_snappy_decompress((const uint8_t *)(req->body ? req->body : ""), req->body_len,
 				      app->lim.max_decoded_bytes, &dec, &dec_cap, &dec_len);
 	if (rc) {
-		text_error(resp, rc == -ENOMEM ? 503 : rc == TS_ELIMIT ? 413 : 400,
-			   rc == -ENOMEM ? "out of memory" : rc == TS_ELIMIT ?
-			   "decoded body exceeds the limit" : "invalid snappy block body");
+		text_error(resp,
+			   rc == -ENOMEM     ? 503
+			   : rc == TS_ELIMIT ? 413
+					     : 400,
+			   rc == -ENOMEM     ? "out of memory"
+			   : rc == TS_ELIMIT ? "decoded body exceeds the limit"
+					     : "invalid snappy block body");
 		goto out;
 	}
 	rc = ts_rr_decode(&rr, dec, dec_len);

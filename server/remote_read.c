@@ -42,7 +42,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 
-#define DEF_MAX_QUERIES  1024
+#define DEF_MAX_QUERIES 1024
 #define DEF_MAX_MATCHERS (1u << 16)
 #define DEF_MAX_GROUPING (1u << 16)
 
@@ -64,10 +64,10 @@ void ts_rr_request_fini(struct ts_rr_request *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int fail_at(struct ts_rr_request *r, int code, const char *file, int line,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(struct ts_rr_request *r, int code, const char *file, int line,
-		   const char *fmt, ...)
+static int fail_at(struct ts_rr_request *r, int code, const char *file, int line, const char *fmt,
+		   ...) __attribute__((format(printf, 5, 6)));
+static int fail_at(struct ts_rr_request *r, int code, const char *file, int line, const char *fmt,
+		   ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -82,12 +82,13 @@ static int fail_at(struct ts_rr_request *r, int code, const char *file, int line
 
 static int bad(struct ts_rr_request *r, const struct ts_pb_reader *rd, const char *what)
 {
-	return FAIL(r, TS_ECORRUPT, "%s: malformed or truncated at byte %zu", what, ts_pb_offset(rd));
+	return FAIL(r, TS_ECORRUPT, "%s: malformed or truncated at byte %zu", what,
+		    ts_pb_offset(rd));
 }
 
 /* Reads the next tag of m into f/w; checks a known field's wire type. */
-static int field(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what,
-		 uint32_t *f, enum ts_pb_wire *w)
+static int field(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what, uint32_t *f,
+		 enum ts_pb_wire *w)
 {
 	if (ts_pb_read_tag(m, f, w) != 0)
 		return bad(r, m, what);
@@ -156,10 +157,10 @@ static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_
 	if ((rc = sub(r, q, &m, "matcher")) != 0)
 		return rc;
 	if (ts_grow((void **)&r->matchers_arena, &r->matchers_cap, r->n_matchers + 1,
-		 sizeof *r->matchers_arena) != 0)
+		    sizeof *r->matchers_arena) != 0)
 		return -ENOMEM;
 	struct ts_rr_matcher *mt = &r->matchers_arena[r->n_matchers++];
-	struct ts_pb_str empty = {(const char *)m.p, 0};
+	struct ts_pb_str empty = { (const char *)m.p, 0 };
 	mt->type = TS_RR_EQ;
 	mt->name = mt->value = empty;
 	while (!ts_pb_eof(&m)) {
@@ -172,11 +173,13 @@ static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_
 			if ((rc = read_int64(r, &m, "matcher.type", w, &t)) != 0)
 				return rc;
 			if (t < TS_RR_EQ || t > TS_RR_NRE)
-				return FAIL(r, TS_EINVALID, "queries[%zu]: invalid matcher type %lld", qi,
+				return FAIL(r, TS_EINVALID,
+					    "queries[%zu]: invalid matcher type %lld", qi,
 					    (long long)t);
 			mt->type = (uint32_t)t;
 		} else if (f == 2 || f == 3) {
-			if ((rc = read_string(r, &m, "matcher string", w, f == 2 ? &mt->name : &mt->value)) != 0)
+			if ((rc = read_string(r, &m, "matcher string", w,
+					      f == 2 ? &mt->name : &mt->value)) != 0)
 				return rc;
 		} else if ((rc = skip(r, &m, "matcher", f, w)) != 0) {
 			return rc;
@@ -198,7 +201,11 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 		if ((rc = field(r, &m, "hints", &f, &w)) != 0)
 			return rc;
 		switch (f) {
-		case 1: case 3: case 4: case 6: case 7:
+		case 1:
+		case 3:
+		case 4:
+		case 6:
+		case 7:
 			if ((rc = read_int64(r, &m, "hints integer", w, &v)) != 0)
 				return rc;
 			if (f == 1)
@@ -218,9 +225,10 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 			break;
 		case 5:
 			if (r->n_grouping >= r->max_grouping)
-				return FAIL(r, TS_ELIMIT, "more than %zu grouping labels", r->max_grouping);
-			if (ts_grow((void **)&r->grouping_arena, &r->grouping_cap, r->n_grouping + 1,
-				 sizeof *r->grouping_arena) != 0)
+				return FAIL(r, TS_ELIMIT, "more than %zu grouping labels",
+					    r->max_grouping);
+			if (ts_grow((void **)&r->grouping_arena, &r->grouping_cap,
+				    r->n_grouping + 1, sizeof *r->grouping_arena) != 0)
 				return -ENOMEM;
 			if ((rc = read_string(r, &m, "hints.grouping", w,
 					      &r->grouping_arena[r->n_grouping])) != 0)
@@ -244,7 +252,8 @@ static int decode_query(struct ts_rr_request *r, struct ts_pb_reader *rd)
 		return FAIL(r, TS_ELIMIT, "more than %zu queries", r->max_queries);
 	if ((rc = sub(r, rd, &m, "query")) != 0)
 		return rc;
-	if (ts_grow((void **)&r->queries, &r->queries_cap, r->n_queries + 1, sizeof *r->queries) != 0)
+	if (ts_grow((void **)&r->queries, &r->queries_cap, r->n_queries + 1, sizeof *r->queries) !=
+	    0)
 		return -ENOMEM;
 	size_t qi = r->n_queries++;
 	struct ts_rr_query *q = &r->queries[qi];
@@ -259,7 +268,8 @@ static int decode_query(struct ts_rr_request *r, struct ts_pb_reader *rd)
 			return rc;
 		if (f == 1 || f == 2) {
 			if ((rc = read_int64(r, &m, "query timestamp", w,
-					     f == 1 ? &r->queries[qi].start_ms : &r->queries[qi].end_ms)) != 0)
+					     f == 1 ? &r->queries[qi].start_ms
+						    : &r->queries[qi].end_ms)) != 0)
 				return rc;
 		} else if (f == 3) {
 			if ((rc = wire(r, &m, "query.matchers", w, TS_PB_LEN)) != 0 ||
@@ -348,14 +358,16 @@ int ts_rr_decode(struct ts_rr_request *r, const uint8_t *buf, size_t len)
 		}
 	}
 	if (r->n_accepted > 0 && !chosen) {
-		rc = FAIL(r, TS_EINVALID, "server does not support any of the %zu requested response types",
+		rc = FAIL(r, TS_EINVALID,
+			  "server does not support any of the %zu requested response types",
 			  r->n_accepted);
 		goto out;
 	}
 	for (size_t i = 0; i < r->n_queries; i++) {
 		struct ts_rr_query *q = &r->queries[i];
 		q->matchers = r->matchers_arena ? r->matchers_arena + q->matcher_off : NULL;
-		q->hints.grouping = r->grouping_arena ? r->grouping_arena + q->hints.grouping_off : NULL;
+		q->hints.grouping = r->grouping_arena ? r->grouping_arena + q->hints.grouping_off
+						      : NULL;
 	}
 out:
 	if (rc) {
@@ -388,7 +400,8 @@ static int put_label(struct ts_pb_buf *b, uint32_t field_no, const struct ts_lab
 	int rc = ts_pb_buf_reserve(b, 1 + 10 + body);
 	if (rc)
 		return rc;
-	if ((rc = ts_pb_put_tag(b, field_no, TS_PB_LEN)) != 0 || (rc = ts_pb_put_varint(b, body)) != 0)
+	if ((rc = ts_pb_put_tag(b, field_no, TS_PB_LEN)) != 0 ||
+	    (rc = ts_pb_put_varint(b, body)) != 0)
 		return rc;
 	if (l->name_len && (rc = ts_pb_put_bytes_field(b, 1, l->name, l->name_len)) != 0)
 		return rc;

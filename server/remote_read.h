@@ -37,9 +37,9 @@ enum ts_rr_match_type { TS_RR_EQ = 0, TS_RR_NEQ = 1, TS_RR_RE = 2, TS_RR_NRE = 3
 #define TS_RR_MAX_FRAME_BYTES (1u << 20)
 
 struct ts_rr_matcher {
-	uint32_t type;            /* enum ts_rr_match_type, checked to be 0..3 */
-	struct ts_pb_str name;    /* alias the input */
-	struct ts_pb_str value;   /* RE/NRE: the regex, to be anchored by the caller */
+	uint32_t type;		/* enum ts_rr_match_type, checked to be 0..3 */
+	struct ts_pb_str name;	/* alias the input */
+	struct ts_pb_str value; /* RE/NRE: the regex, to be anchored by the caller */
 };
 
 struct ts_rr_hints {
@@ -47,8 +47,8 @@ struct ts_rr_hints {
 	struct ts_pb_str func;
 	struct ts_pb_str *grouping; /* into the request's arena */
 	uint32_t n_grouping;
-	uint32_t by;                /* bool */
-	uint32_t grouping_off;      /* internal */
+	uint32_t by;	       /* bool */
+	uint32_t grouping_off; /* internal */
 };
 
 struct ts_rr_query {
@@ -57,7 +57,7 @@ struct ts_rr_query {
 	uint32_t n_matchers;
 	uint32_t has_hints;
 	struct ts_rr_hints hints;
-	uint32_t matcher_off;       /* internal */
+	uint32_t matcher_off; /* internal */
 };
 
 struct ts_rr_request {
@@ -65,7 +65,7 @@ struct ts_rr_request {
 	struct ts_rr_query *queries;
 	size_t n_queries;
 	enum ts_rr_response_type response_type; /* negotiated: first supported in the list */
-	size_t n_accepted;                      /* length of accepted_response_types */
+	size_t n_accepted;			/* length of accepted_response_types */
 	char err[256];
 	/* limits (TS_ELIMIT); set by init, the caller may change them */
 	size_t max_queries, max_matchers, max_grouping;
@@ -97,9 +97,9 @@ int ts_rr_decode(struct ts_rr_request *r, const uint8_t *buf, size_t len);
  * with one result per query, in query order. Every call returns 0, -ENOMEM, or
  * TS_EINVALID when called out of order. Labels are copied; nothing is retained. */
 struct ts_rr_samples_writer {
-	struct ts_pb_buf out;       /* owned; the encoded message so far */
+	struct ts_pb_buf out; /* owned; the encoded message so far */
 	size_t result_mark, series_mark;
-	int state;                  /* internal: 0 idle, 1 in result, 2 in series */
+	int state; /* internal: 0 idle, 1 in result, 2 in series */
 };
 
 void ts_rr_samples_init(struct ts_rr_samples_writer *w);
@@ -122,14 +122,14 @@ int ts_rr_samples_end_result(struct ts_rr_samples_writer *w);
  * with no chunks produces no frame. Labels are copied at begin_series; chunk data is
  * copied at add_chunk. */
 struct ts_rr_chunked_writer {
-	struct ts_pb_buf out;       /* owned; complete frames, ready to send */
-	struct ts_pb_buf msg;       /* internal: labels + chunks of the open frame */
-	size_t labels_len;          /* internal: bytes of labels at msg's start */
-	size_t n_chunks;            /* internal: chunks in the open frame */
+	struct ts_pb_buf out; /* owned; complete frames, ready to send */
+	struct ts_pb_buf msg; /* internal: labels + chunks of the open frame */
+	size_t labels_len;    /* internal: bytes of labels at msg's start */
+	size_t n_chunks;      /* internal: chunks in the open frame */
 	size_t max_frame_bytes;
 	int64_t query_index;
 	int in_series;
-	size_t n_frames;            /* frames written so far (statistics, tests) */
+	size_t n_frames; /* frames written so far (statistics, tests) */
 };
 
 /* max_frame_bytes 0 means TS_RR_MAX_FRAME_BYTES. */

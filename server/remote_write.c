@@ -52,12 +52,12 @@
  * bound. Worst case with these defaults: series 256Ki x 96 B + samples 2Mi x 16 B +
  * labels 4Mi x 24 B + exemplars 256Ki x 48 B + symbols 4Mi x 16 B, about 300 MB, and
  * only for a body that large; handlers lower them in proportion to their body limit. */
-#define DEF_MAX_SERIES    (1u << 18)
-#define DEF_MAX_SAMPLES   (1u << 21)
-#define DEF_MAX_LABELS    (1u << 22)
+#define DEF_MAX_SERIES (1u << 18)
+#define DEF_MAX_SAMPLES (1u << 21)
+#define DEF_MAX_LABELS (1u << 22)
 #define DEF_MAX_EXEMPLARS (1u << 18)
-#define DEF_MAX_SYMBOLS   (1u << 22)
-#define DEF_MAX_METADATA  (1u << 18)
+#define DEF_MAX_SYMBOLS (1u << 22)
+#define DEF_MAX_METADATA (1u << 18)
 
 void ts_rw_request_init(struct ts_rw_request *r)
 {
@@ -85,10 +85,10 @@ void ts_rw_request_fini(struct ts_rw_request *r)
 }
 
 /* Records a human-readable reason and reports corruption once, from the caller's line. */
-static int fail_at(struct ts_rw_request *r, int code, const char *file, int line,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(struct ts_rw_request *r, int code, const char *file, int line,
-		   const char *fmt, ...)
+static int fail_at(struct ts_rw_request *r, int code, const char *file, int line, const char *fmt,
+		   ...) __attribute__((format(printf, 5, 6)));
+static int fail_at(struct ts_rw_request *r, int code, const char *file, int line, const char *fmt,
+		   ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -124,12 +124,13 @@ static int truncated(struct ts_rw_request *r, const struct ts_pb_reader *rd, con
 }
 
 /* Skips an unknown field, reporting corruption with context. */
-static int skip(struct ts_rw_request *r, struct ts_pb_reader *rd, const char *what,
-		uint32_t field, enum ts_pb_wire wire)
+static int skip(struct ts_rw_request *r, struct ts_pb_reader *rd, const char *what, uint32_t field,
+		enum ts_pb_wire wire)
 {
 	if (ts_pb_skip(rd, field, wire) != 0)
-		return FAIL(r, TS_ECORRUPT, "%s: cannot skip unknown field %u (wire type %d) at byte %zu",
-			    what, field, (int)wire, ts_pb_offset(rd));
+		return FAIL(r, TS_ECORRUPT,
+			    "%s: cannot skip unknown field %u (wire type %d) at byte %zu", what,
+			    field, (int)wire, ts_pb_offset(rd));
 	return 0;
 }
 
@@ -197,14 +198,16 @@ static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int
 		enum ts_pb_wire w;
 		struct ts_pb_str s;
 		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad label tag at byte %zu", si,
-				    ts_pb_offset(&m));
+			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad label tag at byte %zu",
+				    si, ts_pb_offset(&m));
 		if (f == 1 || f == 2) {
 			if ((rc = want(r, &m, "label name/value", w, TS_PB_LEN)) != 0)
 				return rc;
 			if (ts_pb_read_str(&m, &s) != 0)
-				return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: label string overruns its message at byte %zu",
-					    si, ts_pb_offset(&m));
+				return FAIL(
+					r, TS_ECORRUPT,
+					"timeseries[%zu]: label string overruns its message at byte %zu",
+					si, ts_pb_offset(&m));
 			if (f == 1) {
 				l->name = s.p;
 				l->name_len = s.len;
@@ -230,7 +233,7 @@ static int decode_sample(struct ts_rw_request *r, struct ts_pb_reader *rd, size_
 		return rc;
 	if (r->n_samples >= r->samples_cap &&
 	    ts_grow((void **)&r->samples_arena, &r->samples_cap, r->n_samples + 1,
-		 sizeof *r->samples_arena) != 0)
+		    sizeof *r->samples_arena) != 0)
 		return oom(r);
 	struct ts_sample *s = &r->samples_arena[r->n_samples++];
 	s->t_ms = 0;
@@ -239,8 +242,8 @@ static int decode_sample(struct ts_rw_request *r, struct ts_pb_reader *rd, size_
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad sample tag at byte %zu", si,
-				    ts_pb_offset(&m));
+			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad sample tag at byte %zu",
+				    si, ts_pb_offset(&m));
 		if (f == 1) {
 			if ((rc = want(r, &m, "sample value", w, TS_PB_FIXED64)) != 0)
 				return rc;
@@ -268,7 +271,7 @@ static struct ts_rw_exemplar *push_exemplar(struct ts_rw_request *r)
 	}
 	if (r->n_exemplars >= r->exemplars_cap &&
 	    ts_grow((void **)&r->exemplars_arena, &r->exemplars_cap, r->n_exemplars + 1,
-		 sizeof *r->exemplars_arena) != 0) {
+		    sizeof *r->exemplars_arena) != 0) {
 		oom(r);
 		return NULL;
 	}
@@ -315,8 +318,8 @@ static int decode_exemplar_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, 
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu", si,
-				    ts_pb_offset(&m));
+			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu",
+				    si, ts_pb_offset(&m));
 		if (f == 1) {
 			if ((rc = want(r, &m, "exemplar label", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_label_v1(r, &m, 1, si)) != 0)
@@ -415,11 +418,11 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 		return rc;
 	if (r->n_metadata >= r->metadata_cap &&
 	    ts_grow((void **)&r->metadata, &r->metadata_cap, r->n_metadata + 1,
-		 sizeof *r->metadata) != 0)
+		    sizeof *r->metadata) != 0)
 		return oom(r);
 	size_t mi = r->n_metadata++;
 	struct ts_rw_metadata *md = &r->metadata[mi];
-	struct ts_pb_str empty = {(const char *)m.p, 0};
+	struct ts_pb_str empty = { (const char *)m.p, 0 };
 	md->type = 0;
 	md->family = md->help = md->unit = empty;
 	while (!ts_pb_eof(&m)) {
@@ -436,7 +439,9 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 				return truncated(r, &m, "metadata.type");
 			md->type = (uint32_t)v; /* int32 enum: keep the low 32 bits */
 		} else if (f == 2 || f == 4 || f == 5) {
-			struct ts_pb_str *dst = f == 2 ? &md->family : f == 4 ? &md->help : &md->unit;
+			struct ts_pb_str *dst = f == 2	 ? &md->family
+						: f == 4 ? &md->help
+							 : &md->unit;
 			if ((rc = want(r, &m, "metadata string", w, TS_PB_LEN)) != 0)
 				return rc;
 			if (ts_pb_read_str(&m, dst) != 0)
@@ -455,7 +460,8 @@ static int decode_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "WriteRequest: bad tag at byte %zu", ts_pb_offset(rd));
+			return FAIL(r, TS_ECORRUPT, "WriteRequest: bad tag at byte %zu",
+				    ts_pb_offset(rd));
 		if (f == 1) {
 			if ((rc = want(r, rd, "WriteRequest.timeseries", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_series_v1(r, rd)) != 0)
@@ -480,7 +486,8 @@ static int collect_symbols(struct ts_rw_request *r, struct ts_pb_reader rd)
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(&rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu", ts_pb_offset(&rd));
+			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu",
+				    ts_pb_offset(&rd));
 		if (f != 4) {
 			if ((rc = skip(r, &rd, "Request", f, w)) != 0)
 				return rc;
@@ -492,7 +499,7 @@ static int collect_symbols(struct ts_rw_request *r, struct ts_pb_reader rd)
 			return FAIL(r, TS_ELIMIT, "more than %zu symbols", r->max_symbols);
 		if (r->n_symbols >= r->symbols_cap &&
 		    ts_grow((void **)&r->symbols, &r->symbols_cap, r->n_symbols + 1,
-			 sizeof *r->symbols) != 0)
+			    sizeof *r->symbols) != 0)
 			return oom(r);
 		if (ts_pb_read_str(&rd, &r->symbols[r->n_symbols]) != 0)
 			return truncated(r, &rd, "Request.symbols");
@@ -507,7 +514,8 @@ static int symbol(struct ts_rw_request *r, const struct ts_pb_reader *m, uint64_
 		  const char *what, size_t si, struct ts_pb_str *out)
 {
 	if (ref >= r->n_symbols)
-		return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: %s ref %llu out of range (%zu symbols) at byte %zu",
+		return FAIL(r, TS_ECORRUPT,
+			    "timeseries[%zu]: %s ref %llu out of range (%zu symbols) at byte %zu",
 			    si, what, (unsigned long long)ref, r->n_symbols, ts_pb_offset(m));
 	*out = r->symbols[ref];
 	return 0;
@@ -584,13 +592,13 @@ static int decode_exemplar_v2(struct ts_rw_request *r, struct ts_pb_reader *rd, 
 	if (!push_exemplar(r))
 		return r->n_exemplars >= r->max_exemplars ? TS_ELIMIT : -ENOMEM;
 	size_t ei = r->n_exemplars - 1;
-	struct refs st = {.exemplar = 1};
+	struct refs st = { .exemplar = 1 };
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu", si,
-				    ts_pb_offset(&m));
+			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu",
+				    si, ts_pb_offset(&m));
 		if (f == 1) {
 			if ((rc = decode_refs(r, &m, w, &st, si)) != 0)
 				return rc;
@@ -602,7 +610,8 @@ static int decode_exemplar_v2(struct ts_rw_request *r, struct ts_pb_reader *rd, 
 		}
 	}
 	if (st.have_name)
-		return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: exemplar labels_refs has odd length", si);
+		return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: exemplar labels_refs has odd length",
+			    si);
 	r->exemplars_arena[ei].n_labels = st.n_labels;
 	return 0;
 }
@@ -620,8 +629,8 @@ static int decode_metadata_v2(struct ts_rw_request *r, struct ts_pb_reader *rd,
 		enum ts_pb_wire w;
 		uint64_t v;
 		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad metadata tag at byte %zu", si,
-				    ts_pb_offset(&m));
+			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad metadata tag at byte %zu",
+				    si, ts_pb_offset(&m));
 		if (f != 1 && f != 3 && f != 4) {
 			if ((rc = skip(r, &m, "metadata", f, w)) != 0)
 				return rc;
@@ -649,10 +658,10 @@ static int decode_series_v2(struct ts_rw_request *r, struct ts_pb_reader *rd)
 	if (!push_series(r))
 		return series_err(r);
 	size_t si = r->n_series - 1;
-	struct refs st = {.exemplar = 0};
+	struct refs st = { .exemplar = 0 };
 	uint32_t n_hist = 0;
 	/* A 0 ref is "": metadata strings default to the first symbol. */
-	struct ts_pb_str empty = {(const char *)m.p, 0};
+	struct ts_pb_str empty = { (const char *)m.p, 0 };
 	r->series[si].help = r->series[si].unit = empty;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
@@ -707,7 +716,8 @@ static int decode_v2(struct ts_rw_request *r, struct ts_pb_reader *rd)
 		uint32_t f;
 		enum ts_pb_wire w;
 		if (ts_pb_read_tag(rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu", ts_pb_offset(rd));
+			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu",
+				    ts_pb_offset(rd));
 		if (f == 5) {
 			if ((rc = want(r, rd, "Request.timeseries", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_series_v2(r, rd)) != 0)
@@ -735,8 +745,8 @@ int ts_rw_decode(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *b
 	reset(r, 1);
 	r->version = v;
 	/* Arena indices are 32-bit: no limit may let a count pass 2^32-1. */
-	size_t *lims[] = {&r->max_series, &r->max_samples, &r->max_labels, &r->max_exemplars,
-			  &r->max_symbols, &r->max_metadata};
+	size_t *lims[] = { &r->max_series,    &r->max_samples, &r->max_labels,
+			   &r->max_exemplars, &r->max_symbols, &r->max_metadata };
 	for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++)
 		if (*lims[i] > UINT32_MAX)
 			*lims[i] = UINT32_MAX;
@@ -758,7 +768,8 @@ int ts_rw_decode(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *b
 		struct ts_rw_series *s = &r->series[i];
 		size_t next_l = i + 1 < r->n_series ? r->series[i + 1].label_off : r->n_labels;
 		size_t next_s = i + 1 < r->n_series ? r->series[i + 1].sample_off : r->n_samples;
-		size_t next_e = i + 1 < r->n_series ? r->series[i + 1].exemplar_off : r->n_exemplars;
+		size_t next_e = i + 1 < r->n_series ? r->series[i + 1].exemplar_off
+						    : r->n_exemplars;
 		s->n_labels = (uint32_t)(next_l - s->label_off);
 		s->n_samples = (uint32_t)(next_s - s->sample_off);
 		s->n_exemplars = (uint32_t)(next_e - s->exemplar_off);
@@ -792,8 +803,14 @@ const char *ts_rw_reason_name(enum ts_rw_reason reason)
 	return "unknown";
 }
 
-static int is_alpha_(uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static int is_alpha_(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static int is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
 
 static int valid_name(const char *s, uint32_t n, int colon)
 {
@@ -878,7 +895,7 @@ static int invalid(struct ts_rw_series *s, enum ts_rw_reason why, const char *wh
 int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim,
 			  enum ts_rw_reason *reason, char *msg, size_t msg_cap)
 {
-	static const struct ts_rw_limits none = {0, 0, 0};
+	static const struct ts_rw_limits none = { 0, 0, 0 };
 	if (!lim)
 		lim = &none;
 	if (reason)
@@ -907,8 +924,8 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 			return invalid(s, TS_RW_VALUE_TOO_LONG, "label value too long for", l,
 				       TS_ELIMIT, reason, msg, msg_cap);
 		if (!valid_name(l->name, l->name_len, 0))
-			return invalid(s, TS_RW_BAD_LABEL_NAME, "invalid label name", l, TS_EINVALID,
-				       reason, msg, msg_cap);
+			return invalid(s, TS_RW_BAD_LABEL_NAME, "invalid label name", l,
+				       TS_EINVALID, reason, msg, msg_cap);
 		if (i > 0) {
 			const struct ts_label *p = &s->labels[i - 1];
 			int c = bytes_cmp(p->name, p->name_len, l->name, l->name_len);
@@ -923,16 +940,16 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 		    !memcmp(l->name, name_label, sizeof name_label - 1)) {
 			have_name = 1;
 			if (!valid_name(l->value, l->value_len, 1))
-				return invalid(s, TS_RW_BAD_METRIC_NAME, "invalid metric name", NULL,
-					       TS_EINVALID, reason, msg, msg_cap);
+				return invalid(s, TS_RW_BAD_METRIC_NAME, "invalid metric name",
+					       NULL, TS_EINVALID, reason, msg, msg_cap);
 		} else if (!ts_utf8_valid(l->value, l->value_len)) {
 			return invalid(s, TS_RW_BAD_UTF8, "invalid UTF-8 in the value of label", l,
 				       TS_EINVALID, reason, msg, msg_cap);
 		}
 	}
 	if (!have_name)
-		return invalid(s, TS_RW_NO_METRIC_NAME, "missing metric name (__name__ label)", NULL,
-			       TS_EINVALID, reason, msg, msg_cap);
+		return invalid(s, TS_RW_NO_METRIC_NAME, "missing metric name (__name__ label)",
+			       NULL, TS_EINVALID, reason, msg, msg_cap);
 	return 0;
 }
 
@@ -942,7 +959,10 @@ static const char ct_proto[] = "application/x-protobuf";
 static const char proto_v1[] = "prometheus.WriteRequest";
 static const char proto_v2[] = "io.prometheus.write.v2.Request";
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 /* RFC 9110 tchar. */
 static int is_tchar(char c)
@@ -1041,8 +1061,8 @@ int ts_rw_negotiate(const char *content_type, size_t ct_len, const char *content
 		while (s < end && is_ows(*s))
 			s++;
 		if (pn_len == 0 || s == end || *s != '=')
-			return reject(msg, msg_cap, "malformed Content-Type parameter", content_type,
-				      ct_len);
+			return reject(msg, msg_cap, "malformed Content-Type parameter",
+				      content_type, ct_len);
 		s++;
 		while (s < end && is_ows(*s))
 			s++;
@@ -1053,15 +1073,17 @@ int ts_rw_negotiate(const char *content_type, size_t ct_len, const char *content
 			s++;
 			for (;;) {
 				if (s == end)
-					return reject(msg, msg_cap, "unterminated quoted string in Content-Type",
+					return reject(msg, msg_cap,
+						      "unterminated quoted string in Content-Type",
 						      content_type, ct_len);
 				char c = *s++;
 				if (c == '"')
 					break;
 				if (c == '\\') {
 					if (s == end)
-						return reject(msg, msg_cap, "malformed Content-Type", content_type,
-							      ct_len);
+						return reject(msg, msg_cap,
+							      "malformed Content-Type",
+							      content_type, ct_len);
 					c = *s++;
 				}
 				if (vn < sizeof val)
@@ -1078,8 +1100,8 @@ int ts_rw_negotiate(const char *content_type, size_t ct_len, const char *content
 				s++;
 			}
 			if (vn == 0)
-				return reject(msg, msg_cap, "malformed Content-Type parameter", content_type,
-					      ct_len);
+				return reject(msg, msg_cap, "malformed Content-Type parameter",
+					      content_type, ct_len);
 		}
 		if (!ieq(pn, pn_len, "proto"))
 			continue;

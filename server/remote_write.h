@@ -47,7 +47,7 @@ enum ts_rw_metric_type {
 struct ts_rw_exemplar {
 	const struct ts_label *labels; /* into the request's exemplar-label arena */
 	uint32_t n_labels;
-	uint32_t label_off;            /* internal: index of labels[0] in that arena */
+	uint32_t label_off; /* internal: index of labels[0] in that arena */
 	double v;
 	int64_t t_ms;
 };
@@ -61,11 +61,11 @@ struct ts_rw_series {
 	uint32_t n_labels;
 	uint32_t n_samples;
 	uint32_t n_exemplars;
-	uint32_t n_histograms;          /* counted, not decoded */
+	uint32_t n_histograms; /* counted, not decoded */
 	/* RW2 only (zero for RW1): the series' Metadata message. help/unit alias the
 	 * symbol table, i.e. the input; a 0 ref gives the empty string. */
 	uint32_t has_metadata;
-	uint32_t type;                  /* enum ts_rw_metric_type */
+	uint32_t type; /* enum ts_rw_metric_type */
 	struct ts_pb_str help;
 	struct ts_pb_str unit;
 	/* internal: arena indices while decoding (pointers are set at the end because
@@ -75,7 +75,7 @@ struct ts_rw_series {
 
 /* RW1 MetricMetadata. Strings alias the input. */
 struct ts_rw_metadata {
-	uint32_t type;                  /* enum ts_rw_metric_type */
+	uint32_t type; /* enum ts_rw_metric_type */
 	struct ts_pb_str family;
 	struct ts_pb_str help;
 	struct ts_pb_str unit;
@@ -89,14 +89,14 @@ struct ts_rw_request {
 	enum ts_rw_version version;
 	struct ts_rw_series *series;
 	size_t n_series;
-	struct ts_rw_metadata *metadata;    /* RW1 only */
+	struct ts_rw_metadata *metadata; /* RW1 only */
 	size_t n_metadata;
-	size_t n_samples;                   /* totals over all series */
+	size_t n_samples; /* totals over all series */
 	size_t n_histograms;
 	size_t n_exemplars;
-	struct ts_pb_str *symbols;          /* RW2 only: the symbol table, aliasing input */
+	struct ts_pb_str *symbols; /* RW2 only: the symbol table, aliasing input */
 	size_t n_symbols;
-	char err[256];                      /* why the last decode failed ("" on success) */
+	char err[256]; /* why the last decode failed ("" on success) */
 
 	/* limits on what one request may make us hold; exceeding one is TS_ELIMIT.
 	 * Set to defaults by init (see remote_write.c), the caller may change them;
@@ -134,12 +134,12 @@ int ts_rw_decode(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *b
 
 enum ts_rw_reason {
 	TS_RW_VALID = 0,
-	TS_RW_NO_METRIC_NAME,     /* no __name__ label (or only an empty one) */
-	TS_RW_BAD_METRIC_NAME,    /* __name__ value not [a-zA-Z_:][a-zA-Z0-9_:]* */
-	TS_RW_BAD_LABEL_NAME,     /* empty, or not [a-zA-Z_][a-zA-Z0-9_]* */
-	TS_RW_UNSORTED_LABELS,    /* names not strictly ascending by bytes */
-	TS_RW_DUPLICATE_LABEL,    /* same name twice */
-	TS_RW_BAD_UTF8,           /* a value is not valid UTF-8 */
+	TS_RW_NO_METRIC_NAME,  /* no __name__ label (or only an empty one) */
+	TS_RW_BAD_METRIC_NAME, /* __name__ value not [a-zA-Z_:][a-zA-Z0-9_:]* */
+	TS_RW_BAD_LABEL_NAME,  /* empty, or not [a-zA-Z_][a-zA-Z0-9_]* */
+	TS_RW_UNSORTED_LABELS, /* names not strictly ascending by bytes */
+	TS_RW_DUPLICATE_LABEL, /* same name twice */
+	TS_RW_BAD_UTF8,	       /* a value is not valid UTF-8 */
 	TS_RW_TOO_MANY_LABELS,
 	TS_RW_NAME_TOO_LONG,
 	TS_RW_VALUE_TOO_LONG,

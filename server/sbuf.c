@@ -98,11 +98,16 @@ void ts_sbuf_json_str(struct ts_sbuf *b, const char *s, size_t n)
 		const char *rep = NULL;
 		char u[6];
 		size_t skip = 1;
-		if (c == '"') rep = "\\\"";
-		else if (c == '\\') rep = "\\\\";
-		else if (c == '\n') rep = "\\n";
-		else if (c == '\r') rep = "\\r";
-		else if (c == '\t') rep = "\\t";
+		if (c == '"')
+			rep = "\\\"";
+		else if (c == '\\')
+			rep = "\\\\";
+		else if (c == '\n')
+			rep = "\\n";
+		else if (c == '\r')
+			rep = "\\r";
+		else if (c == '\t')
+			rep = "\\t";
 		else if (c < 0x20) {
 			memcpy(u, "\\u00", 4);
 			u[4] = hex[c >> 4];
@@ -140,7 +145,10 @@ void ts_sbuf_prom_escape(struct ts_sbuf *b, const char *s, size_t n)
 {
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *rep = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n" : NULL;
+		const char *rep = s[i] == '\\'	 ? "\\\\"
+				  : s[i] == '"'	 ? "\\\""
+				  : s[i] == '\n' ? "\\n"
+						 : NULL;
 		if (!rep)
 			continue;
 		ts_sbuf_add(b, s + start, i - start);

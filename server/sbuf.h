@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 struct ts_sbuf {
-	char *p;     /* owned; NUL-terminated when not failed */
+	char *p; /* owned; NUL-terminated when not failed */
 	size_t len, cap;
 	int failed;
 };

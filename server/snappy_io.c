@@ -64,8 +64,8 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-int ts_snappy_decompress(const uint8_t *src, size_t src_len, size_t limit,
-			 uint8_t **buf, size_t *cap, size_t *out_len)
+int ts_snappy_decompress(const uint8_t *src, size_t src_len, size_t limit, uint8_t **buf,
+			 size_t *cap, size_t *out_len)
 {
 	size_t n;
 	int rc;
@@ -100,8 +100,8 @@ int ts_snappy_decompress(const uint8_t *src, size_t src_len, size_t limit,
 	return 0;
 }
 
-int ts_snappy_compress(const uint8_t *src, size_t src_len,
-		       uint8_t **buf, size_t *cap, size_t *out_len)
+int ts_snappy_compress(const uint8_t *src, size_t src_len, uint8_t **buf, size_t *cap,
+		       size_t *out_len)
 {
 	static const char empty[1];
 	size_t max = snappy_max_compressed_length(src_len);

@@ -33,12 +33,12 @@ int ts_snappy_declared_len(const uint8_t *src, size_t src_len, size_t *out);
  *                block libsnappy rejects;
  *   -ENOMEM      growing the buffer failed (*buf and *cap unchanged).
  * On error *out_len is 0 and the buffer's contents are unspecified. */
-int ts_snappy_decompress(const uint8_t *src, size_t src_len, size_t limit,
-			 uint8_t **buf, size_t *cap, size_t *out_len);
+int ts_snappy_decompress(const uint8_t *src, size_t src_len, size_t limit, uint8_t **buf,
+			 size_t *cap, size_t *out_len);
 
 /* Compresses src[0..src_len) into *buf (grown to snappy's worst case as needed).
  * 0 with *out_len set, or -ENOMEM. src may be NULL when src_len is 0. */
-int ts_snappy_compress(const uint8_t *src, size_t src_len,
-		       uint8_t **buf, size_t *cap, size_t *out_len);
+int ts_snappy_compress(const uint8_t *src, size_t src_len, uint8_t **buf, size_t *cap,
+		       size_t *out_len);
 
 #endif

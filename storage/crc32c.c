@@ -52,13 +52,13 @@ static uint32_t sw_run(uint32_t crc, const uint8_t *p, size_t len)
 	crc = ~crc;
 	while (len >= 8) {
 		uint32_t lo = ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-			       (uint32_t)p[3] << 24) ^ crc;
+			       (uint32_t)p[3] << 24) ^
+			      crc;
 		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
 			      (uint32_t)p[7] << 24;
 		crc = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^
-		      table[5][(lo >> 16) & 0xff] ^ table[4][lo >> 24] ^
-		      table[3][hi & 0xff] ^ table[2][(hi >> 8) & 0xff] ^
-		      table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];
+		      table[5][(lo >> 16) & 0xff] ^ table[4][lo >> 24] ^ table[3][hi & 0xff] ^
+		      table[2][(hi >> 8) & 0xff] ^ table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];
 		p += 8;
 		len -= 8;
 	}
@@ -74,8 +74,7 @@ uint32_t ts__crc32c_sw(uint32_t crc, const void *buf, size_t len)
 }
 
 #if TS_CRC32C_HAVE_HW
-__attribute__((target("sse4.2"))) static uint32_t hw_run(uint32_t crc, const uint8_t *p,
-							  size_t len)
+__attribute__((target("sse4.2"))) static uint32_t hw_run(uint32_t crc, const uint8_t *p, size_t len)
 {
 	uint64_t c = ~crc;
 	/* Unaligned 8-byte loads are fine on x86; align anyway so long runs never split a

@@ -529,7 +529,7 @@ int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned 
 	char *copy = ts_strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	struct table_open t = {.name = name};
+	struct table_open t = { .name = name };
 	if (flags & TS_TABLE_DUPFIXED_U64)
 		t.mdb_flags = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
 	if (env->read_only) {
@@ -593,8 +593,8 @@ static size_t rec_size(size_t klen, size_t vlen)
 	return (sizeof(struct op_hdr) + klen + vlen + 3) & ~(size_t)3;
 }
 
-static int batch_add(struct ts_batch *b, int kind, unsigned table, const void *key,
-		     size_t klen, const void *val, size_t vlen)
+static int batch_add(struct ts_batch *b, int kind, unsigned table, const void *key, size_t klen,
+		     const void *val, size_t vlen)
 {
 	if (table >= TS_ENV_MAX_TABLES || klen == 0 || !key || (vlen && !val))
 		return TS_EINVALID;
@@ -633,15 +633,15 @@ static int batch_add(struct ts_batch *b, int kind, unsigned table, const void *k
 	return 0;
 }
 
-int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
-		 const void *val, size_t vlen)
+int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
+		 size_t vlen)
 {
 	static const char empty;
 	return batch_add(b, OP_PUT, table, key, klen, val ? val : &empty, val ? vlen : 0);
 }
 
-int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen,
-		 const void *val, size_t vlen)
+int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
+		 size_t vlen)
 {
 	return batch_add(b, OP_DEL, table, key, klen, val, val ? vlen : 0);
 }
@@ -658,8 +658,8 @@ static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
 		if (h.table >= env->n_tables)
 			return TS_EINVALID;
 		MDB_dbi dbi = env->dbi[h.table];
-		MDB_val k = {.mv_size = h.klen, .mv_data = key};
-		MDB_val v = {.mv_size = h.vlen, .mv_data = val};
+		MDB_val k = { .mv_size = h.klen, .mv_data = key };
+		MDB_val v = { .mv_size = h.vlen, .mv_data = val };
 		uint64_t u;
 		int dup = (env->flags[h.table] & TS_TABLE_DUPFIXED_U64) != 0;
 		if (dup && (h.kind == OP_PUT || h.has_val)) {
@@ -717,12 +717,12 @@ void ts_env_read_end(struct ts_rtxn *r)
 	ts_free(r);
 }
 
-int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
-	       const void **val, size_t *vlen)
+int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen, const void **val,
+	       size_t *vlen)
 {
 	if (table >= r->env->n_tables || klen == 0)
 		return TS_EINVALID;
-	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v;
 	int rc = mdb_get(r->txn, r->env->dbi[table], &k, &v);
 	if (rc)
@@ -824,7 +824,7 @@ int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t k
 	int rc = mdb_cursor_open(r->txn, r->env->dbi[table], &cur);
 	if (rc)
 		return xlate(rc);
-	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v;
 	size_t count;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);

@@ -24,14 +24,15 @@
 #define TS_ENV_MAX_TABLES 16
 
 /* Table flags (mapped to MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERKEY...). */
-#define TS_TABLE_DUPFIXED_U64 0x1 /* duplicate sorted fixed 8-byte values (postings):
+#define TS_TABLE_DUPFIXED_U64 \
+	0x1 /* duplicate sorted fixed 8-byte values (postings):
 					* each value is a host-order uint64_t, sorted numerically */
 
 struct ts_env_opts {
-	uint64_t map_bytes;   /* initial map size; 0 means 256 MiB. Grows on demand.
+	uint64_t map_bytes; /* initial map size; 0 means 256 MiB. Grows on demand.
 			       * Ignored when read_only: the size the writer recorded is used. */
-	int read_only;        /* MDB_RDONLY: for tools reading a live server's data */
-	int no_sync;          /* MDB_NOSYNC: durability comes from elsewhere (tests, WAL) */
+	int read_only;	    /* MDB_RDONLY: for tools reading a live server's data */
+	int no_sync;	    /* MDB_NOSYNC: durability comes from elsewhere (tests, WAL) */
 };
 
 struct ts_env;
@@ -54,18 +55,18 @@ struct ts_batch;
 int ts_batch_new(struct ts_batch **out);
 void ts_batch_free(struct ts_batch *b);
 void ts_batch_reset(struct ts_batch *b);
-size_t ts_batch_len(const struct ts_batch *b);   /* operations queued */
+size_t ts_batch_len(const struct ts_batch *b); /* operations queued */
 /* Append mode: every put's key must sort after every key already in its table (and
  * after the batch's previous puts); LMDB then fills pages completely instead of
  * splitting them in half, which is how a rewrite in key order packs an env tightly.
  * A put that breaks the order fails the batch with TS_EINVALID. Survives reset. */
 void ts_batch_set_append(struct ts_batch *b, int on);
-int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen,
-		 const void *val, size_t vlen);
+int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
+		 size_t vlen);
 /* For DUPFIXED tables: deletes exactly (key,val), or every value of key when val is
  * NULL; for others val may be NULL. Deleting what is absent is not an error. */
-int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen,
-		 const void *val, size_t vlen);
+int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
+		 size_t vlen);
 
 /* Applies the whole batch in one write transaction and commits (durable on return
  * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, TS_EIO
@@ -80,16 +81,16 @@ int ts_env_apply(struct ts_env *env, struct ts_batch *b);
  * the two would deadlock it). */
 struct ts_rtxn;
 int ts_env_read_begin(struct ts_env *env, struct ts_rtxn **out);
-void ts_env_read_end(struct ts_rtxn *r);   /* accepts NULL */
+void ts_env_read_end(struct ts_rtxn *r); /* accepts NULL */
 /* Point lookup. *val aliases the map; valid until ts_env_read_end(). 0 or TS_ENOTFOUND. */
-int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
-	       const void **val, size_t *vlen);
+int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen, const void **val,
+	       size_t *vlen);
 
 /* Cursor over a table in key order (and value order within DUPFIXED keys). Key/value
  * pointers alias the map; valid until the next cursor call or ts_env_read_end(). */
 struct ts_cursor;
 int ts_cursor_open(struct ts_rtxn *r, unsigned table, struct ts_cursor **out);
-void ts_cursor_close(struct ts_cursor *c);   /* accepts NULL */
+void ts_cursor_close(struct ts_cursor *c); /* accepts NULL */
 /* Positions at the first key >= key (klen 0: first key). 0, TS_ENOTFOUND at end. */
 int ts_cursor_seek(struct ts_cursor *c, const void *key, size_t klen);
 /* Next entry (next duplicate first in DUPFIXED tables). 0, TS_ENOTFOUND at end. */

@@ -48,32 +48,25 @@ int ts_err_from_mdb(int rc)
 	case MDB_NOTFOUND: return TS_ENOTFOUND;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-		return TS_ECORRUPT;
+	case MDB_INVALID: return TS_ECORRUPT;
 	case MDB_VERSION_MISMATCH: /* a data file of another LMDB format version */
 		return TS_EVERSION;
 	case MDB_PANIC: /* the env is unusable until reopened: treat like a failed write */
 		return TS_EIO;
 	case MDB_INCOMPATIBLE: /* a table opened with flags it was not created with */
-	case MDB_BAD_DBI:
-		return TS_EINVALID;
+	case MDB_BAD_DBI: return TS_EINVALID;
 	case MDB_MAP_FULL:
 	case MDB_TXN_FULL:
 	case MDB_CURSOR_FULL:
-	case MDB_PAGE_FULL:
-		return TS_EFULL;
+	case MDB_PAGE_FULL: return TS_EFULL;
 	case MDB_DBS_FULL:
 	case MDB_READERS_FULL:
 	case MDB_TLS_FULL:
-	case MDB_BAD_VALSIZE:
-		return TS_ELIMIT;
-	case MDB_MAP_RESIZED: /* another process grew the map: retry */
-		return TS_EBUSY;
+	case MDB_BAD_VALSIZE: return TS_ELIMIT;
+	case MDB_MAP_RESIZED: /* another process grew the map: retry */ return TS_EBUSY;
 	case MDB_BAD_RSLOT:
 	case MDB_BAD_TXN:
-	case MDB_KEYEXIST:
-		return TS_EINVALID;
-	default:
-		return rc > 0 ? -rc : rc;
+	case MDB_KEYEXIST: return TS_EINVALID;
+	default: return rc > 0 ? -rc : rc;
 	}
 }

@@ -10,19 +10,19 @@
 #ifndef TS_STORAGE_ERR_H
 #define TS_STORAGE_ERR_H
 
-#define TS_ECORRUPT   (-40001) /* bytes from disk or network are malformed */
-#define TS_ENOTFOUND  (-40002) /* no such key, series, file */
-#define TS_ELIMIT     (-40003) /* a configured bound was exceeded */
+#define TS_ECORRUPT (-40001)	/* bytes from disk or network are malformed */
+#define TS_ENOTFOUND (-40002)	/* no such key, series, file */
+#define TS_ELIMIT (-40003)	/* a configured bound was exceeded */
 #define TS_EOUTOFORDER (-40004) /* sample older than the series' head allows */
-#define TS_EDUPLICATE (-40005) /* same timestamp, different value */
-#define TS_ETOOOLD    (-40006) /* sample before the retention / OOO window */
-#define TS_EFULL      (-40007) /* chunk or buffer has no room; caller cuts a new one */
-#define TS_ECLOSED    (-40008) /* handle is closed or shutting down */
-#define TS_EIO        (-40009) /* an earlier fsync/write failed; store is read-only */
-#define TS_ETOOFUTURE (-40010) /* sample too far ahead of wall-clock time */
-#define TS_EVERSION   (-40011) /* on-disk format version we do not read */
-#define TS_EBUSY      (-40012) /* resource held by another process */
-#define TS_EINVALID   (-40013) /* argument or input fails validation */
+#define TS_EDUPLICATE (-40005)	/* same timestamp, different value */
+#define TS_ETOOOLD (-40006)	/* sample before the retention / OOO window */
+#define TS_EFULL (-40007)	/* chunk or buffer has no room; caller cuts a new one */
+#define TS_ECLOSED (-40008)	/* handle is closed or shutting down */
+#define TS_EIO (-40009)		/* an earlier fsync/write failed; store is read-only */
+#define TS_ETOOFUTURE (-40010)	/* sample too far ahead of wall-clock time */
+#define TS_EVERSION (-40011)	/* on-disk format version we do not read */
+#define TS_EBUSY (-40012)	/* resource held by another process */
+#define TS_EINVALID (-40013)	/* argument or input fails validation */
 
 /* Name of any error code this project returns (TS_E*, -errno, MDB_*). Static string. */
 const char *ts_strerror(int err);

@@ -27,9 +27,12 @@ static int current_level(void)
 	const char *e = getenv("TS_LOG_LEVEL");
 	l = TS_LOG_INFO;
 	if (e) {
-		if (!strcmp(e, "debug")) l = TS_LOG_DEBUG;
-		else if (!strcmp(e, "warn")) l = TS_LOG_WARN;
-		else if (!strcmp(e, "error")) l = TS_LOG_ERROR;
+		if (!strcmp(e, "debug"))
+			l = TS_LOG_DEBUG;
+		else if (!strcmp(e, "warn"))
+			l = TS_LOG_WARN;
+		else if (!strcmp(e, "error"))
+			l = TS_LOG_ERROR;
 	}
 	atomic_store(&min_level, l);
 	return l;
@@ -39,7 +42,7 @@ void ts_log(enum ts_log_level level, const char *fmt, ...)
 {
 	if ((int)level < current_level())
 		return;
-	static const char *names[] = {"debug", "info", "warn", "error"};
+	static const char *names[] = { "debug", "info", "warn", "error" };
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;

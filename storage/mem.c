@@ -36,8 +36,14 @@ void ts_mem_fail_at(unsigned long n, int sticky)
 	atomic_store(&fail_at, n);
 }
 
-unsigned long ts_mem_count(void) { return atomic_load(&n_allocs); }
-int ts_mem_failed(void) { return atomic_load(&fired); }
+unsigned long ts_mem_count(void)
+{
+	return atomic_load(&n_allocs);
+}
+int ts_mem_failed(void)
+{
+	return atomic_load(&fired);
+}
 
 void *ts_malloc(size_t size)
 {

@@ -12,8 +12,8 @@
 #include <stddef.h>
 
 void *ts_malloc(size_t size);
-void *ts_calloc(size_t n, size_t size);  /* NULL on overflow of n*size too */
-void *ts_realloc(void *p, size_t size);  /* on failure p is untouched and still owned */
+void *ts_calloc(size_t n, size_t size); /* NULL on overflow of n*size too */
+void *ts_realloc(void *p, size_t size); /* on failure p is untouched and still owned */
 char *ts_strdup(const char *s);
 char *ts_strndup(const char *s, size_t n);
 void ts_free(void *p);

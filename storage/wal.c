@@ -90,17 +90,26 @@
 #define MAX_REC TS_WAL_MAX_RECORD_BYTES
 #define SEG_VERSION 1
 #define FLAG_LZ4 0x01
-#define COMPRESS_MIN 64           /* records this small are never compressed */
+#define COMPRESS_MIN 64		     /* records this small are never compressed */
 #define MAX_BASE (UINT64_C(1) << 62) /* keeps base + offsets far from overflow */
 #define READ_CHUNK (1u << 20)
 
-static const char SEG_MAGIC[5] = {'T', 'S', 'W', 'A', 'L'};
+static const char SEG_MAGIC[5] = { 'T', 'S', 'W', 'A', 'L' };
 
-static ssize_t libc_write(int fd, const void *buf, size_t len) { return write(fd, buf, len); }
-static int libc_fdatasync(int fd) { return fdatasync(fd); }
-static int libc_fsync(int fd) { return fsync(fd); }
+static ssize_t libc_write(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+static int libc_fdatasync(int fd)
+{
+	return fdatasync(fd);
+}
+static int libc_fsync(int fd)
+{
+	return fsync(fd);
+}
 
-struct ts__wal_io ts__wal_io = {libc_write, libc_fdatasync, libc_fsync, NULL};
+struct ts__wal_io ts__wal_io = { libc_write, libc_fdatasync, libc_fsync, NULL };
 
 void ts__wal_io_reset(void)
 {
@@ -115,25 +124,25 @@ struct seg {
 };
 
 struct ts_wal {
-	char *dir;                /* for log lines */
+	char *dir; /* for log lines */
 	int dirfd;
-	struct ts_wal_opts opts;  /* with defaults filled in */
+	struct ts_wal_opts opts; /* with defaults filled in */
 	pthread_t thread;
 	int has_thread;
 
 	pthread_mutex_t mu;
-	pthread_cond_t sync_cv;   /* a sync finished */
-	pthread_cond_t tick_cv;   /* wakes the interval thread early (stop) */
+	pthread_cond_t sync_cv; /* a sync finished */
+	pthread_cond_t tick_cv; /* wakes the interval thread early (stop) */
 	int stop;
-	struct seg *segs;         /* sorted by base; the last one is active once ready */
+	struct seg *segs; /* sorted by base; the last one is active once ready */
 	size_t n_segs, segs_cap;
-	int fd;                   /* active segment, O_APPEND; -1 until ready */
-	int ready;                /* positioned at the end: appends allowed */
-	int appended;             /* an append happened since open: no more replay */
-	uint64_t end;             /* LSN of the next append */
-	uint64_t synced_end;      /* everything before it is on stable storage */
-	int syncing;              /* a leader is in fdatasync with mu dropped */
-	int err;                  /* sticky: TS_EIO once a write or sync failed */
+	int fd;		     /* active segment, O_APPEND; -1 until ready */
+	int ready;	     /* positioned at the end: appends allowed */
+	int appended;	     /* an append happened since open: no more replay */
+	uint64_t end;	     /* LSN of the next append */
+	uint64_t synced_end; /* everything before it is on stable storage */
+	int syncing;	     /* a leader is in fdatasync with mu dropped */
+	int err;	     /* sticky: TS_EIO once a write or sync failed */
 	uint64_t n_syncs, sync_ns_total, sync_ns_max;
 };
 
@@ -371,7 +380,7 @@ static int roll_locked(struct ts_wal *w, int if_full)
 	}
 	close(w->fd);
 	w->fd = nfd;
-	w->segs[w->n_segs++] = (struct seg){w->end, w->end, SEG_HDR, 0};
+	w->segs[w->n_segs++] = (struct seg){ w->end, w->end, SEG_HDR, 0 };
 	w->end += SEG_HDR;
 	if (w->opts.sync != TS_WAL_SYNC_NEVER)
 		w->synced_end = w->end;
@@ -470,7 +479,8 @@ static int check_segment(struct ts_wal *w, struct seg *s, int is_last)
 	rc = pread_all(fd, h, sizeof h, 0, &got);
 	if (rc)
 		goto out;
-	if (got != sizeof h || memcmp(h, SEG_MAGIC, 5) != 0 || get32(h + 24) != ts_crc32c(0, h, 24)) {
+	if (got != sizeof h || memcmp(h, SEG_MAGIC, 5) != 0 ||
+	    get32(h + 24) != ts_crc32c(0, h, 24)) {
 		rc = TS_CORRUPT();
 		goto out;
 	}
@@ -479,8 +489,8 @@ static int check_segment(struct ts_wal *w, struct seg *s, int is_last)
 		goto out;
 	}
 	s->prev_end = get64(h + 16);
-	if (h[6] || h[7] || get64(h + 8) != s->base || s->base >= MAX_BASE ||
-	    s->size > MAX_BASE || s->prev_end > s->base)
+	if (h[6] || h[7] || get64(h + 8) != s->base || s->base >= MAX_BASE || s->size > MAX_BASE ||
+	    s->prev_end > s->base)
 		rc = TS_CORRUPT();
 out:
 	if (rc)
@@ -508,7 +518,8 @@ static int scan_dir(struct ts_wal *w)
 		if ((n != 16 && n != 20) || !parse_hex16(e->d_name, &base))
 			continue;
 		if (n == 20) {
-			if (strcmp(e->d_name + 16, ".tmp") == 0 && unlinkat(w->dirfd, e->d_name, 0) != 0) {
+			if (strcmp(e->d_name + 16, ".tmp") == 0 &&
+			    unlinkat(w->dirfd, e->d_name, 0) != 0) {
 				rc = -errno;
 				break;
 			}
@@ -517,7 +528,7 @@ static int scan_dir(struct ts_wal *w)
 		rc = segs_reserve(w, w->n_segs + 1);
 		if (rc)
 			break;
-		w->segs[w->n_segs++] = (struct seg){base, 0, 0, 0};
+		w->segs[w->n_segs++] = (struct seg){ base, 0, 0, 0 };
 	}
 	closedir(d);
 	if (rc)
@@ -591,7 +602,7 @@ int ts_wal_open(const char *dir, const struct ts_wal_opts *opts, struct ts_wal *
 			rc = create_segment(w, 0, 0, &w->fd, &io_fail);
 		if (rc)
 			goto fail;
-		w->segs[w->n_segs++] = (struct seg){0, 0, SEG_HDR, 0};
+		w->segs[w->n_segs++] = (struct seg){ 0, 0, SEG_HDR, 0 };
 		w->end = w->synced_end = SEG_HDR;
 		w->ready = 1;
 	} else {
@@ -614,10 +625,10 @@ fail:
 /* Buffered reads of one segment file, so small records cost no syscall each. */
 struct reader {
 	int fd;
-	uint64_t size;   /* of the file */
+	uint64_t size; /* of the file */
 	uint8_t *buf;
 	size_t cap, len;
-	uint64_t off;    /* file offset of buf[0] */
+	uint64_t off; /* file offset of buf[0] */
 };
 
 /* Points *out at file bytes [pos, pos+n). The caller has checked pos + n <= size.
@@ -804,8 +815,8 @@ out:
 
 int ts_wal_replay(struct ts_wal *w, uint64_t from_lsn, ts_wal_replay_fn fn, void *arg)
 {
-	struct reader r = {.fd = -1};
-	struct replay_buf rb = {0};
+	struct reader r = { .fd = -1 };
+	struct replay_buf rb = { 0 };
 	int rc = 0, io_fail = 0;
 	uint64_t end = 0;
 
@@ -857,9 +868,10 @@ int ts_wal_replay(struct ts_wal *w, uint64_t from_lsn, ts_wal_replay_fn fn, void
 		if (rc == 0)
 			rc = create_segment(w, start, end, &w->fd, &io_fail);
 		if (rc == 0) {
-			w->segs[w->n_segs++] = (struct seg){start, end, SEG_HDR, 0};
+			w->segs[w->n_segs++] = (struct seg){ start, end, SEG_HDR, 0 };
 			if (start != end)
-				ts_log(TS_LOG_WARN, "wal %s: log ends at LSN %" PRIu64 ", before the "
+				ts_log(TS_LOG_WARN,
+				       "wal %s: log ends at LSN %" PRIu64 ", before the "
 				       "replay start %" PRIu64 "; appends continue from there",
 				       w->dir, end, start);
 		}

@@ -32,9 +32,9 @@ enum ts_wal_sync { TS_WAL_SYNC_ALWAYS = 0, TS_WAL_SYNC_INTERVAL = 1, TS_WAL_SYNC
 
 struct ts_wal_opts {
 	enum ts_wal_sync sync;
-	uint32_t interval_ms;     /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
-	uint64_t segment_bytes;   /* roll to a new segment past this size; 0 means 64 MiB */
-	int compress;             /* non-zero: LZ4-compress records larger than 64 bytes */
+	uint32_t interval_ms;	/* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
+	uint64_t segment_bytes; /* roll to a new segment past this size; 0 means 64 MiB */
+	int compress;		/* non-zero: LZ4-compress records larger than 64 bytes */
 };
 
 struct ts_wal;
@@ -66,8 +66,7 @@ int ts_wal_replay(struct ts_wal *w, uint64_t from_lsn, ts_wal_replay_fn fn, void
  * Returns 0, -ENOMEM, TS_ELIMIT (too large), TS_EIO (this or an earlier I/O error),
  * -EINVAL (open found segments and no ts_wal_replay() has completed since: the end
  * of the log is not known until replay has checked it). */
-int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len,
-		  uint64_t *lsn_out);
+int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len, uint64_t *lsn_out);
 
 /* Waits until the record at `lsn` is durable under the sync policy (see above).
  * Returns 0 or TS_EIO. */

@@ -15,14 +15,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TS_WAL_SEG_HDR_BYTES 28u          /* segment header, see wal.c */
-#define TS_WAL_REC_HDR_BYTES 16u          /* record header, see wal.c */
+#define TS_WAL_SEG_HDR_BYTES 28u	    /* segment header, see wal.c */
+#define TS_WAL_REC_HDR_BYTES 16u	    /* record header, see wal.c */
 #define TS_WAL_MAX_RECORD_BYTES (64u << 20) /* largest record payload (uncompressed) */
 
 struct ts__wal_io {
 	ssize_t (*write)(int fd, const void *buf, size_t len);
-	int (*fdatasync)(int fd);  /* commit / interval / close syncs of segment data */
-	int (*fsync)(int fd);      /* new segment files, directory, cut segments */
+	int (*fdatasync)(int fd); /* commit / interval / close syncs of segment data */
+	int (*fsync)(int fd);	  /* new segment files, directory, cut segments */
 	/* Called after every successful data sync with the log end it covered (the end
 	 * of the written log noted just before the sync started). NULL by default. */
 	void (*on_sync)(uint64_t covered_end);

@@ -54,8 +54,8 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 
-#define ENC_SLACK 8            /* bytes past the last written one touched by a word store */
-#define ENC_FIRST_CAP 32       /* first allocation; doubles from there */
+#define ENC_SLACK 8	 /* bytes past the last written one touched by a word store */
+#define ENC_FIRST_CAP 32 /* first allocation; doubles from there */
 
 static inline uint64_t load_be64(const uint8_t *p)
 {
@@ -230,7 +230,7 @@ static inline void commit(struct ts_xor_enc *e, uint32_t pos, unsigned byte_end,
 
 /* A sample after the second, with room reserved: the hot path, which calls nothing. */
 static inline __attribute__((always_inline)) void append_dod(struct ts_xor_enc *e, int64_t t_ms,
-							   uint64_t v_bits)
+							     uint64_t v_bits)
 {
 	struct bw w;
 	uint64_t delta = (uint64_t)t_ms - (uint64_t)e->t;

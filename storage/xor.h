@@ -27,18 +27,18 @@
 /* Encoder state. The byte buffer is owned by the encoder (grown with ts_realloc).
  * Sizes are kept small because one encoder lives in every active series' head. */
 struct ts_xor_enc {
-	uint8_t *buf;       /* owned; NULL until the first successful append, from then on
+	uint8_t *buf;	 /* owned; NULL until the first successful append, from then on
 			     * buf[0..ts_xor_enc_bytes()) is a valid chunk */
-	uint32_t cap;       /* bytes allocated */
-	uint32_t nbits;     /* bits written, header included */
-	uint16_t n;         /* samples appended */
-	uint8_t leading;    /* current XOR window; leading == 0xff means "no window yet" */
+	uint32_t cap;	 /* bytes allocated */
+	uint32_t nbits;	 /* bits written, header included */
+	uint16_t n;	 /* samples appended */
+	uint8_t leading; /* current XOR window; leading == 0xff means "no window yet" */
 	uint8_t trailing;
-	uint8_t tail_pad;   /* 1 when the chunk ends in an empty byte, as Prometheus' bstream
+	uint8_t tail_pad; /* 1 when the chunk ends in an empty byte, as Prometheus' bstream
 			     * leaves it after writing a whole byte that ends on a byte boundary */
-	int64_t t;          /* last timestamp */
-	int64_t t_delta;    /* last t delta */
-	uint64_t v;         /* last value bits */
+	int64_t t;	  /* last timestamp */
+	int64_t t_delta;  /* last t delta */
+	uint64_t v;	  /* last value bits */
 };
 
 /* Starts an empty chunk. Allocates nothing until the first append. Cannot fail. */
@@ -62,11 +62,11 @@ static inline size_t ts_xor_enc_bytes(const struct ts_xor_enc *e)
 struct ts_xor_it {
 	const uint8_t *buf;
 	size_t len;
-	size_t pos;         /* bit position of the next read */
-	uint16_t n, i;      /* samples in chunk, samples read */
+	size_t pos;    /* bit position of the next read */
+	uint16_t n, i; /* samples in chunk, samples read */
 	uint8_t leading, trailing;
-	int err;            /* sticky: 0 or TS_ECORRUPT */
-	int64_t t;          /* current sample, valid after ts_xor_next returned 1 */
+	int err;   /* sticky: 0 or TS_ECORRUPT */
+	int64_t t; /* current sample, valid after ts_xor_next returned 1 */
 	int64_t t_delta;
 	uint64_t v;
 };

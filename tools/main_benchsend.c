@@ -160,7 +160,8 @@ static int read_response(int fd, char *buf, size_t cap, size_t *body_len, int *c
 		else if (!strncasecmp(line, "Transfer-Encoding:", 18) && strstr(line, "chunked") &&
 			 strstr(line, "chunked") < strstr(line, "\r\n"))
 			chunked = 1;
-		else if (!strncasecmp(line, "Connection:", 11) && strncasecmp(line + 11, " close", 6) == 0)
+		else if (!strncasecmp(line, "Connection:", 11) &&
+			 strncasecmp(line + 11, " close", 6) == 0)
 			*close_after = 1;
 	}
 	if (status == 204 || status == 304 || (status >= 100 && status < 200))
@@ -189,7 +190,8 @@ static int read_response(int fd, char *buf, size_t cap, size_t *body_len, int *c
 			if (have + 1 < cap)
 				n = recv(fd, buf + have, cap - 1 - have, 0);
 			else
-				n = recv(fd, sink, want - have < sizeof sink ? want - have : sizeof sink, 0);
+				n = recv(fd, sink,
+					 want - have < sizeof sink ? want - have : sizeof sink, 0);
 			if (n <= 0)
 				return 0;
 			if (have + 1 < cap)
@@ -236,9 +238,11 @@ static void *worker_main(void *arg)
 		}
 		int hl = snprintf(head, sizeof head,
 				  "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: benchsend\r\n"
-				  "Content-Length: %u\r\n", o->path, o->target, b->len);
+				  "Content-Length: %u\r\n",
+				  o->path, o->target, b->len);
 		for (int h = 0; h < o->n_headers && hl < (int)sizeof head; h++)
-			hl += snprintf(head + hl, sizeof head - (size_t)hl, "%s\r\n", o->headers[h]);
+			hl += snprintf(head + hl, sizeof head - (size_t)hl, "%s\r\n",
+				       o->headers[h]);
 		hl += snprintf(head + hl, sizeof head - (size_t)hl, "\r\n");
 		if (hl >= (int)sizeof head) {
 			note_error(sh, 0, "request head too long");
@@ -261,7 +265,8 @@ static void *worker_main(void *arg)
 					close(fd);
 				fd = -1;
 			}
-			if ((status == 0 || status == 503 || status == 429) && tries < MAX_RETRIES) {
+			if ((status == 0 || status == 503 || status == 429) &&
+			    tries < MAX_RETRIES) {
 				tries++;
 				w->n_retries++;
 				usleep(100000);
@@ -391,8 +396,8 @@ static int load_bodies(const char *path, uint8_t **data, struct body **bodies, u
 	fseek(f, 0, SEEK_END);
 	long size = ftell(f);
 	fseek(f, 0, SEEK_SET);
-	if (size < 16 || !(buf = ts_malloc((size_t)size)) || fread(buf, 1, (size_t)size, f) != (size_t)size ||
-	    memcmp(buf, "TSBENCH1", 8)) {
+	if (size < 16 || !(buf = ts_malloc((size_t)size)) ||
+	    fread(buf, 1, (size_t)size, f) != (size_t)size || memcmp(buf, "TSBENCH1", 8)) {
 		fprintf(stderr, "benchsend: %s is not a bodies file\n", path);
 		goto out;
 	}
@@ -441,14 +446,18 @@ static double pct(const double *v, uint64_t n, double p)
 static int usage(void)
 {
 	fputs("Usage: benchsend --bodies FILE --target HOST:PORT --path PATH [--header \"K: V\"]...\n"
-	      "                 [--conns N] [--max-seconds S] [--max-requests N] [--sink]\n", stderr);
+	      "                 [--conns N] [--max-seconds S] [--max-requests N] [--sink]\n",
+	      stderr);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.conns = 4, .max_seconds = 600, .max_requests = UINT64_MAX,
-			 .path = "/api/v1/write", .target = "127.0.0.1:9201"};
+	struct opts o = { .conns = 4,
+			  .max_seconds = 600,
+			  .max_requests = UINT64_MAX,
+			  .path = "/api/v1/write",
+			  .target = "127.0.0.1:9201" };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--sink")) {
@@ -458,14 +467,22 @@ int main(int argc, char **argv)
 		if (!v)
 			return usage();
 		i++;
-		if (!strcmp(a, "--bodies")) o.bodies_path = v;
-		else if (!strcmp(a, "--target")) o.target = v;
-		else if (!strcmp(a, "--path")) o.path = v;
-		else if (!strcmp(a, "--header") && o.n_headers < MAX_HEADERS) o.headers[o.n_headers++] = v;
-		else if (!strcmp(a, "--conns")) o.conns = (unsigned)strtoul(v, NULL, 10);
-		else if (!strcmp(a, "--max-seconds")) o.max_seconds = strtod(v, NULL);
-		else if (!strcmp(a, "--max-requests")) o.max_requests = strtoull(v, NULL, 10);
-		else return usage();
+		if (!strcmp(a, "--bodies"))
+			o.bodies_path = v;
+		else if (!strcmp(a, "--target"))
+			o.target = v;
+		else if (!strcmp(a, "--path"))
+			o.path = v;
+		else if (!strcmp(a, "--header") && o.n_headers < MAX_HEADERS)
+			o.headers[o.n_headers++] = v;
+		else if (!strcmp(a, "--conns"))
+			o.conns = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--max-seconds"))
+			o.max_seconds = strtod(v, NULL);
+		else if (!strcmp(a, "--max-requests"))
+			o.max_requests = strtoull(v, NULL, 10);
+		else
+			return usage();
 	}
 	if (!o.bodies_path || o.conns == 0 || o.conns > MAX_CONNS || o.max_seconds <= 0)
 		return usage();
@@ -547,9 +564,9 @@ int main(int argc, char **argv)
 	       ", \"lat_p99_ms\": %.3f, \"lat_max_ms\": %.3f, \"sender_cpu_s\": %.3f"
 	       ", \"conns\": %u, \"truncated\": %s, \"first_error\": \"%s\"}\n",
 	       n_lat, ok, failed, retries, samples, samples_ok, secs,
-	       secs > 0 ? (double)samples_ok / secs : 0.0, pct(lat, n_lat, 0.5), pct(lat, n_lat, 0.99),
-	       n_lat ? lat[n_lat - 1] : 0.0, cpu, o.conns, truncated ? "true" : "false",
-	       sh.first_error);
+	       secs > 0 ? (double)samples_ok / secs : 0.0, pct(lat, n_lat, 0.5),
+	       pct(lat, n_lat, 0.99), n_lat ? lat[n_lat - 1] : 0.0, cpu, o.conns,
+	       truncated ? "true" : "false", sh.first_error);
 	for (unsigned i = 0; i < o.conns; i++)
 		ts_free(w[i].lat_ms);
 	ts_free(w);

@@ -88,11 +88,11 @@ static double now_ns(clockid_t c)
 enum kind {
 	K_CONST,   /* never changes */
 	K_COUNTER, /* integer counter, rate per scrape log-uniform, 30% idle */
-	K_CPU,     /* seconds counter at 0.01 s, rate given by the mode */
+	K_CPU,	   /* seconds counter at 0.01 s, rate given by the mode */
 	K_SECONDS, /* seconds counter at 0.001 s (disk times, gc) */
 	K_GAUGE,   /* random walk at a quantum */
-	K_FULL,    /* full-precision float gauge (durations) */
-	K_TIME,    /* node_time_seconds: the scrape time in seconds */
+	K_FULL,	   /* full-precision float gauge (durations) */
+	K_TIME,	   /* node_time_seconds: the scrape time in seconds */
 };
 
 struct tmpl {
@@ -131,17 +131,21 @@ static void add(const char *name, enum kind k, double q, double lo, double hi, i
 	va_end(ap);
 }
 
-static const char *const cpus[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
-static const char *const modes[] = {"idle", "iowait", "irq", "nice", "softirq", "steal",
-				    "system", "user"};
-static const double mode_share[] = {0.85, 0.01, 0.0, 0.001, 0.005, 0.0, 0.04, 0.08};
-static const char *const netdevs[] = {"eth0", "eth1", "lo", "docker0", "veth3f2a1c9", "wlan0"};
-static const char *const disks[] = {"sda", "sdb", "nvme0n1", "dm-0"};
+static const char *const cpus[] = { "0", "1", "2", "3", "4", "5", "6", "7" };
+static const char *const modes[] = { "idle",	"iowait", "irq",    "nice",
+				     "softirq", "steal",  "system", "user" };
+static const double mode_share[] = { 0.85, 0.01, 0.0, 0.001, 0.005, 0.0, 0.04, 0.08 };
+static const char *const netdevs[] = { "eth0", "eth1", "lo", "docker0", "veth3f2a1c9", "wlan0" };
+static const char *const disks[] = { "sda", "sdb", "nvme0n1", "dm-0" };
 static const char *const fs[][3] = {
-	{"/dev/sda1", "ext4", "/"}, {"/dev/sda2", "ext4", "/home"},
-	{"/dev/nvme0n1p1", "xfs", "/var/lib/docker"}, {"/dev/sdb1", "ext4", "/data"},
-	{"tmpfs", "tmpfs", "/run"}, {"tmpfs", "tmpfs", "/dev/shm"},
-	{"/dev/sda3", "vfat", "/boot/efi"}, {"overlay", "overlay", "/var/lib/docker/overlay2"},
+	{ "/dev/sda1", "ext4", "/" },
+	{ "/dev/sda2", "ext4", "/home" },
+	{ "/dev/nvme0n1p1", "xfs", "/var/lib/docker" },
+	{ "/dev/sdb1", "ext4", "/data" },
+	{ "tmpfs", "tmpfs", "/run" },
+	{ "tmpfs", "tmpfs", "/dev/shm" },
+	{ "/dev/sda3", "vfat", "/boot/efi" },
+	{ "overlay", "overlay", "/var/lib/docker/overlay2" },
 };
 
 static char *sdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -163,109 +167,169 @@ static void build_templates(void)
 {
 	for (int c = 0; c < 8; c++)
 		for (int m = 0; m < 8; m++)
-			add("node_cpu_seconds_total", K_CPU, 0.01, mode_share[m], 0, 2, "cpu", cpus[c],
-			    "mode", modes[m]);
+			add("node_cpu_seconds_total", K_CPU, 0.01, mode_share[m], 0, 2, "cpu",
+			    cpus[c], "mode", modes[m]);
 	for (int c = 0; c < 8; c++) {
-		add("node_cpu_guest_seconds_total", K_CONST, 0, 0, 0, 2, "cpu", cpus[c], "mode", "nice");
-		add("node_cpu_guest_seconds_total", K_CONST, 0, 0, 0, 2, "cpu", cpus[c], "mode", "user");
-		add("node_cpu_scaling_frequency_hertz", K_GAUGE, 1e5, 8e8, 4.2e9, 1, "cpu", cpus[c]);
+		add("node_cpu_guest_seconds_total", K_CONST, 0, 0, 0, 2, "cpu", cpus[c], "mode",
+		    "nice");
+		add("node_cpu_guest_seconds_total", K_CONST, 0, 0, 0, 2, "cpu", cpus[c], "mode",
+		    "user");
+		add("node_cpu_scaling_frequency_hertz", K_GAUGE, 1e5, 8e8, 4.2e9, 1, "cpu",
+		    cpus[c]);
 		add("node_softnet_processed_total", K_COUNTER, 0, 0, 0, 1, "cpu", cpus[c]);
 		add("node_softnet_dropped_total", K_CONST, 0, 0, 0, 1, "cpu", cpus[c]);
 		add("node_softnet_times_squeezed_total", K_COUNTER, 0, 0, 0, 1, "cpu", cpus[c]);
-		add("node_schedstat_running_seconds_total", K_SECONDS, 0.001, 2, 0, 1, "cpu", cpus[c]);
-		add("node_schedstat_waiting_seconds_total", K_SECONDS, 0.001, 0.3, 0, 1, "cpu", cpus[c]);
+		add("node_schedstat_running_seconds_total", K_SECONDS, 0.001, 2, 0, 1, "cpu",
+		    cpus[c]);
+		add("node_schedstat_waiting_seconds_total", K_SECONDS, 0.001, 0.3, 0, 1, "cpu",
+		    cpus[c]);
 		add("node_schedstat_timeslices_total", K_COUNTER, 0, 0, 0, 1, "cpu", cpus[c]);
 	}
 	static const char *const mem[] = {
-		"Active", "Active_anon", "Active_file", "AnonHugePages", "AnonPages", "Bounce",
-		"Buffers", "Cached", "CommitLimit", "Committed_AS", "DirectMap1G", "DirectMap2M",
-		"DirectMap4k", "Dirty", "HardwareCorrupted", "HugePages_Free", "HugePages_Rsvd",
-		"HugePages_Surp", "HugePages_Total", "Hugepagesize", "Inactive", "Inactive_anon",
-		"Inactive_file", "KernelStack", "Mapped", "MemAvailable", "MemFree", "MemTotal",
-		"Mlocked", "NFS_Unstable", "PageTables", "Percpu", "SReclaimable", "SUnreclaim",
-		"ShmemHugePages", "ShmemPmdMapped", "Shmem", "Slab", "SwapCached", "SwapFree",
-		"SwapTotal", "Unevictable", "VmallocChunk", "VmallocTotal", "VmallocUsed",
-		"Writeback", "WritebackTmp"};
+		"Active",	  "Active_anon",    "Active_file",	 "AnonHugePages",
+		"AnonPages",	  "Bounce",	    "Buffers",		 "Cached",
+		"CommitLimit",	  "Committed_AS",   "DirectMap1G",	 "DirectMap2M",
+		"DirectMap4k",	  "Dirty",	    "HardwareCorrupted", "HugePages_Free",
+		"HugePages_Rsvd", "HugePages_Surp", "HugePages_Total",	 "Hugepagesize",
+		"Inactive",	  "Inactive_anon",  "Inactive_file",	 "KernelStack",
+		"Mapped",	  "MemAvailable",   "MemFree",		 "MemTotal",
+		"Mlocked",	  "NFS_Unstable",   "PageTables",	 "Percpu",
+		"SReclaimable",	  "SUnreclaim",	    "ShmemHugePages",	 "ShmemPmdMapped",
+		"Shmem",	  "Slab",	    "SwapCached",	 "SwapFree",
+		"SwapTotal",	  "Unevictable",    "VmallocChunk",	 "VmallocTotal",
+		"VmallocUsed",	  "Writeback",	    "WritebackTmp"
+	};
 	for (size_t i = 0; i < sizeof mem / sizeof *mem; i++) {
 		int konst = strstr(mem[i], "Total") || strstr(mem[i], "Huge") ||
 			    strstr(mem[i], "Limit") || strstr(mem[i], "DirectMap") ||
 			    strcmp(mem[i], "Bounce") == 0 || strcmp(mem[i], "NFS_Unstable") == 0 ||
 			    strcmp(mem[i], "HardwareCorrupted") == 0;
-		add(sdup("node_memory_%s_bytes", mem[i]), konst ? K_CONST : K_GAUGE, 4096, 1e8, 3e10, 0);
+		add(sdup("node_memory_%s_bytes", mem[i]), konst ? K_CONST : K_GAUGE, 4096, 1e8,
+		    3e10, 0);
 	}
-	static const char *const rx[] = {"bytes", "packets", "errs", "drop", "fifo", "frame",
-					 "compressed", "multicast"};
-	static const char *const tx[] = {"bytes", "packets", "errs", "drop", "fifo", "colls",
-					 "carrier", "compressed"};
-	static const char *const nconst[] = {"up", "mtu_bytes", "speed_bytes", "carrier",
-					     "iface_id", "flags", "transmit_queue_length"};
+	static const char *const rx[] = { "bytes", "packets", "errs",	    "drop",
+					  "fifo",  "frame",   "compressed", "multicast" };
+	static const char *const tx[] = { "bytes", "packets", "errs",	 "drop",
+					  "fifo",  "colls",   "carrier", "compressed" };
+	static const char *const nconst[] = {
+		"up",	    "mtu_bytes", "speed_bytes",		 "carrier",
+		"iface_id", "flags",	 "transmit_queue_length"
+	};
 	for (int d = 0; d < 6; d++) {
 		for (int i = 0; i < 8; i++) {
-			add(sdup("node_network_receive_%s_total", rx[i]), i < 2 ? K_COUNTER : K_CONST, 0,
-			    0, 0, 1, "device", netdevs[d]);
-			add(sdup("node_network_transmit_%s_total", tx[i]), i < 2 ? K_COUNTER : K_CONST,
-			    0, 0, 0, 1, "device", netdevs[d]);
+			add(sdup("node_network_receive_%s_total", rx[i]),
+			    i < 2 ? K_COUNTER : K_CONST, 0, 0, 0, 1, "device", netdevs[d]);
+			add(sdup("node_network_transmit_%s_total", tx[i]),
+			    i < 2 ? K_COUNTER : K_CONST, 0, 0, 0, 1, "device", netdevs[d]);
 		}
 		for (int i = 0; i < 7; i++)
-			add(sdup("node_network_%s", nconst[i]), K_CONST, 0, 0, 0, 1, "device", netdevs[d]);
+			add(sdup("node_network_%s", nconst[i]), K_CONST, 0, 0, 0, 1, "device",
+			    netdevs[d]);
 	}
-	static const char *const fsm[] = {"avail_bytes", "free_bytes", "size_bytes", "files",
-					  "files_free", "readonly", "device_error"};
+	static const char *const fsm[] = { "avail_bytes", "free_bytes", "size_bytes",  "files",
+					   "files_free",  "readonly",	"device_error" };
 	for (int f = 0; f < 8; f++)
 		for (int i = 0; i < 7; i++)
 			add(sdup("node_filesystem_%s", fsm[i]),
-			    i < 2 ? K_GAUGE : i == 4 ? K_GAUGE : K_CONST, i < 2 ? 4096 : 1, 1e9, 5e11, 3,
-			    "device", fs[f][0], "fstype", fs[f][1], "mountpoint", fs[f][2]);
-	static const char *const dm[] = {
-		"reads_completed_total", "reads_merged_total", "read_bytes_total",
-		"read_time_seconds_total", "writes_completed_total", "writes_merged_total",
-		"written_bytes_total", "write_time_seconds_total", "io_now",
-		"io_time_seconds_total", "io_time_weighted_seconds_total",
-		"discards_completed_total", "discards_merged_total", "discarded_sectors_total",
-		"discard_time_seconds_total", "flush_requests_total",
-		"flush_requests_time_seconds_total"};
+			    i < 2    ? K_GAUGE
+			    : i == 4 ? K_GAUGE
+				     : K_CONST,
+			    i < 2 ? 4096 : 1, 1e9, 5e11, 3, "device", fs[f][0], "fstype", fs[f][1],
+			    "mountpoint", fs[f][2]);
+	static const char *const dm[] = { "reads_completed_total",
+					  "reads_merged_total",
+					  "read_bytes_total",
+					  "read_time_seconds_total",
+					  "writes_completed_total",
+					  "writes_merged_total",
+					  "written_bytes_total",
+					  "write_time_seconds_total",
+					  "io_now",
+					  "io_time_seconds_total",
+					  "io_time_weighted_seconds_total",
+					  "discards_completed_total",
+					  "discards_merged_total",
+					  "discarded_sectors_total",
+					  "discard_time_seconds_total",
+					  "flush_requests_total",
+					  "flush_requests_time_seconds_total" };
 	for (int d = 0; d < 4; d++)
 		for (size_t i = 0; i < sizeof dm / sizeof *dm; i++)
 			add(sdup("node_disk_%s", dm[i]),
-			    strstr(dm[i], "seconds") ? K_SECONDS : strcmp(dm[i], "io_now") == 0 ? K_GAUGE
-												: K_COUNTER,
-			    strcmp(dm[i], "io_now") == 0 ? 1 : 0.001, 0.05, 8, 1, "device", disks[d]);
-	static const char *const chips[] = {"platform_coretemp_0", "pci0000:00_0000:00:18_3",
-					    "nvme_nvme0"};
-	static const char *const sensors[] = {"temp1", "temp2", "temp3", "temp4"};
+			    strstr(dm[i], "seconds")	   ? K_SECONDS
+			    : strcmp(dm[i], "io_now") == 0 ? K_GAUGE
+							   : K_COUNTER,
+			    strcmp(dm[i], "io_now") == 0 ? 1 : 0.001, 0.05, 8, 1, "device",
+			    disks[d]);
+	static const char *const chips[] = { "platform_coretemp_0", "pci0000:00_0000:00:18_3",
+					     "nvme_nvme0" };
+	static const char *const sensors[] = { "temp1", "temp2", "temp3", "temp4" };
 	for (int c = 0; c < 3; c++)
 		for (int s = 0; s < 4; s++) {
-			add("node_hwmon_temp_celsius", K_GAUGE, 0.1, 30, 90, 2, "chip", chips[c], "sensor",
-			    sensors[s]);
+			add("node_hwmon_temp_celsius", K_GAUGE, 0.1, 30, 90, 2, "chip", chips[c],
+			    "sensor", sensors[s]);
 			add("node_hwmon_temp_crit_celsius", K_CONST, 0, 0, 0, 2, "chip", chips[c],
 			    "sensor", sensors[s]);
-			add("node_hwmon_temp_max_celsius", K_CONST, 0, 0, 0, 2, "chip", chips[c], "sensor",
-			    sensors[s]);
+			add("node_hwmon_temp_max_celsius", K_CONST, 0, 0, 0, 2, "chip", chips[c],
+			    "sensor", sensors[s]);
 		}
-	static const char *const vm[] = {
-		"pgpgin", "pgpgout", "pswpin", "pswpout", "pgfault", "pgmajfault", "oom_kill",
-		"pgalloc_normal", "pgfree", "pgactivate", "pgdeactivate", "pgrefill", "pgsteal_kswapd",
-		"pgsteal_direct", "pgscan_kswapd", "pgscan_direct", "pginodesteal", "slabs_scanned",
-		"kswapd_inodesteal", "pageoutrun", "allocstall_normal", "pgrotated", "drop_pagecache",
-		"drop_slab", "numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local",
-		"numa_other", "thp_fault_alloc", "thp_collapse_alloc", "nr_dirtied", "nr_written",
-		"workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
-		"workingset_activate_file", "workingset_nodereclaim", "compact_stall"};
+	static const char *const vm[] = { "pgpgin",
+					  "pgpgout",
+					  "pswpin",
+					  "pswpout",
+					  "pgfault",
+					  "pgmajfault",
+					  "oom_kill",
+					  "pgalloc_normal",
+					  "pgfree",
+					  "pgactivate",
+					  "pgdeactivate",
+					  "pgrefill",
+					  "pgsteal_kswapd",
+					  "pgsteal_direct",
+					  "pgscan_kswapd",
+					  "pgscan_direct",
+					  "pginodesteal",
+					  "slabs_scanned",
+					  "kswapd_inodesteal",
+					  "pageoutrun",
+					  "allocstall_normal",
+					  "pgrotated",
+					  "drop_pagecache",
+					  "drop_slab",
+					  "numa_hit",
+					  "numa_miss",
+					  "numa_foreign",
+					  "numa_interleave",
+					  "numa_local",
+					  "numa_other",
+					  "thp_fault_alloc",
+					  "thp_collapse_alloc",
+					  "nr_dirtied",
+					  "nr_written",
+					  "workingset_refault_anon",
+					  "workingset_refault_file",
+					  "workingset_activate_anon",
+					  "workingset_activate_file",
+					  "workingset_nodereclaim",
+					  "compact_stall" };
 	for (size_t i = 0; i < sizeof vm / sizeof *vm; i++)
 		add(sdup("node_vmstat_%s", vm[i]), K_COUNTER, 0, 0, 0, 0);
-	static const char *const proto[] = {"Tcp", "Udp", "TcpExt", "Ip", "Icmp", "Ip6", "Udp6",
-					    "Icmp6"};
-	static const char *const field[] = {"InSegs", "OutSegs", "RetransSegs", "ActiveOpens",
-					    "PassiveOpens", "CurrEstab", "InErrs", "OutRsts",
-					    "InDatagrams", "OutDatagrams"};
+	static const char *const proto[] = { "Tcp",  "Udp", "TcpExt", "Ip",
+					     "Icmp", "Ip6", "Udp6",   "Icmp6" };
+	static const char *const field[] = { "InSegs",	    "OutSegs",	    "RetransSegs",
+					     "ActiveOpens", "PassiveOpens", "CurrEstab",
+					     "InErrs",	    "OutRsts",	    "InDatagrams",
+					     "OutDatagrams" };
 	for (int p = 0; p < 8; p++)
 		for (int f = 0; f < 10; f++)
 			add(sdup("node_netstat_%s_%s", proto[p], field[f]),
 			    f == 5 ? K_GAUGE : K_COUNTER, 1, 5, 500, 0);
-	static const char *const sock[] = {"sockets_used", "TCP_alloc", "TCP_inuse", "TCP_mem",
-					   "TCP_mem_bytes", "TCP_orphan", "TCP_tw", "UDP_inuse",
-					   "UDP_mem", "UDP_mem_bytes", "UDPLITE_inuse", "RAW_inuse",
-					   "FRAG_inuse", "FRAG_memory", "TCP6_inuse"};
+	static const char *const sock[] = { "sockets_used",  "TCP_alloc",     "TCP_inuse",
+					    "TCP_mem",	     "TCP_mem_bytes", "TCP_orphan",
+					    "TCP_tw",	     "UDP_inuse",     "UDP_mem",
+					    "UDP_mem_bytes", "UDPLITE_inuse", "RAW_inuse",
+					    "FRAG_inuse",    "FRAG_memory",   "TCP6_inuse" };
 	for (int i = 0; i < 15; i++)
 		add(sdup("node_sockstat_%s", sock[i]), K_GAUGE, 1, 0, 3000, 0);
 	add("node_load1", K_GAUGE, 0.01, 0, 16, 0);
@@ -288,7 +352,7 @@ static void build_templates(void)
 	add("node_os_info", K_CONST, 0, 0, 0, 2, "id", "debian", "version_id", "12");
 	add("node_exporter_build_info", K_CONST, 0, 0, 0, 2, "goversion", "go1.19.8", "version",
 	    "1.5.0");
-	static const char *const q[] = {"0", "0.25", "0.5", "0.75", "1"};
+	static const char *const q[] = { "0", "0.25", "0.5", "0.75", "1" };
 	for (int i = 0; i < 5; i++)
 		add("go_gc_duration_seconds", K_FULL, 0, 1e-5, 2e-3, 1, "quantile", q[i]);
 	add("go_gc_duration_seconds_sum", K_SECONDS, 1e-6, 0.001, 0, 0);
@@ -296,16 +360,21 @@ static void build_templates(void)
 	add("go_goroutines", K_GAUGE, 1, 5, 15, 0);
 	add("go_threads", K_GAUGE, 1, 6, 12, 0);
 	static const char *const gm[] = {
-		"alloc_bytes", "alloc_bytes_total", "buck_hash_sys_bytes", "frees_total",
-		"gc_sys_bytes", "heap_alloc_bytes", "heap_idle_bytes", "heap_inuse_bytes",
-		"heap_objects", "heap_released_bytes", "heap_sys_bytes", "last_gc_time_seconds",
-		"lookups_total", "mallocs_total", "mcache_inuse_bytes", "mcache_sys_bytes",
-		"mspan_inuse_bytes", "mspan_sys_bytes", "next_gc_bytes", "other_sys_bytes",
-		"stack_inuse_bytes", "stack_sys_bytes", "sys_bytes"};
+		"alloc_bytes",	       "alloc_bytes_total", "buck_hash_sys_bytes",
+		"frees_total",	       "gc_sys_bytes",	    "heap_alloc_bytes",
+		"heap_idle_bytes",     "heap_inuse_bytes",  "heap_objects",
+		"heap_released_bytes", "heap_sys_bytes",    "last_gc_time_seconds",
+		"lookups_total",       "mallocs_total",	    "mcache_inuse_bytes",
+		"mcache_sys_bytes",    "mspan_inuse_bytes", "mspan_sys_bytes",
+		"next_gc_bytes",       "other_sys_bytes",   "stack_inuse_bytes",
+		"stack_sys_bytes",     "sys_bytes"
+	};
 	for (size_t i = 0; i < sizeof gm / sizeof *gm; i++)
 		add(sdup("go_memstats_%s", gm[i]),
-		    strstr(gm[i], "total") ? K_COUNTER : strstr(gm[i], "time") ? K_FULL : K_GAUGE, 8,
-		    1e6, 3e7, 0);
+		    strstr(gm[i], "total")  ? K_COUNTER
+		    : strstr(gm[i], "time") ? K_FULL
+					    : K_GAUGE,
+		    8, 1e6, 3e7, 0);
 	add("process_cpu_seconds_total", K_CPU, 0.01, 0.002, 0, 0);
 	add("process_resident_memory_bytes", K_GAUGE, 4096, 1e7, 3e7, 0);
 	add("process_virtual_memory_bytes", K_GAUGE, 4096, 7e8, 8e8, 0);
@@ -313,12 +382,15 @@ static void build_templates(void)
 	add("process_max_fds", K_CONST, 0, 0, 0, 0);
 	add("process_start_time_seconds", K_CONST, 0, 0, 0, 0);
 	static const char *const coll[] = {
-		"arp", "bcache", "bonding", "btrfs", "conntrack", "cpu", "cpufreq", "diskstats",
-		"dmi", "edac", "entropy", "fibrechannel", "filefd", "filesystem", "hwmon",
-		"infiniband", "ipvs", "loadavg", "mdadm", "meminfo", "netclass", "netdev", "netstat",
-		"nfs", "nfsd", "nvme", "os", "powersupplyclass", "pressure", "rapl", "schedstat",
-		"selinux", "sockstat", "softnet", "stat", "tapestats", "textfile", "thermal_zone",
-		"time", "timex"};
+		"arp",	      "bcache",	      "bonding",	  "btrfs",	"conntrack",
+		"cpu",	      "cpufreq",      "diskstats",	  "dmi",	"edac",
+		"entropy",    "fibrechannel", "filefd",		  "filesystem", "hwmon",
+		"infiniband", "ipvs",	      "loadavg",	  "mdadm",	"meminfo",
+		"netclass",   "netdev",	      "netstat",	  "nfs",	"nfsd",
+		"nvme",	      "os",	      "powersupplyclass", "pressure",	"rapl",
+		"schedstat",  "selinux",      "sockstat",	  "softnet",	"stat",
+		"tapestats",  "textfile",     "thermal_zone",	  "time",	"timex"
+	};
 	for (int i = 0; i < 40; i++) {
 		add("node_scrape_collector_duration_seconds", K_FULL, 0, 1e-5, 0.05, 1, "collector",
 		    coll[i]);
@@ -330,22 +402,38 @@ static void build_templates(void)
 	add("scrape_samples_post_metric_relabeling", K_CONST, 0, 0, 0, 0);
 	add("scrape_series_added", K_CONST, 0, 0, 0, 0);
 	/* node_interrupts_total{cpu,type,devices} fills up to 1,000 series per target. */
-	static const char *const irq[][2] = {
-		{"0", "IO-APIC-edge timer"}, {"1", "IO-APIC-edge i8042"}, {"8", "IO-APIC-edge rtc0"},
-		{"9", "IO-APIC-fasteoi acpi"}, {"12", "IO-APIC-edge i8042"}, {"16", "ehci_hcd:usb1"},
-		{"24", "PCI-MSI-edge nvme0q0"}, {"25", "PCI-MSI-edge nvme0q1"},
-		{"26", "PCI-MSI-edge eth0-rx-0"}, {"27", "PCI-MSI-edge eth0-tx-0"},
-		{"28", "PCI-MSI-edge ahci"}, {"29", "PCI-MSI-edge xhci_hcd"},
-		{"NMI", "Non-maskable interrupts"}, {"LOC", "Local timer interrupts"},
-		{"SPU", "Spurious interrupts"}, {"PMI", "Performance monitoring interrupts"},
-		{"IWI", "IRQ work interrupts"}, {"RES", "Rescheduling interrupts"},
-		{"CAL", "Function call interrupts"}, {"TLB", "TLB shootdowns"},
-		{"TRM", "Thermal event interrupts"}, {"THR", "Threshold APIC interrupts"},
-		{"MCE", "Machine check exceptions"}, {"MCP", "Machine check polls"},
-		{"30", "PCI-MSI-edge eth0-rx-1"}, {"31", "PCI-MSI-edge eth0-tx-1"},
-		{"32", "PCI-MSI-edge eth1-rx-0"}, {"33", "PCI-MSI-edge eth1-tx-0"},
-		{"34", "PCI-MSI-edge nvme0q2"}, {"35", "PCI-MSI-edge nvme0q3"},
-		{"36", "PCI-MSI-edge i915"}, {"37", "PCI-MSI-edge snd_hda_intel"}};
+	static const char *const irq[][2] = { { "0", "IO-APIC-edge timer" },
+					      { "1", "IO-APIC-edge i8042" },
+					      { "8", "IO-APIC-edge rtc0" },
+					      { "9", "IO-APIC-fasteoi acpi" },
+					      { "12", "IO-APIC-edge i8042" },
+					      { "16", "ehci_hcd:usb1" },
+					      { "24", "PCI-MSI-edge nvme0q0" },
+					      { "25", "PCI-MSI-edge nvme0q1" },
+					      { "26", "PCI-MSI-edge eth0-rx-0" },
+					      { "27", "PCI-MSI-edge eth0-tx-0" },
+					      { "28", "PCI-MSI-edge ahci" },
+					      { "29", "PCI-MSI-edge xhci_hcd" },
+					      { "NMI", "Non-maskable interrupts" },
+					      { "LOC", "Local timer interrupts" },
+					      { "SPU", "Spurious interrupts" },
+					      { "PMI", "Performance monitoring interrupts" },
+					      { "IWI", "IRQ work interrupts" },
+					      { "RES", "Rescheduling interrupts" },
+					      { "CAL", "Function call interrupts" },
+					      { "TLB", "TLB shootdowns" },
+					      { "TRM", "Thermal event interrupts" },
+					      { "THR", "Threshold APIC interrupts" },
+					      { "MCE", "Machine check exceptions" },
+					      { "MCP", "Machine check polls" },
+					      { "30", "PCI-MSI-edge eth0-rx-1" },
+					      { "31", "PCI-MSI-edge eth0-tx-1" },
+					      { "32", "PCI-MSI-edge eth1-rx-0" },
+					      { "33", "PCI-MSI-edge eth1-tx-0" },
+					      { "34", "PCI-MSI-edge nvme0q2" },
+					      { "35", "PCI-MSI-edge nvme0q3" },
+					      { "36", "PCI-MSI-edge i915" },
+					      { "37", "PCI-MSI-edge snd_hda_intel" } };
 	for (int i = 0; n_tm < 1000 && i < (int)(sizeof irq / sizeof *irq); i++)
 		for (int c = 0; n_tm < 1000 && c < 8; c++)
 			add("node_interrupts_total", K_COUNTER, 0, 0, 0, 3, "cpu", cpus[c], "type",
@@ -356,18 +444,18 @@ static void build_templates(void)
 
 struct sstate {
 	double v;
-	float rate;      /* counters: mean increment per scrape */
+	float rate; /* counters: mean increment per scrape */
 	uint32_t tmpl;
 };
 
 struct work {
 	size_t n_series, per_target, n_targets;
 	struct sstate *st;
-	int64_t *offset_ms;          /* per target */
-	char (*inst)[32];            /* per target */
-	struct ts_label *labels;     /* per template: MAX_LABELS, instance value patched */
-	struct ts_series_in *in;     /* one batch of up to n_series entries */
-	struct ts_sample *smp;       /* one sample per entry */
+	int64_t *offset_ms;	 /* per target */
+	char (*inst)[32];	 /* per target */
+	struct ts_label *labels; /* per template: MAX_LABELS, instance value patched */
+	struct ts_series_in *in; /* one batch of up to n_series entries */
+	struct ts_sample *smp;	 /* one sample per entry */
 };
 
 static void work_init(struct work *w, size_t n_series)
@@ -387,8 +475,8 @@ static void work_init(struct work *w, size_t n_series)
 	rng_state = g_seed * 7919;
 	for (size_t t = 0; t < w->n_targets; t++) {
 		w->offset_ms[t] = (int64_t)(rnd() % SCRAPE_MS);
-		snprintf(w->inst[t], sizeof w->inst[t], "10.%u.%u.%u:9100", (unsigned)(t >> 16) & 255,
-			 (unsigned)(t >> 8) & 255, (unsigned)t & 255);
+		snprintf(w->inst[t], sizeof w->inst[t], "10.%u.%u.%u:9100",
+			 (unsigned)(t >> 16) & 255, (unsigned)(t >> 8) & 255, (unsigned)t & 255);
 	}
 	for (size_t i = 0; i < n_series; i++) {
 		size_t t = i / n_tm;
@@ -397,12 +485,13 @@ static void work_init(struct work *w, size_t n_series)
 		s->tmpl = (uint32_t)(i % n_tm);
 		struct ts_label *l = &w->labels[i * MAX_LABELS];
 		uint32_t n = 0;
-		l[n++] = (struct ts_label){"__name__", p->name, 8, (uint32_t)strlen(p->name)};
+		l[n++] = (struct ts_label){ "__name__", p->name, 8, (uint32_t)strlen(p->name) };
 		for (uint32_t j = 0; j < p->n_l; j++)
-			l[n++] = (struct ts_label){p->ln[j], p->lv[j], (uint32_t)strlen(p->ln[j]),
-						   (uint32_t)strlen(p->lv[j])};
-		l[n++] = (struct ts_label){"instance", w->inst[t], 8, (uint32_t)strlen(w->inst[t])};
-		l[n++] = (struct ts_label){"job", "node", 3, 4};
+			l[n++] = (struct ts_label){ p->ln[j], p->lv[j], (uint32_t)strlen(p->ln[j]),
+						    (uint32_t)strlen(p->lv[j]) };
+		l[n++] = (struct ts_label){ "instance", w->inst[t], 8,
+					    (uint32_t)strlen(w->inst[t]) };
+		l[n++] = (struct ts_label){ "job", "node", 3, 4 };
 		/* Sorted by name, as Prometheus' remote write sends them (insertion sort: a
 		 * handful of labels). */
 		for (uint32_t a = 1; a < n; a++) {
@@ -419,9 +508,7 @@ static void work_init(struct work *w, size_t n_series)
 		w->in[i].samples = &w->smp[i];
 		w->in[i].n_samples = 1;
 		switch (p->kind) {
-		case K_CONST:
-			s->v = unif() < 0.5 ? 1 : floor(unif() * 1e6) * 4096;
-			break;
+		case K_CONST: s->v = unif() < 0.5 ? 1 : floor(unif() * 1e6) * 4096; break;
 		case K_COUNTER:
 			s->rate = unif() < 0.3 ? 0 : (float)pow(10, unif() * 6);
 			s->v = floor(unif() * 1e9);
@@ -431,12 +518,8 @@ static void work_init(struct work *w, size_t n_series)
 			s->rate = (float)(p->lo * 15 * (0.5 + unif()));
 			s->v = round(unif() * 1e6 / p->q) * p->q;
 			break;
-		case K_GAUGE:
-			s->v = round((p->lo + unif() * (p->hi - p->lo)) / p->q) * p->q;
-			break;
-		default:
-			s->v = p->lo;
-			break;
+		case K_GAUGE: s->v = round((p->lo + unif() * (p->hi - p->lo)) / p->q) * p->q; break;
+		default: s->v = p->lo; break;
 		}
 	}
 }
@@ -462,8 +545,7 @@ static void gen_target(struct work *w, size_t t, int64_t r)
 		struct sstate *s = &w->st[i];
 		const struct tmpl *p = &tm[s->tmpl];
 		switch (p->kind) {
-		case K_CONST:
-			break;
+		case K_CONST: break;
 		case K_COUNTER:
 			if (s->rate > 0)
 				s->v += floor(s->rate * (0.5 + unif()));
@@ -484,14 +566,10 @@ static void gen_target(struct work *w, size_t t, int64_t r)
 				s->v = round(v / p->q) * p->q;
 			break;
 		}
-		case K_FULL:
-			s->v = p->lo + unif() * (p->hi - p->lo);
-			break;
-		case K_TIME:
-			s->v = (double)ts / 1000.0;
-			break;
+		case K_FULL: s->v = p->lo + unif() * (p->hi - p->lo); break;
+		case K_TIME: s->v = (double)ts / 1000.0; break;
 		}
-		w->smp[i] = (struct ts_sample){ts, s->v};
+		w->smp[i] = (struct ts_sample){ ts, s->v };
 	}
 }
 
@@ -602,7 +680,9 @@ static void run_append(struct ts_db *db, struct work *w, double hours, size_t ba
 			if (rc)
 				die("ts_db_append", rc);
 			if (res.n_appended != n)
-				fprintf(stderr, "tsdbbench: round %" PRId64 ": %" PRIu64 " of %zu appended: %s\n",
+				fprintf(stderr,
+					"tsdbbench: round %" PRId64 ": %" PRIu64
+					" of %zu appended: %s\n",
 					r, res.n_appended, n, res.first_err_msg);
 			if (r == 0) {
 				ar->first_wall_ns += b - a;
@@ -671,7 +751,7 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 	double a = now_ns(CLOCK_MONOTONIC);
 	struct ts_db *db = open_db(dir, TS_WAL_SYNC_NEVER);
 	double open_ms = (now_ns(CLOCK_MONOTONIC) - a) / 1e6;
-	struct ts_matcher m = {TS_MATCH_RE, "__name__", ".+"};
+	struct ts_matcher m = { TS_MATCH_RE, "__name__", ".+" };
 	struct ts_series_set *set;
 	char msg[128];
 	if (op->do_decode) {
@@ -679,7 +759,8 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 		uint64_t n = 0, n_raw = 0, sel_ns = 0;
 		for (int rep = 0; rep < 3; rep++) {
 			double t0 = now_ns(CLOCK_MONOTONIC);
-			int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, msg, sizeof msg);
+			int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, msg,
+					      sizeof msg);
 			if (rc)
 				die("ts_db_select", rc);
 			double t1 = now_ns(CLOCK_MONOTONIC);
@@ -734,7 +815,8 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 			if (raw_ns < best_raw)
 				best_raw = raw_ns;
 		}
-		printf("\n(b) decode after close + reopen (open took %.0f ms; best of 3)\n", open_ms);
+		printf("\n(b) decode after close + reopen (open took %.0f ms; best of 3)\n",
+		       open_ms);
 		printf("    samples read %" PRIu64 " (appended %" PRIu64 ")\n", n, n_samples);
 		printf("    select + iterate all, ns/sample        %8.2f  (select alone %.1f ms)\n",
 		       best_all / (double)n, (double)sel_ns / 1e6);
@@ -770,20 +852,21 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 		struct du raw = du_of(p);
 		double ns = (double)n;
 		printf("\n(c) disk after flush (WAL excluded), %" PRIu64 " samples in %" PRIu64
-		       " chunks (%.1f samples/chunk)\n", n, n_chunks, ns / (double)n_chunks);
+		       " chunks (%.1f samples/chunk)\n",
+		       n, n_chunks, ns / (double)n_chunks);
 		printf("    %-28s %12s %12s\n", "", "bytes", "bytes/sample");
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "LMDB files, du (allocated)", all.alloc,
 		       (double)all.alloc / ns);
-		printf("    %-28s %12" PRIu64 " %12.3f\n", "LMDB files, apparent size", all.apparent,
-		       (double)all.apparent / ns);
+		printf("    %-28s %12" PRIu64 " %12.3f\n", "LMDB files, apparent size",
+		       all.apparent, (double)all.apparent / ns);
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "  partitions (raw/), du", raw.alloc,
 		       (double)raw.alloc / ns);
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "  partitions, pages in use",
 		       st.partitions_bytes, (double)st.partitions_bytes / ns);
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "  index.mdb, du", idx.alloc,
 		       (double)idx.alloc / ns);
-		printf("    %-28s %12" PRIu64 " %12.3f\n", "  index.mdb, pages in use", st.index_bytes,
-		       (double)st.index_bytes / ns);
+		printf("    %-28s %12" PRIu64 " %12.3f\n", "  index.mdb, pages in use",
+		       st.index_bytes, (double)st.index_bytes / ns);
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "XOR payload (chunk lengths)", payload,
 		       (double)payload / ns);
 		printf("    %-28s %12" PRIu64 " %12.3f\n", "chunk headers+keys (48 B each)",
@@ -854,7 +937,8 @@ static void phase_rss(const struct opt *op)
 	       (double)(rss1 - rss0) * 1024 / n, (double)(anon1 - anon0) * 1024 / n);
 	printf("    %-30s %10ld %10ld %12.0f (anon %.0f)\n", "after ts_db_checkpoint", rss2, anon2,
 	       (double)(rss2 - rss0) * 1024 / n, (double)(anon2 - anon0) * 1024 / n);
-	printf("    peak VmHWM %ld KiB; head bytes (open chunk buffers) %" PRIu64 " = %.0f B/series\n",
+	printf("    peak VmHWM %ld KiB; head bytes (open chunk buffers) %" PRIu64
+	       " = %.0f B/series\n",
 	       hwm, st.head_bytes, (double)st.head_bytes / n);
 	rc = ts_db_close(db);
 	if (rc)
@@ -873,8 +957,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct opt op = {.series = 10000, .batch = 1000, .hours = 2, .do_append = 1,
-			 .do_decode = 1, .do_disk = 1, .do_rss = 1};
+	struct opt op = { .series = 10000,
+			  .batch = 1000,
+			  .hours = 2,
+			  .do_append = 1,
+			  .do_decode = 1,
+			  .do_disk = 1,
+			  .do_rss = 1 };
 	char dirbuf[PATH_MAX];
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -937,7 +1026,8 @@ int main(int argc, char **argv)
 		work_init(&w, op.series);
 		double gen = gen_cost_ns(&w, op.hours);
 		printf("\n(a) append, existing series (first scrape excluded); generator cost "
-		       "subtracted (%.1f ns/sample)\n", gen / ((double)op.series * op.hours * 240));
+		       "subtracted (%.1f ns/sample)\n",
+		       gen / ((double)op.series * op.hours * 240));
 		printf("%-34s %10s %10s %10s %10s %9s %6s %5s\n", "", "wall ns/s", "main cpu",
 		       "bg cpu", "cpu ns/s", "ckpt ms", "syncs", "ckpts");
 		struct app_res ar;
@@ -959,7 +1049,7 @@ int main(int argc, char **argv)
 		if (op.do_append) {
 			char dir_always[PATH_MAX];
 			path_join(dir_always, sizeof dir_always, op.dir, "always");
-			size_t batches[2] = {op.batch, 0};
+			size_t batches[2] = { op.batch, 0 };
 			for (int k = 0; k < 2; k++) {
 				rm_tree(dir_always);
 				work_fini(&w);
@@ -967,10 +1057,11 @@ int main(int argc, char **argv)
 				db = open_db(dir_always, TS_WAL_SYNC_ALWAYS);
 				run_append(db, &w, op.hours, batches[k], &ar);
 				if (batches[k])
-					snprintf(label, sizeof label, "sync=always, %zu series/append",
-						 batches[k]);
+					snprintf(label, sizeof label,
+						 "sync=always, %zu series/append", batches[k]);
 				else
-					snprintf(label, sizeof label, "sync=always, whole round/append");
+					snprintf(label, sizeof label,
+						 "sync=always, whole round/append");
 				print_append(label, &ar, gen);
 				if ((rc = ts_db_close(db)))
 					die("ts_db_close", rc);
@@ -978,7 +1069,8 @@ int main(int argc, char **argv)
 					rm_tree(dir_always);
 			}
 			printf("    series creation (first scrape, sync=never): %.0f ns/series; "
-			       "close (final checkpoint) %.0f ms\n", first, close_ms);
+			       "close (final checkpoint) %.0f ms\n",
+			       first, close_ms);
 			printf("    wall ns/s: time inside ts_db_append + the final ts_db_checkpoint; "
 			       "cpu: appending thread (minus generator) + background threads\n");
 		}

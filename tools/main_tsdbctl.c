@@ -53,10 +53,10 @@
 
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,    /* verify found problems, or the command failed */
+	EXIT_FAIL = 1, /* verify found problems, or the command failed */
 	EXIT_USAGE = 2,
-	EXIT_LOCKED = 3,  /* a running server holds the directory */
-	EXIT_NOTDB = 4,   /* the directory is not a database */
+	EXIT_LOCKED = 3, /* a running server holds the directory */
+	EXIT_NOTDB = 4,	 /* the directory is not a database */
 };
 
 #define INDEX_FORMAT 1
@@ -65,36 +65,36 @@ enum {
 /* head.c's snapshot layout and bounds */
 #define SNAP_FORMAT 1
 #define SNAP_FIXED 62
-#define SNAP_MAX_CHUNK 2048   /* TS_CHUNK_MAX_BYTES * 2 */
+#define SNAP_MAX_CHUNK 2048    /* TS_CHUNK_MAX_BYTES * 2 */
 #define SNAP_MAX_OOO (32 * 64) /* TS_OOO_CUT * 64 */
 
 static const char usage_text[] =
-"usage: tsdbctl <command> --data-dir DIR [options]\n"
-"\n"
-"Commands:\n"
-"  inspect   format, partition width, series, checkpoint LSN, WAL size; per partition\n"
-"            its time range, chunks, samples, bytes in use, bytes/sample, compacted;\n"
-"            cardinality top-N by metric name and by label name; metadata count.\n"
-"            Reads while a server runs.\n"
-"              --top N    entries in each top list (default 10)\n"
-"              --json     one JSON object instead of text\n"
-"  verify    checks every chunk record (CRC, header, full XOR decode, key in the\n"
-"            partition's range, series known), every series row, postings both ways,\n"
-"            head snapshots and metadata rows. Prints each problem with where it is and\n"
-"            a summary. Reads while a server runs.\n"
-"  export    series as JSON lines (VictoriaMetrics format, as GET /api/v1/export) on\n"
-"            stdout; stale markers are left out. Needs the server stopped.\n"
-"              --match SELECTOR   series selector, repeatable (union); default: all\n"
-"              --start T, --end T unix seconds or RFC 3339; default: everything\n"
-"  compact   rewrites closed partitions tightly (ts_db_compact) and prints the bytes\n"
-"            before and after. Needs the server stopped.\n"
-"\n"
-"Exit codes:\n"
-"  0  ok (verify: no problem found)\n"
-"  1  verify found problems, or the command failed\n"
-"  2  usage error\n"
-"  3  the data directory is locked by a running server (export, compact)\n"
-"  4  the directory is not a database (no DIR/index.mdb)\n";
+	"usage: tsdbctl <command> --data-dir DIR [options]\n"
+	"\n"
+	"Commands:\n"
+	"  inspect   format, partition width, series, checkpoint LSN, WAL size; per partition\n"
+	"            its time range, chunks, samples, bytes in use, bytes/sample, compacted;\n"
+	"            cardinality top-N by metric name and by label name; metadata count.\n"
+	"            Reads while a server runs.\n"
+	"              --top N    entries in each top list (default 10)\n"
+	"              --json     one JSON object instead of text\n"
+	"  verify    checks every chunk record (CRC, header, full XOR decode, key in the\n"
+	"            partition's range, series known), every series row, postings both ways,\n"
+	"            head snapshots and metadata rows. Prints each problem with where it is and\n"
+	"            a summary. Reads while a server runs.\n"
+	"  export    series as JSON lines (VictoriaMetrics format, as GET /api/v1/export) on\n"
+	"            stdout; stale markers are left out. Needs the server stopped.\n"
+	"              --match SELECTOR   series selector, repeatable (union); default: all\n"
+	"              --start T, --end T unix seconds or RFC 3339; default: everything\n"
+	"  compact   rewrites closed partitions tightly (ts_db_compact) and prints the bytes\n"
+	"            before and after. Needs the server stopped.\n"
+	"\n"
+	"Exit codes:\n"
+	"  0  ok (verify: no problem found)\n"
+	"  1  verify found problems, or the command failed\n"
+	"  2  usage error\n"
+	"  3  the data directory is locked by a running server (export, compact)\n"
+	"  4  the directory is not a database (no DIR/index.mdb)\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void usage_error(const char *fmt, ...)
@@ -134,7 +134,7 @@ static void fmt_time(char *buf, size_t cap, int64_t ms)
 
 static void fmt_bytes(char *buf, size_t cap, uint64_t b)
 {
-	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)b;
 	int u = 0;
 	while (v >= 1024 && u < 4) {
@@ -265,7 +265,7 @@ static int check_db_dir(const char *dir)
 
 struct part {
 	int64_t start, end;
-	char name[256];     /* "<start>_<end>" under raw/ */
+	char name[256]; /* "<start>_<end>" under raw/ */
 };
 
 struct ro_db {
@@ -273,13 +273,13 @@ struct ro_db {
 	struct ts_env *index;
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
 	int has_heads, has_metadata;
-	uint32_t format;        /* 0: not yet written */
-	int64_t partition_ms;   /* 0: not yet written */
+	uint32_t format;      /* 0: not yet written */
+	int64_t partition_ms; /* 0: not yet written */
 	uint64_t next_id, checkpoint_lsn;
 	int has_next_id, has_ckpt;
 	struct part *parts;
 	size_t n_parts;
-	size_t n_skipped_dirs;  /* unexpected entries in raw/ */
+	size_t n_skipped_dirs; /* unexpected entries in raw/ */
 };
 
 static int part_cmp(const void *a, const void *b)
@@ -358,7 +358,7 @@ static int ro_open(struct ro_db *db, const char *dir)
 		return EXIT_NOTDB;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/index.mdb", dir);
-	struct ts_env_opts eo = {.read_only = 1};
+	struct ts_env_opts eo = { .read_only = 1 };
 	int rc = ts_env_open(path, &eo, &db->index);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: cannot open %s read-only: %s\n", path, ts_strerror(rc));
@@ -408,12 +408,12 @@ static int part_open(const struct ro_db *db, const struct part *p, struct ts_env
 {
 	char path[4200];
 	snprintf(path, sizeof path, "%s/raw/%s", db->dir, p->name);
-	struct ts_env_opts eo = {.read_only = 1};
+	struct ts_env_opts eo = { .read_only = 1 };
 	int rc = TS_ENOTFOUND;
 	for (int tries = 0; tries < 3; tries++) {
 		if (!is_dir(path)) {
 			/* a compaction swaps by two renames: look again a moment later */
-			struct timespec ts = {0, 50 * 1000 * 1000};
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 			rc = TS_ENOTFOUND;
 			continue;
@@ -481,8 +481,7 @@ struct nc_list {
 	size_t n, cap;
 };
 
-static int nc_add(struct nc_list *l, const void *name, size_t len, uint64_t series,
-		  uint64_t values)
+static int nc_add(struct nc_list *l, const void *name, size_t len, uint64_t series, uint64_t values)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -497,7 +496,7 @@ static int nc_add(struct nc_list *l, const void *name, size_t len, uint64_t seri
 		return -ENOMEM;
 	memcpy(copy, name, len);
 	copy[len] = 0;
-	l->v[l->n++] = (struct name_count){copy, (uint32_t)len, series, values};
+	l->v[l->n++] = (struct name_count){ copy, (uint32_t)len, series, values };
 	return 0;
 }
 
@@ -615,10 +614,13 @@ static int inspect_index(struct ro_db *db, struct inspect *in)
 			if (z && z != prev) {
 				size_t nl = (size_t)(z - prev);
 				if (nl == 8 && memcmp(prev, "__name__", 8) == 0 &&
-				    (rc = nc_add(&in->metrics, z + 1, prev_len - nl - 1, key_ids, 1)))
+				    (rc = nc_add(&in->metrics, z + 1, prev_len - nl - 1, key_ids,
+						 1)))
 					goto out;
-				if (have_lname && (nl != lname_len || memcmp(prev, lname, nl) != 0)) {
-					if ((rc = nc_add(&in->labels, lname, lname_len, l_series, l_values)))
+				if (have_lname &&
+				    (nl != lname_len || memcmp(prev, lname, nl) != 0)) {
+					if ((rc = nc_add(&in->labels, lname, lname_len, l_series,
+							 l_values)))
 						goto out;
 					have_lname = 0;
 				}
@@ -719,8 +721,8 @@ static void print_top_text(const char *title, const struct nc_list *l, size_t to
 		char name[400];
 		fmt_str(name, sizeof name, l->v[i].name, l->v[i].len, 200);
 		if (values)
-			printf("  %12" PRIu64 " %10" PRIu64 "  %s\n", l->v[i].series, l->v[i].values,
-			       name);
+			printf("  %12" PRIu64 " %10" PRIu64 "  %s\n", l->v[i].series,
+			       l->v[i].values, name);
 		else
 			printf("  %12" PRIu64 "  %s\n", l->v[i].series, name);
 	}
@@ -763,10 +765,12 @@ static void inspect_print_text(const struct ro_db *db, const struct inspect *in,
 	printf("WAL              %s in %" PRIu64 " file(s)\n", a, in->wal_files);
 	fmt_bytes(a, sizeof a, in->index_used);
 	printf("index            %s in use, %" PRIu64 " postings keys, %" PRIu64
-	       " postings entries\n", a, in->n_postings_keys, in->n_postings);
+	       " postings entries\n",
+	       a, in->n_postings_keys, in->n_postings);
 	printf("metadata         %" PRIu64 " metric families\n", in->n_metadata);
 	printf("head snapshots   %" PRIu64 " series, %" PRIu64 " samples (open chunks at the "
-	       "last checkpoint)\n", in->n_heads, in->head_samples);
+	       "last checkpoint)\n",
+	       in->n_heads, in->head_samples);
 
 	printf("\npartitions (%zu):\n", db->n_parts);
 	printf("  %-20s  %-20s %10s %12s %11s %8s  %s\n", "start", "end", "chunks", "samples",
@@ -820,11 +824,14 @@ static void inspect_print_json(const struct ro_db *db, const struct inspect *in,
 		db->checkpoint_lsn);
 	fprintf(f, ",\"wal_bytes\":%" PRIu64 ",\"wal_files\":%" PRIu64, in->wal_bytes,
 		in->wal_files);
-	fprintf(f, ",\"index_bytes\":%" PRIu64 ",\"postings_keys\":%" PRIu64
-		",\"postings_entries\":%" PRIu64, in->index_used, in->n_postings_keys,
-		in->n_postings);
-	fprintf(f, ",\"metadata\":%" PRIu64 ",\"head_snapshots\":{\"series\":%" PRIu64
-		",\"samples\":%" PRIu64 "}", in->n_metadata, in->n_heads, in->head_samples);
+	fprintf(f,
+		",\"index_bytes\":%" PRIu64 ",\"postings_keys\":%" PRIu64
+		",\"postings_entries\":%" PRIu64,
+		in->index_used, in->n_postings_keys, in->n_postings);
+	fprintf(f,
+		",\"metadata\":%" PRIu64 ",\"head_snapshots\":{\"series\":%" PRIu64
+		",\"samples\":%" PRIu64 "}",
+		in->n_metadata, in->n_heads, in->head_samples);
 	fputs(",\"partitions\":[", f);
 	uint64_t tc = 0, ts_ = 0, tb = 0;
 	int first = 1;
@@ -842,11 +849,13 @@ static void inspect_print_json(const struct ro_db *db, const struct inspect *in,
 			fprintf(f, ",\"%s\":true}", s->gone ? "removed" : "unreadable");
 			continue;
 		}
-		fprintf(f, ",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64
-			",\"payload_bytes\":%" PRIu64, s->chunks, s->samples, s->used_bytes,
-			s->payload_bytes);
+		fprintf(f,
+			",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64
+			",\"payload_bytes\":%" PRIu64,
+			s->chunks, s->samples, s->used_bytes, s->payload_bytes);
 		if (s->samples)
-			fprintf(f, ",\"bytes_per_sample\":%.4f", (double)s->used_bytes / (double)s->samples);
+			fprintf(f, ",\"bytes_per_sample\":%.4f",
+				(double)s->used_bytes / (double)s->samples);
 		else
 			fputs(",\"bytes_per_sample\":null", f);
 		if (s->chunks) {
@@ -861,8 +870,9 @@ static void inspect_print_json(const struct ro_db *db, const struct inspect *in,
 		ts_ += s->samples;
 		tb += s->used_bytes;
 	}
-	fprintf(f, "],\"totals\":{\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64
-		",\"bytes\":%" PRIu64, tc, ts_, tb);
+	fprintf(f,
+		"],\"totals\":{\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64,
+		tc, ts_, tb);
 	if (ts_)
 		fprintf(f, ",\"bytes_per_sample\":%.4f}", (double)tb / (double)ts_);
 	else
@@ -880,7 +890,7 @@ static int cmd_inspect(const char *dir, size_t top, int json)
 	int ex = ro_open(&db, dir);
 	if (ex)
 		return ex;
-	struct inspect in = {0};
+	struct inspect in = { 0 };
 	in.wal_bytes = wal_bytes(dir, &in.wal_files);
 	int rc = inspect_index(&db, &in);
 	if (rc) {
@@ -898,7 +908,8 @@ static int cmd_inspect(const char *dir, size_t top, int json)
 		progress("inspect: raw/%s", db.parts[i].name);
 		rc = inspect_part(&db, &in.ps[i]);
 		if (rc) {
-			fprintf(stderr, "tsdbctl: %s/raw/%s: %s\n", dir, db.parts[i].name, ts_strerror(rc));
+			fprintf(stderr, "tsdbctl: %s/raw/%s: %s\n", dir, db.parts[i].name,
+				ts_strerror(rc));
 			in.ps[i].has_error = 1;
 			ex = EXIT_FAIL;
 		}
@@ -924,13 +935,13 @@ out:
 
 /* ========================================================================= verify */
 
-#define VS_ALL 0x1      /* listed under the all-series postings key */
-#define VS_BAD 0x2      /* its row does not parse: postings are not compared */
-#define VS_SUSPECT 0x4  /* its postings do not add up: looked at in detail */
+#define VS_ALL 0x1     /* listed under the all-series postings key */
+#define VS_BAD 0x2     /* its row does not parse: postings are not compared */
+#define VS_SUSPECT 0x4 /* its postings do not add up: looked at in detail */
 
 struct vseries {
 	uint64_t id;
-	uint64_t hash;      /* of the packed labels, to find duplicate label sets */
+	uint64_t hash;	    /* of the packed labels, to find duplicate label sets */
 	uint64_t want, got; /* sums of posting-key hashes: expected from labels, seen */
 	uint32_t flags;
 };
@@ -1084,7 +1095,7 @@ static int verify_series(struct verify *v, struct ts_rtxn *r)
 			v->s = s;
 		}
 		struct vseries *s = &v->s[v->n_series++];
-		*s = (struct vseries){.id = id, .hash = ts_labels_hash(val, vl)};
+		*s = (struct vseries){ .id = id, .hash = ts_labels_hash(val, vl) };
 		uint32_t n;
 		rc = unpack(v, val, vl, &n);
 		if (rc == -ENOMEM)
@@ -1118,8 +1129,9 @@ static int verify_series(struct verify *v, struct ts_rtxn *r)
 	/* keys are big-endian ids, so the array is sorted by id; check it anyway */
 	for (size_t i = 1; i < v->n_series; i++)
 		if (v->s[i].id <= v->s[i - 1].id) {
-			problem(v, "index series", "ids out of order in the table (%" PRIu64 " after %"
-				PRIu64 ")", v->s[i].id, v->s[i - 1].id);
+			problem(v, "index series",
+				"ids out of order in the table (%" PRIu64 " after %" PRIu64 ")",
+				v->s[i].id, v->s[i - 1].id);
 			rc = TS_ECORRUPT;
 			goto out;
 		}
@@ -1145,7 +1157,8 @@ static int verify_series(struct verify *v, struct ts_rtxn *r)
 			    ts_env_get(r, db->t_series, kb, 8, &b, &bl) == 0 && al == bl &&
 			    memcmp(a, b, al) == 0) {
 				snprintf(where, sizeof where, "index series %" PRIu64, by[i]->id);
-				problem(v, where, "same label set as series %" PRIu64, by[i - 1]->id);
+				problem(v, where, "same label set as series %" PRIu64,
+					by[i - 1]->id);
 			}
 		}
 		ts_free(by);
@@ -1191,8 +1204,8 @@ static int labels_have_key(const struct verify *v, uint32_t n, const uint8_t *k,
 		uint8_t key[TS_POSTING_KEY_MAX];
 		if (v->lab[i].name_len > 256)
 			continue;
-		size_t pkl = ts__posting_key(key, v->lab[i].name, v->lab[i].name_len, v->lab[i].value,
-					     v->lab[i].value_len);
+		size_t pkl = ts__posting_key(key, v->lab[i].name, v->lab[i].name_len,
+					     v->lab[i].value, v->lab[i].value_len);
 		if (pkl == kl && memcmp(key, k, kl) == 0)
 			return 1;
 	}
@@ -1225,8 +1238,8 @@ static int verify_postings(struct verify *v, struct ts_rtxn *r)
 		if (!have_prev || kl != prev_len || memcmp(k, prev, kl) != 0) {
 			if (kl > TS_POSTING_KEY_MAX) {
 				fmt_str(ks, sizeof ks, k, kl, 80);
-				problem(v, "index postings", "key \"%s\" is %zu bytes, over %d", ks, kl,
-					TS_POSTING_KEY_MAX);
+				problem(v, "index postings", "key \"%s\" is %zu bytes, over %d", ks,
+					kl, TS_POSTING_KEY_MAX);
 				kl = TS_POSTING_KEY_MAX;
 			}
 			memcpy(prev, k, kl);
@@ -1239,14 +1252,16 @@ static int verify_postings(struct verify *v, struct ts_rtxn *r)
 			snprintf(where, sizeof where, "index postings %s", ks);
 			key_ok = 1;
 			if (!is_all && (!z || z == prev)) {
-				problem(v, where, "key has %s", z ? "an empty label name" :
-					"no 0x00 between name and value");
+				problem(v, where, "key has %s",
+					z ? "an empty label name"
+					  : "no 0x00 between name and value");
 				key_ok = 0;
 			} else if (!is_all && kl - (size_t)(z - prev) - 1 == 0) {
 				problem(v, where, "key has an empty label value");
 				key_ok = 0;
 			} else if (!is_all && kl - (size_t)(z - prev) - 1 > TS_POSTING_VALUE_MAX) {
-				problem(v, where, "value longer than %d bytes", TS_POSTING_VALUE_MAX);
+				problem(v, where, "value longer than %d bytes",
+					TS_POSTING_VALUE_MAX);
 			}
 			h = key_hash(prev, kl);
 		}
@@ -1258,8 +1273,8 @@ static int verify_postings(struct verify *v, struct ts_rtxn *r)
 		memcpy(&id, val, 8);
 		struct vseries *s = vs_find(v, id);
 		if (!s) {
-			problem(v, where, "lists series %" PRIu64 ", which is not in the series table",
-				id);
+			problem(v, where,
+				"lists series %" PRIu64 ", which is not in the series table", id);
 			continue;
 		}
 		if (is_all)
@@ -1294,14 +1309,16 @@ static int verify_postings(struct verify *v, struct ts_rtxn *r)
 			goto out;
 		for (uint32_t j = 0; j < n; j++) {
 			if (v->lab[j].name_len > 256) {
-				problem(v, where, "label name of %u bytes cannot have a postings key",
+				problem(v, where,
+					"label name of %u bytes cannot have a postings key",
 					v->lab[j].name_len);
 				continue;
 			}
 			size_t pkl = ts__posting_key(key, v->lab[j].name, v->lab[j].name_len,
 						     v->lab[j].value, v->lab[j].value_len);
 			n_ids = 0;
-			if ((rc = ts_env_get_u64s(r, db->t_postings, key, pkl, &ids, &n_ids, &cap_ids)))
+			if ((rc = ts_env_get_u64s(r, db->t_postings, key, pkl, &ids, &n_ids,
+						  &cap_ids)))
 				goto out;
 			size_t lo = 0, hi = n_ids;
 			while (lo < hi) {
@@ -1348,8 +1365,8 @@ static int verify_postings(struct verify *v, struct ts_rtxn *r)
 		if (!labels_have_key(v, n, k, kl)) {
 			fmt_posting_key(ks, sizeof ks, k, kl);
 			snprintf(where, sizeof where, "index postings %s", ks);
-			problem(v, where, "lists series %" PRIu64 ", which does not have that label",
-				id);
+			problem(v, where,
+				"lists series %" PRIu64 ", which does not have that label", id);
 		}
 	}
 	if (rc == TS_ENOTFOUND)
@@ -1374,16 +1391,19 @@ static const char *xor_problem(const uint8_t *p, size_t len, uint32_t n_want, in
 		if (n == 0)
 			first = it.t;
 		else if (it.t < last) {
-			snprintf(why, why_len, "timestamp %" PRId64 " of sample %" PRIu32
-				 " is before the previous one (%" PRId64 ")", it.t, n, last);
+			snprintf(why, why_len,
+				 "timestamp %" PRId64 " of sample %" PRIu32
+				 " is before the previous one (%" PRId64 ")",
+				 it.t, n, last);
 			return why;
 		}
 		last = it.t;
 		n++;
 	}
 	if (rc < 0) {
-		snprintf(why, why_len, "XOR payload does not decode (after %" PRIu32 " of %" PRIu32
-			 " samples)", n, n_want);
+		snprintf(why, why_len,
+			 "XOR payload does not decode (after %" PRIu32 " of %" PRIu32 " samples)",
+			 n, n_want);
 		return why;
 	}
 	if (n != n_want) {
@@ -1392,8 +1412,9 @@ static const char *xor_problem(const uint8_t *p, size_t len, uint32_t n_want, in
 		return why;
 	}
 	if (check_bounds && n && (first != min_t || last != max_t)) {
-		snprintf(why, why_len, "samples span %" PRId64 "..%" PRId64 ", header says %" PRId64
-			 "..%" PRId64, first, last, min_t, max_t);
+		snprintf(why, why_len,
+			 "samples span %" PRId64 "..%" PRId64 ", header says %" PRId64 "..%" PRId64,
+			 first, last, min_t, max_t);
 		return why;
 	}
 	return NULL;
@@ -1419,16 +1440,19 @@ static const char *snapshot_problem(const uint8_t *p, size_t len, char *why, siz
 	}
 	uint32_t m = get_le32(p + SNAP_FIXED + chunk);
 	if (m > SNAP_MAX_OOO || len != (size_t)SNAP_FIXED + chunk + 4 + (size_t)m * 16) {
-		snprintf(why, why_len, "out-of-order count %" PRIu32 " does not match the %zu-byte "
-			 "value", m, len);
+		snprintf(why, why_len,
+			 "out-of-order count %" PRIu32 " does not match the %zu-byte "
+			 "value",
+			 m, len);
 		return why;
 	}
 	uint16_t n = (uint16_t)(p[29] | p[30] << 8);
 	uint32_t nbits = get_le32(p + 25);
-	if ((n == 0) != (chunk == 0) || p[33] > 1 ||
-	    (chunk && (nbits + 7) / 8 + p[33] != chunk)) {
-		snprintf(why, why_len, "encoder state (n %u, nbits %" PRIu32 ", tail_pad %u) does "
-			 "not match the %" PRIu32 "-byte chunk", n, nbits, p[33], chunk);
+	if ((n == 0) != (chunk == 0) || p[33] > 1 || (chunk && (nbits + 7) / 8 + p[33] != chunk)) {
+		snprintf(why, why_len,
+			 "encoder state (n %u, nbits %" PRIu32 ", tail_pad %u) does "
+			 "not match the %" PRIu32 "-byte chunk",
+			 n, nbits, p[33], chunk);
 		return why;
 	}
 	if (chunk) {
@@ -1442,16 +1466,17 @@ static const char *snapshot_problem(const uint8_t *p, size_t len, char *why, siz
 		while (ts_xor_next(&it) == 1)
 			last = it.t;
 		if (last != enc_t) {
-			snprintf(why, why_len, "chunk ends at %" PRId64 ", encoder state says %" PRId64,
-				 last, enc_t);
+			snprintf(why, why_len,
+				 "chunk ends at %" PRId64 ", encoder state says %" PRId64, last,
+				 enc_t);
 			return why;
 		}
 	}
 	const uint8_t *q = p + SNAP_FIXED + chunk + 4;
 	for (uint32_t i = 1; i < m; i++)
 		if ((int64_t)get_le64(q + 16 * i) <= (int64_t)get_le64(q + 16 * (i - 1))) {
-			snprintf(why, why_len, "out-of-order sample %" PRIu32 " not after the previous",
-				 i);
+			snprintf(why, why_len,
+				 "out-of-order sample %" PRIu32 " not after the previous", i);
 			return why;
 		}
 	return NULL;
@@ -1479,7 +1504,8 @@ static int verify_heads_metadata(struct verify *v, struct ts_rtxn *r)
 			uint64_t id = ts__get_be64(k);
 			snprintf(where, sizeof where, "index heads series %" PRIu64, id);
 			if (!vs_find(v, id))
-				problem(v, where, "snapshot of a series that is not in the series table");
+				problem(v, where,
+					"snapshot of a series that is not in the series table");
 			const char *w = snapshot_problem(val, vl, why, sizeof why);
 			if (w)
 				problem(v, where, "snapshot does not parse: %s", w);
@@ -1539,8 +1565,8 @@ static int series_exists_now(struct verify *v, uint64_t id)
 static const char *record_problem(const uint8_t *p, size_t len, char *why, size_t why_len)
 {
 	if (len < TS_CHUNK_HDR_LEN) {
-		snprintf(why, why_len, "record of %zu bytes is shorter than the %d-byte header", len,
-			 TS_CHUNK_HDR_LEN);
+		snprintf(why, why_len, "record of %zu bytes is shorter than the %d-byte header",
+			 len, TS_CHUNK_HDR_LEN);
 		return why;
 	}
 	if (p[0] != TS_CHUNK_VERSION) {
@@ -1569,14 +1595,18 @@ static const char *record_problem(const uint8_t *p, size_t len, char *why, size_
 	}
 	uint32_t crc = ts_crc32c(0, p + TS_CHUNK_HDR_LEN, plen), want = get_le32(p + 28);
 	if (crc != want) {
-		snprintf(why, why_len, "CRC32C mismatch: payload has 0x%08" PRIx32 ", header says "
-			 "0x%08" PRIx32, crc, want);
+		snprintf(why, why_len,
+			 "CRC32C mismatch: payload has 0x%08" PRIx32 ", header says "
+			 "0x%08" PRIx32,
+			 crc, want);
 		return why;
 	}
 	int n = ts_xor_count(p + TS_CHUNK_HDR_LEN, plen);
 	if (n < 0 || (uint32_t)n != get_le32(p + 4)) {
-		snprintf(why, why_len, "header says %" PRIu32 " samples, the XOR payload's own count "
-			 "is %d", get_le32(p + 4), n);
+		snprintf(why, why_len,
+			 "header says %" PRIu32 " samples, the XOR payload's own count "
+			 "is %d",
+			 get_le32(p + 4), n);
 		return why;
 	}
 	return NULL;
@@ -1594,8 +1624,9 @@ static int verify_part(struct verify *v, const struct part *p)
 	snprintf(where, sizeof where, "raw/%s", p->name);
 	int64_t width = db->partition_ms ? db->partition_ms : DEFAULT_PARTITION_MS;
 	if (db->partition_ms && (p->end - p->start != width || p->start % width != 0))
-		problem(v, where, "range is not one partition of the database's width (%" PRId64
-			" ms)", width);
+		problem(v, where,
+			"range is not one partition of the database's width (%" PRId64 " ms)",
+			width);
 	int rc = part_open(db, p, &env, &chunks, &meta, &has_chunks, &has_meta);
 	if (rc == TS_ENOTFOUND) {
 		printf("note: %s was removed while verifying (retention or compaction)\n", where);
@@ -1649,7 +1680,8 @@ static int verify_part(struct verify *v, const struct part *p)
 		const uint8_t *payload;
 		int drc = ts_chunk_decode(rec, vl, &h, &payload);
 		if (drc) {
-			problem(v, cw, "record rejected by the engine's decoder: %s", ts_strerror(drc));
+			problem(v, cw, "record rejected by the engine's decoder: %s",
+				ts_strerror(drc));
 			continue;
 		}
 		if (h.min_t != kmin)
@@ -1678,7 +1710,7 @@ static int cmd_verify(const char *dir)
 	int ex = ro_open(&db, dir);
 	if (ex)
 		return ex;
-	struct verify v = {.db = &db};
+	struct verify v = { .db = &db };
 	struct ts_rtxn *r = NULL;
 	int rc = 0;
 	if (db.format == 0 && db.has_next_id)
@@ -1687,8 +1719,8 @@ static int cmd_verify(const char *dir)
 		problem(&v, "index meta", "format %" PRIu32 " is not one this version reads (%d)",
 			db.format, INDEX_FORMAT);
 	if (db.partition_ms < 0 || (db.partition_ms == 0 && db.n_parts))
-		problem(&v, "index meta", "partition_ms is %s", db.partition_ms ? "negative" :
-			"missing while partitions exist");
+		problem(&v, "index meta", "partition_ms is %s",
+			db.partition_ms ? "negative" : "missing while partitions exist");
 	if (db.n_skipped_dirs)
 		printf("note: %zu unexpected entries in raw/ ignored\n", db.n_skipped_dirs);
 
@@ -1715,11 +1747,11 @@ out:
 	if (rc) {
 		problem(&v, "verify", "stopped early: %s", ts_strerror(rc));
 	}
-	printf("verified %s: %zu series, %" PRIu64 " postings keys (%" PRIu64 " entries), %"
-	       PRIu64 " head snapshots, %" PRIu64 " metadata rows, %" PRIu64 " partitions, %"
-	       PRIu64 " chunks, %" PRIu64 " samples: ", dir, v.n_series, v.n_postings_keys,
-	       v.n_postings, v.n_heads, v.n_metadata, v.n_parts_checked, v.n_chunks,
-	       v.n_samples);
+	printf("verified %s: %zu series, %" PRIu64 " postings keys (%" PRIu64 " entries), %" PRIu64
+	       " head snapshots, %" PRIu64 " metadata rows, %" PRIu64 " partitions, %" PRIu64
+	       " chunks, %" PRIu64 " samples: ",
+	       dir, v.n_series, v.n_postings_keys, v.n_postings, v.n_heads, v.n_metadata,
+	       v.n_parts_checked, v.n_chunks, v.n_samples);
 	if (v.n_problems)
 		printf("%" PRIu64 " problem%s\n", v.n_problems, v.n_problems == 1 ? "" : "s");
 	else
@@ -1809,7 +1841,7 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 	struct ts_api_selector *sel = ts_calloc(n_match ? n_match : 1, sizeof *sel);
 	size_t n_sel = 0;
 	struct ts_db *db = NULL;
-	struct ts_api_union u = {0};
+	struct ts_api_union u = { 0 };
 	struct ts_sample *buf = NULL;
 	char *out = NULL;
 	size_t out_cap = 0;
@@ -1834,7 +1866,8 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 	ex = EXIT_FAIL;
 	rc = ts_api_union_select(db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
 	if (rc) {
-		fprintf(stderr, "tsdbctl: %s\n", rc == TS_EINVALID && msg[0] ? msg : ts_strerror(rc));
+		fprintf(stderr, "tsdbctl: %s\n",
+			rc == TS_EINVALID && msg[0] ? msg : ts_strerror(rc));
 		if (rc == TS_EINVALID)
 			ex = EXIT_USAGE;
 		goto out;
@@ -1856,8 +1889,7 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 		fprintf(stderr, "tsdbctl: export failed: %s\n", ts_strerror(rc));
 		goto out;
 	}
-	fprintf(stderr, "tsdbctl: exported %zu series, %" PRIu64 " samples\n", u.n_refs,
-		n_samples);
+	fprintf(stderr, "tsdbctl: exported %zu series, %" PRIu64 " samples\n", u.n_refs, n_samples);
 	ex = EXIT_OK;
 out:
 	ts_free(out);
@@ -1892,12 +1924,14 @@ static void env_file_use(const char *envdir, struct disk_use *u)
 
 static int cmd_compact(const char *dir)
 {
-	struct ro_db listing = {.dir = dir};
+	struct ro_db listing = { .dir = dir };
 	struct ts_db *db = NULL;
 	struct disk_use *before = NULL;
 	char path[4300], a[64], b[64];
-	int ex = open_db(dir, "stop it first (it compacts closed partitions in the "
-			 "background)", &db);
+	int ex = open_db(dir,
+			 "stop it first (it compacts closed partitions in the "
+			 "background)",
+			 &db);
 	if (ex)
 		return ex;
 	ex = EXIT_FAIL;
@@ -1907,7 +1941,7 @@ static int cmd_compact(const char *dir)
 	before = ts_calloc(listing.n_parts ? listing.n_parts : 1, sizeof *before);
 	if (!before)
 		goto out;
-	struct disk_use tb = {0}, ta = {0};
+	struct disk_use tb = { 0 }, ta = { 0 };
 	for (size_t i = 0; i < listing.n_parts; i++) {
 		snprintf(path, sizeof path, "%s/raw/%s", dir, listing.parts[i].name);
 		env_file_use(path, &before[i]);
@@ -2034,7 +2068,8 @@ int main(int argc, char **argv)
 		} else if ((!strcmp(name, "--start") || !strcmp(name, "--end")) && is_export) {
 			int64_t t;
 			if (ts_parse_time_ms(val, &t)) {
-				usage_error("%s: \"%s\" is neither unix seconds nor RFC 3339", name, val);
+				usage_error("%s: \"%s\" is neither unix seconds nor RFC 3339", name,
+					    val);
 				goto out;
 			}
 			if (name[2] == 's')

@@ -195,9 +195,9 @@ int main(int argc, char **argv)
 	}
 	generate(seed);
 	struct set sets[3] = {
-		{"counters", 0, n_series / 2},
-		{"gauges", n_series / 2, n_series - n_series / 2},
-		{"all", 0, n_series},
+		{ "counters", 0, n_series / 2 },
+		{ "gauges", n_series / 2, n_series - n_series / 2 },
+		{ "all", 0, n_series },
 	};
 	printf("xorbench: %zu series x %zu samples, seed %" PRIu64 ", 15 s scrapes +-5 ms\n",
 	       n_series, n_samples, seed);
@@ -210,7 +210,8 @@ int main(int argc, char **argv)
 		double es = best(bench_encode_series, st, reps) / n;
 		double ec = best(bench_encode_scrape, st, reps) / n;
 		double dec = best(bench_decode, st, reps) / n;
-		double sk = best(bench_seek, st, reps) / (double)(st->n_series * (n_samples / 2 + 1));
+		double sk = best(bench_seek, st, reps) /
+			    (double)(st->n_series * (n_samples / 2 + 1));
 		size_t bytes = 0;
 		for (size_t s = st->first; s < st->first + st->n_series; s++)
 			bytes += ts_xor_enc_bytes(&encs[s]);

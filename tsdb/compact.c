@@ -35,9 +35,9 @@
 #include "tsdb/index.h"
 
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
-#define CLOSE_SLACK_MS 3600000  /* a partition is closed this long after its end (+OOO) */
-#define QUIET_MS 600000         /* background: untouched by writes for this long */
-#define MIN_BYTES (1u << 20)    /* background: smaller envs gain too little */
+#define CLOSE_SLACK_MS 3600000	/* a partition is closed this long after its end (+OOO) */
+#define QUIET_MS 600000		/* background: untouched by writes for this long */
+#define MIN_BYTES (1u << 20)	/* background: smaller envs gain too little */
 
 static int fsync_dir(const char *dir)
 {
@@ -67,7 +67,7 @@ static int rewrite(struct ts_partition *p, const char *tmp, uint64_t *n_records)
 	unsigned chunks, meta;
 	uint64_t map, used;
 	ts_env_size(p->env, &map, &used);
-	struct ts_env_opts eo = {.map_bytes = used + (used >> 2) + (16u << 20)};
+	struct ts_env_opts eo = { .map_bytes = used + (used >> 2) + (16u << 20) };
 	int rc = ts_env_open(tmp, &eo, &env);
 	if (rc == 0)
 		rc = ts_env_table(env, "chunks", 0, &chunks);
@@ -124,7 +124,8 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 	ts_env_size(p->env, &map, &before);
 	int rc = rewrite(p, tmp, &n);
 	if (rc) {
-		ts_log(TS_LOG_WARN, "compaction of %s failed: %s; left as it is", p->dir, ts_strerror(rc));
+		ts_log(TS_LOG_WARN, "compaction of %s failed: %s; left as it is", p->dir,
+		       ts_strerror(rc));
 		ts__dir_remove(tmp);
 		return rc;
 	}
@@ -136,8 +137,8 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 	if (rename(tmp, p->dir) != 0) {
 		rc = -errno;
 		if (rename(old, p->dir) != 0)
-			ts_log(TS_LOG_ERROR, "compaction: cannot restore %s from %s: %s", p->dir, old,
-			       strerror(errno));
+			ts_log(TS_LOG_ERROR, "compaction: cannot restore %s from %s: %s", p->dir,
+			       old, strerror(errno));
 		return rc;
 	}
 	fsync_dir(raw); /* the renames must be durable before the old copy goes */
@@ -145,7 +146,8 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 	rc = ts__part_open(db, p->start, p->end, &np);
 	if (rc) {
 		/* Keep serving the old env (renamed, still open); the next start recovers. */
-		ts_log(TS_LOG_ERROR, "compaction: cannot open rewritten %s: %s", p->dir, ts_strerror(rc));
+		ts_log(TS_LOG_ERROR, "compaction: cannot open rewritten %s: %s", p->dir,
+		       ts_strerror(rc));
 		return rc;
 	}
 	pthread_rwlock_wrlock(&db->parts_mu);
@@ -154,8 +156,9 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 			db->parts[i] = np;
 	pthread_rwlock_unlock(&db->parts_mu);
 	ts_env_size(np->env, &map, &after);
-	ts_log(TS_LOG_INFO, "compacted %s: %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes in use",
-	       p->dir, n, before, after);
+	ts_log(TS_LOG_INFO,
+	       "compacted %s: %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes in use", p->dir,
+	       n, before, after);
 	/* The old env is now <dir>.old; it goes with the last reader's reference. */
 	char *od = ts_strdup(old);
 	if (od) {
@@ -183,7 +186,8 @@ static int eligible(const struct ts_partition *p, int64_t closed_before, int for
 int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 {
 	int64_t now = ts__wall_ms();
-	int64_t closed_before = now - CLOSE_SLACK_MS - (db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
+	int64_t closed_before = now - CLOSE_SLACK_MS -
+				(db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
 	int done = 0, rc = 0;
 	while (done < max_parts && rc == 0) {
 		struct ts_partition *pick = NULL;

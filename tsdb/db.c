@@ -122,8 +122,7 @@ out:
 	return rc;
 }
 
-static struct ts_series *series_alloc(uint64_t id, const uint8_t *packed, size_t len,
-				      uint64_t hash)
+static struct ts_series *series_alloc(uint64_t id, const uint8_t *packed, size_t len, uint64_t hash)
 {
 	struct ts_series *s = ts_calloc(1, sizeof *s);
 	if (!s)
@@ -209,8 +208,7 @@ static int canonical_shape(const struct ts_label *l, uint32_t n)
 }
 
 /* Finds or creates the series for canonical packed labels. */
-static int series_get(struct ts_db *db, const uint8_t *packed, size_t len,
-		      struct ts_series **out)
+static int series_get(struct ts_db *db, const uint8_t *packed, size_t len, struct ts_series **out)
 {
 	uint64_t hash = ts_labels_hash(packed, len);
 	struct ts_shard *sh = shard_of(db, hash);
@@ -302,7 +300,8 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 			return TS_CORRUPT();
 		if (!ts__db_series_by_id(db, id)) {
 			struct ts_series *s;
-			int rc = ts__db_series_insert(db, id, p + off, l, ts_labels_hash(p + off, l), &s);
+			int rc = ts__db_series_insert(db, id, p + off, l,
+						      ts_labels_hash(p + off, l), &s);
 			if (rc)
 				return rc;
 			s->logged = 1;
@@ -326,7 +325,8 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 			return TS_CORRUPT();
 		struct ts_series *s = ts__db_series_by_id(db, id);
 		if (!s) {
-			ts_log(TS_LOG_ERROR, "wal: lsn %llu has samples for unknown series %llu; skipped",
+			ts_log(TS_LOG_ERROR,
+			       "wal: lsn %llu has samples for unknown series %llu; skipped",
 			       (unsigned long long)lsn, (unsigned long long)id);
 			off += (size_t)n * 16;
 			continue;
@@ -364,7 +364,8 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 		/* Newer than the head but not than this batch: compare with the batch. */
 		for (uint32_t i = k; i-- > 0;) {
 			if ((int64_t)ts__get64(batch + 16 * (size_t)i) == t)
-				return ts__get64(batch + 16 * (size_t)i + 8) == v ? 1 : TS_EDUPLICATE;
+				return ts__get64(batch + 16 * (size_t)i + 8) == v ? 1
+										  : TS_EDUPLICATE;
 		}
 		if (db->o.ooo_window_ms <= 0)
 			return TS_EOUTOFORDER;
@@ -434,7 +435,8 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		/* Fast path for series we already have: a byte-equal match with a stored
 		 * canonical label set proves these labels valid, so validation (UTF-8, names,
 		 * limits) is paid only when a series is new. */
-		if (in[i].n_labels <= db->lim.max_labels && canonical_shape(in[i].labels, in[i].n_labels)) {
+		if (in[i].n_labels <= db->lim.max_labels &&
+		    canonical_shape(in[i].labels, in[i].n_labels)) {
 			size_t len = ts_labels_packed_len(in[i].labels, in[i].n_labels);
 			if (len > pk_cap) {
 				uint8_t *x = ts_realloc(pk, len);
@@ -550,7 +552,8 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 					res->first_err = cls;
 					res->first_err_series = i;
 					snprintf(res->first_err_msg, sizeof res->first_err_msg,
-						 "%s: timestamp %lld", ts_strerror(cls), (long long)t);
+						 "%s: timestamp %lld", ts_strerror(cls),
+						 (long long)t);
 				}
 				continue;
 			}
@@ -610,8 +613,10 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		rc = apply_record(db, r, prep, n, lsn, res);
 		if (rc) {
 			rc = db->wal_err = TS_EIO;
-			ts_log(TS_LOG_ERROR, "applying a logged batch failed (%s): refusing writes "
-			       "until the database is reopened", ts_strerror(rc));
+			ts_log(TS_LOG_ERROR,
+			       "applying a logged batch failed (%s): refusing writes "
+			       "until the database is reopened",
+			       ts_strerror(rc));
 		}
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			struct ts_series *s = prep[i].s;
@@ -621,7 +626,8 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 				if (add_unindexed(db, s)) {
 					/* The flusher would never index it: reopen rebuilds the list. */
 					rc = db->wal_err = TS_EIO;
-					ts_log(TS_LOG_ERROR, "out of memory listing a new series: refusing "
+					ts_log(TS_LOG_ERROR,
+					       "out of memory listing a new series: refusing "
 					       "writes until the database is reopened");
 				}
 			}
@@ -682,7 +688,8 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	db->lim.max_labels = db->o.max_labels ? db->o.max_labels : 64;
 	/* Names longer than 256 bytes would not fit a postings key (index.h). */
 	db->lim.max_name_len = db->o.max_label_name_len && db->o.max_label_name_len < 256
-				       ? db->o.max_label_name_len : 256;
+				       ? db->o.max_label_name_len
+				       : 256;
 	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
 	atomic_init(&db->next_id, 1);
 	db->max_t_seen = INT64_MIN;
@@ -722,18 +729,21 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 
 	char wdir[4096];
 	snprintf(wdir, sizeof wdir, "%s/wal", dir);
-	struct ts_wal_opts wo = {.sync = db->o.sync, .interval_ms = db->o.sync_interval_ms,
-				 .segment_bytes = 64u << 20, .compress = 1};
+	struct ts_wal_opts wo = { .sync = db->o.sync,
+				  .interval_ms = db->o.sync_interval_ms,
+				  .segment_bytes = 64u << 20,
+				  .compress = 1 };
 	rc = ts_wal_open(wdir, &wo, &db->wal);
 	if (rc)
 		goto fail;
-	struct replay_ctx cx = {.db = db};
+	struct replay_ctx cx = { .db = db };
 	rc = ts_wal_replay(db->wal, ckpt, replay_record, &cx);
 	if (rc)
 		goto fail;
-	ts_log(TS_LOG_INFO, "opened %s: %llu series, replayed %llu WAL records (%llu samples, "
-	       "%llu already checkpointed) from lsn %llu", dir,
-	       (unsigned long long)(atomic_load(&db->next_id) - 1),
+	ts_log(TS_LOG_INFO,
+	       "opened %s: %llu series, replayed %llu WAL records (%llu samples, "
+	       "%llu already checkpointed) from lsn %llu",
+	       dir, (unsigned long long)(atomic_load(&db->next_id) - 1),
 	       (unsigned long long)cx.n_records, (unsigned long long)cx.n_samples,
 	       (unsigned long long)cx.n_skipped, (unsigned long long)ckpt);
 	rc = ts__writer_start(db);

@@ -34,10 +34,10 @@
 #include "tsdb/tsdb.h"
 
 #define TS_SHARDS 64
-#define TS_CHUNK_SAMPLES 120     /* cut an open chunk at this many samples */
-#define TS_CHUNK_MAX_BYTES 1024  /* or when it might pass this size */
-#define TS_OOO_CUT 32            /* out-of-order buffer becomes a chunk at this size */
-#define TS_IDLE_MS 3600000       /* a head this far behind the newest data is sealed */
+#define TS_CHUNK_SAMPLES 120	/* cut an open chunk at this many samples */
+#define TS_CHUNK_MAX_BYTES 1024 /* or when it might pass this size */
+#define TS_OOO_CUT 32		/* out-of-order buffer becomes a chunk at this size */
+#define TS_IDLE_MS 3600000	/* a head this far behind the newest data is sealed */
 
 /* WAL record types (never renumber). */
 #define TS_WAL_REC_BATCH 1
@@ -67,23 +67,23 @@ struct ts_ooo {
 struct ts_series {
 	uint64_t id;
 	uint64_t hash;
-	uint8_t *packed;          /* canonical labels (labels.h), owned */
+	uint8_t *packed; /* canonical labels (labels.h), owned */
 	uint32_t packed_len;
-	uint8_t logged;           /* creation is in the WAL (or the index) */
-	uint8_t indexed;          /* creation is committed to the index env */
-	uint8_t has_snapshot;     /* a row in the heads table exists */
-	uint8_t snap_dirty;       /* head state changed since its row was captured (db->mu) */
-	uint8_t max_t_known;      /* max_t covers every sample the series has: false only for
+	uint8_t logged;	      /* creation is in the WAL (or the index) */
+	uint8_t indexed;      /* creation is committed to the index env */
+	uint8_t has_snapshot; /* a row in the heads table exists */
+	uint8_t snap_dirty;   /* head state changed since its row was captured (db->mu) */
+	uint8_t max_t_known;  /* max_t covers every sample the series has: false only for
 				   * series loaded from an index without a head row (older
 				   * databases), whose newest timestamp is then unknown */
 	/* head state, under db->mu */
-	struct ts_xor_enc enc;    /* open chunk; enc.n == 0 when none */
-	int64_t head_min_t;       /* first timestamp of the open chunk */
-	int64_t max_t;            /* newest in-order timestamp, INT64_MIN if none */
-	uint64_t last_lsn;        /* LSN of the last WAL record applied to this series */
-	uint64_t snap_lsn;        /* recovery: records with lsn <= this are in the snapshot */
-	uint64_t b_epoch;         /* append: b_max_t is valid while b_epoch == db->epoch */
-	int64_t b_max_t;          /* append: newest in-order timestamp accepted in this batch */
+	struct ts_xor_enc enc; /* open chunk; enc.n == 0 when none */
+	int64_t head_min_t;    /* first timestamp of the open chunk */
+	int64_t max_t;	       /* newest in-order timestamp, INT64_MIN if none */
+	uint64_t last_lsn;     /* LSN of the last WAL record applied to this series */
+	uint64_t snap_lsn;     /* recovery: records with lsn <= this are in the snapshot */
+	uint64_t b_epoch;      /* append: b_max_t is valid while b_epoch == db->epoch */
+	int64_t b_max_t;       /* append: newest in-order timestamp accepted in this batch */
 	struct ts_ooo *ooo;
 	struct ts_chunk_mem *pending, *pending_tail;
 };
@@ -99,20 +99,20 @@ struct ts_shard {
  * one while it uses the env, so retention can drop a partition from the array at any
  * time; the last reference closes the env and, if asked, deletes its directory. */
 struct ts_partition {
-	int64_t start, end;       /* [start, end) in ms */
+	int64_t start, end; /* [start, end) in ms */
 	struct ts_env *env;
-	unsigned chunks;          /* table handle */
-	unsigned meta;            /* table: "compacted" (compact.c) */
-	int compacted;            /* rewritten tightly since its last write; writer only */
+	unsigned chunks;	    /* table handle */
+	unsigned meta;		    /* table: "compacted" (compact.c) */
+	int compacted;		    /* rewritten tightly since its last write; writer only */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
-	atomic_int remove;        /* delete the directory with the last reference */
-	char *dir;                /* owned */
+	atomic_int remove; /* delete the directory with the last reference */
+	char *dir;	   /* owned */
 };
 
 struct ts_db {
 	char *dir;
-	int lock_fd;              /* flock on <dir>/LOCK: one writer process */
+	int lock_fd; /* flock on <dir>/LOCK: one writer process */
 	struct ts_db_opts o;
 	struct ts_labels_limits lim;
 	struct ts_wal *wal;
@@ -126,27 +126,27 @@ struct ts_db {
 	size_t by_id_cap;
 	atomic_uint_fast64_t next_id;
 
-	pthread_mutex_t mu;       /* the append mutex, see above */
+	pthread_mutex_t mu;		      /* the append mutex, see above */
 	struct ts_chunk_mem *q_head, *q_tail; /* sealed chunks not yet committed */
-	struct ts_series **unindexed; /* created (and logged), not yet in the index env */
+	struct ts_series **unindexed;	      /* created (and logged), not yet in the index env */
 	size_t n_unindexed, cap_unindexed;
-	uint8_t *rec;             /* WAL record scratch, under mu */
+	uint8_t *rec; /* WAL record scratch, under mu */
 	size_t rec_cap;
-	int wal_err;              /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
-	uint64_t epoch;           /* append batch counter, under mu */
-	int64_t max_t_seen;       /* newest in-order timestamp of any series, under mu */
+	int wal_err;	    /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
+	uint64_t epoch;	    /* append batch counter, under mu */
+	int64_t max_t_seen; /* newest in-order timestamp of any series, under mu */
 	int closing;
 
-	pthread_mutex_t md_mu;    /* guards md */
-	struct ts_md_entry *md;   /* sorted by metric name */
+	pthread_mutex_t md_mu;	/* guards md */
+	struct ts_md_entry *md; /* sorted by metric name */
 	size_t n_md, cap_md;
 
-	pthread_rwlock_t parts_mu; /* guards the partitions array */
+	pthread_rwlock_t parts_mu;   /* guards the partitions array */
 	struct ts_partition **parts; /* sorted by start; each holds the array's reference */
 	size_t n_parts, cap_parts;
 
 	pthread_t writer;
-	pthread_mutex_t fmu;      /* serialises flushes (writer thread, checkpoint, close) */
+	pthread_mutex_t fmu; /* serialises flushes (writer thread, checkpoint, close) */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	int writer_running, writer_stop;
@@ -158,10 +158,26 @@ struct ts_db {
 
 /* Little-endian fields of the engine's records (the WAL batch record, head snapshots,
  * metadata rows); hosts are little-endian (checked in db.c). */
-static inline void ts__put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void ts__put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline uint32_t ts__get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t ts__get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline void ts__put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static inline void ts__put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+static inline uint32_t ts__get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+static inline uint64_t ts__get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
 
 /* Milliseconds of the wall clock (sample time) and of the monotonic clock (intervals). */
 static inline int64_t ts__wall_ms(void)
@@ -190,8 +206,7 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 		   uint64_t lsn);
 /* Classifies a sample against a series' state (db->mu held): 0 = append in order,
  * 1 = exact duplicate, 2 = out-of-order accepted, or a negative TS_E* rejection. */
-int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
-		   int64_t now_ms);
+int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int64_t now_ms);
 /* Seals the open chunk and cuts the OOO buffer (db->mu held). */
 int ts__head_seal(struct ts_db *db, struct ts_series *s);
 /* Head snapshot (db->mu held): serialised size, serialise, restore. */

@@ -141,8 +141,7 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 	return rc == TS_ENOTFOUND || rc == 0 ? 0 : rc;
 }
 
-int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
-		   int64_t now_ms)
+int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int64_t now_ms)
 {
 	if (now_ms) {
 		if (db->o.max_future_ms && t > now_ms + db->o.max_future_ms)
@@ -196,8 +195,8 @@ static void enqueue(struct ts_db *db, struct ts_series *s, struct ts_chunk_mem *
 	db->q_tail = c;
 }
 
-static struct ts_chunk_mem *chunk_new(const uint8_t *data, size_t len, int64_t min_t,
-				      int64_t max_t, uint32_t n, uint16_t flags)
+static struct ts_chunk_mem *chunk_new(const uint8_t *data, size_t len, int64_t min_t, int64_t max_t,
+				      uint32_t n, uint16_t flags)
 {
 	struct ts_chunk_mem *c = ts_malloc(sizeof *c + len);
 	if (!c)
@@ -311,10 +310,9 @@ static int ooo_insert(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t
 
 static int append_in_order(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v)
 {
-	if (s->enc.n &&
-	    (s->enc.n >= TS_CHUNK_SAMPLES ||
-	     ts_xor_enc_bytes(&s->enc) + TS_XOR_MAX_SAMPLE_BYTES > TS_CHUNK_MAX_BYTES ||
-	     ts__partition_start(db, t) != ts__partition_start(db, s->head_min_t))) {
+	if (s->enc.n && (s->enc.n >= TS_CHUNK_SAMPLES ||
+			 ts_xor_enc_bytes(&s->enc) + TS_XOR_MAX_SAMPLE_BYTES > TS_CHUNK_MAX_BYTES ||
+			 ts__partition_start(db, t) != ts__partition_start(db, s->head_min_t))) {
 		int rc = seal_head(db, s);
 		if (rc)
 			return rc;

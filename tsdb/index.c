@@ -77,8 +77,7 @@ enum ts_part_dir ts__part_dir_kind(const char *name, int64_t *start, int64_t *en
 	return TS_PART_DIR_LIVE;
 }
 
-size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value,
-		       size_t vl)
+size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value, size_t vl)
 {
 	if (vl > TS_POSTING_VALUE_MAX)
 		vl = TS_POSTING_VALUE_MAX;
@@ -92,7 +91,7 @@ int ts__index_open(struct ts_db *db)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/index.mdb", db->dir);
-	struct ts_env_opts eo = {.map_bytes = 256u << 20};
+	struct ts_env_opts eo = { .map_bytes = 256u << 20 };
 	int rc = ts_env_open(path, &eo, &db->index);
 	if (rc)
 		return rc;
@@ -136,8 +135,8 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		}
 		memcpy(&f, val, 4);
 		if (f != INDEX_FORMAT) {
-			ts_log(TS_LOG_ERROR, "index format %u is not one this version reads (%u)", f,
-			       INDEX_FORMAT);
+			ts_log(TS_LOG_ERROR, "index format %u is not one this version reads (%u)",
+			       f, INDEX_FORMAT);
 			rc = TS_EVERSION;
 			goto out;
 		}
@@ -148,7 +147,10 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 	rc = meta_u64(r, db, "partition_ms", &pms);
 	if (rc == 0) {
 		if ((int64_t)pms != db->o.partition_ms)
-			ts_log(TS_LOG_INFO, "using the partition width the database was created with: %" PRIu64 " ms", pms);
+			ts_log(TS_LOG_INFO,
+			       "using the partition width the database was created with: %" PRIu64
+			       " ms",
+			       pms);
 		db->o.partition_ms = (int64_t)pms;
 	} else if (rc != TS_ENOTFOUND) {
 		goto out;
@@ -227,7 +229,8 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
 		const void *k, *v;
 		size_t kl, vl;
-		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) || (rc = ts__md_load(db, k, kl, v, vl)))
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) ||
+		    (rc = ts__md_load(db, k, kl, v, vl)))
 			goto out;
 	}
 	if (rc == TS_ENOTFOUND)
@@ -256,7 +259,8 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
-		size_t kl = ts__posting_key(key, l[i].name, l[i].name_len, l[i].value, l[i].value_len);
+		size_t kl = ts__posting_key(key, l[i].name, l[i].name_len, l[i].value,
+					    l[i].value_len);
 		rc = ts_batch_put(b, db->t_postings, key, kl, &sid, 8);
 		if (rc)
 			return rc;
@@ -276,7 +280,7 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 		ts_free(p);
 		return -ENOMEM;
 	}
-	struct ts_env_opts eo = {.map_bytes = 64u << 20};
+	struct ts_env_opts eo = { .map_bytes = 64u << 20 };
 	int rc = ts_env_open(path, &eo, &p->env);
 	if (rc == 0)
 		rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
@@ -310,7 +314,7 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 void ts__dir_remove(const char *dir)
 {
 	char path[4200];
-	const char *files[] = {"data.mdb", "lock.mdb"};
+	const char *files[] = { "data.mdb", "lock.mdb" };
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
 		if (unlink(path) != 0 && errno != ENOENT)
@@ -385,12 +389,14 @@ int ts__parts_open_existing(struct ts_db *db)
 			ts_log(TS_LOG_WARN, "removing unfinished compaction %s", full);
 			ts__dir_remove(full);
 		} else if (kind == TS_PART_DIR_OLD) {
-			snprintf(base, sizeof base, "%.*s", (int)(strlen(full) - strlen(TS_PART_OLD_SUFFIX)), full);
+			snprintf(base, sizeof base, "%.*s",
+				 (int)(strlen(full) - strlen(TS_PART_OLD_SUFFIX)), full);
 			struct stat st;
 			if (stat(base, &st) == 0) {
 				ts__dir_remove(full);
 			} else if (rename(full, base) == 0) {
-				ts_log(TS_LOG_WARN, "restored %s from an interrupted compaction", base);
+				ts_log(TS_LOG_WARN, "restored %s from an interrupted compaction",
+				       base);
 			}
 		}
 	}
@@ -465,7 +471,8 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 	db->n_parts = w;
 	pthread_rwlock_unlock(&db->parts_mu);
 	for (int i = 0; i < n; i++) {
-		ts_log(TS_LOG_INFO, "retention: removing partition %s (all samples before %" PRId64 ")",
+		ts_log(TS_LOG_INFO,
+		       "retention: removing partition %s (all samples before %" PRId64 ")",
 		       gone[i]->dir, cutoff);
 		atomic_store(&gone[i]->remove, 1);
 		ts__part_unref(gone[i]); /* the array's reference; readers may still hold theirs */

@@ -44,13 +44,16 @@ int ts_labels_canon(const struct ts_label *in, uint32_t n, const struct ts_label
 		if (l->value_len > lim->max_value_len)
 			return fail(err, err_len, TS_ELIMIT, "value of label %.*s too long", l);
 		if (!ts_utf8_valid(l->value, l->value_len))
-			return fail(err, err_len, TS_EINVALID, "value of label %.*s is not valid UTF-8", l);
+			return fail(err, err_len, TS_EINVALID,
+				    "value of label %.*s is not valid UTF-8", l);
 		if (!ts_utf8_valid(l->name, l->name_len) || memchr(l->name, 0, l->name_len))
-			return fail(err, err_len, TS_EINVALID, "label name %.*s is not valid UTF-8 or holds NUL", l);
+			return fail(err, err_len, TS_EINVALID,
+				    "label name %.*s is not valid UTF-8 or holds NUL", l);
 		int is_name = l->name_len == 8 && memcmp(l->name, "__name__", 8) == 0;
 		if (l->value_len == 0) {
 			if (is_name)
-				return fail(err, err_len, TS_EINVALID, "empty metric name%.*s", NULL);
+				return fail(err, err_len, TS_EINVALID, "empty metric name%.*s",
+					    NULL);
 			continue; /* empty value == absent label, as in Prometheus */
 		}
 		have_name |= is_name;
@@ -170,8 +173,7 @@ int ts_labels_count(const uint8_t *p, size_t len)
 	return walk(p, len, NULL, 0);
 }
 
-int ts_labels_unpack(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap,
-		     uint32_t *n)
+int ts_labels_unpack(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap, uint32_t *n)
 {
 	int rc = walk(p, len, out, cap);
 	if (rc < 0)
@@ -213,8 +215,7 @@ int ts_labels_get(const uint8_t *p, size_t len, const char *name, const char **v
 	return 0;
 }
 
-int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b,
-		  uint32_t nb)
+int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b, uint32_t nb)
 {
 	uint32_t n = na < nb ? na : nb;
 	for (uint32_t i = 0; i < n; i++) {

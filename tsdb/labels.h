@@ -40,8 +40,7 @@ size_t ts_labels_pack(const struct ts_label *labels, uint32_t n, uint8_t *out);
 int ts_labels_count(const uint8_t *p, size_t len);
 /* Unpacks into out[0..cap); pointers alias p. *n receives the count.
  * Returns 0, TS_ECORRUPT (malformed or more than cap labels). */
-int ts_labels_unpack(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap,
-		     uint32_t *n);
+int ts_labels_unpack(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap, uint32_t *n);
 /* Hash of packed bytes (XXH3 64). */
 uint64_t ts_labels_hash(const uint8_t *p, size_t len);
 /* Value of label `name` (NUL-terminated) in a packed set: 1 found (*value, *value_len
@@ -50,7 +49,6 @@ int ts_labels_get(const uint8_t *p, size_t len, const char *name, const char **v
 		  uint32_t *value_len);
 /* Compares two label arrays as Prometheus orders series (by name, then value, label by
  * label; a prefix sorts first). */
-int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b,
-		  uint32_t nb);
+int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b, uint32_t nb);
 
 #endif

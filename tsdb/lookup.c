@@ -143,7 +143,8 @@ static int from_unindexed(struct ts_db *db, const char *name, struct ts_strlist 
 	pthread_mutex_lock(&db->mu);
 	int rc = 0;
 	for (size_t i = 0; i < db->n_unindexed && rc == 0; i++)
-		rc = add_from_labels(out, db->unindexed[i]->packed, db->unindexed[i]->packed_len, name);
+		rc = add_from_labels(out, db->unindexed[i]->packed, db->unindexed[i]->packed_len,
+				     name);
 	pthread_mutex_unlock(&db->mu);
 	return rc;
 }
@@ -195,10 +196,12 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 			if (vlen >= TS_POSTING_VALUE_MAX) {
 				/* A cut value: read the real ones from the series it lists. */
 				n_ids = 0;
-				rc = ts_env_get_u64s(r, db->t_postings, k, kl, &ids, &n_ids, &cap_ids);
+				rc = ts_env_get_u64s(r, db->t_postings, k, kl, &ids, &n_ids,
+						     &cap_ids);
 				for (size_t i = 0; i < n_ids && rc == 0; i++) {
 					struct ts_series *s = ts__db_series_by_id(db, ids[i]);
-					rc = s ? add_from_labels(out, s->packed, s->packed_len, name)
+					rc = s ? add_from_labels(out, s->packed, s->packed_len,
+								 name)
 					       : TS_CORRUPT();
 				}
 			} else {
@@ -220,9 +223,8 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 	return rc;
 }
 
-static int lookup(struct ts_db *db, const char *name, const struct ts_matcher *m,
-		  size_t n_matchers, int64_t mint, int64_t maxt, struct ts_strlist *out,
-		  char *msg, size_t msg_len)
+static int lookup(struct ts_db *db, const char *name, const struct ts_matcher *m, size_t n_matchers,
+		  int64_t mint, int64_t maxt, struct ts_strlist *out, char *msg, size_t msg_len)
 {
 	int rc;
 	if (n_matchers) {
@@ -237,9 +239,8 @@ static int lookup(struct ts_db *db, const char *name, const struct ts_matcher *m
 	return rc;
 }
 
-int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers,
-		      int64_t mint, int64_t maxt, struct ts_strlist *out, char *msg,
-		      size_t msg_len)
+int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint,
+		      int64_t maxt, struct ts_strlist *out, char *msg, size_t msg_len)
 {
 	return lookup(db, NULL, m, n_matchers, mint, maxt, out, msg, msg_len);
 }

@@ -127,8 +127,13 @@ int ts_db_metadata(struct ts_db *db, const char *metric,
 	}
 	for (size_t i = from; i < to && rc == 0; i++) {
 		const struct ts_md_entry *e = &db->md[i];
-		struct ts_metadata m = {e->metric, e->help, e->unit, e->metric_len, e->help_len,
-					e->unit_len, (enum ts_metric_type)e->type};
+		struct ts_metadata m = { e->metric,
+					 e->help,
+					 e->unit,
+					 e->metric_len,
+					 e->help_len,
+					 e->unit_len,
+					 (enum ts_metric_type)e->type };
 		rc = fn(arg, &m);
 	}
 	pthread_mutex_unlock(&db->md_mu);
@@ -190,8 +195,10 @@ int ts__md_load(struct ts_db *db, const void *key, size_t kl, const void *val, s
 	uint32_t ul = ts__get32(p + 5 + hl);
 	if ((size_t)9 + hl + ul != vl || p[0] > TS_MT_STATESET)
 		return TS_CORRUPT();
-	struct ts_metadata m = {key, (const char *)p + 5, (const char *)p + 9 + hl, (uint32_t)kl,
-				hl, ul, (enum ts_metric_type)p[0]};
+	struct ts_metadata m = {
+		key, (const char *)p + 5,      (const char *)p + 9 + hl, (uint32_t)kl, hl,
+		ul,  (enum ts_metric_type)p[0]
+	};
 	pthread_mutex_lock(&db->md_mu);
 	int rc = md_put_locked(db, &m, 0);
 	pthread_mutex_unlock(&db->md_mu);

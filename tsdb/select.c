@@ -80,14 +80,16 @@ static int cm_compile(const struct ts_matcher *in, size_t n, struct cmatcher **o
 			int err;
 			PCRE2_SIZE off;
 			m[i].re = pcre2_compile((PCRE2_SPTR)m[i].value, m[i].value_len,
-						PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &err,
-						&off, NULL);
+						PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF,
+						&err, &off, NULL);
 			if (!m[i].re) {
 				if (msg && msg_len) {
 					char e[128];
 					pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
-					snprintf(msg, msg_len, "invalid regular expression \"%s\": %s at offset %zu",
-						 m[i].value, e, (size_t)off);
+					snprintf(
+						msg, msg_len,
+						"invalid regular expression \"%s\": %s at offset %zu",
+						m[i].value, e, (size_t)off);
 				}
 				cm_free(m, n);
 				return TS_EINVALID;
@@ -302,7 +304,8 @@ static int mem_add(struct ts_series_set *set, const uint8_t *data, size_t len, i
 	if (rc)
 		return rc;
 	/* data holds an arena offset until every copy is made (the arena may move). */
-	set->mem[set->n_mem++] = (struct src){min_t, max_t, (const uint8_t *)(uintptr_t)off, len, n};
+	set->mem[set->n_mem++] = (struct src){ min_t, max_t, (const uint8_t *)(uintptr_t)off, len,
+					       n };
 	return 0;
 }
 
@@ -356,14 +359,13 @@ void ts_series_set_free(struct ts_series_set *set)
 }
 
 int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
-		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg,
-		 size_t msg_len)
+		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg, size_t msg_len)
 {
 	struct cmatcher *m = NULL;
 	struct ts_series **unidx = NULL;
 	size_t n_unidx = 0;
 	struct ts_rtxn *r = NULL;
-	struct ids res = {0}, tmp = {0}, excl = {0};
+	struct ids res = { 0 }, tmp = { 0 }, excl = { 0 };
 	struct ts_series_set *set = NULL;
 	int rc = cm_compile(matchers, n_matchers, &m, msg, msg_len);
 	if (rc)
@@ -548,15 +550,18 @@ out:
 	return rc;
 }
 
-size_t ts_series_set_len(const struct ts_series_set *set) { return set->n; }
+size_t ts_series_set_len(const struct ts_series_set *set)
+{
+	return set->n;
+}
 
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i)
 {
 	return set->ser[i].s->id;
 }
 
-int ts_series_set_labels(const struct ts_series_set *set, size_t i,
-			 const struct ts_label **labels, uint32_t *n_labels)
+int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct ts_label **labels,
+			 uint32_t *n_labels)
 {
 	if (i >= set->n)
 		return TS_ENOTFOUND;
@@ -624,7 +629,7 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 				break;
 			if (h.max_t < set->mint)
 				continue;
-			struct src s = {h.min_t, h.max_t, payload, h.payload_len, h.n_samples};
+			struct src s = { h.min_t, h.max_t, payload, h.payload_len, h.n_samples };
 			if ((rc = srcs_add(out, &s)))
 				break;
 		}
@@ -640,7 +645,8 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 		qsort(out->v, out->n, sizeof *out->v, src_cmp);
 	size_t w = 0;
 	for (size_t k = 0; k < out->n; k++) {
-		if (w && out->v[w - 1].min_t == out->v[k].min_t && out->v[w - 1].len == out->v[k].len &&
+		if (w && out->v[w - 1].min_t == out->v[k].min_t &&
+		    out->v[w - 1].len == out->v[k].len &&
 		    memcmp(out->v[w - 1].data, out->v[k].data, out->v[k].len) == 0)
 			continue;
 		out->v[w++] = out->v[k];
@@ -657,7 +663,7 @@ struct ts_iter {
 	struct ts_xor_it *act; /* active decoders, each on a sample not yet returned */
 	size_t n_act;
 	int64_t mint, maxt;
-	int64_t floor;         /* next sample must have t >= floor */
+	int64_t floor; /* next sample must have t >= floor */
 	int64_t t;
 	uint64_t v;
 	int done;
@@ -720,7 +726,8 @@ int ts_iter_next(struct ts_iter *it)
 	 * before the next chunk starts, so nothing can interleave or duplicate it. */
 	if (it->n_act == 1) {
 		struct ts_xor_it *x = &it->act[0];
-		int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t : INT64_MAX;
+		int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t
+							    : INT64_MAX;
 		if (x->t < next_min) {
 			if (x->t > it->maxt) {
 				it->done = 1;
@@ -742,7 +749,8 @@ int ts_iter_next(struct ts_iter *it)
 		for (size_t k = 0; k < it->n_act; k++)
 			if (it->act[k].t < min)
 				min = it->act[k].t;
-		if (it->next_src < it->src.n && (it->n_act == 0 || it->src.v[it->next_src].min_t <= min)) {
+		if (it->next_src < it->src.n &&
+		    (it->n_act == 0 || it->src.v[it->next_src].min_t <= min)) {
 			int rc = activate(it);
 			if (rc)
 				return rc;
@@ -805,7 +813,8 @@ int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap)
 		if (it->n_act == 1) {
 			/* The fast path of ts_iter_next, run for a whole stretch of one chunk. */
 			struct ts_xor_it *x = &it->act[0];
-			int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t : INT64_MAX;
+			int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t
+								    : INT64_MAX;
 			int64_t lim = next_min <= it->maxt ? next_min - 1 : it->maxt;
 			int rc = 1;
 			size_t n0 = n;
@@ -877,7 +886,7 @@ int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)
 	if (it->pos >= it->src.n)
 		return 0;
 	const struct src *s = &it->src.v[it->pos++];
-	*c = (struct ts_chunk_ref){s->min_t, s->max_t, s->data, s->len, s->n};
+	*c = (struct ts_chunk_ref){ s->min_t, s->max_t, s->data, s->len, s->n };
 	return 1;
 }
 

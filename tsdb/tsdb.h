@@ -25,17 +25,17 @@
 struct ts_db;
 
 struct ts_db_opts {
-	enum ts_wal_sync sync;       /* default TS_WAL_SYNC_ALWAYS (0) */
-	uint32_t sync_interval_ms;   /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
-	int64_t partition_ms;        /* partition width; 0 means 1 day. Fixed at creation. */
-	int64_t ooo_window_ms;       /* accept samples this far behind a series' newest; 0 = none */
-	int64_t max_future_ms;       /* reject samples this far ahead of wall time; 0 = no limit */
-	int64_t retention_ms;        /* reject samples older than now - retention; 0 = keep all */
-	uint64_t checkpoint_wal_bytes; /* checkpoint when the WAL exceeds this; 0 = 128 MiB */
+	enum ts_wal_sync sync;	   /* default TS_WAL_SYNC_ALWAYS (0) */
+	uint32_t sync_interval_ms; /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
+	int64_t partition_ms;	   /* partition width; 0 means 1 day. Fixed at creation. */
+	int64_t ooo_window_ms;	   /* accept samples this far behind a series' newest; 0 = none */
+	int64_t max_future_ms;	   /* reject samples this far ahead of wall time; 0 = no limit */
+	int64_t retention_ms;	   /* reject samples older than now - retention; 0 = keep all */
+	uint64_t checkpoint_wal_bytes;	 /* checkpoint when the WAL exceeds this; 0 = 128 MiB */
 	uint32_t checkpoint_interval_ms; /* and at least this often; 0 = 5 minutes */
-	uint32_t flush_interval_ms;  /* sealed chunks reach LMDB at least this often; 0 = 1000 */
-	uint32_t max_labels;         /* per series; 0 means 64 */
-	uint32_t max_label_name_len; /* 0 means 256 */
+	uint32_t flush_interval_ms;   /* sealed chunks reach LMDB at least this often; 0 = 1000 */
+	uint32_t max_labels;	      /* per series; 0 means 64 */
+	uint32_t max_label_name_len;  /* 0 means 256 */
 	uint32_t max_label_value_len; /* 0 means 4096 */
 };
 
@@ -66,17 +66,18 @@ struct ts_series_in {
 
 /* Outcome of a batch. Counts are samples unless named otherwise. */
 struct ts_append_result {
-	uint64_t n_appended;        /* stored */
-	uint64_t n_duplicate;       /* exact resends of stored samples: accepted, not stored twice */
-	uint64_t n_out_of_order;    /* rejected: TS_EOUTOFORDER */
-	uint64_t n_conflict;        /* rejected: same timestamp, different value (TS_EDUPLICATE) */
-	uint64_t n_too_old;         /* rejected: TS_ETOOOLD */
-	uint64_t n_too_future;      /* rejected: TS_ETOOFUTURE */
-	uint64_t n_invalid_series;  /* series rejected whole for bad labels (TS_EINVALID/TS_ELIMIT) */
-	uint64_t n_new_series;      /* series created by this batch */
-	int first_err;              /* first rejection's code, 0 if none */
-	size_t first_err_series;    /* index of the series it happened in */
-	char first_err_msg[256];    /* human-readable, names the series and the reason */
+	uint64_t n_appended;	 /* stored */
+	uint64_t n_duplicate;	 /* exact resends of stored samples: accepted, not stored twice */
+	uint64_t n_out_of_order; /* rejected: TS_EOUTOFORDER */
+	uint64_t n_conflict;	 /* rejected: same timestamp, different value (TS_EDUPLICATE) */
+	uint64_t n_too_old;	 /* rejected: TS_ETOOOLD */
+	uint64_t n_too_future;	 /* rejected: TS_ETOOFUTURE */
+	uint64_t
+		n_invalid_series; /* series rejected whole for bad labels (TS_EINVALID/TS_ELIMIT) */
+	uint64_t n_new_series;	  /* series created by this batch */
+	int first_err;		  /* first rejection's code, 0 if none */
+	size_t first_err_series;  /* index of the series it happened in */
+	char first_err_msg[256];  /* human-readable, names the series and the reason */
 };
 
 /* Appends a batch. Returns 0 once everything accepted is durable under the sync policy
@@ -108,16 +109,15 @@ struct ts_series_set;
  * ts_series_set_free(), from the same thread that iterates it.
  * Returns 0, TS_EINVALID (bad regex; msg names it if msg != NULL, msg_len bytes),
  * -ENOMEM, TS_ECORRUPT. */
-int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers,
-		 int64_t mint_ms, int64_t maxt_ms, struct ts_series_set **out, char *msg,
-		 size_t msg_len);
+int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
+		 int64_t maxt_ms, struct ts_series_set **out, char *msg, size_t msg_len);
 void ts_series_set_free(struct ts_series_set *set);
 size_t ts_series_set_len(const struct ts_series_set *set);
 /* Series i's id and labels. *labels points into the set (valid until it is freed),
  * sorted by name. */
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i);
-int ts_series_set_labels(const struct ts_series_set *set, size_t i,
-			 const struct ts_label **labels, uint32_t *n_labels);
+int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct ts_label **labels,
+			 uint32_t *n_labels);
 
 /* Sample iterator over one series of a set, in time order, duplicates merged, limited to
  * the set's [mint, maxt]. Caller-allocated; valid while the set is. */
@@ -152,7 +152,7 @@ void ts_chunk_it_free(struct ts_chunk_it *it);
 
 /* A list of distinct byte strings, sorted bytewise, owned by the list. */
 struct ts_strlist {
-	char **v;          /* each NUL-terminated; may hold NUL bytes inside, so use len */
+	char **v; /* each NUL-terminated; may hold NUL bytes inside, so use len */
 	uint32_t *len;
 	size_t n, cap;
 };
@@ -162,9 +162,8 @@ void ts_strlist_free(struct ts_strlist *l); /* frees the contents; l itself is t
  * appended to *out (zero-initialise it first). [mint, maxt] is accepted for API symmetry
  * but series are not yet filtered by time. Returns 0, TS_EINVALID (bad regex, msg set),
  * -ENOMEM. */
-int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers,
-		      int64_t mint, int64_t maxt, struct ts_strlist *out, char *msg,
-		      size_t msg_len);
+int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint,
+		      int64_t maxt, struct ts_strlist *out, char *msg, size_t msg_len);
 /* Distinct values of label `name` (NUL-terminated) among matching series. As above. */
 int ts_db_label_values(struct ts_db *db, const char *name, const struct ts_matcher *m,
 		       size_t n_matchers, int64_t mint, int64_t maxt, struct ts_strlist *out,
@@ -173,12 +172,18 @@ int ts_db_label_values(struct ts_db *db, const char *name, const struct ts_match
 /* ---- Metric metadata (type, help, unit per metric family) ---- */
 
 enum ts_metric_type {
-	TS_MT_UNKNOWN = 0, TS_MT_COUNTER = 1, TS_MT_GAUGE = 2, TS_MT_HISTOGRAM = 3,
-	TS_MT_GAUGEHISTOGRAM = 4, TS_MT_SUMMARY = 5, TS_MT_INFO = 6, TS_MT_STATESET = 7
+	TS_MT_UNKNOWN = 0,
+	TS_MT_COUNTER = 1,
+	TS_MT_GAUGE = 2,
+	TS_MT_HISTOGRAM = 3,
+	TS_MT_GAUGEHISTOGRAM = 4,
+	TS_MT_SUMMARY = 5,
+	TS_MT_INFO = 6,
+	TS_MT_STATESET = 7
 };
 
 struct ts_metadata {
-	const char *metric;  /* borrowed strings, not NUL-terminated: use the lengths */
+	const char *metric; /* borrowed strings, not NUL-terminated: use the lengths */
 	const char *help;
 	const char *unit;
 	uint32_t metric_len, help_len, unit_len;
@@ -191,19 +196,19 @@ struct ts_metadata {
 int ts_db_set_metadata(struct ts_db *db, const struct ts_metadata *md, size_t n);
 /* Calls fn for each family (only `metric` if not NULL), sorted by name, with strings
  * valid during the call. A non-zero return from fn stops and is returned. */
-int ts_db_metadata(struct ts_db *db, const char *metric, int (*fn)(void *arg,
-		   const struct ts_metadata *md), void *arg);
+int ts_db_metadata(struct ts_db *db, const char *metric,
+		   int (*fn)(void *arg, const struct ts_metadata *md), void *arg);
 
 /* ---- Introspection ---- */
 struct ts_db_stats {
-	uint64_t n_series;          /* in the registry */
-	uint64_t n_head_chunks;     /* open chunks */
+	uint64_t n_series;	     /* in the registry */
+	uint64_t n_head_chunks;	     /* open chunks */
 	uint64_t n_samples_appended; /* since open */
-	uint64_t n_chunks_flushed;  /* since open */
+	uint64_t n_chunks_flushed;   /* since open */
 	uint64_t n_checkpoints;
-	uint64_t head_bytes;        /* bytes of open chunk buffers */
-	uint64_t index_bytes;       /* LMDB index env in use */
-	uint64_t partitions_bytes;  /* all partition envs in use */
+	uint64_t head_bytes;	   /* bytes of open chunk buffers */
+	uint64_t index_bytes;	   /* LMDB index env in use */
+	uint64_t partitions_bytes; /* all partition envs in use */
 	uint64_t n_partitions;
 	struct ts_wal_stats wal;
 };

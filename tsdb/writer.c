@@ -86,7 +86,7 @@ static int decode_into(const uint8_t *data, size_t len, struct sample_arr *a)
 static int merge_chunks(const uint8_t *old, size_t old_len, const uint8_t *add, size_t add_len,
 			struct ts_xor_enc *out, int64_t *min_t, int64_t *max_t)
 {
-	struct sample_arr a = {0}, b = {0};
+	struct sample_arr a = { 0 }, b = { 0 };
 	int rc = decode_into(old, old_len, &a);
 	if (rc == 0)
 		rc = decode_into(add, add_len, &b);
@@ -126,7 +126,7 @@ static int chunk_put(struct ts_partition *p, struct ts_batch *b, struct ts_rtxn 
 	int64_t min_t = c->min_t, max_t = c->max_t;
 	uint32_t n = c->n_samples;
 	uint16_t flags = c->flags;
-	struct ts_xor_enc merged = {0};
+	struct ts_xor_enc merged = { 0 };
 	const void *old;
 	size_t old_len;
 	int rc = ts_env_get(r, p->chunks, key, sizeof key, &old, &old_len);
@@ -188,7 +188,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 	}
 	struct chunk_ref *refs = ts_malloc(n * sizeof *refs);
 	struct ts_batch *b = NULL;
-	struct buf scratch = {0};
+	struct buf scratch = { 0 };
 	int rc = refs ? ts_batch_new(&b) : -ENOMEM;
 	if (rc)
 		goto out;
@@ -243,7 +243,7 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 {
 	int rc = 0;
 	uint64_t L = 0;
-	struct buf snaps = {0};
+	struct buf snaps = { 0 };
 	struct snap_entry *ents = NULL;
 	size_t n_ents = 0, cap_ents = 0;
 	struct ts_series **idx = NULL;
@@ -275,14 +275,16 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 				/* Heads of series that stopped (a pod that went away) are sealed
 				 * and their buffers freed. Done here, under db->mu, the sealed chunk
 				 * joins the queue this checkpoint commits before the head rows. */
-				int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen : wall_ms;
+				int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen
+									  : wall_ms;
 				if (s->enc.n && db->max_t_seen != INT64_MIN &&
 				    s->max_t < newest - TS_IDLE_MS && ts__head_seal(db, s) == 0) {
 					ts_xor_enc_fini(&s->enc);
 					ts_xor_enc_init(&s->enc);
 					s->snap_dirty = 1;
 				}
-				int has_data = s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
+				int has_data = s->max_t != INT64_MIN || s->enc.n ||
+					       (s->ooo && s->ooo->n);
 				if (!has_data || (s->has_snapshot && !s->snap_dirty))
 					continue;
 				if (n_ents == cap_ents) {
@@ -299,9 +301,10 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 				if ((rc = buf_reserve(&snaps, len)))
 					break;
 				ts__head_snapshot(s, snaps.p + snaps.len);
-				ents[n_ents++] = (struct snap_entry){s->id, snaps.len, len};
+				ents[n_ents++] = (struct snap_entry){ s->id, snaps.len, len };
 				snaps.len += len;
-				s->snap_dirty = 0; /* set again on failure below, or by new samples */
+				s->snap_dirty =
+					0; /* set again on failure below, or by new samples */
 			}
 			pthread_mutex_unlock(&db->mu);
 		}
@@ -451,7 +454,8 @@ static void *writer_main(void *arg)
 		struct ts_wal_stats ws;
 		ts_wal_stats(db->wal, &ws);
 		int ckpt = ws.bytes_on_disk > db->o.checkpoint_wal_bytes ||
-			   (uint64_t)ts__mono_ms() - db->last_checkpoint_ms >= db->o.checkpoint_interval_ms;
+			   (uint64_t)ts__mono_ms() - db->last_checkpoint_ms >=
+				   db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
 		/* Background maintenance, bounded: one closed partition per cycle. */
 		pthread_mutex_lock(&db->fmu);

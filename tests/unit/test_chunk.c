@@ -55,10 +55,19 @@ static int sign(int x)
 static void test_key_order(void **state)
 {
 	(void)state;
-	static const uint64_t ids[] = {0, 1, 2, 255, 256, 0x00ffffffffffffffull,
-				       0x8000000000000000ull, UINT64_MAX - 1, UINT64_MAX};
-	static const int64_t ts[] = {INT64_MIN, INT64_MIN + 1, -1700000000000, -256, -255, -1,
-				     0, 1, 255, 256, 1700000000000, INT64_MAX - 1, INT64_MAX};
+	static const uint64_t ids[] = { 0,
+					1,
+					2,
+					255,
+					256,
+					0x00ffffffffffffffull,
+					0x8000000000000000ull,
+					UINT64_MAX - 1,
+					UINT64_MAX };
+	static const int64_t ts[] = {
+		INT64_MIN, INT64_MIN + 1, -1700000000000, -256,		 -255,	   -1, 0, 1,
+		255,	   256,		  1700000000000,  INT64_MAX - 1, INT64_MAX
+	};
 	size_t ni = sizeof ids / sizeof ids[0], nt = sizeof ts / sizeof ts[0];
 	for (size_t a = 0; a < ni * nt; a++) {
 		uint8_t ka[TS_CHUNK_KEY_LEN];
@@ -86,11 +95,11 @@ static void test_key_layout(void **state)
 	(void)state;
 	uint8_t k[TS_CHUNK_KEY_LEN];
 	ts_chunk_key(k, 0x0102030405060708ull, -1);
-	static const uint8_t want[16] = {1, 2, 3, 4, 5, 6, 7, 8,
-					 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t want[16] = { 1,	2,    3,    4,	  5,	6,    7,    8,
+					  0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	assert_memory_equal(k, want, 16);
 	ts_chunk_key(k, 0, 0);
-	static const uint8_t want0[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0};
+	static const uint8_t want0[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0 };
 	assert_memory_equal(k, want0, 16);
 	uint64_t s;
 	int64_t t;
@@ -140,14 +149,15 @@ static void test_roundtrip(void **state)
 			ts_xor_enc_init(&e);
 			for (uint32_t i = 0; i < n; i++)
 				assert_int_equal(ts_xor_append(&e, base + (int64_t)i * 15000,
-							       (uint64_t)i * 0x1000), 0);
-			static const uint8_t empty[2] = {0, 0};
+							       (uint64_t)i * 0x1000),
+						 0);
+			static const uint8_t empty[2] = { 0, 0 };
 			const uint8_t *chunk = n ? e.buf : empty;
 			uint32_t clen = (uint32_t)ts_xor_enc_bytes(&e);
 			int64_t max_t = n ? base + (int64_t)(n - 1) * 15000 : base;
 			uint8_t *rec = malloc(TS_CHUNK_HDR_LEN + clen);
-			size_t len = ts_chunk_encode(rec, TS_CHUNK_ENC_XOR, 0, n, base, max_t, chunk,
-						     clen);
+			size_t len = ts_chunk_encode(rec, TS_CHUNK_ENC_XOR, 0, n, base, max_t,
+						     chunk, clen);
 			assert_int_equal(len, TS_CHUNK_HDR_LEN + clen);
 			struct ts_chunk_hdr h;
 			const uint8_t *p;
@@ -225,7 +235,7 @@ static void test_malformed(void **state)
 	}
 
 	/* Payload length field not matching the record. */
-	static const uint32_t lens[] = {0, 21, 23, 0xffffffffu, 0x80000016u};
+	static const uint32_t lens[] = { 0, 21, 23, 0xffffffffu, 0x80000016u };
 	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
 		reset_rec();
 		for (int b = 0; b < 4; b++)
@@ -260,7 +270,7 @@ static void test_malformed(void **state)
 	}
 
 	/* XOR payload count != n_samples, with a correct CRC. */
-	static const uint32_t counts[] = {0, 3, 5, 65535, 65536, 0x10004, 0xffffffffu};
+	static const uint32_t counts[] = { 0, 3, 5, 65535, 65536, 0x10004, 0xffffffffu };
 	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
 		reset_rec();
 		for (int b = 0; b < 4; b++)
@@ -335,12 +345,9 @@ static void test_header_bitflips(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_key_order),
-		cmocka_unit_test(test_key_layout),
-		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_header_bitflips),
+		cmocka_unit_test(test_key_order), cmocka_unit_test(test_key_layout),
+		cmocka_unit_test(test_golden),	  cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_malformed), cmocka_unit_test(test_header_bitflips),
 	};
 	return cmocka_run_group_tests(tests, quiet, NULL);
 }

@@ -64,10 +64,10 @@
 #define T0_MS INT64_C(1700000000000)
 #define OOO_WINDOW_MS 300000
 #define PARTITION_MS 3600000
-#define N_BASE 300          /* series live from batch 0 */
-#define BIRTH_EVERY 10      /* then one new series every this many batches */
-#define MAX_DEFER 4         /* OOO samples arrive up to this many batches late */
-#define REJECT_BEHIND 30    /* slots behind the head: 450 s, outside the window */
+#define N_BASE 300	 /* series live from batch 0 */
+#define BIRTH_EVERY 10	 /* then one new series every this many batches */
+#define MAX_DEFER 4	 /* OOO samples arrive up to this many batches late */
+#define REJECT_BEHIND 30 /* slots behind the head: 450 s, outside the window */
 #define NEVER INT64_MAX
 #define N_NAMES 6
 #define SAMPLES_PER_ENTRY 8
@@ -76,7 +76,7 @@ static uint64_t g_seed = 0xc4a5d0071;
 static const uint64_t REJECT_BITS = 0xc0fe240c00000000u; /* -123456.75-ish, never generated */
 
 static const char *const names[N_NAMES] = {
-	"crash_requests_total", "crash_errors_total", "node_memory_Active_bytes",
+	"crash_requests_total",	   "crash_errors_total", "node_memory_Active_bytes",
 	"node_hwmon_temp_celsius", "crash_queue_length", "crash_build_info",
 };
 
@@ -163,8 +163,8 @@ static uint64_t value_bits(uint64_t k, int64_t s)
 	case 0: return TS_STALE_NAN_BITS;
 	case 1: return dbits(-0.0);
 	case 2: return 0x7ff8000000000001u | ((h >> 12) & 0xffff) << 4; /* quiet NaN, payload */
-	case 3: return 0xfff0000000000001u | ((h >> 20) & 0xff) << 8;  /* negative signalling NaN */
-	case 4: return 0x7ff0000000000000u;                             /* +Inf */
+	case 3: return 0xfff0000000000001u | ((h >> 20) & 0xff) << 8; /* negative signalling NaN */
+	case 4: return 0x7ff0000000000000u;			      /* +Inf */
 	default: break;
 	}
 	h >>= 8;
@@ -194,11 +194,11 @@ static void lset_make(uint64_t k, struct lset *ls)
 	snprintf(ls->inst, sizeof ls->inst, "host-%04" PRIu64 ":9100", k / N_NAMES);
 	const char *name = names[k % N_NAMES];
 	ls->n = 0;
-	ls->l[ls->n++] = (struct ts_label){"job", "crash", 3, 5};
-	ls->l[ls->n++] = (struct ts_label){"instance", ls->inst, 8, (uint32_t)strlen(ls->inst)};
-	ls->l[ls->n++] = (struct ts_label){"__name__", name, 8, (uint32_t)strlen(name)};
+	ls->l[ls->n++] = (struct ts_label){ "job", "crash", 3, 5 };
+	ls->l[ls->n++] = (struct ts_label){ "instance", ls->inst, 8, (uint32_t)strlen(ls->inst) };
+	ls->l[ls->n++] = (struct ts_label){ "__name__", name, 8, (uint32_t)strlen(name) };
 	if (k % N_NAMES < 2)
-		ls->l[ls->n++] = (struct ts_label){"code", k % 12 < 6 ? "200" : "500", 4, 3};
+		ls->l[ls->n++] = (struct ts_label){ "code", k % 12 < 6 ? "200" : "500", 4, 3 };
 }
 
 /* "name=value;" of the canonical (name-sorted) label set of k. */
@@ -207,7 +207,7 @@ static void lset_text(uint64_t k, char *out, size_t cap)
 	struct lset ls;
 	lset_make(k, &ls);
 	/* canonical order: __name__, code, instance, job ('_' < 'c' < 'i' < 'j') */
-	static const char *const order[] = {"__name__", "code", "instance", "job"};
+	static const char *const order[] = { "__name__", "code", "instance", "job" };
 	size_t off = 0;
 	out[0] = 0;
 	for (size_t o = 0; o < 4; o++)
@@ -223,10 +223,10 @@ struct batch {
 	struct lset *ls;
 	struct ts_sample *smp;
 	size_t n, cap;
-	uint64_t n_first;   /* samples first sent in this batch */
-	uint64_t n_resend;  /* exact resends of earlier samples */
-	uint64_t n_reject;  /* samples the engine must reject */
-	uint64_t n_new_k;   /* series whose birth batch this is */
+	uint64_t n_first;  /* samples first sent in this batch */
+	uint64_t n_resend; /* exact resends of earlier samples */
+	uint64_t n_reject; /* samples the engine must reject */
+	uint64_t n_new_k;  /* series whose birth batch this is */
 };
 
 static void batch_fini(struct batch *bt)
@@ -251,7 +251,7 @@ static void entry_add(struct batch *bt, int64_t t, uint64_t v)
 {
 	struct ts_series_in *e = &bt->in[bt->n - 1];
 	assert_true(e->n_samples < SAMPLES_PER_ENTRY);
-	bt->smp[(bt->n - 1) * SAMPLES_PER_ENTRY + e->n_samples] = (struct ts_sample){t, bitsd(v)};
+	bt->smp[(bt->n - 1) * SAMPLES_PER_ENTRY + e->n_samples] = (struct ts_sample){ t, bitsd(v) };
 	e->n_samples++;
 }
 
@@ -399,16 +399,16 @@ static void rm_dir(const char *db_dir)
 /* Result of checking a db against batches 0..L acknowledged. Plain data: it travels
  * through a pipe from the verifier child. */
 struct vres {
-	int rc;                      /* first API error, 0 if none */
-	int failed;                  /* any check failed */
-	char msg[1024];              /* the first failure, precise */
-	uint64_t n_series;           /* returned by select */
-	uint64_t n_series_expected;  /* with at least one sample in batches <= L */
-	uint64_t n_series_next;      /* extra series allowed: first sample in L+1 */
-	uint64_t n_stats_series;     /* ts_db_stats().n_series */
-	uint64_t n_present;          /* samples of batches <= L found */
+	int rc;			    /* first API error, 0 if none */
+	int failed;		    /* any check failed */
+	char msg[1024];		    /* the first failure, precise */
+	uint64_t n_series;	    /* returned by select */
+	uint64_t n_series_expected; /* with at least one sample in batches <= L */
+	uint64_t n_series_next;	    /* extra series allowed: first sample in L+1 */
+	uint64_t n_stats_series;    /* ts_db_stats().n_series */
+	uint64_t n_present;	    /* samples of batches <= L found */
 	uint64_t n_expected;
-	uint64_t n_next_present;     /* samples first sent in L+1 found */
+	uint64_t n_next_present; /* samples first sent in L+1 found */
 	uint64_t n_next_total;
 	uint64_t n_unexpected, n_bad_value, n_order, n_bad_labels, n_dup_series;
 	uint64_t n_partitions, wal_bytes, n_samples_total;
@@ -465,8 +465,7 @@ static uint64_t expected_of(uint64_t k, int64_t L)
 }
 
 /* First sample of series k (batches <= L) that set entry i lacks; describes it in r. */
-static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L,
-			 struct vres *r)
+static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L, struct vres *r)
 {
 	struct ts_iter *it;
 	if (ts_iter_new(set, i, &it) != 0)
@@ -482,9 +481,11 @@ static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_
 		if (rc == 1)
 			ts_iter_at(it, &got_t, &v);
 		if (got_t != t) {
-			vfail(r, "missing: series %" PRIu64 " slot %" PRId64 " t=%" PRId64
-				 " (first sent in batch %" PRId64 ", defer %d, acknowledged up to %"
-				 PRId64 "); next sample found t=%" PRId64,
+			vfail(r,
+			      "missing: series %" PRIu64 " slot %" PRId64 " t=%" PRId64
+			      " (first sent in batch %" PRId64
+			      ", defer %d, acknowledged up to %" PRId64
+			      "); next sample found t=%" PRId64,
 			      k, s, t, first_batch(k, s), defer_by(k, s), L, got_t);
 			break;
 		}
@@ -494,13 +495,12 @@ static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_
 
 /* Checks db against the workload: batches <= L acknowledged, L+1 maybe written, nothing
  * later. strict: L+1 was never sent. expected: samples first sent in batches <= L. */
-static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected,
-		      struct vres *r)
+static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected, struct vres *r)
 {
 	memset(r, 0, sizeof *r);
 	r->n_expected = expected;
 	r->digest = 0xcbf29ce484222325u;
-	struct batch nb = {0};
+	struct batch nb = { 0 };
 	gen_batch(L + 1, &nb);
 	r->n_next_total = strict ? 0 : nb.n_first;
 	batch_fini(&nb);
@@ -516,7 +516,7 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 		r->n_series_expected += (uint64_t)any;
 	}
 
-	struct ts_matcher m = {TS_MATCH_RE, "__name__", ".+"};
+	struct ts_matcher m = { TS_MATCH_RE, "__name__", ".+" };
 	struct ts_series_set *set = NULL;
 	char emsg[256] = "";
 	int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, emsg, sizeof emsg);
@@ -579,7 +579,8 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 			r->digest = fnv(fnv(r->digest, &t, 8), &vb, 8);
 			if (t <= prev) {
 				r->n_order++;
-				vfail(r, "series %" PRIu64 ": t=%" PRId64 " after t=%" PRId64, k, t, prev);
+				vfail(r, "series %" PRIu64 ": t=%" PRId64 " after t=%" PRId64, k, t,
+				      prev);
 			}
 			prev = t;
 			int64_t rel = t - T0_MS - (int64_t)(h4(k, 0, 'J') % 1000);
@@ -587,16 +588,20 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 			int64_t fb = s >= 0 && sample_t(k, s) == t ? first_batch(k, s) : NEVER;
 			if (fb > L + 1 || (strict && fb > L)) {
 				r->n_unexpected++;
-				vfail(r, "series %" PRIu64 ": sample t=%" PRId64 " v=%016" PRIx64
-					 " never acknowledged (slot %" PRId64 ", first sent in batch %"
-					 PRId64 ", acknowledged up to %" PRId64 ")",
+				vfail(r,
+				      "series %" PRIu64 ": sample t=%" PRId64 " v=%016" PRIx64
+				      " never acknowledged (slot %" PRId64
+				      ", first sent in batch %" PRId64
+				      ", acknowledged up to %" PRId64 ")",
 				      k, t, vb, s, fb == NEVER ? (int64_t)-1 : fb, L);
 				continue;
 			}
 			if (vb != value_bits(k, s)) {
 				r->n_bad_value++;
-				vfail(r, "series %" PRIu64 " t=%" PRId64 ": value bits %016" PRIx64
-					 ", sent %016" PRIx64, k, t, vb, value_bits(k, s));
+				vfail(r,
+				      "series %" PRIu64 " t=%" PRId64 ": value bits %016" PRIx64
+				      ", sent %016" PRIx64,
+				      k, t, vb, value_bits(k, s));
 				continue;
 			}
 			if (fb == L + 1) {
@@ -624,8 +629,10 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 		if (fb0 <= L && !seen[k]) {
 			char want[256];
 			lset_text(k, want, sizeof want);
-			vfail(r, "series %" PRIu64 " (%s), first sample in batch %" PRId64
-				 ", missing entirely (acknowledged up to %" PRId64 ")", k, want, fb0, L);
+			vfail(r,
+			      "series %" PRIu64 " (%s), first sample in batch %" PRId64
+			      ", missing entirely (acknowledged up to %" PRId64 ")",
+			      k, want, fb0, L);
 		}
 	}
 	for (uint64_t k = 0; k < kn; k++)
@@ -634,8 +641,10 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 		vfail(r, "%" PRIu64 " acknowledged samples present, %" PRIu64 " expected",
 		      r->n_present, r->n_expected);
 	if (r->n_next_present && r->n_next_present != r->n_next_total)
-		vfail(r, "batch %" PRId64 " (not acknowledged) half-visible: %" PRIu64 " of its %"
-			 PRIu64 " new samples present", L + 1, r->n_next_present, r->n_next_total);
+		vfail(r,
+		      "batch %" PRId64 " (not acknowledged) half-visible: %" PRIu64
+		      " of its %" PRIu64 " new samples present",
+		      L + 1, r->n_next_present, r->n_next_total);
 	if (r->n_series > r->n_series_expected + r->n_series_next)
 		vfail(r, "%" PRIu64 " series, at most %" PRIu64 " expected", r->n_series,
 		      r->n_series_expected + r->n_series_next);
@@ -687,7 +696,7 @@ static void child_err(int fd, int64_t b, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void child_err(int fd, int64_t b, int rc, const char *fmt, ...)
 {
-	struct msg m = {MSG_ERR, rc, b, ""};
+	struct msg m = { MSG_ERR, rc, b, "" };
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(m.text, sizeof m.text, fmt, ap);
@@ -703,17 +712,18 @@ static int append_checked(struct ts_db *db, struct batch *bt, char *why, size_t 
 	struct ts_append_result res;
 	int rc = ts_db_append(db, bt->in, bt->n, &res, NULL);
 	if (rc) {
-		snprintf(why, why_len, "ts_db_append(batch %" PRId64 "): %s", bt->b, ts_strerror(rc));
+		snprintf(why, why_len, "ts_db_append(batch %" PRId64 "): %s", bt->b,
+			 ts_strerror(rc));
 		return rc;
 	}
 	uint64_t rej = res.n_out_of_order + res.n_conflict + res.n_too_old;
-	if (res.n_appended + res.n_duplicate != bt->n_first + bt->n_resend ||
-	    rej != bt->n_reject || res.n_invalid_series || res.n_too_future) {
+	if (res.n_appended + res.n_duplicate != bt->n_first + bt->n_resend || rej != bt->n_reject ||
+	    res.n_invalid_series || res.n_too_future) {
 		snprintf(why, why_len,
 			 "batch %" PRId64 ": appended %" PRIu64 " + duplicate %" PRIu64
-			 ", want %" PRIu64 "; rejected %" PRIu64 " (ooo %" PRIu64 " conflict %"
-			 PRIu64 " too old %" PRIu64 "), want %" PRIu64 "; invalid %" PRIu64
-			 "; first_err: %.160s",
+			 ", want %" PRIu64 "; rejected %" PRIu64 " (ooo %" PRIu64
+			 " conflict %" PRIu64 " too old %" PRIu64 "), want %" PRIu64
+			 "; invalid %" PRIu64 "; first_err: %.160s",
 			 bt->b, res.n_appended, res.n_duplicate, bt->n_first + bt->n_resend, rej,
 			 res.n_out_of_order, res.n_conflict, res.n_too_old, bt->n_reject,
 			 res.n_invalid_series, res.first_err_msg);
@@ -730,14 +740,14 @@ static void writer_child(const char *dir, int64_t from, int fd)
 	int rc = ts_db_open(dir, &o, &db);
 	if (rc)
 		child_err(fd, from, rc, "ts_db_open: %s", ts_strerror(rc));
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	char why[480];
 	for (int64_t b = from;; b++) {
 		gen_batch(b, &bt);
 		rc = append_checked(db, &bt, why, sizeof why);
 		if (rc)
 			child_err(fd, b, rc, "%s", why);
-		struct msg m = {MSG_ACK, 0, b, ""};
+		struct msg m = { MSG_ACK, 0, b, "" };
 		send_all(fd, &m, sizeof m);
 	}
 }
@@ -776,7 +786,7 @@ static size_t read_until(int fd, void *buf, size_t n, int64_t deadline_ms)
 		int64_t left = deadline_ms == INT64_MAX ? -1 : deadline_ms - mono_ms();
 		if (deadline_ms != INT64_MAX && left <= 0)
 			break;
-		struct pollfd p = {fd, POLLIN, 0};
+		struct pollfd p = { fd, POLLIN, 0 };
 		int pr = poll(&p, 1, left < 0 ? -1 : (int)left);
 		if (pr < 0 && errno == EINTR)
 			continue;
@@ -814,12 +824,12 @@ static void test_kill9_loop(void **state)
 	char dir[PATH_MAX];
 	make_dir(dir, sizeof dir);
 	int iters = iters_from_env();
-	int64_t L = -1;           /* last acknowledged batch */
-	uint64_t expected = 0;    /* samples first sent in batches <= L */
+	int64_t L = -1;	       /* last acknowledged batch */
+	uint64_t expected = 0; /* samples first sent in batches <= L */
 	int64_t max_delay = 300;
 	unsigned n_next_whole = 0, n_next_none = 0, n_next_partial = 0, n_zero_progress = 0;
 	int64_t t_start = mono_ms();
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	print_message("kill9: seed %" PRIu64 " (TS_SEED), %d iterations (TS_CRASH_ITERS), dir %s\n",
 		      g_seed, iters, dir);
 	for (int iter = 0; iter < iters; iter++) {
@@ -844,11 +854,13 @@ static void test_kill9_loop(void **state)
 			if (got == 0)
 				break;
 			if (got < sizeof m) /* the rest of a record that straddled the deadline */
-				got += read_until(fds[0], (char *)&m + got, sizeof m - got, INT64_MAX);
+				got += read_until(fds[0], (char *)&m + got, sizeof m - got,
+						  INT64_MAX);
 			assert_int_equal(got, sizeof m);
 			if (m.kind == MSG_ERR && !err[0])
-				snprintf(err, sizeof err, "writer child, batch %" PRId64 ": %s (%s)", m.b,
-					 m.text, ts_strerror(m.rc));
+				snprintf(err, sizeof err,
+					 "writer child, batch %" PRId64 ": %s (%s)", m.b, m.text,
+					 ts_strerror(m.rc));
 			if (m.kind == MSG_ACK) {
 				assert_int_equal(m.b, L + 1);
 				L = m.b;
@@ -859,8 +871,9 @@ static void test_kill9_loop(void **state)
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		while (read_until(fds[0], &m, sizeof m, INT64_MAX) == sizeof m) {
 			if (m.kind == MSG_ERR && !err[0])
-				snprintf(err, sizeof err, "writer child, batch %" PRId64 ": %s (%s)", m.b,
-					 m.text, ts_strerror(m.rc));
+				snprintf(err, sizeof err,
+					 "writer child, batch %" PRId64 ": %s (%s)", m.b, m.text,
+					 ts_strerror(m.rc));
 			if (m.kind == MSG_ACK) {
 				assert_int_equal(m.b, L + 1);
 				L = m.b;
@@ -870,7 +883,8 @@ static void test_kill9_loop(void **state)
 		if (err[0])
 			fail_msg("iteration %d (seed %" PRIu64 "): %s", iter, g_seed, err);
 		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
-			fail_msg("iteration %d: writer child ended by itself (status %d)", iter, st);
+			fail_msg("iteration %d: writer child ended by itself (status %d)", iter,
+				 st);
 		for (int64_t b = L0 + 1; b <= L; b++) {
 			gen_batch(b, &bt);
 			expected += bt.n_first;
@@ -898,19 +912,20 @@ static void test_kill9_loop(void **state)
 			n_next_whole++;
 		else
 			n_next_partial++;
-		print_message("kill9 %2d: killed after %3" PRId64 " ms, acked %5" PRId64 " (+%" PRId64
-			      "), batch %" PRId64 " %s, %" PRIu64 " series, %" PRIu64
+		print_message("kill9 %2d: killed after %3" PRId64 " ms, acked %5" PRId64
+			      " (+%" PRId64 "), batch %" PRId64 " %s, %" PRIu64 " series, %" PRIu64
 			      " samples, %" PRIu64 " partitions, wal %" PRIu64 " KiB\n",
 			      iter, delay, L, L - L0, L + 1,
-			      r.n_next_present == 0 ? "absent" :
-			      r.n_next_present == r.n_next_total ? "whole" : "PARTIAL",
+			      r.n_next_present == 0		   ? "absent"
+			      : r.n_next_present == r.n_next_total ? "whole"
+								   : "PARTIAL",
 			      r.n_series, r.n_samples_total, r.n_partitions, r.wal_bytes >> 10);
 		char where[64];
 		snprintf(where, sizeof where, "kill iteration %d", iter);
 		assert_vres(&r, where);
 	}
-	print_message("kill9: %d kills in %" PRId64 " ms; last acked batch %" PRId64
-		      ", %" PRIu64 " samples; unacknowledged next batch whole %u, absent %u, "
+	print_message("kill9: %d kills in %" PRId64 " ms; last acked batch %" PRId64 ", %" PRIu64
+		      " samples; unacknowledged next batch whole %u, absent %u, "
 		      "partial %u; %u kills before any ack\n",
 		      iters, mono_ms() - t_start, L, expected, n_next_whole, n_next_none,
 		      n_next_partial, n_zero_progress);
@@ -935,7 +950,7 @@ static void test_kill9_loop(void **state)
 
 static uint64_t append_range(struct ts_db *db, int64_t from, int64_t to)
 {
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	uint64_t n = 0;
 	char why[480];
 	for (int64_t b = from; b < to; b++) {
@@ -991,7 +1006,7 @@ static void test_checkpoint_reopen(void **state)
 	struct ts_db_opts o = quiet_opts();
 	const int64_t n1 = 250, n2 = 300;
 	uint64_t exp1 = 0, exp2 = 0;
-	struct batch bt = {0};
+	struct batch bt = { 0 };
 	for (int64_t b = 0; b < n2; b++) {
 		gen_batch(b, &bt);
 		exp2 += bt.n_first;
@@ -1013,13 +1028,14 @@ static void test_checkpoint_reopen(void **state)
 		if (rc)
 			child_err(fds[1], 0, rc, "ts_db_open: %s", ts_strerror(rc));
 		char why[480];
-		struct batch cb = {0};
+		struct batch cb = { 0 };
 		for (int64_t b = 0; b < n2; b++) {
 			if (b == n1) {
 				verify_db(db, n1 - 1, 1, exp1, &r[0]);
 				rc = ts_db_checkpoint(db);
 				if (rc)
-					child_err(fds[1], b, rc, "ts_db_checkpoint: %s", ts_strerror(rc));
+					child_err(fds[1], b, rc, "ts_db_checkpoint: %s",
+						  ts_strerror(rc));
 				verify_db(db, n1 - 1, 1, exp1, &r[1]);
 			}
 			gen_batch(b, &cb);
@@ -1031,7 +1047,7 @@ static void test_checkpoint_reopen(void **state)
 		struct ts_db_stats st;
 		ts_db_stats(db, &st);
 		r[1].n_partitions = st.n_checkpoints; /* reused slot: checkpoints done */
-		struct msg m = {MSG_VRES, 0, 0, ""};
+		struct msg m = { MSG_VRES, 0, 0, "" };
 		send_all(fds[1], &m, sizeof m);
 		send_all(fds[1], r, sizeof r);
 		_exit(0);
@@ -1078,7 +1094,7 @@ static void test_checkpoint_reopen(void **state)
 static void test_workload(void **state)
 {
 	(void)state;
-	struct batch a = {0}, b = {0};
+	struct batch a = { 0 }, b = { 0 };
 	uint64_t first = 0, special = 0, ooo = 0;
 	for (int64_t i = 0; i < 600; i++) {
 		gen_batch(i, &a);

@@ -120,9 +120,9 @@ static void test_incremental(void **state)
 	for (size_t cut = 0; cut <= sizeof buf; cut++) {
 		assert_int_equal(ts_crc32c(ts_crc32c(0, buf, cut), buf + cut, sizeof buf - cut),
 				 whole);
-		assert_int_equal(ts__crc32c_sw(ts__crc32c_sw(0, buf, cut), buf + cut,
-					       sizeof buf - cut),
-				 whole);
+		assert_int_equal(
+			ts__crc32c_sw(ts__crc32c_sw(0, buf, cut), buf + cut, sizeof buf - cut),
+			whole);
 	}
 }
 

@@ -28,7 +28,10 @@
 
 #define T0 1704067200000LL /* 2024-01-01T00:00:00Z, a Monday, a multiple of 1 m */
 #define S 15000LL
-#define L(n, v) {n, v, (uint32_t)strlen(n), (uint32_t)strlen(v)}
+#define L(n, v)                                                \
+	{                                                      \
+		n, v, (uint32_t)strlen(n), (uint32_t)strlen(v) \
+	}
 
 static struct ts_db *db;
 static char dir[4096];
@@ -47,8 +50,8 @@ static void put(const struct ts_label *l, uint32_t nl, int i0, int i1, double (*
 	struct ts_sample *s = calloc((size_t)(i1 - i0 + 1), sizeof *s);
 	uint32_t n = 0;
 	for (int i = i0; i < i1; i++)
-		s[n++] = (struct ts_sample){T0 + i * S, f(i)};
-	struct ts_series_in in = {l, nl, s, n};
+		s[n++] = (struct ts_sample){ T0 + i * S, f(i) };
+	struct ts_series_in in = { l, nl, s, n };
 	struct ts_append_result res;
 	assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
 	assert_int_equal(res.n_appended, n);
@@ -57,18 +60,35 @@ static void put(const struct ts_label *l, uint32_t nl, int i0, int i1, double (*
 
 static void put1(const struct ts_label *l, uint32_t nl, int64_t t, double v)
 {
-	struct ts_sample s = {t, v};
-	struct ts_series_in in = {l, nl, &s, 1};
+	struct ts_sample s = { t, v };
+	struct ts_series_in in = { l, nl, &s, 1 };
 	struct ts_append_result res;
 	assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
 	assert_int_equal(res.n_appended, 1);
 }
 
-static double f_c1(int i) { return 10.0 * i; }
-static double f_c2(int i) { return i < 100 ? 5.0 * i : 5.0 * (i - 100); }
-static double f_id(int i) { return i; }
-static double f_one(int i) { (void)i; return 1; }
-static double f_two(int i) { (void)i; return 2; }
+static double f_c1(int i)
+{
+	return 10.0 * i;
+}
+static double f_c2(int i)
+{
+	return i < 100 ? 5.0 * i : 5.0 * (i - 100);
+}
+static double f_id(int i)
+{
+	return i;
+}
+static double f_one(int i)
+{
+	(void)i;
+	return 1;
+}
+static double f_two(int i)
+{
+	(void)i;
+	return 2;
+}
 
 static int setup(void **state)
 {
@@ -76,45 +96,45 @@ static int setup(void **state)
 	const char *base = getenv("TMPDIR");
 	snprintf(dir, sizeof dir, "%s/engineXXXXXX", base ? base : "/tmp");
 	assert_non_null(mkdtemp(dir));
-	struct ts_db_opts o = {.sync = TS_WAL_SYNC_NEVER};
+	struct ts_db_opts o = { .sync = TS_WAL_SYNC_NEVER };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 
-	struct ts_label c1[] = {L("__name__", "c_total"), L("job", "a"), L("instance", "1")};
-	struct ts_label c2[] = {L("__name__", "c_total"), L("job", "a"), L("instance", "2")};
+	struct ts_label c1[] = { L("__name__", "c_total"), L("job", "a"), L("instance", "1") };
+	struct ts_label c2[] = { L("__name__", "c_total"), L("job", "a"), L("instance", "2") };
 	put(c1, 3, 0, 241, f_c1);
 	put(c2, 3, 0, 241, f_c2);
 	/* A gauge with a 10-minute gap: i in [0,40) and [80,241). */
-	struct ts_label g[] = {L("__name__", "g"), L("job", "b"), L("instance", "1")};
+	struct ts_label g[] = { L("__name__", "g"), L("job", "b"), L("instance", "1") };
 	put(g, 3, 0, 40, f_id);
 	put(g, 3, 80, 241, f_id);
 	/* Stale marker at i=20, resumed at i=30. */
-	struct ts_label s[] = {L("__name__", "s"), L("job", "a")};
+	struct ts_label s[] = { L("__name__", "s"), L("job", "a") };
 	put(s, 2, 0, 20, f_one);
 	put1(s, 2, T0 + 20 * S, stale_nan());
 	put(s, 2, 30, 41, f_two);
 	/* Histogram buckets at T0+600s. */
-	const char *les[] = {"0.1", "0.5", "1", "+Inf"};
-	double cnt[] = {10, 30, 40, 40};
+	const char *les[] = { "0.1", "0.5", "1", "+Inf" };
+	double cnt[] = { 10, 30, 40, 40 };
 	for (int i = 0; i < 4; i++) {
-		struct ts_label h[] = {L("__name__", "h_bucket"), L("job", "a"), L("le", les[i])};
+		struct ts_label h[] = { L("__name__", "h_bucket"), L("job", "a"), L("le", les[i]) };
 		put1(h, 3, T0 + 600000, cnt[i]);
 	}
-	struct ts_label hb1[] = {L("__name__", "h_bucket"), L("job", "b"), L("le", "1")};
-	struct ts_label hb2[] = {L("__name__", "h_bucket"), L("job", "b"), L("le", "+Inf")};
+	struct ts_label hb1[] = { L("__name__", "h_bucket"), L("job", "b"), L("le", "1") };
+	struct ts_label hb2[] = { L("__name__", "h_bucket"), L("job", "b"), L("le", "+Inf") };
 	put1(hb1, 3, T0 + 600000, 5);
 	put1(hb2, 3, T0 + 600000, 10);
 	/* Vector matching. */
-	struct ts_label m1a[] = {L("__name__", "m1"), L("job", "a"), L("instance", "1")};
-	struct ts_label m1b[] = {L("__name__", "m1"), L("job", "a"), L("instance", "2")};
-	struct ts_label m2[] = {L("__name__", "m2"), L("job", "a")};
-	struct ts_label m4[] = {L("__name__", "m4"), L("job", "a"), L("instance", "1")};
+	struct ts_label m1a[] = { L("__name__", "m1"), L("job", "a"), L("instance", "1") };
+	struct ts_label m1b[] = { L("__name__", "m1"), L("job", "a"), L("instance", "2") };
+	struct ts_label m2[] = { L("__name__", "m2"), L("job", "a") };
+	struct ts_label m4[] = { L("__name__", "m4"), L("job", "a"), L("instance", "1") };
 	put1(m1a, 3, T0 + 600000, 1);
 	put1(m1b, 3, T0 + 600000, 2);
 	put1(m2, 2, T0 + 600000, 10);
 	put1(m4, 3, T0 + 600000, 7);
-	const char *inst[] = {"1", "2", "3"};
+	const char *inst[] = { "1", "2", "3" };
 	for (int i = 0; i < 3; i++) {
-		struct ts_label m3[] = {L("__name__", "m3"), L("instance", inst[i])};
+		struct ts_label m3[] = { L("__name__", "m3"), L("instance", inst[i]) };
 		put1(m3, 2, T0 + 600000, 5);
 	}
 	return 0;
@@ -169,10 +189,12 @@ static char *text(const struct ts_qresult *r, int keep_order)
 		size_t n = strlen(lines[i]);
 		for (size_t k = 0; k < s->n_points; k++) {
 			if (r->type == TS_QV_VECTOR)
-				n += (size_t)snprintf(lines[i] + n, 8192 - n, " %.6g", s->points[k].v);
+				n += (size_t)snprintf(lines[i] + n, 8192 - n, " %.6g",
+						      s->points[k].v);
 			else
 				n += (size_t)snprintf(lines[i] + n, 8192 - n, " %lld:%.6g",
-						      (long long)((s->points[k].t_ms - T0) / 1000), s->points[k].v);
+						      (long long)((s->points[k].t_ms - T0) / 1000),
+						      s->points[k].v);
 		}
 	}
 	if (!keep_order && r->type == TS_QV_VECTOR)
@@ -201,8 +223,8 @@ static void check_at(const char *q, int64_t t_ms, const char *want, int keep_ord
 }
 
 /* Instant query at T0 + sec seconds. */
-#define CHECK(q, sec, want) check_at(q, T0 + (int64_t)((sec) * 1000), want, 0, __LINE__)
-#define CHECK_ORDER(q, sec, want) check_at(q, T0 + (int64_t)((sec) * 1000), want, 1, __LINE__)
+#define CHECK(q, sec, want) check_at(q, T0 + (int64_t)((sec)*1000), want, 0, __LINE__)
+#define CHECK_ORDER(q, sec, want) check_at(q, T0 + (int64_t)((sec)*1000), want, 1, __LINE__)
 
 static void check_range(const char *q, int64_t s0, int64_t s1, int64_t step_s, const char *want,
 			int line)
@@ -255,8 +277,10 @@ static void test_selectors(void **state)
 	CHECK("s", 449, "");
 	CHECK("s", 450, "{__name__=\"s\",job=\"a\"} 2");
 	/* offset and @ */
-	CHECK("c_total{instance=\"1\"} offset 1m", 600, "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 360");
-	CHECK("c_total{instance=\"1\"} @ 1704067300", 3000, "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 60");
+	CHECK("c_total{instance=\"1\"} offset 1m", 600,
+	      "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 360");
+	CHECK("c_total{instance=\"1\"} @ 1704067300", 3000,
+	      "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 60");
 	CHECK("c_total{instance=\"1\"} @ 1704067300 offset 30s", 3000,
 	      "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 40");
 	/* Raw range vector at an instant: [540, 600] closed, stale marker dropped. */
@@ -265,7 +289,8 @@ static void test_selectors(void **state)
 	CHECK("count_over_time(s[10m])", 600, "{job=\"a\"} 31");
 	CHECK("count_over_time(c_total{instance=\"1\"}[1m])", 600, "{instance=\"1\",job=\"a\"} 5");
 	CHECK("timestamp(c_total{instance=\"1\"})", 610, "{instance=\"1\",job=\"a\"} 1.70407e+09");
-	CHECK("timestamp(c_total{instance=\"1\"}) - 1704067200", 610, "{instance=\"1\",job=\"a\"} 600");
+	CHECK("timestamp(c_total{instance=\"1\"}) - 1704067200", 610,
+	      "{instance=\"1\",job=\"a\"} 600");
 	CHECK("nothing_here", 600, "");
 }
 
@@ -280,7 +305,8 @@ static void test_rate_family(void **state)
 	CHECK("increase(c_total{instance=\"1\"}[1m])", 605, "{instance=\"1\",job=\"a\"} 40");
 	/* Counter reset inside [1470, 1530]: 490 495 0 5 10 -> 10 - 490 + 495 = 15. */
 	CHECK("increase(c_total{instance=\"2\"}[1m])", 1530, "{instance=\"2\",job=\"a\"} 15");
-	CHECK("resets(c_total[5m])", 1530, "{instance=\"1\",job=\"a\"} 0\n{instance=\"2\",job=\"a\"} 1");
+	CHECK("resets(c_total[5m])", 1530,
+	      "{instance=\"1\",job=\"a\"} 0\n{instance=\"2\",job=\"a\"} 1");
 	/* Window shorter than the sample interval: one sample, no rate. */
 	CHECK("rate(c_total{instance=\"1\"}[10s])", 605, "");
 	/* Zero point: [−30, 30] has 0 10 20; start extrapolation stops where the counter
@@ -306,19 +332,25 @@ static void test_rate_family(void **state)
 	CHECK("absent_over_time(g[1m])", 800, "{} 1");
 	CHECK("absent_over_time(nothing{job=\"z\",x=~\"y\"}[5m])", 600, "{job=\"z\"} 1");
 	/* rate over an @-pinned window is the same at every step. */
-	CHECK("rate(c_total{instance=\"1\"}[1m] @ 1704067800)", 3000, "{instance=\"1\",job=\"a\"} 0.666667");
+	CHECK("rate(c_total{instance=\"1\"}[1m] @ 1704067800)", 3000,
+	      "{instance=\"1\",job=\"a\"} 0.666667");
 }
 
 static void test_subqueries(void **state)
 {
 	(void)state;
 	/* Inner steps are multiples of 1 m in [330, 630]: 360 420 480 540 600. */
-	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m])", 630, "{instance=\"1\",job=\"a\"} 5");
-	CHECK("max_over_time(c_total{instance=\"1\"}[5m:1m])", 630, "{instance=\"1\",job=\"a\"} 400");
-	CHECK("min_over_time(c_total{instance=\"1\"}[5m:1m])", 630, "{instance=\"1\",job=\"a\"} 240");
+	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m])", 630,
+	      "{instance=\"1\",job=\"a\"} 5");
+	CHECK("max_over_time(c_total{instance=\"1\"}[5m:1m])", 630,
+	      "{instance=\"1\",job=\"a\"} 400");
+	CHECK("min_over_time(c_total{instance=\"1\"}[5m:1m])", 630,
+	      "{instance=\"1\",job=\"a\"} 240");
 	/* [300, 600] includes both ends. */
-	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m])", 600, "{instance=\"1\",job=\"a\"} 6");
-	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m] offset 1m)", 600, "{instance=\"1\",job=\"a\"} 6");
+	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m])", 600,
+	      "{instance=\"1\",job=\"a\"} 6");
+	CHECK("count_over_time(c_total{instance=\"1\"}[5m:1m] offset 1m)", 600,
+	      "{instance=\"1\",job=\"a\"} 6");
 	CHECK("max_over_time(rate(c_total{instance=\"2\"}[1m])[10m:30s])", 1800,
 	      "{instance=\"2\",job=\"a\"} 0.333333");
 	CHECK("c_total{instance=\"1\"}[2m:1m]", 630,
@@ -328,15 +360,20 @@ static void test_subqueries(void **state)
 static void test_binops(void **state)
 {
 	(void)state;
-	CHECK("m1 * on(job) group_left m2", 600, "{instance=\"1\",job=\"a\"} 10\n{instance=\"2\",job=\"a\"} 20");
-	CHECK("m2 * on(job) group_right m1", 600, "{instance=\"1\",job=\"a\"} 10\n{instance=\"2\",job=\"a\"} 20");
-	CHECK("m1 + ignoring(instance) group_left m2", 600, "{instance=\"1\",job=\"a\"} 11\n{instance=\"2\",job=\"a\"} 12");
-	CHECK_ERR("m1 * on(job) m2", 600, NULL, 0, TS_QERR_EXECUTION,
-		  "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
-	CHECK_ERR("m2 * on(job) m1", 600, NULL, 0, TS_QERR_EXECUTION,
-		  "found duplicate series for the match group {job=\"a\"} on the right hand-side of the operation: "
-		  "[{__name__=\"m1\", instance=\"2\", job=\"a\"}, {__name__=\"m1\", instance=\"1\", job=\"a\"}];"
-		  "many-to-many matching not allowed: matching labels must be unique on one side");
+	CHECK("m1 * on(job) group_left m2", 600,
+	      "{instance=\"1\",job=\"a\"} 10\n{instance=\"2\",job=\"a\"} 20");
+	CHECK("m2 * on(job) group_right m1", 600,
+	      "{instance=\"1\",job=\"a\"} 10\n{instance=\"2\",job=\"a\"} 20");
+	CHECK("m1 + ignoring(instance) group_left m2", 600,
+	      "{instance=\"1\",job=\"a\"} 11\n{instance=\"2\",job=\"a\"} 12");
+	CHECK_ERR(
+		"m1 * on(job) m2", 600, NULL, 0, TS_QERR_EXECUTION,
+		"multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+	CHECK_ERR(
+		"m2 * on(job) m1", 600, NULL, 0, TS_QERR_EXECUTION,
+		"found duplicate series for the match group {job=\"a\"} on the right hand-side of the operation: "
+		"[{__name__=\"m1\", instance=\"2\", job=\"a\"}, {__name__=\"m1\", instance=\"1\", job=\"a\"}];"
+		"many-to-many matching not allowed: matching labels must be unique on one side");
 	CHECK("m1 > 1", 600, "{__name__=\"m1\",instance=\"2\",job=\"a\"} 2");
 	CHECK("m1 > bool 1", 600, "{instance=\"1\",job=\"a\"} 0\n{instance=\"2\",job=\"a\"} 1");
 	CHECK("1 < m1", 600, "{__name__=\"m1\",instance=\"2\",job=\"a\"} 2");
@@ -346,7 +383,8 @@ static void test_binops(void **state)
 	CHECK("m1 != ignoring(__name__) m4", 600, "{instance=\"1\",job=\"a\"} 1");
 	CHECK("m1 and on(instance) m3", 600,
 	      "{__name__=\"m1\",instance=\"1\",job=\"a\"} 1\n{__name__=\"m1\",instance=\"2\",job=\"a\"} 2");
-	CHECK("m1 unless on(instance) m3{instance=\"1\"}", 600, "{__name__=\"m1\",instance=\"2\",job=\"a\"} 2");
+	CHECK("m1 unless on(instance) m3{instance=\"1\"}", 600,
+	      "{__name__=\"m1\",instance=\"2\",job=\"a\"} 2");
 	CHECK("m1 or m3", 600,
 	      "{__name__=\"m1\",instance=\"1\",job=\"a\"} 1\n{__name__=\"m1\",instance=\"2\",job=\"a\"} 2\n"
 	      "{__name__=\"m3\",instance=\"1\"} 5\n{__name__=\"m3\",instance=\"2\"} 5\n{__name__=\"m3\",instance=\"3\"} 5");
@@ -376,12 +414,14 @@ static void test_aggregations(void **state)
 	CHECK("min(m1)", 600, "{} 1");
 	CHECK("max without (instance) (m1)", 600, "{job=\"a\"} 2");
 	CHECK("group by (job) (m1)", 600, "{job=\"a\"} 1");
-	CHECK("sum by (__name__) ({__name__=~\"m1|m3\"})", 600, "{__name__=\"m1\"} 3\n{__name__=\"m3\"} 15");
+	CHECK("sum by (__name__) ({__name__=~\"m1|m3\"})", 600,
+	      "{__name__=\"m1\"} 3\n{__name__=\"m3\"} 15");
 	/* Ties: the first element seen stays on the heap. */
 	CHECK("topk(1, m3)", 600, "{__name__=\"m3\",instance=\"1\"} 5");
 	CHECK("bottomk(1, m3)", 600, "{__name__=\"m3\",instance=\"1\"} 5");
-	CHECK_ORDER("topk(2, m1)", 600,
-		    "{__name__=\"m1\",instance=\"2\",job=\"a\"} 2\n{__name__=\"m1\",instance=\"1\",job=\"a\"} 1");
+	CHECK_ORDER(
+		"topk(2, m1)", 600,
+		"{__name__=\"m1\",instance=\"2\",job=\"a\"} 2\n{__name__=\"m1\",instance=\"1\",job=\"a\"} 1");
 	CHECK("topk(0, m1)", 600, "");
 	CHECK("quantile(0.5, m1)", 600, "{} 1.5");
 	CHECK("quantile(0.25, m3)", 600, "{} 5");
@@ -392,8 +432,10 @@ static void test_aggregations(void **state)
 	      "{v=\"1000000000000000000000\"} 1\n{v=\"2000000000000000000000\"} 1");
 	CHECK("count_values(\"v\", m1 * 1e-7)", 600, "{v=\"0.0000001\"} 1\n{v=\"0.0000002\"} 1");
 	CHECK("hour(g @ 1704067500)", 3000, "{instance=\"1\",job=\"b\"} 0");
-	CHECK("count_values without (instance) (\"v\", m1)", 600, "{job=\"a\",v=\"1\"} 1\n{job=\"a\",v=\"2\"} 1");
-	CHECK_ERR("topk(scalar(nothing), m1)", 600, NULL, 0, TS_QERR_EXECUTION, "Scalar value NaN overflows int64");
+	CHECK("count_values without (instance) (\"v\", m1)", 600,
+	      "{job=\"a\",v=\"1\"} 1\n{job=\"a\",v=\"2\"} 1");
+	CHECK_ERR("topk(scalar(nothing), m1)", 600, NULL, 0, TS_QERR_EXECUTION,
+		  "Scalar value NaN overflows int64");
 }
 
 static void test_functions(void **state)
@@ -401,18 +443,21 @@ static void test_functions(void **state)
 	(void)state;
 	CHECK("histogram_quantile(0.5, h_bucket)", 600, "{job=\"a\"} 0.3\n{job=\"b\"} 1");
 	CHECK("histogram_quantile(0.99, h_bucket{job=\"a\"})", 600, "{job=\"a\"} 0.98");
-	CHECK("histogram_quantile(0.5, h_bucket{le!=\"+Inf\"})", 600, "{job=\"a\"} nan\n{job=\"b\"} nan");
+	CHECK("histogram_quantile(0.5, h_bucket{le!=\"+Inf\"})", 600,
+	      "{job=\"a\"} nan\n{job=\"b\"} nan");
 	CHECK("label_replace(m2, \"foo\", \"$1-x\", \"job\", \"(.*)\")", 600,
 	      "{__name__=\"m2\",foo=\"a-x\",job=\"a\"} 10");
 	/* Go's template: "$1x" names group "1x", which does not exist: empty. */
-	CHECK("label_replace(m2, \"foo\", \"$1x\", \"job\", \"(.*)\")", 600, "{__name__=\"m2\",job=\"a\"} 10");
+	CHECK("label_replace(m2, \"foo\", \"$1x\", \"job\", \"(.*)\")", 600,
+	      "{__name__=\"m2\",job=\"a\"} 10");
 	CHECK("label_replace(m2, \"foo\", \"${1}x\", \"job\", \"(?P<j>.*)\")", 600,
 	      "{__name__=\"m2\",foo=\"ax\",job=\"a\"} 10");
-	CHECK("label_replace(m2, \"foo\", \"$j\", \"job\", \"b\")", 600, "{__name__=\"m2\",job=\"a\"} 10");
-	CHECK_ERR("label_replace(m2, \"foo\", \"x\", \"job\", \"(\")", 600, NULL, 0, TS_QERR_EXECUTION,
-		  "invalid regular expression in label_replace(): (");
-	CHECK_ERR("label_replace(m2, \"1foo\", \"x\", \"job\", \".*\")", 600, NULL, 0, TS_QERR_EXECUTION,
-		  "invalid destination label name in label_replace(): 1foo");
+	CHECK("label_replace(m2, \"foo\", \"$j\", \"job\", \"b\")", 600,
+	      "{__name__=\"m2\",job=\"a\"} 10");
+	CHECK_ERR("label_replace(m2, \"foo\", \"x\", \"job\", \"(\")", 600, NULL, 0,
+		  TS_QERR_EXECUTION, "invalid regular expression in label_replace(): (");
+	CHECK_ERR("label_replace(m2, \"1foo\", \"x\", \"job\", \".*\")", 600, NULL, 0,
+		  TS_QERR_EXECUTION, "invalid destination label name in label_replace(): 1foo");
 	CHECK("label_join(m1{instance=\"1\"}, \"foo\", \",\", \"job\", \"instance\")", 600,
 	      "{__name__=\"m1\",foo=\"a,1\",instance=\"1\",job=\"a\"} 1");
 	CHECK("absent(nothing{job=\"z\"})", 600, "{job=\"z\"} 1");
@@ -431,24 +476,31 @@ static void test_functions(void **state)
 	CHECK("month()", 0, "{} 1");
 	CHECK("year()", 0, "{} 2024");
 	CHECK("day_of_month(vector(1706745600))", 0, "{} 1");
-	CHECK("round(m1 / 3, 0.1)", 600, "{instance=\"1\",job=\"a\"} 0.3\n{instance=\"2\",job=\"a\"} 0.7");
+	CHECK("round(m1 / 3, 0.1)", 600,
+	      "{instance=\"1\",job=\"a\"} 0.3\n{instance=\"2\",job=\"a\"} 0.7");
 	CHECK("round(m2 / 4)", 600, "{job=\"a\"} 3");
-	CHECK("clamp(m1, 1.2, 1.5)", 600, "{instance=\"1\",job=\"a\"} 1.2\n{instance=\"2\",job=\"a\"} 1.5");
+	CHECK("clamp(m1, 1.2, 1.5)", 600,
+	      "{instance=\"1\",job=\"a\"} 1.2\n{instance=\"2\",job=\"a\"} 1.5");
 	CHECK("clamp(m1, 2, 1)", 600, "");
-	CHECK("clamp_max(m1, 1.5)", 600, "{instance=\"1\",job=\"a\"} 1\n{instance=\"2\",job=\"a\"} 1.5");
-	CHECK("clamp_min(m1, 1.5)", 600, "{instance=\"1\",job=\"a\"} 1.5\n{instance=\"2\",job=\"a\"} 2");
+	CHECK("clamp_max(m1, 1.5)", 600,
+	      "{instance=\"1\",job=\"a\"} 1\n{instance=\"2\",job=\"a\"} 1.5");
+	CHECK("clamp_min(m1, 1.5)", 600,
+	      "{instance=\"1\",job=\"a\"} 1.5\n{instance=\"2\",job=\"a\"} 2");
 	CHECK("sqrt(m2 * 10)", 600, "{job=\"a\"} 10");
 	CHECK("ln(m2) / ignoring(job) ln(vector(10))", 600, "{} 1");
 	CHECK("log2(m2 - 2)", 600, "{job=\"a\"} 3");
 	CHECK("sgn(-m2)", 600, "{job=\"a\"} -1");
 	CHECK("abs(-m2)", 600, "{job=\"a\"} 10");
-	CHECK("exp(m1 - 1)", 600, "{instance=\"1\",job=\"a\"} 1\n{instance=\"2\",job=\"a\"} 2.71828");
+	CHECK("exp(m1 - 1)", 600,
+	      "{instance=\"1\",job=\"a\"} 1\n{instance=\"2\",job=\"a\"} 2.71828");
 	CHECK("pi()", 0, "scalar 3.14159");
 	CHECK("deg(vector(pi()))", 0, "{} 180");
-	CHECK_ORDER("sort_desc(c_total)", 600,
-		    "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 400\n{__name__=\"c_total\",instance=\"2\",job=\"a\"} 200");
-	CHECK_ORDER("sort(c_total)", 600,
-		    "{__name__=\"c_total\",instance=\"2\",job=\"a\"} 200\n{__name__=\"c_total\",instance=\"1\",job=\"a\"} 400");
+	CHECK_ORDER(
+		"sort_desc(c_total)", 600,
+		"{__name__=\"c_total\",instance=\"1\",job=\"a\"} 400\n{__name__=\"c_total\",instance=\"2\",job=\"a\"} 200");
+	CHECK_ORDER(
+		"sort(c_total)", 600,
+		"{__name__=\"c_total\",instance=\"2\",job=\"a\"} 200\n{__name__=\"c_total\",instance=\"1\",job=\"a\"} 400");
 	CHECK("holt_winters(g[1m], 0.5, 0.5)", 1500, "{instance=\"1\",job=\"b\"} 100");
 	CHECK_ERR("holt_winters(g[1m], 1.5, 0.5)", 1500, NULL, 0, TS_QERR_EXECUTION,
 		  "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.500000");
@@ -461,8 +513,9 @@ static void test_range_queries(void **state)
 	CHECK_RANGE("rate(c_total{instance=\"1\"}[1m])", 600, 720, 60,
 		    "{instance=\"1\",job=\"a\"} 600:0.666667 660:0.666667 720:0.666667");
 	/* The gap: the last sample (585 s) serves until 885 s. */
-	CHECK_RANGE("g", 540, 960, 60,
-		    "{__name__=\"g\",instance=\"1\",job=\"b\"} 540:36 600:39 660:39 720:39 780:39 840:39");
+	CHECK_RANGE(
+		"g", 540, 960, 60,
+		"{__name__=\"g\",instance=\"1\",job=\"b\"} 540:36 600:39 660:39 720:39 780:39 840:39");
 	CHECK_RANGE("c_total", 0, 30, 15,
 		    "{__name__=\"c_total\",instance=\"1\",job=\"a\"} 0:0 15:10 30:20\n"
 		    "{__name__=\"c_total\",instance=\"2\",job=\"a\"} 0:0 15:5 30:10");
@@ -480,20 +533,26 @@ static void test_range_queries(void **state)
 	CHECK_RANGE("timestamp(g)", 840, 900, 60, "{instance=\"1\",job=\"b\"} 840:1.70407e+09");
 	/* Checked against Prometheus 2.42: predict_linear is not step-invariant, its
 	 * window moves with the step over data selected around @. */
-	CHECK_RANGE("predict_linear(g[1m] @ 1704068700, 60)", 1500, 1620, 60, "{instance=\"1\",job=\"b\"} 1500:104");
+	CHECK_RANGE("predict_linear(g[1m] @ 1704068700, 60)", 1500, 1620, 60,
+		    "{instance=\"1\",job=\"b\"} 1500:104");
 	CHECK_RANGE("max_over_time(g[5m:1m] @ 1704067800)", 1500, 1620, 60,
 		    "{instance=\"1\",job=\"b\"} 1500:39 1560:39 1620:39");
 	/* Range queries of a range vector are refused. */
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err;
 	const char *q = "c_total[5m]";
-	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 60000, 15000, NULL, &r, &err), TS_EINVALID);
+	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 60000, 15000, NULL, &r, &err),
+			 TS_EINVALID);
 	assert_int_equal(err.type, TS_QERR_BAD_DATA);
-	assert_string_equal(err.msg, "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
+	assert_string_equal(
+		err.msg,
+		"invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
 	q = "c_total";
-	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 60000, 0, NULL, &r, &err), TS_EINVALID);
-	struct ts_qopts o = {.max_points = 10};
-	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 600000, 15000, &o, &r, &err), TS_ELIMIT);
+	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 60000, 0, NULL, &r, &err),
+			 TS_EINVALID);
+	struct ts_qopts o = { .max_points = 10 };
+	assert_int_equal(ts_query_range(db, q, strlen(q), T0, T0 + 600000, 15000, &o, &r, &err),
+			 TS_ELIMIT);
 	assert_null(r);
 }
 
@@ -501,15 +560,16 @@ static void test_errors_and_limits(void **state)
 {
 	(void)state;
 	CHECK_ERR("sum(", 0, NULL, TS_EINVALID, TS_QERR_BAD_DATA, "parse error");
-	struct ts_qopts o = {.max_samples = 10};
+	struct ts_qopts o = { .max_samples = 10 };
 	CHECK_ERR("c_total[1h]", 3600, &o, TS_ELIMIT, TS_QERR_EXECUTION,
 		  "query processing would load too many samples into memory in query execution");
 	CHECK_ERR("rate(c_total[1h])", 3600, &o, TS_ELIMIT, TS_QERR_EXECUTION, "too many samples");
 	int canceled = 1;
-	struct ts_qopts oc = {.canceled = &canceled};
+	struct ts_qopts oc = { .canceled = &canceled };
 	CHECK_ERR("c_total", 600, &oc, -ECANCELED, TS_QERR_CANCELED, "canceled");
 	/* Allocation failures anywhere end in an error, never a crash or a leak. */
-	const char *q = "sum by (job) (rate(c_total[1m])) * on(job) group_left m2 or label_replace(m1, \"x\", \"$1\", \"job\", \"(.*)\")";
+	const char *q =
+		"sum by (job) (rate(c_total[1m])) * on(job) group_left m2 or label_replace(m1, \"x\", \"$1\", \"job\", \"(.*)\")";
 	for (unsigned long n = 1; n < 400; n += 7) {
 		struct ts_qresult *r = NULL;
 		struct ts_qerr err;
@@ -535,10 +595,10 @@ static void bench(void **state)
 	for (int k = 0; k < n_series; k++) {
 		char inst[16];
 		snprintf(inst, sizeof inst, "%d", k);
-		struct ts_label l[] = {L("__name__", "bench_total"), L("instance", inst)};
+		struct ts_label l[] = { L("__name__", "bench_total"), L("instance", inst) };
 		for (int i = 0; i < n_samples; i++)
-			s[i] = (struct ts_sample){b0 + i * S, (double)(i * (k + 1) % 100000)};
-		struct ts_series_in in = {l, 2, s, n_samples};
+			s[i] = (struct ts_sample){ b0 + i * S, (double)(i * (k + 1) % 100000) };
+		struct ts_series_in in = { l, 2, s, n_samples };
 		struct ts_append_result res;
 		assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
 	}
@@ -548,10 +608,11 @@ static void bench(void **state)
 	{
 		struct timespec a, b;
 		struct ts_series_set *set;
-		struct ts_matcher m = {TS_MATCH_EQ, "__name__", "bench_total"};
+		struct ts_matcher m = { TS_MATCH_EQ, "__name__", "bench_total" };
 		uint64_t n = 0;
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		assert_int_equal(ts_db_select(db, &m, 1, b0 - 300000, b0 + 86400000LL, &set, NULL, 0), 0);
+		assert_int_equal(
+			ts_db_select(db, &m, 1, b0 - 300000, b0 + 86400000LL, &set, NULL, 0), 0);
 		for (size_t i = 0; i < ts_series_set_len(set); i++) {
 			struct ts_iter *it;
 			assert_int_equal(ts_iter_new(set, i, &it), 0);
@@ -571,7 +632,9 @@ static void bench(void **state)
 		struct ts_qresult *r;
 		struct ts_qerr err;
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		assert_int_equal(ts_query_range(db, q, strlen(q), b0, b0 + 86400000LL - S, 60000, NULL, &r, &err), 0);
+		assert_int_equal(ts_query_range(db, q, strlen(q), b0, b0 + 86400000LL - S, 60000,
+						NULL, &r, &err),
+				 0);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
 		printf("bench: %s: %zu series, %llu samples scanned, %.1f ms, %.2f ns/sample\n", q,

@@ -69,7 +69,7 @@ static void remove_tree(const char *dir)
 
 static struct ts_env *open_env(const char *dir, uint64_t map_bytes)
 {
-	struct ts_env_opts o = {.map_bytes = map_bytes, .no_sync = 1};
+	struct ts_env_opts o = { .map_bytes = map_bytes, .no_sync = 1 };
 	struct ts_env *env;
 	int rc = ts_env_open(dir, &o, &env);
 	assert_int_equal(rc, 0);
@@ -135,7 +135,7 @@ static void test_tables(void **state)
 
 	/* a second handle in the same process would break LMDB's per-process locks */
 	struct ts_env *dup;
-	struct ts_env_opts o = {.no_sync = 1};
+	struct ts_env_opts o = { .no_sync = 1 };
 	assert_int_equal(ts_env_open(dir, &o, &dup), TS_EBUSY);
 	assert_null(dup);
 
@@ -156,7 +156,7 @@ static void test_tables(void **state)
 	assert_string_equal(buf, "v1");
 	ts_env_close(env);
 
-	struct ts_env_opts ro = {.read_only = 1};
+	struct ts_env_opts ro = { .read_only = 1 };
 	assert_int_equal(ts_env_open(dir, &ro, &env), 0);
 	assert_int_equal(ts_env_table(env, "absent", 0, &t), TS_ENOTFOUND);
 	assert_int_equal(ts_env_table(env, "alpha", 0, &a), 0);
@@ -303,7 +303,8 @@ static void test_append_mode(void **state)
 		ts_batch_reset(b2);
 		for (int i = pass; i < 20000; i += 40) {
 			snprintf(key, sizeof key, "k%06d", i);
-			assert_int_equal(ts_batch_put(b2, t2, key, strlen(key), val, sizeof val), 0);
+			assert_int_equal(ts_batch_put(b2, t2, key, strlen(key), val, sizeof val),
+					 0);
 		}
 		assert_int_equal(ts_env_apply(env2, b2), 0);
 	}
@@ -372,7 +373,7 @@ static void test_cursor_order(void **state)
 	assert_int_equal(ts_batch_new(&b), 0);
 	for (int i = 0; i < N; i++) {
 		/* bytes from a tiny alphabet incl. 0x00 and 0xff give shared prefixes */
-		static const unsigned char alpha[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+		static const unsigned char alpha[] = { 0x00, 0x01, 0x7f, 0x80, 0xff };
 		lens[i] = 1 + rnd() % 12;
 		for (size_t j = 0; j < lens[i]; j++)
 			keys[i][j] = alpha[rnd() % sizeof alpha];
@@ -422,8 +423,8 @@ static void test_cursor_order(void **state)
 			assert_true(cmp_bin(k, klen, probe, plen) >= 0);
 		}
 	}
-	static const unsigned char top[13] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-					      0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const unsigned char top[13] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+					       0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	assert_int_equal(ts_cursor_seek(c, top, sizeof top), TS_ENOTFOUND);
 	ts_cursor_close(c);
 	assert_int_equal(ts_cursor_open(r, 11, &c), TS_EINVALID);
@@ -469,7 +470,7 @@ static void test_postings(void **state)
 	assert_int_equal(ts_batch_new(&b), 0);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(ts_batch_put(b, p, "big", 3, &ids[i], 8), 0);
-	uint64_t one = 42, three[3] = {9, 1, 5};
+	uint64_t one = 42, three[3] = { 9, 1, 5 };
 	assert_int_equal(ts_batch_put(b, p, "one", 3, &one, 8), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(ts_batch_put(b, p, "three", 5, &three[i], 8), 0);
@@ -580,13 +581,14 @@ static void *reader_main(void *p)
 		int rc = ts_env_get(r, a->table, "g00000-0000", 11, &v, &vlen);
 		if (ts_cursor_open(r, a->table, &c) == 0) {
 			int k = 0;
-			for (rc = ts_cursor_seek(c, NULL, 0); rc == 0 && k < 50; rc = ts_cursor_next(c))
+			for (rc = ts_cursor_seek(c, NULL, 0); rc == 0 && k < 50;
+			     rc = ts_cursor_next(c))
 				k++;
 			ts_cursor_close(c);
 		}
 		/* keep using the snapshot's pointer a while: a resize that did not wait
 		 * for us would have unmapped it */
-		struct timespec ts = {0, 200000};
+		struct timespec ts = { 0, 200000 };
 		nanosleep(&ts, NULL);
 		if (rc == 0 && (vlen != 200 || memcmp(v, "g00000-0000", 11) != 0))
 			a->err = 2;
@@ -611,7 +613,7 @@ static void test_map_growth(void **state)
 	ts_env_size(env, &map0, &used);
 	assert_true(used > 0 && used <= map0);
 
-	struct reader_arg ra = {.env = env, .table = t};
+	struct reader_arg ra = { .env = env, .table = t };
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, reader_main, &ra), 0);
 	struct ts_batch *b;
@@ -685,7 +687,7 @@ static void test_stale_reader(void **state)
 		if (pid == 0) {
 			struct ts_env *ce;
 			struct ts_rtxn *r;
-			struct ts_env_opts o = {.no_sync = 1};
+			struct ts_env_opts o = { .no_sync = 1 };
 			if (ts_env_open(dir, &o, &ce) != 0)
 				_exit(2);
 			if (ts_env_read_begin(ce, &r) != 0)
@@ -734,7 +736,7 @@ static long count_entries_nofail(struct ts_env *env, unsigned t)
 static int ro_child(const char *dir, int ready_fd, int go_fd, size_t before, size_t after)
 {
 	struct ts_env *env;
-	struct ts_env_opts o = {.read_only = 1};
+	struct ts_env_opts o = { .read_only = 1 };
 	unsigned t;
 	char c = 'r';
 	if (ts_env_open(dir, &o, &env) != 0)
@@ -770,7 +772,7 @@ static void test_read_only_live(void **state)
 	(void)state;
 	char dir[512], key[32];
 	unsigned t;
-	unsigned char val[300] = {0};
+	unsigned char val[300] = { 0 };
 	int ready[2], go[2];
 	make_dir(dir, sizeof dir);
 	struct ts_env *env = open_env(dir, 64 << 10);
@@ -817,7 +819,7 @@ static void test_read_only_live(void **state)
 static int grow_child(const char *dir)
 {
 	struct ts_env *env;
-	struct ts_env_opts o = {.map_bytes = 64 << 10, .no_sync = 1};
+	struct ts_env_opts o = { .map_bytes = 64 << 10, .no_sync = 1 };
 	struct ts_batch *b;
 	unsigned t;
 	char key[32];
@@ -885,7 +887,7 @@ static void *writer_main(void *p)
 	struct writer_arg *a = p;
 	struct ts_batch *b;
 	char key[32], cnt[16];
-	unsigned char val[100] = {0};
+	unsigned char val[100] = { 0 };
 	if (ts_batch_new(&b) != 0) {
 		a->err = 1;
 		return NULL;
@@ -912,7 +914,7 @@ static void *writer_main(void *p)
 static void wait_batches(struct writer_arg *a, int n)
 {
 	for (int spins = 0; atomic_load(&a->done_batches) < n && spins < 20000; spins++) {
-		struct timespec ts = {0, 1000000};
+		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
 	assert_true(atomic_load(&a->done_batches) >= n);
@@ -945,7 +947,7 @@ static void test_hot_copy(void **state)
 	snprintf(dst2, sizeof dst2, "%s/copy/compact", dir);
 	struct ts_env *env = open_env(dir, 1 << 20);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
-	struct writer_arg wa = {.env = env, .table = t};
+	struct writer_arg wa = { .env = env, .table = t };
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, writer_main, &wa), 0);
 	wait_batches(&wa, 5);
@@ -980,7 +982,7 @@ static void test_compact_copy(void **state)
 	enum { N = 3000 };
 	char dir[512], plain[600], compact[600], key[32], buf[256];
 	unsigned t;
-	unsigned char val[200] = {0};
+	unsigned char val[200] = { 0 };
 	make_dir(dir, sizeof dir);
 	snprintf(plain, sizeof plain, "%s/plain", dir);
 	snprintf(compact, sizeof compact, "%s/compact", dir);
@@ -1030,7 +1032,7 @@ static int alloc_scenario(const char *dir, int *stage)
 	size_t n = 0, cap = 0;
 	unsigned t, p;
 	char key[32];
-	struct ts_env_opts o = {.no_sync = 1};
+	struct ts_env_opts o = { .no_sync = 1 };
 	int rc;
 	*stage = 0;
 	if ((rc = ts_env_open(dir, &o, &env)) != 0)
@@ -1120,11 +1122,11 @@ static void write_file(const char *path, const void *p, size_t len)
 static void test_corrupt_open(void **state)
 {
 	(void)state;
-	static const size_t sizes[] = {100, 4096, 8192, 65536};
+	static const size_t sizes[] = { 100, 4096, 8192, 65536 };
 	static unsigned char junk[65536];
 	char dir[512], path[600];
 	struct ts_env *env;
-	struct ts_env_opts o = {.no_sync = 1};
+	struct ts_env_opts o = { .no_sync = 1 };
 	reseed();
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		for (size_t i = 0; i < sizes[s]; i++)
@@ -1134,7 +1136,7 @@ static void test_corrupt_open(void **state)
 		write_file(path, junk, sizes[s]);
 		assert_int_equal(ts_env_open(dir, &o, &env), TS_ECORRUPT);
 		assert_null(env);
-		struct ts_env_opts ro = {.read_only = 1};
+		struct ts_env_opts ro = { .read_only = 1 };
 		assert_int_equal(ts_env_open(dir, &ro, &env), TS_ECORRUPT);
 		remove_tree(dir);
 	}
@@ -1146,7 +1148,7 @@ static void test_corrupt_open(void **state)
 	unsigned t;
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	struct ts_batch *b;
-	unsigned char val[500] = {0};
+	unsigned char val[500] = { 0 };
 	char key[16];
 	assert_int_equal(ts_batch_new(&b), 0);
 	for (int i = 0; i < 200; i++) {

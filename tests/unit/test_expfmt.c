@@ -206,8 +206,8 @@ static void test_accepted_oddities(void **state)
 	(void)state;
 	/* Things Prometheus' parser accepts that a stricter reading would not. */
 	static const char *const ok[] = {
-		"m-1",                /* name "m", value "-1" */
-		"m{a=\"1\",} 1",      /* trailing comma */
+		"m-1",				 /* name "m", value "-1" */
+		"m{a=\"1\",} 1",		 /* trailing comma */
 		"m { a = \"1\" , b=\"2\" } 1 2", /* blanks everywhere */
 		"m Infinity",
 		"m .5",
@@ -216,7 +216,7 @@ static void test_accepted_oddities(void **state)
 		"{\"x\"=\"y\",\"m2\"} 1 1", /* quoted label name; name in braces not first */
 		"#no space comment",
 		"# HELP\tm\ttext with\ttabs",
-		"m{a=\"\\q\"} 1",      /* unknown escape kept as is */
+		"m{a=\"\\q\"} 1", /* unknown escape kept as is */
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		struct ts_expfmt_parser p;
@@ -291,9 +291,11 @@ static void test_alloc_failure(void **state)
 	char body[16384];
 	size_t o = 0;
 	for (int l = 0; l < 5; l++) {
-		o += (size_t)snprintf(body + o, sizeof body - o, "# HELP m%d h\\\\elp %d\nm%d{", l, l, l);
+		o += (size_t)snprintf(body + o, sizeof body - o, "# HELP m%d h\\\\elp %d\nm%d{", l,
+				      l, l);
 		for (int k = 0; k < 20 + 6 * l; k++)
-			o += (size_t)snprintf(body + o, sizeof body - o, "l%02d=\"v\\\\%d\",", 60 - k, k);
+			o += (size_t)snprintf(body + o, sizeof body - o, "l%02d=\"v\\\\%d\",",
+					      60 - k, k);
 		o += (size_t)snprintf(body + o, sizeof body - o, "} %d.5\n", l);
 	}
 	unsigned long fired = 0;
@@ -333,10 +335,11 @@ static void test_throughput(void **state)
 	char *body = ts_malloc(cap);
 	size_t o = 0;
 	for (int i = 0; i < lines; i++)
-		o += (size_t)snprintf(body + o, cap - o,
-				      "node_cpu_seconds_total{cpu=\"%d\",mode=\"idle\",instance=\"h%d\"} "
-				      "%d.25 1700000000000\n",
-				      i % 8, i % 100, i);
+		o += (size_t)snprintf(
+			body + o, cap - o,
+			"node_cpu_seconds_total{cpu=\"%d\",mode=\"idle\",instance=\"h%d\"} "
+			"%d.25 1700000000000\n",
+			i % 8, i % 100, i);
 	double best = 1e30;
 	for (int rep = 0; rep < 5; rep++) {
 		struct ts_expfmt_parser p;

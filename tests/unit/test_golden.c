@@ -24,9 +24,10 @@
 #define N_SAMPLES 400
 #define T0 1700000000000LL /* 2023-11-14T22:13:20Z */
 
-static const char *names[N_SERIES] = {"golden_counter_total", "golden_gauge", "golden_counter_total",
-				      "golden_gauge", "golden_special", "golden_ooo"};
-static const char *insts[N_SERIES] = {"a:9100", "a:9100", "b:9100", "b:9100", "a:9100", "a:9100"};
+static const char *names[N_SERIES] = { "golden_counter_total", "golden_gauge",
+				       "golden_counter_total", "golden_gauge",
+				       "golden_special",       "golden_ooo" };
+static const char *insts[N_SERIES] = { "a:9100", "a:9100", "b:9100", "b:9100", "a:9100", "a:9100" };
 
 /* Sample i of series s: timestamps 15 s apart with jitter, crossing an hour partition. */
 static void sample(int s, int i, int64_t *t, uint64_t *bits)
@@ -34,12 +35,14 @@ static void sample(int s, int i, int64_t *t, uint64_t *bits)
 	*t = T0 + (int64_t)i * 15000 + (i * 7919 % 13) - 6;
 	double v;
 	switch (s) {
-	case 0: case 2: v = (double)(i * (s + 3)) + (i > 250 ? -500.0 : 0.0); break; /* reset */
-	case 1: case 3: v = 4096.0 * (1000 + (i * 37 % 101)) + 0.25 * s; break;
+	case 0:
+	case 2: v = (double)(i * (s + 3)) + (i > 250 ? -500.0 : 0.0); break; /* reset */
+	case 1:
+	case 3: v = 4096.0 * (1000 + (i * 37 % 101)) + 0.25 * s; break;
 	case 4: {
-		static const uint64_t sp[] = {0x7ff0000000000002ULL, 0x8000000000000000ULL,
-					      0x7ff8000000000001ULL, 0x7ff0000000000000ULL,
-					      0xfff0000000000000ULL};
+		static const uint64_t sp[] = { 0x7ff0000000000002ULL, 0x8000000000000000ULL,
+					       0x7ff8000000000001ULL, 0x7ff0000000000000ULL,
+					       0xfff0000000000000ULL };
 		if (i % 50 == 49) {
 			*bits = sp[(i / 50) % 5];
 			return;
@@ -61,9 +64,9 @@ static int late(int s, int i)
 static void append_range(struct ts_db *db, int from, int to, int late_pass)
 {
 	for (int s = 0; s < N_SERIES; s++) {
-		struct ts_label l[3] = {{"__name__", names[s], 8, (uint32_t)strlen(names[s])},
-					{"instance", insts[s], 8, (uint32_t)strlen(insts[s])},
-					{"job", "node", 3, 4}};
+		struct ts_label l[3] = { { "__name__", names[s], 8, (uint32_t)strlen(names[s]) },
+					 { "instance", insts[s], 8, (uint32_t)strlen(insts[s]) },
+					 { "job", "node", 3, 4 } };
 		struct ts_sample smp[N_SAMPLES];
 		uint32_t n = 0;
 		for (int i = from; i < to; i++) {
@@ -74,7 +77,7 @@ static void append_range(struct ts_db *db, int from, int to, int late_pass)
 			memcpy(&smp[n].v, &b, 8);
 			n++;
 		}
-		struct ts_series_in in = {l, 3, smp, n};
+		struct ts_series_in in = { l, 3, smp, n };
 		struct ts_append_result r;
 		assert_int_equal(ts_db_append(db, &in, 1, &r, NULL), 0);
 		assert_int_equal(r.n_appended, n);
@@ -84,12 +87,15 @@ static void append_range(struct ts_db *db, int from, int to, int late_pass)
 static int write_golden(const char *dir)
 {
 	struct ts_db *db;
-	struct ts_db_opts o = {.partition_ms = 3600000, .ooo_window_ms = 3 * 3600000,
-			       .flush_interval_ms = 3600000, .checkpoint_interval_ms = 3600000};
+	struct ts_db_opts o = { .partition_ms = 3600000,
+				.ooo_window_ms = 3 * 3600000,
+				.flush_interval_ms = 3600000,
+				.checkpoint_interval_ms = 3600000 };
 	if (ts_db_open(dir, &o, &db))
 		return 1;
-	struct ts_metadata md = {"golden_gauge", "A gauge for the golden file.", "bytes", 12, 28, 5,
-				 TS_MT_GAUGE};
+	struct ts_metadata md = {
+		"golden_gauge", "A gauge for the golden file.", "bytes", 12, 28, 5, TS_MT_GAUGE
+	};
 	ts_db_set_metadata(db, &md, 1);
 	append_range(db, 0, 300, 0);
 	append_range(db, 0, 300, 1);
@@ -116,10 +122,11 @@ static void test_golden_db_v1(void **st)
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	for (int round = 0; round < 2; round++) {
 		for (int s = 0; s < N_SERIES; s++) {
-			struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", names[s]},
-						 {TS_MATCH_EQ, "instance", insts[s]}};
+			struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", names[s] },
+						  { TS_MATCH_EQ, "instance", insts[s] } };
 			struct ts_series_set *set;
-			assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+			assert_int_equal(
+				ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
 			assert_int_equal(ts_series_set_len(set), 1);
 			struct ts_iter *it;
 			assert_int_equal(ts_iter_new(set, 0, &it), 0);
@@ -132,9 +139,10 @@ static void test_golden_db_v1(void **st)
 				memcpy(&b, &v, 8);
 				sample(s, i, &et, &eb);
 				if (t != et || b != eb)
-					fail_msg("series %d sample %d: got (%lld, %016llx) want (%lld, %016llx)",
-						 s, i, (long long)t, (unsigned long long)b, (long long)et,
-						 (unsigned long long)eb);
+					fail_msg(
+						"series %d sample %d: got (%lld, %016llx) want (%lld, %016llx)",
+						s, i, (long long)t, (unsigned long long)b,
+						(long long)et, (unsigned long long)eb);
 			}
 			assert_int_equal(ts_iter_next(it), 0);
 			ts_iter_free(it);

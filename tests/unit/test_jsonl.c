@@ -70,12 +70,11 @@ static void test_lex_valid(void **state)
 {
 	(void)state;
 	int t[32];
-	assert_int_equal(lex_all(" {\"a\" : [1, -0.5e+3, \"x\", true, false, null, {}, []]} ", t,
-				 32),
-			 16);
-	const int want[] = { TS_JSONL_OBJ,   TS_JSONL_KEY,   TS_JSONL_ARR,   TS_JSONL_NUM,
-			     TS_JSONL_NUM,   TS_JSONL_STR,   TS_JSONL_TRUE,  TS_JSONL_FALSE,
-			     TS_JSONL_NULL,  TS_JSONL_OBJ,   TS_JSONL_OBJ_END, TS_JSONL_ARR,
+	assert_int_equal(
+		lex_all(" {\"a\" : [1, -0.5e+3, \"x\", true, false, null, {}, []]} ", t, 32), 16);
+	const int want[] = { TS_JSONL_OBJ,     TS_JSONL_KEY,	 TS_JSONL_ARR,	   TS_JSONL_NUM,
+			     TS_JSONL_NUM,     TS_JSONL_STR,	 TS_JSONL_TRUE,	   TS_JSONL_FALSE,
+			     TS_JSONL_NULL,    TS_JSONL_OBJ,	 TS_JSONL_OBJ_END, TS_JSONL_ARR,
 			     TS_JSONL_ARR_END, TS_JSONL_ARR_END, TS_JSONL_OBJ_END, TS_JSONL_END };
 	assert_memory_equal(t, want, sizeof want);
 	assert_int_equal(lex_all("0", t, 32), 2);
@@ -96,13 +95,41 @@ static void test_lex_invalid(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"",           "   ",          "[1,]",         "{\"a\":1,}",    "{\"a\"}",
-		"{1:2}",      "[1 2]",        "1 2",          "01",            "-",
-		"1.",         ".5",           "1e",           "+1",            "tru",
-		"nul",        "\"abc",        "\"a\\x\"",     "\"\\u12G4\"",   "\"\\ud800\"",
-		"\"\\udc00\"", "\"\\ud800\\u0041\"", "\"a\nb\"", "\"\x01\"",    "\"\xff\"",
-		"\"\xed\xa0\x80\"", "[",      "]",            "{\"a\":}",      "[1]]",
-		"NaN",        "Infinity",     "{\"a\" 1}",    "\"\\u12\"",     "[,1]",
+		"",
+		"   ",
+		"[1,]",
+		"{\"a\":1,}",
+		"{\"a\"}",
+		"{1:2}",
+		"[1 2]",
+		"1 2",
+		"01",
+		"-",
+		"1.",
+		".5",
+		"1e",
+		"+1",
+		"tru",
+		"nul",
+		"\"abc",
+		"\"a\\x\"",
+		"\"\\u12G4\"",
+		"\"\\ud800\"",
+		"\"\\udc00\"",
+		"\"\\ud800\\u0041\"",
+		"\"a\nb\"",
+		"\"\x01\"",
+		"\"\xff\"",
+		"\"\xed\xa0\x80\"",
+		"[",
+		"]",
+		"{\"a\":}",
+		"[1]]",
+		"NaN",
+		"Infinity",
+		"{\"a\" 1}",
+		"\"\\u12\"",
+		"[,1]",
 	};
 	int t[8];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -126,8 +153,8 @@ static void test_unescape(void **state)
 static int label_is(const struct ts_jsonl_series *s, uint32_t i, const char *n, const char *v)
 {
 	return i < s->n_labels && s->labels[i].name_len == strlen(n) &&
-	       memcmp(s->labels[i].name, n, strlen(n)) == 0 && s->labels[i].value_len == strlen(v) &&
-	       memcmp(s->labels[i].value, v, strlen(v)) == 0;
+	       memcmp(s->labels[i].name, n, strlen(n)) == 0 &&
+	       s->labels[i].value_len == strlen(v) && memcmp(s->labels[i].value, v, strlen(v)) == 0;
 }
 
 static void test_import(void **state)
@@ -186,18 +213,22 @@ static void test_import_errors(void **state)
 		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1],\"timestamps\":[1.5]}", "integer" },
 		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1],\"timestamps\":[9223372036854775808]}",
 		  "out of range" },
-		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1e999],\"timestamps\":[1]}", "out of range" },
-		{ "{\"metric\":{\"a\":\"1\"},\"values\":[\"1\"],\"timestamps\":[1]}", "unsupported" },
+		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1e999],\"timestamps\":[1]}",
+		  "out of range" },
+		{ "{\"metric\":{\"a\":\"1\"},\"values\":[\"1\"],\"timestamps\":[1]}",
+		  "unsupported" },
 		{ "{\"metric\":{\"a\":\"1\"},\"values\":[true],\"timestamps\":[1]}", "must be" },
 		{ "{\"metric\":{\"a\":\"1\"},\"values\":[],\"timestamps\":[]}", "missing" },
-		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1],\"timestamps\":[1]} x", "invalid JSON" },
+		{ "{\"metric\":{\"a\":\"1\"},\"values\":[1],\"timestamps\":[1]} x",
+		  "invalid JSON" },
 		{ "[1]", "object" },
 		{ "{\"metric\":{\"a\":\"\xff\"},\"values\":[1],\"timestamps\":[1]}", "UTF-8" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char body[512];
-		snprintf(body, sizeof body, "{\"metric\":{\"ok\":\"1\"},\"values\":[1],"
-					    "\"timestamps\":[1]}\n%s\n",
+		snprintf(body, sizeof body,
+			 "{\"metric\":{\"ok\":\"1\"},\"values\":[1],"
+			 "\"timestamps\":[1]}\n%s\n",
 			 cases[i].line);
 		struct ts_jsonl_parser p;
 		struct ts_jsonl_series s;
@@ -222,13 +253,8 @@ static void test_encode(void **state)
 		{ .name = "__name__", .name_len = 8, .value = "up", .value_len = 2 },
 		{ .name = "bad", .name_len = 3, .value = "x\xffy\xc3\xa9", .value_len = 5 },
 	};
-	struct ts_sample s[] = { { 1, 1.5 },
-				 { 2, NAN },
-				 { 3, INFINITY },
-				 { -4, -INFINITY },
-				 { 5, 1e21 },
-				 { 6, -0.0 },
-				 { 7, 0.1 } };
+	struct ts_sample s[] = { { 1, 1.5 },  { 2, NAN },  { 3, INFINITY }, { -4, -INFINITY },
+				 { 5, 1e21 }, { 6, -0.0 }, { 7, 0.1 } };
 	size_t bound = ts_jsonl_encode_bound(l, 3, 7);
 	char *buf = ts_malloc(bound);
 	size_t n = ts_jsonl_encode(buf, l, 3, s, 7);
@@ -328,11 +354,14 @@ static void test_fmt_roundtrip_random(void **state)
 		uint64_t r = rng(&seed);
 		double v;
 		if (i % 4 == 0) /* short decimals, the common case for metrics */
-			v = (double)(int64_t)(r % 2000000 - 1000000) / (double)(1 + (r >> 40) % 1000);
+			v = (double)(int64_t)(r % 2000000 - 1000000) /
+			    (double)(1 + (r >> 40) % 1000);
 		else if (i % 8 == 1) /* powers of two and their neighbours: the ULP below a
 				      * power of two is half the one above */
-			v = nextafter(ldexp(1.0, (int)(r % 2040) - 1020), (r >> 20) % 3 == 0 ? 0.0 :
-				      (r >> 20) % 3 == 1 ? INFINITY : ldexp(1.0, (int)(r % 2040) - 1020));
+			v = nextafter(ldexp(1.0, (int)(r % 2040) - 1020),
+				      (r >> 20) % 3 == 0   ? 0.0
+				      : (r >> 20) % 3 == 1 ? INFINITY
+							   : ldexp(1.0, (int)(r % 2040) - 1020));
 		else
 			v = from_bits(r);
 		if (isnan(v) || isinf(v))
@@ -390,11 +419,11 @@ static void test_parse_double_vs_strtod(void **state)
 			continue;
 		}
 		if (rc != 0 || bits_of(got) != bits_of(want))
-			fail_msg("seed %#llx: %s -> %a, strtod %a", (unsigned long long)(SEED ^ 1), s,
-				 got, want);
+			fail_msg("seed %#llx: %s -> %a, strtod %a", (unsigned long long)(SEED ^ 1),
+				 s, got, want);
 	}
-	static const char *const bad[] = { "", "-", "+", ".", "1e", "1e+", "e5", "1.2.3", "0x10",
-					   "inf", "nan", "1_0", " 1", "1 " };
+	static const char *const bad[] = { "",	    "-",    "+",   ".",	  "1e",	 "1e+", "e5",
+					   "1.2.3", "0x10", "inf", "nan", "1_0", " 1",	"1 " };
 	double v;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(ts_fmtnum_parse_double(bad[i], strlen(bad[i]), &v), TS_EINVALID);
@@ -471,11 +500,13 @@ static void test_alloc_failure(void **state)
 	for (int l = 0; l < 4; l++) {
 		o += (size_t)snprintf(body + o, sizeof body - o, "{\"metric\":{");
 		for (int k = 0; k < 20 + l * 5; k++)
-			o += (size_t)snprintf(body + o, sizeof body - o, "%s\"l\\u00e9%02d\":\"v\\n%d\"",
-					      k ? "," : "", 50 - k, k);
+			o += (size_t)snprintf(body + o, sizeof body - o,
+					      "%s\"l\\u00e9%02d\":\"v\\n%d\"", k ? "," : "", 50 - k,
+					      k);
 		o += (size_t)snprintf(body + o, sizeof body - o, "},\"values\":[");
 		for (int k = 0; k < 100 + l * 60; k++)
-			o += (size_t)snprintf(body + o, sizeof body - o, "%s%d.25", k ? "," : "", k);
+			o += (size_t)snprintf(body + o, sizeof body - o, "%s%d.25", k ? "," : "",
+					      k);
 		o += (size_t)snprintf(body + o, sizeof body - o, "],\"timestamps\":[");
 		for (int k = 0; k < 100 + l * 60; k++)
 			o += (size_t)snprintf(body + o, sizeof body - o, "%s%d", k ? "," : "", k);
@@ -519,13 +550,14 @@ static void test_throughput(void **state)
 	char *body = ts_malloc(cap);
 	size_t o = 0;
 	for (int i = 0; i < lines; i++)
-		o += (size_t)snprintf(body + o, cap - o,
-				      "{\"metric\":{\"__name__\":\"node_cpu_seconds_total\",\"cpu\":\"%d\","
-				      "\"mode\":\"idle\",\"instance\":\"host-%d:9100\",\"job\":\"node\"},"
-				      "\"values\":[%d.5,%d.75,%d,%d.125,%d.5],"
-				      "\"timestamps\":[1700000000000,1700000015000,1700000030000,"
-				      "1700000045000,1700000060000]}\n",
-				      i % 8, i % 100, i, i + 1, i + 2, i + 3, i + 4);
+		o += (size_t)snprintf(
+			body + o, cap - o,
+			"{\"metric\":{\"__name__\":\"node_cpu_seconds_total\",\"cpu\":\"%d\","
+			"\"mode\":\"idle\",\"instance\":\"host-%d:9100\",\"job\":\"node\"},"
+			"\"values\":[%d.5,%d.75,%d,%d.125,%d.5],"
+			"\"timestamps\":[1700000000000,1700000015000,1700000030000,"
+			"1700000045000,1700000060000]}\n",
+			i % 8, i % 100, i, i + 1, i + 2, i + 3, i + 4);
 	double best = 1e30, best_enc = 1e30;
 	char *out = ts_malloc(4096);
 	for (int rep = 0; rep < 5; rep++) {
@@ -543,26 +575,29 @@ static void test_throughput(void **state)
 		ts_jsonl_init(&p, body, o);
 		size_t total = 0;
 		while (ts_jsonl_next(&p, &s) == 1) {
-			assert_true(ts_jsonl_encode_bound(s.labels, s.n_labels, s.n_samples) <= 4096);
+			assert_true(ts_jsonl_encode_bound(s.labels, s.n_labels, s.n_samples) <=
+				    4096);
 			total += ts_jsonl_encode(out, s.labels, s.n_labels, s.samples, s.n_samples);
 		}
 		clock_gettime(CLOCK_MONOTONIC, &c);
 		assert_true(total > 0);
 		ts_jsonl_fini(&p);
 		double t1 = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
-		double t2 = (double)(c.tv_sec - b.tv_sec) * 1e9 + (double)(c.tv_nsec - b.tv_nsec) - t1;
+		double t2 = (double)(c.tv_sec - b.tv_sec) * 1e9 + (double)(c.tv_nsec - b.tv_nsec) -
+			    t1;
 		if (t1 < best)
 			best = t1;
 		if (t2 < best_enc)
 			best_enc = t2;
 	}
-	print_message("JSON lines import, 5 labels + 5 samples (%zu bytes/line): parse %.0f ns/line; "
-		      "export encode %.0f ns/line%s\n",
-		      o / (size_t)lines, best / lines, best_enc / lines,
+	print_message(
+		"JSON lines import, 5 labels + 5 samples (%zu bytes/line): parse %.0f ns/line; "
+		"export encode %.0f ns/line%s\n",
+		o / (size_t)lines, best / lines, best_enc / lines,
 #ifdef TS_SANITIZED
-		      " [sanitizer build: not representative]"
+		" [sanitizer build: not representative]"
 #else
-		      ""
+		""
 #endif
 	);
 	ts_free(out);

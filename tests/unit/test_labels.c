@@ -10,13 +10,16 @@
 #include "tsdb/labels.h"
 #include "tsdb/utf8.h"
 
-#define L(n, v) {n, v, (uint32_t)sizeof(n) - 1, (uint32_t)sizeof(v) - 1}
-static const struct ts_labels_limits lim = {64, 256, 4096};
+#define L(n, v)                                                        \
+	{                                                              \
+		n, v, (uint32_t)sizeof(n) - 1, (uint32_t)sizeof(v) - 1 \
+	}
+static const struct ts_labels_limits lim = { 64, 256, 4096 };
 
 static void test_canon_sorts_and_drops_empty(void **st)
 {
 	(void)st;
-	struct ts_label in[] = {L("job", "a"), L("empty", ""), L("__name__", "up"), L("b", "x")};
+	struct ts_label in[] = { L("job", "a"), L("empty", ""), L("__name__", "up"), L("b", "x") };
 	struct ts_label out[4];
 	uint32_t n;
 	char err[128];
@@ -33,34 +36,36 @@ static void test_canon_rejects(void **st)
 	struct ts_label out[8];
 	uint32_t n;
 	char err[128];
-	struct ts_label nometric[] = {L("job", "a")};
+	struct ts_label nometric[] = { L("job", "a") };
 	assert_int_equal(ts_labels_canon(nometric, 1, &lim, out, &n, err, sizeof err), TS_EINVALID);
 	assert_non_null(strstr(err, "__name__"));
-	struct ts_label dup[] = {L("__name__", "m"), L("a", "1"), L("a", "2")};
+	struct ts_label dup[] = { L("__name__", "m"), L("a", "1"), L("a", "2") };
 	assert_int_equal(ts_labels_canon(dup, 3, &lim, out, &n, err, sizeof err), TS_EINVALID);
 	assert_non_null(strstr(err, "duplicate"));
-	struct ts_label emptyname[] = {L("__name__", "m"), L("", "x")};
-	assert_int_equal(ts_labels_canon(emptyname, 2, &lim, out, &n, err, sizeof err), TS_EINVALID);
-	struct ts_label emptymetric[] = {L("__name__", "")};
-	assert_int_equal(ts_labels_canon(emptymetric, 1, &lim, out, &n, err, sizeof err), TS_EINVALID);
-	struct ts_label badutf[] = {L("__name__", "m"), L("a", "\xc0\xaf")};
+	struct ts_label emptyname[] = { L("__name__", "m"), L("", "x") };
+	assert_int_equal(ts_labels_canon(emptyname, 2, &lim, out, &n, err, sizeof err),
+			 TS_EINVALID);
+	struct ts_label emptymetric[] = { L("__name__", "") };
+	assert_int_equal(ts_labels_canon(emptymetric, 1, &lim, out, &n, err, sizeof err),
+			 TS_EINVALID);
+	struct ts_label badutf[] = { L("__name__", "m"), L("a", "\xc0\xaf") };
 	assert_int_equal(ts_labels_canon(badutf, 2, &lim, out, &n, err, sizeof err), TS_EINVALID);
-	struct ts_label nul[] = {L("__name__", "m"), {"a\0b", "v", 3, 1}};
+	struct ts_label nul[] = { L("__name__", "m"), { "a\0b", "v", 3, 1 } };
 	assert_int_equal(ts_labels_canon(nul, 2, &lim, out, &n, err, sizeof err), TS_EINVALID);
-	struct ts_labels_limits small = {2, 4, 4};
-	struct ts_label longval[] = {L("__name__", "m"), L("a", "12345")};
+	struct ts_labels_limits small = { 2, 4, 4 };
+	struct ts_label longval[] = { L("__name__", "m"), L("a", "12345") };
 	assert_int_equal(ts_labels_canon(longval, 2, &small, out, &n, err, sizeof err), TS_ELIMIT);
-	struct ts_label longname[] = {L("__name__", "m"), L("abcde", "1")};
+	struct ts_label longname[] = { L("__name__", "m"), L("abcde", "1") };
 	assert_int_equal(ts_labels_canon(longname, 2, &small, out, &n, err, sizeof err), TS_ELIMIT);
-	struct ts_label many[] = {L("__name__", "m"), L("a", "1"), L("b", "2")};
+	struct ts_label many[] = { L("__name__", "m"), L("a", "1"), L("b", "2") };
 	assert_int_equal(ts_labels_canon(many, 3, &small, out, &n, err, sizeof err), TS_ELIMIT);
 }
 
 static void test_pack_roundtrip_and_corrupt(void **st)
 {
 	(void)st;
-	struct ts_label in[] = {L("__name__", "node_cpu_seconds_total"), L("cpu", "0"),
-				L("mode", "idle"), L("instance", "h\xc3\xa9:9100")};
+	struct ts_label in[] = { L("__name__", "node_cpu_seconds_total"), L("cpu", "0"),
+				 L("mode", "idle"), L("instance", "h\xc3\xa9:9100") };
 	struct ts_label c[4], back[4];
 	uint32_t n, m;
 	char err[64];
@@ -89,8 +94,10 @@ static void test_pack_roundtrip_and_corrupt(void **st)
 		if (r == 0)
 			for (uint32_t i = 0; i < m; i++) {
 				assert_true((const uint8_t *)back[i].name >= x &&
-					    (const uint8_t *)back[i].name + back[i].name_len <= x + len);
-				assert_true((const uint8_t *)back[i].value + back[i].value_len <= x + len);
+					    (const uint8_t *)back[i].name + back[i].name_len <=
+						    x + len);
+				assert_true((const uint8_t *)back[i].value + back[i].value_len <=
+					    x + len);
 			}
 	}
 	assert_int_equal(ts_labels_hash(buf, len), ts_labels_hash(buf, len));
@@ -99,9 +106,9 @@ static void test_pack_roundtrip_and_corrupt(void **st)
 static void test_cmp_order(void **st)
 {
 	(void)st;
-	struct ts_label a[] = {L("__name__", "a"), L("x", "1")};
-	struct ts_label b[] = {L("__name__", "a"), L("x", "2")};
-	struct ts_label c[] = {L("__name__", "a")};
+	struct ts_label a[] = { L("__name__", "a"), L("x", "1") };
+	struct ts_label b[] = { L("__name__", "a"), L("x", "2") };
+	struct ts_label c[] = { L("__name__", "a") };
 	assert_true(ts_labels_cmp(a, 2, b, 2) < 0);
 	assert_true(ts_labels_cmp(b, 2, a, 2) > 0);
 	assert_true(ts_labels_cmp(c, 1, a, 2) < 0);
@@ -114,12 +121,12 @@ static void test_utf8(void **st)
 	assert_true(ts_utf8_valid("", 0));
 	assert_true(ts_utf8_valid("plain ascii", 11));
 	assert_true(ts_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-	assert_false(ts_utf8_valid("\xc0\x80", 2));         /* overlong NUL */
-	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
-	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(ts_utf8_valid("\xc0\x80", 2));	    /* overlong NUL */
+	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));	    /* overlong */
+	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
 	assert_false(ts_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	assert_false(ts_utf8_valid("\xc3", 1));             /* truncated */
-	assert_false(ts_utf8_valid("\x80", 1));             /* lone continuation */
+	assert_false(ts_utf8_valid("\xc3", 1));		    /* truncated */
+	assert_false(ts_utf8_valid("\x80", 1));		    /* lone continuation */
 	assert_false(ts_utf8_valid("\xff", 1));
 }
 

@@ -246,7 +246,8 @@ static int compare_point(struct ts_jsonl_lex *lx, const struct ts_lp_point *pt, 
 			uint32_t i = 0;
 			for (int u; (u = NEXT(lx)) != TS_JSONL_ARR_END; i++) {
 				assert_int_equal(u, TS_JSONL_OBJ);
-				const struct ts_lp_field *f = i < pt->n_fields ? &pt->fields[i] : NULL;
+				const struct ts_lp_field *f = i < pt->n_fields ? &pt->fields[i]
+									       : NULL;
 				if (!f)
 					ok = 0;
 				for (int w; (w = NEXT(lx)) != TS_JSONL_OBJ_END;) {
@@ -268,11 +269,14 @@ static int compare_point(struct ts_jsonl_lex *lx, const struct ts_lp_point *pt, 
 					int same = 0;
 					if (!f) {
 					} else if (strcmp(kind, "float") == 0) {
-						same = f->type == TS_LP_FLOAT && f->v.f == tok_f64(lx);
+						same = f->type == TS_LP_FLOAT &&
+						       f->v.f == tok_f64(lx);
 					} else if (strcmp(kind, "int") == 0) {
-						same = f->type == TS_LP_INT && f->v.i == tok_i64(lx);
+						same = f->type == TS_LP_INT &&
+						       f->v.i == tok_i64(lx);
 					} else if (strcmp(kind, "uint") == 0) {
-						same = f->type == TS_LP_UINT && f->v.u == tok_u64(lx);
+						same = f->type == TS_LP_UINT &&
+						       f->v.u == tok_u64(lx);
 					} else if (strcmp(kind, "bool") == 0) {
 						same = f->type == TS_LP_BOOL &&
 						       f->v.b == (v == TS_JSONL_TRUE);
@@ -284,7 +288,8 @@ static int compare_point(struct ts_jsonl_lex *lx, const struct ts_lp_point *pt, 
 						fail_msg("unknown kind %s", kind);
 					}
 					if (!same) {
-						snprintf(why, why_cap, "field %u value (%s)", i, kind);
+						snprintf(why, why_cap, "field %u value (%s)", i,
+							 kind);
 						ok = 0;
 					}
 					assert_int_equal(NEXT(lx), TS_JSONL_OBJ_END);
@@ -422,8 +427,8 @@ static void test_corpus(void **state)
 			if (dev) {
 				n_dev++;
 				if (ok)
-					fail_msg("case %s listed as deviation (%s) but passes", c.key,
-						 dev);
+					fail_msg("case %s listed as deviation (%s) but passes",
+						 c.key, dev);
 			} else if (ok) {
 				n_pass++;
 			} else {
@@ -607,8 +612,7 @@ static void test_comments_blank_crlf(void **state)
 	const char *body = "# hello\r\n\r\n   \n  # indented comment\n  m v=1 1\r\nm v=2   \r\n";
 	assert_int_equal(parse_all(body, TS_LP_NS, 0, &p, pt, 4), 2);
 	ts_lp_fini(&p);
-	assert_int_equal(parse_all("# tab\tinside\nm v=1\n", TS_LP_NS, 0, &p, pt, 4),
-			 TS_EINVALID);
+	assert_int_equal(parse_all("# tab\tinside\nm v=1\n", TS_LP_NS, 0, &p, pt, 4), TS_EINVALID);
 	ts_lp_fini(&p);
 	assert_int_equal(parse_all("m v=1\rm v=2\n", TS_LP_NS, 0, &p, pt, 4), TS_EINVALID);
 	ts_lp_fini(&p);
@@ -757,11 +761,13 @@ static void test_alloc_failure(void **state)
 	for (int l = 0; l < 6; l++) {
 		o += (size_t)snprintf(body + o, sizeof body - o, "me\\ as%d", l);
 		for (int t = 0; t < 20 + l * 7; t++)
-			o += (size_t)snprintf(body + o, sizeof body - o, ",t\\,%02d=v\\ %d", 40 - t, t);
+			o += (size_t)snprintf(body + o, sizeof body - o, ",t\\,%02d=v\\ %d", 40 - t,
+					      t);
 		o += (size_t)snprintf(body + o, sizeof body - o, " ");
 		for (int f = 0; f < 20 + l * 9; f++)
-			o += (size_t)snprintf(body + o, sizeof body - o, "%sf%d=%d.5,s%d=\"x\\\"%d\"",
-					      f ? "," : "", f, f, f, f);
+			o += (size_t)snprintf(body + o, sizeof body - o,
+					      "%sf%d=%d.5,s%d=\"x\\\"%d\"", f ? "," : "", f, f, f,
+					      f);
 		o += (size_t)snprintf(body + o, sizeof body - o, " %d\n", l);
 	}
 	unsigned long fired = 0;
@@ -810,10 +816,11 @@ static void test_throughput(void **state)
 {
 	(void)state;
 	const int lines = 20000;
-	const char *fmt = "cpu,host=web-%02d.example.com,cpu=cpu%d usage_user=%d.5,usage_system=1.25,"
-			  "usage_idle=97.125,usage_nice=0,usage_iowait=0.0625,usage_irq=0,"
-			  "usage_softirq=0.03125,usage_steal=0,usage_guest=0,usage_guest_nice=0 "
-			  "17000000000%08d\n";
+	const char *fmt =
+		"cpu,host=web-%02d.example.com,cpu=cpu%d usage_user=%d.5,usage_system=1.25,"
+		"usage_idle=97.125,usage_nice=0,usage_iowait=0.0625,usage_irq=0,"
+		"usage_softirq=0.03125,usage_steal=0,usage_guest=0,usage_guest_nice=0 "
+		"17000000000%08d\n";
 	size_t cap = (size_t)lines * 300;
 	char *body = ts_malloc(cap);
 	size_t o = 0;

@@ -34,16 +34,19 @@ static void test_varint(void **state)
 	(void)state;
 	uint64_t v;
 	size_t used;
-	static const uint8_t max[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+	static const uint8_t max[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
 	assert_int_equal(rd_varint(max, sizeof max, &v, &used), 0);
 	assert_true(v == UINT64_MAX);
 	assert_int_equal(used, 10);
-	static const uint8_t over[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+	static const uint8_t over[] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02
+	};
 	assert_int_equal(rd_varint(over, sizeof over, &v, &used), TS_ECORRUPT);
-	static const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+	static const uint8_t eleven[] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+					  0x80, 0x80, 0x80, 0x80, 0x00 };
 	assert_int_equal(rd_varint(eleven, sizeof eleven, &v, &used), TS_ECORRUPT);
 	/* A non-minimal encoding is accepted, as every protobuf parser does. */
-	static const uint8_t padded[] = {0x81, 0x80, 0x00};
+	static const uint8_t padded[] = { 0x81, 0x80, 0x00 };
 	assert_int_equal(rd_varint(padded, sizeof padded, &v, &used), 0);
 	assert_int_equal(v, 1);
 	assert_int_equal(used, 3);
@@ -56,7 +59,7 @@ static void test_varint(void **state)
 	ts_pb_buf_init(&b);
 	for (int shift = 0; shift < 64; shift++) {
 		uint64_t x = (uint64_t)1 << shift;
-		uint64_t vals[] = {x - 1, x, x + 1, ~x};
+		uint64_t vals[] = { x - 1, x, x + 1, ~x };
 		for (size_t i = 0; i < 4; i++) {
 			b.len = 0;
 			assert_int_equal(ts_pb_put_varint(&b, vals[i]), 0);
@@ -67,7 +70,7 @@ static void test_varint(void **state)
 		}
 	}
 	ts_pb_buf_fini(&b);
-	int64_t zz[] = {0, -1, 1, INT64_MIN, INT64_MAX, -1234567};
+	int64_t zz[] = { 0, -1, 1, INT64_MIN, INT64_MAX, -1234567 };
 	for (size_t i = 0; i < 6; i++)
 		assert_true(ts_pb_zigzag_dec64(ts_pb_zigzag_enc64(zz[i])) == zz[i]);
 	assert_int_equal(ts_pb_zigzag_enc64(-1), 1);
@@ -80,7 +83,7 @@ static void test_tags_and_fixed(void **state)
 	struct ts_pb_reader r;
 	uint32_t f;
 	enum ts_pb_wire w;
-	static const uint8_t field0[] = {0x02};
+	static const uint8_t field0[] = { 0x02 };
 	ts_pb_reader_init(&r, field0, 1);
 	assert_int_equal(ts_pb_read_tag(&r, &f, &w), TS_ECORRUPT);
 	for (unsigned wt = 0; wt < 8; wt++) {
@@ -131,16 +134,17 @@ static void test_bytes_bounds(void **state)
 	struct ts_pb_reader r;
 	const uint8_t *p;
 	size_t n;
-	static const uint8_t ok[] = {0x03, 'a', 'b', 'c', 'z'};
+	static const uint8_t ok[] = { 0x03, 'a', 'b', 'c', 'z' };
 	ts_pb_reader_init(&r, ok, sizeof ok);
 	assert_int_equal(ts_pb_read_bytes(&r, &p, &n), 0);
 	assert_int_equal(n, 3);
 	assert_ptr_equal(p, ok + 1);
-	static const uint8_t over[] = {0x04, 'a', 'b', 'c'};
+	static const uint8_t over[] = { 0x04, 'a', 'b', 'c' };
 	ts_pb_reader_init(&r, over, sizeof over);
 	assert_int_equal(ts_pb_read_bytes(&r, &p, &n), TS_ECORRUPT);
 	/* a length near 2^64 must not wrap the pointer */
-	static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 'x'};
+	static const uint8_t huge[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+					0xff, 0xff, 0xff, 0x01, 'x' };
 	ts_pb_reader_init(&r, huge, sizeof huge);
 	assert_int_equal(ts_pb_read_bytes(&r, &p, &n), TS_ECORRUPT);
 	ts_pb_reader_init(&r, NULL, 0);
@@ -200,7 +204,8 @@ static void test_skip(void **state)
 			ts_pb_put_tag(&b, 1, TS_PB_SGROUP);
 		for (int i = 0; i < depth; i++)
 			ts_pb_put_tag(&b, 1, TS_PB_EGROUP);
-		assert_int_equal(skip_all(b.data, b.len), depth <= TS_PB_MAX_GROUP_DEPTH ? 0 : TS_ECORRUPT);
+		assert_int_equal(skip_all(b.data, b.len),
+				 depth <= TS_PB_MAX_GROUP_DEPTH ? 0 : TS_ECORRUPT);
 	}
 	ts_pb_buf_fini(&b);
 }
@@ -208,7 +213,7 @@ static void test_skip(void **state)
 static void test_begin_end(void **state)
 {
 	(void)state;
-	size_t sizes[] = {0, 1, 127, 128, 16383, 16384, 70000};
+	size_t sizes[] = { 0, 1, 127, 128, 16383, 16384, 70000 };
 	struct ts_pb_buf b;
 	ts_pb_buf_init(&b);
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -277,7 +282,8 @@ static void test_snappy(void **state)
 	assert_int_equal(dlen, sizeof src);
 	assert_memory_equal(d, src, sizeof src);
 	/* limit one below the declared size */
-	assert_int_equal(ts_snappy_decompress(c, clen, sizeof src - 1, &d, &dcap, &dlen), TS_ELIMIT);
+	assert_int_equal(ts_snappy_decompress(c, clen, sizeof src - 1, &d, &dcap, &dlen),
+			 TS_ELIMIT);
 	/* every truncation and many bit flips: never a crash, never a wrong success size */
 	for (size_t n = 0; n < clen; n++) {
 		int rc = ts_snappy_decompress(c, n, sizeof src, &d, &dcap, &dlen);
@@ -308,27 +314,31 @@ static void test_snappy_bomb(void **state)
 	uint8_t *d = NULL;
 	size_t dcap = 0, dlen;
 	ts_mem_fail_at(0, 0);
-	assert_int_equal(ts_snappy_decompress(bomb, sizeof bomb, 32u << 20, &d, &dcap, &dlen), TS_ELIMIT);
+	assert_int_equal(ts_snappy_decompress(bomb, sizeof bomb, 32u << 20, &d, &dcap, &dlen),
+			 TS_ELIMIT);
 	assert_int_equal(ts_mem_count(), 0);
 	assert_null(d);
 	/* under the limit but more than 48 bytes can expand to: corrupt, still no allocation */
 	bomb[0] = 0x80, bomb[1] = 0x80, bomb[2] = 0x40; /* 1 MiB */
-	assert_int_equal(ts_snappy_decompress(bomb, sizeof bomb, 32u << 20, &d, &dcap, &dlen), TS_ECORRUPT);
+	assert_int_equal(ts_snappy_decompress(bomb, sizeof bomb, 32u << 20, &d, &dcap, &dlen),
+			 TS_ECORRUPT);
 	assert_int_equal(ts_mem_count(), 0);
 	/* a bad preamble: more than 5 bytes, or above 2^32-1 */
-	uint8_t pre[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-	assert_int_equal(ts_snappy_decompress(pre, sizeof pre, SIZE_MAX, &d, &dcap, &dlen), TS_ECORRUPT);
-	uint8_t pre2[] = {0xff, 0xff, 0xff, 0xff, 0x1f};
-	assert_int_equal(ts_snappy_decompress(pre2, sizeof pre2, SIZE_MAX, &d, &dcap, &dlen), TS_ECORRUPT);
+	uint8_t pre[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+	assert_int_equal(ts_snappy_decompress(pre, sizeof pre, SIZE_MAX, &d, &dcap, &dlen),
+			 TS_ECORRUPT);
+	uint8_t pre2[] = { 0xff, 0xff, 0xff, 0xff, 0x1f };
+	assert_int_equal(ts_snappy_decompress(pre2, sizeof pre2, SIZE_MAX, &d, &dcap, &dlen),
+			 TS_ECORRUPT);
 	/* the densest legal block (64-byte copies) passes the plausibility bound */
 	struct ts_pb_buf b;
 	ts_pb_buf_init(&b);
 	size_t copies = 1000, total = 1 + copies * 64;
 	ts_pb_put_varint(&b, total);
-	uint8_t lit[] = {0x00, 'q'}; /* literal of 1 byte */
+	uint8_t lit[] = { 0x00, 'q' }; /* literal of 1 byte */
 	ts_pb_put_raw(&b, lit, 2);
 	for (size_t i = 0; i < copies; i++) {
-		uint8_t cp[] = {(uint8_t)(63 << 2 | 2), 1, 0}; /* copy 64 bytes from offset 1 */
+		uint8_t cp[] = { (uint8_t)(63 << 2 | 2), 1, 0 }; /* copy 64 bytes from offset 1 */
 		ts_pb_put_raw(&b, cp, 3);
 	}
 	assert_int_equal(ts_snappy_decompress(b.data, b.len, 1 << 20, &d, &dcap, &dlen), 0);
@@ -341,7 +351,7 @@ static void test_snappy_bomb(void **state)
 static void test_snappy_oom(void **state)
 {
 	(void)state;
-	uint8_t src[300] = {1, 2, 3};
+	uint8_t src[300] = { 1, 2, 3 };
 	uint8_t *c = NULL, *d = NULL;
 	size_t ccap = 0, dcap = 0, clen, dlen;
 	ts_mem_fail_at(1, 1);
@@ -360,14 +370,10 @@ int main(void)
 {
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_varint),
-		cmocka_unit_test(test_tags_and_fixed),
-		cmocka_unit_test(test_bytes_bounds),
-		cmocka_unit_test(test_skip),
-		cmocka_unit_test(test_begin_end),
-		cmocka_unit_test(test_writer_oom),
-		cmocka_unit_test(test_snappy),
-		cmocka_unit_test(test_snappy_bomb),
+		cmocka_unit_test(test_varint),	     cmocka_unit_test(test_tags_and_fixed),
+		cmocka_unit_test(test_bytes_bounds), cmocka_unit_test(test_skip),
+		cmocka_unit_test(test_begin_end),    cmocka_unit_test(test_writer_oom),
+		cmocka_unit_test(test_snappy),	     cmocka_unit_test(test_snappy_bomb),
 		cmocka_unit_test(test_snappy_oom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,7 +97,8 @@ static void check_vector(const struct ts_rr_request *r, char **pos)
 			assert_int_equal(m->type, n1);
 			assert_true(hex_eq(a, m->name));
 			assert_true(hex_eq(b, m->value));
-		} else if (sscanf(line, "hints %lld %511s %lld %lld %u %lld %u", &x, a, &y, &z, &n3, &w, &n4) == 7) {
+		} else if (sscanf(line, "hints %lld %511s %lld %lld %u %lld %u", &x, a, &y, &z, &n3,
+				  &w, &n4) == 7) {
 			assert_int_equal(q->hints.step_ms, x);
 			assert_true(hex_eq(a, q->hints.func));
 			assert_int_equal(q->hints.start_ms, y);
@@ -135,7 +136,8 @@ static void hostile(struct ts_rr_request *r, const uint8_t *buf, size_t len)
 					const struct ts_rr_matcher *mt = &r->queries[i].matchers[k];
 					assert_true(mt->type <= TS_RR_NRE);
 					assert_true((const uint8_t *)mt->name.p >= m &&
-						    (const uint8_t *)mt->name.p + mt->name.len <= m + len);
+						    (const uint8_t *)mt->name.p + mt->name.len <=
+							    m + len);
 				}
 		m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
@@ -153,7 +155,8 @@ static void test_vectors(void **state)
 	ts_rr_request_init(&r);
 	while ((line = strsep(&pos, "\n")) != NULL) {
 		char file[128], kind[8], expect[16];
-		if (sscanf(line, "vector %127s %7s %15s", file, kind, expect) != 3 || strcmp(kind, "rr"))
+		if (sscanf(line, "vector %127s %7s %15s", file, kind, expect) != 3 ||
+		    strcmp(kind, "rr"))
 			continue;
 		size_t len;
 		uint8_t *buf = load_vector(file, &len);
@@ -163,7 +166,8 @@ static void test_vectors(void **state)
 				fail_msg("%s: rc %d %s", file, rc, r.err);
 			check_vector(&r, &pos);
 		} else {
-			assert_int_equal(rc, !strcmp(expect, "invalid") ? TS_EINVALID : TS_ECORRUPT);
+			assert_int_equal(rc,
+					 !strcmp(expect, "invalid") ? TS_EINVALID : TS_ECORRUPT);
 			assert_true(strlen(r.err) > 0);
 			while ((line = strsep(&pos, "\n")) != NULL && strcmp(line, "end"))
 				;
@@ -208,13 +212,13 @@ static void test_decode_alloc_failures(void **state)
 	free(b);
 }
 
-static struct ts_label L(const char *n, const char *v)
-{
-	struct ts_label l = {n, v, (uint32_t)strlen(n), (uint32_t)strlen(v)};
+static struct ts_label L(const char *n, const char *v) {
+	struct ts_label l = { n, v, (uint32_t)strlen(n), (uint32_t)strlen(v) };
 	return l;
 }
 
-static double f64(uint64_t bits)
+static double
+f64(uint64_t bits)
 {
 	double d;
 	memcpy(&d, &bits, 8);
@@ -224,9 +228,9 @@ static double f64(uint64_t bits)
 /* The same content as gen_rw_vectors.py's rr_samples.pb. */
 static int encode_samples(struct ts_rr_samples_writer *w)
 {
-	struct ts_label l1[] = {L("__name__", "up"), L("job", "a")};
-	struct ts_label l2[] = {L("__name__", "x"), L("e", "")};
-	struct ts_sample s1[] = {{1000, 1.0}, {2000, 0}, {-5, 0.0}, {0, -2.5}};
+	struct ts_label l1[] = { L("__name__", "up"), L("job", "a") };
+	struct ts_label l2[] = { L("__name__", "x"), L("e", "") };
+	struct ts_sample s1[] = { { 1000, 1.0 }, { 2000, 0 }, { -5, 0.0 }, { 0, -2.5 } };
 	s1[1].v = f64(TS_STALE_NAN_BITS);
 	int rc;
 	if ((rc = ts_rr_samples_begin_result(w)) || (rc = ts_rr_samples_begin_series(w, l1, 2)) ||
@@ -314,7 +318,8 @@ static const uint8_t *next_frame(const uint8_t **p, const uint8_t *end, size_t *
 		assert_true(shift < 35);
 	}
 	assert_true((size_t)(end - *p) >= 4 + len);
-	uint32_t crc = (uint32_t)(*p)[0] << 24 | (uint32_t)(*p)[1] << 16 | (uint32_t)(*p)[2] << 8 | (*p)[3];
+	uint32_t crc = (uint32_t)(*p)[0] << 24 | (uint32_t)(*p)[1] << 16 | (uint32_t)(*p)[2] << 8 |
+		       (*p)[3];
 	const uint8_t *msg = *p + 4;
 	assert_int_equal(crc, ts_crc32c(0, msg, len));
 	*p = msg + len;
@@ -330,7 +335,7 @@ static void test_chunked_reference(void **state)
 	char *ref = slurp("rr_chunked.pb", &rlen);
 	struct ts_rr_chunked_writer w;
 	ts_rr_chunked_init(&w, 0);
-	struct ts_label l[] = {L("__name__", "up"), L("job", "a")};
+	struct ts_label l[] = { L("__name__", "up"), L("job", "a") };
 	uint8_t data[40];
 	for (int i = 0; i < 40; i++)
 		data[i] = (uint8_t)i;
@@ -413,12 +418,13 @@ static void parse_chunked(const uint8_t *msg, size_t len, int64_t want_qi, size_
 static void test_chunked_split(void **state)
 {
 	(void)state;
-	struct ts_label l[] = {L("__name__", "big"), L("instance", "host:9100"), L("job", "node")};
+	struct ts_label l[] = { L("__name__", "big"), L("instance", "host:9100"),
+				L("job", "node") };
 	static uint8_t data[1000];
 	memset(data, 0xab, sizeof data);
 	enum { N = 2500 };
 	static int64_t mins[N + 10];
-	size_t bounds[] = {TS_RR_MAX_FRAME_BYTES, 5000, 1100};
+	size_t bounds[] = { TS_RR_MAX_FRAME_BYTES, 5000, 1100 };
 	for (size_t bi = 0; bi < 3; bi++) {
 		struct ts_rr_chunked_writer w;
 		ts_rr_chunked_init(&w, bounds[bi]);
@@ -428,8 +434,9 @@ static void test_chunked_split(void **state)
 			assert_int_equal(ts_rr_chunked_begin_series(&w, s, l, 3), 0);
 			for (size_t i = 0; i < n_chunks; i++)
 				assert_int_equal(ts_rr_chunked_add_chunk(&w, (int64_t)i * 1000 + 1,
-									 (int64_t)i * 1000 + 999, 1, data,
-									 sizeof data), 0);
+									 (int64_t)i * 1000 + 999, 1,
+									 data, sizeof data),
+						 0);
 			assert_int_equal(ts_rr_chunked_end_series(&w), 0);
 		}
 		const uint8_t *p = w.out.data, *end = w.out.data + w.out.len;

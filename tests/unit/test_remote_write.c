@@ -161,16 +161,17 @@ static void check_vector(struct ts_rw_request *r, const uint8_t *buf, size_t len
 		} else if (sscanf(line, "label %511s %511s", a, b) == 2) {
 			const struct ts_label *l = in_ex ? &e->labels[eli++] : &s->labels[li++];
 			if (!hex_eq(a, l->name, l->name_len) || !hex_eq(b, l->value, l->value_len))
-				fail_msg("series %ld: label mismatch: want %s=%s, got %.*s=%.*s", si, a, b,
-					 (int)l->name_len, l->name, (int)l->value_len, l->value);
+				fail_msg("series %ld: label mismatch: want %s=%s, got %.*s=%.*s",
+					 si, a, b, (int)l->name_len, l->name, (int)l->value_len,
+					 l->value);
 		} else if (sscanf(line, "sample %lld %llx", &t, &bits) == 2) {
 			const struct ts_sample *sm = &s->samples[sj++];
 			uint64_t got;
 			memcpy(&got, &sm->v, 8);
 			assert_int_equal(sm->t_ms, t);
 			if (got != bits)
-				fail_msg("series %ld sample %u: bits %016llx, want %016llx", si, sj - 1,
-					 (unsigned long long)got, bits);
+				fail_msg("series %ld sample %u: bits %016llx, want %016llx", si,
+					 sj - 1, (unsigned long long)got, bits);
 		} else if (sscanf(line, "exemplar %u %lld %llx", &n1, &t, &bits) == 3) {
 			e = &s->exemplars[ei++];
 			uint64_t got;
@@ -203,8 +204,8 @@ static void check_vector(struct ts_rw_request *r, const uint8_t *buf, size_t len
 			char msg[256];
 			int rc = ts_rw_validate_series(&r->series[si], NULL, &why, msg, sizeof msg);
 			if (strcmp(ts_rw_reason_name(why), d) != 0)
-				fail_msg("series %ld: validation %s (%s), want %s", si, ts_rw_reason_name(why),
-					 msg, d);
+				fail_msg("series %ld: validation %s (%s), want %s", si,
+					 ts_rw_reason_name(why), msg, d);
 			assert_int_equal(rc, why == TS_RW_VALID ? 0 : TS_EINVALID);
 		} else {
 			fail_msg("bad expectation line: %s", line);
@@ -404,10 +405,13 @@ static void test_limits_and_reuse(void **state)
 static void test_alloc_failures(void **state)
 {
 	(void)state;
-	static const struct { const char *file; enum ts_rw_version v; } vs[] = {
-		{"rw1_many.sz", TS_RW_V1}, {"rw1_exemplars_hist.sz", TS_RW_V1},
-		{"rw1_metadata.sz", TS_RW_V1}, {"rw2_basic.sz", TS_RW_V2},
-		{"rw2_unpacked_refs.sz", TS_RW_V2},
+	static const struct {
+		const char *file;
+		enum ts_rw_version v;
+	} vs[] = {
+		{ "rw1_many.sz", TS_RW_V1 },	      { "rw1_exemplars_hist.sz", TS_RW_V1 },
+		{ "rw1_metadata.sz", TS_RW_V1 },      { "rw2_basic.sz", TS_RW_V2 },
+		{ "rw2_unpacked_refs.sz", TS_RW_V2 },
 	};
 	for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
 		size_t len;
@@ -433,14 +437,13 @@ static void test_alloc_failures(void **state)
 	}
 }
 
-static struct ts_label L(const char *n, const char *v)
-{
-	struct ts_label l = {n, v, (uint32_t)strlen(n), (uint32_t)strlen(v)};
+static struct ts_label L(const char *n, const char *v) {
+	struct ts_label l = { n, v, (uint32_t)strlen(n), (uint32_t)strlen(v) };
 	return l;
 }
 
-static enum ts_rw_reason check(struct ts_label *ls, uint32_t n, const struct ts_rw_limits *lim,
-			       int want_rc)
+static enum ts_rw_reason
+check(struct ts_label *ls, uint32_t n, const struct ts_rw_limits *lim, int want_rc)
 {
 	struct ts_rw_series s;
 	memset(&s, 0, sizeof s);
@@ -459,32 +462,32 @@ static enum ts_rw_reason check(struct ts_label *ls, uint32_t n, const struct ts_
 static void test_validate(void **state)
 {
 	(void)state;
-	struct ts_label a[] = {L("__name__", "up"), L("job", "x"), L("zone", "eu")};
+	struct ts_label a[] = { L("__name__", "up"), L("job", "x"), L("zone", "eu") };
 	assert_int_equal(check(a, 3, NULL, 0), TS_RW_VALID);
-	struct ts_rw_limits lim = {2, 0, 0};
+	struct ts_rw_limits lim = { 2, 0, 0 };
 	assert_int_equal(check(a, 3, &lim, TS_ELIMIT), TS_RW_TOO_MANY_LABELS);
-	lim = (struct ts_rw_limits){0, 3, 0};
+	lim = (struct ts_rw_limits){ 0, 3, 0 };
 	assert_int_equal(check(a, 3, &lim, TS_ELIMIT), TS_RW_NAME_TOO_LONG);
-	lim = (struct ts_rw_limits){0, 0, 1};
+	lim = (struct ts_rw_limits){ 0, 0, 1 };
 	assert_int_equal(check(a, 3, &lim, TS_ELIMIT), TS_RW_VALUE_TOO_LONG);
-	lim = (struct ts_rw_limits){3, 8, 2};
+	lim = (struct ts_rw_limits){ 3, 8, 2 };
 	assert_int_equal(check(a, 3, &lim, 0), TS_RW_VALID);
 	/* empty values are dropped before counting */
-	struct ts_label b[] = {L("__name__", "up"), L("a", ""), L("b", ""), L("job", "x")};
-	lim = (struct ts_rw_limits){2, 0, 0};
+	struct ts_label b[] = { L("__name__", "up"), L("a", ""), L("b", ""), L("job", "x") };
+	lim = (struct ts_rw_limits){ 2, 0, 0 };
 	assert_int_equal(check(b, 4, &lim, 0), TS_RW_VALID);
-	struct ts_label c[] = {L("__name__", "a:b_c9"), L("_z", "x")};
+	struct ts_label c[] = { L("__name__", "a:b_c9"), L("_z", "x") };
 	assert_int_equal(check(c, 2, NULL, 0), TS_RW_VALID);
-	struct ts_label d[] = {L("__name__", "a"), L("9x", "x")};
+	struct ts_label d[] = { L("__name__", "a"), L("9x", "x") };
 	assert_int_equal(check(d, 2, NULL, TS_EINVALID), TS_RW_BAD_LABEL_NAME);
-	struct ts_label e[] = {L("__name__", "a"), L("x:y", "x")};
+	struct ts_label e[] = { L("__name__", "a"), L("x:y", "x") };
 	assert_int_equal(check(e, 2, NULL, TS_EINVALID), TS_RW_BAD_LABEL_NAME);
-	struct ts_label f[] = {L("__name__", "a-b")};
+	struct ts_label f[] = { L("__name__", "a-b") };
 	assert_int_equal(check(f, 1, NULL, TS_EINVALID), TS_RW_BAD_METRIC_NAME);
 	assert_int_equal(check(NULL, 0, NULL, TS_EINVALID), TS_RW_NO_METRIC_NAME);
 	/* the message escapes what it quotes and names the series */
-	struct ts_label g[] = {L("__name__", "m"), L("a\"\x01", "v")};
-	struct ts_rw_series s = {.labels = g, .n_labels = 2};
+	struct ts_label g[] = { L("__name__", "m"), L("a\"\x01", "v") };
+	struct ts_rw_series s = { .labels = g, .n_labels = 2 };
 	char msg[256];
 	assert_int_equal(ts_rw_validate_series(&s, NULL, NULL, msg, sizeof msg), TS_EINVALID);
 	assert_non_null(strstr(msg, "a\\x22\\x01"));
@@ -501,11 +504,20 @@ static int ref_utf8(const uint8_t *p, size_t n)
 		uint8_t c = p[i];
 		size_t k;
 		uint32_t cp;
-		if (c < 0x80) { i++; continue; }
-		else if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; }
-		else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; }
-		else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; }
-		else return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3;
+			cp = c & 0x07;
+		} else
+			return 0;
 		if (i + k >= n)
 			return 0;
 		for (size_t j = 1; j <= k; j++) {
@@ -539,22 +551,24 @@ static void test_utf8(void **state)
 	for (unsigned lead = 0xf0; lead <= 0xff; lead++)
 		for (unsigned c1 = 0x70; c1 < 0xd0; c1++)
 			for (unsigned c2 = 0x7f; c2 < 0xc1; c2 += 0x41) {
-				b[0] = (uint8_t)lead, b[1] = (uint8_t)c1, b[2] = (uint8_t)c2, b[3] = 0x80;
+				b[0] = (uint8_t)lead, b[1] = (uint8_t)c1, b[2] = (uint8_t)c2,
+				b[3] = 0x80;
 				assert_int_equal(ts_utf8_valid(b, 4), ref_utf8(b, 4));
 			}
 	assert_true(ts_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
 	assert_false(ts_utf8_valid("\xf4\x90\x80\x80", 4)); /* U+110000 */
-	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));     /* U+D800 */
-	assert_true(ts_utf8_valid("\xee\x80\x80", 3));      /* U+E000 */
-	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));     /* overlong '/' */
-	assert_false(ts_utf8_valid("\xf0\x9f\x94", 3));     /* truncated emoji */
+	assert_false(ts_utf8_valid("\xed\xa0\x80", 3));	    /* U+D800 */
+	assert_true(ts_utf8_valid("\xee\x80\x80", 3));	    /* U+E000 */
+	assert_false(ts_utf8_valid("\xe0\x80\xaf", 3));	    /* overlong '/' */
+	assert_false(ts_utf8_valid("\xf0\x9f\x94", 3));	    /* truncated emoji */
 	assert_true(ts_utf8_valid("", 0));
 }
 
 static int neg(const char *ct, const char *ce, enum ts_rw_version *v)
 {
 	char msg[128];
-	int rc = ts_rw_negotiate(ct, ct ? strlen(ct) : 0, ce, ce ? strlen(ce) : 0, v, msg, sizeof msg);
+	int rc = ts_rw_negotiate(ct, ct ? strlen(ct) : 0, ce, ce ? strlen(ce) : 0, v, msg,
+				 sizeof msg);
 	if (rc)
 		assert_true(strlen(msg) > 0);
 	return rc;
@@ -570,18 +584,26 @@ static void test_negotiate(void **state)
 	assert_int_equal(v, TS_RW_V1);
 	assert_int_equal(neg("application/x-protobuf", "snappy", &v), 0);
 	assert_int_equal(v, TS_RW_V1);
-	assert_int_equal(neg("application/x-protobuf;proto=prometheus.WriteRequest", "snappy", &v), 0);
+	assert_int_equal(neg("application/x-protobuf;proto=prometheus.WriteRequest", "snappy", &v),
+			 0);
 	assert_int_equal(v, TS_RW_V1);
-	assert_int_equal(neg("application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy", &v), 0);
+	assert_int_equal(
+		neg("application/x-protobuf;proto=io.prometheus.write.v2.Request", "snappy", &v),
+		0);
 	assert_int_equal(v, TS_RW_V2);
-	assert_int_equal(neg(" Application/X-Protobuf ; charset=utf-8 ;PROTO = \"io.prometheus.write.v2.Request\" ",
-			     " SNAPPY ", &v), 0);
+	assert_int_equal(
+		neg(" Application/X-Protobuf ; charset=utf-8 ;PROTO = \"io.prometheus.write.v2.Request\" ",
+		    " SNAPPY ", &v),
+		0);
 	assert_int_equal(v, TS_RW_V2);
 	assert_int_equal(neg("application/x-protobuf;;", NULL, &v), 0);
 	assert_int_equal(v, TS_RW_V1);
-	assert_int_equal(neg("application/x-protobuf;proto=\"io.prometheus.write.v2.\\Request\"", NULL, &v), 0);
+	assert_int_equal(
+		neg("application/x-protobuf;proto=\"io.prometheus.write.v2.\\Request\"", NULL, &v),
+		0);
 	assert_int_equal(v, TS_RW_V2);
-	assert_int_equal(neg("application/x-protobuf;proto=io.prometheus.write.v2.request", NULL, &v), 415);
+	assert_int_equal(
+		neg("application/x-protobuf;proto=io.prometheus.write.v2.request", NULL, &v), 415);
 	assert_int_equal(neg("application/x-protobuf;proto=foo", NULL, &v), 415);
 	assert_int_equal(neg("application/x-protobuf;proto", NULL, &v), 415);
 	assert_int_equal(neg("application/x-protobuf;proto=", NULL, &v), 415);
@@ -597,8 +619,10 @@ static void test_negotiate(void **state)
 	snprintf(longv, sizeof longv, "application/x-protobuf;proto=%0150d", 0);
 	assert_int_equal(neg(longv, NULL, &v), 415);
 	/* not NUL-terminated: only ct_len bytes count */
-	assert_int_equal(ts_rw_negotiate("application/x-protobuf;proto=io.prometheus.write.v2.Requestjunk", 59,
-					 NULL, 0, &v, NULL, 0), 0);
+	assert_int_equal(
+		ts_rw_negotiate("application/x-protobuf;proto=io.prometheus.write.v2.Requestjunk",
+				59, NULL, 0, &v, NULL, 0),
+		0);
 	assert_int_equal(v, TS_RW_V2);
 }
 
@@ -609,8 +633,8 @@ static void test_speed(void **state)
 	(void)state;
 	struct ts_pb_buf b;
 	ts_pb_buf_init(&b);
-	static const char *names[] = {"__name__", "container", "endpoint", "instance", "job",
-				      "namespace", "node", "pod", "service", "zone"};
+	static const char *names[] = { "__name__",  "container", "endpoint", "instance", "job",
+				       "namespace", "node",	 "pod",	     "service",	 "zone" };
 	for (int i = 0; i < 1000; i++) {
 		size_t ts_mark, l_mark, s_mark;
 		char val[64];
@@ -619,7 +643,8 @@ static void test_speed(void **state)
 			if (k == 0)
 				snprintf(val, sizeof val, "container_cpu_usage_seconds_total");
 			else
-				snprintf(val, sizeof val, "%s-value-%d-%d", names[k], i % (k * 7 + 3), i);
+				snprintf(val, sizeof val, "%s-value-%d-%d", names[k],
+					 i % (k * 7 + 3), i);
 			ts_pb_begin(&b, 1, &l_mark);
 			ts_pb_put_bytes_field(&b, 1, names[k], strlen(names[k]));
 			ts_pb_put_bytes_field(&b, 2, val, strlen(val));
@@ -649,8 +674,10 @@ static void test_speed(void **state)
 		assert_int_equal(ts_rw_decode(&r, TS_RW_V1, d, dlen), 0);
 	}
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t2);
-	double ns1 = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / iters / 1000;
-	double ns2 = ((double)(t2.tv_sec - t1.tv_sec) * 1e9 + (double)(t2.tv_nsec - t1.tv_nsec)) / iters / 1000;
+	double ns1 = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
+		     iters / 1000;
+	double ns2 = ((double)(t2.tv_sec - t1.tv_sec) * 1e9 + (double)(t2.tv_nsec - t1.tv_nsec)) /
+		     iters / 1000;
 	printf("rw1 decode: %zu bytes (%zu snappy), %.1f ns/sample decode, %.1f ns/sample snappy+decode\n",
 	       b.len, clen, ns1, ns2);
 	for (size_t i = 0; i < r.n_series; i++)
@@ -665,14 +692,10 @@ int main(void)
 {
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vectors),
-		cmocka_unit_test(test_error_messages),
-		cmocka_unit_test(test_label_paths),
-		cmocka_unit_test(test_limits_and_reuse),
-		cmocka_unit_test(test_alloc_failures),
-		cmocka_unit_test(test_validate),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_negotiate),
+		cmocka_unit_test(test_vectors),	       cmocka_unit_test(test_error_messages),
+		cmocka_unit_test(test_label_paths),    cmocka_unit_test(test_limits_and_reuse),
+		cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_utf8),	       cmocka_unit_test(test_negotiate),
 		cmocka_unit_test(test_speed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,10 @@
 #include "storage/env.h"
 #include "tsdb/tsdb.h"
 
-#define L(n, v) {n, v, (uint32_t)strlen(n), (uint32_t)strlen(v)}
+#define L(n, v)                                                \
+	{                                                      \
+		n, v, (uint32_t)strlen(n), (uint32_t)strlen(v) \
+	}
 
 static char *tmpdir(void)
 {
@@ -61,13 +64,13 @@ static uint64_t d_to_bits(double d)
 static int put(struct ts_db *db, const char *metric, const char *k, const char *v, int64_t t0,
 	       int64_t step, int n, double base, struct ts_append_result *res)
 {
-	struct ts_label l[2] = {L("__name__", metric), L(k, v)};
+	struct ts_label l[2] = { L("__name__", metric), L(k, v) };
 	struct ts_sample *s = malloc(sizeof *s * (size_t)(n ? n : 1));
 	for (int i = 0; i < n; i++) {
 		s[i].t_ms = t0 + i * step;
 		s[i].v = base + i;
 	}
-	struct ts_series_in in = {l, 2, s, (uint32_t)n};
+	struct ts_series_in in = { l, 2, s, (uint32_t)n };
 	int rc = ts_db_append(db, &in, 1, res, NULL);
 	free(s);
 	return rc;
@@ -118,7 +121,7 @@ static void test_append_select_iterate(void **st)
 	assert_int_equal(put(db, "up", "job", "b", 1000, 15000, 10, 0, &r), 0);
 	assert_int_equal(put(db, "down", "job", "a", 1000, 15000, 10, 0, &r), 0);
 
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "up"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "up" } };
 	size_t ns;
 	assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 2);
 	assert_int_equal(ns, 510);
@@ -129,7 +132,7 @@ static void test_append_select_iterate(void **st)
 
 	/* Samples come back exactly, across several chunks (500 > 120). */
 	struct ts_series_set *set;
-	struct ts_matcher ma[] = {{TS_MATCH_EQ, "__name__", "up"}, {TS_MATCH_EQ, "job", "a"}};
+	struct ts_matcher ma[] = { { TS_MATCH_EQ, "__name__", "up" }, { TS_MATCH_EQ, "job", "a" } };
 	assert_int_equal(ts_db_select(db, ma, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
 	assert_int_equal(ts_series_set_len(set), 1);
 	const struct ts_label *lab;
@@ -205,27 +208,31 @@ static void test_matchers(void **st)
 	put(db, "n", "env", "prod", 0, 1000, 1, 0, &r);
 	for (int pass = 0; pass < 2; pass++) {
 		/* pass 0: series only in memory; pass 1: after a checkpoint, from the postings. */
-		struct ts_matcher eq[] = {{TS_MATCH_EQ, "__name__", "m"}, {TS_MATCH_EQ, "env", "prod"}};
+		struct ts_matcher eq[] = { { TS_MATCH_EQ, "__name__", "m" },
+					   { TS_MATCH_EQ, "env", "prod" } };
 		assert_int_equal(count_sel(db, eq, 2, INT64_MIN, INT64_MAX, NULL), 1);
-		struct ts_matcher neq[] = {{TS_MATCH_EQ, "__name__", "m"}, {TS_MATCH_NEQ, "env", "prod"}};
+		struct ts_matcher neq[] = { { TS_MATCH_EQ, "__name__", "m" },
+					    { TS_MATCH_NEQ, "env", "prod" } };
 		assert_int_equal(count_sel(db, neq, 2, INT64_MIN, INT64_MAX, NULL), 2);
-		struct ts_matcher re[] = {{TS_MATCH_RE, "env", "pro.|de.*"}};
+		struct ts_matcher re[] = { { TS_MATCH_RE, "env", "pro.|de.*" } };
 		assert_int_equal(count_sel(db, re, 1, INT64_MIN, INT64_MAX, NULL), 3);
-		struct ts_matcher anch[] = {{TS_MATCH_RE, "env", "ro"}}; /* fully anchored */
+		struct ts_matcher anch[] = { { TS_MATCH_RE, "env", "ro" } }; /* fully anchored */
 		assert_int_equal(count_sel(db, anch, 1, INT64_MIN, INT64_MAX, NULL), 0);
-		struct ts_matcher nre[] = {{TS_MATCH_EQ, "__name__", "m"}, {TS_MATCH_NRE, "env", "p.*"}};
+		struct ts_matcher nre[] = { { TS_MATCH_EQ, "__name__", "m" },
+					    { TS_MATCH_NRE, "env", "p.*" } };
 		assert_int_equal(count_sel(db, nre, 2, INT64_MIN, INT64_MAX, NULL), 2);
-		struct ts_matcher absent[] = {{TS_MATCH_EQ, "__name__", "m"}, {TS_MATCH_EQ, "env", ""}};
+		struct ts_matcher absent[] = { { TS_MATCH_EQ, "__name__", "m" },
+					       { TS_MATCH_EQ, "env", "" } };
 		assert_int_equal(count_sel(db, absent, 2, INT64_MIN, INT64_MAX, NULL), 1);
-		struct ts_matcher present[] = {{TS_MATCH_RE, "env", ".+"}};
+		struct ts_matcher present[] = { { TS_MATCH_RE, "env", ".+" } };
 		assert_int_equal(count_sel(db, present, 1, INT64_MIN, INT64_MAX, NULL), 3);
-		struct ts_matcher all[] = {{TS_MATCH_RE, "__name__", ".*"}};
+		struct ts_matcher all[] = { { TS_MATCH_RE, "__name__", ".*" } };
 		assert_int_equal(count_sel(db, all, 1, INT64_MIN, INT64_MAX, NULL), 4);
-		struct ts_matcher none[] = {{TS_MATCH_EQ, "__name__", "zzz"}};
+		struct ts_matcher none[] = { { TS_MATCH_EQ, "__name__", "zzz" } };
 		assert_int_equal(count_sel(db, none, 1, INT64_MIN, INT64_MAX, NULL), 0);
 		assert_int_equal(ts_db_checkpoint(db), 0);
 	}
-	struct ts_matcher bad[] = {{TS_MATCH_RE, "env", "(unclosed"}};
+	struct ts_matcher bad[] = { { TS_MATCH_RE, "env", "(unclosed" } };
 	struct ts_series_set *set;
 	char msg[256] = "";
 	assert_int_equal(ts_db_select(db, bad, 1, 0, 1, &set, msg, sizeof msg), TS_EINVALID);
@@ -256,10 +263,10 @@ static void test_duplicates_and_order(void **st)
 	assert_int_equal(put(db, "c", "k", "v", 4500, 1000, 1, 0, &r), 0);
 	assert_int_equal(r.n_out_of_order, 1);
 	/* A batch mixing good and bad series stores the good ones. */
-	struct ts_label good[] = {L("__name__", "g"), L("a", "1")};
-	struct ts_label bad[] = {L("a", "1")};
-	struct ts_sample s = {100, 1.5};
-	struct ts_series_in in[] = {{bad, 1, &s, 1}, {good, 2, &s, 1}};
+	struct ts_label good[] = { L("__name__", "g"), L("a", "1") };
+	struct ts_label bad[] = { L("a", "1") };
+	struct ts_sample s = { 100, 1.5 };
+	struct ts_series_in in[] = { { bad, 1, &s, 1 }, { good, 2, &s, 1 } };
 	int rcs[2];
 	assert_int_equal(ts_db_append(db, in, 2, &r, rcs), 0);
 	assert_int_equal(r.n_invalid_series, 1);
@@ -268,7 +275,7 @@ static void test_duplicates_and_order(void **st)
 	assert_int_equal(rcs[1], 0);
 	assert_int_equal(r.first_err_series, 0);
 	size_t ns;
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "c"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "c" } };
 	count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns);
 	assert_int_equal(ns, 10);
 	/* Resends of samples whose chunks are already in LMDB: exact ones are duplicates,
@@ -293,7 +300,7 @@ static void test_out_of_order_window(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.ooo_window_ms = 60000};
+	struct ts_db_opts o = { .ooo_window_ms = 60000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_append_result r;
 	/* Even seconds in order, then odd seconds late, then far too late. */
@@ -306,9 +313,10 @@ static void test_out_of_order_window(void **st)
 	assert_int_equal(put(db, "o", "k", "v", 150001, 2000, 1, 1000, &r), 0);
 	assert_int_equal(r.n_duplicate, 1);
 	for (int round = 0; round < 3; round++) {
-		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "o"}};
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "o" } };
 		size_t ns;
-		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 1); /* checks order */
+		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns),
+				 1); /* checks order */
 		assert_int_equal(ns, 75);
 		if (round == 0)
 			assert_int_equal(ts_db_checkpoint(db), 0);
@@ -328,22 +336,23 @@ static void test_special_values_bit_exact(void **st)
 	char *dir = tmpdir();
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
-	const uint64_t bits[] = {0x7ff0000000000002ULL, 0x8000000000000000ULL, 0x7ff8000000000001ULL,
-				 0x7ff0000000000000ULL, 0xfff0000000000000ULL, 0x3ff0000000000000ULL,
-				 0x0000000000000001ULL};
-	struct ts_label l[] = {L("__name__", "special")};
+	const uint64_t bits[] = { 0x7ff0000000000002ULL, 0x8000000000000000ULL,
+				  0x7ff8000000000001ULL, 0x7ff0000000000000ULL,
+				  0xfff0000000000000ULL, 0x3ff0000000000000ULL,
+				  0x0000000000000001ULL };
+	struct ts_label l[] = { L("__name__", "special") };
 	struct ts_sample s[7];
 	for (int i = 0; i < 7; i++) {
 		s[i].t_ms = -5000 + i * 1000; /* negative timestamps too */
 		s[i].v = bits_to_d(bits[i]);
 	}
-	struct ts_series_in in = {l, 1, s, 7};
+	struct ts_series_in in = { l, 1, s, 7 };
 	struct ts_append_result r;
 	assert_int_equal(ts_db_append(db, &in, 1, &r, NULL), 0);
 	assert_int_equal(r.n_appended, 7);
 	for (int round = 0; round < 2; round++) {
 		struct ts_series_set *set;
-		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "special"}};
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "special" } };
 		assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
 		struct ts_iter *it;
 		assert_int_equal(ts_iter_new(set, 0, &it), 0);
@@ -370,8 +379,9 @@ static void test_partitions_and_limits(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.partition_ms = 3600000, .retention_ms = 86400000LL * 365 * 10,
-			       .max_future_ms = 600000};
+	struct ts_db_opts o = { .partition_ms = 3600000,
+				.retention_ms = 86400000LL * 365 * 10,
+				.max_future_ms = 600000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_append_result r;
 	/* 3 hours of 10 s samples: chunks never cross an hour boundary. */
@@ -380,7 +390,7 @@ static void test_partitions_and_limits(void **st)
 	assert_int_equal(r.n_appended, 1080);
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	struct ts_series_set *set;
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "p"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "p" } };
 	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
 	struct ts_chunk_it *ci;
 	assert_int_equal(ts_chunk_it_new(set, 0, &ci), 0);
@@ -422,15 +432,16 @@ static void test_crash_recovery(void **st)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			struct ts_db *db;
-			struct ts_db_opts o = {.checkpoint_wal_bytes = 4096, .flush_interval_ms = 10};
+			struct ts_db_opts o = { .checkpoint_wal_bytes = 4096,
+						.flush_interval_ms = 10 };
 			if (ts_db_open(dir, &o, &db))
 				_exit(2);
 			struct ts_append_result r;
 			for (int i = 0; i < 50; i++) {
 				char v[16];
 				snprintf(v, sizeof v, "%d", i % 7);
-				if (put(db, "crash", "s", v, (int64_t)(round * 1000 + i) * 1000, 1, 1,
-					(double)i, &r))
+				if (put(db, "crash", "s", v, (int64_t)(round * 1000 + i) * 1000, 1,
+					1, (double)i, &r))
 					_exit(3);
 				if (i == 25 && round == 1)
 					ts_db_checkpoint(db);
@@ -442,7 +453,7 @@ static void test_crash_recovery(void **st)
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 		struct ts_db *db;
 		assert_int_equal(ts_db_open(dir, NULL, &db), 0);
-		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "crash"}};
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "crash" } };
 		size_t ns;
 		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 7);
 		assert_int_equal(ns, (size_t)(round + 1) * 50);
@@ -467,14 +478,14 @@ static void *appender(void *arg)
 		struct ts_series_in in[3];
 		char own[16];
 		snprintf(own, sizeof own, "t%d", t->id);
-		const char *names[3] = {own, "shared", own};
-		const char *vals[3] = {"x", "y", "z"};
+		const char *names[3] = { own, "shared", own };
+		const char *vals[3] = { "x", "y", "z" };
 		for (int k = 0; k < 3; k++) {
 			l[k][0] = (struct ts_label)L("__name__", names[k]);
 			l[k][1] = (struct ts_label)L("k", vals[k]);
 			s[k].t_ms = i * 1000 + t->id; /* shared series: interleaved, may be OOO */
 			s[k].v = i;
-			in[k] = (struct ts_series_in){l[k], 2, &s[k], 1};
+			in[k] = (struct ts_series_in){ l[k], 2, &s[k], 1 };
 		}
 		struct ts_append_result r;
 		t->rc = ts_db_append(t->db, in, 3, &r, NULL);
@@ -487,23 +498,24 @@ static void test_concurrent_appenders(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.flush_interval_ms = 5, .checkpoint_interval_ms = 20,
-			       .ooo_window_ms = 1000000};
+	struct ts_db_opts o = { .flush_interval_ms = 5,
+				.checkpoint_interval_ms = 20,
+				.ooo_window_ms = 1000000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	pthread_t th[2];
-	struct thr t[2] = {{db, 0, 0}, {db, 1, 0}};
+	struct thr t[2] = { { db, 0, 0 }, { db, 1, 0 } };
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, appender, &t[i]);
 	/* Readers run alongside writers and the writer thread. */
 	for (int i = 0; i < 20; i++) {
-		struct ts_matcher m[] = {{TS_MATCH_RE, "__name__", ".+"}};
+		struct ts_matcher m[] = { { TS_MATCH_RE, "__name__", ".+" } };
 		count_sel(db, m, 1, INT64_MIN, INT64_MAX, NULL);
 	}
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		assert_int_equal(t[i].rc, 0);
 	}
-	struct ts_matcher m[] = {{TS_MATCH_RE, "__name__", ".+"}};
+	struct ts_matcher m[] = { { TS_MATCH_RE, "__name__", ".+" } };
 	size_t ns;
 	assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 5);
 	assert_int_equal(ns, 200 * 6);
@@ -565,7 +577,7 @@ static void test_alloc_failures(void **st)
 		assert_true(n < 100000);
 	}
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "af"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "af" } };
 	size_t ns;
 	size_t nser = count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns);
 	assert_true(nser >= 1);
@@ -618,24 +630,29 @@ static void test_label_lookups_and_metadata(void **st)
 	put(db, "m2", "env", longv, 0, 1000, 1, 0, &r);
 	longv[300] = 'y'; /* a second long value sharing the kept prefix */
 	put(db, "m2", "env", longv, 0, 1000, 1, 0, &r);
-	struct ts_metadata md[] = {{"m1", "help one", "", 2, 8, 0, TS_MT_COUNTER},
-				   {"m2", "help two", "bytes", 2, 8, 5, TS_MT_GAUGE}};
+	struct ts_metadata md[] = { { "m1", "help one", "", 2, 8, 0, TS_MT_COUNTER },
+				    { "m2", "help two", "bytes", 2, 8, 5, TS_MT_GAUGE } };
 	assert_int_equal(ts_db_set_metadata(db, md, 2), 0);
 	for (int pass = 0; pass < 3; pass++) {
-		struct ts_strlist names = {0}, vals = {0}, sel = {0};
-		assert_int_equal(ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names, NULL, 0), 0);
+		struct ts_strlist names = { 0 }, vals = { 0 }, sel = { 0 };
+		assert_int_equal(
+			ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names, NULL, 0), 0);
 		assert_int_equal(names.n, 3);
 		assert_string_equal(names.v[0], "__name__");
 		assert_string_equal(names.v[1], "env");
 		assert_string_equal(names.v[2], "zone");
-		assert_int_equal(ts_db_label_values(db, "env", NULL, 0, INT64_MIN, INT64_MAX, &vals, NULL, 0), 0);
+		assert_int_equal(ts_db_label_values(db, "env", NULL, 0, INT64_MIN, INT64_MAX, &vals,
+						    NULL, 0),
+				 0);
 		assert_int_equal(vals.n, 4); /* dev, prod, and both full long values */
 		assert_string_equal(vals.v[0], "dev");
 		assert_string_equal(vals.v[1], "prod");
 		assert_int_equal(vals.len[2], 599);
 		assert_int_equal(vals.len[3], 599);
-		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "m1"}};
-		assert_int_equal(ts_db_label_values(db, "env", m, 1, INT64_MIN, INT64_MAX, &sel, NULL, 0), 0);
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "m1" } };
+		assert_int_equal(
+			ts_db_label_values(db, "env", m, 1, INT64_MIN, INT64_MAX, &sel, NULL, 0),
+			0);
 		assert_int_equal(sel.n, 2);
 		int n = 0;
 		assert_int_equal(ts_db_metadata(db, NULL, md_count, &n), 0);
@@ -654,7 +671,7 @@ static void test_label_lookups_and_metadata(void **st)
 			assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 		}
 	}
-	struct ts_metadata bad = {"", "", "", 0, 0, 0, TS_MT_GAUGE};
+	struct ts_metadata bad = { "", "", "", 0, 0, 0, TS_MT_GAUGE };
 	assert_int_equal(ts_db_set_metadata(db, &bad, 1), TS_EINVALID);
 	assert_int_equal(ts_db_close(db), 0);
 	rmrf(dir);
@@ -697,7 +714,7 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.partition_ms = 86400000};
+	struct ts_db_opts o = { .partition_ms = 86400000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_append_result r;
 	assert_int_equal(put(db, "cc", "k", "v", 1000, 1000, 500, 0, &r), 0);
@@ -708,7 +725,7 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	corrupt_partition(pdir);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_series_set *set;
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "cc"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "cc" } };
 	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
 	assert_int_equal(ts_series_set_len(set), 1);
 	struct ts_iter *it = NULL;
@@ -732,14 +749,15 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	char cmd[4400];
-	snprintf(cmd, sizeof cmd, "for f in '%s'/wal/*; do printf 'garbage-tail' >> \"$f\"; done", dir);
+	snprintf(cmd, sizeof cmd, "for f in '%s'/wal/*; do printf 'garbage-tail' >> \"$f\"; done",
+		 dir);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	size_t ns;
-	struct ts_matcher mok[] = {{TS_MATCH_EQ, "__name__", "ok"}};
+	struct ts_matcher mok[] = { { TS_MATCH_EQ, "__name__", "ok" } };
 	assert_int_equal(count_sel(db, mok, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 10);
-	struct ts_matcher mtorn[] = {{TS_MATCH_EQ, "__name__", "torn"}};
+	struct ts_matcher mtorn[] = { { TS_MATCH_EQ, "__name__", "torn" } };
 	assert_int_equal(count_sel(db, mtorn, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 20);
 	assert_int_equal(ts_db_close(db), 0);
@@ -766,7 +784,7 @@ static void test_retention_removes_partitions(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.partition_ms = 3600000};
+	struct ts_db_opts o = { .partition_ms = 3600000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -782,7 +800,7 @@ static void test_retention_removes_partitions(void **st)
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	/* A reader holding a snapshot keeps its partitions usable while they are dropped. */
 	struct ts_series_set *held;
-	struct ts_matcher mo[] = {{TS_MATCH_EQ, "__name__", "old"}};
+	struct ts_matcher mo[] = { { TS_MATCH_EQ, "__name__", "old" } };
 	assert_int_equal(ts_db_select(db, mo, 1, INT64_MIN, INT64_MAX, &held, NULL, 0), 0);
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	struct ts_iter *it;
@@ -797,7 +815,7 @@ static void test_retention_removes_partitions(void **st)
 	size_t ns;
 	count_sel(db, mo, 1, INT64_MIN, INT64_MAX, &ns);
 	assert_true(ns < 120); /* at most the part in a partition not wholly expired */
-	struct ts_matcher mn[] = {{TS_MATCH_EQ, "__name__", "new"}};
+	struct ts_matcher mn[] = { { TS_MATCH_EQ, "__name__", "new" } };
 	assert_int_equal(count_sel(db, mn, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 10);
 	assert_int_equal(ts_db_close(db), 0);
@@ -810,7 +828,7 @@ static void test_compaction(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.partition_ms = 3600000, .ooo_window_ms = 600000};
+	struct ts_db_opts o = { .partition_ms = 3600000, .ooo_window_ms = 600000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	/* 200 series x 3 hours, in many flushes, all in partitions long closed. */
 	int64_t t0 = 1600000000000LL - 1600000000000LL % 3600000;
@@ -819,14 +837,15 @@ static void test_compaction(void **st)
 			char v[16];
 			snprintf(v, sizeof v, "s%d", k);
 			struct ts_append_result r;
-			assert_int_equal(put(db, "cmp", "k", v, t0 + (int64_t)step * 15000, 15000, 60,
-					     (double)k, &r), 0);
+			assert_int_equal(put(db, "cmp", "k", v, t0 + (int64_t)step * 15000, 15000,
+					     60, (double)k, &r),
+					 0);
 		}
 		assert_int_equal(ts_db_checkpoint(db), 0);
 	}
 	struct ts_db_stats before, after;
 	ts_db_stats(db, &before);
-	struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "cmp"}};
+	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "cmp" } };
 	struct ts_series_set *held;
 	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &held, NULL, 0), 0);
 	assert_int_equal(ts_db_compact(db), 0);
@@ -851,13 +870,14 @@ static void test_compaction(void **st)
 	assert_int_equal(put(db, "late", "k", "v", t0 + 1000, 1000, 5, 0, &r), 0);
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	assert_int_equal(ts_db_compact(db), 0);
-	struct ts_matcher ml[] = {{TS_MATCH_EQ, "__name__", "late"}};
+	struct ts_matcher ml[] = { { TS_MATCH_EQ, "__name__", "late" } };
 	assert_int_equal(count_sel(db, ml, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 5);
 	assert_int_equal(ts_db_close(db), 0);
 	/* A crash between the two renames: the next open restores the partition. */
 	char part[1200], cmd[4000];
-	snprintf(part, sizeof part, "%.1000s/raw/%lld_%lld", dir, (long long)t0, (long long)(t0 + 3600000));
+	snprintf(part, sizeof part, "%.1000s/raw/%lld_%lld", dir, (long long)t0,
+		 (long long)(t0 + 3600000));
 	snprintf(cmd, sizeof cmd, "mv '%s' '%s.old' && mkdir '%s.compact'", part, part, part);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -878,7 +898,7 @@ static void test_idle_series_after_restart(void **st)
 	(void)st;
 	char *dir = tmpdir();
 	struct ts_db *db;
-	struct ts_db_opts o = {.ooo_window_ms = 86400000};
+	struct ts_db_opts o = { .ooo_window_ms = 86400000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_append_result r;
 	/* 50 pods live for the first 4 minutes; one lives for 10,000 s (well past the
@@ -898,7 +918,7 @@ static void test_idle_series_after_restart(void **st)
 	assert_int_equal(ts_db_close(db), 0);
 	for (int round = 0; round < 2; round++) {
 		assert_int_equal(ts_db_open(dir, &o, &db), 0);
-		struct ts_matcher m[] = {{TS_MATCH_EQ, "__name__", "churn"}};
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "churn" } };
 		size_t ns;
 		/* Only the live pod has samples after t = 300 s. */
 		assert_int_equal(count_sel(db, m, 1, 300000, INT64_MAX, &ns), 1);

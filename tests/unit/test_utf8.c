@@ -65,20 +65,20 @@ static void test_known(void **state)
 		{ "\xc3\xa9", 1 },
 		{ "\xe2\x82\xac", 1 },
 		{ "\xf0\x9f\x98\x80", 1 },
-		{ "\xf4\x8f\xbf\xbf", 1 },         /* U+10FFFF */
-		{ "\xed\x9f\xbf", 1 },             /* U+D7FF */
-		{ "\xee\x80\x80", 1 },             /* U+E000 */
-		{ "\xc0\x80", 0 },                 /* overlong NUL */
-		{ "\xc1\xbf", 0 },                 /* overlong */
-		{ "\xe0\x9f\xbf", 0 },             /* overlong 3-byte */
-		{ "\xf0\x8f\xbf\xbf", 0 },         /* overlong 4-byte */
-		{ "\xed\xa0\x80", 0 },             /* U+D800 */
-		{ "\xed\xbf\xbf", 0 },             /* U+DFFF */
-		{ "\xf4\x90\x80\x80", 0 },         /* U+110000 */
+		{ "\xf4\x8f\xbf\xbf", 1 }, /* U+10FFFF */
+		{ "\xed\x9f\xbf", 1 },	   /* U+D7FF */
+		{ "\xee\x80\x80", 1 },	   /* U+E000 */
+		{ "\xc0\x80", 0 },	   /* overlong NUL */
+		{ "\xc1\xbf", 0 },	   /* overlong */
+		{ "\xe0\x9f\xbf", 0 },	   /* overlong 3-byte */
+		{ "\xf0\x8f\xbf\xbf", 0 }, /* overlong 4-byte */
+		{ "\xed\xa0\x80", 0 },	   /* U+D800 */
+		{ "\xed\xbf\xbf", 0 },	   /* U+DFFF */
+		{ "\xf4\x90\x80\x80", 0 }, /* U+110000 */
 		{ "\xf5\x80\x80\x80", 0 },
 		{ "\xff", 0 },
 		{ "\x80", 0 },
-		{ "abc\xe2\x82", 0 },              /* truncated */
+		{ "abc\xe2\x82", 0 }, /* truncated */
 		{ "abcdefgh\xf0\x9f\x98", 0 },
 		{ "abcdefghijklmnop\xc3", 0 },
 	};
@@ -118,9 +118,9 @@ static void test_random(void **state)
 	uint64_t seed = 0xC0FFEE123ULL;
 	unsigned char buf[40];
 	/* Mostly-valid text with sprinkled edge bytes so both answers are common. */
-	static const unsigned char pool[] = { 'a', 'z', ' ', 0,    0x7f, 0x80, 0x8f, 0x90, 0x9f,
-					      0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef,
-					      0xf0, 0xf4, 0xf5, 0xff };
+	static const unsigned char pool[] = { 'a',  'z',  ' ',	0,    0x7f, 0x80, 0x8f,
+					      0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xdf,
+					      0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff };
 	int n_valid = 0;
 	for (int iter = 0; iter < 400000; iter++) {
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;

@@ -63,8 +63,13 @@ static size_t gen(uint64_t stream, size_t i, size_t max_len, uint8_t *buf, uint8
 	/* The size class follows i so every seed covers every class. */
 	switch (i % 10) {
 	case 0: len = 0; break;
-	case 1: case 2: len = 1 + (size_t)(splitmix(&s) % 64); break;
-	case 3: case 4: case 5: case 6: case 7: len = 65 + (size_t)(splitmix(&s) % 4000); break;
+	case 1:
+	case 2: len = 1 + (size_t)(splitmix(&s) % 64); break;
+	case 3:
+	case 4:
+	case 5:
+	case 6:
+	case 7: len = 65 + (size_t)(splitmix(&s) % 4000); break;
 	default: len = i % 20 == 9 ? MAX_GEN : MAX_GEN / 4 + (size_t)(splitmix(&s) % (MAX_GEN / 2));
 	}
 	if (len > max_len)
@@ -100,7 +105,7 @@ static void recs_push(struct recs *rs, uint64_t lsn, uint8_t type, const uint8_t
 		rs->v = realloc(rs->v, rs->cap * sizeof *rs->v);
 		assert_non_null(rs->v);
 	}
-	rs->v[rs->n++] = (struct rec){lsn, fnv(p, len), len, type};
+	rs->v[rs->n++] = (struct rec){ lsn, fnv(p, len), len, type };
 }
 
 static int collect(void *arg, uint64_t lsn, uint8_t type, const uint8_t *rec, size_t len)
@@ -116,7 +121,8 @@ static void recs_equal(const struct recs *got, const struct recs *want, size_t f
 			 got->n, to - from);
 	for (size_t i = 0; i < got->n; i++) {
 		const struct rec *a = &got->v[i], *b = &want->v[from + i];
-		if (a->lsn != b->lsn || a->hash != b->hash || a->len != b->len || a->type != b->type)
+		if (a->lsn != b->lsn || a->hash != b->hash || a->len != b->len ||
+		    a->type != b->type)
 			fail_msg("seed %#llx: record %zu differs (lsn %llu/%llu len %zu/%zu)",
 				 (unsigned long long)g_seed, from + i, (unsigned long long)a->lsn,
 				 (unsigned long long)b->lsn, a->len, b->len);
@@ -189,7 +195,7 @@ static off_t file_size(const char *path)
 	return st.st_size;
 }
 
-static const struct ts_wal_opts OPTS_NEVER = {TS_WAL_SYNC_NEVER, 0, 0, 1};
+static const struct ts_wal_opts OPTS_NEVER = { TS_WAL_SYNC_NEVER, 0, 0, 1 };
 
 /* Appends n generated records of `stream`; expected gets them. */
 static void append_n(struct ts_wal *w, uint64_t stream, size_t first, size_t n, size_t max_len,
@@ -224,12 +230,12 @@ static void reopen_replay(const char *dir, const struct ts_wal_opts *o, uint64_t
 
 /* ---- I/O hooks ---------------------------------------------------------------- */
 
-static atomic_long write_countdown;   /* >0: the write that brings it to 0 fails */
-static atomic_int write_torn;         /* the failing write first writes half */
-static atomic_int fdatasync_fail;     /* next fdatasync fails */
+static atomic_long write_countdown; /* >0: the write that brings it to 0 fails */
+static atomic_int write_torn;	    /* the failing write first writes half */
+static atomic_int fdatasync_fail;   /* next fdatasync fails */
 static atomic_int fsync_fail;
 static atomic_int sync_sleep_us;
-static atomic_int sync_fake;          /* syncs succeed without touching the disk */
+static atomic_int sync_fake; /* syncs succeed without touching the disk */
 static atomic_ullong max_covered;
 
 static ssize_t hook_write(int fd, const void *buf, size_t len)
@@ -294,10 +300,10 @@ static void test_round_trip(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	for (int compress = 0; compress < 2; compress++) {
 		tmpdir(dir, sizeof dir);
-		struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 64u << 10, compress};
+		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 64u << 10, compress };
 		struct ts_wal *w;
 		want.n = 0;
 		assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -350,7 +356,7 @@ static void test_compression_saves(void **state)
 	uint64_t sizes[2];
 	for (int compress = 0; compress < 2; compress++) {
 		tmpdir(dir, sizeof dir);
-		struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 0, compress};
+		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 0, compress };
 		struct ts_wal *w;
 		uint64_t lsn;
 		assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -367,14 +373,14 @@ static void test_from_lsn(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 20000, 1};
+	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 20000, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 2, 0, 40, 3000, &want, 0);
 	ts_wal_close(w);
-	size_t ks[] = {0, 1, 17, 39};
+	size_t ks[] = { 0, 1, 17, 39 };
 	for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
 		size_t k = ks[j];
 		reopen_replay(dir, &o, want.v[k].lsn, &got, NULL);
@@ -402,7 +408,7 @@ static void test_replay_fn_stops(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
@@ -452,7 +458,7 @@ static void test_append_before_replay(void **state)
 static uint8_t *one_segment(const char *dir, size_t n, size_t last_len, struct recs *want,
 			    size_t *size, size_t *last_off, int compress)
 {
-	struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 0, compress};
+	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 0, compress };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 4, 0, n - 1, 50, want, 0);
@@ -488,7 +494,7 @@ static void test_torn_tail_every_offset(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	for (int compress = 0; compress < 2; compress++) {
-		struct recs want = {0}, got = {0};
+		struct recs want = { 0 }, got = { 0 };
 		size_t size, last_off;
 		tmpdir(dir, sizeof dir);
 		uint8_t *bytes = one_segment(dir, 6, 300, &want, &size, &last_off, compress);
@@ -529,7 +535,7 @@ static void test_bit_flips_in_last_record(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	size_t size, last_off;
 	uint64_t s = g_seed;
 	tmpdir(dir, sizeof dir);
@@ -555,9 +561,9 @@ static void test_corrupt_middle_segment(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 1000, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 1000, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 5, 0, 60, 200, &want, 0);
@@ -603,9 +609,9 @@ static void test_lsns_never_reused_after_cut(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 800, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 800, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 17, 0, 40, 100, &want, 0);
@@ -646,9 +652,9 @@ static void test_gap_between_segments(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 500, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 500, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 6, 0, 30, 100, &want, 0);
@@ -674,7 +680,7 @@ static void test_torn_segment_header(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
 	struct ts_wal *w;
 	uint64_t next;
@@ -720,7 +726,7 @@ static void test_foreign_and_misnamed_files(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200], q[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
@@ -775,8 +781,8 @@ static void test_limits_and_args(void **state)
 	tmpdir(dir, sizeof dir);
 	struct ts_wal *w;
 	uint64_t lsn;
-	struct ts_wal_opts bad = {(enum ts_wal_sync)7, 0, 0, 0};
-	struct ts_wal_opts always = {TS_WAL_SYNC_ALWAYS, 0, 0, 0};
+	struct ts_wal_opts bad = { (enum ts_wal_sync)7, 0, 0, 0 };
+	struct ts_wal_opts always = { TS_WAL_SYNC_ALWAYS, 0, 0, 0 };
 	assert_int_equal(ts_wal_open(dir, &bad, &w), -EINVAL);
 	assert_int_equal(ts_wal_open(dir, &always, &w), 0);
 	assert_int_equal(ts_wal_append(w, 1, "x", (size_t)TS_WAL_MAX_RECORD_BYTES + 1, &lsn),
@@ -794,9 +800,9 @@ static void test_roll_and_truncate(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 0, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 0, 0 };
 	struct ts_wal *w;
 	uint64_t next[4];
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -880,17 +886,17 @@ static void test_group_commit(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs got = {0};
+	struct recs got = { 0 };
 	tmpdir(dir, sizeof dir);
 	hooks_install();
 	atomic_store(&sync_sleep_us, 2000); /* a slow disk makes the groups visible */
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 4096, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 4096, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	struct gc_arg args[GC_THREADS];
 	pthread_t th[GC_THREADS];
 	for (int i = 0; i < GC_THREADS; i++) {
-		args[i] = (struct gc_arg){.w = w, .id = i};
+		args[i] = (struct gc_arg){ .w = w, .id = i };
 		assert_int_equal(pthread_create(&th[i], NULL, gc_main, &args[i]), 0);
 	}
 	for (int i = 0; i < GC_THREADS; i++) {
@@ -953,12 +959,12 @@ static size_t run_until_failure(struct ts_wal *w, struct recs *acked)
 static void check_acked_survive(const char *dir, const struct ts_wal_opts *o,
 				const struct recs *acked)
 {
-	struct recs got = {0};
+	struct recs got = { 0 };
 	reopen_replay(dir, o, 0, &got, NULL);
 	/* Acknowledged records are all there; a record written but whose sync failed
 	 * may or may not be. */
 	assert_true(got.n >= acked->n && got.n <= acked->n + 1);
-	struct recs head = {got.v, acked->n, got.cap};
+	struct recs head = { got.v, acked->n, got.cap };
 	recs_equal(&head, acked, 0, acked->n);
 	free(got.v);
 }
@@ -967,11 +973,11 @@ static void test_io_write_failure_at_every_write(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 1500, 1};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 1500, 1 };
 	int saw_failure_after_acks = 0;
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1)); /* one line per case */
 	for (long n = 1; n < 60; n++) {
-		struct recs acked = {0};
+		struct recs acked = { 0 };
 		tmpdir(dir, sizeof dir);
 		hooks_install();
 		atomic_store(&write_torn, (int)(n & 1));
@@ -1005,11 +1011,12 @@ static void test_io_fdatasync_failure(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs acked = {0};
+	struct recs acked = { 0 };
 	for (int policy = 0; policy < 2; policy++) {
 		tmpdir(dir, sizeof dir);
 		hooks_install();
-		struct ts_wal_opts o = {policy ? TS_WAL_SYNC_INTERVAL : TS_WAL_SYNC_ALWAYS, 5, 0, 0};
+		struct ts_wal_opts o = { policy ? TS_WAL_SYNC_INTERVAL : TS_WAL_SYNC_ALWAYS, 5, 0,
+					 0 };
 		struct ts_wal *w;
 		uint64_t lsn;
 		acked.n = 0;
@@ -1040,10 +1047,10 @@ static void test_io_fsync_failure_on_roll(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs acked = {0};
+	struct recs acked = { 0 };
 	tmpdir(dir, sizeof dir);
 	hooks_install();
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 0, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 0, 0 };
 	struct ts_wal *w;
 	uint64_t next;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -1063,9 +1070,9 @@ static void test_alloc_failure_open(void **state)
 {
 	(void)state;
 	char dir[4096], sub[4200];
-	struct recs want = {0};
+	struct recs want = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_INTERVAL, 10, 300, 0};
+	struct ts_wal_opts o = { TS_WAL_SYNC_INTERVAL, 10, 300, 0 };
 	struct ts_wal *w;
 	/* A new directory (mkdir -p path), then an existing log with many segments. */
 	for (int existing = 0; existing < 2; existing++) {
@@ -1095,7 +1102,7 @@ static void test_alloc_failure_open(void **state)
 			rmdir_all(sub);
 		}
 	}
-	struct recs got = {0};
+	struct recs got = { 0 };
 	reopen_replay(sub, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, want.n);
 	rmdir_all(sub);
@@ -1108,9 +1115,9 @@ static void test_alloc_failure_append(void **state)
 {
 	(void)state;
 	char dir[4096];
-	struct recs want = {0};
+	struct recs want = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_ALWAYS, 0, 200, 1};
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 200, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	uint8_t rec[1000];
@@ -1135,7 +1142,7 @@ static void test_alloc_failure_append(void **state)
 		}
 	}
 	ts_wal_close(w);
-	struct recs got = {0};
+	struct recs got = { 0 };
 	reopen_replay(dir, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, want.n);
 	rmdir_all(dir);
@@ -1147,9 +1154,9 @@ static void test_alloc_failure_replay(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	struct recs want = {0}, got = {0};
+	struct recs want = { 0 }, got = { 0 };
 	tmpdir(dir, sizeof dir);
-	struct ts_wal_opts o = {TS_WAL_SYNC_NEVER, 0, 3000, 1};
+	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 3000, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 	append_n(w, 15, 0, 30, 5000, &want, 0);
@@ -1191,10 +1198,10 @@ static void test_sync_policies(void **state)
 	(void)state;
 	char dir[4096];
 	for (int policy = 0; policy < 3; policy++) {
-		struct recs want = {0}, got = {0};
+		struct recs want = { 0 }, got = { 0 };
 		tmpdir(dir, sizeof dir);
 		hooks_install();
-		struct ts_wal_opts o = {(enum ts_wal_sync)policy, 10, 2000, 1};
+		struct ts_wal_opts o = { (enum ts_wal_sync)policy, 10, 2000, 1 };
 		struct ts_wal *w;
 		assert_int_equal(ts_wal_open(dir, &o, &w), 0);
 		append_n(w, 16, 0, 20, 500, &want, 1);
@@ -1249,7 +1256,7 @@ static void test_golden_segment(void **state)
 	tmpdir(dir, sizeof dir);
 	seg_path(to, sizeof to, dir, 0);
 	write_file(to, bytes, n);
-	struct recs got = {0}, want = {0};
+	struct recs got = { 0 }, want = { 0 };
 	char big[400], rnd[150];
 	for (int i = 0; i < 400; i++)
 		big[i] = "abcab"[i % 5];

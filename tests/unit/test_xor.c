@@ -341,8 +341,8 @@ static void encode(struct ts_xor_enc *e, const int64_t *t, const uint64_t *v, si
 }
 
 /* Asserts that chunk decodes to exactly (t, v). */
-static void assert_decodes_to(const uint8_t *chunk, size_t len, const int64_t *t,
-			      const uint64_t *v, size_t n)
+static void assert_decodes_to(const uint8_t *chunk, size_t len, const int64_t *t, const uint64_t *v,
+			      size_t n)
 {
 	int64_t *dt = malloc((n + 1) * sizeof *dt);
 	uint64_t *dv = malloc((n + 1) * sizeof *dv);
@@ -382,8 +382,9 @@ static void test_vectors_encode(void **state)
 				    len, x->chunk_len);
 			for (size_t i = 0; i < len && i < x->chunk_len; i++)
 				if (e.buf[i] != x->chunk[i]) {
-					print_error("first difference at byte %zu: %02x want %02x\n",
-						    i, e.buf[i], x->chunk[i]);
+					print_error(
+						"first difference at byte %zu: %02x want %02x\n", i,
+						e.buf[i], x->chunk[i]);
 					break;
 				}
 			fail();
@@ -484,8 +485,8 @@ static void check_dod(int64_t dod, uint64_t want_prefix, unsigned prefix_len, un
 		uint64_t raw = bits_at(e.buf, start + prefix_len, payload);
 		assert_int_equal(raw, (uint64_t)dod & ((1ull << payload) - 1));
 	}
-	int64_t t[3] = {0, 1000, 2000 + dod};
-	uint64_t v[3] = {0, 0, 0};
+	int64_t t[3] = { 0, 1000, 2000 + dod };
+	uint64_t v[3] = { 0, 0, 0 };
 	assert_decodes_to(e.buf, ts_xor_enc_bytes(&e), t, v, 3);
 	ts_xor_enc_fini(&e);
 }
@@ -559,7 +560,7 @@ static void test_value_windows(void **state)
 	assert_int_equal(bits_at(e.buf, p + 3, 5), 0);
 	assert_int_equal(bits_at(e.buf, p + 8, 6), 0);
 	assert_int_equal(e.nbits - p, 1 + 13 + 64);
-	int64_t ts[7] = {0, 10, 20, 30, 40, 50, 60};
+	int64_t ts[7] = { 0, 10, 20, 30, 40, 50, 60 };
 	struct ts_xor_it it;
 	assert_int_equal(ts_xor_it_init(&it, e.buf, ts_xor_enc_bytes(&e)), 0);
 	for (int i = 0; i < 7; i++)
@@ -573,10 +574,17 @@ static void test_value_windows(void **state)
 static void test_specials_and_wrap(void **state)
 {
 	(void)state;
-	int64_t t[] = {INT64_MIN, -1, 0, INT64_MAX, INT64_MIN, 5, 5, 4, INT64_MAX, -7};
-	uint64_t v[] = {0x7ff0000000000002ull, 0x8000000000000000ull, 0,
-			0x7ff0000000000000ull, 0xfff0000000000000ull, 0x7ff8000000000001ull,
-			0xffffffffffffffffull, 1, 0x7ff0000000000002ull, 0x3ff0000000000000ull};
+	int64_t t[] = { INT64_MIN, -1, 0, INT64_MAX, INT64_MIN, 5, 5, 4, INT64_MAX, -7 };
+	uint64_t v[] = { 0x7ff0000000000002ull,
+			 0x8000000000000000ull,
+			 0,
+			 0x7ff0000000000000ull,
+			 0xfff0000000000000ull,
+			 0x7ff8000000000001ull,
+			 0xffffffffffffffffull,
+			 1,
+			 0x7ff0000000000002ull,
+			 0x3ff0000000000000ull };
 	size_t n = sizeof t / sizeof t[0];
 	struct ts_xor_enc e;
 	encode(&e, t, v, n);
@@ -646,7 +654,7 @@ static void test_empty_and_short(void **state)
 {
 	(void)state;
 	struct ts_xor_it it;
-	static const uint8_t empty[2] = {0, 0};
+	static const uint8_t empty[2] = { 0, 0 };
 	assert_int_equal(ts_xor_it_init(&it, empty, 2), 0);
 	assert_int_equal(ts_xor_next(&it), 0);
 	assert_int_equal(ts_xor_seek(&it, 0), 0);
@@ -670,8 +678,8 @@ static void test_empty_and_short(void **state)
 	ts_xor_enc_fini(&e);
 	/* A zeroed (never initialised) struct encodes like an initialised one. */
 	memset(&e, 0, sizeof e);
-	int64_t t[3] = {100, 200, 300};
-	uint64_t v[3] = {1, 2, 3};
+	int64_t t[3] = { 100, 200, 300 };
+	uint64_t v[3] = { 1, 2, 3 };
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(ts_xor_append(&e, t[i], v[i]), 0);
 	struct ts_xor_enc ref;
@@ -689,7 +697,7 @@ static void test_decoder_edges(void **state)
 	struct ts_xor_it it;
 	/* Prometheus' iterator starts with window L = T = 0: a '10' before any '11'
 	 * carries 64 bits. 2 samples: t0 = 0, v0 = 0, dt = 1, '10' + 64 bits of 1. */
-	uint8_t c1[2 + 1 + 8 + 1 + 9] = {0, 2, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+	uint8_t c1[2 + 1 + 8 + 1 + 9] = { 0, 2, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01 };
 	/* bits: 1 0 then 63 zeros then 1, then pad */
 	c1[12] = 0x80;
 	c1[20] = 0x40; /* the payload is bits 2..65 after byte 12: its last is byte 20, bit 1 */
@@ -703,7 +711,7 @@ static void test_decoder_edges(void **state)
 	/* A '11' window with leading 31 and more than 33 significant bits does not fit in
 	 * 64 bits; 33 does. */
 	for (unsigned sig = 33; sig <= 40; sig++) {
-		uint8_t c2[2 + 1 + 8 + 1 + 8] = {0, 2, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+		uint8_t c2[2 + 1 + 8 + 1 + 8] = { 0, 2, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01 };
 		uint64_t hdr = 3ull << 11 | 31ull << 6 | sig; /* 11 11111 sig:6, then zeros */
 		c2[12] = (uint8_t)(hdr >> 5);
 		c2[13] = (uint8_t)(hdr << 3);
@@ -721,13 +729,13 @@ static void test_decoder_edges(void **state)
 	}
 
 	/* Varints longer than Go accepts. */
-	uint8_t c3[2 + 11 + 8] = {0, 1};
+	uint8_t c3[2 + 11 + 8] = { 0, 1 };
 	memset(c3 + 2, 0x80, 10);
 	c3[12] = 0x00;
 	assert_int_equal(ts_xor_it_init(&it, c3, sizeof c3), 0);
 	assert_int_equal(ts_xor_next(&it), TS_ECORRUPT);
 	/* 10 bytes whose last is > 1 overflows 64 bits. */
-	uint8_t c4[2 + 10 + 8] = {0, 1};
+	uint8_t c4[2 + 10 + 8] = { 0, 1 };
 	memset(c4 + 2, 0xff, 9);
 	c4[11] = 0x02;
 	assert_int_equal(ts_xor_it_init(&it, c4, sizeof c4), 0);
@@ -737,7 +745,7 @@ static void test_decoder_edges(void **state)
 	assert_int_equal(ts_xor_next(&it), 1);
 	assert_int_equal(it.t, INT64_MIN);
 	/* Trailing bytes after the last sample are ignored, as Prometheus does. */
-	uint8_t c5[2 + 1 + 8 + 4] = {0, 1, 0x02, 0x3f, 0xf0};
+	uint8_t c5[2 + 1 + 8 + 4] = { 0, 1, 0x02, 0x3f, 0xf0 };
 	c5[11] = 0xff;
 	assert_int_equal(ts_xor_it_init(&it, c5, sizeof c5), 0);
 	assert_int_equal(ts_xor_next(&it), 1);
@@ -754,7 +762,8 @@ static void test_full(void **state)
 	struct ts_xor_enc e;
 	ts_xor_enc_init(&e);
 	for (uint32_t i = 0; i < TS_XOR_MAX_SAMPLES; i++)
-		assert_int_equal(ts_xor_append(&e, (int64_t)i * 15000 + (i % 3), bitsof(i * 0.5)), 0);
+		assert_int_equal(ts_xor_append(&e, (int64_t)i * 15000 + (i % 3), bitsof(i * 0.5)),
+				 0);
 	struct ts_xor_enc snap = e;
 	assert_int_equal(ts_xor_append(&e, INT64_MAX, 0), TS_EFULL);
 	assert_memory_equal(&snap, &e, sizeof e);
