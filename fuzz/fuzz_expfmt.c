@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/expfmt.h"
-#include "server/fmtnum.h"
+#include "wire/expfmt.h"
+#include "wire/fmtnum.h"
 #include "tsdb/utf8.h"
 #include "storage/mem.h"
 

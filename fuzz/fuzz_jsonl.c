@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/jsonl.h"
+#include "wire/jsonl.h"
 #include "storage/mem.h"
 
 static void check(int ok)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/lineproto.h"
+#include "wire/lineproto.h"
 
 static void check(int ok)
 {

@@ -12,7 +12,7 @@
 #include "query/ast.h"
 #include "query/promql.h"
 #include "server/api_json.h"
-#include "server/params.h"
+#include "wire/params.h"
 #include "storage/mem.h"
 
 static int each_value(void *arg, const char *v, size_t len)
@@ -23,13 +23,13 @@ static int each_value(void *arg, const char *v, size_t len)
 		abort();
 	ts_parse_time_ms(v, &ms);
 	char msg[256];
-	struct ts_api_selector sel;
-	if (ts_api_selector_parse(&sel, v, len, msg, sizeof msg) == 0)
-		ts_api_selector_fini(&sel);
+	struct ts_selector sel;
+	if (ts_selector_parse(&sel, v, len, msg, sizeof msg) == 0)
+		ts_selector_fini(&sel);
 	static const struct ts_matcher add[] = { { TS_MATCH_EQ, "job", "node" },
 						 { TS_MATCH_RE, "instance", "a.*|b" } };
 	char *out = NULL;
-	if (ts_api_add_matchers(v, len, add, 2, &out, msg, sizeof msg) == 0) {
+	if (ts_promql_add_matchers(v, len, add, 2, &out, msg, sizeof msg) == 0) {
 		struct ts_ast *t = NULL;
 		struct ts_promql_error err;
 		if (ts_promql_parse(out, strlen(out), &t, &err) != 0)

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/remote_read.h"
-#include "server/snappy_io.h"
+#include "wire/remote_read.h"
+#include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"

@@ -174,7 +174,7 @@ out:
  * endpoints. */
 struct lookup {
 	struct ts_params p;
-	struct ts_api_selector *sel;
+	struct ts_selector *sel;
 	size_t n_sel;
 	int64_t start, end;
 	size_t limit;
@@ -214,7 +214,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 {
 	struct ts_app *app = arg;
 	struct lookup l;
-	struct ts_api_union u = { 0 };
+	struct ts_selector_union u = { 0 };
 	char msg[400] = "";
 	if (lookup_begin(req, resp, &l))
 		goto out;
@@ -224,7 +224,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 	}
 	/* Time-filtering costs a chunk look-up per series: only when a range was asked for. */
 	bool ranged = l.start != TS_API_MIN_TIME_MS || l.end != TS_API_MAX_TIME_MS;
-	int rc = ts_api_union_select(app->db, l.sel, l.n_sel, l.start, l.end, ranged, &u, msg,
+	int rc = ts_selector_union(app->db, l.sel, l.n_sel, l.start, l.end, ranged, &u, msg,
 				     sizeof msg);
 	if (rc) {
 		engine_error(resp, rc, msg);
@@ -244,7 +244,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 	const char *w[] = { TRUNCATED };
 	ts_api_finish(resp, &b, w, n < u.n_refs ? 1 : 0);
 out:
-	ts_api_union_fini(&u);
+	ts_selector_union_fini(&u);
 	lookup_end(&l);
 }
 

@@ -1,8 +1,9 @@
 /*
  * api_json.h - what the read-side handlers of tsdbd share (api.c, export.c, read.c,
  * grafana.c): the Prometheus API envelope and value formatting, request parameters
- * (query string plus form body), series selectors from match[] parameters, a small JSON
- * document reader for request bodies, and calls into the PromQL evaluator.
+ * (query string plus form body) with Prometheus' error messages, match[] parameters
+ * turned into selectors (query/selector.h), and calls into the PromQL evaluator.
+ * Request bodies are read with wire/json.h.
  *
  * Formatting follows Prometheus 2.42's web/api/v1 exactly:
  *   - sample values are JSON strings, strconv.FormatFloat(v, 'f', -1, 64) unless
@@ -24,10 +25,12 @@
 #include <stdint.h>
 
 #include "query/engine.h"
+#include "query/selector.h"
 #include "server/net.h"
-#include "server/params.h"
+#include "wire/params.h"
 #include "server/sbuf.h"
 #include "tsdb/tsdb.h"
+#include "wire/json.h"
 
 struct ts_app;
 
@@ -105,57 +108,11 @@ bool ts_api_label_name_valid(const char *s, size_t len);
 /* A series as Prometheus' model.Metric.String() writes it: name{a="x", b="y"} (labels
  * other than __name__ in the given order), "name" alone, "{}" for no labels. */
 void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n);
-/* Parses PromQL q[0..len), appends copies of m[0..n) (NUL-terminated names and values)
- * to the matchers of every vector selector in it, and prints the tree back into *out
- * (NUL-terminated, free with ts_free). Returns 0, TS_EINVALID with the parse error in
- * msg, -ENOMEM. */
-int ts_api_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n, char **out,
-			char *msg, size_t msg_len);
-
-/* ---- series selectors (match[]) ---- */
-
-/* The matchers of one series selector, in engine form. Owned: ts_api_selector_fini. */
-struct ts_api_selector {
-	struct ts_matcher *m; /* name/value point into the parsed tree */
-	size_t n;
-	void *ts__tree;
-};
-
-/* Parses sel[0..len) as a series selector ("up", "{job=\"a\"}", "x{y=~\"z\"}"; no
- * offset, no @, no range). Returns 0, or TS_EINVALID with a Prometheus-style message in
- * msg ("1:4: parse error: ..."), -ENOMEM. */
-int ts_api_selector_parse(struct ts_api_selector *s, const char *sel, size_t len, char *msg,
-			  size_t msg_len);
-void ts_api_selector_fini(struct ts_api_selector *s);
-
 /* Every match[] of p parsed. On error answers 400 bad_data naming the parameter and
  * returns non-zero. *n may be 0 (no match[] given). Free with ts_api_selectors_free. */
 int ts_api_selectors(struct ts_net_response *resp, const struct ts_params *p,
-		     struct ts_api_selector **out, size_t *n);
-void ts_api_selectors_free(struct ts_api_selector *s, size_t n);
-
-/* The union of the series matching any of sel[0..n) in [mint, maxt], sorted by labels
- * and without duplicates: refs into the sets, which stay owned by *u. With
- * `need_chunks`, series without a chunk overlapping [mint, maxt] are left out (the
- * engine's selection may return series that have no data in the range).
- * Free with ts_api_union_fini. Returns 0, TS_EINVALID (bad regex; msg set), -ENOMEM,
- * or an engine error. */
-struct ts_api_ref {
-	struct ts_series_set *set;
-	size_t i;
-	const struct ts_label *labels;
-	uint32_t n_labels;
-};
-struct ts_api_union {
-	struct ts_series_set **sets;
-	size_t n_sets;
-	struct ts_api_ref *refs;
-	size_t n_refs;
-};
-int ts_api_union_select(struct ts_db *db, const struct ts_api_selector *sel, size_t n, int64_t mint,
-			int64_t maxt, bool need_chunks, struct ts_api_union *u, char *msg,
-			size_t msg_len);
-void ts_api_union_fini(struct ts_api_union *u);
+		     struct ts_selector **out, size_t *n);
+void ts_api_selectors_free(struct ts_selector *s, size_t n);
 
 /* ---- the evaluator ---- */
 
@@ -167,42 +124,5 @@ int ts_api_eval_range(struct ts_db *db, const char *q, size_t q_len, int64_t sta
 		      struct ts_qresult **out, struct ts_qerr *err);
 /* The envelope error type of a failed evaluation (from err->type, else from rc). */
 enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err);
-
-/* ---- JSON request bodies ---- */
-
-enum ts_jv_type { TS_JV_NULL = 0, TS_JV_BOOL, TS_JV_NUM, TS_JV_STR, TS_JV_ARR, TS_JV_OBJ };
-
-/* One value of a parsed document. Strings are decoded, NUL-terminated and owned by the
- * document; `key` is the member name when the value sits in an object. */
-struct ts_jv {
-	enum ts_jv_type type;
-	bool b;
-	double num;
-	const char *s; /* STR; also the raw text of NUM */
-	size_t len;
-	const char *key; /* NULL outside objects */
-	size_t key_len;
-	uint32_t child; /* ARR/OBJ: index of the first element, 0 if none */
-	uint32_t next;	/* index of the next sibling, 0 if none (0 is the root) */
-};
-
-struct ts_jdoc {
-	struct ts_jv *v; /* v[0] is the root */
-	size_t n, cap;
-	char *str;
-};
-
-/* Parses one JSON text (strict RFC 8259, nesting <= TS_JSONL_MAX_DEPTH). Returns 0,
- * TS_EINVALID with a message in msg, -ENOMEM. Free with ts_jdoc_fini (also after a
- * failure). */
-int ts_jdoc_parse(struct ts_jdoc *d, const char *text, size_t len, char *msg, size_t msg_len);
-void ts_jdoc_fini(struct ts_jdoc *d);
-/* Member `key` of object o (first match), or NULL (also when o is NULL or no object). */
-const struct ts_jv *ts_jv_get(const struct ts_jdoc *d, const struct ts_jv *o, const char *key);
-/* First element / next sibling, or NULL. */
-const struct ts_jv *ts_jv_first(const struct ts_jdoc *d, const struct ts_jv *a);
-const struct ts_jv *ts_jv_next(const struct ts_jdoc *d, const struct ts_jv *v);
-/* The string of v, or NULL when v is not a string. */
-const char *ts_jv_str(const struct ts_jv *v);
 
 #endif

@@ -19,7 +19,7 @@
 
 #include "server/api_json.h"
 #include "server/app.h"
-#include "server/jsonl.h"
+#include "wire/jsonl.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -62,7 +62,7 @@ static int piece_send(struct ts_net_response *resp, struct piece *pc, int force)
 	return ts_net_stream_write(resp, p, len);
 }
 
-static int export_series(struct ts_net_response *resp, struct piece *pc, const struct ts_api_ref *r,
+static int export_series(struct ts_net_response *resp, struct piece *pc, const struct ts_selector_ref *r,
 			 struct ts_sample *buf)
 {
 	struct ts_iter *it;
@@ -97,10 +97,10 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 	struct ts_app *app = arg;
 	struct ts_params p;
 	ts_params_init(&p);
-	struct ts_api_selector *sel = NULL;
+	struct ts_selector *sel = NULL;
 	size_t n_sel = 0;
 	int64_t start, end;
-	struct ts_api_union u = { 0 };
+	struct ts_selector_union u = { 0 };
 	char msg[400] = "";
 	if (ts_api_params(req, resp, &p) || ts_api_selectors(resp, &p, &sel, &n_sel))
 		goto out;
@@ -115,7 +115,7 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 		ts_api_error(resp, TS_API_BAD_DATA, "end timestamp must not be before start time");
 		goto out;
 	}
-	int rc = ts_api_union_select(app->db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
+	int rc = ts_selector_union(app->db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
 	if (rc) {
 		if (rc == TS_EINVALID)
 			ts_api_error(resp, TS_API_BAD_DATA, "%s", msg[0] ? msg : "invalid matcher");
@@ -142,7 +142,7 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 	ts_free(buf);
 	ts_net_stream_end(resp);
 out:
-	ts_api_union_fini(&u);
+	ts_selector_union_fini(&u);
 	ts_api_selectors_free(sel, n_sel);
 	ts_params_fini(&p);
 }

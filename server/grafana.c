@@ -32,7 +32,7 @@
 #include "query/promql.h"
 #include "server/api_json.h"
 #include "server/app.h"
-#include "server/fmtnum.h"
+#include "wire/fmtnum.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 
@@ -742,7 +742,7 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		}
 		ts_free(text);
 		text = NULL;
-		int rc = ts_api_add_matchers(expr.p, expr.len, fm, nfm, &text, msg, sizeof msg);
+		int rc = ts_promql_add_matchers(expr.p, expr.len, fm, nfm, &text, msg, sizeof msg);
 		if (rc) {
 			gf_error(resp, rc == TS_EINVALID ? 400 : 503, msg);
 			goto out;
@@ -857,7 +857,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 	struct ts_app *app = arg;
 	struct ts_jdoc d;
 	struct ts_strlist l = { 0 };
-	struct ts_api_selector sel = { 0 };
+	struct ts_selector sel = { 0 };
 	struct ts_qresult *r = NULL;
 	char args[4096], msg[600] = "";
 	if (body_doc(req, resp, &d))
@@ -888,7 +888,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 		if (comma) {
 			*comma = 0;
 			char *s = trim(args);
-			rc = ts_api_selector_parse(&sel, s, strlen(s), msg, sizeof msg);
+			rc = ts_selector_parse(&sel, s, strlen(s), msg, sizeof msg);
 		}
 		if (rc == 0 && !ts_api_label_name_valid(name, strlen(name))) {
 			snprintf(msg, sizeof msg, "invalid label name: \"%.100s\"", name);
@@ -954,7 +954,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 	reply(resp, 200, &b);
 out:
 	ts_qresult_free(r);
-	ts_api_selector_fini(&sel);
+	ts_selector_fini(&sel);
 	ts_strlist_free(&l);
 	ts_jdoc_fini(&d);
 }

@@ -26,14 +26,14 @@
 #include <time.h>
 
 #include "server/app.h"
-#include "server/body.h"
-#include "server/expfmt.h"
-#include "server/jsonl.h"
-#include "server/lineproto.h"
-#include "server/params.h"
-#include "server/remote_write.h"
+#include "wire/gzip.h"
+#include "wire/expfmt.h"
+#include "wire/jsonl.h"
+#include "wire/lineproto.h"
+#include "wire/params.h"
+#include "wire/remote_write.h"
 #include "server/sbuf.h"
-#include "server/snappy_io.h"
+#include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -297,7 +297,7 @@ static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
 		return 415;
 	}
 	size_t out;
-	int rc = ts_body_gunzip((const uint8_t *)*body, *len, app->lim.max_decoded_bytes, &c->dec,
+	int rc = ts_gzip_inflate((const uint8_t *)*body, *len, app->lim.max_decoded_bytes, &c->dec,
 				&c->dec_cap, &out);
 	if (rc == TS_ELIMIT) {
 		atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);

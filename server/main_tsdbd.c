@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "server/app.h"
-#include "server/params.h"
+#include "wire/params.h"
 #include "storage/err.h"
 #include "storage/log.h"
 

@@ -27,8 +27,8 @@
 
 #include "server/api_json.h"
 #include "server/app.h"
-#include "server/remote_read.h"
-#include "server/snappy_io.h"
+#include "wire/remote_read.h"
+#include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"

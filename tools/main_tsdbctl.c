@@ -36,9 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/api_json.h"
-#include "server/jsonl.h"
-#include "server/params.h"
+#include "query/selector.h"
+#include "wire/jsonl.h"
+#include "wire/params.h"
 #include "storage/chunk.h"
 #include "storage/crc32c.h"
 #include "storage/env.h"
@@ -1788,7 +1788,7 @@ static int write_all(const char *p, size_t len)
 	return fwrite(p, 1, len, stdout) == len ? 0 : -EIO;
 }
 
-static int export_series(const struct ts_api_ref *ref, struct ts_sample *buf, char **out,
+static int export_series(const struct ts_selector_ref *ref, struct ts_sample *buf, char **out,
 			 size_t *out_cap, uint64_t *n_samples)
 {
 	struct ts_iter *it;
@@ -1838,10 +1838,10 @@ static int export_series(const struct ts_api_ref *ref, struct ts_sample *buf, ch
 static int cmd_export(const char *dir, const char **match, size_t n_match, int64_t start,
 		      int64_t end)
 {
-	struct ts_api_selector *sel = ts_calloc(n_match ? n_match : 1, sizeof *sel);
+	struct ts_selector *sel = ts_calloc(n_match ? n_match : 1, sizeof *sel);
 	size_t n_sel = 0;
 	struct ts_db *db = NULL;
-	struct ts_api_union u = { 0 };
+	struct ts_selector_union u = { 0 };
 	struct ts_sample *buf = NULL;
 	char *out = NULL;
 	size_t out_cap = 0;
@@ -1850,7 +1850,7 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 	if (!sel)
 		goto out;
 	for (size_t i = 0; i < n_match; i++) {
-		rc = ts_api_selector_parse(&sel[i], match[i], strlen(match[i]), msg, sizeof msg);
+		rc = ts_selector_parse(&sel[i], match[i], strlen(match[i]), msg, sizeof msg);
 		if (rc) {
 			fprintf(stderr, "tsdbctl: --match %s: %s\n", match[i],
 				rc == TS_EINVALID ? msg : ts_strerror(rc));
@@ -1864,7 +1864,7 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 	if ((ex = open_db(dir, "use GET /api/v1/export", &db)) != EXIT_OK)
 		goto out;
 	ex = EXIT_FAIL;
-	rc = ts_api_union_select(db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
+	rc = ts_selector_union(db, sel, n_sel, start, end, false, &u, msg, sizeof msg);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: %s\n",
 			rc == TS_EINVALID && msg[0] ? msg : ts_strerror(rc));
@@ -1894,9 +1894,9 @@ static int cmd_export(const char *dir, const char **match, size_t n_match, int64
 out:
 	ts_free(out);
 	ts_free(buf);
-	ts_api_union_fini(&u);
+	ts_selector_union_fini(&u);
 	for (size_t i = 0; i < n_match && i < n_sel; i++)
-		ts_api_selector_fini(&sel[i]);
+		ts_selector_fini(&sel[i]);
 	ts_free(sel);
 	if (db && (rc = ts_db_close(db)) != 0) {
 		fprintf(stderr, "tsdbctl: closing %s: %s\n", dir, ts_strerror(rc));

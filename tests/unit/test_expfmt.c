@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/expfmt.h"
+#include "wire/expfmt.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/fmtnum.h"
-#include "server/jsonl.h"
+#include "wire/fmtnum.h"
+#include "wire/jsonl.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/jsonl.h"
-#include "server/lineproto.h"
+#include "wire/jsonl.h"
+#include "wire/lineproto.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "server/pb.h"
-#include "server/snappy_io.h"
+#include "wire/pb.h"
+#include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"

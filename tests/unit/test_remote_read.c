@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
-#include "server/pb.h"
-#include "server/remote_read.h"
-#include "server/snappy_io.h"
+#include "wire/pb.h"
+#include "wire/remote_read.h"
+#include "wire/snappy_io.h"
 #include "storage/crc32c.h"
 #include "storage/err.h"
 #include "storage/log.h"

@@ -16,10 +16,10 @@
 
 #include <cmocka.h>
 
-#include "server/pb.h"
-#include "server/remote_write.h"
+#include "wire/pb.h"
+#include "wire/remote_write.h"
 #include "tsdb/utf8.h"
-#include "server/snappy_io.h"
+#include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"

@@ -16,8 +16,8 @@
  *
  * Threading: none; a reader or buffer belongs to one thread at a time.
  */
-#ifndef TS_SERVER_PB_H
-#define TS_SERVER_PB_H
+#ifndef TS_WIRE_PB_H
+#define TS_WIRE_PB_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -35,7 +35,7 @@
  * RW2 fields may come in any order, so symbols are collected in a first pass over the
  * top level and series decoded in a second; symbols[0] must be "".
  */
-#include "server/remote_write.h"
+#include "wire/remote_write.h"
 #include "tsdb/utf8.h"
 
 #include <errno.h>

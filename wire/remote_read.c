@@ -31,7 +31,7 @@
  *   | 4 bytes | CRC32C (Castagnoli) of msg, big-endian              |
  *   | msg     | ChunkedReadResponse                                 |
  */
-#include "server/remote_read.h"
+#include "wire/remote_read.h"
 
 #include <errno.h>
 #include <stdarg.h>

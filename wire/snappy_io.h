@@ -11,8 +11,8 @@
  * small and never shrunk, so a connection that keeps its buffer decompresses steady-state
  * traffic without allocating. Free *buf with ts_free. Thread-safe (no shared state).
  */
-#ifndef TS_SERVER_SNAPPY_IO_H
-#define TS_SERVER_SNAPPY_IO_H
+#ifndef TS_WIRE_SNAPPY_IO_H
+#define TS_WIRE_SNAPPY_IO_H
 
 #include <stddef.h>
 #include <stdint.h>

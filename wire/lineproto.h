@@ -27,8 +27,8 @@
  *
  * Threading: a parser is used by one thread at a time. Nothing here is global.
  */
-#ifndef TS_SERVER_LINEPROTO_H
-#define TS_SERVER_LINEPROTO_H
+#ifndef TS_WIRE_LINEPROTO_H
+#define TS_WIRE_LINEPROTO_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
  * a double in Go's strconv.FormatFloat(v, 'g', -1, 64) layout; plus the label sort
  * the text decoders share.
  */
-#ifndef TS_SERVER_FMTNUM_H
-#define TS_SERVER_FMTNUM_H
+#ifndef TS_WIRE_FMTNUM_H
+#define TS_WIRE_FMTNUM_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -22,7 +22,7 @@
  * (v * 10^k an integer below 10^15 for a small k) skip snprintf entirely. The digits
  * are then laid out the way Go's 'g' shortest does.
  */
-#include "server/fmtnum.h"
+#include "wire/fmtnum.h"
 
 #include <errno.h>
 #include <math.h>

@@ -32,8 +32,8 @@
  *
  * Threading: one thread per parser at a time.
  */
-#ifndef TS_SERVER_EXPFMT_H
-#define TS_SERVER_EXPFMT_H
+#ifndef TS_WIRE_EXPFMT_H
+#define TS_WIRE_EXPFMT_H
 
 #include <stddef.h>
 #include <stdint.h>

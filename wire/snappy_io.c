@@ -17,7 +17,7 @@
  * cannot decompress to more than n*64/3 bytes: anything declaring more is corrupt and
  * is refused before allocating.
  */
-#include "server/snappy_io.h"
+#include "wire/snappy_io.h"
 
 #include <errno.h>
 #include <snappy-c.h>

@@ -14,13 +14,13 @@
  *
  * Threading: a request or writer belongs to one thread at a time.
  */
-#ifndef TS_SERVER_REMOTE_READ_H
-#define TS_SERVER_REMOTE_READ_H
+#ifndef TS_WIRE_REMOTE_READ_H
+#define TS_WIRE_REMOTE_READ_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/pb.h"
+#include "wire/pb.h"
 #include "tsdb/types.h"
 
 enum ts_rr_response_type {

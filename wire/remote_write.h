@@ -18,13 +18,13 @@
  * Threading: a request struct belongs to one thread at a time; the functions keep no
  * global state.
  */
-#ifndef TS_SERVER_REMOTE_WRITE_H
-#define TS_SERVER_REMOTE_WRITE_H
+#ifndef TS_WIRE_REMOTE_WRITE_H
+#define TS_WIRE_REMOTE_WRITE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/pb.h"
+#include "wire/pb.h"
 #include "tsdb/types.h"
 
 enum ts_rw_version {

@@ -4,8 +4,8 @@
  * Names and values are percent- and '+'-decoded into one owned store; lookups return
  * NUL-terminated pointers into it, valid until the next parse or ts_params_fini().
  */
-#ifndef TS_SERVER_PARAMS_H
-#define TS_SERVER_PARAMS_H
+#ifndef TS_WIRE_PARAMS_H
+#define TS_WIRE_PARAMS_H
 
 #include <stddef.h>
 #include <stdint.h>

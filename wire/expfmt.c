@@ -13,7 +13,7 @@
  *   - every label name and value, family name and HELP text handed out is valid UTF-8;
  *   - on an error pos is moved past the current line so decoding can go on.
  */
-#include "server/expfmt.h"
+#include "wire/expfmt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/fmtnum.h"
+#include "wire/fmtnum.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"

@@ -35,8 +35,8 @@
  *
  * Threading: a parser or tokenizer is used by one thread at a time.
  */
-#ifndef TS_SERVER_JSONL_H
-#define TS_SERVER_JSONL_H
+#ifndef TS_WIRE_JSONL_H
+#define TS_WIRE_JSONL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * params.c - form-urlencoded parameter parsing into one growing store.
  */
-#include "server/params.h"
+#include "wire/params.h"
 
 #include <errno.h>
 #include <stdint.h>

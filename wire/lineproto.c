@@ -18,14 +18,14 @@
  *     so decoding can continue.
  * Byte classes come from one table (generated; bit meanings at its definition).
  */
-#include "server/lineproto.h"
+#include "wire/lineproto.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "server/fmtnum.h"
+#include "wire/fmtnum.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"

@@ -19,7 +19,7 @@
  *   | wire 4 EGROUP | no payload; only valid as the end of an open group            |
  *   | wire 5 I32    | 4 bytes little-endian (fixed32, sfixed32, float)              |
  */
-#include "server/pb.h"
+#include "wire/pb.h"
 
 #include <errno.h>
 

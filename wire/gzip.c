@@ -1,8 +1,8 @@
 /*
- * body.c - gzip/zlib inflation with an output limit (zlib's inflate, window bits 15+32
+ * gzip.c - gzip/zlib inflation with an output limit (zlib's inflate, window bits 15+32
  * so both gzip and zlib headers are accepted). Output grows geometrically up to limit.
  */
-#include "server/body.h"
+#include "wire/gzip.h"
 
 #include <errno.h>
 #include <zlib.h>
@@ -10,7 +10,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 
-int ts_body_gunzip(const uint8_t *src, size_t len, size_t limit, uint8_t **buf, size_t *cap,
+int ts_gzip_inflate(const uint8_t *src, size_t len, size_t limit, uint8_t **buf, size_t *cap,
 		   size_t *out_len)
 {
 	z_stream z = { 0 };

@@ -12,7 +12,7 @@
  * unescaped strings is sized to the whole line before parsing it (decoded strings are
  * never longer than the line), so pointers into it never move while a line is parsed.
  */
-#include "server/jsonl.h"
+#include "wire/jsonl.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/fmtnum.h"
+#include "wire/fmtnum.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
