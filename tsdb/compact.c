@@ -32,7 +32,6 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
 
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
 #define CLOSE_SLACK_MS 3600000	/* a partition is closed this long after its end (+OOO) */
@@ -70,9 +69,9 @@ static int rewrite(struct ts_partition *p, const char *tmp, uint64_t *n_records)
 	struct ts_env_opts eo = { .map_bytes = used + (used >> 2) + (16u << 20) };
 	int rc = ts_env_open(tmp, &eo, &env);
 	if (rc == 0)
-		rc = ts_env_table(env, "chunks", 0, &chunks);
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &chunks);
 	if (rc == 0)
-		rc = ts_env_table(env, "meta", 0, &meta);
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &meta);
 	if (rc == 0)
 		rc = ts_batch_new(&b);
 	if (rc == 0)
@@ -102,7 +101,8 @@ static int rewrite(struct ts_partition *p, const char *tmp, uint64_t *n_records)
 	if (rc != TS_ENOTFOUND)
 		goto out;
 	uint8_t one = 1;
-	rc = ts_batch_put(b, meta, "compacted", 9, &one, 1);
+	rc = ts_batch_put(b, meta, TS_FORMAT_PART_META_COMPACTED,
+			  strlen(TS_FORMAT_PART_META_COMPACTED), &one, 1);
 	if (rc == 0)
 		rc = ts_env_apply(env, b);
 out:
@@ -116,8 +116,8 @@ out:
 static int compact_one(struct ts_db *db, struct ts_partition *p)
 {
 	char tmp[4200], old[4200], raw[4200];
-	snprintf(tmp, sizeof tmp, "%s" TS_PART_COMPACT_SUFFIX, p->dir);
-	snprintf(old, sizeof old, "%s" TS_PART_OLD_SUFFIX, p->dir);
+	snprintf(tmp, sizeof tmp, "%s" TS_FORMAT_PART_COMPACT_SUFFIX, p->dir);
+	snprintf(old, sizeof old, "%s" TS_FORMAT_PART_OLD_SUFFIX, p->dir);
 	parent_dir(p->dir, raw, sizeof raw);
 	ts__dir_remove(tmp);
 	uint64_t before, after, map, n = 0;

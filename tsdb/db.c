@@ -12,13 +12,7 @@
  * refuses writes until reopened, which replays the log. The durability wait (group
  * commit) happens after the mutex is released.
  *
- * WAL record TS_WAL_REC_BATCH (little-endian):
- *   | size          | field                                         |
- *   |---------------|-----------------------------------------------|
- *   | 4             | n_new: series created                         |
- *   | per new       | u64 id, u32 len, packed labels (labels.h)     |
- *   | 4             | n_series                                      |
- *   | per series    | u64 id, u32 n, n x (i64 t_ms, u64 value bits) |
+ * The WAL record (TS_FORMAT_WAL_REC_BATCH) is laid out in format.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -280,7 +274,7 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 	struct replay_ctx *cx = arg;
 	struct ts_db *db = cx->db;
 	size_t off = 0;
-	if (type != TS_WAL_REC_BATCH) {
+	if (type != TS_FORMAT_WAL_REC_BATCH) {
 		ts_log(TS_LOG_WARN, "wal: skipping record of unknown type %u at lsn %llu", type,
 		       (unsigned long long)lsn);
 		return 0;
@@ -288,13 +282,13 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 	cx->n_records++;
 	if (len < 4)
 		return TS_CORRUPT();
-	uint32_t n_new = ts__get32(p);
+	uint32_t n_new = ts_format_get_le32(p);
 	off = 4;
 	for (uint32_t i = 0; i < n_new; i++) {
 		if (len - off < 12)
 			return TS_CORRUPT();
-		uint64_t id = ts__get64(p + off);
-		uint32_t l = ts__get32(p + off + 8);
+		uint64_t id = ts_format_get_le64(p + off);
+		uint32_t l = ts_format_get_le32(p + off + 8);
 		off += 12;
 		if (len - off < l || ts_labels_count(p + off, l) < 0)
 			return TS_CORRUPT();
@@ -313,13 +307,13 @@ static int replay_record(void *arg, uint64_t lsn, uint8_t type, const uint8_t *p
 	}
 	if (len - off < 4)
 		return TS_CORRUPT();
-	uint32_t n_series = ts__get32(p + off);
+	uint32_t n_series = ts_format_get_le32(p + off);
 	off += 4;
 	for (uint32_t i = 0; i < n_series; i++) {
 		if (len - off < 12)
 			return TS_CORRUPT();
-		uint64_t id = ts__get64(p + off);
-		uint32_t n = ts__get32(p + off + 8);
+		uint64_t id = ts_format_get_le64(p + off);
+		uint32_t n = ts_format_get_le32(p + off + 8);
 		off += 12;
 		if ((len - off) / 16 < n)
 			return TS_CORRUPT();
@@ -363,9 +357,10 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 	if (s->max_t == INT64_MIN || t > s->max_t) {
 		/* Newer than the head but not than this batch: compare with the batch. */
 		for (uint32_t i = k; i-- > 0;) {
-			if ((int64_t)ts__get64(batch + 16 * (size_t)i) == t)
-				return ts__get64(batch + 16 * (size_t)i + 8) == v ? 1
-										  : TS_EDUPLICATE;
+			if ((int64_t)ts_format_get_le64(batch + 16 * (size_t)i) == t)
+				return ts_format_get_le64(batch + 16 * (size_t)i + 8) == v
+					       ? 1
+					       : TS_EDUPLICATE;
 		}
 		if (db->o.ooo_window_ms <= 0)
 			return TS_EOUTOFORDER;
@@ -387,14 +382,14 @@ static int apply_record(struct ts_db *db, const uint8_t *p, const struct prep *p
 			uint64_t lsn, struct ts_append_result *res)
 {
 	size_t off = 4;
-	uint32_t n_new = ts__get32(p);
+	uint32_t n_new = ts_format_get_le32(p);
 	for (uint32_t i = 0; i < n_new; i++)
-		off += 12 + ts__get32(p + off + 8);
+		off += 12 + ts_format_get_le32(p + off + 8);
 	off += 4; /* n_series */
 	for (size_t i = 0; i < n; i++) {
 		if (!prep[i].kept)
 			continue;
-		uint32_t k = ts__get32(p + off + 8);
+		uint32_t k = ts_format_get_le32(p + off + 8);
 		off += 12;
 		int added = ts__head_apply(db, prep[i].s, p + off, k, lsn);
 		if (added < 0)
@@ -559,21 +554,21 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			}
 			if (cls == 0)
 				s->b_max_t = t;
-			ts__put64(r + off, (uint64_t)t);
-			ts__put64(r + off + 8, v);
+			ts_format_put_le64(r + off, (uint64_t)t);
+			ts_format_put_le64(r + off + 8, v);
 			off += 16;
 			k++;
 		}
 		if (k) {
-			ts__put64(r + hdr, s->id);
-			ts__put32(r + hdr + 8, k);
+			ts_format_put_le64(r + hdr, s->id);
+			ts_format_put_le32(r + hdr + 8, k);
 			n_ser++;
 			prep[i].kept = 1;
 		} else {
 			off = hdr;
 		}
 	}
-	ts__put32(r, n_ser);
+	ts_format_put_le32(r, n_ser);
 	size_t samples_len = off;
 	/* Creations, for new series with a kept sample (each once). */
 	uint8_t *c = db->rec;
@@ -583,19 +578,19 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		if (!s || !prep[i].kept || s->logged || s->b_epoch == (uint64_t)-1)
 			continue;
 		s->b_epoch = (uint64_t)-1; /* written; later entries of the same series skip */
-		ts__put64(c + off, s->id);
-		ts__put32(c + off + 8, s->packed_len);
+		ts_format_put_le64(c + off, s->id);
+		ts_format_put_le32(c + off + 8, s->packed_len);
 		memcpy(c + off + 12, s->packed, s->packed_len);
 		off += 12 + s->packed_len;
 		n_new++;
 	}
-	ts__put32(c, n_new);
+	ts_format_put_le32(c, n_new);
 	memmove(c + off, r, samples_len);
 	r = c;
 	off += samples_len;
 
 	if (n_new || n_ser) {
-		int w = ts_wal_append(db->wal, TS_WAL_REC_BATCH, r, off, &lsn);
+		int w = ts_wal_append(db->wal, TS_FORMAT_WAL_REC_BATCH, r, off, &lsn);
 		if (w == -ENOMEM) {
 			rc = w; /* nothing was written and nothing applied */
 			pthread_mutex_unlock(&db->mu);
@@ -654,7 +649,7 @@ out:
 static int lock_dir(const char *dir, int *fd_out)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/LOCK", dir);
+	snprintf(path, sizeof path, "%s/" TS_FORMAT_LOCK_FILE, dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -678,7 +673,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	if (opts)
 		db->o = *opts;
 	if (!db->o.partition_ms)
-		db->o.partition_ms = 86400000;
+		db->o.partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT;
 	if (!db->o.checkpoint_wal_bytes)
 		db->o.checkpoint_wal_bytes = 128u << 20;
 	if (!db->o.checkpoint_interval_ms)
@@ -686,10 +681,11 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	if (!db->o.flush_interval_ms)
 		db->o.flush_interval_ms = 1000;
 	db->lim.max_labels = db->o.max_labels ? db->o.max_labels : 64;
-	/* Names longer than 256 bytes would not fit a postings key (index.h). */
-	db->lim.max_name_len = db->o.max_label_name_len && db->o.max_label_name_len < 256
+	/* Longer names would not fit a postings key (format.h). */
+	db->lim.max_name_len = db->o.max_label_name_len &&
+					       db->o.max_label_name_len < TS_FORMAT_LABEL_NAME_MAX
 				       ? db->o.max_label_name_len
-				       : 256;
+				       : TS_FORMAT_LABEL_NAME_MAX;
 	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
 	atomic_init(&db->next_id, 1);
 	db->max_t_seen = INT64_MIN;
@@ -728,7 +724,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 		goto fail;
 
 	char wdir[4096];
-	snprintf(wdir, sizeof wdir, "%s/wal", dir);
+	snprintf(wdir, sizeof wdir, "%s/" TS_FORMAT_WAL_DIR, dir);
 	struct ts_wal_opts wo = { .sync = db->o.sync,
 				  .interval_ms = db->o.sync_interval_ms,
 				  .segment_bytes = 64u << 20,

@@ -29,6 +29,7 @@
 #include "storage/env.h"
 #include "storage/wal.h"
 #include "storage/xor.h"
+#include "tsdb/format.h"
 #include "tsdb/labels.h"
 #include "tsdb/metadata.h"
 #include "tsdb/tsdb.h"
@@ -39,8 +40,9 @@
 #define TS_OOO_CUT 32		/* out-of-order buffer becomes a chunk at this size */
 #define TS_IDLE_MS 3600000	/* a head this far behind the newest data is sealed */
 
-/* WAL record types (never renumber). */
-#define TS_WAL_REC_BATCH 1
+/* What the engine writes stays inside what its readers accept (format.h). */
+_Static_assert(TS_CHUNK_MAX_BYTES * 2 <= TS_FORMAT_SNAP_MAX_CHUNK, "head chunk bound");
+_Static_assert(TS_OOO_CUT * 64 <= TS_FORMAT_SNAP_MAX_OOO, "out-of-order bound");
 
 /* A sealed chunk waiting in memory until the writer has committed it to LMDB. */
 struct ts_chunk_mem {
@@ -155,29 +157,6 @@ struct ts_db {
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
 };
-
-/* Little-endian fields of the engine's records (the WAL batch record, head snapshots,
- * metadata rows); hosts are little-endian (checked in db.c). */
-static inline void ts__put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-static inline void ts__put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-static inline uint32_t ts__get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-static inline uint64_t ts__get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
 
 /* Milliseconds of the wall clock (sample time) and of the monotonic clock (intervals). */
 static inline int64_t ts__wall_ms(void)

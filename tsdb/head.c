@@ -17,24 +17,7 @@
  * already committed to LMDB (stored_find), so a resend is idempotent and a conflicting
  * value is rejected however old the original is.
  *
- * Snapshot layout (heads table value, format 1):
- *   | off | size | field                                    |
- *   | 0   | 1    | format (1)                               |
- *   | 1   | 8    | last_lsn, u64 LE                         |
- *   | 9   | 8    | head_min_t, i64 LE                       |
- *   | 17  | 8    | max_t, i64 LE                            |
- *   | 25  | 4    | encoder nbits, u32 LE                    |
- *   | 29  | 2    | encoder n, u16 LE                        |
- *   | 31  | 1    | leading                                  |
- *   | 32  | 1    | trailing                                 |
- *   | 33  | 1    | tail_pad (see storage/xor.h)             |
- *   | 34  | 8    | encoder t, i64 LE                        |
- *   | 42  | 8    | encoder t_delta, i64 LE                  |
- *   | 50  | 8    | encoder v bits, u64 LE                   |
- *   | 58  | 4    | chunk bytes len L, u32 LE                |
- *   | 62  | L    | chunk bytes                              |
- *   |     | 4    | OOO count m, u32 LE                      |
- *   |     | 16*m | (t i64 LE, v u64 LE) sorted by t         |
+ * Snapshot layout: format.h (head snapshot).
  */
 #include <errno.h>
 #include <limits.h>
@@ -44,18 +27,10 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
-
-#define SNAP_FORMAT 1
-#define SNAP_FIXED 62
 
 int64_t ts__partition_start(const struct ts_db *db, int64_t t)
 {
-	int64_t w = db->o.partition_ms;
-	int64_t q = t / w;
-	if (t % w < 0)
-		q--; /* floor division for negative timestamps */
-	return q * w;
+	return ts_format_partition_start(t, db->o.partition_ms);
 }
 
 /* Looks for timestamp t in a chunk; 1 found (*v set), 0 absent, <0 corrupt. */
@@ -368,87 +343,78 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 size_t ts__head_snapshot_len(const struct ts_series *s)
 {
 	size_t chunk = s->enc.n ? ts_xor_enc_bytes(&s->enc) : 0;
-	return SNAP_FIXED + chunk + 4 + (size_t)(s->ooo ? s->ooo->n : 0) * 16;
+	return TS_FORMAT_SNAP_FIXED + chunk + 4 +
+	       (size_t)(s->ooo ? s->ooo->n : 0) * TS_FORMAT_SNAP_OOO_SAMPLE_LEN;
 }
 
 void ts__head_snapshot(const struct ts_series *s, uint8_t *p)
 {
 	uint32_t chunk = s->enc.n ? (uint32_t)ts_xor_enc_bytes(&s->enc) : 0;
-	p[0] = SNAP_FORMAT;
-	ts__put64(p + 1, s->last_lsn);
-	ts__put64(p + 9, (uint64_t)s->head_min_t);
-	ts__put64(p + 17, (uint64_t)s->max_t);
-	ts__put32(p + 25, s->enc.nbits);
-	p[29] = (uint8_t)s->enc.n;
-	p[30] = (uint8_t)(s->enc.n >> 8);
-	p[31] = s->enc.leading;
-	p[32] = s->enc.trailing;
-	p[33] = s->enc.tail_pad;
-	ts__put64(p + 34, (uint64_t)s->enc.t);
-	ts__put64(p + 42, (uint64_t)s->enc.t_delta);
-	ts__put64(p + 50, s->enc.v);
-	ts__put32(p + 58, chunk);
+	p[TS_FORMAT_SNAP_OFF_VERSION] = TS_FORMAT_SNAP_VERSION;
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_LAST_LSN, s->last_lsn);
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_HEAD_MIN_T, (uint64_t)s->head_min_t);
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_MAX_T, (uint64_t)s->max_t);
+	ts_format_put_le32(p + TS_FORMAT_SNAP_OFF_NBITS, s->enc.nbits);
+	p[TS_FORMAT_SNAP_OFF_N] = (uint8_t)s->enc.n;
+	p[TS_FORMAT_SNAP_OFF_N + 1] = (uint8_t)(s->enc.n >> 8);
+	p[TS_FORMAT_SNAP_OFF_LEADING] = s->enc.leading;
+	p[TS_FORMAT_SNAP_OFF_TRAILING] = s->enc.trailing;
+	p[TS_FORMAT_SNAP_OFF_TAIL_PAD] = s->enc.tail_pad;
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_ENC_T, (uint64_t)s->enc.t);
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_ENC_T_DELTA, (uint64_t)s->enc.t_delta);
+	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_ENC_V, s->enc.v);
+	ts_format_put_le32(p + TS_FORMAT_SNAP_OFF_CHUNK_LEN, chunk);
 	if (chunk)
-		memcpy(p + SNAP_FIXED, s->enc.buf, chunk);
-	uint8_t *q = p + SNAP_FIXED + chunk;
+		memcpy(p + TS_FORMAT_SNAP_FIXED, s->enc.buf, chunk);
+	uint8_t *q = p + TS_FORMAT_SNAP_FIXED + chunk;
 	uint32_t m = s->ooo ? s->ooo->n : 0;
-	ts__put32(q, m);
+	ts_format_put_le32(q, m);
 	for (uint32_t i = 0; i < m; i++) {
-		ts__put64(q + 4 + 16 * i, (uint64_t)s->ooo->s[i].t);
-		ts__put64(q + 12 + 16 * i, s->ooo->s[i].v);
+		ts_format_put_le64(q + 4 + 16 * i, (uint64_t)s->ooo->s[i].t);
+		ts_format_put_le64(q + 12 + 16 * i, s->ooo->s[i].v);
 	}
 }
 
 int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 {
-	if (len < SNAP_FIXED + 4 || p[0] != SNAP_FORMAT)
+	struct ts_format_snap f;
+	int rc = ts_format_snap_parse(p, len, &f);
+	if (rc)
+		return rc;
+	if (f.chunk_len && ts_xor_count(f.chunk, f.chunk_len) != f.n)
 		return TS_CORRUPT();
-	uint32_t chunk = ts__get32(p + 58);
-	if (chunk > TS_CHUNK_MAX_BYTES * 2 || len < (size_t)SNAP_FIXED + chunk + 4)
-		return TS_CORRUPT();
-	uint32_t m = ts__get32(p + SNAP_FIXED + chunk);
-	if (m > TS_OOO_CUT * 64 || len != (size_t)SNAP_FIXED + chunk + 4 + (size_t)m * 16)
-		return TS_CORRUPT();
-	uint16_t n = (uint16_t)(p[29] | p[30] << 8);
-	uint32_t nbits = ts__get32(p + 25);
-	if ((n == 0) != (chunk == 0) || p[33] > 1 || (chunk && (nbits + 7) / 8 + p[33] != chunk) ||
-	    (chunk && ts_xor_count(p + SNAP_FIXED, chunk) != n)) {
-		return TS_CORRUPT();
-	}
 	ts__head_free(s);
 	ts_xor_enc_init(&s->enc);
-	if (chunk) {
-		s->enc.buf = ts_malloc(chunk + 32);
+	if (f.chunk_len) {
+		s->enc.buf = ts_malloc(f.chunk_len + 32);
 		if (!s->enc.buf)
 			return -ENOMEM;
-		memcpy(s->enc.buf, p + SNAP_FIXED, chunk);
-		memset(s->enc.buf + chunk, 0, 32); /* the encoder keeps bits past nbits zero */
-		s->enc.cap = chunk + 32;
-		s->enc.nbits = nbits;
-		s->enc.n = n;
-		s->enc.leading = p[31];
-		s->enc.trailing = p[32];
-		s->enc.tail_pad = p[33];
-		s->enc.t = (int64_t)ts__get64(p + 34);
-		s->enc.t_delta = (int64_t)ts__get64(p + 42);
-		s->enc.v = ts__get64(p + 50);
+		memcpy(s->enc.buf, f.chunk, f.chunk_len);
+		memset(s->enc.buf + f.chunk_len, 0,
+		       32); /* the encoder keeps bits past nbits zero */
+		s->enc.cap = f.chunk_len + 32;
+		s->enc.nbits = f.nbits;
+		s->enc.n = f.n;
+		s->enc.leading = f.leading;
+		s->enc.trailing = f.trailing;
+		s->enc.tail_pad = f.tail_pad;
+		s->enc.t = f.enc_t;
+		s->enc.t_delta = f.enc_t_delta;
+		s->enc.v = f.enc_v;
 	}
-	s->last_lsn = ts__get64(p + 1);
+	s->last_lsn = f.last_lsn;
 	s->snap_lsn = s->last_lsn;
 	s->max_t_known = 1;
-	s->head_min_t = (int64_t)ts__get64(p + 9);
-	s->max_t = (int64_t)ts__get64(p + 17);
-	if (m) {
-		s->ooo = ts_malloc(sizeof *s->ooo + m * sizeof s->ooo->s[0]);
+	s->head_min_t = f.head_min_t;
+	s->max_t = f.max_t;
+	if (f.ooo_n) {
+		s->ooo = ts_malloc(sizeof *s->ooo + f.ooo_n * sizeof s->ooo->s[0]);
 		if (!s->ooo)
 			return -ENOMEM;
-		s->ooo->n = s->ooo->cap = m;
-		const uint8_t *q = p + SNAP_FIXED + chunk + 4;
-		for (uint32_t i = 0; i < m; i++) {
-			s->ooo->s[i].t = (int64_t)ts__get64(q + 16 * i);
-			s->ooo->s[i].v = ts__get64(q + 8 + 16 * i);
-			if (i && s->ooo->s[i].t <= s->ooo->s[i - 1].t)
-				return TS_CORRUPT();
+		s->ooo->n = s->ooo->cap = f.ooo_n;
+		for (uint32_t i = 0; i < f.ooo_n; i++) {
+			s->ooo->s[i].t = (int64_t)ts_format_get_le64(f.ooo + 16 * i);
+			s->ooo->s[i].v = ts_format_get_le64(f.ooo + 8 + 16 * i);
 		}
 	}
 	return 0;

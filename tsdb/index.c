@@ -7,7 +7,7 @@
  *   |----------|--------------------------------------|--------------------------------|
  *   | series   | series id, u64 BE                    | packed labels (labels.h)       |
  *   | postings | name 0x00 value (value cut at        | DUPFIXED u64 series ids        |
- *   |          | TS_POSTING_VALUE_MAX bytes); the key |                                |
+ *   |          | TS_FORMAT_POSTING_VALUE_MAX bytes); the key |                                |
  *   |          | "\0" alone lists every series        |                                |
  *   | meta     | "format" u32, "next_id" u64,         |                                |
  *   |          | "checkpoint_lsn" u64, "partition_ms" i64 (all LE)                     |
@@ -34,72 +34,21 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
-
-#define INDEX_FORMAT 1
-
-void ts__be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-uint64_t ts__get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static int has_suffix(const char *name, const char *suffix)
-{
-	size_t nl = strlen(name), sl = strlen(suffix);
-	return nl > sl && strcmp(name + nl - sl, suffix) == 0;
-}
-
-enum ts_part_dir ts__part_dir_kind(const char *name, int64_t *start, int64_t *end)
-{
-	if (has_suffix(name, TS_PART_COMPACT_SUFFIX))
-		return TS_PART_DIR_COMPACT;
-	if (has_suffix(name, TS_PART_OLD_SUFFIX))
-		return TS_PART_DIR_OLD;
-	int64_t s, e;
-	char tail;
-	if (sscanf(name, "%" SCNd64 "_%" SCNd64 "%c", &s, &e, &tail) != 2 || e <= s)
-		return TS_PART_DIR_OTHER;
-	if (start)
-		*start = s;
-	if (end)
-		*end = e;
-	return TS_PART_DIR_LIVE;
-}
-
-size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value, size_t vl)
-{
-	if (vl > TS_POSTING_VALUE_MAX)
-		vl = TS_POSTING_VALUE_MAX;
-	memcpy(key, name, nl);
-	key[nl] = 0;
-	memcpy(key + nl + 1, value, vl);
-	return nl + 1 + vl;
-}
 
 int ts__index_open(struct ts_db *db)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/index.mdb", db->dir);
+	snprintf(path, sizeof path, "%s/" TS_FORMAT_INDEX_DIR, db->dir);
 	struct ts_env_opts eo = { .map_bytes = 256u << 20 };
 	int rc = ts_env_open(path, &eo, &db->index);
 	if (rc)
 		return rc;
-	if ((rc = ts_env_table(db->index, "series", 0, &db->t_series)) ||
-	    (rc = ts_env_table(db->index, "postings", TS_TABLE_DUPFIXED_U64, &db->t_postings)) ||
-	    (rc = ts_env_table(db->index, "meta", 0, &db->t_meta)) ||
-	    (rc = ts_env_table(db->index, "heads", 0, &db->t_heads)) ||
-	    (rc = ts_env_table(db->index, "metadata", 0, &db->t_metadata)))
+	if ((rc = ts_env_table(db->index, TS_FORMAT_TABLE_SERIES, 0, &db->t_series)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
+			       &db->t_postings)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEADS, 0, &db->t_heads)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_METADATA, 0, &db->t_metadata)))
 		return rc;
 	return 0;
 }
@@ -126,7 +75,8 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		return rc;
 	const void *val;
 	size_t len;
-	rc = ts_env_get(r, db->t_meta, "format", 6, &val, &len);
+	rc = ts_env_get(r, db->t_meta, TS_FORMAT_META_FORMAT, strlen(TS_FORMAT_META_FORMAT), &val,
+			&len);
 	if (rc == 0) {
 		uint32_t f;
 		if (len != 4) {
@@ -134,9 +84,9 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 			goto out;
 		}
 		memcpy(&f, val, 4);
-		if (f != INDEX_FORMAT) {
+		if (f != TS_FORMAT_INDEX_VERSION) {
 			ts_log(TS_LOG_ERROR, "index format %u is not one this version reads (%u)",
-			       f, INDEX_FORMAT);
+			       f, TS_FORMAT_INDEX_VERSION);
 			rc = TS_EVERSION;
 			goto out;
 		}
@@ -144,7 +94,7 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		goto out;
 	}
 	uint64_t pms = 0;
-	rc = meta_u64(r, db, "partition_ms", &pms);
+	rc = meta_u64(r, db, TS_FORMAT_META_PARTITION_MS, &pms);
 	if (rc == 0) {
 		if ((int64_t)pms != db->o.partition_ms)
 			ts_log(TS_LOG_INFO,
@@ -159,13 +109,13 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		rc = TS_CORRUPT();
 		goto out;
 	}
-	rc = meta_u64(r, db, "checkpoint_lsn", checkpoint_lsn);
+	rc = meta_u64(r, db, TS_FORMAT_META_CHECKPOINT_LSN, checkpoint_lsn);
 	if (rc == TS_ENOTFOUND)
 		*checkpoint_lsn = 0;
 	else if (rc)
 		goto out;
 	uint64_t next = 1;
-	rc = meta_u64(r, db, "next_id", &next);
+	rc = meta_u64(r, db, TS_FORMAT_META_NEXT_ID, &next);
 	if (rc && rc != TS_ENOTFOUND)
 		goto out;
 	atomic_store(&db->next_id, next ? next : 1);
@@ -183,7 +133,8 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 			goto out;
 		}
 		struct ts_series *s;
-		rc = ts__db_series_insert(db, ts__get_be64(k), v, vl, ts_labels_hash(v, vl), &s);
+		rc = ts__db_series_insert(db, ts_format_get_be64(k), v, vl, ts_labels_hash(v, vl),
+					  &s);
 		if (rc)
 			goto out;
 		s->logged = s->indexed = 1;
@@ -206,7 +157,7 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 			rc = TS_CORRUPT();
 			goto out;
 		}
-		struct ts_series *s = ts__db_series_by_id(db, ts__get_be64(k));
+		struct ts_series *s = ts__db_series_by_id(db, ts_format_get_be64(k));
 		if (!s) {
 			rc = TS_CORRUPT();
 			goto out;
@@ -243,14 +194,14 @@ out:
 
 int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s)
 {
-	uint8_t id[8], key[TS_POSTING_KEY_MAX];
-	ts__be64(id, s->id);
+	uint8_t id[8], key[TS_FORMAT_POSTING_KEY_MAX];
+	ts_format_put_be64(id, s->id);
 	int rc = ts_batch_put(b, db->t_series, id, 8, s->packed, s->packed_len);
 	if (rc)
 		return rc;
-	uint8_t all = 0;
 	uint64_t sid = s->id;
-	rc = ts_batch_put(b, db->t_postings, &all, 1, &sid, 8);
+	rc = ts_batch_put(b, db->t_postings, TS_FORMAT_POSTING_ALL, TS_FORMAT_POSTING_ALL_LEN, &sid,
+			  8);
 	if (rc)
 		return rc;
 	struct ts_label l[256];
@@ -259,8 +210,8 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
-		size_t kl = ts__posting_key(key, l[i].name, l[i].name_len, l[i].value,
-					    l[i].value_len);
+		size_t kl = ts_format_posting_key(key, l[i].name, l[i].name_len, l[i].value,
+						  l[i].value_len);
 		rc = ts_batch_put(b, db->t_postings, key, kl, &sid, 8);
 		if (rc)
 			return rc;
@@ -271,7 +222,9 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/raw/%" PRId64 "_%" PRId64, db->dir, start, end);
+	char name[TS_FORMAT_PART_NAME_MAX];
+	ts_format_part_name(name, sizeof name, start, end);
+	snprintf(path, sizeof path, "%s/" TS_FORMAT_RAW_DIR "/%s", db->dir, name);
 	struct ts_partition *p = ts_calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
@@ -283,16 +236,18 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 	struct ts_env_opts eo = { .map_bytes = 64u << 20 };
 	int rc = ts_env_open(path, &eo, &p->env);
 	if (rc == 0)
-		rc = ts_env_table(p->env, "chunks", 0, &p->chunks);
+		rc = ts_env_table(p->env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &p->chunks);
 	if (rc == 0)
-		rc = ts_env_table(p->env, "meta", 0, &p->meta);
+		rc = ts_env_table(p->env, TS_FORMAT_PART_TABLE_META, 0, &p->meta);
 	if (rc == 0) {
 		struct ts_rtxn *r;
 		const void *v;
 		size_t vl;
 		rc = ts_env_read_begin(p->env, &r);
 		if (rc == 0) {
-			p->compacted = ts_env_get(r, p->meta, "compacted", 9, &v, &vl) == 0;
+			p->compacted = ts_env_get(r, p->meta, TS_FORMAT_PART_META_COMPACTED,
+						  strlen(TS_FORMAT_PART_META_COMPACTED), &v,
+						  &vl) == 0;
 			ts_env_read_end(r);
 		}
 	}
@@ -373,7 +328,7 @@ static int part_insert(struct ts_db *db, struct ts_partition *p)
 int ts__parts_open_existing(struct ts_db *db)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/raw", db->dir);
+	snprintf(path, sizeof path, "%s/" TS_FORMAT_RAW_DIR, db->dir);
 	if (mkdir(path, 0755) != 0 && errno != EEXIST)
 		return -errno;
 	DIR *d = opendir(path);
@@ -384,13 +339,13 @@ int ts__parts_open_existing(struct ts_db *db)
 	while ((e = readdir(d)) != NULL) {
 		char full[4400], base[4400];
 		snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-		enum ts_part_dir kind = ts__part_dir_kind(e->d_name, NULL, NULL);
-		if (kind == TS_PART_DIR_COMPACT) {
+		enum ts_format_part_dir kind = ts_format_part_dir_kind(e->d_name, NULL, NULL);
+		if (kind == TS_FORMAT_PART_DIR_COMPACT) {
 			ts_log(TS_LOG_WARN, "removing unfinished compaction %s", full);
 			ts__dir_remove(full);
-		} else if (kind == TS_PART_DIR_OLD) {
+		} else if (kind == TS_FORMAT_PART_DIR_OLD) {
 			snprintf(base, sizeof base, "%.*s",
-				 (int)(strlen(full) - strlen(TS_PART_OLD_SUFFIX)), full);
+				 (int)(strlen(full) - strlen(TS_FORMAT_PART_OLD_SUFFIX)), full);
 			struct stat st;
 			if (stat(base, &st) == 0) {
 				ts__dir_remove(full);
@@ -406,7 +361,7 @@ int ts__parts_open_existing(struct ts_db *db)
 		if (e->d_name[0] == '.')
 			continue;
 		int64_t start, end;
-		if (ts__part_dir_kind(e->d_name, &start, &end) != TS_PART_DIR_LIVE) {
+		if (ts_format_part_dir_kind(e->d_name, &start, &end) != TS_FORMAT_PART_DIR_LIVE) {
 			ts_log(TS_LOG_WARN, "ignoring unexpected entry raw/%s", e->d_name);
 			continue;
 		}

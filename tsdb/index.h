@@ -1,30 +1,25 @@
 /*
- * index.h - key helpers shared by the engine's files and by tools that read the index
- * env directly (tsdbctl inspect/verify). Layout: see index.c.
+ * index.h - old names of on-disk facts now defined in format.h, kept only while
+ * tools/ still uses them; new code includes tsdb/format.h. The engine does not include
+ * this header.
  */
 #ifndef TS_TSDB_INDEX_H
 #define TS_TSDB_INDEX_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "tsdb/format.h"
 
-#define TS_POSTING_VALUE_MAX 250 /* LMDB keys are <= 511 bytes; names <= 256 */
-#define TS_POSTING_KEY_MAX (256 + 1 + TS_POSTING_VALUE_MAX)
-
-void ts__be64(uint8_t *p, uint64_t v);
-uint64_t ts__get_be64(const uint8_t *p);
-/* Partition directories under <dir>/raw: "<start_ms>_<end_ms>", and during a
- * compaction (compact.c) the same name with ".compact" (the rewrite) or ".old" (the
- * copy being replaced). */
-#define TS_PART_COMPACT_SUFFIX ".compact"
-#define TS_PART_OLD_SUFFIX ".old"
-enum ts_part_dir { TS_PART_DIR_OTHER = 0, TS_PART_DIR_LIVE, TS_PART_DIR_COMPACT, TS_PART_DIR_OLD };
-/* Classifies a raw/ entry name; for TS_PART_DIR_LIVE fills *start and *end (may be NULL
- * otherwise). */
-enum ts_part_dir ts__part_dir_kind(const char *name, int64_t *start, int64_t *end);
-
-/* Writes name 0x00 value (value cut at TS_POSTING_VALUE_MAX); returns the key length.
- * key must hold nl + 1 + min(vl, TS_POSTING_VALUE_MAX) bytes. */
-size_t ts__posting_key(uint8_t *key, const char *name, size_t nl, const char *value, size_t vl);
+#define TS_POSTING_VALUE_MAX TS_FORMAT_POSTING_VALUE_MAX
+#define TS_POSTING_KEY_MAX TS_FORMAT_POSTING_KEY_MAX
+#define TS_PART_COMPACT_SUFFIX TS_FORMAT_PART_COMPACT_SUFFIX
+#define TS_PART_OLD_SUFFIX TS_FORMAT_PART_OLD_SUFFIX
+#define ts_part_dir ts_format_part_dir
+#define TS_PART_DIR_OTHER TS_FORMAT_PART_DIR_OTHER
+#define TS_PART_DIR_LIVE TS_FORMAT_PART_DIR_LIVE
+#define TS_PART_DIR_COMPACT TS_FORMAT_PART_DIR_COMPACT
+#define TS_PART_DIR_OLD TS_FORMAT_PART_DIR_OLD
+#define ts__part_dir_kind ts_format_part_dir_kind
+#define ts__be64 ts_format_put_be64
+#define ts__get_be64 ts_format_get_be64
+#define ts__posting_key ts_format_posting_key
 
 #endif

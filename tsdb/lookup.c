@@ -15,7 +15,6 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
 
 void ts_strlist_free(struct ts_strlist *l)
 {
@@ -155,7 +154,7 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 	struct ts_cursor *c = NULL;
 	uint64_t *ids = NULL;
 	size_t n_ids = 0, cap_ids = 0;
-	uint8_t key[TS_POSTING_KEY_MAX + 1];
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX + 1];
 	size_t pl = 0;
 	if (name) {
 		pl = strlen(name) + 1;
@@ -181,7 +180,7 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 			break;
 		}
 		size_t nl = (size_t)(sep - k);
-		uint8_t next[TS_POSTING_KEY_MAX + 1];
+		uint8_t next[TS_FORMAT_POSTING_KEY_MAX + 1];
 		size_t next_len;
 		if (!name) {
 			rc = sl_add(out, k, nl);
@@ -193,7 +192,7 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 			if (kl < pl || memcmp(k, key, pl) != 0)
 				break;
 			size_t vlen = kl - pl;
-			if (vlen >= TS_POSTING_VALUE_MAX) {
+			if (vlen >= TS_FORMAT_POSTING_VALUE_MAX) {
 				/* A cut value: read the real ones from the series it lists. */
 				n_ids = 0;
 				rc = ts_env_get_u64s(r, db->t_postings, k, kl, &ids, &n_ids,

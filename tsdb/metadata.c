@@ -6,14 +6,7 @@
  * marked dirty and written by the writer thread in its index transaction. Senders repeat
  * metadata every minute or so, so a crash losing the last changes heals itself.
  *
- * "metadata" table value (index env; key = metric name):
- *   | size | field                 |
- *   |------|-----------------------|
- *   | 1    | type (ts_metric_type) |
- *   | 4    | help length H, u32 LE |
- *   | H    | help                  |
- *   | 4    | unit length U, u32 LE |
- *   | U    | unit                  |
+ * The "metadata" table row is laid out in format.h.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,7 +17,7 @@
 #include "tsdb/metadata.h"
 #include "tsdb/utf8.h"
 
-#define MD_MAX 65536
+#define MD_MAX TS_FORMAT_MD_MAX_LEN
 
 static int md_cmp(const struct ts_md_entry *e, const char *m, size_t ml)
 {
@@ -151,7 +144,7 @@ int ts__md_flush(struct ts_db *db, struct ts_batch *b)
 		struct ts_md_entry *e = &db->md[i];
 		if (!e->dirty)
 			continue;
-		size_t len = 9 + (size_t)e->help_len + e->unit_len;
+		size_t len = TS_FORMAT_MD_FIXED + (size_t)e->help_len + e->unit_len;
 		if (len > cap) {
 			uint8_t *nb = ts_realloc(buf, len);
 			if (!nb) {
@@ -162,9 +155,9 @@ int ts__md_flush(struct ts_db *db, struct ts_batch *b)
 			cap = len;
 		}
 		buf[0] = e->type;
-		ts__put32(buf + 1, e->help_len);
+		ts_format_put_le32(buf + 1, e->help_len);
 		memcpy(buf + 5, e->help, e->help_len);
-		ts__put32(buf + 5 + e->help_len, e->unit_len);
+		ts_format_put_le32(buf + 5 + e->help_len, e->unit_len);
 		memcpy(buf + 9 + e->help_len, e->unit, e->unit_len);
 		rc = ts_batch_put(b, db->t_metadata, e->metric, e->metric_len, buf, len);
 		/* Marked clean now; a failed commit re-dirties everything (ts__md_redirty). */
@@ -187,13 +180,13 @@ void ts__md_redirty(struct ts_db *db)
 int ts__md_load(struct ts_db *db, const void *key, size_t kl, const void *val, size_t vl)
 {
 	const uint8_t *p = val;
-	if (vl < 9 || kl == 0 || kl > MD_MAX)
+	if (vl < TS_FORMAT_MD_FIXED || kl == 0 || kl > MD_MAX)
 		return TS_CORRUPT();
-	uint32_t hl = ts__get32(p + 1);
-	if (hl > vl - 9)
+	uint32_t hl = ts_format_get_le32(p + 1);
+	if (hl > vl - TS_FORMAT_MD_FIXED)
 		return TS_CORRUPT();
-	uint32_t ul = ts__get32(p + 5 + hl);
-	if ((size_t)9 + hl + ul != vl || p[0] > TS_MT_STATESET)
+	uint32_t ul = ts_format_get_le32(p + 5 + hl);
+	if ((size_t)TS_FORMAT_MD_FIXED + hl + ul != vl || p[0] > TS_MT_STATESET)
 		return TS_CORRUPT();
 	struct ts_metadata m = {
 		key, (const char *)p + 5,      (const char *)p + 9 + hl, (uint32_t)kl, hl,

@@ -28,7 +28,6 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
 
 struct cmatcher {
 	enum ts_match_type type;
@@ -172,10 +171,11 @@ static void ids_subtract(struct ids *a, const struct ids *b)
 static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m, int want,
 		   struct ids *out, int *uncertain)
 {
-	uint8_t key[TS_POSTING_KEY_MAX];
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
 	if (m->type == TS_MATCH_EQ && want) {
-		size_t kl = ts__posting_key(key, m->name, m->name_len, m->value, m->value_len);
-		if (m->value_len >= TS_POSTING_VALUE_MAX)
+		size_t kl = ts_format_posting_key(key, m->name, m->name_len, m->value,
+						  m->value_len);
+		if (m->value_len >= TS_FORMAT_POSTING_VALUE_MAX)
 			*uncertain = 1;
 		return ts_env_get_u64s(r, db->t_postings, key, kl, &out->v, &out->n, &out->cap);
 	}
@@ -195,7 +195,7 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m
 			break;
 		const char *val = (const char *)k + pl;
 		size_t val_len = kl - pl;
-		int cut = val_len >= TS_POSTING_VALUE_MAX;
+		int cut = val_len >= TS_FORMAT_POSTING_VALUE_MAX;
 		if (cut)
 			*uncertain = 1;
 		if (cut || cm_match(m, val, val_len) == want) {
@@ -204,7 +204,7 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m
 				break;
 		}
 		/* Skip the remaining duplicates of this key: seek just past it. */
-		uint8_t nk[TS_POSTING_KEY_MAX + 1];
+		uint8_t nk[TS_FORMAT_POSTING_KEY_MAX + 1];
 		memcpy(nk, k, kl);
 		nk[kl] = 0;
 		rc = ts_cursor_seek(c, nk, kl + 1);
@@ -218,8 +218,8 @@ static int series_matches(const struct ts_series *s, const struct cmatcher *m, s
 	for (size_t i = 0; i < n; i++) {
 		const char *v = "";
 		uint32_t vl = 0;
-		char name[257];
-		if (m[i].name_len > 256)
+		char name[TS_FORMAT_LABEL_NAME_MAX + 1];
+		if (m[i].name_len > TS_FORMAT_LABEL_NAME_MAX)
 			return 0;
 		memcpy(name, m[i].name, m[i].name_len);
 		name[m[i].name_len] = 0;

@@ -29,7 +29,6 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-#include "tsdb/index.h"
 
 #define CAPTURE_GROUP 4096
 
@@ -216,7 +215,8 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 			rc = chunk_put(p, b, r, refs[j].c, &scratch);
 		/* A late write undoes a compaction: the partition is rewritten again later. */
 		if (rc == 0 && p->compacted)
-			rc = ts_batch_del(b, p->meta, "compacted", 9, NULL, 0);
+			rc = ts_batch_del(b, p->meta, TS_FORMAT_PART_META_COMPACTED,
+					  strlen(TS_FORMAT_PART_META_COMPACTED), NULL, 0);
 		/* The read snapshot must end before apply: growing the map waits for readers. */
 		ts_env_read_end(r);
 		if (rc == 0)
@@ -339,22 +339,26 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		rc = ts__index_add_series(db, ib, idx[i]);
 	for (size_t i = 0; i < n_ents && rc == 0; i++) {
 		uint8_t key[8];
-		ts__be64(key, ents[i].id);
+		ts_format_put_be64(key, ents[i].id);
 		rc = ents[i].len ? ts_batch_put(ib, db->t_heads, key, 8, snaps.p + ents[i].off,
 						ents[i].len)
 				 : ts_batch_del(ib, db->t_heads, key, 8, NULL, 0);
 	}
 	uint64_t next = atomic_load(&db->next_id);
-	uint32_t fmt = 1;
+	uint32_t fmt = TS_FORMAT_INDEX_VERSION;
 	uint64_t pms = (uint64_t)db->o.partition_ms;
 	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, "next_id", 7, &next, 8);
+		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_NEXT_ID,
+				  strlen(TS_FORMAT_META_NEXT_ID), &next, 8);
 	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, "format", 6, &fmt, 4);
+		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_FORMAT,
+				  strlen(TS_FORMAT_META_FORMAT), &fmt, 4);
 	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, "partition_ms", 12, &pms, 8);
+		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_PARTITION_MS,
+				  strlen(TS_FORMAT_META_PARTITION_MS), &pms, 8);
 	if (rc == 0 && checkpoint)
-		rc = ts_batch_put(ib, db->t_meta, "checkpoint_lsn", 14, &L, 8);
+		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_CHECKPOINT_LSN,
+				  strlen(TS_FORMAT_META_CHECKPOINT_LSN), &L, 8);
 	int md = 0;
 	if (rc == 0) {
 		rc = ts__md_flush(db, ib);

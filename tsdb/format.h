@@ -1,0 +1,265 @@
+/*
+ * format.h - every on-disk fact of the engine, in one place: the layout of a database
+ * directory, the index env's tables and keys, the head snapshot, the metadata row, the
+ * WAL record types and the batch record, partition directory names, and the bounds a
+ * reader checks. The engine (the .c files of tsdb/) and the tools that read a database
+ * directly (tsdbctl inspect/verify) both include this header, so they cannot drift
+ * apart.
+ *
+ * Rules: constants here are never renumbered and layouts never change in place; a new
+ * layout gets a new version number, and readers refuse versions they do not know.
+ * Every multi-byte field is little-endian unless marked BE (big-endian keys sort
+ * numerically in LMDB). The chunk record and chunk key of a partition env are
+ * storage/chunk.h's; the WAL's framing (segments, CRC, compression) is storage/wal.h's;
+ * the packed label set is tsdb/labels.h's.
+ *
+ * Directory layout:
+ *   <dir>/LOCK                       flock(2)ed by the one writing process
+ *   <dir>/index.mdb/                 the index env (tables below)
+ *   <dir>/wal/                       the write-ahead log (storage/wal.h)
+ *   <dir>/raw/<start_ms>_<end_ms>/   one env per time partition [start, end), tables
+ *                                    "chunks" (storage/chunk.h) and "meta"
+ *   <dir>/raw/<...>.compact, .old    transient names of a compaction (tsdb/compact.c)
+ *
+ * Index env tables:
+ *   | table    | key                                  | value                          |
+ *   |----------|--------------------------------------|--------------------------------|
+ *   | series   | series id, u64 BE                    | packed labels (labels.h)       |
+ *   | postings | name 0x00 value (value cut at        | DUPFIXED u64 series ids        |
+ *   |          | TS_FORMAT_POSTING_VALUE_MAX bytes);  |                                |
+ *   |          | the key "\0" alone lists every series|                                |
+ *   | meta     | "format" u32, "next_id" u64,         |                                |
+ *   |          | "checkpoint_lsn" u64, "partition_ms" i64                              |
+ *   | heads    | series id, u64 BE                    | head snapshot (below)          |
+ *   | metadata | metric family name                   | metadata row (below)           |
+ * Label names never contain 0x00, so a postings key splits at its first zero byte.
+ * LMDB keys are at most 511 bytes, so long values are cut; a reader that finds a key
+ * of TS_FORMAT_POSTING_VALUE_MAX value bytes must re-check the series' real labels.
+ *
+ * Head snapshot (heads table value), version TS_FORMAT_SNAP_VERSION:
+ *   | off | size | field                                    |
+ *   | 0   | 1    | version (1)                              |
+ *   | 1   | 8    | last applied WAL LSN, u64                |
+ *   | 9   | 8    | head_min_t, i64                          |
+ *   | 17  | 8    | max_t, i64                               |
+ *   | 25  | 4    | encoder nbits, u32                       |
+ *   | 29  | 2    | encoder n, u16                           |
+ *   | 31  | 1    | encoder leading                          |
+ *   | 32  | 1    | encoder trailing                         |
+ *   | 33  | 1    | encoder tail_pad (see storage/xor.h)     |
+ *   | 34  | 8    | encoder t, i64                           |
+ *   | 42  | 8    | encoder t_delta, i64                     |
+ *   | 50  | 8    | encoder v bits, u64                      |
+ *   | 58  | 4    | open chunk length L, u32                 |
+ *   | 62  | L    | open chunk bytes (XOR)                   |
+ *   |     | 4    | out-of-order count m, u32                |
+ *   |     | 16*m | (t i64, v u64) strictly ascending by t   |
+ *
+ * Metadata row (metadata table value):
+ *   | size | field                 |
+ *   |------|-----------------------|
+ *   | 1    | type (ts_metric_type) |
+ *   | 4    | help length H, u32    |
+ *   | H    | help                  |
+ *   | 4    | unit length U, u32    |
+ *   | U    | unit                  |
+ *
+ * WAL record TS_FORMAT_WAL_REC_BATCH (the only type so far):
+ *   | size          | field                                         |
+ *   |---------------|-----------------------------------------------|
+ *   | 4             | n_new: series created, u32                    |
+ *   | per new       | u64 id, u32 len, packed labels (labels.h)     |
+ *   | 4             | n_series, u32                                 |
+ *   | per series    | u64 id, u32 n, n x (i64 t_ms, u64 value bits) |
+ * A series' creation precedes its first samples (in the same or an earlier record).
+ */
+#ifndef TS_TSDB_FORMAT_H
+#define TS_TSDB_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- directory layout ---- */
+
+#define TS_FORMAT_LOCK_FILE "LOCK"
+#define TS_FORMAT_INDEX_DIR "index.mdb"
+#define TS_FORMAT_WAL_DIR "wal"
+#define TS_FORMAT_RAW_DIR "raw"
+
+/* ---- index env ---- */
+
+#define TS_FORMAT_INDEX_VERSION 1 /* meta "format"; readers refuse other values */
+
+#define TS_FORMAT_TABLE_SERIES "series"
+#define TS_FORMAT_TABLE_POSTINGS "postings" /* opened with TS_TABLE_DUPFIXED_U64 */
+#define TS_FORMAT_TABLE_META "meta"
+#define TS_FORMAT_TABLE_HEADS "heads"
+#define TS_FORMAT_TABLE_METADATA "metadata"
+
+/* Keys of the index env's meta table (NUL not included in the key). */
+#define TS_FORMAT_META_FORMAT "format"		       /* u32 */
+#define TS_FORMAT_META_NEXT_ID "next_id"	       /* u64: the next series id to hand out */
+#define TS_FORMAT_META_CHECKPOINT_LSN "checkpoint_lsn" /* u64: replay starts here */
+#define TS_FORMAT_META_PARTITION_MS "partition_ms"     /* i64: fixed at creation */
+
+/* Series ids start at 1; 0 is never a series. Keys of series and heads are 8 bytes. */
+#define TS_FORMAT_SERIES_KEY_LEN 8
+
+/* ---- postings keys ---- */
+
+#define TS_FORMAT_LABEL_NAME_MAX 256	/* the longest label name the engine accepts */
+#define TS_FORMAT_POSTING_VALUE_MAX 250 /* value bytes kept in a key (LMDB keys <= 511) */
+#define TS_FORMAT_POSTING_KEY_MAX (TS_FORMAT_LABEL_NAME_MAX + 1 + TS_FORMAT_POSTING_VALUE_MAX)
+/* The key listing every series: one zero byte. */
+#define TS_FORMAT_POSTING_ALL "\0"
+#define TS_FORMAT_POSTING_ALL_LEN 1
+
+/* ---- head snapshot (heads table) ---- */
+
+#define TS_FORMAT_SNAP_VERSION 1
+/* Field offsets of the fixed part (the table above). */
+enum {
+	TS_FORMAT_SNAP_OFF_VERSION = 0,	     /* 1 byte */
+	TS_FORMAT_SNAP_OFF_LAST_LSN = 1,     /* 8 */
+	TS_FORMAT_SNAP_OFF_HEAD_MIN_T = 9,   /* 8 */
+	TS_FORMAT_SNAP_OFF_MAX_T = 17,	     /* 8 */
+	TS_FORMAT_SNAP_OFF_NBITS = 25,	     /* 4 */
+	TS_FORMAT_SNAP_OFF_N = 29,	     /* 2 */
+	TS_FORMAT_SNAP_OFF_LEADING = 31,     /* 1 */
+	TS_FORMAT_SNAP_OFF_TRAILING = 32,    /* 1 */
+	TS_FORMAT_SNAP_OFF_TAIL_PAD = 33,    /* 1 */
+	TS_FORMAT_SNAP_OFF_ENC_T = 34,	     /* 8 */
+	TS_FORMAT_SNAP_OFF_ENC_T_DELTA = 42, /* 8 */
+	TS_FORMAT_SNAP_OFF_ENC_V = 50,	     /* 8 */
+	TS_FORMAT_SNAP_OFF_CHUNK_LEN = 58,   /* 4 */
+	TS_FORMAT_SNAP_FIXED = 62,	     /* the chunk bytes start here */
+};
+#define TS_FORMAT_SNAP_OOO_SAMPLE_LEN 16 /* (t i64, v u64) */
+/* Bounds a reader enforces (the engine writes far less: chunks are cut at 1 KiB and the
+ * out-of-order buffer at 32 samples; the bounds leave room for both to change). */
+#define TS_FORMAT_SNAP_MAX_CHUNK 2048	 /* open chunk bytes */
+#define TS_FORMAT_SNAP_MAX_OOO (32 * 64) /* out-of-order samples */
+
+/* A head snapshot's fields, as ts_format_snap_parse() finds them. Pointers alias the
+ * parsed buffer. */
+struct ts_format_snap {
+	uint64_t last_lsn;
+	int64_t head_min_t, max_t;
+	uint32_t nbits;
+	uint16_t n; /* samples in the open chunk */
+	uint8_t leading, trailing, tail_pad;
+	int64_t enc_t, enc_t_delta;
+	uint64_t enc_v;
+	const uint8_t *chunk; /* open chunk bytes (NULL when chunk_len == 0) */
+	uint32_t chunk_len;
+	const uint8_t *ooo; /* ooo_n x (t i64 LE, v u64 LE), strictly ascending by t */
+	uint32_t ooo_n;
+};
+
+/* ---- metadata row (metadata table) ---- */
+
+#define TS_FORMAT_MD_FIXED 9	   /* type, help length, unit length */
+#define TS_FORMAT_MD_MAX_LEN 65536 /* longest metric name, help or unit */
+
+/* ---- WAL records (types are never renumbered) ---- */
+
+#define TS_FORMAT_WAL_REC_BATCH 1
+#define TS_FORMAT_BATCH_COUNT_LEN 4	  /* n_new, n_series: u32 */
+#define TS_FORMAT_BATCH_NEW_HDR_LEN 12	  /* u64 id, u32 packed length */
+#define TS_FORMAT_BATCH_SERIES_HDR_LEN 12 /* u64 id, u32 sample count */
+#define TS_FORMAT_BATCH_SAMPLE_LEN 16	  /* i64 t_ms, u64 value bits */
+
+/* ---- partitions ---- */
+
+#define TS_FORMAT_PARTITION_MS_DEFAULT INT64_C(86400000) /* one day */
+#define TS_FORMAT_PART_TABLE_CHUNKS "chunks"		 /* key, value: storage/chunk.h */
+#define TS_FORMAT_PART_TABLE_META "meta"
+#define TS_FORMAT_PART_META_COMPACTED "compacted" /* present: rewritten since last write */
+/* A partition directory is "<start_ms>_<end_ms>" (decimal, start < end); during a
+ * compaction the same name with ".compact" (the rewrite) or ".old" (the copy being
+ * replaced) exists beside it. */
+#define TS_FORMAT_PART_COMPACT_SUFFIX ".compact"
+#define TS_FORMAT_PART_OLD_SUFFIX ".old"
+#define TS_FORMAT_PART_NAME_MAX 48 /* bytes for a live name, NUL included */
+
+enum ts_format_part_dir {
+	TS_FORMAT_PART_DIR_OTHER = 0, /* not a partition: ignore (and warn) */
+	TS_FORMAT_PART_DIR_LIVE,      /* "<start>_<end>" */
+	TS_FORMAT_PART_DIR_COMPACT,   /* "<...>.compact": an unfinished rewrite */
+	TS_FORMAT_PART_DIR_OLD,	      /* "<...>.old": a replaced copy */
+};
+
+/* Classifies an entry name of <dir>/raw. name: NUL-terminated, borrowed. For
+ * TS_FORMAT_PART_DIR_LIVE, *start and *end receive the range (either may be NULL); they
+ * are left untouched otherwise. Never fails: anything unrecognised is
+ * TS_FORMAT_PART_DIR_OTHER (including "<a>_<b>" with b <= a or trailing bytes). */
+enum ts_format_part_dir ts_format_part_dir_kind(const char *name, int64_t *start, int64_t *end);
+
+/* Writes the directory name of partition [start, end) into out (cap bytes, at least
+ * TS_FORMAT_PART_NAME_MAX suffices), NUL-terminated. Returns the name's length, or -1
+ * if cap is too small (out then holds a truncated string when cap > 0). */
+int ts_format_part_name(char *out, size_t cap, int64_t start, int64_t end);
+
+/* The start of the partition holding timestamp t: t rounded down (floor, also for
+ * negative t) to a multiple of width_ms. width_ms must be > 0 (the meta table's
+ * partition_ms, TS_FORMAT_PARTITION_MS_DEFAULT when absent). Never fails. */
+int64_t ts_format_partition_start(int64_t t, int64_t width_ms);
+
+/* Writes the postings key `name 0x00 value` into key, the value cut at
+ * TS_FORMAT_POSTING_VALUE_MAX bytes; returns the key length. name (nl bytes) and value
+ * (vl bytes) are borrowed; key is the caller's and must hold
+ * nl + 1 + min(vl, TS_FORMAT_POSTING_VALUE_MAX) bytes (TS_FORMAT_POSTING_KEY_MAX suffices
+ * for names the engine accepts). Never fails. */
+size_t ts_format_posting_key(uint8_t *key, const char *name, size_t nl, const char *value,
+			     size_t vl);
+
+/* Checks the structure of a head snapshot (p, len bytes, borrowed) and fills *out, whose
+ * pointers then alias p. Checks: the version, every length against len and the bounds
+ * above, the encoder state against the chunk (n == 0 exactly when the chunk is empty,
+ * tail_pad <= 1, ceil(nbits / 8) + tail_pad == chunk length), and that out-of-order
+ * timestamps strictly ascend. It does not decode the chunk (storage/xor.h does).
+ * Returns 0 or TS_ECORRUPT (also for an unknown version; *out is then untouched). */
+int ts_format_snap_parse(const uint8_t *p, size_t len, struct ts_format_snap *out);
+
+/* ---- byte helpers (any host byte order) ---- */
+
+static inline void ts_format_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void ts_format_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t ts_format_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t ts_format_get_le64(const uint8_t *p)
+{
+	return (uint64_t)ts_format_get_le32(p) | (uint64_t)ts_format_get_le32(p + 4) << 32;
+}
+
+/* Big-endian u64: series ids in index keys. */
+static inline void ts_format_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t ts_format_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#endif
