@@ -19,6 +19,7 @@
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/xor.h"
+#include "testutil.h"
 
 /* Version 1 record: XOR, flags 0x0001, 4 samples, min_t 1700000000000, max_t
  * 1700000045000, payload = Prometheus' chunk of vector "V1" (22 bytes). */
@@ -189,8 +190,7 @@ static int decode_rec(size_t len)
 	struct ts_chunk_hdr h;
 	const uint8_t *p;
 	/* From an exact-size heap copy, so ASan catches any read past the end. */
-	uint8_t *copy = malloc(len ? len : 1);
-	memcpy(copy, rec, len);
+	uint8_t *copy = tu_memdup(rec, len);
 	int rc = ts_chunk_decode(copy, len, &h, &p);
 	free(copy);
 	return rc;

@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -57,6 +56,7 @@
 #include "storage/err.h"
 #include "storage/log.h"
 #include "tsdb/tsdb.h"
+#include "testutil.h"
 
 /* ---- workload ------------------------------------------------------------------ */
 
@@ -80,17 +80,10 @@ static const char *const names[N_NAMES] = {
 	"node_hwmon_temp_celsius", "crash_queue_length", "crash_build_info",
 };
 
-static uint64_t mix(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15u;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
 static uint64_t h4(uint64_t k, int64_t s, uint64_t tag)
 {
-	return mix(g_seed ^ mix(k * 0x100000001b3u ^ mix((uint64_t)s * 0x9e3779b1u ^ tag)));
+	return tu_mix64(g_seed ^
+			tu_mix64(k * 0x100000001b3u ^ tu_mix64((uint64_t)s * 0x9e3779b1u ^ tag)));
 }
 
 static int64_t birth(uint64_t k)
@@ -142,26 +135,12 @@ static int64_t sample_t(uint64_t k, int64_t s)
 	       (int64_t)(h4(k, s, 'j') % 50);
 }
 
-static uint64_t dbits(double d)
-{
-	uint64_t b;
-	memcpy(&b, &d, 8);
-	return b;
-}
-
-static double bitsd(uint64_t b)
-{
-	double d;
-	memcpy(&d, &b, 8);
-	return d;
-}
-
 static uint64_t value_bits(uint64_t k, int64_t s)
 {
 	uint64_t h = h4(k, s, 'V');
 	switch (h % 128) {
 	case 0: return TS_STALE_NAN_BITS;
-	case 1: return dbits(-0.0);
+	case 1: return tu_bits(-0.0);
 	case 2: return 0x7ff8000000000001u | ((h >> 12) & 0xffff) << 4; /* quiet NaN, payload */
 	case 3: return 0xfff0000000000001u | ((h >> 20) & 0xff) << 8; /* negative signalling NaN */
 	case 4: return 0x7ff0000000000000u;			      /* +Inf */
@@ -173,12 +152,12 @@ static uint64_t value_bits(uint64_t k, int64_t s)
 	case 1: {
 		int64_t period = 97 + (int64_t)(k % 50); /* counter with resets */
 		uint64_t inc = 1 + h4(k, 0, 'I') % 20;
-		return dbits((double)((uint64_t)(s % period) * inc + h % inc));
+		return tu_bits((double)((uint64_t)(s % period) * inc + h % inc));
 	}
-	case 2: return dbits(4096.0 * (double)(250000 + h % 5000));
-	case 3: return dbits((double)(400 + h % 300) / 10.0);
-	case 4: return dbits((double)(h % 64));
-	default: return dbits(1.0);
+	case 2: return tu_bits(4096.0 * (double)(250000 + h % 5000));
+	case 3: return tu_bits((double)(400 + h % 300) / 10.0);
+	case 4: return tu_bits((double)(h % 64));
+	default: return tu_bits(1.0);
 	}
 }
 
@@ -251,7 +230,8 @@ static void entry_add(struct batch *bt, int64_t t, uint64_t v)
 {
 	struct ts_series_in *e = &bt->in[bt->n - 1];
 	assert_true(e->n_samples < SAMPLES_PER_ENTRY);
-	bt->smp[(bt->n - 1) * SAMPLES_PER_ENTRY + e->n_samples] = (struct ts_sample){ t, bitsd(v) };
+	bt->smp[(bt->n - 1) * SAMPLES_PER_ENTRY + e->n_samples] = (struct ts_sample){ t,
+										      tu_f64(v) };
 	e->n_samples++;
 }
 
@@ -368,22 +348,14 @@ static struct ts_db_opts crash_opts(void)
 	return o;
 }
 
+/* A db directory "db" inside a new temporary directory (the db creates it). */
 static void make_dir(char *out, size_t cap)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(out, cap, "%s/crash.XXXXXX", t && *t ? t : "/tmp");
-	assert_non_null(mkdtemp(out));
+	tu_mkdtemp(out, cap, "crash.");
 	strncat(out, "/db", cap - strlen(out) - 1);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
+/* Removes what make_dir() made. */
 static void rm_dir(const char *db_dir)
 {
 	char parent[PATH_MAX];
@@ -391,7 +363,7 @@ static void rm_dir(const char *db_dir)
 	char *slash = strrchr(parent, '/');
 	if (slash)
 		*slash = 0;
-	nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(parent);
 }
 
 /* ---- verification ---------------------------------------------------------------- */
@@ -574,7 +546,7 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 			int64_t t;
 			double v;
 			ts_iter_at(it, &t, &v);
-			uint64_t vb = dbits(v);
+			uint64_t vb = tu_bits(v);
 			r->n_samples_total++;
 			r->digest = fnv(fnv(r->digest, &t, 8), &vb, 8);
 			if (t <= prev) {
@@ -806,7 +778,7 @@ static uint64_t parent_rng;
 
 static uint64_t prand(void)
 {
-	return mix(parent_rng++ ^ g_seed);
+	return tu_mix64(parent_rng++ ^ g_seed);
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
@@ -1104,8 +1076,8 @@ static void test_workload(void **state)
 		first += a.n_first;
 		for (size_t e = 0; e < a.n; e++)
 			for (uint32_t j = 0; j < a.in[e].n_samples; j++) {
-				uint64_t v = dbits(a.in[e].samples[j].v);
-				special += v == TS_STALE_NAN_BITS || v == dbits(-0.0) ||
+				uint64_t v = tu_bits(a.in[e].samples[j].v);
+				special += v == TS_STALE_NAN_BITS || v == tu_bits(-0.0) ||
 					   (v & 0x7ff0000000000000u) == 0x7ff0000000000000u;
 			}
 		for (uint64_t k = 0; k < kmax(i); k++)
@@ -1124,13 +1096,9 @@ static void test_workload(void **state)
 
 int main(void)
 {
-	const char *s = getenv("TS_SEED");
-	if (s && *s)
-		g_seed = strtoull(s, NULL, 0);
+	g_seed = tu_seed("test_crash", g_seed);
 	parent_rng = g_seed;
 	ts_log_set_level(TS_LOG_WARN);
-	printf("test_crash: seed %" PRIu64 "\n", g_seed);
-	fflush(stdout);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_workload),
 		cmocka_unit_test(test_clean_close_reopen),

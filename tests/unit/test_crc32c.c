@@ -14,29 +14,16 @@
 #include <string.h>
 
 #include "storage/crc32c.h"
+#include "testutil.h"
 
 /* Internals of crc32c.c, exported for this test only. */
 uint32_t ts__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t ts__crc32c_hw(uint32_t crc, const void *buf, size_t len);
 int ts__crc32c_hw_available(void);
 
-static uint64_t rng_state;
+#define SEED 20240601 /* TS_SEED overrides */
 
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void seed_rng(const char *test)
-{
-	const char *e = getenv("TS_SEED");
-	uint64_t seed = e ? strtoull(e, NULL, 0) : 20240601;
-	rng_state = seed;
-	print_message("%s: seed %" PRIu64 " (set TS_SEED to repeat)\n", test, seed);
-}
+static uint64_t rng; /* tu_rand() state, reset by each test from tu_seed() */
 
 /* The definition, one bit at a time. */
 static uint32_t crc_ref(uint32_t crc, const uint8_t *p, size_t len)
@@ -86,16 +73,16 @@ static void test_check_values(void **state)
 static void test_random_all_paths(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	int hw = ts__crc32c_hw_available();
 	uint8_t *buf = malloc(300 + 8);
 	for (int round = 0; round < 4; round++) {
 		for (size_t i = 0; i < 308; i++)
-			buf[i] = (uint8_t)rnd();
+			buf[i] = (uint8_t)tu_rand(&rng);
 		for (size_t len = 0; len <= 300; len++) {
 			for (size_t off = 0; off < 8; off++) {
 				const uint8_t *p = buf + off;
-				uint32_t seed = round == 0 ? 0 : (uint32_t)rnd();
+				uint32_t seed = round == 0 ? 0 : (uint32_t)tu_rand(&rng);
 				uint32_t want = crc_ref(seed, p, len);
 				assert_int_equal(ts__crc32c_sw(seed, p, len), want);
 				if (hw)
@@ -111,10 +98,10 @@ static void test_random_all_paths(void **state)
 static void test_incremental(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	uint8_t buf[1000];
 	for (size_t i = 0; i < sizeof buf; i++)
-		buf[i] = (uint8_t)rnd();
+		buf[i] = (uint8_t)tu_rand(&rng);
 	uint32_t whole = ts_crc32c(0, buf, sizeof buf);
 	assert_int_equal(whole, crc_ref(0, buf, sizeof buf));
 	for (size_t cut = 0; cut <= sizeof buf; cut++) {
@@ -130,11 +117,11 @@ static void test_incremental(void **state)
 static void test_large(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	size_t n = 1 << 20;
 	uint8_t *buf = malloc(n + 1);
 	for (size_t i = 0; i < n + 1; i++)
-		buf[i] = (uint8_t)rnd();
+		buf[i] = (uint8_t)tu_rand(&rng);
 	uint32_t want = crc_ref(0, buf + 1, n);
 	assert_int_equal(ts__crc32c_sw(0, buf + 1, n), want);
 	assert_int_equal(ts_crc32c(0, buf + 1, n), want);

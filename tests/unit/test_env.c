@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,44 +27,10 @@
 #include "storage/env_int.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "testutil.h"
 
-static uint64_t rng_state;
-static unsigned seed;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static void reseed(void)
-{
-	rng_state = 0x9E3779B97F4A7C15ull ^ seed;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void make_dir(char *buf, size_t cap)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(buf, cap, "%s/envXXXXXX", tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(buf));
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static uint64_t seed; /* TS_SEED or 0x5eed, from main() */
+static uint64_t rng;  /* tu_rand() state, set to seed by each test that uses it */
 
 static struct ts_env *open_env(const char *dir, uint64_t map_bytes)
 {
@@ -121,7 +86,7 @@ static void test_tables(void **state)
 	(void)state;
 	char dir[512];
 	unsigned a, b, a2, t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "alpha", 0, &a), 0);
 	assert_int_equal(ts_env_table(env, "beta", TS_TABLE_DUPFIXED_U64, &b), 0);
@@ -173,7 +138,7 @@ static void test_tables(void **state)
 	char missing[600];
 	snprintf(missing, sizeof missing, "%s/nope", dir);
 	assert_int_equal(ts_env_open(missing, &ro, &env), -ENOENT);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static void test_put_get_del(void **state)
@@ -181,7 +146,7 @@ static void test_put_get_del(void **state)
 	(void)state;
 	char dir[512], buf[64];
 	unsigned t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	put1(env, t, "a", "1");
@@ -220,7 +185,7 @@ static void test_put_get_del(void **state)
 	ts_env_read_end(r);
 	ts_env_read_end(NULL);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static void test_batch_atomic(void **state)
@@ -228,7 +193,7 @@ static void test_batch_atomic(void **state)
 	(void)state;
 	char dir[512], key[32], buf[64];
 	unsigned t, d;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	assert_int_equal(ts_env_table(env, "dup", TS_TABLE_DUPFIXED_U64, &d), 0);
@@ -272,7 +237,7 @@ static void test_batch_atomic(void **state)
 	assert_int_equal(count_entries(env, t), 2);
 	ts_batch_free(b);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* Append mode: keys in order fill pages completely (fewer pages than the same records
@@ -282,8 +247,8 @@ static void test_append_mode(void **state)
 	(void)state;
 	char dir[512], dir2[512], key[32], val[200];
 	unsigned t, t2;
-	make_dir(dir, sizeof dir);
-	make_dir(dir2, sizeof dir2);
+	tu_mkdtemp(dir, sizeof dir, "env");
+	tu_mkdtemp(dir2, sizeof dir2, "env");
 	struct ts_env *env = open_env(dir, 0), *env2 = open_env(dir2, 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	assert_int_equal(ts_env_table(env2, "kv", 0, &t2), 0);
@@ -322,8 +287,8 @@ static void test_append_mode(void **state)
 	ts_batch_free(b2);
 	ts_env_close(env);
 	ts_env_close(env2);
-	remove_tree(dir);
-	remove_tree(dir2);
+	tu_rmtree(dir);
+	tu_rmtree(dir2);
 }
 
 static void test_sticky_commit_failure(void **state)
@@ -331,7 +296,7 @@ static void test_sticky_commit_failure(void **state)
 	(void)state;
 	char dir[512], buf[16];
 	unsigned t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	put1(env, t, "a", "1");
@@ -346,7 +311,7 @@ static void test_sticky_commit_failure(void **state)
 	assert_int_equal(get_str(env, t, "a", buf, sizeof buf), 0);
 	ts_batch_free(b);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static int cmp_bin(const void *a, size_t alen, const void *b, size_t blen)
@@ -365,8 +330,8 @@ static void test_cursor_order(void **state)
 	static size_t lens[N];
 	char dir[512];
 	unsigned t;
-	reseed();
-	make_dir(dir, sizeof dir);
+	rng = seed;
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "bin", 0, &t), 0);
 	struct ts_batch *b;
@@ -374,9 +339,9 @@ static void test_cursor_order(void **state)
 	for (int i = 0; i < N; i++) {
 		/* bytes from a tiny alphabet incl. 0x00 and 0xff give shared prefixes */
 		static const unsigned char alpha[] = { 0x00, 0x01, 0x7f, 0x80, 0xff };
-		lens[i] = 1 + rnd() % 12;
+		lens[i] = 1 + tu_rand(&rng) % 12;
 		for (size_t j = 0; j < lens[i]; j++)
-			keys[i][j] = alpha[rnd() % sizeof alpha];
+			keys[i][j] = alpha[tu_rand(&rng) % sizeof alpha];
 		assert_int_equal(ts_batch_put(b, t, keys[i], lens[i], &i, sizeof i), 0);
 	}
 	assert_int_equal(ts_env_apply(env, b), 0);
@@ -402,7 +367,7 @@ static void test_cursor_order(void **state)
 
 	/* seek lands on the first key >= the probe */
 	for (int i = 0; i < 50; i++) {
-		int x = (int)(rnd() % N);
+		int x = (int)(tu_rand(&rng) % N);
 		unsigned char probe[13];
 		memcpy(probe, keys[x], lens[x]);
 		size_t plen = lens[x];
@@ -431,7 +396,7 @@ static void test_cursor_order(void **state)
 	assert_null(c);
 	ts_env_read_end(r);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -448,20 +413,20 @@ static void test_postings(void **state)
 	unsigned p, kv;
 	uint64_t *ids = malloc(N * sizeof *ids);
 	assert_non_null(ids);
-	reseed();
-	make_dir(dir, sizeof dir);
+	rng = seed;
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "postings", TS_TABLE_DUPFIXED_U64, &p), 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &kv), 0);
 	/* unique ids spanning the full range; byte order alone would misorder them */
 	for (int i = 0; i < N; i++)
-		ids[i] = ((uint64_t)i << 44) ^ (rnd() & 0xFFFFFFFFFFFull);
+		ids[i] = ((uint64_t)i << 44) ^ (tu_rand(&rng) & 0xFFFFFFFFFFFull);
 	ids[0] = 0;
 	ids[1] = UINT64_MAX;
 	ids[2] = 0xff;
 	ids[3] = 0x100;
 	for (int i = N - 1; i > 0; i--) {
-		int j = (int)(rnd() % (unsigned)(i + 1));
+		int j = (int)(tu_rand(&rng) % (unsigned)(i + 1));
 		uint64_t x = ids[i];
 		ids[i] = ids[j];
 		ids[j] = x;
@@ -553,7 +518,7 @@ static void test_postings(void **state)
 	ts_batch_free(b);
 	ts_env_close(env);
 	free(ids);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* ---- map growth under a concurrent reader ------------------------------------------ */
@@ -606,7 +571,7 @@ static void test_map_growth(void **state)
 	unsigned t;
 	unsigned char val[200];
 	memset(val, 0, sizeof val);
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 64 << 10);
 	assert_int_equal(ts_env_table(env, "g", 0, &t), 0);
 	uint64_t map0, used;
@@ -663,7 +628,7 @@ static void test_map_growth(void **state)
 	assert_memory_equal(v, "g00029-0399", 11);
 	ts_env_read_end(r);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* ---- other processes --------------------------------------------------------------- */
@@ -673,7 +638,7 @@ static void test_stale_reader(void **state)
 	(void)state;
 	char dir[512];
 	unsigned t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 0);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	put1(env, t, "a", "1");
@@ -709,7 +674,7 @@ static void test_stale_reader(void **state)
 		}
 	}
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* Entries of table t, or -1: for forked children, which must not use cmocka. */
@@ -774,7 +739,7 @@ static void test_read_only_live(void **state)
 	unsigned t;
 	unsigned char val[300] = { 0 };
 	int ready[2], go[2];
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 64 << 10);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	struct ts_batch *b;
@@ -811,7 +776,7 @@ static void test_read_only_live(void **state)
 	close(go[1]);
 	ts_batch_free(b);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* Another process (a second writer, e.g. a repair tool) grows the file past our map:
@@ -844,7 +809,7 @@ static void test_resized_by_other_writer(void **state)
 	(void)state;
 	char dir[512], buf[16];
 	unsigned t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	struct ts_env *env = open_env(dir, 64 << 10);
 	assert_int_equal(ts_env_table(env, "kv", 0, &t), 0);
 	put1(env, t, "a", "1");
@@ -865,7 +830,7 @@ static void test_resized_by_other_writer(void **state)
 	assert_int_equal(count_entries(env, t), 3002);
 	assert_int_equal(get_str(env, t, "b", buf, sizeof buf), 0);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* ---- copies ---------------------------------------------------------------------------- */
@@ -942,7 +907,7 @@ static void test_hot_copy(void **state)
 	(void)state;
 	char dir[512], dst[600], dst2[600];
 	unsigned t;
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	snprintf(dst, sizeof dst, "%s/copy/plain", dir);
 	snprintf(dst2, sizeof dst2, "%s/copy/compact", dir);
 	struct ts_env *env = open_env(dir, 1 << 20);
@@ -964,7 +929,7 @@ static void test_hot_copy(void **state)
 	ts_env_close(env);
 	check_copy(dst, before);
 	check_copy(dst2, before2);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static off_t file_size(const char *dir)
@@ -983,7 +948,7 @@ static void test_compact_copy(void **state)
 	char dir[512], plain[600], compact[600], key[32], buf[256];
 	unsigned t;
 	unsigned char val[200] = { 0 };
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	snprintf(plain, sizeof plain, "%s/plain", dir);
 	snprintf(compact, sizeof compact, "%s/compact", dir);
 	struct ts_env *env = open_env(dir, 0);
@@ -1016,7 +981,7 @@ static void test_compact_copy(void **state)
 	assert_int_equal(get_str(env, t, "k00010", buf, sizeof buf), 0);
 	assert_int_equal(get_str(env, t, "k00011", buf, sizeof buf), TS_ENOTFOUND);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 /* ---- faults and corruption --------------------------------------------------------- */
@@ -1089,7 +1054,7 @@ static void test_alloc_failures(void **state)
 {
 	(void)state;
 	char dir[512];
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	int stage, done = 0;
 	unsigned long n;
 	for (n = 1; n < 2000 && !done; n++) {
@@ -1108,7 +1073,7 @@ static void test_alloc_failures(void **state)
 	}
 	assert_true(done);
 	assert_true(n > 8); /* every entry point above allocates at least once */
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 static void write_file(const char *path, const void *p, size_t len)
@@ -1127,22 +1092,22 @@ static void test_corrupt_open(void **state)
 	char dir[512], path[600];
 	struct ts_env *env;
 	struct ts_env_opts o = { .no_sync = 1 };
-	reseed();
+	rng = seed;
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		for (size_t i = 0; i < sizes[s]; i++)
-			junk[i] = (unsigned char)rnd();
-		make_dir(dir, sizeof dir);
+			junk[i] = (unsigned char)tu_rand(&rng);
+		tu_mkdtemp(dir, sizeof dir, "env");
 		snprintf(path, sizeof path, "%s/data.mdb", dir);
 		write_file(path, junk, sizes[s]);
 		assert_int_equal(ts_env_open(dir, &o, &env), TS_ECORRUPT);
 		assert_null(env);
 		struct ts_env_opts ro = { .read_only = 1 };
 		assert_int_equal(ts_env_open(dir, &ro, &env), TS_ECORRUPT);
-		remove_tree(dir);
+		tu_rmtree(dir);
 	}
 
 	/* a real env cut short: past its meta pages, then inside them */
-	make_dir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "env");
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	env = open_env(dir, 0);
 	unsigned t;
@@ -1166,14 +1131,12 @@ static void test_corrupt_open(void **state)
 	assert_int_equal(truncate(path, 0), 0);
 	env = open_env(dir, 0);
 	ts_env_close(env);
-	remove_tree(dir);
+	tu_rmtree(dir);
 }
 
 int main(void)
 {
-	const char *s = getenv("TS_SEED");
-	seed = s ? (unsigned)strtoul(s, NULL, 0) : 0x5eedu;
-	fprintf(stderr, "test_env: seed %u (set TS_SEED to replay)\n", seed);
+	seed = tu_seed("test_env", 0x5eed);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_put_get_del),

@@ -20,13 +20,7 @@
 #include "wire/expfmt.h"
 #include "storage/err.h"
 #include "storage/mem.h"
-
-static uint64_t bits_of(double v)
-{
-	uint64_t b;
-	memcpy(&b, &v, sizeof b);
-	return b;
-}
+#include "testutil.h"
 
 static int bytes_eq(const char *a, size_t an, const char *b)
 {
@@ -103,7 +97,7 @@ static void test_basic(void **state)
 	assert_int_equal(ts_expfmt_next(&p, &e), 1);
 	assert_true(bytes_eq(e.help, e.help_len, "escape \\ \n \\ \\\" \\x chars"));
 	assert_int_equal(ts_expfmt_next(&p, &e), 1);
-	assert_int_equal(bits_of(e.sample.v), 0x7ff8000000000001ULL);
+	assert_int_equal(tu_bits(e.sample.v), 0x7ff8000000000001ULL);
 	assert_int_equal(ts_expfmt_next(&p, &e), 1);
 	assert_true(isinf(e.sample.v) && e.sample.v > 0);
 	assert_int_equal(e.has_ts, 1);

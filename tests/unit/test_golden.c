@@ -19,6 +19,7 @@
 
 #include "storage/err.h"
 #include "tsdb/tsdb.h"
+#include "testutil.h"
 
 #define N_SERIES 6
 #define N_SAMPLES 400
@@ -110,11 +111,9 @@ static void test_golden_db_v1(void **st)
 {
 	(void)st;
 	const char *src = getenv("TS_SRCDIR");
-	const char *tmp = getenv("TMPDIR");
 	assert_non_null(src);
 	char dir[4096], cmd[9000];
-	snprintf(dir, sizeof dir, "%s/goldenXXXXXX", tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof dir, "golden");
 	/* Work on a copy: recovery writes (WAL cut, checkpoint), the golden must not change. */
 	snprintf(cmd, sizeof cmd, "cp -r '%s/tests/data/golden/db-v1/.' '%s/'", src, dir);
 	assert_int_equal(system(cmd), 0);
@@ -136,7 +135,7 @@ static void test_golden_db_v1(void **st)
 				uint64_t b, eb;
 				assert_int_equal(ts_iter_next(it), 1);
 				ts_iter_at(it, &t, &v);
-				memcpy(&b, &v, 8);
+				b = tu_bits(v);
 				sample(s, i, &et, &eb);
 				if (t != et || b != eb)
 					fail_msg(
@@ -157,8 +156,7 @@ static void test_golden_db_v1(void **st)
 		if (round == 0)
 			assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	}
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 int main(void)

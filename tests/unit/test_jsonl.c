@@ -20,32 +20,9 @@
 #include "wire/jsonl.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "testutil.h"
 
 #define SEED 0x9e3779b97f4a7c15ULL
-
-static uint64_t rng(uint64_t *s)
-{
-	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-	uint64_t x = *s;
-	x ^= x >> 29;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 32;
-	return x;
-}
-
-static uint64_t bits_of(double v)
-{
-	uint64_t b;
-	memcpy(&b, &v, sizeof b);
-	return b;
-}
-
-static double from_bits(uint64_t b)
-{
-	double v;
-	memcpy(&v, &b, sizeof v);
-	return v;
-}
 
 /* ---- tokenizer ---- */
 
@@ -178,12 +155,12 @@ static void test_import(void **state)
 	assert_true(s.labels[0].value > body && s.labels[0].value < body + strlen(body));
 	assert_int_equal(s.n_samples, 8);
 	assert_true(s.samples[0].v == 1 && s.samples[1].v == 2.5);
-	assert_int_equal(bits_of(s.samples[2].v), 0x7ff8000000000001ULL);
-	assert_int_equal(bits_of(s.samples[3].v), 0x7ff8000000000001ULL);
+	assert_int_equal(tu_bits(s.samples[2].v), 0x7ff8000000000001ULL);
+	assert_int_equal(tu_bits(s.samples[3].v), 0x7ff8000000000001ULL);
 	assert_true(isinf(s.samples[4].v) && s.samples[4].v < 0);
 	assert_true(isinf(s.samples[5].v) && s.samples[5].v > 0);
-	assert_int_equal(bits_of(s.samples[6].v), 0x8000000000000000ULL);
-	assert_int_equal(bits_of(s.samples[7].v), 0);
+	assert_int_equal(tu_bits(s.samples[6].v), 0x8000000000000000ULL);
+	assert_int_equal(tu_bits(s.samples[7].v), 0);
 	assert_int_equal(s.samples[7].t_ms, -8);
 	assert_int_equal(ts_jsonl_next(&p, &s), 1);
 	assert_int_equal(s.line, 4);
@@ -275,7 +252,7 @@ static void test_encode(void **state)
 		if (isnan(s[i].v))
 			assert_true(isnan(out.samples[i].v));
 		else
-			assert_int_equal(bits_of(out.samples[i].v), bits_of(s[i].v));
+			assert_int_equal(tu_bits(out.samples[i].v), tu_bits(s[i].v));
 	}
 	ts_jsonl_fini(&p);
 	ts_free(buf);
@@ -330,7 +307,7 @@ static void test_fmt_known(void **state)
 	}
 	assert_int_equal(ts_fmt_double(b, NAN), 3);
 	assert_string_equal(b, "NaN");
-	assert_string_equal((ts_fmt_double(b, from_bits(0x7ff0000000000002ULL)), b), "NaN");
+	assert_string_equal((ts_fmt_double(b, tu_f64(0x7ff0000000000002ULL)), b), "NaN");
 	assert_string_equal((ts_fmt_double(b, INFINITY), b), "+Inf");
 	assert_string_equal((ts_fmt_double(b, -INFINITY), b), "-Inf");
 }
@@ -351,7 +328,7 @@ static void test_fmt_roundtrip_random(void **state)
 	uint64_t seed = SEED;
 	char b[TS_FMT_DOUBLE_MAX];
 	for (long i = 0; i < n; i++) {
-		uint64_t r = rng(&seed);
+		uint64_t r = tu_rand(&seed);
 		double v;
 		if (i % 4 == 0) /* short decimals, the common case for metrics */
 			v = (double)(int64_t)(r % 2000000 - 1000000) /
@@ -363,13 +340,13 @@ static void test_fmt_roundtrip_random(void **state)
 				      : (r >> 20) % 3 == 1 ? INFINITY
 							   : ldexp(1.0, (int)(r % 2040) - 1020));
 		else
-			v = from_bits(r);
+			v = tu_f64(r);
 		if (isnan(v) || isinf(v))
 			continue;
 		size_t len = ts_fmt_double(b, v);
 		assert_true(len < TS_FMT_DOUBLE_MAX);
 		double back = strtod(b, NULL);
-		if (bits_of(back) != bits_of(v))
+		if (tu_bits(back) != tu_bits(v))
 			fail_msg("seed %#llx iteration %ld: %a -> %s -> %a",
 				 (unsigned long long)SEED, i, v, b, back);
 		/* Shortest: one digit fewer (correctly rounded) must not round-trip.
@@ -397,7 +374,7 @@ static void test_parse_double_vs_strtod(void **state)
 	uint64_t seed = SEED ^ 1;
 	char s[700];
 	for (int i = 0; i < 200000; i++) {
-		uint64_t r = rng(&seed);
+		uint64_t r = tu_rand(&seed);
 		size_t o = 0;
 		if (r & 1)
 			s[o++] = '-';
@@ -406,7 +383,7 @@ static void test_parse_double_vs_strtod(void **state)
 		for (int d = 0; d < digits; d++) {
 			if (d == point)
 				s[o++] = '.';
-			s[o++] = (char)('0' + rng(&seed) % 10);
+			s[o++] = (char)('0' + tu_rand(&seed) % 10);
 		}
 		if (r & 2)
 			o += (size_t)snprintf(s + o, sizeof s - o, "e%d",
@@ -418,7 +395,7 @@ static void test_parse_double_vs_strtod(void **state)
 			assert_int_equal(rc, TS_ELIMIT);
 			continue;
 		}
-		if (rc != 0 || bits_of(got) != bits_of(want))
+		if (rc != 0 || tu_bits(got) != tu_bits(want))
 			fail_msg("seed %#llx: %s -> %a, strtod %a", (unsigned long long)(SEED ^ 1),
 				 s, got, want);
 	}
@@ -485,7 +462,7 @@ static void test_truncation_and_bitflips(void **state)
 	for (int iter = 0; iter < 20000; iter++) {
 		memcpy(buf, sample_body, n);
 		for (int f = 0; f <= iter % 3; f++) {
-			uint64_t r = rng(&seed);
+			uint64_t r = tu_rand(&seed);
 			buf[r % n] ^= (char)(1u << ((r >> 32) & 7));
 		}
 		parse_bytes(buf, n);

@@ -25,26 +25,9 @@
 #include "wire/lineproto.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	rewind(f);
-	char *b = ts_malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		ts_free(b);
-		b = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
 
 static int b64val(char c)
 {
@@ -373,15 +356,8 @@ static const char *deviation(const char *key)
 static void test_corpus(void **state)
 {
 	(void)state;
-	const char *dir = getenv("TS_TESTDATA");
-	if (!dir)
-		dir = "tests/data";
-	char path[512];
-	snprintf(path, sizeof path, "%s/lineprotocol/corpus.json", dir);
 	size_t len = 0;
-	char *buf = read_file(path, &len);
-	if (!buf)
-		fail_msg("cannot read %s", path);
+	char *buf = tu_load_data("lineprotocol/corpus.json", &len);
 	struct ts_jsonl_lex lx;
 	ts_jsonl_lex_init(&lx, buf, len);
 	assert_int_equal(NEXT(&lx), TS_JSONL_OBJ);
@@ -445,7 +421,7 @@ static void test_corpus(void **state)
 	print_message("line-protocol corpus: %d decode cases (%d expect an error, %d a result): "
 		      "%d passed, %d deviations, %d failed\n",
 		      n_cases, n_err, n_res, n_pass, n_dev, n_fail);
-	ts_free(buf);
+	free(buf);
 	assert_int_equal(n_fail, 0);
 	assert_true(n_cases > 6000);
 }

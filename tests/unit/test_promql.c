@@ -32,6 +32,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/tsdb.h"
+#include "testutil.h"
 
 struct valid_case {
 	const char *q;
@@ -1114,22 +1115,11 @@ static void test_depth_limits(void **state)
 	free(q);
 }
 
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 /* Every int64 @ timestamp prints as S.mmm and parses back to itself. */
 static void test_at_roundtrip(void **state)
 {
 	(void)state;
-	const char *env = getenv("TS_SEED");
-	uint64_t seed = env ? strtoull(env, NULL, 0) : 0x5eed1234abcdULL;
-	rng_state = seed ? seed : 1;
+	uint64_t seed = tu_seed(__func__, 0x5eed1234abcdULL), rng = seed;
 	int64_t fixed[] = { 0,
 			    1,
 			    -1,
@@ -1144,7 +1134,7 @@ static void test_at_roundtrip(void **state)
 	for (int i = 0; i < 2000; i++) {
 		int64_t ms = i < (int)(sizeof(fixed) / sizeof(fixed[0]))
 				     ? fixed[i]
-				     : (int64_t)(rng() >> (rng() % 64));
+				     : (int64_t)(tu_rand(&rng) >> (tu_rand(&rng) % 64));
 		if (i % 2 && ms != INT64_MIN)
 			ms = -ms;
 		struct ts_ast *t = ts_ast_new(TS_AST_VECTOR_SELECTOR, 0), *u;

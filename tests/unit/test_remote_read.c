@@ -23,39 +23,15 @@
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
+#include "testutil.h"
 
-static char *slurp(const char *name, size_t *len)
-{
-	char path[1024];
-	const char *src = getenv("TS_SRCDIR");
-	snprintf(path, sizeof path, "%s/tests/data/rw/%s", src ? src : ".", name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	rewind(f);
-	char *b = malloc((size_t)n + 1);
-	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	b[n] = '\0';
-	*len = (size_t)n;
-	return b;
-}
-
+/* Vector tests/data/rw/<name>, decompressed into an exactly-sized heap copy (so ASan
+ * sees any overread). Caller frees. */
 static uint8_t *load_vector(const char *name, size_t *len)
 {
-	size_t clen;
-	char *c = slurp(name, &clen);
-	uint8_t *d = NULL;
-	size_t cap = 0;
-	assert_int_equal(ts_snappy_decompress((const uint8_t *)c, clen, 1 << 20, &d, &cap, len), 0);
-	free(c);
-	uint8_t *exact = malloc(*len ? *len : 1);
-	if (*len)
-		memcpy(exact, d, *len);
-	ts_free(d);
-	return exact;
+	char rel[256];
+	snprintf(rel, sizeof rel, "rw/%s", name);
+	return tu_load_snappy(rel, 1 << 20, len);
 }
 
 static int hex_eq(const char *hex, struct ts_pb_str s)
@@ -118,14 +94,12 @@ static void check_vector(const struct ts_rr_request *r, char **pos)
 static void hostile(struct ts_rr_request *r, const uint8_t *buf, size_t len)
 {
 	for (size_t n = 0; n <= len; n++) {
-		uint8_t *cut = malloc(n ? n : 1);
-		memcpy(cut, buf, n);
+		uint8_t *cut = tu_memdup(buf, n);
 		int rc = ts_rr_decode(r, cut, n);
 		assert_true(rc == 0 || rc == TS_ECORRUPT || rc == TS_EINVALID);
 		free(cut);
 	}
-	uint8_t *m = malloc(len ? len : 1);
-	memcpy(m, buf, len);
+	uint8_t *m = tu_memdup(buf, len);
 	for (size_t bit = 0; bit < len * 8; bit++) {
 		m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		int rc = ts_rr_decode(r, m, len);
@@ -148,7 +122,7 @@ static void test_vectors(void **state)
 {
 	(void)state;
 	size_t elen;
-	char *exp = slurp("expected.txt", &elen);
+	char *exp = tu_load_data("rw/expected.txt", &elen);
 	char *pos = exp, *line;
 	int n = 0;
 	struct ts_rr_request r;
@@ -217,21 +191,13 @@ static struct ts_label L(const char *n, const char *v) {
 	return l;
 }
 
-static double
-f64(uint64_t bits)
-{
-	double d;
-	memcpy(&d, &bits, 8);
-	return d;
-}
-
 /* The same content as gen_rw_vectors.py's rr_samples.pb. */
 static int encode_samples(struct ts_rr_samples_writer *w)
 {
 	struct ts_label l1[] = { L("__name__", "up"), L("job", "a") };
 	struct ts_label l2[] = { L("__name__", "x"), L("e", "") };
 	struct ts_sample s1[] = { { 1000, 1.0 }, { 2000, 0 }, { -5, 0.0 }, { 0, -2.5 } };
-	s1[1].v = f64(TS_STALE_NAN_BITS);
+	s1[1].v = tu_f64(TS_STALE_NAN_BITS);
 	int rc;
 	if ((rc = ts_rr_samples_begin_result(w)) || (rc = ts_rr_samples_begin_series(w, l1, 2)) ||
 	    (rc = ts_rr_samples_add(w, s1, 2)) || (rc = ts_rr_samples_add(w, s1 + 2, 2)) ||
@@ -246,7 +212,7 @@ static void test_samples_encoding(void **state)
 {
 	(void)state;
 	size_t rlen;
-	char *ref = slurp("rr_samples.pb", &rlen);
+	char *ref = tu_load_data("rw/rr_samples.pb", &rlen);
 	struct ts_rr_samples_writer w;
 	ts_rr_samples_init(&w);
 	assert_int_equal(encode_samples(&w), 0);
@@ -332,7 +298,7 @@ static void test_chunked_reference(void **state)
 	(void)state;
 	assert_int_equal(ts_crc32c(0, "123456789", 9), 0xE3069283);
 	size_t rlen;
-	char *ref = slurp("rr_chunked.pb", &rlen);
+	char *ref = tu_load_data("rw/rr_chunked.pb", &rlen);
 	struct ts_rr_chunked_writer w;
 	ts_rr_chunked_init(&w, 0);
 	struct ts_label l[] = { L("__name__", "up"), L("job", "a") };

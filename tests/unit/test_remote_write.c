@@ -23,54 +23,17 @@
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
+#include "testutil.h"
 
 #define SEED 0x5eed1234u
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	rewind(f);
-	char *b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	if (b)
-		b[n] = '\0';
-	*len = (size_t)n;
-	return b;
-}
-
-static void data_path(char *out, size_t cap, const char *name)
-{
-	const char *src = getenv("TS_SRCDIR");
-	snprintf(out, cap, "%s/tests/data/rw/%s", src ? src : ".", name);
-}
-
-/* Reads and decompresses a vector into an exactly-sized heap copy (so ASan sees any
- * overread). Caller frees. */
+/* Vector tests/data/rw/<name>, decompressed into an exactly-sized heap copy (so ASan
+ * sees any overread). Caller frees. */
 static uint8_t *load_vector(const char *name, size_t *len)
 {
-	char path[1024];
-	size_t clen;
-	data_path(path, sizeof path, name);
-	char *c = slurp(path, &clen);
-	if (!c)
-		fail_msg("cannot read %s", path);
-	uint8_t *d = NULL;
-	size_t cap = 0;
-	assert_int_equal(ts_snappy_decompress((const uint8_t *)c, clen, 1 << 24, &d, &cap, len), 0);
-	free(c);
-	uint8_t *exact = malloc(*len ? *len : 1);
-	if (*len)
-		memcpy(exact, d, *len);
-	ts_free(d);
-	return exact;
+	char rel[256];
+	snprintf(rel, sizeof rel, "rw/%s", name);
+	return tu_load_snappy(rel, 1 << 24, len);
 }
 
 static int hex_eq(const char *hex, const char *p, uint32_t n)
@@ -217,21 +180,13 @@ static void check_vector(struct ts_rw_request *r, const uint8_t *buf, size_t len
 	(void)len;
 }
 
-static uint32_t rng_state = SEED;
-static uint32_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
+static uint64_t rng = SEED; /* tu_rand() state, one sequence for the whole run */
 
 /* Truncation at every byte and bit flips: a valid decode or TS_ECORRUPT, never more. */
 static void hostile(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *buf, size_t len)
 {
 	for (size_t n = 0; n <= len; n++) {
-		uint8_t *cut = malloc(n ? n : 1);
-		memcpy(cut, buf, n);
+		uint8_t *cut = tu_memdup(buf, n);
 		int rc = ts_rw_decode(r, v, cut, n);
 		assert_true(rc == 0 || rc == TS_ECORRUPT);
 		if (rc == 0)
@@ -240,11 +195,10 @@ static void hostile(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t
 			assert_true(r->err[0] != '\0');
 		free(cut);
 	}
-	uint8_t *m = malloc(len ? len : 1);
-	memcpy(m, buf, len);
+	uint8_t *m = tu_memdup(buf, len);
 	size_t nbits = len * 8, tries = nbits <= 16384 ? nbits : 4096;
 	for (size_t i = 0; i < tries; i++) {
-		size_t bit = nbits <= 16384 ? i : rnd() % nbits;
+		size_t bit = nbits <= 16384 ? i : tu_rand(&rng) % nbits;
 		m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		int rc = ts_rw_decode(r, v, m, len);
 		if (rc != 0 && rc != TS_ECORRUPT)
@@ -262,11 +216,8 @@ static void hostile(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t
 static void test_vectors(void **state)
 {
 	(void)state;
-	char path[1024];
 	size_t elen;
-	data_path(path, sizeof path, "expected.txt");
-	char *exp = slurp(path, &elen);
-	assert_non_null(exp);
+	char *exp = tu_load_data("rw/expected.txt", &elen);
 	char *pos = exp, *line;
 	int n_vec = 0;
 	struct ts_rw_request r;
@@ -496,55 +447,18 @@ static void test_validate(void **state)
 		assert_string_not_equal(ts_rw_reason_name((enum ts_rw_reason)r), "unknown");
 }
 
-/* Reference: decode one code point naively and check minimality and range. */
-static int ref_utf8(const uint8_t *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = p[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3;
-			cp = c & 0x07;
-		} else
-			return 0;
-		if (i + k >= n)
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		uint32_t min = k == 1 ? 0x80 : k == 2 ? 0x800 : 0x10000;
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
-
 static void test_utf8(void **state)
 {
 	(void)state;
 	uint8_t b[4];
 	for (unsigned x = 0; x < 0x10000; x++) {
 		b[0] = (uint8_t)(x >> 8), b[1] = (uint8_t)x;
-		assert_int_equal(ts_utf8_valid(b, 2), ref_utf8(b, 2));
-		assert_int_equal(ts_utf8_valid(b, 1), ref_utf8(b, 1));
+		assert_int_equal(ts_utf8_valid(b, 2), tu_utf8_valid_ref(b, 2));
+		assert_int_equal(ts_utf8_valid(b, 1), tu_utf8_valid_ref(b, 1));
 	}
 	for (unsigned x = 0xc00000; x < 0x1000000; x++) {
 		b[0] = (uint8_t)(x >> 16), b[1] = (uint8_t)(x >> 8), b[2] = (uint8_t)x;
-		if (ts_utf8_valid(b, 3) != ref_utf8(b, 3))
+		if (ts_utf8_valid(b, 3) != tu_utf8_valid_ref(b, 3))
 			fail_msg("3-byte %06x", x);
 	}
 	/* 4-byte: every lead byte with a spread of continuations */
@@ -553,7 +467,7 @@ static void test_utf8(void **state)
 			for (unsigned c2 = 0x7f; c2 < 0xc1; c2 += 0x41) {
 				b[0] = (uint8_t)lead, b[1] = (uint8_t)c1, b[2] = (uint8_t)c2,
 				b[3] = 0x80;
-				assert_int_equal(ts_utf8_valid(b, 4), ref_utf8(b, 4));
+				assert_int_equal(ts_utf8_valid(b, 4), tu_utf8_valid_ref(b, 4));
 			}
 	assert_true(ts_utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
 	assert_false(ts_utf8_valid("\xf4\x90\x80\x80", 4)); /* U+110000 */

@@ -24,41 +24,12 @@
 #include "storage/chunk.h"
 #include "storage/env.h"
 #include "tsdb/tsdb.h"
+#include "testutil.h"
 
 #define L(n, v)                                                \
 	{                                                      \
 		n, v, (uint32_t)strlen(n), (uint32_t)strlen(v) \
 	}
-
-static char *tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *p = malloc(4096);
-	snprintf(p, 4096, "%s/tsdbXXXXXX", base ? base : "/tmp");
-	assert_non_null(mkdtemp(p));
-	return p;
-}
-
-static void rmrf(const char *p)
-{
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-	assert_int_equal(system(cmd), 0);
-}
-
-static double bits_to_d(uint64_t b)
-{
-	double d;
-	memcpy(&d, &b, 8);
-	return d;
-}
-
-static uint64_t d_to_bits(double d)
-{
-	uint64_t b;
-	memcpy(&b, &d, 8);
-	return b;
-}
 
 /* Appends n samples t0, t0+step, ... with value f(i) to one series. */
 static int put(struct ts_db *db, const char *metric, const char *k, const char *v, int64_t t0,
@@ -111,7 +82,8 @@ static size_t count_sel(struct ts_db *db, const struct ts_matcher *m, size_t n, 
 static void test_append_select_iterate(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	struct ts_append_result r;
@@ -191,14 +163,14 @@ static void test_append_select_iterate(void **st)
 	ts_chunk_it_free(ci);
 	ts_series_set_free(set);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_matchers(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	struct ts_append_result r;
@@ -238,14 +210,14 @@ static void test_matchers(void **st)
 	assert_int_equal(ts_db_select(db, bad, 1, 0, 1, &set, msg, sizeof msg), TS_EINVALID);
 	assert_non_null(strstr(msg, "(unclosed"));
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_duplicates_and_order(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	struct ts_append_result r;
@@ -291,14 +263,14 @@ static void test_duplicates_and_order(void **st)
 	count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns);
 	assert_int_equal(ns, 310);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_out_of_order_window(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .ooo_window_ms = 60000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -326,14 +298,14 @@ static void test_out_of_order_window(void **st)
 		}
 	}
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_special_values_bit_exact(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	const uint64_t bits[] = { 0x7ff0000000000002ULL, 0x8000000000000000ULL,
@@ -344,7 +316,7 @@ static void test_special_values_bit_exact(void **st)
 	struct ts_sample s[7];
 	for (int i = 0; i < 7; i++) {
 		s[i].t_ms = -5000 + i * 1000; /* negative timestamps too */
-		s[i].v = bits_to_d(bits[i]);
+		s[i].v = tu_f64(bits[i]);
 	}
 	struct ts_series_in in = { l, 1, s, 7 };
 	struct ts_append_result r;
@@ -362,7 +334,7 @@ static void test_special_values_bit_exact(void **st)
 			double v;
 			ts_iter_at(it, &t, &v);
 			assert_int_equal(t, -5000 + i * 1000);
-			assert_int_equal(d_to_bits(v), bits[i]);
+			assert_int_equal(tu_bits(v), bits[i]);
 		}
 		ts_iter_free(it);
 		ts_series_set_free(set);
@@ -370,14 +342,14 @@ static void test_special_values_bit_exact(void **st)
 		assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	}
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_partitions_and_limits(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .partition_ms = 3600000,
 				.retention_ms = 86400000LL * 365 * 10,
@@ -418,15 +390,15 @@ static void test_partitions_and_limits(void **st)
 	assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 1080);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 /* A child appends and dies without closing; the parent finds every acknowledged sample. */
 static void test_crash_recovery(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	for (int round = 0; round < 3; round++) {
 		pid_t pid = fork();
 		assert_true(pid >= 0);
@@ -459,8 +431,7 @@ static void test_crash_recovery(void **st)
 		assert_int_equal(ns, (size_t)(round + 1) * 50);
 		assert_int_equal(ts_db_close(db), 0);
 	}
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 struct thr {
@@ -496,7 +467,8 @@ static void *appender(void *arg)
 static void test_concurrent_appenders(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .flush_interval_ms = 5,
 				.checkpoint_interval_ms = 20,
@@ -524,8 +496,7 @@ static void test_concurrent_appenders(void **st)
 	assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 5);
 	assert_int_equal(ns, 200 * 6);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 /* Every allocation of append and of open may fail: the call reports -ENOMEM (or
@@ -533,7 +504,8 @@ static void test_concurrent_appenders(void **st)
 static void test_alloc_failures(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	struct ts_append_result r;
@@ -583,14 +555,14 @@ static void test_alloc_failures(void **st)
 	assert_true(nser >= 1);
 	assert_int_equal(ns % 300, 0); /* a batch of one series is all or nothing */
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_second_writer_is_busy(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	pid_t pid = fork();
@@ -602,8 +574,7 @@ static void test_second_writer_is_busy(void **st)
 	waitpid(pid, &status, 0);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static int md_count(void *arg, const struct ts_metadata *md)
@@ -617,7 +588,8 @@ static int md_count(void *arg, const struct ts_metadata *md)
 static void test_label_lookups_and_metadata(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	struct ts_append_result r;
@@ -674,8 +646,7 @@ static void test_label_lookups_and_metadata(void **st)
 	struct ts_metadata bad = { "", "", "", 0, 0, 0, TS_MT_GAUGE };
 	assert_int_equal(ts_db_set_metadata(db, &bad, 1), TS_EINVALID);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 /* Flips one payload byte of every stored chunk record of a partition env. */
@@ -712,7 +683,8 @@ static void corrupt_partition(const char *pdir)
 static void test_corrupt_chunk_and_torn_wal(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .partition_ms = 86400000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -761,8 +733,7 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	assert_int_equal(count_sel(db, mtorn, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 20);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static int count_dirs(const char *dir)
@@ -782,7 +753,8 @@ static int count_dirs(const char *dir)
 static void test_retention_removes_partitions(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .partition_ms = 3600000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -819,14 +791,14 @@ static void test_retention_removes_partitions(void **st)
 	assert_int_equal(count_sel(db, mn, 1, INT64_MIN, INT64_MAX, &ns), 1);
 	assert_int_equal(ns, 10);
 	assert_int_equal(ts_db_close(db), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 static void test_compaction(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .partition_ms = 3600000, .ooo_window_ms = 600000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -886,8 +858,7 @@ static void test_compaction(void **st)
 	assert_int_equal(ts_db_close(db), 0);
 	snprintf(cmd, sizeof cmd, "test ! -e '%s.old' && test ! -e '%s.compact'", part, part);
 	assert_int_equal(system(cmd), 0);
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 /* Heads of series that stopped are sealed at a checkpoint (their memory freed) and keep
@@ -896,7 +867,8 @@ static void test_compaction(void **st)
 static void test_idle_series_after_restart(void **st)
 {
 	(void)st;
-	char *dir = tmpdir();
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
 	struct ts_db *db;
 	struct ts_db_opts o = { .ooo_window_ms = 86400000 };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -932,8 +904,7 @@ static void test_idle_series_after_restart(void **st)
 		assert_int_equal(r.n_duplicate, 1);
 		assert_int_equal(ts_db_close(db), 0);
 	}
-	rmrf(dir);
-	free(dir);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 int main(void)

@@ -14,44 +14,7 @@
 
 #include "tsdb/utf8.h"
 #include "storage/mem.h"
-
-/* Reference: decode greedily; any malformation -> invalid. */
-static int ref_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		uint32_t cp;
-		size_t k;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xE0) == 0xC0) {
-			k = 1;
-			cp = c & 0x1F;
-		} else if ((c & 0xF0) == 0xE0) {
-			k = 2;
-			cp = c & 0x0F;
-		} else if ((c & 0xF8) == 0xF0) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i - 1 < k)
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + j] & 0x3F);
-		}
-		static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
-		if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
+#include "testutil.h"
 
 static void test_known(void **state)
 {
@@ -86,7 +49,7 @@ static void test_known(void **state)
 		size_t n = strlen(cases[i].s);
 		if (ts_utf8_valid(cases[i].s, n) != cases[i].valid)
 			fail_msg("case %zu", i);
-		assert_int_equal(ref_valid((const unsigned char *)cases[i].s, n), cases[i].valid);
+		assert_int_equal(tu_utf8_valid_ref(cases[i].s, n), cases[i].valid);
 	}
 	/* NUL is U+0000: valid. */
 	assert_true(ts_utf8_valid("a\0b", 3));
@@ -99,13 +62,13 @@ static void test_exhaustive_short(void **state)
 	unsigned char b[3];
 	for (unsigned a = 0; a < 256; a++) {
 		b[0] = (unsigned char)a;
-		assert_int_equal(!!ts_utf8_valid(b, 1), ref_valid(b, 1));
+		assert_int_equal(!!ts_utf8_valid(b, 1), tu_utf8_valid_ref(b, 1));
 		for (unsigned c = 0; c < 256; c++) {
 			b[1] = (unsigned char)c;
-			assert_int_equal(!!ts_utf8_valid(b, 2), ref_valid(b, 2));
+			assert_int_equal(!!ts_utf8_valid(b, 2), tu_utf8_valid_ref(b, 2));
 			for (unsigned d = 0; d < 256; d++) {
 				b[2] = (unsigned char)d;
-				if (!!ts_utf8_valid(b, 3) != ref_valid(b, 3))
+				if (!!ts_utf8_valid(b, 3) != tu_utf8_valid_ref(b, 3))
 					fail_msg("%02x %02x %02x", a, c, d);
 			}
 		}
@@ -129,7 +92,7 @@ static void test_random(void **state)
 			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
 			buf[i] = pool[(seed >> 40) % sizeof pool];
 		}
-		int want = ref_valid(buf, n);
+		int want = tu_utf8_valid_ref(buf, n);
 		n_valid += want;
 		if (!!ts_utf8_valid(buf, n) != want)
 			fail_msg("seed-derived case %d differs (seed 0xC0FFEE123)", iter);

@@ -31,18 +31,11 @@
 #include "storage/mem.h"
 #include "storage/wal.h"
 #include "storage/wal_int.h"
+#include "testutil.h"
 
 static uint64_t g_seed = 0x5eed2026;
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
 
 static uint64_t fnv(const uint8_t *p, size_t n)
 {
@@ -58,19 +51,19 @@ static uint64_t fnv(const uint8_t *p, size_t n)
 static size_t gen(uint64_t stream, size_t i, size_t max_len, uint8_t *buf, uint8_t *type)
 {
 	uint64_t s = g_seed * 1000003u + stream * 7919u + i;
-	uint64_t r = splitmix(&s);
+	uint64_t r = tu_rand(&s);
 	size_t len;
 	/* The size class follows i so every seed covers every class. */
 	switch (i % 10) {
 	case 0: len = 0; break;
 	case 1:
-	case 2: len = 1 + (size_t)(splitmix(&s) % 64); break;
+	case 2: len = 1 + (size_t)(tu_rand(&s) % 64); break;
 	case 3:
 	case 4:
 	case 5:
 	case 6:
-	case 7: len = 65 + (size_t)(splitmix(&s) % 4000); break;
-	default: len = i % 20 == 9 ? MAX_GEN : MAX_GEN / 4 + (size_t)(splitmix(&s) % (MAX_GEN / 2));
+	case 7: len = 65 + (size_t)(tu_rand(&s) % 4000); break;
+	default: len = i % 20 == 9 ? MAX_GEN : MAX_GEN / 4 + (size_t)(tu_rand(&s) % (MAX_GEN / 2));
 	}
 	if (len > max_len)
 		len = max_len;
@@ -80,7 +73,7 @@ static size_t gen(uint64_t stream, size_t i, size_t max_len, uint8_t *buf, uint8
 			buf[k] = (uint8_t)("abcdefgh"[(k / 7 + (r >> 20)) % 8]);
 	} else {
 		for (size_t k = 0; k < len; k += 8) {
-			uint64_t v = splitmix(&s);
+			uint64_t v = tu_rand(&s);
 			memcpy(buf + k, &v, len - k < 8 ? len - k : 8);
 		}
 	}
@@ -127,30 +120,6 @@ static void recs_equal(const struct recs *got, const struct recs *want, size_t f
 				 (unsigned long long)g_seed, from + i, (unsigned long long)a->lsn,
 				 (unsigned long long)b->lsn, a->len, b->len);
 	}
-}
-
-static void tmpdir(char *out, size_t cap)
-{
-	const char *t = getenv("TMPDIR");
-	snprintf(out, cap, "%s/walXXXXXX", t && *t ? t : "/tmp");
-	assert_non_null(mkdtemp(out));
-}
-
-static void rmdir_all(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	char p[4096];
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 static size_t count_files(const char *dir)
@@ -302,7 +271,7 @@ static void test_round_trip(void **state)
 	char dir[4096];
 	struct recs want = { 0 }, got = { 0 };
 	for (int compress = 0; compress < 2; compress++) {
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 64u << 10, compress };
 		struct ts_wal *w;
 		want.n = 0;
@@ -341,7 +310,7 @@ static void test_round_trip(void **state)
 		ts_wal_close(w);
 		reopen_replay(dir, &o, 0, &got, NULL);
 		recs_equal(&got, &want, 0, want.n);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 	}
 	free(want.v);
 	free(got.v);
@@ -355,7 +324,7 @@ static void test_compression_saves(void **state)
 	memset(buf, 'x', sizeof buf);
 	uint64_t sizes[2];
 	for (int compress = 0; compress < 2; compress++) {
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 0, compress };
 		struct ts_wal *w;
 		uint64_t lsn;
@@ -363,7 +332,7 @@ static void test_compression_saves(void **state)
 		assert_int_equal(ts_wal_append(w, 7, buf, sizeof buf, &lsn), 0);
 		sizes[compress] = ts_wal_end_lsn(w) - lsn;
 		ts_wal_close(w);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 	}
 	assert_int_equal(sizes[0], TS_WAL_REC_HDR_BYTES + sizeof buf);
 	assert_true(sizes[1] < 200);
@@ -374,7 +343,7 @@ static void test_from_lsn(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 20000, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -391,7 +360,7 @@ static void test_from_lsn(void **state)
 	}
 	reopen_replay(dir, &o, UINT64_MAX, &got, NULL);
 	assert_int_equal(got.n, 0);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -409,7 +378,7 @@ static void test_replay_fn_stops(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
 	append_n(w, 3, 0, 10, 100, &want, 0);
@@ -427,7 +396,7 @@ static void test_replay_fn_stops(void **state)
 	/* Replay after an append would interleave with new records: refused. */
 	assert_int_equal(ts_wal_replay(w, 0, collect, &got), -EINVAL);
 	ts_wal_close(w);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -436,7 +405,7 @@ static void test_append_before_replay(void **state)
 {
 	(void)state;
 	char dir[4096];
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal *w;
 	uint64_t lsn, next;
 	/* A new log needs no replay. */
@@ -450,7 +419,7 @@ static void test_append_before_replay(void **state)
 	assert_int_equal(ts_wal_append(w, 1, "abc", 3, &lsn), -EINVAL);
 	assert_int_equal(ts_wal_roll(w, &next), -EINVAL);
 	ts_wal_close(w);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 }
 
 /* Writes one WAL of n small records and returns the segment bytes; the last record
@@ -496,7 +465,7 @@ static void test_torn_tail_every_offset(void **state)
 	for (int compress = 0; compress < 2; compress++) {
 		struct recs want = { 0 }, got = { 0 };
 		size_t size, last_off;
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		uint8_t *bytes = one_segment(dir, 6, 300, &want, &size, &last_off, compress);
 		seg_path(p, sizeof p, dir, 0);
 		for (size_t len = last_off; len < size; len++) {
@@ -527,7 +496,7 @@ static void test_torn_tail_every_offset(void **state)
 		free(bytes);
 		free(want.v);
 		free(got.v);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 	}
 }
 
@@ -538,13 +507,13 @@ static void test_bit_flips_in_last_record(void **state)
 	struct recs want = { 0 }, got = { 0 };
 	size_t size, last_off;
 	uint64_t s = g_seed;
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	uint8_t *bytes = one_segment(dir, 4, 200, &want, &size, &last_off, 1);
 	seg_path(p, sizeof p, dir, 0);
 	uint8_t *mod = malloc(size);
 	for (size_t off = last_off; off < size; off++) {
 		memcpy(mod, bytes, size);
-		mod[off] ^= (uint8_t)(1u << (splitmix(&s) % 8));
+		mod[off] ^= (uint8_t)(1u << (tu_rand(&s) % 8));
 		write_file(p, mod, size);
 		reopen_replay(dir, &OPTS_NEVER, 0, &got, NULL);
 		recs_equal(&got, &want, 0, 3);
@@ -554,7 +523,7 @@ static void test_bit_flips_in_last_record(void **state)
 	free(bytes);
 	free(want.v);
 	free(got.v);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 }
 
 static void test_corrupt_middle_segment(void **state)
@@ -562,7 +531,7 @@ static void test_corrupt_middle_segment(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 1000, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -598,7 +567,7 @@ static void test_corrupt_middle_segment(void **state)
 	ts_wal_close(w);
 	reopen_replay(dir, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, want.n);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -610,7 +579,7 @@ static void test_lsns_never_reused_after_cut(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 800, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -643,7 +612,7 @@ static void test_lsns_never_reused_after_cut(void **state)
 	reopen_replay(dir, &o, want.v[5].lsn, &got, &w);
 	assert_int_equal(ts_wal_end_lsn(w), lsn + TS_WAL_REC_HDR_BYTES + 3);
 	ts_wal_close(w);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -653,7 +622,7 @@ static void test_gap_between_segments(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 500, 0 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -671,7 +640,7 @@ static void test_gap_between_segments(void **state)
 	reopen_replay(dir, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, k);
 	assert_int_equal(seg_of(dir, UINT64_MAX), base1);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -681,7 +650,7 @@ static void test_torn_segment_header(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal *w;
 	uint64_t next;
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
@@ -701,8 +670,8 @@ static void test_torn_segment_header(void **state)
 	reopen_replay(dir, &OPTS_NEVER, 0, &got, NULL);
 	recs_equal(&got, &want, 0, 7);
 	/* Only the first segment header, torn: replay starts the log again. */
-	rmdir_all(dir);
-	tmpdir(dir, sizeof dir);
+	tu_rmtree(dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
 	ts_wal_close(w);
 	seg_path(p, sizeof p, dir, 0);
@@ -711,7 +680,7 @@ static void test_torn_segment_header(void **state)
 	assert_int_equal(got.n, 0);
 	assert_int_equal(ts_wal_end_lsn(w), TS_WAL_SEG_HDR_BYTES);
 	ts_wal_close(w);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -727,7 +696,7 @@ static void test_foreign_and_misnamed_files(void **state)
 	(void)state;
 	char dir[4096], p[4200], q[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &OPTS_NEVER, &w), 0);
 	append_n(w, 8, 0, 3, 100, &want, 0);
@@ -769,7 +738,7 @@ static void test_foreign_and_misnamed_files(void **state)
 	close(fd);
 	reopen_replay(dir, &OPTS_NEVER, 0, &got, NULL);
 	recs_equal(&got, &want, 0, 3);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -778,7 +747,7 @@ static void test_limits_and_args(void **state)
 {
 	(void)state;
 	char dir[4096];
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal *w;
 	uint64_t lsn;
 	struct ts_wal_opts bad = { (enum ts_wal_sync)7, 0, 0, 0 };
@@ -793,7 +762,7 @@ static void test_limits_and_args(void **state)
 	assert_int_equal(ts_wal_commit(w, UINT64_MAX), 0);
 	ts_wal_close(w);
 	ts_wal_close(NULL);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 }
 
 static void test_roll_and_truncate(void **state)
@@ -801,7 +770,7 @@ static void test_roll_and_truncate(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 0, 0 };
 	struct ts_wal *w;
 	uint64_t next[4];
@@ -846,7 +815,7 @@ static void test_roll_and_truncate(void **state)
 	assert_int_equal(ts_wal_truncate_before(w, UINT64_MAX), 0);
 	ts_wal_close(w);
 	assert_int_equal(count_files(dir), 1);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -887,7 +856,7 @@ static void test_group_commit(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	hooks_install();
 	atomic_store(&sync_sleep_us, 2000); /* a slow disk makes the groups visible */
 	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 4096, 0 };
@@ -927,7 +896,7 @@ static void test_group_commit(void **state)
 			}
 		assert_int_equal(j, GC_PER_THREAD);
 	}
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(got.v);
 }
 
@@ -978,7 +947,7 @@ static void test_io_write_failure_at_every_write(void **state)
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1)); /* one line per case */
 	for (long n = 1; n < 60; n++) {
 		struct recs acked = { 0 };
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		hooks_install();
 		atomic_store(&write_torn, (int)(n & 1));
 		/* Thousands of real fdatasyncs would make this slow on a busy disk; what is
@@ -990,7 +959,7 @@ static void test_io_write_failure_at_every_write(void **state)
 		if (rc != 0) {
 			assert_int_equal(rc, -ENOSPC);
 			ts__wal_io_reset();
-			rmdir_all(dir);
+			tu_rmtree(dir);
 			continue;
 		}
 		size_t k = run_until_failure(w, &acked);
@@ -1001,7 +970,7 @@ static void test_io_write_failure_at_every_write(void **state)
 			saw_failure_after_acks++;
 		check_acked_survive(dir, &o, &acked);
 		free(acked.v);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 	}
 	ts_log_set_level(TS_LOG_ERROR);
 	assert_true(saw_failure_after_acks > 20);
@@ -1013,7 +982,7 @@ static void test_io_fdatasync_failure(void **state)
 	char dir[4096];
 	struct recs acked = { 0 };
 	for (int policy = 0; policy < 2; policy++) {
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		hooks_install();
 		struct ts_wal_opts o = { policy ? TS_WAL_SYNC_INTERVAL : TS_WAL_SYNC_ALWAYS, 5, 0,
 					 0 };
@@ -1038,7 +1007,7 @@ static void test_io_fdatasync_failure(void **state)
 		ts_wal_close(w);
 		ts__wal_io_reset();
 		check_acked_survive(dir, &o, &acked);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 	}
 	free(acked.v);
 }
@@ -1048,7 +1017,7 @@ static void test_io_fsync_failure_on_roll(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs acked = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	hooks_install();
 	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 0, 0 };
 	struct ts_wal *w;
@@ -1062,7 +1031,7 @@ static void test_io_fsync_failure_on_roll(void **state)
 	ts_wal_close(w);
 	ts__wal_io_reset();
 	check_acked_survive(dir, &o, &acked);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(acked.v);
 }
 
@@ -1071,7 +1040,7 @@ static void test_alloc_failure_open(void **state)
 	(void)state;
 	char dir[4096], sub[4200];
 	struct recs want = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_INTERVAL, 10, 300, 0 };
 	struct ts_wal *w;
 	/* A new directory (mkdir -p path), then an existing log with many segments. */
@@ -1099,13 +1068,13 @@ static void test_alloc_failure_open(void **state)
 			assert_true(n < 1000);
 		}
 		if (!existing) {
-			rmdir_all(sub);
+			tu_rmtree(sub);
 		}
 	}
 	struct recs got = { 0 };
 	reopen_replay(sub, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, want.n);
-	rmdir_all(sub);
+	tu_rmtree(sub);
 	rmdir(dir);
 	free(want.v);
 	free(got.v);
@@ -1116,7 +1085,7 @@ static void test_alloc_failure_append(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs want = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 200, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -1145,7 +1114,7 @@ static void test_alloc_failure_append(void **state)
 	struct recs got = { 0 };
 	reopen_replay(dir, &o, 0, &got, NULL);
 	recs_equal(&got, &want, 0, want.n);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -1155,7 +1124,7 @@ static void test_alloc_failure_replay(void **state)
 	(void)state;
 	char dir[4096], p[4200];
 	struct recs want = { 0 }, got = { 0 };
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 3000, 1 };
 	struct ts_wal *w;
 	assert_int_equal(ts_wal_open(dir, &o, &w), 0);
@@ -1188,7 +1157,7 @@ static void test_alloc_failure_replay(void **state)
 		recs_equal(&got, &want, 0, want.n);
 		assert_true(n < 1000);
 	}
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(want.v);
 	free(got.v);
 }
@@ -1199,7 +1168,7 @@ static void test_sync_policies(void **state)
 	char dir[4096];
 	for (int policy = 0; policy < 3; policy++) {
 		struct recs want = { 0 }, got = { 0 };
-		tmpdir(dir, sizeof dir);
+		tu_mkdtemp(dir, sizeof dir, "wal");
 		hooks_install();
 		struct ts_wal_opts o = { (enum ts_wal_sync)policy, 10, 2000, 1 };
 		struct ts_wal *w;
@@ -1229,7 +1198,7 @@ static void test_sync_policies(void **state)
 		ts__wal_io_reset();
 		reopen_replay(dir, &o, 0, &got, NULL);
 		recs_equal(&got, &want, 0, want.n);
-		rmdir_all(dir);
+		tu_rmtree(dir);
 		free(want.v);
 		free(got.v);
 	}
@@ -1253,7 +1222,7 @@ static void test_golden_segment(void **state)
 	size_t n = fread(bytes, 1, sizeof bytes, f);
 	fclose(f);
 	assert_int_equal(n, 263);
-	tmpdir(dir, sizeof dir);
+	tu_mkdtemp(dir, sizeof dir, "wal");
 	seg_path(to, sizeof to, dir, 0);
 	write_file(to, bytes, n);
 	struct recs got = { 0 }, want = { 0 };
@@ -1271,7 +1240,7 @@ static void test_golden_segment(void **state)
 	reopen_replay(dir, &OPTS_NEVER, 0, &got, NULL);
 	recs_equal(&got, &want, 0, 4);
 	assert_int_equal(file_size(to), (off_t)n);
-	rmdir_all(dir);
+	tu_rmtree(dir);
 	free(got.v);
 	free(want.v);
 }
@@ -1279,10 +1248,7 @@ static void test_golden_segment(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	const char *s = getenv("TS_SEED");
-	if (s && *s)
-		g_seed = strtoull(s, NULL, 0);
-	print_message("test_wal seed %#llx (set TS_SEED to repeat)\n", (unsigned long long)g_seed);
+	g_seed = tu_seed("test_wal", g_seed);
 	/* Every cut logs a warning by design; the torn-tail loops would flood stderr. */
 	if (!getenv("TS_LOG_LEVEL"))
 		ts_log_set_level(TS_LOG_ERROR);

@@ -21,41 +21,13 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "storage/xor.h"
+#include "testutil.h"
 
 /* ---- PRNG ------------------------------------------------------------------------- */
 
-static uint64_t rng_state;
+#define SEED 20240601 /* TS_SEED overrides */
 
-static uint64_t rnd(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t seed_rng(const char *test)
-{
-	const char *e = getenv("TS_SEED");
-	uint64_t seed = e ? strtoull(e, NULL, 0) : 20240601;
-	rng_state = seed;
-	print_message("%s: seed %" PRIu64 " (set TS_SEED to repeat)\n", test, seed);
-	return seed;
-}
-
-static double dbits(uint64_t b)
-{
-	double d;
-	memcpy(&d, &b, 8);
-	return d;
-}
-
-static uint64_t bitsof(double d)
-{
-	uint64_t b;
-	memcpy(&b, &d, 8);
-	return b;
-}
+static uint64_t rng; /* tu_rand() state, reset by each test from tu_seed() */
 
 /* ---- a small reader for the vectors file ------------------------------------------ */
 
@@ -310,10 +282,7 @@ static int free_vectors(void **state)
 static int decode_all(const uint8_t *src, size_t len, int64_t *t, uint64_t *v, size_t cap,
 		      size_t *n)
 {
-	uint8_t *buf = malloc(len ? len : 1);
-	assert_non_null(buf);
-	if (len)
-		memcpy(buf, src, len);
+	uint8_t *buf = tu_memdup(src, len);
 	struct ts_xor_it it;
 	int rc = ts_xor_it_init(&it, buf, len);
 	*n = 0;
@@ -602,37 +571,40 @@ static void test_specials_and_wrap(void **state)
 static void test_random_roundtrip(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	int64_t t[600];
 	uint64_t v[600];
 	for (int round = 0; round < 400; round++) {
-		size_t n = 1 + rnd() % 600;
-		int kind = (int)(rnd() % 5);
-		int64_t tt = (int64_t)(rnd() % 4000000000000ull) - 2000000000000;
+		size_t n = 1 + tu_rand(&rng) % 600;
+		int kind = (int)(tu_rand(&rng) % 5);
+		int64_t tt = (int64_t)(tu_rand(&rng) % 4000000000000ull) - 2000000000000;
 		double g = 100.0;
 		for (size_t i = 0; i < n; i++) {
 			switch (kind) {
 			case 0: /* counter, 15 s scrapes with ms jitter */
-				tt += 15000 + (int64_t)(rnd() % 21) - 10;
-				g += (double)(rnd() % 10);
-				v[i] = bitsof(g);
+				tt += 15000 + (int64_t)(tu_rand(&rng) % 21) - 10;
+				g += (double)(tu_rand(&rng) % 10);
+				v[i] = tu_bits(g);
 				break;
 			case 1: /* gauge random walk with gaps */
-				tt += (rnd() % 50 == 0) ? (int64_t)(rnd() % 10000000) : 30000;
-				g += ((double)(rnd() % 2001) - 1000.0) / 100.0;
-				v[i] = bitsof(g);
+				tt += (tu_rand(&rng) % 50 == 0)
+					      ? (int64_t)(tu_rand(&rng) % 10000000)
+					      : 30000;
+				g += ((double)(tu_rand(&rng) % 2001) - 1000.0) / 100.0;
+				v[i] = tu_bits(g);
 				break;
 			case 2: /* random bits, random steps */
-				tt += (int64_t)(rnd() % 1000000);
-				v[i] = rnd();
+				tt += (int64_t)(tu_rand(&rng) % 1000000);
+				v[i] = tu_rand(&rng);
 				break;
 			case 3: /* anything at all, including wrap-around */
-				tt = (int64_t)rnd();
-				v[i] = rnd() >> (rnd() % 64);
+				tt = (int64_t)tu_rand(&rng);
+				v[i] = tu_rand(&rng) >> (tu_rand(&rng) % 64);
 				break;
 			default: /* constant with stale markers */
 				tt += 1000;
-				v[i] = rnd() % 7 == 0 ? 0x7ff0000000000002ull : bitsof(42.0);
+				v[i] = tu_rand(&rng) % 7 == 0 ? 0x7ff0000000000002ull
+							      : tu_bits(42.0);
 				break;
 			}
 			t[i] = tt;
@@ -750,7 +722,7 @@ static void test_decoder_edges(void **state)
 	assert_int_equal(ts_xor_it_init(&it, c5, sizeof c5), 0);
 	assert_int_equal(ts_xor_next(&it), 1);
 	assert_int_equal(it.t, 1);
-	assert_int_equal(dbits(it.v) == 1.0, 1);
+	assert_int_equal(tu_f64(it.v) == 1.0, 1);
 	assert_int_equal(ts_xor_next(&it), 0);
 }
 
@@ -762,7 +734,7 @@ static void test_full(void **state)
 	struct ts_xor_enc e;
 	ts_xor_enc_init(&e);
 	for (uint32_t i = 0; i < TS_XOR_MAX_SAMPLES; i++)
-		assert_int_equal(ts_xor_append(&e, (int64_t)i * 15000 + (i % 3), bitsof(i * 0.5)),
+		assert_int_equal(ts_xor_append(&e, (int64_t)i * 15000 + (i % 3), tu_bits(i * 0.5)),
 				 0);
 	struct ts_xor_enc snap = e;
 	assert_int_equal(ts_xor_append(&e, INT64_MAX, 0), TS_EFULL);
@@ -774,7 +746,7 @@ static void test_full(void **state)
 	int rc;
 	while ((rc = ts_xor_next(&it)) == 1) {
 		assert_int_equal(it.t, (int64_t)n * 15000 + (n % 3));
-		assert_int_equal(it.v, bitsof(n * 0.5));
+		assert_int_equal(it.v, tu_bits(n * 0.5));
 		n++;
 	}
 	assert_int_equal(rc, 0);
@@ -791,15 +763,15 @@ static void test_full(void **state)
 static void test_alloc_failure(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	enum { N = 3000 };
 	int64_t *t = malloc(N * sizeof *t);
 	uint64_t *v = malloc(N * sizeof *v);
 	int64_t tt = 1700000000000;
 	for (size_t i = 0; i < N; i++) {
-		tt += 15000 + (int64_t)(rnd() % 7) - 3;
+		tt += 15000 + (int64_t)(tu_rand(&rng) % 7) - 3;
 		t[i] = tt;
-		v[i] = i % 5 ? rnd() : bitsof((double)i);
+		v[i] = i % 5 ? tu_rand(&rng) : tu_bits((double)i);
 	}
 	struct ts_xor_enc e, ref;
 	encode(&ref, t, v, N);
@@ -893,7 +865,7 @@ static void test_truncated(void **state)
 static void test_bitflips(void **state)
 {
 	(void)state;
-	seed_rng(__func__);
+	rng = tu_seed(__func__, SEED);
 	size_t cap = 70000;
 	int64_t *t = malloc(cap * sizeof *t);
 	uint64_t *v = malloc(cap * sizeof *v);
@@ -905,8 +877,8 @@ static void test_bitflips(void **state)
 			memcpy(buf, x->chunk, x->chunk_len);
 			buf[bit >> 3] ^= (uint8_t)(0x80 >> (bit & 7));
 			/* A second random flip half of the time. */
-			if (rnd() & 1) {
-				size_t b2 = rnd() % (x->chunk_len * 8);
+			if (tu_rand(&rng) & 1) {
+				size_t b2 = tu_rand(&rng) % (x->chunk_len * 8);
 				buf[b2 >> 3] ^= (uint8_t)(0x80 >> (b2 & 7));
 			}
 			size_t n;
