@@ -15,7 +15,7 @@
 
 #include "storage/chunk.h"
 #include "storage/err.h"
-#include "storage/log.h"
+#include "fuzz_util.h"
 #include "storage/xor.h"
 
 #define CHECK(c)                 \
@@ -72,15 +72,9 @@ static void encode_decode(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
-	if (!quiet) {
-		ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
-		quiet = 1;
-	}
-	uint8_t *rec = malloc(size ? size : 1);
+	fz_quiet();
+	uint8_t *rec = fz_memdup(data, size);
 	CHECK(rec);
-	if (size)
-		memcpy(rec, data, size);
 
 	struct ts_chunk_hdr h;
 	const uint8_t *payload = NULL;

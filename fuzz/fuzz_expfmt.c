@@ -15,26 +15,13 @@
 #include "wire/fmtnum.h"
 #include "tsdb/utf8.h"
 #include "storage/mem.h"
+#include "fuzz_util.h"
 
-static void check(int ok)
-{
-	if (!ok)
-		abort();
-}
-
+/* s[0..n) lies inside the body or the parser's scratch buffer. */
 static int inside(const struct ts_expfmt_parser *p, const char *s, size_t n)
 {
-	if (n == 0)
-		return 1;
-	uintptr_t a = (uintptr_t)s, b0 = (uintptr_t)p->buf, s0 = (uintptr_t)p->scratch;
-	if (a >= b0 && a + n <= b0 + p->len)
-		return 1;
-	return p->scratch && a >= s0 && a + n <= s0 + p->scratch_cap;
-}
-
-static int same(const char *a, size_t an, const char *b, size_t bn)
-{
-	return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+	return n == 0 || fz_within(s, n, p->buf, p->len) ||
+	       (p->scratch && fz_within(s, n, p->scratch, p->scratch_cap));
 }
 
 static size_t put_quoted(char *d, const char *s, size_t n)
@@ -67,10 +54,10 @@ static void roundtrip(const struct ts_expfmt_entry *e)
 	size_t o = 0;
 	buf[o++] = '{';
 	for (uint32_t i = 0; i < e->n_labels; i++)
-		if (same(e->labels[i].name, e->labels[i].name_len, "__name__", 8))
+		if (fz_same(e->labels[i].name, e->labels[i].name_len, "__name__", 8))
 			o += put_quoted(buf + o, e->labels[i].value, e->labels[i].value_len);
 	for (uint32_t i = 0; i < e->n_labels; i++) {
-		if (same(e->labels[i].name, e->labels[i].name_len, "__name__", 8))
+		if (fz_same(e->labels[i].name, e->labels[i].name_len, "__name__", 8))
 			continue;
 		buf[o++] = ',';
 		o += put_quoted(buf + o, e->labels[i].name, e->labels[i].name_len);
@@ -86,17 +73,17 @@ static void roundtrip(const struct ts_expfmt_entry *e)
 	struct ts_expfmt_parser p;
 	struct ts_expfmt_entry r;
 	ts_expfmt_init(&p, buf, o, e->sample.t_ms);
-	check(ts_expfmt_next(&p, &r) == 1);
-	check(r.kind == TS_EXPFMT_SERIES && r.n_labels == e->n_labels);
+	fz_check(ts_expfmt_next(&p, &r) == 1);
+	fz_check(r.kind == TS_EXPFMT_SERIES && r.n_labels == e->n_labels);
 	for (uint32_t i = 0; i < r.n_labels; i++) {
-		check(same(r.labels[i].name, r.labels[i].name_len, e->labels[i].name,
-			   e->labels[i].name_len));
-		check(same(r.labels[i].value, r.labels[i].value_len, e->labels[i].value,
-			   e->labels[i].value_len));
+		fz_check(fz_same(r.labels[i].name, r.labels[i].name_len, e->labels[i].name,
+				 e->labels[i].name_len));
+		fz_check(fz_same(r.labels[i].value, r.labels[i].value_len, e->labels[i].value,
+				 e->labels[i].value_len));
 	}
-	check(memcmp(&r.sample.v, &e->sample.v, sizeof(double)) == 0);
-	check(r.sample.t_ms == e->sample.t_ms);
-	check(ts_expfmt_next(&p, &r) == 0);
+	fz_check(memcmp(&r.sample.v, &e->sample.v, sizeof(double)) == 0);
+	fz_check(r.sample.t_ms == e->sample.t_ms);
+	fz_check(ts_expfmt_next(&p, &r) == 0);
 	ts_expfmt_fini(&p);
 	ts_free(buf);
 }
@@ -104,49 +91,51 @@ static void roundtrip(const struct ts_expfmt_entry *e)
 static void check_entry(const struct ts_expfmt_parser *p, const struct ts_expfmt_entry *e)
 {
 	if (e->kind == TS_EXPFMT_HELP || e->kind == TS_EXPFMT_TYPE) {
-		check(e->name_len > 0 && inside(p, e->name, e->name_len));
-		check(ts_utf8_valid(e->name, e->name_len));
+		fz_check(e->name_len > 0 && inside(p, e->name, e->name_len));
+		fz_check(ts_utf8_valid(e->name, e->name_len));
 		if (e->kind == TS_EXPFMT_HELP)
-			check(inside(p, e->help, e->help_len) &&
-			      ts_utf8_valid(e->help, e->help_len));
+			fz_check(inside(p, e->help, e->help_len) &&
+				 ts_utf8_valid(e->help, e->help_len));
 		else
-			check(e->type <= TS_EXPFMT_SUMMARY);
+			fz_check(e->type <= TS_EXPFMT_SUMMARY);
 		return;
 	}
-	check(e->kind == TS_EXPFMT_SERIES && e->n_labels >= 1);
+	fz_check(e->kind == TS_EXPFMT_SERIES && e->n_labels >= 1);
 	int has_name = 0;
 	for (uint32_t i = 0; i < e->n_labels; i++) {
 		const struct ts_label *l = &e->labels[i];
-		check(l->name_len > 0 && l->value_len > 0);
+		fz_check(l->name_len > 0 && l->value_len > 0);
 		/* The one name not taken from the input is the constant "__name__". */
-		check(same(l->name, l->name_len, "__name__", 8) || inside(p, l->name, l->name_len));
-		check(inside(p, l->value, l->value_len));
-		check(ts_utf8_valid(l->name, l->name_len) && ts_utf8_valid(l->value, l->value_len));
-		has_name |= same(l->name, l->name_len, "__name__", 8);
+		fz_check(fz_same(l->name, l->name_len, "__name__", 8) ||
+			 inside(p, l->name, l->name_len));
+		fz_check(inside(p, l->value, l->value_len));
+		fz_check(ts_utf8_valid(l->name, l->name_len) &&
+			 ts_utf8_valid(l->value, l->value_len));
+		has_name |= fz_same(l->name, l->name_len, "__name__", 8);
 		if (i > 0) {
 			const struct ts_label *k = &e->labels[i - 1];
 			uint32_t n = k->name_len < l->name_len ? k->name_len : l->name_len;
 			int c = memcmp(k->name, l->name, n);
-			check(c < 0 || (c == 0 && k->name_len < l->name_len));
+			fz_check(c < 0 || (c == 0 && k->name_len < l->name_len));
 		}
 	}
-	check(has_name);
+	fz_check(has_name);
 	roundtrip(e);
 }
 
 static void compare(const struct ts_expfmt_entry *a, const struct ts_expfmt_entry *b)
 {
-	check(a->kind == b->kind && a->type == b->type && a->line == b->line);
-	check(same(a->name, a->name_len, b->name, b->name_len));
-	check(same(a->help, a->help_len, b->help, b->help_len));
-	check(a->n_labels == b->n_labels && a->has_ts == b->has_ts);
-	check(a->sample.t_ms == b->sample.t_ms);
-	check(memcmp(&a->sample.v, &b->sample.v, sizeof(double)) == 0);
+	fz_check(a->kind == b->kind && a->type == b->type && a->line == b->line);
+	fz_check(fz_same(a->name, a->name_len, b->name, b->name_len));
+	fz_check(fz_same(a->help, a->help_len, b->help, b->help_len));
+	fz_check(a->n_labels == b->n_labels && a->has_ts == b->has_ts);
+	fz_check(a->sample.t_ms == b->sample.t_ms);
+	fz_check(memcmp(&a->sample.v, &b->sample.v, sizeof(double)) == 0);
 	for (uint32_t i = 0; i < a->n_labels; i++) {
-		check(same(a->labels[i].name, a->labels[i].name_len, b->labels[i].name,
-			   b->labels[i].name_len));
-		check(same(a->labels[i].value, a->labels[i].value_len, b->labels[i].value,
-			   b->labels[i].value_len));
+		fz_check(fz_same(a->labels[i].name, a->labels[i].name_len, b->labels[i].name,
+				 b->labels[i].name_len));
+		fz_check(fz_same(a->labels[i].value, a->labels[i].value_len, b->labels[i].value,
+				 b->labels[i].value_len));
 	}
 }
 
@@ -160,11 +149,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int guard = 0; guard < 1000000; guard++) {
 		int ra = ts_expfmt_next(&a, &ea);
 		int rb = ts_expfmt_next(&b, &eb);
-		check(ra == rb);
+		fz_check(ra == rb);
 		if (ra == 0)
 			break;
 		if (ra < 0) {
-			check(strcmp(a.err, b.err) == 0);
+			fz_check(strcmp(a.err, b.err) == 0);
 			continue;
 		}
 		check_entry(&a, &ea);

@@ -12,12 +12,7 @@
 
 #include "wire/jsonl.h"
 #include "storage/mem.h"
-
-static void check(int ok)
-{
-	if (!ok)
-		abort();
-}
+#include "fuzz_util.h"
 
 static void roundtrip(const struct ts_jsonl_series *s)
 {
@@ -26,23 +21,23 @@ static void roundtrip(const struct ts_jsonl_series *s)
 	if (!buf)
 		return;
 	size_t n = ts_jsonl_encode(buf, s->labels, s->n_labels, s->samples, s->n_samples);
-	check(n <= bound && n > 0 && buf[n - 1] == '\n');
+	fz_check(n <= bound && n > 0 && buf[n - 1] == '\n');
 	struct ts_jsonl_parser p;
 	struct ts_jsonl_series r;
 	ts_jsonl_init(&p, buf, n);
-	check(ts_jsonl_next(&p, &r) == 1);
-	check(r.n_labels == s->n_labels && r.n_samples == s->n_samples);
+	fz_check(ts_jsonl_next(&p, &r) == 1);
+	fz_check(r.n_labels == s->n_labels && r.n_samples == s->n_samples);
 	for (uint32_t i = 0; i < r.n_labels; i++) {
-		check(r.labels[i].name_len == s->labels[i].name_len);
-		check(r.labels[i].value_len == s->labels[i].value_len);
-		check(memcmp(r.labels[i].name, s->labels[i].name, r.labels[i].name_len) == 0);
-		check(memcmp(r.labels[i].value, s->labels[i].value, r.labels[i].value_len) == 0);
+		fz_check(r.labels[i].name_len == s->labels[i].name_len);
+		fz_check(r.labels[i].value_len == s->labels[i].value_len);
+		fz_check(memcmp(r.labels[i].name, s->labels[i].name, r.labels[i].name_len) == 0);
+		fz_check(memcmp(r.labels[i].value, s->labels[i].value, r.labels[i].value_len) == 0);
 	}
 	for (size_t i = 0; i < r.n_samples; i++) {
-		check(r.samples[i].t_ms == s->samples[i].t_ms);
-		check(memcmp(&r.samples[i].v, &s->samples[i].v, sizeof(double)) == 0);
+		fz_check(r.samples[i].t_ms == s->samples[i].t_ms);
+		fz_check(memcmp(&r.samples[i].v, &s->samples[i].v, sizeof(double)) == 0);
 	}
-	check(ts_jsonl_next(&p, &r) == 0);
+	fz_check(ts_jsonl_next(&p, &r) == 0);
 	ts_jsonl_fini(&p);
 	ts_free(buf);
 }
@@ -54,12 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ts_jsonl_lex_init(&lx, text, size);
 	for (;;) {
 		int t = ts_jsonl_lex_next(&lx);
-		check(lx.depth <= TS_JSONL_MAX_DEPTH);
+		fz_check(lx.depth <= TS_JSONL_MAX_DEPTH);
 		if (t <= 0)
 			break;
 		if ((t == TS_JSONL_STR || t == TS_JSONL_KEY) && lx.tok_len < 4096) {
 			char tmp[4096];
-			check(ts_jsonl_unescape(tmp, lx.tok, lx.tok_len) <= lx.tok_len);
+			fz_check(ts_jsonl_unescape(tmp, lx.tok, lx.tok_len) <= lx.tok_len);
 		}
 	}
 
@@ -70,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while ((rc = ts_jsonl_next(&p, &s)) != 0) {
 		if (rc != 1)
 			continue;
-		check(s.n_labels > 0 && s.n_samples > 0);
+		fz_check(s.n_labels > 0 && s.n_samples > 0);
 		roundtrip(&s);
 	}
 	ts_jsonl_fini(&p);

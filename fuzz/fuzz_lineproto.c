@@ -14,26 +14,13 @@
 #include <string.h>
 
 #include "wire/lineproto.h"
+#include "fuzz_util.h"
 
-static void check(int ok)
-{
-	if (!ok)
-		abort();
-}
-
+/* s[0..n) lies inside the body or the parser's scratch buffer. */
 static int inside(const struct ts_lp_parser *p, const char *s, size_t n)
 {
-	if (n == 0)
-		return 1;
-	uintptr_t a = (uintptr_t)s, b0 = (uintptr_t)p->buf, s0 = (uintptr_t)p->scratch;
-	if (a >= b0 && a + n <= b0 + p->len)
-		return 1;
-	return p->scratch && a >= s0 && a + n <= s0 + p->scratch_cap;
-}
-
-static int same(const char *a, size_t an, const char *b, size_t bn)
-{
-	return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+	return n == 0 || fz_within(s, n, p->buf, p->len) ||
+	       (p->scratch && fz_within(s, n, p->scratch, p->scratch_cap));
 }
 
 static int label_less(const struct ts_label *a, const struct ts_label *b)
@@ -45,42 +32,42 @@ static int label_less(const struct ts_label *a, const struct ts_label *b)
 
 static void check_point(const struct ts_lp_parser *p, const struct ts_lp_point *pt)
 {
-	check(pt->measurement_len > 0 && inside(p, pt->measurement, pt->measurement_len));
-	check(pt->n_fields > 0);
+	fz_check(pt->measurement_len > 0 && inside(p, pt->measurement, pt->measurement_len));
+	fz_check(pt->n_fields > 0);
 	for (uint32_t i = 0; i < pt->n_tags; i++) {
 		const struct ts_label *t = &pt->tags[i];
-		check(t->name_len > 0 && t->value_len > 0);
-		check(inside(p, t->name, t->name_len) && inside(p, t->value, t->value_len));
+		fz_check(t->name_len > 0 && t->value_len > 0);
+		fz_check(inside(p, t->name, t->name_len) && inside(p, t->value, t->value_len));
 		if (i > 0)
-			check(label_less(&pt->tags[i - 1], t));
+			fz_check(label_less(&pt->tags[i - 1], t));
 	}
 	for (uint32_t i = 0; i < pt->n_fields; i++) {
 		const struct ts_lp_field *f = &pt->fields[i];
-		check(f->key_len > 0 && inside(p, f->key, f->key_len));
-		check(f->type <= TS_LP_BOOL);
+		fz_check(f->key_len > 0 && inside(p, f->key, f->key_len));
+		fz_check(f->type <= TS_LP_BOOL);
 		if (f->type == TS_LP_STRING)
-			check(inside(p, f->str, f->str_len));
+			fz_check(inside(p, f->str, f->str_len));
 	}
 }
 
 static void compare_points(const struct ts_lp_point *a, const struct ts_lp_point *b)
 {
-	check(same(a->measurement, a->measurement_len, b->measurement, b->measurement_len));
-	check(a->n_tags == b->n_tags && a->n_fields == b->n_fields);
-	check(a->t_ns == b->t_ns && a->t_ms == b->t_ms && a->line == b->line);
+	fz_check(fz_same(a->measurement, a->measurement_len, b->measurement, b->measurement_len));
+	fz_check(a->n_tags == b->n_tags && a->n_fields == b->n_fields);
+	fz_check(a->t_ns == b->t_ns && a->t_ms == b->t_ms && a->line == b->line);
 	for (uint32_t i = 0; i < a->n_tags; i++) {
-		check(same(a->tags[i].name, a->tags[i].name_len, b->tags[i].name,
-			   b->tags[i].name_len));
-		check(same(a->tags[i].value, a->tags[i].value_len, b->tags[i].value,
-			   b->tags[i].value_len));
+		fz_check(fz_same(a->tags[i].name, a->tags[i].name_len, b->tags[i].name,
+				 b->tags[i].name_len));
+		fz_check(fz_same(a->tags[i].value, a->tags[i].value_len, b->tags[i].value,
+				 b->tags[i].value_len));
 	}
 	for (uint32_t i = 0; i < a->n_fields; i++) {
 		const struct ts_lp_field *x = &a->fields[i], *y = &b->fields[i];
-		check(same(x->key, x->key_len, y->key, y->key_len) && x->type == y->type);
+		fz_check(fz_same(x->key, x->key_len, y->key, y->key_len) && x->type == y->type);
 		if (x->type == TS_LP_STRING)
-			check(same(x->str, x->str_len, y->str, y->str_len));
+			fz_check(fz_same(x->str, x->str_len, y->str, y->str_len));
 		else
-			check(memcmp(&x->v, &y->v, sizeof x->v) == 0);
+			fz_check(memcmp(&x->v, &y->v, sizeof x->v) == 0);
 	}
 }
 
@@ -89,29 +76,30 @@ static void check_mapping(const struct ts_lp_mapper *m, const struct ts_lp_point
 	uint32_t numeric = 0;
 	for (uint32_t i = 0; i < pt->n_fields; i++)
 		numeric += pt->fields[i].type != TS_LP_STRING;
-	check(m->n_series == numeric && m->n_skipped == pt->n_fields - numeric);
+	fz_check(m->n_series == numeric && m->n_skipped == pt->n_fields - numeric);
 	uint32_t s = 0;
 	for (uint32_t i = 0; i < pt->n_fields; i++) {
 		const struct ts_lp_field *f = &pt->fields[i];
 		if (f->type == TS_LP_STRING)
 			continue;
 		const struct ts_lp_series *se = &m->series[s++];
-		check(se->sample.t_ms == pt->t_ms);
+		fz_check(se->sample.t_ms == pt->t_ms);
 		int found = 0;
 		for (uint32_t k = 0; k < se->n_labels; k++) {
 			const struct ts_label *l = &se->labels[k];
 			if (k > 0)
-				check(label_less(&se->labels[k - 1], l));
-			if (same(l->name, l->name_len, "__name__", 8)) {
+				fz_check(label_less(&se->labels[k - 1], l));
+			if (fz_same(l->name, l->name_len, "__name__", 8)) {
 				found = 1;
-				check(l->value_len == pt->measurement_len + 1 + f->key_len);
-				check(memcmp(l->value, pt->measurement, pt->measurement_len) == 0);
-				check(l->value[pt->measurement_len] == '_');
-				check(memcmp(l->value + pt->measurement_len + 1, f->key,
-					     f->key_len) == 0);
+				fz_check(l->value_len == pt->measurement_len + 1 + f->key_len);
+				fz_check(memcmp(l->value, pt->measurement, pt->measurement_len) ==
+					 0);
+				fz_check(l->value[pt->measurement_len] == '_');
+				fz_check(memcmp(l->value + pt->measurement_len + 1, f->key,
+						f->key_len) == 0);
 			}
 		}
-		check(found);
+		fz_check(found);
 	}
 }
 
@@ -133,14 +121,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int guard = 0; guard < 1000000; guard++) {
 		int ra = ts_lp_next(&a, &pa);
 		int rb = ts_lp_next(&b, &pb);
-		check(ra == rb);
+		fz_check(ra == rb);
 		if (ra == 0)
 			break;
 		if (ra < 0) {
-			check(strcmp(a.err, b.err) == 0 && a.err_line == b.err_line);
+			fz_check(strcmp(a.err, b.err) == 0 && a.err_line == b.err_line);
 			continue;
 		}
-		check(ra == 1);
+		fz_check(ra == 1);
 		check_point(&a, &pa);
 		compare_points(&pa, &pb);
 		if (ts_lp_map(&m, &pa, "db", 2) == 0)

@@ -11,18 +11,13 @@
 #include <string.h>
 
 #include "wire/remote_read.h"
-#include "wire/snappy_io.h"
 #include "storage/err.h"
-#include "storage/log.h"
 #include "storage/mem.h"
+#include "fuzz_util.h"
 
 static void inside(struct ts_pb_str s, const uint8_t *buf, size_t len)
 {
-	const uint8_t *q = (const uint8_t *)s.p;
-	if (s.len == 0 && len == 0)
-		return;
-	if (q < buf || q > buf + len || s.len > (size_t)(buf + len - q))
-		abort();
+	fz_check(fz_within(s.p, s.len, buf, len));
 }
 
 static void answer(const struct ts_rr_request *r)
@@ -65,27 +60,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct ts_rr_request req;
 	static int ready;
 	if (!ready) {
-		ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
+		fz_quiet();
 		ts_rr_request_init(&req);
 		ready = 1;
 	}
-	if (size == 0)
+	uint8_t *buf;
+	size_t len;
+	if (fz_body(data, size, &buf, &len) != 0)
 		return 0;
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0;
-	if (data[0] & 1) {
-		int rc = ts_snappy_decompress(data + 1, size - 1, 1 << 20, &buf, &cap, &len);
-		if (rc != 0) {
-			ts_free(buf);
-			return 0;
-		}
-	} else {
-		len = size - 1;
-		buf = ts_malloc(len ? len : 1);
-		if (!buf)
-			return 0;
-		memcpy(buf, data + 1, len);
-	}
 	int rc = ts_rr_decode(&req, buf, len);
 	if (rc != 0 && rc != TS_ECORRUPT && rc != TS_EINVALID && rc != TS_ELIMIT)
 		abort();

@@ -13,10 +13,9 @@
 #include <string.h>
 
 #include "wire/remote_write.h"
-#include "wire/snappy_io.h"
 #include "storage/err.h"
-#include "storage/log.h"
 #include "storage/mem.h"
+#include "fuzz_util.h"
 
 #ifndef FUZZ_RW_VERSION
 #define FUZZ_RW_VERSION TS_RW_V1
@@ -24,11 +23,7 @@
 
 static void inside(const void *p, size_t n, const uint8_t *buf, size_t len)
 {
-	const uint8_t *q = p;
-	if (n == 0 && len == 0)
-		return;
-	if (q < buf || q > buf + len || n > (size_t)(buf + len - q))
-		abort();
+	fz_check(fz_within(p, n, buf, len));
 }
 
 static void check(const struct ts_rw_request *r, const uint8_t *buf, size_t len)
@@ -75,31 +70,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct ts_rw_request req;
 	static int ready;
 	if (!ready) {
-		ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
+		fz_quiet();
 		ts_rw_request_init(&req);
 		ready = 1;
 	}
-	if (size == 0)
+	uint8_t *buf;
+	size_t len;
+	int rc = fz_body(data, size, &buf, &len);
+	if (rc < 0 && rc != TS_ECORRUPT && rc != TS_ELIMIT)
+		abort();
+	if (rc != 0)
 		return 0;
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0;
-	if (data[0] & 1) {
-		int rc = ts_snappy_decompress(data + 1, size - 1, 1 << 20, &buf, &cap, &len);
-		if (rc != 0 && rc != TS_ECORRUPT && rc != TS_ELIMIT)
-			abort();
-		if (rc != 0) {
-			ts_free(buf);
-			return 0;
-		}
-	} else {
-		/* an exact-size copy so any overread is caught */
-		len = size - 1;
-		buf = ts_malloc(len ? len : 1);
-		if (!buf)
-			return 0;
-		memcpy(buf, data + 1, len);
-	}
-	int rc = ts_rw_decode(&req, FUZZ_RW_VERSION, buf, len);
+	rc = ts_rw_decode(&req, FUZZ_RW_VERSION, buf, len);
 	if (rc != 0 && rc != TS_ECORRUPT && rc != TS_ELIMIT)
 		abort();
 	if (rc == 0) {

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "storage/err.h"
-#include "storage/log.h"
+#include "fuzz_util.h"
 #include "storage/xor.h"
 
 #define CHECK(c)                 \
@@ -102,16 +102,10 @@ static void check_seek(const uint8_t *buf, size_t len, size_t n, int end_rc, con
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int quiet;
-	if (!quiet) {
-		ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
-		quiet = 1;
-	}
+	fz_quiet();
 	/* An exact-size heap copy, so ASan flags any read past the end. */
-	uint8_t *buf = malloc(size ? size : 1);
+	uint8_t *buf = fz_memdup(data, size);
 	CHECK(buf);
-	if (size)
-		memcpy(buf, data, size);
 
 	size_t n;
 	int rc = decode(buf, size, &n);
