@@ -1,10 +1,10 @@
 """Helpers for the write-side integration and end-to-end tests.
 
-- Tsdbd: starts the built tsdbd ($TS_BUILD/tsdbd) on 127.0.0.1 (port chosen by the
-  kernel, read back from the start-up log line) with a temporary data directory, waits
-  for /-/ready, stops it by PID (SIGTERM, then SIGKILL after a bounded wait) or kills it
-  with SIGKILL, restarts it on the same data directory; HTTP helpers; /metrics parsing;
-  the server's RSS.
+- Tsdbd: tsdbtest.Server (the built tsdbd on 127.0.0.1 with a temporary data directory,
+  started, stopped and killed by PID with bounded waits) restarting on the same port,
+  with HTTP helpers on http.client (requests go out as written: no headers added),
+  /metrics parsing and the server's RSS. Paths, f64()/bits() and Response come from
+  tsdbtest.py too.
 - Remote-write encoding: protobuf classes for RW 1.0 and 2.0 built at run time from a
   hand-written descriptor (Debian's python3-protobuf; no protoc), snappy block
   compression (python3-snappy), and raw protobuf framing for shapes python refuses.
@@ -35,32 +35,17 @@ import time
 import urllib.parse
 
 import snappy
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, descriptor_pool
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRCDIR = os.environ.get("TS_SRCDIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
-BUILD = os.environ.get("TS_BUILD") or os.path.join(SRCDIR, "build")
-TESTDATA = os.environ.get("TS_TESTDATA") or os.path.join(SRCDIR, "tests", "data")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tsdbtest  # noqa: E402
+from tsdbtest import (BUILD, SRCDIR, TESTDATA, Response, bits, f64, now_ms,  # noqa: E402,F401
+                      pb_add_enum, pb_add_message, pb_class_getter)
+
 PROMETHEUS = "/usr/bin/prometheus"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 
-STALE_BITS = 0x7FF0000000000002
-
-
-def tsdbd_path():
-    return os.path.join(BUILD, "tsdbd")
-
-
-def f64(b):
-    return struct.unpack("<d", struct.pack("<Q", b))[0]
-
-
-def bits(v):
-    return struct.unpack("<Q", struct.pack("<d", v))[0]
-
-
-def now_ms():
-    return int(time.time() * 1000)
+STALE_BITS = tsdbtest.STALE_NAN_BITS
 
 
 def free_port():
@@ -103,30 +88,13 @@ def rss_kb(pid):
 # ---------------------------------------------------------------- HTTP
 
 
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # lower-case name -> value (last wins)
-        self.body = body
-
-    @property
-    def text(self):
-        return self.body.decode("utf-8", "replace")
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return "<%d %r>" % (self.status, self.body[:300])
-
-
 def http_request(host, port, method, path, body=None, headers=None, timeout=30.0):
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
         data = r.read()
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
     finally:
         conn.close()
 
@@ -148,7 +116,7 @@ class Client:
                 data = r.read()
                 if r.will_close:
                     self.close()
-                return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+                return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 if attempt:
@@ -229,80 +197,26 @@ def parse_metrics(text):
 # ---------------------------------------------------------------- tsdbd
 
 
-class Tsdbd:
-    """One tsdbd process on 127.0.0.1 with its own data directory."""
+class Tsdbd(tsdbtest.Server):
+    """One tsdbd process on 127.0.0.1 with its own data directory (see tsdbtest.Server);
+    start() and restart() keep the port of the previous run unless same_port=False."""
 
     def __init__(self, args=(), data_dir=None, name="tsdbd"):
-        self.args = list(args)
-        self.own_tmp = tempfile.mkdtemp(prefix=name + "-")
-        self.data_dir = data_dir or os.path.join(self.own_tmp, "data")
-        self.log_path = os.path.join(self.own_tmp, "tsdbd.log")
-        self.proc = None
-        self.port = None
+        super().__init__(args, data_dir, prefix=name + "-")
         self.starts = 0
 
     # -- lifecycle
     def spawn(self, port=None):
         """Starts the process without waiting for it. Returns the log offset of this run."""
-        assert self.proc is None or self.proc.poll() is not None
-        listen = "127.0.0.1:%d" % (port or 0)
-        log = open(self.log_path, "ab")
-        log_start = log.tell()
-        cmd = [tsdbd_path(), "--data-dir", self.data_dir, "--listen", listen] + self.args
-        try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
+        log_start = super().spawn(port)
         self.starts += 1
         return log_start
 
     def start(self, timeout=30.0, same_port=True):
-        log_start = self.spawn(self.port if same_port else None)
-        deadline = time.monotonic() + timeout
-        port = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("tsdbd exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
-            with open(self.log_path, "rb") as f:
-                f.seek(log_start)
-                m = re.search(rb"listening on \S+ \(port (\d+)\)", f.read())
-            if m:
-                port = int(m.group(1))
-                break
-            time.sleep(0.02)
-        if port is None:
-            self.kill9()
-            raise RuntimeError("tsdbd did not start listening in %.0fs:\n%s" % (timeout, self.log_tail()))
-        self.port = port
-        while time.monotonic() < deadline:
-            try:
-                if self.get("/-/ready", timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.02)
-        self.kill9()
-        raise RuntimeError("tsdbd not ready in %.0fs:\n%s" % (timeout, self.log_tail()))
-
-    def stop(self, term_wait=15.0):
-        rc = stop_pid(self.proc, term_wait)
-        return rc
+        return super().start(timeout, self.port if same_port else None)
 
     def kill9(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
-
-    def restart(self, timeout=30.0):
-        self.stop()
-        return self.start(timeout)
-
-    def cleanup(self):
-        self.kill9()
-        shutil.rmtree(self.own_tmp, ignore_errors=True)
+        self.kill()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -310,13 +224,6 @@ class Tsdbd:
     @property
     def pid(self):
         return self.proc.pid
-
-    def log_tail(self, n=4000):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     # -- HTTP
     def request(self, method, path, body=None, headers=None, timeout=30.0):
@@ -358,26 +265,9 @@ _F = descriptor_pb2.FieldDescriptorProto
 _OPT, _REP = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
 _S, _B, _D, _I64, _U32, _U64, _E, _M = (_F.TYPE_STRING, _F.TYPE_BYTES, _F.TYPE_DOUBLE, _F.TYPE_INT64,
                                         _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_ENUM, _F.TYPE_MESSAGE)
-_MT = [("UNKNOWN", 0), ("COUNTER", 1), ("GAUGE", 2), ("HISTOGRAM", 3), ("GAUGEHISTOGRAM", 4),
-       ("SUMMARY", 5), ("INFO", 6), ("STATESET", 7)]
-
-
-def _msg(fp, name, fields):
-    m = fp.message_type.add()
-    m.name = name
-    for fname, num, ftype, label, tname in fields:
-        f = m.field.add()
-        f.name, f.number, f.type, f.label = fname, num, ftype, label
-        if tname:
-            f.type_name = tname
-
-
-def _enum(fp, name, values):
-    e = fp.enum_type.add()
-    e.name = name
-    for n, v in values:
-        ev = e.value.add()
-        ev.name, ev.number = n, v
+_MT = tsdbtest.PROM_METRIC_TYPES
+_msg = pb_add_message  # (fp, name, fields): type names given in full
+_enum = pb_add_enum
 
 
 def _build():
@@ -418,14 +308,7 @@ def _build():
                             ("metadata", 5, _M, _OPT, Q + "Metadata")])
     _msg(v2, "Request", [("symbols", 4, _S, _REP, None), ("timeseries", 5, _M, _REP, Q + "TimeSeries")])
     pool.Add(v2)
-    fac = message_factory.MessageFactory(pool)
-
-    def cls(name):
-        d = pool.FindMessageTypeByName(name)
-        if hasattr(message_factory, "GetMessageClass"):
-            return message_factory.GetMessageClass(d)
-        return fac.GetPrototype(d)
-    return cls
+    return pb_class_getter(pool)
 
 
 _cls = _build()

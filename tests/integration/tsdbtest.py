@@ -8,14 +8,17 @@ Environment (set by ctest; sensible defaults when a test is run by hand):
 
 What is here:
   Server              one tsdbd on 127.0.0.1 (port chosen by the kernel and read back from
-                      its start-up log line), a temporary data directory, start and wait
-                      for /-/ready, stop by PID (SIGTERM, then SIGKILL after a bounded
-                      wait), restart on the same data; HTTP helpers on urllib that return a
-                      Response for every status (4xx/5xx are not exceptions).
+                      its start-up log line, or given), a temporary data directory, start
+                      and wait for /-/ready, stop by PID (SIGTERM, then SIGKILL after a
+                      bounded wait), restart on the same data; HTTP helpers on urllib that
+                      return a Response for every status (4xx/5xx are not exceptions).
+                      peers.Tsdbd builds on it.
   Response            status, headers (lower-case names), body bytes, .text, .json().
   jsonl_line()        one VictoriaMetrics JSON line for /api/v1/import.
   pb                  protobuf classes of the Prometheus remote protocols, built at run
                       time from a FileDescriptorProto (no protoc): pb.WriteRequest(), ...
+  pb_add_enum(), pb_add_message(), pb_class_getter(), PROM_METRIC_TYPES
+                      the pieces to build such classes (peers.py builds RW 2.0 with them).
   write_request()     a snappy-compressed remote-write 1.0 body from plain Python data.
   read_request()      a snappy-compressed remote-read body.
   parse_frames()      splits a STREAMED_XOR_CHUNKS body into ChunkedReadResponse messages,
@@ -117,23 +120,31 @@ class Server:
     s.stop(); s.cleanup()
     """
 
-    def __init__(self, args=(), data_dir=None, binary=None):
+    def __init__(self, args=(), data_dir=None, binary=None, prefix="tsdbtest-"):
         self.args = list(args)
-        self.tmp = tempfile.mkdtemp(prefix="tsdbtest-")
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "tsdbd.log")
         self.binary = binary or os.path.join(BUILD, "tsdbd")
         self.proc = None
         self.port = None
 
-    def start(self, timeout=30.0):
-        """Starts tsdbd and waits (at most `timeout` s) until /-/ready answers 200."""
+    def spawn(self, port=None):
+        """Starts tsdbd on 127.0.0.1:port (None: a port the kernel picks) without waiting.
+        Returns the offset in the log where this run's output begins."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with open(self.log_path, "ab") as log:
             offset = log.tell()
-            cmd = [self.binary, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] + self.args
+            cmd = [self.binary, "--data-dir", self.data_dir,
+                   "--listen", "127.0.0.1:%d" % (port or 0)] + self.args
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
+        return offset
+
+    def start(self, timeout=30.0, port=None):
+        """Starts tsdbd (see spawn()) and waits (at most `timeout` s) until its start-up
+        log line names the port and /-/ready answers 200."""
+        offset = self.spawn(port)
         deadline = time.monotonic() + timeout
         self.port = None
         while time.monotonic() < deadline and self.port is None:
@@ -251,8 +262,49 @@ def jsonl_line(labels, samples):
 # -------------------------------------------------------------------------- protobuf
 
 
+# Prometheus' MetricType enum (remote write 1.0 and 2.0 alike).
+PROM_METRIC_TYPES = [("UNKNOWN", 0), ("COUNTER", 1), ("GAUGE", 2), ("HISTOGRAM", 3),
+                     ("GAUGEHISTOGRAM", 4), ("SUMMARY", 5), ("INFO", 6), ("STATESET", 7)]
+
+
+def pb_add_enum(fp, name, values):
+    """Adds enum `name` with [(value name, number)] to FileDescriptorProto fp."""
+    e = fp.enum_type.add()
+    e.name = name
+    for n, v in values:
+        ev = e.value.add()
+        ev.name, ev.number = n, v
+
+
+def pb_add_message(fp, name, fields, type_prefix=""):
+    """Adds message `name` to FileDescriptorProto fp. fields: [(field name, number,
+    FieldDescriptorProto type, label, type name or None)]; a type name is written as
+    type_prefix + type name (e.g. ".package." for a type of the same file)."""
+    m = fp.message_type.add()
+    m.name = name
+    for fname, num, ftype, label, tname in fields:
+        f = m.field.add()
+        f.name, f.number, f.type, f.label = fname, num, ftype, label
+        if tname:
+            f.type_name = type_prefix + tname
+
+
+def pb_class_getter(pool):
+    """A function: full message name -> its class, for the messages of DescriptorPool
+    `pool` (with the API of the python3-protobuf at hand, old or new)."""
+    from google.protobuf import message_factory
+    fac = message_factory.MessageFactory(pool)
+
+    def cls(name):
+        d = pool.FindMessageTypeByName(name)
+        if hasattr(message_factory, "GetMessageClass"):
+            return message_factory.GetMessageClass(d)
+        return fac.GetPrototype(d)
+    return cls
+
+
 def _build_pb():
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2, descriptor_pool
     F = descriptor_pb2.FieldDescriptorProto
     OPT, REP = F.LABEL_OPTIONAL, F.LABEL_REPEATED
     S, B, D, I64, E, M, BOOL = (F.TYPE_STRING, F.TYPE_BYTES, F.TYPE_DOUBLE, F.TYPE_INT64,
@@ -262,23 +314,12 @@ def _build_pb():
     P = ".tsdbtest."
 
     def enum(name, values):
-        e = fp.enum_type.add()
-        e.name = name
-        for n, v in values:
-            ev = e.value.add()
-            ev.name, ev.number = n, v
+        pb_add_enum(fp, name, values)
 
     def msg(name, fields):
-        m = fp.message_type.add()
-        m.name = name
-        for fname, num, ftype, label, tname in fields:
-            f = m.field.add()
-            f.name, f.number, f.type, f.label = fname, num, ftype, label
-            if tname:
-                f.type_name = P + tname
+        pb_add_message(fp, name, fields, P)
 
-    enum("MetricType", [("UNKNOWN", 0), ("COUNTER", 1), ("GAUGE", 2), ("HISTOGRAM", 3),
-                        ("GAUGEHISTOGRAM", 4), ("SUMMARY", 5), ("INFO", 6), ("STATESET", 7)])
+    enum("MetricType", PROM_METRIC_TYPES)
     enum("ResponseType", [("SAMPLES", 0), ("STREAMED_XOR_CHUNKS", 1)])
     enum("MatchType", [("EQ", 0), ("NEQ", 1), ("RE", 2), ("NRE", 3)])
     enum("ChunkEncoding", [("ENC_UNKNOWN", 0), ("XOR", 1)])
@@ -307,17 +348,14 @@ def _build_pb():
                                 ("query_index", 2, I64, OPT, None)])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fp)
-    fac = message_factory.MessageFactory(pool)
+    cls = pb_class_getter(pool)
 
     class Classes:
         pass
 
     out = Classes()
     for m in fp.message_type:
-        d = pool.FindMessageTypeByName("tsdbtest." + m.name)
-        cls = message_factory.GetMessageClass(d) if hasattr(message_factory, "GetMessageClass") \
-            else fac.GetPrototype(d)
-        setattr(out, m.name, cls)
+        setattr(out, m.name, cls("tsdbtest." + m.name))
     return out
 
 
