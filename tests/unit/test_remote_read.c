@@ -36,16 +36,7 @@ static uint8_t *load_vector(const char *name, size_t *len)
 
 static int hex_eq(const char *hex, struct ts_pb_str s)
 {
-	if (!strcmp(hex, "-"))
-		return s.len == 0;
-	if (strlen(hex) != 2 * (size_t)s.len)
-		return 0;
-	for (uint32_t i = 0; i < s.len; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || (uint8_t)s.p[i] != v)
-			return 0;
-	}
-	return 1;
+	return tu_hex_eq(hex, s.p, s.len);
 }
 
 static void check_vector(const struct ts_rr_request *r, char **pos)

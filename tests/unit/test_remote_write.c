@@ -36,20 +36,6 @@ static uint8_t *load_vector(const char *name, size_t *len)
 	return tu_load_snappy(rel, 1 << 24, len);
 }
 
-static int hex_eq(const char *hex, const char *p, uint32_t n)
-{
-	if (!strcmp(hex, "-"))
-		return n == 0;
-	if (strlen(hex) != 2 * (size_t)n)
-		return 0;
-	for (uint32_t i = 0; i < n; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || (uint8_t)p[i] != v)
-			return 0;
-	}
-	return 1;
-}
-
 static int in_buf(const void *p, size_t n, const uint8_t *buf, size_t len)
 {
 	const uint8_t *q = p;
@@ -123,7 +109,8 @@ static void check_vector(struct ts_rw_request *r, const uint8_t *buf, size_t len
 			in_ex = 0;
 		} else if (sscanf(line, "label %511s %511s", a, b) == 2) {
 			const struct ts_label *l = in_ex ? &e->labels[eli++] : &s->labels[li++];
-			if (!hex_eq(a, l->name, l->name_len) || !hex_eq(b, l->value, l->value_len))
+			if (!tu_hex_eq(a, l->name, l->name_len) ||
+			    !tu_hex_eq(b, l->value, l->value_len))
 				fail_msg("series %ld: label mismatch: want %s=%s, got %.*s=%.*s",
 					 si, a, b, (int)l->name_len, l->name, (int)l->value_len,
 					 l->value);
@@ -148,16 +135,16 @@ static void check_vector(struct ts_rw_request *r, const uint8_t *buf, size_t len
 			assert_int_equal(s->has_metadata, n1);
 			assert_int_equal(s->type, n2);
 			if (n1) {
-				assert_true(hex_eq(a, s->help.p, s->help.len));
-				assert_true(hex_eq(b, s->unit.p, s->unit.len));
+				assert_true(tu_hex_eq(a, s->help.p, s->help.len));
+				assert_true(tu_hex_eq(b, s->unit.p, s->unit.len));
 			}
 		} else if (sscanf(line, "metadata %u %511s %511s %511s", &n1, a, b, c) == 4) {
 			assert_true(mi < r->n_metadata);
 			const struct ts_rw_metadata *m = &r->metadata[mi++];
 			assert_int_equal(m->type, n1);
-			assert_true(hex_eq(a, m->family.p, m->family.len));
-			assert_true(hex_eq(b, m->help.p, m->help.len));
-			assert_true(hex_eq(c, m->unit.p, m->unit.len));
+			assert_true(tu_hex_eq(a, m->family.p, m->family.len));
+			assert_true(tu_hex_eq(b, m->help.p, m->help.len));
+			assert_true(tu_hex_eq(c, m->unit.p, m->unit.len));
 		} else if (sscanf(line, "valid %511s", d) == 1) {
 			/* validation rewrites labels, so it comes last for a series */
 			assert_int_equal(li, s->n_labels);

@@ -157,6 +157,21 @@ int tu_rmtree(const char *dir)
 	return rm_first_err;
 }
 
+int tu_hex_eq(const char *hex, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	if (!strcmp(hex, "-"))
+		return n == 0;
+	if (strlen(hex) != 2 * n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1 || b[i] != v)
+			return 0;
+	}
+	return 1;
+}
+
 int tu_utf8_valid_ref(const void *p, size_t n)
 {
 	const unsigned char *s = p;

@@ -13,6 +13,7 @@
  * - Temporary directories under $TMPDIR (ctest points it into the build tree):
  *   tu_mkdtemp() and tu_rmtree().
  * - tu_memdup(): an exact-size heap copy, so that ASan reports any read past the end.
+ * - tu_hex_eq(): a byte string against its hex spelling in an expectation file.
  * - tu_utf8_valid_ref(): the definition of well-formed UTF-8, to check the fast one.
  * - tu_bits()/tu_f64(): a double's IEEE-754 bits and back.
  *
@@ -105,6 +106,13 @@ void tu_mkdtemp(char *out, size_t cap, const char *prefix);
 int tu_rmtree(const char *dir);
 
 /* ---- references ---------------------------------------------------------------- */
+
+/*
+ * 1 if `hex` (borrowed, NUL-terminated) spells exactly the bytes p[0..n) as pairs of hex
+ * digits (either case), or is "-" and n is 0; else 0. The expectation files of the test
+ * data write byte strings so.
+ */
+int tu_hex_eq(const char *hex, const void *p, size_t n);
 
 /*
  * 1 if p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
