@@ -49,22 +49,33 @@ void ts_env_close(struct ts_env *env);
  * (read-only and absent), TS_ELIMIT (more than TS_ENV_MAX_TABLES). */
 int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned *table);
 
-/* A batch of puts and deletes, copied into the batch's own memory. Reusable after
- * ts_batch_reset(). */
+/* A batch of puts and deletes, copied into the batch's own memory (keys and values
+ * passed in are borrowed only for the call). Reusable after ts_batch_reset(). A batch
+ * belongs to one thread at a time and to no env until ts_env_apply(). */
 struct ts_batch;
+/* Creates an empty batch; *out is owned by the caller (ts_batch_free). 0 or -ENOMEM. */
 int ts_batch_new(struct ts_batch **out);
+/* Frees b and everything queued. Accepts NULL. */
 void ts_batch_free(struct ts_batch *b);
+/* Drops every queued operation, keeping the memory (and the append mode). Never fails. */
 void ts_batch_reset(struct ts_batch *b);
-size_t ts_batch_len(const struct ts_batch *b); /* operations queued */
+/* Operations queued. Never fails. */
+size_t ts_batch_len(const struct ts_batch *b);
 /* Append mode: every put's key must sort after every key already in its table (and
  * after the batch's previous puts); LMDB then fills pages completely instead of
  * splitting them in half, which is how a rewrite in key order packs an env tightly.
  * A put that breaks the order fails the batch with TS_EINVALID. Survives reset. */
 void ts_batch_set_append(struct ts_batch *b, int on);
+/* Queues a put of key (klen > 0 bytes) -> val (vlen bytes; val may be NULL when vlen is
+ * 0) into `table`; both are copied. Returns 0, -ENOMEM, TS_EINVALID (no key, a table
+ * handle out of range, val NULL with vlen > 0), TS_ELIMIT (a length over 4 GiB or a
+ * batch too large to address). Checks against the env (table opened, key order in
+ * append mode, DUPFIXED value size) happen in ts_env_apply(). */
 int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
 		 size_t vlen);
-/* For DUPFIXED tables: deletes exactly (key,val), or every value of key when val is
- * NULL; for others val may be NULL. Deleting what is absent is not an error. */
+/* Queues a delete. For DUPFIXED tables: deletes exactly (key,val), or every value of
+ * key when val is NULL; for others val may be NULL. Deleting what is absent is not an
+ * error. Returns as ts_batch_put(). */
 int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
 		 size_t vlen);
 
@@ -80,22 +91,35 @@ int ts_env_apply(struct ts_env *env, struct ts_batch *b);
  * begin a second snapshot of the same env while it holds one (a resize waiting between
  * the two would deadlock it). */
 struct ts_rtxn;
+/* Begins a read snapshot; *out is owned by the calling thread until ts_env_read_end().
+ * Returns 0, -ENOMEM, or an LMDB failure translated (TS_ELIMIT: no free reader slot,
+ * TS_ECORRUPT, -errno). */
 int ts_env_read_begin(struct ts_env *env, struct ts_rtxn **out);
 void ts_env_read_end(struct ts_rtxn *r); /* accepts NULL */
-/* Point lookup. *val aliases the map; valid until ts_env_read_end(). 0 or TS_ENOTFOUND. */
+/* Point lookup. *val aliases the map; valid until ts_env_read_end(). val and vlen may be
+ * NULL. Returns 0, TS_ENOTFOUND, TS_EINVALID (table not opened on this env, klen 0),
+ * TS_ECORRUPT, TS_EIO. */
 int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen, const void **val,
 	       size_t *vlen);
 
 /* Cursor over a table in key order (and value order within DUPFIXED keys). Key/value
  * pointers alias the map; valid until the next cursor call or ts_env_read_end(). */
 struct ts_cursor;
+/* Opens a cursor, unpositioned; *out is owned by the caller (ts_cursor_close, before
+ * ts_env_read_end). Returns 0, -ENOMEM, TS_EINVALID (table not opened on this env), or
+ * an LMDB failure translated. */
 int ts_cursor_open(struct ts_rtxn *r, unsigned table, struct ts_cursor **out);
 void ts_cursor_close(struct ts_cursor *c); /* accepts NULL */
-/* Positions at the first key >= key (klen 0: first key). 0, TS_ENOTFOUND at end. */
+/* Positions at the first key >= key (klen 0: first key); key is borrowed for the call.
+ * 0, TS_ENOTFOUND (no such key: the cursor is then unpositioned), TS_ECORRUPT, TS_EIO
+ * (LMDB failed fatally). */
 int ts_cursor_seek(struct ts_cursor *c, const void *key, size_t klen);
-/* Next entry (next duplicate first in DUPFIXED tables). 0, TS_ENOTFOUND at end. */
+/* Next entry (next duplicate first in DUPFIXED tables). 0, TS_ENOTFOUND at end,
+ * TS_ECORRUPT, TS_EIO. */
 int ts_cursor_next(struct ts_cursor *c);
-/* Current entry. */
+/* The current entry: pointers alias the map (see above); any of key, klen, val, vlen
+ * may be NULL. Returns 0, or TS_ENOTFOUND when the cursor is not on an entry (never
+ * positioned, or the last seek/next found nothing). */
 int ts_cursor_get(struct ts_cursor *c, const void **key, size_t *klen, const void **val,
 		  size_t *vlen);
 /* DUPFIXED tables: all u64 values of exactly `key`, in ascending order, appended to a

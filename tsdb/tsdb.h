@@ -46,9 +46,11 @@ struct ts_db_opts {
  * the database open for writing). */
 int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out);
 
-/* Flushes every open chunk to LMDB, checkpoints, truncates the WAL, stops the writer
- * thread and frees db. Returns the first error met (the db is freed in any case).
- * Accepts NULL. */
+/* Stops the writer thread, then checkpoints (sealed chunks and head rows to LMDB, the
+ * WAL truncated) and frees db and everything it owns; every series set, iterator and
+ * chunk iterator of db must be freed first. Returns 0, the sticky WAL error (TS_EIO,
+ * nothing checkpointed: reopening replays the WAL), or the checkpoint's error (-ENOMEM,
+ * -errno, TS_EIO, TS_EFULL). The db is freed in any case. Accepts NULL (returns 0). */
 int ts_db_close(struct ts_db *db);
 
 /* ---- Appending ---- */
@@ -80,12 +82,16 @@ struct ts_append_result {
 	char first_err_msg[256];  /* human-readable, names the series and the reason */
 };
 
-/* Appends a batch. Returns 0 once everything accepted is durable under the sync policy
- * (see res for what was rejected: rejections do not make the call fail, and accepted
- * series of the same batch are stored). series_rc, if not NULL, receives per series 0
- * or the first rejection code for that series. Returns -ENOMEM, TS_EIO (the WAL failed:
- * nothing further is acknowledged until restart), TS_ECLOSED. On error, no sample of the
- * batch was acknowledged (some may still be durable). */
+/* Appends a batch of n series (borrowed for the call). Returns 0 once everything
+ * accepted is durable under the sync policy (see res for what was rejected: rejections
+ * do not make the call fail, and accepted series of the same batch are stored). res
+ * (may be NULL) is the caller's and is reset first. series_rc, if not NULL, is an array
+ * of n entries that receives per series 0 or the first rejection code for that series
+ * (left unwritten when the call fails before anything was logged). Errors: -ENOMEM,
+ * TS_EIO (the WAL failed, or memory lost a logged batch: nothing further is
+ * acknowledged until the database is reopened), TS_ECLOSED (ts_db_close() has begun),
+ * TS_ECORRUPT (a chunk held for the series failed to decode while judging a resend).
+ * On error, no sample of the batch was acknowledged (some may still be durable). */
 int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
 		 struct ts_append_result *res, int *series_rc);
 
@@ -104,48 +110,75 @@ struct ts_matcher {
 struct ts_series_set;
 
 /* Selects series matching every matcher that may have samples in [mint_ms, maxt_ms],
- * sorted by label set. The set holds a consistent read snapshot: samples appended later
- * may or may not be seen, but nothing is seen twice or half. *out is owned: free with
- * ts_series_set_free(), from the same thread that iterates it.
- * Returns 0, TS_EINVALID (bad regex; msg names it if msg != NULL, msg_len bytes),
- * -ENOMEM, TS_ECORRUPT. */
+ * sorted by label set. m (n_matchers entries, may be 0) is borrowed for the call. The
+ * set holds a consistent read snapshot: samples appended later may or may not be seen,
+ * but nothing is seen twice or half. *out is owned by the caller: free it with
+ * ts_series_set_free(), from the thread that iterates it, before ts_db_close(); it holds
+ * LMDB read snapshots, so keep it briefly. Returns 0, TS_EINVALID (bad regex or
+ * matcher type; for a regex msg names it if msg != NULL, at most msg_len bytes with the
+ * NUL), -ENOMEM, TS_ECORRUPT (the index names a series it lacks, or a stored record is
+ * malformed), TS_ELIMIT (no free LMDB reader slot). On error *out is not set. */
 int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
 		 int64_t maxt_ms, struct ts_series_set **out, char *msg, size_t msg_len);
+/* Frees a set and gives back its snapshots. Every iterator of the set must be freed
+ * first (their chunk bytes are the set's). Accepts NULL. */
 void ts_series_set_free(struct ts_series_set *set);
+/* Number of series in the set. Never fails. */
 size_t ts_series_set_len(const struct ts_series_set *set);
-/* Series i's id and labels. *labels points into the set (valid until it is freed),
- * sorted by name. */
+/* Series i's id (i < ts_series_set_len(set); not checked). Never fails. */
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i);
+/* Series i's labels, sorted by name: *labels points into the set (valid until it is
+ * freed; do not free it) and *n_labels receives their count. Returns 0, or TS_ENOTFOUND
+ * when i >= ts_series_set_len(set) (outputs untouched). */
 int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct ts_label **labels,
 			 uint32_t *n_labels);
 
 /* Sample iterator over one series of a set, in time order, duplicates merged, limited to
- * the set's [mint, maxt]. Caller-allocated; valid while the set is. */
+ * the set's [mint, maxt]. Allocated by ts_iter_new() and owned by the caller, who frees
+ * it with ts_iter_free() before freeing the set; it reads the set's snapshots, so it is
+ * used from the set's thread. */
 struct ts_iter;
+/* Creates an iterator over series i of set, positioned before its first sample. Reads
+ * the series' stored chunk list from the set's snapshots. *out is owned by the caller.
+ * Returns 0, TS_ENOTFOUND (i >= ts_series_set_len(set)), -ENOMEM, TS_ECORRUPT (a stored
+ * chunk record is malformed). On error *out is not set. */
 int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out);
-/* 1 = it has a sample (ts_iter_at), 0 = end, TS_ECORRUPT. */
+/* Advances: 1 = it has a sample (ts_iter_at), 0 = end (and every later call returns 0),
+ * TS_ECORRUPT (a chunk failed to decode; the iterator must not be used further). */
 int ts_iter_next(struct ts_iter *it);
-/* Positions at the first sample with t >= t_ms: 1, 0 (end), TS_ECORRUPT. */
+/* Positions at the first sample with t >= t_ms, never moving backwards (a t_ms at or
+ * before the current position behaves as ts_iter_next). 1, 0 (end), TS_ECORRUPT. */
 int ts_iter_seek(struct ts_iter *it, int64_t t_ms);
+/* The current sample (after ts_iter_next/seek returned 1, or ts_iter_read read one);
+ * values bit-exact. Never fails. */
 void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v);
-/* Reads up to cap of the next samples into t_ms[] and v[] (values bit-exact): the same
- * sequence ts_iter_next would give, without a call per sample. Returns how many were
- * read (0 at the end) or TS_ECORRUPT. Afterwards ts_iter_at gives the last one read. */
+/* Reads up to cap of the next samples into t_ms[] and v[] (caller arrays of cap
+ * entries; values bit-exact): the same sequence ts_iter_next would give, without a call
+ * per sample. Returns how many were read (0 at the end; at most INT32_MAX) or
+ * TS_ECORRUPT. Afterwards ts_iter_at gives the last one read. */
 int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap);
+/* Frees an iterator. Accepts NULL. */
 void ts_iter_free(struct ts_iter *it);
 
 /* Raw chunks of series i overlapping the set's range, in min_t order (for remote read).
- * Each call fills *c with one chunk whose bytes are borrowed from the set. Returns 1,
- * 0 at end, or an error. Chunks may overlap in time when out-of-order data exists. */
+ * Chunks may overlap in time when out-of-order data exists; a chunk may hold samples
+ * outside the range (callers trim). */
 struct ts_chunk_ref {
 	int64_t min_t, max_t;
-	const uint8_t *data;
+	const uint8_t *data; /* XOR chunk bytes (storage/xor.h), borrowed from the set */
 	size_t len;
 	uint32_t n_samples;
 };
 struct ts_chunk_it;
+/* Creates a chunk iterator over series i of set; *out is owned by the caller (free it
+ * with ts_chunk_it_free() before the set). Returns 0, TS_ENOTFOUND (i out of range),
+ * -ENOMEM, TS_ECORRUPT (a stored chunk record is malformed). */
 int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out);
+/* Fills *c with the next chunk; c->data is borrowed from the set (valid until it is
+ * freed). Returns 1, or 0 at the end (c untouched). Never fails otherwise: the chunks
+ * were read and checked by ts_chunk_it_new(). */
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c);
+/* Frees a chunk iterator. Accepts NULL. */
 void ts_chunk_it_free(struct ts_chunk_it *it);
 
 /* ---- Label look-ups ---- */
@@ -156,15 +189,18 @@ struct ts_strlist {
 	uint32_t *len;
 	size_t n, cap;
 };
-void ts_strlist_free(struct ts_strlist *l); /* frees the contents; l itself is the caller's */
+/* Frees the contents and zeroes *l (l itself is the caller's). Accepts NULL. */
+void ts_strlist_free(struct ts_strlist *l);
 
 /* Distinct label names of the series matching `m` (all series when n_matchers == 0),
- * appended to *out (zero-initialise it first). [mint, maxt] is accepted for API symmetry
- * but series are not yet filtered by time. Returns 0, TS_EINVALID (bad regex, msg set),
- * -ENOMEM. */
+ * added to *out (zero-initialise it first; free it with ts_strlist_free() whatever the
+ * result, as it may hold entries after an error). [mint, maxt] is accepted for API
+ * symmetry but series are not yet filtered by time. Returns 0, TS_EINVALID (bad regex,
+ * msg set as for ts_db_select), -ENOMEM, TS_ECORRUPT, TS_ELIMIT (no LMDB reader slot). */
 int ts_db_label_names(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint,
 		      int64_t maxt, struct ts_strlist *out, char *msg, size_t msg_len);
-/* Distinct values of label `name` (NUL-terminated) among matching series. As above. */
+/* Distinct values of label `name` (NUL-terminated, borrowed) among matching series. As
+ * above, and TS_EINVALID when name is NULL or empty. */
 int ts_db_label_values(struct ts_db *db, const char *name, const struct ts_matcher *m,
 		       size_t n_matchers, int64_t mint, int64_t maxt, struct ts_strlist *out,
 		       char *msg, size_t msg_len);
@@ -191,11 +227,15 @@ struct ts_metadata {
 };
 
 /* Records metadata for metric families (last write wins; an identical record is a no-op).
- * Kept in memory and persisted by the writer thread. Returns 0, -ENOMEM, TS_EINVALID
- * (empty name, invalid UTF-8, over 64 KiB). */
+ * md (n entries) is borrowed for the call: strings are copied. Kept in memory and
+ * persisted by the writer thread. Returns 0, -ENOMEM (entries before the failing one
+ * are recorded), TS_EINVALID (empty name, invalid UTF-8, a string over 64 KiB, an
+ * unknown type: nothing is recorded). */
 int ts_db_set_metadata(struct ts_db *db, const struct ts_metadata *md, size_t n);
-/* Calls fn for each family (only `metric` if not NULL), sorted by name, with strings
- * valid during the call. A non-zero return from fn stops and is returned. */
+/* Calls fn for each family (only `metric`, NUL-terminated, if not NULL), sorted by
+ * name, with strings valid during the call. fn must not call back into the metadata
+ * functions. Returns 0 (also when nothing matched) or fn's first non-zero return,
+ * which stops the walk. */
 int ts_db_metadata(struct ts_db *db, const char *metric,
 		   int (*fn)(void *arg, const struct ts_metadata *md), void *arg);
 
@@ -212,10 +252,12 @@ struct ts_db_stats {
 	uint64_t n_partitions;
 	struct ts_wal_stats wal;
 };
+/* Fills *out (the caller's) with a snapshot of the counters. Never fails. */
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
 
 /* Forces the writer to flush sealed chunks and checkpoint now; returns when done.
- * Returns 0 or the writer's error. */
+ * Returns 0 or the flush's error (-ENOMEM, -errno, TS_EIO, TS_EFULL); a failed
+ * checkpoint is retried by the writer thread and changes nothing already durable. */
 int ts_db_checkpoint(struct ts_db *db);
 
 /* Rewrites every closed partition (its end older than the out-of-order window plus an
