@@ -79,6 +79,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/clock.h"
 #include "storage/crc32c.h"
 #include "storage/err.h"
 #include "storage/log.h"
@@ -340,6 +341,13 @@ fail:
 	return rc;
 }
 
+/* Whether appends and rolls may go on (w->mu held): 0, TS_EIO (an earlier I/O error),
+ * -EINVAL (no replay has found the end of the log yet). */
+static int writable_locked(const struct ts_wal *w)
+{
+	return w->err ? TS_EIO : !w->ready ? -EINVAL : 0;
+}
+
 static int need_roll(const struct ts_wal *w)
 {
 	const struct seg *s = &w->segs[w->n_segs - 1];
@@ -416,10 +424,7 @@ static void *interval_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)w->opts.interval_ms * 1000000u;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
+		ts_deadline(CLOCK_MONOTONIC, w->opts.interval_ms, &ts);
 		pthread_cond_timedwait(&w->tick_cv, &w->mu, &ts);
 		if (!w->stop && w->ready && !w->err && !w->syncing && w->end > w->synced_end)
 			sync_leader_locked(w);
@@ -925,14 +930,8 @@ int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len, u
 	buf[14] = buf[15] = 0;
 
 	pthread_mutex_lock(&w->mu);
-	if (w->err) {
-		rc = TS_EIO;
+	if ((rc = writable_locked(w)))
 		goto out;
-	}
-	if (!w->ready) {
-		rc = -EINVAL;
-		goto out;
-	}
 	if (need_roll(w)) {
 		rc = roll_locked(w, 1);
 		if (rc == TS_EIO)
@@ -1004,14 +1003,8 @@ int ts_wal_roll(struct ts_wal *w, uint64_t *next_lsn_out)
 {
 	int rc = 0;
 	pthread_mutex_lock(&w->mu);
-	if (w->err) {
-		rc = TS_EIO;
+	if ((rc = writable_locked(w)))
 		goto out;
-	}
-	if (!w->ready) {
-		rc = -EINVAL;
-		goto out;
-	}
 	/* An empty active segment already starts where a new one would. */
 	if (w->segs[w->n_segs - 1].n_records > 0)
 		rc = roll_locked(w, 0);

@@ -15,9 +15,12 @@
  *   3. rename <dir>.compact -> <dir>
  *   4. the old env (still open for readers holding a reference) is deleted with the
  *      last reference.
- * At open (ts__parts_recover): a <dir>.compact without step 3 done is deleted; a
- * <dir>.old is renamed back if <dir> is missing (crash between 2 and 3), else deleted.
- * Everything here runs on the writer thread, the only one that changes partitions.
+ * At open (partition.c, ts__parts_open_existing): a <dir>.compact without step 3 done
+ * is deleted; a <dir>.old is renamed back if <dir> is missing (crash between 2 and 3),
+ * else deleted. Everything here runs on the writer thread, the only one that changes
+ * partitions.
+ *
+ * Uses: partition.c (open, replace, release), format.h, storage/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,11 +153,7 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 		       ts_strerror(rc));
 		return rc;
 	}
-	pthread_rwlock_wrlock(&db->parts_mu);
-	for (size_t i = 0; i < db->n_parts; i++)
-		if (db->parts[i] == p)
-			db->parts[i] = np;
-	pthread_rwlock_unlock(&db->parts_mu);
+	ts__part_replace(db, p, np);
 	ts_env_size(np->env, &map, &after);
 	ts_log(TS_LOG_INFO,
 	       "compacted %s: %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes in use", p->dir,
@@ -180,12 +179,12 @@ static int eligible(const struct ts_partition *p, int64_t closed_before, int for
 	uint64_t map, used;
 	ts_env_size(p->env, &map, &used);
 	return used >= MIN_BYTES &&
-	       (p->last_write_mono_ms == 0 || ts__mono_ms() - p->last_write_mono_ms >= QUIET_MS);
+	       (p->last_write_mono_ms == 0 || ts_mono_ms() - p->last_write_mono_ms >= QUIET_MS);
 }
 
 int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 {
-	int64_t now = ts__wall_ms();
+	int64_t now = ts_wall_ms();
 	int64_t closed_before = now - CLOSE_SLACK_MS -
 				(db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
 	int done = 0, rc = 0;

@@ -1,5 +1,6 @@
 /*
- * db_int.h - structures shared by the engine's files (db.c, head.c, index.c, select.c).
+ * db_int.h - the engine's private structures and the calls its modules make to each
+ * other (the public API is tsdb.h; on-disk facts are format.h).
  *
  * Concurrency model (the invariants every file relies on):
  * - Registry: series are found by label hash in one of TS_SHARDS shards, each with its
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "storage/chunk.h"
+#include "storage/clock.h"
 #include "storage/env.h"
 #include "storage/wal.h"
 #include "storage/xor.h"
@@ -158,69 +161,128 @@ struct ts_db {
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
 };
 
-/* Milliseconds of the wall clock (sample time) and of the monotonic clock (intervals). */
-static inline int64_t ts__wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/*
+ * Modules, bottom up; each uses only those above it (see README.md, "Module graph"):
+ *   format.c     on-disk facts (format.h)
+ *   partition.c  partitions: start of a timestamp, directories, envs, references
+ *   head.c       open chunks, out-of-order buffers, head snapshots   (uses partition)
+ *   registry.c   the series registry and the unindexed list          (uses head)
+ *   metadata.c   metric metadata in memory and its rows              (metadata.h)
+ *   index.c      the index env: load, series/postings/head/meta rows (uses registry,
+ *                head, metadata)
+ *   compact.c    rewriting closed partitions                          (uses partition)
+ *   writer.c     the writer thread: flush, checkpoint                 (uses all above)
+ *   db.c         open/recover/close, append                           (uses all above)
+ *   select.c, lookup.c  readers                              (use registry, partition)
+ */
 
-static inline int64_t ts__mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* ---- partition.c ---- */
 
-/* registry (db.c) */
-struct ts_series *ts__db_series_by_id(struct ts_db *db, uint64_t id);
-int ts__db_series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
-			 uint64_t hash, struct ts_series **out);
-
-/* head.c: apply n samples of a WAL record (p: n x (i64 t, u64 v) LE) to a series
- * (db->mu held). lsn is the record's LSN. The live append path and recovery both use it,
- * so a recovered head is the head that was lost. Returns samples added, or -ENOMEM. */
-int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint32_t n,
-		   uint64_t lsn);
-/* Classifies a sample against a series' state (db->mu held): 0 = append in order,
- * 1 = exact duplicate, 2 = out-of-order accepted, or a negative TS_E* rejection. */
-int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int64_t now_ms);
-/* Seals the open chunk and cuts the OOO buffer (db->mu held). */
-int ts__head_seal(struct ts_db *db, struct ts_series *s);
-/* Head snapshot (db->mu held): serialised size, serialise, restore. */
-size_t ts__head_snapshot_len(const struct ts_series *s);
-void ts__head_snapshot(const struct ts_series *s, uint8_t *out);
-int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len);
-void ts__head_free(struct ts_series *s);
+/* Start of the partition holding t (floor to a multiple of the partition width). */
 int64_t ts__partition_start(const struct ts_db *db, int64_t t);
-
-/* index.c */
-int ts__index_open(struct ts_db *db);
-int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
-int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
+/* Opens the env of partition [start, end) (one reference, for the caller). */
+int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out);
+/* Opens every partition under <dir>/raw at open, first finishing or undoing a
+ * compaction a crash interrupted. */
 int ts__parts_open_existing(struct ts_db *db);
+/* Drops the array's references and frees it (close). */
+void ts__parts_close(struct ts_db *db);
 /* The partition holding t, created if absent. Writer thread only: the array's own
  * reference keeps it alive for the writer, the only thread that removes partitions. */
 int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out);
 /* The partition starting at `start` with a reference taken, or NULL. */
 struct ts_partition *ts__part_ref(struct ts_db *db, int64_t start);
+/* Takes one more reference (parts_mu held, or a reference already held). */
+void ts__part_hold(struct ts_partition *p);
+/* Gives a reference back; the last one closes the env (and deletes it if dropped).
+ * Accepts NULL. */
 void ts__part_unref(struct ts_partition *p);
+/* Puts np in old's place in the array (compaction; writer only). The array's reference
+ * moves to np; the caller releases old's. */
+void ts__part_replace(struct ts_db *db, struct ts_partition *old, struct ts_partition *np);
 /* Drops partitions wholly older than now - retention; returns how many. Writer only. */
 int ts__parts_expire(struct ts_db *db, int64_t now_ms);
-/* Opens the env of partition [start, end) (one reference, for the caller). */
-int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out);
 /* Deletes an env directory (LMDB's two files, then the directory); missing is fine. */
 void ts__dir_remove(const char *dir);
+/* Calls fn for every stored chunk of series `id` in a partition snapshot (r, its chunks
+ * table) with from <= min_t <= to, in min_t order; `from` must be the partition's start
+ * (or later). fn returns 0 to go on; anything else stops the scan and is returned.
+ * Returns 0 at the end, fn's value, or an error (TS_ECORRUPT for a bad record). */
+typedef int (*ts__chunk_fn)(void *arg, const struct ts_chunk_hdr *h, const uint8_t *payload);
+int ts__part_scan(struct ts_rtxn *r, unsigned table, uint64_t id, int64_t from, int64_t to,
+		  ts__chunk_fn fn, void *arg);
 
-/* compact.c: rewrites up to max_parts closed partitions; returns how many. Writer only
+/* ---- head.c (db->mu held for all but ts__head_free) ---- */
+
+/* Applies n samples of a WAL record (p: n x (i64 t, u64 v) LE) to a series. lsn is the
+ * record's LSN. The live append path and recovery both use it, so a recovered head is
+ * the head that was lost. Returns samples added, or -ENOMEM. */
+int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint32_t n,
+		   uint64_t lsn);
+/* Classifies a sample against a series' state: 0 = append in order, 1 = exact
+ * duplicate, 2 = out-of-order accepted, or a negative TS_E* rejection (or a decode
+ * error). now_ms 0 skips the wall-clock checks. */
+int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int64_t now_ms);
+/* Seals the open chunk and cuts the OOO buffer. 0 or -ENOMEM. */
+int ts__head_seal(struct ts_db *db, struct ts_series *s);
+/* Seals and frees the head of a series that stopped: its newest sample is TS_IDLE_MS
+ * behind `newest` (checkpoints). */
+void ts__head_seal_idle(struct ts_db *db, struct ts_series *s, int64_t newest);
+/* Head snapshot (format.h): serialised size, serialise into out (that many bytes),
+ * restore (0, -ENOMEM, TS_ECORRUPT). */
+size_t ts__head_snapshot_len(const struct ts_series *s);
+void ts__head_snapshot(const struct ts_series *s, uint8_t *out);
+int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len);
+/* Frees the head's memory (open chunk, OOO buffer, pending chunks). */
+void ts__head_free(struct ts_series *s);
+
+/* ---- registry.c ---- */
+
+void ts__registry_init(struct ts_db *db);
+/* Frees every series (and its head) and the registry's tables. */
+void ts__registry_free(struct ts_db *db);
+/* The series with this id, or NULL. */
+struct ts_series *ts__series_by_id(struct ts_db *db, uint64_t id);
+/* Calls fn for every series (ids_mu held for reading: fn must not use the registry). */
+void ts__series_each(struct ts_db *db, void (*fn)(void *arg, const struct ts_series *s), void *arg);
+/* The series of canonical packed labels, or NULL. */
+struct ts_series *ts__series_find(struct ts_db *db, const uint8_t *packed, size_t len);
+/* Finds or creates (with the next id) the series of canonical packed labels. 0 or
+ * -ENOMEM. */
+int ts__series_get(struct ts_db *db, const uint8_t *packed, size_t len, struct ts_series **out);
+/* Inserts a series with a known id (index load, WAL replay). 0, -ENOMEM, TS_ECORRUPT
+ * (the labels are already registered). */
+int ts__series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
+		      uint64_t hash, struct ts_series **out);
+/* Lists a logged series for the index env (db->mu held). 0 or -ENOMEM. */
+int ts__series_unindexed_add(struct ts_db *db, struct ts_series *s);
+
+/* ---- index.c ---- */
+
+int ts__index_open(struct ts_db *db);
+/* Loads meta rows, series, head rows and metadata; *checkpoint_lsn is where replay
+ * starts. 0, -ENOMEM, TS_ECORRUPT, TS_EVERSION. */
+int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
+/* Adds rows to the writer's index batch: a new series (its row and postings), a head
+ * row (len 0 deletes it), the meta rows (checkpoint_lsn only at checkpoints). */
+int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
+int ts__index_put_head(struct ts_db *db, struct ts_batch *b, uint64_t id, const uint8_t *snap,
+		       size_t len);
+int ts__index_put_meta(struct ts_db *db, struct ts_batch *b, const uint64_t *checkpoint_lsn);
+
+/* ---- compact.c ---- */
+
+/* Rewrites up to max_parts closed partitions; returns how many. Writer only
  * (db->fmu held). Unless `force`, only partitions quiet for a while and big enough to
  * gain are chosen, so a backfill into old partitions does not rewrite them per flush. */
 int ts__compact_closed(struct ts_db *db, int max_parts, int force);
 
-/* writer.c */
+/* ---- writer.c ---- */
+
 int ts__writer_start(struct ts_db *db);
 void ts__writer_stop(struct ts_db *db);
+/* Moves sealed chunks and new series into LMDB; with `checkpoint` also head rows and
+ * the checkpoint LSN, then truncates the WAL. 0 or the first error. */
 int ts__writer_flush(struct ts_db *db, int checkpoint);
 
 #endif

@@ -231,8 +231,8 @@ static inline void ts_format_put_le32(uint8_t *p, uint32_t v)
 
 static inline void ts_format_put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	ts_format_put_le32(p, (uint32_t)v);
+	ts_format_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 static inline uint32_t ts_format_get_le32(const uint8_t *p)

@@ -18,6 +18,8 @@
  * value is rejected however old the original is.
  *
  * Snapshot layout: format.h (head snapshot).
+ *
+ * Uses: partition.c (partition boundaries, chunks already stored), format.h, storage/.
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,11 +29,6 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
-
-int64_t ts__partition_start(const struct ts_db *db, int64_t t)
-{
-	return ts_format_partition_start(t, db->o.partition_ms);
-}
 
 /* Looks for timestamp t in a chunk; 1 found (*v set), 0 absent, <0 corrupt. */
 static int chunk_find(const uint8_t *buf, size_t len, int64_t t, uint64_t *v)
@@ -62,6 +59,17 @@ static int ooo_find(const struct ts_ooo *o, int64_t t, uint32_t *pos)
 	return o && lo < o->n && o->s[lo].t == t;
 }
 
+struct stored_find {
+	int64_t t;
+	uint64_t *v;
+};
+
+static int stored_find_chunk(void *arg, const struct ts_chunk_hdr *h, const uint8_t *payload)
+{
+	const struct stored_find *f = arg;
+	return f->t <= h->max_t ? chunk_find(payload, h->payload_len, f->t, f->v) : 0;
+}
+
 /* Looks for timestamp t among the series' chunks already committed to its partition.
  * Only out-of-order samples not found in memory come here, so the LMDB read (under
  * db->mu) is rare. No thread holds an LMDB snapshot while waiting for db->mu, so this
@@ -72,48 +80,15 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 	struct ts_partition *part = ts__part_ref(db, start);
 	if (!part)
 		return 0;
-	struct ts_env *env = part->env;
-	unsigned table = part->chunks;
 	struct ts_rtxn *r;
-	struct ts_cursor *c = NULL;
-	int rc = ts_env_read_begin(env, &r);
-	if (rc) {
-		ts__part_unref(part);
-		return rc;
+	int rc = ts_env_read_begin(part->env, &r);
+	if (rc == 0) {
+		struct stored_find f = { t, v };
+		rc = ts__part_scan(r, part->chunks, s->id, start, t, stored_find_chunk, &f);
+		ts_env_read_end(r);
 	}
-	rc = ts_cursor_open(r, table, &c);
-	uint8_t key[TS_CHUNK_KEY_LEN];
-	ts_chunk_key(key, s->id, start);
-	int found = 0;
-	for (rc = rc ? rc : ts_cursor_seek(c, key, sizeof key); rc == 0 && !found;
-	     rc = ts_cursor_next(c)) {
-		const void *k, *val;
-		size_t kl, vl;
-		uint64_t id;
-		int64_t min_t;
-		if ((rc = ts_cursor_get(c, &k, &kl, &val, &vl)) ||
-		    (rc = ts_chunk_key_parse(k, kl, &id, &min_t)))
-			break;
-		if (id != s->id || min_t > t)
-			break;
-		struct ts_chunk_hdr h;
-		const uint8_t *payload;
-		if ((rc = ts_chunk_decode(val, vl, &h, &payload)))
-			break;
-		if (t <= h.max_t) {
-			found = chunk_find(payload, h.payload_len, t, v);
-			if (found < 0) {
-				rc = found;
-				break;
-			}
-		}
-	}
-	ts_cursor_close(c);
-	ts_env_read_end(r);
 	ts__part_unref(part);
-	if (found > 0)
-		return 1;
-	return rc == TS_ENOTFOUND || rc == 0 ? 0 : rc;
+	return rc;
 }
 
 int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v, int64_t now_ms)
@@ -257,6 +232,16 @@ int ts__head_seal(struct ts_db *db, struct ts_series *s)
 	if (rc)
 		return rc;
 	return cut_ooo(db, s);
+}
+
+void ts__head_seal_idle(struct ts_db *db, struct ts_series *s, int64_t newest)
+{
+	if (s->enc.n && db->max_t_seen != INT64_MIN && s->max_t < newest - TS_IDLE_MS &&
+	    ts__head_seal(db, s) == 0) {
+		ts_xor_enc_fini(&s->enc);
+		ts_xor_enc_init(&s->enc);
+		s->snap_dirty = 1;
+	}
 }
 
 static int ooo_insert(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v)

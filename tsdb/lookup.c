@@ -29,18 +29,12 @@ void ts_strlist_free(struct ts_strlist *l)
 
 static int sl_add(struct ts_strlist *l, const char *s, size_t len)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		char **v = ts_realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		uint32_t *ln = ts_realloc(l->len, cap * sizeof *ln);
-		if (!ln)
-			return -ENOMEM;
-		l->len = ln;
-		l->cap = cap;
-	}
+	/* Two arrays of one capacity: both grow alike, l->cap moves once both have. */
+	size_t cap_v = l->cap, cap_len = l->cap;
+	if (ts_grow((void **)&l->v, &cap_v, l->n + 1, sizeof *l->v) ||
+	    ts_grow((void **)&l->len, &cap_len, l->n + 1, sizeof *l->len))
+		return -ENOMEM;
+	l->cap = cap_v;
 	char *c = ts_strndup(s, len);
 	if (!c)
 		return -ENOMEM;
@@ -128,7 +122,7 @@ static int from_selection(struct ts_db *db, const char *name, const struct ts_ma
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < ts_series_set_len(set) && rc == 0; i++) {
-		struct ts_series *s = ts__db_series_by_id(db, ts_series_set_id(set, i));
+		struct ts_series *s = ts__series_by_id(db, ts_series_set_id(set, i));
 		rc = s ? add_from_labels(out, s->packed, s->packed_len, name) : TS_CORRUPT();
 	}
 	ts_series_set_free(set);
@@ -198,7 +192,7 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 				rc = ts_env_get_u64s(r, db->t_postings, k, kl, &ids, &n_ids,
 						     &cap_ids);
 				for (size_t i = 0; i < n_ids && rc == 0; i++) {
-					struct ts_series *s = ts__db_series_by_id(db, ids[i]);
+					struct ts_series *s = ts__series_by_id(db, ids[i]);
 					rc = s ? add_from_labels(out, s->packed, s->packed_len,
 								 name)
 					       : TS_CORRUPT();

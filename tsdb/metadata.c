@@ -59,14 +59,8 @@ static int md_put_locked(struct ts_db *db, const struct ts_metadata *m, int dirt
 	if (!help || !unit || (!exists && !metric))
 		goto nomem;
 	if (!exists) {
-		if (db->n_md == db->cap_md) {
-			size_t cap = db->cap_md ? db->cap_md * 2 : 64;
-			struct ts_md_entry *a = ts_realloc(db->md, cap * sizeof *a);
-			if (!a)
-				goto nomem;
-			db->md = a;
-			db->cap_md = cap;
-		}
+		if (ts_grow((void **)&db->md, &db->cap_md, db->n_md + 1, sizeof *db->md))
+			goto nomem;
 		memmove(&db->md[i + 1], &db->md[i], (db->n_md - i) * sizeof *db->md);
 		db->n_md++;
 		memset(&db->md[i], 0, sizeof db->md[i]);

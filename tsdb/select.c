@@ -270,16 +270,8 @@ struct ts_series_set {
 
 static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
 {
-	if (set->arena_len + len > set->arena_cap) {
-		size_t cap = set->arena_cap ? set->arena_cap * 2 : 4096;
-		while (cap < set->arena_len + len)
-			cap *= 2;
-		uint8_t *a = ts_realloc(set->arena, cap);
-		if (!a)
-			return -ENOMEM;
-		set->arena = a;
-		set->arena_cap = cap;
-	}
+	if (ts_grow((void **)&set->arena, &set->arena_cap, set->arena_len + len, 1))
+		return -ENOMEM;
 	memcpy(set->arena + set->arena_len, p, len);
 	*off = set->arena_len;
 	set->arena_len += len;
@@ -291,14 +283,8 @@ static int mem_add(struct ts_series_set *set, const uint8_t *data, size_t len, i
 {
 	if (max_t < set->mint || min_t > set->maxt)
 		return 0;
-	if (set->n_mem == set->cap_mem) {
-		size_t cap = set->cap_mem ? set->cap_mem * 2 : 64;
-		struct src *m = ts_realloc(set->mem, cap * sizeof *m);
-		if (!m)
-			return -ENOMEM;
-		set->mem = m;
-		set->cap_mem = cap;
-	}
+	if (ts_grow((void **)&set->mem, &set->cap_mem, set->n_mem + 1, sizeof *set->mem))
+		return -ENOMEM;
 	size_t off;
 	int rc = arena_add(set, data, len, &off);
 	if (rc)
@@ -358,105 +344,111 @@ void ts_series_set_free(struct ts_series_set *set)
 	ts_free(set);
 }
 
-int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
-		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg, size_t msg_len)
+/* 1. Series the postings do not know yet (copied before the index snapshot). */
+static int copy_unindexed(struct ts_db *db, struct ts_series ***out, size_t *n)
 {
-	struct cmatcher *m = NULL;
 	struct ts_series **unidx = NULL;
-	size_t n_unidx = 0;
-	struct ts_rtxn *r = NULL;
-	struct ids res = { 0 }, tmp = { 0 }, excl = { 0 };
-	struct ts_series_set *set = NULL;
-	int rc = cm_compile(matchers, n_matchers, &m, msg, msg_len);
-	if (rc)
-		return rc;
-
-	/* 1. Series the postings do not know yet (before the index snapshot). */
 	pthread_mutex_lock(&db->mu);
 	if (db->n_unindexed) {
 		unidx = ts_malloc(db->n_unindexed * sizeof *unidx);
 		if (unidx) {
-			n_unidx = db->n_unindexed;
-			memcpy(unidx, db->unindexed, n_unidx * sizeof *unidx);
+			*n = db->n_unindexed;
+			memcpy(unidx, db->unindexed, *n * sizeof *unidx);
 		}
 	}
 	int oom = db->n_unindexed && !unidx;
 	pthread_mutex_unlock(&db->mu);
-	if (oom) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	*out = unidx;
+	return oom ? -ENOMEM : 0;
+}
 
-	/* 2. Postings. */
-	rc = ts_env_read_begin(db->index, &r);
+/* Id sets of one selection: the result and two scratch sets. */
+struct idsets {
+	struct ids res, tmp, excl;
+};
+
+/* 2. Postings: the intersection of what the matchers that reject "" select, minus what
+ * the others exclude. *uncertain is set when a cut key was involved. */
+static int match_postings(struct ts_db *db, const struct cmatcher *m, size_t n_matchers,
+			  struct idsets *x, int *uncertain)
+{
+	struct ts_rtxn *r;
+	int rc = ts_env_read_begin(db->index, &r);
 	if (rc)
-		goto out;
-	int have_pos = 0, uncertain = 0;
+		return rc;
+	int have_pos = 0;
 	for (size_t i = 0; i < n_matchers; i++) {
 		if (m[i].matches_empty)
 			continue;
-		tmp.n = 0;
-		rc = collect(db, r, &m[i], 1, &tmp, &uncertain);
+		x->tmp.n = 0;
+		rc = collect(db, r, &m[i], 1, &x->tmp, uncertain);
 		if (rc)
 			goto out;
-		ids_sort_unique(&tmp);
+		ids_sort_unique(&x->tmp);
 		if (!have_pos) {
-			struct ids t = res;
-			res = tmp;
-			tmp = t;
+			struct ids t = x->res;
+			x->res = x->tmp;
+			x->tmp = t;
 			have_pos = 1;
 		} else {
-			ids_intersect(&res, &tmp);
+			ids_intersect(&x->res, &x->tmp);
 		}
-		if (res.n == 0)
+		if (x->res.n == 0)
 			break;
 	}
 	if (!have_pos) {
-		uint8_t all = 0;
-		rc = ts_env_get_u64s(r, db->t_postings, &all, 1, &res.v, &res.n, &res.cap);
+		rc = ts_env_get_u64s(r, db->t_postings, TS_FORMAT_POSTING_ALL,
+				     TS_FORMAT_POSTING_ALL_LEN, &x->res.v, &x->res.n, &x->res.cap);
 		if (rc)
 			goto out;
 	}
-	for (size_t i = 0; i < n_matchers && res.n; i++) {
+	for (size_t i = 0; i < n_matchers && x->res.n; i++) {
 		if (!m[i].matches_empty)
 			continue;
-		excl.n = 0;
-		rc = collect(db, r, &m[i], 0, &excl, &uncertain);
+		x->excl.n = 0;
+		rc = collect(db, r, &m[i], 0, &x->excl, uncertain);
 		if (rc)
 			goto out;
-		ids_sort_unique(&excl);
-		ids_subtract(&res, &excl);
+		ids_sort_unique(&x->excl);
+		ids_subtract(&x->res, &x->excl);
 	}
+out:
 	ts_env_read_end(r);
-	r = NULL;
+	return rc;
+}
 
-	/* 3. Resolve ids; add unindexed matches; re-check when a cut key was involved. */
-	set = ts_calloc(1, sizeof *set);
-	if (!set) {
-		rc = -ENOMEM;
-		goto out;
-	}
+static int set_new(struct ts_db *db, int64_t mint, int64_t maxt, size_t cap,
+		   struct ts_series_set **out)
+{
+	struct ts_series_set *set = ts_calloc(1, sizeof *set);
+	if (!set)
+		return -ENOMEM;
 	set->db = db;
 	set->mint = mint;
 	set->maxt = maxt;
-	size_t cap = res.n + n_unidx;
 	set->ser = ts_malloc((cap ? cap : 1) * sizeof *set->ser);
-	if (!set->ser) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* Series whose newest sample is older than the range have nothing to give: drop
-	 * them before sorting and snapshotting (with churn, most matches of a short recent
-	 * range are long dead). max_t is head state, read under db->mu in slices. */
-	for (size_t i = 0; i < res.n && rc == 0;) {
+	*out = set;
+	return set->ser ? 0 : -ENOMEM;
+}
+
+/* 3. Resolves the ids of res into series; re-checks labels when a cut key was involved.
+ * Series whose newest sample is older than the range have nothing to give: they are
+ * dropped before sorting and snapshotting (with churn, most matches of a short recent
+ * range are long dead). max_t is head state, read under db->mu in slices. */
+static int add_indexed(struct ts_series_set *set, const struct ids *res, const struct cmatcher *m,
+		       size_t n_matchers, int uncertain)
+{
+	struct ts_db *db = set->db;
+	int rc = 0;
+	for (size_t i = 0; i < res->n && rc == 0;) {
 		pthread_mutex_lock(&db->mu);
-		for (size_t end = i + 1024; i < res.n && i < end; i++) {
-			struct ts_series *s = ts__db_series_by_id(db, res.v[i]);
+		for (size_t end = i + 1024; i < res->n && i < end; i++) {
+			struct ts_series *s = ts__series_by_id(db, res->v[i]);
 			if (!s) {
 				rc = TS_CORRUPT(); /* postings name an id the series table lacks */
 				break;
 			}
-			if (s->max_t_known && s->max_t < mint)
+			if (s->max_t_known && s->max_t < set->mint)
 				continue;
 			if (uncertain && !series_matches(s, m, n_matchers))
 				continue;
@@ -464,62 +456,80 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 		}
 		pthread_mutex_unlock(&db->mu);
 	}
-	if (rc)
-		goto out;
-	pthread_mutex_lock(&db->mu);
+	return rc;
+}
+
+/* 3b. Adds the unindexed series that match (and are not in res already). */
+static void add_unindexed(struct ts_series_set *set, struct ts_series **unidx, size_t n_unidx,
+			  const struct ids *res, const struct cmatcher *m, size_t n_matchers)
+{
+	pthread_mutex_lock(&set->db->mu);
 	for (size_t i = 0; i < n_unidx; i++) {
 		/* Skip those that reached the postings in the meantime (already in res). */
-		if (res.n && bsearch(&unidx[i]->id, res.v, res.n, sizeof *res.v, u64_cmp))
+		if (res->n && bsearch(&unidx[i]->id, res->v, res->n, sizeof *res->v, u64_cmp))
 			continue;
-		if (unidx[i]->max_t_known && unidx[i]->max_t < mint)
+		if (unidx[i]->max_t_known && unidx[i]->max_t < set->mint)
 			continue;
 		if (series_matches(unidx[i], m, n_matchers))
 			set->ser[set->n++].s = unidx[i];
 	}
-	pthread_mutex_unlock(&db->mu);
+	pthread_mutex_unlock(&set->db->mu);
+}
 
-	/* 4. Labels, sorted order. */
+/* 4. Labels, sorted order. */
+static int set_labels(struct ts_series_set *set)
+{
 	for (size_t i = 0; i < set->n; i++) {
 		int c = ts_labels_count(set->ser[i].s->packed, set->ser[i].s->packed_len);
-		if (c < 0) {
-			rc = c;
-			goto out;
-		}
+		if (c < 0)
+			return c;
 		set->ser[i].n_labels = (uint32_t)c;
 		set->ser[i].lab_off = (uint32_t)set->n_labels;
 		set->n_labels += (size_t)c;
 	}
 	set->labels = ts_malloc((set->n_labels ? set->n_labels : 1) * sizeof *set->labels);
-	if (!set->labels) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!set->labels)
+		return -ENOMEM;
 	for (size_t i = 0; i < set->n; i++) {
 		uint32_t k;
-		rc = ts_labels_unpack(set->ser[i].s->packed, set->ser[i].s->packed_len,
-				      set->labels + set->ser[i].lab_off, set->ser[i].n_labels, &k);
+		int rc = ts_labels_unpack(set->ser[i].s->packed, set->ser[i].s->packed_len,
+					  set->labels + set->ser[i].lab_off, set->ser[i].n_labels,
+					  &k);
 		if (rc)
-			goto out;
+			return rc;
 	}
 	if (set->n > 1)
 		qsort_r(set->ser, set->n, sizeof *set->ser, ser_cmp, set);
+	return 0;
+}
 
-	/* 5. In-memory chunks, then partition snapshots (this order matters). */
+/* 5a. Copies the in-memory chunks of every series, 1024 series per db->mu hold. */
+static int snapshot_mem(struct ts_series_set *set)
+{
+	int rc = 0;
 	for (size_t i = 0; i < set->n && rc == 0; i += 1024) {
-		pthread_mutex_lock(&db->mu);
+		pthread_mutex_lock(&set->db->mu);
 		for (size_t j = i; j < set->n && j < i + 1024 && rc == 0; j++)
 			rc = copy_mem(set, &set->ser[j]);
-		pthread_mutex_unlock(&db->mu);
+		pthread_mutex_unlock(&set->db->mu);
 	}
 	if (rc)
-		goto out;
+		return rc;
 	for (size_t i = 0; i < set->n_mem; i++)
 		set->mem[i].data = set->arena + (uintptr_t)set->mem[i].data;
+	return 0;
+}
+
+/* 5b. Read snapshots of the partitions overlapping the range, each with a reference. */
+static int snapshot_parts(struct ts_series_set *set)
+{
+	struct ts_db *db = set->db;
+	int rc = 0;
 	pthread_rwlock_rdlock(&db->parts_mu);
 	set->parts = ts_calloc(db->n_parts ? db->n_parts : 1, sizeof *set->parts);
 	for (size_t i = 0; set->parts && i < db->n_parts && rc == 0; i++) {
 		struct ts_partition *p = db->parts[i];
-		if (p->end <= mint || p->start > maxt)
+		if (p->end <= set->mint || p->start > set->maxt)
 			continue;
 		struct part_snap *ps = &set->parts[set->n_parts];
 		ps->start = p->start;
@@ -528,25 +538,46 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 		ps->table = p->chunks;
 		rc = ts_env_read_begin(p->env, &ps->r);
 		if (rc == 0) {
-			atomic_fetch_add(&p->refs, 1);
+			ts__part_hold(p);
 			set->n_parts++;
 		}
 	}
 	if (!set->parts)
 		rc = -ENOMEM;
 	pthread_rwlock_unlock(&db->parts_mu);
+	return rc;
+}
+
+int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
+		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg, size_t msg_len)
+{
+	struct cmatcher *m = NULL;
+	struct ts_series **unidx = NULL;
+	size_t n_unidx = 0;
+	struct idsets x = { 0 };
+	struct ts_series_set *set = NULL;
+	int uncertain = 0;
+	int rc = cm_compile(matchers, n_matchers, &m, msg, msg_len);
 	if (rc)
+		return rc;
+	if ((rc = copy_unindexed(db, &unidx, &n_unidx)) ||
+	    (rc = match_postings(db, m, n_matchers, &x, &uncertain)) ||
+	    (rc = set_new(db, mint, maxt, x.res.n + n_unidx, &set)) ||
+	    (rc = add_indexed(set, &x.res, m, n_matchers, uncertain)))
+		goto out;
+	add_unindexed(set, unidx, n_unidx, &x.res, m, n_matchers);
+	/* In-memory chunks, then partition snapshots (this order matters). */
+	if ((rc = set_labels(set)) || (rc = snapshot_mem(set)) || (rc = snapshot_parts(set)))
 		goto out;
 	*out = set;
 	set = NULL;
 out:
-	ts_env_read_end(r);
 	ts_series_set_free(set);
 	cm_free(m, n_matchers);
 	ts_free(unidx);
-	ts_free(res.v);
-	ts_free(tmp.v);
-	ts_free(excl.v);
+	ts_free(x.res.v);
+	ts_free(x.tmp.v);
+	ts_free(x.excl.v);
 	return rc;
 }
 
@@ -579,14 +610,8 @@ struct srcs {
 
 static int srcs_add(struct srcs *a, const struct src *s)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 8;
-		struct src *v = ts_realloc(a->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
+	if (ts_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v))
+		return -ENOMEM;
 	a->v[a->n++] = *s;
 	return 0;
 }
@@ -599,44 +624,30 @@ static int src_cmp(const void *a, const void *b)
 	return (x->max_t > y->max_t) - (x->max_t < y->max_t);
 }
 
+struct gather_ctx {
+	struct srcs *out;
+	int64_t mint;
+};
+
+static int gather_chunk(void *arg, const struct ts_chunk_hdr *h, const uint8_t *payload)
+{
+	struct gather_ctx *g = arg;
+	if (h->max_t < g->mint)
+		return 0;
+	struct src s = { h->min_t, h->max_t, payload, h->payload_len, h->n_samples };
+	return srcs_add(g->out, &s);
+}
+
 /* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
  * duplicates (a chunk seen both in memory and in LMDB) removed. */
 static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 {
 	const struct set_series *ss = &set->ser[i];
+	struct gather_ctx g = { out, set->mint };
 	int rc = 0;
-	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
-		struct part_snap *ps = &set->parts[p];
-		struct ts_cursor *c;
-		rc = ts_cursor_open(ps->r, ps->table, &c);
-		if (rc)
-			break;
-		uint8_t key[TS_CHUNK_KEY_LEN];
-		ts_chunk_key(key, ss->s->id, ps->start);
-		for (rc = ts_cursor_seek(c, key, sizeof key); rc == 0; rc = ts_cursor_next(c)) {
-			const void *k, *v;
-			size_t kl, vl;
-			uint64_t id;
-			int64_t min_t;
-			if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) ||
-			    (rc = ts_chunk_key_parse(k, kl, &id, &min_t)))
-				break;
-			if (id != ss->s->id || min_t > set->maxt)
-				break;
-			struct ts_chunk_hdr h;
-			const uint8_t *payload;
-			if ((rc = ts_chunk_decode(v, vl, &h, &payload)))
-				break;
-			if (h.max_t < set->mint)
-				continue;
-			struct src s = { h.min_t, h.max_t, payload, h.payload_len, h.n_samples };
-			if ((rc = srcs_add(out, &s)))
-				break;
-		}
-		ts_cursor_close(c);
-		if (rc == TS_ENOTFOUND)
-			rc = 0;
-	}
+	for (size_t p = 0; p < set->n_parts && rc == 0; p++)
+		rc = ts__part_scan(set->parts[p].r, set->parts[p].table, ss->s->id,
+				   set->parts[p].start, set->maxt, gather_chunk, &g);
 	for (size_t k = 0; k < ss->n_mem && rc == 0; k++)
 		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
 	if (rc)
@@ -658,7 +669,7 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 /* ---- merging sample iterator ---- */
 
 struct ts_iter {
-	struct srcs src;
+	struct srcs src; /* first: srcs_iter_new() */
 	size_t next_src;
 	struct ts_xor_it *act; /* active decoders, each on a sample not yet returned */
 	size_t n_act;
@@ -669,22 +680,35 @@ struct ts_iter {
 	int done;
 };
 
-int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
+/* Allocates a zeroed iterator of `size` bytes whose first member is a struct srcs, and
+ * gathers series i's chunks into it. */
+static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, void **out)
 {
 	if (i >= set->n)
 		return TS_ENOTFOUND;
-	struct ts_iter *it = ts_calloc(1, sizeof *it);
-	if (!it)
+	struct srcs *src = ts_calloc(1, size);
+	if (!src)
 		return -ENOMEM;
-	int rc = gather(set, i, &it->src);
-	if (rc == 0) {
-		it->act = ts_malloc((it->src.n ? it->src.n : 1) * sizeof *it->act);
-		if (!it->act)
-			rc = -ENOMEM;
-	}
+	int rc = gather(set, i, src);
 	if (rc) {
-		ts_iter_free(it);
+		ts_free(src->v);
+		ts_free(src);
 		return rc;
+	}
+	*out = src;
+	return 0;
+}
+
+int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
+{
+	struct ts_iter *it;
+	int rc = srcs_iter_new(set, i, sizeof *it, (void **)&it);
+	if (rc)
+		return rc;
+	it->act = ts_malloc((it->src.n ? it->src.n : 1) * sizeof *it->act);
+	if (!it->act) {
+		ts_iter_free(it);
+		return -ENOMEM;
 	}
 	it->mint = set->mint;
 	it->maxt = set->maxt;
@@ -861,24 +885,13 @@ void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v)
 /* ---- raw chunks ---- */
 
 struct ts_chunk_it {
-	struct srcs src;
+	struct srcs src; /* first: srcs_iter_new() */
 	size_t pos;
 };
 
 int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out)
 {
-	if (i >= set->n)
-		return TS_ENOTFOUND;
-	struct ts_chunk_it *it = ts_calloc(1, sizeof *it);
-	if (!it)
-		return -ENOMEM;
-	int rc = gather(set, i, &it->src);
-	if (rc) {
-		ts_chunk_it_free(it);
-		return rc;
-	}
-	*out = it;
-	return 0;
+	return srcs_iter_new(set, i, sizeof **out, (void **)out);
 }
 
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)

@@ -40,17 +40,7 @@ struct buf {
 
 static int buf_reserve(struct buf *b, size_t more)
 {
-	if (b->len + more <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more)
-		cap *= 2;
-	uint8_t *p = ts_realloc(b->p, cap);
-	if (!p)
-		return -ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
+	return ts_grow((void **)&b->p, &b->cap, b->len + more, 1);
 }
 
 struct sample_arr {
@@ -66,14 +56,8 @@ static int decode_into(const uint8_t *data, size_t len, struct sample_arr *a)
 		return rc;
 	a->n = 0;
 	while ((rc = ts_xor_next(&it)) == 1) {
-		if (a->n == a->cap) {
-			size_t cap = a->cap ? a->cap * 2 : 256;
-			struct ts_ooo_sample *s = ts_realloc(a->s, cap * sizeof *s);
-			if (!s)
-				return -ENOMEM;
-			a->s = s;
-			a->cap = cap;
-		}
+		if (ts_grow((void **)&a->s, &a->cap, a->n + 1, sizeof *a->s))
+			return -ENOMEM;
 		a->s[a->n].t = it.t;
 		a->s[a->n].v = it.v;
 		a->n++;
@@ -223,7 +207,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 			rc = ts_env_apply(p->env, b);
 		if (rc == 0) {
 			p->compacted = 0;
-			p->last_write_mono_ms = ts__mono_ms();
+			p->last_write_mono_ms = ts_mono_ms();
 		}
 		i = j;
 	}
@@ -239,126 +223,101 @@ struct snap_entry {
 	size_t off, len; /* len 0: delete the row */
 };
 
-int ts__writer_flush(struct ts_db *db, int checkpoint)
+/* What one flush moves from memory into LMDB. */
+struct flush {
+	int checkpoint;
+	uint64_t L;		 /* checkpoint: the WAL position the head rows cover */
+	struct buf snaps;	 /* head rows, back to back */
+	struct snap_entry *ents; /* one per head row */
+	size_t n_ents, cap_ents;
+	struct ts_chunk_mem *first, *last; /* the queued chunks taken */
+	struct ts_series **idx;		   /* the unindexed series taken */
+	size_t n_idx;
+};
+
+/* Captures the head row of one series if it needs one (db->mu held). */
+static int capture_one(struct ts_db *db, struct flush *f, struct ts_series *s, int64_t newest)
 {
-	int rc = 0;
-	uint64_t L = 0;
-	struct buf snaps = { 0 };
-	struct snap_entry *ents = NULL;
-	size_t n_ents = 0, cap_ents = 0;
-	struct ts_series **idx = NULL;
-	struct ts_batch *ib = NULL;
+	ts__head_seal_idle(db, s, newest);
+	/* Every series with data keeps a head row, even with an empty head, so recovery
+	 * knows its newest timestamp (resends are judged against it, and queries skip
+	 * series with nothing in range). A row is rewritten only when the head changed
+	 * since it was captured: idle series cost nothing per checkpoint. */
+	int has_data = s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
+	if (!has_data || (s->has_snapshot && !s->snap_dirty))
+		return 0;
+	if (ts_grow((void **)&f->ents, &f->cap_ents, f->n_ents + 1, sizeof *f->ents))
+		return -ENOMEM;
+	size_t len = ts__head_snapshot_len(s);
+	int rc = buf_reserve(&f->snaps, len);
+	if (rc)
+		return rc;
+	ts__head_snapshot(s, f->snaps.p + f->snaps.len);
+	f->ents[f->n_ents++] = (struct snap_entry){ s->id, f->snaps.len, len };
+	f->snaps.len += len;
+	s->snap_dirty = 0; /* set again on failure (flush_failed), or by new samples */
+	return 0;
+}
 
-	pthread_mutex_lock(&db->fmu);
-	if (checkpoint) {
-		pthread_mutex_lock(&db->mu);
-		rc = ts_wal_roll(db->wal, &L);
-		pthread_mutex_unlock(&db->mu);
-		if (rc)
-			goto out;
-		uint64_t end = atomic_load(&db->next_id);
-		/* "Idle" is judged against the newest data, but never ahead of the wall clock:
-		 * one sample from a host whose clock runs fast must not make every other series
-		 * look stopped; a backfill of old data uses its own newest time. */
-		int64_t wall_ms = ts__wall_ms();
-		for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
-			pthread_mutex_lock(&db->mu);
-			for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end; id++) {
-				struct ts_series *s = ts__db_series_by_id(db, id);
-				if (!s)
-					continue;
-				/* Every series with data keeps a head row, even with an empty head,
-				 * so recovery knows its newest timestamp (resends are judged
-				 * against it, and queries skip series with nothing in range).
-				 * A row is rewritten only when the head changed since it was
-				 * captured: idle series cost nothing per checkpoint. */
-				/* Heads of series that stopped (a pod that went away) are sealed
-				 * and their buffers freed. Done here, under db->mu, the sealed chunk
-				 * joins the queue this checkpoint commits before the head rows. */
-				int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen
-									  : wall_ms;
-				if (s->enc.n && db->max_t_seen != INT64_MIN &&
-				    s->max_t < newest - TS_IDLE_MS && ts__head_seal(db, s) == 0) {
-					ts_xor_enc_fini(&s->enc);
-					ts_xor_enc_init(&s->enc);
-					s->snap_dirty = 1;
-				}
-				int has_data = s->max_t != INT64_MIN || s->enc.n ||
-					       (s->ooo && s->ooo->n);
-				if (!has_data || (s->has_snapshot && !s->snap_dirty))
-					continue;
-				if (n_ents == cap_ents) {
-					size_t cap = cap_ents ? cap_ents * 2 : 1024;
-					struct snap_entry *e = ts_realloc(ents, cap * sizeof *e);
-					if (!e) {
-						rc = -ENOMEM;
-						break;
-					}
-					ents = e;
-					cap_ents = cap;
-				}
-				size_t len = ts__head_snapshot_len(s);
-				if ((rc = buf_reserve(&snaps, len)))
-					break;
-				ts__head_snapshot(s, snaps.p + snaps.len);
-				ents[n_ents++] = (struct snap_entry){ s->id, snaps.len, len };
-				snaps.len += len;
-				s->snap_dirty =
-					0; /* set again on failure below, or by new samples */
-			}
-			pthread_mutex_unlock(&db->mu);
-		}
-		if (rc)
-			goto out;
-	}
-
+/* Checkpoint, first half: rolls the WAL to L (under db->mu, so every record below L
+ * has been applied) and captures head rows, CAPTURE_GROUP series per db->mu hold. */
+static int capture_heads(struct ts_db *db, struct flush *f)
+{
 	pthread_mutex_lock(&db->mu);
-	struct ts_chunk_mem *first = db->q_head, *last = db->q_tail;
+	int rc = ts_wal_roll(db->wal, &f->L);
+	pthread_mutex_unlock(&db->mu);
+	if (rc)
+		return rc;
+	uint64_t end = atomic_load(&db->next_id);
+	/* "Idle" is judged against the newest data, but never ahead of the wall clock:
+	 * one sample from a host whose clock runs fast must not make every other series
+	 * look stopped; a backfill of old data uses its own newest time. */
+	int64_t wall_ms = ts_wall_ms();
+	for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
+		pthread_mutex_lock(&db->mu);
+		int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen : wall_ms;
+		for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end && rc == 0; id++) {
+			struct ts_series *s = ts__series_by_id(db, id);
+			if (s)
+				rc = capture_one(db, f, s, newest);
+		}
+		pthread_mutex_unlock(&db->mu);
+	}
+	return rc;
+}
+
+/* Takes the queued chunks and the unindexed series (under db->mu). */
+static int take_work(struct ts_db *db, struct flush *f)
+{
+	pthread_mutex_lock(&db->mu);
+	f->first = db->q_head;
+	f->last = db->q_tail;
 	size_t n_idx = db->n_unindexed;
 	if (n_idx) {
-		idx = ts_malloc(n_idx * sizeof *idx);
-		if (idx)
-			memcpy(idx, db->unindexed, n_idx * sizeof *idx);
+		f->idx = ts_malloc(n_idx * sizeof *f->idx);
+		if (f->idx) {
+			memcpy(f->idx, db->unindexed, n_idx * sizeof *f->idx);
+			f->n_idx = n_idx;
+		}
 	}
 	pthread_mutex_unlock(&db->mu);
-	if (n_idx && !idx) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (!first && !n_idx && !checkpoint && !ts__md_dirty(db))
-		goto out;
+	return n_idx && !f->idx ? -ENOMEM : 0;
+}
 
-	rc = write_chunks(db, first, last);
+/* One index transaction: new series, head rows, meta rows, metadata. */
+static int write_index(struct ts_db *db, struct flush *f)
+{
+	struct ts_batch *ib;
+	int rc = ts_batch_new(&ib);
 	if (rc)
-		goto out;
-
-	rc = ts_batch_new(&ib);
-	if (rc)
-		goto out;
-	for (size_t i = 0; i < n_idx && rc == 0; i++)
-		rc = ts__index_add_series(db, ib, idx[i]);
-	for (size_t i = 0; i < n_ents && rc == 0; i++) {
-		uint8_t key[8];
-		ts_format_put_be64(key, ents[i].id);
-		rc = ents[i].len ? ts_batch_put(ib, db->t_heads, key, 8, snaps.p + ents[i].off,
-						ents[i].len)
-				 : ts_batch_del(ib, db->t_heads, key, 8, NULL, 0);
-	}
-	uint64_t next = atomic_load(&db->next_id);
-	uint32_t fmt = TS_FORMAT_INDEX_VERSION;
-	uint64_t pms = (uint64_t)db->o.partition_ms;
+		return rc;
+	for (size_t i = 0; i < f->n_idx && rc == 0; i++)
+		rc = ts__index_add_series(db, ib, f->idx[i]);
+	for (size_t i = 0; i < f->n_ents && rc == 0; i++)
+		rc = ts__index_put_head(db, ib, f->ents[i].id, f->snaps.p + f->ents[i].off,
+					f->ents[i].len);
 	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_NEXT_ID,
-				  strlen(TS_FORMAT_META_NEXT_ID), &next, 8);
-	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_FORMAT,
-				  strlen(TS_FORMAT_META_FORMAT), &fmt, 4);
-	if (rc == 0)
-		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_PARTITION_MS,
-				  strlen(TS_FORMAT_META_PARTITION_MS), &pms, 8);
-	if (rc == 0 && checkpoint)
-		rc = ts_batch_put(ib, db->t_meta, TS_FORMAT_META_CHECKPOINT_LSN,
-				  strlen(TS_FORMAT_META_CHECKPOINT_LSN), &L, 8);
+		rc = ts__index_put_meta(db, ib, f->checkpoint ? &f->L : NULL);
 	int md = 0;
 	if (rc == 0) {
 		rc = ts__md_flush(db, ib);
@@ -366,24 +325,26 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	}
 	if (rc == 0)
 		rc = ts_env_apply(db->index, ib);
-	if (rc) {
-		if (md)
-			ts__md_redirty(db);
-		goto out;
-	}
+	if (rc && md)
+		ts__md_redirty(db);
+	ts_batch_free(ib);
+	return rc;
+}
 
-	/* Committed: now memory may forget what LMDB holds. */
+/* Committed: memory forgets what LMDB now holds (under db->mu). Returns chunks freed. */
+static uint64_t forget_committed(struct ts_db *db, struct flush *f)
+{
 	pthread_mutex_lock(&db->mu);
 	uint64_t n_chunks = 0;
-	if (first) {
-		struct ts_chunk_mem *c = first, *next_c;
+	if (f->first) {
+		struct ts_chunk_mem *c = f->first, *next_c;
 		for (;;) {
 			next_c = c->next_global;
 			struct ts_series *s = c->series;
 			s->pending = c->next_series;
 			if (!s->pending)
 				s->pending_tail = NULL;
-			int was_last = c == last;
+			int was_last = c == f->last;
 			ts_free(c);
 			n_chunks++;
 			if (was_last)
@@ -394,38 +355,37 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 		if (!db->q_head)
 			db->q_tail = NULL;
 	}
-	for (size_t i = 0; i < n_idx; i++)
-		idx[i]->indexed = 1;
-	if (n_idx)
-		memmove(db->unindexed, db->unindexed + n_idx,
-			(db->n_unindexed - n_idx) * sizeof *db->unindexed);
-	db->n_unindexed -= n_idx;
-	for (size_t i = 0; i < n_ents; i++) {
-		struct ts_series *s = ts__db_series_by_id(db, ents[i].id);
+	for (size_t i = 0; i < f->n_idx; i++)
+		f->idx[i]->indexed = 1;
+	if (f->n_idx)
+		memmove(db->unindexed, db->unindexed + f->n_idx,
+			(db->n_unindexed - f->n_idx) * sizeof *db->unindexed);
+	db->n_unindexed -= f->n_idx;
+	for (size_t i = 0; i < f->n_ents; i++) {
+		struct ts_series *s = ts__series_by_id(db, f->ents[i].id);
 		if (s)
-			s->has_snapshot = ents[i].len != 0;
+			s->has_snapshot = f->ents[i].len != 0;
 	}
 	pthread_mutex_unlock(&db->mu);
-	atomic_fetch_add(&db->n_flushed, n_chunks);
+	return n_chunks;
+}
 
-	ts__parts_expire(db, ts__wall_ms());
-	if (checkpoint) {
-		rc = ts_wal_truncate_before(db->wal, L);
-		atomic_fetch_add(&db->n_checkpoints, 1);
-		db->last_checkpoint_ms = (uint64_t)ts__mono_ms();
+/* The head rows were not committed: capture them again next time. Skipping a row whose
+ * state changed while the WAL is cut past it would lose samples. */
+static void redirty_heads(struct ts_db *db, struct flush *f)
+{
+	pthread_mutex_lock(&db->mu);
+	for (size_t i = 0; i < f->n_ents; i++) {
+		struct ts_series *s = ts__series_by_id(db, f->ents[i].id);
+		if (s)
+			s->snap_dirty = 1;
 	}
-out:
-	if (rc && n_ents) {
-		/* The rows were not committed: capture them again next time. Skipping a row
-		 * whose state changed while the WAL is cut past it would lose samples. */
-		pthread_mutex_lock(&db->mu);
-		for (size_t i = 0; i < n_ents; i++) {
-			struct ts_series *s = ts__db_series_by_id(db, ents[i].id);
-			if (s)
-				s->snap_dirty = 1;
-		}
-		pthread_mutex_unlock(&db->mu);
-	}
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* Records the outcome in db->writer_err, logging each new error once. */
+static void note_result(struct ts_db *db, int checkpoint, int rc)
+{
 	if (rc == 0)
 		db->writer_err = 0; /* a flush that failed earlier has now been redone */
 	if (rc && rc != db->writer_err) {
@@ -433,11 +393,37 @@ out:
 		       ts_strerror(rc));
 		db->writer_err = rc;
 	}
+}
+
+int ts__writer_flush(struct ts_db *db, int checkpoint)
+{
+	struct flush f = { .checkpoint = checkpoint };
+	int rc = 0;
+	pthread_mutex_lock(&db->fmu);
+	if (checkpoint && (rc = capture_heads(db, &f)))
+		goto out;
+	if ((rc = take_work(db, &f)))
+		goto out;
+	if (!f.first && !f.n_idx && !checkpoint && !ts__md_dirty(db))
+		goto out;
+	/* Partitions first, then the index (whose checkpoint_lsn covers them). */
+	if ((rc = write_chunks(db, f.first, f.last)) || (rc = write_index(db, &f)))
+		goto out;
+	atomic_fetch_add(&db->n_flushed, forget_committed(db, &f));
+	ts__parts_expire(db, ts_wall_ms());
+	if (checkpoint) {
+		rc = ts_wal_truncate_before(db->wal, f.L);
+		atomic_fetch_add(&db->n_checkpoints, 1);
+		db->last_checkpoint_ms = (uint64_t)ts_mono_ms();
+	}
+out:
+	if (rc && f.n_ents)
+		redirty_heads(db, &f);
+	note_result(db, checkpoint, rc);
 	pthread_mutex_unlock(&db->fmu);
-	ts_batch_free(ib);
-	ts_free(idx);
-	ts_free(ents);
-	ts_free(snaps.p);
+	ts_free(f.idx);
+	ts_free(f.ents);
+	ts_free(f.snaps.p);
 	return rc;
 }
 
@@ -447,10 +433,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&db->wmu);
 	while (!db->writer_stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)db->o.flush_interval_ms * 1000000u;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
+		ts_deadline(CLOCK_REALTIME, db->o.flush_interval_ms, &ts);
 		pthread_cond_timedwait(&db->wcond, &db->wmu, &ts);
 		if (db->writer_stop)
 			break;
@@ -458,7 +441,7 @@ static void *writer_main(void *arg)
 		struct ts_wal_stats ws;
 		ts_wal_stats(db->wal, &ws);
 		int ckpt = ws.bytes_on_disk > db->o.checkpoint_wal_bytes ||
-			   (uint64_t)ts__mono_ms() - db->last_checkpoint_ms >=
+			   (uint64_t)ts_mono_ms() - db->last_checkpoint_ms >=
 				   db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
 		/* Background maintenance, bounded: one closed partition per cycle. */
@@ -473,7 +456,7 @@ static void *writer_main(void *arg)
 
 int ts__writer_start(struct ts_db *db)
 {
-	db->last_checkpoint_ms = (uint64_t)ts__mono_ms();
+	db->last_checkpoint_ms = (uint64_t)ts_mono_ms();
 	int rc = pthread_create(&db->writer, NULL, writer_main, db);
 	if (rc)
 		return -rc;
