@@ -336,6 +336,20 @@ def _val(v):
     return float(v)
 
 
+def _add_samples(ts, samples, n_histograms, histogram_sum):
+    """Adds samples [(t_ms, value)] and n_histograms native histogram samples (counts 3,
+    4, ..., sum histogram_sum, at the first sample's time) to a TimeSeries (RW 1.0 or 2.0)."""
+    for t, v in samples:
+        s = ts.samples.add()
+        s.timestamp = t
+        s.value = _val(v)
+    for k in range(n_histograms):
+        h = ts.histograms.add()
+        h.count_int = 3 + k
+        h.sum = histogram_sum
+        h.timestamp = samples[0][0] if samples else 1
+
+
 def encode_rw1(series, metadata=(), histograms=None):
     """series: [(labels [(name, value)], samples [(t_ms, value)])]; value a float or
     ("bits", u64). histograms: {series index: count} adds native histogram samples.
@@ -346,15 +360,7 @@ def encode_rw1(series, metadata=(), histograms=None):
         for n, v in labels:
             lb = ts.labels.add()
             lb.name, lb.value = n, v
-        for t, v in samples:
-            s = ts.samples.add()
-            s.timestamp = t
-            s.value = _val(v)
-        for k in range((histograms or {}).get(i, 0)):
-            h = ts.histograms.add()
-            h.count_int = 3 + k
-            h.sum = 1.5
-            h.timestamp = samples[0][0] if samples else 1
+        _add_samples(ts, samples, (histograms or {}).get(i, 0), 1.5)
     for typ, fam, hlp, unit in metadata:
         m = wr.metadata.add()
         m.type, m.metric_family_name, m.help, m.unit = typ, fam, hlp, unit
@@ -376,15 +382,7 @@ def encode_rw2(series, histograms=None, exemplars=None):
         ts = req.timeseries.add()
         for n, v in labels:
             ts.labels_refs.extend([ref(n), ref(v)])
-        for t, v in samples:
-            s = ts.samples.add()
-            s.timestamp = t
-            s.value = _val(v)
-        for k in range((histograms or {}).get(i, 0)):
-            h = ts.histograms.add()
-            h.count_int = 3 + k
-            h.sum = 2.5
-            h.timestamp = samples[0][0] if samples else 1
+        _add_samples(ts, samples, (histograms or {}).get(i, 0), 2.5)
         for k in range((exemplars or {}).get(i, 0)):
             e = ts.exemplars.add()
             e.labels_refs.extend([ref("trace_id"), ref("t%d" % k)])
