@@ -556,73 +556,34 @@ def _wait_http(port, path, timeout, proc, what):
     raise RuntimeError("%s not ready on port %d in %.0fs" % (what, port, timeout))
 
 
-class NodeExporter:
-    """prometheus-node-exporter on 127.0.0.1 with a few cheap, quiet collectors."""
-    COLLECTORS = ("cpu", "meminfo", "loadavg", "stat", "time", "uname", "vmstat", "filefd")
+class _Peer:
+    """A peer program on 127.0.0.1 in a temporary directory of its own (its output in
+    <tmp>/log), started on a free port, tried three times (another process may take the
+    port between free_port() and the peer's bind); stopped by PID."""
+    STOP_WAIT = 10.0
 
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="node-exporter-")
+    def __init__(self, prefix):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.proc = None
         self.port = None
 
-    def start(self, timeout=20.0):
+    def _start(self, make_cmd, ready_path, timeout, what, retry_wait, cwd=None):
+        """make_cmd(port) -> argv. Returns self once GET ready_path answers 200; a try
+        that fails is stopped (SIGKILL after retry_wait s) and the last failure raised."""
         for attempt in range(3):
             self.port = free_port()
-            cmd = [NODE_EXPORTER, "--web.listen-address=127.0.0.1:%d" % self.port,
-                   "--collector.disable-defaults"] + ["--collector.%s" % c for c in self.COLLECTORS]
-            log = open(os.path.join(self.tmp, "log"), "ab")
-            try:
-                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            finally:
-                log.close()
-            try:
-                _wait_http(self.port, "/metrics", timeout, self.proc, "node exporter")
-                return self
-            except RuntimeError:
-                stop_pid(self.proc, 5)
-                if attempt == 2:
-                    raise
-        return self
-
-    def stop(self):
-        stop_pid(self.proc, 10)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-class Prometheus:
-    """A Prometheus server on 127.0.0.1 with a generated config and a temporary TSDB."""
-
-    def __init__(self, config_text, receiver=False):
-        self.tmp = tempfile.mkdtemp(prefix="prometheus-")
-        self.config_text = config_text
-        self.receiver = receiver
-        self.proc = None
-        self.port = None
-
-    def start(self, timeout=40.0):
-        cfg = os.path.join(self.tmp, "prometheus.yml")
-        for attempt in range(3):
-            self.port = free_port()
-            with open(cfg, "w") as f:   # "{PROM_PORT}" in the config is its own port
-                f.write(self.config_text.replace("{PROM_PORT}", str(self.port)))
-            cmd = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
-                   "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
-            if self.receiver:
-                cmd.append("--web.enable-remote-write-receiver")
+            cmd = make_cmd(self.port)
             log = open(os.path.join(self.tmp, "log"), "ab")
             try:
                 self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             cwd=self.tmp)
+                                             cwd=cwd)
             finally:
                 log.close()
             try:
-                _wait_http(self.port, "/-/ready", timeout, self.proc, "prometheus")
+                _wait_http(self.port, ready_path, timeout, self.proc, what)
                 return self
             except RuntimeError:
-                stop_pid(self.proc, 10)
+                stop_pid(self.proc, retry_wait)
                 if attempt == 2:
                     raise
         return self
@@ -633,6 +594,50 @@ class Prometheus:
                 return f.read()[-n:].decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def stop(self):
+        stop_pid(self.proc, self.STOP_WAIT)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class NodeExporter(_Peer):
+    """prometheus-node-exporter on 127.0.0.1 with a few cheap, quiet collectors."""
+    COLLECTORS = ("cpu", "meminfo", "loadavg", "stat", "time", "uname", "vmstat", "filefd")
+
+    def __init__(self):
+        super().__init__("node-exporter-")
+
+    def start(self, timeout=20.0):
+        def cmd(port):
+            return [NODE_EXPORTER, "--web.listen-address=127.0.0.1:%d" % port,
+                    "--collector.disable-defaults"] + ["--collector.%s" % c for c in self.COLLECTORS]
+        return self._start(cmd, "/metrics", timeout, "node exporter", 5)
+
+
+class Prometheus(_Peer):
+    """A Prometheus server on 127.0.0.1 with a generated config and a temporary TSDB."""
+    STOP_WAIT = 15.0
+
+    def __init__(self, config_text, receiver=False):
+        super().__init__("prometheus-")
+        self.config_text = config_text
+        self.receiver = receiver
+
+    def start(self, timeout=40.0):
+        cfg = os.path.join(self.tmp, "prometheus.yml")
+
+        def cmd(port):
+            with open(cfg, "w") as f:   # "{PROM_PORT}" in the config is its own port
+                f.write(self.config_text.replace("{PROM_PORT}", str(port)))
+            argv = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
+                    "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"]
+            if self.receiver:
+                argv.append("--web.enable-remote-write-receiver")
+            return argv
+        return self._start(cmd, "/-/ready", timeout, "prometheus", 10, cwd=self.tmp)
 
     def get(self, path, timeout=30.0):
         return http_request("127.0.0.1", self.port, "GET", path, timeout=timeout)
@@ -649,13 +654,6 @@ class Prometheus:
         o = r.json()
         assert o["status"] == "success", o
         return o["data"]
-
-    def stop(self):
-        stop_pid(self.proc, 15)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def run_main():
