@@ -1,0 +1,210 @@
+/*
+ * tsdbctl.h - what the files of tsdbctl share; private to this program, not a library.
+ *
+ * tsdbctl is one program of several commands, one file each (inspect.c, verify.c,
+ * export.c, compact.c). A command is a `struct ctl_cmd` defined in its file: its name,
+ * its lines of the usage text and a function that takes its argv. main.c holds the
+ * command table, the usage text built from it and the global flags (--help, the log
+ * level). What more than one command needs is declared here:
+ *   - the exit codes, one meaning each for every command;
+ *   - option parsing (common.c): "--name value" or "--name=value"; --data-dir and
+ *     --help for every command, its own options as a table of struct ctl_opt whose
+ *     parsers store into the command's variables (flags, counts, times, --match);
+ *   - a series selection (--match, --start, --end) turned into the series of a database;
+ *   - two ways to open a data directory: read-only beside a running server (ctl_ro_*,
+ *     ctl_part_*: LMDB readers of the index env and of each partition env, never
+ *     DIR/LOCK), or exclusively (ctl_db_open: ts_db_open, EXIT_LOCKED while a server
+ *     holds the directory); and scans of an env's table (ctl_scan);
+ *   - checks of one record (check.c): bytes in, a reason or NULL out;
+ *   - progress on stderr when it is a terminal, and the formatting of reports.
+ * On-disk facts come from tsdb/format.h and storage/chunk.h, never from here. Reports
+ * go to stdout; errors to stderr, prefixed "tsdbctl: ".
+ */
+#ifndef TSDBCTL_H
+#define TSDBCTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "query/selector.h"
+#include "storage/env.h"
+#include "tsdb/tsdb.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1, /* verify found problems, or the command failed */
+	EXIT_USAGE = 2,
+	EXIT_LOCKED = 3, /* a running server holds the directory */
+	EXIT_NOTDB = 4,	 /* the directory is not a database */
+};
+
+/* ---- commands (main.c) ---- */
+
+struct ctl_cmd {
+	const char *name; /* "inspect" */
+	/* Its lines under "Commands:" in the usage text, each ending in '\n'. */
+	const char *help;
+	/* Runs the command: argv[0] is its name, argv[1..argc) its options. Returns an exit
+	 * code. */
+	int (*run)(int argc, char **argv);
+};
+
+/* Writes the usage text (every command's help, the exit codes) to f. */
+void ctl_usage(FILE *f);
+
+/* ---- options (common.c) ---- */
+
+/* "tsdbctl: <message>" and a pointer to --help, on stderr. */
+void ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+struct ctl_opt {
+	const char *name; /* with its dashes: "--top" */
+	int is_flag;	  /* takes no value; "--json=x" is then an unknown option */
+	/* Stores val (NULL for a flag) into dest. Returns 0, or an exit code after a
+	 * message. */
+	int (*parse)(void *dest, const char *name, const char *val);
+	void *dest;
+};
+
+/* Returned by ctl_parse_args() when the command should run. */
+#define CTL_RUN (-1)
+
+/* Parses a command's argv (as ctl_cmd.run gets it) against opts (ended by an entry whose
+ * name is NULL; may be NULL itself); --data-dir and --help are every command's. Returns
+ * CTL_RUN with *dir set (non-empty), EXIT_OK after printing the usage for --help, or
+ * EXIT_USAGE (or a parser's code) after a message. */
+int ctl_parse_args(int argc, char **argv, const struct ctl_opt *opts, const char **dir);
+
+/* Parsers for struct ctl_opt. dest: int (set to 1), size_t (0..1000000), int64_t
+ * milliseconds (unix seconds or RFC 3339). */
+int ctl_opt_flag(void *dest, const char *name, const char *val);
+int ctl_opt_count(void *dest, const char *name, const char *val);
+int ctl_opt_time(void *dest, const char *name, const char *val);
+
+/* ---- a series selection: --match SELECTOR..., --start T, --end T (common.c) ---- */
+
+struct ctl_select {
+	const char **match; /* the --match values, borrowed from argv */
+	size_t n_match, cap_match;
+	int64_t start, end;
+	struct ts_selector *sel; /* parsed; n_sel == 1 without --match (every series) */
+	size_t n_sel;
+	struct ts_selector_union u; /* the selected series, after ctl_select_series() */
+};
+/* An empty selection: every series, all of time. */
+void ctl_select_init(struct ctl_select *s);
+/* The parser of --match for a command's options (dest: struct ctl_select); --start and
+ * --end are ctl_opt_time with dest &s->start and &s->end. */
+int ctl_opt_match(void *dest, const char *name, const char *val);
+
+/* Checks the range and parses the selectors (before any database is opened, so a typo
+ * is a usage error). Returns EXIT_OK, EXIT_USAGE or EXIT_FAIL, after a message. */
+int ctl_select_parse(struct ctl_select *s);
+/* Finds the selected series of db, with samples in [start, end], into s->u. Returns
+ * EXIT_OK, EXIT_USAGE or EXIT_FAIL, after a message. */
+int ctl_select_series(struct ctl_select *s, struct ts_db *db);
+void ctl_select_fini(struct ctl_select *s);
+
+/* ---- a data directory (common.c) ---- */
+
+#define CTL_PATH_MAX 4200
+
+/* Opens the database exclusively (ts_db_open: the server must be stopped); hint ends the
+ * message when it runs. Returns EXIT_OK, EXIT_NOTDB, EXIT_LOCKED or EXIT_FAIL. */
+int ctl_db_open(const char *dir, const char *hint, struct ts_db **db);
+/* Closes it; EXIT_OK, or EXIT_FAIL after a message. */
+int ctl_db_close(struct ts_db *db, const char *dir);
+
+struct ctl_part {
+	int64_t start, end;
+	char name[256]; /* "<start>_<end>" under raw/ */
+};
+
+struct ctl_parts {
+	struct ctl_part *v; /* sorted by start */
+	size_t n;
+	size_t n_other; /* entries of raw/ that are no partition (compactions' are skipped) */
+};
+
+/* Lists DIR/raw's live partitions (none when there is no raw/). Returns 0 or an error. */
+int ctl_parts_list(const char *dir, struct ctl_parts *parts);
+void ctl_parts_free(struct ctl_parts *parts);
+
+/* The index env, read-only, and what its meta table says. */
+struct ctl_ro {
+	const char *dir;
+	struct ts_env *index;
+	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
+	int has_heads, has_metadata;
+	uint32_t format;      /* 0: not yet written */
+	int64_t partition_ms; /* 0: not yet written */
+	uint64_t next_id, checkpoint_lsn;
+	int has_next_id, has_ckpt;
+	struct ctl_parts parts;
+};
+
+/* Opens the index env read-only and lists partitions. Returns an exit code (after a
+ * message). */
+int ctl_ro_open(struct ctl_ro *db, const char *dir);
+void ctl_ro_close(struct ctl_ro *db);
+
+/* One partition env, read-only. */
+struct ctl_part_env {
+	struct ts_env *env;
+	unsigned chunks, meta;
+	int has_chunks; /* 0 when just created */
+	int has_meta;
+};
+
+/* Opens a partition env read-only. Returns 0, TS_ENOTFOUND (the directory is gone:
+ * retention or a compaction's rename got there first), or an error. */
+int ctl_part_open(const struct ctl_ro *db, const struct ctl_part *p, struct ctl_part_env *pe);
+void ctl_part_close(struct ctl_part_env *pe);
+
+/* Called for each entry of a table in key order; k and v alias the map (valid until
+ * the call returns). A non-zero return stops the scan and is the scan's result. */
+typedef int (*ctl_row_fn)(void *ctx, const void *k, size_t kl, const void *v, size_t vl);
+/* Calls row for every entry of table in snapshot r. Returns 0 at the end, row's
+ * non-zero value, or a cursor error. */
+int ctl_scan(struct ts_rtxn *r, unsigned table, ctl_row_fn row, void *ctx);
+/* The same over a cursor already open (from its first entry). */
+int ctl_scan_cursor(struct ts_cursor *c, ctl_row_fn row, void *ctx);
+/* Adds the number of rows of a table to *n. Returns 0 or an error. */
+int ctl_count_rows(struct ts_rtxn *r, unsigned table, uint64_t *n);
+
+/* ---- checks of one record (check.c) ---- */
+
+/* Each returns NULL when the record is fine, else a reason: a constant or why. */
+
+/* The canonical form of a label set: names non-empty, without 0x00, sorted and unique;
+ * values non-empty UTF-8; a __name__. */
+const char *ctl_labels_problem(const struct ts_label *l, uint32_t n);
+/* Decodes a whole XOR payload: it holds n_want samples, timestamps do not go back and,
+ * with check_bounds, run from min_t to max_t. */
+const char *ctl_xor_problem(const uint8_t *p, size_t len, uint32_t n_want, int64_t min_t,
+			    int64_t max_t, int check_bounds, char *why, size_t why_len);
+/* A chunk record (storage/chunk.h): header, lengths, flags, CRC32C, the payload's count. */
+const char *ctl_record_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
+/* A head snapshot (tsdb/format.h): lengths, bounds, encoder state, a full decode of the
+ * open chunk, out-of-order samples ascending. */
+const char *ctl_snapshot_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
+/* A metadata row (tsdb/format.h): lengths and a known metric type. */
+const char *ctl_metadata_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
+
+/* ---- output (common.c) ---- */
+
+/* A progress line on stderr, at most every 200 ms, only when stderr is a terminal. */
+void ctl_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Clears the progress line (before other output, and at the end). */
+void ctl_progress_done(void);
+
+/* RFC 3339 UTC with milliseconds when not whole seconds; falls back to "<ms>ms". */
+void ctl_fmt_time(char *buf, size_t cap, int64_t ms);
+/* "512 B", "1.5 KiB", ... */
+void ctl_fmt_bytes(char *buf, size_t cap, uint64_t b);
+/* A byte string for a human: printable ASCII and valid UTF-8 as is, others as \xNN,
+ * "..." after max bytes. */
+void ctl_fmt_str(char *buf, size_t cap, const void *s, size_t len, size_t max);
+
+#endif

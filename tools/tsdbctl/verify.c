@@ -1,0 +1,714 @@
+/*
+ * verify.c - `tsdbctl verify`: checks everything a data directory holds but the WAL,
+ * read-only and while a server runs. Every problem is one line on stdout,
+ * "PROBLEM <where>: <what>", then a summary; the exit code is 1 if there was any.
+ *
+ * This file walks the directory and checks what ties records together; what is wrong
+ * with one record by itself is check.c's. In order:
+ *   - index meta: a format this version reads, a partition width when partitions exist;
+ *   - series rows: keys of 8 bytes below next_id, labels that parse and are canonical
+ *     (sorted unique names, non-empty UTF-8 values, __name__), no two ids with one set;
+ *   - postings both ways: every listed id exists; each series is under the all-series
+ *     key and under the key of each of its labels, and no key lists a series lacking
+ *     that label. A first pass compares per series the sum of the hashes of the keys
+ *     that list it with the sum its labels call for; only series whose sums differ get
+ *     the detailed (slow) passes that name each missing and each extra key;
+ *   - head snapshots (of known series; layout, bounds and a full decode of the open
+ *     chunk) and metadata rows;
+ *   - every partition: its range is one partition of the database's width, and every
+ *     chunk: key in the range, the series known, the record (header, lengths, flags,
+ *     CRC32C, count), the engine's own ts_chunk_decode, a full XOR decode with
+ *     timestamps non-decreasing and matching the header.
+ *
+ * A live server commits a flush in two steps - chunks into the partition env, then the
+ * new series into the index env - so "chunk of an unknown series" is re-checked against
+ * a fresh index snapshot before it is reported. The WAL is not checked: opening it would
+ * cut a torn tail, which tsdbd does at start-up.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsdbctl.h"
+#include "storage/chunk.h"
+#include "storage/err.h"
+#include "storage/mem.h"
+#include "tsdb/format.h"
+#include "tsdb/labels.h"
+
+#define SERIES_KEY_LEN TS_FORMAT_SERIES_KEY_LEN /* keys of the series and heads tables */
+
+#define VS_ALL 0x1     /* listed under the all-series postings key */
+#define VS_BAD 0x2     /* its row does not parse: postings are not compared */
+#define VS_SUSPECT 0x4 /* its postings do not add up: looked at in detail */
+
+struct vseries {
+	uint64_t id;
+	uint64_t hash;	    /* of the packed labels, to find duplicate label sets */
+	uint64_t want, got; /* sums of posting-key hashes: expected from labels, seen */
+	uint32_t flags;
+};
+
+struct verify {
+	struct ctl_ro *db;
+	uint64_t n_problems;
+	struct vseries *s; /* every series row, by id */
+	size_t n_series, cap_series;
+	uint64_t n_postings_keys, n_postings, n_heads, n_metadata;
+	uint64_t n_chunks, n_samples, n_parts_checked;
+	struct ts_label *lab; /* scratch for unpacking */
+	size_t lab_cap;
+	/* the scan under way */
+	struct ts_rtxn *r;	     /* the index snapshot */
+	struct pkey *pk;	     /* postings pass 1: the key being read */
+	const struct ctl_part *part; /* the partition whose chunks are read */
+};
+
+static void problem(struct verify *v, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct verify *v, const char *where, const char *fmt, ...)
+{
+	ctl_progress_done();
+	va_list ap;
+	va_start(ap, fmt);
+	printf("PROBLEM %s: ", where);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	v->n_problems++;
+}
+
+/* ---- series ---- */
+
+static struct vseries *vs_find(struct verify *v, uint64_t id)
+{
+	size_t lo = 0, hi = v->n_series;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->s[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n_series && v->s[lo].id == id ? &v->s[lo] : NULL;
+}
+
+/* Unpacks a series row into v->lab[0..*n). Returns 0 or a negative error. */
+static int unpack(struct verify *v, const void *p, size_t len, uint32_t *n)
+{
+	int cnt = ts_labels_count(p, len);
+	if (cnt < 0)
+		return cnt;
+	if (ts_grow((void **)&v->lab, &v->lab_cap, (size_t)cnt, sizeof *v->lab))
+		return -ENOMEM;
+	return ts_labels_unpack(p, len, v->lab, (uint32_t)cnt, n);
+}
+
+/* The row of series id, unpacked into v->lab[0..*n). Returns 0 or an error. */
+static int load_series(struct verify *v, uint64_t id, uint32_t *n)
+{
+	uint8_t k[SERIES_KEY_LEN];
+	const void *row;
+	size_t rl;
+	ts_format_put_be64(k, id);
+	int rc = ts_env_get(v->r, v->db->t_series, k, sizeof k, &row, &rl);
+	return rc ? rc : unpack(v, row, rl, n);
+}
+
+/* The labels of a series for a message: {a="x", b="y"}, cut. */
+static void fmt_labels(char *buf, size_t cap, const struct ts_label *l, uint32_t n)
+{
+	size_t o = 0;
+	buf[o++] = '{';
+	for (uint32_t i = 0; i < n && o + 64 < cap; i++) {
+		char nm[140], val[140];
+		ctl_fmt_str(nm, sizeof nm, l[i].name, l[i].name_len, 40);
+		ctl_fmt_str(val, sizeof val, l[i].value, l[i].value_len, 40);
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s=\"%s\"", i ? ", " : "", nm, val);
+	}
+	if (o + 2 > cap)
+		o = cap - 2;
+	buf[o++] = '}';
+	buf[o] = 0;
+}
+
+static uint64_t key_hash(const void *k, size_t kl)
+{
+	return ts_labels_hash(k, kl);
+}
+
+/* The sum of the hashes of the postings keys that labels v->lab[0..n) call for. */
+static uint64_t want_hash(const struct verify *v, uint32_t n)
+{
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
+		if (v->lab[i].name_len > TS_FORMAT_LABEL_NAME_MAX)
+			continue; /* cannot be a postings key; reported as missing later */
+		size_t kl = ts_format_posting_key(key, v->lab[i].name, v->lab[i].name_len,
+						  v->lab[i].value, v->lab[i].value_len);
+		sum += key_hash(key, kl);
+	}
+	return sum;
+}
+
+/* One row of the series table: checks it and appends it to v->s. Returns 0 or -ENOMEM. */
+static int series_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	const struct ctl_ro *db = v->db;
+	char where[64];
+	uint32_t n;
+	if (v->n_series && (v->n_series & 0xffff) == 0)
+		ctl_progress("verify: index series: %zu", v->n_series);
+	if (kl != SERIES_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 16);
+		problem(v, "index series", "key \"%s\" is %zu bytes, not %d", ks, kl,
+			SERIES_KEY_LEN);
+		return 0;
+	}
+	uint64_t id = ts_format_get_be64(k);
+	snprintf(where, sizeof where, "index series %" PRIu64, id);
+	if (id == 0)
+		problem(v, where, "series id 0 is never assigned");
+	if (db->has_next_id && id >= db->next_id)
+		problem(v, where, "id is not below meta next_id %" PRIu64, db->next_id);
+	if (ts_grow((void **)&v->s, &v->cap_series, v->n_series + 1, sizeof *v->s))
+		return -ENOMEM;
+	struct vseries *s = &v->s[v->n_series++];
+	*s = (struct vseries){ .id = id, .hash = ts_labels_hash(val, vl) };
+	int rc = unpack(v, val, vl, &n);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		problem(v, where, "packed label set does not parse (%zu bytes)", vl);
+		s->flags |= VS_BAD;
+		return 0;
+	}
+	const char *why = ctl_labels_problem(v->lab, n);
+	if (why) {
+		char ls[600];
+		fmt_labels(ls, sizeof ls, v->lab, n);
+		problem(v, where, "label set %s is not canonical: %s", ls, why);
+	}
+	s->want = want_hash(v, n);
+	return 0;
+}
+
+static int vs_hash_cmp(const void *a, const void *b)
+{
+	const struct vseries *x = *(const struct vseries *const *)a;
+	const struct vseries *y = *(const struct vseries *const *)b;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Two ids with one label set: the registry would hold only one of them. */
+static int verify_no_twins(struct verify *v)
+{
+	struct vseries **by = ts_malloc(v->n_series * sizeof *by);
+	char where[64];
+	if (!by)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->n_series; i++)
+		by[i] = &v->s[i];
+	qsort(by, v->n_series, sizeof *by, vs_hash_cmp);
+	for (size_t i = 1; i < v->n_series; i++) {
+		uint8_t ka[SERIES_KEY_LEN], kb[SERIES_KEY_LEN];
+		const void *a, *b;
+		size_t al, bl;
+		if (by[i]->hash != by[i - 1]->hash)
+			continue;
+		ts_format_put_be64(ka, by[i - 1]->id);
+		ts_format_put_be64(kb, by[i]->id);
+		if (ts_env_get(v->r, v->db->t_series, ka, sizeof ka, &a, &al) == 0 &&
+		    ts_env_get(v->r, v->db->t_series, kb, sizeof kb, &b, &bl) == 0 && al == bl &&
+		    memcmp(a, b, al) == 0) {
+			snprintf(where, sizeof where, "index series %" PRIu64, by[i]->id);
+			problem(v, where, "same label set as series %" PRIu64, by[i - 1]->id);
+		}
+	}
+	ts_free(by);
+	return 0;
+}
+
+static int verify_series(struct verify *v)
+{
+	int rc = ctl_scan(v->r, v->db->t_series, series_row, v);
+	if (rc)
+		return rc;
+	/* keys are big-endian ids, so the array is sorted by id; check it anyway */
+	for (size_t i = 1; i < v->n_series; i++)
+		if (v->s[i].id <= v->s[i - 1].id) {
+			problem(v, "index series",
+				"ids out of order in the table (%" PRIu64 " after %" PRIu64 ")",
+				v->s[i].id, v->s[i - 1].id);
+			return TS_ECORRUPT;
+		}
+	return v->n_series > 1 ? verify_no_twins(v) : 0;
+}
+
+/* ---- postings ---- */
+
+/* Whether k is the key that lists every series. */
+static int is_all_key(const void *k, size_t kl)
+{
+	return kl == TS_FORMAT_POSTING_ALL_LEN &&
+	       memcmp(k, TS_FORMAT_POSTING_ALL, TS_FORMAT_POSTING_ALL_LEN) == 0;
+}
+
+static void fmt_posting_key(char *buf, size_t cap, const uint8_t *k, size_t kl)
+{
+	const uint8_t *z = memchr(k, 0, kl);
+	if (is_all_key(k, kl)) {
+		snprintf(buf, cap, "(all series)");
+		return;
+	}
+	if (!z) {
+		ctl_fmt_str(buf, cap, k, kl, 80);
+		return;
+	}
+	char n[300], val[300];
+	ctl_fmt_str(n, sizeof n, k, (size_t)(z - k), 80);
+	ctl_fmt_str(val, sizeof val, z + 1, kl - (size_t)(z - k) - 1, 80);
+	size_t o = strlen(n);
+	if (o + 4 > cap)
+		o = cap - 4;
+	memcpy(buf, n, o);
+	buf[o++] = '=';
+	buf[o++] = '"';
+	size_t vl = strlen(val);
+	if (o + vl + 2 > cap)
+		vl = cap - o - 2;
+	memcpy(buf + o, val, vl);
+	o += vl;
+	buf[o++] = '"';
+	buf[o] = 0;
+}
+
+/* Whether posting key k belongs to the labels in v->lab[0..n). */
+static int labels_have_key(const struct verify *v, uint32_t n, const uint8_t *k, size_t kl)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
+		if (v->lab[i].name_len > TS_FORMAT_LABEL_NAME_MAX)
+			continue;
+		size_t pkl = ts_format_posting_key(key, v->lab[i].name, v->lab[i].name_len,
+						   v->lab[i].value, v->lab[i].value_len);
+		if (pkl == kl && memcmp(key, k, kl) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The postings key pass 1 is reading. */
+struct pkey {
+	uint8_t k[TS_FORMAT_POSTING_KEY_MAX + 1];
+	size_t len;
+	int have, ok, is_all;
+	uint64_t hash;
+	char where[700], ks[600];
+};
+
+/* Pass 1 meets a new key: checks its form. */
+static void postings_new_key(struct verify *v, struct pkey *pk, const void *k, size_t kl)
+{
+	if (kl > TS_FORMAT_POSTING_KEY_MAX) {
+		ctl_fmt_str(pk->ks, sizeof pk->ks, k, kl, 80);
+		problem(v, "index postings", "key \"%s\" is %zu bytes, over %d", pk->ks, kl,
+			TS_FORMAT_POSTING_KEY_MAX);
+		kl = TS_FORMAT_POSTING_KEY_MAX;
+	}
+	memcpy(pk->k, k, kl);
+	pk->len = kl;
+	pk->have = 1;
+	v->n_postings_keys++;
+	const uint8_t *z = memchr(pk->k, 0, kl);
+	pk->is_all = is_all_key(pk->k, kl);
+	fmt_posting_key(pk->ks, sizeof pk->ks, pk->k, kl);
+	snprintf(pk->where, sizeof pk->where, "index postings %s", pk->ks);
+	pk->ok = 1;
+	if (!pk->is_all && (!z || z == pk->k)) {
+		problem(v, pk->where, "key has %s",
+			z ? "an empty label name" : "no 0x00 between name and value");
+		pk->ok = 0;
+	} else if (!pk->is_all && kl - (size_t)(z - pk->k) - 1 == 0) {
+		problem(v, pk->where, "key has an empty label value");
+		pk->ok = 0;
+	} else if (!pk->is_all && kl - (size_t)(z - pk->k) - 1 > TS_FORMAT_POSTING_VALUE_MAX) {
+		problem(v, pk->where, "value longer than %d bytes", TS_FORMAT_POSTING_VALUE_MAX);
+	}
+	pk->hash = key_hash(pk->k, kl);
+}
+
+/* Pass 1 (all series): postings point at existing series; per series the keys seen
+ * add up (as a sum of key hashes) to the keys its labels call for. */
+static int pass1_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	struct pkey *pk = v->pk;
+	uint64_t id;
+	v->n_postings++;
+	if (!pk->have || kl != pk->len || memcmp(k, pk->k, kl) != 0)
+		postings_new_key(v, pk, k, kl);
+	if (vl != sizeof id) {
+		problem(v, pk->where, "value of %zu bytes, not a u64 series id", vl);
+		return 0;
+	}
+	memcpy(&id, val, sizeof id);
+	struct vseries *s = vs_find(v, id);
+	if (!s) {
+		problem(v, pk->where, "lists series %" PRIu64 ", which is not in the series table",
+			id);
+		return 0;
+	}
+	if (pk->is_all)
+		s->flags |= VS_ALL;
+	else if (pk->ok)
+		s->got += pk->hash;
+	if ((v->n_postings & 0xfffff) == 0)
+		ctl_progress("verify: index postings: %" PRIu64, v->n_postings);
+	return 0;
+}
+
+/* Pass 2, one series whose sums differ: names each of its labels' keys that does not
+ * list it. *ids, *cap_ids: scratch. */
+static int series_missing_keys(struct verify *v, const struct vseries *s, const char *where,
+			       uint64_t **ids, size_t *cap_ids)
+{
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
+	char ks[600];
+	uint32_t n;
+	int rc = load_series(v, s->id, &n);
+	for (uint32_t j = 0; rc == 0 && j < n; j++) {
+		size_t n_ids = 0, lo = 0, hi;
+		if (v->lab[j].name_len > TS_FORMAT_LABEL_NAME_MAX) {
+			problem(v, where, "label name of %u bytes cannot have a postings key",
+				v->lab[j].name_len);
+			continue;
+		}
+		size_t pkl = ts_format_posting_key(key, v->lab[j].name, v->lab[j].name_len,
+						   v->lab[j].value, v->lab[j].value_len);
+		if ((rc = ts_env_get_u64s(v->r, v->db->t_postings, key, pkl, ids, &n_ids, cap_ids)))
+			break;
+		for (hi = n_ids; lo < hi;) {
+			size_t mid = lo + (hi - lo) / 2;
+			if ((*ids)[mid] < s->id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == n_ids || (*ids)[lo] != s->id) {
+			fmt_posting_key(ks, sizeof ks, key, pkl);
+			problem(v, where, "missing from postings key %s", ks);
+		}
+	}
+	return rc;
+}
+
+/* Pass 2 (series whose sums differ, marked VS_SUSPECT): each key one should be under but
+ * is not. Sets *any when there is such a series. */
+static int postings_pass2(struct verify *v, int *any)
+{
+	uint64_t *ids = NULL;
+	size_t cap_ids = 0;
+	char where[64];
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < v->n_series; i++) {
+		struct vseries *s = &v->s[i];
+		if (s->flags & VS_BAD)
+			continue;
+		snprintf(where, sizeof where, "index series %" PRIu64, s->id);
+		if (!(s->flags & VS_ALL))
+			problem(v, where, "missing from the all-series postings key");
+		if (s->want == s->got)
+			continue;
+		s->flags |= VS_SUSPECT;
+		*any = 1;
+		rc = series_missing_keys(v, s, where, &ids, &cap_ids);
+	}
+	ts_free(ids);
+	return rc;
+}
+
+/* Pass 3 (only with suspects): each key that lists a suspect lacking its label. */
+static int pass3_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	char where[700], ks[600];
+	uint64_t id;
+	uint32_t n;
+	if (vl != sizeof id || is_all_key(k, kl))
+		return 0;
+	memcpy(&id, val, sizeof id);
+	struct vseries *s = vs_find(v, id);
+	if (!s || !(s->flags & VS_SUSPECT) || load_series(v, s->id, &n))
+		return 0;
+	if (!labels_have_key(v, n, k, kl)) {
+		fmt_posting_key(ks, sizeof ks, k, kl);
+		snprintf(where, sizeof where, "index postings %s", ks);
+		problem(v, where, "lists series %" PRIu64 ", which does not have that label", id);
+	}
+	return 0;
+}
+
+static int verify_postings(struct verify *v)
+{
+	int any = 0, rc;
+	if (!(v->pk = ts_calloc(1, sizeof *v->pk)))
+		return -ENOMEM;
+	rc = ctl_scan(v->r, v->db->t_postings, pass1_row, v);
+	ts_free(v->pk);
+	v->pk = NULL;
+	if (!rc)
+		rc = postings_pass2(v, &any);
+	if (!rc && any)
+		rc = ctl_scan(v->r, v->db->t_postings, pass3_row, v);
+	return rc;
+}
+
+/* ---- head snapshots and metadata ---- */
+
+static int head_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	char where[400], why[300];
+	v->n_heads++;
+	if (kl != SERIES_KEY_LEN) {
+		problem(v, "index heads", "key of %zu bytes, not %d", kl, SERIES_KEY_LEN);
+		return 0;
+	}
+	uint64_t id = ts_format_get_be64(k);
+	snprintf(where, sizeof where, "index heads series %" PRIu64, id);
+	if (!vs_find(v, id))
+		problem(v, where, "snapshot of a series that is not in the series table");
+	const char *w = ctl_snapshot_problem(val, vl, why, sizeof why);
+	if (w)
+		problem(v, where, "snapshot does not parse: %s", w);
+	return 0;
+}
+
+static int metadata_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	char where[400], ks[300], why[80];
+	const char *w;
+	v->n_metadata++;
+	ctl_fmt_str(ks, sizeof ks, k, kl, 80);
+	snprintf(where, sizeof where, "index metadata \"%s\"", ks);
+	if (kl == 0)
+		problem(v, where, "value of %zu bytes does not parse", vl);
+	else if ((w = ctl_metadata_problem(val, vl, why, sizeof why)))
+		problem(v, where, "%s", w);
+	return 0;
+}
+
+/* ---- partitions ---- */
+
+/* Is series id in the index now? (chunks are committed before their series' index
+ * entry, so a live server can show a chunk whose series our snapshot lacks) */
+static int series_exists_now(struct verify *v, uint64_t id)
+{
+	struct ts_rtxn *r;
+	uint8_t k[SERIES_KEY_LEN];
+	const void *val;
+	size_t vl;
+	if (ts_env_read_begin(v->db->index, &r))
+		return 0;
+	ts_format_put_be64(k, id);
+	int found = ts_env_get(r, v->db->t_series, k, sizeof k, &val, &vl) == 0;
+	ts_env_read_end(r);
+	return found;
+}
+
+/* A chunk record whose key is fine (cw says where it is): the record, the engine's own
+ * decoder, the header against the key and the partition, the payload. */
+static void verify_record(struct verify *v, const char *cw, int64_t kmin, const uint8_t *rec,
+			  size_t len)
+{
+	struct ts_chunk_hdr h;
+	const uint8_t *payload;
+	char why[300];
+	const char *w = ctl_record_problem(rec, len, why, sizeof why);
+	if (w) {
+		problem(v, cw, "%s", w);
+		return;
+	}
+	int rc = ts_chunk_decode(rec, len, &h, &payload);
+	if (rc) {
+		problem(v, cw, "record rejected by the engine's decoder: %s", ts_strerror(rc));
+		return;
+	}
+	if (h.min_t != kmin)
+		problem(v, cw, "header min_t %" PRId64 " differs from the key's", h.min_t);
+	if (h.max_t >= v->part->end)
+		problem(v, cw, "max_t %" PRId64 " past the partition's end", h.max_t);
+	w = ctl_xor_problem(payload, h.payload_len, h.n_samples, h.min_t, h.max_t, 1, why,
+			    sizeof why);
+	if (w)
+		problem(v, cw, "%s", w);
+	v->n_samples += h.n_samples;
+}
+
+/* One chunk of partition v->part: its key, then its record. */
+static int chunk_row(void *ctx, const void *k, size_t kl, const void *rec, size_t len)
+{
+	struct verify *v = ctx;
+	const struct ctl_part *p = v->part;
+	char cw[512], t1[48];
+	uint64_t id;
+	int64_t kmin;
+	if ((++v->n_chunks & 0x3fff) == 0)
+		ctl_progress("verify: raw/%s: %" PRIu64 " chunks", p->name, v->n_chunks);
+	if (kl != TS_CHUNK_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 24);
+		snprintf(cw, sizeof cw, "raw/%s", p->name);
+		problem(v, cw, "chunk key \"%s\" is %zu bytes, not %d", ks, kl, TS_CHUNK_KEY_LEN);
+		return 0;
+	}
+	ts_chunk_key_parse(k, kl, &id, &kmin);
+	ctl_fmt_time(t1, sizeof t1, kmin);
+	snprintf(cw, sizeof cw, "raw/%s chunk (series %" PRIu64 ", min_t %" PRId64 " %s)", p->name,
+		 id, kmin, t1);
+	if (kmin < p->start || kmin >= p->end)
+		problem(v, cw, "min_t outside the partition's range");
+	if (!vs_find(v, id) && !series_exists_now(v, id))
+		problem(v, cw, "series %" PRIu64 " is not in the series table", id);
+	verify_record(v, cw, kmin, rec, len);
+	return 0;
+}
+
+static void verify_chunks(struct verify *v, struct ctl_part_env *pe, const char *where)
+{
+	struct ts_rtxn *r = NULL;
+	struct ts_cursor *c = NULL;
+	int rc;
+	if ((rc = ts_env_read_begin(pe->env, &r)) || (rc = ts_cursor_open(r, pe->chunks, &c)))
+		problem(v, where, "cannot read: %s", ts_strerror(rc));
+	else if ((rc = ctl_scan_cursor(c, chunk_row, v)) != 0)
+		problem(v, where, "cursor stopped: %s", ts_strerror(rc));
+	ts_cursor_close(c);
+	ts_env_read_end(r);
+}
+
+static void verify_part(struct verify *v, const struct ctl_part *p)
+{
+	const struct ctl_ro *db = v->db;
+	struct ctl_part_env pe;
+	char where[400];
+	snprintf(where, sizeof where, "raw/%s", p->name);
+	int64_t width = db->partition_ms ? db->partition_ms : TS_FORMAT_PARTITION_MS_DEFAULT;
+	if (db->partition_ms && (p->end - p->start != width || p->start % width != 0))
+		problem(v, where,
+			"range is not one partition of the database's width (%" PRId64 " ms)",
+			width);
+	int rc = ctl_part_open(db, p, &pe);
+	if (rc == TS_ENOTFOUND) {
+		printf("note: %s was removed while verifying (retention or compaction)\n", where);
+		return;
+	}
+	if (rc) {
+		problem(v, where, "cannot open the partition env: %s", ts_strerror(rc));
+		return;
+	}
+	v->n_parts_checked++;
+	v->part = p;
+	if (pe.has_chunks)
+		verify_chunks(v, &pe, where);
+	ctl_part_close(&pe);
+}
+
+/* ---- the command ---- */
+
+static void verify_meta(struct verify *v)
+{
+	const struct ctl_ro *db = v->db;
+	if (db->format == 0 && db->has_next_id)
+		problem(v, "index meta", "\"format\" is missing");
+	else if (db->format && db->format != TS_FORMAT_INDEX_VERSION)
+		problem(v, "index meta", "format %" PRIu32 " is not one this version reads (%d)",
+			db->format, TS_FORMAT_INDEX_VERSION);
+	if (db->partition_ms < 0 || (db->partition_ms == 0 && db->parts.n))
+		problem(v, "index meta", "partition_ms is %s",
+			db->partition_ms ? "negative" : "missing while partitions exist");
+	if (db->parts.n_other)
+		printf("note: %zu unexpected entries in raw/ ignored\n", db->parts.n_other);
+}
+
+static int verify_index(struct verify *v)
+{
+	const struct ctl_ro *db = v->db;
+	int rc = ts_env_read_begin(db->index, &v->r);
+	if (rc)
+		return rc;
+	ctl_progress("verify: index series");
+	rc = verify_series(v);
+	if (!rc) {
+		ctl_progress("verify: index postings");
+		rc = verify_postings(v);
+	}
+	if (!rc && db->has_heads)
+		rc = ctl_scan(v->r, db->t_heads, head_row, v);
+	if (!rc && db->has_metadata)
+		rc = ctl_scan(v->r, db->t_metadata, metadata_row, v);
+	ts_env_read_end(v->r);
+	v->r = NULL;
+	return rc;
+}
+
+static void print_summary(const struct verify *v, const char *dir)
+{
+	printf("verified %s: %zu series, %" PRIu64 " postings keys (%" PRIu64 " entries), %" PRIu64
+	       " head snapshots, %" PRIu64 " metadata rows, %" PRIu64 " partitions, %" PRIu64
+	       " chunks, %" PRIu64 " samples: ",
+	       dir, v->n_series, v->n_postings_keys, v->n_postings, v->n_heads, v->n_metadata,
+	       v->n_parts_checked, v->n_chunks, v->n_samples);
+	if (v->n_problems)
+		printf("%" PRIu64 " problem%s\n", v->n_problems, v->n_problems == 1 ? "" : "s");
+	else
+		printf("OK\n");
+	printf("(the WAL is not checked: tsdbd checks it at start-up and cuts a torn tail)\n");
+}
+
+static int verify_main(int argc, char **argv)
+{
+	const char *dir;
+	struct ctl_ro db;
+	int ex = ctl_parse_args(argc, argv, NULL, &dir);
+	if (ex != CTL_RUN || (ex = ctl_ro_open(&db, dir)) != EXIT_OK)
+		return ex;
+	struct verify v = { .db = &db };
+	verify_meta(&v);
+	int rc = verify_index(&v);
+	for (size_t i = 0; rc == 0 && i < db.parts.n; i++) {
+		ctl_progress("verify: raw/%s", db.parts.v[i].name);
+		verify_part(&v, &db.parts.v[i]);
+	}
+	ctl_progress_done();
+	if (rc)
+		problem(&v, "verify", "stopped early: %s", ts_strerror(rc));
+	print_summary(&v, dir);
+	ts_free(v.s);
+	ts_free(v.lab);
+	ctl_ro_close(&db);
+	fflush(stdout);
+	return v.n_problems ? EXIT_FAIL : EXIT_OK;
+}
+
+static const char verify_help[] =
+	"  verify    checks every chunk record (CRC, header, full XOR decode, key in the\n"
+	"            partition's range, series known), every series row, postings both ways,\n"
+	"            head snapshots and metadata rows. Prints each problem with where it is and\n"
+	"            a summary. Reads while a server runs.\n";
+
+const struct ctl_cmd ctl_cmd_verify = {
+	.name = "verify",
+	.help = verify_help,
+	.run = verify_main,
+};
