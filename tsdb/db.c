@@ -149,6 +149,10 @@ static int canonical_shape(const struct ts_label *l, uint32_t n)
 static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch, uint32_t k,
 		    int64_t t, uint64_t v, int64_t now)
 {
+	if (t < TS_FORMAT_MIN_T_MS)
+		return TS_ETOOOLD;
+	if (t > TS_FORMAT_MAX_T_MS)
+		return TS_ETOOFUTURE;
 	if (s->b_max_t == INT64_MIN || t > s->b_max_t) {
 		if (db->o.max_future_ms && t > now + db->o.max_future_ms)
 			return TS_ETOOFUTURE;
@@ -578,9 +582,21 @@ static void set_options(struct ts_db *db, const struct ts_db_opts *opts)
 	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
 }
 
+/* Durations added to or taken from timestamps stay within the storable range, so the
+ * arithmetic on them cannot overflow (format.h). */
+static int options_valid(const struct ts_db_opts *o)
+{
+	return !o || (o->partition_ms >= 0 && o->partition_ms <= TS_FORMAT_PARTITION_MS_MAX &&
+		      o->ooo_window_ms >= 0 && o->ooo_window_ms <= TS_FORMAT_MAX_T_MS &&
+		      o->max_future_ms >= 0 && o->max_future_ms <= TS_FORMAT_MAX_T_MS &&
+		      o->retention_ms >= 0 && o->retention_ms <= TS_FORMAT_MAX_T_MS);
+}
+
 int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out)
 {
 	int rc;
+	if (!options_valid(opts))
+		return -EINVAL;
 	struct ts_db *db = ts_calloc(1, sizeof *db);
 	if (!db)
 		return -ENOMEM;

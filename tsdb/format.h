@@ -172,6 +172,14 @@ struct ts_format_snap {
 /* ---- partitions ---- */
 
 #define TS_FORMAT_PARTITION_MS_DEFAULT INT64_C(86400000) /* one day */
+/* Sample timestamps the engine stores: +-2^62 ms (about 146 million years either way).
+ * Appends outside are refused (TS_ETOOOLD / TS_ETOOFUTURE), so partition bounds,
+ * out-of-order windows and the INT64_MIN/INT64_MAX sentinels ("none", "all time") never
+ * overflow or collide with data. Partition widths are at most TS_FORMAT_PARTITION_MS_MAX,
+ * so every partition holding a storable timestamp has a start and an end that fit. */
+#define TS_FORMAT_MIN_T_MS (-(INT64_C(1) << 62))
+#define TS_FORMAT_MAX_T_MS (INT64_C(1) << 62)
+#define TS_FORMAT_PARTITION_MS_MAX (INT64_C(1) << 60)
 #define TS_FORMAT_PART_TABLE_CHUNKS "chunks"		 /* key, value: storage/chunk.h */
 #define TS_FORMAT_PART_TABLE_META "meta"
 #define TS_FORMAT_PART_META_COMPACTED "compacted" /* present: rewritten since last write */
@@ -201,8 +209,10 @@ enum ts_format_part_dir ts_format_part_dir_kind(const char *name, int64_t *start
 int ts_format_part_name(char *out, size_t cap, int64_t start, int64_t end);
 
 /* The start of the partition holding timestamp t: t rounded down (floor, also for
- * negative t) to a multiple of width_ms. width_ms must be > 0 (the meta table's
- * partition_ms, TS_FORMAT_PARTITION_MS_DEFAULT when absent). Never fails. */
+ * negative t) to a multiple of width_ms. t must be within [TS_FORMAT_MIN_T_MS,
+ * TS_FORMAT_MAX_T_MS] and width_ms within [1, TS_FORMAT_PARTITION_MS_MAX] (the meta
+ * table's partition_ms, TS_FORMAT_PARTITION_MS_DEFAULT when absent); then the start and
+ * start + width_ms fit in int64. Never fails. */
 int64_t ts_format_partition_start(int64_t t, int64_t width_ms);
 
 /* Writes the postings key `name 0x00 value` into key, the value cut at

@@ -27,6 +27,7 @@
 
 #include "storage/chunk.h"
 #include "storage/err.h"
+#include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 
@@ -301,6 +302,15 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 		uint64_t v;
 		memcpy(&t, p + 16 * (size_t)i, 8);
 		memcpy(&v, p + 16 * (size_t)i + 8, 8);
+		if (t < TS_FORMAT_MIN_T_MS || t > TS_FORMAT_MAX_T_MS) {
+			/* Only a log written before appends were bounded holds these: no
+			 * partition can hold them (its bounds would overflow). */
+			ts_log(TS_LOG_WARN,
+			       "wal: lsn %llu: series %llu: dropping a sample at %lld ms, "
+			       "outside the storable range",
+			       (unsigned long long)lsn, (unsigned long long)s->id, (long long)t);
+			continue;
+		}
 		/* These samples were accepted once: neither the wall clock nor today's
 		 * out-of-order window may reject them now (recovery after a restart with other
 		 * options must restore every acknowledged sample). Only exact resends, which

@@ -84,7 +84,7 @@ static int load_meta(struct ts_db *db, struct ts_rtxn *r, uint64_t *checkpoint_l
 	} else if (rc != TS_ENOTFOUND) {
 		return rc;
 	}
-	if (db->o.partition_ms <= 0)
+	if (db->o.partition_ms <= 0 || db->o.partition_ms > TS_FORMAT_PARTITION_MS_MAX)
 		return TS_CORRUPT();
 	rc = meta_u64(r, db, TS_FORMAT_META_CHECKPOINT_LSN, checkpoint_lsn);
 	if (rc == TS_ENOTFOUND)

@@ -29,6 +29,22 @@
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 
+/*
+ * Regex matching. Prometheus uses RE2, which answers every input in linear time; PCRE2
+ * backtracks. So a match runs JIT-compiled with a bounded JIT stack and match limit, and
+ * when a limit is hit (a long value, a pattern with nested repeats) the same pattern is
+ * run again by PCRE2's DFA matcher, which does not backtrack: it tracks every live
+ * alternative at once, as RE2 does, and only needs workspace proportional to the
+ * pattern. The answer is therefore never "no match" because an engine gave up; if even
+ * the DFA runs out of its bounded workspace the selection fails with TS_ELIMIT and says
+ * which regex, rather than answering wrongly. Patterns are checked at parse time for
+ * syntax RE2 lacks (back-references and the like), which the DFA would refuse too.
+ */
+#define RE_JIT_STACK_MAX (1u << 20) /* bytes */
+#define RE_MATCH_LIMIT 1000000u	    /* backtracking steps before the DFA takes over */
+#define RE_DFA_WS_MIN 1024u	    /* ints of DFA workspace, doubled on demand */
+#define RE_DFA_WS_MAX (1u << 22)
+
 struct cmatcher {
 	enum ts_match_type type;
 	const char *name;
@@ -37,10 +53,46 @@ struct cmatcher {
 	size_t value_len;
 	pcre2_code *re;
 	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit_stack; /* NULL when JIT is unavailable */
+	int *dfa_ws;		    /* DFA workspace, grown on demand */
+	size_t dfa_ws_n;
+	size_t failed_len; /* length of the value a match failed on (for the message) */
 	int matches_empty;
 };
 
-static int cm_match(const struct cmatcher *m, const char *v, size_t len)
+/* The DFA fallback: 1 match, 0 no match, TS_ELIMIT, -ENOMEM. */
+static int re_match_dfa(struct cmatcher *m, const char *v, size_t len)
+{
+	for (;;) {
+		if (!m->dfa_ws) {
+			m->dfa_ws_n = RE_DFA_WS_MIN;
+			m->dfa_ws = ts_malloc(m->dfa_ws_n * sizeof *m->dfa_ws);
+			if (!m->dfa_ws)
+				return -ENOMEM;
+		}
+		int rc = pcre2_dfa_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx,
+					 m->dfa_ws, m->dfa_ws_n);
+		/* 0: matched, more alternatives than the match data holds. */
+		if (rc >= 0)
+			return 1;
+		if (rc == PCRE2_ERROR_NOMATCH)
+			return 0;
+		if (rc != PCRE2_ERROR_DFA_WSSIZE || m->dfa_ws_n >= RE_DFA_WS_MAX)
+			break;
+		ts_free(m->dfa_ws);
+		m->dfa_ws = NULL;
+		m->dfa_ws_n *= 2;
+		m->dfa_ws = ts_malloc(m->dfa_ws_n * sizeof *m->dfa_ws);
+		if (!m->dfa_ws)
+			return -ENOMEM;
+	}
+	m->failed_len = len;
+	return TS_ELIMIT;
+}
+
+/* 1 when m matches v, 0 when not, or TS_ELIMIT / -ENOMEM (never a silent miss). */
+static int cm_match(struct cmatcher *m, const char *v, size_t len)
 {
 	int eq;
 	switch (m->type) {
@@ -49,7 +101,13 @@ static int cm_match(const struct cmatcher *m, const char *v, size_t len)
 		eq = len == m->value_len && memcmp(v, m->value, len) == 0;
 		return m->type == TS_MATCH_EQ ? eq : !eq;
 	default:
-		eq = pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, NULL) >= 0;
+		eq = pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx);
+		if (eq >= 0)
+			eq = 1;
+		else if (eq == PCRE2_ERROR_NOMATCH)
+			eq = 0;
+		else if ((eq = re_match_dfa(m, v, len)) < 0)
+			return eq;
 		return m->type == TS_MATCH_RE ? eq : !eq;
 	}
 }
@@ -58,9 +116,43 @@ static void cm_free(struct cmatcher *m, size_t n)
 {
 	for (size_t i = 0; m && i < n; i++) {
 		pcre2_match_data_free(m[i].md);
+		pcre2_match_context_free(m[i].mctx);
+		pcre2_jit_stack_free(m[i].jit_stack);
 		pcre2_code_free(m[i].re);
+		ts_free(m[i].dfa_ws);
 	}
 	ts_free(m);
+}
+
+/* Compiles one regex matcher. 0, TS_EINVALID (message in msg), -ENOMEM. */
+static int cm_compile_re(struct cmatcher *m, char *msg, size_t msg_len)
+{
+	int err;
+	PCRE2_SIZE off;
+	m->re = pcre2_compile((PCRE2_SPTR)m->value, m->value_len,
+			      PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &err, &off, NULL);
+	if (!m->re) {
+		if (msg && msg_len) {
+			char e[128];
+			pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
+			snprintf(msg, msg_len, "invalid regular expression \"%s\": %s at offset %zu",
+				 m->value, e, (size_t)off);
+		}
+		return TS_EINVALID;
+	}
+	m->md = pcre2_match_data_create_from_pattern(m->re, NULL);
+	m->mctx = pcre2_match_context_create(NULL);
+	if (!m->md || !m->mctx)
+		return -ENOMEM;
+	pcre2_set_match_limit(m->mctx, RE_MATCH_LIMIT);
+	/* JIT is a speed-up only: without it (or its stack) the interpreter and the DFA
+	 * give the same answers. */
+	if (pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE) == 0) {
+		m->jit_stack = pcre2_jit_stack_create(32 * 1024, RE_JIT_STACK_MAX, NULL);
+		if (m->jit_stack)
+			pcre2_jit_stack_assign(m->mctx, NULL, m->jit_stack);
+	}
+	return 0;
 }
 
 static int cm_compile(const struct ts_matcher *in, size_t n, struct cmatcher **out, char *msg,
@@ -69,44 +161,42 @@ static int cm_compile(const struct ts_matcher *in, size_t n, struct cmatcher **o
 	struct cmatcher *m = ts_calloc(n ? n : 1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		m[i].type = in[i].type;
 		m[i].name = in[i].name;
 		m[i].name_len = strlen(in[i].name);
 		m[i].value = in[i].value;
 		m[i].value_len = strlen(in[i].value);
-		if (m[i].type == TS_MATCH_RE || m[i].type == TS_MATCH_NRE) {
-			int err;
-			PCRE2_SIZE off;
-			m[i].re = pcre2_compile((PCRE2_SPTR)m[i].value, m[i].value_len,
-						PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF,
-						&err, &off, NULL);
-			if (!m[i].re) {
-				if (msg && msg_len) {
-					char e[128];
-					pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
-					snprintf(
-						msg, msg_len,
-						"invalid regular expression \"%s\": %s at offset %zu",
-						m[i].value, e, (size_t)off);
-				}
-				cm_free(m, n);
-				return TS_EINVALID;
-			}
-			pcre2_jit_compile(m[i].re, PCRE2_JIT_COMPLETE); /* optional speed-up */
-			m[i].md = pcre2_match_data_create_from_pattern(m[i].re, NULL);
-			if (!m[i].md) {
-				cm_free(m, n);
-				return -ENOMEM;
-			}
-		} else if (m[i].type != TS_MATCH_EQ && m[i].type != TS_MATCH_NEQ) {
-			cm_free(m, n);
-			return TS_EINVALID;
+		if (m[i].type == TS_MATCH_RE || m[i].type == TS_MATCH_NRE)
+			rc = cm_compile_re(&m[i], msg, msg_len);
+		else if (m[i].type != TS_MATCH_EQ && m[i].type != TS_MATCH_NEQ)
+			rc = TS_EINVALID;
+		if (rc == 0) {
+			rc = cm_match(&m[i], "", 0);
+			m[i].matches_empty = rc == 1;
+			rc = rc < 0 ? rc : 0;
 		}
-		m[i].matches_empty = cm_match(&m[i], "", 0);
+	}
+	if (rc) {
+		cm_free(m, n);
+		return rc;
 	}
 	*out = m;
 	return 0;
+}
+
+/* The message of a TS_ELIMIT from matching. */
+static void cm_limit_msg(const struct cmatcher *m, size_t n, char *msg, size_t msg_len)
+{
+	for (size_t i = 0; msg && msg_len && i < n; i++)
+		if (m[i].failed_len) {
+			snprintf(msg, msg_len,
+				 "regular expression \"%s\" on label %s exceeded its matching "
+				 "limits on a value of %zu bytes",
+				 m[i].value, m[i].name, m[i].failed_len);
+			return;
+		}
 }
 
 /* Sorted u64 sets. */
@@ -166,9 +256,12 @@ static void ids_subtract(struct ids *a, const struct ids *b)
 }
 
 /* Collects into out the postings of name's values v for which want == cm_match(v).
- * Cut keys (value possibly longer than stored) are included whatever they match, and
- * *uncertain is set so the caller re-checks real labels. */
-static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m, int want,
+ * A posting key holds at most TS_FORMAT_POSTING_VALUE_MAX bytes of the value, so a key
+ * that long stands for every value sharing that prefix: what it matches is unknown. It
+ * is collected when selecting (want == 1: a superset) and left out when excluding
+ * (want == 0: never subtract a series that may match), and *uncertain is set so the
+ * caller re-checks the real labels of every candidate. */
+static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int want,
 		   struct ids *out, int *uncertain)
 {
 	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
@@ -195,10 +288,17 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m
 			break;
 		const char *val = (const char *)k + pl;
 		size_t val_len = kl - pl;
-		int cut = val_len >= TS_FORMAT_POSTING_VALUE_MAX;
-		if (cut)
+		int take;
+		if (val_len >= TS_FORMAT_POSTING_VALUE_MAX) {
 			*uncertain = 1;
-		if (cut || cm_match(m, val, val_len) == want) {
+			take = want;
+		} else if ((take = cm_match(m, val, val_len)) < 0) {
+			rc = take;
+			break;
+		} else {
+			take = take == want;
+		}
+		if (take) {
 			rc = ts_env_get_u64s(r, db->t_postings, k, kl, &out->v, &out->n, &out->cap);
 			if (rc)
 				break;
@@ -213,20 +313,25 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, const struct cmatcher *m
 	return rc == TS_ENOTFOUND ? 0 : rc;
 }
 
-static int series_matches(const struct ts_series *s, const struct cmatcher *m, size_t n)
+/* Matches a series' real labels: 1 all matchers match, 0 not, TS_ELIMIT (regex limits),
+ * -ENOMEM, TS_ECORRUPT. A label the series lacks (or a name longer than any label can
+ * be) has the value "". Reads only s->packed, which is immutable: no lock needed. */
+static int series_matches(const struct ts_series *s, struct cmatcher *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *v = "";
 		uint32_t vl = 0;
 		char name[TS_FORMAT_LABEL_NAME_MAX + 1];
-		if (m[i].name_len > TS_FORMAT_LABEL_NAME_MAX)
-			return 0;
-		memcpy(name, m[i].name, m[i].name_len);
-		name[m[i].name_len] = 0;
-		if (ts_labels_get(s->packed, s->packed_len, name, &v, &vl) < 0)
-			return 0;
-		if (!cm_match(&m[i], v, vl))
-			return 0;
+		if (m[i].name_len <= TS_FORMAT_LABEL_NAME_MAX) {
+			memcpy(name, m[i].name, m[i].name_len);
+			name[m[i].name_len] = 0;
+			int rc = ts_labels_get(s->packed, s->packed_len, name, &v, &vl);
+			if (rc < 0)
+				return rc;
+		}
+		int rc = cm_match(&m[i], v, vl);
+		if (rc != 1)
+			return rc;
 	}
 	return 1;
 }
@@ -369,7 +474,7 @@ struct idsets {
 
 /* 2. Postings: the intersection of what the matchers that reject "" select, minus what
  * the others exclude. *uncertain is set when a cut key was involved. */
-static int match_postings(struct ts_db *db, const struct cmatcher *m, size_t n_matchers,
+static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matchers,
 			  struct idsets *x, int *uncertain)
 {
 	struct ts_rtxn *r;
@@ -431,11 +536,29 @@ static int set_new(struct ts_db *db, int64_t mint, int64_t maxt, size_t cap,
 	return set->ser ? 0 : -ENOMEM;
 }
 
+/* Keeps the series of set->ser[from..] whose real labels match. Runs without db->mu:
+ * labels never change and series are not freed while the db is open, so a regex over
+ * long values never holds up appends. */
+static int filter_matching(struct ts_series_set *set, size_t from, struct cmatcher *m,
+			   size_t n_matchers)
+{
+	size_t w = from;
+	for (size_t i = from; i < set->n; i++) {
+		int rc = series_matches(set->ser[i].s, m, n_matchers);
+		if (rc < 0)
+			return rc;
+		if (rc)
+			set->ser[w++] = set->ser[i];
+	}
+	set->n = w;
+	return 0;
+}
+
 /* 3. Resolves the ids of res into series; re-checks labels when a cut key was involved.
  * Series whose newest sample is older than the range have nothing to give: they are
  * dropped before sorting and snapshotting (with churn, most matches of a short recent
  * range are long dead). max_t is head state, read under db->mu in slices. */
-static int add_indexed(struct ts_series_set *set, const struct ids *res, const struct cmatcher *m,
+static int add_indexed(struct ts_series_set *set, const struct ids *res, struct cmatcher *m,
 		       size_t n_matchers, int uncertain)
 {
 	struct ts_db *db = set->db;
@@ -450,19 +573,20 @@ static int add_indexed(struct ts_series_set *set, const struct ids *res, const s
 			}
 			if (s->max_t_known && s->max_t < set->mint)
 				continue;
-			if (uncertain && !series_matches(s, m, n_matchers))
-				continue;
 			set->ser[set->n++].s = s;
 		}
 		pthread_mutex_unlock(&db->mu);
 	}
+	if (rc == 0 && uncertain)
+		rc = filter_matching(set, 0, m, n_matchers);
 	return rc;
 }
 
 /* 3b. Adds the unindexed series that match (and are not in res already). */
-static void add_unindexed(struct ts_series_set *set, struct ts_series **unidx, size_t n_unidx,
-			  const struct ids *res, const struct cmatcher *m, size_t n_matchers)
+static int add_unindexed(struct ts_series_set *set, struct ts_series **unidx, size_t n_unidx,
+			 const struct ids *res, struct cmatcher *m, size_t n_matchers)
 {
+	size_t from = set->n;
 	pthread_mutex_lock(&set->db->mu);
 	for (size_t i = 0; i < n_unidx; i++) {
 		/* Skip those that reached the postings in the meantime (already in res). */
@@ -470,10 +594,10 @@ static void add_unindexed(struct ts_series_set *set, struct ts_series **unidx, s
 			continue;
 		if (unidx[i]->max_t_known && unidx[i]->max_t < set->mint)
 			continue;
-		if (series_matches(unidx[i], m, n_matchers))
-			set->ser[set->n++].s = unidx[i];
+		set->ser[set->n++].s = unidx[i];
 	}
 	pthread_mutex_unlock(&set->db->mu);
+	return filter_matching(set, from, m, n_matchers);
 }
 
 /* 4. Labels, sorted order. */
@@ -563,15 +687,17 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 	if ((rc = copy_unindexed(db, &unidx, &n_unidx)) ||
 	    (rc = match_postings(db, m, n_matchers, &x, &uncertain)) ||
 	    (rc = set_new(db, mint, maxt, x.res.n + n_unidx, &set)) ||
-	    (rc = add_indexed(set, &x.res, m, n_matchers, uncertain)))
+	    (rc = add_indexed(set, &x.res, m, n_matchers, uncertain)) ||
+	    (rc = add_unindexed(set, unidx, n_unidx, &x.res, m, n_matchers)))
 		goto out;
-	add_unindexed(set, unidx, n_unidx, &x.res, m, n_matchers);
 	/* In-memory chunks, then partition snapshots (this order matters). */
 	if ((rc = set_labels(set)) || (rc = snapshot_mem(set)) || (rc = snapshot_parts(set)))
 		goto out;
 	*out = set;
 	set = NULL;
 out:
+	if (rc == TS_ELIMIT && m)
+		cm_limit_msg(m, n_matchers, msg, msg_len);
 	ts_series_set_free(set);
 	cm_free(m, n_matchers);
 	ts_free(unidx);

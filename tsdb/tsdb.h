@@ -43,7 +43,8 @@ struct ts_db_opts {
  * the last checkpoint, and replays the WAL (a torn tail is cut and logged, never fatal).
  * opts may be NULL for defaults. *out is owned by the caller: ts_db_close() it.
  * Returns 0, -errno, -ENOMEM, TS_ECORRUPT, TS_EVERSION, TS_EBUSY (another process has
- * the database open for writing). */
+ * the database open for writing), -EINVAL (a negative duration, a partition width over
+ * 2^60 ms, or a window or limit over 2^62 ms). */
 int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out);
 
 /* Stops the writer thread, then checkpoints (sealed chunks and head rows to LMDB, the
@@ -72,8 +73,8 @@ struct ts_append_result {
 	uint64_t n_duplicate;	 /* exact resends of stored samples: accepted, not stored twice */
 	uint64_t n_out_of_order; /* rejected: TS_EOUTOFORDER */
 	uint64_t n_conflict;	 /* rejected: same timestamp, different value (TS_EDUPLICATE) */
-	uint64_t n_too_old;	 /* rejected: TS_ETOOOLD */
-	uint64_t n_too_future;	 /* rejected: TS_ETOOFUTURE */
+	uint64_t n_too_old;	 /* rejected: TS_ETOOOLD (retention, window, or before -2^62 ms) */
+	uint64_t n_too_future;	 /* rejected: TS_ETOOFUTURE (max_future_ms, or after 2^62 ms) */
 	uint64_t
 		n_invalid_series; /* series rejected whole for bad labels (TS_EINVALID/TS_ELIMIT) */
 	uint64_t n_new_series;	  /* series created by this batch */
@@ -100,7 +101,9 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
 enum ts_match_type { TS_MATCH_EQ = 0, TS_MATCH_NEQ = 1, TS_MATCH_RE = 2, TS_MATCH_NRE = 3 };
 
 /* A label matcher; name and value are NUL-terminated and borrowed. Regexes are PCRE2,
- * fully anchored (as Prometheus' are). A missing label matches as the empty string. */
+ * fully anchored (as Prometheus' are), run JIT-compiled and, past a backtracking limit,
+ * by PCRE2's non-backtracking DFA matcher, so answers equal RE2's without exponential
+ * time. A missing label matches as the empty string. */
 struct ts_matcher {
 	enum ts_match_type type;
 	const char *name;
@@ -117,7 +120,11 @@ struct ts_series_set;
  * LMDB read snapshots, so keep it briefly. Returns 0, TS_EINVALID (bad regex or
  * matcher type; for a regex msg names it if msg != NULL, at most msg_len bytes with the
  * NUL), -ENOMEM, TS_ECORRUPT (the index names a series it lacks, or a stored record is
- * malformed), TS_ELIMIT (no free LMDB reader slot). On error *out is not set. */
+ * malformed), TS_ELIMIT (no free LMDB reader slot; or a regex exceeded its matching
+ * limits on some value: msg names the regex, the label and the value's length; a
+ * regex never silently fails to match). On error *out is not set.
+ * Threading: label matching (regexes included) runs without the append lock, so a slow
+ * selection never holds up appends. */
 int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
 		 int64_t maxt_ms, struct ts_series_set **out, char *msg, size_t msg_len);
 /* Frees a set and gives back its snapshots. Every iterator of the set must be freed

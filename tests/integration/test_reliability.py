@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""Reliability regressions: inputs that once gave wrong answers or lost an acknowledged
+sample, each checked through the real server, before and after the data reaches the
+index (a restart writes every series' postings).
+
+- negative matchers that match "" keep series whose value is longer than a posting key
+  holds (long values are cut in the postings and must be re-checked, not excluded);
+- a regex over a long value answers as Prometheus (RE2) does: a match-limit error of the
+  regex engine is never a silent "no match";
+- timestamps at the int64 edges: outside the storable range (+-2^62 ms) a sample is
+  refused with 400 (it was once acknowledged and then lost when its partition's bounds
+  overflowed); the range's own edges are stored and survive a restart;
+"""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tsdbtest  # noqa: E402
+
+T0 = 1700000000000
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+def series_of(srv, match, start=None, end=None):
+    params = [("match[]", match)]
+    if start is not None:
+        params.append(("start", str(start)))
+    if end is not None:
+        params.append(("end", str(end)))
+    r = srv.get("/api/v1/series", params)
+    if r.status != 200:
+        raise AssertionError("series %s: %r" % (match, r))
+    return sorted(json.dumps(s, sort_keys=True) for s in r.json()["data"])
+
+
+class Reliability(unittest.TestCase):
+    srv = None
+
+    @classmethod
+    def setUpClass(cls):
+        # No future limit, so the far edge of the storable range can be written.
+        cls.srv = tsdbtest.Server(["--max-future", "0"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        cls.srv.cleanup()
+
+    def both_ways(self, check):
+        """Runs check() on series the index does not hold yet and again after a restart."""
+        check()
+        self.assertEqual(self.srv.stop(), 0)
+        self.srv.start()
+        check()
+
+    def test_negative_matchers_keep_long_values(self):
+        s = self.srv
+        lines = []
+        for n in (1, 249, 250, 251, 300, 4000):
+            lines.append(tsdbtest.jsonl_line({"__name__": "lv", "v": "x" * n, "n": str(n)},
+                                             [(T0, float(n))]))
+        lines.append(tsdbtest.jsonl_line({"__name__": "lv", "n": "none"}, [(T0, 0.0)]))
+        s.import_jsonl(lines)
+        every = series_of(s, "lv")
+        self.assertEqual(len(every), 7)
+
+        def check():
+            self.assertEqual(series_of(s, 'lv{v!="zzz"}'), every)
+            self.assertEqual(series_of(s, 'lv{v!~"z+"}'), every)
+            # Excluding one long value drops exactly that series.
+            long300 = series_of(s, 'lv{n="300"}')
+            self.assertEqual(len(long300), 1)
+            rest = sorted(set(every) - set(long300))
+            self.assertEqual(series_of(s, 'lv{v!="%s"}' % ("x" * 300)), rest)
+            # Two long values sharing the 250-byte prefix are told apart.
+            self.assertEqual(len(series_of(s, 'lv{v="%s"}' % ("x" * 251))), 1)
+            self.assertEqual(len(series_of(s, 'lv{v=~"x{251}"}')), 1)
+            self.assertEqual(len(series_of(s, 'lv{v!~"x{251}"}')), 6)
+
+        self.both_ways(check)
+
+    def test_regex_on_long_values_never_misses(self):
+        s = self.srv
+        val = "ab" * 2000 + "c"  # 4,001 bytes
+        s.import_jsonl([
+            tsdbtest.jsonl_line({"__name__": "rx", "v": val}, [(T0, 1.0)]),
+            tsdbtest.jsonl_line({"__name__": "rx", "v": "d"}, [(T0, 2.0)]),
+        ])
+
+        def check():
+            self.assertEqual(len(series_of(s, 'rx{v=~"(a|b)*c"}')), 1)
+            self.assertEqual(len(series_of(s, 'rx{v!~"(a|b)*c"}')), 1)
+            self.assertEqual(len(series_of(s, 'rx{v=~"(a|b)*(c|d)"}')), 2)
+            self.assertEqual(len(series_of(s, 'rx{v!~"((a|b)*c|d)"}')), 0)
+            r = s.get("/api/v1/query", {"query": 'count(rx{v=~"(a|b)*c"})', "time": str(T0 / 1000)})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["data"]["result"][0]["value"][1], "1")
+
+        self.both_ways(check)
+
+    def test_timestamps_at_the_int64_edges(self):
+        s = self.srv
+        # Outside +-2^62 ms nothing is stored and the sender is told why.
+        for t in (INT64_MIN, INT64_MIN + 1, -(1 << 62) - 1, (1 << 62) + 1, INT64_MAX):
+            r = s.post("/api/v1/import", (json.dumps({
+                "metric": {"__name__": "tedge_bad"}, "values": [1.0],
+                "timestamps": [t]}) + "\n").encode())
+            self.assertEqual(r.status, 400, (t, r))
+            self.assertIn(str(t), r.text)
+        # The edges themselves are stored and survive a restart.
+        edges = [-(1 << 62), -(1 << 62) + 1, -1, 0, (1 << 62) - 1, 1 << 62]
+        r = s.post("/api/v1/import", (json.dumps({
+            "metric": {"__name__": "tedge"}, "values": [float(i) for i in range(len(edges))],
+            "timestamps": edges}) + "\n").encode())
+        self.assertEqual(r.status, 204, r)
+
+        def check():
+            r = s.get("/api/v1/export", {"match[]": "tedge"})
+            self.assertEqual(r.status, 200, r)
+            got = [json.loads(l) for l in r.text.splitlines() if l]
+            self.assertEqual(sum(len(g["timestamps"]) for g in got), len(edges), r.text)
+            self.assertEqual(sorted(t for g in got for t in g["timestamps"]), edges)
+            r = s.get("/api/v1/export", {"match[]": "tedge_bad"})
+            self.assertEqual(r.text.strip(), "")
+
+        self.both_ways(check)
+
+
+if __name__ == "__main__":
+    tsdbtest.main()
