@@ -116,7 +116,8 @@ out:
 	return rc;
 }
 
-static int compact_one(struct ts_db *db, struct ts_partition *p)
+/* Rewrites p (pinned by the caller, so its env stays open across the renames). */
+static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 {
 	char tmp[4200], old[4200], raw[4200];
 	snprintf(tmp, sizeof tmp, "%s" TS_FORMAT_PART_COMPACT_SUFFIX, p->dir);
@@ -154,31 +155,50 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 		return rc;
 	}
 	ts__part_replace(db, p, np);
-	ts_env_size(np->env, &map, &after);
+	after = ts__part_bytes(db, np);
 	ts_log(TS_LOG_INFO,
 	       "compacted %s: %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes in use", p->dir,
 	       n, before, after);
 	/* The old env is now <dir>.old; it goes with the last reader's reference. */
 	char *od = ts_strdup(old);
 	if (od) {
+		pthread_mutex_lock(&db->open_mu);
 		ts_free(p->dir);
 		p->dir = od;
+		pthread_mutex_unlock(&db->open_mu);
 		atomic_store(&p->remove, 1);
 	}
-	ts__part_unref(p);
 	return 0;
 }
 
-
-static int eligible(const struct ts_partition *p, int64_t closed_before, int force)
+/* Compacts p unless opening it shows it is compacted already. On success p has left
+ * the array and the array's reference is given back. */
+static int compact_one(struct ts_db *db, struct ts_partition *p)
 {
-	if (p->compacted || p->end > closed_before)
+	int rc = ts__part_pin(db, p);
+	if (rc)
+		return rc;
+	if (atomic_load(&p->compacted) == 1) {
+		ts__part_unpin(db, p);
+		return 0;
+	}
+	rc = compact_pinned(db, p);
+	ts__part_unpin(db, p);
+	if (rc == 0)
+		ts__part_unref(db, p);
+	return rc;
+}
+
+
+/* Whether p is worth rewriting now. A partition whose env was never opened does not know
+ * yet whether it is compacted (-1): compact_one finds out when it opens it. */
+static int eligible(struct ts_db *db, struct ts_partition *p, int64_t closed_before, int force)
+{
+	if (atomic_load(&p->compacted) == 1 || p->end > closed_before)
 		return 0;
 	if (force)
 		return 1;
-	uint64_t map, used;
-	ts_env_size(p->env, &map, &used);
-	return used >= MIN_BYTES &&
+	return ts__part_bytes(db, p) >= MIN_BYTES &&
 	       (p->last_write_mono_ms == 0 || ts_mono_ms() - p->last_write_mono_ms >= QUIET_MS);
 }
 
@@ -192,7 +212,7 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 		struct ts_partition *pick = NULL;
 		pthread_rwlock_rdlock(&db->parts_mu);
 		for (size_t i = 0; i < db->n_parts && !pick; i++)
-			if (eligible(db->parts[i], closed_before, force))
+			if (eligible(db, db->parts[i], closed_before, force))
 				pick = db->parts[i];
 		pthread_rwlock_unlock(&db->parts_mu);
 		if (!pick)
@@ -206,8 +226,8 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 		if (busy)
 			break;
 		rc = compact_one(db, pick);
-		if (rc)
-			pick->compacted = 1; /* do not retry it in a loop; a restart tries again */
+		if (rc) /* do not retry it in a loop; a restart tries again */
+			atomic_store(&pick->compacted, 1);
 		done++;
 	}
 	return done;

@@ -573,6 +573,7 @@ static void set_options(struct ts_db *db, const struct ts_db_opts *opts)
 		db->o.checkpoint_interval_ms = 300000;
 	if (!db->o.flush_interval_ms)
 		db->o.flush_interval_ms = 1000;
+	db->max_open = db->o.max_open_partitions ? db->o.max_open_partitions : 64;
 	db->lim.max_labels = db->o.max_labels ? db->o.max_labels : 64;
 	/* Longer names would not fit a postings key (format.h). */
 	db->lim.max_name_len = db->o.max_label_name_len &&
@@ -607,6 +608,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_rwlock_init(&db->parts_mu, NULL);
 	pthread_mutex_init(&db->wmu, NULL);
 	pthread_mutex_init(&db->fmu, NULL);
+	pthread_mutex_init(&db->open_mu, NULL);
 	pthread_mutex_init(&db->md_mu, NULL);
 	pthread_cond_init(&db->wcond, NULL);
 	db->lock_fd = -1;
@@ -661,6 +663,7 @@ static void db_free(struct ts_db *db)
 	pthread_rwlock_destroy(&db->parts_mu);
 	pthread_mutex_destroy(&db->wmu);
 	pthread_mutex_destroy(&db->fmu);
+	pthread_mutex_destroy(&db->open_mu);
 	ts__md_free(db);
 	pthread_mutex_destroy(&db->md_mu);
 	pthread_cond_destroy(&db->wcond);
@@ -706,10 +709,11 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	out->index_bytes = used;
 	pthread_rwlock_rdlock(&db->parts_mu);
 	out->n_partitions = db->n_parts;
-	for (size_t i = 0; i < db->n_parts; i++) {
-		ts_env_size(db->parts[i]->env, &map, &used);
-		out->partitions_bytes += used;
-	}
+	for (size_t i = 0; i < db->n_parts; i++)
+		out->partitions_bytes += ts__part_bytes(db, db->parts[i]);
+	pthread_mutex_lock(&db->open_mu);
+	out->n_open_partitions = db->n_open;
+	pthread_mutex_unlock(&db->open_mu);
 	pthread_rwlock_unlock(&db->parts_mu);
 	ts_wal_stats(db->wal, &out->wal);
 }

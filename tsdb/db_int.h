@@ -105,10 +105,13 @@ struct ts_shard {
  * time; the last reference closes the env and, if asked, deletes its directory. */
 struct ts_partition {
 	int64_t start, end; /* [start, end) in ms */
-	struct ts_env *env;
-	unsigned chunks;	    /* table handle */
-	unsigned meta;		    /* table: "compacted" (compact.c) */
-	int compacted;		    /* rewritten tightly since its last write; writer only */
+	struct ts_env *env; /* NULL while closed; opened on demand (ts__part_pin), db->open_mu */
+	unsigned chunks;    /* table handles, valid while env is open */
+	unsigned meta;	    /* table: "compacted" (compact.c) */
+	int pins;	    /* users of env right now (db->open_mu); 0: it may be closed */
+	uint64_t last_use;  /* db->open_clock at the last pin, for LRU closing (db->open_mu) */
+	atomic_int compacted; /* 1 rewritten tightly since its last write, 0 not, -1 not known
+			       * until the env is first opened */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
 	atomic_int remove; /* delete the directory with the last reference */
@@ -149,6 +152,12 @@ struct ts_db {
 	pthread_rwlock_t parts_mu;   /* guards the partitions array */
 	struct ts_partition **parts; /* sorted by start; each holds the array's reference */
 	size_t n_parts, cap_parts;
+	/* Open partition envs (each costs file descriptors and address space): at most
+	 * max_open are kept open while unpinned; the least recently used goes first. */
+	pthread_mutex_t open_mu; /* guards every partition's env, pins, last_use, dir, and: */
+	struct ts_partition **open; /* partitions whose env is open (no reference held) */
+	size_t n_open, cap_open, max_open;
+	uint64_t open_clock;
 
 	pthread_t writer;
 	pthread_mutex_t fmu; /* serialises flushes (writer thread, checkpoint, close) */
@@ -180,9 +189,22 @@ struct ts_db {
 
 /* Start of the partition holding t (floor to a multiple of the partition width). */
 int64_t ts__partition_start(const struct ts_db *db, int64_t t);
-/* Opens the env of partition [start, end) (one reference, for the caller). */
+/* A partition object for [start, end) with one reference, for the caller. Its env is not
+ * opened (nor its directory created) until the first ts__part_pin. 0 or -ENOMEM. */
 int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partition **out);
-/* Opens every partition under <dir>/raw at open, first finishing or undoing a
+/* Makes p->env (and its table handles) usable until the matching ts__part_unpin:
+ * opens the env if it is closed, first closing the least recently used unpinned envs
+ * beyond db->max_open (and retrying once after closing one more on EMFILE/ENFILE).
+ * The caller holds a reference to p. Returns 0, or ts_env_open's error. */
+int ts__part_pin(struct ts_db *db, struct ts_partition *p);
+/* Ends a pin, then closes the least recently used unpinned envs beyond the cap (a long
+ * query may have opened more). Accepts p == NULL. */
+void ts__part_unpin(struct ts_db *db, struct ts_partition *p);
+/* Bytes the partition's data file holds (its env's high-water mark when open, else the
+ * file size). 0 when it has no file yet. */
+uint64_t ts__part_bytes(struct ts_db *db, struct ts_partition *p);
+/* Lists every partition under <dir>/raw at open (their envs stay closed until used, so
+ * start-up does not depend on the length of the history), first finishing or undoing a
  * compaction a crash interrupted. */
 int ts__parts_open_existing(struct ts_db *db);
 /* Drops the array's references and frees it (close). */
@@ -196,7 +218,7 @@ struct ts_partition *ts__part_ref(struct ts_db *db, int64_t start);
 void ts__part_hold(struct ts_partition *p);
 /* Gives a reference back; the last one closes the env (and deletes it if dropped).
  * Accepts NULL. */
-void ts__part_unref(struct ts_partition *p);
+void ts__part_unref(struct ts_db *db, struct ts_partition *p);
 /* Puts np in old's place in the array (compaction; writer only). The array's reference
  * moves to np; the caller releases old's. */
 void ts__part_replace(struct ts_db *db, struct ts_partition *old, struct ts_partition *np);

@@ -9,6 +9,15 @@
  * The last reference closes the env and, for a dropped or replaced partition, deletes
  * its directory.
  *
+ * Envs are opened lazily and kept in an LRU of at most db->max_open: months of history
+ * would otherwise cost three file descriptors and a map per day for as long as the
+ * server runs, and start-up would open them all. A user of p->env pins it
+ * (ts__part_pin/unpin); any unpinned env may be closed to make room, and is opened
+ * again from p->dir when next pinned. db->open lists the open ones, so making room needs
+ * only open_mu (lock order: parts_mu before open_mu, never the reverse). Compaction
+ * pins the old env across the directory renames and swaps p->dir under open_mu, so
+ * p->dir always names where p's files are whenever p's env can be opened.
+ *
  * Uses: format.h, storage/. Nothing here calls back into the rest of the engine.
  */
 #include <dirent.h>
@@ -44,36 +53,124 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 		ts_free(p);
 		return -ENOMEM;
 	}
-	struct ts_env_opts eo = { .map_bytes = 64u << 20 };
-	int rc = ts_env_open(path, &eo, &p->env);
-	if (rc == 0)
-		rc = ts_env_table(p->env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &p->chunks);
-	if (rc == 0)
-		rc = ts_env_table(p->env, TS_FORMAT_PART_TABLE_META, 0, &p->meta);
-	if (rc == 0) {
-		struct ts_rtxn *r;
-		const void *v;
-		size_t vl;
-		rc = ts_env_read_begin(p->env, &r);
-		if (rc == 0) {
-			p->compacted = ts_env_get(r, p->meta, TS_FORMAT_PART_META_COMPACTED,
-						  strlen(TS_FORMAT_PART_META_COMPACTED), &v,
-						  &vl) == 0;
-			ts_env_read_end(r);
-		}
-	}
-	if (rc) {
-		ts_env_close(p->env);
-		ts_free(p->dir);
-		ts_free(p);
-		return rc;
-	}
 	p->start = start;
 	p->end = end;
+	atomic_init(&p->compacted, -1);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->remove, 0);
 	*out = p;
 	return 0;
+}
+
+/* Opens p's env and tables, and learns whether it is compacted (open_mu held). */
+static int env_open(struct ts_db *db, struct ts_partition *p)
+{
+	struct ts_env_opts eo = { .map_bytes = 64u << 20 };
+	struct ts_env *env;
+	int rc = ts_env_open(p->dir, &eo, &env);
+	if (rc)
+		return rc;
+	rc = ts_env_table(env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &p->chunks);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &p->meta);
+	if (rc == 0 && atomic_load(&p->compacted) < 0) {
+		struct ts_rtxn *r;
+		const void *v;
+		size_t vl;
+		rc = ts_env_read_begin(env, &r);
+		if (rc == 0) {
+			int c = ts_env_get(r, p->meta, TS_FORMAT_PART_META_COMPACTED,
+					   strlen(TS_FORMAT_PART_META_COMPACTED), &v, &vl) == 0;
+			int unknown = -1;
+			atomic_compare_exchange_strong(&p->compacted, &unknown, c);
+			ts_env_read_end(r);
+		}
+	}
+	if (rc) {
+		ts_env_close(env);
+		return rc;
+	}
+	if (ts_grow((void **)&db->open, &db->cap_open, db->n_open + 1, sizeof *db->open)) {
+		ts_env_close(env);
+		return -ENOMEM;
+	}
+	p->env = env;
+	db->open[db->n_open++] = p;
+	return 0;
+}
+
+static void env_close(struct ts_db *db, struct ts_partition *p)
+{
+	ts_env_close(p->env);
+	p->env = NULL;
+	for (size_t i = 0; i < db->n_open; i++)
+		if (db->open[i] == p) {
+			db->open[i] = db->open[--db->n_open];
+			break;
+		}
+}
+
+/* Closes the least recently used unpinned env, if any (open_mu held). 1 if one was. */
+static int close_lru(struct ts_db *db)
+{
+	struct ts_partition *victim = NULL;
+	for (size_t i = 0; i < db->n_open; i++) {
+		struct ts_partition *q = db->open[i];
+		if (q->pins == 0 && (!victim || q->last_use < victim->last_use))
+			victim = q;
+	}
+	if (!victim)
+		return 0;
+	env_close(db, victim);
+	return 1;
+}
+
+int ts__part_pin(struct ts_db *db, struct ts_partition *p)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->open_mu);
+	if (!p->env) {
+		while (db->n_open >= db->max_open && close_lru(db))
+			;
+		rc = env_open(db, p);
+		if ((rc == -EMFILE || rc == -ENFILE) && close_lru(db))
+			rc = env_open(db, p);
+	}
+	if (rc == 0) {
+		p->pins++;
+		p->last_use = ++db->open_clock;
+	}
+	pthread_mutex_unlock(&db->open_mu);
+	return rc;
+}
+
+void ts__part_unpin(struct ts_db *db, struct ts_partition *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&db->open_mu);
+	p->pins--;
+	/* A long query may have opened more than the cap: give the extra back now. */
+	while (db->n_open > db->max_open && close_lru(db))
+		;
+	pthread_mutex_unlock(&db->open_mu);
+}
+
+uint64_t ts__part_bytes(struct ts_db *db, struct ts_partition *p)
+{
+	uint64_t map = 0, used = 0;
+	pthread_mutex_lock(&db->open_mu);
+	if (p->env) {
+		ts_env_size(p->env, &map, &used);
+	} else {
+		char path[4200];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/data.mdb", p->dir);
+		if (stat(path, &st) == 0)
+			used = (uint64_t)st.st_size;
+	}
+	pthread_mutex_unlock(&db->open_mu);
+	return used;
 }
 
 /* An env directory holds only LMDB's two files. */
@@ -95,11 +192,14 @@ void ts__part_hold(struct ts_partition *p)
 	atomic_fetch_add(&p->refs, 1);
 }
 
-void ts__part_unref(struct ts_partition *p)
+void ts__part_unref(struct ts_db *db, struct ts_partition *p)
 {
 	if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
 		return;
-	ts_env_close(p->env);
+	pthread_mutex_lock(&db->open_mu);
+	if (p->env)
+		env_close(db, p);
+	pthread_mutex_unlock(&db->open_mu);
 	if (atomic_load(&p->remove))
 		ts__dir_remove(p->dir);
 	ts_free(p->dir);
@@ -190,7 +290,7 @@ int ts__parts_open_existing(struct ts_db *db)
 		}
 		rc = part_insert(db, p);
 		if (rc) {
-			ts__part_unref(p);
+			ts__part_unref(db, p);
 			break;
 		}
 	}
@@ -201,7 +301,10 @@ int ts__parts_open_existing(struct ts_db *db)
 void ts__parts_close(struct ts_db *db)
 {
 	for (size_t i = 0; i < db->n_parts; i++)
-		ts__part_unref(db->parts[i]);
+		ts__part_unref(db, db->parts[i]);
+	ts_free(db->open);
+	db->open = NULL;
+	db->n_open = db->cap_open = 0;
 	ts_free(db->parts);
 	db->parts = NULL;
 	db->n_parts = db->cap_parts = 0;
@@ -223,7 +326,7 @@ int ts__part_get(struct ts_db *db, int64_t t, struct ts_partition **out)
 		goto out;
 	rc = part_insert(db, p);
 	if (rc) {
-		ts__part_unref(p);
+		ts__part_unref(db, p);
 		goto out;
 	}
 	*out = p;
@@ -264,7 +367,7 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 		       "retention: removing partition %s (all samples before %" PRId64 ")",
 		       gone[i]->dir, cutoff);
 		atomic_store(&gone[i]->remove, 1);
-		ts__part_unref(gone[i]); /* the array's reference; readers may still hold theirs */
+		ts__part_unref(db, gone[i]); /* the array's reference; readers may still hold theirs */
 	}
 	return n;
 }

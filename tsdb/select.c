@@ -438,8 +438,11 @@ void ts_series_set_free(struct ts_series_set *set)
 	if (!set)
 		return;
 	for (size_t i = 0; i < set->n_parts; i++) {
-		ts_env_read_end(set->parts[i].r);
-		ts__part_unref(set->parts[i].part);
+		if (set->parts[i].r) {
+			ts_env_read_end(set->parts[i].r);
+			ts__part_unpin(set->db, set->parts[i].part);
+		}
+		ts__part_unref(set->db, set->parts[i].part);
 	}
 	ts_free(set->parts);
 	ts_free(set->ser);
@@ -644,31 +647,40 @@ static int snapshot_mem(struct ts_series_set *set)
 	return 0;
 }
 
-/* 5b. Read snapshots of the partitions overlapping the range, each with a reference. */
+/* 5b. Read snapshots of the partitions overlapping the range, each with a reference and
+ * a pin (its env is opened now if it was closed). References are taken under parts_mu;
+ * envs are opened after it is released, since opening may close other envs. */
 static int snapshot_parts(struct ts_series_set *set)
 {
 	struct ts_db *db = set->db;
 	int rc = 0;
 	pthread_rwlock_rdlock(&db->parts_mu);
 	set->parts = ts_calloc(db->n_parts ? db->n_parts : 1, sizeof *set->parts);
-	for (size_t i = 0; set->parts && i < db->n_parts && rc == 0; i++) {
+	for (size_t i = 0; set->parts && i < db->n_parts; i++) {
 		struct ts_partition *p = db->parts[i];
 		if (p->end <= set->mint || p->start > set->maxt)
 			continue;
-		struct part_snap *ps = &set->parts[set->n_parts];
+		struct part_snap *ps = &set->parts[set->n_parts++];
 		ps->start = p->start;
 		ps->end = p->end;
 		ps->part = p;
-		ps->table = p->chunks;
-		rc = ts_env_read_begin(p->env, &ps->r);
-		if (rc == 0) {
-			ts__part_hold(p);
-			set->n_parts++;
+		ts__part_hold(p);
+	}
+	pthread_rwlock_unlock(&db->parts_mu);
+	if (!set->parts)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->n_parts && rc == 0; i++) {
+		struct part_snap *ps = &set->parts[i];
+		rc = ts__part_pin(db, ps->part);
+		if (rc)
+			break;
+		ps->table = ps->part->chunks;
+		rc = ts_env_read_begin(ps->part->env, &ps->r);
+		if (rc) {
+			ps->r = NULL;
+			ts__part_unpin(db, ps->part);
 		}
 	}
-	if (!set->parts)
-		rc = -ENOMEM;
-	pthread_rwlock_unlock(&db->parts_mu);
 	return rc;
 }
 

@@ -37,6 +37,9 @@ struct ts_db_opts {
 	uint32_t max_labels;	      /* per series; 0 means 64 */
 	uint32_t max_label_name_len;  /* 0 means 256 */
 	uint32_t max_label_value_len; /* 0 means 4096 */
+	uint32_t max_open_partitions; /* partition envs kept open when idle (each holds 3 file
+				       * descriptors); 0 means 64. Queries may open more
+				       * while they run. */
 };
 
 /* Opens (creating if absent) the database in `dir` and recovers it: loads the index,
@@ -257,6 +260,7 @@ struct ts_db_stats {
 	uint64_t index_bytes;	   /* LMDB index env in use */
 	uint64_t partitions_bytes; /* all partition envs in use */
 	uint64_t n_partitions;
+	uint64_t n_open_partitions; /* of which envs are open now (see max_open_partitions) */
 	struct ts_wal_stats wal;
 };
 /* Fills *out (the caller's) with a snapshot of the counters. Never fails. */

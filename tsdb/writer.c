@@ -189,24 +189,30 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		if (rc)
 			break;
 		/* Only the writer creates partitions, so p stays valid during this group. */
-		struct ts_rtxn *r;
-		rc = ts_env_read_begin(p->env, &r);
+		rc = ts__part_pin(db, p);
 		if (rc)
 			break;
+		struct ts_rtxn *r;
+		rc = ts_env_read_begin(p->env, &r);
+		if (rc) {
+			ts__part_unpin(db, p);
+			break;
+		}
 		ts_batch_reset(b);
 		size_t j = i;
 		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++)
 			rc = chunk_put(p, b, r, refs[j].c, &scratch);
 		/* A late write undoes a compaction: the partition is rewritten again later. */
-		if (rc == 0 && p->compacted)
+		if (rc == 0 && atomic_load(&p->compacted))
 			rc = ts_batch_del(b, p->meta, TS_FORMAT_PART_META_COMPACTED,
 					  strlen(TS_FORMAT_PART_META_COMPACTED), NULL, 0);
 		/* The read snapshot must end before apply: growing the map waits for readers. */
 		ts_env_read_end(r);
 		if (rc == 0)
 			rc = ts_env_apply(p->env, b);
+		ts__part_unpin(db, p);
 		if (rc == 0) {
-			p->compacted = 0;
+			atomic_store(&p->compacted, 0);
 			p->last_write_mono_ms = ts_mono_ms();
 		}
 		i = j;
