@@ -23,8 +23,13 @@
  *   commit) the transaction is aborted, the map doubled and the whole batch applied
  *   again from its first operation. MDB_MAP_RESIZED (another process grew the file)
  *   adopts the size recorded in the file and retries.
- * - Any other commit failure (EIO, ENOSPC...) is sticky: the env logs it once and
- *   every later write returns TS_EIO. Nothing is retried silently.
+ * - A commit that fails for want of space (ENOSPC, EDQUOT) is returned as -ENOSPC and
+ *   the env stays writable, so writes resume by themselves once space returns: LMDB
+ *   writes a transaction's new pages before the meta page that makes them live, and a
+ *   failure before the meta page leaves the previous state intact; a failed meta-page
+ *   write makes LMDB itself refuse further transactions (MDB_PANIC, below).
+ * - Any other commit failure (EIO...) and MDB_PANIC are sticky: the env logs it once
+ *   and every later write returns TS_EIO. Nothing is retried silently.
  * - DUPFIXED_U64 tables are MDB_DUPSORT|MDB_DUPFIXED|MDB_INTEGERDUP: values are 8-byte
  *   integers in host byte order, so what a caller puts is byte-identical to what a
  *   cursor returns, LMDB sorts them numerically, and MDB_GET_MULTIPLE pages can be
@@ -468,6 +473,10 @@ static int run_write(struct ts_env *env, write_fn fn, void *arg)
 			if ((rc = grow_map(env)) != 0)
 				break;
 			continue;
+		}
+		if (at_commit && (rc == ENOSPC || rc == EDQUOT)) {
+			rc = -ENOSPC; /* nothing became live: the caller may retry later */
+			break;
 		}
 		if (rc == MDB_PANIC || (rc && at_commit))
 			rc = set_failed(env, rc);

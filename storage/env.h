@@ -80,8 +80,10 @@ int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t kle
 		 size_t vlen);
 
 /* Applies the whole batch in one write transaction and commits (durable on return
- * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, TS_EIO
- * (commit failed: the env refuses further writes), TS_ELIMIT (key too long), -errno
+ * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, -ENOSPC
+ * (the file system is full or over quota: nothing applied, the env stays writable and
+ * the same batch may be applied again later), TS_EIO (commit failed otherwise: the env
+ * refuses further writes), TS_ELIMIT (key too long), -errno
  * (-EACCES when read-only), TS_EINVALID (table not opened on this env, or a DUPFIXED
  * value that is not 8 bytes), TS_EFULL (one transaction too large for LMDB). On any
  * error nothing of the batch is applied. */

@@ -144,6 +144,7 @@ struct ts_wal {
 	uint64_t synced_end; /* everything before it is on stable storage */
 	int syncing;	     /* a leader is in fdatasync with mu dropped */
 	int err;	     /* sticky: TS_EIO once a write or sync failed */
+	int full;	     /* the last append found no space (cut, logged once) */
 	uint64_t n_syncs, sync_ns_total, sync_ns_max;
 };
 
@@ -252,6 +253,30 @@ static int dir_sync(struct ts_wal *w)
 	return ts__wal_io.fsync(w->dirfd) ? -errno : 0;
 }
 
+/* A failed append. Out of space (ENOSPC, EDQUOT), what part of the record reached the
+ * file is cut off again and the log stays writable: the caller refuses this record and
+ * may retry once space returns, as if nothing had happened. Anything else, or a cut that
+ * fails, makes the log read-only (set_err_locked). Returns -ENOSPC or TS_EIO. */
+static void set_err_locked(struct ts_wal *w, const char *what, int rc);
+static int cut_failed_append_locked(struct ts_wal *w, int rc)
+{
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		struct seg *s = &w->segs[w->n_segs - 1];
+		if (ftruncate(w->fd, (off_t)s->size) == 0) {
+			if (!w->full)
+				ts_log(TS_LOG_WARN,
+				       "wal %s: no space left at LSN %" PRIu64
+				       "; refusing records until there is",
+				       w->dir, w->end);
+			w->full = 1;
+			return -ENOSPC;
+		}
+		rc = -errno;
+	}
+	set_err_locked(w, "write", rc);
+	return TS_EIO;
+}
+
 /* First failure wins and is the one logged; later ones only return TS_EIO. */
 static void set_err_locked(struct ts_wal *w, const char *what, int rc)
 {
@@ -315,6 +340,8 @@ static int create_segment(struct ts_wal *w, uint64_t base, uint64_t prev_end, in
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, hdr, sizeof hdr);
+	if (rc == -ENOSPC || rc == -EDQUOT)
+		goto fail; /* only a temporary file is lost: the log stays writable */
 	if (rc == 0 && !never && ts__wal_io.fsync(fd) != 0)
 		rc = -errno;
 	if (rc) {
@@ -947,9 +974,12 @@ int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len, u
 	put32(buf, rec_crc(buf + REC_HDR, disk_len, buf, lsn));
 	rc = write_all(w->fd, buf, REC_HDR + disk_len);
 	if (rc) {
-		set_err_locked(w, "write", rc);
-		rc = TS_EIO;
+		rc = cut_failed_append_locked(w, rc);
 		goto out;
+	}
+	if (w->full) {
+		ts_log(TS_LOG_INFO, "wal %s: space is back; appending again", w->dir);
+		w->full = 0;
 	}
 	w->appended = 1;
 	w->end += REC_HDR + disk_len;

@@ -17,7 +17,11 @@
  *                         interval_ms (power loss may lose up to that window).
  *   TS_WAL_SYNC_NEVER     returns at once; the OS writes back when it likes.
  * A failed write or fdatasync makes the WAL read-only: that call and every later
- * append/commit return TS_EIO. Errors are never retried silently (fsyncgate).
+ * append/commit return TS_EIO. Errors are never retried silently (fsyncgate). The one
+ * exception is a write refused for want of space (ENOSPC, EDQUOT): the partial record
+ * is cut off again, that append returns -ENOSPC and the log stays writable, so appends
+ * resume by themselves once space returns. A failed fdatasync stays fatal whatever its
+ * errno: the kernel may have dropped the dirty pages.
  *
  * Threading: append, commit, truncate may be called from any threads concurrently.
  * Replay must run before the first append, from one thread.
@@ -63,7 +67,8 @@ typedef int (*ts_wal_replay_fn)(void *arg, uint64_t lsn, uint8_t type, const uin
 int ts_wal_replay(struct ts_wal *w, uint64_t from_lsn, ts_wal_replay_fn fn, void *arg);
 
 /* Appends one record (len <= 64 MiB) and write(2)s it. *lsn_out receives its LSN.
- * Returns 0, -ENOMEM, TS_ELIMIT (too large), TS_EIO (this or an earlier I/O error),
+ * Returns 0, -ENOMEM, TS_ELIMIT (too large), -ENOSPC (no space: nothing of the record
+ * stays in the log, which remains writable), TS_EIO (this or an earlier I/O error),
  * -EINVAL (open found segments and no ts_wal_replay() has completed since: the end
  * of the log is not known until replay has checked it). */
 int ts_wal_append(struct ts_wal *w, uint8_t type, const void *rec, size_t len, uint64_t *lsn_out);

@@ -424,8 +424,8 @@ static int log_and_apply(struct ts_db *db, size_t len, struct prep *prep, size_t
 			 struct ts_append_result *res, uint64_t *lsn, int *wrote)
 {
 	int w = ts_wal_append(db->wal, TS_FORMAT_WAL_REC_BATCH, db->rec, len, lsn);
-	if (w == -ENOMEM)
-		return w; /* nothing was written and nothing applied */
+	if (w == -ENOMEM || w == -ENOSPC)
+		return w; /* nothing was written and nothing applied; the log stays usable */
 	if (w) {
 		db->wal_err = TS_EIO;
 		ts_log(TS_LOG_ERROR, "wal append failed (%s): refusing further writes",
@@ -452,6 +452,9 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 {
 	if (db->wal_err || db->closing)
 		return db->wal_err ? db->wal_err : TS_ECLOSED;
+	int we = atomic_load(&db->writer_err);
+	if (we)
+		return we; /* flushes fail: refuse until one succeeds (writer.c) */
 	size_t need_new;
 	int rc = reserve_record(db, in, n, prep, &need_new);
 	if (rc)
@@ -701,6 +704,8 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	out->n_samples_appended = atomic_load(&db->n_samples);
 	out->n_chunks_flushed = atomic_load(&db->n_flushed);
 	out->n_checkpoints = atomic_load(&db->n_checkpoints);
+	out->n_flush_failures = atomic_load(&db->n_flush_failures);
+	out->write_err = ts_db_writable(db);
 	pthread_mutex_lock(&db->mu);
 	ts__series_each(db, count_head, out);
 	pthread_mutex_unlock(&db->mu);
@@ -716,6 +721,14 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	pthread_mutex_unlock(&db->open_mu);
 	pthread_rwlock_unlock(&db->parts_mu);
 	ts_wal_stats(db->wal, &out->wal);
+}
+
+int ts_db_writable(struct ts_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+	int rc = db->wal_err ? db->wal_err : db->closing ? TS_ECLOSED : 0;
+	pthread_mutex_unlock(&db->mu);
+	return rc ? rc : atomic_load(&db->writer_err);
 }
 
 int ts_db_checkpoint(struct ts_db *db)

@@ -164,7 +164,8 @@ struct ts_db {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	int writer_running, writer_stop;
-	int writer_err;
+	atomic_int writer_err;		/* the last flush's error, 0 once one succeeds */
+	atomic_ullong n_flush_failures; /* flushes that failed since open */
 	uint64_t last_checkpoint_ms;
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;

@@ -92,8 +92,11 @@ struct ts_append_result {
  * (may be NULL) is the caller's and is reset first. series_rc, if not NULL, is an array
  * of n entries that receives per series 0 or the first rejection code for that series
  * (left unwritten when the call fails before anything was logged). Errors: -ENOMEM,
- * TS_EIO (the WAL failed, or memory lost a logged batch: nothing further is
- * acknowledged until the database is reopened), TS_ECLOSED (ts_db_close() has begun),
+ * -ENOSPC (no space for the WAL record: nothing logged, retry later), TS_EIO (the WAL
+ * failed, or memory lost a logged batch: nothing further is acknowledged until the
+ * database is reopened), the last flush's error while flushes into LMDB fail (see
+ * ts_db_writable(): -ENOSPC, -ENOMEM, TS_EIO...; nothing logged, writes resume by
+ * themselves once a flush succeeds), TS_ECLOSED (ts_db_close() has begun),
  * TS_ECORRUPT (a chunk held for the series failed to decode while judging a resend).
  * On error, no sample of the batch was acknowledged (some may still be durable). */
 int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
@@ -261,10 +264,19 @@ struct ts_db_stats {
 	uint64_t partitions_bytes; /* all partition envs in use */
 	uint64_t n_partitions;
 	uint64_t n_open_partitions; /* of which envs are open now (see max_open_partitions) */
+	uint64_t n_flush_failures;  /* flushes of sealed chunks or checkpoints that failed */
+	int write_err;		    /* ts_db_writable() */
 	struct ts_wal_stats wal;
 };
 /* Fills *out (the caller's) with a snapshot of the counters. Never fails. */
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
+
+/* Whether appends are accepted now: 0, or why not: TS_EIO (the WAL failed, or memory
+ * lost a logged batch: only reopening the database recovers), TS_ECLOSED, or the error
+ * of the last flush into LMDB (-ENOSPC when the disk is full, -ENOMEM, TS_EIO...): the
+ * writer retries every flush interval and appends resume once a flush succeeds.
+ * Cheap (one mutex): meant for readiness probes. Thread-safe. */
+int ts_db_writable(struct ts_db *db);
 
 /* Forces the writer to flush sealed chunks and checkpoint now; returns when done.
  * Returns 0 or the flush's error (-ENOMEM, -errno, TS_EIO, TS_EFULL); a failed

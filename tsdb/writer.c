@@ -389,15 +389,21 @@ static void redirty_heads(struct ts_db *db, struct flush *f)
 	pthread_mutex_unlock(&db->mu);
 }
 
-/* Records the outcome in db->writer_err, logging each new error once. */
+/* Records the outcome in db->writer_err, logging each new error once. While it is set,
+ * appends are refused (db.c): memory would otherwise fill with data that cannot reach
+ * LMDB, and the WAL would grow without checkpoints. The writer retries every flush
+ * interval, so writes resume by themselves once the cause (a full disk) goes away. */
 static void note_result(struct ts_db *db, int checkpoint, int rc)
 {
-	if (rc == 0)
-		db->writer_err = 0; /* a flush that failed earlier has now been redone */
-	if (rc && rc != db->writer_err) {
-		ts_log(TS_LOG_ERROR, "flush%s failed: %s", checkpoint ? " (checkpoint)" : "",
-		       ts_strerror(rc));
-		db->writer_err = rc;
+	int prev = atomic_exchange(&db->writer_err, rc);
+	if (rc == 0 && prev)
+		ts_log(TS_LOG_INFO, "flush succeeded again; accepting writes");
+	if (rc) {
+		atomic_fetch_add(&db->n_flush_failures, 1);
+		if (rc != prev)
+			ts_log(TS_LOG_ERROR, "flush%s failed: %s; refusing writes until a flush "
+					     "succeeds (retried every flush interval)",
+			       checkpoint ? " (checkpoint)" : "", ts_strerror(rc));
 	}
 }
 

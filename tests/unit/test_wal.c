@@ -201,6 +201,7 @@ static void reopen_replay(const char *dir, const struct ts_wal_opts *o, uint64_t
 
 static atomic_long write_countdown; /* >0: the write that brings it to 0 fails */
 static atomic_int write_torn;	    /* the failing write first writes half */
+static atomic_int write_errno;	    /* errno of the failing write (EIO when 0) */
 static atomic_int fdatasync_fail;   /* next fdatasync fails */
 static atomic_int fsync_fail;
 static atomic_int sync_sleep_us;
@@ -214,7 +215,7 @@ static ssize_t hook_write(int fd, const void *buf, size_t len)
 			ssize_t r = write(fd, buf, len / 2);
 			(void)r;
 		}
-		errno = ENOSPC;
+		errno = atomic_load(&write_errno) ? atomic_load(&write_errno) : EIO;
 		return -1;
 	}
 	return write(fd, buf, len);
@@ -252,6 +253,7 @@ static void hooks_install(void)
 {
 	atomic_store(&write_countdown, 0);
 	atomic_store(&write_torn, 0);
+	atomic_store(&write_errno, 0);
 	atomic_store(&fdatasync_fail, 0);
 	atomic_store(&fsync_fail, 0);
 	atomic_store(&sync_sleep_us, 0);
@@ -957,7 +959,7 @@ static void test_io_write_failure_at_every_write(void **state)
 		struct ts_wal *w;
 		int rc = ts_wal_open(dir, &o, &w);
 		if (rc != 0) {
-			assert_int_equal(rc, -ENOSPC);
+			assert_int_equal(rc, -EIO);
 			ts__wal_io_reset();
 			tu_rmtree(dir);
 			continue;
@@ -974,6 +976,69 @@ static void test_io_write_failure_at_every_write(void **state)
 	}
 	ts_log_set_level(TS_LOG_ERROR);
 	assert_true(saw_failure_after_acks > 20);
+}
+
+/* A write refused for want of space, at every write of a run (record or new segment
+ * header, whole or torn): that append returns -ENOSPC, nothing of it stays, the log
+ * stays writable, and every acknowledged record (before and after) replays in order. */
+static void test_io_no_space_is_retryable(void **state)
+{
+	(void)state;
+	char dir[4096];
+	struct ts_wal_opts o = { TS_WAL_SYNC_ALWAYS, 0, 1500, 1 };
+	int refused_after_acks = 0;
+	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
+	for (long n = 1; n < 60; n++) {
+		struct recs acked = { 0 };
+		tu_mkdtemp(dir, sizeof dir, "wal");
+		hooks_install();
+		atomic_store(&write_torn, (int)(n & 1));
+		atomic_store(&write_errno, n % 4 < 2 ? ENOSPC : EDQUOT);
+		atomic_store(&sync_fake, 1);
+		atomic_store(&write_countdown, n);
+		struct ts_wal *w;
+		int rc = ts_wal_open(dir, &o, &w);
+		if (rc != 0) { /* the first segment's header: nothing to lose yet */
+			assert_int_equal(rc, n % 4 < 2 ? -ENOSPC : -EDQUOT);
+			ts__wal_io_reset();
+			tu_rmtree(dir);
+			continue;
+		}
+		int refused = 0;
+		uint8_t rec[300];
+		for (size_t i = 0; i < 40; i++) {
+			uint8_t type;
+			size_t len = gen(10, i, sizeof rec, rec, &type);
+			uint64_t lsn;
+			rc = ts_wal_append(w, type, rec, len, &lsn);
+			if (rc == -ENOSPC) {
+				refused++;
+				refused_after_acks += acked.n > 0;
+				continue; /* the sender retries later; this record is not logged */
+			}
+			assert_int_equal(rc, 0);
+			assert_int_equal(ts_wal_commit(w, lsn), 0);
+			recs_push(&acked, lsn, type, rec, len);
+		}
+		assert_true(refused <= 1);
+		ts_wal_close(w);
+		ts__wal_io_reset();
+		/* Exactly the acknowledged records, nothing cut away as a torn tail. */
+		struct recs got = { 0 };
+		reopen_replay(dir, &o, 0, &got, NULL);
+		assert_int_equal(got.n, acked.n);
+		for (size_t i = 0; i < acked.n; i++) {
+			assert_int_equal(got.v[i].lsn, acked.v[i].lsn);
+			assert_int_equal(got.v[i].type, acked.v[i].type);
+			assert_int_equal(got.v[i].len, acked.v[i].len);
+			assert_int_equal(got.v[i].hash, acked.v[i].hash);
+		}
+		free(got.v);
+		free(acked.v);
+		tu_rmtree(dir);
+	}
+	ts_log_set_level(TS_LOG_ERROR);
+	assert_true(refused_after_acks > 20);
 }
 
 static void test_io_fdatasync_failure(void **state)
@@ -1276,6 +1341,7 @@ int main(void)
 		cmocka_unit_test(test_io_write_failure_at_every_write),
 		cmocka_unit_test(test_io_fdatasync_failure),
 		cmocka_unit_test(test_io_fsync_failure_on_roll),
+		cmocka_unit_test(test_io_no_space_is_retryable),
 		cmocka_unit_test(test_alloc_failure_open),
 		cmocka_unit_test(test_alloc_failure_append),
 		cmocka_unit_test(test_alloc_failure_replay),
