@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "storage/err.h"
+#include "storage/mem.h"
 #include "storage/log.h"
 #include "tsdb/db_int.h"
 
@@ -180,19 +181,24 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 			  8);
 	if (rc)
 		return rc;
-	struct ts_label l[256];
+	/* --max-labels may allow more labels than fit the stack array. */
+	struct ts_label stack[64], *l = stack;
+	int cnt = ts_labels_count(s->packed, s->packed_len);
+	if (cnt < 0)
+		return cnt;
+	if ((size_t)cnt > sizeof stack / sizeof stack[0] &&
+	    !(l = ts_malloc((size_t)cnt * sizeof *l)))
+		return -ENOMEM;
 	uint32_t n;
-	rc = ts_labels_unpack(s->packed, s->packed_len, l, 256, &n);
-	if (rc)
-		return rc;
-	for (uint32_t i = 0; i < n; i++) {
+	rc = ts_labels_unpack(s->packed, s->packed_len, l, (uint32_t)cnt, &n);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
 		size_t kl = ts_format_posting_key(key, l[i].name, l[i].name_len, l[i].value,
 						  l[i].value_len);
 		rc = ts_batch_put(b, db->t_postings, key, kl, &sid, 8);
-		if (rc)
-			return rc;
 	}
-	return 0;
+	if (l != stack)
+		ts_free(l);
+	return rc;
 }
 
 int ts__index_put_head(struct ts_db *db, struct ts_batch *b, uint64_t id, const uint8_t *snap,

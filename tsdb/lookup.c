@@ -105,11 +105,20 @@ static int add_from_labels(struct ts_strlist *out, const uint8_t *packed, size_t
 			return r;
 		return r ? sl_add(out, v, vl) : 0;
 	}
-	struct ts_label l[256];
-	uint32_t n;
-	int rc = ts_labels_unpack(packed, plen, l, 256, &n);
+	/* --max-labels may allow more labels than fit the stack array. */
+	struct ts_label stack[64], *l = stack;
+	int cnt = ts_labels_count(packed, plen);
+	if (cnt < 0)
+		return cnt;
+	if ((size_t)cnt > sizeof stack / sizeof stack[0] &&
+	    !(l = ts_malloc((size_t)cnt * sizeof *l)))
+		return -ENOMEM;
+	uint32_t n = 0;
+	int rc = ts_labels_unpack(packed, plen, l, (uint32_t)cnt, &n);
 	for (uint32_t i = 0; i < n && rc == 0; i++)
 		rc = sl_add(out, l[i].name, l[i].name_len);
+	if (l != stack)
+		ts_free(l);
 	return rc;
 }
 

@@ -907,6 +907,47 @@ static void test_idle_series_after_restart(void **st)
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
+/* A label count the limits allow (--max-labels above the engine's stack arrays) is
+ * indexed and looked up: the flush once failed on it for ever ("corrupt data"). */
+static void test_many_labels(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
+	struct ts_db_opts o = { .max_labels = 1000 };
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	enum { N = 300 };
+	static char names[N][8];
+	struct ts_label l[N];
+	l[0] = (struct ts_label){ "__name__", "wide", 8, 4 };
+	for (int i = 1; i < N; i++) {
+		snprintf(names[i], sizeof names[i], "t%03d", i);
+		l[i] = (struct ts_label){ names[i], "v", 4, 1 };
+	}
+	struct ts_sample smp = { 1000, 1.0 };
+	struct ts_series_in in = { l, N, &smp, 1 };
+	struct ts_append_result res;
+	assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
+	assert_int_equal(res.n_appended, 1);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ts_db_checkpoint(db), 0);
+		struct ts_strlist names_out = { 0 };
+		assert_int_equal(ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names_out,
+						   NULL, 0),
+				 0);
+		assert_int_equal(names_out.n, N);
+		ts_strlist_free(&names_out);
+		struct ts_matcher m = { TS_MATCH_EQ, "t299", "v" };
+		size_t ns;
+		assert_int_equal(count_sel(db, &m, 1, INT64_MIN, INT64_MAX, &ns), 1);
+		assert_int_equal(ts_db_close(db), 0);
+		assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	}
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -925,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_retention_removes_partitions),
 		cmocka_unit_test(test_compaction),
 		cmocka_unit_test(test_idle_series_after_restart),
+		cmocka_unit_test(test_many_labels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
