@@ -23,7 +23,8 @@
  *   commit) the transaction is aborted, the map doubled and the whole batch applied
  *   again from its first operation. MDB_MAP_RESIZED (another process grew the file)
  *   adopts the size recorded in the file and retries.
- * - A commit that fails for want of space (ENOSPC, EDQUOT) is returned as -ENOSPC and
+ * - A commit that fails for want of space (ENOSPC, EDQUOT, or EIO from a short write on
+ *   a file system with under 1 MiB left) is returned as -ENOSPC and
  *   the env stays writable, so writes resume by themselves once space returns: LMDB
  *   writes a transaction's new pages before the meta page that makes them live, and a
  *   failure before the meta page leaves the previous state intact; a failed meta-page
@@ -59,6 +60,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -68,6 +70,10 @@
 #include "storage/mem.h"
 
 #define MAX_READERS 510
+/* lock.mdb: LMDB's reader table (64 bytes a reader) after a header of a few hundred
+ * bytes; allocated up front, see lock_file_allocate(). */
+#define LOCK_FILE_BYTES (64u << 10)
+_Static_assert(MAX_READERS * 64 + 4096 <= LOCK_FILE_BYTES, "lock file holds the readers");
 #define DEFAULT_MAP_BYTES (256ull << 20)
 #define MAX_RESIZE_RETRIES 64
 
@@ -272,6 +278,41 @@ static int check_file_size(struct ts_env *env)
 	return 0;
 }
 
+/*
+ * LMDB sizes lock.mdb with ftruncate (a sparse file) and then writes its reader table
+ * through a shared mapping. On a full file system (or a full tmpfs, such as a memory-
+ * backed Kubernetes emptyDir) that first write to a hole cannot get a block and the
+ * kernel kills the process with SIGBUS. So the lock file gets its blocks up front, where
+ * running out of space is an ordinary -ENOSPC; LMDB keeps a lock file that is at least as
+ * large as it needs (it then derives its reader count from the size).
+ */
+static int lock_file_allocate(const char *dir)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/lock.mdb", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int rc = fstat(fd, &st) != 0 ? -errno : 0;
+	off_t want = (off_t)LOCK_FILE_BYTES;
+	if (rc == 0 && (st.st_size < want || st.st_blocks * 512 < want)) {
+		rc = -posix_fallocate(fd, 0, want);
+		if (rc == -EOPNOTSUPP || rc == -EINVAL) {
+			/* No fallocate here (some network file systems): write the zeros. */
+			static const char zeros[4096];
+			rc = 0;
+			for (off_t off = 0; off < want && rc == 0; off += (off_t)sizeof zeros)
+				if (pwrite(fd, zeros, sizeof zeros, off) != (ssize_t)sizeof zeros)
+					rc = errno ? -errno : -ENOSPC;
+		}
+	}
+	close(fd);
+	if (rc == -EDQUOT)
+		rc = -ENOSPC;
+	return rc;
+}
+
 int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env **out)
 {
 	static const struct ts_env_opts defaults;
@@ -315,6 +356,8 @@ int ts_env_open(const char *dir, const struct ts_env_opts *opts, struct ts_env *
 		goto out;
 	}
 
+	if (!env->read_only && (rc = lock_file_allocate(dir)) != 0)
+		goto out;
 	if ((rc = mdb_env_create(&env->mdb)) != 0)
 		goto out;
 	if ((rc = mdb_env_set_maxdbs(env->mdb, TS_ENV_MAX_TABLES)) != 0 ||
@@ -428,6 +471,16 @@ static int commit(struct ts_env *env, MDB_txn *txn)
 	return mdb_txn_commit(txn);
 }
 
+/* LMDB reports a short pwrite as EIO, and on a regular file a write comes up short when
+ * the file system is full: so an EIO with (almost) no space left is taken for ENOSPC. */
+static int no_space(const struct ts_env *env)
+{
+	struct statvfs v;
+	if (statvfs(env->dir, &v) != 0)
+		return 0;
+	return (uint64_t)v.f_bavail * v.f_frsize < (1u << 20) || v.f_favail == 0;
+}
+
 /* Marks the env failed (logged once) after a commit failure; returns TS_EIO. */
 static int set_failed(struct ts_env *env, int rc)
 {
@@ -474,7 +527,7 @@ static int run_write(struct ts_env *env, write_fn fn, void *arg)
 				break;
 			continue;
 		}
-		if (at_commit && (rc == ENOSPC || rc == EDQUOT)) {
+		if (at_commit && (rc == ENOSPC || rc == EDQUOT || (rc == EIO && no_space(env)))) {
 			rc = -ENOSPC; /* nothing became live: the caller may retry later */
 			break;
 		}

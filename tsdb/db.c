@@ -424,6 +424,7 @@ static int log_and_apply(struct ts_db *db, size_t len, struct prep *prep, size_t
 			 struct ts_append_result *res, uint64_t *lsn, int *wrote)
 {
 	int w = ts_wal_append(db->wal, TS_FORMAT_WAL_REC_BATCH, db->rec, len, lsn);
+	db->wal_full = w == -ENOSPC;
 	if (w == -ENOMEM || w == -ENOSPC)
 		return w; /* nothing was written and nothing applied; the log stays usable */
 	if (w) {
@@ -726,7 +727,7 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 int ts_db_writable(struct ts_db *db)
 {
 	pthread_mutex_lock(&db->mu);
-	int rc = db->wal_err ? db->wal_err : db->closing ? TS_ECLOSED : 0;
+	int rc = db->wal_err ? db->wal_err : db->closing ? TS_ECLOSED : db->wal_full ? -ENOSPC : 0;
 	pthread_mutex_unlock(&db->mu);
 	return rc ? rc : atomic_load(&db->writer_err);
 }

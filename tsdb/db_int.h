@@ -165,6 +165,7 @@ struct ts_db {
 	pthread_cond_t wcond;
 	int writer_running, writer_stop;
 	atomic_int writer_err;		/* the last flush's error, 0 once one succeeds */
+	int wal_full;			/* the last WAL append found no space (under mu) */
 	atomic_ullong n_flush_failures; /* flushes that failed since open */
 	uint64_t last_checkpoint_ms;
 

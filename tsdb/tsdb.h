@@ -272,9 +272,11 @@ struct ts_db_stats {
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
 
 /* Whether appends are accepted now: 0, or why not: TS_EIO (the WAL failed, or memory
- * lost a logged batch: only reopening the database recovers), TS_ECLOSED, or the error
- * of the last flush into LMDB (-ENOSPC when the disk is full, -ENOMEM, TS_EIO...): the
- * writer retries every flush interval and appends resume once a flush succeeds.
+ * lost a logged batch: only reopening the database recovers), TS_ECLOSED, -ENOSPC (the
+ * last append found no room for its WAL record; the next one that finds room clears
+ * it), or the error of the last flush into LMDB (-ENOSPC when the disk is full,
+ * -ENOMEM, TS_EIO...): the writer retries every flush interval and appends resume once
+ * a flush succeeds.
  * Cheap (one mutex): meant for readiness probes. Thread-safe. */
 int ts_db_writable(struct ts_db *db);
 
