@@ -29,7 +29,7 @@ static int each_value(void *arg, const char *v, size_t len)
 	static const struct ts_matcher add[] = { { TS_MATCH_EQ, "job", "node" },
 						 { TS_MATCH_RE, "instance", "a.*|b" } };
 	char *out = NULL;
-	if (ts_promql_add_matchers(v, len, add, 2, &out, msg, sizeof msg) == 0) {
+	if (ts_selector_add_matchers(v, len, add, 2, &out, msg, sizeof msg) == 0) {
 		struct ts_ast *t = NULL;
 		struct ts_promql_error err;
 		if (ts_promql_parse(out, strlen(out), &t, &err) != 0)

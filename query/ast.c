@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/gofmt.h"
 #include "query/promql_lex.h"
 #include "storage/mem.h"
 #include "tsdb/tsdb.h"
@@ -153,17 +154,9 @@ static void sb_put(struct sb *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = ts_realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	if (ts_grow((void **)&b->p, &b->cap, b->len + n + 1, 1)) {
+		b->oom = true;
+		return;
 	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -229,63 +222,12 @@ static void sb_quote(struct sb *b, const char *s, size_t n)
 	sb_put(b, "\"", 1);
 }
 
-/* Go's fmt %v of a float64: the shortest digits that read back to the same value,
- * in %e form when the decimal exponent is < -4 or >= 6 (so 123456 but 1e+06 and
- * 1.23456789e+08, as Prometheus' format_query prints them). */
+/* Go's fmt %v of a float64, as Prometheus' format_query prints numbers. */
 static void sb_number(struct sb *b, double v)
 {
-	char buf[40];
-	if (isnan(v)) {
-		sb_str(b, "NaN");
-		return;
-	}
-	if (isinf(v)) {
-		sb_str(b, v > 0 ? "+Inf" : "-Inf");
-		return;
-	}
-	int prec;
-	for (prec = 1; prec < 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
-		if (strtod(buf, NULL) == v)
-			break;
-	}
-	snprintf(buf, sizeof(buf), "%.*e", prec - 1, v);
-	/* buf: [-]d[.ddd]e(+|-)xx */
-	char digits[24];
-	size_t nd = 0;
-	const char *p = buf;
-	bool neg = *p == '-';
-	if (neg)
-		p++;
-	for (; *p && *p != 'e'; p++)
-		if (*p != '.')
-			digits[nd++] = *p;
-	int exp = atoi(p + 1);
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	if (neg)
-		sb_put(b, "-", 1);
-	if (exp < -4 || exp >= 6) {
-		sb_put(b, digits, 1);
-		if (nd > 1) {
-			sb_put(b, ".", 1);
-			sb_put(b, digits + 1, nd - 1);
-		}
-		sb_printf(b, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-	} else if (exp < 0) {
-		sb_put(b, "0.", 2);
-		for (int i = -1; i > exp; i--)
-			sb_put(b, "0", 1);
-		sb_put(b, digits, nd);
-	} else {
-		size_t ip = (size_t)exp + 1; /* digits before the point */
-		for (size_t i = 0; i < ip; i++)
-			sb_put(b, i < nd ? &digits[i] : "0", 1);
-		if (nd > ip) {
-			sb_put(b, ".", 1);
-			sb_put(b, digits + ip, nd - ip);
-		}
-	}
+	char buf[32];
+	size_t n = ts__gofmt_float(v, TS__GOFMT_V, buf, sizeof(buf));
+	sb_put(b, buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
 }
 
 /* Prometheus' model.Duration.String(): y and w only when exact. */
@@ -389,6 +331,7 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 		sb_str(&t, ts_match_type_str(m->type));
 		sb_quote(&t, m->value, m->value_len);
 		if (t.oom) {
+			ts_free(t.p); /* what fitted before the failure */
 			b->oom = true;
 			break;
 		}
@@ -408,6 +351,38 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 	for (size_t i = 0; i < nm; i++)
 		ts_free(ms[i].p);
 	ts_free(ms);
+}
+
+static void print_node(struct sb *b, const struct ts_ast *n);
+
+/* lhs op [bool] [on|ignoring (...) [group_left|group_right (...)]] rhs */
+static void print_binary(struct sb *b, const struct ts_ast *n)
+{
+	const struct ts_vector_matching *vm = &n->binary.matching;
+	bool grouped = vm->card == TS_CARD_MANY_TO_ONE || vm->card == TS_CARD_ONE_TO_MANY;
+	const struct ts_ast *l = n->binary.lhs;
+	/* "+Inf ^ 2" would read back as +(Inf ^ 2): a sign before a '^' operand
+	 * takes the whole power. Prometheus prints it so and loses the tree. */
+	if (n->binary.op == TS_OP_POW && l->kind == TS_AST_NUMBER && isinf(l->number.value) &&
+	    l->number.value > 0)
+		sb_str(b, "Inf");
+	else
+		print_node(b, l);
+	sb_put(b, " ", 1);
+	sb_str(b, ts_binop_str(n->binary.op));
+	if (n->binary.return_bool)
+		sb_str(b, " bool");
+	if (vm->on || vm->labels.n || grouped) {
+		sb_str(b, vm->on ? " on " : " ignoring ");
+		sb_labels(b, &vm->labels);
+		if (grouped) {
+			sb_str(b,
+			       vm->card == TS_CARD_MANY_TO_ONE ? " group_left " : " group_right ");
+			sb_labels(b, &vm->include);
+		}
+	}
+	sb_put(b, " ", 1);
+	print_node(b, n->binary.rhs);
 }
 
 static void print_node(struct sb *b, const struct ts_ast *n)
@@ -438,34 +413,7 @@ static void print_node(struct sb *b, const struct ts_ast *n)
 		sb_put(b, "]", 1);
 		sb_at_offset(b, n->subquery.at, n->subquery.at_ms, n->subquery.offset_ms);
 		break;
-	case TS_AST_BINARY: {
-		const struct ts_vector_matching *vm = &n->binary.matching;
-		bool grouped = vm->card == TS_CARD_MANY_TO_ONE || vm->card == TS_CARD_ONE_TO_MANY;
-		const struct ts_ast *l = n->binary.lhs;
-		/* "+Inf ^ 2" would read back as +(Inf ^ 2): a sign before a '^' operand
-		 * takes the whole power. Prometheus prints it so and loses the tree. */
-		if (n->binary.op == TS_OP_POW && l->kind == TS_AST_NUMBER &&
-		    isinf(l->number.value) && l->number.value > 0)
-			sb_str(b, "Inf");
-		else
-			print_node(b, l);
-		sb_put(b, " ", 1);
-		sb_str(b, ts_binop_str(n->binary.op));
-		if (n->binary.return_bool)
-			sb_str(b, " bool");
-		if (vm->on || vm->labels.n || grouped) {
-			sb_str(b, vm->on ? " on " : " ignoring ");
-			sb_labels(b, &vm->labels);
-			if (grouped) {
-				sb_str(b, vm->card == TS_CARD_MANY_TO_ONE ? " group_left "
-									  : " group_right ");
-				sb_labels(b, &vm->include);
-			}
-		}
-		sb_put(b, " ", 1);
-		print_node(b, n->binary.rhs);
-		break;
-	}
+	case TS_AST_BINARY: print_binary(b, n); break;
 	case TS_AST_AGGREGATE:
 		sb_str(b, ts_aggop_str(n->aggregate.op));
 		if (n->aggregate.without || n->aggregate.grouping.n) {

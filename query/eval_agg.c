@@ -9,6 +9,10 @@
  *
  * Grouping: `by` keeps the listed labels (__name__ too if listed); `without` drops
  * the listed labels and __name__.
+ *
+ * Also here, because aggregation defined them first: Go's heap sort order, which
+ * sort() and sort_desc() reuse, and Prometheus' quantile(), which quantile_over_time()
+ * reuses.
  */
 #include <errno.h>
 #include <math.h>
@@ -16,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/qvalue.h"
+#include "query/eval_int.h"
+#include "query/gofmt.h"
 #include "storage/mem.h"
 
 struct group {
@@ -86,14 +91,9 @@ static void hdown(struct qsample *h, size_t i0, size_t n, bool rev)
 
 static int hpush_raw(struct qctx *c, struct group *g, const struct qsample *s)
 {
-	if (g->n_heap == g->cap_heap) {
-		size_t cap = g->cap_heap ? g->cap_heap * 2 : 4;
-		struct qsample *p = ts_realloc(g->heap, cap * sizeof *p);
-		if (!p)
-			return ts__q_nomem(c);
-		g->heap = p;
-		g->cap_heap = cap;
-	}
+	if (g->n_heap == g->cap_heap &&
+	    ts_grow((void **)&g->heap, &g->cap_heap, g->n_heap + 1, sizeof *g->heap))
+		return ts__q_nomem(c);
 	g->heap[g->n_heap++] = *s;
 	return 0;
 }
@@ -162,67 +162,6 @@ double ts__q_quantile(double q, double *v, size_t n)
 	return v[(size_t)lower] * (1 - weight) + v[(size_t)upper] * weight;
 }
 
-/* Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that round-trip,
- * written without an exponent. */
-size_t ts__q_fmt_float(double v, char *buf, size_t cap)
-{
-	if (isnan(v))
-		return (size_t)snprintf(buf, cap, "NaN");
-	if (isinf(v))
-		return (size_t)snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
-	if (v == 0)
-		return (size_t)snprintf(buf, cap, signbit(v) ? "-0" : "0");
-	char e[40];
-	int prec;
-	for (prec = 1; prec <= 17; prec++) {
-		snprintf(e, sizeof e, "%.*e", prec - 1, v);
-		if (strtod(e, NULL) == v)
-			break;
-	}
-	/* e is [-]d[.ddd]e[+-]xx: collect digits and the exponent. */
-	char digits[24];
-	size_t nd = 0;
-	const char *p = e;
-	bool neg = *p == '-';
-	if (neg)
-		p++;
-	for (; *p && *p != 'e'; p++)
-		if (*p >= '0' && *p <= '9')
-			digits[nd++] = *p;
-	int exp10 = atoi(p + 1);
-	while (nd > 1 && digits[nd - 1] == '0')
-		nd--;
-	size_t w = 0;
-#define PUT(ch)                        \
-	do {                           \
-		if (w + 1 < cap)       \
-			buf[w] = (ch); \
-		w++;                   \
-	} while (0)
-	if (neg)
-		PUT('-');
-	int point = exp10 + 1; /* digits before the decimal point */
-	if (point <= 0) {
-		PUT('0');
-		PUT('.');
-		for (int i = 0; i < -point; i++)
-			PUT('0');
-		for (size_t i = 0; i < nd; i++)
-			PUT(digits[i]);
-	} else {
-		for (int i = 0; i < point; i++)
-			PUT((size_t)i < nd ? digits[i] : '0');
-		if ((size_t)point < nd) {
-			PUT('.');
-			for (size_t i = (size_t)point; i < nd; i++)
-				PUT(digits[i]);
-		}
-	}
-#undef PUT
-	buf[w < cap ? w : cap - 1] = 0;
-	return w;
-}
-
 static int group_labels(struct qctx *c, struct agg *a, const struct ts_label *l, uint32_t n,
 			const struct ts_label **out, uint32_t *n_out)
 {
@@ -244,157 +183,163 @@ static int group_labels(struct qctx *c, struct agg *a, const struct ts_label *l,
 	return ts__qlb_finish(c, &a->lb, out, n_out);
 }
 
-static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+/* topk/bottomk's k at this step: 0 with *k < 1 when there is nothing to keep. */
+static int agg_k(struct qctx *c, const struct qvector *param, int64_t *k)
 {
-	struct agg *a = arg;
-	struct qctx *c = ev->c;
-	struct qvector *vec = &in[1];
+	double f = param->n ? param->s[0].v : NAN;
+	if (!(f <= 9223372036854775807.0 && f >= -9223372036854775808.0)) {
+		char fb[64];
+		if (isnan(f))
+			snprintf(fb, sizeof fb, "NaN");
+		else if (isinf(f))
+			snprintf(fb, sizeof fb, "%s", f > 0 ? "+Inf" : "-Inf");
+		else
+			snprintf(fb, sizeof fb, "%g", f);
+		return TS__Q_EXEC(c, "Scalar value %s overflows int64", fb);
+	}
+	*k = f >= 9223372036854775807.0 ? INT64_MAX : (int64_t)f;
+	return 0;
+}
+
+/* count_values groups by the sample's labels plus the value label (its value as Go's
+ * FormatFloat 'f' writes it). */
+static int count_values_labels(struct qctx *c, struct agg *a, const struct qsample *s,
+			       const struct ts_label **metric, uint32_t *n_metric)
+{
+	char vb[400];
+	size_t vl = ts__gofmt_float(s->v, TS__GOFMT_F, vb, sizeof vb);
+	char *val = ts__qa_strndup(&c->scratch, vb, vl);
+	if (!val)
+		return ts__q_nomem(c);
 	int rc;
-	int64_t k = 0;
-	double q = 0;
-	if (a->op == TS_AGG_TOPK || a->op == TS_AGG_BOTTOMK) {
-		double f = in[0].n ? in[0].s[0].v : NAN;
-		if (!(f <= 9223372036854775807.0 && f >= -9223372036854775808.0)) {
-			char fb[64];
-			if (isnan(f))
-				snprintf(fb, sizeof fb, "NaN");
-			else
-				snprintf(fb, sizeof fb, "%s", f > 0 ? "+Inf" : "-Inf");
-			if (!isnan(f) && !isinf(f))
-				snprintf(fb, sizeof fb, "%g", f);
-			return TS__Q_EXEC(c, "Scalar value %s overflows int64", fb);
-		}
-		k = f >= 9223372036854775807.0 ? INT64_MAX : (int64_t)f;
-		if (k < 1)
+	if ((rc = ts__qlb_reset(c, &a->lb, s->lab, s->n_lab)) ||
+	    (rc = ts__qlb_set(c, &a->lb, a->value_label, strlen(a->value_label), val, vl)) ||
+	    (rc = ts__qlb_finish(c, &a->lb, metric, n_metric)))
+		return rc;
+	return 0;
+}
+
+/* The index of the group of a sample with labels l, or TS__QMAP_NONE with the group's
+ * key kept in c->kbuf (*klen bytes) for agg_new_group. */
+static int agg_find_group(struct qctx *c, struct agg *a, const struct ts_label *l, uint32_t n,
+			  size_t *gi, size_t *klen)
+{
+	int64_t kl = 0;
+	*gi = TS__QMAP_NONE;
+	*klen = 0;
+	if (a->without)
+		kl = ts__ql_key(c, l, n, TS__QKEY_IGNORING, a->grouping, a->n_grouping);
+	else if (a->n_grouping)
+		kl = ts__ql_key(c, l, n, TS__QKEY_ON, a->grouping, a->n_grouping);
+	if (kl < 0)
+		return (int)kl;
+	*klen = (size_t)kl;
+	*gi = ts__qmap_find(&a->map, c->kbuf, (size_t)kl);
+	return 0;
+}
+
+/* Opens the group of sample s (labels `metric`; key in c->kbuf) with s as its first
+ * element. */
+static int agg_new_group(struct qctx *c, struct agg *a, const struct ts_label *metric,
+			 uint32_t n_metric, size_t klen, const struct qsample *s)
+{
+	char *key = ts__qa_strndup(&c->scratch, c->kbuf, klen);
+	if (!key || ts_grow((void **)&a->g, &a->cap_g, a->n_g + 1, sizeof *a->g))
+		return ts__q_nomem(c);
+	struct group *g = &a->g[a->n_g];
+	memset(g, 0, sizeof *g);
+	int rc = group_labels(c, a, metric, n_metric, &g->lab, &g->n_lab);
+	if (rc)
+		return rc;
+	a->n_g++;
+	if (ts__qmap_put(&a->map, key, klen, a->n_g - 1))
+		return ts__q_nomem(c);
+	g->value = s->v;
+	g->mean = s->v;
+	g->count = 1;
+	switch (a->op) {
+	case TS_AGG_STDVAR:
+	case TS_AGG_STDDEV: g->value = 0; break;
+	case TS_AGG_GROUP: g->value = 1; break;
+	case TS_AGG_TOPK:
+	case TS_AGG_BOTTOMK:
+	case TS_AGG_QUANTILE: return hpush_raw(c, g, s);
+	default: break;
+	}
+	return 0;
+}
+
+/* topk/bottomk: keeps the k best of the group in a heap, as Go's container/heap. */
+static int agg_topk(struct qctx *c, struct agg *a, struct group *g, const struct qsample *s,
+		    int64_t k)
+{
+	bool rev = a->op == TS_AGG_BOTTOMK;
+	bool better = rev ? g->heap[0].v > s->v : g->heap[0].v < s->v;
+	if (!((int64_t)g->n_heap < k || better || isnan(g->heap[0].v)))
+		return 0;
+	if ((int64_t)g->n_heap == k) {
+		if (k == 1) {
+			g->heap[0] = *s;
 			return 0;
-	}
-	if (a->op == TS_AGG_QUANTILE)
-		q = in[0].n ? in[0].s[0].v : NAN;
-	ts__qmap_clear(&a->map);
-	for (size_t i = 0; i < a->n_g; i++)
-		ts_free(a->g[i].heap);
-	a->n_g = 0;
-	for (size_t i = 0; i < vec->n; i++) {
-		struct qsample s = vec->s[i];
-		const struct ts_label *metric = s.lab;
-		uint32_t n_metric = s.n_lab;
-		if (a->op == TS_AGG_COUNT_VALUES) {
-			char vb[400];
-			size_t vl = ts__q_fmt_float(s.v, vb, sizeof vb);
-			char *val = ts__qa_strndup(&c->scratch, vb, vl);
-			if (!val)
-				return ts__q_nomem(c);
-			if ((rc = ts__qlb_reset(c, &a->lb, metric, n_metric)) ||
-			    (rc = ts__qlb_set(c, &a->lb, a->value_label, strlen(a->value_label),
-					      val, vl)) ||
-			    (rc = ts__qlb_finish(c, &a->lb, &metric, &n_metric)))
-				return rc;
 		}
-		int64_t kl = a->without	     ? ts__ql_key(c, metric, n_metric, 2, a->grouping,
-							  a->n_grouping)
-			     : a->n_grouping ? ts__ql_key(c, metric, n_metric, 1, a->grouping,
-							  a->n_grouping)
-					     : 0;
-		if (kl < 0)
-			return (int)kl;
-		size_t gi = ts__qmap_find(&a->map, c->kbuf, (size_t)kl);
-		if (gi == TS__QMAP_NONE) {
-			char *key = ts__qa_strndup(&c->scratch, c->kbuf, (size_t)kl);
-			if (!key)
-				return ts__q_nomem(c);
-			if (a->n_g == a->cap_g) {
-				size_t cap = a->cap_g ? a->cap_g * 2 : 16;
-				struct group *p = ts_realloc(a->g, cap * sizeof *p);
-				if (!p)
-					return ts__q_nomem(c);
-				a->g = p;
-				a->cap_g = cap;
-			}
-			struct group *g = &a->g[a->n_g];
-			memset(g, 0, sizeof *g);
-			if ((rc = group_labels(c, a, metric, n_metric, &g->lab, &g->n_lab)))
-				return rc;
-			a->n_g++;
-			if (ts__qmap_put(&a->map, key, (size_t)kl, a->n_g - 1))
-				return ts__q_nomem(c);
-			g->value = s.v;
-			g->mean = s.v;
-			g->count = 1;
-			switch (a->op) {
-			case TS_AGG_STDVAR:
-			case TS_AGG_STDDEV: g->value = 0; break;
-			case TS_AGG_GROUP: g->value = 1; break;
-			case TS_AGG_TOPK:
-			case TS_AGG_BOTTOMK:
-			case TS_AGG_QUANTILE:
-				s.lab = vec->s[i].lab;
-				s.n_lab = vec->s[i].n_lab;
-				if ((rc = hpush_raw(c, g, &s)))
-					return rc;
+		/* heap.Pop: swap the top to the end, fix, drop it. */
+		hswap(g->heap, 0, g->n_heap - 1);
+		hdown(g->heap, 0, g->n_heap - 1, rev);
+		g->n_heap--;
+	}
+	int rc = hpush_raw(c, g, s);
+	if (rc)
+		return rc;
+	hup(g->heap, g->n_heap - 1, rev);
+	return 0;
+}
+
+/* Adds sample s to its existing group g. */
+static int agg_add(struct qctx *c, struct agg *a, struct group *g, const struct qsample *s,
+		   int64_t k)
+{
+	switch (a->op) {
+	case TS_AGG_SUM: g->value += s->v; break;
+	case TS_AGG_AVG:
+		g->count++;
+		if (isinf(g->mean)) {
+			if (isinf(s->v) && (g->mean > 0) == (s->v > 0))
 				break;
-			default: break;
-			}
-			continue;
+			if (!isinf(s->v) && !isnan(s->v))
+				break;
 		}
-		struct group *g = &a->g[gi];
-		switch (a->op) {
-		case TS_AGG_SUM: g->value += s.v; break;
-		case TS_AGG_AVG:
-			g->count++;
-			if (isinf(g->mean)) {
-				if (isinf(s.v) && (g->mean > 0) == (s.v > 0))
-					break;
-				if (!isinf(s.v) && !isnan(s.v))
-					break;
-			}
-			g->mean += s.v / g->count - g->mean / g->count;
-			break;
-		case TS_AGG_GROUP: break;
-		case TS_AGG_MAX:
-			if (g->value < s.v || isnan(g->value))
-				g->value = s.v;
-			break;
-		case TS_AGG_MIN:
-			if (g->value > s.v || isnan(g->value))
-				g->value = s.v;
-			break;
-		case TS_AGG_COUNT:
-		case TS_AGG_COUNT_VALUES: g->count++; break;
-		case TS_AGG_STDVAR:
-		case TS_AGG_STDDEV: {
-			g->count++;
-			double delta = s.v - g->mean;
-			g->mean += delta / g->count;
-			g->value += delta * (s.v - g->mean);
-			break;
-		}
-		case TS_AGG_TOPK:
-		case TS_AGG_BOTTOMK: {
-			bool rev = a->op == TS_AGG_BOTTOMK;
-			bool better = rev ? g->heap[0].v > s.v : g->heap[0].v < s.v;
-			if ((int64_t)g->n_heap < k || better || isnan(g->heap[0].v)) {
-				if ((int64_t)g->n_heap == k) {
-					if (k == 1) {
-						g->heap[0] = s;
-						break;
-					}
-					/* heap.Pop: swap the top to the end, fix, drop it. */
-					hswap(g->heap, 0, g->n_heap - 1);
-					hdown(g->heap, 0, g->n_heap - 1, rev);
-					g->n_heap--;
-				}
-				if ((rc = hpush_raw(c, g, &s)))
-					return rc;
-				hup(g->heap, g->n_heap - 1, rev);
-			}
-			break;
-		}
-		case TS_AGG_QUANTILE:
-			if ((rc = hpush_raw(c, g, &s)))
-				return rc;
-			break;
-		}
+		g->mean += s->v / g->count - g->mean / g->count;
+		break;
+	case TS_AGG_GROUP: break;
+	case TS_AGG_MAX:
+		if (g->value < s->v || isnan(g->value))
+			g->value = s->v;
+		break;
+	case TS_AGG_MIN:
+		if (g->value > s->v || isnan(g->value))
+			g->value = s->v;
+		break;
+	case TS_AGG_COUNT:
+	case TS_AGG_COUNT_VALUES: g->count++; break;
+	case TS_AGG_STDVAR:
+	case TS_AGG_STDDEV: {
+		g->count++;
+		double delta = s->v - g->mean;
+		g->mean += delta / g->count;
+		g->value += delta * (s->v - g->mean);
+		break;
 	}
+	case TS_AGG_TOPK:
+	case TS_AGG_BOTTOMK: return agg_topk(c, a, g, s, k);
+	case TS_AGG_QUANTILE: return hpush_raw(c, g, s);
+	}
+	return 0;
+}
+
+/* Appends every group's outcome to out. */
+static int agg_emit(struct qctx *c, struct agg *a, double q, int64_t ts, struct qvector *out)
+{
+	int rc;
 	for (size_t i = 0; i < a->n_g; i++) {
 		struct group *g = &a->g[i];
 		double v = g->value;
@@ -406,6 +351,7 @@ static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 		case TS_AGG_STDDEV: v = sqrt(g->value / g->count); break;
 		case TS_AGG_TOPK:
 		case TS_AGG_BOTTOMK:
+			/* The elements themselves, with their own labels, best first. */
 			if (g->n_heap > 1 && (rc = ts__q_sort_rev_heap(c, g->heap, g->n_heap,
 								       a->op == TS_AGG_BOTTOMK)))
 				return rc;
@@ -431,6 +377,45 @@ static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	return 0;
 }
 
+/* One step: in[0] the parameter (topk's k, quantile's phi), in[1] the vector. */
+static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
+{
+	struct agg *a = arg;
+	struct qctx *c = ev->c;
+	struct qvector *vec = &in[1];
+	int rc;
+	int64_t k = 0;
+	double q = 0;
+	if (a->op == TS_AGG_TOPK || a->op == TS_AGG_BOTTOMK) {
+		if ((rc = agg_k(c, &in[0], &k)))
+			return rc;
+		if (k < 1)
+			return 0;
+	}
+	if (a->op == TS_AGG_QUANTILE)
+		q = in[0].n ? in[0].s[0].v : NAN;
+	ts__qmap_clear(&a->map);
+	for (size_t i = 0; i < a->n_g; i++)
+		ts_free(a->g[i].heap);
+	a->n_g = 0;
+	for (size_t i = 0; i < vec->n; i++) {
+		const struct qsample *s = &vec->s[i];
+		const struct ts_label *metric = s->lab; /* what the sample is grouped by */
+		uint32_t n_metric = s->n_lab;
+		if (a->op == TS_AGG_COUNT_VALUES &&
+		    (rc = count_values_labels(c, a, s, &metric, &n_metric)))
+			return rc;
+		size_t gi, klen;
+		if ((rc = agg_find_group(c, a, metric, n_metric, &gi, &klen)))
+			return rc;
+		rc = gi == TS__QMAP_NONE ? agg_new_group(c, a, metric, n_metric, klen, s)
+					 : agg_add(c, a, &a->g[gi], s, k);
+		if (rc)
+			return rc;
+	}
+	return agg_emit(c, a, q, ts, out);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -450,9 +435,7 @@ int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *
 		a.grouping[i] = n->aggregate.grouping.names[i];
 	a.n_grouping = ng;
 	if (a.op == TS_AGG_COUNT_VALUES) {
-		const struct ts_ast *pa = n->aggregate.param;
-		while (pa->kind == TS_AST_PAREN)
-			pa = pa->paren.expr;
+		const struct ts_ast *pa = ts__q_unparen(n->aggregate.param);
 		if (pa->kind != TS_AST_STRING)
 			return TS__Q_EXEC(c, "count_values: unsupported parameter expression");
 		if (!ts__ql_valid_name(pa->string.value, pa->string.len) ||

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "query/qvalue.h"
+#include "query/eval_int.h"
 #include "storage/mem.h"
 
 struct binop {
@@ -59,8 +59,8 @@ static double elem(enum ts_binop op, double l, double r, bool *keep)
 static int sig(struct qctx *c, const struct binop *b, const struct qsample *s, const char **k,
 	       size_t *len)
 {
-	int64_t n = ts__ql_key(c, s->lab, s->n_lab, b->vm->on ? 1 : 2, b->vm->labels.names,
-			       b->vm->labels.n);
+	int64_t n = ts__ql_key(c, s->lab, s->n_lab, b->vm->on ? TS__QKEY_ON : TS__QKEY_IGNORING,
+			       b->vm->labels.names, b->vm->labels.n);
 	if (n < 0)
 		return (int)n;
 	char *p = ts__qa_strndup(&c->scratch, c->kbuf, (size_t)n);
@@ -69,6 +69,19 @@ static int sig(struct qctx *c, const struct binop *b, const struct qsample *s, c
 	*k = p;
 	*len = (size_t)n;
 	return 0;
+}
+
+/* The signature of s and where it is in b->m1 (TS__QMAP_NONE: not there). */
+static int sig_find(struct qctx *c, const struct binop *b, const struct qsample *s, const char **k,
+		    size_t *len, size_t *idx)
+{
+	*k = NULL;
+	*len = 0;
+	*idx = TS__QMAP_NONE;
+	int rc = sig(c, b, s, k, len);
+	if (rc == 0)
+		*idx = ts__qmap_find(&b->m1, *k, *len);
+	return rc;
 }
 
 static int put(struct qctx *c, struct qmap *m, const char *k, size_t len, size_t v)
@@ -127,15 +140,73 @@ static void match_labels_str(const struct binop *b, const struct qsample *s, cha
 	ts__ql_str(tmp, n, buf, cap);
 }
 
+/* Indexes the "one" side by signature; a signature seen twice is Prometheus' many-to-many
+ * error. */
+static int index_one_side(struct qctx *c, struct binop *b, const struct qvector *one,
+			  bool one_to_many)
+{
+	int rc;
+	for (size_t i = 0; i < one->n; i++) {
+		const char *k;
+		size_t kl, d;
+		if ((rc = sig_find(c, b, &one->s[i], &k, &kl, &d)))
+			return rc;
+		if (d != TS__QMAP_NONE) {
+			char ml[160], x[160], y[160];
+			match_labels_str(b, &one->s[i], ml, sizeof ml);
+			ts__ql_str(one->s[i].lab, one->s[i].n_lab, x, sizeof x);
+			ts__ql_str(one->s[d].lab, one->s[d].n_lab, y, sizeof y);
+			return TS__Q_EXEC(
+				c,
+				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+				ml, one_to_many ? "left" : "right", x, y);
+		}
+		if ((rc = put(c, &b->m1, k, kl, i)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Checks that the result of matching ls (signature k) is the only one of its kind:
+ * one-to-one, one result per signature; with grouping, one per (signature, labels). */
+static int unique_match(struct qctx *c, struct binop *b, const char *k, size_t kl,
+			const struct ts_label *ml, uint32_t nml)
+{
+	if (b->vm->card == TS_CARD_ONE_TO_ONE) {
+		if (ts__qmap_find(&b->m2, k, kl) != TS__QMAP_NONE)
+			return TS__Q_EXEC(
+				c,
+				"multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+		return put(c, &b->m2, k, kl, 0);
+	}
+	int64_t ml_len = ts__ql_key(c, ml, nml, TS__QKEY_ALL, NULL, 0);
+	if (ml_len < 0)
+		return (int)ml_len;
+	char *pk = ts__qa_alloc(&c->scratch, kl + 1 + (size_t)ml_len);
+	if (!pk)
+		return ts__q_nomem(c);
+	memcpy(pk, k, kl);
+	pk[kl] = (char)0xfe;
+	memcpy(pk + kl + 1, c->kbuf, (size_t)ml_len);
+	size_t pl = kl + 1 + (size_t)ml_len;
+	if (ts__qmap_find(&b->m2, pk, pl) != TS__QMAP_NONE)
+		return TS__Q_EXEC(
+			c,
+			"multiple matches for labels: grouping labels must ensure unique matches");
+	return put(c, &b->m2, pk, pl, 0);
+}
+
+/* Vector/vector arithmetic and comparisons with one-to-one, many-to-one or
+ * one-to-many matching (Prometheus' VectorBinop). */
 static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, struct qvector *out)
 {
-	(void)ts;
 	struct binop *b = arg;
 	struct qctx *c = ev->c;
 	struct qvector *lhs = &in[0], *rhs = &in[1];
 	int rc;
 	if (lhs->n == 0 || rhs->n == 0)
 		return 0;
+	/* The "many" side is scanned, the "one" side indexed. */
 	bool one_to_many = b->vm->card == TS_CARD_ONE_TO_MANY;
 	if (one_to_many) {
 		struct qvector *t = lhs;
@@ -144,40 +215,18 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 	}
 	ts__qmap_clear(&b->m1);
 	ts__qmap_clear(&b->m2);
-	for (size_t i = 0; i < rhs->n; i++) {
-		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
-		size_t kl = 0;
-		if ((rc = sig(c, b, &rhs->s[i], &k, &kl)))
-			return rc;
-		size_t d = ts__qmap_find(&b->m1, k, kl);
-		if (d != TS__QMAP_NONE) {
-			char ml[160], a[160], bb[160];
-			match_labels_str(b, &rhs->s[i], ml, sizeof ml);
-			ts__ql_str(rhs->s[i].lab, rhs->s[i].n_lab, a, sizeof a);
-			ts__ql_str(rhs->s[d].lab, rhs->s[d].n_lab, bb, sizeof bb);
-			return TS__Q_EXEC(
-				c,
-				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
-				ml, one_to_many ? "left" : "right", a, bb);
-		}
-		if ((rc = put(c, &b->m1, k, kl, i)))
-			return rc;
-	}
+	if ((rc = index_one_side(c, b, rhs, one_to_many)))
+		return rc;
 	for (size_t i = 0; i < lhs->n; i++) {
 		const struct qsample *ls = &lhs->s[i];
-		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
-		size_t kl = 0;
-		if ((rc = sig(c, b, ls, &k, &kl)))
+		const char *k;
+		size_t kl, ri;
+		if ((rc = sig_find(c, b, ls, &k, &kl, &ri)))
 			return rc;
-		size_t ri = ts__qmap_find(&b->m1, k, kl);
 		if (ri == TS__QMAP_NONE)
 			continue;
 		const struct qsample *rs = &rhs->s[ri];
-		double vl = ls->v, vr = rs->v;
-		if (one_to_many) {
-			vl = rs->v;
-			vr = ls->v;
-		}
+		double vl = one_to_many ? rs->v : ls->v, vr = one_to_many ? ls->v : rs->v;
 		bool keep;
 		double value = elem(b->op, vl, vr, &keep);
 		if (b->ret_bool)
@@ -186,35 +235,9 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 			continue;
 		const struct ts_label *ml;
 		uint32_t nml;
-		if ((rc = result_metric(c, b, ls, rs, &ml, &nml)))
-			return rc;
-		if (b->vm->card == TS_CARD_ONE_TO_ONE) {
-			if (ts__qmap_find(&b->m2, k, kl) != TS__QMAP_NONE)
-				return TS__Q_EXEC(
-					c,
-					"multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
-			if ((rc = put(c, &b->m2, k, kl, 0)))
-				return rc;
-		} else {
-			/* The pair (signature, result labels) must be new. */
-			int64_t ml_len = ts__ql_key(c, ml, nml, 0, NULL, 0);
-			if (ml_len < 0)
-				return (int)ml_len;
-			char *pk = ts__qa_alloc(&c->scratch, kl + 1 + (size_t)ml_len);
-			if (!pk)
-				return ts__q_nomem(c);
-			memcpy(pk, k, kl);
-			pk[kl] = (char)0xfe;
-			memcpy(pk + kl + 1, c->kbuf, (size_t)ml_len);
-			size_t pl = kl + 1 + (size_t)ml_len;
-			if (ts__qmap_find(&b->m2, pk, pl) != TS__QMAP_NONE)
-				return TS__Q_EXEC(
-					c,
-					"multiple matches for labels: grouping labels must ensure unique matches");
-			if ((rc = put(c, &b->m2, pk, pl, 0)))
-				return rc;
-		}
-		if ((rc = ts__qv_push(c, out, ml, nml, ts, value)))
+		if ((rc = result_metric(c, b, ls, rs, &ml, &nml)) ||
+		    (rc = unique_match(c, b, k, kl, ml, nml)) ||
+		    (rc = ts__qv_push(c, out, ml, nml, ts, value)))
 			return rc;
 	}
 	return 0;
@@ -257,12 +280,11 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	/* `or` indexes the left side, and/unless the right. */
 	struct qvector *idx = b->op == TS_OP_OR ? lhs : rhs;
 	for (size_t i = 0; i < idx->n; i++) {
-		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
-		size_t kl = 0;
-		if ((rc = sig(c, b, &idx->s[i], &k, &kl)))
+		const char *k;
+		size_t kl, d;
+		if ((rc = sig_find(c, b, &idx->s[i], &k, &kl, &d)))
 			return rc;
-		if (ts__qmap_find(&b->m1, k, kl) == TS__QMAP_NONE &&
-		    (rc = put(c, &b->m1, k, kl, i)))
+		if (d == TS__QMAP_NONE && (rc = put(c, &b->m1, k, kl, i)))
 			return rc;
 	}
 	if (b->op == TS_OP_OR) {
@@ -271,11 +293,11 @@ static int step_set(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	}
 	struct qvector *scan = b->op == TS_OP_OR ? rhs : lhs;
 	for (size_t i = 0; i < scan->n; i++) {
-		const char *k = NULL; /* set by the signature call; gcc -O3 cannot see it */
-		size_t kl = 0;
-		if ((rc = sig(c, b, &scan->s[i], &k, &kl)))
+		const char *k;
+		size_t kl, d;
+		if ((rc = sig_find(c, b, &scan->s[i], &k, &kl, &d)))
 			return rc;
-		bool found = ts__qmap_find(&b->m1, k, kl) != TS__QMAP_NONE;
+		bool found = d != TS__QMAP_NONE;
 		bool want = b->op == TS_OP_AND ? found : !found;
 		if (want &&
 		    (rc = ts__qv_push(c, out, scan->s[i].lab, scan->s[i].n_lab, ts, scan->s[i].v)))

@@ -506,14 +506,10 @@ static void skip_comment(struct ts_promql_lexer *lx)
 	lx->start = lx->pos;
 }
 
-/* One token inside {...}. False when nothing was emitted (space, comment). */
+/* One token inside {...}. False when nothing was emitted (space). */
 static bool lex_inside_braces(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 {
 	char q[16];
-	if (lx->pos < lx->len && lx->in[lx->pos] == '#') {
-		skip_comment(lx);
-		return false;
-	}
 	int r = next(lx);
 	if (r == EOF_RUNE) {
 		errorf(lx, tok, "unexpected end of input inside braces");
@@ -584,35 +580,14 @@ static void lex_word(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 		emit(lx, tok, colon ? TS_TOK_METRIC_IDENT : TS_TOK_IDENT);
 }
 
-/* One token outside braces. False when nothing was emitted (space, comment). */
-static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
+/* '=', '!', '<' or '>' (r) and what may follow it. */
+static void lex_comparison(struct ts_promql_lexer *lx, struct ts_promql_token *tok, int r)
 {
 	char q[16];
-	if (lx->pos < lx->len && lx->in[lx->pos] == '#') {
-		skip_comment(lx);
-		return false;
-	}
-	int r = next(lx);
+	int t;
 	switch (r) {
-	case EOF_RUNE:
-		if (lx->paren_depth != 0)
-			errorf(lx, tok, "unclosed left parenthesis");
-		else if (lx->bracket_open)
-			errorf(lx, tok, "unclosed left bracket");
-		else
-			emit(lx, tok, TS_TOK_EOF);
-		lx->done = true;
-		return true;
-	case ',': emit(lx, tok, TS_TOK_COMMA); return true;
-	case '*': emit(lx, tok, TS_TOK_MUL); return true;
-	case '/': emit(lx, tok, TS_TOK_DIV); return true;
-	case '%': emit(lx, tok, TS_TOK_MOD); return true;
-	case '+': emit(lx, tok, TS_TOK_ADD); return true;
-	case '-': emit(lx, tok, TS_TOK_SUB); return true;
-	case '^': emit(lx, tok, TS_TOK_POW); return true;
-	case '@': emit(lx, tok, TS_TOK_AT); return true;
-	case '=': {
-		int t = peek(lx);
+	case '=':
+		t = peek(lx);
 		if (t == '=') {
 			next(lx);
 			emit(lx, tok, TS_TOK_EQLC);
@@ -622,20 +597,17 @@ static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *to
 		} else {
 			emit(lx, tok, TS_TOK_EQL);
 		}
-		return true;
-	}
-	case '!': {
-		int t = next(lx);
+		return;
+	case '!':
+		t = next(lx);
 		if (t == '=') {
 			emit(lx, tok, TS_TOK_NEQ);
 		} else {
 			quote_rune(q, sizeof(q), t);
 			errorf(lx, tok, "unexpected character after '!': %s", q);
 		}
-		return true;
-	}
-	case '<':
-	case '>': {
+		return;
+	default: {
 		bool eq = peek(lx) == '=';
 		if (eq)
 			next(lx);
@@ -643,8 +615,86 @@ static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *to
 			emit(lx, tok, eq ? TS_TOK_LTE : TS_TOK_LSS);
 		else
 			emit(lx, tok, eq ? TS_TOK_GTE : TS_TOK_GTR);
-		return true;
 	}
+	}
+}
+
+/* '[' (r) opens a range or subquery, where a duration comes first; ']' closes it. */
+static void lex_bracket(struct ts_promql_lexer *lx, struct ts_promql_token *tok, int r)
+{
+	char q[16];
+	if (r == ']') {
+		if (!lx->bracket_open) {
+			quote_rune(q, sizeof(q), r);
+			errorf(lx, tok, "unexpected right bracket %s", q);
+			return;
+		}
+		emit(lx, tok, TS_TOK_RBRACKET);
+		lx->bracket_open = false;
+		return;
+	}
+	if (lx->bracket_open) {
+		quote_rune(q, sizeof(q), r);
+		errorf(lx, tok, "unexpected left bracket %s", q);
+		return;
+	}
+	lx->got_colon = false;
+	emit(lx, tok, TS_TOK_LBRACKET);
+	while (is_space(peek(lx)))
+		next(lx);
+	lx->start = lx->pos;
+	lx->bracket_open = true;
+	lx->want_duration = true;
+}
+
+/* A letter or ':' (r): a word, except inside [...], where it is a (single) colon. */
+static void lex_word_or_colon(struct ts_promql_lexer *lx, struct ts_promql_token *tok, int r)
+{
+	char q[16];
+	if (!lx->bracket_open) {
+		backup(lx);
+		lex_word(lx, tok);
+		return;
+	}
+	if (lx->got_colon) {
+		quote_rune(q, sizeof(q), r);
+		errorf(lx, tok, "unexpected colon %s", q);
+		return;
+	}
+	emit(lx, tok, TS_TOK_COLON);
+	lx->got_colon = true;
+}
+
+static void lex_eof(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
+{
+	if (lx->paren_depth != 0)
+		errorf(lx, tok, "unclosed left parenthesis");
+	else if (lx->bracket_open)
+		errorf(lx, tok, "unclosed left bracket");
+	else
+		emit(lx, tok, TS_TOK_EOF);
+	lx->done = true;
+}
+
+/* One token outside braces. False when nothing was emitted (space). */
+static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
+{
+	char q[16];
+	int r = next(lx);
+	switch (r) {
+	case EOF_RUNE: lex_eof(lx, tok); return true;
+	case ',': emit(lx, tok, TS_TOK_COMMA); return true;
+	case '*': emit(lx, tok, TS_TOK_MUL); return true;
+	case '/': emit(lx, tok, TS_TOK_DIV); return true;
+	case '%': emit(lx, tok, TS_TOK_MOD); return true;
+	case '+': emit(lx, tok, TS_TOK_ADD); return true;
+	case '-': emit(lx, tok, TS_TOK_SUB); return true;
+	case '^': emit(lx, tok, TS_TOK_POW); return true;
+	case '@': emit(lx, tok, TS_TOK_AT); return true;
+	case '=':
+	case '!':
+	case '<':
+	case '>': lex_comparison(lx, tok, r); return true;
 	case '"':
 	case '\'':
 		lx->string_open = r;
@@ -670,28 +720,7 @@ static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *to
 		lx->brace_open = true;
 		return true;
 	case '[':
-		if (lx->bracket_open) {
-			quote_rune(q, sizeof(q), r);
-			errorf(lx, tok, "unexpected left bracket %s", q);
-			return true;
-		}
-		lx->got_colon = false;
-		emit(lx, tok, TS_TOK_LBRACKET);
-		while (is_space(peek(lx)))
-			next(lx);
-		lx->start = lx->pos;
-		lx->bracket_open = true;
-		lx->want_duration = true;
-		return true;
-	case ']':
-		if (!lx->bracket_open) {
-			quote_rune(q, sizeof(q), r);
-			errorf(lx, tok, "unexpected right bracket %s", q);
-			return true;
-		}
-		emit(lx, tok, TS_TOK_RBRACKET);
-		lx->bracket_open = false;
-		return true;
+	case ']': lex_bracket(lx, tok, r); return true;
 	default: break;
 	}
 	if (is_space(r)) {
@@ -704,18 +733,7 @@ static bool lex_statement(struct ts_promql_lexer *lx, struct ts_promql_token *to
 		return true;
 	}
 	if (is_alpha(r) || r == ':') {
-		if (!lx->bracket_open) {
-			backup(lx);
-			lex_word(lx, tok);
-			return true;
-		}
-		if (lx->got_colon) {
-			quote_rune(q, sizeof(q), r);
-			errorf(lx, tok, "unexpected colon %s", q);
-			return true;
-		}
-		emit(lx, tok, TS_TOK_COLON);
-		lx->got_colon = true;
+		lex_word_or_colon(lx, tok, r);
 		return true;
 	}
 	quote_rune(q, sizeof(q), r);
@@ -744,6 +762,11 @@ void ts_promql_lex_next(struct ts_promql_lexer *lx, struct ts_promql_token *tok)
 		return;
 	}
 	for (;;) {
+		/* A '#' comment runs to the end of the line, inside braces too. */
+		if (lx->pos < lx->len && lx->in[lx->pos] == '#') {
+			skip_comment(lx);
+			continue;
+		}
 		bool got = lx->brace_open ? lex_inside_braces(lx, tok) : lex_statement(lx, tok);
 		if (got)
 			return;

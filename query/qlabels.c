@@ -14,7 +14,7 @@
 
 #include <xxhash.h>
 
-#include "query/qvalue.h"
+#include "query/eval_int.h"
 #include "storage/mem.h"
 
 /* ---- arena ---- */
@@ -120,14 +120,9 @@ static bool name_eq(const struct ts_label *l, const char *name, size_t len)
 
 int ts__qlb_reset(struct qctx *c, struct qlb *b, const struct ts_label *l, uint32_t n)
 {
-	if (b->cap < n + 4) {
-		uint32_t cap = n + 16;
-		struct ts_label *p = ts_realloc(b->l, cap * sizeof *p);
-		if (!p)
-			return ts__q_nomem(c);
-		b->l = p;
-		b->cap = cap;
-	}
+	/* Room for a few labels more: callers usually add one or two. */
+	if (ts_grow((void **)&b->l, &b->cap, (size_t)n + 4, sizeof *b->l))
+		return ts__q_nomem(c);
 	if (n)
 		memcpy(b->l, l, n * sizeof *l);
 	b->n = n;
@@ -150,14 +145,8 @@ int ts__qlb_set(struct qctx *c, struct qlb *b, const char *name, size_t name_len
 	ts__qlb_del(b, name, name_len);
 	if (value_len == 0)
 		return 0;
-	if (b->n + 1 > b->cap) {
-		uint32_t cap = b->cap * 2 + 8;
-		struct ts_label *p = ts_realloc(b->l, cap * sizeof *p);
-		if (!p)
-			return ts__q_nomem(c);
-		b->l = p;
-		b->cap = cap;
-	}
+	if (b->n == b->cap && ts_grow((void **)&b->l, &b->cap, (size_t)b->n + 1, sizeof *b->l))
+		return ts__q_nomem(c);
 	b->l[b->n++] = (struct ts_label){ name, value, (uint32_t)name_len, (uint32_t)value_len };
 	return 0;
 }
@@ -175,11 +164,6 @@ void ts__qlb_keep(struct qlb *b, char *const *names, size_t n)
 	b->n = w;
 }
 
-static int qsort_lab(const void *a, const void *b)
-{
-	return lab_cmp_name(a, b);
-}
-
 int ts__qlb_finish(struct qctx *c, struct qlb *b, const struct ts_label **out, uint32_t *n)
 {
 	struct ts_label *l = ts__qa_alloc(&c->scratch, (b->n ? b->n : 1) * sizeof *l);
@@ -194,7 +178,6 @@ int ts__qlb_finish(struct qctx *c, struct qlb *b, const struct ts_label **out, u
 			l[j] = l[j - 1];
 			l[j - 1] = t;
 		}
-	(void)qsort_lab;
 	*out = l;
 	*n = b->n;
 	return 0;
@@ -204,7 +187,8 @@ void ts__qlb_fini(struct qlb *b)
 {
 	ts_free(b->l);
 	b->l = NULL;
-	b->n = b->cap = 0;
+	b->n = 0;
+	b->cap = 0;
 }
 
 int ts__ql_copy(struct qctx *c, struct qarena *a, const struct ts_label *l, uint32_t n,
@@ -254,27 +238,22 @@ static bool in_names(const struct ts_label *l, char *const *names, size_t n)
 	return false;
 }
 
-int64_t ts__ql_key(struct qctx *c, const struct ts_label *l, uint32_t n, int mode,
+int64_t ts__ql_key(struct qctx *c, const struct ts_label *l, uint32_t n, enum ts__qkey mode,
 		   char *const *names, size_t n_names)
 {
 	size_t need = 1;
 	for (uint32_t i = 0; i < n; i++)
 		need += l[i].name_len + l[i].value_len + 2;
-	if (need > c->kbuf_cap) {
-		size_t cap = need * 2 + 256;
-		char *p = ts_realloc(c->kbuf, cap);
-		if (!p)
-			return ts__q_nomem(c);
-		c->kbuf = p;
-		c->kbuf_cap = cap;
-	}
+	if (need > c->kbuf_cap && ts_grow((void **)&c->kbuf, &c->kbuf_cap, need, 1))
+		return ts__q_nomem(c);
 	char *p = c->kbuf;
 	for (uint32_t i = 0; i < n; i++) {
-		if (mode == 1 && !in_names(&l[i], names, n_names))
+		if (mode == TS__QKEY_ON && !in_names(&l[i], names, n_names))
 			continue;
-		if (mode == 2 && (name_eq(&l[i], "__name__", 8) || in_names(&l[i], names, n_names)))
+		if (mode == TS__QKEY_IGNORING &&
+		    (name_eq(&l[i], "__name__", 8) || in_names(&l[i], names, n_names)))
 			continue;
-		if (mode == 3 && in_names(&l[i], names, n_names))
+		if (mode == TS__QKEY_EXCEPT && in_names(&l[i], names, n_names))
 			continue;
 		memcpy(p, l[i].name, l[i].name_len);
 		p += l[i].name_len;
@@ -348,14 +327,6 @@ void ts__ql_str(const struct ts_label *l, uint32_t n, char *buf, size_t cap)
 	PUTS("}", 1);
 #undef PUTS
 	buf[pos < cap ? pos : cap - 1] = 0;
-}
-
-bool ts__ql_has_name(const struct ts_label *l, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (name_eq(&l[i], "__name__", 8))
-			return true;
-	return false;
 }
 
 int ts__ql_drop_name(struct qctx *c, const struct ts_label *l, uint32_t n,

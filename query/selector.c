@@ -19,8 +19,7 @@
 #include "storage/mem.h"
 #include "tsdb/labels.h"
 
-int ts_selector_parse(struct ts_selector *s, const char *sel, size_t len, char *msg,
-			  size_t msg_len)
+int ts_selector_parse(struct ts_selector *s, const char *sel, size_t len, char *msg, size_t msg_len)
 {
 	memset(s, 0, sizeof *s);
 	struct ts_ast *t = NULL;
@@ -81,8 +80,8 @@ static int ref_cmp(const void *a, const void *b)
 }
 
 int ts_selector_union(struct ts_db *db, const struct ts_selector *sel, size_t n, int64_t mint,
-			int64_t maxt, bool need_chunks, struct ts_selector_union *u, char *msg,
-			size_t msg_len)
+		      int64_t maxt, bool need_chunks, struct ts_selector_union *u, char *msg,
+		      size_t msg_len)
 {
 	memset(u, 0, sizeof *u);
 	int rc = 0;
@@ -198,8 +197,8 @@ static int inject(struct ts_ast *node, const struct ts_matcher *m, size_t n)
 	return 0;
 }
 
-int ts_promql_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n, char **out,
-			char *msg, size_t msg_len)
+int ts_selector_add_matchers(const char *q, size_t len, const struct ts_matcher *m, size_t n,
+			     char **out, char *msg, size_t msg_len)
 {
 	struct ts_ast *t = NULL;
 	struct ts_promql_error pe;

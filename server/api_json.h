@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/engine.h"
+#include "query/query.h"
 #include "query/selector.h"
 #include "server/net.h"
 #include "wire/params.h"

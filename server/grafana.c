@@ -742,7 +742,8 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		}
 		ts_free(text);
 		text = NULL;
-		int rc = ts_promql_add_matchers(expr.p, expr.len, fm, nfm, &text, msg, sizeof msg);
+		int rc = ts_selector_add_matchers(expr.p, expr.len, fm, nfm, &text, msg,
+						  sizeof msg);
 		if (rc) {
 			gf_error(resp, rc == TS_EINVALID ? 400 : 503, msg);
 			goto out;

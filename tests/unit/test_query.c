@@ -1,12 +1,12 @@
 /*
- * Unit tests for the PromQL evaluator (query/engine.h) against a small database
+ * Unit tests for the PromQL evaluator (query/query.h) against a small database
  * built in a temp dir: counters with resets, gauges with gaps longer than the
  * lookback, stale markers, classic histogram buckets and series for vector
  * matching. Expected values are derived by hand from Prometheus 2.42's semantics
  * (see the comment at each case); results are compared as canonical text: one line
  * per series "labels value" (sorted unless the order is the point), %.6g values.
  *
- * TS_ENGINE_BENCH=1 adds a benchmark: rate(x[5m]) over 1000 series x 1 day of 15 s
+ * TS_QUERY_BENCH=1 adds a benchmark: rate(x[5m]) over 1000 series x 1 day of 15 s
  * samples as a 1-minute-step range query, printing ns per sample scanned.
  */
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "query/engine.h"
+#include "query/query.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/tsdb.h"
@@ -94,7 +94,7 @@ static int setup(void **state)
 {
 	(void)state;
 	const char *base = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/engineXXXXXX", base ? base : "/tmp");
+	snprintf(dir, sizeof dir, "%s/queryXXXXXX", base ? base : "/tmp");
 	assert_non_null(mkdtemp(dir));
 	struct ts_db_opts o = { .sync = TS_WAL_SYNC_NEVER };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
@@ -587,7 +587,7 @@ static void test_errors_and_limits(void **state)
 static void bench(void **state)
 {
 	(void)state;
-	if (!getenv("TS_ENGINE_BENCH"))
+	if (!getenv("TS_QUERY_BENCH"))
 		skip();
 	const int n_series = 1000, n_samples = 5760;
 	struct ts_sample *s = calloc(n_samples, sizeof *s);
