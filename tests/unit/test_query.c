@@ -25,6 +25,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/tsdb.h"
+#include "testutil.h"
 
 #define T0 1704067200000LL /* 2024-01-01T00:00:00Z, a Monday, a multiple of 1 m */
 #define S 15000LL
@@ -38,10 +39,7 @@ static char dir[4096];
 
 static double stale_nan(void)
 {
-	uint64_t b = TS_STALE_NAN_BITS;
-	double d;
-	memcpy(&d, &b, 8);
-	return d;
+	return tu_f64(TS_STALE_NAN_BITS);
 }
 
 /* Appends one series: samples at T0 + i*S for i in [i0, i1) with value f(i). */
@@ -93,9 +91,7 @@ static double f_two(int i)
 static int setup(void **state)
 {
 	(void)state;
-	const char *base = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/queryXXXXXX", base ? base : "/tmp");
-	assert_non_null(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof dir, "query");
 	struct ts_db_opts o = { .sync = TS_WAL_SYNC_NEVER };
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 
@@ -144,9 +140,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	assert_int_equal(ts_db_close(db), 0);
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
 	return 0;
 }
 
