@@ -52,7 +52,9 @@ class BenchSmoke(unittest.TestCase):
                 self.assertEqual(r["recovered"], expected, name)
                 self.assertIsNotNone(r["recovery_s"], name)
                 self.assertGreater(r["samples_per_s"], 1000, name)
-                self.assertGreater(r["cpu_s_per_msample"], 0, name)
+                # CPU time comes in 10 ms clock ticks: the tiny dataset may cost tsdbd
+                # less than one, so 0 is a measurement, not a broken one.
+                self.assertGreaterEqual(r["cpu_s_per_msample"], 0, name)
                 self.assertTrue(0 < r["bytes_per_sample"] < 10000, (name, r["bytes_per_sample"]))
                 self.assertGreater(r["peak_rss_mib"], 1, name)
                 self.assertEqual(r["query_errors"], 0, name)
