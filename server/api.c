@@ -25,6 +25,7 @@
 #include "server/app.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/labels.h"
 
 #define MAX_POINTS 11000
 #define TRUNCATED "results truncated due to limit"
@@ -75,6 +76,18 @@ static void answer_result(struct ts_net_response *resp, const struct ts_qresult 
 	ts_free(w);
 }
 
+/* Answers an evaluation: its error, or its result (then freed). */
+static void answer_eval(struct ts_net_response *resp, int rc, struct ts_qresult *r,
+			const struct ts_qerr *err, size_t limit)
+{
+	if (rc) {
+		eval_error(resp, rc, err);
+		return;
+	}
+	answer_result(resp, r, limit);
+	ts_qresult_free(r);
+}
+
 /* Missing or empty query: what Prometheus' parser says about "". */
 static int need_query(struct ts_net_response *resp, const char *q)
 {
@@ -100,15 +113,10 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
 		goto out;
 	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0 };
-	struct ts_qresult *r;
-	struct ts_qerr err;
-	int rc = ts_api_eval_instant(app->db, q, q_len, t, &o, &r, &err);
-	if (rc) {
-		eval_error(resp, rc, &err);
-		goto out;
-	}
-	answer_result(resp, r, limit);
-	ts_qresult_free(r);
+	struct ts_qresult *r = NULL;
+	struct ts_qerr err = { 0 };
+	int rc = ts_query_instant(app->db, q, q_len, t, &o, &r, &err);
+	answer_eval(resp, rc, r, &err, limit);
 out:
 	ts_params_fini(&p);
 }
@@ -157,15 +165,10 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	/* Prometheus allows 11,000 intervals, that is 11,001 points. */
 	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
 			      .max_points = MAX_POINTS + 1 };
-	struct ts_qresult *r;
-	struct ts_qerr err;
-	int rc = ts_api_eval_range(app->db, q, q_len, start, end, step, &o, &r, &err);
-	if (rc) {
-		eval_error(resp, rc, &err);
-		goto out;
-	}
-	answer_result(resp, r, limit);
-	ts_qresult_free(r);
+	struct ts_qresult *r = NULL;
+	struct ts_qerr err = { 0 };
+	int rc = ts_query_range(app->db, q, q_len, start, end, step, &o, &r, &err);
+	answer_eval(resp, rc, r, &err, limit);
 out:
 	ts_params_fini(&p);
 }
@@ -225,7 +228,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 	/* Time-filtering costs a chunk look-up per series: only when a range was asked for. */
 	bool ranged = l.start != TS_API_MIN_TIME_MS || l.end != TS_API_MAX_TIME_MS;
 	int rc = ts_selector_union(app->db, l.sel, l.n_sel, l.start, l.end, ranged, &u, msg,
-				     sizeof msg);
+				   sizeof msg);
 	if (rc) {
 		engine_error(resp, rc, msg);
 		goto out;
@@ -331,38 +334,6 @@ static void h_labels(const struct ts_http_request *req, struct ts_net_response *
 	lookup_end(&l);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes a path segment into out (cap bytes). -1 on a bad escape or overflow. */
-static int path_decode(const char *s, size_t len, char *out, size_t cap)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '%') {
-			int h, l;
-			if (len - i < 3 || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
-				return -1;
-			c = (char)(h << 4 | l);
-			i += 2;
-		}
-		if (k + 1 >= cap)
-			return -1;
-		out[k++] = c;
-	}
-	out[k] = 0;
-	return (int)k;
-}
-
 static void h_label_values(const struct ts_http_request *req, struct ts_net_response *resp,
 			   void *arg)
 {
@@ -376,14 +347,15 @@ static void h_label_values(const struct ts_http_request *req, struct ts_net_resp
 		return;
 	}
 	char name[1024];
-	int n = path_decode(path + pl, len - pl - sl, name, sizeof name);
-	if (n < 0 || !ts_api_label_name_valid(name, (size_t)n) || strlen(name) != (size_t)n) {
+	size_t n;
+	int rc = ts_pct_decode(name, sizeof name, path + pl, len - pl - sl, 0, &n);
+	if (rc != 0 || !ts_labels_name_valid(name, n)) {
 		char shown[300];
 		size_t k = len - pl - sl < 200 ? len - pl - sl : 200;
 		memcpy(shown, path + pl, k);
 		shown[k] = 0;
 		ts_api_error(resp, TS_API_BAD_DATA, "invalid label name: \"%s\"",
-			     n < 0 ? shown : name);
+			     rc != 0 ? shown : name);
 		return;
 	}
 	struct lookup l;
@@ -628,27 +600,24 @@ out:
 
 int ts_query_routes(struct ts_app *app)
 {
-	static const struct {
-		const char *path;
-		int flags;
-		ts_net_handler fn;
-		const char *name;
-	} r[] = {
-		{ "/api/v1/query", 0, h_query, "query" },
-		{ "/api/v1/query_range", 0, h_query_range, "query_range" },
-		{ "/api/v1/series", 0, h_series, "series" },
-		{ "/api/v1/labels", 0, h_labels, "labels" },
-		{ "/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values" },
-		{ "/api/v1/metadata", 0, h_metadata, "metadata" },
-		{ "/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb" },
+	/* Every endpoint takes GET and POST (a form body), as Prometheus' does. */
+	static const struct ts_net_route_def r[] = {
+		{ "GET", "/api/v1/query", 0, h_query, "query" },
+		{ "POST", "/api/v1/query", 0, h_query, "query" },
+		{ "GET", "/api/v1/query_range", 0, h_query_range, "query_range" },
+		{ "POST", "/api/v1/query_range", 0, h_query_range, "query_range" },
+		{ "GET", "/api/v1/series", 0, h_series, "series" },
+		{ "POST", "/api/v1/series", 0, h_series, "series" },
+		{ "GET", "/api/v1/labels", 0, h_labels, "labels" },
+		{ "POST", "/api/v1/labels", 0, h_labels, "labels" },
+		{ "GET", "/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values" },
+		{ "POST", "/api/v1/label/", TS_NET_PREFIX, h_label_values, "label_values" },
+		{ "GET", "/api/v1/metadata", 0, h_metadata, "metadata" },
+		{ "POST", "/api/v1/metadata", 0, h_metadata, "metadata" },
+		{ "GET", "/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb" },
+		{ "POST", "/api/v1/status/tsdb", 0, h_status_tsdb, "status_tsdb" },
 	};
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++) {
-		rc = ts_net_route(app->net, "GET", r[i].path, r[i].flags, r[i].fn, app, r[i].name);
-		if (rc == 0)
-			rc = ts_net_route(app->net, "POST", r[i].path, r[i].flags, r[i].fn, app,
-					  r[i].name);
-	}
+	int rc = ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 	if (rc == 0)
 		rc = ts__export_routes(app);
 	if (rc == 0)

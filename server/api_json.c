@@ -1,7 +1,8 @@
 /*
- * api_json.c - the pieces the read-side handlers share: Prometheus' JSON envelope and
- * number layouts, parameter parsing with Prometheus' error messages, match[] parameters
- * parsed into selectors, and the gateway to the PromQL evaluator (see api_json.h).
+ * api_json.c - the Prometheus HTTP API's conventions shared by the read-side handlers
+ * (see api_json.h): answers (envelope, values, times, labels, errors, the error type
+ * of a failed evaluation) and requests (parameters, times, durations, limits, match[]
+ * selectors), with Prometheus' messages.
  *
  * Invariant: every ts_api_* function that takes a response either completes it and
  * returns non-zero, or leaves it untouched and returns 0, so a handler can chain them
@@ -18,14 +19,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include "query/promql.h"
 #include "wire/fmtnum.h"
-#include "wire/jsonl.h"
 #include "storage/err.h"
 #include "storage/mem.h"
-#include "tsdb/labels.h"
 
-/* ---- envelope ---- */
+/* ---- answers ---- */
 
 static const struct {
 	const char *name;
@@ -60,6 +58,27 @@ void ts_api_error(struct ts_net_response *resp, enum ts_api_errtype t, const cha
 		return;
 	}
 	ts_net_respond(resp, errtypes[t].status, body, len);
+}
+
+enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err)
+{
+	switch (err->type) {
+	case TS_QERR_BAD_DATA: return TS_API_BAD_DATA;
+	case TS_QERR_EXECUTION: return TS_API_EXECUTION;
+	case TS_QERR_TIMEOUT: return TS_API_TIMEOUT;
+	case TS_QERR_CANCELED: return TS_API_CANCELED;
+	case TS_QERR_INTERNAL: return TS_API_INTERNAL;
+	case TS_QERR_NONE: break;
+	}
+	if (rc == TS_EINVALID)
+		return TS_API_BAD_DATA;
+	if (rc == -ETIMEDOUT)
+		return TS_API_TIMEOUT;
+	if (rc == -ECANCELED)
+		return TS_API_CANCELED;
+	if (rc == -ENOMEM || rc == TS_ECORRUPT)
+		return TS_API_INTERNAL;
+	return TS_API_EXECUTION;
 }
 
 void ts_api_begin(struct ts_sbuf *b)
@@ -230,7 +249,39 @@ void ts_api_result(struct ts_sbuf *b, const struct ts_qresult *r, size_t limit, 
 	ts_sbuf_str(b, "}");
 }
 
-/* ---- parameters ---- */
+void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n)
+{
+	const struct ts_label *name = NULL;
+	uint32_t others = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (l[i].name_len == 8 && memcmp(l[i].name, "__name__", 8) == 0)
+			name = &l[i];
+		else
+			others++;
+	}
+	if (name)
+		ts_sbuf_add(b, name->value, name->value_len);
+	if (!others) {
+		if (!name)
+			ts_sbuf_str(b, "{}");
+		return;
+	}
+	ts_sbuf_str(b, "{");
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (&l[i] == name)
+			continue;
+		if (k++)
+			ts_sbuf_str(b, ", ");
+		ts_sbuf_add(b, l[i].name, l[i].name_len);
+		ts_sbuf_str(b, "=\"");
+		ts_sbuf_prom_escape(b, l[i].value, l[i].value_len);
+		ts_sbuf_str(b, "\"");
+	}
+	ts_sbuf_str(b, "}");
+}
+
+/* ---- requests ---- */
 
 int ts_api_params(const struct ts_http_request *req, struct ts_net_response *resp,
 		  struct ts_params *p)
@@ -274,6 +325,17 @@ static const char *quoted(char *buf, size_t cap, const char *s)
 	return buf;
 }
 
+/* Prometheus' "cannot parse" answer for parameter `name` with value s. Returns 1. */
+static int unparsable(struct ts_net_response *resp, const char *name, const char *s,
+		      const char *what)
+{
+	char q[160];
+	ts_api_error(resp, TS_API_BAD_DATA,
+		     "invalid parameter \"%s\": cannot parse %s to a valid %s", name,
+		     quoted(q, sizeof q, s), what);
+	return 1;
+}
+
 int ts_api_time_param(struct ts_net_response *resp, const struct ts_params *p, const char *name,
 		      int64_t def, int64_t *out)
 {
@@ -294,11 +356,7 @@ int ts_api_time_param(struct ts_net_response *resp, const struct ts_params *p, c
 	 * but a time of infinity is of no use to anyone. */
 	if (strpbrk(s, "xXnNiI") == NULL && ts_parse_time_ms(s, out) == 0)
 		return 0;
-	char q[160];
-	ts_api_error(resp, TS_API_BAD_DATA,
-		     "invalid parameter \"%s\": cannot parse %s to a valid timestamp", name,
-		     quoted(q, sizeof q, s));
-	return 1;
+	return unparsable(resp, name, s, "timestamp");
 }
 
 static int parse_float_seconds_ms(const char *s, int64_t *out)
@@ -324,11 +382,7 @@ int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *
 	}
 	if (parse_float_seconds_ms(s, out) == 0 || ts_parse_duration_ms(s, out) == 0)
 		return 0;
-	char q[160];
-	ts_api_error(resp, TS_API_BAD_DATA,
-		     "invalid parameter \"%s\": cannot parse %s to a valid duration", name,
-		     quoted(q, sizeof q, s));
-	return 1;
+	return unparsable(resp, name, s, "duration");
 }
 
 int ts_api_limit_param(struct ts_net_response *resp, const struct ts_params *p, size_t *out)
@@ -339,13 +393,8 @@ int ts_api_limit_param(struct ts_net_response *resp, const struct ts_params *p, 
 	if (!s || !len)
 		return 0;
 	int64_t v;
-	if (ts_fmtnum_parse_int64(s, len, &v)) {
-		char q[160];
-		ts_api_error(resp, TS_API_BAD_DATA,
-			     "invalid parameter \"limit\": cannot parse %s to a valid limit",
-			     quoted(q, sizeof q, s));
-		return 1;
-	}
+	if (ts_fmtnum_parse_int64(s, len, &v))
+		return unparsable(resp, "limit", s, "limit");
 	if (v < 0) {
 		ts_api_error(resp, TS_API_BAD_DATA,
 			     "invalid parameter \"limit\": limit must be non-negative");
@@ -360,53 +409,6 @@ int64_t ts_api_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- labels and queries ---- */
-
-bool ts_api_label_name_valid(const char *s, size_t len)
-{
-	if (!len)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-		if (!alpha && !(i && c >= '0' && c <= '9'))
-			return false;
-	}
-	return true;
-}
-
-void ts_api_series_name(struct ts_sbuf *b, const struct ts_label *l, uint32_t n)
-{
-	const struct ts_label *name = NULL;
-	uint32_t others = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (l[i].name_len == 8 && memcmp(l[i].name, "__name__", 8) == 0)
-			name = &l[i];
-		else
-			others++;
-	}
-	if (name)
-		ts_sbuf_add(b, name->value, name->value_len);
-	if (!others) {
-		if (!name)
-			ts_sbuf_str(b, "{}");
-		return;
-	}
-	ts_sbuf_str(b, "{");
-	uint32_t k = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (&l[i] == name)
-			continue;
-		if (k++)
-			ts_sbuf_str(b, ", ");
-		ts_sbuf_add(b, l[i].name, l[i].name_len);
-		ts_sbuf_str(b, "=\"");
-		ts_sbuf_prom_escape(b, l[i].value, l[i].value_len);
-		ts_sbuf_str(b, "\"");
-	}
-	ts_sbuf_str(b, "}");
 }
 
 struct sel_acc {
@@ -470,44 +472,4 @@ void ts_api_selectors_free(struct ts_selector *s, size_t n)
 	for (size_t i = 0; s && i < n; i++)
 		ts_selector_fini(&s[i]);
 	ts_free(s);
-}
-
-/* ---- the evaluator ---- */
-
-int ts_api_eval_instant(struct ts_db *db, const char *q, size_t q_len, int64_t t_ms,
-			const struct ts_qopts *o, struct ts_qresult **out, struct ts_qerr *err)
-{
-	*out = NULL;
-	memset(err, 0, sizeof *err);
-	return ts_query_instant(db, q, q_len, t_ms, o, out, err);
-}
-
-int ts_api_eval_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_ms,
-		      int64_t end_ms, int64_t step_ms, const struct ts_qopts *o,
-		      struct ts_qresult **out, struct ts_qerr *err)
-{
-	*out = NULL;
-	memset(err, 0, sizeof *err);
-	return ts_query_range(db, q, q_len, start_ms, end_ms, step_ms, o, out, err);
-}
-
-enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err)
-{
-	switch (err->type) {
-	case TS_QERR_BAD_DATA: return TS_API_BAD_DATA;
-	case TS_QERR_EXECUTION: return TS_API_EXECUTION;
-	case TS_QERR_TIMEOUT: return TS_API_TIMEOUT;
-	case TS_QERR_CANCELED: return TS_API_CANCELED;
-	case TS_QERR_INTERNAL: return TS_API_INTERNAL;
-	case TS_QERR_NONE: break;
-	}
-	if (rc == TS_EINVALID)
-		return TS_API_BAD_DATA;
-	if (rc == -ETIMEDOUT)
-		return TS_API_TIMEOUT;
-	if (rc == -ECANCELED)
-		return TS_API_CANCELED;
-	if (rc == -ENOMEM || rc == TS_ECORRUPT)
-		return TS_API_INTERNAL;
-	return TS_API_EXECUTION;
 }

@@ -69,20 +69,25 @@ struct ts_app {
 	atomic_uint_fast64_t metadata_in;
 };
 
-/* Registers the ingest routes (/api/v1/write, /write, /api/v2/write, /api/v1/import,
- * /api/v1/import/prometheus, /ping). Returns 0 or an error. */
+/* Registers the ingest routes (/api/v1/write, /api/v1/push, /write, /api/v2/write,
+ * /api/v1/import, /api/v1/import/prometheus, /ping) on app->net, with app as their
+ * argument (it must outlive the server). Before ts_net_run. Returns 0, or -ENOMEM
+ * (ts_net_routes). */
 int ts_ingest_routes(struct ts_app *app);
-/* Frees pooled contexts. */
+/* Frees the pooled per-request contexts, after the server stopped. */
 void ts_ingest_fini(struct ts_app *app);
-/* Registers /metrics, /-/healthy, /-/ready, /api/v1/status/buildinfo. */
+/* Registers /metrics, /-/healthy, /-/ready, /api/v1/status/buildinfo, as
+ * ts_ingest_routes does. Returns 0 or -ENOMEM. */
 int ts_ops_routes(struct ts_app *app);
 /* Registers the read side: the Prometheus query API (/api/v1/query, query_range, series,
  * labels, label values, metadata, status/tsdb), /api/v1/export, /api/v1/read and the
- * Grafana JSON datasource under /grafana/. */
+ * Grafana JSON datasource under /grafana/, as ts_ingest_routes does. Returns 0 or
+ * -ENOMEM. */
 int ts_query_routes(struct ts_app *app);
 
-/* Maps an engine error of a write to an HTTP status: 503 for transient faults (with a
- * Retry-After header set on resp), 500 otherwise. */
+/* Maps an engine error of a write to an HTTP status: 503 with a Retry-After header set on
+ * resp for everything that is the store's trouble and may pass (-errno such as -ENOSPC
+ * and -ENOMEM, TS_EIO, TS_ECLOSED, TS_EBUSY, TS_EFULL), 500 otherwise (TS_ECORRUPT). */
 int ts_app_write_error_status(struct ts_net_response *resp, int err);
 
 #endif

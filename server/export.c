@@ -1,6 +1,6 @@
 /*
  * export.c - GET|POST /api/v1/export: series as JSON lines, in the VictoriaMetrics
- * format that /api/v1/import reads back (server/jsonl.h).
+ * format that /api/v1/import reads back (wire/jsonl.h).
  *
  * Parameters: match[] (required, repeated: the union of the selectors), start and end
  * (Prometheus time formats; default: everything). Errors found before the first byte
@@ -38,16 +38,9 @@ static int piece_line(struct piece *pc, const struct ts_label *l, uint32_t nl,
 	size_t need = ts_jsonl_encode_bound(l, nl, n);
 	if (need == SIZE_MAX || pc->len + need < pc->len)
 		return TS_ELIMIT;
-	if (pc->len + need > pc->cap) {
-		size_t cap = pc->cap ? pc->cap : PIECE_BYTES;
-		while (cap < pc->len + need)
-			cap *= 2;
-		char *p = ts_realloc(pc->p, cap);
-		if (!p)
-			return -ENOMEM;
-		pc->p = p;
-		pc->cap = cap;
-	}
+	need += pc->len;
+	if (ts_grow((void **)&pc->p, &pc->cap, need < PIECE_BYTES ? PIECE_BYTES : need, 1) != 0)
+		return -ENOMEM;
 	pc->len += ts_jsonl_encode(pc->p + pc->len, l, nl, s, n);
 	return 0;
 }
@@ -62,8 +55,8 @@ static int piece_send(struct ts_net_response *resp, struct piece *pc, int force)
 	return ts_net_stream_write(resp, p, len);
 }
 
-static int export_series(struct ts_net_response *resp, struct piece *pc, const struct ts_selector_ref *r,
-			 struct ts_sample *buf)
+static int export_series(struct ts_net_response *resp, struct piece *pc,
+			 const struct ts_selector_ref *r, struct ts_sample *buf)
 {
 	struct ts_iter *it;
 	int rc = ts_iter_new(r->set, r->i, &it);
@@ -149,7 +142,9 @@ out:
 
 int ts__export_routes(struct ts_app *app)
 {
-	struct ts_net_server *s = app->net;
-	int rc = ts_net_route(s, "GET", "/api/v1/export", 0, h_export, app, "export");
-	return rc ? rc : ts_net_route(s, "POST", "/api/v1/export", 0, h_export, app, "export");
+	static const struct ts_net_route_def r[] = {
+		{ "GET", "/api/v1/export", 0, h_export, "export" },
+		{ "POST", "/api/v1/export", 0, h_export, "export" },
+	};
+	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 }

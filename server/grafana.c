@@ -35,6 +35,7 @@
 #include "wire/fmtnum.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/labels.h"
 
 #define MAX_POINTS 11000
 #define MAX_FILTERS 64
@@ -70,6 +71,13 @@ static const int errtype_status[] = {
 	[TS_API_CANCELED] = 499,    [TS_API_INTERNAL] = 500,  [TS_API_NOT_FOUND] = 404,
 	[TS_API_UNAVAILABLE] = 503,
 };
+
+/* Answers a failed evaluation with the status of its error type and its message. */
+static void gf_eval_error(struct ts_net_response *resp, int rc, const struct ts_qerr *err)
+{
+	gf_error(resp, errtype_status[ts_api_eval_errtype(rc, err)],
+		 err->msg[0] ? err->msg : ts_strerror(rc));
+}
 
 /* Parses the body; an empty body is an empty object (some panels post nothing). */
 static int body_doc(const struct ts_http_request *req, struct ts_net_response *resp,
@@ -145,10 +153,14 @@ static void payloads(struct ts_sbuf *b)
 		       "{\"label\":\"Table\",\"value\":\"table\"}]}]");
 }
 
-static int metric_names(struct ts_app *app, struct ts_strlist *l)
+/* Every metric name into *l; on failure answers 500 and returns non-zero. */
+static int metric_names(struct ts_app *app, struct ts_net_response *resp, struct ts_strlist *l)
 {
 	memset(l, 0, sizeof *l);
-	return ts_db_label_values(app->db, "__name__", NULL, 0, INT64_MIN, INT64_MAX, l, NULL, 0);
+	if (ts_db_label_values(app->db, "__name__", NULL, 0, INT64_MIN, INT64_MAX, l, NULL, 0) == 0)
+		return 0;
+	gf_error(resp, 500, "cannot list metrics");
+	return 1;
 }
 
 static void h_metrics(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
@@ -157,10 +169,8 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	if (body_doc(req, resp, &d))
 		goto out;
 	struct ts_strlist l;
-	if (metric_names(arg, &l)) {
-		gf_error(resp, 500, "cannot list metrics");
+	if (metric_names(arg, resp, &l))
 		goto out;
-	}
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	ts_sbuf_str(&b, "[");
@@ -273,10 +283,8 @@ static void h_search(const struct ts_http_request *req, struct ts_net_response *
 		goto out;
 	const char *target = ts_jv_str(ts_jv_get(&d, &d.v[0], "target"));
 	struct ts_strlist l;
-	if (metric_names(arg, &l)) {
-		gf_error(resp, 500, "cannot list metrics");
+	if (metric_names(arg, resp, &l))
 		goto out;
-	}
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	ts_sbuf_str(&b, "[");
@@ -336,7 +344,7 @@ static int read_filters(const struct ts_jdoc *d, struct filter *f, size_t *n, ch
 			snprintf(msg, msg_len, "a filter needs string key, operator and value");
 			return -1;
 		}
-		if (!ts_api_label_name_valid(key, strlen(key))) {
+		if (!ts_labels_name_valid(key, strlen(key))) {
 			snprintf(msg, msg_len, "invalid label name in filter: \"%.100s\"", key);
 			return -1;
 		}
@@ -434,7 +442,7 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 	/* "by" is a multi-select (array) or a comma-separated string. */
 	if (byv && byv->type == TS_JV_ARR) {
 		for (const struct ts_jv *e = ts_jv_first(d, byv); e; e = ts_jv_next(d, e)) {
-			if (e->type != TS_JV_STR || !ts_api_label_name_valid(e->s, e->len)) {
+			if (e->type != TS_JV_STR || !ts_labels_name_valid(e->s, e->len)) {
 				ts_sbuf_fini(&by);
 				snprintf(msg, msg_len, "\"by\" must list label names");
 				return -1;
@@ -455,7 +463,7 @@ static int build_expr(const struct ts_jdoc *d, const struct ts_jv *t, const char
 				k = sizeof name - 1;
 			memcpy(name, p, k);
 			name[k] = 0;
-			if (!ts_api_label_name_valid(name, strlen(name))) {
+			if (!ts_labels_name_valid(name, strlen(name))) {
 				ts_sbuf_fini(&by);
 				snprintf(msg, msg_len, "invalid label name in \"by\": \"%.100s\"",
 					 name);
@@ -748,16 +756,15 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 			gf_error(resp, rc == TS_EINVALID ? 400 : 503, msg);
 			goto out;
 		}
-		struct ts_qerr err;
+		struct ts_qerr err = { 0 };
 		int table = is_table(&d, t);
 		/* pick_step keeps (to - from) / step below 11,000; aligning the start adds one. */
 		struct ts_qopts o = { .max_points = MAX_POINTS + 1 };
-		rc = table ? ts_api_eval_instant(app->db, text, strlen(text), to, &o, &r, &err)
-			   : ts_api_eval_range(app->db, text, strlen(text), start, to, step, &o, &r,
-					       &err);
+		rc = table ? ts_query_instant(app->db, text, strlen(text), to, &o, &r, &err)
+			   : ts_query_range(app->db, text, strlen(text), start, to, step, &o, &r,
+					    &err);
 		if (rc) {
-			gf_error(resp, errtype_status[ts_api_eval_errtype(rc, &err)],
-				 err.msg[0] ? err.msg : ts_strerror(rc));
+			gf_eval_error(resp, rc, &err);
 			goto out;
 		}
 		if (table)
@@ -891,7 +898,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			char *s = trim(args);
 			rc = ts_selector_parse(&sel, s, strlen(s), msg, sizeof msg);
 		}
-		if (rc == 0 && !ts_api_label_name_valid(name, strlen(name))) {
+		if (rc == 0 && !ts_labels_name_valid(name, strlen(name))) {
 			snprintf(msg, sizeof msg, "invalid label name: \"%.100s\"", name);
 			rc = TS_EINVALID;
 		}
@@ -900,15 +907,14 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 						&l, msg, sizeof msg);
 	} else if ((a = call_args(target, "query_result", args, sizeof args)) != NULL) {
 		int64_t from, to;
-		struct ts_qerr err;
+		struct ts_qerr err = { 0 };
 		if (read_range(&d, &from, &to, msg, sizeof msg)) {
 			gf_error(resp, 400, msg);
 			goto out;
 		}
-		rc = ts_api_eval_instant(app->db, a, strlen(a), to, NULL, &r, &err);
+		rc = ts_query_instant(app->db, a, strlen(a), to, NULL, &r, &err);
 		if (rc) {
-			gf_error(resp, errtype_status[ts_api_eval_errtype(rc, &err)],
-				 err.msg[0] ? err.msg : ts_strerror(rc));
+			gf_eval_error(resp, rc, &err);
 			goto out;
 		}
 		results = 1;
@@ -985,18 +991,17 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 	ts_sbuf_str(&b, "[");
 	if (q && *q) {
 		int64_t from, to;
-		struct ts_qerr err;
+		struct ts_qerr err = { 0 };
 		if (read_range(&d, &from, &to, msg, sizeof msg)) {
 			ts_sbuf_fini(&b);
 			gf_error(resp, 400, msg);
 			goto out;
 		}
 		int64_t step = pick_step(from, to, 1000, 500);
-		int rc = ts_api_eval_range(app->db, q, strlen(q), from, to, step, NULL, &r, &err);
+		int rc = ts_query_range(app->db, q, strlen(q), from, to, step, NULL, &r, &err);
 		if (rc) {
 			ts_sbuf_fini(&b);
-			gf_error(resp, errtype_status[ts_api_eval_errtype(rc, &err)],
-				 err.msg[0] ? err.msg : ts_strerror(rc));
+			gf_eval_error(resp, rc, &err);
 			goto out;
 		}
 		int k = 0;
@@ -1046,26 +1051,19 @@ out:
 
 int ts__grafana_routes(struct ts_app *app)
 {
-	static const struct {
-		const char *method, *path;
-		ts_net_handler fn;
-		const char *name;
-	} r[] = {
-		{ "GET", "/grafana", h_root, "grafana" },
-		{ "GET", "/grafana/", h_root, "grafana" },
-		{ "POST", "/grafana/metrics", h_metrics, "grafana_metrics" },
-		{ "POST", "/grafana/metric-payload-options", h_payload_options,
+	static const struct ts_net_route_def r[] = {
+		{ "GET", "/grafana", 0, h_root, "grafana" },
+		{ "GET", "/grafana/", 0, h_root, "grafana" },
+		{ "POST", "/grafana/metrics", 0, h_metrics, "grafana_metrics" },
+		{ "POST", "/grafana/metric-payload-options", 0, h_payload_options,
 		  "grafana_payload_options" },
-		{ "POST", "/grafana/options", h_payload_options, "grafana_payload_options" },
-		{ "POST", "/grafana/query", h_query, "grafana_query" },
-		{ "POST", "/grafana/variable", h_variable, "grafana_variable" },
-		{ "POST", "/grafana/tag-keys", h_tag_keys, "grafana_tag_keys" },
-		{ "POST", "/grafana/tag-values", h_tag_values, "grafana_tag_values" },
-		{ "POST", "/grafana/search", h_search, "grafana_search" },
-		{ "POST", "/grafana/annotations", h_annotations, "grafana_annotations" },
+		{ "POST", "/grafana/options", 0, h_payload_options, "grafana_payload_options" },
+		{ "POST", "/grafana/query", 0, h_query, "grafana_query" },
+		{ "POST", "/grafana/variable", 0, h_variable, "grafana_variable" },
+		{ "POST", "/grafana/tag-keys", 0, h_tag_keys, "grafana_tag_keys" },
+		{ "POST", "/grafana/tag-values", 0, h_tag_values, "grafana_tag_values" },
+		{ "POST", "/grafana/search", 0, h_search, "grafana_search" },
+		{ "POST", "/grafana/annotations", 0, h_annotations, "grafana_annotations" },
 	};
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < sizeof r / sizeof *r; i++)
-		rc = ts_net_route(app->net, r[i].method, r[i].path, 0, r[i].fn, app, r[i].name);
-	return rc;
+	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 }

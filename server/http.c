@@ -156,16 +156,9 @@ static void fail_from_parser(struct ts_http_conn *c)
 static int store_put(struct ts_http_conn *c, const char *data, size_t len)
 {
 	struct ts_http_request *r = &c->cur;
-	if (r->ts__store_len + len + 1 > r->ts__store_cap) {
-		size_t cap = r->ts__store_cap ? r->ts__store_cap : 512;
-		while (cap < r->ts__store_len + len + 1)
-			cap *= 2;
-		char *p = ts_realloc(r->ts__store, cap);
-		if (!p)
-			return fail(c, -ENOMEM, 500);
-		r->ts__store = p;
-		r->ts__store_cap = cap;
-	}
+	size_t need = r->ts__store_len + len + 1;
+	if (ts_grow((void **)&r->ts__store, &r->ts__store_cap, need < 512 ? 512 : need, 1) != 0)
+		return fail(c, -ENOMEM, 500);
 	memcpy(r->ts__store + r->ts__store_len, data, len);
 	r->ts__store_len += len;
 	return 0;
@@ -179,14 +172,9 @@ static union hslot *slot(struct ts_http_conn *c, size_t i)
 static int slot_new(struct ts_http_conn *c)
 {
 	struct ts_http_request *r = &c->cur;
-	if (r->n_headers == r->ts__slots_cap) {
-		size_t cap = r->ts__slots_cap ? r->ts__slots_cap * 2 : 16;
-		void *p = ts_realloc(r->headers, cap * sizeof(union hslot));
-		if (!p)
-			return fail(c, -ENOMEM, 500);
-		r->headers = p;
-		r->ts__slots_cap = cap;
-	}
+	if (ts_grow((void **)&r->headers, &r->ts__slots_cap, r->n_headers + 1,
+		    sizeof(union hslot)) != 0)
+		return fail(c, -ENOMEM, 500);
 	union hslot *s = slot(c, r->n_headers);
 	s->o.name_off = r->ts__store_len;
 	s->o.name_len = 0;
@@ -416,7 +404,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	struct ts_http_conn *c = p->data;
 	struct ts_http_request *r = &c->cur;
 	if (r->body_len + len + 1 > r->ts__body_cap) {
-		/* Only chunked bodies grow; chunk headers keep the total within the limit. */
+		/* Only chunked bodies grow; chunk headers keep the total within the limit.
+		 * Not ts_grow: the last step is clamped to the limit instead of doubling. */
 		size_t need = r->body_len + len + 1;
 		size_t cap = r->ts__body_cap ? r->ts__body_cap : 4096;
 		while (cap < need)

@@ -85,6 +85,7 @@ struct ts_http_request {
 	size_t ts__store_len, ts__store_cap, ts__body_cap, ts__slots_cap;
 };
 
+/* Zeroes req (no allocation). Cannot fail. */
 void ts_http_request_init(struct ts_http_request *req);
 /* Frees what the request owns and re-initialises it. Accepts an initialised empty one. */
 void ts_http_request_fini(struct ts_http_request *req);
@@ -108,7 +109,8 @@ struct ts_http_conn; /* opaque */
 
 /* Allocates a conn. `limits` is copied (NULL = defaults). Returns 0, -ENOMEM. */
 int ts_http_conn_new(struct ts_http_conn **out, const struct ts_http_limits *limits);
-void ts_http_conn_free(struct ts_http_conn *c); /* accepts NULL */
+/* Frees c and the request it was parsing. Accepts NULL. */
+void ts_http_conn_free(struct ts_http_conn *c);
 
 /*
  * Feeds up to `len` bytes. Stops after the first event; *consumed (always set) tells how
@@ -131,7 +133,8 @@ int ts_http_conn_phase(const struct ts_http_conn *c);
 /* Announced transfer body bytes of the request being read (Content-Length), or 0. */
 uint64_t ts_http_conn_content_length(const struct ts_http_conn *c);
 
-/* Reason phrase for a status code ("OK", "Not Found", ...; "Unknown" otherwise). */
+/* Reason phrase for a status code ("OK", "Not Found", ...; "Unknown" otherwise); a
+ * static string. */
 const char *ts_http_reason(int status);
 
 /* Response head. Content-Length, Date and Connection are always written by us (and

@@ -71,6 +71,12 @@ static void batch_fini(struct batch *b)
 	memset(b, 0, sizeof *b);
 }
 
+/* Empties the batch, keeping its buffers. */
+static void batch_clear(struct batch *b)
+{
+	b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
+}
+
 static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 		     const struct ts_sample *s, size_t ns)
 {
@@ -105,12 +111,20 @@ struct outcome {
 	int engine_err; /* first error ts_db_append returned */
 	uint64_t parse_errors, strings, histograms, invalid;
 	char first_msg[300];
+	char first_parse[256]; /* the decoder's message for the first bad line */
 };
 
 static void note(struct outcome *o, const char *fmt, const char *detail)
 {
 	if (!o->first_msg[0])
 		snprintf(o->first_msg, sizeof o->first_msg, fmt, detail);
+}
+
+/* Counts a line the decoder rejected; keeps the first message. */
+static void parse_error(struct outcome *o, const char *msg)
+{
+	if (!o->parse_errors++)
+		snprintf(o->first_parse, sizeof o->first_parse, "%s", msg);
 }
 
 static void sum_result(struct outcome *o, const struct ts_append_result *r, const char *what)
@@ -224,7 +238,11 @@ void ts_ingest_fini(struct ts_app *app)
 
 int ts_app_write_error_status(struct ts_net_response *resp, int err)
 {
-	if (err == -ENOMEM || err == TS_ECLOSED || err == TS_EIO || err == TS_EBUSY) {
+	/* Everything but corruption is the store's own trouble, and passes: out of memory,
+	 * shutting down, a full disk or a failing flush (writes resume by themselves once
+	 * one succeeds), a failed WAL (until restart). Senders retry on 503. */
+	if (err == -ENOMEM || err == TS_ECLOSED || err == TS_EIO || err == TS_EBUSY ||
+	    err == TS_EFULL || (err < 0 && err > -4096)) {
 		ts_net_response_header(resp, "Retry-After", "5");
 		return 503;
 	}
@@ -298,7 +316,7 @@ static int gunzip_if_needed(struct ts_app *app, struct ts_ingest_ctx *c,
 	}
 	size_t out;
 	int rc = ts_gzip_inflate((const uint8_t *)*body, *len, app->lim.max_decoded_bytes, &c->dec,
-				&c->dec_cap, &out);
+				 &c->dec_cap, &out);
 	if (rc == TS_ELIMIT) {
 		atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
 		snprintf(err, err_len, "decompressed body exceeds %zu bytes",
@@ -576,12 +594,9 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	ts_lp_init(&c->lp, body, len, prec, now_ns());
 	struct ts_lp_point pt;
 	int rc;
-	char first_parse[256] = "";
 	while ((rc = ts_lp_next(&c->lp, &pt)) != 0) {
 		if (rc == TS_EINVALID) {
-			o.parse_errors++;
-			if (!first_parse[0])
-				snprintf(first_parse, sizeof first_parse, "%s", c->lp.err);
+			parse_error(&o, c->lp.err);
 			if (v2)
 				break; /* InfluxDB 2.x: the batch fails at its first bad line */
 			continue;
@@ -603,21 +618,21 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	}
 	ts_lp_fini(&c->lp);
 	if (rc < 0 && rc != TS_EINVALID) {
-		c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+		batch_clear(&c->b);
 		status = rc == -ENOMEM ? 503 : 400;
 		snprintf(err, sizeof err, "%s",
 			 rc == -ENOMEM ? "out of memory" : "point cannot be mapped to series");
 		goto fail;
 	}
 	if (v2 && o.parse_errors) {
-		c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+		batch_clear(&c->b);
 		count_outcome(app, TS_PROTO_INFLUX, &o);
 		status = 400;
-		snprintf(err, sizeof err, "%s", first_parse);
+		snprintf(err, sizeof err, "%s", o.first_parse);
 		goto fail;
 	}
 	batch_flush(app, &c->b, &o);
-	c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+	batch_clear(&c->b);
 	if (o.engine_err) {
 		status = ts_app_write_error_status(resp, o.engine_err);
 		snprintf(err, sizeof err, "cannot store points: %s", ts_strerror(o.engine_err));
@@ -629,7 +644,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 		/* Samples outside retention are 422 for 2.x clients, as InfluxDB 2 answers. */
 		status = v2 && o.r.n_too_old == dropped ? 422 : 400;
 		snprintf(err, sizeof err, "partial write: %.200s dropped=%llu",
-			 o.parse_errors ? first_parse : o.first_msg,
+			 o.parse_errors ? o.first_parse : o.first_msg,
 			 (unsigned long long)(dropped + o.parse_errors));
 		goto fail;
 	}
@@ -676,13 +691,13 @@ static void text_reply(struct ts_net_response *resp, int status, struct ts_sbuf 
 }
 
 static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts_net_response *resp,
-			  struct outcome *o, enum ts_proto proto, int rc, const char *first_parse)
+			  struct outcome *o, enum ts_proto proto, int rc)
 {
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	if (rc == 0)
 		batch_flush(app, &c->b, o);
-	c->b.n_ser = c->b.n_lab = c->b.n_str = c->b.n_smp = 0;
+	batch_clear(&c->b);
 	ctx_put(app, c);
 	if (rc < 0 && rc != TS_EINVALID) {
 		ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
@@ -697,8 +712,8 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 	}
 	count_outcome(app, proto, o);
 	if (o->parse_errors || n_rejected(o) || o->r.n_invalid_series) {
-		if (first_parse[0])
-			note(o, "%s", first_parse);
+		if (o->first_parse[0])
+			note(o, "%s", o->first_parse);
 		summary(&b, o);
 		text_reply(resp, 400, &b);
 		return;
@@ -744,7 +759,6 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 {
 	struct ts_app *app = arg;
 	struct outcome o = { 0 };
-	char first_parse[256] = "";
 	const char *body;
 	size_t len;
 	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
@@ -757,9 +771,7 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 	while ((rc = ts_jsonl_next(&jp, &s)) != 0) {
 		if (rc == TS_EINVALID) {
 			/* Like VictoriaMetrics, a bad line is skipped; unlike it, the reply says so. */
-			o.parse_errors++;
-			if (!first_parse[0])
-				snprintf(first_parse, sizeof first_parse, "%s", jp.err);
+			parse_error(&o, jp.err);
 			continue;
 		}
 		if (rc < 0)
@@ -768,8 +780,7 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 			break;
 	}
 	ts_jsonl_fini(&jp);
-	finish_import(app, c, resp, &o, TS_PROTO_JSONL, rc < 0 && rc != TS_EINVALID ? rc : 0,
-		      first_parse);
+	finish_import(app, c, resp, &o, TS_PROTO_JSONL, rc < 0 && rc != TS_EINVALID ? rc : 0);
 }
 
 static int64_t now_ms(void)
@@ -782,7 +793,7 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 {
 	struct ts_app *app = arg;
 	struct outcome o = { 0 };
-	char err[300], first_parse[256] = "";
+	char err[300];
 	const char *body;
 	size_t len;
 	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
@@ -817,9 +828,7 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 	char help[4096];
 	while ((rc = ts_expfmt_next(&ep, &e)) != 0) {
 		if (rc == TS_EINVALID) {
-			o.parse_errors++;
-			if (!first_parse[0])
-				snprintf(first_parse, sizeof first_parse, "%s", ep.err);
+			parse_error(&o, ep.err);
 			continue;
 		}
 		if (rc < 0)
@@ -849,26 +858,20 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 			break;
 	}
 	ts_expfmt_fini(&ep);
-	finish_import(app, c, resp, &o, TS_PROTO_PROMTEXT, rc < 0 && rc != TS_EINVALID ? rc : 0,
-		      first_parse);
+	finish_import(app, c, resp, &o, TS_PROTO_PROMTEXT, rc < 0 && rc != TS_EINVALID ? rc : 0);
 }
 
 int ts_ingest_routes(struct ts_app *app)
 {
-	struct ts_net_server *s = app->net;
-	int rc = 0;
-	rc = rc ? rc
-		: ts_net_route(s, "POST", "/api/v1/write", 0, h_remote_write, app, "remote_write");
-	rc = rc ? rc
-		: ts_net_route(s, "POST", "/api/v1/push", 0, h_remote_write, app, "remote_write");
-	rc = rc ? rc : ts_net_route(s, "POST", "/write", 0, h_influx_v1, app, "influx_write");
-	rc = rc ? rc
-		: ts_net_route(s, "POST", "/api/v2/write", 0, h_influx_v2, app, "influx_write_v2");
-	rc = rc ? rc : ts_net_route(s, "GET", "/ping", 0, h_ping, app, "ping");
-	rc = rc ? rc : ts_net_route(s, "HEAD", "/ping", 0, h_ping, app, "ping");
-	rc = rc ? rc : ts_net_route(s, "POST", "/api/v1/import", 0, h_import_jsonl, app, "import");
-	rc = rc ? rc
-		: ts_net_route(s, "POST", "/api/v1/import/prometheus", 0, h_import_prom, app,
-			       "import_prometheus");
-	return rc;
+	static const struct ts_net_route_def r[] = {
+		{ "POST", "/api/v1/write", 0, h_remote_write, "remote_write" },
+		{ "POST", "/api/v1/push", 0, h_remote_write, "remote_write" },
+		{ "POST", "/write", 0, h_influx_v1, "influx_write" },
+		{ "POST", "/api/v2/write", 0, h_influx_v2, "influx_write_v2" },
+		{ "GET", "/ping", 0, h_ping, "ping" },
+		{ "HEAD", "/ping", 0, h_ping, "ping" },
+		{ "POST", "/api/v1/import", 0, h_import_jsonl, "import" },
+		{ "POST", "/api/v1/import/prometheus", 0, h_import_prom, "import_prometheus" },
+	};
+	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,49 @@ struct flags {
 	const char *data_dir, *listen, *sync, *log_level;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t header_ms, body_ms, idle_ms;
-	unsigned long workers, max_conns, max_labels, max_name, max_value;
+	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
 };
+
+#define F(field) offsetof(struct flags, field)
+/* Flags taking text, kept as given. */
+static const struct {
+	const char *name;
+	size_t off;
+} text_flags[] = {
+	{ "--data-dir", F(data_dir) },
+	{ "--listen", F(listen) },
+	{ "--sync", F(sync) },
+	{ "--log-level", F(log_level) },
+};
+/* Flags taking a duration, and the least each accepts. */
+static const struct {
+	const char *name;
+	int64_t min_ms;
+	size_t off;
+} duration_flags[] = {
+	{ "--retention", 0, F(retention_ms) },	 { "--out-of-order-window", 0, F(ooo_ms) },
+	{ "--max-future", 0, F(future_ms) },	 { "--partition", 60000, F(partition_ms) },
+	{ "--header-timeout", 1, F(header_ms) }, { "--body-timeout", 1, F(body_ms) },
+	{ "--idle-timeout", 1, F(idle_ms) },
+};
+/* Flags taking a count from 1 to max. */
+static const struct {
+	const char *name;
+	unsigned long long max;
+	size_t off;
+} count_flags[] = {
+	{ "--workers", 256, F(workers) },
+	{ "--max-connections", 1000000, F(max_conns) },
+	{ "--max-labels", 1024, F(max_labels) },
+	{ "--max-label-name-length", 256, F(max_name) },
+	{ "--max-label-value-length", 1u << 20, F(max_value) },
+	{ "--max-body-bytes", 1ull << 32, F(max_body) },
+	{ "--max-line-bytes", 1ull << 30, F(max_line) },
+	{ "--max-decoded-bytes", 1ull << 32, F(max_decoded) },
+};
+#undef F
+#define N_OF(a) (sizeof a / sizeof *a)
 
 static int bad(const char *flag, const char *value)
 {
@@ -69,16 +110,40 @@ static int bad(const char *flag, const char *value)
 	return 2;
 }
 
-static int parse_ulong(const char *flag, const char *v, unsigned long long max,
+static int parse_count(const char *flag, const char *v, unsigned long long max,
 		       unsigned long long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || *end || end == v || v[0] == '-' || x > max)
+	if (errno || *end || end == v || v[0] == '-' || x == 0 || x > max)
 		return bad(flag, v);
 	*out = x;
 	return 0;
+}
+
+/* Sets flag `name` to `val`: 0, 2 (bad value, said on stderr) or -1 (no such flag). */
+static int set_flag(struct flags *f, const char *name, const char *val)
+{
+	char *base = (char *)f;
+	for (size_t k = 0; k < N_OF(text_flags); k++)
+		if (!strcmp(name, text_flags[k].name)) {
+			*(const char **)(void *)(base + text_flags[k].off) = val;
+			return 0;
+		}
+	for (size_t k = 0; k < N_OF(duration_flags); k++)
+		if (!strcmp(name, duration_flags[k].name)) {
+			int64_t *ms = (int64_t *)(void *)(base + duration_flags[k].off);
+			return ts_parse_duration_ms(val, ms) || *ms < duration_flags[k].min_ms
+				       ? bad(name, val)
+				       : 0;
+		}
+	for (size_t k = 0; k < N_OF(count_flags); k++)
+		if (!strcmp(name, count_flags[k].name))
+			return parse_count(
+				name, val, count_flags[k].max,
+				(unsigned long long *)(void *)(base + count_flags[k].off));
+	return -1;
 }
 
 static int parse_flags(int argc, char **argv, struct flags *f)
@@ -111,77 +176,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			}
 			val = argv[++i];
 		}
-		unsigned long long u;
-		int rc = 0;
-		if (!strcmp(name, "--data-dir"))
-			f->data_dir = val;
-		else if (!strcmp(name, "--listen"))
-			f->listen = val;
-		else if (!strcmp(name, "--sync"))
-			f->sync = val;
-		else if (!strcmp(name, "--log-level"))
-			f->log_level = val;
-		else if (!strcmp(name, "--retention"))
-			rc = ts_parse_duration_ms(val, &f->retention_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--out-of-order-window"))
-			rc = ts_parse_duration_ms(val, &f->ooo_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--max-future"))
-			rc = ts_parse_duration_ms(val, &f->future_ms) ? bad(name, val) : 0;
-		else if (!strcmp(name, "--partition"))
-			rc = ts_parse_duration_ms(val, &f->partition_ms) || f->partition_ms < 60000
-				     ? bad(name, val)
-				     : 0;
-		else if (!strcmp(name, "--header-timeout"))
-			rc = ts_parse_duration_ms(val, &f->header_ms) || !f->header_ms
-				     ? bad(name, val)
-				     : 0;
-		else if (!strcmp(name, "--body-timeout"))
-			rc = ts_parse_duration_ms(val, &f->body_ms) || !f->body_ms ? bad(name, val)
-										   : 0;
-		else if (!strcmp(name, "--idle-timeout"))
-			rc = ts_parse_duration_ms(val, &f->idle_ms) || !f->idle_ms ? bad(name, val)
-										   : 0;
-		else if (!strcmp(name, "--workers")) {
-			rc = parse_ulong(name, val, 256, &u);
-			f->workers = (unsigned long)u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-connections")) {
-			rc = parse_ulong(name, val, 1000000, &u);
-			f->max_conns = (unsigned long)u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-labels")) {
-			rc = parse_ulong(name, val, 1024, &u);
-			f->max_labels = (unsigned long)u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-label-name-length")) {
-			rc = parse_ulong(name, val, 256, &u);
-			f->max_name = (unsigned long)u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-label-value-length")) {
-			rc = parse_ulong(name, val, 1u << 20, &u);
-			f->max_value = (unsigned long)u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-body-bytes")) {
-			rc = parse_ulong(name, val, 1ull << 32, &u);
-			f->max_body = u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-line-bytes")) {
-			rc = parse_ulong(name, val, 1ull << 30, &u);
-			f->max_line = u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else if (!strcmp(name, "--max-decoded-bytes")) {
-			rc = parse_ulong(name, val, 1ull << 32, &u);
-			f->max_decoded = u;
-			if (!rc && !u)
-				rc = bad(name, val);
-		} else {
+		int rc = set_flag(f, name, val);
+		if (rc < 0) {
 			fprintf(stderr, "tsdbd: unknown flag %s (see --help)\n", name);
 			return 2;
 		}

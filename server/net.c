@@ -1,23 +1,28 @@
 /*
- * net.c - libuv TCP server: accept, per-connection input, timeouts, worker dispatch,
- * ordered responses, streaming with backpressure, graceful shutdown, stats.
+ * net.c - the libuv side of the server: the loop thread, the listener, connections
+ * (input, pipelining in order, timeouts, writing with backpressure), graceful
+ * shutdown and server-wide statistics. The only file of the project that includes
+ * <uv.h>; requests and responses (exchange.c), the worker threads (pool.c) and the
+ * routes (router.c) know nothing of libuv (net_int.h says who does what).
  *
  * Objects and who touches them:
- *   server   loop thread; `mu` guards what workers share (dirty list, exchange fields
- *            marked "mu", stats); the pool has its own mutex and queue.
+ *   server   loop thread; hub.mu guards what workers share (the dirty list, exchange
+ *            fields marked "mu", the server-wide stats); the pool and the router
+ *            have their own mutexes.
  *   conn     loop thread only. Owns its uv_tcp_t and uv_timer_t, a ts_http_conn, the
  *            queue of parsed requests not yet dispatched, the one active exchange, and
  *            a stash of unparsed input kept while reading is paused (pipeline full).
- *   exchange (struct ts_net_response) one request and its response. Created on the
- *            loop, handed to a worker, completed from any thread. Invariants:
+ *   exchange (struct ts_net_response, exchange.c) one request and its response.
+ *            Created on the loop, handed to a worker, completed from any thread.
+ *            Invariants kept here:
  *            - at most one exchange per conn is dispatched at a time (conn->active);
- *            - the worker side only touches fields under `mu` after the handler call;
  *            - freed on the loop when `releasable` (no more loop work: finished, or
  *              completed after its conn went away) and no uv_write references it;
  *            - a conn closing while its exchange runs orphans it (conn = NULL, dead =
  *              1): stream writers get TS_ECLOSED, completion frees it.
- * Worker -> loop: the exchange goes on the dirty list and uv_async_send wakes the loop,
- * which writes what is new (head, pieces, end). Loop -> worker: the pool queue.
+ * Worker -> loop: the exchange goes on the hub's dirty list and net_wake() (an
+ * uv_async_send) wakes the loop, which writes what is new (head, pieces, end).
+ * Loop -> worker: the pool's queue.
  *
  * Timers (one per conn, re-armed after every event): a fresh connection and a head in
  * progress get header_timeout (from accept or from the head's first byte, never
@@ -35,6 +40,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +48,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "server/net_int.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -49,60 +56,14 @@
 #define READ_BUF_BYTES (64 * 1024)
 #define DRAIN_LINGER_MS 2000
 
-const double ts_net_buckets_s[TS_NET_N_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-						    0.5,   1,	 2.5,	5,    10 };
-
-struct route {
-	char *method; /* NULL = any */
-	char *path;
-	size_t path_len;
-	int prefix;
-	ts_net_handler fn;
-	void *arg;
-	struct ts_net_route_stats st; /* mu */
-};
-
-struct piece {
-	struct piece *next;
-	char *data;
-	size_t len;
-};
-
-struct conn;
-
-struct ts_net_response {
-	struct ts_net_response *next;	    /* conn queue or pool queue */
-	struct ts_net_response *dirty_next; /* mu */
-	int in_dirty;			    /* mu */
-	struct ts_net_server *s;
-	struct conn *conn; /* loop only; NULL once orphaned */
-	struct ts_http_request req;
-	struct route *route; /* NULL: answered by the loop itself */
-	size_t stats_row;
-	uint64_t t0_ns;
-	/* filled by the handler */
-	struct ts_http_header *hdrs;
-	size_t n_hdrs, hdrs_cap;
-	/* mu */
-	int status, streaming, completed, dead;
-	struct piece *ph, *pt;
-	unsigned pending;
-	pthread_cond_t cv;
-	/* loop only */
-	int head_sent, finished, releasable, chunked, close_delimited, head_only, keep_alive;
-	int seen_complete; /* the loop has observed completion of a worker exchange */
-	unsigned wrefs;
-	uint64_t body_len;
-};
-
 enum tkind { TK_NONE, TK_HEADER, TK_BODY, TK_IDLE, TK_WRITE, TK_DRAIN };
 
-struct conn {
+struct net_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	uv_shutdown_t sreq;
 	struct ts_net_server *s;
-	struct conn *prev, *next;
+	struct net_conn *prev, *next;
 	struct ts_http_conn *http;
 	struct ts_net_response *qh, *qt; /* parsed, waiting for dispatch */
 	size_t n_queued;
@@ -120,7 +81,7 @@ struct conn {
 
 struct wreq {
 	uv_write_t w;
-	struct conn *c;
+	struct net_conn *c;
 	struct ts_net_response *x; /* holds a wref when set */
 	char *head, *data;
 	int counted; /* a stream piece: decrements x->pending */
@@ -139,34 +100,25 @@ struct ts_net_server {
 	int port;
 	char rbuf[READ_BUF_BYTES];
 	int rbuf_busy;
-	struct conn *conns;
+	struct net_conn *conns;
 	size_t n_conns;
 	size_t n_live; /* exchanges handed to workers and not yet seen completed */
 	int shutting, closed_handles;
 	atomic_int shutdown_requested;
-	struct route *routes;
-	size_t n_routes;
-	struct ts_net_route_stats none_st; /* mu */
-	struct ts_net_stats st;		   /* mu */
-	pthread_mutex_t mu;
-	struct ts_net_response *dirty; /* mu */
-	/* worker pool */
-	pthread_mutex_t pmu;
-	pthread_cond_t pcv;
-	struct ts_net_response *pq_head, *pq_tail;
-	int pstop;
-	pthread_t *threads;
-	unsigned n_threads;
+	struct net_hub hub;	/* hub.mu also guards st */
+	struct ts_net_stats st; /* hub.mu */
+	struct net_router router;
+	struct net_pool pool;
 };
 
-static void conn_pump(struct conn *c);
-static void conn_close(struct conn *c);
-static void conn_arm(struct conn *c);
-static void conn_next(struct conn *c);
-static void conn_feed(struct conn *c, const char *buf, size_t len);
+static void conn_pump(struct net_conn *c);
+static void conn_close(struct net_conn *c);
+static void conn_arm(struct net_conn *c);
+static void conn_next(struct net_conn *c);
+static void conn_feed(struct net_conn *c, const char *buf, size_t len);
 static void maybe_finish(struct ts_net_server *s);
-static void conn_read_start(struct conn *c);
-static void conn_start_drain(struct conn *c);
+static void conn_read_start(struct net_conn *c);
+static void conn_start_drain(struct net_conn *c);
 
 int ts_net_err_from_uv(int e)
 {
@@ -197,289 +149,32 @@ void ts_net_config_default(struct ts_net_config *cfg)
 	ts_http_limits_default(&cfg->limits);
 }
 
-/* ---- exchanges ----------------------------------------------------------------- */
+/* ---- what the other files of the module ask of the loop ---------------------- */
 
-static struct ts_net_response *x_new(struct ts_net_server *s)
+void net_wake(struct net_hub *h)
 {
-	struct ts_net_response *x = ts_calloc(1, sizeof(*x));
-	if (!x)
-		return NULL;
-	if (pthread_cond_init(&x->cv, NULL) != 0) {
-		ts_free(x);
-		return NULL;
-	}
-	x->s = s;
-	x->status = 200;
-	ts_http_request_init(&x->req);
-	return x;
+	struct ts_net_server *s =
+		(struct ts_net_server *)(void *)((char *)h - offsetof(struct ts_net_server, hub));
+	uv_async_send(&s->async);
 }
 
-static void x_free(struct ts_net_response *x)
+struct net_router *net_router_of(struct ts_net_server *s)
 {
-	if (!x)
-		return;
-	for (struct piece *p = x->ph, *n; p; p = n) {
-		n = p->next;
-		ts_free(p->data);
-		ts_free(p);
-	}
-	for (size_t i = 0; i < x->n_hdrs; i++) {
-		ts_free((char *)x->hdrs[i].name);
-		ts_free((char *)x->hdrs[i].value);
-	}
-	ts_free(x->hdrs);
-	ts_http_request_fini(&x->req);
-	pthread_cond_destroy(&x->cv);
-	ts_free(x);
+	return &s->router;
 }
 
-static void x_maybe_free(struct ts_net_response *x)
-{
-	if (x->releasable && x->wrefs == 0)
-		x_free(x);
-}
-
-/* Marks x as having news for the loop. Caller holds mu. */
-static void x_dirty(struct ts_net_response *x)
-{
-	if (!x->in_dirty) {
-		x->in_dirty = 1;
-		x->dirty_next = x->s->dirty;
-		x->s->dirty = x;
-	}
-}
-
+/* Counts a finished exchange in its route's row (duration from its first byte). */
 static void stats_record(struct ts_net_server *s, struct ts_net_response *x, int status)
 {
-	double d = (double)(uv_hrtime() - x->t0_ns) / 1e9;
-	pthread_mutex_lock(&s->mu);
-	struct ts_net_route_stats *st = x->route ? &x->route->st : &s->none_st;
-	if (status >= 0 && status < 600)
-		st->by_status[status]++;
-	size_t b = 0;
-	while (b < TS_NET_N_BUCKETS && d > ts_net_buckets_s[b])
-		b++;
-	st->bucket[b]++;
-	st->sum_s += d;
-	st->count++;
-	pthread_mutex_unlock(&s->mu);
+	net_router_record(&s->router, x->route, status, (double)(uv_hrtime() - x->t0_ns) / 1e9);
 }
 
-/* ---- worker pool --------------------------------------------------------------- */
-
-static void *worker_main(void *arg)
+/* Counts a server-wide event under hub.mu. */
+static void count(struct ts_net_server *s, uint64_t *counter, int64_t delta)
 {
-	struct ts_net_server *s = arg;
-	for (;;) {
-		pthread_mutex_lock(&s->pmu);
-		while (!s->pq_head && !s->pstop)
-			pthread_cond_wait(&s->pcv, &s->pmu);
-		struct ts_net_response *x = s->pq_head;
-		if (!x) {
-			pthread_mutex_unlock(&s->pmu);
-			return NULL;
-		}
-		s->pq_head = x->next;
-		if (!s->pq_head)
-			s->pq_tail = NULL;
-		pthread_mutex_unlock(&s->pmu);
-		x->route->fn(&x->req, x, x->route->arg);
-	}
-}
-
-static void pool_push(struct ts_net_server *s, struct ts_net_response *x)
-{
-	x->next = NULL;
-	pthread_mutex_lock(&s->pmu);
-	if (s->pq_tail)
-		s->pq_tail->next = x;
-	else
-		s->pq_head = x;
-	s->pq_tail = x;
-	pthread_cond_signal(&s->pcv);
-	pthread_mutex_unlock(&s->pmu);
-}
-
-/* ---- handler-side API (any thread) --------------------------------------------- */
-
-int ts_net_response_header(struct ts_net_response *r, const char *name, const char *value)
-{
-	struct ts_http_header h = { name, value, strlen(name), strlen(value) };
-	struct ts_http_response_head probe = { .status = 200, .headers = &h, .n_headers = 1 };
-	size_t need;
-	if (ts_http_write_head(&probe, NULL, 0, &need) == TS_EINVALID)
-		return TS_EINVALID;
-	if (r->n_hdrs == r->hdrs_cap) {
-		size_t cap = r->hdrs_cap ? r->hdrs_cap * 2 : 4;
-		void *p = ts_realloc(r->hdrs, cap * sizeof(*r->hdrs));
-		if (!p)
-			return -ENOMEM;
-		r->hdrs = p;
-		r->hdrs_cap = cap;
-	}
-	h.name = ts_strdup(name);
-	h.value = ts_strdup(value);
-	if (!h.name || !h.value) {
-		ts_free((char *)h.name);
-		ts_free((char *)h.value);
-		return -ENOMEM;
-	}
-	r->hdrs[r->n_hdrs++] = h;
-	return 0;
-}
-
-/* Appends a piece under mu; frees it instead when the conn is gone. */
-static int post_piece(struct ts_net_response *r, char *data, size_t len, int wait, int mark)
-{
-	struct ts_net_server *s = r->s;
-	struct piece *p = NULL;
-	int rc = 0;
-	if (len > 0) {
-		p = ts_malloc(sizeof(*p));
-		if (!p) {
-			ts_free(data);
-			return -ENOMEM;
-		}
-		p->next = NULL;
-		p->data = data;
-		p->len = len;
-	} else {
-		ts_free(data);
-	}
-	pthread_mutex_lock(&s->mu);
-	while (wait && p && r->pending >= TS_NET_STREAM_PENDING_MAX && !r->dead)
-		pthread_cond_wait(&r->cv, &s->mu);
-	if (r->dead && wait) {
-		rc = TS_ECLOSED;
-	} else if (p) {
-		if (r->pt)
-			r->pt->next = p;
-		else
-			r->ph = p;
-		r->pt = p;
-		r->pending++;
-		p = NULL;
-		if (mark)
-			x_dirty(r);
-	}
-	pthread_mutex_unlock(&s->mu);
-	if (p) {
-		ts_free(p->data);
-		ts_free(p);
-	}
-	return rc;
-}
-
-static void complete(struct ts_net_response *r)
-{
-	struct ts_net_server *s = r->s;
-	pthread_mutex_lock(&s->mu);
-	r->completed = 1;
-	x_dirty(r);
-	pthread_mutex_unlock(&s->mu);
-	/* r may be freed from here on */
-	uv_async_send(&s->async);
-}
-
-void ts_net_respond(struct ts_net_response *r, int status, char *body, size_t len)
-{
-	r->status = status;
-	if (post_piece(r, body, len, 0, 1) == -ENOMEM)
-		r->status = 500;
-	complete(r);
-}
-
-void ts_net_respond_text(struct ts_net_response *r, int status, const char *content_type,
-			 const char *text)
-{
-	size_t n = strlen(text);
-	char *b = ts_malloc(n + 1);
-	if (!b || (content_type && ts_net_response_header(r, "Content-Type", content_type))) {
-		ts_free(b);
-		ts_net_respond(r, 500, NULL, 0);
-		return;
-	}
-	memcpy(b, text, n + 1);
-	ts_net_respond(r, status, b, n);
-}
-
-int ts_net_stream_begin(struct ts_net_response *r, int status)
-{
-	struct ts_net_server *s = r->s;
-	pthread_mutex_lock(&s->mu);
-	r->status = status;
-	r->streaming = 1;
-	x_dirty(r);
-	pthread_mutex_unlock(&s->mu);
-	uv_async_send(&s->async);
-	return 0;
-}
-
-int ts_net_stream_write(struct ts_net_response *r, char *piece, size_t len)
-{
-	int rc = post_piece(r, piece, len, 1, 1);
-	if (rc == 0 && len > 0)
-		uv_async_send(&r->s->async);
-	return rc;
-}
-
-void ts_net_stream_end(struct ts_net_response *r)
-{
-	complete(r);
-}
-
-/* ---- routing --------------------------------------------------------------------- */
-
-int ts_net_route(struct ts_net_server *s, const char *method, const char *path, int flags,
-		 ts_net_handler fn, void *arg, const char *name)
-{
-	if (!path || path[0] != '/' || !fn)
-		return TS_EINVALID;
-	struct route *rs = ts_realloc(s->routes, (s->n_routes + 1) * sizeof(*rs));
-	if (!rs)
-		return -ENOMEM;
-	s->routes = rs;
-	struct route *r = &rs[s->n_routes];
-	memset(r, 0, sizeof(*r));
-	r->method = method ? ts_strdup(method) : NULL;
-	r->path = ts_strdup(path);
-	r->st.name = ts_strdup(name ? name : path);
-	if ((method && !r->method) || !r->path || !r->st.name) {
-		ts_free(r->method);
-		ts_free(r->path);
-		ts_free((char *)r->st.name);
-		return -ENOMEM;
-	}
-	r->path_len = strlen(path);
-	r->prefix = (flags & TS_NET_PREFIX) != 0;
-	r->fn = fn;
-	r->arg = arg;
-	s->n_routes++;
-	return 0;
-}
-
-/* Best route for the request; *status gets 404/405 when there is none. */
-static struct route *route_find(struct ts_net_server *s, const struct ts_http_request *q,
-				int *status)
-{
-	struct route *best = NULL;
-	int path_seen = 0;
-	for (size_t i = 0; i < s->n_routes; i++) {
-		struct route *r = &s->routes[i];
-		int hit = r->prefix ? strncmp(q->path, r->path, r->path_len) == 0
-				    : strcmp(q->path, r->path) == 0;
-		if (!hit)
-			continue;
-		path_seen = 1;
-		if (r->method && strcmp(r->method, q->method) != 0 &&
-		    !(strcmp(q->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0))
-			continue;
-		if (!best || (!r->prefix && best->prefix) ||
-		    (r->prefix && best->prefix && r->path_len > best->path_len))
-			best = r;
-	}
-	*status = best ? 0 : path_seen ? 405 : 404;
-	return best;
+	pthread_mutex_lock(&s->hub.mu);
+	*counter += (uint64_t)delta;
+	pthread_mutex_unlock(&s->hub.mu);
 }
 
 /* ---- writing -------------------------------------------------------------------- */
@@ -487,19 +182,15 @@ static struct route *route_find(struct ts_net_server *s, const struct ts_http_re
 static void on_write(uv_write_t *w, int status)
 {
 	struct wreq *wr = (struct wreq *)w;
-	struct conn *c = wr->c;
+	struct net_conn *c = wr->c;
 	struct ts_net_response *x = wr->x;
 	ts_free(wr->head);
 	ts_free(wr->data);
 	if (x) {
-		if (wr->counted) {
-			pthread_mutex_lock(&c->s->mu);
-			x->pending--;
-			pthread_cond_broadcast(&x->cv);
-			pthread_mutex_unlock(&c->s->mu);
-		}
+		if (wr->counted)
+			net_x_piece_done(x);
 		x->wrefs--;
-		x_maybe_free(x);
+		net_x_maybe_free(x);
 	}
 	ts_free(wr);
 	c->n_writes--;
@@ -517,7 +208,7 @@ static void on_write(uv_write_t *w, int status)
 
 /* Queues bytes: [head][pre][data][suffix]. head and data are ts_malloc'd and owned by
  * the write from here on. Returns 0 or closes the conn. */
-static int conn_write(struct conn *c, struct ts_net_response *x, char *head, size_t head_len,
+static int conn_write(struct net_conn *c, struct ts_net_response *x, char *head, size_t head_len,
 		      const char *pre, size_t pre_len, char *data, size_t data_len,
 		      int chunk_suffix, int counted)
 {
@@ -552,12 +243,8 @@ static int conn_write(struct conn *c, struct ts_net_response *x, char *head, siz
 	if (rc != 0) {
 		if (x) {
 			x->wrefs--;
-			if (counted) {
-				pthread_mutex_lock(&c->s->mu);
-				x->pending--;
-				pthread_cond_broadcast(&x->cv);
-				pthread_mutex_unlock(&c->s->mu);
-			}
+			if (counted)
+				net_x_piece_done(x);
 		}
 		ts_free(head);
 		ts_free(data);
@@ -569,7 +256,7 @@ static int conn_write(struct conn *c, struct ts_net_response *x, char *head, siz
 	return 0;
 }
 
-static int write_text(struct conn *c, int status, int keep_alive)
+static int write_text(struct net_conn *c, int status, int keep_alive)
 {
 	const char *reason = ts_http_reason(status);
 	size_t blen = strlen(reason) + 1;
@@ -594,7 +281,7 @@ static int write_text(struct conn *c, int status, int keep_alive)
 }
 
 /* Writes the head of x; a bad header set by the handler turns into a 500. */
-static int write_head(struct conn *c, struct ts_net_response *x, int status, int streaming,
+static int write_head(struct net_conn *c, struct ts_net_response *x, int status, int streaming,
 		      uint64_t content_length)
 {
 	struct ts_http_response_head h = { .status = status,
@@ -630,24 +317,13 @@ static int write_head(struct conn *c, struct ts_net_response *x, int status, int
 }
 
 /* Writes whatever the active exchange has produced since the last pump. */
-static void conn_pump(struct conn *c)
+static void conn_pump(struct net_conn *c)
 {
 	struct ts_net_response *x = c->active;
 	if (!x || c->closing)
 		return;
-	pthread_mutex_lock(&c->s->mu);
-	struct piece *pieces = x->ph;
-	x->ph = x->pt = NULL;
-	int completed = x->completed, streaming = x->streaming, status = x->status;
-	if (completed && x->in_dirty) {
-		/* x is about to be finished and freed: take it off the dirty list */
-		struct ts_net_response **pp = &c->s->dirty;
-		while (*pp != x)
-			pp = &(*pp)->dirty_next;
-		*pp = x->dirty_next;
-		x->in_dirty = 0;
-	}
-	pthread_mutex_unlock(&c->s->mu);
+	int completed, streaming, status;
+	struct net_piece *pieces = net_x_take(x, &completed, &streaming, &status);
 	if (completed && x->route && !x->seen_complete) {
 		x->seen_complete = 1;
 		c->s->n_live--;
@@ -655,7 +331,7 @@ static void conn_pump(struct conn *c)
 
 	if (!x->head_sent && !streaming && completed) {
 		uint64_t len = 0;
-		for (struct piece *p = pieces; p; p = p->next)
+		for (struct net_piece *p = pieces; p; p = p->next)
 			len += p->len;
 		if (write_head(c, x, status, 0, len))
 			goto drop;
@@ -664,16 +340,13 @@ static void conn_pump(struct conn *c)
 			goto drop;
 	}
 	while (pieces) {
-		struct piece *p = pieces;
+		struct net_piece *p = pieces;
 		pieces = p->next;
 		char pre[TS_HTTP_CHUNK_PREFIX_MAX];
 		size_t pre_len = 0;
 		x->body_len += p->len;
 		if (x->head_only) {
-			pthread_mutex_lock(&c->s->mu);
-			x->pending--;
-			pthread_cond_broadcast(&x->cv);
-			pthread_mutex_unlock(&c->s->mu);
+			net_x_piece_done(x);
 			ts_free(p->data);
 			ts_free(p);
 			continue;
@@ -698,13 +371,13 @@ static void conn_pump(struct conn *c)
 		c->close_after_flush = 1;
 	x->finished = 1;
 	x->releasable = 1;
-	x_maybe_free(x);
+	net_x_maybe_free(x);
 	if (c->close_after_flush)
 		c->stop_parsing = 1;
 	conn_next(c); /* dispatches the next request, or starts the half-close */
 	return;
 drop:
-	for (struct piece *p = pieces, *n; p; p = n) {
+	for (struct net_piece *p = pieces, *n; p; p = n) {
 		n = p->next;
 		ts_free(p->data);
 		ts_free(p);
@@ -715,7 +388,7 @@ drop:
 
 static void on_conn_closed(uv_handle_t *h)
 {
-	struct conn *c = h->data;
+	struct net_conn *c = h->data;
 	if (--c->handles > 0)
 		return;
 	struct ts_net_server *s = c->s;
@@ -726,48 +399,41 @@ static void on_conn_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
-	pthread_mutex_lock(&s->mu);
-	s->st.conns_open--;
-	pthread_mutex_unlock(&s->mu);
+	count(s, &s->st.conns_open, -1);
 	ts_http_conn_free(c->http);
 	ts_free(c->stash);
 	ts_free(c);
 	maybe_finish(s);
 }
 
-static void conn_close(struct conn *c)
+static void conn_close(struct net_conn *c)
 {
 	if (c->closing)
 		return;
 	c->closing = 1;
-	struct ts_net_server *s = c->s;
 	struct ts_net_response *x = c->active;
 	if (x) {
 		/* The worker may still be running it: orphan it; completion frees it. */
-		pthread_mutex_lock(&s->mu);
-		x->dead = 1;
-		x->conn = NULL;
-		pthread_cond_broadcast(&x->cv);
-		pthread_mutex_unlock(&s->mu);
+		net_x_orphan(x);
 		if (!x->route || x->seen_complete) {
 			/* nothing more will come from a worker; on_async frees the others */
 			x->releasable = 1;
-			x_maybe_free(x);
+			net_x_maybe_free(x);
 		}
 		c->active = NULL;
 	}
 	for (struct ts_net_response *q = c->qh, *n; q; q = n) {
 		n = q->next;
-		x_free(q);
+		net_x_free(q);
 	}
 	c->qh = c->qt = NULL;
-	x_free(c->spare);
+	net_x_free(c->spare);
 	c->spare = NULL;
 	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 	uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void conn_start_drain(struct conn *c)
+static void conn_start_drain(struct net_conn *c)
 {
 	if (c->draining || c->closing)
 		return;
@@ -783,10 +449,10 @@ static void conn_start_drain(struct conn *c)
 
 static void on_timer(uv_timer_t *t)
 {
-	struct conn *c = t->data;
+	struct net_conn *c = t->data;
 	struct ts_net_server *s = c->s;
 	int idle_inside = !c->active && !c->qh && c->n_writes == 0;
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->hub.mu);
 	switch (c->tkind) {
 	case TK_HEADER: s->st.timeouts_header++; break;
 	case TK_BODY: s->st.timeouts_body++; break;
@@ -794,7 +460,7 @@ static void on_timer(uv_timer_t *t)
 	case TK_WRITE: s->st.timeouts_write++; break;
 	default: break;
 	}
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->hub.mu);
 	if ((c->tkind == TK_HEADER || c->tkind == TK_BODY) && idle_inside &&
 	    ts_http_conn_phase(c->http) != TS_HTTP_PHASE_IDLE) {
 		/* a request was started and not finished in time: say so before closing */
@@ -811,7 +477,7 @@ static void on_timer(uv_timer_t *t)
 	conn_close(c);
 }
 
-static void conn_arm(struct conn *c)
+static void conn_arm(struct net_conn *c)
 {
 	struct ts_net_server *s = c->s;
 	if (c->closing)
@@ -854,7 +520,7 @@ static void conn_arm(struct conn *c)
 }
 
 /* Sends "100 Continue" once every earlier response has been queued for writing. */
-static void conn_flush_continue(struct conn *c)
+static void conn_flush_continue(struct net_conn *c)
 {
 	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	if (!c->want_continue || c->active || c->qh || c->closing)
@@ -870,7 +536,7 @@ static void conn_flush_continue(struct conn *c)
 }
 
 /* Queues a response the loop answers itself (no route, framing error, shutdown). */
-static void conn_enqueue(struct conn *c, struct ts_net_response *x)
+static void conn_enqueue(struct net_conn *c, struct ts_net_response *x)
 {
 	x->conn = c;
 	x->next = NULL;
@@ -894,14 +560,14 @@ static void conn_synthetic(struct ts_net_response *x, int status)
 		b[n] = '\n';
 		b[n + 1] = '\0';
 		if (ts_net_response_header(x, "Content-Type", "text/plain; charset=utf-8") ||
-		    post_piece(x, b, n + 1, 0, 0))
+		    net_x_post(x, b, n + 1, 0, 0))
 			x->status = 500;
 	}
 	x->completed = 1;
 }
 
 /* Dispatches the next queued request when nothing is active. */
-static void conn_next(struct conn *c)
+static void conn_next(struct net_conn *c)
 {
 	struct ts_net_server *s = c->s;
 	while (!c->closing && !c->active && c->qh) {
@@ -914,7 +580,7 @@ static void conn_next(struct conn *c)
 		x->keep_alive = x->req.keep_alive && !s->shutting && !c->close_after_flush;
 		if (x->route) {
 			s->n_live++;
-			pool_push(s, x);
+			net_pool_push(&s->pool, &x->job);
 			break;
 		}
 		conn_pump(c); /* completed already: writes and dispatches the next */
@@ -947,33 +613,26 @@ static void conn_next(struct conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct conn *c = h->data;
+	struct net_conn *c = h->data;
 	(void)suggested;
 	/* One buffer per server: each read is fully parsed (or stashed) in on_read before
-     * libuv asks for the next one. */
+	 * libuv asks for the next one. */
 	buf->base = c->s->rbuf;
 	buf->len = READ_BUF_BYTES;
 }
 
-static int stash_put(struct conn *c, const char *buf, size_t len)
+static int stash_put(struct net_conn *c, const char *buf, size_t len)
 {
-	if (c->stash_len + len > c->stash_cap) {
-		size_t cap = c->stash_cap ? c->stash_cap : 4096;
-		while (cap < c->stash_len + len)
-			cap *= 2;
-		char *p = ts_realloc(c->stash, cap);
-		if (!p)
-			return -ENOMEM;
-		c->stash = p;
-		c->stash_cap = cap;
-	}
+	size_t need = c->stash_len + len;
+	if (ts_grow((void **)&c->stash, &c->stash_cap, need < 4096 ? 4096 : need, 1) != 0)
+		return -ENOMEM;
 	memcpy(c->stash + c->stash_len, buf, len);
 	c->stash_len += len;
 	return 0;
 }
 
 /* Parses as many requests as the pipeline allows; keeps the rest in the stash. */
-static void conn_feed(struct conn *c, const char *buf, size_t len)
+static void conn_feed(struct net_conn *c, const char *buf, size_t len)
 {
 	struct ts_net_server *s = c->s;
 	size_t off = 0;
@@ -982,7 +641,7 @@ static void conn_feed(struct conn *c, const char *buf, size_t len)
 			c->paused = 1;
 			break;
 		}
-		if (!c->spare && !(c->spare = x_new(s))) {
+		if (!c->spare && !(c->spare = net_x_new(&s->hub))) {
 			conn_close(c);
 			return;
 		}
@@ -1004,7 +663,7 @@ static void conn_feed(struct conn *c, const char *buf, size_t len)
 			int status;
 			c->n_requests++;
 			x->head_only = strcmp(x->req.method, "HEAD") == 0;
-			x->route = route_find(s, &x->req, &status);
+			x->route = net_router_find(&s->router, &x->req, &status);
 			conn_enqueue(c, x);
 			if (!x->route)
 				conn_synthetic(x, status);
@@ -1017,12 +676,10 @@ static void conn_feed(struct conn *c, const char *buf, size_t len)
 		c->close_after_flush = 1;
 		int status = ts_http_conn_status(c->http);
 		if (status == 0) {
-			x_free(x);
+			net_x_free(x);
 			break;
 		}
-		pthread_mutex_lock(&s->mu);
-		s->st.bad_requests++;
-		pthread_mutex_unlock(&s->mu);
+		count(s, &s->st.bad_requests, 1);
 		x->req.keep_alive = 0;
 		conn_enqueue(c, x);
 		conn_synthetic(x, status);
@@ -1049,13 +706,13 @@ static void conn_feed(struct conn *c, const char *buf, size_t len)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-	struct conn *c = st->data;
+	struct net_conn *c = st->data;
 	(void)buf;
 	if (nread == 0 || c->closing)
 		return;
 	if (nread < 0) {
 		/* EOF or error. A client that half-closes after its request still gets the
-         * response when one is in flight; otherwise we are done. */
+		 * response when one is in flight; otherwise we are done. */
 		if (c->reading) {
 			uv_read_stop(st);
 			c->reading = 0;
@@ -1078,7 +735,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	conn_next(c);
 }
 
-static void conn_read_start(struct conn *c)
+static void conn_read_start(struct net_conn *c)
 {
 	if (c->reading || c->closing)
 		return;
@@ -1116,14 +773,12 @@ static void on_connection(uv_stream_t *ls, int status)
 			uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
 			(void)uv_try_write((uv_stream_t *)t, &b,
 					   1); /* best effort: fits a fresh socket */
-			pthread_mutex_lock(&s->mu);
-			s->st.conns_rejected++;
-			pthread_mutex_unlock(&s->mu);
+			count(s, &s->st.conns_rejected, 1);
 		}
 		uv_close((uv_handle_t *)t, on_reject_closed);
 		return;
 	}
-	struct conn *c = ts_calloc(1, sizeof(*c));
+	struct net_conn *c = ts_calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	c->s = s;
@@ -1142,10 +797,10 @@ static void on_connection(uv_stream_t *ls, int status)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->hub.mu);
 	s->st.conns_open++;
 	s->st.conns_accepted++;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->hub.mu);
 	if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
 		conn_close(c);
 		return;
@@ -1162,18 +817,9 @@ static void on_async(uv_async_t *a)
 {
 	struct ts_net_server *s = a->data;
 	/* Pop one at a time: a worker may push an exchange again while we handle it, and
-     * an exchange is never freed while it is on the list (conn_pump unlinks it). */
-	for (;;) {
-		pthread_mutex_lock(&s->mu);
-		struct ts_net_response *x = s->dirty;
-		if (!x) {
-			pthread_mutex_unlock(&s->mu);
-			break;
-		}
-		s->dirty = x->dirty_next;
-		x->in_dirty = 0;
-		int completed = x->completed;
-		pthread_mutex_unlock(&s->mu);
+	 * an exchange is never freed while it is on the list (conn_pump unlinks it). */
+	int completed;
+	for (struct ts_net_response *x; (x = net_hub_pop(&s->hub, &completed)) != NULL;) {
 		if (x->conn) {
 			conn_pump(x->conn); /* may free x */
 		} else if (completed) {
@@ -1182,7 +828,7 @@ static void on_async(uv_async_t *a)
 				s->n_live--;
 			}
 			x->releasable = 1;
-			x_maybe_free(x);
+			net_x_maybe_free(x);
 		}
 	}
 	if (atomic_exchange(&s->shutdown_requested, 0))
@@ -1214,7 +860,7 @@ static void on_shutdown_timer(uv_timer_t *t)
 {
 	struct ts_net_server *s = t->data;
 	ts_log(TS_LOG_WARN, "net: shutdown timeout, closing %zu connection(s)", s->n_conns);
-	for (struct conn *c = s->conns, *n; c; c = n) {
+	for (struct net_conn *c = s->conns, *n; c; c = n) {
 		n = c->next;
 		conn_close(c);
 	}
@@ -1227,7 +873,7 @@ void ts_net_shutdown(struct ts_net_server *s)
 		return;
 	s->shutting = 1;
 	uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
-	for (struct conn *c = s->conns, *n; c; c = n) {
+	for (struct net_conn *c = s->conns, *n; c; c = n) {
 		n = c->next;
 		if (c->closing)
 			continue;
@@ -1238,7 +884,7 @@ void ts_net_shutdown(struct ts_net_server *s)
 		/* finish the running request, drop queued ones, then close */
 		for (struct ts_net_response *q = c->qh, *qn; q; q = qn) {
 			qn = q->next;
-			x_free(q);
+			net_x_free(q);
 		}
 		c->qh = c->qt = NULL;
 		c->n_queued = 0;
@@ -1361,10 +1007,8 @@ int ts_net_open(struct ts_net_server **out, const struct ts_net_config *cfg)
 	s->cfg = *cfg;
 	s->cfg.listen = NULL; /* borrowed string: not kept */
 	fill_limits(&s->cfg.limits);
-	s->none_st.name = "";
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_mutex_init(&s->pmu, NULL);
-	pthread_cond_init(&s->pcv, NULL);
+	pthread_mutex_init(&s->hub.mu, NULL);
+	net_router_init(&s->router);
 	atomic_init(&s->shutdown_requested, 0);
 
 	rc = uv_loop_init(&s->loop);
@@ -1388,17 +1032,9 @@ int ts_net_open(struct ts_net_server **out, const struct ts_net_config *cfg)
 	s->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
 					      : ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
-	s->threads = ts_calloc(cfg->n_workers, sizeof(*s->threads));
-	if (!s->threads) {
-		rc = -ENOMEM;
+	rc = net_pool_start(&s->pool, cfg->n_workers, net_x_run, NULL);
+	if (rc != 0)
 		goto fail;
-	}
-	for (unsigned i = 0; i < cfg->n_workers; i++) {
-		rc = -pthread_create(&s->threads[i], NULL, worker_main, s);
-		if (rc != 0)
-			goto fail;
-		s->n_threads++;
-	}
 	*out = s;
 	return 0;
 fail:
@@ -1430,13 +1066,8 @@ void ts_net_close(struct ts_net_server *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->pmu);
-	s->pstop = 1;
-	pthread_cond_broadcast(&s->pcv);
-	pthread_mutex_unlock(&s->pmu);
-	for (unsigned i = 0; i < s->n_threads; i++)
-		pthread_join(s->threads[i], NULL);
-	ts_free(s->threads);
+	/* Workers first: a running handler may still wake the loop's async handle. */
+	net_pool_stop(&s->pool);
 	if (s->loop_ok) {
 		if (!s->shutting) {
 			/* never ran (or ran without shutdown): close what open created */
@@ -1448,7 +1079,7 @@ void ts_net_close(struct ts_net_server *s)
 				uv_close((uv_handle_t *)&s->sig_int, on_close_noop);
 				uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
 			}
-			for (struct conn *c = s->conns, *n; c; c = n) {
+			for (struct net_conn *c = s->conns, *n; c; c = n) {
 				n = c->next;
 				conn_close(c);
 			}
@@ -1457,15 +1088,8 @@ void ts_net_close(struct ts_net_server *s)
 		if (uv_loop_close(&s->loop) != 0)
 			ts_log(TS_LOG_ERROR, "net: loop closed with live handles");
 	}
-	for (size_t i = 0; i < s->n_routes; i++) {
-		ts_free(s->routes[i].method);
-		ts_free(s->routes[i].path);
-		ts_free((char *)s->routes[i].st.name);
-	}
-	ts_free(s->routes);
-	pthread_cond_destroy(&s->pcv);
-	pthread_mutex_destroy(&s->pmu);
-	pthread_mutex_destroy(&s->mu);
+	net_router_fini(&s->router);
+	pthread_mutex_destroy(&s->hub.mu);
 	ts_free(s);
 }
 
@@ -1473,22 +1097,7 @@ void ts_net_close(struct ts_net_server *s)
 
 void ts_net_stats_get(struct ts_net_server *s, struct ts_net_stats *out)
 {
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->hub.mu);
 	*out = s->st;
-	pthread_mutex_unlock(&s->mu);
-}
-
-size_t ts_net_route_count(const struct ts_net_server *s)
-{
-	return s->n_routes + 1;
-}
-
-int ts_net_route_stats(struct ts_net_server *s, size_t i, struct ts_net_route_stats *out)
-{
-	if (i > s->n_routes)
-		return TS_EINVALID;
-	pthread_mutex_lock(&s->mu);
-	*out = i < s->n_routes ? s->routes[i].st : s->none_st;
-	pthread_mutex_unlock(&s->mu);
-	return 0;
+	pthread_mutex_unlock(&s->hub.mu);
 }

@@ -1,5 +1,7 @@
 /*
  * net.h - the TCP/HTTP server: libuv loop, connections, timeouts, router, workers.
+ * (Implemented by net.c, the only user of libuv, with exchange.c, pool.c and router.c;
+ * net_int.h says which does what.)
  *
  * Threads. One loop thread (the one calling ts_net_run) owns every socket and never
  * blocks on disk or locks held by handlers. Handlers run on a pool of n_workers threads
@@ -10,15 +12,17 @@
  * worker only once request N's handler has completed, so pipelined requests see each
  * other's effects in order, and responses go out in request order.
  *
- * Handlers. Register with ts_net_route() before ts_net_run(). A handler is called on a
- * worker with the request (borrowed until completion) and a response object. It sets
- * headers, then completes exactly once, from any thread, now or later:
+ * Handlers. Register with ts_net_route() or ts_net_routes() before ts_net_run(). A
+ * handler is called on a worker with the request (borrowed until completion) and a
+ * response object. It sets headers, then completes exactly once, from any thread, now
+ * or later:
  *   - ts_net_respond(resp, status, body, len): body is ts_malloc'd and transferred;
  *   - or streaming: ts_net_stream_begin(), ts_net_stream_write() any number of times
  *     (each piece transferred; blocks while TS_NET_STREAM_PENDING_MAX pieces are
  *     unsent: backpressure), ts_net_stream_end(). Sent chunked to HTTP/1.1 clients,
  *     close-delimited to HTTP/1.0 ones.
- * After completion the request and response must not be touched.
+ * After completion the request and response must not be touched. A HEAD request is
+ * routed to GET handlers; the server drops the body it produces.
  *
  * Stats are counted on the loop thread under a mutex; ts_net_stats_get() copies them
  * from any thread (a /metrics handler calls it on a worker).
@@ -47,70 +51,99 @@ struct ts_net_config {
 	struct ts_http_limits limits; /* zero fields take http.h's defaults */
 };
 
-/* Fills *cfg with the defaults above (listen NULL: must be set). */
+/* Fills *cfg with the defaults above (listen NULL: must be set). Cannot fail. */
 void ts_net_config_default(struct ts_net_config *cfg);
 
-/* Handler: runs on a worker thread. `req` and `resp` are valid until completion. */
+/* Handler: runs on a worker thread. `req` and `resp` are valid until completion;
+ * `arg` is what the route was registered with. */
 typedef void (*ts_net_handler)(const struct ts_http_request *req, struct ts_net_response *resp,
 			       void *arg);
 
 /*
  * Creates the server: its own uv loop, the listening socket (bound and listening on
- * return, so ts_net_port() is known) and the worker threads.
- * Returns 0, TS_EINVALID (bad listen address or config), -EADDRINUSE and other -errno
- * translated from libuv, -ENOMEM. *out is NULL on failure.
+ * return, so ts_net_port() is known) and the worker threads. cfg and cfg->listen are
+ * borrowed for the call (copied). Returns 0 with *out set, or, with *out NULL:
+ *   TS_EINVALID  a listen address that does not parse, or n_workers, max_conns or
+ *                max_pipeline 0;
+ *   -EADDRINUSE, -EACCES and other -errno from binding (translated from libuv) or
+ *                from starting threads;
+ *   -ENOMEM.
  */
 int ts_net_open(struct ts_net_server **out, const struct ts_net_config *cfg);
-/* The bound port (useful after listening on port 0). */
+/* The bound port (useful after listening on port 0). Any thread. */
 int ts_net_port(const struct ts_net_server *s);
 
 #define TS_NET_PREFIX 1 /* flags for ts_net_route: path is a prefix */
 /*
- * Registers a route. method NULL matches any method; path is matched exactly, or as a
- * prefix with TS_NET_PREFIX. An exact match wins over prefixes, the longest prefix over
- * shorter ones. No route: 404; a path with routes for other methods only: 405. `name`
- * labels the stats (copied; NULL = path). Only before ts_net_run(). Returns 0,
- * -ENOMEM, TS_EINVALID.
+ * Registers a route. method NULL matches any method; path (must start with '/') is
+ * matched exactly, or as a prefix with TS_NET_PREFIX, against the request path
+ * (before '?', not percent-decoded). An exact match wins over prefixes, the longest
+ * prefix over shorter ones, and among equals the first registered. No route: 404; a
+ * path with routes for other methods only: 405. method, path and `name` (labels the
+ * stats; NULL = path) are copied; fn and arg are kept. Only before ts_net_run(), on
+ * the thread that opened the server. Returns 0, -ENOMEM, or TS_EINVALID (path not
+ * starting with '/', fn NULL).
  */
 int ts_net_route(struct ts_net_server *s, const char *method, const char *path, int flags,
 		 ts_net_handler fn, void *arg, const char *name);
 
-/* Runs the loop on the calling thread until a shutdown completes. Returns 0 or -errno. */
+/* One row of a route table for ts_net_routes(). */
+struct ts_net_route_def {
+	const char *method; /* NULL = any */
+	const char *path;
+	int flags; /* TS_NET_PREFIX or 0 */
+	ts_net_handler fn;
+	const char *name; /* stats label; NULL = path */
+};
+/* Registers defs[0..n) in order, each with `arg`, as ts_net_route does. Stops at the
+ * first failure and returns its code (the rows before it stay registered); 0 when all
+ * were registered. */
+int ts_net_routes(struct ts_net_server *s, const struct ts_net_route_def *defs, size_t n,
+		  void *arg);
+
+/* Runs the loop on the calling thread until a shutdown completes. Returns 0. */
 int ts_net_run(struct ts_net_server *s);
 /*
  * Graceful shutdown, loop thread only: stop accepting, close idle connections, let each
  * connection's running request finish and be written (then close it), force-close what
  * is left after shutdown_timeout_ms, wait for handlers still running, return from run.
+ * Calling it again is a no-op.
  */
 void ts_net_shutdown(struct ts_net_server *s);
 /* Asks for ts_net_shutdown from any thread or from a signal handler (async-signal-safe). */
 void ts_net_request_shutdown(struct ts_net_server *s);
 /* Makes SIGINT and SIGTERM call ts_net_shutdown (uv_signal on the server's loop).
- * Before ts_net_run. Returns 0 or -errno. */
+ * Before ts_net_run; a second call is a no-op. Returns 0 or -errno from libuv. */
 int ts_net_handle_signals(struct ts_net_server *s);
-/* Frees the server after ts_net_run returned (or if it never ran). Accepts NULL. */
+/* Frees the server after ts_net_run returned (or if it never ran): waits for the
+ * workers, closes every handle and connection. Accepts NULL. */
 void ts_net_close(struct ts_net_server *s);
 
 /* ---- responses (any thread) ---- */
 
-/* Adds a response header (copied). Before completion / stream begin. Returns 0,
- * -ENOMEM, TS_EINVALID (not a token name, CR/LF/controls in value, or a header the
- * server writes itself: Content-Length, Date, Connection, Transfer-Encoding). */
+/* Adds a response header (name and value copied). Before completion / stream begin.
+ * Returns 0, -ENOMEM, TS_EINVALID (not a token name, CR/LF/controls in value, or a
+ * header the server writes itself: Content-Length, Date, Connection,
+ * Transfer-Encoding). On error the response is unchanged. */
 int ts_net_response_header(struct ts_net_response *r, const char *name, const char *value);
 /* Completes with a whole body. `body` (ts_malloc'd, may be NULL when len is 0) is
- * transferred to the server, which frees it. */
+ * transferred to the server, which frees it, also when the client is gone. A status
+ * outside 100..599 goes out as 500; so does any status when the server cannot hold
+ * the body (out of memory). */
 void ts_net_respond(struct ts_net_response *r, int status, char *body, size_t len);
-/* Completes with a copy of `text` as body and the given Content-Type (NULL: none). On
- * allocation failure the client gets a 500. */
+/* Completes with a copy of `text` (NUL-terminated, borrowed) as body and the given
+ * Content-Type (NULL: none). On allocation failure the client gets a 500. */
 void ts_net_respond_text(struct ts_net_response *r, int status, const char *content_type,
 			 const char *text);
 
 #define TS_NET_STREAM_PENDING_MAX 8
-/* Starts a streamed response: the head goes out as soon as it is this request's turn. */
+/* Starts a streamed response: the head goes out as soon as it is this request's turn.
+ * Returns 0 (it cannot fail; errors show in ts_net_stream_write). */
 int ts_net_stream_begin(struct ts_net_response *r, int status);
-/* Sends one piece (transferred, freed by the server even on error; empty pieces are
- * dropped). Blocks while TS_NET_STREAM_PENDING_MAX pieces are unsent. Returns 0, or
- * TS_ECLOSED once the client is gone or timed out: stop producing, then call _end. */
+/* Sends one piece (ts_malloc'd, transferred, freed by the server even on error; empty
+ * pieces are dropped). Blocks while TS_NET_STREAM_PENDING_MAX pieces are unsent.
+ * Returns 0; TS_ECLOSED once the client is gone or timed out (stop producing, then
+ * call _end); -ENOMEM (this piece is lost: end the stream). */
 int ts_net_stream_write(struct ts_net_response *r, char *piece, size_t len);
 /* Ends the stream and completes the response. */
 void ts_net_stream_end(struct ts_net_response *r);
@@ -135,16 +168,19 @@ struct ts_net_stats {
 	uint64_t bad_requests; /* framing errors answered by the HTTP layer */
 };
 
-/* Copies the server-wide counters. Any thread. */
+/* Copies the server-wide counters into *out. Any thread. */
 void ts_net_stats_get(struct ts_net_server *s, struct ts_net_stats *out);
-/* Number of stats rows: routes in registration order, then one for "no route". */
-size_t ts_net_route_count(const struct ts_net_server *s);
-/* Copies row i. Returns 0 or TS_EINVALID. Any thread. */
+/* Number of stats rows: routes in registration order, then one for "no route". Any
+ * thread once ts_net_run started (routes no longer change). */
+size_t ts_net_route_count(struct ts_net_server *s);
+/* Copies row i (0 <= i < ts_net_route_count) into *out; out->name stays valid until
+ * ts_net_close. Returns 0 or TS_EINVALID (i out of range). Any thread. */
 int ts_net_route_stats(struct ts_net_server *s, size_t i, struct ts_net_route_stats *out);
 
 /* libuv error to ours, at this boundary only: UV_E* are negated errno values on Unix
  * and stay -errno; UV_EOF and UV_ECANCELED become TS_ECLOSED; address-resolution
- * errors (UV_EAI_*) TS_EINVALID; anything outside the errno range TS_EIO. */
+ * errors (UV_EAI_*) TS_EINVALID; anything outside the errno range TS_EIO; 0 and
+ * positive values pass unchanged. */
 int ts_net_err_from_uv(int uv_err);
 
 #endif

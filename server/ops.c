@@ -13,6 +13,7 @@
 
 #include "server/app.h"
 #include "server/sbuf.h"
+#include "storage/err.h"
 #include "storage/mem.h"
 
 static const char *proto_names[TS_PROTO_N] = { "remote_write", "influx", "jsonl",
@@ -102,6 +103,16 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	gauge_u64(&b, "tsdb_partition_bytes", "Bytes in use in all LMDB partition environments.",
 		  st.partitions_bytes);
 	gauge_u64(&b, "tsdb_partitions", "Time partitions on disk.", st.n_partitions);
+	gauge_u64(&b, "tsdb_partitions_open", "Time partitions whose LMDB environment is open.",
+		  st.n_open_partitions);
+	counter_u64(&b, "tsdb_flush_failures_total",
+		    "Flushes of sealed chunks or checkpoints into LMDB that failed.",
+		    st.n_flush_failures);
+	head(&b, "tsdb_writes_refused", "gauge",
+	     "1 while appends are refused (the WAL failed, or flushes into LMDB fail, e.g. "
+	     "disk full), by reason; 0 when writes are accepted.");
+	ts_sbuf_printf(&b, "tsdb_writes_refused{reason=\"%s\"} %d\n",
+		       st.write_err ? ts_strerror(st.write_err) : "none", st.write_err != 0);
 	gauge_u64(&b, "tsdb_wal_bytes", "Bytes in write-ahead log segments.", st.wal.bytes_on_disk);
 	gauge_u64(&b, "tsdb_wal_segments", "Write-ahead log segments.", st.wal.n_segments);
 	counter_u64(&b, "tsdb_wal_fsyncs_total", "WAL fdatasync calls.", st.wal.n_syncs);
@@ -202,10 +213,22 @@ static void h_ready(const struct ts_http_request *req, struct ts_net_response *r
 {
 	(void)req;
 	struct ts_app *app = arg;
-	if (atomic_load(&app->ready))
-		ts_net_respond_text(resp, 200, "text/plain", "tsdbd is Ready.\n");
-	else
+	if (!atomic_load(&app->ready)) {
 		ts_net_respond_text(resp, 503, "text/plain", "tsdbd is not ready.\n");
+		return;
+	}
+	/* Refusing writes (disk full, a failing store) is not ready: a load balancer or
+	 * Prometheus' operator should see it, not only the senders' 503s. */
+	int werr = ts_db_writable(app->db);
+	if (werr) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "tsdbd is not ready: writes are refused (%s).\n",
+			 ts_strerror(werr));
+		ts_net_response_header(resp, "Retry-After", "5");
+		ts_net_respond_text(resp, 503, "text/plain", msg);
+		return;
+	}
+	ts_net_respond_text(resp, 200, "text/plain", "tsdbd is Ready.\n");
 }
 
 static void h_buildinfo(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
@@ -226,15 +249,13 @@ static void h_buildinfo(const struct ts_http_request *req, struct ts_net_respons
 
 int ts_ops_routes(struct ts_app *app)
 {
-	struct ts_net_server *s = app->net;
-	int rc = 0;
-	rc = rc ? rc : ts_net_route(s, "GET", "/metrics", 0, h_metrics, app, "metrics");
-	rc = rc ? rc : ts_net_route(s, "GET", "/-/healthy", 0, h_healthy, app, "healthy");
-	rc = rc ? rc : ts_net_route(s, "HEAD", "/-/healthy", 0, h_healthy, app, "healthy");
-	rc = rc ? rc : ts_net_route(s, "GET", "/-/ready", 0, h_ready, app, "ready");
-	rc = rc ? rc : ts_net_route(s, "HEAD", "/-/ready", 0, h_ready, app, "ready");
-	rc = rc ? rc
-		: ts_net_route(s, "GET", "/api/v1/status/buildinfo", 0, h_buildinfo, app,
-			       "buildinfo");
-	return rc;
+	static const struct ts_net_route_def r[] = {
+		{ "GET", "/metrics", 0, h_metrics, "metrics" },
+		{ "GET", "/-/healthy", 0, h_healthy, "healthy" },
+		{ "HEAD", "/-/healthy", 0, h_healthy, "healthy" },
+		{ "GET", "/-/ready", 0, h_ready, "ready" },
+		{ "HEAD", "/-/ready", 0, h_ready, "ready" },
+		{ "GET", "/api/v1/status/buildinfo", 0, h_buildinfo, "buildinfo" },
+	};
+	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 }

@@ -211,13 +211,8 @@ static int flush_group(struct streamer *s)
 	size_t total = 0;
 	for (size_t g = 0; g < s->n_grp; g++)
 		total += s->grp[g].n_samples;
-	if (total > s->cap_smp) {
-		struct xs *p = ts_realloc(s->smp, total * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		s->smp = p;
-		s->cap_smp = total;
-	}
+	if (ts_grow((void **)&s->smp, &s->cap_smp, total, sizeof *s->smp) != 0)
+		return -ENOMEM;
 	size_t n = 0;
 	for (size_t g = 0; g < s->n_grp && rc == 0; g++) {
 		struct ts_xor_it it;
@@ -285,15 +280,9 @@ static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *s
 		 * the next group. */
 		if (s->n_grp && c.min_t > grp_max && (rc = flush_group(s)) != 0)
 			break;
-		if (s->n_grp == s->cap_grp) {
-			size_t cap = s->cap_grp ? s->cap_grp * 2 : 16;
-			struct ts_chunk_ref *g = ts_realloc(s->grp, cap * sizeof *g);
-			if (!g) {
-				rc = -ENOMEM;
-				break;
-			}
-			s->grp = g;
-			s->cap_grp = cap;
+		if (ts_grow((void **)&s->grp, &s->cap_grp, s->n_grp + 1, sizeof *s->grp) != 0) {
+			rc = -ENOMEM;
+			break;
 		}
 		if (s->n_grp == 0 || c.max_t > grp_max)
 			grp_max = c.max_t;

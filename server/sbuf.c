@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "storage/mem.h"
-#include "tsdb/labels.h"
 #include "tsdb/utf8.h"
 
 void ts_sbuf_init(struct ts_sbuf *b)
@@ -26,18 +25,11 @@ static int reserve(struct ts_sbuf *b, size_t more)
 {
 	if (b->failed)
 		return -1;
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	char *p = ts_realloc(b->p, cap);
-	if (!p) {
+	size_t need = b->len + more + 1;
+	if (need < b->len || ts_grow((void **)&b->p, &b->cap, need < 256 ? 256 : need, 1) != 0) {
 		b->failed = 1;
 		return -1;
 	}
-	b->p = p;
-	b->cap = cap;
 	return 0;
 }
 

@@ -1,11 +1,14 @@
 /*
- * labels.c - validation, canonical ordering, packing and hashing of label sets.
- * See labels.h for the packed layout. Canonicalisation allocates nothing: ingest calls
- * it once per series per request.
+ * labels.c - validation, canonical ordering, packing and hashing of label sets, and the
+ * label helpers every decoder shares (sorting by name, Prometheus' legacy name rules).
+ * See labels.h for the packed layout. Nothing here allocates: ingest calls
+ * canonicalisation and sorting once per series per request.
  */
 #include "tsdb/labels.h"
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -15,7 +18,7 @@
 static int name_cmp(const struct ts_label *a, const struct ts_label *b)
 {
 	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = memcmp(a->name, b->name, n);
+	int c = n ? memcmp(a->name, b->name, n) : 0;
 	if (c)
 		return c;
 	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
@@ -230,4 +233,55 @@ int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *
 			return a[i].value_len < b[i].value_len ? -1 : 1;
 	}
 	return (na > nb) - (na < nb);
+}
+
+static int name_qcmp(const void *a, const void *b)
+{
+	return name_cmp(a, b);
+}
+
+int ts_labels_sort(struct ts_label *l, size_t n)
+{
+	if (n <= 16) {
+		/* Labels usually arrive sorted or nearly so: insertion sort is linear then. */
+		for (size_t i = 1; i < n; i++) {
+			struct ts_label t = l[i];
+			size_t j = i;
+			while (j > 0 && name_cmp(&l[j - 1], &t) > 0) {
+				l[j] = l[j - 1];
+				j--;
+			}
+			l[j] = t;
+		}
+	} else {
+		qsort(l, n, sizeof *l, name_qcmp);
+	}
+	for (size_t i = 1; i < n; i++)
+		if (name_cmp(&l[i - 1], &l[i]) == 0)
+			return i < INT_MAX ? (int)i : INT_MAX;
+	return 0;
+}
+
+static bool legacy_name(const char *s, size_t len, bool colon)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+			  (colon && c == ':') || (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool ts_labels_name_valid(const char *s, size_t len)
+{
+	return legacy_name(s, len, false);
+}
+
+bool ts_labels_metric_name_valid(const char *s, size_t len)
+{
+	return legacy_name(s, len, true);
 }

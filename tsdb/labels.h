@@ -16,6 +16,7 @@
 #ifndef TS_TSDB_LABELS_H
 #define TS_TSDB_LABELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,21 @@ int ts_labels_get(const uint8_t *p, size_t len, const char *name, const char **v
 /* Compares two label arrays as Prometheus orders series (by name, then value, label by
  * label; a prefix sorts first). */
 int ts_labels_cmp(const struct ts_label *a, uint32_t na, const struct ts_label *b, uint32_t nb);
+
+/* Sorts l[0..n) in place by name (bytewise, a prefix first; values are not compared,
+ * and the order of equal names is unspecified). Returns 0 when the names are unique,
+ * else the index i > 0 of the first name equal to l[i-1]'s (a duplicate; saturates at
+ * INT_MAX). Linear on input that is already sorted or nearly so, which is what
+ * senders send; allocates nothing. For decoders, which sort a series' labels before
+ * ts_labels_canon or their own checks. */
+int ts_labels_sort(struct ts_label *l, size_t n);
+
+/* Prometheus' legacy (pre-UTF-8) name rules, which the query language, remote write's
+ * validation and the HTTP API apply:
+ *   ts_labels_name_valid         label names    [a-zA-Z_][a-zA-Z0-9_]*
+ *   ts_labels_metric_name_valid  metric names   [a-zA-Z_:][a-zA-Z0-9_:]*
+ * s[0..len) need not be NUL-terminated; the empty string is invalid. Pure. */
+bool ts_labels_name_valid(const char *s, size_t len);
+bool ts_labels_metric_name_valid(const char *s, size_t len);
 
 #endif

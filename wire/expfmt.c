@@ -23,12 +23,13 @@
 #include <strings.h>
 
 #include "wire/fmtnum.h"
+#include "wire/text.h"
+#include "tsdb/labels.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 
-#define NORMAL_NAN_BITS 0x7ff8000000000001ULL
-#define RESTART 1
+#define RESTART TS_TEXT_RESTART
 
 void ts_expfmt_init(struct ts_expfmt_parser *p, const char *body, size_t len, int64_t default_ms)
 {
@@ -62,14 +63,10 @@ static int perr(struct ts_expfmt_parser *p, size_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int perr(struct ts_expfmt_parser *p, size_t at, const char *fmt, ...)
 {
-	size_t col = at >= p->line_start ? at - p->line_start + 1 : 1;
-	int w = snprintf(p->err, sizeof p->err, "line %llu col %zu: ", (unsigned long long)p->line,
-			 col);
-	if (w < 0)
-		w = 0;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->err + w, sizeof p->err - (size_t)w, fmt, ap);
+	ts_text_verr(p->err, sizeof p->err, p->line,
+		     at >= p->line_start ? at - p->line_start + 1 : 1, fmt, ap);
 	va_end(ap);
 	p->err_line = p->line;
 	return TS_EINVALID;
@@ -126,18 +123,10 @@ static struct tok take_name(struct ts_expfmt_parser *p, int colon)
 	return t;
 }
 
+/* Grows the scratch buffer so the current entry fits, for a restart (text.h). */
 static int grow_scratch(struct ts_expfmt_parser *p, size_t entry_begin, size_t upto)
 {
-	size_t need = upto - entry_begin + 64;
-	size_t cap = p->scratch_cap ? p->scratch_cap * 2 : 256;
-	if (cap < need)
-		cap = need;
-	char *n = ts_realloc(p->scratch, cap);
-	if (!n)
-		return -ENOMEM;
-	p->scratch = n;
-	p->scratch_cap = cap;
-	return RESTART;
+	return ts_text_scratch_grow(&p->scratch, &p->scratch_cap, upto - entry_begin + 64);
 }
 
 /*
@@ -206,21 +195,9 @@ static int take_quoted(struct ts_expfmt_parser *p, struct tok *t)
 
 static int push_label(struct ts_expfmt_parser *p, uint32_t n, struct tok name, struct tok value)
 {
-	if (n == p->labels_cap) {
-		uint32_t cap = p->labels_cap ? p->labels_cap * 2 : 16;
-		if (cap < p->labels_cap)
-			return perr(p, p->pos, "too many labels");
-		struct ts_label *l = ts_realloc(p->labels, (size_t)cap * sizeof *l);
-		if (!l)
-			return -ENOMEM;
-		p->labels = l;
-		p->labels_cap = cap;
-	}
-	p->labels[n] = (struct ts_label){ .name = name.s,
-					  .value = value.s,
-					  .name_len = (uint32_t)name.len,
-					  .value_len = (uint32_t)value.len };
-	return 0;
+	int rc = ts_text_put_label(&p->labels, &p->labels_cap, n, name.s, name.len, value.s,
+				   value.len);
+	return rc == TS_ELIMIT ? perr(p, p->pos, "too many labels") : rc;
 }
 
 /* "# HELP" / "# TYPE": pos is just past the keyword and its blanks. */
@@ -373,8 +350,7 @@ static int parse_value(const char *s, size_t n, double *v)
 		return 0;
 	}
 	if (!sign && k == 3 && strncasecmp(w, "nan", 3) == 0) {
-		uint64_t b = NORMAL_NAN_BITS;
-		memcpy(v, &b, sizeof b);
+		*v = ts_fmt_normal_nan();
 		return 0;
 	}
 	return ts_fmtnum_parse_double(s, n, v);
@@ -432,7 +408,7 @@ static int parse_series(struct ts_expfmt_parser *p, size_t begin, struct ts_expf
 	if ((rc = push_label(p, n, (struct tok){ "__name__", 8 }, mname)) != 0)
 		return rc;
 	n++;
-	int dup = ts__labels_sort(p->labels, n);
+	int dup = ts_labels_sort(p->labels, n);
 	if (dup > 0)
 		return perr(p, begin, "duplicate label name \"%.*s\"",
 			    (int)(p->labels[dup].name_len > 64 ? 64 : p->labels[dup].name_len),
@@ -515,8 +491,7 @@ int ts_expfmt_next(struct ts_expfmt_parser *p, struct ts_expfmt_entry *e)
 			continue;
 		}
 		if (rc == -ENOMEM) {
-			snprintf(p->err, sizeof p->err, "line %llu: out of memory",
-				 (unsigned long long)p->line);
+			ts_text_oom(p->err, sizeof p->err, p->line);
 			p->err_line = p->line;
 		}
 		/* Resume at the next line. */

@@ -83,7 +83,7 @@ struct ts_expfmt_parser {
 	int64_t default_ms;
 	uint8_t mtype;
 	struct ts_label *labels;
-	uint32_t labels_cap;
+	size_t labels_cap;
 	char *scratch;
 	size_t scratch_cap;
 	size_t scratch_len;

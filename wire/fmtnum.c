@@ -31,7 +31,6 @@
 #include <string.h>
 
 #include "storage/err.h"
-#include "tsdb/types.h"
 
 #define KEEP_DIGITS 780
 #define EXP_CLAMP 99999
@@ -437,41 +436,4 @@ size_t ts_fmt_double(char *buf, double v)
 	}
 	buf[n] = 0;
 	return n;
-}
-
-/* Orders labels by name bytes (shorter first on a common prefix). */
-static int label_cmp(const struct ts_label *a, const struct ts_label *b)
-{
-	uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = n ? memcmp(a->name, b->name, n) : 0;
-	if (c != 0)
-		return c;
-	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
-static int label_qcmp(const void *a, const void *b)
-{
-	return label_cmp(a, b);
-}
-
-int ts__labels_sort(struct ts_label *l, size_t n)
-{
-	if (n <= 16) {
-		/* Tags usually arrive sorted or nearly so: insertion sort is linear then. */
-		for (size_t i = 1; i < n; i++) {
-			struct ts_label t = l[i];
-			size_t j = i;
-			while (j > 0 && label_cmp(&l[j - 1], &t) > 0) {
-				l[j] = l[j - 1];
-				j--;
-			}
-			l[j] = t;
-		}
-	} else {
-		qsort(l, n, sizeof *l, label_qcmp);
-	}
-	for (size_t i = 1; i < n; i++)
-		if (label_cmp(&l[i - 1], &l[i]) == 0)
-			return (int)(i < 0x7fffffff ? i : 0x7fffffff);
-	return 0;
 }

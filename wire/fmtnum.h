@@ -2,14 +2,25 @@
  * fmtnum.h - exact number conversion shared by the text decoders and encoders:
  * decimal text -> double with correct rounding (without needing a NUL terminator),
  * decimal integers with overflow detection, and the shortest round-trip formatting of
- * a double in Go's strconv.FormatFloat(v, 'g', -1, 64) layout; plus the label sort
- * the text decoders share.
+ * a double in Go's strconv.FormatFloat(v, 'g', -1, 64) layout.
  */
 #ifndef TS_WIRE_FMTNUM_H
 #define TS_WIRE_FMTNUM_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* Prometheus' value.NormalNaN: the NaN the text decoders store for "NaN", null and the
+ * like (bit-exact, so it differs from the stale marker TS_STALE_NAN_BITS). */
+#define TS_FMT_NORMAL_NAN_BITS 0x7ff8000000000001ULL
+static inline double ts_fmt_normal_nan(void)
+{
+	uint64_t b = TS_FMT_NORMAL_NAN_BITS;
+	double v;
+	memcpy(&v, &b, sizeof v);
+	return v;
+}
 
 /* Room ts_fmt_double() needs, NUL included ("-2.2250738585072014e-308" is 24). */
 #define TS_FMT_DOUBLE_MAX 32
@@ -39,12 +50,5 @@ int ts_fmtnum_parse_int64(const char *s, size_t len, int64_t *out);
 /* Parses digits only (no sign: Go strconv.ParseUint(s, 10, 64)). Returns 0,
  * TS_EINVALID, TS_ELIMIT if above UINT64_MAX. */
 int ts_fmtnum_parse_uint64(const char *s, size_t len, uint64_t *out);
-
-struct ts_label;
-
-/* Shared by the text decoders: sorts l[0..n) by name (bytewise, shorter first on a
- * common prefix) and returns 0, or the index i > 0 of the first name equal to
- * l[i-1]'s (a duplicate). Internal; not part of the server API. */
-int ts__labels_sort(struct ts_label *l, size_t n);
 
 #endif

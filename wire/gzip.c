@@ -11,7 +11,7 @@
 #include "storage/mem.h"
 
 int ts_gzip_inflate(const uint8_t *src, size_t len, size_t limit, uint8_t **buf, size_t *cap,
-		   size_t *out_len)
+		    size_t *out_len)
 {
 	z_stream z = { 0 };
 	if (len > UINT32_MAX)
@@ -24,6 +24,8 @@ int ts_gzip_inflate(const uint8_t *src, size_t len, size_t limit, uint8_t **buf,
 	int rc = 0;
 	for (;;) {
 		if (out == *cap) {
+			/* Not ts_grow: growth is clamped to the limit, so a bomb costs at most
+			 * `limit` bytes (ts_grow would round up past it). */
 			if (*cap >= limit) {
 				rc = TS_ELIMIT;
 				break;

@@ -15,18 +15,13 @@
 #include "wire/fmtnum.h"
 #include "wire/jsonl.h"
 
+/* Appends a zeroed value; indices are 32-bit (links between values). */
 static int jv_new(struct ts_jdoc *d, uint32_t *idx)
 {
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 32;
-		if (cap > UINT32_MAX)
-			return TS_ELIMIT;
-		struct ts_jv *v = ts_realloc(d->v, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		d->v = v;
-		d->cap = cap;
-	}
+	if (d->n >= UINT32_MAX)
+		return TS_ELIMIT;
+	if (ts_grow((void **)&d->v, &d->cap, d->n + 1, sizeof *d->v) != 0)
+		return -ENOMEM;
 	*idx = (uint32_t)d->n;
 	memset(&d->v[d->n++], 0, sizeof *d->v);
 	return 0;

@@ -35,17 +35,27 @@ struct ts_jdoc {
 	char *str;
 };
 
-/* Parses one JSON text (strict RFC 8259, nesting <= TS_JSONL_MAX_DEPTH). Returns 0,
- * TS_EINVALID with a message in msg, -ENOMEM. Free with ts_jdoc_fini (also after a
- * failure). */
+/* Parses one JSON text text[0..len) (borrowed for the call, not NUL-terminated; strict
+ * RFC 8259 as jsonl.h's tokenizer checks it, nesting <= TS_JSONL_MAX_DEPTH) into *d,
+ * which it zeroes first; everything d holds is its own copy. Numbers beyond the double
+ * range become +-Inf. Returns 0 (d->v[0] is the root);
+ *   TS_EINVALID  not one valid JSON text (msg says what and at which byte);
+ *   TS_ELIMIT    more than 2^32-1 values ("document too large");
+ *   -ENOMEM.
+ * msg (msg_len > 0 bytes) is NUL-terminated when written. Free d with ts_jdoc_fini,
+ * also after a failure. */
 int ts_jdoc_parse(struct ts_jdoc *d, const char *text, size_t len, char *msg, size_t msg_len);
+/* Frees what d holds and zeroes it. Accepts NULL and a zeroed d. */
 void ts_jdoc_fini(struct ts_jdoc *d);
-/* Member `key` of object o (first match), or NULL (also when o is NULL or no object). */
+/* Member `key` (NUL-terminated; compared bytewise with the decoded name) of object o,
+ * the first if repeated, or NULL (also when o is NULL or not an object). */
 const struct ts_jv *ts_jv_get(const struct ts_jdoc *d, const struct ts_jv *o, const char *key);
-/* First element / next sibling, or NULL. */
+/* First element or member of array/object a (NULL when a is NULL, empty or a scalar);
+ * next sibling of v (NULL at the end or when v is NULL). Pointers into d. */
 const struct ts_jv *ts_jv_first(const struct ts_jdoc *d, const struct ts_jv *a);
 const struct ts_jv *ts_jv_next(const struct ts_jdoc *d, const struct ts_jv *v);
-/* The string of v, or NULL when v is not a string. */
+/* The string of v (NUL-terminated, owned by the document), or NULL when v is NULL or
+ * not a string. */
 const char *ts_jv_str(const struct ts_jv *v);
 
 #endif

@@ -21,12 +21,12 @@
 #include <string.h>
 
 #include "wire/fmtnum.h"
+#include "wire/text.h"
+#include "tsdb/labels.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 
-/* Prometheus' value.NormalNaN: the NaN every text decoder produces. */
-#define NORMAL_NAN_BITS 0x7ff8000000000001ULL
 
 enum {
 	S_VALUE,	/* a value must come (top level, after ':' or ',' in an array) */
@@ -64,23 +64,12 @@ static void skip_ws(struct ts_jsonl_lex *lx)
 	lx->p = p;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Reads 4 hex digits at p (bounds checked by the caller). */
 static int hex4(const char *p)
 {
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
+		int h = ts_text_hexval(p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | h;
@@ -390,12 +379,9 @@ static int jerr(struct ts_jsonl_parser *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int jerr(struct ts_jsonl_parser *p, const char *fmt, ...)
 {
-	int w = snprintf(p->err, sizeof p->err, "line %llu: ", (unsigned long long)p->line);
-	if (w < 0)
-		w = 0;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->err + w, sizeof p->err - (size_t)w, fmt, ap);
+	ts_text_verr(p->err, sizeof p->err, p->line, 0, fmt, ap);
 	va_end(ap);
 	p->err_line = p->line;
 	return TS_EINVALID;
@@ -447,39 +433,32 @@ static int parse_metric(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, uint
 		tok_string(p, lx, &used, &value, &value_len);
 		if (name_len == 0 || value_len == 0)
 			continue;
-		if (name_len > UINT32_MAX || value_len > UINT32_MAX)
-			return jerr(p, "label too long");
-		if (n == p->labels_cap) {
-			uint32_t cap = p->labels_cap ? p->labels_cap * 2 : 16;
-			if (cap < p->labels_cap)
-				return jerr(p, "too many labels");
-			struct ts_label *l = ts_realloc(p->labels, (size_t)cap * sizeof *l);
-			if (!l)
-				return -ENOMEM;
-			p->labels = l;
-			p->labels_cap = cap;
-		}
-		p->labels[n++] = (struct ts_label){ .name = name,
-						    .value = value,
-						    .name_len = (uint32_t)name_len,
-						    .value_len = (uint32_t)value_len };
+		int rc = ts_text_put_label(&p->labels, &p->labels_cap, n, name, name_len, value,
+					   value_len);
+		if (rc == TS_ELIMIT)
+			return jerr(p, "too many labels, or a label too long");
+		if (rc != 0)
+			return rc;
+		n++;
 	}
 	*n_labels = n;
 	return 0;
 }
 
+/* Room for sample n (values and timestamps fill the same array). */
 static int grow_samples(struct ts_jsonl_parser *p, size_t n)
 {
-	if (n < p->samples_cap)
-		return 0;
-	size_t cap = p->samples_cap ? p->samples_cap * 2 : 64;
-	if (cap > SIZE_MAX / sizeof(struct ts_sample))
-		return -ENOMEM;
-	struct ts_sample *s = ts_realloc(p->samples, cap * sizeof *s);
-	if (!s)
-		return -ENOMEM;
-	p->samples = s;
-	p->samples_cap = cap;
+	return ts_grow((void **)&p->samples, &p->samples_cap, n + 1, sizeof *p->samples);
+}
+
+/* The '[' that opens the array of member `what`. */
+static int open_array(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, const char *what)
+{
+	int t = ts_jsonl_lex_next(lx);
+	if (t < 0)
+		return lexerr(p, lx);
+	if (t != TS_JSONL_ARR)
+		return jerr(p, "\"%s\" must be an array", what);
 	return 0;
 }
 
@@ -500,39 +479,40 @@ static int special_value(const char *s, size_t n, double *v)
 			return 0;
 		}
 		if (strlen(nans[i]) == n && memcmp(nans[i], s, n) == 0) {
-			uint64_t b = NORMAL_NAN_BITS;
-			memcpy(v, &b, sizeof b);
+			*v = ts_fmt_normal_nan();
 			return 0;
 		}
 	}
 	return TS_EINVALID;
 }
 
-static int parse_values(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, size_t *count)
+/* The next element of an array opened by open_array, with room for sample n made: 1
+ * (*tok is its first token), 0 (the array ended), or an error. */
+static int next_elem(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, size_t n, int *tok)
 {
 	int t = ts_jsonl_lex_next(lx);
 	if (t < 0)
 		return lexerr(p, lx);
-	if (t != TS_JSONL_ARR)
-		return jerr(p, "\"values\" must be an array");
+	if (t == TS_JSONL_ARR_END)
+		return 0;
+	int rc = grow_samples(p, n);
+	if (rc != 0)
+		return rc;
+	*tok = t;
+	return 1;
+}
+
+static int parse_values(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, size_t *count)
+{
+	int t = 0, rc = open_array(p, lx, "values");
 	size_t n = 0;
-	for (;; n++) {
-		t = ts_jsonl_lex_next(lx);
-		if (t < 0)
-			return lexerr(p, lx);
-		if (t == TS_JSONL_ARR_END)
-			break;
-		int rc = grow_samples(p, n);
-		if (rc != 0)
-			return rc;
+	while (rc == 0 && (rc = next_elem(p, lx, n, &t)) == 1) {
 		double v;
 		if (t == TS_JSONL_NUM) {
-			rc = ts_fmtnum_parse_double(lx->tok, lx->tok_len, &v);
-			if (rc != 0)
+			if (ts_fmtnum_parse_double(lx->tok, lx->tok_len, &v) != 0)
 				return jerr(p, "value %zu out of range", n);
 		} else if (t == TS_JSONL_NULL) {
-			uint64_t b = NORMAL_NAN_BITS;
-			memcpy(&v, &b, sizeof b);
+			v = ts_fmt_normal_nan();
 		} else if (t == TS_JSONL_STR) {
 			char tmp[16];
 			const char *s = lx->tok;
@@ -546,50 +526,35 @@ static int parse_values(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, size
 		} else {
 			return jerr(p, "value %zu: must be a number, null or a special string", n);
 		}
-		p->samples[n].v = v;
+		p->samples[n++].v = v;
+		rc = 0;
 	}
 	*count = n;
-	return 0;
+	return rc;
 }
 
 static int parse_timestamps(struct ts_jsonl_parser *p, struct ts_jsonl_lex *lx, size_t *count)
 {
-	int t = ts_jsonl_lex_next(lx);
-	if (t < 0)
-		return lexerr(p, lx);
-	if (t != TS_JSONL_ARR)
-		return jerr(p, "\"timestamps\" must be an array");
+	int t = 0, rc = open_array(p, lx, "timestamps");
 	size_t n = 0;
-	for (;; n++) {
-		t = ts_jsonl_lex_next(lx);
-		if (t < 0)
-			return lexerr(p, lx);
-		if (t == TS_JSONL_ARR_END)
-			break;
+	while (rc == 0 && (rc = next_elem(p, lx, n, &t)) == 1) {
 		if (t != TS_JSONL_NUM)
 			return jerr(p, "timestamp %zu: must be an integer", n);
-		int rc = grow_samples(p, n);
-		if (rc != 0)
-			return rc;
 		rc = ts_fmtnum_parse_int64(lx->tok, lx->tok_len, &p->samples[n].t_ms);
 		if (rc != 0)
 			return jerr(p, "timestamp %zu: %s", n,
 				    rc == TS_ELIMIT ? "out of range" : "must be an integer");
+		n++;
 	}
 	*count = n;
-	return 0;
+	return rc;
 }
 
 static int parse_line(struct ts_jsonl_parser *p, const char *s, size_t n,
 		      struct ts_jsonl_series *out)
 {
-	if (memchr(s, '\\', n) && p->scratch_cap < n) {
-		char *sc = ts_realloc(p->scratch, n);
-		if (!sc)
-			return -ENOMEM;
-		p->scratch = sc;
-		p->scratch_cap = n;
-	}
+	if (memchr(s, '\\', n) && ts_grow((void **)&p->scratch, &p->scratch_cap, n, 1) != 0)
+		return -ENOMEM;
 	struct ts_jsonl_lex lx;
 	ts_jsonl_lex_init(&lx, s, n);
 	int t = ts_jsonl_lex_next(&lx);
@@ -641,7 +606,7 @@ static int parse_line(struct ts_jsonl_parser *p, const char *s, size_t n,
 		return jerr(p, "missing \"timestamps\" array");
 	if (n_values != n_ts)
 		return jerr(p, "%zu values but %zu timestamps", n_values, n_ts);
-	int dup = ts__labels_sort(p->labels, n_labels);
+	int dup = ts_labels_sort(p->labels, n_labels);
 	if (dup > 0)
 		return jerr(p, "duplicate label name \"%.*s\"",
 			    (int)(p->labels[dup].name_len > 64 ? 64 : p->labels[dup].name_len),
@@ -671,8 +636,7 @@ int ts_jsonl_next(struct ts_jsonl_parser *p, struct ts_jsonl_series *s)
 			continue;
 		int rc = parse_line(p, line, n, s);
 		if (rc == -ENOMEM) {
-			snprintf(p->err, sizeof p->err, "line %llu: out of memory",
-				 (unsigned long long)p->line);
+			ts_text_oom(p->err, sizeof p->err, p->line);
 			p->err_line = p->line;
 		}
 		return rc == 0 ? 1 : rc;

@@ -78,7 +78,8 @@ struct ts_jsonl_lex {
 	size_t err_off;	  /* its byte offset in the input */
 };
 
-/* Starts tokenizing text[0..len) (borrowed, not NUL-terminated, never read past len). */
+/* Starts tokenizing text[0..len) (borrowed, not NUL-terminated, never read past len).
+ * Cannot fail; allocates nothing. */
 void ts_jsonl_lex_init(struct ts_jsonl_lex *lx, const char *text, size_t len);
 
 /* Returns the next token (enum ts_jsonl_tok, >= 0), validating structure as it goes,
@@ -111,7 +112,7 @@ struct ts_jsonl_parser {
 	size_t pos;
 	uint64_t line;
 	struct ts_label *labels;
-	uint32_t labels_cap;
+	size_t labels_cap;
 	struct ts_sample *samples;
 	size_t samples_cap;
 	char *scratch;

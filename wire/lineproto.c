@@ -26,6 +26,8 @@
 #include <string.h>
 
 #include "wire/fmtnum.h"
+#include "wire/text.h"
+#include "tsdb/labels.h"
 #include "tsdb/utf8.h"
 #include "storage/err.h"
 #include "storage/mem.h"
@@ -76,7 +78,7 @@ static const uint16_t ctab[256] = {
 };
 
 /* ts_lp_next's internal "grow the scratch buffer and decode this line again". */
-#define RESTART 1
+#define RESTART TS_TEXT_RESTART
 
 static const int64_t prec_ns[] = {
 	[TS_LP_NS] = 1,
@@ -144,33 +146,6 @@ void ts_lp_fini(struct ts_lp_parser *p)
 	p->scratch_cap = p->scratch_len = 0;
 }
 
-/* Appends a printable rendering of up to 40 bytes of s to the error message. */
-static size_t quote_into(char *dst, size_t cap, const char *s, size_t n)
-{
-	size_t o = 0;
-	if (cap < 8)
-		return 0;
-	dst[o++] = '"';
-	for (size_t i = 0; i < n && i < 40 && o + 6 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-			dst[o++] = (char)c;
-		} else {
-			int w = snprintf(dst + o, cap - o, "\\x%02x", c);
-			if (w < 0)
-				break;
-			o += (size_t)w;
-		}
-	}
-	if (n > 40 && o + 4 < cap) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o++] = '"';
-	dst[o] = 0;
-	return o;
-}
-
 /* Records a syntax error at body offset `at` and returns TS_EINVALID. The message is
  * "line L col C: " + the formatted text; a trailing %T in the format is not used -
  * tokens are appended with err_tok() instead. */
@@ -178,26 +153,26 @@ static int lp_err(struct ts_lp_parser *p, size_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int lp_err(struct ts_lp_parser *p, size_t at, const char *fmt, ...)
 {
-	size_t col = at >= p->line_start ? at - p->line_start + 1 : 1;
-	int w = snprintf(p->err, sizeof p->err, "line %llu col %zu: ", (unsigned long long)p->line,
-			 col);
-	if (w < 0)
-		w = 0;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->err + w, sizeof p->err - (size_t)w, fmt, ap);
+	ts_text_verr(p->err, sizeof p->err, p->line,
+		     at >= p->line_start ? at - p->line_start + 1 : 1, fmt, ap);
 	va_end(ap);
 	p->err_line = p->line;
 	return TS_EINVALID;
 }
 
-/* Appends " " + quoted token to the current error message. */
+/* Appends " " + the token, quoted and shown printably (at most 40 bytes of it), to the
+ * current error message. */
 static int err_tok(struct ts_lp_parser *p, const char *s, size_t n)
 {
 	size_t o = strlen(p->err);
-	if (o + 2 < sizeof p->err) {
+	if (o + 10 < sizeof p->err) {
 		p->err[o++] = ' ';
-		quote_into(p->err + o, sizeof p->err - o, s, n);
+		p->err[o++] = '"';
+		o += ts_text_escape(p->err + o, sizeof p->err - o - 1, s, n, 40);
+		p->err[o++] = '"';
+		p->err[o] = '\0';
 	}
 	return TS_EINVALID;
 }
@@ -222,19 +197,10 @@ struct tok {
 	size_t len;
 };
 
-/* Grows the scratch buffer so the current line fits, for a restart. */
+/* Grows the scratch buffer so the current line fits, for a restart (text.h). */
 static int grow_scratch(struct ts_lp_parser *p, size_t line_begin, size_t upto)
 {
-	size_t need = upto - line_begin + 64;
-	size_t cap = p->scratch_cap ? p->scratch_cap * 2 : 256;
-	if (cap < need)
-		cap = need;
-	char *n = ts_realloc(p->scratch, cap);
-	if (!n)
-		return -ENOMEM;
-	p->scratch = n;
-	p->scratch_cap = cap;
-	return RESTART;
+	return ts_text_scratch_grow(&p->scratch, &p->scratch_cap, upto - line_begin + 64);
 }
 
 /*
@@ -405,35 +371,15 @@ static int tag_comma(struct ts_lp_parser *p)
 
 static int push_tag(struct ts_lp_parser *p, uint32_t n, struct tok k, struct tok v)
 {
-	if (n == p->tags_cap) {
-		uint32_t cap = p->tags_cap ? p->tags_cap * 2 : 16;
-		if (cap < p->tags_cap)
-			return lp_err(p, p->pos, "too many tags");
-		struct ts_label *t = ts_realloc(p->tags, (size_t)cap * sizeof *t);
-		if (!t)
-			return -ENOMEM;
-		p->tags = t;
-		p->tags_cap = cap;
-	}
-	p->tags[n] = (struct ts_label){
-		.name = k.s, .value = v.s, .name_len = (uint32_t)k.len, .value_len = (uint32_t)v.len
-	};
-	return 0;
+	int rc = ts_text_put_label(&p->tags, &p->tags_cap, n, k.s, k.len, v.s, v.len);
+	return rc == TS_ELIMIT ? lp_err(p, p->pos, "too many tags") : rc;
 }
 
 static int push_field(struct ts_lp_parser *p, uint32_t n)
 {
-	if (n == p->fields_cap) {
-		uint32_t cap = p->fields_cap ? p->fields_cap * 2 : 16;
-		if (cap < p->fields_cap)
-			return lp_err(p, p->pos, "too many fields");
-		struct ts_lp_field *f = ts_realloc(p->fields, (size_t)cap * sizeof *f);
-		if (!f)
-			return -ENOMEM;
-		p->fields = f;
-		p->fields_cap = cap;
-	}
-	return 0;
+	if (n == UINT32_MAX)
+		return lp_err(p, p->pos, "too many fields");
+	return ts_grow((void **)&p->fields, &p->fields_cap, (size_t)n + 1, sizeof *p->fields);
 }
 
 static int parse_bool(struct tok t, int *out)
@@ -665,7 +611,7 @@ static int parse_line(struct ts_lp_parser *p, struct ts_lp_point *pt)
 		if ((rc = tag_comma(p)) != 0)
 			return rc;
 	}
-	int dup = ts__labels_sort(p->tags, n_tags);
+	int dup = ts_labels_sort(p->tags, n_tags);
 	if (dup > 0) {
 		lp_err(p, line_begin, "duplicate tag key");
 		return err_tok(p, p->tags[dup].name, p->tags[dup].name_len);
@@ -722,8 +668,7 @@ int ts_lp_next(struct ts_lp_parser *p, struct ts_lp_point *pt)
 		return 1;
 	if (rc == -ENOMEM) {
 		p->err_line = p->line;
-		snprintf(p->err, sizeof p->err, "line %llu: out of memory",
-			 (unsigned long long)p->line);
+		ts_text_oom(p->err, sizeof p->err, p->line);
 	}
 	skip_line(p);
 	return rc;
@@ -785,27 +730,10 @@ int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *
 		return TS_ELIMIT;
 
 	/* Grow everything first so a failure leaves no half-built output. */
-	if (n_num > m->series_cap) {
-		struct ts_lp_series *s = ts_realloc(m->series, (size_t)n_num * sizeof *s);
-		if (!s)
-			return -ENOMEM;
-		m->series = s;
-		m->series_cap = n_num;
-	}
-	if (per * n_num > m->labels_cap) {
-		struct ts_label *l = ts_realloc(m->labels, per * n_num * sizeof *l);
-		if (!l)
-			return -ENOMEM;
-		m->labels = l;
-		m->labels_cap = per * n_num;
-	}
-	if (names_len > m->names_cap) {
-		char *n = ts_realloc(m->names, names_len);
-		if (!n)
-			return -ENOMEM;
-		m->names = n;
-		m->names_cap = names_len;
-	}
+	if (ts_grow((void **)&m->series, &m->series_cap, n_num, sizeof *m->series) ||
+	    ts_grow((void **)&m->labels, &m->labels_cap, per * n_num, sizeof *m->labels) ||
+	    ts_grow((void **)&m->names, &m->names_cap, names_len, 1))
+		return -ENOMEM;
 	m->n_skipped = n_skipped;
 	if (n_num == 0)
 		return 0;
@@ -821,7 +749,7 @@ int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *
 			.name = "db", .name_len = 2, .value = db, .value_len = (uint32_t)db_len
 		};
 	base[k++] = (struct ts_label){ .name = "__name__", .name_len = 8 };
-	ts__labels_sort(base, k);
+	ts_labels_sort(base, k);
 	size_t name_at = 0;
 	while (!(base[name_at].name_len == 8 && base[name_at].value == NULL &&
 		 memcmp(base[name_at].name, "__name__", 8) == 0))

@@ -2,7 +2,7 @@
  * lineproto.h - InfluxDB line protocol decoder and the point -> series mapper.
  *
  * Decoding follows the influxdata/line-protocol v2 decoder exactly (the semantics of
- * the conformance corpus, ../shared/testdata/lineprotocol/corpus.json):
+ * its conformance corpus, vendored as tests/data/lineprotocol/corpus.json):
  *
  *   [spaces] measurement[,tagkey=tagval...] SP+ fieldkey=value[,fieldkey=value...]
  *            [SP+ timestamp] [SP*] (LF | CRLF | CR at end of input | end of input)
@@ -93,9 +93,9 @@ struct ts_lp_parser {
 	int64_t mult_ns;    /* nanoseconds per timestamp unit */
 	int64_t default_ns; /* default time, already truncated to the precision */
 	struct ts_label *tags;
-	uint32_t tags_cap;
+	size_t tags_cap;
 	struct ts_lp_field *fields;
-	uint32_t fields_cap;
+	size_t fields_cap;
 	char *scratch; /* unescaped tokens of the current point */
 	size_t scratch_cap;
 	size_t scratch_len;
@@ -149,7 +149,7 @@ struct ts_lp_mapper {
 	struct ts_lp_series *series; /* [n_series], output of the last ts_lp_map */
 	uint32_t n_series;
 	uint32_t n_skipped; /* string fields in the last point */
-	uint32_t series_cap;
+	size_t series_cap;
 	struct ts_label *labels;
 	size_t labels_cap;
 	char *names; /* the "{measurement}_{field}" names */

@@ -1,5 +1,10 @@
 /*
- * params.c - form-urlencoded parameter parsing into one growing store.
+ * params.c - form-urlencoded parameter parsing into one growing store, percent
+ * decoding, and Prometheus' durations and times.
+ *
+ * Invariant: names and values are decoded into `store` (decoding never lengthens, so
+ * a pair needs at most its raw length plus two NULs) and recorded as offsets, because
+ * the store moves while it grows; lookups turn offsets into pointers.
  */
 #include "wire/params.h"
 
@@ -10,6 +15,7 @@
 
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "wire/text.h"
 
 void ts_params_init(struct ts_params *p)
 {
@@ -23,48 +29,45 @@ void ts_params_fini(struct ts_params *p)
 	memset(p, 0, sizeof *p);
 }
 
-static int hexval(char c)
+int ts_pct_decode(char *dst, size_t cap, const char *s, size_t len, int plus_space, size_t *out_len)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '+' && plus_space) {
+			c = ' ';
+		} else if (c == '%') {
+			int h, l;
+			if (len - i < 3 || (h = ts_text_hexval(s[i + 1])) < 0 ||
+			    (l = ts_text_hexval(s[i + 2])) < 0)
+				return TS_EINVALID;
+			c = (char)(h << 4 | l);
+			i += 2;
+		}
+		if (k + 1 >= cap)
+			return TS_ELIMIT;
+		dst[k++] = c;
+	}
+	if (k >= cap)
+		return TS_ELIMIT;
+	dst[k] = 0;
+	*out_len = k;
+	return 0;
 }
 
 /* Decodes s[0..len) onto the store, NUL-terminated; *off and *out_len describe it. */
 static int decode(struct ts_params *p, const char *s, size_t len, size_t *off, size_t *out_len)
 {
-	if (p->store_len + len + 1 > p->store_cap) {
-		size_t cap = p->store_cap ? p->store_cap * 2 : 256;
-		while (cap < p->store_len + len + 1)
-			cap *= 2;
-		char *st = ts_realloc(p->store, cap);
-		if (!st)
-			return -ENOMEM;
-		p->store = st;
-		p->store_cap = cap;
-	}
-	size_t k = p->store_len;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int h, l;
-			if (len - i < 3 || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
-				return TS_EINVALID;
-			c = (char)(h << 4 | l);
-			i += 2;
-		}
-		p->store[k++] = c;
-	}
-	p->store[k] = 0;
+	/* Decoding never lengthens: len + 1 bytes always suffice. */
+	size_t need = p->store_len + len + 1;
+	if (ts_grow((void **)&p->store, &p->store_cap, need < 256 ? 256 : need, 1) != 0)
+		return -ENOMEM;
+	int rc = ts_pct_decode(p->store + p->store_len, p->store_cap - p->store_len, s, len, 1,
+			       out_len);
+	if (rc != 0)
+		return rc;
 	*off = p->store_len;
-	*out_len = k - p->store_len;
-	p->store_len = k + 1;
+	p->store_len += *out_len + 1;
 	return 0;
 }
 
@@ -78,14 +81,8 @@ int ts_params_parse(struct ts_params *p, const char *s, size_t len)
 		if (end > i) {
 			const char *eq = memchr(s + i, '=', end - i);
 			size_t nl = eq ? (size_t)(eq - (s + i)) : end - i;
-			if (p->n == p->cap) {
-				size_t cap = p->cap ? p->cap * 2 : 8;
-				void *v = ts_realloc(p->v, cap * sizeof *p->v);
-				if (!v)
-					return -ENOMEM;
-				p->v = v;
-				p->cap = cap;
-			}
+			if (ts_grow((void **)&p->v, &p->cap, p->n + 1, sizeof *p->v) != 0)
+				return -ENOMEM;
 			size_t no, nlen, vo, vlen;
 			int rc = decode(p, s + i, nl, &no, &nlen);
 			if (rc == 0)

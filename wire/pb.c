@@ -22,6 +22,8 @@
 #include "wire/pb.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "storage/mem.h"
 
@@ -163,6 +165,69 @@ int ts_pb_skip(struct ts_pb_reader *r, uint32_t field, enum ts_pb_wire wire)
 	return 0;
 }
 
+/* ---- checked reads ---- */
+
+int ts__pb_failf(char *err, size_t cap, int code, const char *file, int line, const char *fmt, ...)
+{
+	if (err && cap) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, cap, fmt, ap);
+		va_end(ap);
+	}
+	return code == TS_ECORRUPT ? ts__corrupt(file, line) : code;
+}
+
+int ts_pb_fail_at(const struct ts_pb_reader *r, const char *what, const char *problem)
+{
+	return TS_PB_FAILF(r->err, r->err_cap, TS_ECORRUPT, "%s: %s at byte %zu", what, problem,
+			   ts_pb_offset(r));
+}
+
+int ts_pb_truncated(const struct ts_pb_reader *r, const char *what)
+{
+	return ts_pb_fail_at(r, what, "truncated or malformed field");
+}
+
+int ts__pb_wrong_wire(const struct ts_pb_reader *r, const char *what, enum ts_pb_wire got,
+		      enum ts_pb_wire want)
+{
+	return TS_PB_FAILF(r->err, r->err_cap, TS_ECORRUPT,
+			   "%s: wire type %d, expected %d, at byte %zu", what, (int)got, (int)want,
+			   ts_pb_offset(r));
+}
+
+int ts_pb_skip_unknown(struct ts_pb_reader *r, const char *what, uint32_t field,
+		       enum ts_pb_wire wire)
+{
+	if (ts_pb_skip(r, field, wire) == 0)
+		return 0;
+	return TS_PB_FAILF(r->err, r->err_cap, TS_ECORRUPT,
+			   "%s: cannot skip unknown field %u (wire type %d) at byte %zu", what,
+			   field, (int)wire, ts_pb_offset(r));
+}
+
+int ts_pb_open(struct ts_pb_reader *r, struct ts_pb_reader *sub, const char *what)
+{
+	const uint8_t *p;
+	size_t n;
+	if (ts_pb_read_bytes(r, &p, &n) != 0)
+		return ts_pb_truncated(r, what);
+	ts_pb_reader_sub(sub, r, p, n);
+	return 0;
+}
+
+int ts_pb_room(char *err, size_t err_cap, void **arr, size_t *cap, size_t n, size_t max,
+	       size_t elem, const char *what)
+{
+	if (n >= max)
+		return TS_PB_FAILF(err, err_cap, TS_ELIMIT, "more than %zu %s in one request", max,
+				   what);
+	if (ts_grow(arr, cap, n + 1, elem) != 0)
+		return TS_PB_FAILF(err, err_cap, -ENOMEM, "out of memory");
+	return 0;
+}
+
 /* ---- writer ---- */
 
 void ts_pb_buf_init(struct ts_pb_buf *b)
@@ -185,22 +250,7 @@ int ts_pb_buf_reserve(struct ts_pb_buf *b, size_t extra)
 	if (extra > SIZE_MAX - b->len)
 		return -ENOMEM;
 	size_t need = b->len + extra;
-	if (need <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < need) {
-		if (cap > SIZE_MAX / 2) {
-			cap = need;
-			break;
-		}
-		cap *= 2;
-	}
-	uint8_t *d = ts_realloc(b->data, cap);
-	if (!d)
-		return -ENOMEM;
-	b->data = d;
-	b->cap = cap;
-	return 0;
+	return ts_grow((void **)&b->data, &b->cap, need < 256 ? 256 : need, 1);
 }
 
 int ts_pb_put_raw(struct ts_pb_buf *b, const void *p, size_t n)

@@ -34,7 +34,6 @@
 #include "wire/remote_read.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,101 +63,22 @@ void ts_rr_request_fini(struct ts_rr_request *r)
 	memset(r, 0, sizeof *r);
 }
 
-static int fail_at(struct ts_rr_request *r, int code, const char *file, int line, const char *fmt,
-		   ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(struct ts_rr_request *r, int code, const char *file, int line, const char *fmt,
-		   ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof r->err, fmt, ap);
-	va_end(ap);
-	if (code == TS_ECORRUPT)
-		return ts__corrupt(file, line);
-	return code;
-}
-#define FAIL(r, code, ...) fail_at((r), (code), __FILE__, __LINE__, __VA_ARGS__)
-
-
-static int bad(struct ts_rr_request *r, const struct ts_pb_reader *rd, const char *what)
-{
-	return FAIL(r, TS_ECORRUPT, "%s: malformed or truncated at byte %zu", what,
-		    ts_pb_offset(rd));
-}
-
-/* Reads the next tag of m into f/w; checks a known field's wire type. */
-static int field(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what, uint32_t *f,
-		 enum ts_pb_wire *w)
-{
-	if (ts_pb_read_tag(m, f, w) != 0)
-		return bad(r, m, what);
-	return 0;
-}
-
-static int wire(struct ts_rr_request *r, const struct ts_pb_reader *m, const char *what,
-		enum ts_pb_wire got, enum ts_pb_wire exp)
-{
-	if (got == exp)
-		return 0;
-	return FAIL(r, TS_ECORRUPT, "%s: wire type %d, expected %d, at byte %zu", what, (int)got,
-		    (int)exp, ts_pb_offset(m));
-}
-
-static int skip(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what, uint32_t f,
-		enum ts_pb_wire w)
-{
-	if (ts_pb_skip(m, f, w) != 0)
-		return FAIL(r, TS_ECORRUPT, "%s: cannot skip unknown field %u at byte %zu", what, f,
-			    ts_pb_offset(m));
-	return 0;
-}
-
-static int sub(struct ts_rr_request *r, struct ts_pb_reader *m, struct ts_pb_reader *s,
-	       const char *what)
-{
-	const uint8_t *p;
-	size_t n;
-	if (ts_pb_read_bytes(m, &p, &n) != 0)
-		return bad(r, m, what);
-	ts_pb_reader_sub(s, m, p, n);
-	return 0;
-}
-
-static int read_int64(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what,
-		      enum ts_pb_wire w, int64_t *out)
-{
-	uint64_t v;
-	int rc;
-	if ((rc = wire(r, m, what, w, TS_PB_VARINT)) != 0)
-		return rc;
-	if (ts_pb_read_varint(m, &v) != 0)
-		return bad(r, m, what);
-	*out = (int64_t)v;
-	return 0;
-}
-
-static int read_string(struct ts_rr_request *r, struct ts_pb_reader *m, const char *what,
-		       enum ts_pb_wire w, struct ts_pb_str *out)
-{
-	int rc;
-	if ((rc = wire(r, m, what, w, TS_PB_LEN)) != 0)
-		return rc;
-	if (ts_pb_read_str(m, out) != 0)
-		return bad(r, m, what);
-	return 0;
-}
+/* A reason in r->err; corruption is logged once, naming this file's line. */
+#define FAIL(r, code, ...) TS_PB_FAILF((r)->err, sizeof(r)->err, (code), __VA_ARGS__)
+/* Room for one more element of the request's array `arr` (capacity field `cap`, count
+ * `n`, limit `max`), or the limit or out-of-memory reason in r->err. */
+#define ROOM(r, arr, cap, n, max, what)                                                       \
+	ts_pb_room((r)->err, sizeof(r)->err, (void **)&(r)->arr, &(r)->cap, (r)->n, (r)->max, \
+		   sizeof *(r)->arr, (what))
 
 static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_t qi)
 {
 	struct ts_pb_reader m;
 	int rc;
-	if (r->n_matchers >= r->max_matchers)
-		return FAIL(r, TS_ELIMIT, "more than %zu matchers", r->max_matchers);
-	if ((rc = sub(r, q, &m, "matcher")) != 0)
+	if ((rc = ROOM(r, matchers_arena, matchers_cap, n_matchers, max_matchers, "matchers")) !=
+		    0 ||
+	    (rc = ts_pb_open(q, &m, "matcher")) != 0)
 		return rc;
-	if (ts_grow((void **)&r->matchers_arena, &r->matchers_cap, r->n_matchers + 1,
-		    sizeof *r->matchers_arena) != 0)
-		return -ENOMEM;
 	struct ts_rr_matcher *mt = &r->matchers_arena[r->n_matchers++];
 	struct ts_pb_str empty = { (const char *)m.p, 0 };
 	mt->type = TS_RR_EQ;
@@ -167,10 +87,10 @@ static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_
 		uint32_t f;
 		enum ts_pb_wire w;
 		int64_t t;
-		if ((rc = field(r, &m, "matcher", &f, &w)) != 0)
+		if ((rc = ts_pb_next(&m, "matcher", &f, &w)) != 0)
 			return rc;
 		if (f == 1) {
-			if ((rc = read_int64(r, &m, "matcher.type", w, &t)) != 0)
+			if ((rc = ts_pb_get_int64(&m, "matcher.type", w, &t)) != 0)
 				return rc;
 			if (t < TS_RR_EQ || t > TS_RR_NRE)
 				return FAIL(r, TS_EINVALID,
@@ -178,10 +98,10 @@ static int decode_matcher(struct ts_rr_request *r, struct ts_pb_reader *q, size_
 					    (long long)t);
 			mt->type = (uint32_t)t;
 		} else if (f == 2 || f == 3) {
-			if ((rc = read_string(r, &m, "matcher string", w,
-					      f == 2 ? &mt->name : &mt->value)) != 0)
+			if ((rc = ts_pb_get_str(&m, "matcher string", w,
+						f == 2 ? &mt->name : &mt->value)) != 0)
 				return rc;
-		} else if ((rc = skip(r, &m, "matcher", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "matcher", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -192,13 +112,13 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub(r, q, &m, "hints")) != 0)
+	if ((rc = ts_pb_open(q, &m, "hints")) != 0)
 		return rc;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
 		int64_t v;
-		if ((rc = field(r, &m, "hints", &f, &w)) != 0)
+		if ((rc = ts_pb_next(&m, "hints", &f, &w)) != 0)
 			return rc;
 		switch (f) {
 		case 1:
@@ -206,7 +126,7 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 		case 4:
 		case 6:
 		case 7:
-			if ((rc = read_int64(r, &m, "hints integer", w, &v)) != 0)
+			if ((rc = ts_pb_get_int64(&m, "hints integer", w, &v)) != 0)
 				return rc;
 			if (f == 1)
 				h->step_ms = v;
@@ -220,24 +140,20 @@ static int decode_hints(struct ts_rr_request *r, struct ts_pb_reader *q, struct 
 				h->range_ms = v;
 			break;
 		case 2:
-			if ((rc = read_string(r, &m, "hints.func", w, &h->func)) != 0)
+			if ((rc = ts_pb_get_str(&m, "hints.func", w, &h->func)) != 0)
 				return rc;
 			break;
 		case 5:
-			if (r->n_grouping >= r->max_grouping)
-				return FAIL(r, TS_ELIMIT, "more than %zu grouping labels",
-					    r->max_grouping);
-			if (ts_grow((void **)&r->grouping_arena, &r->grouping_cap,
-				    r->n_grouping + 1, sizeof *r->grouping_arena) != 0)
-				return -ENOMEM;
-			if ((rc = read_string(r, &m, "hints.grouping", w,
-					      &r->grouping_arena[r->n_grouping])) != 0)
+			if ((rc = ROOM(r, grouping_arena, grouping_cap, n_grouping, max_grouping,
+				       "grouping labels")) != 0 ||
+			    (rc = ts_pb_get_str(&m, "hints.grouping", w,
+						&r->grouping_arena[r->n_grouping])) != 0)
 				return rc;
 			r->n_grouping++;
 			h->n_grouping++;
 			break;
 		default:
-			if ((rc = skip(r, &m, "hints", f, w)) != 0)
+			if ((rc = ts_pb_skip_unknown(&m, "hints", f, w)) != 0)
 				return rc;
 		}
 	}
@@ -248,13 +164,9 @@ static int decode_query(struct ts_rr_request *r, struct ts_pb_reader *rd)
 {
 	struct ts_pb_reader m;
 	int rc;
-	if (r->n_queries >= r->max_queries)
-		return FAIL(r, TS_ELIMIT, "more than %zu queries", r->max_queries);
-	if ((rc = sub(r, rd, &m, "query")) != 0)
+	if ((rc = ROOM(r, queries, queries_cap, n_queries, max_queries, "queries")) != 0 ||
+	    (rc = ts_pb_open(rd, &m, "query")) != 0)
 		return rc;
-	if (ts_grow((void **)&r->queries, &r->queries_cap, r->n_queries + 1, sizeof *r->queries) !=
-	    0)
-		return -ENOMEM;
 	size_t qi = r->n_queries++;
 	struct ts_rr_query *q = &r->queries[qi];
 	memset(q, 0, sizeof *q);
@@ -264,24 +176,24 @@ static int decode_query(struct ts_rr_request *r, struct ts_pb_reader *rd)
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if ((rc = field(r, &m, "query", &f, &w)) != 0)
+		if ((rc = ts_pb_next(&m, "query", &f, &w)) != 0)
 			return rc;
 		if (f == 1 || f == 2) {
-			if ((rc = read_int64(r, &m, "query timestamp", w,
-					     f == 1 ? &r->queries[qi].start_ms
-						    : &r->queries[qi].end_ms)) != 0)
+			if ((rc = ts_pb_get_int64(&m, "query timestamp", w,
+						  f == 1 ? &r->queries[qi].start_ms
+							 : &r->queries[qi].end_ms)) != 0)
 				return rc;
 		} else if (f == 3) {
-			if ((rc = wire(r, &m, "query.matchers", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "query.matchers", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_matcher(r, &m, qi)) != 0)
 				return rc;
 			r->queries[qi].n_matchers++;
 		} else if (f == 4) {
-			if ((rc = wire(r, &m, "query.hints", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "query.hints", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_hints(r, &m, &r->queries[qi].hints)) != 0)
 				return rc;
 			r->queries[qi].has_hints = 1;
-		} else if ((rc = skip(r, &m, "query", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "query", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -304,19 +216,19 @@ static int decode_accepted(struct ts_rr_request *r, struct ts_pb_reader *rd, enu
 	uint64_t t;
 	if (w == TS_PB_VARINT) {
 		if (ts_pb_read_varint(rd, &t) != 0)
-			return bad(r, rd, "accepted_response_types");
+			return ts_pb_truncated(rd, "accepted_response_types");
 		accept_type(r, t, chosen);
 		return 0;
 	}
 	if (w != TS_PB_LEN)
-		return wire(r, rd, "accepted_response_types", w, TS_PB_LEN);
+		return ts_pb_want(rd, "accepted_response_types", w, TS_PB_LEN);
 	struct ts_pb_reader p;
 	int rc;
-	if ((rc = sub(r, rd, &p, "accepted_response_types")) != 0)
+	if ((rc = ts_pb_open(rd, &p, "accepted_response_types")) != 0)
 		return rc;
 	while (!ts_pb_eof(&p)) {
 		if (ts_pb_read_varint(&p, &t) != 0)
-			return bad(r, &p, "packed accepted_response_types");
+			return ts_pb_truncated(&p, "packed accepted_response_types");
 		accept_type(r, t, chosen);
 	}
 	return 0;
@@ -341,19 +253,20 @@ int ts_rr_decode(struct ts_rr_request *r, const uint8_t *buf, size_t len)
 		goto out;
 	}
 	ts_pb_reader_init(&rd, buf, len);
+	ts_pb_reader_report_to(&rd, r->err, sizeof r->err);
 	while (!ts_pb_eof(&rd)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if ((rc = field(r, &rd, "ReadRequest", &f, &w)) != 0)
+		if ((rc = ts_pb_next(&rd, "ReadRequest", &f, &w)) != 0)
 			goto out;
 		if (f == 1) {
-			if ((rc = wire(r, &rd, "ReadRequest.queries", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&rd, "ReadRequest.queries", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_query(r, &rd)) != 0)
 				goto out;
 		} else if (f == 2) {
 			if ((rc = decode_accepted(r, &rd, w, &chosen)) != 0)
 				goto out;
-		} else if ((rc = skip(r, &rd, "ReadRequest", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&rd, "ReadRequest", f, w)) != 0) {
 			goto out;
 		}
 	}

@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire/pb.h"
 #include "tsdb/types.h"
+#include "wire/pb.h"
 
 enum ts_rr_response_type {
 	TS_RR_SAMPLES = 0,
@@ -77,17 +77,23 @@ struct ts_rr_request {
 	size_t n_grouping, grouping_cap;
 };
 
+/* Zeroes r and sets the default limits (1024 queries, 65536 matchers, 65536 grouping
+ * labels). Cannot fail; allocates nothing. */
 void ts_rr_request_init(struct ts_rr_request *r);
-void ts_rr_request_fini(struct ts_rr_request *r); /* accepts NULL */
+/* Frees the arenas and zeroes r. Accepts NULL. */
+void ts_rr_request_fini(struct ts_rr_request *r);
 
-/* Decodes an uncompressed ReadRequest (buf may be NULL when len is 0).
+/* Decodes an uncompressed ReadRequest buf[0..len) into r (replacing what r held). buf
+ * is borrowed: the strings of the result alias it. buf may be NULL when len is 0.
  * Returns 0;
  *   TS_ECORRUPT  malformed protobuf or wrong wire type for a known field;
  *   TS_EINVALID  a matcher type outside EQ/NEQ/RE/NRE, or a non-empty
- *                accepted_response_types naming no type we support (both 400s);
+ *                accepted_response_types naming no type we support (both 400s), or
+ *                buf NULL with len > 0;
  *   TS_ELIMIT    r->max_* exceeded;
  *   -ENOMEM.
- * On failure r->err says why and where. An empty accepted list means SAMPLES. */
+ * On failure r->err says why and where (the field, the byte offset) and the outputs are
+ * reset (n_queries 0; n_accepted is kept). An empty accepted list means SAMPLES. */
 int ts_rr_decode(struct ts_rr_request *r, const uint8_t *buf, size_t len);
 
 /* ---- SAMPLES: ReadResponse { QueryResult { TimeSeries { Label, Sample } } } ---- */
@@ -102,8 +108,10 @@ struct ts_rr_samples_writer {
 	int state; /* internal: 0 idle, 1 in result, 2 in series */
 };
 
+/* Zeroes w (no allocation yet). Cannot fail. */
 void ts_rr_samples_init(struct ts_rr_samples_writer *w);
-void ts_rr_samples_fini(struct ts_rr_samples_writer *w); /* accepts NULL */
+/* Frees w's buffer. Accepts NULL. */
+void ts_rr_samples_fini(struct ts_rr_samples_writer *w);
 int ts_rr_samples_begin_result(struct ts_rr_samples_writer *w);
 int ts_rr_samples_begin_series(struct ts_rr_samples_writer *w, const struct ts_label *labels,
 			       size_t n_labels);
@@ -132,9 +140,11 @@ struct ts_rr_chunked_writer {
 	size_t n_frames; /* frames written so far (statistics, tests) */
 };
 
-/* max_frame_bytes 0 means TS_RR_MAX_FRAME_BYTES. */
+/* Zeroes w and sets its frame bound (max_frame_bytes 0 means TS_RR_MAX_FRAME_BYTES).
+ * Cannot fail; allocates nothing yet. */
 void ts_rr_chunked_init(struct ts_rr_chunked_writer *w, size_t max_frame_bytes);
-void ts_rr_chunked_fini(struct ts_rr_chunked_writer *w); /* accepts NULL */
+/* Frees w's buffers (an open series is dropped). Accepts NULL. */
+void ts_rr_chunked_fini(struct ts_rr_chunked_writer *w);
 
 /* Opens a series of query `query_index`. 0, -ENOMEM, TS_EINVALID (already open),
  * TS_ELIMIT (the labels alone leave no room for a chunk in a frame). */

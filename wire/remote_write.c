@@ -36,15 +36,16 @@
  * top level and series decoded in a second; symbols[0] must be "".
  */
 #include "wire/remote_write.h"
-#include "tsdb/utf8.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/labels.h"
+#include "tsdb/utf8.h"
+#include "wire/text.h"
 
 /* Defaults for the per-request limits: far above what real senders put in one request
  * (Prometheus sends at most 2000 samples per request by default), low enough that a
@@ -84,66 +85,18 @@ void ts_rw_request_fini(struct ts_rw_request *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Records a human-readable reason and reports corruption once, from the caller's line. */
-static int fail_at(struct ts_rw_request *r, int code, const char *file, int line, const char *fmt,
-		   ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(struct ts_rw_request *r, int code, const char *file, int line, const char *fmt,
-		   ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof r->err, fmt, ap);
-	va_end(ap);
-	if (code == TS_ECORRUPT)
-		return ts__corrupt(file, line);
-	return code;
-}
-#define FAIL(r, code, ...) fail_at((r), (code), __FILE__, __LINE__, __VA_ARGS__)
-
+/* A reason in r->err; corruption is logged once, naming this file's line. */
+#define FAIL(r, code, ...) TS_PB_FAILF((r)->err, sizeof(r)->err, (code), __VA_ARGS__)
+/* Room for one more element of the request's array `arr` (capacity field `cap`, count
+ * `n`, limit `max`), or the limit or out-of-memory reason in r->err. */
+#define ROOM(r, arr, cap, n, max, what)                                                       \
+	ts_pb_room((r)->err, sizeof(r)->err, (void **)&(r)->arr, &(r)->cap, (r)->n, (r)->max, \
+		   sizeof *(r)->arr, (what))
 
 static int oom(struct ts_rw_request *r)
 {
 	snprintf(r->err, sizeof r->err, "out of memory");
 	return -ENOMEM;
-}
-
-/* Wire-type check for a known field. */
-static int want(struct ts_rw_request *r, const struct ts_pb_reader *rd, const char *what,
-		enum ts_pb_wire got, enum ts_pb_wire exp)
-{
-	if (got == exp)
-		return 0;
-	return FAIL(r, TS_ECORRUPT, "%s: wire type %d, expected %d, at byte %zu", what, (int)got,
-		    (int)exp, ts_pb_offset(rd));
-}
-
-static int truncated(struct ts_rw_request *r, const struct ts_pb_reader *rd, const char *what)
-{
-	return FAIL(r, TS_ECORRUPT, "%s: truncated or malformed field at byte %zu", what,
-		    ts_pb_offset(rd));
-}
-
-/* Skips an unknown field, reporting corruption with context. */
-static int skip(struct ts_rw_request *r, struct ts_pb_reader *rd, const char *what, uint32_t field,
-		enum ts_pb_wire wire)
-{
-	if (ts_pb_skip(rd, field, wire) != 0)
-		return FAIL(r, TS_ECORRUPT,
-			    "%s: cannot skip unknown field %u (wire type %d) at byte %zu", what,
-			    field, (int)wire, ts_pb_offset(rd));
-	return 0;
-}
-
-/* Opens the LEN payload of a sub-message as its own reader. */
-static int sub_msg(struct ts_rw_request *r, struct ts_pb_reader *rd, struct ts_pb_reader *sub,
-		   const char *what)
-{
-	const uint8_t *p;
-	size_t n;
-	if (ts_pb_read_bytes(rd, &p, &n) != 0)
-		return truncated(r, rd, what);
-	ts_pb_reader_sub(sub, rd, p, n);
-	return 0;
 }
 
 static struct ts_label *push_label(struct ts_rw_request *r, int exemplar)
@@ -163,6 +116,17 @@ static int label_limit(struct ts_rw_request *r)
 	return 0;
 }
 
+/* Reads the next tag of a message inside timeseries[si]; a bad one is corrupt, named
+ * by `what` and the series. */
+static inline int series_tag(struct ts_rw_request *r, struct ts_pb_reader *m, size_t si,
+			     const char *what, uint32_t *f, enum ts_pb_wire *w)
+{
+	if (ts_pb_read_tag(m, f, w) == 0)
+		return 0;
+	return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad %s at byte %zu", si, what,
+		    ts_pb_offset(m));
+}
+
 /* ---- RW 1.0 ---- */
 
 static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int exemplar,
@@ -172,13 +136,13 @@ static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int
 	int rc;
 	if ((rc = label_limit(r)) != 0)
 		return rc;
-	if ((rc = sub_msg(r, rd, &m, "label")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "label")) != 0)
 		return rc;
 	struct ts_label *l = push_label(r, exemplar);
 	if (!l)
 		return oom(r);
 	/* Fast path for what every sender writes: name then value, each shorter than 128
-	 * bytes, and nothing else. The bounds were checked by sub_msg: the two fields
+	 * bytes, and nothing else. The bounds were checked by ts_pb_open: the two fields
 	 * exactly fill the message. */
 	const uint8_t *p = m.p;
 	size_t mlen = (size_t)(m.end - m.p);
@@ -197,11 +161,10 @@ static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int
 		uint32_t f;
 		enum ts_pb_wire w;
 		struct ts_pb_str s;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad label tag at byte %zu",
-				    si, ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "label tag", &f, &w)) != 0)
+			return rc;
 		if (f == 1 || f == 2) {
-			if ((rc = want(r, &m, "label name/value", w, TS_PB_LEN)) != 0)
+			if ((rc = ts_pb_want(&m, "label name/value", w, TS_PB_LEN)) != 0)
 				return rc;
 			if (ts_pb_read_str(&m, &s) != 0)
 				return FAIL(
@@ -215,7 +178,7 @@ static int decode_label_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, int
 				l->value = s.p;
 				l->value_len = s.len;
 			}
-		} else if ((rc = skip(r, &m, "label", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "label", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -227,78 +190,52 @@ static int decode_sample(struct ts_rw_request *r, struct ts_pb_reader *rd, size_
 {
 	struct ts_pb_reader m;
 	int rc;
-	if (r->n_samples >= r->max_samples)
-		return FAIL(r, TS_ELIMIT, "more than %zu samples in one request", r->max_samples);
-	if ((rc = sub_msg(r, rd, &m, "sample")) != 0)
+	if ((rc = ROOM(r, samples_arena, samples_cap, n_samples, max_samples, "samples")) != 0 ||
+	    (rc = ts_pb_open(rd, &m, "sample")) != 0)
 		return rc;
-	if (r->n_samples >= r->samples_cap &&
-	    ts_grow((void **)&r->samples_arena, &r->samples_cap, r->n_samples + 1,
-		    sizeof *r->samples_arena) != 0)
-		return oom(r);
 	struct ts_sample *s = &r->samples_arena[r->n_samples++];
 	s->t_ms = 0;
 	s->v = 0;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad sample tag at byte %zu",
-				    si, ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "sample tag", &f, &w)) != 0)
+			return rc;
 		if (f == 1) {
-			if ((rc = want(r, &m, "sample value", w, TS_PB_FIXED64)) != 0)
+			if ((rc = ts_pb_get_double(&m, "sample value", w, &s->v)) != 0)
 				return rc;
-			if (ts_pb_read_double(&m, &s->v) != 0)
-				return truncated(r, &m, "sample value");
 		} else if (f == 2) {
-			uint64_t t;
-			if ((rc = want(r, &m, "sample timestamp", w, TS_PB_VARINT)) != 0)
+			if ((rc = ts_pb_get_int64(&m, "sample timestamp", w, &s->t_ms)) != 0)
 				return rc;
-			if (ts_pb_read_varint(&m, &t) != 0)
-				return truncated(r, &m, "sample timestamp");
-			s->t_ms = (int64_t)t;
-		} else if ((rc = skip(r, &m, "sample", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "sample", f, w)) != 0) {
 			return rc;
 		}
 	}
 	return 0;
 }
 
-static struct ts_rw_exemplar *push_exemplar(struct ts_rw_request *r)
+/* Appends an empty exemplar, whose labels start at the next exemplar label. */
+static int push_exemplar(struct ts_rw_request *r)
 {
-	if (r->n_exemplars >= r->max_exemplars) {
-		FAIL(r, TS_ELIMIT, "more than %zu exemplars in one request", r->max_exemplars);
-		return NULL;
-	}
-	if (r->n_exemplars >= r->exemplars_cap &&
-	    ts_grow((void **)&r->exemplars_arena, &r->exemplars_cap, r->n_exemplars + 1,
-		    sizeof *r->exemplars_arena) != 0) {
-		oom(r);
-		return NULL;
-	}
+	int rc = ROOM(r, exemplars_arena, exemplars_cap, n_exemplars, max_exemplars, "exemplars");
+	if (rc != 0)
+		return rc;
 	struct ts_rw_exemplar *e = &r->exemplars_arena[r->n_exemplars++];
 	memset(e, 0, sizeof *e);
 	e->label_off = (uint32_t)r->n_ex_labels;
-	return e;
+	return 0;
 }
 
 /* Exemplar value (2) and timestamp (3), shared by both versions. 1 if handled. */
-static int exemplar_scalar(struct ts_rw_request *r, struct ts_pb_reader *m,
-			   struct ts_rw_exemplar *e, uint32_t f, enum ts_pb_wire w, int *rc)
+static int exemplar_scalar(struct ts_pb_reader *m, struct ts_rw_exemplar *e, uint32_t f,
+			   enum ts_pb_wire w, int *rc)
 {
 	if (f == 2) {
-		if ((*rc = want(r, m, "exemplar value", w, TS_PB_FIXED64)) == 0 &&
-		    ts_pb_read_double(m, &e->v) != 0)
-			*rc = truncated(r, m, "exemplar value");
+		*rc = ts_pb_get_double(m, "exemplar value", w, &e->v);
 		return 1;
 	}
 	if (f == 3) {
-		uint64_t t;
-		if ((*rc = want(r, m, "exemplar timestamp", w, TS_PB_VARINT)) == 0) {
-			if (ts_pb_read_varint(m, &t) != 0)
-				*rc = truncated(r, m, "exemplar timestamp");
-			else
-				e->t_ms = (int64_t)t;
-		}
+		*rc = ts_pb_get_int64(m, "exemplar timestamp", w, &e->t_ms);
 		return 1;
 	}
 	return 0;
@@ -308,98 +245,86 @@ static int decode_exemplar_v1(struct ts_rw_request *r, struct ts_pb_reader *rd, 
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub_msg(r, rd, &m, "exemplar")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "exemplar")) != 0)
 		return rc;
-	struct ts_rw_exemplar *e = push_exemplar(r);
-	if (!e)
-		return r->n_exemplars >= r->max_exemplars ? TS_ELIMIT : -ENOMEM;
+	if ((rc = push_exemplar(r)) != 0)
+		return rc;
 	size_t ei = r->n_exemplars - 1;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu",
-				    si, ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "exemplar tag", &f, &w)) != 0)
+			return rc;
 		if (f == 1) {
-			if ((rc = want(r, &m, "exemplar label", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "exemplar label", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_label_v1(r, &m, 1, si)) != 0)
 				return rc;
 			r->exemplars_arena[ei].n_labels++;
-		} else if (exemplar_scalar(r, &m, &r->exemplars_arena[ei], f, w, &rc)) {
+		} else if (exemplar_scalar(&m, &r->exemplars_arena[ei], f, w, &rc)) {
 			if (rc)
 				return rc;
-		} else if ((rc = skip(r, &m, "exemplar", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "exemplar", f, w)) != 0) {
 			return rc;
 		}
 	}
 	return 0;
 }
 
-static struct ts_rw_series *push_series(struct ts_rw_request *r)
+/* Appends an empty series, whose labels, samples and exemplars start at the arenas'
+ * next elements. */
+static int push_series(struct ts_rw_request *r)
 {
-	if (r->n_series >= r->max_series) {
-		FAIL(r, TS_ELIMIT, "more than %zu series in one request", r->max_series);
-		return NULL;
-	}
-	if (r->n_series >= r->series_cap &&
-	    ts_grow((void **)&r->series, &r->series_cap, r->n_series + 1, sizeof *r->series) != 0) {
-		oom(r);
-		return NULL;
-	}
+	int rc = ROOM(r, series, series_cap, n_series, max_series, "series");
+	if (rc != 0)
+		return rc;
 	struct ts_rw_series *s = &r->series[r->n_series++];
 	memset(s, 0, sizeof *s);
 	s->label_off = (uint32_t)r->n_labels;
 	s->sample_off = (uint32_t)r->n_samples;
 	s->exemplar_off = (uint32_t)r->n_exemplars;
-	return s;
-}
-
-static int series_err(struct ts_rw_request *r)
-{
-	return r->n_series >= r->max_series ? TS_ELIMIT : -ENOMEM;
+	return 0;
 }
 
 static int decode_series_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub_msg(r, rd, &m, "timeseries")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "timeseries")) != 0)
 		return rc;
-	if (!push_series(r))
-		return series_err(r);
+	if ((rc = push_series(r)) != 0)
+		return rc;
 	size_t si = r->n_series - 1;
 	uint32_t n_hist = 0;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad tag at byte %zu", si,
-				    ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "tag", &f, &w)) != 0)
+			return rc;
 		switch (f) {
 		case 1:
-			if ((rc = want(r, &m, "timeseries.labels", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.labels", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_label_v1(r, &m, 0, si)) != 0)
 				return rc;
 			break;
 		case 2:
-			if ((rc = want(r, &m, "timeseries.samples", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.samples", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_sample(r, &m, si)) != 0)
 				return rc;
 			break;
 		case 3:
-			if ((rc = want(r, &m, "timeseries.exemplars", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.exemplars", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_exemplar_v1(r, &m, si)) != 0)
 				return rc;
 			break;
 		case 4:
 			/* Histograms are only counted; skipping checks their framing. */
-			if ((rc = want(r, &m, "timeseries.histograms", w, TS_PB_LEN)) != 0 ||
-			    (rc = skip(r, &m, "histogram", f, w)) != 0)
+			if ((rc = ts_pb_want(&m, "timeseries.histograms", w, TS_PB_LEN)) != 0 ||
+			    (rc = ts_pb_skip_unknown(&m, "histogram", f, w)) != 0)
 				return rc;
 			n_hist++;
 			break;
 		default:
-			if ((rc = skip(r, &m, "timeseries", f, w)) != 0)
+			if ((rc = ts_pb_skip_unknown(&m, "timeseries", f, w)) != 0)
 				return rc;
 		}
 	}
@@ -412,14 +337,10 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 {
 	struct ts_pb_reader m;
 	int rc;
-	if (r->n_metadata >= r->max_metadata)
-		return FAIL(r, TS_ELIMIT, "more than %zu metadata entries", r->max_metadata);
-	if ((rc = sub_msg(r, rd, &m, "metadata")) != 0)
+	if ((rc = ROOM(r, metadata, metadata_cap, n_metadata, max_metadata, "metadata entries")) !=
+		    0 ||
+	    (rc = ts_pb_open(rd, &m, "metadata")) != 0)
 		return rc;
-	if (r->n_metadata >= r->metadata_cap &&
-	    ts_grow((void **)&r->metadata, &r->metadata_cap, r->n_metadata + 1,
-		    sizeof *r->metadata) != 0)
-		return oom(r);
 	size_t mi = r->n_metadata++;
 	struct ts_rw_metadata *md = &r->metadata[mi];
 	struct ts_pb_str empty = { (const char *)m.p, 0 };
@@ -433,20 +354,16 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 			return FAIL(r, TS_ECORRUPT, "metadata[%zu]: bad tag at byte %zu", mi,
 				    ts_pb_offset(&m));
 		if (f == 1) {
-			if ((rc = want(r, &m, "metadata.type", w, TS_PB_VARINT)) != 0)
+			if ((rc = ts_pb_get_varint(&m, "metadata.type", w, &v)) != 0)
 				return rc;
-			if (ts_pb_read_varint(&m, &v) != 0)
-				return truncated(r, &m, "metadata.type");
 			md->type = (uint32_t)v; /* int32 enum: keep the low 32 bits */
 		} else if (f == 2 || f == 4 || f == 5) {
 			struct ts_pb_str *dst = f == 2	 ? &md->family
 						: f == 4 ? &md->help
 							 : &md->unit;
-			if ((rc = want(r, &m, "metadata string", w, TS_PB_LEN)) != 0)
+			if ((rc = ts_pb_get_str(&m, "metadata string", w, dst)) != 0)
 				return rc;
-			if (ts_pb_read_str(&m, dst) != 0)
-				return truncated(r, &m, "metadata string");
-		} else if ((rc = skip(r, &m, "metadata", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "metadata", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -455,25 +372,34 @@ static int decode_metadata_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 
 static int decode_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 {
-	int rc;
+	int rc, v2_fields = 0;
 	while (!ts_pb_eof(rd)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "WriteRequest: bad tag at byte %zu",
-				    ts_pb_offset(rd));
+		if ((rc = ts_pb_next(rd, "WriteRequest", &f, &w)) != 0)
+			return rc;
 		if (f == 1) {
-			if ((rc = want(r, rd, "WriteRequest.timeseries", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(rd, "WriteRequest.timeseries", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_series_v1(r, rd)) != 0)
 				return rc;
 		} else if (f == 3) {
-			if ((rc = want(r, rd, "WriteRequest.metadata", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(rd, "WriteRequest.metadata", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_metadata_v1(r, rd)) != 0)
 				return rc;
-		} else if ((rc = skip(r, rd, "WriteRequest", f, w)) != 0) {
-			return rc;
+		} else {
+			/* 4 and 5 are RW 2.0's symbols and timeseries; 1.0 never had them. */
+			v2_fields += (f == 4 || f == 5) && w == TS_PB_LEN;
+			if ((rc = ts_pb_skip_unknown(rd, "WriteRequest", f, w)) != 0)
+				return rc;
 		}
 	}
+	/* Skipping them would store nothing and still answer 204: the sender would never
+	 * learn that its data was dropped. */
+	if (v2_fields && r->n_series == 0)
+		return FAIL(r, TS_EINVALID,
+			    "the body is a remote write 2.0 request (symbols and timeseries in "
+			    "fields 4 and 5) but was sent as remote write 1.0; send it with "
+			    "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request");
 	return 0;
 }
 
@@ -485,24 +411,16 @@ static int collect_symbols(struct ts_rw_request *r, struct ts_pb_reader rd)
 	while (!ts_pb_eof(&rd)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu",
-				    ts_pb_offset(&rd));
+		if ((rc = ts_pb_next(&rd, "Request", &f, &w)) != 0)
+			return rc;
 		if (f != 4) {
-			if ((rc = skip(r, &rd, "Request", f, w)) != 0)
+			if ((rc = ts_pb_skip_unknown(&rd, "Request", f, w)) != 0)
 				return rc;
 			continue;
 		}
-		if ((rc = want(r, &rd, "Request.symbols", w, TS_PB_LEN)) != 0)
+		if ((rc = ROOM(r, symbols, symbols_cap, n_symbols, max_symbols, "symbols")) != 0 ||
+		    (rc = ts_pb_get_str(&rd, "Request.symbols", w, &r->symbols[r->n_symbols])) != 0)
 			return rc;
-		if (r->n_symbols >= r->max_symbols)
-			return FAIL(r, TS_ELIMIT, "more than %zu symbols", r->max_symbols);
-		if (r->n_symbols >= r->symbols_cap &&
-		    ts_grow((void **)&r->symbols, &r->symbols_cap, r->n_symbols + 1,
-			    sizeof *r->symbols) != 0)
-			return oom(r);
-		if (ts_pb_read_str(&rd, &r->symbols[r->n_symbols]) != 0)
-			return truncated(r, &rd, "Request.symbols");
 		r->n_symbols++;
 	}
 	if (r->n_symbols > 0 && r->symbols[0].len != 0)
@@ -563,20 +481,17 @@ static int decode_refs(struct ts_rw_request *r, struct ts_pb_reader *m, enum ts_
 	int rc;
 	if (w == TS_PB_VARINT) {
 		if (ts_pb_read_varint(m, &ref) != 0)
-			return truncated(r, m, "labels_refs");
+			return ts_pb_truncated(m, "labels_refs");
 		return push_ref(r, m, st, ref, si);
 	}
 	if (w != TS_PB_LEN)
-		return want(r, m, "labels_refs", w, TS_PB_LEN);
+		return ts_pb_want(m, "labels_refs", w, TS_PB_LEN);
 	struct ts_pb_reader p;
-	const uint8_t *b;
-	size_t n;
-	if (ts_pb_read_bytes(m, &b, &n) != 0)
-		return truncated(r, m, "packed labels_refs");
-	ts_pb_reader_sub(&p, m, b, n);
+	if ((rc = ts_pb_open(m, &p, "packed labels_refs")) != 0)
+		return rc;
 	while (!ts_pb_eof(&p)) {
 		if (ts_pb_read_varint(&p, &ref) != 0)
-			return truncated(r, &p, "packed labels_refs");
+			return ts_pb_truncated(&p, "packed labels_refs");
 		if ((rc = push_ref(r, &p, st, ref, si)) != 0)
 			return rc;
 	}
@@ -587,25 +502,24 @@ static int decode_exemplar_v2(struct ts_rw_request *r, struct ts_pb_reader *rd, 
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub_msg(r, rd, &m, "exemplar")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "exemplar")) != 0)
 		return rc;
-	if (!push_exemplar(r))
-		return r->n_exemplars >= r->max_exemplars ? TS_ELIMIT : -ENOMEM;
+	if ((rc = push_exemplar(r)) != 0)
+		return rc;
 	size_t ei = r->n_exemplars - 1;
 	struct refs st = { .exemplar = 1 };
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad exemplar tag at byte %zu",
-				    si, ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "exemplar tag", &f, &w)) != 0)
+			return rc;
 		if (f == 1) {
 			if ((rc = decode_refs(r, &m, w, &st, si)) != 0)
 				return rc;
-		} else if (exemplar_scalar(r, &m, &r->exemplars_arena[ei], f, w, &rc)) {
+		} else if (exemplar_scalar(&m, &r->exemplars_arena[ei], f, w, &rc)) {
 			if (rc)
 				return rc;
-		} else if ((rc = skip(r, &m, "exemplar", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(&m, "exemplar", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -621,25 +535,22 @@ static int decode_metadata_v2(struct ts_rw_request *r, struct ts_pb_reader *rd,
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub_msg(r, rd, &m, "metadata")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "metadata")) != 0)
 		return rc;
 	s->has_metadata = 1;
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
 		uint64_t v;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad metadata tag at byte %zu",
-				    si, ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "metadata tag", &f, &w)) != 0)
+			return rc;
 		if (f != 1 && f != 3 && f != 4) {
-			if ((rc = skip(r, &m, "metadata", f, w)) != 0)
+			if ((rc = ts_pb_skip_unknown(&m, "metadata", f, w)) != 0)
 				return rc;
 			continue;
 		}
-		if ((rc = want(r, &m, "metadata field", w, TS_PB_VARINT)) != 0)
+		if ((rc = ts_pb_get_varint(&m, "metadata field", w, &v)) != 0)
 			return rc;
-		if (ts_pb_read_varint(&m, &v) != 0)
-			return truncated(r, &m, "metadata field");
 		if (f == 1)
 			s->type = (uint32_t)v;
 		else if ((rc = symbol(r, &m, v, f == 3 ? "help_ref" : "unit_ref", si,
@@ -653,10 +564,10 @@ static int decode_series_v2(struct ts_rw_request *r, struct ts_pb_reader *rd)
 {
 	struct ts_pb_reader m;
 	int rc;
-	if ((rc = sub_msg(r, rd, &m, "timeseries")) != 0)
+	if ((rc = ts_pb_open(rd, &m, "timeseries")) != 0)
 		return rc;
-	if (!push_series(r))
-		return series_err(r);
+	if ((rc = push_series(r)) != 0)
+		return rc;
 	size_t si = r->n_series - 1;
 	struct refs st = { .exemplar = 0 };
 	uint32_t n_hist = 0;
@@ -666,37 +577,36 @@ static int decode_series_v2(struct ts_rw_request *r, struct ts_pb_reader *rd)
 	while (!ts_pb_eof(&m)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(&m, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "timeseries[%zu]: bad tag at byte %zu", si,
-				    ts_pb_offset(&m));
+		if ((rc = series_tag(r, &m, si, "tag", &f, &w)) != 0)
+			return rc;
 		switch (f) {
 		case 1:
 			if ((rc = decode_refs(r, &m, w, &st, si)) != 0)
 				return rc;
 			break;
 		case 2:
-			if ((rc = want(r, &m, "timeseries.samples", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.samples", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_sample(r, &m, si)) != 0)
 				return rc;
 			break;
 		case 3:
-			if ((rc = want(r, &m, "timeseries.histograms", w, TS_PB_LEN)) != 0 ||
-			    (rc = skip(r, &m, "histogram", f, w)) != 0)
+			if ((rc = ts_pb_want(&m, "timeseries.histograms", w, TS_PB_LEN)) != 0 ||
+			    (rc = ts_pb_skip_unknown(&m, "histogram", f, w)) != 0)
 				return rc;
 			n_hist++;
 			break;
 		case 4:
-			if ((rc = want(r, &m, "timeseries.exemplars", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.exemplars", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_exemplar_v2(r, &m, si)) != 0)
 				return rc;
 			break;
 		case 5:
-			if ((rc = want(r, &m, "timeseries.metadata", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(&m, "timeseries.metadata", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_metadata_v2(r, &m, &r->series[si], si)) != 0)
 				return rc;
 			break;
 		default: /* includes 6, the created timestamp of early 2.0 senders */
-			if ((rc = skip(r, &m, "timeseries", f, w)) != 0)
+			if ((rc = ts_pb_skip_unknown(&m, "timeseries", f, w)) != 0)
 				return rc;
 		}
 	}
@@ -715,14 +625,13 @@ static int decode_v2(struct ts_rw_request *r, struct ts_pb_reader *rd)
 	while (!ts_pb_eof(rd)) {
 		uint32_t f;
 		enum ts_pb_wire w;
-		if (ts_pb_read_tag(rd, &f, &w) != 0)
-			return FAIL(r, TS_ECORRUPT, "Request: bad tag at byte %zu",
-				    ts_pb_offset(rd));
+		if ((rc = ts_pb_next(rd, "Request", &f, &w)) != 0)
+			return rc;
 		if (f == 5) {
-			if ((rc = want(r, rd, "Request.timeseries", w, TS_PB_LEN)) != 0 ||
+			if ((rc = ts_pb_want(rd, "Request.timeseries", w, TS_PB_LEN)) != 0 ||
 			    (rc = decode_series_v2(r, rd)) != 0)
 				return rc;
-		} else if ((rc = skip(r, rd, "Request", f, w)) != 0) {
+		} else if ((rc = ts_pb_skip_unknown(rd, "Request", f, w)) != 0) {
 			return rc;
 		}
 	}
@@ -753,6 +662,7 @@ int ts_rw_decode(struct ts_rw_request *r, enum ts_rw_version v, const uint8_t *b
 	if (!buf && len)
 		return FAIL(r, TS_EINVALID, "no buffer");
 	ts_pb_reader_init(&rd, buf, len);
+	ts_pb_reader_report_to(&rd, r->err, sizeof r->err);
 	if (v == TS_RW_V1)
 		rc = decode_v1(r, &rd);
 	else if (v == TS_RW_V2)
@@ -803,28 +713,6 @@ const char *ts_rw_reason_name(enum ts_rw_reason reason)
 	return "unknown";
 }
 
-static int is_alpha_(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static int is_digit(uint8_t c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int valid_name(const char *s, uint32_t n, int colon)
-{
-	if (n == 0)
-		return 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t c = (uint8_t)s[i];
-		if (is_alpha_(c) || (colon && c == ':') || (i > 0 && is_digit(c)))
-			continue;
-		return 0;
-	}
-	return 1;
-}
-
 static int bytes_cmp(const char *a, uint32_t an, const char *b, uint32_t bn)
 {
 	uint32_t n = an < bn ? an : bn;
@@ -834,24 +722,10 @@ static int bytes_cmp(const char *a, uint32_t an, const char *b, uint32_t bn)
 	return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
-/* Appends s to msg escaping anything not printable ASCII, truncating with "...". */
+/* Appends s to msg shown printably, truncated with "..." when msg is full. */
 static void put_escaped(char *msg, size_t cap, size_t *pos, const char *s, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++) {
-		if (*pos + 8 >= cap) {
-			if (*pos + 4 <= cap) {
-				memcpy(msg + *pos, "...", 4);
-				*pos += 3;
-			}
-			return;
-		}
-		uint8_t c = (uint8_t)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-			msg[(*pos)++] = (char)c;
-		else
-			*pos += (size_t)snprintf(msg + *pos, cap - *pos, "\\x%02x", c);
-	}
-	msg[*pos] = '\0';
+	*pos += ts_text_escape(msg + *pos, cap - *pos, s, n, SIZE_MAX);
 }
 
 static void put_str(char *msg, size_t cap, size_t *pos, const char *s)
@@ -923,7 +797,7 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 		if (lim->max_value_len && l->value_len > lim->max_value_len)
 			return invalid(s, TS_RW_VALUE_TOO_LONG, "label value too long for", l,
 				       TS_ELIMIT, reason, msg, msg_cap);
-		if (!valid_name(l->name, l->name_len, 0))
+		if (!ts_labels_name_valid(l->name, l->name_len))
 			return invalid(s, TS_RW_BAD_LABEL_NAME, "invalid label name", l,
 				       TS_EINVALID, reason, msg, msg_cap);
 		if (i > 0) {
@@ -939,7 +813,7 @@ int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim
 		if (l->name_len == sizeof name_label - 1 &&
 		    !memcmp(l->name, name_label, sizeof name_label - 1)) {
 			have_name = 1;
-			if (!valid_name(l->value, l->value_len, 1))
+			if (!ts_labels_metric_name_valid(l->value, l->value_len))
 				return invalid(s, TS_RW_BAD_METRIC_NAME, "invalid metric name",
 					       NULL, TS_EINVALID, reason, msg, msg_cap);
 		} else if (!ts_utf8_valid(l->value, l->value_len)) {

@@ -24,8 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire/pb.h"
 #include "tsdb/types.h"
+#include "wire/pb.h"
 
 enum ts_rw_version {
 	TS_RW_V1 = 1, /* prometheus.WriteRequest */
@@ -115,16 +115,22 @@ struct ts_rw_request {
 	size_t n_ex_labels, ex_labels_cap;
 };
 
+/* Zeroes r and sets the default limits (see remote_write.c). Cannot fail; allocates
+ * nothing. */
 void ts_rw_request_init(struct ts_rw_request *r);
-/* Frees the arenas. Accepts NULL. The struct may be init'ed again afterwards. */
+/* Frees the arenas and zeroes r. Accepts NULL. The struct may be init'ed again
+ * afterwards. */
 void ts_rw_request_fini(struct ts_rw_request *r);
 
-/* Decodes an uncompressed body of the given version into r (replacing what r held).
- * buf may be NULL when len is 0 (an empty body is a valid empty request).
+/* Decodes an uncompressed body buf[0..len) of the given version into r (replacing
+ * what r held). buf is borrowed: the strings of the result alias it. buf may be NULL
+ * when len is 0 (an empty body is a valid empty request).
  * Returns 0;
  *   TS_ECORRUPT  malformed protobuf, wrong wire type for a known field, RW2 symbol
  *                table not starting with "", out-of-range or odd-length refs;
- *   TS_ELIMIT    one of r->max_* exceeded;
+ *   TS_ELIMIT    one of r->max_* exceeded ("more than N <what> in one request");
+ *   TS_EINVALID  an unknown version, or buf NULL with len > 0, or a body decoded as
+ *                1.0 that holds RW 2.0 fields (4, 5) and no 1.0 series;
  *   -ENOMEM.
  * On failure r->err names what was wrong and where (byte offset, series index) and
  * the outputs are unspecified (n_series etc. are reset to 0). Arenas keep their size. */
@@ -163,7 +169,8 @@ struct ts_rw_limits {
 int ts_rw_validate_series(struct ts_rw_series *s, const struct ts_rw_limits *lim,
 			  enum ts_rw_reason *reason, char *msg, size_t msg_cap);
 
-/* Short stable name of a reason ("unsorted_labels", ...), e.g. for a metric label. */
+/* Short stable name of a reason ("unsorted_labels", ...), e.g. for a metric label; a
+ * static string ("unknown" outside the enum). */
 const char *ts_rw_reason_name(enum ts_rw_reason reason);
 
 

@@ -1,14 +1,15 @@
 /*
- * Fuzz target: the JSON reader for Grafana datasource request bodies (ts_jdoc_parse).
+ * fuzz_json.c - the JSON document reader (wire/json.c, ts_jdoc_parse), which reads the
+ * Grafana datasource's request bodies.
  * Properties: nothing crashes or leaks; every parsed tree is well formed (indices in
  * range, strings NUL-terminated at their length, object members keyed) and a walk over
- * it terminates.
+ * it terminates; the look-ups handlers use are safe on any shape.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/api_json.h"
+#include "wire/json.h"
 
 static size_t walk(const struct ts_jdoc *d, const struct ts_jv *v, int depth, int in_obj)
 {
