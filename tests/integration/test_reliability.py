@@ -10,6 +10,8 @@ index (a restart writes every series' postings).
 - timestamps at the int64 edges: outside the storable range (+-2^62 ms) a sample is
   refused with 400 (it was once acknowledged and then lost when its partition's bounds
   overflowed); the range's own edges are stored and survive a restart;
+- a remote-write 2.0 body sent with the 1.0 Content-Type is refused with 400, not
+  answered 204 with nothing stored.
 """
 import json
 import os
@@ -127,6 +129,33 @@ class Reliability(unittest.TestCase):
             self.assertEqual(r.text.strip(), "")
 
         self.both_ways(check)
+
+
+class Mismatch(unittest.TestCase):
+    def test_rw2_body_with_rw1_content_type_is_refused(self):
+        srv = tsdbtest.Server().start()
+        try:
+            with open(os.path.join(tsdbtest.TESTDATA, "rw", "rw2_basic.sz"), "rb") as f:
+                body = f.read()
+            r = srv.post("/api/v1/write", body, {
+                "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0"})
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("remote write 2.0", r.text)
+            self.assertEqual(srv.get("/api/v1/series", {"match[]": '{__name__=~".+"}'})
+                             .json()["data"], [])
+            # Sent as what it is, the same body is stored (its native histogram samples
+            # are refused on their own: "3 samples stored; 2 native histogram ...").
+            r = srv.post("/api/v1/write", body, {
+                "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "2.0.0"})
+            self.assertIn(r.status, (204, 400), r)
+            self.assertNotIn("remote write 2.0 request", r.text)
+            self.assertGreater(len(srv.get("/api/v1/series", {"match[]": '{__name__=~".+"}'})
+                                   .json()["data"]), 0)
+        finally:
+            srv.stop()
+            srv.cleanup()
 
 
 if __name__ == "__main__":
