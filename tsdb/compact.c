@@ -35,6 +35,7 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/failpoint.h"
 
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
 #define CLOSE_SLACK_MS 3600000	/* a partition is closed this long after its end (+OOO) */
@@ -133,11 +134,13 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 		ts__dir_remove(tmp);
 		return rc;
 	}
+	ts__failpoint("compact.rewritten");
 	if (rename(p->dir, old) != 0) {
 		rc = -errno;
 		ts__dir_remove(tmp);
 		return rc;
 	}
+	ts__failpoint("compact.renamed_old");
 	if (rename(tmp, p->dir) != 0) {
 		rc = -errno;
 		if (rename(old, p->dir) != 0)
@@ -145,7 +148,9 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 			       old, strerror(errno));
 		return rc;
 	}
+	ts__failpoint("compact.renamed_new");
 	fsync_dir(raw); /* the renames must be durable before the old copy goes */
+	ts__failpoint("compact.synced");
 	struct ts_partition *np;
 	rc = ts__part_open(db, p->start, p->end, &np);
 	if (rc) {
@@ -184,8 +189,10 @@ static int compact_one(struct ts_db *db, struct ts_partition *p)
 	}
 	rc = compact_pinned(db, p);
 	ts__part_unpin(db, p);
-	if (rc == 0)
+	if (rc == 0) {
+		ts__failpoint("compact.before_release");
 		ts__part_unref(db, p);
+	}
 	return rc;
 }
 

@@ -34,6 +34,7 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/failpoint.h"
 
 int64_t ts__partition_start(const struct ts_db *db, int64_t t)
 {
@@ -183,6 +184,7 @@ void ts__dir_remove(const char *dir)
 		if (unlink(path) != 0 && errno != ENOENT)
 			ts_log(TS_LOG_WARN, "cannot remove %s: %s", path, strerror(errno));
 	}
+	ts__failpoint("dir.files_removed");
 	if (rmdir(dir) != 0 && errno != ENOENT)
 		ts_log(TS_LOG_WARN, "cannot remove %s: %s", dir, strerror(errno));
 }
@@ -262,6 +264,7 @@ static void recover_compactions(DIR *d, const char *raw)
 
 int ts__parts_open_existing(struct ts_db *db)
 {
+	ts__failpoint_load(); /* once per open: TS_FAILPOINT (tests only) */
 	char path[4096];
 	snprintf(path, sizeof path, "%s/" TS_FORMAT_RAW_DIR, db->dir);
 	if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -367,7 +370,9 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 		       "retention: removing partition %s (all samples before %" PRId64 ")",
 		       gone[i]->dir, cutoff);
 		atomic_store(&gone[i]->remove, 1);
+		ts__failpoint("retention.before_remove");
 		ts__part_unref(db, gone[i]); /* the array's reference; readers may still hold theirs */
+		ts__failpoint("retention.removed");
 	}
 	return n;
 }

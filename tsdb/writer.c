@@ -29,6 +29,7 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/failpoint.h"
 
 #define CAPTURE_GROUP 4096
 
@@ -214,6 +215,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		if (rc == 0) {
 			atomic_store(&p->compacted, 0);
 			p->last_write_mono_ms = ts_mono_ms();
+			ts__failpoint("flush.part_written");
 		}
 		i = j;
 	}
@@ -414,16 +416,22 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	pthread_mutex_lock(&db->fmu);
 	if (checkpoint && (rc = capture_heads(db, &f)))
 		goto out;
+	if (checkpoint)
+		ts__failpoint("ckpt.captured");
 	if ((rc = take_work(db, &f)))
 		goto out;
 	if (!f.first && !f.n_idx && !checkpoint && !ts__md_dirty(db))
 		goto out;
 	/* Partitions first, then the index (whose checkpoint_lsn covers them). */
-	if ((rc = write_chunks(db, f.first, f.last)) || (rc = write_index(db, &f)))
+	if ((rc = write_chunks(db, f.first, f.last)))
+		goto out;
+	ts__failpoint(checkpoint ? "ckpt.before_index" : "flush.before_index");
+	if ((rc = write_index(db, &f)))
 		goto out;
 	atomic_fetch_add(&db->n_flushed, forget_committed(db, &f));
 	ts__parts_expire(db, ts_wall_ms());
 	if (checkpoint) {
+		ts__failpoint("ckpt.before_truncate");
 		rc = ts_wal_truncate_before(db->wal, f.L);
 		atomic_fetch_add(&db->n_checkpoints, 1);
 		db->last_checkpoint_ms = (uint64_t)ts_mono_ms();

@@ -1,0 +1,68 @@
+/*
+ * failpoint.h - named crash points for the kill -9 tests (tests/unit/test_crash.c).
+ *
+ * FOR TESTS ONLY. A failpoint is a call ts__failpoint("<name>") at a step where a crash
+ * is risky. It is compiled into every build and does nothing unless the environment
+ * variable TS_FAILPOINT was set when a database was opened:
+ *
+ *   TS_FAILPOINT=<name>:<n>    the n-th time (n >= 1, counted per process from that
+ *                              open) the point <name> is reached, raise(SIGKILL)
+ *
+ * The process dies exactly as under kill -9: no atexit handlers, no unwinding, nothing
+ * flushed that was not already written. Anything else (unset, empty, malformed, n < 1,
+ * a name no point has) leaves every point inert. In production nobody sets the variable:
+ * each point then costs one relaxed load and one never-taken branch, and nothing else
+ * (no lock, no string compare, no system call). The variable is read only at open
+ * (ts__failpoint_load(), from the partition scan every ts_db_open does), so setting it
+ * later changes nothing. One point may be armed at a time, for the whole process.
+ *
+ * The points (name: where, what a kill there leaves on disk):
+ *   flush.part_written     writer.c: after one partition's chunk transaction committed,
+ *                          before the next partition's (and before the index)
+ *   flush.before_index     writer.c: a plain flush, chunks committed, index not yet
+ *   ckpt.captured          writer.c: checkpoint, WAL rolled to L and head rows captured,
+ *                          nothing committed yet
+ *   ckpt.before_index      writer.c: checkpoint, chunks committed, the index (head rows,
+ *                          checkpoint_lsn = L) not yet
+ *   ckpt.before_truncate   writer.c: checkpoint committed (and retention run), WAL
+ *                          segments below L not yet deleted
+ *   compact.rewritten      compact.c: <part>.compact complete, no rename yet
+ *   compact.renamed_old    compact.c: <part> renamed to <part>.old; no <part>
+ *   compact.renamed_new    compact.c: <part>.compact renamed to <part>, not yet fsynced
+ *   compact.synced         compact.c: renames durable, the new env not yet in use
+ *   compact.before_release compact.c: new env in use, the old copy (<part>.old) not yet
+ *                          released (its last reference deletes it)
+ *   retention.before_remove partition.c: an expired partition left the array, its
+ *                          directory not yet removed
+ *   retention.removed      partition.c: its directory removed (unless a reader still
+ *                          held it)
+ *   dir.files_removed      partition.c: an env directory's files unlinked, the empty
+ *                          directory not yet (retention, compaction clean-up)
+ *
+ * Threading: ts__failpoint may be called from any thread; counting is atomic.
+ * ts__failpoint_load must not race with other opens or with points being reached (the
+ * tests open one database per process).
+ */
+#ifndef TS_TSDB_FAILPOINT_H
+#define TS_TSDB_FAILPOINT_H
+
+#include <stdatomic.h>
+
+/* Non-zero while a point is armed. Only failpoint.c writes it. */
+extern atomic_int ts__failpoint_armed;
+
+/* Reads TS_FAILPOINT and arms (or disarms) the point it names, resetting its count. */
+void ts__failpoint_load(void);
+
+/* The slow path of ts__failpoint: counts a hit of an armed point, kills at the n-th. */
+void ts__failpoint_hit(const char *name);
+
+/* Marks a crash point; see above. name is a string literal. */
+static inline void ts__failpoint(const char *name)
+{
+	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed),
+			     0))
+		ts__failpoint_hit(name);
+}
+
+#endif
