@@ -16,28 +16,54 @@
  *   0..L is reconstructed in any process from the seed and L alone.
  * - A writer child opens the db (sync=always, small checkpoint and flush intervals so
  *   flushes, checkpoints, WAL rolls and truncation happen all the time, an OOO window,
- *   1 h partitions so partition boundaries are crossed) and appends batch after batch;
- *   after each ts_db_append() returns 0 (and the result counters are as the workload
- *   predicts) it writes the batch number into a pipe. The parent SIGKILLs it after a
- *   seeded random delay (measured from fork, so some kills land in recovery).
- * - A verifier child then opens the same directory (recovery), checks it, reports over
- *   a pipe, and _exit()s without closing: the next writer child recovers a recovered
- *   state. Checks: every sample of every acknowledged batch present, bit-exact; nothing
+ *   15 min partitions so partition boundaries are crossed every 60 batches, at most 4
+ *   partition envs open) and appends batch after batch; after each ts_db_append()
+ *   returns 0 (and the result counters are as the workload predicts) it writes the batch
+ *   number into a pipe. A second thread calls ts_db_checkpoint() and ts_db_compact() at
+ *   seeded random moments, one time in five holding appends back meanwhile (compaction
+ *   skips a partition with sealed chunks still in memory). The data is from 2023, so
+ *   every partition is "closed" for compaction (compact.c): forced compactions rewrite
+ *   the partition being written, and flushes and late writes undo them, all the time.
+ * - Retention: each writer child opens with a retention_ms that puts the cutoff (now -
+ *   retention) at a partition boundary behind the acknowledged data, at least 40 slots
+ *   back (appended samples are never too old), about 360 slots back, or past the oldest
+ *   partition on disk when the iteration aims at retention; so partitions expire in most
+ *   children. The parent keeps the highest cutoff any child may have applied (measured
+ *   after the kill, plus a minute); a partition ending at or before it may be gone.
+ * - Kills: in 4 iterations of 10 the parent SIGKILLs the child after a seeded random
+ *   delay (measured from fork, so some kills land in recovery). In the others the child
+ *   is armed with a failpoint (tsdb/failpoint.h, TS_FAILPOINT=<name>:<n>): a seeded pick
+ *   of a named risky step of flushes, checkpoints, compaction or retention and the hit
+ *   at which the child raise()s SIGKILL itself; the parent kills it after 2 s if the
+ *   point was not reached. A failpoint is picked only when it can be reached (retention:
+ *   some partition on disk is old enough to expire).
+ * - A verifier child then opens the same directory (recovery, retention off), checks
+ *   raw/, checkpoints, checks the data, reports over a pipe, and _exit()s without
+ *   closing: the next writer child recovers a recovered state. Checks: every sample of every acknowledged batch present, bit-exact, except
+ *   in partitions that may have expired (those may show any subset, since heads in
+ *   memory and the WAL still hold some, but only exact acknowledged samples); nothing
  *   never sent; nothing of batches after L+1; the first unacknowledged batch (L+1,
  *   possibly written but not reported) visible entirely or not at all; strictly
- *   increasing timestamps; label sets exact; series count.
- * - Separate tests: clean ts_db_close() + reopen gives identical data; ts_db_checkpoint()
- *   does not change what a reader sees, and a crash after checkpoint + more appends
- *   recovers identical data.
+ *   increasing timestamps; label sets exact; series count. On disk, right after the
+ *   recovery: every entry of raw/ is a directory named "<start>_<end>" of one partition
+ *   width on a partition boundary, so no <part>.compact or <part>.old is left over.
+ * - Separate tests: TS_FAILPOINT kills at exactly the n-th hit and is inert when
+ *   malformed or set after open; clean ts_db_close() + reopen gives identical data;
+ *   ts_db_checkpoint() does not change what a reader sees, and a crash after checkpoint
+ *   + more appends recovers identical data.
  *
- * TS_SEED overrides the seed, TS_CRASH_ITERS the number of kill iterations (default 50).
- * Timing is never asserted.
+ * TS_SEED overrides the seed, TS_CRASH_ITERS the number of kill iterations (default 80).
+ * The loop asserts that failpoints of each group (flush/checkpoint, compaction,
+ * retention) fired: the kills are meant to land there, not by luck. Timing is never
+ * asserted.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,6 +81,7 @@
 
 #include "storage/err.h"
 #include "storage/log.h"
+#include "tsdb/format.h"
 #include "tsdb/tsdb.h"
 #include "testutil.h"
 
@@ -63,7 +90,7 @@
 #define STEP_MS 15000
 #define T0_MS INT64_C(1700000000000)
 #define OOO_WINDOW_MS 300000
-#define PARTITION_MS 3600000
+#define PARTITION_MS 900000 /* 15 min: 60 batches */
 #define N_BASE 300	 /* series live from batch 0 */
 #define BIRTH_EVERY 10	 /* then one new series every this many batches */
 #define MAX_DEFER 4	 /* OOO samples arrive up to this many batches late */
@@ -345,6 +372,17 @@ static struct ts_db_opts crash_opts(void)
 	o.checkpoint_wal_bytes = 256u << 10;
 	o.checkpoint_interval_ms = 200;
 	o.flush_interval_ms = 50;
+	o.max_open_partitions = 4; /* envs close and reopen under flushes and compactions */
+	return o;
+}
+
+static struct ts_db_opts quiet_opts(void)
+{
+	/* Writer thread mostly idle: flushes and checkpoints happen when the test says. */
+	struct ts_db_opts o = crash_opts();
+	o.flush_interval_ms = 60000;
+	o.checkpoint_interval_ms = 600000;
+	o.checkpoint_wal_bytes = 1u << 30;
 	return o;
 }
 
@@ -382,8 +420,10 @@ struct vres {
 	uint64_t n_expected;
 	uint64_t n_next_present; /* samples first sent in L+1 found */
 	uint64_t n_next_total;
+	uint64_t n_expired_present; /* acknowledged samples shown in maybe-expired partitions */
 	uint64_t n_unexpected, n_bad_value, n_order, n_bad_labels, n_dup_series;
 	uint64_t n_partitions, wal_bytes, n_samples_total;
+	uint64_t n_raw_dirs; /* entries of raw/ right after the recovery */
 	uint64_t digest;
 };
 
@@ -436,15 +476,45 @@ static uint64_t expected_of(uint64_t k, int64_t L)
 	return n;
 }
 
-/* First sample of series k (batches <= L) that set entry i lacks; describes it in r. */
-static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L, struct vres *r)
+/* Whether t lies in a partition that retention may have dropped: one ending at or
+ * before `cutoff` (INT64_MIN: none). */
+static int expired(int64_t t, int64_t cutoff)
+{
+	if (cutoff == INT64_MIN)
+		return 0;
+	int64_t bound = cutoff / PARTITION_MS * PARTITION_MS; /* the last boundary <= cutoff */
+	return t < bound;
+}
+
+/* Samples of series k first sent in batches <= L that must be present: those outside
+ * partitions that may have expired. */
+static uint64_t expected_kept(uint64_t k, int64_t L, int64_t cutoff)
+{
+	uint64_t n = 0;
+	int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
+	int64_t s0 = birth(k);
+	if (cutoff != INT64_MIN) {
+		/* Slots before this are all expired (jitter is under one step). */
+		int64_t lo = (cutoff / PARTITION_MS * PARTITION_MS - T0_MS) / STEP_MS - 2;
+		if (lo > s0)
+			s0 = lo;
+	}
+	for (int64_t s = s0; s <= end; s++)
+		n += first_batch(k, s) <= L && !expired(sample_t(k, s), cutoff);
+	return n;
+}
+
+/* First sample of series k (batches <= L, outside maybe-expired partitions) that set
+ * entry i lacks; describes it in r. */
+static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L,
+			 int64_t cutoff, struct vres *r)
 {
 	struct ts_iter *it;
 	if (ts_iter_new(set, i, &it) != 0)
 		return;
 	int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
 	for (int64_t s = birth(k); s <= end; s++) {
-		if (first_batch(k, s) > L)
+		if (first_batch(k, s) > L || expired(sample_t(k, s), cutoff))
 			continue;
 		int64_t t = sample_t(k, s);
 		int rc = ts_iter_seek(it, t);
@@ -466,11 +536,14 @@ static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_
 }
 
 /* Checks db against the workload: batches <= L acknowledged, L+1 maybe written, nothing
- * later. strict: L+1 was never sent. expected: samples first sent in batches <= L. */
-static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected, struct vres *r)
+ * later. strict: L+1 was never sent. expected: samples first sent in batches <= L (the
+ * caller's own count, checked against the workload's when nothing expired). cutoff:
+ * partitions ending at or before it may have been dropped by retention (INT64_MIN:
+ * none); their samples may be missing, and any shown must still be exact. */
+static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected, int64_t cutoff,
+		      struct vres *r)
 {
 	memset(r, 0, sizeof *r);
-	r->n_expected = expected;
 	r->digest = 0xcbf29ce484222325u;
 	struct batch nb = { 0 };
 	gen_batch(L + 1, &nb);
@@ -479,14 +552,22 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 
 	uint64_t kn = kmax(L + 1);
 	uint8_t *seen = calloc(kn + 1, 1);
-	assert_non_null(seen);
+	uint8_t *acked = calloc(kn + 1, 1);	  /* k has a sample in batches <= L */
+	uint64_t *kept = calloc(kn + 1, sizeof *kept); /* expected_kept(k, L, cutoff) */
+	assert_true(seen && acked && kept);
 	for (uint64_t k = 0; k < kmax(L); k++) {
 		int any = 0;
 		int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
 		for (int64_t s = birth(k); s <= end && !any; s++)
 			any = first_batch(k, s) <= L;
+		acked[k] = (uint8_t)any;
 		r->n_series_expected += (uint64_t)any;
+		kept[k] = any ? expected_kept(k, L, cutoff) : 0;
+		r->n_expected += kept[k];
 	}
+	if (cutoff == INT64_MIN && r->n_expected != expected)
+		vfail(r, "bookkeeping: the batches sent %" PRIu64 " samples, the workload says %" PRIu64,
+		      expected, r->n_expected);
 
 	struct ts_matcher m = { TS_MATCH_RE, "__name__", ".+" };
 	struct ts_series_set *set = NULL;
@@ -578,6 +659,8 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 			}
 			if (fb == L + 1) {
 				r->n_next_present++;
+			} else if (expired(t, cutoff)) {
+				r->n_expired_present++;
 			} else {
 				r->n_present++;
 				n_here++;
@@ -589,26 +672,26 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 			vfail(r, "ts_iter_next(series %" PRIu64 "): %s", k, ts_strerror(rc));
 			goto out;
 		}
-		if (!r->failed && n_here < expected_of(k, L))
-			find_missing(set, i, k, L, r);
+		if (!r->failed && n_here < kept[k])
+			find_missing(set, i, k, L, cutoff, r);
 	}
 	for (uint64_t k = 0; k < kmax(L); k++) {
+		if (!kept[k] || seen[k])
+			continue;
 		int64_t fb0 = NEVER;
 		int64_t end = death(k) == NEVER ? L : (death(k) - 1 < L ? death(k) - 1 : L);
 		for (int64_t s = birth(k); s <= end && fb0 > L; s++)
 			if (first_batch(k, s) < fb0)
 				fb0 = first_batch(k, s);
-		if (fb0 <= L && !seen[k]) {
-			char want[256];
-			lset_text(k, want, sizeof want);
-			vfail(r,
-			      "series %" PRIu64 " (%s), first sample in batch %" PRId64
-			      ", missing entirely (acknowledged up to %" PRId64 ")",
-			      k, want, fb0, L);
-		}
+		char want[256];
+		lset_text(k, want, sizeof want);
+		vfail(r,
+		      "series %" PRIu64 " (%s), first sample in batch %" PRId64
+		      ", missing entirely (acknowledged up to %" PRId64 ")",
+		      k, want, fb0, L);
 	}
 	for (uint64_t k = 0; k < kn; k++)
-		r->n_series_next += seen[k] && (int64_t)k >= 0 && expected_of(k, L) == 0;
+		r->n_series_next += seen[k] && !acked[k];
 	if (r->n_present != r->n_expected)
 		vfail(r, "%" PRIu64 " acknowledged samples present, %" PRIu64 " expected",
 		      r->n_present, r->n_expected);
@@ -631,6 +714,48 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 out:
 	ts_series_set_free(set);
 	free(seen);
+	free(acked);
+	free(kept);
+}
+
+/* On-disk invariants right after a recovery, read without the engine: every entry of
+ * raw/ is a directory named "<start>_<end>" (decimal) for one partition width on a
+ * partition boundary. So no interrupted compaction left <part>.compact or <part>.old
+ * behind, and nothing else appeared. */
+static void check_raw(const char *db_dir, struct vres *r)
+{
+	char raw[PATH_MAX];
+	snprintf(raw, sizeof raw, "%s/" TS_FORMAT_RAW_DIR, db_dir);
+	DIR *d = opendir(raw);
+	if (!d) {
+		vfail(r, "opendir %s: %s", raw, strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		r->n_raw_dirs++;
+		long long a = 0, b = 0;
+		int used = -1;
+		int ok = strspn(name, "0123456789_") == strlen(name) &&
+			 sscanf(name, "%lld_%lld%n", &a, &b, &used) == 2 &&
+			 used == (int)strlen(name) && a % PARTITION_MS == 0 && b == a + PARTITION_MS;
+		char path[PATH_MAX + 256];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", raw, name);
+		if (!ok)
+			vfail(r, "raw/%s after recovery: not a partition directory name%s", name,
+			      strstr(name, TS_FORMAT_PART_COMPACT_SUFFIX)
+				      ? " (an interrupted compaction's rewrite was left)"
+			      : strstr(name, TS_FORMAT_PART_OLD_SUFFIX)
+				      ? " (an interrupted compaction's replaced copy was left)"
+				      : "");
+		else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			vfail(r, "raw/%s after recovery: not a directory", name);
+	}
+	closedir(d);
 }
 
 static void assert_vres(const struct vres *r, const char *where)
@@ -704,19 +829,96 @@ static int append_checked(struct ts_db *db, struct batch *bt, char *why, size_t 
 	return 0;
 }
 
-/* Writer child: appends from batch `from` on, forever, acknowledging over fd. */
-static void writer_child(const char *dir, int64_t from, int fd)
+/* What the parent asks of one writer child. */
+struct plan {
+	const char *fp;	      /* failpoint to arm (tsdb/failpoint.h), or NULL */
+	int fp_n;	      /* the hit that kills */
+	int64_t retention_ms; /* 0: keep everything */
+	uint64_t rng;	      /* the maintenance thread's random stream */
+	int rare_ckpt;	      /* checkpoints seldom: the writer thread's flushes are plain */
+};
+
+struct maint {
+	struct ts_db *db;
+	uint64_t rng;
+	int fd;
+	int no_ckpt;
+	pthread_mutex_t gate; /* held by the appender around each append */
+};
+
+/* Maintenance thread of a writer child: checkpoints and forced compactions at random
+ * moments, besides those of the engine's own writer thread, so kills find them under
+ * way. A compaction skips partitions with sealed chunks still in memory, and while
+ * appends run there nearly always are some for the partition being written; so one
+ * round in five holds appends back, checkpoints (which empties the queue) and then
+ * compacts: every partition written since its last rewrite is rewritten. Rounds are
+ * spaced so that the writer thread's plain flushes (no checkpoint due) happen too. Runs
+ * until the process dies. */
+static void *maint_main(void *arg)
 {
+	struct maint *mt = arg;
+	for (;;) {
+		uint64_t x = tu_rand(&mt->rng);
+		struct timespec ts = { 0, (long)(5 + x % 40) * 1000000L };
+		nanosleep(&ts, NULL);
+		/* 0: checkpoint, 1: compact, 2: both with appends held back */
+		int op = (int)((x >> 32) % 5), rc = 0;
+		if (op > 2 || mt->no_ckpt)
+			op = 1;
+		const char *what = "ts_db_checkpoint";
+		if (op == 2)
+			pthread_mutex_lock(&mt->gate);
+		if (op != 1)
+			rc = ts_db_checkpoint(mt->db);
+		if (rc == 0 && op != 0) {
+			what = "ts_db_compact";
+			rc = ts_db_compact(mt->db);
+		}
+		if (op == 2)
+			pthread_mutex_unlock(&mt->gate);
+		if (rc)
+			child_err(mt->fd, -1, rc, "%s: %s", what, ts_strerror(rc));
+	}
+	return NULL;
+}
+
+/* Writer child: appends from batch `from` on, forever, acknowledging over fd. */
+static void writer_child(const char *dir, int64_t from, const struct plan *pl, int fd)
+{
+	/* Recovery after kills warns by design; only errors are news here. */
+	ts_log_set_level(TS_LOG_ERROR);
+	if (pl->fp) {
+		char v[96];
+		snprintf(v, sizeof v, "%s:%d", pl->fp, pl->fp_n);
+		setenv("TS_FAILPOINT", v, 1);
+	}
 	struct ts_db_opts o = crash_opts();
+	o.retention_ms = pl->retention_ms;
+	if (pl->rare_ckpt) {
+		o.checkpoint_interval_ms = 2000;
+		o.checkpoint_wal_bytes = 16u << 20;
+	}
 	struct ts_db *db;
 	int rc = ts_db_open(dir, &o, &db);
 	if (rc)
 		child_err(fd, from, rc, "ts_db_open: %s", ts_strerror(rc));
+	static struct maint mt;
+	mt.db = db;
+	mt.rng = pl->rng;
+	mt.fd = fd;
+	mt.no_ckpt = pl->rare_ckpt;
+	pthread_mutex_init(&mt.gate, NULL);
+	pthread_t th;
+	rc = pthread_create(&th, NULL, maint_main, &mt);
+	if (rc)
+		child_err(fd, from, -rc, "pthread_create: %s", strerror(rc));
 	struct batch bt = { 0 };
 	char why[480];
 	for (int64_t b = from;; b++) {
 		gen_batch(b, &bt);
+		pthread_mutex_lock(&mt.gate);
 		rc = append_checked(db, &bt, why, sizeof why);
+		pthread_mutex_unlock(&mt.gate);
 		if (rc)
 			child_err(fd, b, rc, "%s", why);
 		struct msg m = { MSG_ACK, 0, b, "" };
@@ -724,20 +926,38 @@ static void writer_child(const char *dir, int64_t from, int fd)
 	}
 }
 
-/* Verifier child: recovers, checks, reports, then _exit()s without closing. */
-static void verifier_child(const char *dir, int64_t L, uint64_t expected, int fd)
+/* Verifier child: recovers (keeping everything: retention 0; the writer thread idle, so
+ * raw/ is seen as recovery left it), checks raw/, checkpoints the recovered state, checks
+ * the data, reports, then _exit()s without closing. */
+static void verifier_child(const char *dir, int64_t L, uint64_t expected, int64_t cutoff, int fd)
 {
-	struct ts_db_opts o = crash_opts();
+	ts_log_set_level(TS_LOG_ERROR);
+	struct ts_db_opts o = quiet_opts();
 	struct ts_db *db;
-	struct vres r;
+	struct vres r, raw;
 	memset(&r, 0, sizeof r);
+	memset(&raw, 0, sizeof raw);
 	int rc = ts_db_open(dir, &o, &db);
 	if (rc) {
 		r.rc = rc;
 		r.failed = 1;
 		snprintf(r.msg, sizeof r.msg, "ts_db_open after kill: %s", ts_strerror(rc));
 	} else {
-		verify_db(db, L, 0, expected, &r);
+		check_raw(dir, &raw);
+		rc = ts_db_checkpoint(db);
+		if (rc) {
+			r.rc = rc;
+			r.failed = 1;
+			snprintf(r.msg, sizeof r.msg, "ts_db_checkpoint after recovery: %s",
+				 ts_strerror(rc));
+		} else {
+			verify_db(db, L, 0, expected, cutoff, &r);
+		}
+		r.n_raw_dirs = raw.n_raw_dirs;
+		if (raw.failed && !r.failed) {
+			r.failed = 1;
+			memcpy(r.msg, raw.msg, sizeof r.msg);
+		}
 	}
 	send_all(fd, &r, sizeof r);
 	_exit(0);
@@ -750,8 +970,16 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads up to n bytes, waiting at most until deadline_ms (INT64_MAX: until EOF). */
-static size_t read_until(int fd, void *buf, size_t n, int64_t deadline_ms)
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads up to n bytes, waiting at most until deadline_ms (INT64_MAX: until EOF). *eof
+ * (may be NULL) is set when the writer side was closed. */
+static size_t read_until(int fd, void *buf, size_t n, int64_t deadline_ms, int *eof)
 {
 	size_t got = 0;
 	while (got < n) {
@@ -767,6 +995,8 @@ static size_t read_until(int fd, void *buf, size_t n, int64_t deadline_ms)
 		ssize_t r = read(fd, (char *)buf + got, n - got);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r == 0 && eof)
+			*eof = 1;
 		if (r <= 0)
 			break;
 		got += (size_t)r;
@@ -783,11 +1013,68 @@ static uint64_t prand(void)
 
 /* ---- tests ------------------------------------------------------------------------- */
 
+#define CRASH_ITERS_DEFAULT 80 /* about 35 s, sanitized or not: fsync-bound */
+
 static int iters_from_env(void)
 {
 	const char *e = getenv("TS_CRASH_ITERS");
-	int n = e && *e ? atoi(e) : 50;
-	return n > 0 ? n : 50;
+	int n = e && *e ? atoi(e) : CRASH_ITERS_DEFAULT;
+	return n > 0 ? n : CRASH_ITERS_DEFAULT;
+}
+
+/* The failpoints the loop aims at (names: tsdb/failpoint.h), their group (c: flush and
+ * checkpoint, k: compaction, r: retention) and the highest hit to kill at: a point
+ * reached often is killed at later hits too, after some rounds went through. */
+static const struct fp_def {
+	const char *name;
+	char group;
+	int max_n;
+} fps[] = {
+	{ "flush.part_written", 'c', 6 },      { "flush.before_index", 'c', 3 },
+	{ "ckpt.captured", 'c', 3 },	       { "ckpt.before_index", 'c', 3 },
+	{ "ckpt.before_truncate", 'c', 3 },    { "compact.rewritten", 'k', 3 },
+	{ "compact.renamed_old", 'k', 3 },     { "compact.renamed_new", 'k', 3 },
+	{ "compact.synced", 'k', 3 },	       { "compact.before_release", 'k', 3 },
+	{ "dir.files_removed", 'k', 4 },       { "retention.before_remove", 'r', 2 },
+	{ "retention.removed", 'r', 2 },
+};
+#define N_FPS (sizeof fps / sizeof fps[0])
+#define FP_WAIT_MS 2000	 /* an armed child not dead by then is killed */
+#define KEEP_SLOTS 360	 /* retention keeps about this much behind the acknowledged data */
+#define KEEP_MIN_SLOTS 40 /* and never less: appends stay well inside it */
+
+/* Start of the partition holding t (t >= 0). */
+static int64_t part_floor(int64_t t)
+{
+	return t / PARTITION_MS * PARTITION_MS;
+}
+
+/* Ends of the partitions on disk that end at or before `limit`, sorted; returns how many
+ * (at most cap). */
+static size_t part_ends(const char *db_dir, int64_t limit, int64_t *ends, size_t cap)
+{
+	char raw[PATH_MAX];
+	snprintf(raw, sizeof raw, "%s/" TS_FORMAT_RAW_DIR, db_dir);
+	DIR *d = opendir(raw);
+	size_t n = 0;
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < cap) {
+		long long a, b;
+		int used = -1;
+		if (sscanf(e->d_name, "%lld_%lld%n", &a, &b, &used) == 2 &&
+		    used == (int)strlen(e->d_name) && b <= limit)
+			ends[n++] = b;
+	}
+	closedir(d);
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && ends[j - 1] > ends[j]; j--) {
+			int64_t x = ends[j];
+			ends[j] = ends[j - 1];
+			ends[j - 1] = x;
+		}
+	return n;
 }
 
 static void test_kill9_loop(void **state)
@@ -799,35 +1086,95 @@ static void test_kill9_loop(void **state)
 	int64_t L = -1;	       /* last acknowledged batch */
 	uint64_t expected = 0; /* samples first sent in batches <= L */
 	int64_t max_delay = 300;
+	int64_t cutoff = INT64_MIN;    /* the latest retention cutoff given to a child */
+	int64_t cutoff_hi = INT64_MIN; /* the highest any child may have applied */
 	unsigned n_next_whole = 0, n_next_none = 0, n_next_partial = 0, n_zero_progress = 0;
+	unsigned fp_armed[N_FPS] = { 0 }, fp_fired[N_FPS] = { 0 }, n_fired = 0;
+	unsigned n_retention = 0, n_fp_iters = 0;
+	uint64_t max_raw = 0;
 	int64_t t_start = mono_ms();
 	struct batch bt = { 0 };
 	print_message("kill9: seed %" PRIu64 " (TS_SEED), %d iterations (TS_CRASH_ITERS), dir %s\n",
 		      g_seed, iters, dir);
 	for (int iter = 0; iter < iters; iter++) {
+		/* Retention: a cutoff on a partition boundary, KEEP_SLOTS behind the data (or
+		 * past the oldest partitions when aiming at retention), never fewer than
+		 * KEEP_MIN_SLOTS behind, never going back. */
+		int64_t lim = L + 1 - KEEP_MIN_SLOTS >= 0
+				      ? part_floor(T0_MS + (L + 1 - KEEP_MIN_SLOTS) * STEP_MS)
+				      : INT64_MIN;
+		int64_t want = L + 1 - KEEP_SLOTS >= 0
+				       ? part_floor(T0_MS + (L + 1 - KEEP_SLOTS) * STEP_MS)
+				       : INT64_MIN;
+		int64_t ends[512];
+		size_t n_old = lim == INT64_MIN ? 0 : part_ends(dir, lim, ends, 512);
+
+		/* The kill: a random delay in 4 iterations of 10, else a failpoint of the
+		 * groups in turn (retention only when a partition is old enough to expire). */
+		int fp = -1, fp_n = 0;
+		int64_t delay;
+		if (prand() % 10 >= 4) {
+			char g = "ckr"[n_fp_iters++ % 3];
+			if (g == 'r' && n_old == 0)
+				g = prand() % 2 ? 'c' : 'k';
+			size_t in_g = 0;
+			for (size_t i = 0; i < N_FPS; i++)
+				in_g += fps[i].group == g;
+			size_t pick = prand() % in_g;
+			for (size_t i = 0; i < N_FPS; i++)
+				if (fps[i].group == g && pick-- == 0)
+					fp = (int)i;
+			int max_n = fps[fp].max_n;
+			if (fps[fp].group == 'r') {
+				/* Expire the oldest one or two partitions on disk. */
+				max_n = n_old < 2 ? 1 : 2;
+				fp_n = 1 + (int)(prand() % (uint64_t)max_n);
+				if (ends[fp_n - 1] > want)
+					want = ends[fp_n - 1];
+			} else {
+				fp_n = 1 + (int)(prand() % (uint64_t)max_n);
+			}
+			fp_armed[fp]++;
+			delay = FP_WAIT_MS;
+		} else {
+			/* One kill in five lands early: in recovery or the first appends. */
+			delay = prand() % 5 == 0 ? (int64_t)(prand() % 25)
+						 : (int64_t)(prand() % (uint64_t)max_delay);
+		}
+		if (want > lim)
+			want = lim;
+		if (want > cutoff)
+			cutoff = want;
+		/* A plain flush (no checkpoint) is the writer thread's flush between two
+		 * checkpoints; aiming at one, checkpoint seldom. */
+		struct plan pl = { fp >= 0 ? fps[fp].name : NULL, fp_n, 0, prand(),
+				   fp >= 0 && strncmp(fps[fp].name, "flush.", 6) == 0 };
+		int64_t wall0 = wall_ms();
+		if (cutoff != INT64_MIN)
+			pl.retention_ms = wall0 - cutoff;
+		n_retention += n_old > 0 && ends[0] <= cutoff;
+
 		int fds[2];
 		assert_int_equal(pipe(fds), 0);
-		/* One kill in five lands early: in recovery or the first appends. */
-		int64_t delay = prand() % 5 == 0 ? (int64_t)(prand() % 25)
-						 : (int64_t)(prand() % (uint64_t)max_delay);
 		int64_t t0 = mono_ms();
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(fds[0]);
-			writer_child(dir, L + 1, fds[1]);
+			writer_child(dir, L + 1, &pl, fds[1]);
 		}
 		close(fds[1]);
 		int64_t L0 = L;
 		struct msg m;
 		char err[512] = "";
+		int eof = 0;
 		for (;;) {
-			size_t got = read_until(fds[0], &m, sizeof m, t0 + delay);
+			size_t got = read_until(fds[0], &m, sizeof m, t0 + delay, &eof);
 			if (got == 0)
 				break;
 			if (got < sizeof m) /* the rest of a record that straddled the deadline */
 				got += read_until(fds[0], (char *)&m + got, sizeof m - got,
-						  INT64_MAX);
+						  INT64_MAX, NULL);
 			assert_int_equal(got, sizeof m);
 			if (m.kind == MSG_ERR && !err[0])
 				snprintf(err, sizeof err,
@@ -838,10 +1185,19 @@ static void test_kill9_loop(void **state)
 				L = m.b;
 			}
 		}
-		kill(pid, SIGKILL);
+		/* EOF before the deadline: the child died by itself (a failpoint, or an
+		 * error it reported). */
+		int64_t lived = mono_ms() - t0;
+		if (!eof)
+			kill(pid, SIGKILL);
 		int st;
 		assert_int_equal(waitpid(pid, &st, 0), pid);
-		while (read_until(fds[0], &m, sizeof m, INT64_MAX) == sizeof m) {
+		if (pl.retention_ms) {
+			int64_t hi = wall_ms() - pl.retention_ms + 60000; /* a minute of clock slack */
+			if (hi > cutoff_hi)
+				cutoff_hi = hi;
+		}
+		while (read_until(fds[0], &m, sizeof m, INT64_MAX, NULL) == sizeof m) {
 			if (m.kind == MSG_ERR && !err[0])
 				snprintf(err, sizeof err,
 					 "writer child, batch %" PRId64 ": %s (%s)", m.b, m.text,
@@ -857,6 +1213,15 @@ static void test_kill9_loop(void **state)
 		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
 			fail_msg("iteration %d: writer child ended by itself (status %d)", iter,
 				 st);
+		if (eof && fp < 0)
+			fail_msg("iteration %d: writer child killed, not by the test (no failpoint "
+				 "armed)",
+				 iter);
+		int fired = eof && fp >= 0;
+		if (fired) {
+			fp_fired[fp]++;
+			n_fired++;
+		}
 		for (int64_t b = L0 + 1; b <= L; b++) {
 			gen_batch(b, &bt);
 			expected += bt.n_first;
@@ -869,11 +1234,11 @@ static void test_kill9_loop(void **state)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(fds[0]);
-			verifier_child(dir, L, expected, fds[1]);
+			verifier_child(dir, L, expected, cutoff_hi, fds[1]);
 		}
 		close(fds[1]);
 		struct vres r;
-		size_t got = read_until(fds[0], &r, sizeof r, INT64_MAX);
+		size_t got = read_until(fds[0], &r, sizeof r, INT64_MAX, NULL);
 		close(fds[0]);
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		if (got != sizeof r)
@@ -884,35 +1249,66 @@ static void test_kill9_loop(void **state)
 			n_next_whole++;
 		else
 			n_next_partial++;
-		print_message("kill9 %2d: killed after %3" PRId64 " ms, acked %5" PRId64
-			      " (+%" PRId64 "), batch %" PRId64 " %s, %" PRIu64 " series, %" PRIu64
-			      " samples, %" PRIu64 " partitions, wal %" PRIu64 " KiB\n",
-			      iter, delay, L, L - L0, L + 1,
+		if (r.n_raw_dirs > max_raw)
+			max_raw = r.n_raw_dirs;
+		char how[96];
+		if (fp < 0)
+			snprintf(how, sizeof how, "killed after %3" PRId64 " ms", lived);
+		else
+			snprintf(how, sizeof how, "%s:%d %s %" PRId64 " ms", fps[fp].name, fp_n,
+				 fired ? "fired after" : "not reached, killed after", lived);
+		print_message("kill9 %3d: %s, acked %5" PRId64 " (+%" PRId64 "), batch %" PRId64
+			      " %s, %" PRIu64 " series, %" PRIu64 " samples (%" PRIu64
+			      " of expired partitions), %" PRIu64 " partitions, wal %" PRIu64
+			      " KiB\n",
+			      iter, how, L, L - L0, L + 1,
 			      r.n_next_present == 0		   ? "absent"
 			      : r.n_next_present == r.n_next_total ? "whole"
 								   : "PARTIAL",
-			      r.n_series, r.n_samples_total, r.n_partitions, r.wal_bytes >> 10);
-		char where[64];
-		snprintf(where, sizeof where, "kill iteration %d", iter);
+			      r.n_series, r.n_samples_total, r.n_expired_present, r.n_partitions,
+			      r.wal_bytes >> 10);
+		char where[160];
+		snprintf(where, sizeof where, "kill iteration %d (%s)", iter, how);
 		assert_vres(&r, where);
 	}
 	print_message("kill9: %d kills in %" PRId64 " ms; last acked batch %" PRId64 ", %" PRIu64
 		      " samples; unacknowledged next batch whole %u, absent %u, "
-		      "partial %u; %u kills before any ack\n",
+		      "partial %u; %u kills before any ack; %u children had partitions to expire; "
+		      "at most %" PRIu64 " partition directories\n",
 		      iters, mono_ms() - t_start, L, expected, n_next_whole, n_next_none,
-		      n_next_partial, n_zero_progress);
+		      n_next_partial, n_zero_progress, n_retention, max_raw);
+	unsigned group_fired[3] = { 0 };
+	for (size_t i = 0; i < N_FPS; i++) {
+		print_message("kill9: failpoint %-24s armed %2u, fired %2u\n", fps[i].name,
+			      fp_armed[i], fp_fired[i]);
+		group_fired[fps[i].group == 'c' ? 0 : fps[i].group == 'k' ? 1 : 2] += fp_fired[i];
+	}
+	/* The kills must land in checkpoints, compactions and retention by design. With
+	 * fewer iterations a group may simply not have been picked. */
+	if (iters >= 40) {
+		if (!group_fired[0] || !group_fired[1] || !group_fired[2])
+			fail_msg("failpoints fired: flush/checkpoint %u, compaction %u, retention "
+				 "%u; each group must have fired (seed %" PRIu64 ")",
+				 group_fired[0], group_fired[1], group_fired[2], g_seed);
+		if (n_fired < (unsigned)iters / 4)
+			fail_msg("only %u of %d kills were failpoints (seed %" PRIu64 ")", n_fired,
+				 iters, g_seed);
+	}
 
 	/* Finally in-process: recover, check, close cleanly, reopen, check again. */
-	struct ts_db_opts o = crash_opts();
+	struct ts_db_opts o = quiet_opts();
 	struct ts_db *db;
 	int rc = ts_db_open(dir, &o, &db);
 	assert_int_equal(rc, 0);
 	struct vres r1, r2;
-	verify_db(db, L, 0, expected, &r1);
+	memset(&r1, 0, sizeof r1);
+	check_raw(dir, &r1);
+	assert_vres(&r1, "raw/ after the final recovery");
+	verify_db(db, L, 0, expected, cutoff_hi, &r1);
 	assert_vres(&r1, "final recovery");
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	verify_db(db, L, 0, expected, &r2);
+	verify_db(db, L, 0, expected, cutoff_hi, &r2);
 	assert_vres(&r2, "reopen after clean close");
 	assert_int_equal(r1.digest, r2.digest);
 	assert_int_equal(ts_db_close(db), 0);
@@ -936,16 +1332,6 @@ static uint64_t append_range(struct ts_db *db, int64_t from, int64_t to)
 	return n;
 }
 
-static struct ts_db_opts quiet_opts(void)
-{
-	/* Writer thread mostly idle: flushes and checkpoints happen when the test says. */
-	struct ts_db_opts o = crash_opts();
-	o.flush_interval_ms = 60000;
-	o.checkpoint_interval_ms = 600000;
-	o.checkpoint_wal_bytes = 1u << 30;
-	return o;
-}
-
 static void test_clean_close_reopen(void **state)
 {
 	(void)state;
@@ -958,11 +1344,11 @@ static void test_clean_close_reopen(void **state)
 	const int64_t n = 400; /* crosses partitions; chunks cut at 120 samples */
 	uint64_t expected = append_range(db, 0, n);
 	struct vres r1, r2;
-	verify_db(db, n - 1, 1, expected, &r1);
+	verify_db(db, n - 1, 1, expected, INT64_MIN, &r1);
 	assert_vres(&r1, "before close");
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	verify_db(db, n - 1, 1, expected, &r2);
+	verify_db(db, n - 1, 1, expected, INT64_MIN, &r2);
 	assert_vres(&r2, "after clean close and reopen");
 	assert_int_equal(r1.n_samples_total, r2.n_samples_total);
 	assert_int_equal(r1.digest, r2.digest);
@@ -1003,19 +1389,19 @@ static void test_checkpoint_reopen(void **state)
 		struct batch cb = { 0 };
 		for (int64_t b = 0; b < n2; b++) {
 			if (b == n1) {
-				verify_db(db, n1 - 1, 1, exp1, &r[0]);
+				verify_db(db, n1 - 1, 1, exp1, INT64_MIN, &r[0]);
 				rc = ts_db_checkpoint(db);
 				if (rc)
 					child_err(fds[1], b, rc, "ts_db_checkpoint: %s",
 						  ts_strerror(rc));
-				verify_db(db, n1 - 1, 1, exp1, &r[1]);
+				verify_db(db, n1 - 1, 1, exp1, INT64_MIN, &r[1]);
 			}
 			gen_batch(b, &cb);
 			rc = append_checked(db, &cb, why, sizeof why);
 			if (rc)
 				child_err(fds[1], b, rc, "%s", why);
 		}
-		verify_db(db, n2 - 1, 1, exp2, &r[2]);
+		verify_db(db, n2 - 1, 1, exp2, INT64_MIN, &r[2]);
 		struct ts_db_stats st;
 		ts_db_stats(db, &st);
 		r[1].n_partitions = st.n_checkpoints; /* reused slot: checkpoints done */
@@ -1027,11 +1413,11 @@ static void test_checkpoint_reopen(void **state)
 	close(fds[1]);
 	struct msg m;
 	struct vres r[3];
-	size_t got = read_until(fds[0], &m, sizeof m, INT64_MAX);
+	size_t got = read_until(fds[0], &m, sizeof m, INT64_MAX, NULL);
 	assert_int_equal(got, sizeof m);
 	if (m.kind == MSG_ERR)
 		fail_msg("checkpoint child (seed %" PRIu64 "): %s", g_seed, m.text);
-	assert_int_equal(read_until(fds[0], r, sizeof r, INT64_MAX), sizeof r);
+	assert_int_equal(read_until(fds[0], r, sizeof r, INT64_MAX, NULL), sizeof r);
 	close(fds[0]);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -1045,19 +1431,82 @@ static void test_checkpoint_reopen(void **state)
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct vres a, b2;
-	verify_db(db, n2 - 1, 1, exp2, &a);
+	verify_db(db, n2 - 1, 1, exp2, INT64_MIN, &a);
 	assert_vres(&a, "recovery from checkpoint + WAL");
 	assert_int_equal(a.digest, r[2].digest);
 	/* And a checkpoint of the recovered state, then a crash-free reopen. */
 	assert_int_equal(ts_db_checkpoint(db), 0);
-	verify_db(db, n2 - 1, 1, exp2, &b2);
+	verify_db(db, n2 - 1, 1, exp2, INT64_MIN, &b2);
 	assert_vres(&b2, "checkpoint after recovery");
 	assert_int_equal(a.digest, b2.digest);
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	verify_db(db, n2 - 1, 1, exp2, &b2);
+	verify_db(db, n2 - 1, 1, exp2, INT64_MIN, &b2);
 	assert_vres(&b2, "reopen after checkpoint and close");
 	assert_int_equal(a.digest, b2.digest);
+	assert_int_equal(ts_db_close(db), 0);
+	rm_dir(dir);
+}
+
+/* In a child: opens a db in `dir` with TS_FAILPOINT = env (NULL: unset), then
+ * checkpoints n times, writing one byte to fd after each; then closes it. Exit status 0,
+ * or the signal that killed it. */
+static int failpoint_child(const char *dir, const char *env, int n, int fd)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ts_log_set_level(TS_LOG_ERROR);
+		if (env)
+			setenv("TS_FAILPOINT", env, 1);
+		else
+			unsetenv("TS_FAILPOINT");
+		struct ts_db_opts o = quiet_opts();
+		struct ts_db *db;
+		if (ts_db_open(dir, &o, &db) != 0)
+			_exit(2);
+		if (!env) /* read at open only: arming it now changes nothing */
+			setenv("TS_FAILPOINT", "ckpt.before_truncate:1", 1);
+		for (int i = 0; i < n; i++) {
+			if (ts_db_checkpoint(db) != 0)
+				_exit(3);
+			send_all(fd, "x", 1);
+		}
+		_exit(ts_db_close(db) == 0 ? 0 : 4);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st) ? 100 + WEXITSTATUS(st) : 0;
+}
+
+/* TS_FAILPOINT: "<name>:<n>" kills at the n-th hit and not before; anything malformed,
+ * and arming after open, leave the points inert. */
+static void test_failpoint(void **state)
+{
+	(void)state;
+	char dir[PATH_MAX];
+	make_dir(dir, sizeof dir);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	char buf[64];
+	assert_int_equal(failpoint_child(dir, "ckpt.before_truncate:3", 5, fds[1]), SIGKILL);
+	assert_int_equal(read(fds[0], buf, sizeof buf), 2); /* two checkpoints went through */
+	assert_int_equal(failpoint_child(dir, "ckpt.captured:1", 5, fds[1]), SIGKILL);
+	static const char *const inert[] = { "ckpt.before_truncate:0", "ckpt.before_truncate",
+					     ":1", "ckpt.before_truncate:1x",
+					     "ckpt.before_truncat:1", "", NULL };
+	for (size_t i = 0; i < sizeof inert / sizeof inert[0]; i++) {
+		if (failpoint_child(dir, inert[i], 3, fds[1]) != 0)
+			fail_msg("TS_FAILPOINT=%s: the child did not survive",
+				 inert[i] ? inert[i] : "(unset, armed after open)");
+		assert_int_equal(read(fds[0], buf, sizeof buf), 3);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	/* What the kills left recovers. */
+	struct ts_db_opts o = quiet_opts();
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	assert_int_equal(ts_db_close(db), 0);
 	rm_dir(dir);
 }
@@ -1097,10 +1546,12 @@ static void test_workload(void **state)
 int main(void)
 {
 	g_seed = tu_seed("test_crash", g_seed);
+	unsetenv("TS_FAILPOINT"); /* armed only in writer children */
 	parent_rng = g_seed;
 	ts_log_set_level(TS_LOG_WARN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_workload),
+		cmocka_unit_test(test_failpoint),
 		cmocka_unit_test(test_clean_close_reopen),
 		cmocka_unit_test(test_checkpoint_reopen),
 		cmocka_unit_test(test_kill9_loop),
