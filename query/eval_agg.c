@@ -23,6 +23,7 @@
 #include "query/eval_int.h"
 #include "query/gofmt.h"
 #include "storage/mem.h"
+#include "tsdb/labels.h"
 
 struct group {
 	const struct ts_label *lab;
@@ -438,7 +439,7 @@ int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *
 		const struct ts_ast *pa = ts__q_unparen(n->aggregate.param);
 		if (pa->kind != TS_AST_STRING)
 			return TS__Q_EXEC(c, "count_values: unsupported parameter expression");
-		if (!ts__ql_valid_name(pa->string.value, pa->string.len) ||
+		if (!ts_labels_name_valid(pa->string.value, pa->string.len) ||
 		    strlen(pa->string.value) != pa->string.len)
 			return TS__Q_EXEC(c, "invalid label name \"%s\"", pa->string.value);
 		a.value_label = pa->string.value;

@@ -164,8 +164,6 @@ void ts__ql_str(const struct ts_label *l, uint32_t n, char *buf, size_t cap);
  * arena (label bytes are shared). */
 int ts__ql_drop_name(struct qctx *c, const struct ts_label *l, uint32_t n,
 		     const struct ts_label **out, uint32_t *n_out);
-/* Prometheus' legacy label name rule: [a-zA-Z_][a-zA-Z0-9_]*. */
-bool ts__ql_valid_name(const char *s, size_t len);
 
 /* ---- hash map of byte strings to indexes (keys borrowed) ---- */
 #define TS__QMAP_NONE SIZE_MAX

@@ -21,6 +21,7 @@
 
 #include "query/eval_int.h"
 #include "storage/mem.h"
+#include "tsdb/labels.h"
 
 struct qregex {
 	pcre2_code *re;
@@ -254,11 +255,11 @@ static int check_join_names(struct qctx *c, const struct fcall *f)
 {
 	for (size_t a = 3; a < f->n_args; a++) {
 		const struct ts_ast *s = f->args[a];
-		if (!ts__ql_valid_name(s->string.value, s->string.len))
+		if (!ts_labels_name_valid(s->string.value, s->string.len))
 			return TS__Q_EXEC(c, "invalid source label name in label_join(): %s",
 					  s->string.value);
 	}
-	if (!ts__ql_valid_name(f->args[1]->string.value, f->args[1]->string.len))
+	if (!ts_labels_name_valid(f->args[1]->string.value, f->args[1]->string.len))
 		return TS__Q_EXEC(c, "invalid destination label name in label_join(): %s",
 				  f->args[1]->string.value);
 	return 0;
@@ -300,7 +301,7 @@ int ts__q_label_fn_setup(struct qev *ev, struct fcall *f)
 	int rc = compile_regex(c, f);
 	if (rc)
 		return rc;
-	if (!ts__ql_valid_name(f->args[1]->string.value, f->args[1]->string.len))
+	if (!ts_labels_name_valid(f->args[1]->string.value, f->args[1]->string.len))
 		return TS__Q_EXEC(c, "invalid destination label name in label_replace(): %s",
 				  f->args[1]->string.value);
 	return 0;

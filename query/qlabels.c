@@ -351,20 +351,6 @@ int ts__ql_drop_name(struct qctx *c, const struct ts_label *l, uint32_t n,
 	return 0;
 }
 
-bool ts__ql_valid_name(const char *s, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-			  (i > 0 && ch >= '0' && ch <= '9');
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 /* ---- hash map ---- */
 
 static uint64_t hash_bytes(const char *k, size_t len)
