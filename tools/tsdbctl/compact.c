@@ -118,8 +118,4 @@ static const char compact_help[] =
 	"  compact   rewrites closed partitions tightly (ts_db_compact) and prints the bytes\n"
 	"            before and after. Needs the server stopped.\n";
 
-const struct ctl_cmd ctl_cmd_compact = {
-	.name = "compact",
-	.help = compact_help,
-	.run = compact_main,
-};
+CTL_COMMAND(compact);

@@ -123,8 +123,4 @@ static const char export_help[] =
 	"              --match SELECTOR   series selector, repeatable (union); default: all\n"
 	"              --start T, --end T unix seconds or RFC 3339; default: everything\n";
 
-const struct ctl_cmd ctl_cmd_export = {
-	.name = "export",
-	.help = export_help,
-	.run = export_main,
-};
+CTL_COMMAND(export);

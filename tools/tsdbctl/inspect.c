@@ -600,8 +600,4 @@ static const char inspect_help[] =
 	"              --top N    entries in each top list (default 10)\n"
 	"              --json     one JSON object instead of text\n";
 
-const struct ctl_cmd ctl_cmd_inspect = {
-	.name = "inspect",
-	.help = inspect_help,
-	.run = inspect_main,
-};
+CTL_COMMAND(inspect);

@@ -15,8 +15,8 @@
  * inspect and verify read while a server runs (read-only LMDB readers); export and
  * compact open the database and need the server stopped (exit 3 while it runs).
  *
- * A new command is one file defining `const struct ctl_cmd ctl_cmd_<name>` and one line
- * in TSDBCTL_COMMANDS below.
+ * A new command is one file defining `<name>_help`, `<name>_main` and
+ * `CTL_COMMAND(<name>);` (tsdbctl.h), and one line in TSDBCTL_COMMANDS below.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,10 +2,10 @@
  * tsdbctl.h - what the files of tsdbctl share; private to this program, not a library.
  *
  * tsdbctl is one program of several commands, one file each (inspect.c, verify.c,
- * export.c, compact.c). A command is a `struct ctl_cmd` defined in its file: its name,
- * its lines of the usage text and a function that takes its argv. main.c holds the
- * command table, the usage text built from it and the global flags (--help, the log
- * level). What more than one command needs is declared here:
+ * export.c, compact.c). A command is a `struct ctl_cmd` defined in its file by one
+ * CTL_COMMAND line: its name, its lines of the usage text and a function that takes its
+ * argv. main.c holds the command table, the usage text built from it and the global
+ * flags (--help, the log level). What more than one command needs is declared here:
  *   - the exit codes, one meaning each for every command;
  *   - option parsing (common.c): "--name value" or "--name=value"; --data-dir and
  *     --help for every command, its own options as a table of struct ctl_opt whose
@@ -49,6 +49,11 @@ struct ctl_cmd {
 	 * code. */
 	int (*run)(int argc, char **argv);
 };
+
+/* Defines `const struct ctl_cmd ctl_cmd_<name>` from the file's `static const char
+ * <name>_help[]` and `static int <name>_main(int argc, char **argv)`. */
+#define CTL_COMMAND(cmd) \
+	const struct ctl_cmd ctl_cmd_##cmd = { .name = #cmd, .help = cmd##_help, .run = cmd##_main }
 
 /* Writes the usage text (every command's help, the exit codes) to f. */
 void ctl_usage(FILE *f);

@@ -707,8 +707,4 @@ static const char verify_help[] =
 	"            head snapshots and metadata rows. Prints each problem with where it is and\n"
 	"            a summary. Reads while a server runs.\n";
 
-const struct ctl_cmd ctl_cmd_verify = {
-	.name = "verify",
-	.help = verify_help,
-	.run = verify_main,
-};
+CTL_COMMAND(verify);
