@@ -298,10 +298,19 @@ int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t 
 		m[i].value = am->value;
 	}
 	char msg[256] = "";
-	int rc = ts_db_select(c->db, m, n, mint, maxt, set, msg, sizeof msg);
+	/* The query's own deadline and cancel flag bound the selection too: a regex over
+	 * many long values must not outlive timeout_ms. */
+	struct ts_select_opts so = { c->deadline_ns, c->canceled };
+	int rc = ts_db_select(c->db, m, n, mint, maxt, &so, set, msg, sizeof msg);
 	ts_free(m);
 	if (rc == -ENOMEM)
 		return ts__q_nomem(c);
+	if (rc == -ETIMEDOUT)
+		return ts__q_fail(c, rc, TS_QERR_TIMEOUT, "query timed out in series selection");
+	if (rc == -ECANCELED)
+		return ts__q_fail(c, rc, TS_QERR_CANCELED, "query was canceled in series selection");
+	if (rc == TS_ELIMIT && msg[0])
+		return ts__q_fail(c, rc, TS_QERR_EXECUTION, "%s", msg);
 	if (rc == TS_EINVALID)
 		return ts__q_fail(c, rc, TS_QERR_EXECUTION, "%s", msg[0] ? msg : "invalid matcher");
 	if (rc)

@@ -508,7 +508,7 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 	if (!limit)
 		limit = 10;
 	struct ts_matcher all = { TS_MATCH_RE, "__name__", ".+" };
-	int rc = ts_db_select(app->db, &all, 1, INT64_MIN, INT64_MAX, &set, NULL, 0);
+	int rc = ts_db_select(app->db, &all, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0);
 	size_t n_ser = rc ? 0 : ts_series_set_len(set), n_pairs = 0;
 	uint64_t chunks = 0;
 	int64_t min_t = INT64_MAX, max_t = INT64_MIN;

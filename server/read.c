@@ -88,7 +88,7 @@ static int rq_select(struct ts_db *db, const struct ts_rr_query *in, struct rq *
 		p += rm->value.len;
 		*p++ = 0;
 	}
-	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, &q->set, msg,
+	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, NULL, &q->set, msg,
 			    msg_len);
 }
 

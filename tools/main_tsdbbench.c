@@ -759,7 +759,7 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 		uint64_t n = 0, n_raw = 0, sel_ns = 0;
 		for (int rep = 0; rep < 3; rep++) {
 			double t0 = now_ns(CLOCK_MONOTONIC);
-			int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, msg,
+			int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set, msg,
 					      sizeof msg);
 			if (rc)
 				die("ts_db_select", rc);
@@ -825,7 +825,7 @@ static void phase_decode_disk(const struct opt *op, const char *dir, uint64_t n_
 		       best_raw / (double)n_raw, n_raw);
 	}
 	if (op->do_disk) {
-		int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, msg, sizeof msg);
+		int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set, msg, sizeof msg);
 		if (rc)
 			die("ts_db_select", rc);
 		uint64_t payload = 0, n_chunks = 0, n = 0;

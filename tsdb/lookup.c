@@ -127,7 +127,7 @@ static int from_selection(struct ts_db *db, const char *name, const struct ts_ma
 			  char *msg, size_t msg_len)
 {
 	struct ts_series_set *set;
-	int rc = ts_db_select(db, m, n_matchers, mint, maxt, &set, msg, msg_len);
+	int rc = ts_db_select(db, m, n_matchers, mint, maxt, NULL, &set, msg, msg_len);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < ts_series_set_len(set) && rc == 0; i++) {

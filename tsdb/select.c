@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/chunk.h"
 #include "storage/err.h"
@@ -45,7 +46,30 @@
 #define RE_DFA_WS_MIN 1024u	    /* ints of DFA workspace, doubled on demand */
 #define RE_DFA_WS_MAX (1u << 22)
 
+/* The selection's deadline and cancel flag, checked by cm_match() every 64 matches: the
+ * cost of a selection is in matching values (postings values, then real labels). */
+struct budget {
+	const struct ts_select_opts *o; /* NULL: none */
+	unsigned tick;
+};
+
+static int budget_spent(struct budget *b)
+{
+	if (!b->o || (++b->tick & 63) != 0)
+		return 0;
+	if (b->o->canceled && *b->o->canceled)
+		return -ECANCELED;
+	if (b->o->deadline_ns) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > b->o->deadline_ns)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 struct cmatcher {
+	struct budget *bud;
 	enum ts_match_type type;
 	const char *name;
 	size_t name_len;
@@ -91,10 +115,13 @@ static int re_match_dfa(struct cmatcher *m, const char *v, size_t len)
 	return TS_ELIMIT;
 }
 
-/* 1 when m matches v, 0 when not, or TS_ELIMIT / -ENOMEM (never a silent miss). */
+/* 1 when m matches v, 0 when not, or TS_ELIMIT / -ENOMEM (never a silent miss), or
+ * -ETIMEDOUT / -ECANCELED when the selection's budget is spent. */
 static int cm_match(struct cmatcher *m, const char *v, size_t len)
 {
-	int eq;
+	int eq = budget_spent(m->bud);
+	if (eq)
+		return eq;
 	switch (m->type) {
 	case TS_MATCH_EQ:
 	case TS_MATCH_NEQ:
@@ -155,14 +182,15 @@ static int cm_compile_re(struct cmatcher *m, char *msg, size_t msg_len)
 	return 0;
 }
 
-static int cm_compile(const struct ts_matcher *in, size_t n, struct cmatcher **out, char *msg,
-		      size_t msg_len)
+static int cm_compile(const struct ts_matcher *in, size_t n, struct budget *bud,
+		      struct cmatcher **out, char *msg, size_t msg_len)
 {
 	struct cmatcher *m = ts_calloc(n ? n : 1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
+		m[i].bud = bud;
 		m[i].type = in[i].type;
 		m[i].name = in[i].name;
 		m[i].name_len = strlen(in[i].name);
@@ -685,15 +713,17 @@ static int snapshot_parts(struct ts_series_set *set)
 }
 
 int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
-		 int64_t mint, int64_t maxt, struct ts_series_set **out, char *msg, size_t msg_len)
+		 int64_t mint, int64_t maxt, const struct ts_select_opts *o, struct ts_series_set **out,
+		 char *msg, size_t msg_len)
 {
+	struct budget bud = { o, 0 };
 	struct cmatcher *m = NULL;
 	struct ts_series **unidx = NULL;
 	size_t n_unidx = 0;
 	struct idsets x = { 0 };
 	struct ts_series_set *set = NULL;
 	int uncertain = 0;
-	int rc = cm_compile(matchers, n_matchers, &m, msg, msg_len);
+	int rc = cm_compile(matchers, n_matchers, &bud, &m, msg, msg_len);
 	if (rc)
 		return rc;
 	if ((rc = copy_unindexed(db, &unidx, &n_unidx)) ||

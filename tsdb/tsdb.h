@@ -118,6 +118,12 @@ struct ts_matcher {
 
 struct ts_series_set;
 
+/* Bounds of one selection; zero-initialise for none. */
+struct ts_select_opts {
+	int64_t deadline_ns;	      /* CLOCK_MONOTONIC nanoseconds; 0 means none */
+	volatile const int *canceled; /* optional: the selection stops when non-zero */
+};
+
 /* Selects series matching every matcher that may have samples in [mint_ms, maxt_ms],
  * sorted by label set. m (n_matchers entries, may be 0) is borrowed for the call. The
  * set holds a consistent read snapshot: samples appended later may or may not be seen,
@@ -129,10 +135,14 @@ struct ts_series_set;
  * malformed), TS_ELIMIT (no free LMDB reader slot; or a regex exceeded its matching
  * limits on some value: msg names the regex, the label and the value's length; a
  * regex never silently fails to match). On error *out is not set.
+ * -ETIMEDOUT / -ECANCELED (o's deadline passed / *o->canceled became non-zero; checked
+ * while postings and labels are matched, so a selection over many long values stops in
+ * time). o may be NULL (no deadline).
  * Threading: label matching (regexes included) runs without the append lock, so a slow
  * selection never holds up appends. */
 int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
-		 int64_t maxt_ms, struct ts_series_set **out, char *msg, size_t msg_len);
+		 int64_t maxt_ms, const struct ts_select_opts *o, struct ts_series_set **out,
+		 char *msg, size_t msg_len);
 /* Frees a set and gives back its snapshots. Every iterator of the set must be freed
  * first (their chunk bytes are the set's). Accepts NULL. */
 void ts_series_set_free(struct ts_series_set *set);

@@ -572,7 +572,7 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 	struct ts_matcher m = { TS_MATCH_RE, "__name__", ".+" };
 	struct ts_series_set *set = NULL;
 	char emsg[256] = "";
-	int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, &set, emsg, sizeof emsg);
+	int rc = ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set, emsg, sizeof emsg);
 	if (rc) {
 		r->rc = rc;
 		vfail(r, "ts_db_select: %s %s", ts_strerror(rc), emsg);

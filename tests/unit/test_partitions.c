@@ -44,7 +44,7 @@ static size_t count_samples(struct ts_db *db, int64_t mint, int64_t maxt)
 	struct ts_matcher m = { TS_MATCH_EQ, "__name__", "hist" };
 	struct ts_series_set *set;
 	char msg[256] = "";
-	int rc = ts_db_select(db, &m, 1, mint, maxt, &set, msg, sizeof msg);
+	int rc = ts_db_select(db, &m, 1, mint, maxt, NULL, &set, msg, sizeof msg);
 	if (rc)
 		fail_msg("select [%lld, %lld]: %s %s", (long long)mint, (long long)maxt,
 			 ts_strerror(rc), msg);

@@ -9,6 +9,7 @@
  * both ends, a missing label as "". Checked three ways: series only in memory (not yet
  * in the postings), after a checkpoint (all in the postings), and mixed.
  */
+#include <errno.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,7 +156,7 @@ static void check_selections(struct ts_db *db, uint64_t *rs, const struct tserie
 		}
 		struct ts_series_set *set;
 		char msg[512] = "";
-		int rc = ts_db_select(db, m, nm + 1, INT64_MIN, INT64_MAX, &set, msg, sizeof msg);
+		int rc = ts_db_select(db, m, nm + 1, INT64_MIN, INT64_MAX, NULL, &set, msg, sizeof msg);
 		if (rc)
 			fail_msg("query %zu: select failed: %s (%s)", q, ts_strerror(rc), msg);
 		int got[N_SERIES] = { 0 };
@@ -235,12 +236,50 @@ static void test_regex_limits_fall_back(void **st)
 		struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "m" },
 					   { TS_MATCH_RE, "a", "(a|b)*c" } };
 		struct ts_series_set *set;
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 		assert_int_equal(ts_series_set_len(set), 1);
 		ts_series_set_free(set);
 		m[1].type = TS_MATCH_NRE;
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 		assert_int_equal(ts_series_set_len(set), 1);
+		ts_series_set_free(set);
+		assert_int_equal(ts_db_checkpoint(db), 0);
+	}
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
+/* A selection stops when its deadline passes or it is canceled, instead of matching on
+ * (the query's timeout bounds it). An expired deadline or a set flag is noticed within
+ * the first 64 matches. */
+static void test_deadline_and_cancel(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "select");
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
+	static struct tseries s[100];
+	memset(s, 0, sizeof s);
+	for (size_t i = 0; i < 100; i++) {
+		snprintf(s[i].a, sizeof s[i].a, "value-%zu", i);
+		snprintf(s[i].k, sizeof s[i].k, "%zu", i);
+	}
+	append_series(db, s, 0, 100);
+	struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "m" }, { TS_MATCH_RE, "a", "v.*" } };
+	struct ts_series_set *set;
+	for (int round = 0; round < 2; round++) { /* in memory, then from the postings */
+		struct ts_select_opts expired = { 1, NULL };
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &expired, &set, NULL, 0),
+				 -ETIMEDOUT);
+		int flag = 1;
+		struct ts_select_opts cancel = { 0, &flag };
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
+				 -ECANCELED);
+		flag = 0;
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
+				 0);
+		assert_int_equal(ts_series_set_len(set), 100);
 		ts_series_set_free(set);
 		assert_int_equal(ts_db_checkpoint(db), 0);
 	}
@@ -253,6 +292,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_against_reference),
 		cmocka_unit_test(test_regex_limits_fall_back),
+		cmocka_unit_test(test_deadline_and_cancel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

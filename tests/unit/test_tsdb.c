@@ -53,7 +53,7 @@ static size_t count_sel(struct ts_db *db, const struct ts_matcher *m, size_t n, 
 			int64_t maxt, size_t *samples)
 {
 	struct ts_series_set *set;
-	assert_int_equal(ts_db_select(db, m, n, mint, maxt, &set, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, m, n, mint, maxt, NULL, &set, NULL, 0), 0);
 	size_t total = 0;
 	for (size_t i = 0; i < ts_series_set_len(set); i++) {
 		struct ts_iter *it;
@@ -105,7 +105,7 @@ static void test_append_select_iterate(void **st)
 	/* Samples come back exactly, across several chunks (500 > 120). */
 	struct ts_series_set *set;
 	struct ts_matcher ma[] = { { TS_MATCH_EQ, "__name__", "up" }, { TS_MATCH_EQ, "job", "a" } };
-	assert_int_equal(ts_db_select(db, ma, 2, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, ma, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 	assert_int_equal(ts_series_set_len(set), 1);
 	const struct ts_label *lab;
 	uint32_t nl;
@@ -207,7 +207,7 @@ static void test_matchers(void **st)
 	struct ts_matcher bad[] = { { TS_MATCH_RE, "env", "(unclosed" } };
 	struct ts_series_set *set;
 	char msg[256] = "";
-	assert_int_equal(ts_db_select(db, bad, 1, 0, 1, &set, msg, sizeof msg), TS_EINVALID);
+	assert_int_equal(ts_db_select(db, bad, 1, 0, 1, NULL, &set, msg, sizeof msg), TS_EINVALID);
 	assert_non_null(strstr(msg, "(unclosed"));
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(tu_rmtree(dir), 0);
@@ -325,7 +325,7 @@ static void test_special_values_bit_exact(void **st)
 	for (int round = 0; round < 2; round++) {
 		struct ts_series_set *set;
 		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "special" } };
-		assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 		struct ts_iter *it;
 		assert_int_equal(ts_iter_new(set, 0, &it), 0);
 		for (int i = 0; i < 7; i++) {
@@ -363,7 +363,7 @@ static void test_partitions_and_limits(void **st)
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	struct ts_series_set *set;
 	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "p" } };
-	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 	struct ts_chunk_it *ci;
 	assert_int_equal(ts_chunk_it_new(set, 0, &ci), 0);
 	struct ts_chunk_ref c;
@@ -698,7 +698,7 @@ static void test_corrupt_chunk_and_torn_wal(void **st)
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	struct ts_series_set *set;
 	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "cc" } };
-	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &set, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
 	assert_int_equal(ts_series_set_len(set), 1);
 	struct ts_iter *it = NULL;
 	assert_int_equal(ts_iter_new(set, 0, &it), TS_ECORRUPT);
@@ -773,7 +773,7 @@ static void test_retention_removes_partitions(void **st)
 	/* A reader holding a snapshot keeps its partitions usable while they are dropped. */
 	struct ts_series_set *held;
 	struct ts_matcher mo[] = { { TS_MATCH_EQ, "__name__", "old" } };
-	assert_int_equal(ts_db_select(db, mo, 1, INT64_MIN, INT64_MAX, &held, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, mo, 1, INT64_MIN, INT64_MAX, NULL, &held, NULL, 0), 0);
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	struct ts_iter *it;
 	assert_int_equal(ts_iter_new(held, 0, &it), 0);
@@ -819,7 +819,7 @@ static void test_compaction(void **st)
 	ts_db_stats(db, &before);
 	struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "cmp" } };
 	struct ts_series_set *held;
-	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, &held, NULL, 0), 0);
+	assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &held, NULL, 0), 0);
 	assert_int_equal(ts_db_compact(db), 0);
 	ts_db_stats(db, &after);
 	assert_true(after.partitions_bytes < before.partitions_bytes);
