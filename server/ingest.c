@@ -20,6 +20,7 @@
  * whole request at once and its series are appended in place.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "storage/mem.h"
 
 #define BATCH_SAMPLES 20000 /* text formats append in slices of about this many */
+#define CTX_KEEP_BYTES (4u << 20) /* pooled contexts hold at most this much */
 
 /* ---- batch of copied series ---- */
 
@@ -198,13 +200,34 @@ static struct ts_ingest_ctx *ctx_get(struct ts_app *app)
 	return c;
 }
 
+/* Bytes a context holds in its grown arrays. */
+static size_t ctx_bytes(const struct ts_ingest_ctx *c)
+{
+	const struct ts_rw_request *r = &c->rw;
+	return c->dec_cap + r->series_cap * sizeof *r->series +
+	       r->metadata_cap * sizeof *r->metadata + r->labels_cap * sizeof *r->labels +
+	       r->samples_cap * sizeof *r->samples_arena +
+	       r->exemplars_cap * sizeof *r->exemplars_arena +
+	       r->ex_labels_cap * sizeof *r->ex_labels + r->symbols_cap * sizeof *r->symbols +
+	       c->b.cap_ser * sizeof *c->b.ser +
+	       c->b.cap_lab * sizeof *c->b.lab + c->b.cap_str + c->b.cap_smp * sizeof *c->b.smp +
+	       c->b.cap_in * sizeof *c->b.in + c->cap_in * sizeof *c->in +
+	       c->lp.tags_cap * sizeof *c->lp.tags + c->lp.fields_cap * sizeof *c->lp.fields +
+	       c->lp.scratch_cap + c->lpm.series_cap * sizeof *c->lpm.series +
+	       c->lpm.labels_cap * sizeof *c->lpm.labels + c->lpm.names_cap;
+}
+
+static void ctx_free(struct ts_ingest_ctx *c);
+
 static void ctx_put(struct ts_app *app, struct ts_ingest_ctx *c)
 {
-	/* Do not keep giant buffers from one huge request around forever. */
-	if (c->dec_cap > (64u << 20)) {
-		ts_free(c->dec);
-		c->dec = NULL;
-		c->dec_cap = 0;
+	/* A context that grew for one big request (a decode bomb decodes to 32 MiB) is
+	 * not kept: pooled, its arrays would hold that memory for the life of the
+	 * process. Prometheus-shaped requests stay far below this. */
+	if (ctx_bytes(c) > CTX_KEEP_BYTES) {
+		ctx_free(c);
+		malloc_trim(0); /* glibc keeps freed heap pages otherwise */
+		return;
 	}
 	pthread_mutex_lock(&app->pool_mu);
 	c->next = app->pool;

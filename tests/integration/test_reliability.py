@@ -11,7 +11,8 @@ index (a restart writes every series' postings).
   refused with 400 (it was once acknowledged and then lost when its partition's bounds
   overflowed); the range's own edges are stored and survive a restart;
 - a remote-write 2.0 body sent with the 1.0 Content-Type is refused with 400, not
-  answered 204 with nothing stored.
+  answered 204 with nothing stored;
+- memory that decode bombs made the request scratch grow to is given back afterwards.
 """
 import json
 import os
@@ -153,6 +154,43 @@ class Mismatch(unittest.TestCase):
             self.assertNotIn("remote write 2.0 request", r.text)
             self.assertGreater(len(srv.get("/api/v1/series", {"match[]": '{__name__=~".+"}'})
                                    .json()["data"]), 0)
+        finally:
+            srv.stop()
+            srv.cleanup()
+
+
+class DecodeBombs(unittest.TestCase):
+    def test_memory_returns_after_bombs(self):
+        """Bodies that decompress to just under the 32 MiB decoded limit and then fail
+        to decode: each worker's scratch grows to that size; afterwards it is given back,
+        not pooled for the life of the process."""
+        import threading
+        import snappy
+        srv = tsdbtest.Server().start()
+        try:
+            body = snappy.compress(b"\x00" * ((32 << 20) - 1024))
+            hd = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                  "X-Prometheus-Remote-Write-Version": "0.1.0"}
+            rss_kb = lambda: int(open("/proc/%d/status" % srv.proc.pid).read()
+                                 .split("VmRSS:")[1].split()[0])
+            rss0 = rss_kb()
+            statuses = []
+
+            def send():
+                for _ in range(3):
+                    statuses.append(srv.post("/api/v1/write", body, hd).status)
+
+            threads = [threading.Thread(target=send) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(sorted(set(statuses)), [400], statuses)
+            rss1 = rss_kb()
+            self.assertLess(rss1 - rss0, 24 * 1024, "RSS %d kB before, %d kB after" % (rss0, rss1))
+            # Normal requests still work, and reuse pooled scratch.
+            r = srv.remote_write([({"__name__": "after_bombs"}, [(T0, 1.0)])])
+            self.assertEqual(r.status, 204, r)
         finally:
             srv.stop()
             srv.cleanup()
