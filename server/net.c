@@ -72,6 +72,7 @@ struct net_conn {
 	char *stash;
 	size_t stash_len, stash_cap;
 	int reading, paused, closing, draining, stop_parsing, close_after_flush, want_continue;
+	int shed; /* closed to make room for a new connection (counted in n_shed) */
 	int handles;
 	unsigned n_writes;
 	unsigned n_requests;
@@ -102,6 +103,7 @@ struct ts_net_server {
 	int rbuf_busy;
 	struct net_conn *conns;
 	size_t n_conns;
+	size_t n_shed; /* connections closed to make room, not yet gone */
 	size_t n_live; /* exchanges handed to workers and not yet seen completed */
 	int shutting, closed_handles;
 	atomic_int shutdown_requested;
@@ -399,6 +401,8 @@ static void on_conn_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	if (c->shed)
+		s->n_shed--;
 	count(s, &s->st.conns_open, -1);
 	ts_http_conn_free(c->http);
 	ts_free(c->stash);
@@ -753,6 +757,35 @@ static void on_reject_closed(uv_handle_t *h)
 	ts_free(h);
 }
 
+/*
+ * At the connection limit a new client should not be turned away while slots are held
+ * by connections doing nothing: idle keep-alive connections, clients that connected and
+ * sent nothing, and slow senders still in the request head (slowloris). The one of those
+ * that has waited longest since its last byte is closed to make room. Connections with
+ * a request in flight, a response being written or a body arriving are never shed. 1 if
+ * one was closed.
+ */
+static int shed_one(struct ts_net_server *s)
+{
+	struct net_conn *victim = NULL;
+	for (struct net_conn *c = s->conns; c; c = c->next) {
+		if (c->closing || c->active || c->qh || c->n_writes > 0)
+			continue;
+		int phase = ts_http_conn_phase(c->http);
+		if (phase != TS_HTTP_PHASE_IDLE && phase != TS_HTTP_PHASE_HEAD)
+			continue;
+		if (!victim || c->last_read < victim->last_read)
+			victim = c;
+	}
+	if (!victim)
+		return 0;
+	victim->shed = 1;
+	s->n_shed++;
+	count(s, &s->st.conns_shed, 1);
+	conn_close(victim);
+	return 1;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
 	struct ts_net_server *s = ls->data;
@@ -760,10 +793,13 @@ static void on_connection(uv_stream_t *ls, int status)
 		ts_log(TS_LOG_WARN, "net: accept: %s", uv_strerror(status));
 		return;
 	}
-	if (s->n_conns >= s->cfg.max_conns || s->shutting) {
+	/* Shed connections are still counted until their handles close. */
+	if (!s->shutting && s->n_conns - s->n_shed >= s->cfg.max_conns)
+		shed_one(s);
+	if (s->n_conns - s->n_shed >= s->cfg.max_conns || s->shutting) {
 		static const char busy[] =
 			"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-			"Connection: close\r\n\r\n";
+			"Retry-After: 1\r\nConnection: close\r\n\r\n";
 		uv_tcp_t *t = ts_malloc(sizeof(*t));
 		if (!t || uv_tcp_init(&s->loop, t) != 0) {
 			ts_free(t);

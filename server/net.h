@@ -164,6 +164,7 @@ struct ts_net_route_stats {
 
 struct ts_net_stats {
 	uint64_t conns_open, conns_accepted, conns_rejected;
+	uint64_t conns_shed; /* idle or slow connections closed at the limit for a new one */
 	uint64_t timeouts_header, timeouts_body, timeouts_idle, timeouts_write;
 	uint64_t bad_requests; /* framing errors answered by the HTTP layer */
 };

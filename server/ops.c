@@ -129,6 +129,9 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 		    ns.conns_accepted);
 	counter_u64(&b, "tsdb_http_connections_rejected_total",
 		    "Connections refused over the connection limit.", ns.conns_rejected);
+	counter_u64(&b, "tsdb_http_connections_shed_total",
+		    "Idle or slow connections closed at the connection limit to admit a new one.",
+		    ns.conns_shed);
 	head(&b, "tsdb_http_timeouts_total", "counter",
 	     "Connections closed by a timeout, by phase.");
 	ts_sbuf_printf(&b, "tsdb_http_timeouts_total{phase=\"header\"} %llu\n",

@@ -12,11 +12,13 @@ index (a restart writes every series' postings).
   overflowed); the range's own edges are stored and survive a restart;
 - a remote-write 2.0 body sent with the 1.0 Content-Type is refused with 400, not
   answered 204 with nothing stored;
-- memory that decode bombs made the request scratch grow to is given back afterwards.
+- memory that decode bombs made the request scratch grow to is given back afterwards;
+- connections that hold every slot while doing nothing do not lock new clients out.
 """
 import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -192,6 +194,36 @@ class DecodeBombs(unittest.TestCase):
             r = srv.remote_write([({"__name__": "after_bombs"}, [(T0, 1.0)])])
             self.assertEqual(r.status, 204, r)
         finally:
+            srv.stop()
+            srv.cleanup()
+
+
+class ConnectionSlots(unittest.TestCase):
+    def test_idle_connections_do_not_lock_out_clients(self):
+        """Every slot held by a client that connected and sent nothing (or half a request
+        head): a new client is still served, at once, and the slots it took are counted."""
+        import socket
+        srv = tsdbtest.Server(["--max-connections", "40"]).start()
+        socks = []
+        try:
+            for i in range(40):
+                so = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                if i % 2:
+                    so.sendall(b"GET /api/v1/labels HTTP/1.1\r\nHost: x\r\n")  # slowloris
+                socks.append(so)
+            time.sleep(0.3)
+            for _ in range(5):
+                r = srv.get("/-/healthy", timeout=5)
+                self.assertEqual(r.status, 200, r)
+                r = srv.remote_write([({"__name__": "slots"}, [(T0, 1.0)])])
+                self.assertEqual(r.status, 204, r)
+            m = srv.get("/metrics").text
+            shed = [l for l in m.splitlines() if l.startswith("tsdb_http_connections_shed_total ")]
+            self.assertEqual(len(shed), 1, m)
+            self.assertGreaterEqual(float(shed[0].split()[1]), 1)
+        finally:
+            for so in socks:
+                so.close()
             srv.stop()
             srv.cleanup()
 
