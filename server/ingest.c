@@ -457,7 +457,8 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	int rc = ts_snappy_decompress((const uint8_t *)(req->body ? req->body : ""), req->body_len,
 				      app->lim.max_decoded_bytes, &c->dec, &c->dec_cap, &dec_len);
 	if (rc) {
-		status = rc == -ENOMEM ? 503 : 400;
+		/* Over the decoded limit is 413, as for gzip bodies (decode_body). */
+		status = rc == -ENOMEM ? 503 : rc == TS_ELIMIT ? 413 : 400;
 		if (rc == TS_ELIMIT) {
 			atomic_fetch_add(&app->limited[TS_LIM_DECODED], 1);
 			ts_sbuf_printf(&b,
@@ -472,8 +473,12 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	rc = ts_rw_decode(&c->rw, v, c->dec, dec_len);
 	if (rc) {
 		status = rc == -ENOMEM ? 503 : 400;
+		/* The decoder names the bound it hit: labels, or series/samples/exemplars. */
 		if (rc == TS_ELIMIT)
-			atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
+			atomic_fetch_add(&app->limited[strstr(c->rw.err, " labels ")
+							       ? TS_LIM_LABELS
+							       : TS_LIM_SERIES],
+					 1);
 		ts_sbuf_printf(&b, "cannot decode %s request: %s",
 			       v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
 			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));

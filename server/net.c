@@ -684,6 +684,12 @@ static void conn_feed(struct net_conn *c, const char *buf, size_t len)
 			break;
 		}
 		count(s, &s->st.bad_requests, 1);
+		if (status == 413)
+			count(s, &s->st.limit_body, 1);
+		else if (status == 431)
+			count(s, &s->st.limit_header, 1);
+		else if (status == 414)
+			count(s, &s->st.limit_url, 1);
 		x->req.keep_alive = 0;
 		conn_enqueue(c, x);
 		conn_synthetic(x, status);

@@ -167,6 +167,8 @@ struct ts_net_stats {
 	uint64_t conns_shed; /* idle or slow connections closed at the limit for a new one */
 	uint64_t timeouts_header, timeouts_body, timeouts_idle, timeouts_write;
 	uint64_t bad_requests; /* framing errors answered by the HTTP layer */
+	/* of which refused by a size limit: body (413), request head (431), URL (414) */
+	uint64_t limit_body, limit_header, limit_url;
 };
 
 /* Copies the server-wide counters into *out. Any thread. */

@@ -78,10 +78,19 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	for (int i = 0; i < TS_REJ_N; i++)
 		ts_sbuf_printf(&b, "tsdb_samples_rejected_total{reason=\"%s\"} %llu\n",
 			       reject_names[i], (unsigned long long)atomic_load(&app->rejected[i]));
+	/* The HTTP layer refuses bodies, heads and URLs over their limits itself. */
+	struct ts_net_stats ls;
+	ts_net_stats_get(app->net, &ls);
 	head(&b, "tsdb_requests_limited_total", "counter", "Requests refused whole by a limit.");
 	for (int i = 0; i < TS_LIM_N; i++)
 		ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"%s\"} %llu\n",
-			       limit_names[i], (unsigned long long)atomic_load(&app->limited[i]));
+			       limit_names[i],
+			       (unsigned long long)(atomic_load(&app->limited[i]) +
+						    (i == TS_LIM_BODY ? ls.limit_body : 0)));
+	ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"header_size\"} %llu\n",
+		       (unsigned long long)ls.limit_header);
+	ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"url_length\"} %llu\n",
+		       (unsigned long long)ls.limit_url);
 	counter_u64(&b, "tsdb_samples_duplicate_total",
 		    "Exact resends of stored samples, accepted without storing twice.",
 		    atomic_load(&app->duplicates));
