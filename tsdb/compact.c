@@ -135,14 +135,14 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 		return rc;
 	}
 	ts__failpoint("compact.rewritten");
-	if (rename(p->dir, old) != 0) {
-		rc = -errno;
+	if ((rc = ts__failpoint_err("compact.rename_old")) || rename(p->dir, old) != 0) {
+		rc = rc ? rc : -errno;
 		ts__dir_remove(tmp);
 		return rc;
 	}
 	ts__failpoint("compact.renamed_old");
-	if (rename(tmp, p->dir) != 0) {
-		rc = -errno;
+	if ((rc = ts__failpoint_err("compact.rename_new")) || rename(tmp, p->dir) != 0) {
+		rc = rc ? rc : -errno;
 		if (rename(old, p->dir) != 0)
 			ts_log(TS_LOG_ERROR, "compaction: cannot restore %s from %s: %s", p->dir,
 			       old, strerror(errno));

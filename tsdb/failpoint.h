@@ -7,6 +7,9 @@
  *
  *   TS_FAILPOINT=<name>:<n>    the n-th time (n >= 1, counted per process from that
  *                              open) the point <name> is reached, raise(SIGKILL)
+ *   TS_FAILPOINT=<name>:<n>:<E> (E one of EIO, ENOSPC, EDQUOT, ENOMEM) an error point
+ *                              (ts__failpoint_err) fails with -E at its n-th hit, once:
+ *                              the I/O step it guards is skipped as if it had failed
  *
  * The process dies exactly as under kill -9: no atexit handlers, no unwinding, nothing
  * flushed that was not already written. Anything else (unset, empty, malformed, n < 1,
@@ -39,6 +42,11 @@
  *   dir.files_removed      partition.c: an env directory's files unlinked, the empty
  *                          directory not yet (retention, compaction clean-up)
  *
+ * The error points (name: the step that fails):
+ *   flush.apply            writer.c: the transaction that writes chunks into a partition
+ *   compact.rename_old     compact.c: renaming <part> to <part>.old
+ *   compact.rename_new     compact.c: renaming <part>.compact to <part>
+ *
  * Threading: ts__failpoint may be called from any thread; counting is atomic.
  * ts__failpoint_load must not race with other opens or with points being reached (the
  * tests open one database per process).
@@ -57,12 +65,25 @@ void ts__failpoint_load(void);
 /* The slow path of ts__failpoint: counts a hit of an armed point, kills at the n-th. */
 void ts__failpoint_hit(const char *name);
 
+/* The slow path of ts__failpoint_err: 0, or -E at the armed hit. */
+int ts__failpoint_err_hit(const char *name);
+
 /* Marks a crash point; see above. name is a string literal. */
 static inline void ts__failpoint(const char *name)
 {
 	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed),
 			     0))
 		ts__failpoint_hit(name);
+}
+
+/* Marks an error point in front of an I/O step: 0 (go on), or the injected -E, which
+ * the caller handles as that step's own failure. name is a string literal. */
+static inline int ts__failpoint_err(const char *name)
+{
+	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed),
+			     0))
+		return ts__failpoint_err_hit(name);
+	return 0;
 }
 
 #endif

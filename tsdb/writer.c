@@ -209,7 +209,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 					  strlen(TS_FORMAT_PART_META_COMPACTED), NULL, 0);
 		/* The read snapshot must end before apply: growing the map waits for readers. */
 		ts_env_read_end(r);
-		if (rc == 0)
+		if (rc == 0 && !(rc = ts__failpoint_err("flush.apply")))
 			rc = ts_env_apply(p->env, b);
 		ts__part_unpin(db, p);
 		if (rc == 0) {
