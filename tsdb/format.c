@@ -3,8 +3,10 @@
  * directory names, partition start computation, postings keys and the structural check
  * of a head snapshot. Layouts: format.h.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/err.h"
@@ -22,9 +24,20 @@ enum ts_format_part_dir ts_format_part_dir_kind(const char *name, int64_t *start
 		return TS_FORMAT_PART_DIR_COMPACT;
 	if (has_suffix(name, TS_FORMAT_PART_OLD_SUFFIX))
 		return TS_FORMAT_PART_DIR_OLD;
+	/* Only the exact form ts_format_part_name writes: parsed, printed back and compared,
+	 * so "+1_2", " 1_2", "01_2" or an out-of-range number are not a partition (the
+	 * engine derives a partition's path from its range). */
 	int64_t s, e;
-	char tail;
-	if (sscanf(name, "%" SCNd64 "_%" SCNd64 "%c", &s, &e, &tail) != 2 || e <= s)
+	char *p, *q;
+	errno = 0;
+	s = strtoll(name, &p, 10);
+	if (errno || p == name || *p != '_')
+		return TS_FORMAT_PART_DIR_OTHER;
+	e = strtoll(p + 1, &q, 10);
+	if (errno || q == p + 1 || *q || e <= s)
+		return TS_FORMAT_PART_DIR_OTHER;
+	char canon[TS_FORMAT_PART_NAME_MAX];
+	if (ts_format_part_name(canon, sizeof canon, s, e) < 0 || strcmp(canon, name) != 0)
 		return TS_FORMAT_PART_DIR_OTHER;
 	if (start)
 		*start = s;

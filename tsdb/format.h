@@ -200,7 +200,8 @@ enum ts_format_part_dir {
 /* Classifies an entry name of <dir>/raw. name: NUL-terminated, borrowed. For
  * TS_FORMAT_PART_DIR_LIVE, *start and *end receive the range (either may be NULL); they
  * are left untouched otherwise. Never fails: anything unrecognised is
- * TS_FORMAT_PART_DIR_OTHER (including "<a>_<b>" with b <= a or trailing bytes). */
+ * TS_FORMAT_PART_DIR_OTHER (including "<a>_<b>" with b <= a, trailing bytes, and any
+ * spelling other than the one ts_format_part_name writes: signs, zeros, spaces). */
 enum ts_format_part_dir ts_format_part_dir_kind(const char *name, int64_t *start, int64_t *end);
 
 /* Writes the directory name of partition [start, end) into out (cap bytes, at least
