@@ -18,6 +18,7 @@
 #include "wire/params.h"
 #include "storage/err.h"
 #include "storage/log.h"
+#include "tsdb/format.h"
 
 static const char usage[] =
 	"Usage: tsdbd [flags]\n"
@@ -222,7 +223,7 @@ int main(int argc, char **argv)
 			   .sync = "always",
 			   .ooo_ms = 3600000,
 			   .future_ms = 3600000,
-			   .partition_ms = 86400000 };
+			   .partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT };
 	int rc = parse_flags(argc, argv, &f);
 	if (rc)
 		return rc;
