@@ -139,7 +139,29 @@ size_t ts_labels_pack(const struct ts_label *labels, uint32_t n, uint8_t *out)
 	return off;
 }
 
-/* Walks a packed set; calls back per label. Returns count or TS_ECORRUPT. */
+/* Reads the label at *off of a packed set into *l (pointers alias p) and moves *off past
+ * it. Returns 0 or TS_ECORRUPT. */
+static int next_label(const uint8_t *p, size_t len, size_t *off, struct ts_label *l)
+{
+	uint32_t nl, vl;
+	size_t o = *off;
+	size_t k = get_uvarint32(p + o, len - o, &nl);
+	if (k == 0 || len - o - k < nl)
+		return TS_CORRUPT();
+	l->name = (const char *)p + o + k;
+	l->name_len = nl;
+	o += k + nl;
+	k = get_uvarint32(p + o, len - o, &vl);
+	if (k == 0 || len - o - k < vl)
+		return TS_CORRUPT();
+	l->value = (const char *)p + o + k;
+	l->value_len = vl;
+	*off = o + k + vl;
+	return 0;
+}
+
+/* Walks a whole packed set, copying each label into out[0..cap) when out is not NULL.
+ * Returns the count or TS_ECORRUPT. */
 static int walk(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap)
 {
 	uint32_t n;
@@ -149,22 +171,12 @@ static int walk(const uint8_t *p, size_t len, struct ts_label *out, uint32_t cap
 	if (out && n > cap)
 		return TS_CORRUPT();
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t nl, vl;
-		size_t k = get_uvarint32(p + off, len - off, &nl);
-		if (k == 0 || len - off - k < nl)
-			return TS_CORRUPT();
-		const char *name = (const char *)p + off + k;
-		off += k + nl;
-		k = get_uvarint32(p + off, len - off, &vl);
-		if (k == 0 || len - off - k < vl)
-			return TS_CORRUPT();
-		if (out) {
-			out[i].name = name;
-			out[i].name_len = nl;
-			out[i].value = (const char *)p + off + k;
-			out[i].value_len = vl;
-		}
-		off += k + vl;
+		struct ts_label l;
+		int rc = next_label(p, len, &off, &l);
+		if (rc != 0)
+			return rc;
+		if (out)
+			out[i] = l;
 	}
 	if (off != len)
 		return TS_CORRUPT();
@@ -195,25 +207,19 @@ int ts_labels_get(const uint8_t *p, size_t len, const char *name, const char **v
 {
 	uint32_t n;
 	size_t off = get_uvarint32(p, len, &n);
-	size_t want = strlen(name);
 	if (off == 0)
 		return TS_CORRUPT();
+	size_t want = strlen(name);
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t nl, vl;
-		size_t k = get_uvarint32(p + off, len - off, &nl);
-		if (k == 0 || len - off - k < nl)
-			return TS_CORRUPT();
-		const uint8_t *nm = p + off + k;
-		off += k + nl;
-		k = get_uvarint32(p + off, len - off, &vl);
-		if (k == 0 || len - off - k < vl)
-			return TS_CORRUPT();
-		if (nl == want && memcmp(nm, name, nl) == 0) {
-			*value = (const char *)p + off + k;
-			*value_len = vl;
+		struct ts_label l;
+		int rc = next_label(p, len, &off, &l);
+		if (rc != 0)
+			return rc;
+		if (l.name_len == want && memcmp(l.name, name, want) == 0) {
+			*value = l.value;
+			*value_len = l.value_len;
 			return 1;
 		}
-		off += k + vl;
 	}
 	return 0;
 }
