@@ -146,14 +146,26 @@ static int cmp_double_nan_first(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+bool ts__q_quantile_outside(double q, double *r)
+{
+	if (isnan(q))
+		*r = NAN;
+	else if (q < 0)
+		*r = -INFINITY;
+	else if (q > 1)
+		*r = INFINITY;
+	else
+		return false;
+	return true;
+}
+
 double ts__q_quantile(double q, double *v, size_t n)
 {
-	if (n == 0 || isnan(q))
+	double r;
+	if (n == 0)
 		return NAN;
-	if (q < 0)
-		return -INFINITY;
-	if (q > 1)
-		return INFINITY;
+	if (ts__q_quantile_outside(q, &r))
+		return r;
 	qsort(v, n, sizeof *v, cmp_double_nan_first);
 	double fn = (double)n;
 	double rank = q * (fn - 1);

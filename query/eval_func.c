@@ -197,12 +197,9 @@ static int cmp_bucket(const void *a, const void *b)
 
 static double bucket_quantile(double q, struct bucket *b, size_t n)
 {
-	if (isnan(q))
-		return NAN;
-	if (q < 0)
-		return -INFINITY;
-	if (q > 1)
-		return INFINITY;
+	double r;
+	if (ts__q_quantile_outside(q, &r))
+		return r;
 	qsort(b, n, sizeof *b, cmp_bucket);
 	if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
 		return NAN;

@@ -252,6 +252,10 @@ int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *
 int ts__q_sort_rev_heap(struct qctx *c, struct qsample *s, size_t n, bool rev);
 /* Prometheus' quantile() over values (sorted in place). */
 double ts__q_quantile(double q, double *v, size_t n);
+/* A quantile q outside [0, 1] has its answer without data, as in Prometheus: NaN for
+ * NaN, -Inf below 0, +Inf above 1. Returns true with *r set then, false for q in
+ * [0, 1]. */
+bool ts__q_quantile_outside(double q, double *r);
 
 /* ---- function calls (eval_func.c, eval_range.c, eval_label.c) ---- */
 

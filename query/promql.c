@@ -259,6 +259,24 @@ static int parse_grouping(struct parser *p, struct ts_label_list *l)
 	return p->rc ? -1 : 0;
 }
 
+/* Tokens other than IDENT that begin a selector when an expression starts with them: a
+ * metric name with ':' and the keywords that may name a metric. */
+static bool names_metric(enum ts_promql_tok t)
+{
+	switch (t) {
+	case TS_TOK_METRIC_IDENT:
+	case TS_TOK_BY:
+	case TS_TOK_WITHOUT:
+	case TS_TOK_LAND:
+	case TS_TOK_LOR:
+	case TS_TOK_LUNLESS:
+	case TS_TOK_OFFSET:
+	case TS_TOK_START:
+	case TS_TOK_END: return true;
+	default: return false;
+	}
+}
+
 /* Tokens that can begin an expression. */
 static bool starts_expr(enum ts_promql_tok t)
 {
@@ -268,18 +286,9 @@ static bool starts_expr(enum ts_promql_tok t)
 	case TS_TOK_LPAREN:
 	case TS_TOK_LBRACE:
 	case TS_TOK_IDENT:
-	case TS_TOK_METRIC_IDENT:
 	case TS_TOK_ADD:
-	case TS_TOK_SUB:
-	case TS_TOK_BY:
-	case TS_TOK_WITHOUT:
-	case TS_TOK_LAND:
-	case TS_TOK_LOR:
-	case TS_TOK_LUNLESS:
-	case TS_TOK_OFFSET:
-	case TS_TOK_START:
-	case TS_TOK_END: return true;
-	default: return TS_TOK_IS_AGGREGATOR(t);
+	case TS_TOK_SUB: return true;
+	default: return names_metric(t) || TS_TOK_IS_AGGREGATOR(t);
 	}
 }
 
@@ -516,16 +525,11 @@ static struct ts_ast *parse_primary(struct parser *p)
 		if (p->tok.type == TS_TOK_LPAREN)
 			return parse_call(p, &t);
 		return p->rc ? NULL : parse_selector(p, &t, t.pos);
-	case TS_TOK_METRIC_IDENT:
-	case TS_TOK_BY:
-	case TS_TOK_WITHOUT:
-	case TS_TOK_LAND:
-	case TS_TOK_LOR:
-	case TS_TOK_LUNLESS:
-	case TS_TOK_OFFSET:
-	case TS_TOK_START:
-	case TS_TOK_END: advance(p); return p->rc ? NULL : parse_selector(p, &t, t.pos);
 	default: break;
+	}
+	if (names_metric(t.type)) {
+		advance(p);
+		return p->rc ? NULL : parse_selector(p, &t, t.pos);
 	}
 	if (TS_TOK_IS_AGGREGATOR(t.type)) {
 		advance(p);
