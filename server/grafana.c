@@ -98,19 +98,29 @@ static int body_doc(const struct ts_http_request *req, struct ts_net_response *r
 	return 0;
 }
 
-static void string_list(struct ts_sbuf *b, const struct ts_strlist *l, const char *fmt_obj)
+/* Answers 200 with the strings of *l that contain `contains` (all of them when it is
+ * NULL or empty) as a JSON array, each one as fmt_obj, the string and "}" when fmt_obj
+ * is not NULL; frees *l. */
+static void reply_strings(struct ts_net_response *resp, struct ts_strlist *l, const char *fmt_obj,
+			  const char *contains)
 {
-	ts_sbuf_str(b, "[");
-	for (size_t i = 0; i < l->n; i++) {
-		if (i)
-			ts_sbuf_str(b, ",");
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_sbuf_str(&b, "[");
+	for (size_t i = 0, k = 0; i < l->n; i++) {
+		if (contains && *contains && !strstr(l->v[i], contains))
+			continue;
+		if (k++)
+			ts_sbuf_str(&b, ",");
 		if (fmt_obj)
-			ts_sbuf_str(b, fmt_obj);
-		ts_sbuf_json_str(b, l->v[i], l->len[i]);
+			ts_sbuf_str(&b, fmt_obj);
+		ts_sbuf_json_str(&b, l->v[i], l->len[i]);
 		if (fmt_obj)
-			ts_sbuf_str(b, "}");
+			ts_sbuf_str(&b, "}");
 	}
-	ts_sbuf_str(b, "]");
+	ts_sbuf_str(&b, "]");
+	ts_strlist_free(l);
+	reply(resp, 200, &b);
 }
 
 /* ---- simple endpoints ---- */
@@ -243,11 +253,7 @@ static void h_tag_keys(const struct ts_http_request *req, struct ts_net_response
 		gf_error(resp, 500, "cannot list label names");
 		return;
 	}
-	struct ts_sbuf b;
-	ts_sbuf_init(&b);
-	string_list(&b, &l, "{\"type\":\"string\",\"text\":");
-	ts_strlist_free(&l);
-	reply(resp, 200, &b);
+	reply_strings(resp, &l, "{\"type\":\"string\",\"text\":", NULL);
 }
 
 static void h_tag_values(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
@@ -266,11 +272,7 @@ static void h_tag_values(const struct ts_http_request *req, struct ts_net_respon
 		gf_error(resp, 500, "cannot list label values");
 		goto out;
 	}
-	struct ts_sbuf b;
-	ts_sbuf_init(&b);
-	string_list(&b, &l, "{\"text\":");
-	ts_strlist_free(&l);
-	reply(resp, 200, &b);
+	reply_strings(resp, &l, "{\"text\":", NULL);
 out:
 	ts_jdoc_fini(&d);
 }
@@ -285,19 +287,7 @@ static void h_search(const struct ts_http_request *req, struct ts_net_response *
 	struct ts_strlist l;
 	if (metric_names(arg, resp, &l))
 		goto out;
-	struct ts_sbuf b;
-	ts_sbuf_init(&b);
-	ts_sbuf_str(&b, "[");
-	for (size_t i = 0, k = 0; i < l.n; i++) {
-		if (target && *target && !strstr(l.v[i], target))
-			continue;
-		if (k++)
-			ts_sbuf_str(&b, ",");
-		ts_sbuf_json_str(&b, l.v[i], l.len[i]);
-	}
-	ts_sbuf_str(&b, "]");
-	ts_strlist_free(&l);
-	reply(resp, 200, &b);
+	reply_strings(resp, &l, NULL, target);
 out:
 	ts_jdoc_fini(&d);
 }
