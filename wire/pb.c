@@ -306,28 +306,30 @@ int ts_pb_put_int64_field(struct ts_pb_buf *b, uint32_t field, int64_t v)
 	return ts_pb_put_uint64_field(b, field, (uint64_t)v);
 }
 
+/* A fixed-width field of wire type `wire`: the tag, then the low n_bytes bytes of v,
+ * little-endian. */
+static int put_fixed_field(struct ts_pb_buf *b, uint32_t field, enum ts_pb_wire wire, uint64_t v,
+			   size_t n_bytes)
+{
+	int rc = ts_pb_buf_reserve(b, 10 + n_bytes);
+	if (rc)
+		return rc;
+	b->len += encode_varint(b->data + b->len, (uint64_t)field << 3 | wire);
+	for (size_t i = 0; i < n_bytes; i++)
+		b->data[b->len++] = (uint8_t)(v >> (8 * i));
+	return 0;
+}
+
 int ts_pb_put_double_field(struct ts_pb_buf *b, uint32_t field, double v)
 {
 	uint64_t bits;
 	memcpy(&bits, &v, sizeof bits);
-	int rc = ts_pb_buf_reserve(b, 18);
-	if (rc)
-		return rc;
-	b->len += encode_varint(b->data + b->len, (uint64_t)field << 3 | TS_PB_FIXED64);
-	for (int i = 0; i < 8; i++)
-		b->data[b->len++] = (uint8_t)(bits >> (8 * i));
-	return 0;
+	return put_fixed_field(b, field, TS_PB_FIXED64, bits, 8);
 }
 
 int ts_pb_put_fixed32_field(struct ts_pb_buf *b, uint32_t field, uint32_t v)
 {
-	int rc = ts_pb_buf_reserve(b, 14);
-	if (rc)
-		return rc;
-	b->len += encode_varint(b->data + b->len, (uint64_t)field << 3 | TS_PB_FIXED32);
-	for (int i = 0; i < 4; i++)
-		b->data[b->len++] = (uint8_t)(v >> (8 * i));
-	return 0;
+	return put_fixed_field(b, field, TS_PB_FIXED32, v, 4);
 }
 
 int ts_pb_put_bytes_field(struct ts_pb_buf *b, uint32_t field, const void *p, size_t n)

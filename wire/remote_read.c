@@ -392,24 +392,26 @@ int ts_rr_samples_add(struct ts_rr_samples_writer *w, const struct ts_sample *s,
 	return 0;
 }
 
+/* Closes the innermost open message, opened at `mark`, when the writer's state (its
+ * nesting depth) is `depth`. */
+static int end_nested(struct ts_rr_samples_writer *w, int depth, size_t mark)
+{
+	if (w->state != depth)
+		return TS_EINVALID;
+	int rc = ts_pb_end(&w->out, mark);
+	if (rc == 0)
+		w->state = depth - 1;
+	return rc;
+}
+
 int ts_rr_samples_end_series(struct ts_rr_samples_writer *w)
 {
-	if (w->state != 2)
-		return TS_EINVALID;
-	int rc = ts_pb_end(&w->out, w->series_mark);
-	if (rc == 0)
-		w->state = 1;
-	return rc;
+	return end_nested(w, 2, w->series_mark);
 }
 
 int ts_rr_samples_end_result(struct ts_rr_samples_writer *w)
 {
-	if (w->state != 1)
-		return TS_EINVALID;
-	int rc = ts_pb_end(&w->out, w->result_mark);
-	if (rc == 0)
-		w->state = 0;
-	return rc;
+	return end_nested(w, 1, w->result_mark);
 }
 
 /* ---- STREAMED_XOR_CHUNKS ---- */
