@@ -176,6 +176,13 @@ class System:
             self.proc.wait()
             return False
 
+    def write_config(self, name, text):
+        """Writes text to the file `name` in the run directory; returns its path."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     def write_path(self, dataset):
         return "/api/v1/write" if dataset == "node" else "/write?db=bench&precision=ms"
 
@@ -216,9 +223,8 @@ class Prometheus(System):
                  "within a run, so its disk figure is WAL + head chunks")
 
     def cmd(self):
-        cfg = os.path.join(self.dir, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
+        cfg = self.write_config("prometheus.yml",
+                                "global:\n  scrape_interval: 15s\nscrape_configs: []\n")
         return ["/usr/bin/prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + self.data,
                 "--web.listen-address=127.0.0.1:%d" % self.port,
                 "--web.enable-remote-write-receiver", "--log.level=warn"]
@@ -234,14 +240,14 @@ class Influx(System):
                  "snapshot after 25 MB or 10 min cold: below 25 MB of data the disk figure is mostly WAL)")
 
     def cmd(self):
-        cfg = os.path.join(self.dir, "influxdb.conf")
-        with open(cfg, "w") as f:
-            f.write('reporting-disabled = true\nbind-address = "127.0.0.1:%d"\n'
-                    '[meta]\n  dir = "%s/meta"\n'
-                    '[data]\n  dir = "%s/data"\n  wal-dir = "%s/wal"\n  query-log-enabled = false\n'
-                    '[monitor]\n  store-enabled = false\n'
-                    '[http]\n  enabled = true\n  bind-address = "127.0.0.1:%d"\n  log-enabled = false\n'
-                    % (free_port(), self.data, self.data, self.data, self.port))
+        cfg = self.write_config(
+            "influxdb.conf",
+            'reporting-disabled = true\nbind-address = "127.0.0.1:%d"\n'
+            '[meta]\n  dir = "%s/meta"\n'
+            '[data]\n  dir = "%s/data"\n  wal-dir = "%s/wal"\n  query-log-enabled = false\n'
+            '[monitor]\n  store-enabled = false\n'
+            '[http]\n  enabled = true\n  bind-address = "127.0.0.1:%d"\n  log-enabled = false\n'
+            % (free_port(), self.data, self.data, self.data, self.port))
         return ["/usr/bin/influxd", "run", "-config", cfg]
 
     def prepare(self, h):
@@ -255,6 +261,16 @@ SYSTEMS = {"tsdbd": Tsdbd, "victoriametrics": Victoria, "prometheus": Prometheus
 
 
 # ---- query sets ---------------------------------------------------------------------
+
+def lookups(rng, series_matches, label):
+    """The lookup requests both datasets make over rng: /series for each match, the label
+    names, and the values of `label` and of __name__."""
+    look = [("/api/v1/series", dict(rng, **{"match[]": m})) for m in series_matches]
+    look.append(("/api/v1/labels", dict(rng)))
+    for name in (label, "__name__"):
+        look.append(("/api/v1/label/%s/values" % name, dict(rng)))
+    return look
+
 
 def query_set(dataset, man):
     """[(kind, label, path, params)] with kind dashboard|lookup."""
@@ -274,14 +290,9 @@ def query_set(dataset, man):
             ("count by (job) ({__name__=~\"node_network_.*\"})", {"time": "%.3f" % end}),
             ("node_filesystem_avail_bytes{fstype!~\"tmpfs|overlay\"}", {"time": "%.3f" % end}),
         ]
-        look = [
-            ("/api/v1/series", dict(rng, **{"match[]": 'node_cpu_seconds_total{instance="host-0001:9100"}'})),
-            ("/api/v1/series", dict(rng, **{"match[]": '{instance="host-0002:9100"}'})),
-            ("/api/v1/labels", dict(rng)),
-            ("/api/v1/label/instance/values", dict(rng)),
-            ("/api/v1/label/__name__/values", dict(rng)),
-            ("/api/v1/label/mode/values", dict(rng, **{"match[]": "node_cpu_seconds_total"})),
-        ]
+        look = lookups(rng, ['node_cpu_seconds_total{instance="host-0001:9100"}',
+                             '{instance="host-0002:9100"}'], "instance")
+        look.append(("/api/v1/label/mode/values", dict(rng, **{"match[]": "node_cpu_seconds_total"})))
     else:
         r60 = dict(rng, step="60")
         r300 = dict(rng, step="300")
@@ -295,13 +306,7 @@ def query_set(dataset, man):
             ("cpu_usage_user", {"time": "%.3f" % end}),
             ("topk(5, max by (hostname) (max_over_time(cpu_usage_user[5m])))", {"time": "%.3f" % end}),
         ]
-        look = [
-            ("/api/v1/series", dict(rng, **{"match[]": 'cpu_usage_user{hostname="host_7"}'})),
-            ("/api/v1/series", dict(rng, **{"match[]": '{hostname="host_8"}'})),
-            ("/api/v1/labels", dict(rng)),
-            ("/api/v1/label/hostname/values", dict(rng)),
-            ("/api/v1/label/__name__/values", dict(rng)),
-        ]
+        look = lookups(rng, ['cpu_usage_user{hostname="host_7"}', '{hostname="host_8"}'], "hostname")
     out = []
     for q, p in dash:
         path = "/api/v1/query_range" if "step" in p else "/api/v1/query"

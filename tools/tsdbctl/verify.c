@@ -83,17 +83,17 @@ static void problem(struct verify *v, const char *where, const char *fmt, ...)
 
 /* ---- series ---- */
 
+static int vs_id_cmp(const void *key, const void *elem)
+{
+	uint64_t a = *(const uint64_t *)key, b = ((const struct vseries *)elem)->id;
+	return (a > b) - (a < b);
+}
+
+/* v->s ascends by id without repeats: the series table's keys are big-endian ids,
+ * scanned in key order. */
 static struct vseries *vs_find(struct verify *v, uint64_t id)
 {
-	size_t lo = 0, hi = v->n_series;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v->s[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < v->n_series && v->s[lo].id == id ? &v->s[lo] : NULL;
+	return v->n_series ? bsearch(&id, v->s, v->n_series, sizeof *v->s, vs_id_cmp) : NULL;
 }
 
 /* Unpacks a series row into v->lab[0..*n). Returns 0 or a negative error. */
