@@ -180,9 +180,9 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
  * the array and the array's reference is given back. */
 static int compact_one(struct ts_db *db, struct ts_partition *p)
 {
-	int rc = ts__part_pin(db, p);
+	int rc = ts__part_pin(db, p, 0);
 	if (rc)
-		return rc;
+		return rc == TS_ENOTFOUND ? 0 : rc; /* never written: nothing to rewrite */
 	if (atomic_load(&p->compacted) == 1) {
 		ts__part_unpin(db, p);
 		return 0;

@@ -197,8 +197,11 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 /* Makes p->env (and its table handles) usable until the matching ts__part_unpin:
  * opens the env if it is closed, first closing the least recently used unpinned envs
  * beyond db->max_open (and retrying once after closing one more on EMFILE/ENFILE).
- * The caller holds a reference to p. Returns 0, or ts_env_open's error. */
-int ts__part_pin(struct ts_db *db, struct ts_partition *p);
+ * The caller holds a reference to p. Only the writer passes create: for everyone else a
+ * partition whose directory does not exist yet (created in memory, its first write
+ * failed) gives TS_ENOTFOUND, holding nothing. Returns 0, TS_ENOTFOUND, or
+ * ts_env_open's error. */
+int ts__part_pin(struct ts_db *db, struct ts_partition *p, int create);
 /* Ends a pin, then closes the least recently used unpinned envs beyond the cap (a long
  * query may have opened more). Accepts p == NULL. */
 void ts__part_unpin(struct ts_db *db, struct ts_partition *p);

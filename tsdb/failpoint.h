@@ -44,6 +44,7 @@
  *
  * The error points (name: the step that fails):
  *   flush.apply            writer.c: the transaction that writes chunks into a partition
+ *   partition.create       partition.c: creating a new partition's directory and env
  *   compact.rename_old     compact.c: renaming <part> to <part>.old
  *   compact.rename_new     compact.c: renaming <part>.compact to <part>
  *

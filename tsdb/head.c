@@ -82,13 +82,14 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 	if (!part)
 		return 0;
 	struct ts_rtxn *r;
-	int rc = ts__part_pin(db, part);
-	if (rc == 0) {
+	int rc = ts__part_pin(db, part, 0);
+	if (rc == TS_ENOTFOUND)
+		rc = 0; /* never written: nothing stored there */
+	else if (rc == 0) {
 		rc = ts_env_read_begin(part->env, &r);
 		if (rc == 0) {
 			struct stored_find f = { t, v };
-			rc = ts__part_scan(r, part->chunks, s->id, start, t, stored_find_chunk,
-					   &f);
+			rc = ts__part_scan(r, part->chunks, s->id, start, t, stored_find_chunk, &f);
 			ts_env_read_end(r);
 		}
 		ts__part_unpin(db, part);

@@ -126,11 +126,18 @@ static int close_lru(struct ts_db *db)
 	return 1;
 }
 
-int ts__part_pin(struct ts_db *db, struct ts_partition *p)
+int ts__part_pin(struct ts_db *db, struct ts_partition *p, int create)
 {
 	int rc = 0;
+	struct stat st;
 	pthread_mutex_lock(&db->open_mu);
-	if (!p->env) {
+	/* The writer makes a partition's object before its directory: until its first
+	 * write succeeds (a full disk) it has no env, and readers find nothing there. */
+	if (!p->env && !create && stat(p->dir, &st) != 0 && errno == ENOENT)
+		rc = TS_ENOTFOUND;
+	if (!p->env && rc == 0 && create && stat(p->dir, &st) != 0)
+		rc = ts__failpoint_err("partition.create");
+	if (!p->env && rc == 0) {
 		while (db->n_open >= db->max_open && close_lru(db))
 			;
 		rc = env_open(db, p);
@@ -371,7 +378,8 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 		       gone[i]->dir, cutoff);
 		atomic_store(&gone[i]->remove, 1);
 		ts__failpoint("retention.before_remove");
-		ts__part_unref(db, gone[i]); /* the array's reference; readers may still hold theirs */
+		ts__part_unref(db,
+			       gone[i]); /* the array's reference; readers may still hold theirs */
 		ts__failpoint("retention.removed");
 	}
 	return n;

@@ -95,8 +95,8 @@ static int re_match_dfa(struct cmatcher *m, const char *v, size_t len)
 			if (!m->dfa_ws)
 				return -ENOMEM;
 		}
-		int rc = pcre2_dfa_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx,
-					 m->dfa_ws, m->dfa_ws_n);
+		int rc = pcre2_dfa_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx, m->dfa_ws,
+					 m->dfa_ws_n);
 		/* 0: matched, more alternatives than the match data holds. */
 		if (rc >= 0)
 			return 1;
@@ -162,8 +162,9 @@ static int cm_compile_re(struct cmatcher *m, char *msg, size_t msg_len)
 		if (msg && msg_len) {
 			char e[128];
 			pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
-			snprintf(msg, msg_len, "invalid regular expression \"%s\": %s at offset %zu",
-				 m->value, e, (size_t)off);
+			snprintf(msg, msg_len,
+				 "invalid regular expression \"%s\": %s at offset %zu", m->value, e,
+				 (size_t)off);
 		}
 		return TS_EINVALID;
 	}
@@ -505,8 +506,8 @@ struct idsets {
 
 /* 2. Postings: the intersection of what the matchers that reject "" select, minus what
  * the others exclude. *uncertain is set when a cut key was involved. */
-static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matchers,
-			  struct idsets *x, int *uncertain)
+static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matchers, struct idsets *x,
+			  int *uncertain)
 {
 	struct ts_rtxn *r;
 	int rc = ts_env_read_begin(db->index, &r);
@@ -699,7 +700,15 @@ static int snapshot_parts(struct ts_series_set *set)
 		return -ENOMEM;
 	for (size_t i = 0; i < set->n_parts && rc == 0; i++) {
 		struct part_snap *ps = &set->parts[i];
-		rc = ts__part_pin(db, ps->part);
+		rc = ts__part_pin(db, ps->part, 0);
+		if (rc == TS_ENOTFOUND) { /* never written: nothing to read there */
+			ts__part_unref(db, ps->part);
+			memmove(ps, ps + 1, (set->n_parts - i - 1) * sizeof *ps);
+			set->n_parts--;
+			i--;
+			rc = 0;
+			continue;
+		}
 		if (rc)
 			break;
 		ps->table = ps->part->chunks;
@@ -713,8 +722,8 @@ static int snapshot_parts(struct ts_series_set *set)
 }
 
 int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
-		 int64_t mint, int64_t maxt, const struct ts_select_opts *o, struct ts_series_set **out,
-		 char *msg, size_t msg_len)
+		 int64_t mint, int64_t maxt, const struct ts_select_opts *o,
+		 struct ts_series_set **out, char *msg, size_t msg_len)
 {
 	struct budget bud = { o, 0 };
 	struct cmatcher *m = NULL;

@@ -190,7 +190,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		if (rc)
 			break;
 		/* Only the writer creates partitions, so p stays valid during this group. */
-		rc = ts__part_pin(db, p);
+		rc = ts__part_pin(db, p, 1);
 		if (rc)
 			break;
 		struct ts_rtxn *r;
@@ -403,8 +403,9 @@ static void note_result(struct ts_db *db, int checkpoint, int rc)
 	if (rc) {
 		atomic_fetch_add(&db->n_flush_failures, 1);
 		if (rc != prev)
-			ts_log(TS_LOG_ERROR, "flush%s failed: %s; refusing writes until a flush "
-					     "succeeds (retried every flush interval)",
+			ts_log(TS_LOG_ERROR,
+			       "flush%s failed: %s; refusing writes until a flush "
+			       "succeeds (retried every flush interval)",
 			       checkpoint ? " (checkpoint)" : "", ts_strerror(rc));
 	}
 }

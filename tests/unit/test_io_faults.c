@@ -122,6 +122,39 @@ static void test_partition_write_finds_no_space(void **st)
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
+/* A new partition whose directory cannot be made (a full disk) exists only in memory:
+ * the flush fails, reads go on without creating it, and the next flush creates it. */
+static void test_new_partition_cannot_be_created(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "iofault");
+	struct ts_db_opts o = quiet();
+	setenv("TS_FAILPOINT", "partition.create:1:ENOSPC", 1);
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	unsetenv("TS_FAILPOINT");
+	assert_int_equal(append_range(db, 0, 300), 0);
+	assert_int_equal(ts_db_checkpoint(db), -ENOSPC);
+	check_samples(db, 300); /* from memory; the partition is not created by a reader */
+	char raw[4200];
+	snprintf(raw, sizeof raw, "%s/raw", dir);
+	DIR *d = opendir(raw);
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(n, 0);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	check_samples(db, 300);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	check_samples(db, 300);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
 static void compaction_rename_fails(const char *point)
 {
 	char dir[4096];
@@ -179,6 +212,7 @@ int main(void)
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_partition_write_finds_no_space),
+		cmocka_unit_test(test_new_partition_cannot_be_created),
 		cmocka_unit_test(test_compaction_first_rename_fails),
 		cmocka_unit_test(test_compaction_second_rename_fails),
 	};
