@@ -308,7 +308,8 @@ int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t 
 	if (rc == -ETIMEDOUT)
 		return ts__q_fail(c, rc, TS_QERR_TIMEOUT, "query timed out in series selection");
 	if (rc == -ECANCELED)
-		return ts__q_fail(c, rc, TS_QERR_CANCELED, "query was canceled in series selection");
+		return ts__q_fail(c, rc, TS_QERR_CANCELED,
+				  "query was canceled in series selection");
 	if (rc == TS_ELIMIT && msg[0])
 		return ts__q_fail(c, rc, TS_QERR_EXECUTION, "%s", msg);
 	if (rc == TS_EINVALID)

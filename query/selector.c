@@ -90,7 +90,8 @@ int ts_selector_union(struct ts_db *db, const struct ts_selector *sel, size_t n,
 		return -ENOMEM;
 	size_t total = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = ts_db_select(db, sel[i].m, sel[i].n, mint, maxt, NULL, &u->sets[i], msg, msg_len);
+		rc = ts_db_select(db, sel[i].m, sel[i].n, mint, maxt, NULL, &u->sets[i], msg,
+				  msg_len);
 		if (rc == 0) {
 			u->n_sets++;
 			total += ts_series_set_len(u->sets[i]);

@@ -39,7 +39,7 @@
 #include "storage/log.h"
 #include "storage/mem.h"
 
-#define BATCH_SAMPLES 20000 /* text formats append in slices of about this many */
+#define BATCH_SAMPLES 20000	  /* text formats append in slices of about this many */
 #define CTX_KEEP_BYTES (4u << 20) /* pooled contexts hold at most this much */
 
 /* ---- batch of copied series ---- */
@@ -209,11 +209,11 @@ static size_t ctx_bytes(const struct ts_ingest_ctx *c)
 	       r->samples_cap * sizeof *r->samples_arena +
 	       r->exemplars_cap * sizeof *r->exemplars_arena +
 	       r->ex_labels_cap * sizeof *r->ex_labels + r->symbols_cap * sizeof *r->symbols +
-	       c->b.cap_ser * sizeof *c->b.ser +
-	       c->b.cap_lab * sizeof *c->b.lab + c->b.cap_str + c->b.cap_smp * sizeof *c->b.smp +
-	       c->b.cap_in * sizeof *c->b.in + c->cap_in * sizeof *c->in +
-	       c->lp.tags_cap * sizeof *c->lp.tags + c->lp.fields_cap * sizeof *c->lp.fields +
-	       c->lp.scratch_cap + c->lpm.series_cap * sizeof *c->lpm.series +
+	       c->b.cap_ser * sizeof *c->b.ser + c->b.cap_lab * sizeof *c->b.lab + c->b.cap_str +
+	       c->b.cap_smp * sizeof *c->b.smp + c->b.cap_in * sizeof *c->b.in +
+	       c->cap_in * sizeof *c->in + c->lp.tags_cap * sizeof *c->lp.tags +
+	       c->lp.fields_cap * sizeof *c->lp.fields + c->lp.scratch_cap +
+	       c->lpm.series_cap * sizeof *c->lpm.series +
 	       c->lpm.labels_cap * sizeof *c->lpm.labels + c->lpm.names_cap;
 }
 
@@ -475,10 +475,10 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		status = rc == -ENOMEM ? 503 : 400;
 		/* The decoder names the bound it hit: labels, or series/samples/exemplars. */
 		if (rc == TS_ELIMIT)
-			atomic_fetch_add(&app->limited[strstr(c->rw.err, " labels ")
-							       ? TS_LIM_LABELS
-							       : TS_LIM_SERIES],
-					 1);
+			atomic_fetch_add(
+				&app->limited[strstr(c->rw.err, " labels ") ? TS_LIM_LABELS
+									    : TS_LIM_SERIES],
+				1);
 		ts_sbuf_printf(&b, "cannot decode %s request: %s",
 			       v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
 			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));

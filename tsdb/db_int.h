@@ -104,12 +104,12 @@ struct ts_shard {
  * one while it uses the env, so retention can drop a partition from the array at any
  * time; the last reference closes the env and, if asked, deletes its directory. */
 struct ts_partition {
-	int64_t start, end; /* [start, end) in ms */
-	struct ts_env *env; /* NULL while closed; opened on demand (ts__part_pin), db->open_mu */
-	unsigned chunks;    /* table handles, valid while env is open */
-	unsigned meta;	    /* table: "compacted" (compact.c) */
-	int pins;	    /* users of env right now (db->open_mu); 0: it may be closed */
-	uint64_t last_use;  /* db->open_clock at the last pin, for LRU closing (db->open_mu) */
+	int64_t start, end;   /* [start, end) in ms */
+	struct ts_env *env;   /* NULL while closed; opened on demand (ts__part_pin), db->open_mu */
+	unsigned chunks;      /* table handles, valid while env is open */
+	unsigned meta;	      /* table: "compacted" (compact.c) */
+	int pins;	      /* users of env right now (db->open_mu); 0: it may be closed */
+	uint64_t last_use;    /* db->open_clock at the last pin, for LRU closing (db->open_mu) */
 	atomic_int compacted; /* 1 rewritten tightly since its last write, 0 not, -1 not known
 			       * until the env is first opened */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
@@ -154,7 +154,7 @@ struct ts_db {
 	size_t n_parts, cap_parts;
 	/* Open partition envs (each costs file descriptors and address space): at most
 	 * max_open are kept open while unpinned; the least recently used goes first. */
-	pthread_mutex_t open_mu; /* guards every partition's env, pins, last_use, dir, and: */
+	pthread_mutex_t open_mu;    /* guards every partition's env, pins, last_use, dir, and: */
 	struct ts_partition **open; /* partitions whose env is open (no reference held) */
 	size_t n_open, cap_open, max_open;
 	uint64_t open_clock;

@@ -16,8 +16,8 @@
 atomic_int ts__failpoint_armed;
 
 static char armed_name[64];
-static long armed_at;	      /* kill (or fail) at this hit, >= 1 */
-static int armed_errno;	      /* 0: kill; else the error point fails with -armed_errno */
+static long armed_at;	       /* kill (or fail) at this hit, >= 1 */
+static int armed_errno;	       /* 0: kill; else the error point fails with -armed_errno */
 static atomic_long armed_hits; /* hits of armed_name since the load */
 
 static int errno_named(const char *s)
@@ -25,7 +25,9 @@ static int errno_named(const char *s)
 	static const struct {
 		const char *name;
 		int e;
-	} t[] = { { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "ENOMEM", ENOMEM } };
+	} t[] = {
+		{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT }, { "ENOMEM", ENOMEM }
+	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (!strcmp(s, t[i].name))
 			return t[i].e;

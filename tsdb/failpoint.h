@@ -72,8 +72,7 @@ int ts__failpoint_err_hit(const char *name);
 /* Marks a crash point; see above. name is a string literal. */
 static inline void ts__failpoint(const char *name)
 {
-	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed),
-			     0))
+	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed), 0))
 		ts__failpoint_hit(name);
 }
 
@@ -81,8 +80,7 @@ static inline void ts__failpoint(const char *name)
  * the caller handles as that step's own failure. name is a string literal. */
 static inline int ts__failpoint_err(const char *name)
 {
-	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed),
-			     0))
+	if (__builtin_expect(atomic_load_explicit(&ts__failpoint_armed, memory_order_relaxed), 0))
 		return ts__failpoint_err_hit(name);
 	return 0;
 }

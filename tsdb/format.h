@@ -180,7 +180,7 @@ struct ts_format_snap {
 #define TS_FORMAT_MIN_T_MS (-(INT64_C(1) << 62))
 #define TS_FORMAT_MAX_T_MS (INT64_C(1) << 62)
 #define TS_FORMAT_PARTITION_MS_MAX (INT64_C(1) << 60)
-#define TS_FORMAT_PART_TABLE_CHUNKS "chunks"		 /* key, value: storage/chunk.h */
+#define TS_FORMAT_PART_TABLE_CHUNKS "chunks" /* key, value: storage/chunk.h */
 #define TS_FORMAT_PART_TABLE_META "meta"
 #define TS_FORMAT_PART_META_COMPACTED "compacted" /* present: rewritten since last write */
 /* A partition directory is "<start_ms>_<end_ms>" (decimal, start < end); during a

@@ -396,10 +396,11 @@ static int decode_v1(struct ts_rw_request *r, struct ts_pb_reader *rd)
 	/* Skipping them would store nothing and still answer 204: the sender would never
 	 * learn that its data was dropped. */
 	if (v2_fields && r->n_series == 0)
-		return FAIL(r, TS_EINVALID,
-			    "the body is a remote write 2.0 request (symbols and timeseries in "
-			    "fields 4 and 5) but was sent as remote write 1.0; send it with "
-			    "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request");
+		return FAIL(
+			r, TS_EINVALID,
+			"the body is a remote write 2.0 request (symbols and timeseries in "
+			"fields 4 and 5) but was sent as remote write 1.0; send it with "
+			"Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request");
 	return 0;
 }
 

@@ -91,10 +91,10 @@
 #define T0_MS INT64_C(1700000000000)
 #define OOO_WINDOW_MS 300000
 #define PARTITION_MS 900000 /* 15 min: 60 batches */
-#define N_BASE 300	 /* series live from batch 0 */
-#define BIRTH_EVERY 10	 /* then one new series every this many batches */
-#define MAX_DEFER 4	 /* OOO samples arrive up to this many batches late */
-#define REJECT_BEHIND 30 /* slots behind the head: 450 s, outside the window */
+#define N_BASE 300	    /* series live from batch 0 */
+#define BIRTH_EVERY 10	    /* then one new series every this many batches */
+#define MAX_DEFER 4	    /* OOO samples arrive up to this many batches late */
+#define REJECT_BEHIND 30    /* slots behind the head: 450 s, outside the window */
 #define NEVER INT64_MAX
 #define N_NAMES 6
 #define SAMPLES_PER_ENTRY 8
@@ -506,8 +506,8 @@ static uint64_t expected_kept(uint64_t k, int64_t L, int64_t cutoff)
 
 /* First sample of series k (batches <= L, outside maybe-expired partitions) that set
  * entry i lacks; describes it in r. */
-static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L,
-			 int64_t cutoff, struct vres *r)
+static void find_missing(struct ts_series_set *set, size_t i, uint64_t k, int64_t L, int64_t cutoff,
+			 struct vres *r)
 {
 	struct ts_iter *it;
 	if (ts_iter_new(set, i, &it) != 0)
@@ -552,7 +552,7 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 
 	uint64_t kn = kmax(L + 1);
 	uint8_t *seen = calloc(kn + 1, 1);
-	uint8_t *acked = calloc(kn + 1, 1);	  /* k has a sample in batches <= L */
+	uint8_t *acked = calloc(kn + 1, 1);	       /* k has a sample in batches <= L */
 	uint64_t *kept = calloc(kn + 1, sizeof *kept); /* expected_kept(k, L, cutoff) */
 	assert_true(seen && acked && kept);
 	for (uint64_t k = 0; k < kmax(L); k++) {
@@ -566,7 +566,9 @@ static void verify_db(struct ts_db *db, int64_t L, int strict, uint64_t expected
 		r->n_expected += kept[k];
 	}
 	if (cutoff == INT64_MIN && r->n_expected != expected)
-		vfail(r, "bookkeeping: the batches sent %" PRIu64 " samples, the workload says %" PRIu64,
+		vfail(r,
+		      "bookkeeping: the batches sent %" PRIu64
+		      " samples, the workload says %" PRIu64,
 		      expected, r->n_expected);
 
 	struct ts_matcher m = { TS_MATCH_RE, "__name__", ".+" };
@@ -741,7 +743,8 @@ static void check_raw(const char *db_dir, struct vres *r)
 		int used = -1;
 		int ok = strspn(name, "0123456789_") == strlen(name) &&
 			 sscanf(name, "%lld_%lld%n", &a, &b, &used) == 2 &&
-			 used == (int)strlen(name) && a % PARTITION_MS == 0 && b == a + PARTITION_MS;
+			 used == (int)strlen(name) && a % PARTITION_MS == 0 &&
+			 b == a + PARTITION_MS;
 		char path[PATH_MAX + 256];
 		struct stat st;
 		snprintf(path, sizeof path, "%s/%s", raw, name);
@@ -1030,17 +1033,17 @@ static const struct fp_def {
 	char group;
 	int max_n;
 } fps[] = {
-	{ "flush.part_written", 'c', 6 },      { "flush.before_index", 'c', 3 },
-	{ "ckpt.captured", 'c', 3 },	       { "ckpt.before_index", 'c', 3 },
-	{ "ckpt.before_truncate", 'c', 3 },    { "compact.rewritten", 'k', 3 },
-	{ "compact.renamed_old", 'k', 3 },     { "compact.renamed_new", 'k', 3 },
-	{ "compact.synced", 'k', 3 },	       { "compact.before_release", 'k', 3 },
-	{ "dir.files_removed", 'k', 4 },       { "retention.before_remove", 'r', 2 },
+	{ "flush.part_written", 'c', 6 },   { "flush.before_index", 'c', 3 },
+	{ "ckpt.captured", 'c', 3 },	    { "ckpt.before_index", 'c', 3 },
+	{ "ckpt.before_truncate", 'c', 3 }, { "compact.rewritten", 'k', 3 },
+	{ "compact.renamed_old", 'k', 3 },  { "compact.renamed_new", 'k', 3 },
+	{ "compact.synced", 'k', 3 },	    { "compact.before_release", 'k', 3 },
+	{ "dir.files_removed", 'k', 4 },    { "retention.before_remove", 'r', 2 },
 	{ "retention.removed", 'r', 2 },
 };
 #define N_FPS (sizeof fps / sizeof fps[0])
-#define FP_WAIT_MS 2000	 /* an armed child not dead by then is killed */
-#define KEEP_SLOTS 360	 /* retention keeps about this much behind the acknowledged data */
+#define FP_WAIT_MS 2000	  /* an armed child not dead by then is killed */
+#define KEEP_SLOTS 360	  /* retention keeps about this much behind the acknowledged data */
 #define KEEP_MIN_SLOTS 40 /* and never less: appends stay well inside it */
 
 /* Start of the partition holding t (t >= 0). */
@@ -1193,7 +1196,8 @@ static void test_kill9_loop(void **state)
 		int st;
 		assert_int_equal(waitpid(pid, &st, 0), pid);
 		if (pl.retention_ms) {
-			int64_t hi = wall_ms() - pl.retention_ms + 60000; /* a minute of clock slack */
+			int64_t hi = wall_ms() - pl.retention_ms +
+				     60000; /* a minute of clock slack */
 			if (hi > cutoff_hi)
 				cutoff_hi = hi;
 		}
@@ -1492,9 +1496,13 @@ static void test_failpoint(void **state)
 	assert_int_equal(failpoint_child(dir, "ckpt.before_truncate:3", 5, fds[1]), SIGKILL);
 	assert_int_equal(read(fds[0], buf, sizeof buf), 2); /* two checkpoints went through */
 	assert_int_equal(failpoint_child(dir, "ckpt.captured:1", 5, fds[1]), SIGKILL);
-	static const char *const inert[] = { "ckpt.before_truncate:0", "ckpt.before_truncate",
-					     ":1", "ckpt.before_truncate:1x",
-					     "ckpt.before_truncat:1", "", NULL };
+	static const char *const inert[] = { "ckpt.before_truncate:0",
+					     "ckpt.before_truncate",
+					     ":1",
+					     "ckpt.before_truncate:1x",
+					     "ckpt.before_truncat:1",
+					     "",
+					     NULL };
 	for (size_t i = 0; i < sizeof inert / sizeof inert[0]; i++) {
 		if (failpoint_child(dir, inert[i], 3, fds[1]) != 0)
 			fail_msg("TS_FAILPOINT=%s: the child did not survive",
@@ -1550,10 +1558,8 @@ int main(void)
 	parent_rng = g_seed;
 	ts_log_set_level(TS_LOG_WARN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_workload),
-		cmocka_unit_test(test_failpoint),
-		cmocka_unit_test(test_clean_close_reopen),
-		cmocka_unit_test(test_checkpoint_reopen),
+		cmocka_unit_test(test_workload),	   cmocka_unit_test(test_failpoint),
+		cmocka_unit_test(test_clean_close_reopen), cmocka_unit_test(test_checkpoint_reopen),
 		cmocka_unit_test(test_kill9_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

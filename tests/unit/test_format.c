@@ -49,7 +49,7 @@ static void test_partition_arithmetic_at_the_edges(void **st)
 				   INT64_C(1) << 40,
 				   TS_FORMAT_PARTITION_MS_MAX - 1,
 				   TS_FORMAT_PARTITION_MS_MAX };
-	const int64_t edges[] = { TS_FORMAT_MIN_T_MS, TS_FORMAT_MIN_T_MS + 1, -1, 0, 1,
+	const int64_t edges[] = { TS_FORMAT_MIN_T_MS,	  TS_FORMAT_MIN_T_MS + 1, -1, 0, 1,
 				  TS_FORMAT_MAX_T_MS - 1, TS_FORMAT_MAX_T_MS };
 	for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
 		for (size_t j = 0; j < sizeof edges / sizeof edges[0]; j++)

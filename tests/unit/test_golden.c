@@ -125,7 +125,8 @@ static void test_golden_db_v1(void **st)
 						  { TS_MATCH_EQ, "instance", insts[s] } };
 			struct ts_series_set *set;
 			assert_int_equal(
-				ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+				ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0),
+				0);
 			assert_int_equal(ts_series_set_len(set), 1);
 			struct ts_iter *it;
 			assert_int_equal(ts_iter_new(set, 0, &it), 0);

@@ -606,7 +606,8 @@ static void bench(void **state)
 		uint64_t n = 0;
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		assert_int_equal(
-			ts_db_select(db, &m, 1, b0 - 300000, b0 + 86400000LL, NULL, &set, NULL, 0), 0);
+			ts_db_select(db, &m, 1, b0 - 300000, b0 + 86400000LL, NULL, &set, NULL, 0),
+			0);
 		for (size_t i = 0; i < ts_series_set_len(set); i++) {
 			struct ts_iter *it;
 			assert_int_equal(ts_iter_new(set, i, &it), 0);

@@ -90,9 +90,10 @@ static void rand_matcher(uint64_t *rs, const struct tseries *s, size_t n, struct
 			 char *value)
 {
 	static const char *const res[] = {
-		"x*",	     "x+",	    "x*y",	      "x*z",	"x{250}.*", "x{251}",
-		".*a.",	     "(x|y)*z",	    "(x|xx)*y",	      ".+",	"",	    "x{249}[xyz]?",
-		"((x|y)*)*", "(x*a|x*b)x?", "[^y]*(y|z|ab)x?", "p|q",	"x{5}",	    ".*",
+		"x*",	  "x+",		  "x*y",       "x*z",	      "x{250}.*",
+		"x{251}", ".*a.",	  "(x|y)*z",   "(x|xx)*y",    ".+",
+		"",	  "x{249}[xyz]?", "((x|y)*)*", "(x*a|x*b)x?", "[^y]*(y|z|ab)x?",
+		"p|q",	  "x{5}",	  ".*",
 	};
 	uint64_t r = tu_rand(rs);
 	m->name = r % 7 == 0 ? "c" : r % 7 == 1 ? "b" : "a";
@@ -156,7 +157,8 @@ static void check_selections(struct ts_db *db, uint64_t *rs, const struct tserie
 		}
 		struct ts_series_set *set;
 		char msg[512] = "";
-		int rc = ts_db_select(db, m, nm + 1, INT64_MIN, INT64_MAX, NULL, &set, msg, sizeof msg);
+		int rc = ts_db_select(db, m, nm + 1, INT64_MIN, INT64_MAX, NULL, &set, msg,
+				      sizeof msg);
 		if (rc)
 			fail_msg("query %zu: select failed: %s (%s)", q, ts_strerror(rc), msg);
 		int got[N_SERIES] = { 0 };
@@ -179,8 +181,9 @@ static void check_selections(struct ts_db *db, uint64_t *rs, const struct tserie
 					 "matchers a/b/c %d:\"%.40s\"(%zu) %d:\"%.40s\"(%zu)",
 					 q, i, strlen(s[i].a), s[i].b,
 					 got[i] ? "selected wrongly" : "missing", m[1].type,
-					 m[1].value, strlen(m[1].value), nm > 1 ? (int)m[2].type : -1,
-					 nm > 1 ? m[2].value : "", nm > 1 ? strlen(m[2].value) : 0);
+					 m[1].value, strlen(m[1].value),
+					 nm > 1 ? (int)m[2].type : -1, nm > 1 ? m[2].value : "",
+					 nm > 1 ? strlen(m[2].value) : 0);
 		assert_int_equal(ts_series_set_len(set), n_want);
 		ts_series_set_free(set);
 	}
@@ -236,11 +239,13 @@ static void test_regex_limits_fall_back(void **st)
 		struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "m" },
 					   { TS_MATCH_RE, "a", "(a|b)*c" } };
 		struct ts_series_set *set;
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0),
+				 0);
 		assert_int_equal(ts_series_set_len(set), 1);
 		ts_series_set_free(set);
 		m[1].type = TS_MATCH_NRE;
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0),
+				 0);
 		assert_int_equal(ts_series_set_len(set), 1);
 		ts_series_set_free(set);
 		assert_int_equal(ts_db_checkpoint(db), 0);
@@ -270,15 +275,17 @@ static void test_deadline_and_cancel(void **st)
 	struct ts_series_set *set;
 	for (int round = 0; round < 2; round++) { /* in memory, then from the postings */
 		struct ts_select_opts expired = { 1, NULL };
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &expired, &set, NULL, 0),
-				 -ETIMEDOUT);
+		assert_int_equal(
+			ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &expired, &set, NULL, 0),
+			-ETIMEDOUT);
 		int flag = 1;
 		struct ts_select_opts cancel = { 0, &flag };
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
-				 -ECANCELED);
+		assert_int_equal(
+			ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
+			-ECANCELED);
 		flag = 0;
-		assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
-				 0);
+		assert_int_equal(
+			ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0), 0);
 		assert_int_equal(ts_series_set_len(set), 100);
 		ts_series_set_free(set);
 		assert_int_equal(ts_db_checkpoint(db), 0);

@@ -325,7 +325,8 @@ static void test_special_values_bit_exact(void **st)
 	for (int round = 0; round < 2; round++) {
 		struct ts_series_set *set;
 		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "special" } };
-		assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+		assert_int_equal(ts_db_select(db, m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0),
+				 0);
 		struct ts_iter *it;
 		assert_int_equal(ts_iter_new(set, 0, &it), 0);
 		for (int i = 0; i < 7; i++) {
@@ -933,9 +934,9 @@ static void test_many_labels(void **st)
 	for (int round = 0; round < 2; round++) {
 		assert_int_equal(ts_db_checkpoint(db), 0);
 		struct ts_strlist names_out = { 0 };
-		assert_int_equal(ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names_out,
-						   NULL, 0),
-				 0);
+		assert_int_equal(
+			ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names_out, NULL, 0),
+			0);
 		assert_int_equal(names_out.n, N);
 		ts_strlist_free(&names_out);
 		struct ts_matcher m = { TS_MATCH_EQ, "t299", "v" };
