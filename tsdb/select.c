@@ -42,7 +42,7 @@
  * syntax RE2 lacks (back-references and the like), which the DFA would refuse too.
  */
 #define RE_JIT_STACK_MAX (1u << 20) /* bytes */
-#define RE_MATCH_LIMIT 1000000u	    /* backtracking steps before the DFA takes over */
+#define RE_MATCH_LIMIT 100000u	    /* backtracking steps before the DFA takes over */
 #define RE_DFA_WS_MIN 1024u	    /* ints of DFA workspace, doubled on demand */
 #define RE_DFA_WS_MAX (1u << 22)
 
