@@ -698,26 +698,27 @@ static int snapshot_parts(struct ts_series_set *set)
 	pthread_rwlock_unlock(&db->parts_mu);
 	if (!set->parts)
 		return -ENOMEM;
-	for (size_t i = 0; i < set->n_parts && rc == 0; i++) {
-		struct part_snap *ps = &set->parts[i];
-		rc = ts__part_pin(db, ps->part, 0);
-		if (rc == TS_ENOTFOUND) { /* never written: nothing to read there */
-			ts__part_unref(db, ps->part);
-			memmove(ps, ps + 1, (set->n_parts - i - 1) * sizeof *ps);
-			set->n_parts--;
-			i--;
-			rc = 0;
+	/* Kept entries move down over the dropped ones; after an error the rest are kept
+	 * unpinned (r == NULL), so ts_series_set_free gives their references back. */
+	size_t w = 0;
+	for (size_t i = 0; i < set->n_parts; i++) {
+		struct part_snap ps = set->parts[i];
+		int r = rc ? rc : ts__part_pin(db, ps.part, 0);
+		if (r == TS_ENOTFOUND) { /* never written: nothing to read there */
+			ts__part_unref(db, ps.part);
 			continue;
 		}
-		if (rc)
-			break;
-		ps->table = ps->part->chunks;
-		rc = ts_env_read_begin(ps->part->env, &ps->r);
-		if (rc) {
-			ps->r = NULL;
-			ts__part_unpin(db, ps->part);
+		if (r == 0) {
+			ps.table = ps.part->chunks;
+			if ((r = ts_env_read_begin(ps.part->env, &ps.r)) != 0) {
+				ps.r = NULL;
+				ts__part_unpin(db, ps.part);
+			}
 		}
+		rc = r;
+		set->parts[w++] = ps;
 	}
+	set->n_parts = w;
 	return rc;
 }
 

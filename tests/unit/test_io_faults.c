@@ -91,16 +91,23 @@ static int raw_entries(const char *dir, int leftovers_only)
 	return n;
 }
 
+/* Opens dir with the error point `fp` armed for this open only (failpoint.h). */
+static struct ts_db *open_armed(const char *dir, const struct ts_db_opts *o, const char *fp)
+{
+	struct ts_db *db;
+	setenv("TS_FAILPOINT", fp, 1);
+	assert_int_equal(ts_db_open(dir, o, &db), 0);
+	unsetenv("TS_FAILPOINT");
+	return db;
+}
+
 static void test_partition_write_finds_no_space(void **st)
 {
 	(void)st;
 	char dir[4096];
 	tu_mkdtemp(dir, sizeof dir, "iofault");
 	struct ts_db_opts o = quiet();
-	setenv("TS_FAILPOINT", "flush.apply:1:ENOSPC", 1);
-	struct ts_db *db;
-	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	unsetenv("TS_FAILPOINT");
+	struct ts_db *db = open_armed(dir, &o, "flush.apply:1:ENOSPC");
 	assert_int_equal(append_range(db, 0, 500), 0); /* sealed chunks wait for a flush */
 	/* The flush fails: writes are refused, with the reason, until one succeeds. */
 	assert_int_equal(ts_db_checkpoint(db), -ENOSPC);
@@ -131,10 +138,7 @@ static void test_new_partition_cannot_be_created(void **st)
 	char dir[4096];
 	tu_mkdtemp(dir, sizeof dir, "iofault");
 	struct ts_db_opts o = quiet();
-	setenv("TS_FAILPOINT", "partition.create:1:ENOSPC", 1);
-	struct ts_db *db;
-	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	unsetenv("TS_FAILPOINT");
+	struct ts_db *db = open_armed(dir, &o, "partition.create:1:ENOSPC");
 	assert_int_equal(append_range(db, 0, 300), 0);
 	assert_int_equal(ts_db_checkpoint(db), -ENOSPC);
 	check_samples(db, 300); /* from memory; the partition is not created by a reader */
@@ -162,9 +166,7 @@ static void compaction_rename_fails(const char *point)
 
 	char fp[64];
 	snprintf(fp, sizeof fp, "%s:1:EIO", point);
-	setenv("TS_FAILPOINT", fp, 1);
-	assert_int_equal(ts_db_open(dir, &o, &db), 0);
-	unsetenv("TS_FAILPOINT");
+	db = open_armed(dir, &o, fp);
 	assert_int_equal(ts_db_compact(db), 0); /* one rewrite fails; it is left as it was */
 	check_samples(db, 600);
 	assert_int_equal(ts_db_writable(db), 0);
