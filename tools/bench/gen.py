@@ -19,11 +19,13 @@ Two datasets (see README.md):
 
 The bodies file format is the one tools/main_benchsend.c reads (documented there).
 Series are split into shards (by instance/host); a shard's bodies are in time order.
-Everything is a pure function of --seed and --end-ms (the last timestamp), so every
-system receives byte-identical bodies within a run.
+Everything is a pure function of --seed and the end (the last timestamp: --end-ms, else
+now - 2 min rounded down to the minute; --end-days-ago N moves it N days further back),
+so every system receives byte-identical bodies within a run, and a dataset ending days
+ago is the same dataset shifted in time.
 
-Usage: gen.py --size tiny|small|medium|large --out DIR [--end-ms MS] [--seed N]
-              [--shards N] [--only node,cpu] [--scrape URL]
+Usage: gen.py --size tiny|small|medium|large --out DIR [--end-ms MS] [--end-days-ago N]
+              [--seed N] [--shards N] [--only node,cpu] [--scrape URL]
 Writes DIR/node.rw1.bodies, DIR/cpu.lp.bodies, DIR/manifest.json.
 """
 import argparse
@@ -49,6 +51,7 @@ SIZES = {
     "medium": (200, 200, 5000, 400),
     "large": (1000, 400, 20000, 1000),
 }
+DAY_MS = 86400000
 NODE_INTERVAL_MS = 15000
 CPU_INTERVAL_MS = 10000
 RW_SAMPLES_PER_REQ = 2000
@@ -319,6 +322,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--end-ms", type=int, default=0, help="last timestamp (default: now - 2 min, "
                     "rounded down to the minute)")
+    ap.add_argument("--end-days-ago", type=int, default=0, metavar="N",
+                    help="end N days before that (same bodies, shifted back by N days)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--only", default="node,cpu")
@@ -330,10 +335,12 @@ def main():
         text = urllib.request.urlopen(args.scrape, timeout=10).read().decode()
         with open(args.seed_file, "w") as f:
             f.write(text)
-    end_ms = args.end_ms or (int(time.time()) // 60 * 60 - 120) * 1000
+    if args.end_days_ago < 0:
+        ap.error("--end-days-ago must be 0 or more")
+    end_ms = (args.end_ms or (int(time.time()) // 60 * 60 - 120) * 1000) - args.end_days_ago * DAY_MS
     os.makedirs(args.out, exist_ok=True)
     n_inst, n_scrapes, n_hosts, n_points = SIZES[args.size]
-    man = {"size": args.size, "seed": args.seed, "end_ms": end_ms}
+    man = {"size": args.size, "seed": args.seed, "end_ms": end_ms, "end_days_ago": args.end_days_ago}
     only = args.only.split(",")
     t0 = time.time()
     if "node" in only:
