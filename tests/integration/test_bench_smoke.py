@@ -6,7 +6,8 @@ Keeps the driver working, measures nothing: the tiny node_exporter-like dataset 
 VictoriaMetrics) once, with short waits. Asserts that the Markdown table is printed with
 a ratio column and that the raw figures are sane: every write acknowledged, every sample
 of the check metric stored and back after kill -9, positive throughput, disk, RSS and
-query latencies. Skipped when neither peer is installed.
+query latencies, disk while ingesting, tsdbd's index bytes per series and its at-rest
+breakdown. Skipped when neither peer is installed.
 """
 import json
 import os
@@ -56,11 +57,21 @@ class BenchSmoke(unittest.TestCase):
                 # less than one, so 0 is a measurement, not a broken one.
                 self.assertGreaterEqual(r["cpu_s_per_msample"], 0, name)
                 self.assertTrue(0 < r["bytes_per_sample"] < 10000, (name, r["bytes_per_sample"]))
+                self.assertTrue(0 < r["ingest_bytes_per_sample"] < 10000,
+                                (name, r["ingest_bytes_per_sample"]))
                 self.assertGreater(r["peak_rss_mib"], 1, name)
                 self.assertEqual(r["query_errors"], 0, name)
                 self.assertGreater(r["dash_p50_ms"], 0, name)
                 self.assertGreater(r["lookup_p50_ms"], 0, name)
                 self.assertTrue(r["clean_stop"], name)
+            self.assertIn("| disk while ingesting, bytes/sample (WAL share) |", table)
+            self.assertIn("| index at rest, bytes/series |", table)
+            self.assertIn("tsdbd at rest: wal/ ", table)
+            t = fig["results"]["node"]["tsdbd"][0]
+            self.assertGreater(t["index_bytes_per_series"], 0)
+            bd = t["rest_breakdown"]
+            self.assertEqual(bd["index"], t["index_bytes"])
+            self.assertEqual(bd["wal"] + bd["index"] + bd["raw"] + bd["other"], t["disk_bytes"])
 
 
 if __name__ == "__main__":

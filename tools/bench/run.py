@@ -15,14 +15,27 @@ directory, feeds it the same pre-encoded bodies with benchsend, and measures
   dashboard query and series/label look-up latency (p50/p99 over a fixed set)
   crash-recovery time                            (kill -9, restart, time until ready AND
                                                   the count check passes again)
-  bytes per sample on disk                       (allocated bytes of the data directory
+  bytes per sample on disk while ingesting       (allocated bytes of the data directory
+                                                  right after the last write is
+                                                  acknowledged, before any flush or stop;
+                                                  WAL share in the same cell)
+  bytes per sample on disk at rest               (allocated bytes of the data directory
                                                   after each system's flush and a clean
                                                   stop; WAL share reported apart)
+  index bytes per series at rest                 (tsdbd: index.mdb/, VictoriaMetrics:
+                                                  indexdb/; tsdbd's wal/, index.mdb/ and
+                                                  raw/ are printed apart under its table)
 
 and prints Markdown tables of medians with tsdbd's ratio to each peer.
 
+--end-days-ago N shifts the datasets so they end N days ago (tsdbd's at-rest figure then
+describes closed partitions; Prometheus' is still WAL + head chunks).
+--disk-only measures just the disk figures: ingest, measure, flush, stop, measure; no
+queries, no crash recovery, no sender ceiling.
+
 Usage: run.py [--size tiny|small|medium|large] [--repeat N] [--systems a,b,...]
               [--datasets node,cpu] [--build DIR] [--out FILE.json] [--keep]
+              [--end-days-ago N] [--disk-only]
 Only 127.0.0.1; every process it starts is stopped by its own PID.
 """
 import argparse
@@ -30,6 +43,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -98,6 +112,36 @@ def disk_bytes(path):
     return total, wal
 
 
+TSDBD_PARTITION_RE = re.compile(r"^-?[0-9]+_-?[0-9]+$")  # raw/<start_ms>_<end_ms>
+
+
+def tsdbd_breakdown(data):
+    """Allocated bytes of tsdbd's wal/, index.mdb/, raw/ (partitions) and anything else,
+    and the number of partition directories under raw/ (tsdb/format.h's layout)."""
+    total, _ = disk_bytes(data)
+    out = {"wal": disk_bytes(os.path.join(data, "wal"))[0],
+           "index": disk_bytes(os.path.join(data, "index.mdb"))[0],
+           "raw": disk_bytes(os.path.join(data, "raw"))[0]}
+    out["other"] = total - out["wal"] - out["index"] - out["raw"]
+    try:
+        names = os.listdir(os.path.join(data, "raw"))
+    except FileNotFoundError:
+        names = []
+    out["partitions"] = sum(1 for n in names if TSDBD_PARTITION_RE.match(n)
+                            and os.path.isdir(os.path.join(data, "raw", n)))
+    out["transient"] = sum(1 for n in names if not TSDBD_PARTITION_RE.match(n))  # .compact, .old
+    return out
+
+
+def victoria_breakdown(data):
+    """Allocated bytes of VictoriaMetrics' data/ (samples), indexdb/, cache/ (caches it
+    persists on stop, rebuilt when absent) and anything else."""
+    total, _ = disk_bytes(data)
+    out = {k: disk_bytes(os.path.join(data, k))[0] for k in ("data", "indexdb", "cache")}
+    out["other"] = total - sum(out.values())
+    return out
+
+
 class Http:
     """A keep-alive HTTP/1.1 client for one system."""
 
@@ -134,6 +178,7 @@ class System:
     promql = True
     ready_path = "/-/ready"
     flags_doc = ""
+    index_dir = None  # the series index under the data directory, if it is one apart
 
     def __init__(self, args, workdir):
         self.args = args
@@ -191,6 +236,7 @@ class System:
 
 
 class Tsdbd(System):
+    index_dir = "index.mdb"
     flags_doc = ("`--data-dir D --listen 127.0.0.1:P`; everything else default "
                  "(sync=always: fdatasync before every acknowledgement, 4 workers)")
 
@@ -201,6 +247,7 @@ class Tsdbd(System):
 
 class Victoria(System):
     ready_path = "/health"
+    index_dir = "indexdb"
     flags_doc = ("`-storageDataPath=D -httpListenAddr=127.0.0.1:P`; defaults otherwise "
                  "(retention 1 month). Queries carry `nocache=1` so the rollup result cache "
                  "does not answer repeated queries; flush is `/internal/force_flush`")
@@ -418,6 +465,14 @@ def run_one(args, name, dataset, man, dsdir):
         send = json.loads(out.stdout)
         cpu_send = proc_cpu_s(pid) - cpu0
         t_sent = time.monotonic()
+        # Disk while ingesting: as the data directory is right after the last
+        # acknowledgement, before any flush or stop (tsdbd: WAL + partitions + index).
+        total, wal = disk_bytes(s.data)
+        r.update(ingest_disk_bytes=total, ingest_wal_bytes=wal,
+                 ingest_bytes_per_sample=total / m["samples"],
+                 ingest_wal_share=wal / total if total else 0)
+        if name == "tsdbd":
+            r["ingest_breakdown"] = tsdbd_breakdown(s.data)
         time.sleep(args.settle)
         cpu_ingest = proc_cpu_s(pid) - cpu0
         r.update(samples_per_s=send["samples_per_s"], req_p50_ms=send["lat_p50_ms"],
@@ -431,7 +486,7 @@ def run_one(args, name, dataset, man, dsdir):
         s.flush(h)
         r["stored"] = check_count(s, h, dataset, man)
         r["expected"] = m["check_samples"]
-        if s.promql:
+        if s.promql and not args.disk_only:
             lat, sizes, qerr, per_query = run_queries(s, h, dataset, man, args.query_reps)
             r.update(dash_p50_ms=pctl(lat["dashboard"], 0.5), dash_p99_ms=pctl(lat["dashboard"], 0.99),
                      lookup_p50_ms=pctl(lat["lookup"], 0.5), lookup_p99_ms=pctl(lat["lookup"], 0.99),
@@ -439,27 +494,36 @@ def run_one(args, name, dataset, man, dsdir):
         hwm = proc_status_kb(pid, "VmHWM")
         r["peak_rss_mib"] = hwm / 1024.0
         r["rss_bytes_per_series"] = hwm * 1024.0 / m["series"]
-        # Crash: kill -9 with the WAL full of everything above, restart, wait until ready
-        # and the data answers again.
-        time.sleep(max(0.0, t_sent + args.pre_crash_wait - time.monotonic()))
-        s.stop(signal.SIGKILL)
-        h.close()
-        t0 = time.monotonic()
-        pid = s.start()
-        ok = wait_until(lambda: s.ready(h), args.recovery_timeout)
-        r["ready_after_crash_s"] = time.monotonic() - t0 if ok else None
-        # Data back: the check count reaches what was stored before the crash. A system
-        # that lost data is given 15 s more, then reported as not recovered.
-        want = r["stored"] if r["stored"] else m["check_samples"]
-        ok = ok and wait_until(lambda: check_count(s, h, dataset, man) >= want, 15)
-        r["recovery_s"] = time.monotonic() - t0 if ok else None
-        r["recovered"] = check_count(s, h, dataset, man)
-        s.flush(h)
+        if not args.disk_only:
+            # Crash: kill -9 with the WAL full of everything above, restart, wait until
+            # ready and the data answers again.
+            time.sleep(max(0.0, t_sent + args.pre_crash_wait - time.monotonic()))
+            s.stop(signal.SIGKILL)
+            h.close()
+            t0 = time.monotonic()
+            pid = s.start()
+            ok = wait_until(lambda: s.ready(h), args.recovery_timeout)
+            r["ready_after_crash_s"] = time.monotonic() - t0 if ok else None
+            # Data back: the check count reaches what was stored before the crash. A
+            # system that lost data is given 15 s more, then reported as not recovered.
+            want = r["stored"] if r["stored"] else m["check_samples"]
+            ok = ok and wait_until(lambda: check_count(s, h, dataset, man) >= want, 15)
+            r["recovery_s"] = time.monotonic() - t0 if ok else None
+            r["recovered"] = check_count(s, h, dataset, man)
+            s.flush(h)
         h.close()
         r["clean_stop"] = s.stop(signal.SIGTERM)
+        # At rest: after the flush and a clean stop.
         total, wal = disk_bytes(s.data)
         r.update(disk_bytes=total, wal_bytes=wal, bytes_per_sample=total / m["samples"],
                  wal_share=wal / total if total else 0)
+        if s.index_dir:
+            ib = disk_bytes(os.path.join(s.data, s.index_dir))[0]
+            r.update(index_bytes=ib, index_bytes_per_series=ib / m["series"])
+        if name == "tsdbd":
+            r["rest_breakdown"] = tsdbd_breakdown(s.data)
+        elif name == "victoriametrics":
+            r["rest_breakdown"] = victoria_breakdown(s.data)
     finally:
         h.close()
         s.stop(signal.SIGKILL)
@@ -479,8 +543,10 @@ ROWS = [
     ("cpu_s_per_msample", "server CPU-s per million samples", False, "{:.2f}"),
     ("req_p50_ms", "write request p50, ms", False, "{:.1f}"),
     ("req_p99_ms", "write request p99, ms", False, "{:.1f}"),
+    ("ingest_bytes_per_sample", "disk while ingesting, bytes/sample (WAL share)", False, "{:.2f}"),
     ("bytes_per_sample", "disk, bytes/sample (after flush + clean stop)", False, "{:.2f}"),
     ("wal_share", "  of which WAL", None, "{:.0%}"),
+    ("index_bytes_per_series", "index at rest, bytes/series", False, "{:,.0f}"),
     ("peak_rss_mib", "peak RSS, MiB", False, "{:.0f}"),
     ("rss_bytes_per_series", "peak RSS per active series, bytes", False, "{:,.0f}"),
     ("recovery_s", "recovery after kill -9, s (ready + data back)", False, "{:.2f}"),
@@ -490,6 +556,10 @@ ROWS = [
     ("lookup_p99_ms", "series/label look-ups p99, ms", False, "{:.2f}"),
 ]
 NOISY_SPREAD = 0.25
+# A share shown in the same cell as the row's figure, in parentheses.
+ROW_SHARE = {"ingest_bytes_per_sample": ("ingest_wal_share", "{:.0%}")}
+# Rows --disk-only does not measure.
+NOT_DISK_ONLY = {"recovery_s", "dash_p50_ms", "dash_p99_ms", "lookup_p50_ms", "lookup_p99_ms"}
 
 
 def median_of(runs, key):
@@ -501,7 +571,46 @@ def median_of(runs, key):
     return med, spread
 
 
-def table(dataset, results, man):
+def fmt_bytes(n):
+    return "{:,.0f} bytes ({:.1f} MiB)".format(n, n / 1048576.0)
+
+
+def median_breakdown(runs):
+    bds = [r["rest_breakdown"] for r in runs if r.get("rest_breakdown")]
+    if not bds:
+        return None, 0
+    return {k: statistics.median(b.get(k, 0) for b in bds) for k in bds[0]}, len(bds)
+
+
+def victoria_breakdown_line(runs, m):
+    med, n = median_breakdown(runs)
+    if not med:
+        return None
+    return ("VictoriaMetrics at rest%s: data/ %s (%.2f bytes/sample); indexdb/ %s; cache/ %s; "
+            "other %s." % (", median of %d runs" % n if n > 1 else "", fmt_bytes(med["data"]),
+                           med["data"] / m["samples"], fmt_bytes(med["indexdb"]),
+                           fmt_bytes(med["cache"]), fmt_bytes(med["other"])))
+
+
+def tsdbd_breakdown_line(runs, m):
+    """tsdbd's data directory at rest, part by part (medians over runs)."""
+    med, n = median_breakdown(runs)
+    if not med:
+        return None
+    line = ("tsdbd at rest%s: wal/ %s; index.mdb/ %s (%.0f bytes/series); "
+            "raw/ %s (%.2f bytes/sample) in %g partition director%s" % (
+                ", median of %d runs" % n if n > 1 else "",
+                fmt_bytes(med["wal"]), fmt_bytes(med["index"]), med["index"] / m["series"],
+                fmt_bytes(med["raw"]), med["raw"] / m["samples"], med["partitions"],
+                "y" if med["partitions"] == 1 else "ies"))
+    if med.get("other"):
+        line += "; other files %s" % fmt_bytes(med["other"])
+    if med.get("transient"):
+        line += "; %g transient compaction entries in raw/" % med["transient"]
+    return line + "."
+
+
+def table(dataset, results, man, disk_only=False):
     systems = [s for s in DATASET_SYSTEMS[dataset] if s in results]
     peers = [s for s in systems if s != "tsdbd"]
     m = man[dataset]
@@ -513,6 +622,8 @@ def table(dataset, results, man):
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for key, label, hib, fmt in ROWS:
+        if disk_only and key in NOT_DISK_ONLY:
+            continue
         meds = {}
         cells = [label]
         for s in systems:
@@ -521,7 +632,12 @@ def table(dataset, results, man):
             if med is None:
                 cells.append("n/a")
             else:
-                cells.append(fmt.format(med) + (" ~" if spread > NOISY_SPREAD else ""))
+                cell = fmt.format(med) + (" ~" if spread > NOISY_SPREAD else "")
+                if key in ROW_SHARE:
+                    share, _ = median_of(results[s], ROW_SHARE[key][0])
+                    if share is not None:
+                        cell += " (" + ROW_SHARE[key][1].format(share) + ")"
+                cells.append(cell)
         if "tsdbd" in systems:
             for p in peers:
                 a, b = meds.get("tsdbd"), meds.get(p)
@@ -534,9 +650,21 @@ def table(dataset, results, man):
     for s in systems:
         st = [r.get("stored") for r in results[s]]
         rec = [r.get("recovered") for r in results[s]]
-        ok.append("%s stored %s, after the crash %s (of %s)" % (
-            NAMES[s], ", ".join(map(str, st)), ", ".join(map(str, rec)), m["check_samples"]))
+        if disk_only:
+            ok.append("%s stored %s (of %s)" % (NAMES[s], ", ".join(map(str, st)), m["check_samples"]))
+        else:
+            ok.append("%s stored %s, after the crash %s (of %s)" % (
+                NAMES[s], ", ".join(map(str, st)), ", ".join(map(str, rec)), m["check_samples"]))
     lines += ["", "Check metric `%s` samples, per run: " % m["check_metric"] + "; ".join(ok) + "."]
+    for s, fn in (("tsdbd", tsdbd_breakdown_line), ("victoriametrics", victoria_breakdown_line)):
+        bd = fn(results[s], m) if s in systems else None
+        if bd:
+            lines.append(bd)
+    fails = ["%s: %s" % (NAMES[s], r["first_error"]) for s in systems for r in results[s] if r.get("failed_requests")]
+    if disk_only:
+        if fails:
+            lines.append("Failed write requests: " + "; ".join(fails[:4]))
+        return "\n".join(lines)
     # Do the PromQL systems agree on the size of each answer?
     diffs = []
     for label in (results[systems[0]][0].get("result_sizes") or {}):
@@ -548,7 +676,6 @@ def table(dataset, results, man):
         lines.append("Answers differing in size between systems: " + "; ".join(diffs) + ".")
     else:
         lines.append("All PromQL systems returned the same number of series/values for every query.")
-    fails = ["%s: %s" % (NAMES[s], r["first_error"]) for s in systems for r in results[s] if r.get("failed_requests")]
     if fails:
         lines.append("Failed write requests: " + "; ".join(fails[:4]))
     return "\n".join(lines)
@@ -580,14 +707,30 @@ def versions():
         return []
 
 
-def print_report(size, repeat, systems, datasets, man, results, ceiling):
-    print("## Results (%s, medians of %d runs)\n" % (size, repeat))
+def print_report(size, repeat, systems, datasets, man, results, ceiling, disk_only=False,
+                 end_days_ago=0):
+    what = [size, "medians of %d runs" % repeat]
+    if end_days_ago:
+        what.append("data ending %d days ago" % end_days_ago)
+    if disk_only:
+        what.append("disk figures only")
+    print("## Results (%s)\n" % ", ".join(what))
     print("Machine: " + machine() + ". Peers (Debian packages): " + ", ".join(versions()) + ".\n")
     for ds in datasets:
-        print(table(ds, results[ds], man))
-        print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
+        print(table(ds, results[ds], man, disk_only))
+        if ceiling.get(ds) is not None:
+            print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
+        else:
+            print("\nSender ceiling: not measured (--disk-only).\n")
     print("Ratios: how many times better tsdbd is (>1 tsdbd better, <1 the peer is better). "
           "`~` marks a median whose runs spread by more than %d%%.\n" % (NOISY_SPREAD * 100))
+    print("Disk: \"while ingesting\" is the data directory as it is right after the last "
+          "acknowledged write, before any flush or stop (WAL share in parentheses); the "
+          "at-rest rows are after each system's flush and a clean stop. Allocated bytes (du).\n")
+    if end_days_ago and "prometheus" in systems and "node" in datasets:
+        print("Prometheus with data ending %d days ago: a fresh head accepts it (its window "
+              "trails the newest sample it holds, not the clock); no block is cut within a "
+              "run, so its at-rest figure is still WAL + head chunks.\n" % end_days_ago)
     print("Flags:")
     for s in systems:
         print("- %s: %s" % (NAMES[s], SYSTEMS[s].flags_doc))
@@ -613,6 +756,12 @@ def main():
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--out", help="write all raw figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep data directories")
+    ap.add_argument("--end-days-ago", type=int, default=0, metavar="N",
+                    help="datasets end N days ago instead of now - 2 min (same bodies, shifted "
+                    "back)")
+    ap.add_argument("--disk-only", action="store_true",
+                    help="only the disk figures: ingest, measure, flush, stop, measure (no "
+                    "queries, no crash recovery, no sender ceiling)")
     ap.add_argument("--report", metavar="FILE.json", help="print the tables of an earlier --out "
                     "file and exit")
     args = ap.parse_args()
@@ -621,8 +770,12 @@ def main():
             d = json.load(f)
         a = d["args"]
         print_report(a["size"], a["repeat"], a["systems"].split(","), a["datasets"].split(","),
-                     d["manifest"], d["results"], d["ceiling"])
+                     d["manifest"], d["results"], d["ceiling"], a.get("disk_only", False),
+                     a.get("end_days_ago", 0))
         return
+    if args.end_days_ago < 0:
+        ap.error("--end-days-ago must be 0 or more")
+    args.build = os.path.abspath(args.build)  # systems start in their own directories
     args.tsdbd = os.path.join(args.build, "tsdbd")
     args.benchsend = os.path.join(args.build, "benchsend")
     for p in (args.tsdbd, args.benchsend):
@@ -635,12 +788,16 @@ def main():
     try:
         t0 = time.time()
         g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
-                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets)],
+                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets),
+                            "--end-days-ago", str(args.end_days_ago)],
                            stdout=subprocess.PIPE, check=True)
         man = json.loads(g.stdout)
         sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
         ceiling = {}
         for ds in datasets:
+            if args.disk_only:
+                ceiling[ds] = None
+                continue
             out = subprocess.run([args.benchsend, "--sink", "--bodies", os.path.join(dsdir, man[ds]["file"]),
                                   "--conns", str(args.conns)], stdout=subprocess.PIPE, check=True)
             ceiling[ds] = json.loads(out.stdout)["samples_per_s"]
@@ -654,14 +811,22 @@ def main():
                     sys.stderr.write("run %d/%d %s %s ... " % (rep + 1, args.repeat, ds, name))
                     sys.stderr.flush()
                     r = run_one(args, name, ds, man, dsdir)
-                    sys.stderr.write("%.0f samples/s, %.2f CPU-s/M, %.2f B/sample, recovery %s s\n" % (
-                        r["samples_per_s"], r["cpu_s_per_msample"], r["bytes_per_sample"],
-                        "%.2f" % r["recovery_s"] if r["recovery_s"] is not None else "FAILED"))
+                    if args.disk_only:
+                        rec = "not measured"
+                    elif r["recovery_s"] is not None:
+                        rec = "%.2f s" % r["recovery_s"]
+                    else:
+                        rec = "FAILED"
+                    sys.stderr.write("%.0f samples/s, %.2f CPU-s/M, %.2f B/sample while ingesting, "
+                                     "%.2f at rest, recovery %s\n" % (
+                                         r["samples_per_s"], r["cpu_s_per_msample"],
+                                         r["ingest_bytes_per_sample"], r["bytes_per_sample"], rec))
                     results[ds].setdefault(name, []).append(r)
     finally:
         shutil.rmtree(dsdir, ignore_errors=True)
 
-    print_report(args.size, args.repeat, systems, datasets, man, results, ceiling)
+    print_report(args.size, args.repeat, systems, datasets, man, results, ceiling,
+                 args.disk_only, args.end_days_ago)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "manifest": man, "ceiling": ceiling, "results": results,
