@@ -133,6 +133,45 @@ def tsdbd_breakdown(data):
     return out
 
 
+def lmdb_tables_in_use(env_dir):
+    """{table: bytes in use (pages x page size)} of an LMDB env, by mdb_stat (Debian's
+    lmdb-utils); {} when it is not installed or fails."""
+    if not os.access("/usr/bin/mdb_stat", os.X_OK):
+        return {}
+    try:
+        p = subprocess.run(["/usr/bin/mdb_stat", "-a", "-e", env_dir], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if p.returncode:
+        return {}
+    page, table, out = 4096, None, {}
+    for line in p.stdout.decode(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("Page size:"):
+            page = int(line.split(":")[1])
+        elif line.startswith("Status of "):
+            table = line[len("Status of "):]
+            out[table] = 0
+        elif table and line.split(":")[0] in ("Branch pages", "Leaf pages", "Overflow pages"):
+            out[table] += int(line.split(":")[1]) * page
+    out.pop("Main DB", None)
+    return out
+
+
+def tsdbd_head_samples(tsdbctl, data):
+    """Samples held in head snapshots (open chunks at the last checkpoint), by
+    `tsdbctl inspect --json`; None when unavailable."""
+    if not os.access(tsdbctl, os.X_OK):
+        return None
+    try:
+        p = subprocess.run([tsdbctl, "inspect", "--data-dir", data, "--json", "--top", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        return int(json.loads(p.stdout)["head_snapshots"]["samples"]) if p.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        return None
+
+
 def victoria_breakdown(data):
     """Allocated bytes of VictoriaMetrics' data/ (samples), indexdb/, cache/ (caches it
     persists on stop, rebuilt when absent) and anything else."""
@@ -522,6 +561,8 @@ def run_one(args, name, dataset, man, dsdir):
             r.update(index_bytes=ib, index_bytes_per_series=ib / m["series"])
         if name == "tsdbd":
             r["rest_breakdown"] = tsdbd_breakdown(s.data)
+            r["index_tables_in_use"] = lmdb_tables_in_use(os.path.join(s.data, "index.mdb"))
+            r["head_snapshot_samples"] = tsdbd_head_samples(args.tsdbctl, s.data)
         elif name == "victoriametrics":
             r["rest_breakdown"] = victoria_breakdown(s.data)
     finally:
@@ -607,7 +648,19 @@ def tsdbd_breakdown_line(runs, m):
         line += "; other files %s" % fmt_bytes(med["other"])
     if med.get("transient"):
         line += "; %g transient compaction entries in raw/" % med["transient"]
-    return line + "."
+    line += "."
+    tabs = [r["index_tables_in_use"] for r in runs if r.get("index_tables_in_use")]
+    if tabs:
+        names = sorted(tabs[0], key=lambda k: -tabs[0][k])
+        line += " index.mdb tables in use (mdb_stat): " + ", ".join(
+            "%s %s" % (k, "{:,.0f}".format(statistics.median(t.get(k, 0) for t in tabs)))
+            for k in names) + " bytes."
+    hs = [r["head_snapshot_samples"] for r in runs if r.get("head_snapshot_samples") is not None]
+    if hs:
+        line += (" Samples in head snapshots (open chunks, stored in index.mdb's heads table): "
+                 "{:,.0f} of {:,} ({:.0%}).".format(statistics.median(hs), m["samples"],
+                                                     statistics.median(hs) / m["samples"]))
+    return line
 
 
 def table(dataset, results, man, disk_only=False):
@@ -778,6 +831,7 @@ def main():
     args.build = os.path.abspath(args.build)  # systems start in their own directories
     args.tsdbd = os.path.join(args.build, "tsdbd")
     args.benchsend = os.path.join(args.build, "benchsend")
+    args.tsdbctl = os.path.join(args.build, "tsdbctl")  # optional: the at-rest breakdown
     for p in (args.tsdbd, args.benchsend):
         if not os.access(p, os.X_OK):
             sys.exit("missing %s: build with cmake -DCMAKE_BUILD_TYPE=Release" % p)
