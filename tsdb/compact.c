@@ -1,13 +1,20 @@
 /*
- * compact.c - rewriting closed partitions tightly.
+ * compact.c - when partitions become cold, and rewriting them tightly.
  *
- * While a partition takes writes, every flush inserts one chunk per series spread over
- * the whole key range, so LMDB splits pages in half and they stay a little over half
- * full, and copy-on-write leaves free pages behind. Once a partition is closed (its end
- * is older than the out-of-order window, plus an hour of slack), the writer rewrites it
- * once: every record in key order into a fresh env with MDB_APPEND, which fills pages
- * completely. The partition's "meta" table then says "compacted"; a late write into it
- * clears the mark (writer.c), so it is rewritten again later.
+ * Policy (the writer thread runs it after flushes, bounded per cycle):
+ * - An open partition whose hot chunks written since its last conversion pass
+ *   HOT_BYTES is converted (cold.c): its hot chunks become a new generation, and
+ *   generations of one size tier are merged, so write amplification stays logarithmic.
+ * - A closed partition (its end older than the out-of-order window plus CLOSE_SLACK_MS)
+ *   that is not marked cold is converted with every generation merged into one, then
+ *   rewritten into a fresh env and marked cold. A late write clears the mark (writer.c),
+ *   so a backfill is converted again once it has been quiet for QUIET_MS.
+ * - ts_db_close converts every partition written since open, so the data of a clean
+ *   stop is at rest in cold form; ts_db_compact does all of it at once.
+ *
+ * Why the rewrite: LMDB never shrinks its file, and a conversion frees every page the
+ * hot chunks held. Copying every record in key order into a fresh env with MDB_APPEND
+ * fills pages completely. It runs when the file is well above what the cold data needs.
  *
  * The swap is crash-safe by renames within raw/:
  *   1. write <dir>.compact completely (LMDB commits are durable)
@@ -20,7 +27,7 @@
  * else deleted. Everything here runs on the writer thread, the only one that changes
  * partitions.
  *
- * Uses: partition.c (open, replace, release), format.h, storage/.
+ * Uses: cold.c (conversion), partition.c (open, replace, release), format.h, storage/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,9 +45,10 @@
 #include "tsdb/failpoint.h"
 
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
-#define CLOSE_SLACK_MS 3600000	/* a partition is closed this long after its end (+OOO) */
-#define QUIET_MS 600000		/* background: untouched by writes for this long */
-#define MIN_BYTES (1u << 20)	/* background: smaller envs gain too little */
+#define CLOSE_SLACK_MS 300000	/* a partition is closed this long after its end (+OOO) */
+#define QUIET_MS 60000		/* a closed partition untouched by writes for this long */
+#define HOT_BYTES (64u << 20)	/* an open partition's hot chunks converted at this size */
+#define WASTE_BYTES (64u << 10) /* rewrite when the file exceeds its data by this much */
 
 static int fsync_dir(const char *dir)
 {
@@ -60,38 +68,24 @@ static void parent_dir(const char *path, char *out, size_t cap)
 		*slash = 0;
 }
 
-/* Writes every record of p into a new env at tmp, in key order, append mode. */
-static int rewrite(struct ts_partition *p, const char *tmp, uint64_t *n_records)
+/* Copies every record of table `from` of snapshot r into table `to` of batch b (append
+ * mode), applying b to env every SLICE_BYTES; skip(key) leaves a record out. */
+static int copy_table(struct ts_rtxn *r, unsigned from, struct ts_env *env, struct ts_batch *b,
+		      unsigned to, int (*skip)(const void *k, size_t kl), uint64_t *n_records)
 {
-	struct ts_env *env = NULL;
-	struct ts_rtxn *r = NULL;
-	struct ts_cursor *c = NULL;
-	struct ts_batch *b = NULL;
-	unsigned chunks, meta;
-	uint64_t map, used;
-	ts_env_size(p->env, &map, &used);
-	struct ts_env_opts eo = { .map_bytes = used + (used >> 2) + (16u << 20) };
-	int rc = ts_env_open(tmp, &eo, &env);
-	if (rc == 0)
-		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &chunks);
-	if (rc == 0)
-		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &meta);
-	if (rc == 0)
-		rc = ts_batch_new(&b);
-	if (rc == 0)
-		rc = ts_env_read_begin(p->env, &r);
-	if (rc == 0)
-		rc = ts_cursor_open(r, p->chunks, &c);
+	struct ts_cursor *c;
+	int rc = ts_cursor_open(r, from, &c);
 	if (rc)
-		goto out;
-	ts_batch_set_append(b, 1);
+		return rc;
 	size_t bytes = 0;
-	*n_records = 0;
 	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
 		const void *k, *v;
 		size_t kl, vl;
-		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)) ||
-		    (rc = ts_batch_put(b, chunks, k, kl, v, vl)))
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
+			break;
+		if (skip && skip(k, kl))
+			continue;
+		if ((rc = ts_batch_put(b, to, k, kl, v, vl)))
 			break;
 		(*n_records)++;
 		bytes += kl + vl;
@@ -102,15 +96,62 @@ static int rewrite(struct ts_partition *p, const char *tmp, uint64_t *n_records)
 			bytes = 0;
 		}
 	}
-	if (rc != TS_ENOTFOUND)
+	ts_cursor_close(c);
+	return rc == TS_ENOTFOUND ? 0 : rc;
+}
+
+/* The marks are the rewrite's to set, not to copy. */
+static int skip_marks(const void *k, size_t kl)
+{
+	const char *marks[] = { TS_FORMAT_PART_META_COMPACTED, TS_FORMAT_PART_META_COLD };
+	for (int i = 0; i < 2; i++)
+		if (kl == strlen(marks[i]) && memcmp(k, marks[i], kl) == 0)
+			return 1;
+	return 0;
+}
+
+/* Writes every record of p into a new env at tmp, in key order, append mode; marks it
+ * cold when `cold`. */
+static int rewrite(struct ts_partition *p, const char *tmp, int cold, uint64_t *n_records)
+{
+	struct ts_env *env = NULL;
+	struct ts_rtxn *r = NULL;
+	struct ts_batch *b = NULL;
+	unsigned chunks, meta, cblocks;
+	uint64_t map, used;
+	ts_env_size(p->env, &map, &used);
+	struct ts_env_opts eo = { .map_bytes = used + (used >> 2) + (16u << 20) };
+	int rc = ts_env_open(tmp, &eo, &env);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &chunks);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &meta);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_COLD, 0, &cblocks);
+	if (rc == 0)
+		rc = ts_batch_new(&b);
+	if (rc == 0)
+		rc = ts_env_read_begin(p->env, &r);
+	if (rc)
+		goto out;
+	ts_batch_set_append(b, 1);
+	*n_records = 0;
+	/* Tables are filled one after the other; append order holds within each. */
+	if ((rc = copy_table(r, p->chunks, env, b, chunks, NULL, n_records)) ||
+	    (rc = copy_table(r, p->cold, env, b, cblocks, NULL, n_records)) ||
+	    (rc = ts_env_apply(env, b)))
+		goto out;
+	ts_batch_reset(b);
+	ts_batch_set_append(b, 0);
+	if ((rc = copy_table(r, p->meta, env, b, meta, skip_marks, n_records)))
 		goto out;
 	uint8_t one = 1;
-	rc = ts_batch_put(b, meta, TS_FORMAT_PART_META_COMPACTED,
-			  strlen(TS_FORMAT_PART_META_COMPACTED), &one, 1);
+	if (cold)
+		rc = ts_batch_put(b, meta, TS_FORMAT_PART_META_COLD,
+				  strlen(TS_FORMAT_PART_META_COLD), &one, 1);
 	if (rc == 0)
 		rc = ts_env_apply(env, b);
 out:
-	ts_cursor_close(c);
 	ts_env_read_end(r);
 	ts_batch_free(b);
 	ts_env_close(env);
@@ -118,7 +159,7 @@ out:
 }
 
 /* Rewrites p (pinned by the caller, so its env stays open across the renames). */
-static int compact_pinned(struct ts_db *db, struct ts_partition *p)
+static int compact_pinned(struct ts_db *db, struct ts_partition *p, int cold)
 {
 	char tmp[4200], old[4200], raw[4200];
 	snprintf(tmp, sizeof tmp, "%s" TS_FORMAT_PART_COMPACT_SUFFIX, p->dir);
@@ -127,7 +168,7 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 	ts__dir_remove(tmp);
 	uint64_t before, after, map, n = 0;
 	ts_env_size(p->env, &map, &before);
-	int rc = rewrite(p, tmp, &n);
+	int rc = rewrite(p, tmp, cold, &n);
 	if (rc) {
 		ts_log(TS_LOG_WARN, "compaction of %s failed: %s; left as it is", p->dir,
 		       ts_strerror(rc));
@@ -162,7 +203,7 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 	ts__part_replace(db, p, np);
 	after = ts__part_bytes(db, np);
 	ts_log(TS_LOG_INFO,
-	       "compacted %s: %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes in use", p->dir,
+	       "rewrote %s: %" PRIu64 " records, %" PRIu64 " -> %" PRIu64 " bytes in use", p->dir,
 	       n, before, after);
 	/* The old env is now <dir>.old; it goes with the last reader's reference. */
 	char *od = ts_strdup(old);
@@ -176,37 +217,155 @@ static int compact_pinned(struct ts_db *db, struct ts_partition *p)
 	return 0;
 }
 
-/* Compacts p unless opening it shows it is compacted already. On success p has left
- * the array and the array's reference is given back. */
-static int compact_one(struct ts_db *db, struct ts_partition *p)
+/* Sum of the block bytes of p's listed generations, and whether p is all cold in one
+ * generation (no hot chunk left). */
+static int cold_state(struct ts_partition *p, uint64_t *cold_bytes, int *all_cold)
+{
+	struct ts_rtxn *r;
+	struct ts__gen *g = NULL;
+	size_t n = 0;
+	int rc = ts_env_read_begin(p->env, &r);
+	if (rc)
+		return rc;
+	rc = ts__cold_gens_read(r, p->meta, &g, &n);
+	*cold_bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		*cold_bytes += g[i].bytes;
+	struct ts_cursor *c;
+	*all_cold = 0;
+	if (rc == 0 && (rc = ts_cursor_open(r, p->chunks, &c)) == 0) {
+		int seek = ts_cursor_seek(c, NULL, 0);
+		*all_cold = seek == TS_ENOTFOUND && n <= 1;
+		if (seek != 0 && seek != TS_ENOTFOUND)
+			rc = seek;
+		ts_cursor_close(c);
+	}
+	ts_free(g);
+	ts_env_read_end(r);
+	return rc;
+}
+
+/* Converts p (pinned) and rewrites it when its file is well above its data. 1 when p was
+ * replaced (the caller then gives back the array's reference to p), 0 when kept. */
+static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_all,
+			  int force_rewrite)
+{
+	struct ts__convert_stats st;
+	int rc = ts__cold_convert(db, p, merge_all, &st);
+	if (rc) {
+		ts_log(TS_LOG_WARN, "cold conversion of %s failed: %s; left as it is", p->dir,
+		       ts_strerror(rc));
+		return rc;
+	}
+	p->hot_bytes = 0;
+	if (st.n_samples || st.gens_merged) {
+		atomic_fetch_add(&db->n_conversions, 1);
+		ts_log(TS_LOG_INFO,
+		       "%s: %" PRIu64 " samples of %" PRIu64
+		       " chunks and %d generations -> %" PRIu64
+		       " cold bytes (%.2f bytes/sample); %zu generations",
+		       p->dir, st.n_samples, st.n_chunks, st.gens_merged, st.bytes,
+		       st.n_samples ? (double)st.bytes / (double)st.n_samples : 0.0, st.gens_after);
+	}
+	uint64_t cold_bytes, map, used;
+	int all_cold;
+	if ((rc = cold_state(p, &cold_bytes, &all_cold)))
+		return rc;
+	ts_env_size(p->env, &map, &used);
+	int wasteful = used > cold_bytes + (cold_bytes >> 2) + WASTE_BYTES;
+	if (!wasteful && !(force_rewrite && all_cold && atomic_load(&p->compacted) != 1))
+		return 0;
+	rc = compact_pinned(db, p, all_cold);
+	return rc ? rc : 1;
+}
+
+/* Pins p, converts and maybe rewrites it, and releases it if it was replaced. */
+static int convert_one(struct ts_db *db, struct ts_partition *p, int merge_all, int force_rewrite)
 {
 	int rc = ts__part_pin(db, p, 0);
 	if (rc)
-		return rc == TS_ENOTFOUND ? 0 : rc; /* never written: nothing to rewrite */
-	if (atomic_load(&p->compacted) == 1) {
-		ts__part_unpin(db, p);
-		return 0;
-	}
-	rc = compact_pinned(db, p);
+		return rc == TS_ENOTFOUND ? 0 : rc; /* never written: nothing to convert */
+	/* Opening the env told whether it is cold already (the background pass picks
+	 * partitions whose state it does not know yet). */
+	if (merge_all && atomic_load(&p->compacted) == 1 && p->hot_bytes == 0)
+		rc = 0;
+	else
+		rc = convert_pinned(db, p, merge_all, force_rewrite);
 	ts__part_unpin(db, p);
-	if (rc == 0) {
+	if (rc == 1) {
 		ts__failpoint("compact.before_release");
 		ts__part_unref(db, p);
+		rc = 0;
 	}
 	return rc;
 }
 
-
-/* Whether p is worth rewriting now. A partition whose env was never opened does not know
- * yet whether it is compacted (-1): compact_one finds out when it opens it. */
-static int eligible(struct ts_db *db, struct ts_partition *p, int64_t closed_before, int force)
+/* Whether p has sealed chunks still in memory (it is still taking writes). */
+static int busy(struct ts_db *db, struct ts_partition *p)
 {
-	if (atomic_load(&p->compacted) == 1 || p->end > closed_before)
-		return 0;
-	if (force)
-		return 1;
-	return ts__part_bytes(db, p) >= MIN_BYTES &&
+	int b = 0;
+	pthread_mutex_lock(&db->mu);
+	for (struct ts_chunk_mem *c = db->q_head; c && !b; c = c->next_global)
+		b = ts__partition_start(db, c->min_t) == p->start;
+	pthread_mutex_unlock(&db->mu);
+	return b;
+}
+
+/* Picks the first partition `want` accepts, with a reference, skipping `skip` ones. */
+static struct ts_partition *pick(struct ts_db *db,
+				 int (*want)(struct ts_db *, struct ts_partition *, int64_t),
+				 int64_t arg, size_t *from)
+{
+	struct ts_partition *found = NULL;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	for (; *from < db->n_parts && !found; (*from)++)
+		if (want(db, db->parts[*from], arg)) {
+			found = db->parts[*from];
+			ts__part_hold(found);
+		}
+	pthread_rwlock_unlock(&db->parts_mu);
+	return found;
+}
+
+/* Closed, not cold yet, quiet. */
+static int want_closed(struct ts_db *db, struct ts_partition *p, int64_t closed_before)
+{
+	(void)db;
+	return atomic_load(&p->compacted) != 1 && p->end <= closed_before &&
 	       (p->last_write_mono_ms == 0 || ts_mono_ms() - p->last_write_mono_ms >= QUIET_MS);
+}
+
+static int want_hot(struct ts_db *db, struct ts_partition *p, int64_t limit)
+{
+	(void)db;
+	return p->hot_bytes >= (uint64_t)limit;
+}
+
+static int want_all(struct ts_db *db, struct ts_partition *p, int64_t unused)
+{
+	(void)db;
+	(void)unused;
+	return atomic_load(&p->compacted) != 1 || p->hot_bytes > 0;
+}
+
+/* Runs convert_one on up to max_parts partitions `want` picks (not busy ones). */
+static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition *, int64_t),
+	       int64_t arg, int max_parts, int merge_all, int force_rewrite)
+{
+	int done = 0;
+	size_t from = 0;
+	while (done < max_parts) {
+		struct ts_partition *p = pick(db, want, arg, &from);
+		if (!p)
+			break;
+		int rc = busy(db, p) ? 0 : convert_one(db, p, merge_all, force_rewrite);
+		if (rc &&
+		    want == want_closed) /* do not retry it in a loop; a restart tries again */
+			atomic_store(&p->compacted, 1);
+		ts__part_unref(db, p);
+		done++;
+	}
+	return done;
 }
 
 int ts__compact_closed(struct ts_db *db, int max_parts, int force)
@@ -214,30 +373,17 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 	int64_t now = ts_wall_ms();
 	int64_t closed_before = now - CLOSE_SLACK_MS -
 				(db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
-	int done = 0, rc = 0;
-	while (done < max_parts && rc == 0) {
-		struct ts_partition *pick = NULL;
-		pthread_rwlock_rdlock(&db->parts_mu);
-		for (size_t i = 0; i < db->n_parts && !pick; i++)
-			if (eligible(db, db->parts[i], closed_before, force))
-				pick = db->parts[i];
-		pthread_rwlock_unlock(&db->parts_mu);
-		if (!pick)
-			break;
-		/* A partition with sealed chunks still in memory is not done taking writes. */
-		int busy = 0;
-		pthread_mutex_lock(&db->mu);
-		for (struct ts_chunk_mem *c = db->q_head; c && !busy; c = c->next_global)
-			busy = ts__partition_start(db, c->min_t) == pick->start;
-		pthread_mutex_unlock(&db->mu);
-		if (busy)
-			break;
-		rc = compact_one(db, pick);
-		if (rc) /* do not retry it in a loop; a restart tries again */
-			atomic_store(&pick->compacted, 1);
-		done++;
-	}
-	return done;
+	if (force)
+		return run(db, want_all, 0, max_parts, 1, 1);
+	int done = run(db, want_hot, HOT_BYTES, max_parts, 0, 0);
+	return done + run(db, want_closed, closed_before, max_parts - done, 1, 1);
+}
+
+int ts__compact_written(struct ts_db *db)
+{
+	/* Partitions written since open: converted (tiers merged as due), rewritten when
+	 * their file is well above their data. */
+	return run(db, want_hot, 1, 1 << 30, 0, 0);
 }
 
 int ts_db_compact(struct ts_db *db)

@@ -629,6 +629,10 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	rc = lock_dir(dir, &db->lock_fd);
 	if (rc)
 		goto fail;
+	rc = ts__cold_cache_new(db->o.cold_cache_bytes ? db->o.cold_cache_bytes : 64u << 20,
+				&db->cold_cache);
+	if (rc)
+		goto fail;
 	rc = ts__index_open(db);
 	if (rc)
 		goto fail;
@@ -660,6 +664,7 @@ static void db_free(struct ts_db *db)
 	ts__parts_close(db);
 	ts_env_close(db->index);
 	ts__registry_free(db);
+	ts__cold_cache_free(db->cold_cache);
 	ts_free(db->rec);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
@@ -675,6 +680,26 @@ static void db_free(struct ts_db *db)
 	ts_free(db);
 }
 
+/* Seals every open head (close): its chunk joins the queue the final checkpoint writes. */
+static int seal_all(struct ts_db *db)
+{
+	int rc = 0;
+	uint64_t end = atomic_load(&db->next_id);
+	pthread_mutex_lock(&db->mu);
+	for (uint64_t id = 1; id < end && rc == 0; id++) {
+		struct ts_series *s = ts__series_by_id(db, id);
+		if (!s || (!s->enc.n && !(s->ooo && s->ooo->n)))
+			continue;
+		if ((rc = ts__head_seal(db, s)) == 0) {
+			ts_xor_enc_fini(&s->enc);
+			ts_xor_enc_init(&s->enc);
+			s->snap_dirty = 1;
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
 int ts_db_close(struct ts_db *db)
 {
 	if (!db)
@@ -683,8 +708,16 @@ int ts_db_close(struct ts_db *db)
 	db->closing = 1;
 	pthread_mutex_unlock(&db->mu);
 	ts__writer_stop(db);
-	/* A final checkpoint: heads are snapshotted, sealed chunks committed, WAL cut. */
-	int rc = db->wal_err ? db->wal_err : ts__writer_flush(db, 1);
+	/* A final checkpoint: every head is sealed into a chunk, chunks are committed, head
+	 * rows shrink to what recovery needs, the WAL is cut. Then the partitions written
+	 * since open are converted to cold blocks, so a clean stop leaves data at rest in
+	 * its compact form. A failed conversion leaves the data as hot chunks, intact. */
+	int rc = db->wal_err;
+	if (rc == 0 && (rc = seal_all(db)) == 0 && (rc = ts__writer_flush(db, 1)) == 0) {
+		pthread_mutex_lock(&db->fmu);
+		ts__compact_written(db);
+		pthread_mutex_unlock(&db->fmu);
+	}
 	db_free(db);
 	return rc;
 }

@@ -47,6 +47,12 @@
 _Static_assert(TS_CHUNK_MAX_BYTES * 2 <= TS_FORMAT_SNAP_MAX_CHUNK, "head chunk bound");
 _Static_assert(TS_OOO_CUT * 64 <= TS_FORMAT_SNAP_MAX_OOO, "out-of-order bound");
 
+/* A growable byte buffer. */
+struct ts__buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
 /* A sealed chunk waiting in memory until the writer has committed it to LMDB. */
 struct ts_chunk_mem {
 	struct ts_chunk_mem *next_series; /* older -> newer within the series */
@@ -76,7 +82,8 @@ struct ts_series {
 	uint32_t packed_len;
 	uint8_t logged;	      /* creation is in the WAL (or the index) */
 	uint8_t indexed;      /* creation is committed to the index env */
-	uint8_t has_snapshot; /* a row in the heads table exists */
+	uint8_t has_snapshot; /* its head group row holds an entry for it */
+	uint8_t flush_mark;   /* writer only: taken by the flush being written */
 	uint8_t snap_dirty;   /* head state changed since its row was captured (db->mu) */
 	uint8_t max_t_known;  /* max_t covers every sample the series has: false only for
 				   * series loaded from an index without a head row (older
@@ -107,11 +114,13 @@ struct ts_partition {
 	int64_t start, end;   /* [start, end) in ms */
 	struct ts_env *env;   /* NULL while closed; opened on demand (ts__part_pin), db->open_mu */
 	unsigned chunks;      /* table handles, valid while env is open */
-	unsigned meta;	      /* table: "compacted" (compact.c) */
+	unsigned meta;	      /* table: "cold", "gens" (compact.c, cold.c) */
+	unsigned cold;	      /* table: cold blocks (cold.c) */
 	int pins;	      /* users of env right now (db->open_mu); 0: it may be closed */
 	uint64_t last_use;    /* db->open_clock at the last pin, for LRU closing (db->open_mu) */
-	atomic_int compacted; /* 1 rewritten tightly since its last write, 0 not, -1 not known
-			       * until the env is first opened */
+	atomic_int compacted; /* 1 all cold and rewritten tightly since its last write, 0 not,
+			       * -1 not known until the env is first opened */
+	uint64_t hot_bytes;   /* chunk bytes written since its last conversion; writer only */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
 	atomic_int remove; /* delete the directory with the last reference */
@@ -125,7 +134,11 @@ struct ts_db {
 	struct ts_labels_limits lim;
 	struct ts_wal *wal;
 	struct ts_env *index;
-	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
+	unsigned t_series, t_postings, t_meta, t_heads, t_metadata; /* t_series, t_heads:
+								       * format 1, read only */
+	unsigned t_series_groups, t_head_groups;
+	int index_migrate; /* format-1 rows were loaded: the next checkpoint rewrites all
+			    * groups and drops them (writer) */
 
 	struct ts_shard shards[TS_SHARDS];
 
@@ -170,6 +183,9 @@ struct ts_db {
 	uint64_t last_checkpoint_ms;
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
+	atomic_uint_fast64_t n_conversions;
+
+	struct ts__cold_cache *cold_cache; /* opened cold blocks (cold.c) */
 };
 
 /*
@@ -293,8 +309,15 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
 /* Adds rows to the writer's index batch: a new series (its row and postings), a head
  * row (len 0 deletes it), the meta rows (checkpoint_lsn only at checkpoints). */
 int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
-int ts__index_put_head(struct ts_db *db, struct ts_batch *b, uint64_t id, const uint8_t *snap,
-		       size_t len);
+/* The row of series group g (format.h) from its committed members (ascending ids; their
+ * packed labels are read), deleted when n == 0. 0, -ENOMEM, or the batch's error. */
+int ts__index_put_series_group(struct ts_db *db, struct ts_batch *b, uint64_t g,
+			       struct ts_series *const *members, size_t n);
+/* The row of head group g from n head snapshots (ascending ids; all borrowed). */
+int ts__index_put_head_group(struct ts_db *db, struct ts_batch *b, uint64_t g, const uint64_t *ids,
+			     const uint8_t *const *snaps, const size_t *lens, size_t n);
+/* Deletes every format-1 series and head row (the checkpoint that migrates them). */
+int ts__index_drop_v1_rows(struct ts_db *db, struct ts_batch *b);
 int ts__index_put_meta(struct ts_db *db, struct ts_batch *b, const uint64_t *checkpoint_lsn);
 
 /* ---- compact.c ---- */
@@ -303,6 +326,44 @@ int ts__index_put_meta(struct ts_db *db, struct ts_batch *b, const uint64_t *che
  * (db->fmu held). Unless `force`, only partitions quiet for a while and big enough to
  * gain are chosen, so a backfill into old partitions does not rewrite them per flush. */
 int ts__compact_closed(struct ts_db *db, int max_parts, int force);
+/* Converts every partition written since open (ts_db_close). Writer thread or close,
+ * db->fmu held. Returns how many were looked at. */
+int ts__compact_written(struct ts_db *db);
+
+/* ---- cold.c ---- */
+
+/* A listed cold generation (format.h, "gens" row). */
+struct ts__gen {
+	uint32_t gen, level;
+	uint64_t n_samples, bytes;
+};
+/* Reads the gens row of a partition snapshot into *out (ts_malloc'd, NULL when none;
+ * the caller frees it). 0, -ENOMEM, TS_ECORRUPT, or the env's error. */
+int ts__cold_gens_read(struct ts_rtxn *r, unsigned meta, struct ts__gen **out, size_t *n);
+/* Calls fn with the cold samples of series id in [from, to] (whole pieces: samples
+ * outside the range may be included) from the listed generations of a partition
+ * snapshot, oldest generation first. Arrays are valid only during the call. fn returns
+ * 0 to go on. Returns 0, fn's value, TS_ECORRUPT, -ENOMEM, or the env's error. */
+typedef int (*ts__samples_fn)(void *arg, const int64_t *t, const uint64_t *v, uint32_t n);
+int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t part,
+		  const struct ts__gen *gens, size_t n_gens, uint64_t id, int64_t from, int64_t to,
+		  ts__samples_fn fn, void *arg);
+struct ts__convert_stats {
+	uint64_t n_samples, n_chunks, n_blocks_merged, bytes;
+	int gens_merged;
+	size_t gens_after;
+};
+/* Converts every hot chunk of p (pinned by the caller) into a new cold generation,
+ * merging with it all generations (merge_all) or the size tier that is due. Writer
+ * thread only (db->fmu held). 0 (also when there was nothing to do), -ENOMEM,
+ * TS_ECORRUPT, or the env's error; on error the partition is as before. */
+int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
+		     struct ts__convert_stats *st);
+/* The cache of opened blocks, bounded by cap_bytes. */
+struct ts__cold_cache;
+int ts__cold_cache_new(size_t cap_bytes, struct ts__cold_cache **out);
+void ts__cold_cache_free(struct ts__cold_cache *c);
+void ts__cold_cache_stats(struct ts__cold_cache *c, uint64_t *hits, uint64_t *misses, size_t *mem);
 
 /* ---- writer.c ---- */
 

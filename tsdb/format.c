@@ -74,6 +74,15 @@ size_t ts_format_posting_key(uint8_t *key, const char *name, size_t nl, const ch
 int ts_format_snap_parse(const uint8_t *p, size_t len, struct ts_format_snap *out)
 {
 	const size_t fixed = TS_FORMAT_SNAP_FIXED;
+	if (len == TS_FORMAT_SNAP_SHORT_LEN &&
+	    p[TS_FORMAT_SNAP_OFF_VERSION] == TS_FORMAT_SNAP_VERSION_SHORT) {
+		memset(out, 0, sizeof *out);
+		out->last_lsn = ts_format_get_le64(p + 1);
+		out->max_t = (int64_t)ts_format_get_le64(p + 9);
+		out->head_min_t = out->enc_t = out->max_t;
+		out->ooo = p + len;
+		return 0;
+	}
 	if (len < fixed + 4 || p[TS_FORMAT_SNAP_OFF_VERSION] != TS_FORMAT_SNAP_VERSION)
 		return TS_CORRUPT();
 	uint32_t chunk = ts_format_get_le32(p + TS_FORMAT_SNAP_OFF_CHUNK_LEN);
@@ -109,4 +118,30 @@ int ts_format_snap_parse(const uint8_t *p, size_t len, struct ts_format_snap *ou
 	out->ooo = q;
 	out->ooo_n = m;
 	return 0;
+}
+
+void ts_format_group_it_init(struct ts_format_group_it *it, const uint8_t *raw, size_t len)
+{
+	memset(it, 0, sizeof *it);
+	it->raw = raw;
+	it->len = len;
+	it->last_slot = -1;
+}
+
+int ts_format_group_next(struct ts_format_group_it *it)
+{
+	if (it->pos == it->len)
+		return 0;
+	if (it->len - it->pos < TS_FORMAT_GROUP_ENTRY_HDR)
+		return TS_CORRUPT();
+	const uint8_t *p = it->raw + it->pos;
+	uint32_t l = ts_format_get_le32(p + 1);
+	if ((int)p[0] <= it->last_slot || l > it->len - it->pos - TS_FORMAT_GROUP_ENTRY_HDR)
+		return TS_CORRUPT();
+	it->slot = p[0];
+	it->last_slot = p[0];
+	it->entry = p + TS_FORMAT_GROUP_ENTRY_HDR;
+	it->entry_len = l;
+	it->pos += TS_FORMAT_GROUP_ENTRY_HDR + (size_t)l;
+	return 1;
 }

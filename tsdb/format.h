@@ -18,7 +18,8 @@
  *   <dir>/index.mdb/                 the index env (tables below)
  *   <dir>/wal/                       the write-ahead log (storage/wal.h)
  *   <dir>/raw/<start_ms>_<end_ms>/   one env per time partition [start, end), tables
- *                                    "chunks" (storage/chunk.h) and "meta"
+ *                                    "chunks" (hot XOR chunks, storage/chunk.h), "cold"
+ *                                    (cold blocks, storage/cold.h) and "meta"
  *   <dir>/raw/<...>.compact, .old    transient names of a compaction (tsdb/compact.c)
  *
  * Index env tables:
@@ -88,7 +89,11 @@
 
 /* ---- index env ---- */
 
-#define TS_FORMAT_INDEX_VERSION 1 /* meta "format"; readers refuse other values */
+/* meta "format": 1 had no cold data; 2 may have cold tables in partitions and the
+ * short head row. A format-1 database is read as is and marked 2 at its first write;
+ * readers refuse values they do not know (a format-1 reader would miss cold data). */
+#define TS_FORMAT_INDEX_VERSION 2
+#define TS_FORMAT_INDEX_VERSION_MIN 1
 
 #define TS_FORMAT_TABLE_SERIES "series"
 #define TS_FORMAT_TABLE_POSTINGS "postings" /* opened with TS_TABLE_DUPFIXED_U64 */
@@ -105,6 +110,53 @@
 /* Series ids start at 1; 0 is never a series. Keys of series and heads are 8 bytes. */
 #define TS_FORMAT_SERIES_KEY_LEN 8
 
+/*
+ * Format 2 keeps series rows and head rows in groups of TS_FORMAT_GROUP_SERIES
+ * consecutive ids, one zstd-compressed row per group: a row per series cost about 120
+ * bytes (labels repeat the same names and values series after series, and every LMDB
+ * row carries a key and a node header), a group row about 15. The writer regenerates a
+ * whole group row from memory whenever one of its series changes. The format-1 tables
+ * ("series", "heads": a row per series) are read at open and emptied by the first
+ * checkpoint, which writes every group.
+ *
+ *   | table        | key                         | value                            |
+ *   |--------------|-----------------------------|----------------------------------|
+ *   | series_groups| group = id / 256, u64 BE    | group row, entries: packed labels|
+ *   | head_groups  | group = id / 256, u64 BE    | group row, entries: head snapshot|
+ *
+ * Group row: u8 version (1), then one zstd frame (storage/zframe.h; the frame records
+ * its decompressed size, at most TS_FORMAT_GROUP_RAW_MAX) whose content is a sequence
+ * of entries in ascending slot order, each:
+ *   | size    | field                                                 |
+ *   |---------|-------------------------------------------------------|
+ *   | 1       | slot: id % 256                                        |
+ *   | 4       | length L, u32                                         |
+ *   | L       | the entry (packed labels, or a head snapshot below)   |
+ * A group row with no entry is not stored. A series row's entry exists once its
+ * creation is committed; a head entry for every series with data (as a head row did).
+ */
+#define TS_FORMAT_TABLE_SERIES_GROUPS "series_groups"
+#define TS_FORMAT_TABLE_HEAD_GROUPS "head_groups"
+#define TS_FORMAT_GROUP_SERIES 256
+#define TS_FORMAT_GROUP_VERSION 1
+#define TS_FORMAT_GROUP_ENTRY_HDR 5 /* slot, length */
+#define TS_FORMAT_GROUP_RAW_MAX (64u << 20)
+
+/* Walks the entries of a decompressed group row (raw, len bytes, borrowed). Start with
+ * a zeroed struct; each ts_format_group_next returns 1 with slot/entry/entry_len set
+ * (entry aliases raw), 0 after the last entry, or TS_ECORRUPT (a slot not above the
+ * previous one, a length past the end). */
+struct ts_format_group_it {
+	const uint8_t *raw;
+	size_t len, pos;
+	int last_slot; /* -1 before the first entry */
+	unsigned slot;
+	const uint8_t *entry;
+	uint32_t entry_len;
+};
+void ts_format_group_it_init(struct ts_format_group_it *it, const uint8_t *raw, size_t len);
+int ts_format_group_next(struct ts_format_group_it *it);
+
 /* ---- postings keys ---- */
 
 #define TS_FORMAT_LABEL_NAME_MAX 256	/* the longest label name the engine accepts */
@@ -117,6 +169,16 @@
 /* ---- head snapshot (heads table) ---- */
 
 #define TS_FORMAT_SNAP_VERSION 1
+/* The short row, for a series with no open chunk and no out-of-order samples (every
+ * series after a clean stop, and every idle one): what recovery needs and nothing else.
+ *   | off | size | field                        |
+ *   | 0   | 1    | version (2)                  |
+ *   | 1   | 8    | last applied WAL LSN, u64    |
+ *   | 9   | 8    | max_t, i64                   |
+ * Parsed as a version-1 row with an empty chunk, no out-of-order samples, and
+ * head_min_t = enc_t = max_t. */
+#define TS_FORMAT_SNAP_VERSION_SHORT 2
+#define TS_FORMAT_SNAP_SHORT_LEN 17
 /* Field offsets of the fixed part (the table above). */
 enum {
 	TS_FORMAT_SNAP_OFF_VERSION = 0,	     /* 1 byte */
@@ -182,7 +244,46 @@ struct ts_format_snap {
 #define TS_FORMAT_PARTITION_MS_MAX (INT64_C(1) << 60)
 #define TS_FORMAT_PART_TABLE_CHUNKS "chunks" /* key, value: storage/chunk.h */
 #define TS_FORMAT_PART_TABLE_META "meta"
-#define TS_FORMAT_PART_META_COMPACTED "compacted" /* present: rewritten since last write */
+#define TS_FORMAT_PART_TABLE_COLD "cold" /* key below, value: storage/cold.h block */
+/* Format 1 wrote this row after rewriting a partition's XOR chunks in key order; it says
+ * nothing about cold data and is ignored (and not copied) since format 2. */
+#define TS_FORMAT_PART_META_COMPACTED "compacted"
+/* Present (1 byte, 1): every sample of the partition is in one cold generation and the
+ * env was rewritten tightly since its last write; a write deletes it. */
+#define TS_FORMAT_PART_META_COLD "cold"
+/* The live cold generations (below). Absent: none. */
+#define TS_FORMAT_PART_META_GENS "gens"
+
+/*
+ * Cold data of a partition (tsdb/cold.c). Sealed XOR chunks are rewritten into cold
+ * blocks (storage/cold.h: the samples of a run of consecutive series ids, zstd-
+ * compressed). One conversion writes one generation: blocks whose series (id, time)
+ * ranges follow each other without overlap. A series' samples may be split into
+ * pieces over consecutive blocks of a generation, in time order.
+ *
+ * Cold table key (20 bytes, memcmp order = generation, then series, then time):
+ *   | off | size | field                                                        |
+ *   |-----|------|--------------------------------------------------------------|
+ *   | 0   | 4    | generation, u32 BE                                           |
+ *   | 4   | 8    | id of the block's last series, u64 BE                         |
+ *   | 12  | 8    | min_t of that series' piece in the block, i64 BE sign-flipped |
+ * The blocks of generation g holding series X are therefore contiguous from the first
+ * key >= (g, X, INT64_MIN): read on while the block's first id <= X.
+ *
+ * "gens" meta row: the generations readers use (blocks of other generations are an
+ * unfinished conversion's and are deleted by the next one):
+ *   | size   | field                                                  |
+ *   |--------|--------------------------------------------------------|
+ *   | 4      | count m, u32                                           |
+ *   | 24 * m | per generation: u32 gen, u32 level (0: converted from   |
+ *   |        | chunks; k+1: merged from level k), u64 samples, u64     |
+ *   |        | block bytes; ascending by gen                           |
+ * Where a series has samples in several sources with the same timestamp, the older
+ * generation wins over the newer and over hot chunks (the order queries merge in).
+ */
+#define TS_FORMAT_COLD_KEY_LEN 20
+#define TS_FORMAT_GENS_ENTRY_LEN 24
+#define TS_FORMAT_GENS_MAX 4096 /* a reader's bound on m */
 /* A partition directory is "<start_ms>_<end_ms>" (decimal, start < end); during a
  * compaction the same name with ".compact" (the rewrite) or ".old" (the copy being
  * replaced) exists beside it. */

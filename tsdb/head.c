@@ -71,6 +71,24 @@ static int stored_find_chunk(void *arg, const struct ts_chunk_hdr *h, const uint
 	return f->t <= h->max_t ? chunk_find(payload, h->payload_len, f->t, f->v) : 0;
 }
 
+static int stored_find_cold(void *arg, const int64_t *t, const uint64_t *v, uint32_t n)
+{
+	const struct stored_find *f = arg;
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (t[mid] < f->t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && t[lo] == f->t) {
+		*f->v = v[lo];
+		return 1;
+	}
+	return 0;
+}
+
 /* Looks for timestamp t among the series' chunks already committed to its partition.
  * Only out-of-order samples not found in memory come here, so the LMDB read (under
  * db->mu) is rare. No thread holds an LMDB snapshot while waiting for db->mu, so this
@@ -90,6 +108,13 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 		if (rc == 0) {
 			struct stored_find f = { t, v };
 			rc = ts__part_scan(r, part->chunks, s->id, start, t, stored_find_chunk, &f);
+			struct ts__gen *gens = NULL;
+			size_t n_gens = 0;
+			if (rc == 0 &&
+			    (rc = ts__cold_gens_read(r, part->meta, &gens, &n_gens)) == 0 && n_gens)
+				rc = ts__cold_scan(db, r, part->cold, part->start, gens, n_gens,
+						   s->id, t, t, stored_find_cold, &f);
+			ts_free(gens);
 			ts_env_read_end(r);
 		}
 		ts__part_unpin(db, part);
@@ -341,8 +366,15 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 }
 
 
+static int snapshot_short(const struct ts_series *s)
+{
+	return s->enc.n == 0 && (!s->ooo || s->ooo->n == 0);
+}
+
 size_t ts__head_snapshot_len(const struct ts_series *s)
 {
+	if (snapshot_short(s))
+		return TS_FORMAT_SNAP_SHORT_LEN;
 	size_t chunk = s->enc.n ? ts_xor_enc_bytes(&s->enc) : 0;
 	return TS_FORMAT_SNAP_FIXED + chunk + 4 +
 	       (size_t)(s->ooo ? s->ooo->n : 0) * TS_FORMAT_SNAP_OOO_SAMPLE_LEN;
@@ -350,6 +382,12 @@ size_t ts__head_snapshot_len(const struct ts_series *s)
 
 void ts__head_snapshot(const struct ts_series *s, uint8_t *p)
 {
+	if (snapshot_short(s)) {
+		p[TS_FORMAT_SNAP_OFF_VERSION] = TS_FORMAT_SNAP_VERSION_SHORT;
+		ts_format_put_le64(p + 1, s->last_lsn);
+		ts_format_put_le64(p + 9, (uint64_t)s->max_t);
+		return;
+	}
 	uint32_t chunk = s->enc.n ? (uint32_t)ts_xor_enc_bytes(&s->enc) : 0;
 	p[TS_FORMAT_SNAP_OFF_VERSION] = TS_FORMAT_SNAP_VERSION;
 	ts_format_put_le64(p + TS_FORMAT_SNAP_OFF_LAST_LSN, s->last_lsn);

@@ -16,8 +16,9 @@
 #include <string.h>
 
 #include "storage/err.h"
-#include "storage/mem.h"
 #include "storage/log.h"
+#include "storage/mem.h"
+#include "storage/zframe.h"
 #include "tsdb/db_int.h"
 
 int ts__index_open(struct ts_db *db)
@@ -33,7 +34,10 @@ int ts__index_open(struct ts_db *db)
 			       &db->t_postings)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEADS, 0, &db->t_heads)) ||
-	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_METADATA, 0, &db->t_metadata)))
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_METADATA, 0, &db->t_metadata)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_SERIES_GROUPS, 0,
+			       &db->t_series_groups)) ||
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEAD_GROUPS, 0, &db->t_head_groups)))
 		return rc;
 	return 0;
 }
@@ -65,9 +69,10 @@ static int load_meta(struct ts_db *db, struct ts_rtxn *r, uint64_t *checkpoint_l
 		if (len != 4)
 			return TS_CORRUPT();
 		f = ts_format_get_le32(val);
-		if (f != TS_FORMAT_INDEX_VERSION) {
-			ts_log(TS_LOG_ERROR, "index format %u is not one this version reads (%u)",
-			       f, TS_FORMAT_INDEX_VERSION);
+		if (f < TS_FORMAT_INDEX_VERSION_MIN || f > TS_FORMAT_INDEX_VERSION) {
+			ts_log(TS_LOG_ERROR,
+			       "index format %u is not one this version reads (%u to %u)", f,
+			       TS_FORMAT_INDEX_VERSION_MIN, TS_FORMAT_INDEX_VERSION);
 			return TS_EVERSION;
 		}
 	} else if (rc != TS_ENOTFOUND) {
@@ -119,12 +124,12 @@ static int scan_table(struct ts_db *db, struct ts_rtxn *r, unsigned table,
 	return rc == TS_ENOTFOUND ? 0 : rc;
 }
 
-static int load_series(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
+static int series_entry(struct ts_db *db, uint64_t id, const void *v, size_t vl)
 {
-	if (kl != TS_FORMAT_SERIES_KEY_LEN || ts_labels_count(v, vl) < 0)
+	if (id == 0 || ts_labels_count(v, vl) < 0)
 		return TS_CORRUPT();
 	struct ts_series *s;
-	int rc = ts__series_insert(db, ts_format_get_be64(k), v, vl, ts_labels_hash(v, vl), &s);
+	int rc = ts__series_insert(db, id, v, vl, ts_labels_hash(v, vl), &s);
 	if (rc)
 		return rc;
 	s->logged = s->indexed = 1;
@@ -132,11 +137,18 @@ static int load_series(struct ts_db *db, const void *k, size_t kl, const void *v
 	return 0;
 }
 
-static int load_head(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
+/* A format-1 row (a series per row): its table is emptied by the next checkpoint. */
+static int load_series(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
 {
 	if (kl != TS_FORMAT_SERIES_KEY_LEN)
 		return TS_CORRUPT();
-	struct ts_series *s = ts__series_by_id(db, ts_format_get_be64(k));
+	db->index_migrate = 1;
+	return series_entry(db, ts_format_get_be64(k), v, vl);
+}
+
+static int head_entry(struct ts_db *db, uint64_t id, const void *v, size_t vl)
+{
+	struct ts_series *s = ts__series_by_id(db, id);
 	if (!s)
 		return TS_CORRUPT();
 	int rc = ts__head_restore(s, v, vl);
@@ -146,6 +158,48 @@ static int load_head(struct ts_db *db, const void *k, size_t kl, const void *v, 
 	if (s->max_t > db->max_t_seen)
 		db->max_t_seen = s->max_t;
 	return 0;
+}
+
+static int load_head(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
+{
+	if (kl != TS_FORMAT_SERIES_KEY_LEN)
+		return TS_CORRUPT();
+	db->index_migrate = 1;
+	return head_entry(db, ts_format_get_be64(k), v, vl);
+}
+
+/* Calls fn for every entry of a group row (format.h). */
+static int group_each(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl,
+		      int (*fn)(struct ts_db *db, uint64_t id, const void *e, size_t el))
+{
+	const uint8_t *p = v;
+	if (kl != TS_FORMAT_SERIES_KEY_LEN || vl < 1 || p[0] != TS_FORMAT_GROUP_VERSION)
+		return TS_CORRUPT();
+	uint64_t g = ts_format_get_be64(k);
+	if (g > UINT64_MAX / TS_FORMAT_GROUP_SERIES)
+		return TS_CORRUPT();
+	uint8_t *raw;
+	size_t len;
+	int rc = ts_zframe_unpack(p + 1, vl - 1, TS_FORMAT_GROUP_RAW_MAX, &raw, &len);
+	if (rc)
+		return rc;
+	struct ts_format_group_it it;
+	ts_format_group_it_init(&it, raw, len);
+	while ((rc = ts_format_group_next(&it)) == 1)
+		if ((rc = fn(db, g * TS_FORMAT_GROUP_SERIES + it.slot, it.entry, it.entry_len)))
+			break;
+	ts_free(raw);
+	return rc;
+}
+
+static int load_series_group(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
+{
+	return group_each(db, k, kl, v, vl, series_entry);
+}
+
+static int load_head_group(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
+{
+	return group_each(db, k, kl, v, vl, head_entry);
 }
 
 static int load_metadata(struct ts_db *db, const void *k, size_t kl, const void *v, size_t vl)
@@ -161,7 +215,9 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 		return rc;
 	if ((rc = load_meta(db, r, checkpoint_lsn)) == 0 &&
 	    (rc = scan_table(db, r, db->t_series, load_series)) == 0 &&
-	    (rc = scan_table(db, r, db->t_heads, load_head)) == 0)
+	    (rc = scan_table(db, r, db->t_series_groups, load_series_group)) == 0 &&
+	    (rc = scan_table(db, r, db->t_heads, load_head)) == 0 &&
+	    (rc = scan_table(db, r, db->t_head_groups, load_head_group)) == 0)
 		rc = scan_table(db, r, db->t_metadata, load_metadata);
 	ts_env_read_end(r);
 	return rc;
@@ -171,14 +227,10 @@ int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn)
 
 int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s)
 {
-	uint8_t id[TS_FORMAT_SERIES_KEY_LEN], key[TS_FORMAT_POSTING_KEY_MAX];
-	ts_format_put_be64(id, s->id);
-	int rc = ts_batch_put(b, db->t_series, id, sizeof id, s->packed, s->packed_len);
-	if (rc)
-		return rc;
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
 	uint64_t sid = s->id;
-	rc = ts_batch_put(b, db->t_postings, TS_FORMAT_POSTING_ALL, TS_FORMAT_POSTING_ALL_LEN, &sid,
-			  8);
+	int rc = ts_batch_put(b, db->t_postings, TS_FORMAT_POSTING_ALL, TS_FORMAT_POSTING_ALL_LEN,
+			      &sid, 8);
 	if (rc)
 		return rc;
 	/* --max-labels may allow more labels than fit the stack array. */
@@ -201,13 +253,89 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	return rc;
 }
 
-int ts__index_put_head(struct ts_db *db, struct ts_batch *b, uint64_t id, const uint8_t *snap,
-		       size_t len)
+/* Appends one group entry (slot, length, bytes) to buf. */
+static int group_add(struct ts__buf *buf, unsigned slot, const void *e, size_t el)
+{
+	if (el > UINT32_MAX ||
+	    ts_grow((void **)&buf->p, &buf->cap, buf->len + TS_FORMAT_GROUP_ENTRY_HDR + el, 1))
+		return -ENOMEM;
+	uint8_t *q = buf->p + buf->len;
+	q[0] = (uint8_t)slot;
+	ts_format_put_le32(q + 1, (uint32_t)el);
+	memcpy(q + TS_FORMAT_GROUP_ENTRY_HDR, e, el);
+	buf->len += TS_FORMAT_GROUP_ENTRY_HDR + el;
+	return 0;
+}
+
+/* Puts group g's row into table from its entries (raw), or deletes it when empty. */
+static int group_put(struct ts_db *db, struct ts_batch *b, unsigned table, uint64_t g,
+		     const struct ts__buf *raw, int level)
 {
 	uint8_t key[TS_FORMAT_SERIES_KEY_LEN];
-	ts_format_put_be64(key, id);
-	return len ? ts_batch_put(b, db->t_heads, key, sizeof key, snap, len)
-		   : ts_batch_del(b, db->t_heads, key, sizeof key, NULL, 0);
+	ts_format_put_be64(key, g);
+	if (raw->len == 0)
+		return ts_batch_del(b, table, key, sizeof key, NULL, 0);
+	uint8_t *z;
+	size_t zl;
+	int rc = ts_zframe_pack(raw->p, raw->len, level, &z, &zl);
+	if (rc)
+		return rc;
+	uint8_t *row = ts_malloc(zl + 1);
+	if (!row) {
+		ts_free(z);
+		return -ENOMEM;
+	}
+	row[0] = TS_FORMAT_GROUP_VERSION;
+	memcpy(row + 1, z, zl);
+	rc = ts_batch_put(b, table, key, sizeof key, row, zl + 1);
+	(void)db;
+	ts_free(row);
+	ts_free(z);
+	return rc;
+}
+
+int ts__index_put_series_group(struct ts_db *db, struct ts_batch *b, uint64_t g,
+			       struct ts_series *const *members, size_t n)
+{
+	struct ts__buf raw = { 0 };
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = group_add(&raw, (unsigned)(members[i]->id % TS_FORMAT_GROUP_SERIES),
+			       members[i]->packed, members[i]->packed_len);
+	if (rc == 0)
+		rc = group_put(db, b, db->t_series_groups, g, &raw, 9);
+	ts_free(raw.p);
+	return rc;
+}
+
+int ts__index_put_head_group(struct ts_db *db, struct ts_batch *b, uint64_t g, const uint64_t *ids,
+			     const uint8_t *const *snaps, const size_t *lens, size_t n)
+{
+	struct ts__buf raw = { 0 };
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = group_add(&raw, (unsigned)(ids[i] % TS_FORMAT_GROUP_SERIES), snaps[i],
+			       lens[i]);
+	/* Head rows are rewritten at every checkpoint while series take samples: zstd's
+	 * fastest level. */
+	if (rc == 0)
+		rc = group_put(db, b, db->t_head_groups, g, &raw, 1);
+	ts_free(raw.p);
+	return rc;
+}
+
+int ts__index_drop_v1_rows(struct ts_db *db, struct ts_batch *b)
+{
+	uint64_t end = atomic_load(&db->next_id);
+	int rc = 0;
+	for (uint64_t id = 1; id < end && rc == 0; id++) {
+		uint8_t key[TS_FORMAT_SERIES_KEY_LEN];
+		ts_format_put_be64(key, id);
+		rc = ts_batch_del(b, db->t_series, key, sizeof key, NULL, 0);
+		if (rc == 0)
+			rc = ts_batch_del(b, db->t_heads, key, sizeof key, NULL, 0);
+	}
+	return rc;
 }
 
 static int put_meta(struct ts_db *db, struct ts_batch *b, const char *key, const void *v, size_t vl)

@@ -74,14 +74,16 @@ static int env_open(struct ts_db *db, struct ts_partition *p)
 	rc = ts_env_table(env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &p->chunks);
 	if (rc == 0)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &p->meta);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_COLD, 0, &p->cold);
 	if (rc == 0 && atomic_load(&p->compacted) < 0) {
 		struct ts_rtxn *r;
 		const void *v;
 		size_t vl;
 		rc = ts_env_read_begin(env, &r);
 		if (rc == 0) {
-			int c = ts_env_get(r, p->meta, TS_FORMAT_PART_META_COMPACTED,
-					   strlen(TS_FORMAT_PART_META_COMPACTED), &v, &vl) == 0;
+			int c = ts_env_get(r, p->meta, TS_FORMAT_PART_META_COLD,
+					   strlen(TS_FORMAT_PART_META_COLD), &v, &vl) == 0;
 			int unknown = -1;
 			atomic_compare_exchange_strong(&p->compacted, &unknown, c);
 			ts_env_read_end(r);

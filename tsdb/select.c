@@ -367,11 +367,15 @@ static int series_matches(const struct ts_series *s, struct cmatcher *m, size_t 
 
 /* ---- series sets ---- */
 
+/* A source of one series' samples: an XOR chunk (data, len), or decoded cold samples
+ * (t, v: n of each, t ascending). */
 struct src {
 	int64_t min_t, max_t;
 	const uint8_t *data;
 	size_t len;
 	uint32_t n;
+	const int64_t *t;
+	const uint64_t *v;
 };
 
 struct set_series {
@@ -383,8 +387,10 @@ struct set_series {
 struct part_snap {
 	int64_t start, end;
 	struct ts_partition *part; /* a reference: retention cannot close it under us */
-	unsigned table;
+	unsigned table, cold;
 	struct ts_rtxn *r;
+	struct ts__gen *gens; /* the cold generations of this snapshot (owned) */
+	size_t n_gens;
 };
 
 struct ts_series_set {
@@ -424,8 +430,9 @@ static int mem_add(struct ts_series_set *set, const uint8_t *data, size_t len, i
 	if (rc)
 		return rc;
 	/* data holds an arena offset until every copy is made (the arena may move). */
-	set->mem[set->n_mem++] = (struct src){ min_t, max_t, (const uint8_t *)(uintptr_t)off, len,
-					       n };
+	set->mem[set->n_mem++] = (struct src){ min_t, max_t, (const uint8_t *)(uintptr_t)off,
+					       len,   n,     NULL,
+					       NULL };
 	return 0;
 }
 
@@ -471,6 +478,7 @@ void ts_series_set_free(struct ts_series_set *set)
 			ts_env_read_end(set->parts[i].r);
 			ts__part_unpin(set->db, set->parts[i].part);
 		}
+		ts_free(set->parts[i].gens);
 		ts__part_unref(set->db, set->parts[i].part);
 	}
 	ts_free(set->parts);
@@ -710,9 +718,12 @@ static int snapshot_parts(struct ts_series_set *set)
 		}
 		if (r == 0) {
 			ps.table = ps.part->chunks;
+			ps.cold = ps.part->cold;
 			if ((r = ts_env_read_begin(ps.part->env, &ps.r)) != 0) {
 				ps.r = NULL;
 				ts__part_unpin(db, ps.part);
+			} else {
+				r = ts__cold_gens_read(ps.r, ps.part->meta, &ps.gens, &ps.n_gens);
 			}
 		}
 		rc = r;
@@ -784,7 +795,28 @@ int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct
 struct srcs {
 	struct src *v;
 	size_t n, cap;
+	void **own; /* buffers the sources point into (decoded cold samples) */
+	size_t n_own, cap_own;
 };
+
+static void srcs_fini(struct srcs *a)
+{
+	for (size_t i = 0; i < a->n_own; i++)
+		ts_free(a->own[i]);
+	ts_free(a->own);
+	ts_free(a->v);
+}
+
+/* Keeps p (ts_malloc'd) until the sources are freed; frees it on failure. */
+static int srcs_own(struct srcs *a, void *p)
+{
+	if (ts_grow((void **)&a->own, &a->cap_own, a->n_own + 1, sizeof *a->own)) {
+		ts_free(p);
+		return -ENOMEM;
+	}
+	a->own[a->n_own++] = p;
+	return 0;
+}
 
 static int srcs_add(struct srcs *a, const struct src *s)
 {
@@ -804,28 +836,102 @@ static int src_cmp(const void *a, const void *b)
 
 struct gather_ctx {
 	struct srcs *out;
-	int64_t mint;
+	int64_t mint, maxt;
+	int want_xor; /* a chunk iterator: cold samples are re-encoded into XOR chunks */
 };
+
+/* Cold samples as XOR chunks cut at TS_CHUNK_SAMPLES, as the head cuts them. */
+static int gather_xor(struct gather_ctx *g, const int64_t *t, const uint64_t *v, uint32_t n)
+{
+	int rc = 0;
+	for (uint32_t i = 0; i < n && rc == 0;) {
+		uint32_t m = n - i < TS_CHUNK_SAMPLES ? n - i : TS_CHUNK_SAMPLES;
+		struct ts_xor_enc e;
+		ts_xor_enc_init(&e);
+		for (uint32_t k = 0; k < m && rc == 0; k++)
+			rc = ts_xor_append(&e, t[i + k], v[i + k]);
+		if (rc == 0) {
+			size_t len = ts_xor_enc_bytes(&e);
+			struct src s = { t[i], t[i + m - 1], e.buf, len, m, NULL, NULL };
+			if ((rc = srcs_own(g->out, e.buf)) == 0)
+				rc = srcs_add(g->out, &s);
+		} else {
+			ts_xor_enc_fini(&e);
+		}
+		i += m;
+	}
+	return rc;
+}
+
+static int gather_cold(void *arg, const int64_t *t, const uint64_t *v, uint32_t n)
+{
+	struct gather_ctx *g = arg;
+	/* Only [mint, maxt]: a piece may span a whole partition. */
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (t[mid] < g->mint)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint32_t a = lo;
+	hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (t[mid] <= g->maxt)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint32_t m = lo - a;
+	if (m == 0)
+		return 0;
+	if (g->want_xor)
+		return gather_xor(g, t + a, v + a, m);
+	uint8_t *buf = ts_malloc((size_t)m * 16);
+	if (!buf)
+		return -ENOMEM;
+	int64_t *ct = (int64_t *)(void *)buf;
+	uint64_t *cv = (uint64_t *)(void *)(buf + (size_t)m * 8);
+	memcpy(ct, t + a, (size_t)m * 8);
+	memcpy(cv, v + a, (size_t)m * 8);
+	int rc = srcs_own(g->out, buf);
+	if (rc)
+		return rc;
+	struct src s = { ct[0], ct[m - 1], NULL, 0, m, ct, cv };
+	return srcs_add(g->out, &s);
+}
 
 static int gather_chunk(void *arg, const struct ts_chunk_hdr *h, const uint8_t *payload)
 {
 	struct gather_ctx *g = arg;
 	if (h->max_t < g->mint)
 		return 0;
-	struct src s = { h->min_t, h->max_t, payload, h->payload_len, h->n_samples };
+	struct src s = { h->min_t, h->max_t, payload, h->payload_len, h->n_samples, NULL, NULL };
 	return srcs_add(g->out, &s);
 }
 
 /* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
  * duplicates (a chunk seen both in memory and in LMDB) removed. */
-static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
+static int gather(struct ts_series_set *set, size_t i, struct srcs *out, int want_xor)
 {
 	const struct set_series *ss = &set->ser[i];
-	struct gather_ctx g = { out, set->mint };
+	struct gather_ctx g = { out, set->mint, set->maxt, want_xor };
 	int rc = 0;
-	for (size_t p = 0; p < set->n_parts && rc == 0; p++)
-		rc = ts__part_scan(set->parts[p].r, set->parts[p].table, ss->s->id,
-				   set->parts[p].start, set->maxt, gather_chunk, &g);
+	/* Cold generations first: on equal timestamps the first source wins (format.h). */
+	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
+		const struct part_snap *ps = &set->parts[p];
+		if (!ps->r)
+			continue;
+		if (ps->n_gens)
+			rc = ts__cold_scan(set->db, ps->r, ps->cold, ps->start, ps->gens,
+					   ps->n_gens, ss->s->id, set->mint, set->maxt, gather_cold,
+					   &g);
+		if (rc == 0)
+			rc = ts__part_scan(ps->r, ps->table, ss->s->id, ps->start, set->maxt,
+					   gather_chunk, &g);
+	}
 	for (size_t k = 0; k < ss->n_mem && rc == 0; k++)
 		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
 	if (rc)
@@ -834,8 +940,8 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 		qsort(out->v, out->n, sizeof *out->v, src_cmp);
 	size_t w = 0;
 	for (size_t k = 0; k < out->n; k++) {
-		if (w && out->v[w - 1].min_t == out->v[k].min_t &&
-		    out->v[w - 1].len == out->v[k].len &&
+		if (w && out->v[k].data && out->v[w - 1].data &&
+		    out->v[w - 1].min_t == out->v[k].min_t && out->v[w - 1].len == out->v[k].len &&
 		    memcmp(out->v[w - 1].data, out->v[k].data, out->v[k].len) == 0)
 			continue;
 		out->v[w++] = out->v[k];
@@ -846,10 +952,57 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out)
 
 /* ---- merging sample iterator ---- */
 
+/* A position in a source. Array sources keep their current sample in x.t and x.v too,
+ * so the merge reads both kinds the same way; only stepping differs. */
+struct cur {
+	struct ts_xor_it x;
+	const int64_t *at; /* NULL: an XOR chunk */
+	const uint64_t *av;
+	uint32_t an, ai;
+};
+
+/* Next sample: 1, 0 at the end, or TS_ECORRUPT (XOR). */
+static inline int cur_next(struct cur *c)
+{
+	if (!c->at)
+		return ts_xor_next(&c->x);
+	if (++c->ai >= c->an)
+		return 0;
+	c->x.t = c->at[c->ai];
+	c->x.v = c->av[c->ai];
+	return 1;
+}
+
+/* Moves to the first sample >= t (staying if already there): 1, 0 at the end, or
+ * TS_ECORRUPT. */
+static int cur_seek(struct cur *c, int64_t t)
+{
+	if (!c->at)
+		return ts_xor_seek(&c->x, t);
+	if (c->ai >= c->an)
+		return 0;
+	if (c->x.t >= t)
+		return 1;
+	uint32_t lo = c->ai + 1, hi = c->an;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c->at[mid] < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	c->ai = lo;
+	if (lo >= c->an)
+		return 0;
+	c->x.t = c->at[lo];
+	c->x.v = c->av[lo];
+	return 1;
+}
+
 struct ts_iter {
 	struct srcs src; /* first: srcs_iter_new() */
 	size_t next_src;
-	struct ts_xor_it *act; /* active decoders, each on a sample not yet returned */
+	struct cur *act; /* active sources, each on a sample not yet returned */
 	size_t n_act;
 	int64_t mint, maxt;
 	int64_t floor; /* next sample must have t >= floor */
@@ -860,16 +1013,16 @@ struct ts_iter {
 
 /* Allocates a zeroed iterator of `size` bytes whose first member is a struct srcs, and
  * gathers series i's chunks into it. */
-static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, void **out)
+static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, int want_xor, void **out)
 {
 	if (i >= set->n)
 		return TS_ENOTFOUND;
 	struct srcs *src = ts_calloc(1, size);
 	if (!src)
 		return -ENOMEM;
-	int rc = gather(set, i, src);
+	int rc = gather(set, i, src, want_xor);
 	if (rc) {
-		ts_free(src->v);
+		srcs_fini(src);
 		ts_free(src);
 		return rc;
 	}
@@ -880,7 +1033,7 @@ static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, void 
 int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
 {
 	struct ts_iter *it;
-	int rc = srcs_iter_new(set, i, sizeof *it, (void **)&it);
+	int rc = srcs_iter_new(set, i, sizeof *it, 0, (void **)&it);
 	if (rc)
 		return rc;
 	it->act = ts_malloc((it->src.n ? it->src.n : 1) * sizeof *it->act);
@@ -899,7 +1052,7 @@ void ts_iter_free(struct ts_iter *it)
 {
 	if (!it)
 		return;
-	ts_free(it->src.v);
+	srcs_fini(&it->src);
 	ts_free(it->act);
 	ts_free(it);
 }
@@ -910,11 +1063,23 @@ static int activate(struct ts_iter *it)
 	const struct src *s = &it->src.v[it->next_src++];
 	if (s->max_t < it->floor)
 		return 0;
-	struct ts_xor_it *x = &it->act[it->n_act];
-	int rc = ts_xor_it_init(x, s->data, s->len);
+	struct cur *x = &it->act[it->n_act];
+	int rc;
+	if (s->t) {
+		x->at = s->t;
+		x->av = s->v;
+		x->an = s->n;
+		x->ai = 0;
+		x->x.t = s->t[0];
+		x->x.v = s->v[0];
+		rc = 0;
+	} else {
+		x->at = NULL;
+		rc = ts_xor_it_init(&x->x, s->data, s->len);
+	}
 	if (rc)
 		return rc;
-	rc = ts_xor_seek(x, it->floor);
+	rc = cur_seek(x, it->floor);
 	if (rc == 1)
 		it->n_act++;
 	return rc < 0 ? rc : 0;
@@ -927,7 +1092,8 @@ int ts_iter_next(struct ts_iter *it)
 	/* Fast path, the common case: one chunk active and its current sample strictly
 	 * before the next chunk starts, so nothing can interleave or duplicate it. */
 	if (it->n_act == 1) {
-		struct ts_xor_it *x = &it->act[0];
+		struct cur *c = &it->act[0];
+		struct ts_xor_it *x = &c->x;
 		int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t
 							    : INT64_MAX;
 		if (x->t < next_min) {
@@ -938,7 +1104,7 @@ int ts_iter_next(struct ts_iter *it)
 			it->t = x->t;
 			it->v = x->v;
 			it->floor = x->t + 1;
-			int rc = ts_xor_next(x);
+			int rc = cur_next(c);
 			if (rc < 0)
 				return rc;
 			if (rc == 0)
@@ -949,8 +1115,8 @@ int ts_iter_next(struct ts_iter *it)
 	for (;;) {
 		int64_t min = INT64_MAX;
 		for (size_t k = 0; k < it->n_act; k++)
-			if (it->act[k].t < min)
-				min = it->act[k].t;
+			if (it->act[k].x.t < min)
+				min = it->act[k].x.t;
 		if (it->next_src < it->src.n &&
 		    (it->n_act == 0 || it->src.v[it->next_src].min_t <= min)) {
 			int rc = activate(it);
@@ -966,14 +1132,14 @@ int ts_iter_next(struct ts_iter *it)
 		 * source positioned on that timestamp so duplicates collapse. */
 		int emitted = 0;
 		for (size_t k = 0; k < it->n_act;) {
-			struct ts_xor_it *x = &it->act[k];
-			if (x->t == min) {
+			struct cur *c = &it->act[k];
+			if (c->x.t == min) {
 				if (!emitted) {
-					it->t = x->t;
-					it->v = x->v;
+					it->t = c->x.t;
+					it->v = c->x.v;
 					emitted = 1;
 				}
-				int rc = ts_xor_next(x);
+				int rc = cur_next(c);
 				if (rc < 0)
 					return rc;
 				if (rc == 0) {
@@ -993,7 +1159,7 @@ int ts_iter_seek(struct ts_iter *it, int64_t t)
 	if (t > it->floor) {
 		it->floor = t;
 		for (size_t k = 0; k < it->n_act;) {
-			int rc = ts_xor_seek(&it->act[k], t);
+			int rc = cur_seek(&it->act[k], t);
 			if (rc < 0)
 				return rc;
 			if (rc == 0) {
@@ -1014,19 +1180,39 @@ int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap)
 	while (n < cap && !it->done) {
 		if (it->n_act == 1) {
 			/* The fast path of ts_iter_next, run for a whole stretch of one chunk. */
-			struct ts_xor_it *x = &it->act[0];
+			struct cur *c = &it->act[0];
+			struct ts_xor_it *x = &c->x;
 			int64_t next_min = it->next_src < it->src.n ? it->src.v[it->next_src].min_t
 								    : INT64_MAX;
 			int64_t lim = next_min <= it->maxt ? next_min - 1 : it->maxt;
 			int rc = 1;
 			size_t n0 = n;
-			while (n < cap && x->t <= lim) {
-				t_ms[n] = x->t;
-				memcpy(&v[n], &x->v, 8);
-				n++;
-				rc = ts_xor_next(x);
-				if (rc <= 0)
-					break;
+			if (c->at) {
+				/* Decoded samples: copy the stretch in bulk. */
+				size_t k = c->ai, end = c->an;
+				size_t room = cap - n;
+				size_t take = 0;
+				while (k + take < end && take < room && c->at[k + take] <= lim)
+					take++;
+				memcpy(t_ms + n, c->at + k, take * 8);
+				memcpy(v + n, c->av + k, take * 8);
+				n += take;
+				c->ai = (uint32_t)(k + take);
+				if (c->ai >= c->an) {
+					rc = 0;
+				} else {
+					x->t = c->at[c->ai];
+					x->v = c->av[c->ai];
+				}
+			} else {
+				while (n < cap && x->t <= lim) {
+					t_ms[n] = x->t;
+					memcpy(&v[n], &x->v, 8);
+					n++;
+					rc = ts_xor_next(x);
+					if (rc <= 0)
+						break;
+				}
 			}
 			if (n > n0) {
 				it->t = t_ms[n - 1];
@@ -1069,7 +1255,7 @@ struct ts_chunk_it {
 
 int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out)
 {
-	return srcs_iter_new(set, i, sizeof **out, (void **)out);
+	return srcs_iter_new(set, i, sizeof **out, 1, (void **)out);
 }
 
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)
@@ -1085,6 +1271,6 @@ void ts_chunk_it_free(struct ts_chunk_it *it)
 {
 	if (!it)
 		return;
-	ts_free(it->src.v);
+	srcs_fini(&it->src);
 	ts_free(it);
 }

@@ -40,6 +40,7 @@ struct ts_db_opts {
 	uint32_t max_open_partitions; /* partition envs kept open when idle (each holds 3 file
 				       * descriptors); 0 means 64. Queries may open more
 				       * while they run. */
+	uint64_t cold_cache_bytes;    /* opened cold blocks kept for queries; 0 means 64 MiB */
 };
 
 /* Opens (creating if absent) the database in `dir` and recovers it: loads the index,
@@ -188,7 +189,9 @@ void ts_iter_free(struct ts_iter *it);
  * outside the range (callers trim). */
 struct ts_chunk_ref {
 	int64_t min_t, max_t;
-	const uint8_t *data; /* XOR chunk bytes (storage/xor.h), borrowed from the set */
+	const uint8_t *data; /* XOR chunk bytes (storage/xor.h), borrowed: valid until the
+			      * iterator is freed (cold samples are re-encoded into chunks
+			      * of at most 120 samples that the iterator owns) */
 	size_t len;
 	uint32_t n_samples;
 };

@@ -31,7 +31,7 @@
 #include "tsdb/db_int.h"
 #include "tsdb/failpoint.h"
 
-#define CAPTURE_GROUP 4096
+#define CAPTURE_GROUP 4096 /* a multiple of TS_FORMAT_GROUP_SERIES */
 
 
 struct buf {
@@ -201,12 +201,15 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		}
 		ts_batch_reset(b);
 		size_t j = i;
-		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++)
+		uint64_t bytes = 0;
+		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++) {
 			rc = chunk_put(p, b, r, refs[j].c, &scratch);
+			bytes += TS_CHUNK_HDR_LEN + refs[j].c->len;
+		}
 		/* A late write undoes a compaction: the partition is rewritten again later. */
 		if (rc == 0 && atomic_load(&p->compacted))
-			rc = ts_batch_del(b, p->meta, TS_FORMAT_PART_META_COMPACTED,
-					  strlen(TS_FORMAT_PART_META_COMPACTED), NULL, 0);
+			rc = ts_batch_del(b, p->meta, TS_FORMAT_PART_META_COLD,
+					  strlen(TS_FORMAT_PART_META_COLD), NULL, 0);
 		/* The read snapshot must end before apply: growing the map waits for readers. */
 		ts_env_read_end(r);
 		if (rc == 0 && !(rc = ts__failpoint_err("flush.apply")))
@@ -215,6 +218,7 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		if (rc == 0) {
 			atomic_store(&p->compacted, 0);
 			p->last_write_mono_ms = ts_mono_ms();
+			p->hot_bytes += bytes;
 			ts__failpoint("flush.part_written");
 		}
 		i = j;
@@ -243,32 +247,50 @@ struct flush {
 	size_t n_idx;
 };
 
-/* Captures the head row of one series if it needs one (db->mu held). */
-static int capture_one(struct ts_db *db, struct flush *f, struct ts_series *s, int64_t newest)
+static int has_data(const struct ts_series *s)
 {
-	ts__head_seal_idle(db, s, newest);
-	/* Every series with data keeps a head row, even with an empty head, so recovery
-	 * knows its newest timestamp (resends are judged against it, and queries skip
-	 * series with nothing in range). A row is rewritten only when the head changed
-	 * since it was captured: idle series cost nothing per checkpoint. */
-	int has_data = s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
-	if (!has_data || (s->has_snapshot && !s->snap_dirty))
+	return s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
+}
+
+/* Captures the head entries of group g (ids [first, end)) if the group row needs
+ * rewriting: every series with data keeps an entry, even with an empty head, so
+ * recovery knows its newest timestamp (resends are judged against it, and queries skip
+ * series with nothing in range). A group is rewritten only when one of its heads
+ * changed since it was captured: idle series cost nothing per checkpoint. db->mu held. */
+static int capture_group(struct ts_db *db, struct flush *f, uint64_t first, uint64_t end,
+			 int64_t newest, int all)
+{
+	int need = all;
+	for (uint64_t id = first; id < end; id++) {
+		struct ts_series *s = ts__series_by_id(db, id);
+		if (!s)
+			continue;
+		ts__head_seal_idle(db, s, newest);
+		if (has_data(s) && (s->snap_dirty || !s->has_snapshot))
+			need = 1;
+	}
+	if (!need)
 		return 0;
-	if (ts_grow((void **)&f->ents, &f->cap_ents, f->n_ents + 1, sizeof *f->ents))
-		return -ENOMEM;
-	size_t len = ts__head_snapshot_len(s);
-	int rc = buf_reserve(&f->snaps, len);
-	if (rc)
-		return rc;
-	ts__head_snapshot(s, f->snaps.p + f->snaps.len);
-	f->ents[f->n_ents++] = (struct snap_entry){ s->id, f->snaps.len, len };
-	f->snaps.len += len;
-	s->snap_dirty = 0; /* set again on failure (flush_failed), or by new samples */
+	for (uint64_t id = first; id < end; id++) {
+		struct ts_series *s = ts__series_by_id(db, id);
+		if (!s || !has_data(s))
+			continue;
+		if (ts_grow((void **)&f->ents, &f->cap_ents, f->n_ents + 1, sizeof *f->ents))
+			return -ENOMEM;
+		size_t len = ts__head_snapshot_len(s);
+		int rc = buf_reserve(&f->snaps, len);
+		if (rc)
+			return rc;
+		ts__head_snapshot(s, f->snaps.p + f->snaps.len);
+		f->ents[f->n_ents++] = (struct snap_entry){ s->id, f->snaps.len, len };
+		f->snaps.len += len;
+		s->snap_dirty = 0; /* set again on failure (flush_failed), or by new samples */
+	}
 	return 0;
 }
 
 /* Checkpoint, first half: rolls the WAL to L (under db->mu, so every record below L
- * has been applied) and captures head rows, CAPTURE_GROUP series per db->mu hold. */
+ * has been applied) and captures head entries, CAPTURE_GROUP series per db->mu hold. */
 static int capture_heads(struct ts_db *db, struct flush *f)
 {
 	pthread_mutex_lock(&db->mu);
@@ -281,14 +303,13 @@ static int capture_heads(struct ts_db *db, struct flush *f)
 	 * one sample from a host whose clock runs fast must not make every other series
 	 * look stopped; a backfill of old data uses its own newest time. */
 	int64_t wall_ms = ts_wall_ms();
-	for (uint64_t base = 1; base < end && rc == 0; base += CAPTURE_GROUP) {
+	const uint64_t G = TS_FORMAT_GROUP_SERIES;
+	for (uint64_t base = 0; base < end && rc == 0; base += CAPTURE_GROUP) {
 		pthread_mutex_lock(&db->mu);
 		int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen : wall_ms;
-		for (uint64_t id = base; id < base + CAPTURE_GROUP && id < end && rc == 0; id++) {
-			struct ts_series *s = ts__series_by_id(db, id);
-			if (s)
-				rc = capture_one(db, f, s, newest);
-		}
+		for (uint64_t g0 = base; g0 < base + CAPTURE_GROUP && g0 < end && rc == 0; g0 += G)
+			rc = capture_group(db, f, g0 ? g0 : 1, g0 + G < end ? g0 + G : end, newest,
+					   db->index_migrate);
 		pthread_mutex_unlock(&db->mu);
 	}
 	return rc;
@@ -312,6 +333,76 @@ static int take_work(struct ts_db *db, struct flush *f)
 	return n_idx && !f->idx ? -ENOMEM : 0;
 }
 
+/* The series group rows the flush changes: groups of its new series (all of them when
+ * migrating a format-1 index), each with every committed member plus the new ones. */
+static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib)
+{
+	const uint64_t G = TS_FORMAT_GROUP_SERIES;
+	uint64_t *groups = NULL;
+	size_t n_groups = 0, cap_groups = 0;
+	struct ts_series *members[TS_FORMAT_GROUP_SERIES];
+	int rc = 0;
+	if (db->index_migrate && f->checkpoint) {
+		uint64_t end = atomic_load(&db->next_id);
+		for (uint64_t g = 0; g * G < end && rc == 0; g++) {
+			if (ts_grow((void **)&groups, &cap_groups, n_groups + 1, sizeof *groups))
+				rc = -ENOMEM;
+			else
+				groups[n_groups++] = g;
+		}
+	}
+	for (size_t i = 0; i < f->n_idx && rc == 0; i++) {
+		uint64_t g = f->idx[i]->id / G;
+		f->idx[i]->flush_mark = 1;
+		int seen = 0;
+		for (size_t k = n_groups; k > 0 && !seen; k--)
+			seen = groups[k - 1] == g;
+		if (seen)
+			continue;
+		if (ts_grow((void **)&groups, &cap_groups, n_groups + 1, sizeof *groups))
+			rc = -ENOMEM;
+		else
+			groups[n_groups++] = g;
+	}
+	for (size_t k = 0; k < n_groups && rc == 0; k++) {
+		size_t n = 0;
+		/* Members: committed ones (indexed, under db->mu) and this flush's. */
+		pthread_mutex_lock(&db->mu);
+		for (uint64_t id = groups[k] * G; id < groups[k] * G + G; id++) {
+			struct ts_series *s = id ? ts__series_by_id(db, id) : NULL;
+			if (s && (s->indexed || s->flush_mark))
+				members[n++] = s;
+		}
+		pthread_mutex_unlock(&db->mu);
+		rc = ts__index_put_series_group(db, ib, groups[k], members, n);
+	}
+	for (size_t i = 0; i < f->n_idx; i++)
+		f->idx[i]->flush_mark = 0;
+	ts_free(groups);
+	return rc;
+}
+
+/* The head group rows of the captured entries (ascending ids, whole groups). */
+static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib)
+{
+	const uint64_t G = TS_FORMAT_GROUP_SERIES;
+	uint64_t ids[TS_FORMAT_GROUP_SERIES];
+	const uint8_t *snaps[TS_FORMAT_GROUP_SERIES];
+	size_t lens[TS_FORMAT_GROUP_SERIES];
+	int rc = 0;
+	for (size_t i = 0; i < f->n_ents && rc == 0;) {
+		uint64_t g = f->ents[i].id / G;
+		size_t n = 0;
+		for (; i < f->n_ents && f->ents[i].id / G == g; i++, n++) {
+			ids[n] = f->ents[i].id;
+			snaps[n] = f->snaps.p + f->ents[i].off;
+			lens[n] = f->ents[i].len;
+		}
+		rc = ts__index_put_head_group(db, ib, g, ids, snaps, lens, n);
+	}
+	return rc;
+}
+
 /* One index transaction: new series, head rows, meta rows, metadata. */
 static int write_index(struct ts_db *db, struct flush *f)
 {
@@ -321,9 +412,13 @@ static int write_index(struct ts_db *db, struct flush *f)
 		return rc;
 	for (size_t i = 0; i < f->n_idx && rc == 0; i++)
 		rc = ts__index_add_series(db, ib, f->idx[i]);
-	for (size_t i = 0; i < f->n_ents && rc == 0; i++)
-		rc = ts__index_put_head(db, ib, f->ents[i].id, f->snaps.p + f->ents[i].off,
-					f->ents[i].len);
+	if (rc == 0)
+		rc = put_series_groups(db, f, ib);
+	if (rc == 0)
+		rc = put_head_groups(db, f, ib);
+	int migrating = f->checkpoint && db->index_migrate;
+	if (rc == 0 && migrating)
+		rc = ts__index_drop_v1_rows(db, ib);
 	if (rc == 0)
 		rc = ts__index_put_meta(db, ib, f->checkpoint ? &f->L : NULL);
 	int md = 0;
@@ -335,6 +430,8 @@ static int write_index(struct ts_db *db, struct flush *f)
 		rc = ts_env_apply(db->index, ib);
 	if (rc && md)
 		ts__md_redirty(db);
+	if (rc == 0 && migrating)
+		db->index_migrate = 0;
 	ts_batch_free(ib);
 	return rc;
 }

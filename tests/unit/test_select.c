@@ -33,7 +33,7 @@
 struct tseries {
 	char a[MAX_VAL + 1];
 	char b[16];
-	char k[16];
+	char k[24];
 };
 
 static const size_t lens[] = { 1, 5, 249, 250, 251, 252, 300, 1000, 4001 };

@@ -650,31 +650,35 @@ static void test_label_lookups_and_metadata(void **st)
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
-/* Flips one payload byte of every stored chunk record of a partition env. */
+/* Flips one payload byte of every stored record of a partition env: hot chunks (in the
+ * XOR payload) and cold blocks (in the compressed body, the last byte). */
 static void corrupt_partition(const char *pdir)
 {
 	struct ts_env *env;
 	assert_int_equal(ts_env_open(pdir, NULL, &env), 0);
-	unsigned t;
-	assert_int_equal(ts_env_table(env, "chunks", 0, &t), 0);
-	struct ts_rtxn *r;
-	assert_int_equal(ts_env_read_begin(env, &r), 0);
-	struct ts_cursor *c;
-	assert_int_equal(ts_cursor_open(r, t, &c), 0);
 	struct ts_batch *b;
 	assert_int_equal(ts_batch_new(&b), 0);
-	for (int rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
-		const void *k, *v;
-		size_t kl, vl;
-		assert_int_equal(ts_cursor_get(c, &k, &kl, &v, &vl), 0);
-		uint8_t copy[4096];
-		assert_true(vl <= sizeof copy && vl > TS_CHUNK_HDR_LEN + 4);
-		memcpy(copy, v, vl);
-		copy[TS_CHUNK_HDR_LEN + 3] ^= 0x10;
-		assert_int_equal(ts_batch_put(b, t, k, kl, copy, vl), 0);
+	const char *tables[] = { "chunks", "cold" };
+	for (int ti = 0; ti < 2; ti++) {
+		unsigned t;
+		assert_int_equal(ts_env_table(env, tables[ti], 0, &t), 0);
+		struct ts_rtxn *r;
+		assert_int_equal(ts_env_read_begin(env, &r), 0);
+		struct ts_cursor *c;
+		assert_int_equal(ts_cursor_open(r, t, &c), 0);
+		for (int rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+			const void *k, *v;
+			size_t kl, vl;
+			assert_int_equal(ts_cursor_get(c, &k, &kl, &v, &vl), 0);
+			uint8_t copy[65536];
+			assert_true(vl <= sizeof copy && vl > TS_CHUNK_HDR_LEN + 4);
+			memcpy(copy, v, vl);
+			copy[ti == 0 ? TS_CHUNK_HDR_LEN + 3 : vl - 1] ^= 0x10;
+			assert_int_equal(ts_batch_put(b, t, k, kl, copy, vl), 0);
+		}
+		ts_cursor_close(c);
+		ts_env_read_end(r);
 	}
-	ts_cursor_close(c);
-	ts_env_read_end(r);
 	assert_true(ts_batch_len(b) > 0);
 	assert_int_equal(ts_env_apply(env, b), 0);
 	ts_batch_free(b);

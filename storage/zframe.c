@@ -1,0 +1,46 @@
+/*
+ * zframe.c - one zstd frame around a buffer (zframe.h).
+ */
+#include <errno.h>
+#include <zstd.h>
+
+#include "storage/err.h"
+#include "storage/mem.h"
+#include "storage/zframe.h"
+
+int ts_zframe_pack(const void *raw, size_t len, int level, uint8_t **out, size_t *out_len)
+{
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *buf = ts_malloc(cap ? cap : 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t n = ZSTD_compress(buf, cap, raw, len, level);
+	if (ZSTD_isError(n)) {
+		ts_free(buf);
+		return TS_EINVALID;
+	}
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
+int ts_zframe_unpack(const uint8_t *p, size_t len, size_t max_raw, uint8_t **raw, size_t *raw_len)
+{
+	if (len == 0 || ZSTD_findFrameCompressedSize(p, len) != len)
+		return TS_CORRUPT(); /* not exactly one frame (or an error code) */
+	unsigned long long want = ZSTD_getFrameContentSize(p, len);
+	if (want == ZSTD_CONTENTSIZE_UNKNOWN || want == ZSTD_CONTENTSIZE_ERROR || want > max_raw)
+		return TS_CORRUPT();
+	uint8_t *buf = ts_malloc((size_t)want + 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t n = ZSTD_decompress(buf, (size_t)want, p, len);
+	if (ZSTD_isError(n) || n != want) {
+		ts_free(buf);
+		return TS_CORRUPT();
+	}
+	buf[n] = 0;
+	*raw = buf;
+	*raw_len = n;
+	return 0;
+}
