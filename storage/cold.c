@@ -1225,7 +1225,7 @@ static int parse(const struct ts_cold_info *info, uint8_t *raw, struct ts_cold_b
 int ts_cold_open(const uint8_t *p, size_t len, struct ts_cold_block **out)
 {
 	struct ts_cold_info info;
-	uint8_t *raw;
+	uint8_t *raw = NULL;
 	int rc = unpack(p, len, &info, &raw);
 	if (rc)
 		return rc;
