@@ -930,6 +930,11 @@ int ts_cold_encode(const struct ts_cold_input *in, size_t n, int level, uint8_t 
 				     .min_t = INT64_MAX,
 				     .max_t = INT64_MIN };
 	for (size_t s = 0; s < n; s++) {
+		/* Its timestamps alone need n - 1 bytes: fail before any scratch of n entries. */
+		if (in[s].n - 1 > TS_COLD_MAX_RAW) {
+			rc = TS_ELIMIT;
+			goto out;
+		}
 		if ((rc = put_tcol(&e, s)) || (rc = put_vcol(&e, s)))
 			goto out;
 		if (e.tb.len + e.vb.len > TS_COLD_MAX_RAW) {

@@ -262,7 +262,7 @@ struct blocks {
 	size_t *first, *count; /* series of block k */
 	uint8_t **buf;
 	size_t *len;
-	int kinds[4];
+	int kinds[TS_COLD_VAL_BITS_DOD + 1];
 };
 
 static void make_inputs(const struct data *d, size_t first, size_t count, struct ts_cold_input *in)
@@ -450,8 +450,8 @@ static void run(struct data *d)
 	       " (decode %.2fx xor, total %.2fx)\n",
 	       (double)cbytes / n, TS_COLD_LEVEL_DEFAULT, bo / n, bd / n, bt / n, bd / n / xdec,
 	       bt / n / xdec);
-	printf("  kinds const %d  dec-delta %d  dec-dod %d  xor %d\n", b.kinds[0], b.kinds[1],
-	       b.kinds[2], b.kinds[3]);
+	printf("  kinds const %d  dec-delta %d  dec-dod %d  xor %d  bits-delta %d  bits-dod %d\n",
+	       b.kinds[0], b.kinds[1], b.kinds[2], b.kinds[3], b.kinds[4], b.kinds[5]);
 	printf("  level:  ");
 	for (int l = 0; l < n_levels; l++)
 		printf(" %7d", levels[l]);
