@@ -72,10 +72,10 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 
-#define BODY_PAD \
-	16		   /* zero bytes after the body: an 8-byte load or a varint begun
-				before a column's end stays inside the allocation */
-#define MIN_SERIES_BYTES 7 /* body bytes every series needs at least (see peek) */
+/* Zero bytes after the body: an 8-byte load or a varint begun before a column's end
+ * stays inside the allocation. */
+#define BODY_PAD 16
+#define MIN_SERIES_BYTES 5 /* body bytes every series needs at least (see peek) */
 #define SCALE_BIAS 22	   /* scale byte = e + 22 */
 #define E_EXC 127	   /* per-value scale marks while encoding: an exception */
 #define E_ZERO 126	   /* +0.0: mantissa 0 at any scale */
@@ -246,8 +246,8 @@ static int peek(const uint8_t *p, size_t len, struct ts_cold_info *info, uint8_t
 		return TS_CORRUPT();
 	if (x.raw_len > TS_COLD_MAX_RAW)
 		return TS_CORRUPT();
-	/* Series 0 needs D0, one column table entry (4 bytes), D6-D8 and a value column of 3
-	 * bytes or more (11 bytes in all); every further series a D5 entry too (7). */
+	/* The body holds D0, one column table entry (4 bytes) and per series D6-D8 and a
+	 * value column of 1 byte or more (BITS of one sample), plus D5 but for series 0. */
 	if (x.n_series == 0 || (uint64_t)x.n_series * MIN_SERIES_BYTES + 4 > x.raw_len)
 		return TS_CORRUPT();
 	if (x.first_id > x.last_id || x.last_id - x.first_id < x.n_series - 1)

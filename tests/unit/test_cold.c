@@ -532,6 +532,31 @@ static void test_kinds(void **state)
 	assert_true(k == TS_COLD_VAL_XOR || k == TS_COLD_VAL_BITS_DELTA);
 }
 
+/* Small series a block can hold: 2 samples whose values take a 2-byte BITS column, many
+ * sharing one timestamp column (6 body bytes each; peek's bound is 5). */
+static void test_smallest_series(void **state)
+{
+	(void)state;
+	int64_t t[2] = { 1, 2 };
+	uint64_t v[2] = { 0, 1 };
+	struct set s = { .n = 0 };
+	for (size_t i = 0; i < 60; i++)
+		s.in[s.n++] = (struct ts_cold_input){ i, 2, t, v };
+	uint8_t *blk;
+	size_t len;
+	struct ts_cold_info info;
+	encode_ok(&s, 3, &blk, &len);
+	check_block(blk, len, s.in, s.n);
+	assert_int_equal(ts_cold_peek(blk, len, &info), 0);
+	assert_true(info.raw_len < 7 * 60); /* 6 bytes a series and 5 more */
+	struct ts_cold_block *b;
+	assert_int_equal(ts_cold_open(blk, len, &b), 0);
+	assert_int_equal(ts_cold_value_kind(b, 59), TS_COLD_VAL_BITS_DELTA);
+	ts_cold_free(b);
+	ts_free(blk);
+	s.n = 0;
+}
+
 /* Series scraped together store their timestamps once. */
 static void test_shared_timestamps(void **state)
 {
@@ -805,8 +830,8 @@ static void test_header(void **state)
 		{ { 2, 5, 6, 10, 10, 1, 0, 0 }, 32 },	/* fewer samples than series */
 		{ { 1, 5, 5, 10, 10, 0, 0, 0 }, 32 },	/* no samples */
 		{ { 1, 5, 5, 10, 10, 34, 0, 0 }, 32 },	/* more samples than bytes allow */
-		{ { 5, 5, 100, 10, 10, 9, 0, 0 }, 38 }, /* 5 series need 39 bytes */
-		{ { 2, 0, UINT64_MAX, INT64_MIN, INT64_MAX, 2, 0, 0 }, 17 }, /* 2 need 18 */
+		{ { 5, 5, 100, 10, 10, 9, 0, 0 }, 28 }, /* 5 series need 29 bytes */
+		{ { 2, 0, UINT64_MAX, INT64_MIN, INT64_MAX, 2, 0, 0 }, 13 }, /* 2 need 14 */
 	};
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		x = seal_stored(body, bad[k].body, &bad[k].h, &bl);
@@ -1417,6 +1442,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_shapes),
 		cmocka_unit_test(test_exact_values),
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_smallest_series),
 		cmocka_unit_test(test_shared_timestamps),
 		cmocka_unit_test(test_extreme_timestamps),
 		cmocka_unit_test(test_levels_and_stored),
