@@ -471,7 +471,7 @@ static int dec_canon(uint64_t b, int *hint, int64_t *m, int *e)
 	} else if (r < 0) {
 		/* Too many digits at the hint: a large value with fewer decimals. */
 		int top = k;
-		for (k = 1; k < top && !r; k++)
+		for (k = 1, r = 0; k < top && !r; k++)
 			r = frac_at(b, v, k, &x);
 		k--;
 	}

@@ -488,6 +488,8 @@ static void test_kinds(void **state)
 	for (int j = 0; j < N; j++)
 		t[j] = 1700000000000 + 15000 * (int64_t)j;
 	struct ts_cold_input in = { 3, N, t, v };
+	int k;
+	double g;
 	for (int j = 0; j < N; j++)
 		v[j] = tu_bits(42.0);
 	assert_int_equal(kind_of(&in), TS_COLD_VAL_CONST);
@@ -503,6 +505,13 @@ static void test_kinds(void **state)
 	v[N / 2] = STALE; /* an exception keeps the decimal form */
 	v[N - 1] = 0x8000000000000000ull;
 	assert_int_equal(kind_of(&in), TS_COLD_VAL_DEC_DOD);
+	/* One value with 10 decimals, then values too large for that scale with one: they
+	 * take their own scale, which wins, and the first is the exception. */
+	v[0] = tu_bits(1e-10);
+	for (int j = 1; j < N; j++)
+		v[j] = tu_bits((double)(123456780 + (int64_t)rnd(1000)) / 10);
+	k = kind_of(&in);
+	assert_true(k == TS_COLD_VAL_DEC_DELTA || k == TS_COLD_VAL_DEC_DOD);
 	for (int j = 0; j < N; j++) /* large values: positive scale */
 		v[j] = tu_bits((double)(1 + rnd(1000)) * 1e20);
 	assert_int_equal(kind_of(&in), TS_COLD_VAL_DEC_DELTA);
@@ -512,12 +521,12 @@ static void test_kinds(void **state)
 	for (int j = 0; j < N; j++) /* random floats in [0, 1) */
 		v[j] = tu_bits((double)(tu_rand(&rng) >> 11) * 0x1p-53);
 	assert_int_equal(kind_of(&in), TS_COLD_VAL_XOR);
-	double g = 0;
+	g = 0;
 	for (int j = 0; j < N; j++) { /* 0.1 + 0.1 + ...: not short decimals */
 		g += 0.1;
 		v[j] = tu_bits(g);
 	}
-	int k = kind_of(&in);
+	k = kind_of(&in);
 	assert_true(k == TS_COLD_VAL_BITS_DELTA || k == TS_COLD_VAL_BITS_DOD);
 	g = 1700000000.0;
 	for (int j = 0; j < N; j++) { /* seconds since the epoch, to the nanosecond */
