@@ -959,6 +959,27 @@ void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes)
 		*used_bytes = used;
 }
 
+uint64_t ts_env_live_bytes(struct ts_env *env)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	if (begin_read(env, &txn) != 0)
+		return 0;
+	uint64_t pages = 2; /* the two meta pages */
+	size_t psize = 4096;
+	/* dbi 0 is LMDB's free-page list, 1 the table of tables; then ours. */
+	for (MDB_dbi d = 0; d < 2 + env->n_tables; d++) {
+		MDB_dbi dbi = d < 2 ? d : env->dbi[d - 2];
+		if (mdb_stat(txn, dbi, &st) == 0) {
+			pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+			psize = st.ms_psize;
+		}
+	}
+	mdb_txn_abort(txn);
+	gate_leave_shared(&env->gate);
+	return pages * psize;
+}
+
 /* mdb_env_copy2 does not sync what it wrote; a backup must survive a power cut. */
 static int sync_path(const char *path, int flags)
 {

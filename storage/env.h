@@ -134,6 +134,11 @@ int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t k
 int ts_env_reader_check(struct ts_env *env);
 /* Current map size and bytes in use (last page number * page size). */
 void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes);
+/* Bytes the env's data needs (the pages of every table, LMDB's own two tables and meta
+ * pages), as a compacting copy would write them; ts_env_size's used bytes minus this is
+ * what the file holds in free pages. 0 if it cannot be read. Takes a read snapshot: the
+ * caller must not hold one of this env. */
+uint64_t ts_env_live_bytes(struct ts_env *env);
 /* Consistent copy of the env into an empty directory, compacting if `compact`.
  * Safe while the server writes (LMDB copies a read snapshot). Returns 0 or -errno. */
 int ts_env_copy(struct ts_env *env, const char *dst_dir, int compact);

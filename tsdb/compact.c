@@ -272,7 +272,8 @@ static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_al
 	if ((rc = cold_state(p, &cold_bytes, &all_cold)))
 		return rc;
 	ts_env_size(p->env, &map, &used);
-	int wasteful = used > cold_bytes + (cold_bytes >> 2) + WASTE_BYTES;
+	uint64_t live = ts_env_live_bytes(p->env);
+	int wasteful = live && used > live + (live >> 3) + WASTE_BYTES;
 	if (!wasteful && !(force_rewrite && all_cold && atomic_load(&p->compacted) != 1))
 		return 0;
 	rc = compact_pinned(db, p, all_cold);

@@ -716,6 +716,7 @@ int ts_db_close(struct ts_db *db)
 	if (rc == 0 && (rc = seal_all(db)) == 0 && (rc = ts__writer_flush(db, 1)) == 0) {
 		pthread_mutex_lock(&db->fmu);
 		ts__compact_written(db);
+		ts__index_compact(db);
 		pthread_mutex_unlock(&db->fmu);
 	}
 	db_free(db);

@@ -303,6 +303,10 @@ int ts__series_unindexed_add(struct ts_db *db, struct ts_series *s);
 /* ---- index.c ---- */
 
 int ts__index_open(struct ts_db *db);
+/* At close, after the last write: rewrites the index env compactly (copy, then renames
+ * as compact.c does) when its file holds much more than its data, and closes it
+ * (db->index is NULL afterwards if it did). 0 or the error (the env is then as it was). */
+int ts__index_compact(struct ts_db *db);
 /* Loads meta rows, series, head rows and metadata; *checkpoint_lsn is where replay
  * starts. 0, -ENOMEM, TS_ECORRUPT, TS_EVERSION. */
 int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);

@@ -11,9 +11,12 @@
  * Uses: registry.c, head.c, metadata.c, format.h, storage/.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/err.h"
 #include "storage/log.h"
@@ -21,10 +24,73 @@
 #include "storage/zframe.h"
 #include "tsdb/db_int.h"
 
+/* Finishes or undoes a rewrite of the index env that a crash interrupted (the same
+ * renames as a partition's, compact.c): a complete copy is only ever renamed into place
+ * after the old env was renamed away. */
+static void index_recover(const char *path)
+{
+	char tmp[4200], old[4200];
+	struct stat st;
+	snprintf(tmp, sizeof tmp, "%s" TS_FORMAT_PART_COMPACT_SUFFIX, path);
+	snprintf(old, sizeof old, "%s" TS_FORMAT_PART_OLD_SUFFIX, path);
+	if (stat(tmp, &st) == 0) {
+		ts_log(TS_LOG_WARN, "removing unfinished index rewrite %s", tmp);
+		ts__dir_remove(tmp);
+	}
+	if (stat(old, &st) == 0) {
+		if (stat(path, &st) == 0)
+			ts__dir_remove(old);
+		else if (rename(old, path) == 0)
+			ts_log(TS_LOG_WARN, "restored %s from an interrupted rewrite", path);
+	}
+}
+
+int ts__index_compact(struct ts_db *db)
+{
+	uint64_t map, used, live = ts_env_live_bytes(db->index);
+	ts_env_size(db->index, &map, &used);
+	if (!live || used <= live + (live >> 3) + (64u << 10))
+		return 0;
+	char path[4096], tmp[4200], old[4200];
+	snprintf(path, sizeof path, "%s/" TS_FORMAT_INDEX_DIR, db->dir);
+	snprintf(tmp, sizeof tmp, "%s" TS_FORMAT_PART_COMPACT_SUFFIX, path);
+	snprintf(old, sizeof old, "%s" TS_FORMAT_PART_OLD_SUFFIX, path);
+	ts__dir_remove(tmp);
+	int rc = ts_env_copy(db->index, tmp, 1);
+	if (rc) {
+		ts_log(TS_LOG_WARN, "index rewrite failed: %s; left as it is", ts_strerror(rc));
+		ts__dir_remove(tmp);
+		return rc;
+	}
+	ts_env_close(db->index);
+	db->index = NULL;
+	if (rename(path, old) != 0) {
+		rc = -errno;
+		ts__dir_remove(tmp);
+		return rc;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		if (rename(old, path) != 0)
+			ts_log(TS_LOG_ERROR, "index rewrite: cannot restore %s: %s", path,
+			       strerror(errno));
+		return rc;
+	}
+	int fd = open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd); /* the renames are durable before the old copy goes */
+		close(fd);
+	}
+	ts__dir_remove(old);
+	ts_log(TS_LOG_INFO, "rewrote %s: %" PRIu64 " -> %" PRIu64 " bytes", path, used, live);
+	return 0;
+}
+
 int ts__index_open(struct ts_db *db)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/" TS_FORMAT_INDEX_DIR, db->dir);
+	index_recover(path);
 	struct ts_env_opts eo = { .map_bytes = 256u << 20 };
 	int rc = ts_env_open(path, &eo, &db->index);
 	if (rc)
