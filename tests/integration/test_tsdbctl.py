@@ -1,13 +1,19 @@
 #!/usr/bin/python3
 """Integration tests of tsdbctl (inspect, verify, export, compact) on a data directory
 written by a real tsdbd: data goes in through /api/v1/import (JSON lines) and remote
-write (a stale marker and metadata); inspect and verify run while the server runs;
-export and compact after it stopped. Then a chunk record and a postings entry are
-corrupted in copies of the data directory with LMDB's own mdb_dump/mdb_load (lmdb-utils)
-and verify must name the problem and exit 1.
+write (a stale marker and metadata); inspect and verify run while the server runs (hot
+XOR chunks, index format 2 with group rows), and a consistent copy of that state is
+taken with mdb_copy; the clean stop converts every partition to cold blocks, which
+inspect shows and verify checks; then export and compact. Then records are corrupted
+in copies of the data directory with LMDB's own mdb_dump/mdb_load (lmdb-utils): a chunk
+record, a cold block, the "gens" row, a postings entry, series and group rows; verify
+must name each problem and exit 1, and leftover blocks of an unlisted generation must
+be a note, not a problem. The golden format-1 directory (tests/data/golden/db-v1) must
+verify clean.
 
 The remote-write body is built by hand (protobuf wire format, snappy literal-only
-block) so the test needs no python3-protobuf or python3-snappy.
+block) so the test needs no python3-protobuf or python3-snappy; group rows are built
+by hand too, as zstd frames of raw (stored) blocks, so it needs no zstd module.
 """
 import json
 import math
@@ -167,6 +173,77 @@ def mdb_roundtrip(env_dir, edit):
     shutil.rmtree(fresh)
 
 
+def zstd_raw_frame(data):
+    """One zstd frame holding data in raw (stored) blocks, with its content size: what
+    ts_zframe_unpack reads, without a compressor."""
+    out = bytearray(struct.pack("<IB", 0xFD2FB528, 0xE0))  # single segment, 8-byte size
+    out += struct.pack("<Q", len(data))
+    pos = 0
+    while True:
+        piece = data[pos:pos + 131072]
+        pos += len(piece)
+        last = pos >= len(data)
+        out += struct.pack("<I", len(piece) << 3 | int(last))[:3]  # raw block
+        out += piece
+        if last:
+            return bytes(out)
+
+
+def pack_labels(labels):
+    """labels.h's packed form of [(name, value)] as given (not sorted here)."""
+    out = _uvarint(len(labels))
+    for n, v in labels:
+        out += _uvarint(len(n)) + n.encode() + _uvarint(len(v)) + v.encode()
+    return out
+
+
+def group_row(entries, version=1):
+    """A group row (format.h): version byte, zstd frame of (slot, u32 length, entry)."""
+    raw = b"".join(struct.pack("<BI", slot, len(e)) + e for slot, e in entries)
+    return bytes([version]) + zstd_raw_frame(raw)
+
+
+def dump_rows(dump, name):
+    """{key bytes: value bytes} of database `name` (the last value of a repeated key)."""
+    first, end = section(dump, name)
+    return {bytes.fromhex(dump[i].strip()): bytes.fromhex(dump[i + 1].strip())
+            for i in range(first, end, 2)}
+
+
+def dump_put(dump, name, key, value):
+    """Adds (or, with mdb_load's put, replaces) one row of database `name` in a dump."""
+    first, end = section(dump, name)
+    dump[end:end] = [" " + key.hex(), " " + value.hex()]
+    return dump
+
+
+def dump_del(dump, name, key):
+    first, end = section(dump, name)
+    for i in range(first, end, 2):
+        if dump[i].strip() == key.hex():
+            del dump[i:i + 2]
+            return dump
+    raise AssertionError("key %s not in %s" % (key.hex(), name))
+
+
+def mdb_snapshot(src, dst):
+    """A consistent copy of each LMDB env of data directory src (partitions first, then
+    the index, so every chunk's series is in the copied index) with mdb_copy, which
+    reads a snapshot beside a running writer."""
+    os.makedirs(os.path.join(dst, "raw"))
+    for part in sorted(os.listdir(os.path.join(src, "raw"))):
+        os.mkdir(os.path.join(dst, "raw", part))
+        subprocess.run(["mdb_copy", os.path.join(src, "raw", part),
+                        os.path.join(dst, "raw", part)], check=True, timeout=30)
+    os.mkdir(os.path.join(dst, "index.mdb"))
+    subprocess.run(["mdb_copy", os.path.join(src, "index.mdb"),
+                    os.path.join(dst, "index.mdb")], check=True, timeout=30)
+
+
+def problems(out):
+    return [l for l in out.splitlines() if l.startswith("PROBLEM")]
+
+
 def section(dump, name):
     """Index range [first, end) of the data lines of database `name` in a dump."""
     i = dump.index("database=" + name)
@@ -218,6 +295,9 @@ class TsdbctlTest(unittest.TestCase):
                 if j["series"] == N_SERIES and j["totals"]["chunks"] > 0:
                     break
             time.sleep(0.3)
+        # the hot state (chunks not yet converted), for the chunk corruption test
+        cls.hot = os.path.join(cls.tmp, "hot")
+        mdb_snapshot(s.data_dir, cls.hot)
 
     @classmethod
     def tearDownClass(cls):
@@ -241,7 +321,14 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         j = json.loads(out)
         self.assertEqual(j["series"], N_SERIES, out)
-        self.assertEqual(j["format"], 1)
+        self.assertEqual(j["format"], 2)
+        # format 2: series rows are group rows (one group: ids below 256)
+        groups = j["index_tables"]["series_groups"]
+        self.assertEqual(groups["entries"], N_SERIES, out)
+        self.assertEqual(groups["rows"], 1, out)
+        self.assertEqual(groups["bad_rows"], 0, out)
+        self.assertGreater(groups["raw_bytes"], 0)
+        self.assertEqual(j["index_tables"]["series"]["rows"], 0, out)
         self.assertEqual(j["partition_ms"], DAY)
         self.assertGreater(j["wal_bytes"], 0)
         self.assertGreaterEqual(j["metadata"], 1)
@@ -254,6 +341,7 @@ class TsdbctlTest(unittest.TestCase):
             if p["samples"]:
                 self.assertGreater(p["bytes_per_sample"], 0.5)
                 self.assertLess(p["bytes_per_sample"], 64)
+            self.assertEqual(p["samples"], p["hot_samples"] + p["cold"]["samples"], p)
         # stored samples: at most everything imported, and most of it (two full days
         # are sealed; the last partial chunks may still be in the head)
         total = sum(len(v) for v in self.expected.values()) + 1
@@ -278,6 +366,10 @@ class TsdbctlTest(unittest.TestCase):
         self.assertIn("%d series" % N_SERIES, out)
         self.assertIn(": OK", out)
         self.assertNotIn("PROBLEM", out)
+        # the mdb_copy of the hot state verifies too, and has chunks to corrupt
+        rc, out, err = ctl("verify", "--data-dir", self.hot)
+        self.assertEqual(rc, 0, out + err)
+        self.assertNotIn(" 0 chunks", out)
 
     def test_3_locked(self):
         rc, out, err = ctl("export", "--data-dir", self.data)
@@ -318,6 +410,50 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn("parse error", err)
 
+    def test_4b_cold_after_stop(self):
+        """The clean stop converted every partition: inspect shows the cold figures and
+        verify checks every block."""
+        total = sum(len(v) for v in self.expected.values()) + 1
+        rc, out, err = ctl("inspect", "--data-dir", self.data, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        t = j["totals"]
+        self.assertEqual(t["partitions"], 3, out)
+        self.assertEqual(t["samples"] + j["head_snapshots"]["samples"], total, out)
+        self.assertEqual(t["hot_samples"], 0, out)
+        self.assertEqual(t["chunks"], 0, out)
+        self.assertEqual(t["cold"]["samples"], t["samples"], out)
+        self.assertGreaterEqual(t["cold"]["blocks"], 3, out)
+        self.assertEqual(t["cold"]["leftover_blocks"], 0, out)
+        self.assertEqual(t["cold"]["bad_blocks"], 0, out)
+        # cold blocks are far smaller than XOR chunks (about 1.3 bytes a sample payload)
+        self.assertLess(t["cold"]["bytes_per_sample"], 1.5, out)
+        for p in j["partitions"]:
+            c = p["cold"]
+            self.assertGreaterEqual(c["generations"], 1, p)
+            self.assertEqual(sum(l["generations"] for l in c["levels"]), c["generations"])
+            # the gens row's figures are the blocks' (verify checks the same)
+            self.assertEqual(sum(l["samples"] for l in c["levels"]), c["samples"], p)
+            self.assertEqual(sum(l["bytes"] for l in c["levels"]), c["bytes"], p)
+            self.assertAlmostEqual(p["bytes_per_sample"], p["bytes"] / p["samples"], 3)
+            for l in c["levels"]:
+                self.assertAlmostEqual(l["bytes_per_sample"], l["bytes"] / l["samples"], 3)
+        # every series with data keeps a head entry, short after the seal at close
+        heads = j["index_tables"]["head_groups"]
+        self.assertEqual(heads["entries"], N_SERIES, out)
+        self.assertEqual(j["head_snapshots"]["series"], N_SERIES, out)
+        self.assertEqual(j["head_snapshots"]["samples"], 0, out)
+        rc, out, err = ctl("inspect", "--data-dir", self.data)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("hot: 0 chunks, 0 samples; cold: ", out)
+        self.assertIn("cold level 0: ", out)
+        self.assertIn("series rows      %d in series_groups" % N_SERIES, out)
+        rc, out, err = ctl("verify", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(": OK", out)
+        self.assertIn(" 0 chunks, 0 samples, %d cold blocks, %d cold samples"
+                      % (t["cold"]["blocks"], t["cold"]["samples"]), out)
+
     def test_5_compact_then_verify(self):
         rc, out, err = ctl("compact", "--data-dir", self.data)
         self.assertEqual(rc, 0, out + err)
@@ -332,6 +468,9 @@ class TsdbctlTest(unittest.TestCase):
                          sum(len(v) for v in self.expected.values()) + 1)
         for p in j["partitions"]:
             self.assertTrue(p["compacted"], p)
+            # compacted: all cold, in one generation merged from the others
+            self.assertEqual(p["chunks"], 0, p)
+            self.assertEqual(p["cold"]["generations"], 1, p)
         rc, out, err = ctl("verify", "--data-dir", self.data)
         self.assertEqual(rc, 0, out + err)
         self.assertIn(": OK", out)
@@ -341,7 +480,8 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(out, self.export_text)
 
     def test_6_corrupt_chunk(self):
-        d = self.copy_data("corrupt_chunk")
+        d = os.path.join(self.tmp, "corrupt_chunk")
+        shutil.copytree(self.hot, d)
         part = sorted(os.listdir(os.path.join(d, "raw")))[0]
         state = {}
 
@@ -368,6 +508,103 @@ class TsdbctlTest(unittest.TestCase):
         rc, out, err = ctl("inspect", "--data-dir", d)
         self.assertEqual(rc, 0, err)
 
+    def cold_dump_edit(self, name, edit):
+        """Copies the data directory, applies edit(dump, state) to the dump of its first
+        partition, and returns (dir, partition, state)."""
+        d = self.copy_data(name)
+        part = sorted(os.listdir(os.path.join(d, "raw")))[0]
+        state = {}
+        mdb_roundtrip(os.path.join(d, "raw", part), lambda dump: edit(dump, state))
+        return d, part, state
+
+    def test_6b_corrupt_cold_block(self):
+        def flip(dump, state):
+            first, end = section(dump, "cold")
+            self.assertGreater(end, first, "no cold block to corrupt")
+            key, val = dump[first], dump[first + 1]
+            pos = 1 + 2 * 64 + 10  # leading space, 64-byte header, into the body
+            c = val[pos]
+            dump[first + 1] = val[:pos] + ("0" if c != "0" else "1") + val[pos + 1:]
+            state["key"] = bytes.fromhex(key.strip())
+            return dump
+
+        d, part, state = self.cold_dump_edit("corrupt_cold", flip)
+        gen, last_id = struct.unpack(">IQ", state["key"][:12])
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        lines = problems(out)
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn("raw/%s cold block (generation %d, series %d, min_t "
+                      % (part, gen, last_id), lines[0])
+        self.assertIn("CRC32C mismatch", lines[0])
+        self.assertIn("1 problem", out)
+        rc, out, err = ctl("inspect", "--data-dir", d)  # headers only: still fine
+        self.assertEqual(rc, 0, err)
+
+    def test_6c_cold_leftover_and_order(self):
+        # a block of an unlisted generation: an interrupted conversion's, not a problem
+        def leftover(dump, state):
+            rows = dump_rows(dump, "cold")
+            key, val = sorted(rows.items())[0]
+            return dump_put(dump, "cold", struct.pack(">I", 0x7FFFFFFF) + key[4:], val)
+
+        d, part, _ = self.cold_dump_edit("leftover", leftover)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("note: raw/%s: 1 unlisted (leftover) blocks of generation %d"
+                      % (part, 0x7FFFFFFF), out)
+        self.assertIn("(1 unlisted leftover blocks not checked): OK", out)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        p = [p for p in json.loads(out)["partitions"] if p["dir"] == "raw/" + part][0]
+        self.assertEqual(p["cold"]["leftover_blocks"], 1, p)
+        self.assertGreater(p["cold"]["leftover_bytes"], 64, p)
+
+        # the same block again in its own generation, one ms later: it overlaps its
+        # original, its key does not match it, and the generation's totals are off
+        def overlap(dump, state):
+            rows = dump_rows(dump, "cold")
+            key, val = sorted(rows.items())[0]
+            t = struct.unpack(">Q", key[12:])[0] + 1
+            state["gen"] = struct.unpack(">I", key[:4])[0]
+            return dump_put(dump, "cold", key[:12] + struct.pack(">Q", t), val)
+
+        d, part, state = self.cold_dump_edit("overlap", overlap)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("overlaps the previous block of its generation", out)
+        self.assertIn("the key's min_t differs from the first timestamp", out)
+        self.assertIn('PROBLEM raw/%s: meta "gens" row: generation %d'
+                      % (part, state["gen"]), out)
+
+        # the gens row says one sample more than the blocks hold
+        def gens(dump, state):
+            row = dump_rows(dump, "meta")[b"gens"]
+            m = struct.unpack("<I", row[:4])[0]
+            self.assertGreaterEqual(m, 1)
+            g, lv, smp, nb = struct.unpack("<IIQQ", row[4:28])
+            state["g"], state["smp"] = g, smp
+            return dump_put(dump, "meta", b"gens",
+                            row[:4] + struct.pack("<IIQQ", g, lv, smp + 1, nb) + row[28:])
+
+        d, part, state = self.cold_dump_edit("gens", gens)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        lines = problems(out)
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn('PROBLEM raw/%s: meta "gens" row: generation %d' % (part, state["g"]),
+                      lines[0])
+        self.assertIn("says %d samples" % (state["smp"] + 1), lines[0])
+        self.assertRegex(lines[0], r"blocks? holds? %d samples" % state["smp"])
+
+        # a gens row that does not parse
+        d, part, _ = self.cold_dump_edit(
+            "gens_bad", lambda dump, st: dump_put(dump, "meta", b"gens", b"\x05\0\0\0"))
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('PROBLEM raw/%s: meta "gens" row: count 5 does not match the 4-byte row'
+                      % part, out)
+
     def test_7_corrupt_postings(self):
         d = self.copy_data("corrupt_postings")
         want_key = (b"mode\x00user").hex()
@@ -387,6 +624,94 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn('PROBLEM index series %d: missing from postings key mode="user"'
                       % state["id"], out)
+
+    def test_7b_series_and_group_rows(self):
+        d = self.copy_data("groups")
+        state = {}
+
+        def edit(dump):
+            post = section(dump, "postings")
+            labels = {}  # id -> [(name, value)], from the postings keys that list it
+            for i in range(post[0], post[1], 2):
+                k = bytes.fromhex(dump[i].strip())
+                sid = struct.unpack("<Q", bytes.fromhex(dump[i + 1].strip()))[0]
+                if b"\0" in k[1:]:
+                    n, v = k.split(b"\0", 1)
+                    labels.setdefault(sid, []).append((n.decode(), v.decode()))
+            ids = sorted(labels)
+            self.assertEqual(len(ids), N_SERIES)
+            meta = dump_rows(dump, "meta")
+            state["next_id"] = struct.unpack("<Q", meta[b"next_id"])[0]
+            # a series row beside its group entry: the same labels are fine (format 2
+            # before its first checkpoint), other labels are a problem
+            same, other = ids[0], ids[1]
+            state["same"], state["other"] = same, other
+            dump_put(dump, "series", struct.pack(">Q", same), pack_labels(sorted(labels[same])))
+            dump_put(dump, "series", struct.pack(">Q", other),
+                     pack_labels([("__name__", "impostor"), ("instance", "i9")]))
+            # group 1 (ids 256..511): an id past next_id whose labels are not sorted
+            dump_put(dump, "series_groups", struct.pack(">Q", 1),
+                     group_row([(5, pack_labels([("zz", "1"), ("__name__", "late")]))]))
+            # a head group row of an unknown version, and one whose entry runs past the end
+            dump_put(dump, "head_groups", struct.pack(">Q", 2), group_row([(1, b"x")], 7))
+            dump_put(dump, "head_groups", struct.pack(">Q", 3),
+                     bytes([1]) + zstd_raw_frame(struct.pack("<BI", 3, 99) + bytes(17)))
+            # a short head snapshot (version 2) one byte too long, of series 1 (known)
+            self.assertIn(struct.pack(">Q", 0), dump_rows(dump, "head_groups"))
+            dump_put(dump, "heads", struct.pack(">Q", 1), b"\x02" + bytes(17))
+            return dump
+
+        mdb_roundtrip(os.path.join(d, "index.mdb"), edit)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("note: 2 series are in both the series table and series_groups", out)
+        self.assertNotIn("PROBLEM index series %d:" % state["same"], out)
+        self.assertIn('PROBLEM index series %d: in both the series table and series_groups, '
+                      'with different labels: {__name__="impostor", instance="i9"} in the series table'
+                      % state["other"], out)
+        self.assertIn("PROBLEM index series_groups series 261: id is not below meta next_id "
+                      "%d" % state["next_id"], out)
+        self.assertIn('PROBLEM index series_groups series 261: label set {zz="1", '
+                      '__name__="late"} is not canonical: labels not sorted', out)
+        self.assertIn("PROBLEM index head_groups group 2: version byte 7, not 1", out)
+        self.assertIn("PROBLEM index head_groups group 3: entry 0 (slot 3): length 99 past "
+                      "the end", out)
+        self.assertIn("PROBLEM index heads series 1: snapshot does not parse: short snapshot "
+                      "(version 2) of 18 bytes, not 17", out)
+        self.assertIn("note: 1 series have a snapshot in both the heads table and head_groups",
+                      out)
+        # the impostor's labels are what its postings are checked against
+        self.assertIn("PROBLEM index series %d: missing from postings key "
+                      '__name__="impostor"' % state["other"], out)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        # the rows beside their group entries count once; group 1's entry is one more
+        self.assertEqual(j["series"], N_SERIES + 1)
+        self.assertEqual(j["index_tables"]["series"]["rows"], 2)
+        self.assertEqual(j["index_tables"]["series_groups"]["rows"], 2)
+        self.assertEqual(j["index_tables"]["head_groups"]["bad_rows"], 2)
+        self.assertEqual(j["index_tables"]["heads"]["rows"], 1)
+        self.assertEqual(j["head_snapshots"]["series"], N_SERIES)  # series 1 counts once
+
+    def test_9_golden_format_1(self):
+        """The golden format-1 directory (no cold data, per-series rows, version-1 head
+        snapshots, a WAL tail) verifies clean and inspects as format 1."""
+        d = os.path.join(self.tmp, "golden-v1")
+        shutil.copytree(os.path.join(tsdbtest.TESTDATA, "golden", "db-v1"), d)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("6 series", out)
+        self.assertIn("16 chunks, 1157 samples, 0 cold blocks, 0 cold samples: OK", out)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        self.assertEqual(j["format"], 1)
+        self.assertEqual(j["series"], 6)
+        self.assertEqual(j["index_tables"]["series"]["rows"], 6)
+        self.assertEqual(j["index_tables"]["series_groups"]["rows"], 0)
+        self.assertEqual(j["head_snapshots"], {"series": 6, "samples": 643})
+        self.assertEqual(j["totals"]["cold"]["generations"], 0)
 
     # -- usage and exit codes
 

@@ -11,6 +11,11 @@
  *
  * Exclusive access (export, compact) is ts_db_open(), which repairs what a crash left;
  * it fails with TS_EBUSY while the server runs (exit 3).
+ *
+ * Format 2 readers share two things kept here: a series' entry found in its group row
+ * (series_groups / head_groups: one zstd frame per 256 ids, the last row decompressed
+ * kept for the next lookup) and a partition's "gens" row. The index format 1 and 2 are
+ * both read: tables that a directory does not have are flagged absent.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +32,7 @@
 #include "wire/params.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "storage/zframe.h"
 #include "tsdb/format.h"
 #include "tsdb/utf8.h"
 
@@ -321,22 +327,32 @@ void ctl_ro_close(struct ctl_ro *db)
 	memset(db, 0, sizeof *db);
 }
 
+/* Opens table name of the index if it exists: 1, else 0. */
+static int ro_table(struct ctl_ro *db, const char *name, unsigned *t)
+{
+	return ts_env_table(db->index, name, 0, t) == 0;
+}
+
 static int ro_tables(struct ctl_ro *db, const char *path)
 {
 	int rc;
-	if ((rc = ts_env_table(db->index, TS_FORMAT_TABLE_SERIES, 0, &db->t_series)) ||
-	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
+	if ((rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
 			       &db->t_postings)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta))) {
 		fprintf(stderr, "tsdbctl: %s: %s\n", path,
-			rc == TS_ENOTFOUND ? "no series/postings/meta table: not a tsdb index"
+			rc == TS_ENOTFOUND ? "no postings/meta table: not a tsdb index"
 					   : ts_strerror(rc));
 		return rc == TS_ENOTFOUND ? EXIT_NOTDB : EXIT_FAIL;
 	}
-	rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEADS, 0, &db->t_heads);
-	db->has_heads = rc == 0;
-	rc = ts_env_table(db->index, TS_FORMAT_TABLE_METADATA, 0, &db->t_metadata);
-	db->has_metadata = rc == 0;
+	db->has_series = ro_table(db, TS_FORMAT_TABLE_SERIES, &db->t_series);
+	db->has_series_groups = ro_table(db, TS_FORMAT_TABLE_SERIES_GROUPS, &db->t_series_groups);
+	if (!db->has_series && !db->has_series_groups) {
+		fprintf(stderr, "tsdbctl: %s: no series table: not a tsdb index\n", path);
+		return EXIT_NOTDB;
+	}
+	db->has_heads = ro_table(db, TS_FORMAT_TABLE_HEADS, &db->t_heads);
+	db->has_head_groups = ro_table(db, TS_FORMAT_TABLE_HEAD_GROUPS, &db->t_head_groups);
+	db->has_metadata = ro_table(db, TS_FORMAT_TABLE_METADATA, &db->t_metadata);
 	return EXIT_OK;
 }
 
@@ -412,6 +428,7 @@ int ctl_part_open(const struct ctl_ro *db, const struct ctl_part *p, struct ctl_
 		return rc;
 	pe->has_chunks = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &pe->chunks) == 0;
 	pe->has_meta = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_META, 0, &pe->meta) == 0;
+	pe->has_cold = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_COLD, 0, &pe->cold) == 0;
 	return 0;
 }
 
@@ -456,6 +473,125 @@ static int count_row(void *ctx, const void *k, size_t kl, const void *v, size_t 
 int ctl_count_rows(struct ts_rtxn *r, unsigned table, uint64_t *n)
 {
 	return ctl_scan(r, table, count_row, n);
+}
+
+/* ---- format 2: group rows, cold data ---- */
+
+int ctl_group_unpack(const uint8_t *p, size_t len, uint8_t **raw, size_t *raw_len)
+{
+	if (len < 1)
+		return TS_ECORRUPT;
+	if (p[0] != TS_FORMAT_GROUP_VERSION)
+		return TS_EVERSION;
+	return ts_zframe_unpack(p + 1, len - 1, TS_FORMAT_GROUP_RAW_MAX, raw, raw_len);
+}
+
+void ctl_group_fini(struct ctl_group *gc)
+{
+	ts_free(gc->raw);
+	memset(gc, 0, sizeof *gc);
+}
+
+/* Makes gc hold group g of table in snapshot r. */
+static int group_load(struct ts_rtxn *r, unsigned table, uint64_t g, struct ctl_group *gc)
+{
+	uint8_t key[TS_FORMAT_SERIES_KEY_LEN];
+	const void *v;
+	size_t vl;
+	if (gc->have && gc->g == g)
+		return 0;
+	ctl_group_fini(gc);
+	ts_format_put_be64(key, g);
+	int rc = ts_env_get(r, table, key, sizeof key, &v, &vl);
+	if (rc == 0)
+		rc = ctl_group_unpack(v, vl, &gc->raw, &gc->len);
+	if (rc == TS_EVERSION)
+		rc = TS_ECORRUPT;
+	if (rc && rc != TS_ENOTFOUND)
+		return rc;
+	gc->g = g;
+	gc->have = 1; /* also remembered: g has no row */
+	return 0;
+}
+
+int ctl_group_find(struct ts_rtxn *r, unsigned table, uint64_t id, struct ctl_group *gc,
+		   const uint8_t **e, uint32_t *el)
+{
+	struct ts_format_group_it it;
+	int rc = group_load(r, table, id / TS_FORMAT_GROUP_SERIES, gc);
+	if (rc)
+		return rc;
+	if (!gc->raw)
+		return TS_ENOTFOUND;
+	unsigned slot = (unsigned)(id % TS_FORMAT_GROUP_SERIES);
+	ts_format_group_it_init(&it, gc->raw, gc->len);
+	while ((rc = ts_format_group_next(&it)) == 1) {
+		if (it.slot < slot)
+			continue;
+		if (it.slot > slot)
+			break;
+		*e = it.entry;
+		*el = it.entry_len;
+		return 0;
+	}
+	return rc < 0 ? rc : TS_ENOTFOUND;
+}
+
+int ctl_gens_read(struct ts_rtxn *r, const struct ctl_part_env *pe, struct ctl_gens *g)
+{
+	const char *key = TS_FORMAT_PART_META_GENS;
+	const void *v;
+	size_t vl;
+	char why[160];
+	memset(g, 0, sizeof *g);
+	if (!pe->has_meta)
+		return 0;
+	int rc = ts_env_get(r, pe->meta, key, strlen(key), &v, &vl);
+	if (rc)
+		return rc == TS_ENOTFOUND ? 0 : rc;
+	g->present = 1;
+	if (ctl_gens_problem(v, vl, why, sizeof why))
+		return TS_ECORRUPT;
+	const uint8_t *p = v;
+	size_t m = ts_format_get_le32(p);
+	if (m == 0)
+		return 0;
+	if (!(g->v = ts_malloc(m * sizeof *g->v)))
+		return -ENOMEM;
+	for (size_t i = 0; i < m; i++) {
+		const uint8_t *e = p + 4 + i * TS_FORMAT_GENS_ENTRY_LEN;
+		g->v[i] = (struct ctl_gen){ ts_format_get_le32(e), ts_format_get_le32(e + 4),
+					    ts_format_get_le64(e + 8), ts_format_get_le64(e + 16) };
+	}
+	g->n = m;
+	return 0;
+}
+
+long ctl_gens_find(const struct ctl_gens *g, uint32_t gen)
+{
+	size_t lo = 0, hi = g->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (g->v[mid].gen < gen)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < g->n && g->v[lo].gen == gen ? (long)lo : -1;
+}
+
+void ctl_gens_free(struct ctl_gens *g)
+{
+	ts_free(g->v);
+	memset(g, 0, sizeof *g);
+}
+
+void ctl_cold_key_parse(const uint8_t *k, uint32_t *gen, uint64_t *last_id, int64_t *min_t)
+{
+	/* format.h: gen u32 BE, last id u64 BE, min_t i64 BE with its sign bit flipped */
+	*gen = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+	*last_id = ts_format_get_be64(k + 4);
+	*min_t = (int64_t)(ts_format_get_be64(k + 12) ^ UINT64_C(0x8000000000000000));
 }
 
 /* ---- output ---- */

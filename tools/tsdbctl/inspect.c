@@ -5,14 +5,28 @@
  * format, partition width, series (and next id), checkpoint LSN, WAL size (the sum of
  * the files in DIR/wal), index bytes in use, postings keys and entries, metadata
  * families, head snapshots (series and samples of the open chunks at the last
- * checkpoint); per partition its range, chunks, samples (the sum of the chunk record
- * headers), LMDB bytes in use, bytes/sample and whether it is compacted; and the top N
- * metric names and label names by series, counted from the postings table alone (its
- * keys sort by label name, then value, so one pass aggregates both). --json prints the
- * same as one object.
+ * checkpoint); per partition its range, hot chunks, cold blocks, samples, LMDB bytes in
+ * use, bytes/sample and whether it is compacted (marked cold: all in one generation and
+ * rewritten tightly); and the top N metric names and label names by series, counted
+ * from the postings table alone (its keys sort by label name, then value, so one pass
+ * aggregates both). --json prints the same as one object.
  *
- * It reads headers only and trusts them; checking them is verify's job, so a record it
- * cannot read is counted as bad and the reader pointed at verify.
+ * Format 2 keeps series and head rows in zstd-compressed group rows beside the
+ * per-series tables of format 1: series and head snapshots are counted from both
+ * sources, a series in both once (its group entry found with ctl_group_find), and the
+ * group rows themselves (rows, entries, stored and decompressed bytes) are shown.
+ * A partition's samples are its hot chunks' plus its cold blocks': per partition the
+ * hot part (chunks, samples), the cold part (generations listed in the "gens" row, the
+ * blocks of those generations, their samples and bytes), per level of generations (0:
+ * converted from chunks, k+1: merged from level k) the samples and block bytes the
+ * gens row gives, and blocks of unlisted generations, an interrupted conversion's
+ * leftovers. Bytes per sample: of the partition, the env's bytes in use over all its
+ * samples; of a level, block bytes over samples.
+ *
+ * It reads headers only and trusts them (chunk record headers, cold block headers, the
+ * gens row); checking them is verify's job, so a record it cannot read is counted as bad
+ * and the reader pointed at verify. Group rows are decompressed: their entries are
+ * what is counted.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +38,7 @@
 
 #include "tsdbctl.h"
 #include "storage/chunk.h"
+#include "storage/cold.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/format.h"
@@ -79,22 +94,73 @@ static void nc_sort(struct nc_list *l)
 		qsort(l->v, l->n, sizeof *l->v, nc_cmp);
 }
 
+/* ---- levels of cold generations ---- */
+
+struct level {
+	uint32_t level;
+	uint64_t gens, samples, bytes;
+};
+
+struct level_list {
+	struct level *v; /* ascending by level */
+	size_t n, cap;
+};
+
+static int level_add(struct level_list *l, uint32_t level, uint64_t gens, uint64_t samples,
+		     uint64_t bytes)
+{
+	size_t i = 0;
+	while (i < l->n && l->v[i].level < level)
+		i++;
+	if (i == l->n || l->v[i].level != level) {
+		if (ts_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v))
+			return -ENOMEM;
+		memmove(l->v + i + 1, l->v + i, (l->n - i) * sizeof *l->v);
+		l->v[i] = (struct level){ level, 0, 0, 0 };
+		l->n++;
+	}
+	l->v[i].gens += gens;
+	l->v[i].samples += samples;
+	l->v[i].bytes += bytes;
+	return 0;
+}
+
+static void level_free(struct level_list *l)
+{
+	ts_free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
 /* ---- gathering ---- */
 
 struct part_stats {
 	const struct ctl_part *p;
 	int gone, has_error;
-	int compacted;
-	uint64_t chunks, samples, payload_bytes, used_bytes, bad_records;
+	int compacted; /* the meta "cold" mark */
+	uint64_t chunks, hot_samples, payload_bytes, used_bytes, bad_records;
+	/* cold: the listed generations, by level; their blocks */
+	size_t n_gens;
+	int gens_bad; /* the gens row does not parse: every block counted as listed */
+	struct level_list levels;
+	uint64_t cold_blocks, cold_samples, cold_bytes, bad_blocks;
+	uint64_t leftover_blocks, leftover_bytes;
 	int64_t data_min, data_max;
+};
+
+/* A group table's rows: how many, their entries, stored and decompressed bytes. */
+struct group_stats {
+	uint64_t rows, entries, bytes, raw_bytes, bad_rows;
 };
 
 struct inspect {
 	uint64_t n_series, n_metadata, n_heads, head_samples;
+	uint64_t n_series_rows, n_head_rows;
+	struct group_stats series_groups, head_groups;
 	uint64_t wal_bytes, wal_files, index_used;
 	uint64_t n_postings_keys, n_postings;
 	struct nc_list metrics, labels;
 	struct part_stats *ps;
+	struct part_stats total; /* the sums of the readable partitions (p NULL) */
 };
 
 static void wal_bytes(const char *dir, struct inspect *in)
@@ -120,29 +186,97 @@ static void wal_bytes(const char *dir, struct inspect *in)
 }
 
 /* Samples in a head snapshot (format.h): its open chunk's count and its out-of-order
- * count, as far as the lengths allow (verify checks them). */
+ * count, as the engine's parser finds them (0 when it refuses; verify says why). */
 static uint64_t snap_samples(const uint8_t *p, size_t len)
 {
-	const size_t fixed = TS_FORMAT_SNAP_FIXED;
-	if (len < fixed + 4)
-		return 0;
-	uint32_t chunk = ts_format_get_le32(p + TS_FORMAT_SNAP_OFF_CHUNK_LEN);
-	uint64_t n = (uint16_t)(p[TS_FORMAT_SNAP_OFF_N] | p[TS_FORMAT_SNAP_OFF_N + 1] << 8);
-	if (chunk <= len - fixed - 4)
-		n += ts_format_get_le32(p + fixed + chunk);
-	return n;
+	struct ts_format_snap s;
+	return ts_format_snap_parse(p, len, &s) ? 0 : (uint64_t)s.n + s.ooo_n;
 }
 
-/* A head snapshot: its series, and the samples of its open chunk and out-of-order
- * buffer. */
+/* The index snapshot being counted. */
+struct index_walk {
+	const struct ctl_ro *db;
+	struct inspect *in;
+	struct ts_rtxn *r;
+	struct ctl_group gc; /* a row of the group table matching the rows counted */
+};
+
+/* A head snapshot of a group row. */
+static void head_entry(struct inspect *in, const uint8_t *e, size_t el)
+{
+	in->n_heads++;
+	in->head_samples += snap_samples(e, el);
+}
+
+/* Whether the row keyed k (a series id) is also an entry of group table t. */
+static int in_groups(struct index_walk *w, int has, unsigned t, const void *k, size_t kl)
+{
+	const uint8_t *e;
+	uint32_t el;
+	return has && kl == TS_FORMAT_SERIES_KEY_LEN &&
+	       ctl_group_find(w->r, t, ts_format_get_be64(k), &w->gc, &e, &el) == 0;
+}
+
+/* A row of the per-series table: a series unless series_groups has it too. */
+static int series_row(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct index_walk *w = ctx;
+	(void)v;
+	(void)vl;
+	w->in->n_series_rows++;
+	if (!in_groups(w, w->db->has_series_groups, w->db->t_series_groups, k, kl))
+		w->in->n_series++;
+	return 0;
+}
+
+/* A row of the heads table: a head snapshot unless head_groups has it too. */
 static int head_row(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 {
-	struct inspect *in = ctx;
-	(void)k;
-	(void)kl;
-	in->n_heads++;
-	in->head_samples += snap_samples(v, vl);
+	struct index_walk *w = ctx;
+	w->in->n_head_rows++;
+	if (!in_groups(w, w->db->has_head_groups, w->db->t_head_groups, k, kl))
+		head_entry(w->in, v, vl);
 	return 0;
+}
+
+/* Scans group table t: its rows into *gs, each entry of a head group into in. */
+static int scan_groups(struct index_walk *w, unsigned t, struct group_stats *gs, int heads)
+{
+	struct ts_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int rc = ts_cursor_open(w->r, t, &c);
+	if (rc)
+		return rc;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+		struct ts_format_group_it it;
+		uint8_t *raw;
+		size_t raw_len;
+		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
+			break;
+		gs->rows++;
+		gs->bytes += vl;
+		rc = ctl_group_unpack(v, vl, &raw, &raw_len);
+		if (rc == -ENOMEM)
+			break;
+		if (rc) {
+			gs->bad_rows++;
+			rc = 0;
+			continue;
+		}
+		gs->raw_bytes += raw_len;
+		ts_format_group_it_init(&it, raw, raw_len);
+		while ((rc = ts_format_group_next(&it)) == 1) {
+			gs->entries++;
+			if (heads)
+				head_entry(w->in, it.entry, it.entry_len);
+		}
+		gs->bad_rows += rc < 0;
+		rc = 0;
+		ts_free(raw);
+	}
+	ts_cursor_close(c);
+	return rc == TS_ENOTFOUND ? 0 : rc;
 }
 
 /* One pass over the postings table: a key is `name 0x00 value` with one entry per
@@ -227,23 +361,40 @@ static int inspect_postings(const struct ctl_ro *db, struct ts_rtxn *r, struct i
 	return rc;
 }
 
+/* Series and head snapshots from both sources, the group rows, metadata, postings. */
 static int inspect_index(struct ctl_ro *db, struct inspect *in)
 {
-	struct ts_rtxn *r;
+	struct index_walk w = { .db = db, .in = in };
 	uint64_t map;
-	int rc = ts_env_read_begin(db->index, &r);
+	int rc = ts_env_read_begin(db->index, &w.r);
 	if (rc)
 		return rc;
 	ts_env_size(db->index, &map, &in->index_used);
-	rc = ctl_count_rows(r, db->t_series, &in->n_series);
-	if (!rc && db->has_metadata)
-		rc = ctl_count_rows(r, db->t_metadata, &in->n_metadata);
+	if (db->has_series_groups)
+		rc = scan_groups(&w, db->t_series_groups, &in->series_groups, 0);
+	in->n_series = in->series_groups.entries;
+	if (!rc && db->has_series)
+		rc = ctl_scan(w.r, db->t_series, series_row, &w);
+	ctl_group_fini(&w.gc);
+	if (!rc && db->has_head_groups)
+		rc = scan_groups(&w, db->t_head_groups, &in->head_groups, 1);
 	if (!rc && db->has_heads)
-		rc = ctl_scan(r, db->t_heads, head_row, in);
+		rc = ctl_scan(w.r, db->t_heads, head_row, &w);
+	ctl_group_fini(&w.gc);
+	if (!rc && db->has_metadata)
+		rc = ctl_count_rows(w.r, db->t_metadata, &in->n_metadata);
 	if (!rc)
-		rc = inspect_postings(db, r, in);
-	ts_env_read_end(r);
+		rc = inspect_postings(db, w.r, in);
+	ts_env_read_end(w.r);
 	return rc;
+}
+
+static void data_range(struct part_stats *s, int64_t min_t, int64_t max_t)
+{
+	if (min_t < s->data_min)
+		s->data_min = min_t;
+	if (max_t > s->data_max)
+		s->data_max = max_t;
 }
 
 /* Adds one chunk record's header (storage/chunk.h: sample count at 4, min_t at 8, max_t
@@ -260,15 +411,69 @@ static int chunk_row(void *ctx, const void *k, size_t kl, const void *v, size_t 
 		s->bad_records++;
 		return 0;
 	}
-	int64_t mint = (int64_t)ts_format_get_le64(p + 8);
-	int64_t maxt = (int64_t)ts_format_get_le64(p + 16);
-	s->samples += ts_format_get_le32(p + 4);
+	s->hot_samples += ts_format_get_le32(p + 4);
 	s->payload_bytes += len - TS_CHUNK_HDR_LEN;
-	if (mint < s->data_min)
-		s->data_min = mint;
-	if (maxt > s->data_max)
-		s->data_max = maxt;
+	data_range(s, (int64_t)ts_format_get_le64(p + 8), (int64_t)ts_format_get_le64(p + 16));
 	return 0;
+}
+
+/* The cold table being counted. */
+struct cold_walk {
+	struct part_stats *s;
+	struct ctl_gens gens;
+};
+
+/* Adds one cold block's header (storage/cold.h) to the partition's totals, or counts
+ * it as a leftover when its generation is not listed. */
+static int cold_row(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct cold_walk *w = ctx;
+	struct part_stats *s = w->s;
+	struct ts_cold_info h;
+	uint32_t gen;
+	uint64_t id;
+	int64_t min_t;
+	if (kl != TS_FORMAT_COLD_KEY_LEN) {
+		s->bad_blocks++;
+		return 0;
+	}
+	ctl_cold_key_parse(k, &gen, &id, &min_t);
+	if (!s->gens_bad && ctl_gens_find(&w->gens, gen) < 0) {
+		s->leftover_blocks++;
+		s->leftover_bytes += vl;
+		return 0;
+	}
+	if ((++s->cold_blocks & 0x3ff) == 0)
+		ctl_progress("inspect: raw/%s: %" PRIu64 " cold blocks", s->p->name,
+			     s->cold_blocks);
+	s->cold_bytes += vl;
+	if (ts_cold_peek(v, vl, &h) != 0) {
+		s->bad_blocks++;
+		return 0;
+	}
+	s->cold_samples += h.n_samples;
+	data_range(s, h.min_t, h.max_t);
+	return 0;
+}
+
+/* The gens row (by level) and the cold table of snapshot r. */
+static int inspect_cold(struct ctl_part_env *pe, struct ts_rtxn *r, struct part_stats *s)
+{
+	struct cold_walk w = { .s = s };
+	int rc = ctl_gens_read(r, pe, &w.gens);
+	if (rc == TS_ECORRUPT) {
+		s->gens_bad = 1;
+		rc = 0;
+	}
+	s->n_gens = w.gens.n;
+	for (size_t i = 0; rc == 0 && i < w.gens.n; i++) {
+		const struct ctl_gen *g = &w.gens.v[i];
+		rc = level_add(&s->levels, g->level, 1, g->samples, g->bytes);
+	}
+	if (rc == 0 && pe->has_cold)
+		rc = ctl_scan(r, pe->cold, cold_row, &w);
+	ctl_gens_free(&w.gens);
+	return rc;
 }
 
 static int inspect_part(struct ctl_ro *db, struct part_stats *s)
@@ -289,11 +494,13 @@ static int inspect_part(struct ctl_ro *db, struct part_stats *s)
 		return rc;
 	ts_env_size(pe.env, &map, &s->used_bytes);
 	if ((rc = ts_env_read_begin(pe.env, &r)) == 0) {
-		const char *ck = TS_FORMAT_PART_META_COMPACTED;
+		const char *ck = TS_FORMAT_PART_META_COLD;
 		if (pe.has_meta)
 			s->compacted = ts_env_get(r, pe.meta, ck, strlen(ck), &v, &vl) == 0;
 		if (pe.has_chunks)
 			rc = ctl_scan(r, pe.chunks, chunk_row, s);
+		if (rc == 0)
+			rc = inspect_cold(&pe, r, s);
 		ts_env_read_end(r);
 	}
 	ctl_part_close(&pe);
@@ -301,6 +508,8 @@ static int inspect_part(struct ctl_ro *db, struct part_stats *s)
 }
 
 /* ---- text ---- */
+
+#define PLURAL(n) ((n) == 1 ? "" : "s")
 
 static void fmt_duration(char *buf, size_t cap, int64_t ms)
 {
@@ -340,9 +549,38 @@ static void print_top_text(const char *title, const struct nc_list *l, size_t to
 	}
 }
 
+/* Adds partition s to the totals t. Returns 0 or -ENOMEM. */
+static int part_sum(struct part_stats *t, const struct part_stats *s)
+{
+	int rc = 0;
+	t->chunks += s->chunks;
+	t->hot_samples += s->hot_samples;
+	t->payload_bytes += s->payload_bytes;
+	t->used_bytes += s->used_bytes;
+	t->bad_records += s->bad_records;
+	t->n_gens += s->n_gens;
+	t->gens_bad |= s->gens_bad;
+	t->cold_blocks += s->cold_blocks;
+	t->cold_samples += s->cold_samples;
+	t->cold_bytes += s->cold_bytes;
+	t->bad_blocks += s->bad_blocks;
+	t->leftover_blocks += s->leftover_blocks;
+	t->leftover_bytes += s->leftover_bytes;
+	for (size_t i = 0; rc == 0 && i < s->levels.n; i++) {
+		const struct level *l = &s->levels.v[i];
+		rc = level_add(&t->levels, l->level, l->gens, l->samples, l->bytes);
+	}
+	return rc;
+}
+
+static uint64_t part_samples(const struct part_stats *s)
+{
+	return s->hot_samples + s->cold_samples;
+}
+
 static void print_summary_text(const struct ctl_ro *db, const struct inspect *in)
 {
-	char a[64];
+	char a[64], b[64];
 	printf("data directory   %s\n", db->dir);
 	if (db->format)
 		printf("format           %" PRIu32 "\n", db->format);
@@ -365,19 +603,70 @@ static void print_summary_text(const struct ctl_ro *db, const struct inspect *in
 	printf("index            %s in use, %" PRIu64 " postings keys, %" PRIu64
 	       " postings entries\n",
 	       a, in->n_postings_keys, in->n_postings);
+	const struct group_stats *sg = &in->series_groups, *hg = &in->head_groups;
+	ctl_fmt_bytes(a, sizeof a, sg->bytes);
+	ctl_fmt_bytes(b, sizeof b, sg->raw_bytes);
+	printf("series rows      %" PRIu64 " in series_groups (%" PRIu64 " row%s, %s stored, %s "
+	       "raw), %" PRIu64 " in the series table\n",
+	       sg->entries, sg->rows, PLURAL(sg->rows), a, b, in->n_series_rows);
+	ctl_fmt_bytes(a, sizeof a, hg->bytes);
+	ctl_fmt_bytes(b, sizeof b, hg->raw_bytes);
+	printf("head rows        %" PRIu64 " in head_groups (%" PRIu64 " row%s, %s stored, %s "
+	       "raw), %" PRIu64 " in the heads table\n",
+	       hg->entries, hg->rows, PLURAL(hg->rows), a, b, in->n_head_rows);
+	if (sg->bad_rows + hg->bad_rows)
+		printf("                 (%" PRIu64
+		       " group rows do not unpack: run tsdbctl verify)\n",
+		       sg->bad_rows + hg->bad_rows);
 	printf("metadata         %" PRIu64 " metric families\n", in->n_metadata);
 	printf("head snapshots   %" PRIu64 " series, %" PRIu64 " samples (open chunks at the "
 	       "last checkpoint)\n",
 	       in->n_heads, in->head_samples);
 }
 
+/* The lines under a partition's row (and under the totals): hot and cold parts, then
+ * the cold levels. */
+static void print_part_detail(const struct part_stats *s)
+{
+	char a[64], b[64], c[64];
+	printf("      hot: %" PRIu64 " chunk%s, %" PRIu64 " samples; cold: ", s->chunks,
+	       PLURAL(s->chunks), s->hot_samples);
+	if (s->n_gens || s->cold_blocks) {
+		ctl_fmt_bytes(a, sizeof a, s->cold_bytes);
+		bytes_per_sample(b, sizeof b, s->cold_bytes, s->cold_samples);
+		printf("%zu generation%s, %" PRIu64 " block%s, %" PRIu64
+		       " samples, %s (%s B/sample)",
+		       s->n_gens, PLURAL(s->n_gens), s->cold_blocks, PLURAL(s->cold_blocks),
+		       s->cold_samples, a, b);
+	} else {
+		printf("none");
+	}
+	if (s->leftover_blocks) {
+		ctl_fmt_bytes(a, sizeof a, s->leftover_bytes);
+		printf("; %" PRIu64 " unlisted (leftover) block%s, %s", s->leftover_blocks,
+		       PLURAL(s->leftover_blocks), a);
+	}
+	if (s->bad_records || s->bad_blocks || s->gens_bad)
+		printf("  (%s: run tsdbctl verify)",
+		       s->gens_bad ? "gens row does not parse" : "bad records");
+	putchar('\n');
+	for (size_t i = 0; i < s->levels.n; i++) {
+		const struct level *l = &s->levels.v[i];
+		ctl_fmt_bytes(a, sizeof a, l->bytes);
+		bytes_per_sample(c, sizeof c, l->bytes, l->samples);
+		printf("      cold level %" PRIu32 ": %" PRIu64 " generation%s, %" PRIu64
+		       " samples, %s (%s B/sample)\n",
+		       l->level, l->gens, PLURAL(l->gens), l->samples, a, c);
+	}
+}
+
 static void print_parts_text(const struct ctl_ro *db, const struct inspect *in)
 {
 	char a[64], b[64], c[64];
-	uint64_t tc = 0, ts_ = 0, tb = 0;
+	const struct part_stats *t = &in->total;
 	printf("\npartitions (%zu):\n", db->parts.n);
-	printf("  %-20s  %-20s %10s %12s %11s %8s  %s\n", "start", "end", "chunks", "samples",
-	       "bytes", "B/sample", "compacted");
+	printf("  %-20s  %-20s %10s %8s %12s %11s %8s  %s\n", "start", "end", "chunks", "blocks",
+	       "samples", "bytes", "B/sample", "compacted");
 	for (size_t i = 0; i < db->parts.n; i++) {
 		const struct part_stats *s = &in->ps[i];
 		ctl_fmt_time(a, sizeof a, s->p->start);
@@ -388,17 +677,17 @@ static void print_parts_text(const struct ctl_ro *db, const struct inspect *in)
 				       : "(unreadable: run tsdbctl verify)");
 			continue;
 		}
-		bytes_per_sample(c, sizeof c, s->used_bytes, s->samples);
-		printf("  %-20s  %-20s %10" PRIu64 " %12" PRIu64 " %11" PRIu64 " %8s  %s%s\n", a, b,
-		       s->chunks, s->samples, s->used_bytes, c, s->compacted ? "yes" : "no",
-		       s->bad_records ? "  (bad records: run tsdbctl verify)" : "");
-		tc += s->chunks;
-		ts_ += s->samples;
-		tb += s->used_bytes;
+		bytes_per_sample(c, sizeof c, s->used_bytes, part_samples(s));
+		printf("  %-20s  %-20s %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %11" PRIu64
+		       " %8s  %s\n",
+		       a, b, s->chunks, s->cold_blocks, part_samples(s), s->used_bytes, c,
+		       s->compacted ? "yes" : "no");
+		print_part_detail(s);
 	}
-	bytes_per_sample(c, sizeof c, tb, ts_);
-	printf("  %-20s  %-20s %10" PRIu64 " %12" PRIu64 " %11" PRIu64 " %8s\n", "total", "", tc,
-	       ts_, tb, c);
+	bytes_per_sample(c, sizeof c, t->used_bytes, part_samples(t));
+	printf("  %-20s  %-20s %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %11" PRIu64 " %8s\n",
+	       "total", "", t->chunks, t->cold_blocks, part_samples(t), t->used_bytes, c);
+	print_part_detail(t);
 	if (db->parts.n_other)
 		printf("  (%zu unexpected entries in raw/ ignored)\n", db->parts.n_other);
 }
@@ -447,6 +736,22 @@ static void print_top_json(FILE *f, const struct nc_list *l, size_t top, int val
 	fputc(']', f);
 }
 
+static void json_bps(FILE *f, const char *key, uint64_t bytes, uint64_t samples)
+{
+	if (samples)
+		fprintf(f, ",\"%s\":%.4f", key, (double)bytes / (double)samples);
+	else
+		fprintf(f, ",\"%s\":null", key);
+}
+
+static void print_group_json(FILE *f, const char *name, const struct group_stats *g)
+{
+	fprintf(f,
+		"\"%s\":{\"rows\":%" PRIu64 ",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64
+		",\"raw_bytes\":%" PRIu64 ",\"bad_rows\":%" PRIu64 "}",
+		name, g->rows, g->entries, g->bytes, g->raw_bytes, g->bad_rows);
+}
+
 static void print_summary_json(FILE *f, const struct ctl_ro *db, const struct inspect *in)
 {
 	fputs("{\"data_dir\":", f);
@@ -461,10 +766,44 @@ static void print_summary_json(FILE *f, const struct ctl_ro *db, const struct in
 		",\"index_bytes\":%" PRIu64 ",\"postings_keys\":%" PRIu64
 		",\"postings_entries\":%" PRIu64,
 		in->index_used, in->n_postings_keys, in->n_postings);
+	fprintf(f, ",\"index_tables\":{\"series\":{\"rows\":%" PRIu64 "},", in->n_series_rows);
+	print_group_json(f, TS_FORMAT_TABLE_SERIES_GROUPS, &in->series_groups);
+	fprintf(f, ",\"heads\":{\"rows\":%" PRIu64 "},", in->n_head_rows);
+	print_group_json(f, TS_FORMAT_TABLE_HEAD_GROUPS, &in->head_groups);
 	fprintf(f,
-		",\"metadata\":%" PRIu64 ",\"head_snapshots\":{\"series\":%" PRIu64
+		"},\"metadata\":%" PRIu64 ",\"head_snapshots\":{\"series\":%" PRIu64
 		",\"samples\":%" PRIu64 "}",
 		in->n_metadata, in->n_heads, in->head_samples);
+}
+
+/* The figures a partition and the totals share: hot and cold parts, levels. */
+static void print_figures_json(FILE *f, const struct part_stats *s)
+{
+	fprintf(f,
+		",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64
+		",\"payload_bytes\":%" PRIu64,
+		s->chunks, part_samples(s), s->used_bytes, s->payload_bytes);
+	json_bps(f, "bytes_per_sample", s->used_bytes, part_samples(s));
+	fprintf(f,
+		",\"hot_samples\":%" PRIu64 ",\"cold\":{\"generations\":%zu,\"blocks\":%" PRIu64
+		",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64,
+		s->hot_samples, s->n_gens, s->cold_blocks, s->cold_samples, s->cold_bytes);
+	json_bps(f, "bytes_per_sample", s->cold_bytes, s->cold_samples);
+	fprintf(f,
+		",\"leftover_blocks\":%" PRIu64 ",\"leftover_bytes\":%" PRIu64
+		",\"bad_blocks\":%" PRIu64 ",\"gens_row_bad\":%s,\"levels\":[",
+		s->leftover_blocks, s->leftover_bytes, s->bad_blocks,
+		s->gens_bad ? "true" : "false");
+	for (size_t i = 0; i < s->levels.n; i++) {
+		const struct level *l = &s->levels.v[i];
+		fprintf(f,
+			"%s{\"level\":%" PRIu32 ",\"generations\":%" PRIu64 ",\"samples\":%" PRIu64
+			",\"bytes\":%" PRIu64,
+			i ? "," : "", l->level, l->gens, l->samples, l->bytes);
+		json_bps(f, "bytes_per_sample", l->bytes, l->samples);
+		fputc('}', f);
+	}
+	fputs("]}", f);
 }
 
 /* One partition's object, without its opening brace. */
@@ -481,16 +820,8 @@ static void print_part_json(FILE *f, const struct part_stats *s)
 		fprintf(f, ",\"%s\":true}", s->gone ? "removed" : "unreadable");
 		return;
 	}
-	fprintf(f,
-		",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64
-		",\"payload_bytes\":%" PRIu64,
-		s->chunks, s->samples, s->used_bytes, s->payload_bytes);
-	if (s->samples)
-		fprintf(f, ",\"bytes_per_sample\":%.4f",
-			(double)s->used_bytes / (double)s->samples);
-	else
-		fputs(",\"bytes_per_sample\":null", f);
-	if (s->chunks) {
+	print_figures_json(f, s);
+	if (s->data_min <= s->data_max) {
 		ctl_fmt_time(a, sizeof a, s->data_min);
 		fprintf(f, ",\"data_min\":\"%s\"", a);
 		ctl_fmt_time(a, sizeof a, s->data_max);
@@ -503,27 +834,16 @@ static void print_part_json(FILE *f, const struct part_stats *s)
 static void inspect_print_json(const struct ctl_ro *db, const struct inspect *in, size_t top)
 {
 	FILE *f = stdout;
-	uint64_t tc = 0, ts_ = 0, tb = 0;
 	print_summary_json(f, db, in);
 	fputs(",\"partitions\":[", f);
 	for (size_t i = 0; i < db->parts.n; i++) {
-		const struct part_stats *s = &in->ps[i];
 		fputs(i ? ",{" : "{", f);
-		print_part_json(f, s);
-		if (s->gone || s->has_error)
-			continue;
-		tc += s->chunks;
-		ts_ += s->samples;
-		tb += s->used_bytes;
+		print_part_json(f, &in->ps[i]);
 	}
-	fprintf(f,
-		"],\"totals\":{\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64 ",\"bytes\":%" PRIu64,
-		tc, ts_, tb);
-	if (ts_)
-		fprintf(f, ",\"bytes_per_sample\":%.4f}", (double)tb / (double)ts_);
-	else
-		fputs(",\"bytes_per_sample\":null}", f);
-	fputs(",\"top_metrics\":", f);
+	fputs("],\"totals\":{\"partitions\":", f);
+	fprintf(f, "%zu", db->parts.n);
+	print_figures_json(f, &in->total);
+	fputs("},\"top_metrics\":", f);
 	print_top_json(f, &in->metrics, top, 0);
 	fputs(",\"top_labels\":", f);
 	print_top_json(f, &in->labels, top, 1);
@@ -544,13 +864,16 @@ static int inspect_all(struct ctl_ro *db, struct inspect *in)
 	if (!in->ps)
 		return EXIT_FAIL;
 	for (size_t i = 0; i < db->parts.n; i++) {
-		const struct ctl_part *p = &db->parts.v[i];
-		in->ps[i].p = p;
-		ctl_progress("inspect: raw/%s", p->name);
-		if ((rc = inspect_part(db, &in->ps[i])) != 0) {
-			fprintf(stderr, "tsdbctl: %s/raw/%s: %s\n", db->dir, p->name,
+		struct part_stats *s = &in->ps[i];
+		s->p = &db->parts.v[i];
+		ctl_progress("inspect: raw/%s", s->p->name);
+		if ((rc = inspect_part(db, s)) != 0) {
+			fprintf(stderr, "tsdbctl: %s/raw/%s: %s\n", db->dir, s->p->name,
 				ts_strerror(rc));
-			in->ps[i].has_error = 1;
+			s->has_error = 1;
+			ex = EXIT_FAIL;
+		} else if (!s->gone && (rc = part_sum(&in->total, s)) != 0) {
+			fprintf(stderr, "tsdbctl: %s\n", ts_strerror(rc));
 			ex = EXIT_FAIL;
 		}
 	}
@@ -585,6 +908,9 @@ static int inspect_main(int argc, char **argv)
 	}
 	nc_free(&in.metrics);
 	nc_free(&in.labels);
+	for (size_t i = 0; in.ps && i < db.parts.n; i++)
+		level_free(&in.ps[i].levels);
+	level_free(&in.total.levels);
 	ts_free(in.ps);
 	ctl_ro_close(&db);
 	if (fflush(stdout) != 0 && ex == EXIT_OK)
@@ -593,10 +919,11 @@ static int inspect_main(int argc, char **argv)
 }
 
 static const char inspect_help[] =
-	"  inspect   format, partition width, series, checkpoint LSN, WAL size; per partition\n"
-	"            its time range, chunks, samples, bytes in use, bytes/sample, compacted;\n"
-	"            cardinality top-N by metric name and by label name; metadata count.\n"
-	"            Reads while a server runs.\n"
+	"  inspect   format, partition width, series, checkpoint LSN, WAL size, index rows and\n"
+	"            group rows; per partition its time range, hot chunks and samples, cold\n"
+	"            generations (per level), blocks, samples and bytes, bytes in use,\n"
+	"            bytes/sample, compacted; cardinality top-N by metric name and by label\n"
+	"            name; metadata count. Reads while a server runs.\n"
 	"              --top N    entries in each top list (default 10)\n"
 	"              --json     one JSON object instead of text\n";
 

@@ -15,10 +15,13 @@
  *     ctl_part_*: LMDB readers of the index env and of each partition env, never
  *     DIR/LOCK), or exclusively (ctl_db_open: ts_db_open, EXIT_LOCKED while a server
  *     holds the directory); and scans of an env's table (ctl_scan);
+ *   - what both readers of format 2 need: group rows of the index (ctl_group_*: a series'
+ *     entry found in its group row) and a partition's cold data (ctl_gens_*: the "gens"
+ *     row; ctl_cold_key_parse: a cold block's key);
  *   - checks of one record (check.c): bytes in, a reason or NULL out;
  *   - progress on stderr when it is a terminal, and the formatting of reports.
- * On-disk facts come from tsdb/format.h and storage/chunk.h, never from here. Reports
- * go to stdout; errors to stderr, prefixed "tsdbctl: ".
+ * On-disk facts come from tsdb/format.h, storage/chunk.h and storage/cold.h, never from
+ * here. Reports go to stdout; errors to stderr, prefixed "tsdbctl: ".
  */
 #ifndef TSDBCTL_H
 #define TSDBCTL_H
@@ -136,12 +139,16 @@ struct ctl_parts {
 int ctl_parts_list(const char *dir, struct ctl_parts *parts);
 void ctl_parts_free(struct ctl_parts *parts);
 
-/* The index env, read-only, and what its meta table says. */
+/* The index env, read-only, and what its meta table says. Series rows live in the
+ * per-series table "series" (format 1, and format 2 before its first checkpoint), in
+ * the group table "series_groups" (format 2), or both; head rows likewise in "heads"
+ * and "head_groups". A table the env does not have is flagged absent (has_* 0). */
 struct ctl_ro {
 	const char *dir;
 	struct ts_env *index;
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
-	int has_heads, has_metadata;
+	unsigned t_series_groups, t_head_groups;
+	int has_series, has_heads, has_metadata, has_series_groups, has_head_groups;
 	uint32_t format;      /* 0: not yet written */
 	int64_t partition_ms; /* 0: not yet written */
 	uint64_t next_id, checkpoint_lsn;
@@ -149,17 +156,19 @@ struct ctl_ro {
 	struct ctl_parts parts;
 };
 
-/* Opens the index env read-only and lists partitions. Returns an exit code (after a
- * message). */
+/* Opens the index env read-only and lists partitions. An env without the postings or
+ * meta table, or with neither series table, is not an index (EXIT_NOTDB). Returns an
+ * exit code (after a message). */
 int ctl_ro_open(struct ctl_ro *db, const char *dir);
 void ctl_ro_close(struct ctl_ro *db);
 
 /* One partition env, read-only. */
 struct ctl_part_env {
 	struct ts_env *env;
-	unsigned chunks, meta;
+	unsigned chunks, meta, cold;
 	int has_chunks; /* 0 when just created */
 	int has_meta;
+	int has_cold; /* 0 in format 1 and before a first conversion */
 };
 
 /* Opens a partition env read-only. Returns 0, TS_ENOTFOUND (the directory is gone:
@@ -178,6 +187,55 @@ int ctl_scan_cursor(struct ts_cursor *c, ctl_row_fn row, void *ctx);
 /* Adds the number of rows of a table to *n. Returns 0 or an error. */
 int ctl_count_rows(struct ts_rtxn *r, unsigned table, uint64_t *n);
 
+/* ---- format 2: group rows of the index, cold data of a partition (common.c) ---- */
+
+/* A group row decompressed, remembered by group number so that looking up the series of
+ * one group one after the other decompresses it once. Zero it before use; it belongs to
+ * one snapshot (ctl_group_fini before using it with another). */
+struct ctl_group {
+	uint64_t g;
+	int have;     /* raw holds group g's entries, or g has no row (raw NULL) */
+	uint8_t *raw; /* ts_malloc'd */
+	size_t len;
+};
+
+/* Unpacks a group row p (len bytes, borrowed): its version byte, then one zstd frame
+ * of at most TS_FORMAT_GROUP_RAW_MAX bytes decompressed, into *raw (ts_malloc'd: the
+ * caller frees it) of *raw_len bytes. Returns 0, TS_EVERSION (an unknown version
+ * byte), TS_ECORRUPT (no frame, or one that does not decompress) or -ENOMEM. */
+int ctl_group_unpack(const uint8_t *p, size_t len, uint8_t **raw, size_t *raw_len);
+
+/* The entry of series id in group table `table` of snapshot r: *e (el bytes) aliases
+ * gc's buffer, valid until the next call with gc or ctl_group_fini. Returns 0,
+ * TS_ENOTFOUND (no row, or no entry for the slot), TS_ECORRUPT (a row that does not
+ * unpack or walk: check.c says why), -ENOMEM, or the env's error. */
+int ctl_group_find(struct ts_rtxn *r, unsigned table, uint64_t id, struct ctl_group *gc,
+		   const uint8_t **e, uint32_t *el);
+void ctl_group_fini(struct ctl_group *gc);
+
+/* One generation of the "gens" row of a partition's meta table (format.h). */
+struct ctl_gen {
+	uint32_t gen, level;
+	uint64_t samples, bytes;
+};
+
+struct ctl_gens {
+	struct ctl_gen *v; /* ascending by gen; ts_malloc'd, NULL when n == 0 */
+	size_t n;
+	int present; /* the row exists */
+};
+
+/* Reads the gens row of snapshot r of a partition env (absent: n == 0). Returns 0,
+ * TS_ECORRUPT (the row does not parse: ctl_gens_problem says why), -ENOMEM, or the env's
+ * error; on error g lists no generation (present still says whether the row exists). */
+int ctl_gens_read(struct ts_rtxn *r, const struct ctl_part_env *pe, struct ctl_gens *g);
+/* The index of generation gen in g, or -1 when it is not listed. */
+long ctl_gens_find(const struct ctl_gens *g, uint32_t gen);
+void ctl_gens_free(struct ctl_gens *g);
+
+/* The fields of a cold table key of TS_FORMAT_COLD_KEY_LEN bytes (k, borrowed). */
+void ctl_cold_key_parse(const uint8_t *k, uint32_t *gen, uint64_t *last_id, int64_t *min_t);
+
 /* ---- checks of one record (check.c) ---- */
 
 /* Each returns NULL when the record is fine, else a reason: a constant or why. */
@@ -191,11 +249,31 @@ const char *ctl_xor_problem(const uint8_t *p, size_t len, uint32_t n_want, int64
 			    int64_t max_t, int check_bounds, char *why, size_t why_len);
 /* A chunk record (storage/chunk.h): header, lengths, flags, CRC32C, the payload's count. */
 const char *ctl_record_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
-/* A head snapshot (tsdb/format.h): lengths, bounds, encoder state, a full decode of the
- * open chunk, out-of-order samples ascending. */
+/* A head snapshot (tsdb/format.h), version 1 or the short version 2: first the engine's
+ * own ts_format_snap_parse (with a reason for each way it can refuse: lengths, bounds,
+ * encoder state, out-of-order samples ascending), then a full decode of the open
+ * chunk. */
 const char *ctl_snapshot_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
 /* A metadata row (tsdb/format.h): lengths and a known metric type. */
 const char *ctl_metadata_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
+/* A group row (tsdb/format.h) of series_groups or head_groups: the version byte, one
+ * zstd frame within TS_FORMAT_GROUP_RAW_MAX, entries that walk to its end with slots
+ * ascending, at least one entry. When fine and raw is not NULL, *raw (ts_malloc'd: the
+ * caller frees it with ts_free) holds the *raw_len decompressed bytes. The entries
+ * themselves are the caller's to check. */
+const char *ctl_group_problem(const uint8_t *p, size_t len, uint8_t **raw, size_t *raw_len,
+			      char *why, size_t why_len);
+/* The "gens" row of a partition (tsdb/format.h): its length against the count, the
+ * bound TS_FORMAT_GENS_MAX, generations strictly ascending. */
+const char *ctl_gens_problem(const uint8_t *p, size_t len, char *why, size_t why_len);
+/* A cold block (storage/cold.h): the header's fields, the CRC32C of the body, the
+ * engine's ts_cold_open (decompression and directory), and a full ts_cold_decode of
+ * every series (timestamps strictly ascending, first and last as the directory says).
+ * When fine and out is not NULL, *out is the opened block (ts_cold_free it). Nothing of
+ * where the block is stored (its key, its partition) is checked here. */
+struct ts_cold_block;
+const char *ctl_cold_problem(const uint8_t *p, size_t len, struct ts_cold_block **out, char *why,
+			     size_t why_len);
 
 /* ---- output (common.c) ---- */
 

@@ -2,28 +2,44 @@
  * verify.c - `tsdbctl verify`: checks everything a data directory holds but the WAL,
  * read-only and while a server runs. Every problem is one line on stdout,
  * "PROBLEM <where>: <what>", then a summary; the exit code is 1 if there was any.
+ * Index formats 1 and 2 are both read; what format 2 added is checked where it lives.
  *
  * This file walks the directory and checks what ties records together; what is wrong
  * with one record by itself is check.c's. In order:
  *   - index meta: a format this version reads, a partition width when partitions exist;
- *   - series rows: keys of 8 bytes below next_id, labels that parse and are canonical
- *     (sorted unique names, non-empty UTF-8 values, __name__), no two ids with one set;
+ *   - series, from both sources: the per-series table (keys of 8 bytes) and the group
+ *     rows of series_groups (each decompressed and walked, its entries' ids = group *
+ *     256 + slot): ids below next_id, labels that parse and are canonical (sorted unique
+ *     names, non-empty UTF-8 values, __name__), no two ids with one set. A series in
+ *     both sources (format 2 before its first checkpoint) must have the same labels in
+ *     each; everything below uses the union;
  *   - postings both ways: every listed id exists; each series is under the all-series
  *     key and under the key of each of its labels, and no key lists a series lacking
  *     that label. A first pass compares per series the sum of the hashes of the keys
  *     that list it with the sum its labels call for; only series whose sums differ get
  *     the detailed (slow) passes that name each missing and each extra key;
- *   - head snapshots (of known series; layout, bounds and a full decode of the open
+ *   - head snapshots, from the heads table and the head_groups rows (of known series;
+ *     the engine's ts_format_snap_parse, versions 1 and 2, and a full decode of the open
  *     chunk) and metadata rows;
- *   - every partition: its range is one partition of the database's width, and every
- *     chunk: key in the range, the series known, the record (header, lengths, flags,
- *     CRC32C, count), the engine's own ts_chunk_decode, a full XOR decode with
- *     timestamps non-decreasing and matching the header.
+ *   - every partition, in one snapshot of its env: its range is one partition of the
+ *     database's width; every chunk: key in the range, the series known, the record
+ *     (header, lengths, flags, CRC32C, count), the engine's own ts_chunk_decode, a full
+ *     XOR decode with timestamps non-decreasing and matching the header; the "gens"
+ *     row; every cold block of a listed generation: its key (20 bytes, naming the
+ *     block's last series and the first timestamp of that series' piece, inside the
+ *     range), the block (check.c: header, CRC32C, ts_cold_open, every series decoded),
+ *     its samples inside the range, its series known, and its place in its generation
+ *     (blocks follow each other by series, then time, without overlap); per generation
+ *     the blocks' samples and bytes against the gens row; the "cold" mark only on a
+ *     partition without hot chunks and with at most one generation. Blocks of unlisted
+ *     generations are the leftovers of an interrupted conversion (or the blocks of one
+ *     under way), which the next conversion deletes: counted in a note, not checked
+ *     and not a problem.
  *
  * A live server commits a flush in two steps - chunks into the partition env, then the
- * new series into the index env - so "chunk of an unknown series" is re-checked against
- * a fresh index snapshot before it is reported. The WAL is not checked: opening it would
- * cut a torn tail, which tsdbd does at start-up.
+ * new series into the index env - so "chunk (or cold block) of an unknown series" is
+ * re-checked against a fresh index snapshot before it is reported. The WAL is not
+ * checked: opening it would cut a torn tail, which tsdbd does at start-up.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,16 +50,21 @@
 
 #include "tsdbctl.h"
 #include "storage/chunk.h"
+#include "storage/cold.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/format.h"
 #include "tsdb/labels.h"
 
 #define SERIES_KEY_LEN TS_FORMAT_SERIES_KEY_LEN /* keys of the series and heads tables */
+#define GROUP_SERIES TS_FORMAT_GROUP_SERIES
 
 #define VS_ALL 0x1     /* listed under the all-series postings key */
 #define VS_BAD 0x2     /* its row does not parse: postings are not compared */
 #define VS_SUSPECT 0x4 /* its postings do not add up: looked at in detail */
+#define VS_ROW 0x8     /* in the per-series table */
+#define VS_GROUP 0x10  /* in a series_groups row */
+#define VS_HEAD 0x20   /* a head snapshot was seen */
 
 struct vseries {
 	uint64_t id;
@@ -52,19 +73,41 @@ struct vseries {
 	uint32_t flags;
 };
 
+/* The cold table of the partition being read. */
+struct vcold {
+	struct ctl_gens gens;
+	int gens_ok; /* the gens row parsed (or is absent): blocks are sorted by it */
+	/* per listed generation: what its blocks hold, and whether one was bad */
+	uint64_t *blocks, *samples, *bytes;
+	uint8_t *bad;
+	/* the last block read of a listed generation, for the order of pieces */
+	int have_prev;
+	uint32_t prev_gen;
+	uint64_t prev_last_id;
+	int64_t prev_last_max;
+	uint64_t n_leftover, leftover_bytes;
+	uint32_t leftover_min, leftover_max;
+};
+
 struct verify {
 	struct ctl_ro *db;
 	uint64_t n_problems;
-	struct vseries *s; /* every series row, by id */
+	struct vseries *s; /* every series of either source, by id */
 	size_t n_series, cap_series;
-	uint64_t n_postings_keys, n_postings, n_heads, n_metadata;
+	uint64_t n_series_rows, n_series_entries, n_series_groups, n_series_both;
+	uint64_t n_postings_keys, n_postings, n_heads, n_head_groups, n_heads_both, n_metadata;
 	uint64_t n_chunks, n_samples, n_parts_checked;
+	uint64_t n_cold_blocks, n_cold_samples, n_leftover;
 	struct ts_label *lab; /* scratch for unpacking */
 	size_t lab_cap;
+	uint8_t *copy; /* scratch: a label set kept while another is read */
+	size_t copy_cap;
 	/* the scan under way */
 	struct ts_rtxn *r;	     /* the index snapshot */
+	struct ctl_group gc;	     /* the series_groups row of snapshot r last read */
 	struct pkey *pk;	     /* postings pass 1: the key being read */
-	const struct ctl_part *part; /* the partition whose chunks are read */
+	const struct ctl_part *part; /* the partition whose chunks and blocks are read */
+	struct vcold cold;
 };
 
 static void problem(struct verify *v, const char *where, const char *fmt, ...)
@@ -89,8 +132,8 @@ static int vs_id_cmp(const void *key, const void *elem)
 	return (a > b) - (a < b);
 }
 
-/* v->s ascends by id without repeats: the series table's keys are big-endian ids,
- * scanned in key order. */
+/* v->s ascends by id without repeats once verify_series has sorted it and merged the
+ * series found in both sources. */
 static struct vseries *vs_find(struct verify *v, uint64_t id)
 {
 	return v->n_series ? bsearch(&id, v->s, v->n_series, sizeof *v->s, vs_id_cmp) : NULL;
@@ -107,14 +150,38 @@ static int unpack(struct verify *v, const void *p, size_t len, uint32_t *n)
 	return ts_labels_unpack(p, len, v->lab, (uint32_t)cnt, n);
 }
 
-/* The row of series id, unpacked into v->lab[0..*n). Returns 0 or an error. */
-static int load_series(struct verify *v, uint64_t id, uint32_t *n)
+/* The packed labels of series id in snapshot r: its row in the per-series table, else its
+ * entry in series_groups (gc caches that table's rows of r). *p aliases the map or gc,
+ * valid until the snapshot ends or gc is used again. Returns 0, TS_ENOTFOUND or an
+ * error. */
+static int series_bytes(const struct ctl_ro *db, struct ts_rtxn *r, struct ctl_group *gc,
+			uint64_t id, const void **p, size_t *len)
 {
 	uint8_t k[SERIES_KEY_LEN];
+	int rc = TS_ENOTFOUND;
+	if (db->has_series) {
+		ts_format_put_be64(k, id);
+		if ((rc = ts_env_get(r, db->t_series, k, sizeof k, p, len)) != TS_ENOTFOUND)
+			return rc;
+	}
+	if (db->has_series_groups) {
+		const uint8_t *e;
+		uint32_t el;
+		if ((rc = ctl_group_find(r, db->t_series_groups, id, gc, &e, &el)) == 0) {
+			*p = e;
+			*len = el;
+		}
+	}
+	return rc;
+}
+
+/* The labels of series id, unpacked into v->lab[0..*n) (aliasing the snapshot or v->gc).
+ * Returns 0 or an error. */
+static int load_series(struct verify *v, uint64_t id, uint32_t *n)
+{
 	const void *row;
 	size_t rl;
-	ts_format_put_be64(k, id);
-	int rc = ts_env_get(v->r, v->db->t_series, k, sizeof k, &row, &rl);
+	int rc = series_bytes(v->db, v->r, &v->gc, id, &row, &rl);
 	return rc ? rc : unpack(v, row, rl, n);
 }
 
@@ -155,24 +222,15 @@ static uint64_t want_hash(const struct verify *v, uint32_t n)
 	return sum;
 }
 
-/* One row of the series table: checks it and appends it to v->s. Returns 0 or -ENOMEM. */
-static int series_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+/* Series id of either source (src VS_ROW or VS_GROUP, packed labels val[0..vl)): checks
+ * it and appends it to v->s. Returns 0 or -ENOMEM. */
+static int add_series(struct verify *v, uint64_t id, const void *val, size_t vl, uint32_t src,
+		      const char *where)
 {
-	struct verify *v = ctx;
 	const struct ctl_ro *db = v->db;
-	char where[64];
 	uint32_t n;
 	if (v->n_series && (v->n_series & 0xffff) == 0)
 		ctl_progress("verify: index series: %zu", v->n_series);
-	if (kl != SERIES_KEY_LEN) {
-		char ks[80];
-		ctl_fmt_str(ks, sizeof ks, k, kl, 16);
-		problem(v, "index series", "key \"%s\" is %zu bytes, not %d", ks, kl,
-			SERIES_KEY_LEN);
-		return 0;
-	}
-	uint64_t id = ts_format_get_be64(k);
-	snprintf(where, sizeof where, "index series %" PRIu64, id);
 	if (id == 0)
 		problem(v, where, "series id 0 is never assigned");
 	if (db->has_next_id && id >= db->next_id)
@@ -180,7 +238,7 @@ static int series_row(void *ctx, const void *k, size_t kl, const void *val, size
 	if (ts_grow((void **)&v->s, &v->cap_series, v->n_series + 1, sizeof *v->s))
 		return -ENOMEM;
 	struct vseries *s = &v->s[v->n_series++];
-	*s = (struct vseries){ .id = id, .hash = ts_labels_hash(val, vl) };
+	*s = (struct vseries){ .id = id, .hash = ts_labels_hash(val, vl), .flags = src };
 	int rc = unpack(v, val, vl, &n);
 	if (rc == -ENOMEM)
 		return rc;
@@ -199,6 +257,90 @@ static int series_row(void *ctx, const void *k, size_t kl, const void *val, size
 	return 0;
 }
 
+/* One row of the per-series table. Returns 0 or -ENOMEM. */
+static int series_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	char where[64];
+	v->n_series_rows++;
+	if (kl != SERIES_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 16);
+		problem(v, "index series", "key \"%s\" is %zu bytes, not %d", ks, kl,
+			SERIES_KEY_LEN);
+		return 0;
+	}
+	uint64_t id = ts_format_get_be64(k);
+	snprintf(where, sizeof where, "index series %" PRIu64, id);
+	return add_series(v, id, val, vl, VS_ROW, where);
+}
+
+/* What a group table's entries are checked by: entry of series id, in a row of table. */
+typedef int (*group_entry_fn)(struct verify *v, uint64_t id, const uint8_t *e, size_t el,
+			      const char *where);
+
+struct group_scan {
+	struct verify *v;
+	const char *table; /* its name, for messages */
+	group_entry_fn entry;
+	int check_ids; /* group_row checks entry ids (else entry does) */
+	uint64_t n_rows;
+};
+
+/* One group row (series_groups or head_groups): its key, the row (check.c), then each
+ * entry: its id (group * 256 + slot: not 0, below next_id) and the entry itself. Returns
+ * 0 or -ENOMEM. */
+static int group_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct group_scan *gs = ctx;
+	struct verify *v = gs->v;
+	const struct ctl_ro *db = v->db;
+	char where[128], why[300];
+	struct ts_format_group_it it;
+	uint8_t *raw;
+	size_t raw_len;
+	int rc = 0;
+	gs->n_rows++;
+	snprintf(where, sizeof where, "index %s", gs->table);
+	if (kl != SERIES_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 16);
+		problem(v, where, "key \"%s\" is %zu bytes, not %d", ks, kl, SERIES_KEY_LEN);
+		return 0;
+	}
+	uint64_t g = ts_format_get_be64(k);
+	snprintf(where, sizeof where, "index %s group %" PRIu64, gs->table, g);
+	if (g > (UINT64_MAX - (GROUP_SERIES - 1)) / GROUP_SERIES) {
+		problem(v, where, "group number past the last series id");
+		return 0;
+	}
+	const char *w = ctl_group_problem(val, vl, &raw, &raw_len, why, sizeof why);
+	if (w) {
+		problem(v, where, "%s", w);
+		return 0;
+	}
+	ts_format_group_it_init(&it, raw, raw_len);
+	while (rc == 0 && ts_format_group_next(&it) == 1) {
+		uint64_t id = g * GROUP_SERIES + it.slot;
+		snprintf(where, sizeof where, "index %s series %" PRIu64, gs->table, id);
+		if (gs->check_ids && id == 0)
+			problem(v, where, "slot 0 of group 0: series id 0 is never assigned");
+		else if (gs->check_ids && db->has_next_id && id >= db->next_id)
+			problem(v, where, "id is not below meta next_id %" PRIu64, db->next_id);
+		rc = gs->entry(v, id, it.entry, it.entry_len, where);
+	}
+	ts_free(raw);
+	return rc;
+}
+
+/* An entry of series_groups: as a row of the per-series table. */
+static int series_entry(struct verify *v, uint64_t id, const uint8_t *e, size_t el,
+			const char *where)
+{
+	v->n_series_entries++;
+	return add_series(v, id, e, el, VS_GROUP, where);
+}
+
 static int vs_hash_cmp(const void *a, const void *b)
 {
 	const struct vseries *x = *(const struct vseries *const *)a;
@@ -213,43 +355,96 @@ static int verify_no_twins(struct verify *v)
 {
 	struct vseries **by = ts_malloc(v->n_series * sizeof *by);
 	char where[64];
+	int rc = 0;
 	if (!by)
 		return -ENOMEM;
 	for (size_t i = 0; i < v->n_series; i++)
 		by[i] = &v->s[i];
 	qsort(by, v->n_series, sizeof *by, vs_hash_cmp);
-	for (size_t i = 1; i < v->n_series; i++) {
-		uint8_t ka[SERIES_KEY_LEN], kb[SERIES_KEY_LEN];
+	for (size_t i = 1; i < v->n_series && rc == 0; i++) {
 		const void *a, *b;
 		size_t al, bl;
 		if (by[i]->hash != by[i - 1]->hash)
 			continue;
-		ts_format_put_be64(ka, by[i - 1]->id);
-		ts_format_put_be64(kb, by[i]->id);
-		if (ts_env_get(v->r, v->db->t_series, ka, sizeof ka, &a, &al) == 0 &&
-		    ts_env_get(v->r, v->db->t_series, kb, sizeof kb, &b, &bl) == 0 && al == bl &&
-		    memcmp(a, b, al) == 0) {
+		/* a may alias v->gc, which reading b replaces: keep a copy */
+		if (series_bytes(v->db, v->r, &v->gc, by[i - 1]->id, &a, &al) != 0)
+			continue;
+		if (ts_grow((void **)&v->copy, &v->copy_cap, al ? al : 1, 1)) {
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(v->copy, a, al);
+		if (series_bytes(v->db, v->r, &v->gc, by[i]->id, &b, &bl) == 0 && al == bl &&
+		    memcmp(v->copy, b, al) == 0) {
 			snprintf(where, sizeof where, "index series %" PRIu64, by[i]->id);
 			problem(v, where, "same label set as series %" PRIu64, by[i - 1]->id);
 		}
 	}
 	ts_free(by);
-	return 0;
+	return rc;
 }
 
+/* By id; of one id, the per-series row first. */
+static int vs_src_cmp(const void *a, const void *b)
+{
+	const struct vseries *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return !!(y->flags & VS_ROW) - !!(x->flags & VS_ROW);
+}
+
+/* A series in both sources: one entry for it, and a problem when its labels differ. */
+static void merge_twin_sources(struct verify *v, struct vseries *keep, const struct vseries *dup)
+{
+	char where[64], a[600], b[600];
+	const void *row;
+	const uint8_t *e;
+	uint8_t k[SERIES_KEY_LEN];
+	size_t rl;
+	uint32_t el, n;
+	v->n_series_both++;
+	keep->flags |= dup->flags & (VS_GROUP | VS_BAD);
+	if (keep->hash == dup->hash)
+		return;
+	snprintf(where, sizeof where, "index series %" PRIu64, keep->id);
+	ts_format_put_be64(k, keep->id);
+	snprintf(a, sizeof a, "?");
+	snprintf(b, sizeof b, "?");
+	if (ts_env_get(v->r, v->db->t_series, k, sizeof k, &row, &rl) == 0 &&
+	    unpack(v, row, rl, &n) == 0)
+		fmt_labels(a, sizeof a, v->lab, n);
+	if (ctl_group_find(v->r, v->db->t_series_groups, keep->id, &v->gc, &e, &el) == 0 &&
+	    unpack(v, e, el, &n) == 0)
+		fmt_labels(b, sizeof b, v->lab, n);
+	problem(v, where,
+		"in both the series table and series_groups, with different labels: %s in the "
+		"series table, %s in series_groups",
+		a, b);
+}
+
+/* Both sources into v->s, one entry per id, ascending. */
 static int verify_series(struct verify *v)
 {
-	int rc = ctl_scan(v->r, v->db->t_series, series_row, v);
+	const struct ctl_ro *db = v->db;
+	struct group_scan gs = { v, TS_FORMAT_TABLE_SERIES_GROUPS, series_entry, 0, 0 };
+	int rc = 0;
+	if (db->has_series)
+		rc = ctl_scan(v->r, db->t_series, series_row, v);
+	if (!rc && db->has_series_groups)
+		rc = ctl_scan(v->r, db->t_series_groups, group_row, &gs);
+	v->n_series_groups = gs.n_rows;
 	if (rc)
 		return rc;
-	/* keys are big-endian ids, so the array is sorted by id; check it anyway */
-	for (size_t i = 1; i < v->n_series; i++)
-		if (v->s[i].id <= v->s[i - 1].id) {
-			problem(v, "index series",
-				"ids out of order in the table (%" PRIu64 " after %" PRIu64 ")",
-				v->s[i].id, v->s[i - 1].id);
-			return TS_ECORRUPT;
-		}
+	if (v->n_series > 1)
+		qsort(v->s, v->n_series, sizeof *v->s, vs_src_cmp);
+	size_t o = 0;
+	for (size_t i = 0; i < v->n_series; i++) {
+		if (o && v->s[o - 1].id == v->s[i].id)
+			merge_twin_sources(v, &v->s[o - 1], &v->s[i]);
+		else
+			v->s[o++] = v->s[i];
+	}
+	v->n_series = o;
 	return v->n_series > 1 ? verify_no_twins(v) : 0;
 }
 
@@ -363,8 +558,8 @@ static int pass1_row(void *ctx, const void *k, size_t kl, const void *val, size_
 	memcpy(&id, val, sizeof id);
 	struct vseries *s = vs_find(v, id);
 	if (!s) {
-		problem(v, pk->where, "lists series %" PRIu64 ", which is not in the series table",
-			id);
+		problem(v, pk->where,
+			"lists series %" PRIu64 ", which is not a series of the index", id);
 		return 0;
 	}
 	if (pk->is_all)
@@ -474,23 +669,36 @@ static int verify_postings(struct verify *v)
 
 /* ---- head snapshots and metadata ---- */
 
+/* A head snapshot of series id, from either source. */
+static int head_entry(struct verify *v, uint64_t id, const uint8_t *e, size_t el, const char *where)
+{
+	char why[300];
+	struct vseries *s = vs_find(v, id);
+	v->n_heads++;
+	if (!s) {
+		problem(v, where, "snapshot of a series that is not a series of the index");
+	} else {
+		v->n_heads_both += (s->flags & VS_HEAD) != 0;
+		s->flags |= VS_HEAD;
+	}
+	const char *w = ctl_snapshot_problem(e, el, why, sizeof why);
+	if (w)
+		problem(v, where, "snapshot does not parse: %s", w);
+	return 0;
+}
+
 static int head_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
 {
 	struct verify *v = ctx;
-	char where[400], why[300];
-	v->n_heads++;
+	char where[400];
 	if (kl != SERIES_KEY_LEN) {
+		v->n_heads++;
 		problem(v, "index heads", "key of %zu bytes, not %d", kl, SERIES_KEY_LEN);
 		return 0;
 	}
 	uint64_t id = ts_format_get_be64(k);
 	snprintf(where, sizeof where, "index heads series %" PRIu64, id);
-	if (!vs_find(v, id))
-		problem(v, where, "snapshot of a series that is not in the series table");
-	const char *w = ctl_snapshot_problem(val, vl, why, sizeof why);
-	if (w)
-		problem(v, where, "snapshot does not parse: %s", w);
-	return 0;
+	return head_entry(v, id, val, vl, where);
 }
 
 static int metadata_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
@@ -510,20 +718,26 @@ static int metadata_row(void *ctx, const void *k, size_t kl, const void *val, si
 
 /* ---- partitions ---- */
 
-/* Is series id in the index now? (chunks are committed before their series' index
- * entry, so a live server can show a chunk whose series our snapshot lacks) */
+/* Is series id in the index now? (chunks and cold blocks are committed before their
+ * series' index entry, so a live server can show one whose series our snapshot lacks) */
 static int series_exists_now(struct verify *v, uint64_t id)
 {
 	struct ts_rtxn *r;
-	uint8_t k[SERIES_KEY_LEN];
+	struct ctl_group gc = { 0 };
 	const void *val;
 	size_t vl;
 	if (ts_env_read_begin(v->db->index, &r))
 		return 0;
-	ts_format_put_be64(k, id);
-	int found = ts_env_get(r, v->db->t_series, k, sizeof k, &val, &vl) == 0;
+	int found = series_bytes(v->db, r, &gc, id, &val, &vl) == 0;
+	ctl_group_fini(&gc);
 	ts_env_read_end(r);
 	return found;
+}
+
+/* Is series id known, in the snapshot verified or now? */
+static int series_known(struct verify *v, uint64_t id)
+{
+	return vs_find(v, id) || series_exists_now(v, id);
 }
 
 /* A chunk record whose key is fine (cw says where it is): the record, the engine's own
@@ -578,29 +792,251 @@ static int chunk_row(void *ctx, const void *k, size_t kl, const void *rec, size_
 		 id, kmin, t1);
 	if (kmin < p->start || kmin >= p->end)
 		problem(v, cw, "min_t outside the partition's range");
-	if (!vs_find(v, id) && !series_exists_now(v, id))
-		problem(v, cw, "series %" PRIu64 " is not in the series table", id);
+	if (!series_known(v, id))
+		problem(v, cw, "series %" PRIu64 " is not a series of the index", id);
 	verify_record(v, cw, kmin, rec, len);
 	return 0;
 }
 
-static void verify_chunks(struct verify *v, struct ctl_part_env *pe, const char *where)
+static void verify_chunks(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+			  const char *where)
 {
-	struct ts_rtxn *r = NULL;
 	struct ts_cursor *c = NULL;
 	int rc;
-	if ((rc = ts_env_read_begin(pe->env, &r)) || (rc = ts_cursor_open(r, pe->chunks, &c)))
-		problem(v, where, "cannot read: %s", ts_strerror(rc));
+	if ((rc = ts_cursor_open(r, pe->chunks, &c)))
+		problem(v, where, "cannot read the chunks: %s", ts_strerror(rc));
 	else if ((rc = ctl_scan_cursor(c, chunk_row, v)) != 0)
-		problem(v, where, "cursor stopped: %s", ts_strerror(rc));
+		problem(v, where, "chunks: cursor stopped: %s", ts_strerror(rc));
 	ts_cursor_close(c);
-	ts_env_read_end(r);
 }
 
+/* ---- cold data ---- */
+
+/* A block of a listed generation follows the previous one of its generation: by series,
+ * then, for a series split between them, by time. */
+static void cold_order(struct verify *v, const char *cw, uint32_t gen,
+		       const struct ts_cold_block *b)
+{
+	struct vcold *c = &v->cold;
+	size_t ns = ts_cold_nseries(b);
+	uint64_t first, last;
+	int64_t first_min, last_max;
+	ts_cold_series(b, 0, &first, NULL, &first_min, NULL);
+	ts_cold_series(b, ns - 1, &last, NULL, NULL, &last_max);
+	if (c->have_prev && c->prev_gen == gen &&
+	    (first < c->prev_last_id ||
+	     (first == c->prev_last_id && first_min <= c->prev_last_max)))
+		problem(v, cw,
+			"overlaps the previous block of its generation (that one ends with "
+			"series %" PRIu64 " at %" PRId64 ", this one starts with series %" PRIu64
+			" at %" PRId64 ")",
+			c->prev_last_id, c->prev_last_max, first, first_min);
+	c->have_prev = 1;
+	c->prev_gen = gen;
+	c->prev_last_id = last;
+	c->prev_last_max = last_max;
+}
+
+/* An opened block against its key and its partition; its series known. */
+static void cold_block_fits(struct verify *v, const char *cw, uint64_t kid, int64_t kmin,
+			    const struct ts_cold_block *b)
+{
+	const struct ctl_part *p = v->part;
+	struct ts_cold_info h;
+	size_t ns = ts_cold_nseries(b);
+	int64_t last_min;
+	ts_cold_block_info(b, &h);
+	ts_cold_series(b, ns - 1, NULL, NULL, &last_min, NULL);
+	if (kid != h.last_id)
+		problem(v, cw,
+			"the key names series %" PRIu64 ", the block ends with series %" PRIu64,
+			kid, h.last_id);
+	else if (kmin != last_min)
+		problem(v, cw,
+			"the key's min_t differs from the first timestamp of its series in the "
+			"block (%" PRId64 ")",
+			last_min);
+	if (h.min_t < p->start || h.max_t >= p->end)
+		problem(v, cw,
+			"samples span %" PRId64 "..%" PRId64 ", outside the partition's range",
+			h.min_t, h.max_t);
+	for (size_t i = 0; i < ns; i++) {
+		uint64_t id;
+		ts_cold_series(b, i, &id, NULL, NULL, NULL);
+		if (!series_known(v, id))
+			problem(v, cw, "series %" PRIu64 " is not a series of the index", id);
+	}
+}
+
+/* One entry of the cold table: its key, then (for a listed generation) the block. */
+static int cold_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	struct vcold *c = &v->cold;
+	const struct ctl_part *p = v->part;
+	char cw[512], t1[48], why[300];
+	struct ts_cold_block *b;
+	uint32_t gen;
+	uint64_t kid;
+	int64_t kmin;
+	if (kl != TS_FORMAT_COLD_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 24);
+		snprintf(cw, sizeof cw, "raw/%s", p->name);
+		problem(v, cw, "cold key \"%s\" is %zu bytes, not %d", ks, kl,
+			TS_FORMAT_COLD_KEY_LEN);
+		return 0;
+	}
+	ctl_cold_key_parse(k, &gen, &kid, &kmin);
+	long gi = c->gens_ok ? ctl_gens_find(&c->gens, gen) : -1;
+	if (c->gens_ok && gi < 0) {
+		c->leftover_min = c->n_leftover && c->leftover_min < gen ? c->leftover_min : gen;
+		c->leftover_max = c->n_leftover && c->leftover_max > gen ? c->leftover_max : gen;
+		c->n_leftover++;
+		c->leftover_bytes += vl;
+		return 0;
+	}
+	if ((++v->n_cold_blocks & 0x3ff) == 0)
+		ctl_progress("verify: raw/%s: %" PRIu64 " cold blocks", p->name, v->n_cold_blocks);
+	ctl_fmt_time(t1, sizeof t1, kmin);
+	snprintf(cw, sizeof cw,
+		 "raw/%s cold block (generation %" PRIu32 ", series %" PRIu64 ", min_t %" PRId64
+		 " %s)",
+		 p->name, gen, kid, kmin, t1);
+	if (kmin < p->start || kmin >= p->end)
+		problem(v, cw, "min_t outside the partition's range");
+	const char *w = ctl_cold_problem(val, vl, &b, why, sizeof why);
+	if (w) {
+		problem(v, cw, "%s", w);
+		c->have_prev = 0;
+		if (gi >= 0)
+			c->bad[gi] = 1; /* its totals cannot be compared */
+		return 0;
+	}
+	cold_block_fits(v, cw, kid, kmin, b);
+	cold_order(v, cw, gen, b);
+	struct ts_cold_info h;
+	ts_cold_block_info(b, &h);
+	v->n_cold_samples += h.n_samples;
+	if (gi >= 0) {
+		c->blocks[gi]++;
+		c->samples[gi] += h.n_samples;
+		c->bytes[gi] += vl;
+	}
+	ts_cold_free(b);
+	return 0;
+}
+
+/* Reads the gens row into v->cold (gens_ok: it parsed, or there is none). */
+static void cold_gens(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+		      const char *where)
+{
+	struct vcold *c = &v->cold;
+	char why[300];
+	const void *val;
+	size_t vl;
+	const char *key = TS_FORMAT_PART_META_GENS;
+	int rc = ctl_gens_read(r, pe, &c->gens);
+	if (rc == TS_ECORRUPT && ts_env_get(r, pe->meta, key, strlen(key), &val, &vl) == 0)
+		problem(v, where, "meta \"gens\" row: %s",
+			ctl_gens_problem(val, vl, why, sizeof why));
+	else if (rc)
+		problem(v, where, "cannot read the meta \"gens\" row: %s", ts_strerror(rc));
+	c->gens_ok = rc == 0;
+	size_t n = c->gens.n ? c->gens.n : 1;
+	c->blocks = ts_calloc(n, sizeof *c->blocks);
+	c->samples = ts_calloc(n, sizeof *c->samples);
+	c->bytes = ts_calloc(n, sizeof *c->bytes);
+	c->bad = ts_calloc(n, sizeof *c->bad);
+	if (!c->blocks || !c->samples || !c->bytes || !c->bad) {
+		problem(v, where, "cannot check the cold data: %s", ts_strerror(-ENOMEM));
+		c->gens_ok = 0;
+	}
+}
+
+/* Per listed generation, its blocks against the gens row. */
+static void cold_totals(struct verify *v, const char *where)
+{
+	const struct vcold *c = &v->cold;
+	for (size_t i = 0; c->gens_ok && i < c->gens.n; i++) {
+		const struct ctl_gen *g = &c->gens.v[i];
+		if (c->bad[i] || (c->samples[i] == g->samples && c->bytes[i] == g->bytes))
+			continue;
+		problem(v, where,
+			"meta \"gens\" row: generation %" PRIu32 " (level %" PRIu32
+			") says %" PRIu64 " samples in %" PRIu64 " bytes; its %" PRIu64
+			" block%s hold%s %" PRIu64 " samples in %" PRIu64 " bytes",
+			g->gen, g->level, g->samples, g->bytes, c->blocks[i],
+			c->blocks[i] == 1 ? "" : "s", c->blocks[i] == 1 ? "s" : "", c->samples[i],
+			c->bytes[i]);
+	}
+	if (c->n_leftover) {
+		char gens[64];
+		ctl_progress_done();
+		if (c->leftover_min == c->leftover_max)
+			snprintf(gens, sizeof gens, "generation %" PRIu32, c->leftover_min);
+		else
+			snprintf(gens, sizeof gens, "generations %" PRIu32 "..%" PRIu32,
+				 c->leftover_min, c->leftover_max);
+		printf("note: %s: %" PRIu64 " unlisted (leftover) blocks of %s, %" PRIu64
+		       " bytes: a conversion's that was interrupted (or is still running), "
+		       "deleted by the next one\n",
+		       where, c->n_leftover, gens, c->leftover_bytes);
+	}
+}
+
+/* The "cold" mark: one byte 1, and only on a partition all in one generation. */
+static void cold_mark(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+		      const char *where, uint64_t n_chunks)
+{
+	const char *key = TS_FORMAT_PART_META_COLD;
+	const void *val;
+	size_t vl;
+	if (!pe->has_meta || ts_env_get(r, pe->meta, key, strlen(key), &val, &vl) != 0)
+		return;
+	if (vl != 1 || *(const uint8_t *)val != 1)
+		problem(v, where, "meta \"cold\" row of %zu bytes is not the one byte 1", vl);
+	if (n_chunks)
+		problem(v, where, "marked cold (meta \"cold\") but holds %" PRIu64 " hot chunks",
+			n_chunks);
+	if (v->cold.gens_ok && v->cold.gens.n > 1)
+		problem(v, where, "marked cold (meta \"cold\") but lists %zu generations",
+			v->cold.gens.n);
+}
+
+static void verify_cold(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+			const char *where, uint64_t n_chunks)
+{
+	struct vcold *c = &v->cold;
+	struct ts_cursor *cur = NULL;
+	int rc;
+	memset(c, 0, sizeof *c);
+	cold_gens(v, r, pe, where);
+	if (pe->has_cold) {
+		if ((rc = ts_cursor_open(r, pe->cold, &cur)))
+			problem(v, where, "cannot read the cold blocks: %s", ts_strerror(rc));
+		else if ((rc = ctl_scan_cursor(cur, cold_row, v)) != 0)
+			problem(v, where, "cold blocks: cursor stopped: %s", ts_strerror(rc));
+		ts_cursor_close(cur);
+	}
+	cold_totals(v, where);
+	cold_mark(v, r, pe, where, n_chunks);
+	v->n_leftover += c->n_leftover;
+	ctl_gens_free(&c->gens);
+	ts_free(c->blocks);
+	ts_free(c->samples);
+	ts_free(c->bytes);
+	ts_free(c->bad);
+	memset(c, 0, sizeof *c);
+}
+
+/* A partition, in one snapshot of its env: the chunks, then the cold data that the same
+ * conversion may have moved them into. */
 static void verify_part(struct verify *v, const struct ctl_part *p)
 {
 	const struct ctl_ro *db = v->db;
 	struct ctl_part_env pe;
+	struct ts_rtxn *r;
 	char where[400];
 	snprintf(where, sizeof where, "raw/%s", p->name);
 	int64_t width = db->partition_ms ? db->partition_ms : TS_FORMAT_PARTITION_MS_DEFAULT;
@@ -619,8 +1055,15 @@ static void verify_part(struct verify *v, const struct ctl_part *p)
 	}
 	v->n_parts_checked++;
 	v->part = p;
-	if (pe.has_chunks)
-		verify_chunks(v, &pe, where);
+	if ((rc = ts_env_read_begin(pe.env, &r)) != 0) {
+		problem(v, where, "cannot read: %s", ts_strerror(rc));
+	} else {
+		uint64_t chunks_before = v->n_chunks;
+		if (pe.has_chunks)
+			verify_chunks(v, r, &pe, where);
+		verify_cold(v, r, &pe, where, v->n_chunks - chunks_before);
+		ts_env_read_end(r);
+	}
 	ctl_part_close(&pe);
 }
 
@@ -631,9 +1074,11 @@ static void verify_meta(struct verify *v)
 	const struct ctl_ro *db = v->db;
 	if (db->format == 0 && db->has_next_id)
 		problem(v, "index meta", "\"format\" is missing");
-	else if (db->format && db->format != TS_FORMAT_INDEX_VERSION)
-		problem(v, "index meta", "format %" PRIu32 " is not one this version reads (%d)",
-			db->format, TS_FORMAT_INDEX_VERSION);
+	else if (db->format &&
+		 (db->format < TS_FORMAT_INDEX_VERSION_MIN || db->format > TS_FORMAT_INDEX_VERSION))
+		problem(v, "index meta",
+			"format %" PRIu32 " is not one this version reads (%d to %d)", db->format,
+			TS_FORMAT_INDEX_VERSION_MIN, TS_FORMAT_INDEX_VERSION);
 	if (db->partition_ms < 0 || (db->partition_ms == 0 && db->parts.n))
 		problem(v, "index meta", "partition_ms is %s",
 			db->partition_ms ? "negative" : "missing while partitions exist");
@@ -641,9 +1086,30 @@ static void verify_meta(struct verify *v)
 		printf("note: %zu unexpected entries in raw/ ignored\n", db->parts.n_other);
 }
 
+/* What ties the two sources of series and of heads together. */
+static void verify_sources(struct verify *v)
+{
+	const struct ctl_ro *db = v->db;
+	if (db->format == 1 && v->n_series_groups + v->n_head_groups)
+		problem(v, "index meta",
+			"format 1, but %" PRIu64 " group rows of format 2 exist (a format-1 "
+			"reader would not see them)",
+			v->n_series_groups + v->n_head_groups);
+	ctl_progress_done();
+	if (v->n_series_both)
+		printf("note: %" PRIu64 " series are in both the series table and series_groups "
+		       "(format 2 before its first checkpoint)\n",
+		       v->n_series_both);
+	if (v->n_heads_both)
+		printf("note: %" PRIu64 " series have a snapshot in both the heads table and "
+		       "head_groups\n",
+		       v->n_heads_both);
+}
+
 static int verify_index(struct verify *v)
 {
 	const struct ctl_ro *db = v->db;
+	struct group_scan heads = { v, TS_FORMAT_TABLE_HEAD_GROUPS, head_entry, 1, 0 };
 	int rc = ts_env_read_begin(db->index, &v->r);
 	if (rc)
 		return rc;
@@ -655,8 +1121,14 @@ static int verify_index(struct verify *v)
 	}
 	if (!rc && db->has_heads)
 		rc = ctl_scan(v->r, db->t_heads, head_row, v);
+	if (!rc && db->has_head_groups)
+		rc = ctl_scan(v->r, db->t_head_groups, group_row, &heads);
+	v->n_head_groups = heads.n_rows;
 	if (!rc && db->has_metadata)
 		rc = ctl_scan(v->r, db->t_metadata, metadata_row, v);
+	if (!rc)
+		verify_sources(v);
+	ctl_group_fini(&v->gc);
 	ts_env_read_end(v->r);
 	v->r = NULL;
 	return rc;
@@ -664,15 +1136,19 @@ static int verify_index(struct verify *v)
 
 static void print_summary(const struct verify *v, const char *dir)
 {
-	printf("verified %s: %zu series, %" PRIu64 " postings keys (%" PRIu64 " entries), %" PRIu64
-	       " head snapshots, %" PRIu64 " metadata rows, %" PRIu64 " partitions, %" PRIu64
-	       " chunks, %" PRIu64 " samples: ",
-	       dir, v->n_series, v->n_postings_keys, v->n_postings, v->n_heads, v->n_metadata,
-	       v->n_parts_checked, v->n_chunks, v->n_samples);
+	printf("verified %s: %zu series (%" PRIu64 " rows, %" PRIu64 " group entries), %" PRIu64
+	       " postings keys (%" PRIu64 " entries), %" PRIu64 " head snapshots, %" PRIu64
+	       " metadata rows, %" PRIu64 " partitions, %" PRIu64 " chunks, %" PRIu64
+	       " samples, %" PRIu64 " cold blocks, %" PRIu64 " cold samples",
+	       dir, v->n_series, v->n_series_rows, v->n_series_entries, v->n_postings_keys,
+	       v->n_postings, v->n_heads, v->n_metadata, v->n_parts_checked, v->n_chunks,
+	       v->n_samples, v->n_cold_blocks, v->n_cold_samples);
+	if (v->n_leftover)
+		printf(" (%" PRIu64 " unlisted leftover blocks not checked)", v->n_leftover);
 	if (v->n_problems)
-		printf("%" PRIu64 " problem%s\n", v->n_problems, v->n_problems == 1 ? "" : "s");
+		printf(": %" PRIu64 " problem%s\n", v->n_problems, v->n_problems == 1 ? "" : "s");
 	else
-		printf("OK\n");
+		printf(": OK\n");
 	printf("(the WAL is not checked: tsdbd checks it at start-up and cuts a torn tail)\n");
 }
 
@@ -696,6 +1172,7 @@ static int verify_main(int argc, char **argv)
 	print_summary(&v, dir);
 	ts_free(v.s);
 	ts_free(v.lab);
+	ts_free(v.copy);
 	ctl_ro_close(&db);
 	fflush(stdout);
 	return v.n_problems ? EXIT_FAIL : EXIT_OK;
@@ -703,7 +1180,9 @@ static int verify_main(int argc, char **argv)
 
 static const char verify_help[] =
 	"  verify    checks every chunk record (CRC, header, full XOR decode, key in the\n"
-	"            partition's range, series known), every series row, postings both ways,\n"
+	"            partition's range, series known), every cold block (key, CRC, full\n"
+	"            decode, samples in range, series known, order in its generation) and the\n"
+	"            generations listed, every series row and group row, postings both ways,\n"
 	"            head snapshots and metadata rows. Prints each problem with where it is and\n"
 	"            a summary. Reads while a server runs.\n";
 
