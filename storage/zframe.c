@@ -14,7 +14,19 @@ int ts_zframe_pack(const void *raw, size_t len, int level, uint8_t **out, size_t
 	uint8_t *buf = ts_malloc(cap ? cap : 1);
 	if (!buf)
 		return -ENOMEM;
-	size_t n = ZSTD_compress(buf, cap, raw, len, level);
+	/* With a content checksum: decompression then fails on any flipped bit, as a CRC
+	 * would catch it in a chunk or a cold block. */
+	ZSTD_CCtx *cx = ZSTD_createCCtx();
+	size_t n = cx ? ZSTD_CCtx_setParameter(cx, ZSTD_c_compressionLevel, level) : 0;
+	if (cx && !ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(cx, ZSTD_c_checksumFlag, 1);
+	if (cx && !ZSTD_isError(n))
+		n = ZSTD_compress2(cx, buf, cap, raw, len);
+	ZSTD_freeCCtx(cx);
+	if (!cx) {
+		ts_free(buf);
+		return -ENOMEM;
+	}
 	if (ZSTD_isError(n)) {
 		ts_free(buf);
 		return TS_EINVALID;

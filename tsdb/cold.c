@@ -773,6 +773,23 @@ static int drop_orphans(struct ts_partition *p, const struct ts__gen *gens, size
 	return rc;
 }
 
+/* 1 if p has any hot chunk, 0 if none, or an error. */
+static int has_chunks(struct ts_partition *p)
+{
+	struct ts_rtxn *r;
+	struct ts_cursor *c;
+	int rc = ts_env_read_begin(p->env, &r);
+	if (rc)
+		return rc;
+	if ((rc = ts_cursor_open(r, p->chunks, &c)) == 0) {
+		rc = ts_cursor_seek(c, NULL, 0);
+		rc = rc == 0 ? 1 : rc == TS_ENOTFOUND ? 0 : rc;
+		ts_cursor_close(c);
+	}
+	ts_env_read_end(r);
+	return rc;
+}
+
 struct convert {
 	struct ts_partition *p;
 	struct ts__gen *gens; /* listed before */
@@ -894,6 +911,13 @@ int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 	for (size_t i = 0; i < cv.n_gens; i++)
 		if (cv.gens[i].gen >= next_gen)
 			next_gen = cv.gens[i].gen + 1;
+	/* One generation merged with nothing would be rewritten as it is. */
+	if (merge_all && cv.n_gens == 1 && (rc = has_chunks(p)) <= 0) {
+		if (rc < 0)
+			goto out;
+		merge_all = 0;
+	}
+	rc = 0;
 	if (merge_all) {
 		for (size_t i = 0; i < cv.n_gens; i++) {
 			cv.merge[i] = 1;

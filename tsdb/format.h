@@ -22,7 +22,9 @@
  *                                    (cold blocks, storage/cold.h) and "meta"
  *   <dir>/raw/<...>.compact, .old    transient names of a compaction (tsdb/compact.c)
  *
- * Index env tables:
+ * Index env tables (format 2 keeps series and head rows in the group tables
+ * series_groups and head_groups described below; "series" and "heads" are format 1's,
+ * read at open and emptied by the first checkpoint):
  *   | table    | key                                  | value                          |
  *   |----------|--------------------------------------|--------------------------------|
  *   | series   | series id, u64 BE                    | packed labels (labels.h)       |
@@ -37,7 +39,8 @@
  * LMDB keys are at most 511 bytes, so long values are cut; a reader that finds a key
  * of TS_FORMAT_POSTING_VALUE_MAX value bytes must re-check the series' real labels.
  *
- * Head snapshot (heads table value), version TS_FORMAT_SNAP_VERSION:
+ * Head snapshot (a heads row, or a head_groups entry), version TS_FORMAT_SNAP_VERSION
+ * (1; the short version 2 is drawn further down):
  *   | off | size | field                                    |
  *   | 0   | 1    | version (1)                              |
  *   | 1   | 8    | last applied WAL LSN, u64                |
@@ -89,8 +92,8 @@
 
 /* ---- index env ---- */
 
-/* meta "format": 1 had no cold data; 2 may have cold tables in partitions and the
- * short head row. A format-1 database is read as is and marked 2 at its first write;
+/* meta "format": 1 had no cold data; 2 may have cold tables in partitions, group rows
+ * of series and heads, and short head snapshots. A format-1 database is read as is and marked 2 at its first write;
  * readers refuse values they do not know (a format-1 reader would miss cold data). */
 #define TS_FORMAT_INDEX_VERSION 2
 #define TS_FORMAT_INDEX_VERSION_MIN 1
