@@ -154,7 +154,10 @@ struct ts_cold_block;
  * ts_cold_peek), the CRC32C of the stored body, decompresses it (never more than the
  * header's raw_len, itself at most TS_COLD_MAX_RAW) and parses and validates the whole
  * directory against the header and the body's length, so that ts_cold_decode can fail
- * only on the bytes of a column. Memory held: raw_len plus about 24 bytes per series.
+ * only on the bytes of a column. Timestamp columns that several series share are decoded
+ * here, once (so a bad one fails the open), and copied by ts_cold_decode. Memory held
+ * (ts_cold_mem): raw_len, 24 bytes per series, 40 per timestamp column, and 8 per shared
+ * timestamp, the last capped at raw_len in all (columns beyond are decoded per series).
  * On success *out is the new block (free with ts_cold_free); else *out is not written.
  * Returns 0, TS_ECORRUPT, TS_EVERSION or -ENOMEM. Thread-safe.
  */
