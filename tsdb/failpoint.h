@@ -35,6 +35,10 @@
  *   compact.synced         compact.c: renames durable, the new env not yet in use
  *   compact.before_release compact.c: new env in use, the old copy (<part>.old) not yet
  *                          released (its last reference deletes it)
+ *   cold.slice_written     cold.c: a conversion committed blocks of its new generation,
+ *                          not yet listed in the gens row (readers do not see them)
+ *   cold.switched          cold.c: the switch committed (new generation listed, the hot
+ *                          chunks and old blocks it merged deleted)
  *   retention.before_remove partition.c: an expired partition left the array, its
  *                          directory not yet removed
  *   retention.removed      partition.c: its directory removed (unless a reader still
@@ -47,6 +51,7 @@
  *   partition.create       partition.c: creating a new partition's directory and env
  *   compact.rename_old     compact.c: renaming <part> to <part>.old
  *   compact.rename_new     compact.c: renaming <part>.compact to <part>
+ *   cold.switch            cold.c: the transaction that lists a conversion's generation
  *
  * Threading: ts__failpoint may be called from any thread; counting is atomic.
  * ts__failpoint_load must not race with other opens or with points being reached (the

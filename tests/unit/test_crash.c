@@ -1038,7 +1038,8 @@ static const struct fp_def {
 	{ "ckpt.before_truncate", 'c', 3 }, { "compact.rewritten", 'k', 3 },
 	{ "compact.renamed_old", 'k', 3 },  { "compact.renamed_new", 'k', 3 },
 	{ "compact.synced", 'k', 3 },	    { "compact.before_release", 'k', 3 },
-	{ "dir.files_removed", 'k', 4 },    { "retention.before_remove", 'r', 2 },
+	{ "dir.files_removed", 'k', 4 },    { "cold.slice_written", 'k', 3 },
+	{ "cold.switched", 'k', 3 },	    { "retention.before_remove", 'r', 2 },
 	{ "retention.removed", 'r', 2 },
 };
 #define N_FPS (sizeof fps / sizeof fps[0])

@@ -1,7 +1,7 @@
 /*
  * test_io_faults.c - I/O errors injected at the engine's risky steps (TS_FAILPOINT error
- * points, tsdb/failpoint.h): a partition write that finds no space, and each rename of a
- * compaction. Whatever fails, nothing acknowledged is lost, the directory is left in a
+ * points, tsdb/failpoint.h): a partition write that finds no space, each rename of a
+ * compaction, and the switch of a cold conversion. Whatever fails, nothing acknowledged is lost, the directory is left in a
  * state the next open understands, and the engine carries on by itself once the step
  * succeeds again. (WAL write and fsync failures are injected in test_wal; a real full
  * file system is test_diskfull.)
@@ -201,6 +201,33 @@ static void test_compaction_second_rename_fails(void **st)
 	compaction_rename_fails("compact.rename_new");
 }
 
+/* The switch of a cold conversion fails: the hot chunks stay, the blocks written for
+ * the generation stay unlisted (readers ignore them), and the next conversion deletes
+ * them and succeeds. */
+static void test_cold_switch_fails(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "iofault");
+	struct ts_db_opts o = quiet();
+	struct ts_db *db = open_armed(dir, &o, "cold.switch:1:EIO");
+	assert_int_equal(append_range(db, 0, 600), 0);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	assert_int_equal(ts_db_compact(db), 0); /* the first switch fails; left as it was */
+	check_samples(db, 600);
+	assert_int_equal(ts_db_writable(db), 0);
+	assert_int_equal(append_range(db, 600, 700), 0);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	check_samples(db, 700);
+	assert_int_equal(ts_db_compact(db), 0);
+	check_samples(db, 700);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	check_samples(db, 700);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
 int main(void)
 {
 	/* The injected failures are logged as errors; that is expected here. */
@@ -210,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_new_partition_cannot_be_created),
 		cmocka_unit_test(test_compaction_first_rename_fails),
 		cmocka_unit_test(test_compaction_second_rename_fails),
+		cmocka_unit_test(test_cold_switch_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
