@@ -1,6 +1,6 @@
 /*
  * wal.h - the write-ahead log: append-only segment files of CRC32C-checked,
- * LZ4-compressed records, with group commit.
+ * zstd-compressed records (LZ4 ones of earlier releases read too), with group commit.
  *
  * Records are opaque bytes with a one-byte type chosen by the caller (tsdb/ defines
  * them). Every record gets an LSN: the record's byte offset in the log as a whole
@@ -34,11 +34,19 @@
 
 enum ts_wal_sync { TS_WAL_SYNC_ALWAYS = 0, TS_WAL_SYNC_INTERVAL = 1, TS_WAL_SYNC_NEVER = 2 };
 
+/* Replay reads every kind whatever this is set to; it only picks what appends write.
+ * LZ4 is what earlier releases wrote. */
+enum ts_wal_compress {
+	TS_WAL_COMPRESS_NONE = 0,
+	TS_WAL_COMPRESS_ZSTD = 1,
+	TS_WAL_COMPRESS_LZ4 = 2,
+};
+
 struct ts_wal_opts {
 	enum ts_wal_sync sync;
 	uint32_t interval_ms;	/* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
 	uint64_t segment_bytes; /* roll to a new segment past this size; 0 means 64 MiB */
-	int compress;		/* non-zero: LZ4-compress records larger than 64 bytes */
+	int compress;		/* enum ts_wal_compress: how records over 64 bytes are written */
 };
 
 struct ts_wal;

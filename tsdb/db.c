@@ -547,7 +547,7 @@ static int recover_wal(struct ts_db *db, uint64_t ckpt)
 	struct ts_wal_opts wo = { .sync = db->o.sync,
 				  .interval_ms = db->o.sync_interval_ms,
 				  .segment_bytes = 64u << 20,
-				  .compress = 1 };
+				  .compress = TS_WAL_COMPRESS_ZSTD };
 	int rc = ts_wal_open(wdir, &wo, &db->wal);
 	if (rc)
 		return rc;

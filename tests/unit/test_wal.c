@@ -272,7 +272,7 @@ static void test_round_trip(void **state)
 	(void)state;
 	char dir[4096];
 	struct recs want = { 0 }, got = { 0 };
-	for (int compress = 0; compress < 2; compress++) {
+	for (int compress = 0; compress <= TS_WAL_COMPRESS_LZ4; compress++) {
 		tu_mkdtemp(dir, sizeof dir, "wal");
 		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 64u << 10, compress };
 		struct ts_wal *w;
@@ -324,8 +324,8 @@ static void test_compression_saves(void **state)
 	char dir[4096];
 	uint8_t buf[10000];
 	memset(buf, 'x', sizeof buf);
-	uint64_t sizes[2];
-	for (int compress = 0; compress < 2; compress++) {
+	uint64_t sizes[3];
+	for (int compress = 0; compress <= TS_WAL_COMPRESS_LZ4; compress++) {
 		tu_mkdtemp(dir, sizeof dir, "wal");
 		struct ts_wal_opts o = { TS_WAL_SYNC_NEVER, 0, 0, compress };
 		struct ts_wal *w;
@@ -337,7 +337,34 @@ static void test_compression_saves(void **state)
 		tu_rmtree(dir);
 	}
 	assert_int_equal(sizes[0], TS_WAL_REC_HDR_BYTES + sizeof buf);
-	assert_true(sizes[1] < 200);
+	assert_true(sizes[TS_WAL_COMPRESS_ZSTD] < 200);
+	assert_true(sizes[TS_WAL_COMPRESS_LZ4] < 200);
+}
+
+/* A log written by a release that wrote LZ4 records, continued by one that writes
+ * zstd records: one replay hands back both kinds, in order. */
+static void test_lz4_log_continued_with_zstd(void **state)
+{
+	(void)state;
+	char dir[4096];
+	struct recs want = { 0 }, got = { 0 };
+	struct ts_wal_opts lz4 = { TS_WAL_SYNC_NEVER, 0, 64u << 10, TS_WAL_COMPRESS_LZ4 };
+	struct ts_wal_opts zstd = { TS_WAL_SYNC_NEVER, 0, 64u << 10, TS_WAL_COMPRESS_ZSTD };
+	struct ts_wal *w;
+	tu_mkdtemp(dir, sizeof dir, "wal");
+	assert_int_equal(ts_wal_open(dir, &lz4, &w), 0);
+	append_n(w, 1, 0, 20, MAX_GEN, &want, 0);
+	ts_wal_close(w);
+	reopen_replay(dir, &zstd, 0, &got, &w);
+	recs_equal(&got, &want, 0, want.n);
+	append_n(w, 1, 20, 20, MAX_GEN, &want, 0);
+	ts_wal_close(w);
+	reopen_replay(dir, &zstd, 0, &got, NULL);
+	assert_int_equal(got.n, 40);
+	recs_equal(&got, &want, 0, want.n);
+	tu_rmtree(dir);
+	free(want.v);
+	free(got.v);
 }
 
 static void test_from_lsn(void **state)
@@ -464,7 +491,7 @@ static void test_torn_tail_every_offset(void **state)
 {
 	(void)state;
 	char dir[4096], p[4200];
-	for (int compress = 0; compress < 2; compress++) {
+	for (int compress = 0; compress <= TS_WAL_COMPRESS_LZ4; compress++) {
 		struct recs want = { 0 }, got = { 0 };
 		size_t size, last_off;
 		tu_mkdtemp(dir, sizeof dir, "wal");
@@ -1325,6 +1352,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_compression_saves),
+		cmocka_unit_test(test_lz4_log_continued_with_zstd),
 		cmocka_unit_test(test_from_lsn),
 		cmocka_unit_test(test_replay_fn_stops),
 		cmocka_unit_test(test_append_before_replay),
