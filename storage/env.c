@@ -35,6 +35,14 @@
  *   integers in host byte order, so what a caller puts is byte-identical to what a
  *   cursor returns, LMDB sorts them numerically, and MDB_GET_MULTIPLE pages can be
  *   copied straight into a uint64_t array. (LMDB files are host-endian anyway.)
+ * - U64_BLOCKS tables are plain MDB_DUPSORT whose duplicates are delta blocks (env.h).
+ *   They cost about a byte per dense id where DUPFIXED costs eight plus LMDB's pages.
+ *   A block starts with its first id big-endian, so memcmp (LMDB's default duplicate
+ *   order) sorts a key's blocks by id, MDB_LAST_DUP finds the block to append to and
+ *   MDB_GET_BOTH_RANGE the block that covers an id. Only the add operation (OP_ADD)
+ *   writes them, so every stored block was made by ts_env_u64_block_encode; readers
+ *   still decode them as untrusted bytes. New tail blocks go in with MDB_APPENDDUP, so
+ *   LMDB splits a growing key's pages at the end and leaves them full.
  * - Only one handle per env directory per process (LMDB's POSIX locks are per process:
  *   closing a second handle would drop the first one's locks); a second open in the
  *   same process returns TS_EBUSY. Forked children are not affected.
@@ -45,7 +53,8 @@
  *   0       4     klen    (u32, host order)
  *   4       4     vlen    (u32; 0 when no value)
  *   8       2     table   (u16 index returned by ts_env_table)
- *   10      1     kind    (OP_PUT or OP_DEL)
+ *   10      1     kind    (OP_PUT, OP_DEL, OP_ADD: value is n host-order u64; OP_DROP:
+ *                         a one-byte dummy key)
  *   11      1     has_val (DEL: 1 when a value was given)
  *   12      klen  key bytes
  *   12+klen vlen  value bytes, then 0-3 pad bytes
@@ -58,6 +67,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -77,7 +87,12 @@ _Static_assert(MAX_READERS * 64 + 4096 <= LOCK_FILE_BYTES, "lock file holds the 
 #define DEFAULT_MAP_BYTES (256ull << 20)
 #define MAX_RESIZE_RETRIES 64
 
-enum { OP_PUT = 1, OP_DEL = 2 };
+enum { OP_PUT = 1, OP_DEL = 2, OP_ADD = 3, OP_DROP = 4 };
+
+/* env->flags bit (not a public flag): the table was dropped by a committed batch. */
+#define TABLE_DROPPED 0x100
+/* Ids one block of at most 511 bytes (LMDB's bound on a DUPSORT value) can hold. */
+#define BLOCK_IDS_MAX TS_ENV_U64_BLOCK_IDS(511)
 
 struct op_hdr {
 	uint32_t klen;
@@ -86,6 +101,7 @@ struct op_hdr {
 	uint8_t kind;
 	uint8_t has_val;
 };
+_Static_assert(sizeof(struct op_hdr) == 12, "batch records: 4-byte aligned header");
 
 struct ts_batch {
 	unsigned char *buf;
@@ -573,13 +589,28 @@ static int begin_read(struct ts_env *env, MDB_txn **txn)
 	}
 }
 
+static unsigned mdb_flags_of(unsigned flags)
+{
+	if (flags & TS_TABLE_DUPFIXED_U64)
+		return MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+	if (flags & TS_TABLE_U64_BLOCKS)
+		return MDB_DUPSORT;
+	return 0;
+}
+
 int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned *table)
 {
 	int rc;
-	if (!name || !*name || (flags & ~(unsigned)TS_TABLE_DUPFIXED_U64))
+	unsigned known = TS_TABLE_DUPFIXED_U64 | TS_TABLE_U64_BLOCKS | TS_TABLE_IF_EXISTS;
+	if (!name || !*name || (flags & ~known) ||
+	    (flags & TS_TABLE_DUPFIXED_U64 && flags & TS_TABLE_U64_BLOCKS))
 		return TS_EINVALID;
+	int if_exists = (flags & TS_TABLE_IF_EXISTS) != 0;
+	flags &= ~(unsigned)TS_TABLE_IF_EXISTS;
 	for (unsigned i = 0; i < env->n_tables; i++) {
 		if (strcmp(env->names[i], name) == 0) {
+			if (env->flags[i] & TABLE_DROPPED)
+				return TS_ENOTFOUND;
 			if (env->flags[i] != flags)
 				return TS_EINVALID;
 			*table = i;
@@ -591,10 +622,10 @@ int ts_env_table(struct ts_env *env, const char *name, unsigned flags, unsigned 
 	char *copy = ts_strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	struct table_open t = { .name = name };
-	if (flags & TS_TABLE_DUPFIXED_U64)
-		t.mdb_flags = MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
-	if (env->read_only) {
+	struct table_open t = { .name = name, .mdb_flags = mdb_flags_of(flags) };
+	/* Without MDB_CREATE a read transaction can open the handle (LMDB keeps it once
+	 * committed), so a writable env need not write to look. */
+	if (env->read_only || if_exists) {
 		MDB_txn *txn;
 		if ((rc = begin_read(env, &txn)) != 0)
 			goto out;
@@ -708,22 +739,345 @@ int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t kle
 	return batch_add(b, OP_DEL, table, key, klen, val, val ? vlen : 0);
 }
 
+int ts_batch_add_u64s(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		      const uint64_t *ids, size_t n)
+{
+	if (!ids || n == 0)
+		return TS_EINVALID;
+	if (n > UINT32_MAX / sizeof *ids)
+		return TS_ELIMIT;
+	return batch_add(b, OP_ADD, table, key, klen, ids, n * sizeof *ids);
+}
+
+int ts_batch_drop(struct ts_batch *b, unsigned table)
+{
+	static const char dummy;
+	return batch_add(b, OP_DROP, table, &dummy, 1, NULL, 0);
+}
+
+/* ---- delta blocks ------------------------------------------------------------------- */
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+size_t ts_env_u64_block_encode(const uint64_t *ids, size_t n, uint8_t *out, size_t cap, size_t *len)
+{
+	uint64_t first = ids[0];
+	for (int i = 7; i >= 0; i--, first >>= 8)
+		out[i] = (uint8_t)first;
+	size_t pos = 8, i = 1;
+	for (; i < n; i++) {
+		uint64_t d = ids[i] - ids[i - 1];
+		if (pos + varint_len(d) > cap)
+			break;
+		while (d >= 0x80) {
+			out[pos++] = (uint8_t)(d | 0x80);
+			d >>= 7;
+		}
+		out[pos++] = (uint8_t)d;
+	}
+	*len = pos;
+	return i;
+}
+
+int ts_env_u64_block_decode(const void *p, size_t len, uint64_t *out, size_t cap, size_t *n)
+{
+	const uint8_t *b = p;
+	*n = 0;
+	if (len < 8 || len > 511)
+		return TS_CORRUPT();
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | b[i];
+	if (cap == 0)
+		return TS_ELIMIT;
+	out[0] = id;
+	size_t k = 1;
+	for (size_t pos = 8; pos < len;) {
+		uint64_t d = 0;
+		for (unsigned shift = 0;; shift += 7) {
+			if (pos >= len || shift > 63)
+				return TS_CORRUPT(); /* cut off, or more than ten bytes */
+			uint8_t c = b[pos++];
+			if (shift == 63 && c > 1)
+				return TS_CORRUPT(); /* over 64 bits */
+			if (shift && c == 0)
+				return TS_CORRUPT(); /* overlong: encode never writes it */
+			d |= (uint64_t)(c & 0x7f) << shift;
+			if (!(c & 0x80))
+				break;
+		}
+		if (d == 0 || d > UINT64_MAX - id)
+			return TS_CORRUPT();
+		id += d;
+		if (k == cap) {
+			*n = k;
+			return TS_ELIMIT;
+		}
+		out[k++] = id;
+	}
+	*n = k;
+	return 0;
+}
+
+/* Decodes the block v of a table we write: a block LMDB hands back must decode whole
+ * into BLOCK_IDS_MAX ids, anything else is corruption. */
+static int block_read(const MDB_val *v, uint64_t *out, size_t *n)
+{
+	int rc = ts_env_u64_block_decode(v->mv_data, v->mv_size, out, BLOCK_IDS_MAX, n);
+	return rc == TS_ELIMIT ? TS_CORRUPT() : rc;
+}
+
+/* Writes ids[0..n) (ascending, unique) as full blocks at the cursor's key; flags is
+ * MDB_APPENDDUP when they all sort after the key's remaining blocks. */
+static int blocks_put(MDB_cursor *cur, const MDB_val *key, const uint64_t *ids, size_t n,
+		      unsigned flags)
+{
+	uint8_t blk[TS_ENV_U64_BLOCK_MAX];
+	for (size_t i = 0; i < n;) {
+		size_t len;
+		i += ts_env_u64_block_encode(ids + i, n - i, blk, sizeof blk, &len);
+		MDB_val k = *key, v = { .mv_size = len, .mv_data = blk };
+		int rc = mdb_cursor_put(cur, &k, &v, flags);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Adds x, which is not above the key's largest id, to the block covering it: the block
+ * with the largest first id <= x (or the first block), rewritten whole. Rare (the
+ * engine's ids only grow), so simple rather than fast. */
+static int block_insert(MDB_cursor *cur, const MDB_val *key, uint64_t x)
+{
+	MDB_val k0 = *key, *k = &k0; /* cursor gets overwrite the key with map pointers */
+	uint8_t be[8];
+	for (int i = 7; i >= 0; i--)
+		be[i] = (uint8_t)(x >> (8 * (7 - i)));
+	uint64_t ids[BLOCK_IDS_MAX + 1];
+	size_t n;
+	MDB_val v = { .mv_size = sizeof be, .mv_data = be };
+	int rc = mdb_cursor_get(cur, k, &v, MDB_GET_BOTH_RANGE);
+	if (rc == MDB_NOTFOUND) { /* every block starts below x: the last one */
+		k0 = *key;
+		if ((rc = mdb_cursor_get(cur, k, &v, MDB_SET_KEY)) == 0)
+			rc = mdb_cursor_get(cur, k, &v, MDB_LAST_DUP);
+	} else if (rc == 0 && (v.mv_size < 8 || memcmp(v.mv_data, be, 8) != 0)) {
+		/* the block found starts above x: x belongs to the one before, if any */
+		rc = mdb_cursor_get(cur, k, &v, MDB_PREV_DUP);
+		if (rc == MDB_NOTFOUND) {
+			k0 = *key;
+			v = (MDB_val){ .mv_size = sizeof be, .mv_data = be };
+			rc = mdb_cursor_get(cur, k, &v, MDB_GET_BOTH_RANGE);
+		}
+	}
+	if (rc)
+		return rc;
+	if ((rc = block_read(&v, ids, &n)) != 0)
+		return rc;
+	size_t at = 0;
+	while (at < n && ids[at] < x)
+		at++;
+	if (at < n && ids[at] == x)
+		return 0; /* present */
+	memmove(ids + at + 1, ids + at, (n - at) * sizeof *ids);
+	ids[at] = x;
+	if ((rc = mdb_cursor_del(cur, 0)) != 0)
+		return rc;
+	return blocks_put(cur, key, ids, n + 1, 0);
+}
+
+/* Adds ids[0..n) (ascending, unique) to key's set. */
+static int set_add(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, const uint64_t *ids, size_t n,
+		   uint64_t **scratch, size_t *scratch_cap)
+{
+	/* Cursor gets overwrite the key they are given with a pointer into the map, which a
+	 * delete may free: every get takes a copy (k), every put the caller's key. */
+	MDB_val k0 = *key, *k = &k0;
+	MDB_cursor *cur;
+	MDB_val v;
+	uint64_t last[BLOCK_IDS_MAX];
+	size_t n_last = 0, i = 0;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, k, &v, MDB_SET_KEY);
+	if (rc == MDB_NOTFOUND) {
+		rc = blocks_put(cur, key, ids, n, 0);
+		goto out;
+	}
+	if (rc || (rc = mdb_cursor_get(cur, k, &v, MDB_LAST_DUP)) != 0 ||
+	    (rc = block_read(&v, last, &n_last)) != 0)
+		goto out;
+	for (; i < n && ids[i] <= last[n_last - 1]; i++)
+		if ((rc = block_insert(cur, key, ids[i])) != 0)
+			goto out;
+	if (i == n)
+		goto out;
+	/* The rest follow the largest id: the last block (read again, an insert may have
+	 * split it) is rewritten with as many of them as fit, the others fill new blocks. */
+	k0 = *key;
+	if ((rc = mdb_cursor_get(cur, k, &v, MDB_SET_KEY)) != 0 ||
+	    (rc = mdb_cursor_get(cur, k, &v, MDB_LAST_DUP)) != 0 ||
+	    (rc = block_read(&v, last, &n_last)) != 0)
+		goto out;
+	size_t m = n_last + (n - i);
+	if (m > *scratch_cap) {
+		uint64_t *p = ts_realloc(*scratch, m * sizeof *p);
+		if (!p) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		*scratch = p;
+		*scratch_cap = m;
+	}
+	memcpy(*scratch, last, n_last * sizeof *last);
+	memcpy(*scratch + n_last, ids + i, (n - i) * sizeof *ids);
+	if ((rc = mdb_cursor_del(cur, 0)) == 0)
+		rc = blocks_put(cur, key, *scratch, m, MDB_APPENDDUP);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* One OP_ADD record of a run, for sorting by (table, key). */
+struct add_ref {
+	const unsigned char *key, *ids;
+	uint32_t klen, n;
+	uint16_t table;
+};
+
+static int add_ref_cmp(const void *x, const void *y)
+{
+	const struct add_ref *a = x, *b = y;
+	if (a->table != b->table)
+		return a->table < b->table ? -1 : 1;
+	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+	return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+static int u64_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	return (a > b) - (a < b);
+}
+
+/* Applies the run of consecutive OP_ADD records starting at *off (advanced past it),
+ * grouped by key so that each key's last block is rewritten once per batch. */
+static int apply_adds(struct ts_env *env, MDB_txn *txn, const struct ts_batch *b, size_t *off)
+{
+	struct add_ref *refs = NULL;
+	uint64_t *ids = NULL, *scratch = NULL;
+	size_t n_refs = 0, cap_refs = 0, cap_ids = 0, cap_scratch = 0;
+	int rc = 0;
+	while (*off < b->len) {
+		struct op_hdr h;
+		memcpy(&h, b->buf + *off, sizeof h);
+		if (h.kind != OP_ADD)
+			break;
+		if (h.table >= env->n_tables ||
+		    (env->flags[h.table] & (TS_TABLE_U64_BLOCKS | TABLE_DROPPED)) !=
+			    TS_TABLE_U64_BLOCKS ||
+		    h.vlen % sizeof(uint64_t)) {
+			rc = TS_EINVALID;
+			goto out;
+		}
+		if (n_refs == cap_refs) {
+			size_t cap = cap_refs ? cap_refs * 2 : 64;
+			struct add_ref *p = ts_realloc(refs, cap * sizeof *p);
+			if (!p) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			refs = p;
+			cap_refs = cap;
+		}
+		const unsigned char *key = b->buf + *off + sizeof h;
+		refs[n_refs++] = (struct add_ref){ .key = key,
+						   .ids = key + h.klen,
+						   .klen = h.klen,
+						   .n = h.vlen / (uint32_t)sizeof(uint64_t),
+						   .table = h.table };
+		*off += rec_size(h.klen, h.vlen);
+	}
+	qsort(refs, n_refs, sizeof *refs, add_ref_cmp);
+	for (size_t i = 0, j; i < n_refs && rc == 0; i = j) {
+		size_t n = 0;
+		for (j = i; j < n_refs && add_ref_cmp(&refs[i], &refs[j]) == 0; j++) {
+			if (n + refs[j].n > cap_ids) {
+				size_t cap = (n + refs[j].n) * 2;
+				uint64_t *p = ts_realloc(ids, cap * sizeof *p);
+				if (!p) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				ids = p;
+				cap_ids = cap;
+			}
+			memcpy(ids + n, refs[j].ids, refs[j].n * sizeof *ids);
+			n += refs[j].n;
+		}
+		qsort(ids, n, sizeof *ids, u64_cmp);
+		size_t u = 0;
+		for (size_t x = 0; x < n; x++)
+			if (u == 0 || ids[x] != ids[u - 1])
+				ids[u++] = ids[x];
+		MDB_val k = { .mv_size = refs[i].klen, .mv_data = (void *)refs[i].key };
+		rc = set_add(txn, env->dbi[refs[i].table], &k, ids, u, &scratch, &cap_scratch);
+	}
+out:
+	ts_free(refs);
+	ts_free(ids);
+	ts_free(scratch);
+	return rc;
+}
+
 static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
 {
 	const struct ts_batch *b = arg;
 	for (size_t off = 0; off < b->len;) {
 		struct op_hdr h;
 		memcpy(&h, b->buf + off, sizeof h);
+		if (h.kind == OP_ADD) {
+			int rc = apply_adds(env, txn, b, &off);
+			if (rc)
+				return rc;
+			continue;
+		}
 		unsigned char *key = b->buf + off + sizeof h;
 		unsigned char *val = key + h.klen;
 		off += rec_size(h.klen, h.vlen);
-		if (h.table >= env->n_tables)
+		if (h.table >= env->n_tables || (env->flags[h.table] & TABLE_DROPPED))
 			return TS_EINVALID;
 		MDB_dbi dbi = env->dbi[h.table];
+		int rc;
+		if (h.kind == OP_DROP) {
+			/* mdb_drop closes the handle even if this transaction then aborts (a
+			 * MAP_FULL retry): take it by name again, which reopens it then. */
+			rc = mdb_dbi_open(txn, env->names[h.table],
+					  mdb_flags_of(env->flags[h.table]), &dbi);
+			if (rc == 0) {
+				env->dbi[h.table] = dbi;
+				rc = mdb_drop(txn, dbi, 1);
+			}
+			if (rc)
+				return rc;
+			continue;
+		}
 		MDB_val k = { .mv_size = h.klen, .mv_data = key };
 		MDB_val v = { .mv_size = h.vlen, .mv_data = val };
 		uint64_t u;
 		int dup = (env->flags[h.table] & TS_TABLE_DUPFIXED_U64) != 0;
+		/* blocks are only ever made by OP_ADD; a key is deleted whole */
+		if ((env->flags[h.table] & TS_TABLE_U64_BLOCKS) && (h.kind == OP_PUT || h.has_val))
+			return TS_EINVALID;
 		if (dup && (h.kind == OP_PUT || h.has_val)) {
 			if (h.vlen != sizeof u)
 				return TS_EINVALID;
@@ -731,7 +1085,6 @@ static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
 			memcpy(&u, val, sizeof u);
 			v.mv_data = &u;
 		}
-		int rc;
 		if (h.kind == OP_PUT) {
 			rc = mdb_put(txn, dbi, &k, &v, b->append && !dup ? MDB_APPEND : 0);
 		} else {
@@ -749,7 +1102,15 @@ int ts_env_apply(struct ts_env *env, struct ts_batch *b)
 {
 	if (b->n_ops == 0)
 		return 0;
-	return run_write(env, apply_fn, b);
+	int rc = run_write(env, apply_fn, b);
+	for (size_t off = 0; rc == 0 && off < b->len;) {
+		struct op_hdr h;
+		memcpy(&h, b->buf + off, sizeof h);
+		if (h.kind == OP_DROP) /* committed: LMDB closed the handle */
+			env->flags[h.table] |= TABLE_DROPPED;
+		off += rec_size(h.klen, h.vlen);
+	}
+	return rc;
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
@@ -782,7 +1143,7 @@ void ts_env_read_end(struct ts_rtxn *r)
 int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen, const void **val,
 	       size_t *vlen)
 {
-	if (table >= r->env->n_tables || klen == 0)
+	if (table >= r->env->n_tables || (r->env->flags[table] & TABLE_DROPPED) || klen == 0)
 		return TS_EINVALID;
 	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
 	MDB_val v;
@@ -799,7 +1160,7 @@ int ts_env_get(struct ts_rtxn *r, unsigned table, const void *key, size_t klen, 
 int ts_cursor_open(struct ts_rtxn *r, unsigned table, struct ts_cursor **out)
 {
 	*out = NULL;
-	if (table >= r->env->n_tables)
+	if (table >= r->env->n_tables || (r->env->flags[table] & TABLE_DROPPED))
 		return TS_EINVALID;
 	struct ts_cursor *c = ts_calloc(1, sizeof *c);
 	if (!c)
@@ -876,11 +1237,57 @@ static int reserve_u64s(uint64_t **vals, size_t n, size_t *cap, size_t more)
 	return 0;
 }
 
+/* ts_env_get_u64s of a U64_BLOCKS table: the key's blocks in order, each decoded
+ * straight into the caller's array. */
+static int get_blocks(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
+		      uint64_t **vals, size_t *n, size_t *cap)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(r->txn, r->env->dbi[table], &cur);
+	if (rc)
+		return xlate(rc);
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v;
+	size_t n0 = *n;
+	for (MDB_cursor_op op = MDB_SET_KEY;; op = MDB_NEXT_DUP) {
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc)
+			break;
+		size_t m, room = TS_ENV_U64_BLOCK_IDS(v.mv_size);
+		if (v.mv_size > 511) {
+			rc = TS_CORRUPT();
+			break;
+		}
+		if ((rc = reserve_u64s(vals, *n, cap, room)) != 0)
+			break;
+		if ((rc = ts_env_u64_block_decode(v.mv_data, v.mv_size, *vals + *n, room, &m)))
+			break;
+		/* blocks of a key must follow each other: ids ascend across them too */
+		if (*n > n0 && (*vals)[*n] <= (*vals)[*n - 1]) {
+			rc = TS_CORRUPT();
+			break;
+		}
+		*n += m;
+	}
+	if (rc)
+		*n = n0;
+	mdb_cursor_close(cur);
+	return xlate(rc);
+}
+
 int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
 		    uint64_t **vals, size_t *n, size_t *cap)
 {
-	if (table >= r->env->n_tables || !(r->env->flags[table] & TS_TABLE_DUPFIXED_U64) ||
-	    klen == 0)
+	if (table >= r->env->n_tables || klen == 0)
+		return TS_EINVALID;
+	unsigned f = r->env->flags[table];
+	if ((f & (TS_TABLE_U64_BLOCKS | TABLE_DROPPED)) == TS_TABLE_U64_BLOCKS)
+		return get_blocks(r, table, key, klen, vals, n, cap);
+	if ((f & (TS_TABLE_DUPFIXED_U64 | TABLE_DROPPED)) != TS_TABLE_DUPFIXED_U64)
 		return TS_EINVALID;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(r->txn, r->env->dbi[table], &cur);
@@ -959,25 +1366,61 @@ void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes)
 		*used_bytes = used;
 }
 
+/* Pages on LMDB's free list (dbi 0): each record's value is an ID list whose first
+ * word is its count. Sets *pages or returns an MDB_* / TS_E* code. */
+static int free_pages(MDB_txn *txn, uint64_t *pages)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	*pages = 0;
+	int rc = mdb_cursor_open(txn, 0, &cur);
+	if (rc)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		size_t count;
+		if (v.mv_size < sizeof count) {
+			rc = TS_CORRUPT();
+			break;
+		}
+		memcpy(&count, v.mv_data, sizeof count);
+		if (count > v.mv_size / sizeof count - 1) {
+			rc = TS_CORRUPT();
+			break;
+		}
+		*pages += count;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Every page up to the last one in use is a meta page, a page of some tree (a table, a
+ * DUPSORT key's sub-database, LMDB's table of tables), a page of the free list's own
+ * tree, or a free page the free list names. Summing mdb_stat over tables would miss the
+ * sub-databases (mdb_stat counts a table's main tree only), which for a postings table
+ * is most of it; so count from the other side: all pages minus the free ones. The free
+ * list's own tree is left out too, because a compacting copy does not write it.
+ */
 uint64_t ts_env_live_bytes(struct ts_env *env)
 {
 	MDB_txn *txn;
 	MDB_stat st;
+	MDB_envinfo info;
+	uint64_t n_free = 0, live = 0;
 	if (begin_read(env, &txn) != 0)
 		return 0;
-	uint64_t pages = 2; /* the two meta pages */
-	size_t psize = 4096;
-	/* dbi 0 is LMDB's free-page list, 1 the table of tables; then ours. */
-	for (MDB_dbi d = 0; d < 2 + env->n_tables; d++) {
-		MDB_dbi dbi = d < 2 ? d : env->dbi[d - 2];
-		if (mdb_stat(txn, dbi, &st) == 0) {
-			pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
-			psize = st.ms_psize;
-		}
+	/* mdb_env_info reads the newest meta page: at least as new as txn's snapshot, so a
+	 * commit in between can only make the free list look short (live too large). */
+	if (mdb_stat(txn, 0, &st) == 0 && mdb_env_info(env->mdb, &info) == 0 &&
+	    free_pages(txn, &n_free) == 0) {
+		uint64_t all = (uint64_t)info.me_last_pgno + 1;
+		uint64_t tree = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+		if (n_free + tree <= all)
+			live = (all - n_free - tree) * st.ms_psize;
 	}
 	mdb_txn_abort(txn);
 	gate_leave_shared(&env->gate);
-	return pages * psize;
+	return live;
 }
 
 /* mdb_env_copy2 does not sync what it wrote; a backup must survive a power cut. */

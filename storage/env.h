@@ -27,6 +27,31 @@
 #define TS_TABLE_DUPFIXED_U64 \
 	0x1 /* duplicate sorted fixed 8-byte values (postings):
 					* each value is a host-order uint64_t, sorted numerically */
+/* Sets of u64 under each key, stored as delta blocks (below): MDB_DUPSORT, one block per
+ * duplicate. Written only with ts_batch_add_u64s() and value-less ts_batch_del(); read
+ * with ts_env_get_u64s(), or block by block through a cursor and ts_env_u64_block_decode. */
+#define TS_TABLE_U64_BLOCKS 0x2
+/* With either flag above or none: open the table only if it exists (TS_ENOTFOUND
+ * otherwise, also when writable). For tables of an older format that are read once. */
+#define TS_TABLE_IF_EXISTS 0x4
+
+/*
+ * Delta block: one duplicate value of a TS_TABLE_U64_BLOCKS key, a run of ascending
+ * unique ids.
+ *   | off | size     | field                                                   |
+ *   |-----|----------|---------------------------------------------------------|
+ *   | 0   | 8        | first id, u64 BE (so LMDB's memcmp order of a key's     |
+ *   |     |          | blocks is id order)                                     |
+ *   | 8   | 1-10 each| each next id minus the one before (>= 1), as a LEB128    |
+ *   |     |          | varint (7 bits a byte, low first, high bit: more);       |
+ *   |     |          | minimal length (no final 0x00 byte after the first)     |
+ * A block is at most TS_ENV_U64_BLOCK_MAX bytes (LMDB keeps DUPSORT values <= 511
+ * bytes); the first id of a key's next block is above the last id of this one. Writers
+ * fill blocks up to the bound, so dense ids (consecutive series) cost about a byte each.
+ */
+#define TS_ENV_U64_BLOCK_MAX 480
+/* The most ids a block of `len` bytes can hold (8 bytes for the first, >= 1 per delta). */
+#define TS_ENV_U64_BLOCK_IDS(len) ((len) < 8 ? 0 : (len)-7)
 
 struct ts_env_opts {
 	uint64_t map_bytes; /* initial map size; 0 means 256 MiB. Grows on demand.
@@ -79,6 +104,20 @@ int ts_batch_put(struct ts_batch *b, unsigned table, const void *key, size_t kle
 int ts_batch_del(struct ts_batch *b, unsigned table, const void *key, size_t klen, const void *val,
 		 size_t vlen);
 
+/* Queues adding ids[0..n) (any order; duplicates and ids already present are ignored)
+ * to the set under key in a TS_TABLE_U64_BLOCKS table; ids are copied. Ids above the
+ * key's largest are appended to its last block (rewritten) and new full blocks; others
+ * are merged into the block that covers them (split in two when it overflows). The adds
+ * of consecutive calls are grouped by key when applied, so a key is rewritten once per
+ * batch. Returns as ts_batch_put() (also TS_EINVALID for n == 0 or ids NULL). */
+int ts_batch_add_u64s(struct ts_batch *b, unsigned table, const void *key, size_t klen,
+		      const uint64_t *ids, size_t n);
+/* Queues the deletion of table itself (LMDB's mdb_drop: the name, its rows and pages),
+ * e.g. the table of an older format once converted. Once the batch commits, the handle
+ * is invalid (every use returns TS_EINVALID). Like ts_env_table(): only while no other
+ * thread uses the env. Returns as ts_batch_put(). */
+int ts_batch_drop(struct ts_batch *b, unsigned table);
+
 /* Applies the whole batch in one write transaction and commits (durable on return
  * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, -ENOSPC
  * (the file system is full or over quota: nothing applied, the env stays writable and
@@ -124,20 +163,36 @@ int ts_cursor_next(struct ts_cursor *c);
  * positioned, or the last seek/next found nothing). */
 int ts_cursor_get(struct ts_cursor *c, const void **key, size_t *klen, const void **val,
 		  size_t *vlen);
-/* DUPFIXED tables: all u64 values of exactly `key`, in ascending order, appended to a
- * caller array grown with ts_realloc (*vals, *n, *cap). Uses MDB_GET_MULTIPLE.
- * 0 (also when key is absent: nothing appended), -ENOMEM, TS_EINVALID (not DUPFIXED). */
+/* DUPFIXED and U64_BLOCKS tables: all u64 values of exactly `key`, in ascending order,
+ * appended to a caller array grown with ts_realloc (*vals, *n, *cap). DUPFIXED uses
+ * MDB_GET_MULTIPLE; U64_BLOCKS decodes the key's blocks in order. 0 (also when key is
+ * absent: nothing appended), -ENOMEM, TS_EINVALID (neither kind of table), TS_ECORRUPT
+ * (a block that does not decode, or blocks out of order; *n is then unchanged but *vals
+ * may have been grown). */
 int ts_env_get_u64s(struct ts_rtxn *r, unsigned table, const void *key, size_t klen,
 		    uint64_t **vals, size_t *n, size_t *cap);
+
+/* Decodes one delta block (p, len bytes, borrowed; untrusted) into out[0..cap): *n ids,
+ * strictly ascending. cap >= TS_ENV_U64_BLOCK_IDS(len) always suffices. Allocates
+ * nothing. Returns 0, TS_ECORRUPT (shorter than 8 bytes, longer than 511, a varint cut
+ * off, overlong or over 64 bits, a zero delta, an id past UINT64_MAX) or TS_ELIMIT (cap
+ * too small; out then holds the first cap ids). */
+int ts_env_u64_block_decode(const void *p, size_t len, uint64_t *out, size_t cap, size_t *n);
+/* Encodes the start of ids[0..n) (strictly ascending, n >= 1) as one block of at most
+ * cap bytes (cap >= 8) into out; returns how many ids it took (>= 1) and their block
+ * length in *len. Never fails. */
+size_t ts_env_u64_block_encode(const uint64_t *ids, size_t n, uint8_t *out, size_t cap,
+			       size_t *len);
 
 /* Clears stale reader slots; returns how many were cleared, or a negative error. */
 int ts_env_reader_check(struct ts_env *env);
 /* Current map size and bytes in use (last page number * page size). */
 void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes);
-/* Bytes the env's data needs (the pages of every table, LMDB's own two tables and meta
- * pages), as a compacting copy would write them; ts_env_size's used bytes minus this is
- * what the file holds in free pages. 0 if it cannot be read. Takes a read snapshot: the
- * caller must not hold one of this env. */
+/* Bytes the env's data needs, as a compacting copy writes them: the pages up to the
+ * last one in use minus the free pages LMDB lists (and the pages of that list itself).
+ * This counts the sub-databases of DUPSORT keys, which mdb_stat of a table leaves out.
+ * ts_env_size's used bytes minus this is what the file holds in free pages. 0 if it
+ * cannot be read. Takes a read snapshot: the caller must not hold one of this env. */
 uint64_t ts_env_live_bytes(struct ts_env *env);
 /* Consistent copy of the env into an empty directory, compacting if `compact`.
  * Safe while the server writes (LMDB copies a read snapshot). Returns 0 or -errno. */
