@@ -24,17 +24,25 @@
  *
  * Index env tables (format 2 keeps series and head rows in the group tables
  * series_groups and head_groups described below; "series" and "heads" are format 1's,
- * read at open and emptied by the first checkpoint):
- *   | table    | key                                  | value                          |
- *   |----------|--------------------------------------|--------------------------------|
- *   | series   | series id, u64 BE                    | packed labels (labels.h)       |
- *   | postings | name 0x00 value (value cut at        | DUPFIXED u64 series ids        |
- *   |          | TS_FORMAT_POSTING_VALUE_MAX bytes);  |                                |
- *   |          | the key "\0" alone lists every series|                                |
- *   | meta     | "format" u32, "next_id" u64,         |                                |
- *   |          | "checkpoint_lsn" u64, "partition_ms" i64                              |
- *   | heads    | series id, u64 BE                    | head snapshot (below)          |
- *   | metadata | metric family name                   | metadata row (below)           |
+ * read at open and emptied by the first checkpoint. Format 3 keeps postings in
+ * postings_blocks; "postings" is format 1's and 2's, converted at open and dropped):
+ *   | table           | key                           | value                          |
+ *   |-----------------|-------------------------------|--------------------------------|
+ *   | series          | series id, u64 BE             | packed labels (labels.h)       |
+ *   | postings_blocks | name 0x00 value (value cut at | DUPSORT: series ids ascending  |
+ *   |                 | TS_FORMAT_POSTING_VALUE_MAX   | in delta blocks, one block per |
+ *   |                 | bytes); the key "\0" alone    | duplicate (storage/env.h: u64  |
+ *   |                 | lists every series            | BE first id, LEB128 deltas;    |
+ *   |                 |                               | <= 480 bytes)                  |
+ *   | postings        | (formats 1, 2) the same keys  | DUPFIXED u64 series ids        |
+ *   | meta            | "format" u32, "next_id" u64,  |                                |
+ *   |                 | "checkpoint_lsn" u64, "partition_ms" i64                       |
+ *   | heads           | series id, u64 BE             | head snapshot (below)          |
+ *   | metadata        | metric family name            | metadata row (below)           |
+ * A postings key's blocks cover disjoint ascending id ranges; ids are handed out
+ * ascending, so a new series extends its keys' last blocks (storage/env.c). At 8 bytes
+ * an id plus LMDB's sub-database pages, DUPFIXED postings were most of the index; dense
+ * ids in blocks cost about a byte each.
  * Label names never contain 0x00, so a postings key splits at its first zero byte.
  * LMDB keys are at most 511 bytes, so long values are cut; a reader that finds a key
  * of TS_FORMAT_POSTING_VALUE_MAX value bytes must re-check the series' real labels.
@@ -93,13 +101,18 @@
 /* ---- index env ---- */
 
 /* meta "format": 1 had no cold data; 2 may have cold tables in partitions, group rows
- * of series and heads, and short head snapshots. A format-1 database is read as is and marked 2 at its first write;
- * readers refuse values they do not know (a format-1 reader would miss cold data). */
-#define TS_FORMAT_INDEX_VERSION 2
+ * of series and heads, and short head snapshots; 3 keeps postings in delta blocks
+ * (postings_blocks). Opening a format-1 or 2 index converts its postings in one
+ * transaction that also drops the old table and marks the index 3; its other rows are
+ * read as they are. Readers refuse values they do not know (a format-1 reader would
+ * miss cold data, a format-2 reader every postings entry). */
+#define TS_FORMAT_INDEX_VERSION 3
 #define TS_FORMAT_INDEX_VERSION_MIN 1
 
 #define TS_FORMAT_TABLE_SERIES "series"
-#define TS_FORMAT_TABLE_POSTINGS "postings" /* opened with TS_TABLE_DUPFIXED_U64 */
+/* Formats 1 and 2 (TS_TABLE_DUPFIXED_U64); converted into postings_blocks at open. */
+#define TS_FORMAT_TABLE_POSTINGS "postings"
+#define TS_FORMAT_TABLE_POSTINGS_BLOCKS "postings_blocks" /* TS_TABLE_U64_BLOCKS */
 #define TS_FORMAT_TABLE_META "meta"
 #define TS_FORMAT_TABLE_HEADS "heads"
 #define TS_FORMAT_TABLE_METADATA "metadata"

@@ -8,6 +8,12 @@
  * first zero byte. Long values are cut in the key; select.c and lookup.c re-check the
  * real labels when a cut key is involved.
  *
+ * Postings are sets of series ids in delta blocks (storage/env.h, TS_TABLE_U64_BLOCKS).
+ * An index of format 1 or 2 has them one u64 per duplicate in "postings"; open converts
+ * that table in one write transaction, which adds every key's ids to postings_blocks,
+ * drops the old table and marks the index format 3: a crash before the commit leaves
+ * the old table as it was, and the next open converts again.
+ *
  * Uses: registry.c, head.c, metadata.c, format.h, storage/.
  */
 #include <errno.h>
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/err.h"
@@ -86,6 +93,109 @@ int ts__index_compact(struct ts_db *db)
 	return 0;
 }
 
+/* The meta "format" value, 0 when absent. */
+static int read_format(struct ts_db *db, struct ts_rtxn *r, uint32_t *f)
+{
+	const void *val;
+	size_t len;
+	int rc = ts_env_get(r, db->t_meta, TS_FORMAT_META_FORMAT, strlen(TS_FORMAT_META_FORMAT),
+			    &val, &len);
+	*f = 0;
+	if (rc == TS_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (len != 4)
+		return TS_CORRUPT();
+	*f = ts_format_get_le32(val);
+	return 0;
+}
+
+/* Queues every key of the old postings table (t) into b as adds to postings_blocks. */
+static int queue_old_postings(struct ts_db *db, struct ts_rtxn *r, unsigned t, struct ts_batch *b,
+			      uint64_t *n_keys, uint64_t *n_ids)
+{
+	struct ts_cursor *c;
+	uint64_t *ids = NULL;
+	size_t cap = 0;
+	int rc = ts_cursor_open(r, t, &c);
+	if (rc)
+		return rc;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0;) {
+		const void *k;
+		size_t kl, n = 0;
+		uint8_t next[TS_FORMAT_POSTING_KEY_MAX + 1];
+		if ((rc = ts_cursor_get(c, &k, &kl, NULL, NULL)) != 0)
+			break;
+		if (kl > TS_FORMAT_POSTING_KEY_MAX) {
+			rc = TS_CORRUPT();
+			break;
+		}
+		memcpy(next, k, kl);
+		if ((rc = ts_env_get_u64s(r, t, next, kl, &ids, &n, &cap)) != 0)
+			break;
+		if (n && (rc = ts_batch_add_u64s(b, db->t_postings, next, kl, ids, n)) != 0)
+			break;
+		(*n_keys)++;
+		*n_ids += n;
+		next[kl] = 0; /* the smallest key after this one's duplicates */
+		rc = ts_cursor_seek(c, next, kl + 1);
+	}
+	ts_cursor_close(c);
+	ts_free(ids);
+	return rc == TS_ENOTFOUND ? 0 : rc;
+}
+
+/* Converts the postings of a format-1 or 2 index (see the top of the file). */
+static int convert_postings(struct ts_db *db)
+{
+	unsigned old;
+	int rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS,
+			      TS_TABLE_DUPFIXED_U64 | TS_TABLE_IF_EXISTS, &old);
+	if (rc == TS_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct ts_batch *b = NULL;
+	struct ts_rtxn *r = NULL;
+	uint64_t n_keys = 0, n_ids = 0;
+	uint32_t f;
+	if ((rc = ts_batch_new(&b)) != 0 || (rc = ts_env_read_begin(db->index, &r)) != 0 ||
+	    (rc = read_format(db, r, &f)) != 0)
+		goto out;
+	/* Write nothing into an index this version does not know (load_meta says so). */
+	if (f > TS_FORMAT_INDEX_VERSION)
+		goto out;
+	rc = queue_old_postings(db, r, old, b, &n_keys, &n_ids);
+	ts_env_read_end(r); /* before the write: a map resize waits for this thread's reads */
+	r = NULL;
+	uint8_t fmt[4];
+	ts_format_put_le32(fmt, TS_FORMAT_INDEX_VERSION);
+	if (rc == 0)
+		rc = ts_batch_drop(b, old);
+	if (rc == 0)
+		rc = ts_batch_put(b, db->t_meta, TS_FORMAT_META_FORMAT,
+				  strlen(TS_FORMAT_META_FORMAT), fmt, sizeof fmt);
+	if (rc == 0)
+		rc = ts_env_apply(db->index, b);
+	if (rc)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ts_log(TS_LOG_INFO,
+	       "index: converted postings of format %u to blocks: %" PRIu64 " keys, %" PRIu64
+	       " ids in %lld ms",
+	       f, n_keys, n_ids,
+	       (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+out:
+	if (rc)
+		ts_log(TS_LOG_ERROR, "index: cannot convert postings: %s", ts_strerror(rc));
+	ts_env_read_end(r);
+	ts_batch_free(b);
+	return rc;
+}
+
 int ts__index_open(struct ts_db *db)
 {
 	char path[4096];
@@ -96,7 +206,7 @@ int ts__index_open(struct ts_db *db)
 	if (rc)
 		return rc;
 	if ((rc = ts_env_table(db->index, TS_FORMAT_TABLE_SERIES, 0, &db->t_series)) ||
-	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
+	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS_BLOCKS, TS_TABLE_U64_BLOCKS,
 			       &db->t_postings)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEADS, 0, &db->t_heads)) ||
@@ -105,7 +215,7 @@ int ts__index_open(struct ts_db *db)
 			       &db->t_series_groups)) ||
 	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_HEAD_GROUPS, 0, &db->t_head_groups)))
 		return rc;
-	return 0;
+	return convert_postings(db);
 }
 
 /* ---- load ---- */
@@ -299,8 +409,8 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 {
 	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
 	uint64_t sid = s->id;
-	int rc = ts_batch_put(b, db->t_postings, TS_FORMAT_POSTING_ALL, TS_FORMAT_POSTING_ALL_LEN,
-			      &sid, 8);
+	int rc = ts_batch_add_u64s(b, db->t_postings, TS_FORMAT_POSTING_ALL,
+				   TS_FORMAT_POSTING_ALL_LEN, &sid, 1);
 	if (rc)
 		return rc;
 	/* --max-labels may allow more labels than fit the stack array. */
@@ -316,7 +426,7 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 	for (uint32_t i = 0; i < n && rc == 0; i++) {
 		size_t kl = ts_format_posting_key(key, l[i].name, l[i].name_len, l[i].value,
 						  l[i].value_len);
-		rc = ts_batch_put(b, db->t_postings, key, kl, &sid, 8);
+		rc = ts_batch_add_u64s(b, db->t_postings, key, kl, &sid, 1);
 	}
 	if (l != stack)
 		ts_free(l);

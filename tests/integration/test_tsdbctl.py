@@ -203,6 +203,35 @@ def group_row(entries, version=1):
     return bytes([version]) + zstd_raw_frame(raw)
 
 
+def block_ids(b):
+    """The series ids of a postings delta block (storage/env.h): u64 BE first id, then
+    LEB128 deltas."""
+    ids, pos = [struct.unpack(">Q", b[:8])[0]], 8
+    while pos < len(b):
+        d = shift = 0
+        while True:
+            c = b[pos]
+            pos += 1
+            d |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                break
+        ids.append(ids[-1] + d)
+    return ids
+
+
+def id_block(ids):
+    """One delta block of ascending ids (short enough for one block)."""
+    out = bytearray(struct.pack(">Q", ids[0]))
+    for a, b in zip(ids, ids[1:]):
+        d = b - a
+        while d >= 0x80:
+            out.append(d & 0x7F | 0x80)
+            d >>= 7
+        out.append(d)
+    return bytes(out)
+
+
 def dump_rows(dump, name):
     """{key bytes: value bytes} of database `name` (the last value of a repeated key)."""
     first, end = section(dump, name)
@@ -321,8 +350,13 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         j = json.loads(out)
         self.assertEqual(j["series"], N_SERIES, out)
-        self.assertEqual(j["format"], 2)
-        # format 2: series rows are group rows (one group: ids below 256)
+        self.assertEqual(j["format"], 3)
+        # format 3: postings in delta blocks, every series under the all key and under
+        # each of its labels' keys
+        self.assertEqual(j["postings_table"], "postings_blocks")
+        self.assertGreaterEqual(j["postings_entries"], 2 * N_SERIES, out)
+        self.assertLess(j["postings_rows"], j["postings_entries"], out)
+        # format 2 on: series rows are group rows (one group: ids below 256)
         groups = j["index_tables"]["series_groups"]
         self.assertEqual(groups["entries"], N_SERIES, out)
         self.assertEqual(groups["rows"], 1, out)
@@ -610,11 +644,16 @@ class TsdbctlTest(unittest.TestCase):
         want_key = (b"mode\x00user").hex()
 
         def drop(dump):
-            first, end = section(dump, "postings")
+            # the first id of the key's first block leaves it
+            first, end = section(dump, "postings_blocks")
             for i in range(first, end, 2):
                 if dump[i].strip() == want_key:
-                    state["id"] = struct.unpack("<Q", bytes.fromhex(dump[i + 1].strip()))[0]
-                    del dump[i:i + 2]
+                    ids = block_ids(bytes.fromhex(dump[i + 1].strip()))
+                    state["id"] = ids[0]
+                    if len(ids) > 1:
+                        dump[i + 1] = " " + id_block(ids[1:]).hex()
+                    else:
+                        del dump[i:i + 2]
                     return dump
             raise AssertionError("postings key mode=user not in the dump")
 
@@ -625,19 +664,41 @@ class TsdbctlTest(unittest.TestCase):
         self.assertIn('PROBLEM index series %d: missing from postings key mode="user"'
                       % state["id"], out)
 
+        # a block that does not decode (a varint cut off), and one whose ids run back
+        d = self.copy_data("corrupt_blocks")
+
+        def bad(dump):
+            dump_put(dump, "postings_blocks", b"mode\x00zz", struct.pack(">Q", 1) + b"\x80")
+            return dump_put(dump, "postings_blocks", b"mode\x00zz", id_block([7, 9]))
+
+        mdb_roundtrip(os.path.join(d, "index.mdb"), bad)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('PROBLEM index postings mode="zz": row of 9 bytes: block does not '
+                      "decode", out)
+        self.assertIn('PROBLEM index postings mode="zz": lists series 7, which does not have '
+                      "that label", out)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        self.assertEqual(j["postings_table"], "postings_blocks")
+        self.assertGreater(j["postings_entries"], j["postings_rows"])  # blocks of many ids
+        self.assertGreater(j["index_live_bytes"], 0)
+        self.assertLessEqual(j["index_live_bytes"], j["index_bytes"])
+
     def test_7b_series_and_group_rows(self):
         d = self.copy_data("groups")
         state = {}
 
         def edit(dump):
-            post = section(dump, "postings")
+            post = section(dump, "postings_blocks")
             labels = {}  # id -> [(name, value)], from the postings keys that list it
             for i in range(post[0], post[1], 2):
                 k = bytes.fromhex(dump[i].strip())
-                sid = struct.unpack("<Q", bytes.fromhex(dump[i + 1].strip()))[0]
-                if b"\0" in k[1:]:
-                    n, v = k.split(b"\0", 1)
-                    labels.setdefault(sid, []).append((n.decode(), v.decode()))
+                for sid in block_ids(bytes.fromhex(dump[i + 1].strip())):
+                    if b"\0" in k[1:]:
+                        n, v = k.split(b"\0", 1)
+                        labels.setdefault(sid, []).append((n.decode(), v.decode()))
             ids = sorted(labels)
             self.assertEqual(len(ids), N_SERIES)
             meta = dump_rows(dump, "meta")
@@ -712,6 +773,23 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(j["index_tables"]["series_groups"]["rows"], 0)
         self.assertEqual(j["head_snapshots"], {"series": 6, "samples": 643})
         self.assertEqual(j["totals"]["cold"]["generations"], 0)
+        self.assertEqual(j["postings_table"], "postings")  # a u64 per row
+        self.assertEqual(j["postings_entries"], j["postings_rows"])
+        entries, keys = j["postings_entries"], j["postings_keys"]
+        # opened by the engine (compact opens the database): converted to format 3 with
+        # the same postings, and still clean
+        rc, out, err = ctl("compact", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("6 series", out)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        j = json.loads(out)
+        self.assertEqual(j["format"], 3)
+        self.assertEqual(j["postings_table"], "postings_blocks")
+        self.assertEqual((j["postings_entries"], j["postings_keys"]), (entries, keys))
+        self.assertLess(j["postings_rows"], entries)
 
     # -- usage and exit codes
 

@@ -335,10 +335,14 @@ static int ro_table(struct ctl_ro *db, const char *name, unsigned *t)
 
 static int ro_tables(struct ctl_ro *db, const char *path)
 {
-	int rc;
-	if ((rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
-			       &db->t_postings)) ||
-	    (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta))) {
+	/* format 3's blocks, else the u64 per row of formats 1 and 2 */
+	int rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS_BLOCKS, TS_TABLE_U64_BLOCKS,
+			      &db->t_postings);
+	db->postings_blocks = rc == 0;
+	if (rc == TS_ENOTFOUND)
+		rc = ts_env_table(db->index, TS_FORMAT_TABLE_POSTINGS, TS_TABLE_DUPFIXED_U64,
+				  &db->t_postings);
+	if (rc || (rc = ts_env_table(db->index, TS_FORMAT_TABLE_META, 0, &db->t_meta))) {
 		fprintf(stderr, "tsdbctl: %s: %s\n", path,
 			rc == TS_ENOTFOUND ? "no postings/meta table: not a tsdb index"
 					   : ts_strerror(rc));
@@ -354,6 +358,25 @@ static int ro_tables(struct ctl_ro *db, const char *path)
 	db->has_head_groups = ro_table(db, TS_FORMAT_TABLE_HEAD_GROUPS, &db->t_head_groups);
 	db->has_metadata = ro_table(db, TS_FORMAT_TABLE_METADATA, &db->t_metadata);
 	return EXIT_OK;
+}
+
+const char *ctl_postings_row_ids(const struct ctl_ro *db, const void *v, size_t vl, uint64_t *ids,
+				 size_t cap, size_t *n)
+{
+	*n = 0;
+	if (!db->postings_blocks) {
+		if (vl != sizeof *ids)
+			return "value is not a u64 series id";
+		if (cap == 0)
+			return "too many ids";
+		memcpy(ids, v, sizeof *ids);
+		*n = 1;
+		return NULL;
+	}
+	int rc = ts_env_u64_block_decode(v, vl, ids, cap, n);
+	if (rc == TS_ELIMIT)
+		return "too many ids";
+	return rc ? "block does not decode (storage/env.h delta block)" : NULL;
 }
 
 static int ro_meta(struct ctl_ro *db, const char *path)

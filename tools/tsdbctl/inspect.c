@@ -157,6 +157,8 @@ struct inspect {
 	uint64_t n_series_rows, n_head_rows;
 	struct group_stats series_groups, head_groups;
 	uint64_t wal_bytes, wal_files, index_used;
+	uint64_t index_live;	  /* pages in use but the free ones (ts_env_live_bytes) */
+	uint64_t n_postings_rows; /* blocks in format 3, = entries before */
 	uint64_t n_postings_keys, n_postings;
 	struct nc_list metrics, labels;
 	struct part_stats *ps;
@@ -279,11 +281,13 @@ static int scan_groups(struct index_walk *w, unsigned t, struct group_stats *gs,
 	return rc == TS_ENOTFOUND ? 0 : rc;
 }
 
-/* One pass over the postings table: a key is `name 0x00 value` with one entry per
- * series; keys of one name are adjacent. A key's series count goes to the metric names
+/* One pass over the postings table: a key is `name 0x00 value` with its series ids in
+ * rows (delta blocks in format 3, a u64 each before); keys of one name are adjacent. A key's series count goes to the metric names
  * when its name is __name__, and to its label name's totals. */
 struct postings_walk {
 	struct inspect *in;
+	const struct ctl_ro *db;
+	uint64_t ids[CTL_POSTINGS_ROW_IDS];	    /* the row being read */
 	uint8_t key[TS_FORMAT_POSTING_KEY_MAX + 1]; /* the key being counted */
 	size_t key_len;
 	uint64_t key_ids;
@@ -326,11 +330,13 @@ static int postings_row(void *ctx, const void *k, size_t kl, const void *v, size
 {
 	struct postings_walk *w = ctx;
 	int rc;
-	(void)v;
-	(void)vl;
-	w->in->n_postings++;
+	size_t n = 0;
+	/* a row that does not decode counts no series; verify names it */
+	(void)ctl_postings_row_ids(w->db, v, vl, w->ids, CTL_POSTINGS_ROW_IDS, &n);
+	w->in->n_postings += n;
+	w->in->n_postings_rows++;
 	if (w->have_key && kl == w->key_len && memcmp(k, w->key, kl) == 0) {
-		w->key_ids++;
+		w->key_ids += n;
 		return 0;
 	}
 	if (w->have_key && (rc = walk_close_key(w)))
@@ -340,7 +346,7 @@ static int postings_row(void *ctx, const void *k, size_t kl, const void *v, size
 	memcpy(w->key, k, kl);
 	w->key_len = kl;
 	w->have_key = 1;
-	w->key_ids = 1;
+	w->key_ids = n;
 	w->in->n_postings_keys++;
 	return 0;
 }
@@ -352,6 +358,7 @@ static int inspect_postings(const struct ctl_ro *db, struct ts_rtxn *r, struct i
 	if (!w)
 		return -ENOMEM;
 	w->in = in;
+	w->db = db;
 	rc = ctl_scan(r, db->t_postings, postings_row, w);
 	if (!rc && w->have_key)
 		rc = walk_close_key(w);
@@ -366,6 +373,7 @@ static int inspect_index(struct ctl_ro *db, struct inspect *in)
 {
 	struct index_walk w = { .db = db, .in = in };
 	uint64_t map;
+	in->index_live = ts_env_live_bytes(db->index); /* its own snapshot: before ours */
 	int rc = ts_env_read_begin(db->index, &w.r);
 	if (rc)
 		return rc;
@@ -600,9 +608,11 @@ static void print_summary_text(const struct ctl_ro *db, const struct inspect *in
 	ctl_fmt_bytes(a, sizeof a, in->wal_bytes);
 	printf("WAL              %s in %" PRIu64 " file(s)\n", a, in->wal_files);
 	ctl_fmt_bytes(a, sizeof a, in->index_used);
-	printf("index            %s in use, %" PRIu64 " postings keys, %" PRIu64
-	       " postings entries\n",
-	       a, in->n_postings_keys, in->n_postings);
+	ctl_fmt_bytes(b, sizeof b, in->index_live);
+	printf("index            %s in use (%s live, the rest free pages), %" PRIu64
+	       " postings keys, %" PRIu64 " postings entries in %" PRIu64 " %s\n",
+	       a, b, in->n_postings_keys, in->n_postings, in->n_postings_rows,
+	       db->postings_blocks ? "blocks" : "rows");
 	const struct group_stats *sg = &in->series_groups, *hg = &in->head_groups;
 	ctl_fmt_bytes(a, sizeof a, sg->bytes);
 	ctl_fmt_bytes(b, sizeof b, sg->raw_bytes);
@@ -763,9 +773,12 @@ static void print_summary_json(FILE *f, const struct ctl_ro *db, const struct in
 	fprintf(f, ",\"wal_bytes\":%" PRIu64 ",\"wal_files\":%" PRIu64, in->wal_bytes,
 		in->wal_files);
 	fprintf(f,
-		",\"index_bytes\":%" PRIu64 ",\"postings_keys\":%" PRIu64
-		",\"postings_entries\":%" PRIu64,
-		in->index_used, in->n_postings_keys, in->n_postings);
+		",\"index_bytes\":%" PRIu64 ",\"index_live_bytes\":%" PRIu64
+		",\"postings_keys\":%" PRIu64 ",\"postings_entries\":%" PRIu64
+		",\"postings_rows\":%" PRIu64 ",\"postings_table\":\"%s\"",
+		in->index_used, in->index_live, in->n_postings_keys, in->n_postings,
+		in->n_postings_rows,
+		db->postings_blocks ? TS_FORMAT_TABLE_POSTINGS_BLOCKS : TS_FORMAT_TABLE_POSTINGS);
 	fprintf(f, ",\"index_tables\":{\"series\":{\"rows\":%" PRIu64 "},", in->n_series_rows);
 	print_group_json(f, TS_FORMAT_TABLE_SERIES_GROUPS, &in->series_groups);
 	fprintf(f, ",\"heads\":{\"rows\":%" PRIu64 "},", in->n_head_rows);

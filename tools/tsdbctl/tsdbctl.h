@@ -149,6 +149,7 @@ struct ctl_ro {
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
 	unsigned t_series_groups, t_head_groups;
 	int has_series, has_heads, has_metadata, has_series_groups, has_head_groups;
+	int postings_blocks;  /* t_postings is postings_blocks (format 3), not postings */
 	uint32_t format;      /* 0: not yet written */
 	int64_t partition_ms; /* 0: not yet written */
 	uint64_t next_id, checkpoint_lsn;
@@ -161,6 +162,13 @@ struct ctl_ro {
  * exit code (after a message). */
 int ctl_ro_open(struct ctl_ro *db, const char *dir);
 void ctl_ro_close(struct ctl_ro *db);
+
+/* The series ids of one row of db's postings table (v, vl bytes, borrowed): a delta
+ * block (format 3) or one u64 (formats 1, 2). Fills ids[0..cap) (cap >= 504 suffices
+ * for any block) and *n. Returns NULL, or what is wrong with the row (static text). */
+const char *ctl_postings_row_ids(const struct ctl_ro *db, const void *v, size_t vl, uint64_t *ids,
+				 size_t cap, size_t *n);
+#define CTL_POSTINGS_ROW_IDS 504 /* ids a row can hold: TS_ENV_U64_BLOCK_IDS(511) */
 
 /* One partition env, read-only. */
 struct ctl_part_env {

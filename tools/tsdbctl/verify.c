@@ -2,7 +2,7 @@
  * verify.c - `tsdbctl verify`: checks everything a data directory holds but the WAL,
  * read-only and while a server runs. Every problem is one line on stdout,
  * "PROBLEM <where>: <what>", then a summary; the exit code is 1 if there was any.
- * Index formats 1 and 2 are both read; what format 2 added is checked where it lives.
+ * Index formats 1 to 3 are read; what a format added is checked where it lives.
  *
  * This file walks the directory and checks what ties records together; what is wrong
  * with one record by itself is check.c's. In order:
@@ -13,8 +13,9 @@
  *     names, non-empty UTF-8 values, __name__), no two ids with one set. A series in
  *     both sources (format 2 before its first checkpoint) must have the same labels in
  *     each; everything below uses the union;
- *   - postings both ways: every listed id exists; each series is under the all-series
- *     key and under the key of each of its labels, and no key lists a series lacking
+ *   - postings (format 3: delta blocks, each decoded; formats 1, 2: a u64 per row)
+ *     both ways: ids ascend within a key; every listed id exists; each series is under
+ *     the all-series key and under the key of each of its labels, and no key lists a series lacking
  *     that label. A first pass compares per series the sum of the hashes of the keys
  *     that list it with the sum its labels call for; only series whose sums differ get
  *     the detailed (slow) passes that name each missing and each extra key;
@@ -507,7 +508,9 @@ struct pkey {
 	size_t len;
 	int have, ok, is_all;
 	uint64_t hash;
+	uint64_t last_id; /* the key's largest id so far (ids ascend within a key) */
 	char where[700], ks[600];
+	uint64_t ids[CTL_POSTINGS_ROW_IDS]; /* the ids of the row being read */
 };
 
 /* Pass 1 meets a new key: checks its form. */
@@ -522,6 +525,7 @@ static void postings_new_key(struct verify *v, struct pkey *pk, const void *k, s
 	memcpy(pk->k, k, kl);
 	pk->len = kl;
 	pk->have = 1;
+	pk->last_id = 0; /* ids start at 1 */
 	v->n_postings_keys++;
 	const uint8_t *z = memchr(pk->k, 0, kl);
 	pk->is_all = is_all_key(pk->k, kl);
@@ -541,26 +545,21 @@ static void postings_new_key(struct verify *v, struct pkey *pk, const void *k, s
 	pk->hash = key_hash(pk->k, kl);
 }
 
-/* Pass 1 (all series): postings point at existing series; per series the keys seen
- * add up (as a sum of key hashes) to the keys its labels call for. */
-static int pass1_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+/* Pass 1, one id of the key pk. */
+static void pass1_id(struct verify *v, struct pkey *pk, uint64_t id)
 {
-	struct verify *v = ctx;
-	struct pkey *pk = v->pk;
-	uint64_t id;
 	v->n_postings++;
-	if (!pk->have || kl != pk->len || memcmp(k, pk->k, kl) != 0)
-		postings_new_key(v, pk, k, kl);
-	if (vl != sizeof id) {
-		problem(v, pk->where, "value of %zu bytes, not a u64 series id", vl);
-		return 0;
+	if (id <= pk->last_id) {
+		problem(v, pk->where, "lists series %" PRIu64 " after series %" PRIu64, id,
+			pk->last_id);
+		return; /* counted once already, or out of order: either way not again */
 	}
-	memcpy(&id, val, sizeof id);
+	pk->last_id = id;
 	struct vseries *s = vs_find(v, id);
 	if (!s) {
 		problem(v, pk->where,
 			"lists series %" PRIu64 ", which is not a series of the index", id);
-		return 0;
+		return;
 	}
 	if (pk->is_all)
 		s->flags |= VS_ALL;
@@ -568,6 +567,26 @@ static int pass1_row(void *ctx, const void *k, size_t kl, const void *val, size_
 		s->got += pk->hash;
 	if ((v->n_postings & 0xfffff) == 0)
 		ctl_progress("verify: index postings: %" PRIu64, v->n_postings);
+}
+
+/* Pass 1 (all series): postings rows decode (one u64, or a delta block of format 3),
+ * ids ascend within a key and are existing series; per series the keys seen add up (as
+ * a sum of key hashes) to the keys its labels call for. */
+static int pass1_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	struct pkey *pk = v->pk;
+	size_t n;
+	if (!pk->have || kl != pk->len || memcmp(k, pk->k, kl) != 0)
+		postings_new_key(v, pk, k, kl);
+	const char *why = ctl_postings_row_ids(v->db, val, vl, pk->ids, CTL_POSTINGS_ROW_IDS, &n);
+	if (why) {
+		v->n_postings++;
+		problem(v, pk->where, "row of %zu bytes: %s", vl, why);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		pass1_id(v, pk, pk->ids[i]);
 	return 0;
 }
 
@@ -589,7 +608,14 @@ static int series_missing_keys(struct verify *v, const struct vseries *s, const 
 		}
 		size_t pkl = ts_format_posting_key(key, v->lab[j].name, v->lab[j].name_len,
 						   v->lab[j].value, v->lab[j].value_len);
-		if ((rc = ts_env_get_u64s(v->r, v->db->t_postings, key, pkl, ids, &n_ids, cap_ids)))
+		rc = ts_env_get_u64s(v->r, v->db->t_postings, key, pkl, ids, &n_ids, cap_ids);
+		if (rc == TS_ECORRUPT) { /* a bad row, which pass 1 reported */
+			fmt_posting_key(ks, sizeof ks, key, pkl);
+			problem(v, where, "postings key %s does not decode", ks);
+			rc = 0;
+			continue;
+		}
+		if (rc)
 			break;
 		for (hi = n_ids; lo < hi;) {
 			size_t mid = lo + (hi - lo) / 2;
@@ -636,18 +662,22 @@ static int pass3_row(void *ctx, const void *k, size_t kl, const void *val, size_
 {
 	struct verify *v = ctx;
 	char where[700], ks[600];
-	uint64_t id;
+	uint64_t ids[CTL_POSTINGS_ROW_IDS];
+	size_t n_ids;
 	uint32_t n;
-	if (vl != sizeof id || is_all_key(k, kl))
-		return 0;
-	memcpy(&id, val, sizeof id);
-	struct vseries *s = vs_find(v, id);
-	if (!s || !(s->flags & VS_SUSPECT) || load_series(v, s->id, &n))
-		return 0;
-	if (!labels_have_key(v, n, k, kl)) {
-		fmt_posting_key(ks, sizeof ks, k, kl);
-		snprintf(where, sizeof where, "index postings %s", ks);
-		problem(v, where, "lists series %" PRIu64 ", which does not have that label", id);
+	if (is_all_key(k, kl) ||
+	    ctl_postings_row_ids(v->db, val, vl, ids, CTL_POSTINGS_ROW_IDS, &n_ids))
+		return 0; /* pass 1 reported the row */
+	for (size_t i = 0; i < n_ids; i++) {
+		struct vseries *s = vs_find(v, ids[i]);
+		if (!s || !(s->flags & VS_SUSPECT) || load_series(v, s->id, &n))
+			continue;
+		if (!labels_have_key(v, n, k, kl)) {
+			fmt_posting_key(ks, sizeof ks, k, kl);
+			snprintf(where, sizeof where, "index postings %s", ks);
+			problem(v, where,
+				"lists series %" PRIu64 ", which does not have that label", ids[i]);
+		}
 	}
 	return 0;
 }
