@@ -14,7 +14,9 @@
  *
  * Why the rewrite: LMDB never shrinks its file, and a conversion frees every page the
  * hot chunks held. Copying every record in key order into a fresh env with MDB_APPEND
- * fills pages completely. It runs when the file is well above what the cold data needs.
+ * fills pages completely. It runs when the file is well above what the cold data needs:
+ * by an eighth at a clean stop and for closed partitions, by 2 * HOT_BYTES for an open
+ * one (whose freed pages the next hot chunks reuse; see enum rewrite).
  *
  * The swap is crash-safe by renames within raw/:
  *   1. write <dir>.compact completely (LMDB commits are durable)
@@ -47,8 +49,22 @@
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
 #define CLOSE_SLACK_MS 300000	/* a partition is closed this long after its end (+OOO) */
 #define QUIET_MS 60000		/* a closed partition untouched by writes for this long */
-#define HOT_BYTES (64u << 20)	/* an open partition's hot chunks converted at this size */
+#define HOT_BYTES (16u << 20)	/* an open partition's hot chunks converted at this size */
 #define WASTE_BYTES (64u << 10) /* rewrite when the file exceeds its data by this much */
+
+/* How hard a conversion tries to leave a tight file behind. */
+enum rewrite {
+	/* An open partition while it takes writes: the pages its hot chunks freed are
+	 * reused by the next ones, so rewriting after every conversion would copy the
+	 * whole partition each HOT_BYTES (quadratic). Only waste past 2 * HOT_BYTES, which
+	 * reuse cannot explain, is rewritten. */
+	RW_LOOSE,
+	/* A clean stop: rewrite when the file exceeds its data by an eighth. */
+	RW_TIGHT,
+	/* A closed partition (or ts_db_compact): as RW_TIGHT, and rewritten once it is all
+	 * cold in one generation even if not wasteful, so it is marked cold for good. */
+	RW_CLOSED,
+};
 
 static int fsync_dir(const char *dir)
 {
@@ -247,8 +263,7 @@ static int cold_state(struct ts_partition *p, uint64_t *cold_bytes, int *all_col
 
 /* Converts p (pinned) and rewrites it when its file is well above its data. 1 when p was
  * replaced (the caller then gives back the array's reference to p), 0 when kept. */
-static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_all,
-			  int force_rewrite)
+static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_all, enum rewrite how)
 {
 	struct ts__convert_stats st;
 	int rc = ts__cold_convert(db, p, merge_all, &st);
@@ -273,15 +288,18 @@ static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_al
 		return rc;
 	ts_env_size(p->env, &map, &used);
 	uint64_t live = ts_env_live_bytes(p->env);
-	int wasteful = live && used > live + (live >> 3) + WASTE_BYTES;
-	if (!wasteful && !(force_rewrite && all_cold && atomic_load(&p->compacted) != 1))
+	uint64_t slack = live >> 3;
+	if (how == RW_LOOSE && slack < 2 * (uint64_t)HOT_BYTES)
+		slack = 2 * (uint64_t)HOT_BYTES;
+	int wasteful = live && used > live + slack + WASTE_BYTES;
+	if (!wasteful && !(how == RW_CLOSED && all_cold && atomic_load(&p->compacted) != 1))
 		return 0;
 	rc = compact_pinned(db, p, all_cold);
 	return rc ? rc : 1;
 }
 
 /* Pins p, converts and maybe rewrites it, and releases it if it was replaced. */
-static int convert_one(struct ts_db *db, struct ts_partition *p, int merge_all, int force_rewrite)
+static int convert_one(struct ts_db *db, struct ts_partition *p, int merge_all, enum rewrite how)
 {
 	int rc = ts__part_pin(db, p, 0);
 	if (rc)
@@ -291,7 +309,7 @@ static int convert_one(struct ts_db *db, struct ts_partition *p, int merge_all, 
 	if (merge_all && atomic_load(&p->compacted) == 1 && p->hot_bytes == 0)
 		rc = 0;
 	else
-		rc = convert_pinned(db, p, merge_all, force_rewrite);
+		rc = convert_pinned(db, p, merge_all, how);
 	ts__part_unpin(db, p);
 	if (rc == 1) {
 		ts__failpoint("compact.before_release");
@@ -351,7 +369,7 @@ static int want_all(struct ts_db *db, struct ts_partition *p, int64_t unused)
 
 /* Runs convert_one on up to max_parts partitions `want` picks (not busy ones). */
 static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition *, int64_t),
-	       int64_t arg, int max_parts, int merge_all, int force_rewrite)
+	       int64_t arg, int max_parts, int merge_all, enum rewrite how)
 {
 	int done = 0;
 	size_t from = 0;
@@ -359,7 +377,7 @@ static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition
 		struct ts_partition *p = pick(db, want, arg, &from);
 		if (!p)
 			break;
-		int rc = busy(db, p) ? 0 : convert_one(db, p, merge_all, force_rewrite);
+		int rc = busy(db, p) ? 0 : convert_one(db, p, merge_all, how);
 		if (rc &&
 		    want == want_closed) /* do not retry it in a loop; a restart tries again */
 			atomic_store(&p->compacted, 1);
@@ -375,16 +393,16 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 	int64_t closed_before = now - CLOSE_SLACK_MS -
 				(db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
 	if (force)
-		return run(db, want_all, 0, max_parts, 1, 1);
-	int done = run(db, want_hot, HOT_BYTES, max_parts, 0, 0);
-	return done + run(db, want_closed, closed_before, max_parts - done, 1, 1);
+		return run(db, want_all, 0, max_parts, 1, RW_CLOSED);
+	int done = run(db, want_hot, HOT_BYTES, max_parts, 0, RW_LOOSE);
+	return done + run(db, want_closed, closed_before, max_parts - done, 1, RW_CLOSED);
 }
 
 int ts__compact_written(struct ts_db *db)
 {
 	/* Partitions written since open: converted (tiers merged as due), rewritten when
 	 * their file is well above their data. */
-	return run(db, want_hot, 1, 1 << 30, 0, 0);
+	return run(db, want_hot, 1, 1 << 30, 0, RW_TIGHT);
 }
 
 int ts_db_compact(struct ts_db *db)

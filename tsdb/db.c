@@ -572,7 +572,7 @@ static void set_options(struct ts_db *db, const struct ts_db_opts *opts)
 	if (!db->o.partition_ms)
 		db->o.partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT;
 	if (!db->o.checkpoint_wal_bytes)
-		db->o.checkpoint_wal_bytes = 128u << 20;
+		db->o.checkpoint_wal_bytes = 32u << 20;
 	if (!db->o.checkpoint_interval_ms)
 		db->o.checkpoint_interval_ms = 300000;
 	if (!db->o.flush_interval_ms)

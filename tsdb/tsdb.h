@@ -31,7 +31,7 @@ struct ts_db_opts {
 	int64_t ooo_window_ms;	   /* accept samples this far behind a series' newest; 0 = none */
 	int64_t max_future_ms;	   /* reject samples this far ahead of wall time; 0 = no limit */
 	int64_t retention_ms;	   /* reject samples older than now - retention; 0 = keep all */
-	uint64_t checkpoint_wal_bytes;	 /* checkpoint when the WAL exceeds this; 0 = 128 MiB */
+	uint64_t checkpoint_wal_bytes;	 /* checkpoint when the WAL exceeds this; 0 = 32 MiB */
 	uint32_t checkpoint_interval_ms; /* and at least this often; 0 = 5 minutes */
 	uint32_t flush_interval_ms;   /* sealed chunks reach LMDB at least this often; 0 = 1000 */
 	uint32_t max_labels;	      /* per series; 0 means 64 */
