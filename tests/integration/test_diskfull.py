@@ -12,6 +12,7 @@ Mounting needs root (CI runs as root); elsewhere the test is skipped and says so
 """
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -26,11 +27,15 @@ PER_BATCH = 30  # samples per series per batch, 1 s apart
 
 
 def batch_body(b, t0):
+    # Values carry random fractions so the WAL cannot compress a batch to nothing (the
+    # disk must fill); int(value) // 1000 still names the batch.
+    rnd = random.Random(b)
     lines = []
     for k in range(SERIES):
         ts = [t0 + (b * PER_BATCH + i) * 1000 for i in range(PER_BATCH)]
         lines.append(json.dumps({"metric": {"__name__": "df", "k": "s%02d" % k},
-                                 "values": [float(b * 1000 + i) for i in range(PER_BATCH)],
+                                 "values": [b * 1000 + i + rnd.random() * 0.999
+                                            for i in range(PER_BATCH)],
                                  "timestamps": ts}))
     return ("\n".join(lines) + "\n").encode()
 
