@@ -130,6 +130,26 @@ def tsdbd_breakdown(data):
     out["partitions"] = sum(1 for n in names if TSDBD_PARTITION_RE.match(n)
                             and os.path.isdir(os.path.join(data, "raw", n)))
     out["transient"] = sum(1 for n in names if not TSDBD_PARTITION_RE.match(n))  # .compact, .old
+    # index.mdb's live bytes: every page up to the last one used minus the pages LMDB's
+    # free list names and the list's own pages (storage/env.c ts_env_live_bytes does the
+    # same). mdb_stat's per-table figures count a table's main tree only, never the
+    # sub-databases of its DUPSORT keys, so they cannot add up to this.
+    out["index_live"] = 0
+    if os.access("/usr/bin/mdb_stat", os.X_OK):
+        try:
+            p = subprocess.run(["/usr/bin/mdb_stat", "-ef", os.path.join(data, "index.mdb")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+            f = {}
+            for line in p.stdout.decode(errors="replace").splitlines():
+                k, _, v = line.strip().partition(":")
+                if k == "Status of Main DB":
+                    break
+                if v.strip().isdigit():
+                    f[k] = int(v)
+            out["index_live"] = (f["Number of pages used"] - f["Free pages"] - f["Branch pages"]
+                                 - f["Leaf pages"] - f["Overflow pages"]) * f["Page size"]
+        except (OSError, subprocess.TimeoutExpired, KeyError):
+            pass
     return out
 
 
@@ -668,10 +688,14 @@ def tsdbd_breakdown_line(runs, m):
     if med.get("transient"):
         line += "; %g transient compaction entries in raw/" % med["transient"]
     line += "."
+    if med.get("index_live"):
+        line += (" index.mdb live pages (all but LMDB's free list): %s (%.0f bytes/series)."
+                 % (fmt_bytes(med["index_live"]), med["index_live"] / m["series"]))
     tabs = [r["index_tables_in_use"] for r in runs if r.get("index_tables_in_use")]
     if tabs:
         names = sorted(tabs[0], key=lambda k: -tabs[0][k])
-        line += " index.mdb tables in use (mdb_stat): " + ", ".join(
+        line += (" index.mdb tables, main tree pages only (mdb_stat; sub-databases of "
+                 "DUPSORT keys not counted): ") + ", ".join(
             "%s %s" % (k, "{:,.0f}".format(statistics.median(t.get(k, 0) for t in tabs)))
             for k in names) + " bytes."
     hs = [r["head_snapshot_samples"] for r in runs if r.get("head_snapshot_samples") is not None]
