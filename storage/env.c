@@ -835,11 +835,14 @@ static int block_read(const MDB_val *v, uint64_t *out, size_t *n)
 	return rc == TS_ELIMIT ? TS_CORRUPT() : rc;
 }
 
-/* Writes ids[0..n) (ascending, unique) as full blocks at the cursor's key; flags is
- * MDB_APPENDDUP when they all sort after the key's remaining blocks. */
+/* Writes ids[0..n) (ascending, unique) as full blocks at the cursor's key: the first
+ * with first_flags, the others with MDB_APPENDDUP when append (they follow it, and LMDB
+ * then leaves full pages behind instead of half ones). first_flags is MDB_APPENDDUP when
+ * all of them sort after the key's remaining blocks. */
 static int blocks_put(MDB_cursor *cur, const MDB_val *key, const uint64_t *ids, size_t n,
-		      unsigned flags)
+		      unsigned first_flags, int append)
 {
+	unsigned flags = first_flags;
 	uint8_t blk[TS_ENV_U64_BLOCK_MAX];
 	for (size_t i = 0; i < n;) {
 		size_t len;
@@ -848,6 +851,7 @@ static int blocks_put(MDB_cursor *cur, const MDB_val *key, const uint64_t *ids, 
 		int rc = mdb_cursor_put(cur, &k, &v, flags);
 		if (rc)
 			return rc;
+		flags = append ? MDB_APPENDDUP : 0;
 	}
 	return 0;
 }
@@ -891,7 +895,7 @@ static int block_insert(MDB_cursor *cur, const MDB_val *key, uint64_t x)
 	ids[at] = x;
 	if ((rc = mdb_cursor_del(cur, 0)) != 0)
 		return rc;
-	return blocks_put(cur, key, ids, n + 1, 0);
+	return blocks_put(cur, key, ids, n + 1, 0, 0);
 }
 
 /* Adds ids[0..n) (ascending, unique) to key's set. */
@@ -910,7 +914,7 @@ static int set_add(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, const uint64_t
 		return rc;
 	rc = mdb_cursor_get(cur, k, &v, MDB_SET_KEY);
 	if (rc == MDB_NOTFOUND) {
-		rc = blocks_put(cur, key, ids, n, 0);
+		rc = blocks_put(cur, key, ids, n, 0, 1);
 		goto out;
 	}
 	if (rc || (rc = mdb_cursor_get(cur, k, &v, MDB_LAST_DUP)) != 0 ||
@@ -941,7 +945,7 @@ static int set_add(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, const uint64_t
 	memcpy(*scratch, last, n_last * sizeof *last);
 	memcpy(*scratch + n_last, ids + i, (n - i) * sizeof *ids);
 	if ((rc = mdb_cursor_del(cur, 0)) == 0)
-		rc = blocks_put(cur, key, *scratch, m, MDB_APPENDDUP);
+		rc = blocks_put(cur, key, *scratch, m, MDB_APPENDDUP, 1);
 out:
 	mdb_cursor_close(cur);
 	return rc;

@@ -123,9 +123,11 @@ int ts_batch_drop(struct ts_batch *b, unsigned table);
  * (the file system is full or over quota: nothing applied, the env stays writable and
  * the same batch may be applied again later), TS_EIO (commit failed otherwise: the env
  * refuses further writes), TS_ELIMIT (key too long), -errno
- * (-EACCES when read-only), TS_EINVALID (table not opened on this env, or a DUPFIXED
- * value that is not 8 bytes), TS_EFULL (one transaction too large for LMDB). On any
- * error nothing of the batch is applied. */
+ * (-EACCES when read-only), TS_EINVALID (table not opened on this env or dropped, a
+ * DUPFIXED value that is not 8 bytes, a put or valued delete on a U64_BLOCKS table, an
+ * add to any other table), TS_ECORRUPT (an add met a block that does not decode),
+ * TS_EFULL (one transaction too large for LMDB). On any error nothing of the batch is
+ * applied. */
 int ts_env_apply(struct ts_env *env, struct ts_batch *b);
 
 /* Read snapshots. A snapshot holds off map growth until it ends, so a thread must not
