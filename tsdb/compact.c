@@ -49,7 +49,7 @@
 #define SLICE_BYTES (16u << 20) /* records per write transaction while rewriting */
 #define CLOSE_SLACK_MS 300000	/* a partition is closed this long after its end (+OOO) */
 #define QUIET_MS 60000		/* a closed partition untouched by writes for this long */
-#define HOT_BYTES (16u << 20)	/* an open partition's hot chunks converted at this size */
+#define HOT_BYTES (8u << 20)	/* an open partition's hot chunks converted at this size */
 #define WASTE_BYTES (64u << 10) /* rewrite when the file exceeds its data by this much */
 
 /* How hard a conversion tries to leave a tight file behind. */
