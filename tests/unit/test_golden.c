@@ -6,6 +6,11 @@
  * (XOR payloads, out-of-order chunks), and WAL segments with records after the last
  * checkpoint. The test opens a copy with the current code and checks every sample of the
  * same deterministic workload bit-exact: a format change that breaks old data fails here.
+ *
+ * tests/data/golden/db-v3/ (TS_GOLDEN_WRITE_V3=<dir>) is the same workload in index
+ * format 3 with cold data: series and head group rows, postings in delta blocks, a
+ * partition converted to cold blocks, a partition holding a cold generation and hot
+ * chunks written after it, and WAL records after the last checkpoint.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -107,15 +112,42 @@ static int write_golden(const char *dir)
 	_exit(0); /* like kill -9: the last records live only in the WAL */
 }
 
-static void test_golden_db_v1(void **st)
+static int write_golden_v3(const char *dir)
 {
-	(void)st;
+	struct ts_db *db;
+	struct ts_db_opts o = { .partition_ms = 3600000,
+				.ooo_window_ms = 3 * 3600000,
+				.flush_interval_ms = 3600000,
+				.checkpoint_interval_ms = 3600000 };
+	if (ts_db_open(dir, &o, &db))
+		return 1;
+	struct ts_metadata md = {
+		"golden_gauge", "A gauge for the golden file.", "bytes", 12, 28, 5, TS_MT_GAUGE
+	};
+	ts_db_set_metadata(db, &md, 1);
+	append_range(db, 0, 200, 0);
+	append_range(db, 0, 200, 1);
+	if (ts_db_checkpoint(db) || ts_db_compact(db))
+		return 1;
+	append_range(db, 200, 300, 0);
+	append_range(db, 200, 300, 1);
+	if (ts_db_checkpoint(db))
+		return 1;
+	append_range(db, 300, N_SAMPLES, 0);
+	append_range(db, 300, N_SAMPLES, 1);
+	_exit(0); /* like kill -9: the last records live only in the WAL */
+}
+
+/* Opens a copy of tests/data/golden/<name>, checks every sample, closes, reopens and
+ * checks again. */
+static void check_golden(const char *name)
+{
 	const char *src = getenv("TS_SRCDIR");
 	assert_non_null(src);
 	char dir[4096], cmd[9000];
 	tu_mkdtemp(dir, sizeof dir, "golden");
 	/* Work on a copy: recovery writes (WAL cut, checkpoint), the golden must not change. */
-	snprintf(cmd, sizeof cmd, "cp -r '%s/tests/data/golden/db-v1/.' '%s/'", src, dir);
+	snprintf(cmd, sizeof cmd, "cp -r '%s/tests/data/golden/%s/.' '%s/'", src, name, dir);
 	assert_int_equal(system(cmd), 0);
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
@@ -160,13 +192,28 @@ static void test_golden_db_v1(void **st)
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
+static void test_golden_db_v1(void **st)
+{
+	(void)st;
+	check_golden("db-v1");
+}
+
+static void test_golden_db_v3(void **st)
+{
+	(void)st;
+	check_golden("db-v3");
+}
+
 int main(void)
 {
 	const char *w = getenv("TS_GOLDEN_WRITE");
 	if (w)
 		return write_golden(w);
+	if ((w = getenv("TS_GOLDEN_WRITE_V3")))
+		return write_golden_v3(w);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_db_v1),
+		cmocka_unit_test(test_golden_db_v3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
