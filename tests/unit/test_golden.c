@@ -90,7 +90,11 @@ static void append_range(struct ts_db *db, int from, int to, int late_pass)
 	}
 }
 
-static int write_golden(const char *dir)
+/* Writes the golden workload into dir and ends like kill -9. Format 1 (cold == 0, what
+ * db-v1 was written with): samples 0..300 checkpointed. Format 3 with cold data: 0..200
+ * checkpointed and converted to cold, then 200..300 checkpointed as hot chunks. Then
+ * 300..N_SAMPLES live only in the WAL. */
+static int write_golden(const char *dir, int cold)
 {
 	struct ts_db *db;
 	struct ts_db_opts o = { .partition_ms = 3600000,
@@ -103,39 +107,20 @@ static int write_golden(const char *dir)
 		"golden_gauge", "A gauge for the golden file.", "bytes", 12, 28, 5, TS_MT_GAUGE
 	};
 	ts_db_set_metadata(db, &md, 1);
-	append_range(db, 0, 300, 0);
-	append_range(db, 0, 300, 1);
-	if (ts_db_checkpoint(db))
-		return 1;
+	const int cuts[2] = { cold ? 200 : 300, 300 };
+	int from = 0;
+	for (int k = 0; k < 2; k++) {
+		if (cuts[k] == from)
+			continue;
+		append_range(db, from, cuts[k], 0);
+		append_range(db, from, cuts[k], 1);
+		if (ts_db_checkpoint(db) || (cold && k == 0 && ts_db_compact(db)))
+			return 1;
+		from = cuts[k];
+	}
 	append_range(db, 300, N_SAMPLES, 0);
 	append_range(db, 300, N_SAMPLES, 1);
-	_exit(0); /* like kill -9: the last records live only in the WAL */
-}
-
-static int write_golden_v3(const char *dir)
-{
-	struct ts_db *db;
-	struct ts_db_opts o = { .partition_ms = 3600000,
-				.ooo_window_ms = 3 * 3600000,
-				.flush_interval_ms = 3600000,
-				.checkpoint_interval_ms = 3600000 };
-	if (ts_db_open(dir, &o, &db))
-		return 1;
-	struct ts_metadata md = {
-		"golden_gauge", "A gauge for the golden file.", "bytes", 12, 28, 5, TS_MT_GAUGE
-	};
-	ts_db_set_metadata(db, &md, 1);
-	append_range(db, 0, 200, 0);
-	append_range(db, 0, 200, 1);
-	if (ts_db_checkpoint(db) || ts_db_compact(db))
-		return 1;
-	append_range(db, 200, 300, 0);
-	append_range(db, 200, 300, 1);
-	if (ts_db_checkpoint(db))
-		return 1;
-	append_range(db, 300, N_SAMPLES, 0);
-	append_range(db, 300, N_SAMPLES, 1);
-	_exit(0); /* like kill -9: the last records live only in the WAL */
+	_exit(0); /* the last records live only in the WAL */
 }
 
 /* Opens a copy of tests/data/golden/<name>, checks every sample, closes, reopens and
@@ -208,9 +193,9 @@ int main(void)
 {
 	const char *w = getenv("TS_GOLDEN_WRITE");
 	if (w)
-		return write_golden(w);
+		return write_golden(w, 0);
 	if ((w = getenv("TS_GOLDEN_WRITE_V3")))
-		return write_golden_v3(w);
+		return write_golden(w, 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_db_v1),
 		cmocka_unit_test(test_golden_db_v3),
