@@ -112,13 +112,7 @@ int ts_selector_union(struct ts_db *db, const struct ts_selector *sel, size_t n,
 	if (rc == 0 && need_chunks) {
 		size_t w = 0;
 		for (size_t i = 0; rc == 0 && i < u->n_refs; i++) {
-			struct ts_chunk_it *it;
-			struct ts_chunk_ref c;
-			rc = ts_chunk_it_new(u->refs[i].set, u->refs[i].i, &it);
-			if (rc == 0) {
-				rc = ts_chunk_it_next(it, &c);
-				ts_chunk_it_free(it);
-			}
+			rc = ts_series_set_has_data(u->refs[i].set, u->refs[i].i);
 			if (rc == 1) {
 				u->refs[w++] = u->refs[i];
 				rc = 0;

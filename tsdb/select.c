@@ -834,10 +834,17 @@ static int src_cmp(const void *a, const void *b)
 	return (x->max_t > y->max_t) - (x->max_t < y->max_t);
 }
 
+enum gather_mode {
+	GATHER_ARRAYS, /* a sample iterator: cold samples as arrays */
+	GATHER_XOR,    /* a chunk iterator: cold samples are re-encoded into XOR chunks */
+	GATHER_ANY,    /* ts_series_set_has_data: stop at the first piece in range */
+};
+#define GATHER_FOUND 1 /* a scan callback's "stop, found one" (GATHER_ANY) */
+
 struct gather_ctx {
 	struct srcs *out;
 	int64_t mint, maxt;
-	int want_xor; /* a chunk iterator: cold samples are re-encoded into XOR chunks */
+	enum gather_mode mode;
 };
 
 /* Cold samples as XOR chunks cut at TS_CHUNK_SAMPLES, as the head cuts them. */
@@ -887,7 +894,9 @@ static int gather_cold(void *arg, const int64_t *t, const uint64_t *v, uint32_t 
 	uint32_t m = lo - a;
 	if (m == 0)
 		return 0;
-	if (g->want_xor)
+	if (g->mode == GATHER_ANY)
+		return GATHER_FOUND;
+	if (g->mode == GATHER_XOR)
 		return gather_xor(g, t + a, v + a, m);
 	uint8_t *buf = ts_malloc((size_t)m * 16);
 	if (!buf)
@@ -908,18 +917,18 @@ static int gather_chunk(void *arg, const struct ts_chunk_hdr *h, const uint8_t *
 	struct gather_ctx *g = arg;
 	if (h->max_t < g->mint)
 		return 0;
+	if (g->mode == GATHER_ANY)
+		return GATHER_FOUND;
 	struct src s = { h->min_t, h->max_t, payload, h->payload_len, h->n_samples, NULL, NULL };
 	return srcs_add(g->out, &s);
 }
 
-/* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
- * duplicates (a chunk seen both in memory and in LMDB) removed. */
-static int gather(struct ts_series_set *set, size_t i, struct srcs *out, int want_xor)
+/* Hands g every stored piece (cold samples, hot chunks) of series ss in the set's
+ * partitions. Cold generations first: on equal timestamps the first source wins
+ * (format.h). */
+static int scan_stored(struct ts_series_set *set, const struct set_series *ss, struct gather_ctx *g)
 {
-	const struct set_series *ss = &set->ser[i];
-	struct gather_ctx g = { out, set->mint, set->maxt, want_xor };
 	int rc = 0;
-	/* Cold generations first: on equal timestamps the first source wins (format.h). */
 	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
 		const struct part_snap *ps = &set->parts[p];
 		if (!ps->r)
@@ -927,11 +936,21 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out, int wan
 		if (ps->n_gens)
 			rc = ts__cold_scan(set->db, ps->r, ps->cold, ps->start, ps->gens,
 					   ps->n_gens, ss->s->id, set->mint, set->maxt, gather_cold,
-					   &g);
+					   g);
 		if (rc == 0)
 			rc = ts__part_scan(ps->r, ps->table, ss->s->id, ps->start, set->maxt,
-					   gather_chunk, &g);
+					   gather_chunk, g);
 	}
+	return rc;
+}
+
+/* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
+ * duplicates (a chunk seen both in memory and in LMDB) removed. */
+static int gather(struct ts_series_set *set, size_t i, struct srcs *out, enum gather_mode mode)
+{
+	const struct set_series *ss = &set->ser[i];
+	struct gather_ctx g = { out, set->mint, set->maxt, mode };
+	int rc = scan_stored(set, ss, &g);
 	for (size_t k = 0; k < ss->n_mem && rc == 0; k++)
 		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
 	if (rc)
@@ -1013,14 +1032,15 @@ struct ts_iter {
 
 /* Allocates a zeroed iterator of `size` bytes whose first member is a struct srcs, and
  * gathers series i's chunks into it. */
-static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, int want_xor, void **out)
+static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, enum gather_mode mode,
+			 void **out)
 {
 	if (i >= set->n)
 		return TS_ENOTFOUND;
 	struct srcs *src = ts_calloc(1, size);
 	if (!src)
 		return -ENOMEM;
-	int rc = gather(set, i, src, want_xor);
+	int rc = gather(set, i, src, mode);
 	if (rc) {
 		srcs_fini(src);
 		ts_free(src);
@@ -1033,7 +1053,7 @@ static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, int w
 int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
 {
 	struct ts_iter *it;
-	int rc = srcs_iter_new(set, i, sizeof *it, 0, (void **)&it);
+	int rc = srcs_iter_new(set, i, sizeof *it, GATHER_ARRAYS, (void **)&it);
 	if (rc)
 		return rc;
 	it->act = ts_malloc((it->src.n ? it->src.n : 1) * sizeof *it->act);
@@ -1255,7 +1275,19 @@ struct ts_chunk_it {
 
 int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out)
 {
-	return srcs_iter_new(set, i, sizeof **out, 1, (void **)out);
+	return srcs_iter_new(set, i, sizeof **out, GATHER_XOR, (void **)out);
+}
+
+int ts_series_set_has_data(struct ts_series_set *set, size_t i)
+{
+	if (i >= set->n)
+		return TS_ENOTFOUND;
+	const struct set_series *ss = &set->ser[i];
+	if (ss->n_mem)
+		return 1; /* memory chunks are taken in range at select */
+	struct gather_ctx g = { NULL, set->mint, set->maxt, GATHER_ANY };
+	int rc = scan_stored(set, ss, &g);
+	return rc == GATHER_FOUND ? 1 : rc;
 }
 
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)

@@ -206,6 +206,11 @@ int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **ou
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c);
 /* Frees a chunk iterator. Accepts NULL. */
 void ts_chunk_it_free(struct ts_chunk_it *it);
+/* Whether series i of set has data in the set's time range: 1 exactly when
+ * ts_chunk_it_new() would give at least one chunk, 0 when not; TS_ENOTFOUND (i out of
+ * range), TS_ECORRUPT, -ENOMEM. Stops at the first piece found and never re-encodes cold
+ * samples, so it is the cheap way to drop series without data (/api/v1/series). */
+int ts_series_set_has_data(struct ts_series_set *set, size_t i);
 
 /* ---- Label look-ups ---- */
 
