@@ -463,8 +463,8 @@ int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct 
 			goto out;
 		for (uint32_t j = 0; j < n; j++) {
 			double x = f64(v[j]);
-			if (v[j] == STALE_BITS || (k == TS_DS_COUNT && !count_ok(x)) ||
-			    (k && t[j] != rows[j].t_ms)) {
+			if (v[j] == STALE_BITS || !t_ok(t[j]) ||
+			    (k == TS_DS_COUNT && !count_ok(x)) || (k && t[j] != rows[j].t_ms)) {
 				rc = TS_CORRUPT();
 				goto out;
 			}
@@ -477,7 +477,8 @@ int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct 
 	if ((rc = decode_kind(b, base | TS_DS_KIND_FIRST, 1, &ft, &fv)) ||
 	    (rc = decode_kind(b, base | TS_DS_KIND_LAST, 1, &lt, &lv)))
 		goto out;
-	if (ft > rows[0].t_ms || lt != rows[n - 1].t_ms || fv == STALE_BITS || lv == STALE_BITS) {
+	if (!t_ok(ft) || ft > rows[0].t_ms || lt != rows[n - 1].t_ms || fv == STALE_BITS ||
+	    lv == STALE_BITS) {
 		rc = TS_CORRUPT();
 		goto out;
 	}

@@ -210,7 +210,9 @@ int ts_ds_tier_id(const struct ts_cold_block *b, size_t i, uint64_t *series_id, 
  * (out->rows = rows). ts_ds_tier_id or ts_cold_series on its kind-0 pseudo-series gives
  * the row count. Checks the 7 pseudo-series against the table above (kinds 0..4 with one
  * identical timestamp column, kinds 5 and 6 one sample each, kind 6 at the last row's
- * time, first_t_ms <= rows[0].t_ms, counts integers in 1 .. 2^53, no stale marker).
+ * time, first_t_ms <= rows[0].t_ms, timestamps within TS_FORMAT_MIN_T_MS ..
+ * TS_FORMAT_MAX_T_MS, counts integers in 1 .. 2^53, no stale marker), so a decoded set is
+ * valid input to ts_ds_aggr.
  * Allocates one scratch buffer of 16 bytes per row for the call (not per sample).
  * Returns 0; TS_ENOTFOUND if the block has no kind-0 pseudo-series of series_id (or
  * series_id > TS_DS_MAX_SERIES_ID); TS_ECORRUPT (rows then hold garbage and *out is not
