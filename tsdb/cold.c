@@ -802,7 +802,8 @@ struct convert {
 	struct keys del_hot, del_cold;
 	uint64_t next_id; /* the next series to read */
 	int done;
-	uint64_t n_in; /* samples read */
+	uint64_t n_in;		 /* samples read */
+	struct ts__tombs *tombs; /* deleted ranges, left out of what is written */
 };
 
 /* One slice: a snapshot, series from next_id until SLICE_SAMPLES have been read. */
@@ -866,10 +867,16 @@ static int convert_slice(struct convert *cv)
 			rc = hot_take(&hot, &a, &cv->del_hot);
 		if (rc == 0)
 			rc = run_normalize(&a);
-		if (rc == 0 && a.n)
-			rc = builder_add(&cv->bu, id, &a);
+		/* Counted before deleted samples go: sources holding only deleted samples
+		 * must still be replaced (their chunks deleted) by the switch. */
 		read += a.n;
 		cv->n_in += a.n;
+		const struct ts__tomb *tr;
+		size_t nt = ts__tombs_of(cv->tombs, id, &tr);
+		if (rc == 0 && nt)
+			a.n = ts__tombs_filter(tr, nt, a.t, a.v, a.n);
+		if (rc == 0 && a.n)
+			rc = builder_add(&cv->bu, id, &a);
 		cv->next_id = id + 1;
 		if (id == UINT64_MAX)
 			cv->done = 1;
@@ -891,7 +898,7 @@ int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 {
 	struct convert cv = { .p = p };
 	struct ts_rtxn *r;
-	(void)db;
+	int force = merge_all == TS__CONVERT_FORCE;
 	memset(st, 0, sizeof *st);
 	int rc = ts_env_read_begin(p->env, &r);
 	if (rc)
@@ -902,6 +909,7 @@ int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 		return rc;
 	if ((rc = drop_orphans(p, cv.gens, cv.n_gens)))
 		goto out;
+	cv.tombs = ts__tombs_get(db);
 	cv.merge = ts_calloc(cv.n_gens ? cv.n_gens : 1, sizeof *cv.merge);
 	if (!cv.merge) {
 		rc = -ENOMEM;
@@ -914,8 +922,9 @@ int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 	for (size_t i = 0; i < cv.n_gens; i++)
 		if (cv.gens[i].gen >= next_gen)
 			next_gen = cv.gens[i].gen + 1;
-	/* One generation merged with nothing would be rewritten as it is. */
-	if (merge_all && cv.n_gens == 1 && (rc = has_chunks(p)) <= 0) {
+	/* One generation merged with nothing would be rewritten as it is (unless forced:
+	 * its deleted samples are to go). */
+	if (merge_all && !force && cv.n_gens == 1 && (rc = has_chunks(p)) <= 0) {
 		if (rc < 0)
 			goto out;
 		merge_all = 0;
@@ -1006,5 +1015,6 @@ out:
 	ts_free(cv.del_cold.p);
 	ts_free(cv.merge);
 	ts_free(cv.gens);
+	ts__tombs_put(cv.tombs);
 	return rc;
 }

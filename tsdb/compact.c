@@ -64,6 +64,9 @@ enum rewrite {
 	/* A closed partition (or ts_db_compact): as RW_TIGHT, and rewritten once it is all
 	 * cold in one generation even if not wasteful, so it is marked cold for good. */
 	RW_CLOSED,
+	/* clean_tombstones: always rewritten, so the space deleted samples held is given
+	 * back at once whatever the ratio. */
+	RW_FORCE,
 };
 
 static int fsync_dir(const char *dir)
@@ -292,7 +295,8 @@ static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_al
 	if (how == RW_LOOSE && slack < 2 * (uint64_t)HOT_BYTES)
 		slack = 2 * (uint64_t)HOT_BYTES;
 	int wasteful = live && used > live + slack + WASTE_BYTES;
-	if (!wasteful && !(how == RW_CLOSED && all_cold && atomic_load(&p->compacted) != 1))
+	if (how != RW_FORCE && !wasteful &&
+	    !(how == RW_CLOSED && all_cold && atomic_load(&p->compacted) != 1))
 		return 0;
 	rc = compact_pinned(db, p, all_cold);
 	return rc ? rc : 1;
@@ -306,7 +310,8 @@ static int convert_one(struct ts_db *db, struct ts_partition *p, int merge_all, 
 		return rc == TS_ENOTFOUND ? 0 : rc; /* never written: nothing to convert */
 	/* Opening the env told whether it is cold already (the background pass picks
 	 * partitions whose state it does not know yet). */
-	if (merge_all && atomic_load(&p->compacted) == 1 && p->hot_bytes == 0)
+	if (merge_all && merge_all != TS__CONVERT_FORCE && atomic_load(&p->compacted) == 1 &&
+	    p->hot_bytes == 0)
 		rc = 0;
 	else
 		rc = convert_pinned(db, p, merge_all, how);
@@ -403,6 +408,29 @@ int ts__compact_written(struct ts_db *db)
 	/* Partitions written since open: converted (tiers merged as due), rewritten when
 	 * their file is well above their data. */
 	return run(db, want_hot, 1, 1 << 30, 0, RW_TIGHT);
+}
+
+static int want_tomb(struct ts_db *db, struct ts_partition *p, int64_t arg)
+{
+	(void)db;
+	const struct ts__tombs *t = (const struct ts__tombs *)(intptr_t)arg;
+	return ts__tombs_overlap(t, p->start, p->end - 1);
+}
+
+int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t)
+{
+	/* Busy partitions too: the conversion only touches what is stored, and sealed
+	 * chunks still in memory keep their tombstones (delete.c). */
+	int first = 0;
+	size_t from = 0;
+	struct ts_partition *p;
+	while ((p = pick(db, want_tomb, (int64_t)(intptr_t)t, &from)) != NULL) {
+		int rc = convert_one(db, p, TS__CONVERT_FORCE, RW_FORCE);
+		if (rc && !first)
+			first = rc;
+		ts__part_unref(db, p);
+	}
+	return first;
 }
 
 int ts_db_compact(struct ts_db *db)

@@ -614,6 +614,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_mutex_init(&db->fmu, NULL);
 	pthread_mutex_init(&db->open_mu, NULL);
 	pthread_mutex_init(&db->md_mu, NULL);
+	pthread_mutex_init(&db->tomb_mu, NULL);
 	pthread_cond_init(&db->wcond, NULL);
 	db->lock_fd = -1;
 
@@ -638,6 +639,10 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 		goto fail;
 	uint64_t ckpt = 0;
 	rc = ts__index_load(db, &ckpt);
+	if (rc)
+		goto fail;
+	/* Before replay and before any read: replayed samples may be deleted ones. */
+	rc = ts__tombs_load(db);
 	if (rc)
 		goto fail;
 	rc = ts__parts_open_existing(db);
@@ -675,6 +680,8 @@ static void db_free(struct ts_db *db)
 	pthread_mutex_destroy(&db->open_mu);
 	ts__md_free(db);
 	pthread_mutex_destroy(&db->md_mu);
+	ts__tombs_put(db->tombs);
+	pthread_mutex_destroy(&db->tomb_mu);
 	pthread_cond_destroy(&db->wcond);
 	ts_free(db->dir);
 	ts_free(db);

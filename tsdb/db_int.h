@@ -137,6 +137,7 @@ struct ts_db {
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata; /* t_series, t_heads:
 								       * format 1, read only */
 	unsigned t_series_groups, t_head_groups;
+	unsigned t_tombs;  /* "tombstones" (tombstone.c) */
 	int index_migrate; /* format-1 rows were loaded: the next checkpoint rewrites all
 			    * groups and drops them (writer) */
 
@@ -186,6 +187,11 @@ struct ts_db {
 	atomic_uint_fast64_t n_conversions;
 
 	struct ts__cold_cache *cold_cache; /* opened cold blocks (cold.c) */
+
+	/* Deleted ranges (tombstone.c): an immutable snapshot, swapped under tomb_mu by
+	 * delete and clean (both under fmu); readers hold a reference while they read. */
+	pthread_mutex_t tomb_mu;
+	struct ts__tombs *tombs; /* NULL: none */
 };
 
 /*
@@ -254,6 +260,43 @@ void ts__dir_remove(const char *dir);
 typedef int (*ts__chunk_fn)(void *arg, const struct ts_chunk_hdr *h, const uint8_t *payload);
 int ts__part_scan(struct ts_rtxn *r, unsigned table, uint64_t id, int64_t from, int64_t to,
 		  ts__chunk_fn fn, void *arg);
+
+/* ---- tombstone.c ---- */
+
+/* One deleted range [mint, maxt] of a series. */
+struct ts__tomb {
+	uint64_t id;
+	int64_t mint, maxt;
+};
+/* An immutable set of ranges sorted by (id, mint), each series' ranges disjoint and not
+ * adjacent. Reference-counted: take with ts__tombs_get, give back with ts__tombs_put. */
+struct ts__tombs {
+	atomic_int refs;
+	size_t n;
+	struct ts__tomb v[];
+};
+/* Opens the "tombstones" table and loads it (ts_db_open, before WAL replay and before
+ * any read). 0, -ENOMEM, TS_ECORRUPT, or the env's error. */
+int ts__tombs_load(struct ts_db *db);
+/* The db's current set with a reference, or NULL when there is none. Never fails. */
+struct ts__tombs *ts__tombs_get(struct ts_db *db);
+/* Gives a reference back. Accepts NULL. */
+void ts__tombs_put(struct ts__tombs *t);
+/* Series id's ranges in t (may be NULL): their count, *out pointing into t. */
+size_t ts__tombs_of(const struct ts__tombs *t, uint64_t id, const struct ts__tomb **out);
+/* Whether any of the n ranges r intersects [mint, maxt]. */
+int ts__tombs_hit(const struct ts__tomb *r, size_t n, int64_t mint, int64_t maxt);
+/* Whether any range of t (may be NULL), of any series, intersects [mint, maxt]. */
+int ts__tombs_overlap(const struct ts__tombs *t, int64_t mint, int64_t maxt);
+/* Removes in place the samples (t ascending, v; n of each) inside one of the nr ranges
+ * r of one series (ascending); returns how many are left. */
+size_t ts__tombs_filter(const struct ts__tomb *r, size_t nr, int64_t *t, uint64_t *v, size_t n);
+/* Durably adds [mint, maxt] for every series of ids (one index transaction), then
+ * publishes the new set. db->fmu held. 0, -ENOMEM, or the env's error (nothing added). */
+int ts__tombs_add(struct ts_db *db, const uint64_t *ids, size_t n, int64_t mint, int64_t maxt);
+/* Durably removes the ranges of cur (the db's current set) whose drop[i] is set, then
+ * publishes the rest. db->fmu held. 0, -ENOMEM, or the env's error (nothing removed). */
+int ts__tombs_remove(struct ts_db *db, const struct ts__tombs *cur, const uint8_t *drop);
 
 /* ---- head.c (db->mu held for all but ts__head_free) ---- */
 
@@ -333,6 +376,11 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force);
 /* Converts every partition written since open (ts_db_close). Writer thread or close,
  * db->fmu held. Returns how many were looked at. */
 int ts__compact_written(struct ts_db *db);
+/* Converts (every generation merged, tombstoned samples dropped) and rewrites into a
+ * fresh env every stored partition that a range of t intersects (clean_tombstones).
+ * db->fmu held. Returns 0 or the first failure (the partitions that failed are left as
+ * they were; the others are done). */
+int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t);
 
 /* ---- cold.c ---- */
 
@@ -358,9 +406,12 @@ struct ts__convert_stats {
 	size_t gens_after;
 };
 /* Converts every hot chunk of p (pinned by the caller) into a new cold generation,
- * merging with it all generations (merge_all) or the size tier that is due. Writer
+ * merging with it all generations (merge_all) or the size tier that is due;
+ * merge_all == TS__CONVERT_FORCE rewrites even a lone generation (to drop tombstoned
+ * samples). Samples inside the db's tombstones are left out of what it writes. Writer
  * thread only (db->fmu held). 0 (also when there was nothing to do), -ENOMEM,
  * TS_ECORRUPT, or the env's error; on error the partition is as before. */
+#define TS__CONVERT_FORCE 2
 int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 		     struct ts__convert_stats *st);
 /* The cache of opened blocks, bounded by cap_bytes. */
@@ -376,5 +427,7 @@ void ts__writer_stop(struct ts_db *db);
 /* Moves sealed chunks and new series into LMDB; with `checkpoint` also head rows and
  * the checkpoint LSN, then truncates the WAL. 0 or the first error. */
 int ts__writer_flush(struct ts_db *db, int checkpoint);
+/* The same with db->fmu already held by the caller (clean_tombstones). */
+int ts__writer_flush_locked(struct ts_db *db, int checkpoint);
 
 #endif

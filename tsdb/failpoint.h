@@ -45,6 +45,12 @@
  *                          held it)
  *   dir.files_removed      partition.c: an env directory's files unlinked, the empty
  *                          directory not yet (retention, compaction clean-up)
+ *   delete.before_commit   delete.c: series resolved, tombstones not yet committed
+ *                          (nothing deleted, nothing acknowledged)
+ *   delete.committed       delete.c: tombstones committed, the call not yet returned
+ *   clean.rewritten        delete.c: clean_tombstones rewrote the partitions, every
+ *                          tombstone still listed
+ *   clean.committed        delete.c: the tombstones nothing can hit are removed
  *
  * The error points (name: the step that fails):
  *   flush.apply            writer.c: the transaction that writes chunks into a partition

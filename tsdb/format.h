@@ -39,6 +39,9 @@
  *   |                 | "checkpoint_lsn" u64, "partition_ms" i64                       |
  *   | heads           | series id, u64 BE             | head snapshot (below)          |
  *   | metadata        | metric family name            | metadata row (below)           |
+ *   | tombstones      | series id u64 BE, mint i64 BE | maxt i64 (8 bytes): samples of |
+ *   |                 | sign-flipped (16 bytes)       | the series in [mint, maxt] are |
+ *   |                 |                               | deleted (tsdb/tombstone.c)     |
  * A postings key's blocks cover disjoint ascending id ranges; ids are handed out
  * ascending, so a new series extends its keys' last blocks (storage/env.c). At 8 bytes
  * an id plus LMDB's sub-database pages, DUPFIXED postings were most of the index; dense
@@ -116,6 +119,15 @@
 #define TS_FORMAT_TABLE_META "meta"
 #define TS_FORMAT_TABLE_HEADS "heads"
 #define TS_FORMAT_TABLE_METADATA "metadata"
+/* Deleted ranges (ts_db_delete). One row per range; a series' ranges are disjoint and
+ * not adjacent (merged when written). The index format stays 3: an absent or empty
+ * table means nothing is deleted, so every format-3 database without deletions is
+ * already valid as it is and no row of another table changes meaning. The cost: a
+ * binary older than this table ignores it and shows deleted samples again (it corrupts
+ * nothing); ts_db_clean_tombstones removes the samples for good before a downgrade. */
+#define TS_FORMAT_TABLE_TOMBSTONES "tombstones"
+#define TS_FORMAT_TOMB_KEY_LEN 16
+#define TS_FORMAT_TOMB_VAL_LEN 8
 
 /* Keys of the index env's meta table (NUL not included in the key). */
 #define TS_FORMAT_META_FORMAT "format"		       /* u32 */

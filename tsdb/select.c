@@ -12,6 +12,13 @@
  * before the LMDB snapshots they could move into are opened, so nothing is missed;
  * something seen twice is merged by timestamp (iterator) or by identical bytes (chunks).
  *
+ * Deleted samples (tombstone.c): a set holds the tombstones of its time of selection;
+ * gathering a series' sources decodes every source a tombstone of the series intersects
+ * and replaces it by the samples left (arrays, or XOR chunks for a chunk iterator), so
+ * sample iterators, chunk iterators and ts_series_set_has_data never see them, whatever
+ * the source (head, memory, hot chunk, cold block) and whoever reads (every endpoint
+ * reads through here).
+ *
  * Iteration merges a series' chunk sources (partitions, pending chunks, the open head,
  * the out-of-order buffer) in time order. Sources are sorted by min_t and activated
  * lazily, so the common case (no overlap) runs one XOR decoder at a time.
@@ -406,6 +413,7 @@ struct ts_series_set {
 	size_t arena_len, arena_cap;
 	struct part_snap *parts;
 	size_t n_parts;
+	struct ts__tombs *tombs; /* a reference; NULL: nothing deleted */
 };
 
 static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
@@ -482,6 +490,7 @@ void ts_series_set_free(struct ts_series_set *set)
 		ts__part_unref(set->db, set->parts[i].part);
 	}
 	ts_free(set->parts);
+	ts__tombs_put(set->tombs);
 	ts_free(set->ser);
 	ts_free(set->labels);
 	ts_free(set->mem);
@@ -571,6 +580,7 @@ static int set_new(struct ts_db *db, int64_t mint, int64_t maxt, size_t cap,
 	set->db = db;
 	set->mint = mint;
 	set->maxt = maxt;
+	set->tombs = ts__tombs_get(db);
 	set->ser = ts_malloc((cap ? cap : 1) * sizeof *set->ser);
 	*out = set;
 	return set->ser ? 0 : -ENOMEM;
@@ -848,7 +858,7 @@ struct gather_ctx {
 };
 
 /* Cold samples as XOR chunks cut at TS_CHUNK_SAMPLES, as the head cuts them. */
-static int gather_xor(struct gather_ctx *g, const int64_t *t, const uint64_t *v, uint32_t n)
+static int gather_xor(struct srcs *out, const int64_t *t, const uint64_t *v, uint32_t n)
 {
 	int rc = 0;
 	for (uint32_t i = 0; i < n && rc == 0;) {
@@ -860,8 +870,8 @@ static int gather_xor(struct gather_ctx *g, const int64_t *t, const uint64_t *v,
 		if (rc == 0) {
 			size_t len = ts_xor_enc_bytes(&e);
 			struct src s = { t[i], t[i + m - 1], e.buf, len, m, NULL, NULL };
-			if ((rc = srcs_own(g->out, e.buf)) == 0)
-				rc = srcs_add(g->out, &s);
+			if ((rc = srcs_own(out, e.buf)) == 0)
+				rc = srcs_add(out, &s);
 		} else {
 			ts_xor_enc_fini(&e);
 		}
@@ -897,7 +907,7 @@ static int gather_cold(void *arg, const int64_t *t, const uint64_t *v, uint32_t 
 	if (g->mode == GATHER_ANY)
 		return GATHER_FOUND;
 	if (g->mode == GATHER_XOR)
-		return gather_xor(g, t + a, v + a, m);
+		return gather_xor(g->out, t + a, v + a, m);
 	uint8_t *buf = ts_malloc((size_t)m * 16);
 	if (!buf)
 		return -ENOMEM;
@@ -944,8 +954,101 @@ static int scan_stored(struct ts_series_set *set, const struct set_series *ss, s
 	return rc;
 }
 
+/* Replaces source s (one a tombstone intersects) by its samples outside the nr ranges
+ * r, appended to a: arrays, or XOR chunks (mode GATHER_XOR). Nothing is appended when
+ * every sample was deleted. 0, -ENOMEM, TS_ECORRUPT. */
+static int tomb_replace(struct srcs *a, struct src s, const struct ts__tomb *r, size_t nr,
+			int64_t mint, int64_t maxt, enum gather_mode mode)
+{
+	if (s.n == 0)
+		return 0;
+	uint8_t *buf = ts_malloc((size_t)s.n * 16);
+	if (!buf)
+		return -ENOMEM;
+	int64_t *t = (int64_t *)(void *)buf;
+	uint64_t *v = (uint64_t *)(void *)(buf + (size_t)s.n * 8);
+	uint32_t n = 0;
+	int rc = 0;
+	if (s.t) {
+		memcpy(t, s.t, (size_t)s.n * 8);
+		memcpy(v, s.v, (size_t)s.n * 8);
+		n = s.n;
+	} else {
+		struct ts_xor_it x;
+		rc = ts_xor_it_init(&x, s.data, s.len);
+		while (rc == 0 && (rc = ts_xor_next(&x)) == 1) {
+			if (n == s.n) { /* more samples than the chunk's header says */
+				rc = TS_CORRUPT();
+				break;
+			}
+			t[n] = x.t;
+			v[n] = x.v;
+			n++;
+			rc = 0;
+		}
+	}
+	if (rc < 0) {
+		ts_free(buf);
+		return rc;
+	}
+	n = (uint32_t)ts__tombs_filter(r, nr, t, v, n);
+	/* Only the set's range too: a source that had a sample in range may have none left
+	 * there, and has_data must then say so. */
+	uint32_t lo = 0, w = 0;
+	while (lo < n && t[lo] < mint)
+		lo++;
+	for (; lo < n && t[lo] <= maxt; lo++, w++) {
+		t[w] = t[lo];
+		v[w] = v[lo];
+	}
+	n = w;
+	if (n == 0) {
+		ts_free(buf);
+		return 0;
+	}
+	if (mode == GATHER_XOR) {
+		rc = gather_xor(a, t, v, n);
+		ts_free(buf);
+		return rc;
+	}
+	if ((rc = srcs_own(a, buf)))
+		return rc;
+	struct src ns = { t[0], t[n - 1], NULL, 0, n, t, v };
+	return srcs_add(a, &ns);
+}
+
+/* Drops the samples of series id's tombstones from its sources (see the top). */
+static int tomb_apply(const struct ts_series_set *set, uint64_t id, struct srcs *a,
+		      enum gather_mode mode)
+{
+	const struct ts__tomb *r;
+	size_t nr = ts__tombs_of(set->tombs, id, &r);
+	if (nr == 0 || !ts__tombs_hit(r, nr, set->mint, set->maxt))
+		return 0;
+	size_t n0 = a->n;
+	int rc = 0;
+	for (size_t k = 0; k < n0 && rc == 0; k++) {
+		struct src s = a->v[k];
+		if (!ts__tombs_hit(r, nr, s.min_t, s.max_t))
+			continue;
+		a->v[k].n = 0; /* replaced by what tomb_replace appends */
+		rc = tomb_replace(a, s, r, nr, set->mint, set->maxt, mode);
+	}
+	if (rc)
+		return rc;
+	size_t w = 0;
+	for (size_t k = 0; k < a->n; k++)
+		if (a->v[k].n)
+			a->v[w++] = a->v[k];
+	a->n = w;
+	if (a->n > 1)
+		qsort(a->v, a->n, sizeof *a->v, src_cmp);
+	return 0;
+}
+
 /* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
- * duplicates (a chunk seen both in memory and in LMDB) removed. */
+ * duplicates (a chunk seen both in memory and in LMDB) removed and deleted samples left
+ * out. */
 static int gather(struct ts_series_set *set, size_t i, struct srcs *out, enum gather_mode mode)
 {
 	const struct set_series *ss = &set->ser[i];
@@ -966,7 +1069,7 @@ static int gather(struct ts_series_set *set, size_t i, struct srcs *out, enum ga
 		out->v[w++] = out->v[k];
 	}
 	out->n = w;
-	return 0;
+	return tomb_apply(set, ss->s->id, out, mode);
 }
 
 /* ---- merging sample iterator ---- */
@@ -1283,6 +1386,16 @@ int ts_series_set_has_data(struct ts_series_set *set, size_t i)
 	if (i >= set->n)
 		return TS_ENOTFOUND;
 	const struct set_series *ss = &set->ser[i];
+	const struct ts__tomb *r;
+	size_t nr = ts__tombs_of(set->tombs, ss->s->id, &r);
+	if (nr && ts__tombs_hit(r, nr, set->mint, set->maxt)) {
+		/* Something was deleted in range: only the samples left can tell. */
+		struct srcs a = { 0 };
+		int rc = gather(set, i, &a, GATHER_ARRAYS);
+		int any = a.n > 0;
+		srcs_fini(&a);
+		return rc ? rc : any;
+	}
 	if (ss->n_mem)
 		return 1; /* memory chunks are taken in range at select */
 	struct gather_ctx g = { NULL, set->mint, set->maxt, GATHER_ANY };

@@ -212,6 +212,38 @@ void ts_chunk_it_free(struct ts_chunk_it *it);
  * samples, so it is the cheap way to drop series without data (/api/v1/series). */
 int ts_series_set_has_data(struct ts_series_set *set, size_t i);
 
+/* ---- Deleting ---- */
+
+/* Deletes the samples in [mint_ms, maxt_ms] (inclusive; INT64_MIN / INT64_MAX for "all
+ * time") of every series matching all of m (n_matchers entries, borrowed for the call,
+ * as for ts_db_select): Prometheus' delete_series. A tombstone per series is committed
+ * to the index env before the call returns, so the samples stay deleted after a restart
+ * or kill -9 (WAL replay included), in every read (sample and chunk iterators,
+ * ts_series_set_has_data) and in what conversions and compactions write. Samples
+ * appended into the range later are hidden too until ts_db_clean_tombstones (as in
+ * Prometheus). Series and their labels remain. *n_series (may be NULL) receives how many
+ * series matched. Returns 0, TS_EINVALID (maxt_ms < mint_ms, bad regex or matcher type;
+ * msg as for ts_db_select), -ENOMEM, TS_ECORRUPT, TS_ELIMIT, or the index env's write
+ * error (nothing deleted then). Threading: any thread; serialised with flushes. */
+int ts_db_delete(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
+		 int64_t maxt_ms, uint64_t *n_series, char *msg, size_t msg_len);
+
+/* Outcome of ts_db_clean_tombstones. */
+struct ts_clean_stats {
+	uint64_t n_before; /* tombstones (series ranges) before */
+	uint64_t n_after;  /* kept: the series still holds samples in range in memory */
+};
+/* Reclaims the space of deleted samples (Prometheus' clean_tombstones): checkpoints,
+ * rewrites every partition a tombstone intersects without the deleted samples (all its
+ * generations merged into one, copied into a fresh env), then removes the tombstones
+ * nothing stored can hit any more. A tombstone whose series still holds samples of its
+ * range in memory (the open head, the out-of-order buffer) stays: the head row and the
+ * WAL hold them too; a later call removes it once they reached a partition. Returns when
+ * done: 0, or the checkpoint's or a rewrite's error (-ENOMEM, -errno, TS_EIO, TS_EFULL;
+ * the tombstones then all stay and keep hiding the samples). st (may be NULL) is the
+ * caller's. Threading: any thread; blocks flushes while it runs. */
+int ts_db_clean_tombstones(struct ts_db *db, struct ts_clean_stats *st);
+
 /* ---- Label look-ups ---- */
 
 /* A list of distinct byte strings, sorted bytewise, owned by the list. */

@@ -509,9 +509,16 @@ static void note_result(struct ts_db *db, int checkpoint, int rc)
 
 int ts__writer_flush(struct ts_db *db, int checkpoint)
 {
+	pthread_mutex_lock(&db->fmu);
+	int rc = ts__writer_flush_locked(db, checkpoint);
+	pthread_mutex_unlock(&db->fmu);
+	return rc;
+}
+
+int ts__writer_flush_locked(struct ts_db *db, int checkpoint)
+{
 	struct flush f = { .checkpoint = checkpoint };
 	int rc = 0;
-	pthread_mutex_lock(&db->fmu);
 	if (checkpoint && (rc = capture_heads(db, &f)))
 		goto out;
 	if (checkpoint)
@@ -538,7 +545,6 @@ out:
 	if (rc && f.n_ents)
 		redirty_heads(db, &f);
 	note_result(db, checkpoint, rc);
-	pthread_mutex_unlock(&db->fmu);
 	ts_free(f.idx);
 	ts_free(f.ents);
 	ts_free(f.snaps.p);
