@@ -84,6 +84,9 @@ int ts_ops_routes(struct ts_app *app);
  * Grafana JSON datasource under /grafana/, as ts_ingest_routes does. Returns 0 or
  * -ENOMEM. */
 int ts_query_routes(struct ts_app *app);
+/* Registers the TSDB admin API (/api/v1/admin/tsdb/delete_series, clean_tombstones),
+ * as ts_ingest_routes does; only with --web.enable-admin-api. Returns 0 or -ENOMEM. */
+int ts_admin_routes(struct ts_app *app);
 
 /* Maps an engine error of a write to an HTTP status: 503 with a Retry-After header set on
  * resp for everything that is the store's trouble and may pass (-errno such as -ENOSPC

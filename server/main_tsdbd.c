@@ -55,6 +55,8 @@ static const char usage[] =
 	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
 	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
 	"  --log-level LEVEL         debug, info (default), warn, error\n"
+	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series and\n"
+	"                            clean_tombstones (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
 	"\n"
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
@@ -65,6 +67,7 @@ struct flags {
 	int64_t header_ms, body_ms, idle_ms;
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
+	int admin_api; /* --web.enable-admin-api */
 };
 
 #define F(field) offsetof(struct flags, field)
@@ -156,6 +159,16 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			exit(0);
+		}
+		/* Prometheus' boolean flag: bare, or =true / =false. */
+		if (!strcmp(a, "--web.enable-admin-api") ||
+		    !strcmp(a, "--web.enable-admin-api=true")) {
+			f->admin_api = 1;
+			continue;
+		}
+		if (!strcmp(a, "--web.enable-admin-api=false")) {
+			f->admin_api = 0;
+			continue;
 		}
 		if (strncmp(a, "--", 2) != 0) {
 			fprintf(stderr, "tsdbd: unexpected argument \"%s\" (see --help)\n", a);
@@ -291,6 +304,8 @@ int main(int argc, char **argv)
 		rc = ts_ingest_routes(&app);
 	if (rc == 0)
 		rc = ts_query_routes(&app);
+	if (rc == 0 && f.admin_api)
+		rc = ts_admin_routes(&app);
 	if (rc) {
 		ts_log(TS_LOG_ERROR, "cannot set up the server: %s", ts_strerror(rc));
 		ts_net_close(app.net);

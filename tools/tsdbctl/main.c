@@ -30,7 +30,8 @@
 	X(inspect)          \
 	X(verify)           \
 	X(export)           \
-	X(compact)
+	X(compact)          \
+	X(delete)
 
 #define DECLARE(name) extern const struct ctl_cmd ctl_cmd_##name;
 TSDBCTL_COMMANDS(DECLARE)
@@ -50,7 +51,7 @@ static const char usage_tail[] =
 	"  0  ok (verify: no problem found)\n"
 	"  1  verify found problems, or the command failed\n"
 	"  2  usage error\n"
-	"  3  the data directory is locked by a running server (export, compact)\n"
+	"  3  the data directory is locked by a running server (export, compact, delete)\n"
 	"  4  the directory is not a database (no DIR/index.mdb)\n";
 
 void ctl_usage(FILE *f)
