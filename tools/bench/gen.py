@@ -253,6 +253,90 @@ def gen_node(args, n_inst, n_scrapes, end_ms, man):
     }
 
 
+# ---- long dataset: a month of history at 60 s, for long-range dashboards -----------
+
+# instances per size; every size covers LONG_DAYS days at LONG_INTERVAL_MS
+LONG_SIZES = {"tiny": 2, "small": 25, "medium": 100, "large": 400}
+LONG_DAYS = 30
+LONG_INTERVAL_MS = 60000
+LONG_POINTS_PER_SERIES_REQ = 60  # one hour of one series per TimeSeries, as a backfill sends
+
+
+def long_series(inst):
+    """[(labels bytes prefix, kind, step)] of one instance: 16 series."""
+    base = [("instance", "host-%04d:9100" % inst), ("job", "long")]
+    out = []
+    for mode in ("idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"):
+        out.append(("long_cpu_seconds_total", [("mode", mode)], "counter", 30.0 if mode == "idle" else 3.0))
+    for dev in ("eth0", "eth1", "eth2", "eth3"):
+        out.append(("long_network_receive_bytes_total", [("device", dev)], "counter", 4e5))
+    out.append(("long_http_requests_total", [("code", "200")], "counter", 120.0))
+    out.append(("long_load1", [], "gauge", 0.2))
+    out.append(("long_memory_available_bytes", [], "gauge", 5e7))
+    out.append(("long_up", [], "const", 0.0))
+    res = []
+    for name, extra, kind, step in out:
+        labels = sorted([("__name__", name)] + base + extra)
+        prefix = b"".join(pb_bytes(1, pb_bytes(1, k.encode()) + pb_bytes(2, v.encode()))
+                          for k, v in labels)
+        res.append((prefix, kind, step))
+    return res
+
+
+def gen_long(args, n_inst, end_ms, man):
+    rng = random.Random(args.seed + 2)
+    n_points = LONG_DAYS * DAY_MS // LONG_INTERVAL_MS
+    start_ms = end_ms - (n_points - 1) * LONG_INTERVAL_MS
+    series = [long_series(i) for i in range(n_inst)]
+    state = [[(1.0 if kind == "const" else rng.uniform(1, 100) * step) for _, kind, step in ser]
+             for ser in series]
+    bw = BodyWriter(os.path.join(args.out, "long.rw1.bodies"), args.shards)
+    # An instance's series always go to the same shard (connection), so each series
+    # arrives in time order.
+    bufs = [[] for _ in range(args.shards)]
+    counts = [0] * args.shards
+    total, resets = 0, 0
+    pack_d = struct.Struct("<d").pack
+    for h0 in range(0, n_points, LONG_POINTS_PER_SERIES_REQ):
+        pts = range(h0, min(n_points, h0 + LONG_POINTS_PER_SERIES_REQ))
+        for i in range(n_inst):
+            reboot_at = h0 + rng.randrange(LONG_POINTS_PER_SERIES_REQ) if rng.random() < 0.02 else -1
+            if reboot_at >= 0:
+                resets += 1
+            sh = i % args.shards
+            for j, (prefix, kind, step) in enumerate(series[i]):
+                v = state[i][j]
+                smp = []
+                for k in pts:
+                    if kind == "counter":
+                        v = 0.0 if k == reboot_at else round(v + rng.expovariate(1.0 / step), 2)
+                    elif kind == "gauge":
+                        v = abs(round(v + rng.gauss(0, step), 3))
+                    ts = start_ms + k * LONG_INTERVAL_MS
+                    body = b"\x09" + pack_d(v) + b"\x10" + varint(ts)
+                    smp.append(b"\x12" + varint(len(body)) + body)
+                state[i][j] = v
+                ts_body = prefix + b"".join(smp)
+                bufs[sh].append(b"\x0a" + varint(len(ts_body)) + ts_body)
+                counts[sh] += len(pts)
+                total += len(pts)
+                if counts[sh] >= RW_SAMPLES_PER_REQ:
+                    bw.add(sh, counts[sh], snappy.compress(b"".join(bufs[sh])))
+                    bufs[sh], counts[sh] = [], 0
+    for sh in range(args.shards):
+        if counts[sh]:
+            bw.add(sh, counts[sh], snappy.compress(b"".join(bufs[sh])))
+    bw.close()
+    man["long"] = {
+        "file": "long.rw1.bodies", "protocol": "remote write 1.0 (snappy protobuf)",
+        "instances": n_inst, "points_per_series": n_points, "interval_ms": LONG_INTERVAL_MS,
+        "days": LONG_DAYS, "series": n_inst * len(series[0]), "samples": total,
+        "requests": bw.n, "body_bytes": bw.bytes, "shards": args.shards,
+        "start_ms": start_ms, "end_ms": end_ms, "reboots": resets,
+        "check_metric": "long_load1", "check_samples": n_inst * n_points,
+    }
+
+
 # ---- cpu dataset (TSBS cpu-only) ----------------------------------------------------
 
 REGIONS = [("us-east-1", ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"]),
@@ -347,6 +431,8 @@ def main():
         gen_node(args, n_inst, n_scrapes, end_ms, man)
     if "cpu" in only:
         gen_cpu(args, n_hosts, n_points, end_ms, man)
+    if "long" in only:
+        gen_long(args, LONG_SIZES[args.size], end_ms, man)
     man["gen_seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1)

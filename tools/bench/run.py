@@ -32,9 +32,11 @@ and prints Markdown tables of medians with tsdbd's ratio to each peer.
 describes closed partitions; Prometheus' is still WAL + head chunks).
 --disk-only measures just the disk figures: ingest, measure, flush, stop, measure; no
 queries, no crash recovery, no sender ceiling.
+--datasets long adds a month of 60 s history and 28-day dashboards asked with
+max_source_resolution=raw and =auto (tsdbd and VictoriaMetrics only).
 
 Usage: run.py [--size tiny|small|medium|large] [--repeat N] [--systems a,b,...]
-              [--datasets node,cpu] [--build DIR] [--out FILE.json] [--keep]
+              [--datasets node,cpu,long] [--build DIR] [--out FILE.json] [--keep]
               [--end-days-ago N] [--disk-only]
 Only 127.0.0.1; every process it starts is stopped by its own PID.
 """
@@ -67,7 +69,9 @@ NAMES = {"tsdbd": "tsdbd", "victoriametrics": "VictoriaMetrics", "prometheus": "
 # Which systems take which dataset: InfluxDB does not accept remote write, Prometheus
 # does not accept line protocol.
 DATASET_SYSTEMS = {"node": ["tsdbd", "victoriametrics", "prometheus"],
-                   "cpu": ["tsdbd", "victoriametrics", "influxdb"]}
+                   "cpu": ["tsdbd", "victoriametrics", "influxdb"],
+                   # a month of backfill: Prometheus' head refuses samples that old
+                   "long": ["tsdbd", "victoriametrics"]}
 
 RW_HEADERS = ["Content-Encoding: snappy", "Content-Type: application/x-protobuf",
               "X-Prometheus-Remote-Write-Version: 0.1.0"]
@@ -288,7 +292,7 @@ class System:
         return path
 
     def write_path(self, dataset):
-        return "/api/v1/write" if dataset == "node" else "/write?db=bench&precision=ms"
+        return "/write?db=bench&precision=ms" if dataset == "cpu" else "/api/v1/write"
 
     def query_params(self):
         return {}
@@ -399,6 +403,23 @@ def query_set(dataset, man):
         look = lookups(rng, ['node_cpu_seconds_total{instance="host-0001:9100"}',
                              '{instance="host-0002:9100"}'], "instance")
         look.append(("/api/v1/label/mode/values", dict(rng, **{"match[]": "node_cpu_seconds_total"})))
+    elif dataset == "long":
+        # Dashboards over the last 28 days at steps of 1 h and 6 h, each asked twice: with
+        # max_source_resolution=raw and =auto (Thanos' parameter; systems without
+        # downsampled tiers answer both from raw data).
+        end28 = {"start": "%.3f" % (end - 28 * 86400), "end": "%.3f" % end}
+        r1h, r6h = dict(end28, step="3600"), dict(end28, step="21600")
+        base = [
+            ("sum by (mode) (rate(long_cpu_seconds_total[1h]))", r1h),
+            ("sum(rate(long_http_requests_total[1h]))", r1h),
+            ("avg_over_time(long_load1[6h])", r6h),
+            ("max by (instance) (max_over_time(long_memory_available_bytes[6h]))", r6h),
+            ("sum(increase(long_network_receive_bytes_total[6h]))", r6h),
+            ("sum(count_over_time(long_up[6h]))", r6h),
+        ]
+        dash = [(q, dict(p, max_source_resolution=res)) for res in ("raw", "auto") for q, p in base]
+        look = lookups(rng, ['long_load1{instance="host-0001:9100"}', '{instance="host-0000:9100"}'],
+                       "instance")
     else:
         r60 = dict(rng, step="60")
         r300 = dict(rng, step="300")
@@ -416,7 +437,8 @@ def query_set(dataset, man):
     out = []
     for q, p in dash:
         path = "/api/v1/query_range" if "step" in p else "/api/v1/query"
-        out.append(("dashboard", q, path, dict(p, query=q)))
+        label = q + (" [%s]" % p["max_source_resolution"] if "max_source_resolution" in p else "")
+        out.append(("dashboard", label, path, dict(p, query=q)))
     for path, p in look:
         out.append(("lookup", path + " " + p.get("match[]", ""), path, p))
     return out, span_s
@@ -514,7 +536,7 @@ def run_one(args, name, dataset, man, dsdir):
         r["startup_s"] = time.monotonic() - t0
         s.prepare(h)
         cpu0 = proc_cpu_s(pid)
-        hdrs = RW_HEADERS if dataset == "node" else []
+        hdrs = [] if dataset == "cpu" else RW_HEADERS
         cmd = [args.benchsend, "--bodies", os.path.join(dsdir, m["file"]),
                "--target", "127.0.0.1:%d" % s.port, "--path", s.write_path(dataset),
                "--conns", str(args.conns), "--max-seconds", str(args.max_seconds)]
@@ -817,6 +839,28 @@ def versions():
         return []
 
 
+def long_range_table(res, systems):
+    """Per long-range query: each system's p50 with max_source_resolution=raw and =auto
+    (medians over runs), and how much faster auto is than raw."""
+    psys = [s for s in systems if SYSTEMS[s].promql and res.get(s)]
+    labels = [l for l in (res[psys[0]][0].get("per_query_p50_ms") or {}) if l.endswith(" [raw]")] if psys else []
+    if not labels:
+        return ""
+    head = ["query (28 days)"]
+    for s in psys:
+        head += ["%s raw, ms" % NAMES[s], "%s auto, ms" % NAMES[s], "%s raw / auto" % NAMES[s]]
+    out = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for l in labels:
+        q = l[:-len(" [raw]")]
+        cells = [q.replace("|", "\\|")]
+        for s in psys:
+            raw = statistics.median(r["per_query_p50_ms"][l] for r in res[s] if r.get("per_query_p50_ms"))
+            auto = statistics.median(r["per_query_p50_ms"][q + " [auto]"] for r in res[s] if r.get("per_query_p50_ms"))
+            cells += ["%.1f" % raw, "%.1f" % auto, "%.1f×" % (raw / auto if auto else 0)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def print_report(size, repeat, systems, datasets, man, results, ceiling, disk_only=False,
                  end_days_ago=0):
     what = [size, "medians of %d runs" % repeat]
@@ -828,6 +872,8 @@ def print_report(size, repeat, systems, datasets, man, results, ceiling, disk_on
     print("Machine: " + machine() + ". Peers (Debian packages): " + ", ".join(versions()) + ".\n")
     for ds in datasets:
         print(table(ds, results[ds], man, disk_only))
+        if ds == "long" and not disk_only:
+            print(long_range_table(results[ds], systems))
         if ceiling.get(ds) is not None:
             print("\nSender ceiling (same bodies into an in-process sink): {:,.0f} samples/s.\n".format(ceiling[ds]))
         else:
