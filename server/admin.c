@@ -2,8 +2,8 @@
  * admin.c - Prometheus' TSDB admin API, registered only with --web.enable-admin-api
  * (without it the paths answer 404, as Prometheus' do; a GET answers 405):
  *
- *   POST /api/v1/admin/tsdb/delete_series    match[] (one or more), start, end -> 204
- *   POST /api/v1/admin/tsdb/clean_tombstones -> 204
+ *   POST|PUT /api/v1/admin/tsdb/delete_series    match[] (one or more), start, end -> 204
+ *   POST|PUT /api/v1/admin/tsdb/clean_tombstones -> 204
  *
  * delete_series deletes the samples in [start, end] (default: all time) of every series
  * one of the selectors matches (tsdb.h, ts_db_delete); they are gone from every read
@@ -82,11 +82,15 @@ static void h_clean_tombstones(const struct ts_http_request *req, struct ts_net_
 
 int ts_admin_routes(struct ts_app *app)
 {
-	/* POST only (Prometheus also accepts PUT for delete_series; clients use POST). */
+	/* POST and PUT, as Prometheus registers both. */
 	static const struct ts_net_route_def r[] = {
 		{ "POST", "/api/v1/admin/tsdb/delete_series", 0, h_delete_series,
 		  "admin_delete_series" },
+		{ "PUT", "/api/v1/admin/tsdb/delete_series", 0, h_delete_series,
+		  "admin_delete_series" },
 		{ "POST", "/api/v1/admin/tsdb/clean_tombstones", 0, h_clean_tombstones,
+		  "admin_clean_tombstones" },
+		{ "PUT", "/api/v1/admin/tsdb/clean_tombstones", 0, h_clean_tombstones,
 		  "admin_clean_tombstones" },
 	};
 	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);

@@ -136,6 +136,9 @@ class AdminTest(unittest.TestCase):
             j = r.json()
             self.assertEqual(j["status"], "error")
             self.assertEqual(j["errorType"], "bad_data")
+        # PUT is served as POST (Prometheus registers both).
+        self.assertEqual(self.srv.request("PUT", DEL, params={"match[]": "temp{"}).status, 400)
+        self.assertEqual(self.srv.request("PUT", CLEAN).status, 204)
         self.check_all(False)
 
     def test_delete_then_every_read_path(self):
