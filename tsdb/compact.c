@@ -136,7 +136,7 @@ static int rewrite(struct ts_partition *p, const char *tmp, int cold, uint64_t *
 	struct ts_env *env = NULL;
 	struct ts_rtxn *r = NULL;
 	struct ts_batch *b = NULL;
-	unsigned chunks, meta, cblocks;
+	unsigned chunks, meta, cblocks, tiers;
 	uint64_t map, used;
 	ts_env_size(p->env, &map, &used);
 	struct ts_env_opts eo = { .map_bytes = used + (used >> 2) + (16u << 20) };
@@ -148,6 +148,8 @@ static int rewrite(struct ts_partition *p, const char *tmp, int cold, uint64_t *
 	if (rc == 0)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_COLD, 0, &cblocks);
 	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_TIERS, 0, &tiers);
+	if (rc == 0)
 		rc = ts_batch_new(&b);
 	if (rc == 0)
 		rc = ts_env_read_begin(p->env, &r);
@@ -158,6 +160,7 @@ static int rewrite(struct ts_partition *p, const char *tmp, int cold, uint64_t *
 	/* Tables are filled one after the other; append order holds within each. */
 	if ((rc = copy_table(r, p->chunks, env, b, chunks, NULL, n_records)) ||
 	    (rc = copy_table(r, p->cold, env, b, cblocks, NULL, n_records)) ||
+	    (rc = copy_table(r, p->tiers, env, b, tiers, NULL, n_records)) ||
 	    (rc = ts_env_apply(env, b)))
 		goto out;
 	ts_batch_reset(b);
@@ -289,6 +292,17 @@ static int convert_pinned(struct ts_db *db, struct ts_partition *p, int merge_al
 	int all_cold;
 	if ((rc = cold_state(p, &cold_bytes, &all_cold)))
 		return rc;
+	/* Tiers before the rewrite, so they are copied into the tight file with the rest. A
+	 * failure leaves the old tiers (stale by their record) and does not stop the
+	 * conversion's rewrite. */
+	if (all_cold && (how == RW_CLOSED || how == RW_FORCE) && ts__part_closed(db, p)) {
+		int state;
+		struct ts__tiers_rec rec;
+		int trc = ts__tiers_build(db, p, 0, &state, &rec);
+		if (trc)
+			ts_log(TS_LOG_WARN, "%s: building tiers failed: %s; tried again later",
+			       p->dir, ts_strerror(trc));
+	}
 	ts_env_size(p->env, &map, &used);
 	uint64_t live = ts_env_live_bytes(p->env);
 	uint64_t slack = live >> 3;
@@ -392,11 +406,19 @@ static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition
 	return done;
 }
 
+static int64_t closed_before_ms(const struct ts_db *db)
+{
+	return ts_wall_ms() - CLOSE_SLACK_MS - (db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
+}
+
+int ts__part_closed(const struct ts_db *db, const struct ts_partition *p)
+{
+	return p->end <= closed_before_ms(db);
+}
+
 int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 {
-	int64_t now = ts_wall_ms();
-	int64_t closed_before = now - CLOSE_SLACK_MS -
-				(db->o.ooo_window_ms > 0 ? db->o.ooo_window_ms : 0);
+	int64_t closed_before = closed_before_ms(db);
 	if (force)
 		return run(db, want_all, 0, max_parts, 1, RW_CLOSED);
 	int done = run(db, want_hot, HOT_BYTES, max_parts, 0, RW_LOOSE);
@@ -433,10 +455,96 @@ int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t)
 	return first;
 }
 
+/* Closed, whether cold or not. */
+static int want_closed_any(struct ts_db *db, struct ts_partition *p, int64_t closed_before)
+{
+	(void)db;
+	return p->end <= closed_before;
+}
+
+/* Closed and not cold, quiet or not. */
+static int want_closed_now(struct ts_db *db, struct ts_partition *p, int64_t closed_before)
+{
+	(void)db;
+	return atomic_load(&p->compacted) != 1 && p->end <= closed_before;
+}
+
+/* Builds the missing or stale tiers of every closed partition (db->fmu held). Returns
+ * the first failure; the other partitions are done. */
+static int tiers_pass(struct ts_db *db, ts_progress_fn progress, void *arg,
+		      struct ts_downsample_stats *st)
+{
+	int64_t closed_before = closed_before_ms(db);
+	uint64_t total = 0, done = 0;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	for (size_t i = 0; i < db->n_parts; i++)
+		total += (uint64_t)want_closed_any(db, db->parts[i], closed_before);
+	pthread_rwlock_unlock(&db->parts_mu);
+	int first = 0;
+	size_t from = 0;
+	struct ts_partition *p;
+	while ((p = pick(db, want_closed_any, closed_before, &from)) != NULL) {
+		int rc = busy(db, p) ? TS_ENOTFOUND : ts__part_pin(db, p, 0);
+		if (rc == 0) {
+			int state;
+			struct ts__tiers_rec rec;
+			uint64_t raw_bytes = 0;
+			int all_cold;
+			rc = ts__tiers_build(db, p, 0, &state, &rec);
+			if (rc == 0 && st && state != TS__TIERS_SKIPPED)
+				rc = cold_state(p, &raw_bytes, &all_cold);
+			if (rc == 0 && st) {
+				st->n_built += state == TS__TIERS_BUILT;
+				st->n_current += state == TS__TIERS_CURRENT;
+				st->n_skipped += state == TS__TIERS_SKIPPED;
+				if (state != TS__TIERS_SKIPPED) {
+					st->n_series += rec.n_series;
+					for (int k = 0; k < 2; k++) {
+						st->rows[k] += rec.rows[k];
+						st->bytes[k] += rec.bytes[k];
+					}
+					st->raw_bytes += raw_bytes;
+				}
+			}
+			ts__part_unpin(db, p);
+		} else if (rc == TS_ENOTFOUND) {
+			rc = 0; /* never written, or still taking a late write */
+			if (st)
+				st->n_skipped++;
+		}
+		if (rc) {
+			ts_log(TS_LOG_WARN, "%s: building tiers failed: %s", p->dir,
+			       ts_strerror(rc));
+			first = first ? first : rc;
+		}
+		ts__part_unref(db, p);
+		if (st)
+			st->n_parts++;
+		if (progress)
+			progress(arg, ++done, total);
+	}
+	return first;
+}
+
 int ts_db_compact(struct ts_db *db)
 {
 	pthread_mutex_lock(&db->fmu);
 	ts__compact_closed(db, 1 << 30, 1);
+	tiers_pass(db, NULL, NULL, NULL);
 	pthread_mutex_unlock(&db->fmu);
 	return 0;
+}
+
+int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
+		     struct ts_downsample_stats *st)
+{
+	if (st)
+		memset(st, 0, sizeof *st);
+	pthread_mutex_lock(&db->fmu);
+	/* Closed partitions not cold yet are converted first (their tiers are built on the
+	 * way); then every closed partition's tiers are checked. */
+	run(db, want_closed_now, closed_before_ms(db), 1 << 30, 1, RW_CLOSED);
+	int rc = tiers_pass(db, progress, arg, st);
+	pthread_mutex_unlock(&db->fmu);
+	return rc;
 }

@@ -116,6 +116,7 @@ struct ts_partition {
 	unsigned chunks;      /* table handles, valid while env is open */
 	unsigned meta;	      /* table: "cold", "gens" (compact.c, cold.c) */
 	unsigned cold;	      /* table: cold blocks (cold.c) */
+	unsigned tiers;	      /* table: downsampled tier blocks (tiers.c) */
 	int pins;	      /* users of env right now (db->open_mu); 0: it may be closed */
 	uint64_t last_use;    /* db->open_clock at the last pin, for LRU closing (db->open_mu) */
 	atomic_int compacted; /* 1 all cold and rewritten tightly since its last write, 0 not,
@@ -203,7 +204,8 @@ struct ts_db {
  *   metadata.c   metric metadata in memory and its rows              (metadata.h)
  *   index.c      the index env: load, series/postings/head/meta rows (uses registry,
  *                head, metadata)
- *   compact.c    rewriting closed partitions                          (uses partition)
+ *   tiers.c      downsampled tiers of closed partitions   (uses partition, cold, tombstone)
+ *   compact.c    rewriting closed partitions                 (uses partition, cold, tiers)
  *   writer.c     the writer thread: flush, checkpoint                 (uses all above)
  *   db.c         open/recover/close, append                           (uses all above)
  *   select.c, lookup.c  readers                              (use registry, partition)
@@ -381,6 +383,9 @@ int ts__compact_written(struct ts_db *db);
  * db->fmu held. Returns 0 or the first failure (the partitions that failed are left as
  * they were; the others are done). */
 int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t);
+/* Whether p is closed: its end is older than now - the out-of-order window - the slack
+ * compact.c gives writes before it converts a partition for good. */
+int ts__part_closed(const struct ts_db *db, const struct ts_partition *p);
 
 /* ---- cold.c ---- */
 
@@ -419,6 +424,29 @@ struct ts__cold_cache;
 int ts__cold_cache_new(size_t cap_bytes, struct ts__cold_cache **out);
 void ts__cold_cache_free(struct ts__cold_cache *c);
 void ts__cold_cache_stats(struct ts__cold_cache *c, uint64_t *hits, uint64_t *misses, size_t *mem);
+
+/* ---- tiers.c ---- */
+/* The "tiers" meta row of a partition (format.h). */
+struct ts__tiers_rec {
+	int have; /* 0: no row (no tiers built yet); the rest is then zero */
+	uint64_t gens_hash, tombs_hash;
+	uint32_t n_series;
+	uint64_t rows[2], bytes[2]; /* [0] 5m, [1] 1h */
+	uint32_t flags;		    /* TS_FORMAT_TIERS_FLAG_* */
+};
+/* Reads the row from a partition snapshot. 0 (out->have 0 when absent), TS_ECORRUPT, or
+ * the env's error. */
+int ts__tiers_read(struct ts_rtxn *r, unsigned meta, struct ts__tiers_rec *out);
+#define TS__TIERS_SKIPPED 0 /* not settled (hot chunks, several generations): nothing done */
+#define TS__TIERS_CURRENT 1 /* the tiers match the data: nothing done */
+#define TS__TIERS_BUILT 2   /* built and committed */
+/* Builds the tiers of p (pinned by the caller; closed) when they are absent or stale
+ * (or always, with force), replacing the old ones and the record in one transaction.
+ * *state says what happened; *rec receives the record now stored (CURRENT, BUILT).
+ * Writer thread only (db->fmu held). 0, -ENOMEM, TS_ECORRUPT, or the env's error (the
+ * old tiers then stay as they were). */
+int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *state,
+		    struct ts__tiers_rec *rec);
 
 /* ---- writer.c ---- */
 

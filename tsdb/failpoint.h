@@ -51,6 +51,9 @@
  *   clean.rewritten        delete.c: clean_tombstones rewrote the partitions, every
  *                          tombstone still listed
  *   clean.committed        delete.c: the tombstones nothing can hit are removed
+ *   tiers.before_commit    tiers.c: a partition's new tiers and record are built in
+ *                          memory, nothing committed (the old tiers stay)
+ *   tiers.committed        tiers.c: the new tiers and record committed
  *
  * The error points (name: the step that fails):
  *   flush.apply            writer.c: the transaction that writes chunks into a partition
@@ -58,6 +61,7 @@
  *   compact.rename_old     compact.c: renaming <part> to <part>.old
  *   compact.rename_new     compact.c: renaming <part>.compact to <part>
  *   cold.switch            cold.c: the transaction that lists a conversion's generation
+ *   tiers.commit           tiers.c: the transaction that replaces a partition's tiers
  *
  * Threading: ts__failpoint may be called from any thread; counting is atomic.
  * ts__failpoint_load must not race with other opens or with points being reached (the

@@ -19,7 +19,8 @@
  *   <dir>/wal/                       the write-ahead log (storage/wal.h)
  *   <dir>/raw/<start_ms>_<end_ms>/   one env per time partition [start, end), tables
  *                                    "chunks" (hot XOR chunks, storage/chunk.h), "cold"
- *                                    (cold blocks, storage/cold.h) and "meta"
+ *                                    (cold blocks, storage/cold.h), "tiers"
+ *                                    (downsampled tier blocks, below) and "meta"
  *   <dir>/raw/<...>.compact, .old    transient names of a compaction (tsdb/compact.c)
  *
  * Index env tables (format 2 keeps series and head rows in the group tables
@@ -310,6 +311,54 @@ struct ts_format_snap {
  * generation wins over the newer and over hot chunks (the order queries merge in).
  */
 #define TS_FORMAT_COLD_KEY_LEN 20
+
+/*
+ * Downsampled tiers of a partition (tsdb/tiers.c): the partition's raw samples, minus
+ * deleted ones, aggregated into 5-minute windows (ts_ds_raw) and those rows into 1-hour
+ * windows (ts_ds_aggr), stored as tier blocks (tsdb/downsample.h: a cold block of 7
+ * pseudo-series per series) of at most a few thousand rows or 256 series.
+ *
+ * "tiers" table key (9 bytes, memcmp order = resolution, then series):
+ *   | off | size | field                                          |
+ *   |-----|------|------------------------------------------------|
+ *   | 0   | 1    | resolution: 1 = 5 minutes, 2 = 1 hour          |
+ *   | 1   | 8    | id of the block's last series, u64 BE           |
+ * A series' rows of one resolution are in one block: the first key >= (res, X) holds
+ * series X if its first id <= X. Windows are floor-aligned to the resolution; a tier is
+ * built only when the partition width is a multiple of its resolution (so no window
+ * straddles two partitions), as the record's flags say.
+ *
+ * "tiers" meta row (TS_FORMAT_TIERS_REC_LEN bytes): what the tiers were built from.
+ *   | off | size | field                                                      |
+ *   |-----|------|------------------------------------------------------------|
+ *   | 0   | 1    | version (1)                                                |
+ *   | 1   | 8    | XXH3-64 of the "gens" row bytes at the build (of no bytes   |
+ *   |     |      | when absent), u64                                          |
+ *   | 9   | 8    | hash of the tombstones intersecting the partition (clipped |
+ *   |     |      | to it; 0: none), u64                                       |
+ *   | 17  | 4    | series with rows, u32                                      |
+ *   | 21  | 16   | rows of the 5m and 1h tiers, u64 each                      |
+ *   | 37  | 16   | block bytes of the 5m and 1h tiers, u64 each               |
+ *   | 53  | 4    | flags: TS_FORMAT_TIERS_FLAG_5M, _1H (the tier was built)   |
+ * The tiers are valid while the partition has no hot chunk and both hashes match its
+ * current "gens" row and tombstones: every conversion writes a new generation number,
+ * so a late write or backfill, once converted, makes them stale (rebuilt by the next
+ * closed-partition pass, ts_db_compact or ts_db_downsample); a stale or absent record
+ * means "no tiers", and readers use raw data. The rows and the record are replaced in one
+ * transaction. Neither the index format nor a partition format number changes: an
+ * absent table or row means no tiers yet, which every existing partition is, and older
+ * binaries ignore the table. A rewrite by an older binary drops the table but copies the
+ * row: a record counting rows over an empty table is stale too.
+ */
+#define TS_FORMAT_PART_TABLE_TIERS "tiers"
+#define TS_FORMAT_PART_META_TIERS "tiers"
+#define TS_FORMAT_TIER_KEY_LEN 9
+#define TS_FORMAT_TIER_RES_5M 1
+#define TS_FORMAT_TIER_RES_1H 2
+#define TS_FORMAT_TIERS_REC_VERSION 1
+#define TS_FORMAT_TIERS_REC_LEN 57
+#define TS_FORMAT_TIERS_FLAG_5M 0x1u
+#define TS_FORMAT_TIERS_FLAG_1H 0x2u
 #define TS_FORMAT_GENS_ENTRY_LEN 24
 #define TS_FORMAT_GENS_MAX 4096 /* a reader's bound on m */
 /* A partition directory is "<start_ms>_<end_ms>" (decimal, start < end); during a

@@ -76,6 +76,8 @@ static int env_open(struct ts_db *db, struct ts_partition *p)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &p->meta);
 	if (rc == 0)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_COLD, 0, &p->cold);
+	if (rc == 0)
+		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_TIERS, 0, &p->tiers);
 	if (rc == 0 && atomic_load(&p->compacted) < 0) {
 		struct ts_rtxn *r;
 		const void *v;

@@ -337,9 +337,37 @@ int ts_db_checkpoint(struct ts_db *db);
 
 /* Rewrites every closed partition (its end older than the out-of-order window plus an
  * hour) that took writes since it was last rewritten, in key order, so its LMDB pages
- * are full; the writer thread also does this in the background, one partition at a
- * time. Returns when done; failures are logged and leave partitions as they were.
+ * are full, and builds the missing or stale downsampled tiers of every closed partition
+ * (ts_db_downsample); the writer thread also does this in the background, one partition
+ * at a time. Returns when done; failures are logged and leave partitions as they were.
  * Returns 0. */
 int ts_db_compact(struct ts_db *db);
+
+/* Outcome of ts_db_downsample: closed partitions and their downsampled tiers. */
+struct ts_downsample_stats {
+	uint64_t n_parts;   /* closed partitions looked at */
+	uint64_t n_built;   /* whose tiers this call built (absent or stale before) */
+	uint64_t n_current; /* whose tiers were up to date */
+	uint64_t n_skipped; /* not settled (still taking late writes): no tiers now */
+	uint64_t n_series;  /* series with tier rows, summed over partitions with tiers */
+	uint64_t rows[2];   /* tier rows: [0] 5-minute, [1] 1-hour, over those partitions */
+	uint64_t bytes[2];  /* tier block bytes, likewise */
+	uint64_t raw_bytes; /* cold block bytes of the raw data of those partitions */
+};
+/* Progress of a long call: done of total steps. */
+typedef void (*ts_progress_fn)(void *arg, uint64_t done, uint64_t total);
+/* Builds the downsampled tiers (5-minute and 1-hour aggregates, tsdb/tiers.c; layout in
+ * format.h) of every closed partition where they are missing or stale: converts closed
+ * partitions that are not cold yet (as ts_db_compact does for them), then checks every
+ * closed partition's tier record against its data and tombstones and rebuilds those that
+ * do not match (each in one transaction). The writer does the same in the background
+ * as partitions close; this call is for databases written before, and for tools.
+ * progress (may be NULL) is called with arg after each partition, on the calling
+ * thread. st (may be NULL) is the caller's, zeroed first. Returns 0, or the first
+ * failure of a partition (-ENOMEM, TS_ECORRUPT, -errno, TS_EIO, TS_EFULL; that
+ * partition's old tiers stay, the others are done). Threading: any thread; blocks
+ * flushes while it runs. */
+int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
+		     struct ts_downsample_stats *st);
 
 #endif
