@@ -11,6 +11,11 @@
  *   so a backfill is converted again once it has been quiet for QUIET_MS.
  * - ts_db_close converts every partition written since open, so the data of a clean
  *   stop is at rest in cold form; ts_db_compact does all of it at once.
+ * - Tiers (tiers.c): once a closed partition is all cold in one generation (or
+ *   clean_tombstones rewrote it), its downsampled tiers are built or rebuilt when stale,
+ *   before the rewrite so they are copied tightly too. ts_db_compact and
+ *   ts_db_downsample also check every closed partition's tiers (a deletion makes them
+ *   stale without any conversion).
  *
  * Why the rewrite: LMDB never shrinks its file, and a conversion frees every page the
  * hot chunks held. Copying every record in key order into a fresh env with MDB_APPEND

@@ -18,6 +18,7 @@ by hand too, as zstd frames of raw (stored) blocks, so it needs no zstd module.
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -412,6 +413,8 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(out, "")
         rc, out, err = ctl("compact", "--data-dir", self.data)
         self.assertEqual(rc, 3, err)
+        rc, out, err = ctl("downsample", "--data-dir", self.data)
+        self.assertEqual(rc, 3, err)
 
     # -- stopped
 
@@ -502,6 +505,9 @@ class TsdbctlTest(unittest.TestCase):
                          sum(len(v) for v in self.expected.values()) + 1)
         for p in j["partitions"]:
             self.assertTrue(p["compacted"], p)
+            # closed: tiers built by the compaction
+            self.assertGreater(p["tiers"]["5m_bytes"], 0, p)
+            self.assertGreater(p["tiers"]["1h_bytes"], 0, p)
             # compacted: all cold, in one generation merged from the others
             self.assertEqual(p["chunks"], 0, p)
             self.assertEqual(p["cold"]["generations"], 1, p)
@@ -512,6 +518,19 @@ class TsdbctlTest(unittest.TestCase):
         rc, out, err = ctl("export", "--data-dir", self.data)
         self.assertEqual(rc, 0, err)
         self.assertEqual(out, self.export_text)
+        # compaction built the tiers of the three closed partitions: downsample finds
+        # them up to date and reports their size
+        rc, out, err = ctl("downsample", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(": 3 closed partitions: 0 built, 3 up to date, 0 skipped", out)
+        for tier, windows in (("5m", 720), ("1h", 60)):
+            m = re.search(r"tier %s: (\d+) rows, (\d+) bytes" % tier, out)
+            self.assertTrue(m, out)
+            # 60 h of 1-minute samples: 720 five-minute and 60 one-hour windows a series
+            # (one series is shorter)
+            self.assertGreater(int(m.group(1)), (N_SERIES - 1) * windows, out)
+            self.assertLessEqual(int(m.group(1)), N_SERIES * windows, out)
+            self.assertGreater(int(m.group(2)), 0, out)
 
     def test_6_corrupt_chunk(self):
         d = os.path.join(self.tmp, "corrupt_chunk")
@@ -796,7 +815,7 @@ class TsdbctlTest(unittest.TestCase):
     def test_8_usage(self):
         rc, out, err = ctl("--help")
         self.assertEqual(rc, 0)
-        for word in ("inspect", "verify", "export", "compact", "Exit codes"):
+        for word in ("inspect", "verify", "export", "compact", "downsample", "Exit codes"):
             self.assertIn(word, out)
         self.assertNotIn("backup", out)
         self.assertEqual(ctl()[0], 2)
@@ -808,7 +827,7 @@ class TsdbctlTest(unittest.TestCase):
         empty = os.path.join(self.tmp, "empty")
         os.mkdir(empty)
         missing = os.path.join(self.tmp, "missing")
-        for cmd in ("inspect", "verify", "export", "compact"):
+        for cmd in ("inspect", "verify", "export", "compact", "downsample"):
             rc, out, err = ctl(cmd, "--data-dir", empty)
             self.assertEqual(rc, 4, cmd + err)
             self.assertIn("not a database", err)

@@ -6,8 +6,9 @@
  * the files in DIR/wal), index bytes in use, postings keys and entries, metadata
  * families, head snapshots (series and samples of the open chunks at the last
  * checkpoint); per partition its range, hot chunks, cold blocks, samples, LMDB bytes in
- * use, bytes/sample and whether it is compacted (marked cold: all in one generation and
- * rewritten tightly); and the top N metric names and label names by series, counted
+ * use, bytes/sample, whether it is compacted (marked cold: all in one generation and
+ * rewritten tightly) and the bytes of its 5m and 1h tiers (from the meta "tiers" row,
+ * tsdb/tiers.c); and the top N metric names and label names by series, counted
  * from the postings table alone (its keys sort by label name, then value, so one pass
  * aggregates both). --json prints the same as one object.
  *
@@ -137,6 +138,8 @@ struct part_stats {
 	const struct ctl_part *p;
 	int gone, has_error;
 	int compacted; /* the meta "cold" mark */
+	int has_tiers; /* the meta "tiers" row: its tier bytes (5m, 1h) */
+	uint64_t tier_bytes[2];
 	uint64_t chunks, hot_samples, payload_bytes, used_bytes, bad_records;
 	/* cold: the listed generations, by level; their blocks */
 	size_t n_gens;
@@ -503,8 +506,16 @@ static int inspect_part(struct ctl_ro *db, struct part_stats *s)
 	ts_env_size(pe.env, &map, &s->used_bytes);
 	if ((rc = ts_env_read_begin(pe.env, &r)) == 0) {
 		const char *ck = TS_FORMAT_PART_META_COLD;
+		const char *tk = TS_FORMAT_PART_META_TIERS;
 		if (pe.has_meta)
 			s->compacted = ts_env_get(r, pe.meta, ck, strlen(ck), &v, &vl) == 0;
+		/* The record's counts (format.h); verify is the one to doubt them. */
+		if (pe.has_meta && ts_env_get(r, pe.meta, tk, strlen(tk), &v, &vl) == 0 &&
+		    vl == TS_FORMAT_TIERS_REC_LEN) {
+			s->has_tiers = 1;
+			s->tier_bytes[0] = ts_format_get_le64((const uint8_t *)v + 37);
+			s->tier_bytes[1] = ts_format_get_le64((const uint8_t *)v + 45);
+		}
 		if (pe.has_chunks)
 			rc = ctl_scan(r, pe.chunks, chunk_row, s);
 		if (rc == 0)
@@ -571,6 +582,9 @@ static int part_sum(struct part_stats *t, const struct part_stats *s)
 	t->cold_blocks += s->cold_blocks;
 	t->cold_samples += s->cold_samples;
 	t->cold_bytes += s->cold_bytes;
+	t->has_tiers |= s->has_tiers;
+	t->tier_bytes[0] += s->tier_bytes[0];
+	t->tier_bytes[1] += s->tier_bytes[1];
 	t->bad_blocks += s->bad_blocks;
 	t->leftover_blocks += s->leftover_blocks;
 	t->leftover_bytes += s->leftover_bytes;
@@ -650,6 +664,11 @@ static void print_part_detail(const struct part_stats *s)
 		       s->cold_samples, a, b);
 	} else {
 		printf("none");
+	}
+	if (s->has_tiers) {
+		ctl_fmt_bytes(a, sizeof a, s->tier_bytes[0]);
+		ctl_fmt_bytes(c, sizeof c, s->tier_bytes[1]);
+		printf("; tiers: 5m %s, 1h %s", a, c);
 	}
 	if (s->leftover_blocks) {
 		ctl_fmt_bytes(a, sizeof a, s->leftover_bytes);
@@ -840,8 +859,13 @@ static void print_part_json(FILE *f, const struct part_stats *s)
 		ctl_fmt_time(a, sizeof a, s->data_max);
 		fprintf(f, ",\"data_max\":\"%s\"", a);
 	}
-	fprintf(f, ",\"bad_records\":%" PRIu64 ",\"compacted\":%s}", s->bad_records,
+	fprintf(f, ",\"bad_records\":%" PRIu64 ",\"compacted\":%s", s->bad_records,
 		s->compacted ? "true" : "false");
+	if (s->has_tiers)
+		fprintf(f, ",\"tiers\":{\"5m_bytes\":%" PRIu64 ",\"1h_bytes\":%" PRIu64 "}}",
+			s->tier_bytes[0], s->tier_bytes[1]);
+	else
+		fprintf(f, ",\"tiers\":null}");
 }
 
 static void inspect_print_json(const struct ctl_ro *db, const struct inspect *in, size_t top)

@@ -5,15 +5,18 @@
  *   tsdbctl verify  --data-dir DIR
  *   tsdbctl export  --data-dir DIR [--match SELECTOR]... [--start T] [--end T]
  *   tsdbctl compact --data-dir DIR
+ *   tsdbctl downsample --data-dir DIR
  *
  * This file is the front door: the command table, the usage text (its head, each
  * command's own lines in table order, the exit codes) and the global flags (--help, and
  * the log level: warnings only unless TS_LOG_LEVEL says otherwise). Each command lives
- * in its own file (inspect.c, verify.c, export.c, compact.c) and parses its own options
- * with common.c's parser; tsdbctl.h says what the files share.
+ * in its own file (inspect.c, verify.c, export.c, compact.c, delete.c, downsample.c)
+ * and parses its own options with common.c's parser; tsdbctl.h says what the files
+ * share.
  *
- * inspect and verify read while a server runs (read-only LMDB readers); export and
- * compact open the database and need the server stopped (exit 3 while it runs).
+ * inspect and verify read while a server runs (read-only LMDB readers); export,
+ * compact, delete and downsample open the database and need the server stopped (exit 3
+ * while it runs).
  *
  * A new command is one file defining `<name>_help`, `<name>_main` and
  * `CTL_COMMAND(<name>);` (tsdbctl.h), and one line in TSDBCTL_COMMANDS below.
@@ -31,7 +34,8 @@
 	X(verify)           \
 	X(export)           \
 	X(compact)          \
-	X(delete)
+	X(delete)           \
+	X(downsample)
 
 #define DECLARE(name) extern const struct ctl_cmd ctl_cmd_##name;
 TSDBCTL_COMMANDS(DECLARE)
@@ -51,7 +55,7 @@ static const char usage_tail[] =
 	"  0  ok (verify: no problem found)\n"
 	"  1  verify found problems, or the command failed\n"
 	"  2  usage error\n"
-	"  3  the data directory is locked by a running server (export, compact, delete)\n"
+	"  3  the data directory is locked by a running server (export, compact, delete, downsample)\n"
 	"  4  the directory is not a database (no DIR/index.mdb)\n";
 
 void ctl_usage(FILE *f)
