@@ -10,7 +10,7 @@
  * (a new series in the older partition, which must appear), after a deletion (the range
  * must be gone from the rebuilt tiers), after clean_tombstones, and after a kill -9 at
  * each tiers failpoint (the old tiers or the new, each matching its record, then the new
- * after the next compaction). Also prints the tiers' size as a share of the raw cold
+ * after the next compaction). A 90-minute partition width gets 5m tiers only. Also prints the tiers' size as a share of the raw cold
  * blocks and asserts a bound (TIERS_MAX_SHARE).
  */
 #include <math.h>
@@ -411,6 +411,77 @@ static void test_crash(void **state)
 	}
 }
 
+/* A partition width that is a multiple of 5 minutes but not of an hour (90 min): 5m
+ * tiers only, exact, and the record says so; no 1h window straddles two partitions. */
+static void test_width(void **state)
+{
+	(void)state;
+	const int64_t width = 90 * 60000;
+	struct ts_db *db;
+	struct ts_db_opts o = { 0 };
+	o.flush_interval_ms = 3600000;
+	o.checkpoint_interval_ms = 3600000;
+	o.partition_ms = width;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	append_series(db, 2, 0, 3 * width / STEP);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	assert_int_equal(ts_db_compact(db), 0);
+	assert_int_equal(ts_db_close(db), 0);
+	struct ts_ds_row *want = malloc(1000 * sizeof *want), *got = malloc(1000 * sizeof *got);
+	int64_t t[400];
+	uint64_t v[400];
+	assert_true(want && got && width / STEP <= 400);
+	for (int p = 0; p < 3; p++) {
+		char path[4200];
+		int64_t start = T0 + p * width; /* T0 is a multiple of 90 min too */
+		snprintf(path, sizeof path, "%s/raw/%lld_%lld", dir, (long long)start,
+			 (long long)(start + width));
+		struct ts_env *env;
+		struct ts_env_opts eo = { .map_bytes = 64u << 20 };
+		assert_int_equal(ts_env_open(path, &eo, &env), 0);
+		unsigned tiers, meta;
+		assert_int_equal(ts_env_table(env, TS_FORMAT_PART_TABLE_TIERS, 0, &tiers), 0);
+		assert_int_equal(ts_env_table(env, TS_FORMAT_PART_TABLE_META, 0, &meta), 0);
+		struct ts_rtxn *r;
+		assert_int_equal(ts_env_read_begin(env, &r), 0);
+		const void *rv;
+		size_t rl;
+		assert_int_equal(ts_env_get(r, meta, TS_FORMAT_PART_META_TIERS,
+					    strlen(TS_FORMAT_PART_META_TIERS), &rv, &rl),
+				 0);
+		assert_int_equal(rl, TS_FORMAT_TIERS_REC_LEN);
+		assert_int_equal(ts_format_get_le32((const uint8_t *)rv + 53),
+				 TS_FORMAT_TIERS_FLAG_5M);
+		assert_int_equal(ts_format_get_le64((const uint8_t *)rv + 29), 0); /* 1h rows */
+		struct ts_cursor *c;
+		assert_int_equal(ts_cursor_open(r, tiers, &c), 0);
+		assert_int_equal(ts_cursor_seek(c, NULL, 0), 0);
+		const void *k, *bv;
+		size_t kl, bl;
+		assert_int_equal(ts_cursor_get(c, &k, &kl, &bv, &bl), 0);
+		assert_int_equal(((const uint8_t *)k)[0], TS_FORMAT_TIER_RES_5M);
+		struct ts_cold_block *b;
+		assert_int_equal(ts_cold_open(bv, bl, &b), 0);
+		struct ts_ds_agg ga, wa;
+		assert_int_equal(ts_ds_tier_decode(b, 1, got, 1000, &ga), 0);
+		size_t n = 0;
+		for (int64_t j = p * width / STEP; j < (p + 1) * width / STEP; j++)
+			if (sample_of(2, j, &v[n]))
+				t[n++] = T0 + j * STEP;
+		assert_int_equal(ts_ds_raw(t, v, n, TS_DS_RES_5M_MS, want, 1000, &wa), 0);
+		assert_int_equal(wa.n_rows, width / TS_DS_RES_5M_MS);
+		agg_eq(&ga, &wa, 2, 1);
+		ts_cold_free(b);
+		assert_int_equal(ts_cursor_next(c), TS_ENOTFOUND); /* one block, no 1h one */
+		ts_cursor_close(c);
+		ts_env_read_end(r);
+		ts_env_close(env);
+	}
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_width, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
