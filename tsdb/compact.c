@@ -56,6 +56,7 @@
 #define QUIET_MS 60000		/* a closed partition untouched by writes for this long */
 #define HOT_BYTES (8u << 20)	/* an open partition's hot chunks converted at this size */
 #define WASTE_BYTES (64u << 10) /* rewrite when the file exceeds its data by this much */
+#define CLOSE_BUDGET_MS 20000	/* a clean stop converts closed partitions for this long */
 
 /* How hard a conversion tries to leave a tight file behind. */
 enum rewrite {
@@ -430,11 +431,35 @@ int ts__compact_closed(struct ts_db *db, int max_parts, int force)
 	return done + run(db, want_closed, closed_before, max_parts - done, 1, RW_CLOSED);
 }
 
+/* Closed and known not to be cold: its env was opened in this run (read by a query, or
+ * written by a WAL replay after a crash) and found with hot chunks or several
+ * generations. Partitions never opened in this run are not opened just to find out. */
+static int want_warm_closed(struct ts_db *db, struct ts_partition *p, int64_t closed_before)
+{
+	(void)db;
+	return atomic_load(&p->compacted) == 0 && p->end <= closed_before;
+}
+
 int ts__compact_written(struct ts_db *db)
 {
-	/* Partitions written since open: converted (tiers merged as due), rewritten when
-	 * their file is well above their data. */
-	return run(db, want_hot, 1, 1 << 30, 0, RW_TIGHT);
+	/* Closed partitions first, made cold for good (tiers included), one at a time
+	 * within CLOSE_BUDGET_MS: after a crash the background pass may not have reached
+	 * them before this stop, and a stop must not take unbounded time (what is left is
+	 * done by the next start's background pass). */
+	int64_t closed_before = closed_before_ms(db), t0 = ts_mono_ms();
+	int n = 0;
+	size_t from = 0;
+	struct ts_partition *p;
+	while (ts_mono_ms() - t0 < CLOSE_BUDGET_MS &&
+	       (p = pick(db, want_warm_closed, closed_before, &from)) != NULL) {
+		if (!busy(db, p) && convert_one(db, p, 1, RW_CLOSED) != 0)
+			atomic_store(&p->compacted, 1); /* logged; the next start tries again */
+		ts__part_unref(db, p);
+		n++;
+	}
+	/* Then partitions written since open: converted (tiers merged as due), rewritten
+	 * when their file is well above their data. */
+	return n + run(db, want_hot, 1, 1 << 30, 0, RW_TIGHT);
 }
 
 static int want_tomb(struct ts_db *db, struct ts_partition *p, int64_t arg)
