@@ -19,16 +19,6 @@
 #include "server/app.h"
 #include "storage/err.h"
 
-static void engine_error(struct ts_net_response *resp, int rc, const char *msg)
-{
-	if (rc == TS_EINVALID)
-		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg && msg[0] ? msg : "invalid matcher");
-	else if (rc == -ENOMEM)
-		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
-	else
-		ts_api_error(resp, TS_API_INTERNAL, "%s", ts_strerror(rc));
-}
-
 static void h_delete_series(const struct ts_http_request *req, struct ts_net_response *resp,
 			    void *arg)
 {
@@ -58,7 +48,7 @@ static void h_delete_series(const struct ts_http_request *req, struct ts_net_res
 		int rc = ts_db_delete(app->db, sel[i].m, sel[i].n, start, end, NULL, msg,
 				      sizeof msg);
 		if (rc) {
-			engine_error(resp, rc, msg);
+			ts_api_engine_error(resp, rc, msg);
 			goto out;
 		}
 	}
@@ -75,7 +65,7 @@ static void h_clean_tombstones(const struct ts_http_request *req, struct ts_net_
 	(void)req;
 	int rc = ts_db_clean_tombstones(app->db, NULL);
 	if (rc)
-		engine_error(resp, rc, NULL);
+		ts_api_engine_error(resp, rc, NULL);
 	else
 		ts_net_respond(resp, 204, NULL, 0);
 }

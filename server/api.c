@@ -203,16 +203,6 @@ static void lookup_end(struct lookup *l)
 	ts_params_fini(&l->p);
 }
 
-static void engine_error(struct ts_net_response *resp, int rc, const char *msg)
-{
-	if (rc == TS_EINVALID)
-		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg && msg[0] ? msg : "invalid matcher");
-	else if (rc == -ENOMEM)
-		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
-	else
-		ts_api_error(resp, TS_API_INTERNAL, "%s", ts_strerror(rc));
-}
-
 static void h_series(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
@@ -230,7 +220,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 	int rc = ts_selector_union(app->db, l.sel, l.n_sel, l.start, l.end, ranged, &u, msg,
 				   sizeof msg);
 	if (rc) {
-		engine_error(resp, rc, msg);
+		ts_api_engine_error(resp, rc, msg);
 		goto out;
 	}
 	struct ts_sbuf b;
@@ -289,7 +279,7 @@ static void answer_strings(struct ts_net_response *resp, struct ts_app *app, str
 	if (rc == 0 && total && !(all = ts_malloc(total * sizeof *all)))
 		rc = -ENOMEM;
 	if (rc) {
-		engine_error(resp, rc, msg);
+		ts_api_engine_error(resp, rc, msg);
 		goto out;
 	}
 	size_t n = 0;
@@ -424,7 +414,7 @@ static void h_metadata(const struct ts_http_request *req, struct ts_net_response
 	int rc = ts_db_metadata(app->db, metric && *metric ? metric : NULL, md_one, &a);
 	if (rc < 0) {
 		ts_sbuf_fini(&b);
-		engine_error(resp, rc, NULL);
+		ts_api_engine_error(resp, rc, NULL);
 		goto out;
 	}
 	ts_sbuf_str(&b, "}");
@@ -546,7 +536,7 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 			pairs[np++] = &l[k];
 	}
 	if (rc) {
-		engine_error(resp, rc, NULL);
+		ts_api_engine_error(resp, rc, NULL);
 		goto out;
 	}
 	if (np)

@@ -60,6 +60,16 @@ void ts_api_error(struct ts_net_response *resp, enum ts_api_errtype t, const cha
 	ts_net_respond(resp, errtypes[t].status, body, len);
 }
 
+void ts_api_engine_error(struct ts_net_response *resp, int rc, const char *msg)
+{
+	if (rc == TS_EINVALID)
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg && msg[0] ? msg : "invalid matcher");
+	else if (rc == -ENOMEM)
+		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
+	else
+		ts_api_error(resp, TS_API_INTERNAL, "%s", ts_strerror(rc));
+}
+
 enum ts_api_errtype ts_api_eval_errtype(int rc, const struct ts_qerr *err)
 {
 	switch (err->type) {

@@ -64,6 +64,11 @@ enum ts_api_errtype {
 void ts_api_error(struct ts_net_response *resp, enum ts_api_errtype t, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Answers a failed engine call (tsdb.h): TS_EINVALID is bad_data with msg (the engine's
+ * message; "invalid matcher" when empty or NULL), -ENOMEM unavailable, anything else
+ * internal with the code's text. */
+void ts_api_engine_error(struct ts_net_response *resp, int rc, const char *msg);
+
 /* The envelope error type of a failed evaluation (query/query.h's ts_query_*): from
  * err->type when set, else from the code (TS_EINVALID bad_data, -ETIMEDOUT timeout,
  * -ECANCELED canceled, -ENOMEM and TS_ECORRUPT internal, anything else execution). */
