@@ -4,11 +4,12 @@ written by a real tsdbd: data goes in through /api/v1/import (JSON lines) and re
 write (a stale marker and metadata); inspect and verify run while the server runs (hot
 XOR chunks, index format 2 with group rows), and a consistent copy of that state is
 taken with mdb_copy; the clean stop converts every partition to cold blocks, which
-inspect shows and verify checks; then export and compact. Then records are corrupted
-in copies of the data directory with LMDB's own mdb_dump/mdb_load (lmdb-utils): a chunk
-record, a cold block, the "gens" row, a postings entry, series and group rows; verify
-must name each problem and exit 1, and leftover blocks of an unlisted generation must
-be a note, not a problem. The golden format-1 directory (tests/data/golden/db-v1) must
+inspect shows and verify checks; then export and compact (which builds the downsampled
+tiers), and a deletion (a tombstone) in a copy, whose tier blocks and tombstones verify
+checks. Then records are corrupted in copies of the data directory with LMDB's own
+mdb_dump/mdb_load (lmdb-utils): a chunk record, a cold block, a tier block, the "gens"
+row, a postings entry, series and group rows; verify must name each problem and exit 1,
+and leftover blocks of an unlisted generation must be a note, not a problem. The golden format-1 directory (tests/data/golden/db-v1) must
 verify clean.
 
 The remote-write body is built by hand (protobuf wire format, snappy literal-only
@@ -532,6 +533,62 @@ class TsdbctlTest(unittest.TestCase):
             self.assertLessEqual(int(m.group(1)), N_SERIES * windows, out)
             self.assertGreater(int(m.group(2)), 0, out)
 
+    def test_5b_tiers_and_tombstones(self):
+        """A copy with the tiers test_5's compaction built and a deletion: verify checks
+        the tier blocks and the tombstones; a corrupt tier block is a problem."""
+        d = self.copy_data("tiers")
+        rc, out, err = ctl("delete", "--data-dir", d, "--match", 'temp_celsius{instance="i0"}',
+                           "--start", str((T0 + DAY) // 1000),
+                           "--end", str((T0 + 2 * DAY) // 1000))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("series matched: 1", out)
+        # the deletion made the tiers of the partition it touches stale: rebuild them
+        rc, out, err = ctl("downsample", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = ctl("inspect", "--data-dir", d, "--json")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["tombstones"], 1, out)
+        rc, out, err = ctl("inspect", "--data-dir", d)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("tombstones       1 deleted range\n", out)
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(": OK", out)
+        m = re.search(r" (\d+) tier blocks \((\d+) series\), 1 tombstones", out)
+        self.assertTrue(m, out)
+        # two tiers of every series in each of the three partitions
+        self.assertGreaterEqual(int(m.group(1)), 6, out)
+        self.assertGreaterEqual(int(m.group(2)), 3 * 2 * (N_SERIES - 1), out)
+        # the undeleted data directory has tiers and no tombstone
+        rc, out, err = ctl("verify", "--data-dir", self.data)
+        self.assertEqual(rc, 0, out + err)
+        self.assertRegex(out, r" [1-9]\d* tier blocks \([1-9]\d* series\), 0 tombstones: OK")
+
+        # one byte of a tier block's body changed (LMDB's dump and load, as above)
+        part = sorted(os.listdir(os.path.join(d, "raw")))[0]
+        state = {}
+
+        def flip(dump):
+            first, end = section(dump, "tiers")
+            self.assertGreater(end, first, "no tier block to corrupt")
+            key, val = dump[first], dump[first + 1]
+            pos = 1 + 2 * 64 + 10  # leading space, 64-byte header, into the body
+            c = val[pos]
+            dump[first + 1] = val[:pos] + ("0" if c != "0" else "1") + val[pos + 1:]
+            state["key"] = bytes.fromhex(key.strip())
+            return dump
+
+        mdb_roundtrip(os.path.join(d, "raw", part), flip)
+        res, last_id = struct.unpack(">BQ", state["key"])
+        rc, out, err = ctl("verify", "--data-dir", d)
+        self.assertEqual(rc, 1, out + err)
+        lines = problems(out)
+        self.assertEqual(len(lines), 1, out)
+        self.assertIn("raw/%s tier block (resolution %d, series %d)" % (part, res, last_id),
+                      lines[0])
+        self.assertIn("CRC32C mismatch", lines[0])
+        self.assertIn("1 problem", out)
+
     def test_6_corrupt_chunk(self):
         d = os.path.join(self.tmp, "corrupt_chunk")
         shutil.copytree(self.hot, d)
@@ -782,7 +839,8 @@ class TsdbctlTest(unittest.TestCase):
         rc, out, err = ctl("verify", "--data-dir", d)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("6 series", out)
-        self.assertIn("16 chunks, 1157 samples, 0 cold blocks, 0 cold samples: OK", out)
+        self.assertIn("16 chunks, 1157 samples, 0 cold blocks, 0 cold samples, 0 tier blocks "
+                      "(0 series), 0 tombstones: OK", out)
         rc, out, err = ctl("inspect", "--data-dir", d, "--json")
         self.assertEqual(rc, 0, err)
         j = json.loads(out)

@@ -357,6 +357,7 @@ static int ro_tables(struct ctl_ro *db, const char *path)
 	db->has_heads = ro_table(db, TS_FORMAT_TABLE_HEADS, &db->t_heads);
 	db->has_head_groups = ro_table(db, TS_FORMAT_TABLE_HEAD_GROUPS, &db->t_head_groups);
 	db->has_metadata = ro_table(db, TS_FORMAT_TABLE_METADATA, &db->t_metadata);
+	db->has_tombstones = ro_table(db, TS_FORMAT_TABLE_TOMBSTONES, &db->t_tombstones);
 	return EXIT_OK;
 }
 
@@ -452,6 +453,7 @@ int ctl_part_open(const struct ctl_ro *db, const struct ctl_part *p, struct ctl_
 	pe->has_chunks = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_CHUNKS, 0, &pe->chunks) == 0;
 	pe->has_meta = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_META, 0, &pe->meta) == 0;
 	pe->has_cold = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_COLD, 0, &pe->cold) == 0;
+	pe->has_tiers = ts_env_table(pe->env, TS_FORMAT_PART_TABLE_TIERS, 0, &pe->tiers) == 0;
 	return 0;
 }
 

@@ -4,8 +4,8 @@
  * It opens the index env and each partition env read-only (common.c) and reports: the
  * format, partition width, series (and next id), checkpoint LSN, WAL size (the sum of
  * the files in DIR/wal), index bytes in use, postings keys and entries, metadata
- * families, head snapshots (series and samples of the open chunks at the last
- * checkpoint); per partition its range, hot chunks, cold blocks, samples, LMDB bytes in
+ * families, tombstones (deleted ranges), head snapshots (series and samples of the open
+ * chunks at the last checkpoint); per partition its range, hot chunks, cold blocks, samples, LMDB bytes in
  * use, bytes/sample, whether it is compacted (marked cold: all in one generation and
  * rewritten tightly) and the bytes of its 5m and 1h tiers (from the meta "tiers" row,
  * tsdb/tiers.c); and the top N metric names and label names by series, counted
@@ -157,6 +157,7 @@ struct group_stats {
 
 struct inspect {
 	uint64_t n_series, n_metadata, n_heads, head_samples;
+	uint64_t n_tombstones; /* rows of the tombstones table: deleted ranges */
 	uint64_t n_series_rows, n_head_rows;
 	struct group_stats series_groups, head_groups;
 	uint64_t wal_bytes, wal_files, index_used;
@@ -394,6 +395,8 @@ static int inspect_index(struct ctl_ro *db, struct inspect *in)
 	ctl_group_fini(&w.gc);
 	if (!rc && db->has_metadata)
 		rc = ctl_count_rows(w.r, db->t_metadata, &in->n_metadata);
+	if (!rc && db->has_tombstones)
+		rc = ctl_count_rows(w.r, db->t_tombstones, &in->n_tombstones);
 	if (!rc)
 		rc = inspect_postings(db, w.r, in);
 	ts_env_read_end(w.r);
@@ -643,6 +646,8 @@ static void print_summary_text(const struct ctl_ro *db, const struct inspect *in
 		       " group rows do not unpack: run tsdbctl verify)\n",
 		       sg->bad_rows + hg->bad_rows);
 	printf("metadata         %" PRIu64 " metric families\n", in->n_metadata);
+	printf("tombstones       %" PRIu64 " deleted range%s\n", in->n_tombstones,
+	       PLURAL(in->n_tombstones));
 	printf("head snapshots   %" PRIu64 " series, %" PRIu64 " samples (open chunks at the "
 	       "last checkpoint)\n",
 	       in->n_heads, in->head_samples);
@@ -803,9 +808,9 @@ static void print_summary_json(FILE *f, const struct ctl_ro *db, const struct in
 	fprintf(f, ",\"heads\":{\"rows\":%" PRIu64 "},", in->n_head_rows);
 	print_group_json(f, TS_FORMAT_TABLE_HEAD_GROUPS, &in->head_groups);
 	fprintf(f,
-		"},\"metadata\":%" PRIu64 ",\"head_snapshots\":{\"series\":%" PRIu64
-		",\"samples\":%" PRIu64 "}",
-		in->n_metadata, in->n_heads, in->head_samples);
+		"},\"metadata\":%" PRIu64 ",\"tombstones\":%" PRIu64
+		",\"head_snapshots\":{\"series\":%" PRIu64 ",\"samples\":%" PRIu64 "}",
+		in->n_metadata, in->n_tombstones, in->n_heads, in->head_samples);
 }
 
 /* The figures a partition and the totals share: hot and cold parts, levels. */

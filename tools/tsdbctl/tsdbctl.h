@@ -147,8 +147,9 @@ struct ctl_ro {
 	const char *dir;
 	struct ts_env *index;
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata;
-	unsigned t_series_groups, t_head_groups;
+	unsigned t_series_groups, t_head_groups, t_tombstones;
 	int has_series, has_heads, has_metadata, has_series_groups, has_head_groups;
+	int has_tombstones;   /* the tombstones table exists (absent: nothing deleted) */
 	int postings_blocks;  /* t_postings is postings_blocks (format 3), not postings */
 	uint32_t format;      /* 0: not yet written */
 	int64_t partition_ms; /* 0: not yet written */
@@ -173,10 +174,11 @@ const char *ctl_postings_row_ids(const struct ctl_ro *db, const void *v, size_t 
 /* One partition env, read-only. */
 struct ctl_part_env {
 	struct ts_env *env;
-	unsigned chunks, meta, cold;
+	unsigned chunks, meta, cold, tiers;
 	int has_chunks; /* 0 when just created */
 	int has_meta;
-	int has_cold; /* 0 in format 1 and before a first conversion */
+	int has_cold;  /* 0 in format 1 and before a first conversion */
+	int has_tiers; /* 0 before the first downsampling */
 };
 
 /* Opens a partition env read-only. Returns 0, TS_ENOTFOUND (the directory is gone:

@@ -22,6 +22,7 @@
  *   - head snapshots, from the heads table and the head_groups rows (of known series;
  *     the engine's ts_format_snap_parse, versions 1 and 2, and a full decode of the open
  *     chunk) and metadata rows;
+ *   - tombstones: keys of 16 bytes, values of 8, mint <= maxt, the series known;
  *   - every partition, in one snapshot of its env: its range is one partition of the
  *     database's width; every chunk: key in the range, the series known, the record
  *     (header, lengths, flags, CRC32C, count), the engine's own ts_chunk_decode, a full
@@ -35,7 +36,10 @@
  *     partition without hot chunks and with at most one generation. Blocks of unlisted
  *     generations are the leftovers of an interrupted conversion (or the blocks of one
  *     under way), which the next conversion deletes: counted in a note, not checked
- *     and not a problem.
+ *     and not a problem. Then the downsampled tiers: every tier block's key (9 bytes,
+ *     resolution 1 or 2, naming the block's last series), the block (as a cold block,
+ *     then each series by ts_ds_tier_decode, ids ascending, series known), and the meta
+ *     "tiers" record's length and version.
  *
  * A live server commits a flush in two steps - chunks into the partition env, then the
  * new series into the index env - so "chunk (or cold block) of an unknown series" is
@@ -54,6 +58,7 @@
 #include "storage/cold.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "tsdb/downsample.h"
 #include "tsdb/format.h"
 #include "tsdb/labels.h"
 
@@ -99,6 +104,7 @@ struct verify {
 	uint64_t n_postings_keys, n_postings, n_heads, n_head_groups, n_heads_both, n_metadata;
 	uint64_t n_chunks, n_samples, n_parts_checked;
 	uint64_t n_cold_blocks, n_cold_samples, n_leftover;
+	uint64_t n_tier_blocks, n_tier_series, n_tombstones;
 	struct ts_label *lab; /* scratch for unpacking */
 	size_t lab_cap;
 	uint8_t *copy; /* scratch: a label set kept while another is read */
@@ -1060,6 +1066,103 @@ static void verify_cold(struct verify *v, struct ts_rtxn *r, struct ctl_part_env
 	memset(c, 0, sizeof *c);
 }
 
+/* ---- downsampled tiers ---- */
+
+/* One tier block: its key (resolution, last series), the block (check.c's cold block
+ * checks), then as a tier block: whole series of 7 pseudo-series, each decoded, ids
+ * ascending, the last one the key's, every series known. */
+static int tier_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	const struct ctl_part *p = v->part;
+	char tw[512], why[300];
+	struct ts_cold_block *b;
+	const uint8_t *kb = k;
+	v->n_tier_blocks++;
+	if (kl != TS_FORMAT_TIER_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 24);
+		snprintf(tw, sizeof tw, "raw/%s", p->name);
+		problem(v, tw, "tier key \"%s\" is %zu bytes, not %d", ks, kl,
+			TS_FORMAT_TIER_KEY_LEN);
+		return 0;
+	}
+	uint64_t kid = ts_format_get_be64(kb + 1);
+	snprintf(tw, sizeof tw, "raw/%s tier block (resolution %u, series %" PRIu64 ")", p->name,
+		 kb[0], kid);
+	if (kb[0] != TS_FORMAT_TIER_RES_5M && kb[0] != TS_FORMAT_TIER_RES_1H)
+		problem(v, tw, "resolution %u is neither 1 (5m) nor 2 (1h)", kb[0]);
+	const char *w = ctl_cold_problem(val, vl, &b, why, sizeof why);
+	if (w) {
+		problem(v, tw, "%s", w);
+		return 0;
+	}
+	size_t ns = ts_cold_nseries(b), n = ns / TS_DS_N_KINDS;
+	struct ts_ds_row *rows = NULL;
+	size_t rows_cap = 0;
+	uint64_t prev = 0;
+	if (ns % TS_DS_N_KINDS)
+		problem(v, tw, "%zu pseudo-series, not a multiple of %d", ns, TS_DS_N_KINDS);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id;
+		size_t n_rows;
+		struct ts_ds_agg agg;
+		int rc = ts_ds_tier_id(b, i, &id, &n_rows);
+		if (rc) {
+			problem(v, tw, "series %zu of the block: %s", i, ts_strerror(rc));
+			break;
+		}
+		if (i && id <= prev)
+			problem(v, tw,
+				"series %" PRIu64 " follows series %" PRIu64 " (not ascending)", id,
+				prev);
+		prev = id;
+		v->n_tier_series++;
+		if (ts_grow((void **)&rows, &rows_cap, n_rows ? n_rows : 1, sizeof *rows)) {
+			problem(v, tw, "cannot decode: %s", ts_strerror(-ENOMEM));
+			break;
+		}
+		if ((rc = ts_ds_tier_decode(b, id, rows, rows_cap, &agg)) != 0)
+			problem(v, tw, "series %" PRIu64 " does not decode: %s", id,
+				ts_strerror(rc));
+		if (!series_known(v, id))
+			problem(v, tw, "series %" PRIu64 " is not a series of the index", id);
+	}
+	if (n && prev != kid)
+		problem(v, tw,
+			"the key names series %" PRIu64 ", the block ends with series %" PRIu64,
+			kid, prev);
+	ts_free(rows);
+	ts_cold_free(b);
+	return 0;
+}
+
+/* The "tiers" table of a partition, and its meta "tiers" record's length and version. */
+static void verify_tiers(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+			 const char *where)
+{
+	const char *key = TS_FORMAT_PART_META_TIERS;
+	struct ts_cursor *c = NULL;
+	const void *val;
+	size_t vl;
+	int rc;
+	if (pe->has_meta && ts_env_get(r, pe->meta, key, strlen(key), &val, &vl) == 0) {
+		if (vl != TS_FORMAT_TIERS_REC_LEN)
+			problem(v, where, "meta \"tiers\" record is %zu bytes, not %d", vl,
+				TS_FORMAT_TIERS_REC_LEN);
+		else if (*(const uint8_t *)val != TS_FORMAT_TIERS_REC_VERSION)
+			problem(v, where, "meta \"tiers\" record of version %u, not %d",
+				*(const uint8_t *)val, TS_FORMAT_TIERS_REC_VERSION);
+	}
+	if (!pe->has_tiers)
+		return;
+	if ((rc = ts_cursor_open(r, pe->tiers, &c)))
+		problem(v, where, "cannot read the tier blocks: %s", ts_strerror(rc));
+	else if ((rc = ctl_scan_cursor(c, tier_row, v)) != 0)
+		problem(v, where, "tier blocks: cursor stopped: %s", ts_strerror(rc));
+	ts_cursor_close(c);
+}
+
 /* A partition, in one snapshot of its env: the chunks, then the cold data that the same
  * conversion may have moved them into. */
 static void verify_part(struct verify *v, const struct ctl_part *p)
@@ -1092,9 +1195,40 @@ static void verify_part(struct verify *v, const struct ctl_part *p)
 		if (pe.has_chunks)
 			verify_chunks(v, r, &pe, where);
 		verify_cold(v, r, &pe, where, v->n_chunks - chunks_before);
+		verify_tiers(v, r, &pe, where);
 		ts_env_read_end(r);
 	}
 	ctl_part_close(&pe);
+}
+
+/* ---- tombstones ---- */
+
+/* One row of the index's tombstones table: key (series id BE, mint sign-flipped BE),
+ * value (maxt), the range, the series known. */
+static int tomb_row(void *ctx, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct verify *v = ctx;
+	char where[128];
+	v->n_tombstones++;
+	if (kl != TS_FORMAT_TOMB_KEY_LEN) {
+		char ks[80];
+		ctl_fmt_str(ks, sizeof ks, k, kl, 24);
+		problem(v, "index tombstones", "key \"%s\" is %zu bytes, not %d", ks, kl,
+			TS_FORMAT_TOMB_KEY_LEN);
+		return 0;
+	}
+	uint64_t id = ts_format_get_be64(k);
+	int64_t mint = (int64_t)(ts_format_get_be64((const uint8_t *)k + 8) ^ (UINT64_C(1) << 63));
+	snprintf(where, sizeof where, "index tombstones (series %" PRIu64 ", mint %" PRId64 ")", id,
+		 mint);
+	if (vl != TS_FORMAT_TOMB_VAL_LEN)
+		problem(v, where, "value is %zu bytes, not %d", vl, TS_FORMAT_TOMB_VAL_LEN);
+	else if ((int64_t)ts_format_get_le64(val) < mint)
+		problem(v, where, "maxt %" PRId64 " is before mint",
+			(int64_t)ts_format_get_le64(val));
+	if (!vs_find(v, id))
+		problem(v, where, "series %" PRIu64 " is not a series of the index", id);
+	return 0;
 }
 
 /* ---- the command ---- */
@@ -1156,6 +1290,8 @@ static int verify_index(struct verify *v)
 	v->n_head_groups = heads.n_rows;
 	if (!rc && db->has_metadata)
 		rc = ctl_scan(v->r, db->t_metadata, metadata_row, v);
+	if (!rc && db->has_tombstones)
+		rc = ctl_scan(v->r, db->t_tombstones, tomb_row, v);
 	if (!rc)
 		verify_sources(v);
 	ctl_group_fini(&v->gc);
@@ -1169,10 +1305,12 @@ static void print_summary(const struct verify *v, const char *dir)
 	printf("verified %s: %zu series (%" PRIu64 " rows, %" PRIu64 " group entries), %" PRIu64
 	       " postings keys (%" PRIu64 " entries), %" PRIu64 " head snapshots, %" PRIu64
 	       " metadata rows, %" PRIu64 " partitions, %" PRIu64 " chunks, %" PRIu64
-	       " samples, %" PRIu64 " cold blocks, %" PRIu64 " cold samples",
+	       " samples, %" PRIu64 " cold blocks, %" PRIu64 " cold samples, %" PRIu64
+	       " tier blocks (%" PRIu64 " series), %" PRIu64 " tombstones",
 	       dir, v->n_series, v->n_series_rows, v->n_series_entries, v->n_postings_keys,
 	       v->n_postings, v->n_heads, v->n_metadata, v->n_parts_checked, v->n_chunks,
-	       v->n_samples, v->n_cold_blocks, v->n_cold_samples);
+	       v->n_samples, v->n_cold_blocks, v->n_cold_samples, v->n_tier_blocks,
+	       v->n_tier_series, v->n_tombstones);
 	if (v->n_leftover)
 		printf(" (%" PRIu64 " unlisted leftover blocks not checked)", v->n_leftover);
 	if (v->n_problems)
@@ -1212,8 +1350,10 @@ static const char verify_help[] =
 	"  verify    checks every chunk record (CRC, header, full XOR decode, key in the\n"
 	"            partition's range, series known), every cold block (key, CRC, full\n"
 	"            decode, samples in range, series known, order in its generation) and the\n"
-	"            generations listed, every series row and group row, postings both ways,\n"
-	"            head snapshots and metadata rows. Prints each problem with where it is and\n"
+	"            generations listed, every tier block (key, full decode, ids ascending,\n"
+	"            series known) and meta \"tiers\" record, every series row and group row,\n"
+	"            postings both ways, head snapshots, metadata rows and tombstones (key,\n"
+	"            value, mint <= maxt, series known). Prints each problem with where it is and\n"
 	"            a summary. Reads while a server runs.\n";
 
 CTL_COMMAND(verify);
