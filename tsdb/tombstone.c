@@ -25,16 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/chunk.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 
-static void tomb_key(uint8_t key[TS_FORMAT_TOMB_KEY_LEN], uint64_t id, int64_t mint)
-{
-	ts_format_put_be64(key, id);
-	ts_format_put_be64(key + 8, (uint64_t)mint ^ (UINT64_C(1) << 63));
-}
+/* A tombstone key is laid out as a chunk key (series id BE, time sign-flipped BE), so
+ * storage/chunk.h's codec writes and reads it. */
+_Static_assert(TS_FORMAT_TOMB_KEY_LEN == TS_CHUNK_KEY_LEN, "tombstone keys are chunk keys");
 
 static struct ts__tombs *tombs_new(size_t n)
 {
@@ -172,13 +171,12 @@ int ts__tombs_load(struct ts_db *db)
 		size_t kl, vl;
 		if ((rc = ts_cursor_get(c, (const void **)&k, &kl, (const void **)&v, &vl)))
 			break;
-		if (kl != TS_FORMAT_TOMB_KEY_LEN || vl != TS_FORMAT_TOMB_VAL_LEN) {
+		struct ts__tomb e = { 0 };
+		if (vl != TS_FORMAT_TOMB_VAL_LEN || ts_chunk_key_parse(k, kl, &e.id, &e.mint)) {
 			rc = TS_CORRUPT();
 			break;
 		}
-		struct ts__tomb e = { ts_format_get_be64(k),
-				      (int64_t)(ts_format_get_be64(k + 8) ^ (UINT64_C(1) << 63)),
-				      (int64_t)ts_format_get_le64(v) };
+		e.maxt = (int64_t)ts_format_get_le64(v);
 		if (e.id == 0 || e.maxt < e.mint) {
 			rc = TS_CORRUPT();
 			break;
@@ -224,11 +222,11 @@ static int tombs_commit(struct ts_db *db, const struct ts__tombs *cur, struct ts
 		const struct ts__tomb *e = &cur->v[i];
 		if (bsearch(e, next->v, next->n, sizeof next->v[0], tomb_cmp))
 			continue;
-		tomb_key(key, e->id, e->mint);
+		ts_chunk_key(key, e->id, e->mint);
 		rc = ts_batch_del(b, db->t_tombs, key, sizeof key, NULL, 0);
 	}
 	for (size_t i = 0; i < next->n && rc == 0; i++) {
-		tomb_key(key, next->v[i].id, next->v[i].mint);
+		ts_chunk_key(key, next->v[i].id, next->v[i].mint);
 		ts_format_put_le64(val, (uint64_t)next->v[i].maxt);
 		rc = ts_batch_put(b, db->t_tombs, key, sizeof key, val, sizeof val);
 	}

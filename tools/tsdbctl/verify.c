@@ -1217,8 +1217,9 @@ static int tomb_row(void *ctx, const void *k, size_t kl, const void *val, size_t
 			TS_FORMAT_TOMB_KEY_LEN);
 		return 0;
 	}
-	uint64_t id = ts_format_get_be64(k);
-	int64_t mint = (int64_t)(ts_format_get_be64((const uint8_t *)k + 8) ^ (UINT64_C(1) << 63));
+	uint64_t id;
+	int64_t mint;
+	ts_chunk_key_parse(k, kl, &id, &mint); /* the length was checked: cannot fail */
 	snprintf(where, sizeof where, "index tombstones (series %" PRIu64 ", mint %" PRId64 ")", id,
 		 mint);
 	if (vl != TS_FORMAT_TOMB_VAL_LEN)
