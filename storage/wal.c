@@ -971,15 +971,22 @@ static size_t compress_zstd(struct ts_wal *w, void *dst, size_t cap, const void 
 	if (w->n_cctx)
 		c = w->cctx[--w->n_cctx];
 	pthread_mutex_unlock(&w->cmu);
-	if (!c && !(c = ZSTD_createCCtx()))
-		return 0;
-	size_t n = 0;
-	if (!ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, ZSTD_LEVEL)) &&
-	    !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0))) {
-		n = ZSTD_compress2(c, dst, cap, src, len);
-		if (ZSTD_isError(n))
-			n = 0;
+	/* Parameters stick to a context across ZSTD_compress2 calls (each starts a new
+	 * frame): set once, when it is created. */
+	if (!c) {
+		c = ZSTD_createCCtx();
+		if (c &&
+		    (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
+		     ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)))) {
+			ZSTD_freeCCtx(c);
+			c = NULL;
+		}
+		if (!c)
+			return 0;
 	}
+	size_t n = ZSTD_compress2(c, dst, cap, src, len);
+	if (ZSTD_isError(n))
+		n = 0;
 	pthread_mutex_lock(&w->cmu);
 	if (w->n_cctx < CCTX_POOL) {
 		w->cctx[w->n_cctx++] = c;
