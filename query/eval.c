@@ -284,8 +284,53 @@ int64_t ts__q_at_time(const struct qctx *c, enum ts_at at, int64_t at_ms)
 	}
 }
 
+/* Functions whose answer needs every raw sample: auto resolution reads them raw. */
+static bool needs_every_sample(int fn)
+{
+	switch (fn) {
+	case TS_FN_RESETS:
+	case TS_FN_CHANGES:
+	case TS_FN_QUANTILE_OVER_TIME:
+	case TS_FN_STDDEV_OVER_TIME:
+	case TS_FN_STDVAR_OVER_TIME: return true;
+	default: return false;
+	}
+}
+
+int64_t ts__q_res(const struct qev *ev, int fn, int64_t range_ms)
+{
+	int64_t r = ev->c->max_res_ms;
+	if (r >= 0)
+		return r;
+	/* Auto: the coarsest tier at most step/5 (Thanos' auto downsampling), and, for a
+	 * range function, at most range/5, so a window holds several rows; instant
+	 * queries and functions that need every sample read raw. */
+	if (ev->n_steps <= 1 || ev->interval <= 1 || needs_every_sample(fn))
+		return 0;
+	r = ev->interval / 5;
+	if (range_ms > 0 && range_ms / 5 < r)
+		r = range_ms / 5;
+	return r;
+}
+
+enum ts_aggr ts__q_aggr(int fn)
+{
+	switch (fn) {
+	case TS_FN_RATE:
+	case TS_FN_INCREASE:
+	case TS_FN_IRATE:
+	case TS_FN_RESETS: return TS_AGGR_COUNTER;
+	case TS_FN_SUM_OVER_TIME:
+	case TS_FN_COUNT_OVER_TIME:
+	case TS_FN_AVG_OVER_TIME: return TS_AGGR_SUM; /* with the counts as weights */
+	case TS_FN_MIN_OVER_TIME: return TS_AGGR_MIN;
+	case TS_FN_MAX_OVER_TIME: return TS_AGGR_MAX;
+	default: return TS_AGGR_AVG;
+	}
+}
+
 int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t maxt,
-		 struct ts_series_set **set)
+		 int64_t res_ms, enum ts_aggr aggr, struct ts_series_set **set)
 {
 	size_t n = vs->vs.n_matchers;
 	struct ts_matcher *m = ts_calloc(n ? n : 1, sizeof *m);
@@ -300,7 +345,7 @@ int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t 
 	char msg[256] = "";
 	/* The query's own deadline and cancel flag bound the selection too: a regex over
 	 * many long values must not outlive timeout_ms. */
-	struct ts_select_opts so = { c->deadline_ns, c->canceled };
+	struct ts_select_opts so = { c->deadline_ns, c->canceled, res_ms, aggr };
 	int rc = ts_db_select(c->db, m, n, mint, maxt, &so, set, msg, sizeof msg);
 	ts_free(m);
 	if (rc == -ENOMEM)
@@ -364,6 +409,7 @@ struct vs_ref {
 	bool fixed;
 	int64_t fixed_ref, off;
 	bool ts_mode;
+	int64_t lookback; /* at least the resolution read (Thanos' dynamic lookback) */
 };
 
 /* Walks series i of set through ev's steps, appending a series to out when it has a
@@ -394,10 +440,10 @@ static int selector_series(struct qev *ev, const struct vs_ref *r, struct ts_ser
 		int64_t ts = ev->start + (int64_t)k * ev->interval;
 		int64_t ref = r->fixed ? r->fixed_ref : ts - r->off;
 		if (!r->fixed || k == 0) {
-			if ((rc = walk_to(c, &w, ref, ref - c->lookback_ms)))
+			if ((rc = walk_to(c, &w, ref, ref - r->lookback)))
 				goto out;
 		}
-		if (!w.have_prev || w.prev_t < ref - c->lookback_ms || ts__q_is_stale(w.prev_v))
+		if (!w.have_prev || w.prev_t < ref - r->lookback || ts__q_is_stale(w.prev_v))
 			continue;
 		if (!se) {
 			const struct ts_label *l;
@@ -437,9 +483,15 @@ int ts__q_eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts_
 	int64_t first_ref = r.fixed ? r.fixed_ref : ev->start - r.off;
 	int64_t last_ref = r.fixed ? r.fixed_ref
 				   : ev->start + (int64_t)(ev->n_steps - 1) * ev->interval - r.off;
-	int rc = ts__q_select(c, vs, first_ref - c->lookback_ms, last_ref, &set);
+	/* Selected over the longest lookback the resolution allows; the lookback is then
+	 * the coarsest resolution actually read (raw only: Prometheus' own). */
+	int64_t res = ts__q_res(ev, TS__Q_PLAIN, 0);
+	int64_t lb = res > c->lookback_ms ? res : c->lookback_ms;
+	int rc = ts__q_select(c, vs, first_ref - lb, last_ref, res, ts__q_aggr(TS__Q_PLAIN), &set);
 	if (rc)
 		return rc;
+	res = ts_series_set_resolution(set);
+	r.lookback = res > c->lookback_ms ? res : c->lookback_ms;
 	size_t n = ts_series_set_len(set);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if ((rc = ts__q_check(c)) == 0)
@@ -466,7 +518,7 @@ static int eval_matrix_selector(struct qev *ev, const struct ts_ast *n, struct q
 	int64_t base = vs->vs.at != TS_AT_NONE ? ts__q_at_time(c, vs->vs.at, vs->vs.at_ms)
 					       : ev->start;
 	int64_t maxt = base - vs->vs.offset_ms, mint = maxt - n->matrix.range_ms;
-	if ((rc = ts__q_select(c, vs, mint, maxt, &set)))
+	if ((rc = ts__q_select(c, vs, mint, maxt, 0, TS_AGGR_AVG, &set)))
 		return rc;
 	size_t ns = ts_series_set_len(set);
 	for (size_t i = 0; i < ns; i++) {

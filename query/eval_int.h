@@ -106,6 +106,7 @@ struct qctx {
 	struct qarena scratch;	/* reset at each step of a per-step driver */
 	int64_t q_start, q_end; /* for @ start() / end() */
 	int64_t lookback_ms;
+	int64_t max_res_ms; /* ts_qopts.max_source_resolution_ms */
 	uint64_t max_samples, cur_samples;
 	int64_t deadline_ns;
 	volatile const int *canceled;
@@ -228,9 +229,17 @@ int ts__q_check_same_labelsets(struct qctx *c, const struct qmatrix *m);
 /* The time an @ modifier names: the query's start or end, or at_ms. */
 int64_t ts__q_at_time(const struct qctx *c, enum ts_at at, int64_t at_ms);
 /* Selects the series of vector selector vs that may have samples in [mint, maxt]
- * (free *set with ts_series_set_free). */
+ * (free *set with ts_series_set_free), reading downsampled tiers up to res_ms (0: raw
+ * only) as aggr says. */
 int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t maxt,
-		 struct ts_series_set **set);
+		 int64_t res_ms, enum ts_aggr aggr, struct ts_series_set **set);
+/* The resolution a selector reads at (0: raw; eval.c, semantics in README.md): under
+ * ev's evaluator, as the argument of function fn (TS__Q_PLAIN: a plain selector) with
+ * range range_ms (0: none). */
+#define TS__Q_PLAIN (-1)
+int64_t ts__q_res(const struct qev *ev, int fn, int64_t range_ms);
+/* What a downsampled row reads as for function fn (TS__Q_PLAIN: a plain selector). */
+enum ts_aggr ts__q_aggr(int fn);
 /* Records an error of the engine's iterators (internal; -ENOMEM as out of memory)
  * and returns rc. */
 int ts__q_iter_err(struct qctx *c, int rc);
@@ -319,20 +328,30 @@ static inline bool ts__q_is_stale(double v)
 struct qbuf {
 	struct ts_iter *it;
 	int n, pos;
+	bool weighted; /* w[] is read too (ts_iter_read_w): downsampled counts */
 	int64_t t[TS_QBUF_N];
 	double v[TS_QBUF_N];
+	double w[TS_QBUF_N];
 };
 
 static inline void qbuf_init(struct qbuf *b, struct ts_iter *it)
 {
 	b->it = it;
 	b->n = b->pos = 0;
+	b->weighted = false;
+}
+
+/* The weight of the sample qbuf_next or qbuf_seek gave last (weighted buffers). */
+static inline double qbuf_w(const struct qbuf *b)
+{
+	return b->w[b->pos - 1];
 }
 
 static inline int qbuf_next(struct qbuf *b, int64_t *t, double *v)
 {
 	if (b->pos == b->n) {
-		int r = ts_iter_read(b->it, b->t, b->v, TS_QBUF_N);
+		int r = b->weighted ? ts_iter_read_w(b->it, b->t, b->v, b->w, TS_QBUF_N)
+				    : ts_iter_read(b->it, b->t, b->v, TS_QBUF_N);
 		if (r <= 0)
 			return r;
 		b->n = r;
@@ -355,6 +374,11 @@ static inline int qbuf_seek(struct qbuf *b, int64_t lo, int64_t *t, double *v)
 	if (r <= 0)
 		return r;
 	ts_iter_at(b->it, t, v);
+	/* Kept as a buffer of one, so that qbuf_w sees its weight. */
+	b->t[0] = *t;
+	b->v[0] = *v;
+	b->w[0] = ts_iter_weight(b->it);
+	b->n = b->pos = 1;
 	return 1;
 }
 

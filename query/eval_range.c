@@ -108,6 +108,7 @@ static double extrapolated_rate(const struct ts_qpoint *p, size_t n, int64_t min
  * of them are below their predecessor, and the window's bounds. */
 struct window {
 	const struct ts_qpoint *p;
+	const double *w; /* downsampled reads of count/avg_over_time: weights; else NULL */
 	size_t n;
 	uint64_t n_resets;
 	int64_t ts, mint, maxt;
@@ -202,6 +203,25 @@ static double extreme_over_time(const struct ts_qpoint *p, size_t n, bool max)
 	return m;
 }
 
+/* Downsampled windows: rows carry their sums as values and their counts as weights. */
+static double weight_sum(const double *w, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += w[i]; /* counts are integers: exact below 2^53 */
+	return s;
+}
+
+static double weighted_avg(const struct ts_qpoint *p, const double *w, size_t n)
+{
+	double s = 0, cc = 0;
+	for (size_t i = 0; i < n; i++)
+		kahan_inc(p[i].v, &s, &cc);
+	if (!isinf(s))
+		s += cc;
+	return s / weight_sum(w, n);
+}
+
 static double sum_over_time(const struct ts_qpoint *p, size_t n)
 {
 	double s = 0, cc = 0;
@@ -269,8 +289,10 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct window *w, do
 				    out);
 	case TS_FN_RESETS: *out = (double)w->n_resets; return 1;
 	case TS_FN_CHANGES: *out = changes(p, n); return 1;
-	case TS_FN_AVG_OVER_TIME: *out = avg_over_time(p, n); return 1;
-	case TS_FN_COUNT_OVER_TIME: *out = (double)n; return 1;
+	case TS_FN_AVG_OVER_TIME:
+		*out = w->w ? weighted_avg(p, w->w, n) : avg_over_time(p, n);
+		return 1;
+	case TS_FN_COUNT_OVER_TIME: *out = w->w ? weight_sum(w->w, n) : (double)n; return 1;
 	case TS_FN_LAST_OVER_TIME: *out = p[n - 1].v; return 1;
 	case TS_FN_PRESENT_OVER_TIME:
 	case TS_FN_ABSENT_OVER_TIME: *out = 1; return 1;
@@ -296,19 +318,23 @@ static int win_apply(struct qctx *c, struct fcall *f, const struct window *w, do
 struct wbuf {
 	struct ts_qpoint *p;
 	uint64_t *cum;
-	size_t head, n, cap_p, cap_cum;
+	double *w; /* weights, when weighted */
+	bool weighted;
+	size_t head, n, cap_p, cap_cum, cap_w;
 	uint64_t resets;
 	double last_v;
 	bool have_last;
 };
 
-static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
+static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v, double wt)
 {
 	if (w->n == w->cap_p && w->head > 0 && w->head >= w->n / 2) {
 		/* Full, but at least half of it has left the window: reuse that room
 		 * (else grow, so that compaction stays rare: amortised O(1) moves). */
 		memmove(w->p, w->p + w->head, (w->n - w->head) * sizeof *w->p);
 		memmove(w->cum, w->cum + w->head, (w->n - w->head) * sizeof *w->cum);
+		if (w->weighted)
+			memmove(w->w, w->w + w->head, (w->n - w->head) * sizeof *w->w);
 		w->n -= w->head;
 		w->head = 0;
 	}
@@ -316,6 +342,11 @@ static int wbuf_push(struct qctx *c, struct wbuf *w, int64_t t, double v)
 		return ts__q_nomem(c);
 	if (w->n == w->cap_cum && ts_grow((void **)&w->cum, &w->cap_cum, w->n + 1, sizeof *w->cum))
 		return ts__q_nomem(c);
+	if (w->weighted) {
+		if (w->n == w->cap_w && ts_grow((void **)&w->w, &w->cap_w, w->n + 1, sizeof *w->w))
+			return ts__q_nomem(c);
+		w->w[w->n] = wt;
+	}
 	if (w->have_last && v < w->last_v)
 		w->resets++;
 	w->last_v = v;
@@ -425,8 +456,10 @@ static int window_series(struct qev *ev, struct fcall *f, const struct wspec *ws
 	double v = 0;
 	struct window w = { .range_s = (double)ws->range / 1000 };
 	int rc;
-	if (it)
+	if (it) {
 		qbuf_init(&src.qb, it);
+		src.qb.weighted = wb->weighted;
+	}
 	wb->head = wb->n = 0;
 	wb->resets = 0;
 	wb->have_last = false;
@@ -449,7 +482,8 @@ static int window_series(struct qev *ev, struct fcall *f, const struct wspec *ws
 		if ((rc = wsrc_skip_to(c, &src, w.mint, &have, &t, &v)))
 			return rc;
 		while (have && t <= w.maxt) {
-			if (t >= w.mint && !ts__q_is_stale(v) && (rc = wbuf_push(c, wb, t, v)))
+			if (t >= w.mint && !ts__q_is_stale(v) &&
+			    (rc = wbuf_push(c, wb, t, v, wb->weighted ? qbuf_w(&src.qb) : 1)))
 				return rc;
 			if ((rc = wsrc_next(c, &src, &have, &t, &v)))
 				return rc;
@@ -462,6 +496,7 @@ static int window_series(struct qev *ev, struct fcall *f, const struct wspec *ws
 		if ((rc = ts__q_check(c)))
 			return rc;
 		w.p = wb->p + wb->head;
+		w.w = wb->weighted ? wb->w + wb->head : NULL;
 		w.n_resets = wb->cum[wb->n - 1] - wb->cum[wb->head];
 		double out = 0;
 		rc = win_apply(c, f, &w, &out);
@@ -525,7 +560,10 @@ static int selector_windows(struct qev *ev, struct fcall *f, const struct ts_ast
 		hi = c->q_start - ws->shift - ws->off;
 		lo = hi - ws->range;
 	}
-	int rc = ts__q_select(c, arg->matrix.vs, lo, hi, &set);
+	int64_t res = ts__q_res(ev, (int)f->id, ws->range);
+	int rc = ts__q_select(c, arg->matrix.vs, lo, hi, res, ts__q_aggr((int)f->id), &set);
+	/* Downsampled rows stand for several samples: count and avg weigh them. */
+	wb->weighted = res > 0 && (f->id == TS_FN_COUNT_OVER_TIME || f->id == TS_FN_AVG_OVER_TIME);
 	size_t ns = rc ? 0 : ts_series_set_len(set);
 	for (size_t i = 0; i < ns && rc == 0; i++) {
 		const struct ts_label *l;
@@ -627,5 +665,6 @@ int ts__q_eval_range_call(struct qev *ev, struct fcall *f, struct qvalue *out)
 						     : ts__q_check_same_labelsets(c, &out->m);
 	ts_free(wb.p);
 	ts_free(wb.cum);
+	ts_free(wb.w);
 	return rc;
 }

@@ -70,7 +70,15 @@ struct ts_qopts {
 	uint64_t max_samples;	      /* samples held at once; 0 means 50,000,000 */
 	uint32_t max_points;	      /* points per series in a range query; 0 means 11,000 */
 	volatile const int *canceled; /* optional: evaluation stops when *canceled != 0 */
+	/* Downsampled data (Thanos' max_source_resolution; semantics per function in
+	 * query/README.md): 0 reads raw samples only (Prometheus' answers exactly);
+	 * TS_QRES_AUTO picks per selector the coarsest tier at most step/5 (and range/5
+	 * for a range function; raw for instant queries and for the functions that need
+	 * every sample); a positive value uses the coarsest tier at most that many
+	 * milliseconds (300000: 5m, 3600000: 1h) wherever one is current. */
+	int64_t max_source_resolution_ms;
 };
+#define TS_QRES_AUTO INT64_C(-1)
 
 /*
  * Evaluates q at t_ms (an instant query).

@@ -103,16 +103,18 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	struct ts_app *app = arg;
 	struct ts_params p;
 	ts_params_init(&p);
-	int64_t t, timeout;
+	int64_t t, timeout, res;
 	size_t limit, q_len = 0;
 	if (ts_api_params(req, resp, &p))
 		goto out;
 	const char *q = ts_params_get(&p, "query", &q_len);
 	if (ts_api_time_param(resp, &p, "time", ts_api_now_ms(), &t) ||
 	    ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
-	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
+	    ts_api_resolution_param(resp, &p, &res) || ts_api_limit_param(resp, &p, &limit) ||
+	    need_query(resp, q))
 		goto out;
-	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0 };
+	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
+			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
 	int rc = ts_query_instant(app->db, q, q_len, t, &o, &r, &err);
@@ -127,7 +129,7 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	struct ts_app *app = arg;
 	struct ts_params p;
 	ts_params_init(&p);
-	int64_t start, end, step, timeout;
+	int64_t start, end, step, timeout, res;
 	size_t limit, q_len = 0;
 	if (ts_api_params(req, resp, &p))
 		goto out;
@@ -160,11 +162,13 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 		goto out;
 	}
 	if (ts_api_duration_param(resp, &p, "timeout", 0, &timeout) ||
-	    ts_api_limit_param(resp, &p, &limit) || need_query(resp, q))
+	    ts_api_resolution_param(resp, &p, &res) || ts_api_limit_param(resp, &p, &limit) ||
+	    need_query(resp, q))
 		goto out;
 	/* Prometheus allows 11,000 intervals, that is 11,001 points. */
 	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
-			      .max_points = MAX_POINTS + 1 };
+			      .max_points = MAX_POINTS + 1,
+			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
 	int rc = ts_query_range(app->db, q, q_len, start, end, step, &o, &r, &err);

@@ -395,6 +395,27 @@ int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *
 	return unparsable(resp, name, s, "duration");
 }
 
+int ts_api_resolution_param(struct ts_net_response *resp, const struct ts_params *p, int64_t *out)
+{
+	const char *s = ts_params_get(p, "max_source_resolution", NULL);
+	*out = TS_QRES_AUTO;
+	if (!s || !*s || strcmp(s, "auto") == 0)
+		return 0;
+	if (strcmp(s, "raw") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_float_seconds_ms(s, out) && ts_parse_duration_ms(s, out))
+		return unparsable(resp, "max_source_resolution", s, "duration");
+	if (*out < 0) {
+		ts_api_error(resp, TS_API_BAD_DATA,
+			     "negative max_source_resolution is not accepted. Try a positive "
+			     "integer");
+		return 1;
+	}
+	return 0;
+}
+
 int ts_api_limit_param(struct ts_net_response *resp, const struct ts_params *p, size_t *out)
 {
 	size_t len;

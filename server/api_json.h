@@ -114,6 +114,10 @@ int ts_api_time_param(struct ts_net_response *resp, const struct ts_params *p, c
 /* Duration parameter `name` ("5m", or float seconds, negative allowed as Prometheus
  * does) into *out in milliseconds; *out = def when absent or empty. Returns 0, or
  * answers 400 bad_data and returns 1. */
+/* max_source_resolution (Thanos Query's parameter): absent, empty or "auto" give
+ * TS_QRES_AUTO; "raw" and "0s" give 0; any other duration its milliseconds (the coarsest
+ * tier at most that long answers). 0, or 1 after a 400 answer. */
+int ts_api_resolution_param(struct ts_net_response *resp, const struct ts_params *p, int64_t *out);
 int ts_api_duration_param(struct ts_net_response *resp, const struct ts_params *p, const char *name,
 			  int64_t def, int64_t *out);
 /* "limit" into *out: 0 when absent (no limit). Returns 0, or answers 400 bad_data (not

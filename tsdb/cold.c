@@ -1018,3 +1018,23 @@ out:
 	ts__tombs_put(cv.tombs);
 	return rc;
 }
+
+int ts__cold_cache_get(struct ts_db *db, int64_t part, const uint8_t *key, const void *v, size_t vl,
+		       struct ts__blk_ref *out)
+{
+	struct cache_ent *e;
+	int rc = block_get(db->cold_cache, part, key, v, vl, &e);
+	if (rc)
+		return rc;
+	out->b = e->b;
+	out->ent = e;
+	return 0;
+}
+
+void ts__cold_cache_put(struct ts_db *db, struct ts__blk_ref *ref)
+{
+	if (ref->ent)
+		ent_release(db->cold_cache, ref->ent);
+	ref->ent = NULL;
+	ref->b = NULL;
+}

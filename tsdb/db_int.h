@@ -424,8 +424,22 @@ struct ts__cold_cache;
 int ts__cold_cache_new(size_t cap_bytes, struct ts__cold_cache **out);
 void ts__cold_cache_free(struct ts__cold_cache *c);
 void ts__cold_cache_stats(struct ts__cold_cache *c, uint64_t *hits, uint64_t *misses, size_t *mem);
+/* A reader's reference to a block opened through the cache (tier blocks use it too, under
+ * keys of their own: tiers.c). */
+struct ts__blk_ref {
+	const struct ts_cold_block *b;
+	void *ent; /* private */
+};
+/* The opened block stored under (part, key: TS_FORMAT_COLD_KEY_LEN bytes) with bytes v,
+ * from the cache or opened now. Give it back with ts__cold_cache_put. 0, -ENOMEM,
+ * TS_ECORRUPT. */
+int ts__cold_cache_get(struct ts_db *db, int64_t part, const uint8_t *key, const void *v, size_t vl,
+		       struct ts__blk_ref *out);
+void ts__cold_cache_put(struct ts_db *db, struct ts__blk_ref *ref); /* accepts an empty ref */
 
 /* ---- tiers.c ---- */
+struct ts_ds_row; /* tsdb/downsample.h */
+struct ts_ds_agg;
 /* The "tiers" meta row of a partition (format.h). */
 struct ts__tiers_rec {
 	int have; /* 0: no row (no tiers built yet); the rest is then zero */
@@ -447,6 +461,16 @@ int ts__tiers_read(struct ts_rtxn *r, unsigned meta, struct ts__tiers_rec *out);
  * old tiers then stay as they were). */
 int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *state,
 		    struct ts__tiers_rec *rec);
+/* The tiers of p that a reader of snapshot r may use (TS_FORMAT_TIERS_FLAG_* bits): those
+ * built, when the record matches the snapshot's gens row and the tombstones `tombs` and
+ * the partition has no hot chunk; else 0 (raw data answers). 0 or an error. */
+int ts__tiers_usable(struct ts_rtxn *r, const struct ts_partition *p, const struct ts__tombs *tombs,
+		     uint32_t *flags);
+/* Series id's rows in tier res (TS_FORMAT_TIER_RES_*) of partition p (snapshot r): decoded
+ * into *rows (grown as needed; the caller frees it) and described by *out (n_rows 0
+ * when the series has none there). 0, -ENOMEM, TS_ECORRUPT, or the env's error. */
+int ts__tiers_series(struct ts_db *db, struct ts_rtxn *r, const struct ts_partition *p, uint8_t res,
+		     uint64_t id, struct ts_ds_row **rows, size_t *cap, struct ts_ds_agg *out);
 
 /* ---- writer.c ---- */
 

@@ -26,6 +26,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
+#include "tsdb/downsample.h"
 
 /*
  * Regex matching. Prometheus uses RE2, which answers every input in linear time; PCRE2
@@ -398,6 +400,7 @@ struct part_snap {
 	struct ts_rtxn *r;
 	struct ts__gen *gens; /* the cold generations of this snapshot (owned) */
 	size_t n_gens;
+	uint8_t tier_res; /* TS_FORMAT_TIER_RES_* a downsampled read uses here; 0: raw */
 };
 
 struct ts_series_set {
@@ -414,6 +417,9 @@ struct ts_series_set {
 	struct part_snap *parts;
 	size_t n_parts;
 	struct ts__tombs *tombs; /* a reference; NULL: nothing deleted */
+	int64_t max_res_ms;	 /* ts_select_opts.max_resolution_ms */
+	enum ts_aggr aggr;
+	int any_tier; /* some partition has tier_res set */
 };
 
 static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
@@ -586,6 +592,17 @@ static int set_new(struct ts_db *db, int64_t mint, int64_t maxt, size_t cap,
 	return set->ser ? 0 : -ENOMEM;
 }
 
+static int set_res(struct ts_series_set *set, const struct ts_select_opts *o)
+{
+	if (!o)
+		return 0;
+	if (o->max_resolution_ms < 0 || (unsigned)o->aggr > TS_AGGR_COUNTER)
+		return TS_EINVALID;
+	set->max_res_ms = o->max_resolution_ms;
+	set->aggr = o->aggr;
+	return 0;
+}
+
 /* Keeps the series of set->ser[from..] whose real labels match. Runs without db->mu:
  * labels never change and series are not freed while the db is open, so a regex over
  * long values never holds up appends. */
@@ -694,6 +711,21 @@ static int snapshot_mem(struct ts_series_set *set)
 	return 0;
 }
 
+/* The coarsest usable tier of ps at most set->max_res_ms, if any (ps->r open). */
+static int pick_tier(struct ts_series_set *set, struct part_snap *ps)
+{
+	uint32_t fl;
+	int rc = ts__tiers_usable(ps->r, ps->part, set->tombs, &fl);
+	if (rc)
+		return rc;
+	if ((fl & TS_FORMAT_TIERS_FLAG_1H) && set->max_res_ms >= TS_DS_RES_1H_MS)
+		ps->tier_res = TS_FORMAT_TIER_RES_1H;
+	else if (fl & TS_FORMAT_TIERS_FLAG_5M)
+		ps->tier_res = TS_FORMAT_TIER_RES_5M;
+	set->any_tier |= ps->tier_res != 0;
+	return 0;
+}
+
 /* 5b. Read snapshots of the partitions overlapping the range, each with a reference and
  * a pin (its env is opened now if it was closed). References are taken under parts_mu;
  * envs are opened after it is released, since opening may close other envs. */
@@ -734,6 +766,8 @@ static int snapshot_parts(struct ts_series_set *set)
 				ts__part_unpin(db, ps.part);
 			} else {
 				r = ts__cold_gens_read(ps.r, ps.part->meta, &ps.gens, &ps.n_gens);
+				if (r == 0 && set->max_res_ms >= TS_DS_RES_5M_MS)
+					r = pick_tier(set, &ps);
 			}
 		}
 		rc = r;
@@ -759,7 +793,7 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *matchers, size_t n_m
 		return rc;
 	if ((rc = copy_unindexed(db, &unidx, &n_unidx)) ||
 	    (rc = match_postings(db, m, n_matchers, &x, &uncertain)) ||
-	    (rc = set_new(db, mint, maxt, x.res.n + n_unidx, &set)) ||
+	    (rc = set_new(db, mint, maxt, x.res.n + n_unidx, &set)) || (rc = set_res(set, o)) ||
 	    (rc = add_indexed(set, &x.res, m, n_matchers, uncertain)) ||
 	    (rc = add_unindexed(set, unidx, n_unidx, &x.res, m, n_matchers)))
 		goto out;
@@ -783,6 +817,19 @@ out:
 size_t ts_series_set_len(const struct ts_series_set *set)
 {
 	return set->n;
+}
+
+int64_t ts_series_set_resolution(const struct ts_series_set *set)
+{
+	int64_t r = 0;
+	for (size_t i = 0; i < set->n_parts; i++) {
+		int64_t x = set->parts[i].tier_res == TS_FORMAT_TIER_RES_1H   ? TS_DS_RES_1H_MS
+			    : set->parts[i].tier_res == TS_FORMAT_TIER_RES_5M ? TS_DS_RES_5M_MS
+									      : 0;
+		if (x > r)
+			r = x;
+	}
+	return r;
 }
 
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i)
@@ -855,6 +902,7 @@ struct gather_ctx {
 	struct srcs *out;
 	int64_t mint, maxt;
 	enum gather_mode mode;
+	const uint8_t *skip; /* per set partition: read from its tiers, not here; or NULL */
 };
 
 /* Cold samples as XOR chunks cut at TS_CHUNK_SAMPLES, as the head cuts them. */
@@ -941,7 +989,7 @@ static int scan_stored(struct ts_series_set *set, const struct set_series *ss, s
 	int rc = 0;
 	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
 		const struct part_snap *ps = &set->parts[p];
-		if (!ps->r)
+		if (!ps->r || (g->skip && g->skip[p]))
 			continue;
 		if (ps->n_gens)
 			rc = ts__cold_scan(set->db, ps->r, ps->cold, ps->start, ps->gens,
@@ -1049,10 +1097,11 @@ static int tomb_apply(const struct ts_series_set *set, uint64_t id, struct srcs 
 /* Gathers every chunk of series i overlapping [mint, maxt], sorted by min_t, with exact
  * duplicates (a chunk seen both in memory and in LMDB) removed and deleted samples left
  * out. */
-static int gather(struct ts_series_set *set, size_t i, struct srcs *out, enum gather_mode mode)
+static int gather(struct ts_series_set *set, size_t i, struct srcs *out, enum gather_mode mode,
+		  const uint8_t *skip)
 {
 	const struct set_series *ss = &set->ser[i];
-	struct gather_ctx g = { out, set->mint, set->maxt, mode };
+	struct gather_ctx g = { out, set->mint, set->maxt, mode, skip };
 	int rc = scan_stored(set, ss, &g);
 	for (size_t k = 0; k < ss->n_mem && rc == 0; k++)
 		rc = srcs_add(out, &set->mem[ss->mem_off + k]);
@@ -1131,6 +1180,11 @@ struct ts_iter {
 	int64_t t;
 	uint64_t v;
 	int done;
+	/* A downsampled read (mat_build): every point decided at creation. */
+	int mat;
+	int64_t *mt;
+	double *mv, *mw; /* value as set->aggr asks; samples a point stands for */
+	size_t mn, mi, mcap;
 };
 
 /* Allocates a zeroed iterator of `size` bytes whose first member is a struct srcs, and
@@ -1143,7 +1197,7 @@ static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, enum 
 	struct srcs *src = ts_calloc(1, size);
 	if (!src)
 		return -ENOMEM;
-	int rc = gather(set, i, src, mode);
+	int rc = gather(set, i, src, mode, NULL);
 	if (rc) {
 		srcs_fini(src);
 		ts_free(src);
@@ -1153,9 +1207,231 @@ static int srcs_iter_new(struct ts_series_set *set, size_t i, size_t size, enum 
 	return 0;
 }
 
+/* ---- downsampled reads ----
+ *
+ * A set selected with a max_resolution_ms reads each partition whose tiers are current
+ * (pick_tier) from its coarsest tier within that resolution, and every other piece
+ * (open partitions, partitions without tiers, anything of the series still in memory)
+ * raw. The points of one series are decided when its iterator is created: raw samples
+ * and tier rows never overlap in time (a partition is read one way), so they are
+ * concatenated in time order. A raw sample stands for itself (weight 1); a row for its
+ * window, as set->aggr says:
+ *   AVG      sum / count (plain selectors and most functions, as Thanos reads rows)
+ *   SUM, MIN, MAX   the row's aggregate
+ *   COUNTER  one monotonic counter over the whole read: raw samples and the rows' counter
+ *            column with counter resets added up (tsdb/downsample.h's counter stream,
+ *            raw samples taking part as sets of themselves), so rate() and increase()
+ *            over any mix of raw and tier data see the increase, resets included. NaN
+ *            and stale markers are left out of it, as downsampling leaves them out.
+ * The weight (ts_iter_read_w) is the row's count: count_over_time is the sum of the
+ * weights, avg_over_time the sum of the SUM values over the sum of the weights. */
+
+struct mat {
+	struct ts_iter *it;
+	enum ts_aggr aggr;
+	int64_t mint, maxt;
+	int have; /* COUNTER: a first value was seen */
+	double total, prev;
+};
+
+static int mat_push(struct mat *m, int64_t t, double v, double w)
+{
+	struct ts_iter *it = m->it;
+	if (t < m->mint || t > m->maxt)
+		return 0;
+	if (it->mn && it->mt[it->mn - 1] >= t) {
+		/* Only a counter row moved to its window's end can meet the next point. */
+		it->mv[it->mn - 1] = v;
+		it->mw[it->mn - 1] += w;
+		return 0;
+	}
+	if (it->mn == it->mcap) {
+		size_t c = it->mcap;
+		if (ts_grow((void **)&it->mt, &c, it->mn + 1, sizeof *it->mt))
+			return -ENOMEM;
+		c = it->mcap;
+		if (ts_grow((void **)&it->mv, &c, it->mn + 1, sizeof *it->mv))
+			return -ENOMEM;
+		c = it->mcap;
+		if (ts_grow((void **)&it->mw, &c, it->mn + 1, sizeof *it->mw))
+			return -ENOMEM;
+		it->mcap = c;
+	}
+	it->mt[it->mn] = t;
+	it->mv[it->mn] = v;
+	it->mw[it->mn++] = w;
+	return 0;
+}
+
+/* A raw value entering the counter: returns the running total. */
+static double mat_counter(struct mat *m, double v)
+{
+	if (!m->have) {
+		m->have = 1;
+		m->total = v;
+	} else {
+		m->total += v >= m->prev ? v - m->prev : v;
+	}
+	m->prev = v;
+	return m->total;
+}
+
+static int mat_raw(struct mat *m, int64_t t, double v)
+{
+	if (m->aggr != TS_AGGR_COUNTER)
+		return mat_push(m, t, v, 1);
+	if (isnan(v))
+		return 0;
+	return mat_push(m, t, mat_counter(m, v), 1);
+}
+
+static int mat_rows(struct mat *m, const struct ts_ds_agg *a)
+{
+	if (a->n_rows == 0)
+		return 0;
+	int rc = 0;
+	if (m->aggr == TS_AGGR_COUNTER) {
+		/* The set's first raw sample continues the counter (a reset against the
+		 * previous piece shows here); the counter column then adds its increases. */
+		double base = a->first_v;
+		double tot = mat_counter(m, base);
+		if (a->first_t_ms < a->rows[0].t_ms)
+			rc = mat_push(m, a->first_t_ms, tot, 1);
+		/* A row's counter is the counter's state from its window's last sample on,
+		 * so it is placed at the window's end (its timestamp + 1 ms): a range
+		 * [T - r, T] aligned to the resolution then holds the state at both ends and
+		 * rate() needs no extrapolation (the rows of one window, a raw sample at the
+		 * partition's end: the later point replaces the earlier one). */
+		for (size_t i = 0; i < a->n_rows && rc == 0; i++) {
+			double c = a->rows[i].v[TS_DS_COUNTER];
+			m->total += c - base;
+			base = c;
+			rc = mat_push(m, a->rows[i].t_ms + 1, m->total, a->rows[i].v[TS_DS_COUNT]);
+		}
+		m->prev = a->last_v; /* the next piece compares with a raw value */
+		return rc;
+	}
+	for (size_t i = 0; i < a->n_rows && rc == 0; i++) {
+		const double *r = a->rows[i].v;
+		double v = m->aggr == TS_AGGR_SUM   ? r[TS_DS_SUM]
+			   : m->aggr == TS_AGGR_MIN ? r[TS_DS_MIN]
+			   : m->aggr == TS_AGGR_MAX ? r[TS_DS_MAX]
+						    : r[TS_DS_SUM] / r[TS_DS_COUNT];
+		rc = mat_push(m, a->rows[i].t_ms, v, r[TS_DS_COUNT]);
+	}
+	return rc;
+}
+
+/* Series i of a set with tiers: which partitions its tiers answer (none where memory
+ * still holds samples of the series in that partition: a late write the tiers lack),
+ * the raw samples elsewhere, then both merged into it->mt/mv/mw. */
+static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
+{
+	const struct set_series *ss = &set->ser[i];
+	uint8_t *skip = ts_calloc(set->n_parts ? set->n_parts : 1, 1);
+	struct ts_iter *raw = NULL;
+	struct ts_ds_row *rows = NULL;
+	size_t rows_cap = 0;
+	int64_t *rt = NULL;
+	double *rv = NULL;
+	size_t rn = 0, rcap = 0;
+	int rc = skip ? 0 : -ENOMEM;
+	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
+		const struct part_snap *ps = &set->parts[p];
+		if (!ps->tier_res || !ps->r)
+			continue;
+		skip[p] = 1;
+		for (size_t k = 0; k < ss->n_mem; k++) {
+			const struct src *m = &set->mem[ss->mem_off + k];
+			if (m->max_t >= ps->start && m->min_t < ps->end)
+				skip[p] = 0;
+		}
+	}
+	/* The raw samples, through the ordinary merging iterator. */
+	if (rc == 0) {
+		raw = ts_calloc(1, sizeof *raw);
+		rc = raw ? gather(set, i, &raw->src, GATHER_ARRAYS, skip) : -ENOMEM;
+	}
+	if (rc == 0) {
+		raw->act = ts_malloc((raw->src.n ? raw->src.n : 1) * sizeof *raw->act);
+		rc = raw->act ? 0 : -ENOMEM;
+		raw->mint = raw->floor = set->mint;
+		raw->maxt = set->maxt;
+	}
+	while (rc == 0) {
+		if (rcap - rn < 256) {
+			size_t c = rcap;
+			if (ts_grow((void **)&rt, &c, rn + 256, sizeof *rt) ||
+			    ts_grow((void **)&rv, &rcap, rn + 256, sizeof *rv)) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		int n = ts_iter_read(raw, rt + rn, rv + rn, rcap - rn);
+		if (n <= 0) {
+			rc = n;
+			break;
+		}
+		rn += (size_t)n;
+	}
+	struct mat m = { .it = it, .aggr = set->aggr, .mint = set->mint, .maxt = set->maxt };
+	size_t ri = 0;
+	for (size_t p = 0; p < set->n_parts && rc == 0; p++) {
+		const struct part_snap *ps = &set->parts[p];
+		if (!skip[p])
+			continue;
+		for (; ri < rn && rt[ri] < ps->start && rc == 0; ri++)
+			rc = mat_raw(&m, rt[ri], rv[ri]);
+		struct ts_ds_agg a;
+		if (rc == 0)
+			rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id,
+					      &rows, &rows_cap, &a);
+		if (rc == 0)
+			rc = mat_rows(&m, &a);
+	}
+	for (; ri < rn && rc == 0; ri++)
+		rc = mat_raw(&m, rt[ri], rv[ri]);
+	it->mat = 1;
+	ts_iter_free(raw);
+	ts_free(skip);
+	ts_free(rows);
+	ts_free(rt);
+	ts_free(rv);
+	return rc;
+}
+
+static int mat_read(struct ts_iter *it, int64_t *t_ms, double *v, double *w, size_t cap)
+{
+	size_t n = it->mn - it->mi < cap ? it->mn - it->mi : cap;
+	if (n == 0) {
+		it->done = 1;
+		return 0;
+	}
+	memcpy(t_ms, it->mt + it->mi, n * sizeof *t_ms);
+	memcpy(v, it->mv + it->mi, n * sizeof *v);
+	if (w)
+		memcpy(w, it->mw + it->mi, n * sizeof *w);
+	it->mi += n;
+	it->t = t_ms[n - 1];
+	memcpy(&it->v, &v[n - 1], 8);
+	return (int)n;
+}
+
 int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
 {
 	struct ts_iter *it;
+	if (set->any_tier && i < set->n) {
+		it = ts_calloc(1, sizeof *it);
+		if (!it)
+			return -ENOMEM;
+		int rc = mat_build(set, i, it);
+		if (rc) {
+			ts_iter_free(it);
+			return rc;
+		}
+		*out = it;
+		return 0;
+	}
 	int rc = srcs_iter_new(set, i, sizeof *it, GATHER_ARRAYS, (void **)&it);
 	if (rc)
 		return rc;
@@ -1175,6 +1451,9 @@ void ts_iter_free(struct ts_iter *it)
 {
 	if (!it)
 		return;
+	ts_free(it->mt);
+	ts_free(it->mv);
+	ts_free(it->mw);
 	srcs_fini(&it->src);
 	ts_free(it->act);
 	ts_free(it);
@@ -1212,6 +1491,16 @@ int ts_iter_next(struct ts_iter *it)
 {
 	if (it->done)
 		return 0;
+	if (it->mat) {
+		if (it->mi >= it->mn) {
+			it->done = 1;
+			return 0;
+		}
+		it->t = it->mt[it->mi];
+		memcpy(&it->v, &it->mv[it->mi], 8);
+		it->mi++;
+		return 1;
+	}
 	/* Fast path, the common case: one chunk active and its current sample strictly
 	 * before the next chunk starts, so nothing can interleave or duplicate it. */
 	if (it->n_act == 1) {
@@ -1279,6 +1568,18 @@ int ts_iter_next(struct ts_iter *it)
 
 int ts_iter_seek(struct ts_iter *it, int64_t t)
 {
+	if (it->mat) {
+		size_t lo = it->mi, hi = it->mn;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (it->mt[mid] < t)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		it->mi = lo;
+		return ts_iter_next(it);
+	}
 	if (t > it->floor) {
 		it->floor = t;
 		for (size_t k = 0; k < it->n_act;) {
@@ -1300,6 +1601,8 @@ int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap)
 	size_t n = 0;
 	if (cap > INT32_MAX)
 		cap = INT32_MAX;
+	if (it->mat)
+		return mat_read(it, t_ms, v, NULL, cap);
 	while (n < cap && !it->done) {
 		if (it->n_act == 1) {
 			/* The fast path of ts_iter_next, run for a whole stretch of one chunk. */
@@ -1363,6 +1666,23 @@ int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap)
 	return (int)n;
 }
 
+int ts_iter_read_w(struct ts_iter *it, int64_t *t_ms, double *v, double *w, size_t cap)
+{
+	if (cap > INT32_MAX)
+		cap = INT32_MAX;
+	if (it->mat)
+		return mat_read(it, t_ms, v, w, cap);
+	int n = ts_iter_read(it, t_ms, v, cap);
+	for (int k = 0; k < n; k++)
+		w[k] = 1;
+	return n;
+}
+
+double ts_iter_weight(const struct ts_iter *it)
+{
+	return it->mat && it->mi > 0 ? it->mw[it->mi - 1] : 1;
+}
+
 void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v)
 {
 	*t_ms = it->t;
@@ -1391,14 +1711,14 @@ int ts_series_set_has_data(struct ts_series_set *set, size_t i)
 	if (nr && ts__tombs_hit(r, nr, set->mint, set->maxt)) {
 		/* Something was deleted in range: only the samples left can tell. */
 		struct srcs a = { 0 };
-		int rc = gather(set, i, &a, GATHER_ARRAYS);
+		int rc = gather(set, i, &a, GATHER_ARRAYS, NULL);
 		int any = a.n > 0;
 		srcs_fini(&a);
 		return rc ? rc : any;
 	}
 	if (ss->n_mem)
 		return 1; /* memory chunks are taken in range at select */
-	struct gather_ctx g = { NULL, set->mint, set->maxt, GATHER_ANY };
+	struct gather_ctx g = { NULL, set->mint, set->maxt, GATHER_ANY, NULL };
 	int rc = scan_stored(set, ss, &g);
 	return rc == GATHER_FOUND ? 1 : rc;
 }

@@ -213,6 +213,20 @@ static uint64_t tombs_hash(const struct ts__tombs *t, int64_t start, int64_t end
 	return h ? h : 1;
 }
 
+/* Hash of the partition's "gens" row bytes (of nothing when absent): what the tiers'
+ * record names as their source. */
+static int gens_hash(struct ts_rtxn *r, unsigned meta, uint64_t *out)
+{
+	const void *gv = NULL;
+	size_t gl = 0;
+	int rc = ts_env_get(r, meta, TS_FORMAT_PART_META_GENS, strlen(TS_FORMAT_PART_META_GENS),
+			    &gv, &gl);
+	if (rc && rc != TS_ENOTFOUND)
+		return rc;
+	*out = XXH3_64bits(rc ? "" : gv, rc ? 0 : gl);
+	return 0;
+}
+
 int ts__tiers_read(struct ts_rtxn *r, unsigned meta, struct ts__tiers_rec *out)
 {
 	const void *v;
@@ -321,13 +335,9 @@ int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *st
 	int rc = ts_env_read_begin(p->env, &r);
 	if (rc)
 		goto out;
-	const void *gv = NULL;
-	size_t gl = 0;
-	rc = ts_env_get(r, p->meta, TS_FORMAT_PART_META_GENS, strlen(TS_FORMAT_PART_META_GENS), &gv,
-			&gl);
-	if (rc && rc != TS_ENOTFOUND)
+	uint64_t gh;
+	if ((rc = gens_hash(r, p->meta, &gh)))
 		goto out;
-	uint64_t gh = XXH3_64bits(rc ? "" : gv, rc ? 0 : gl);
 	uint64_t th = tombs_hash(tombs, p->start, p->end);
 	if ((rc = ts__cold_gens_read(r, p->meta, &gens, &n_gens)) ||
 	    (rc = ts__tiers_read(r, p->meta, &cur)))
@@ -411,5 +421,80 @@ out:
 	ts_free(bd.r1h);
 	ts_free(gens);
 	ts__tombs_put(tombs);
+	return rc;
+}
+
+/* ---- reading ---- */
+
+int ts__tiers_usable(struct ts_rtxn *r, const struct ts_partition *p, const struct ts__tombs *tombs,
+		     uint32_t *flags)
+{
+	struct ts__tiers_rec rec;
+	*flags = 0;
+	int rc = ts__tiers_read(r, p->meta, &rec);
+	if (rc || !rec.have || !rec.flags)
+		return rc;
+	uint64_t gh;
+	if ((rc = gens_hash(r, p->meta, &gh)))
+		return rc;
+	if (rec.gens_hash != gh || rec.tombs_hash != tombs_hash(tombs, p->start, p->end))
+		return 0;
+	/* A hot chunk is a late write the tiers do not hold yet. */
+	struct ts_cursor *c;
+	if ((rc = ts_cursor_open(r, p->chunks, &c)))
+		return rc;
+	int hot = ts_cursor_seek(c, NULL, 0);
+	ts_cursor_close(c);
+	if (hot == TS_ENOTFOUND)
+		*flags = rec.flags;
+	return hot == 0 || hot == TS_ENOTFOUND ? 0 : hot;
+}
+
+int ts__tiers_series(struct ts_db *db, struct ts_rtxn *r, const struct ts_partition *p, uint8_t res,
+		     uint64_t id, struct ts_ds_row **rows, size_t *cap, struct ts_ds_agg *out)
+{
+	memset(out, 0, sizeof *out);
+	if (id > TS_DS_MAX_SERIES_ID)
+		return 0;
+	struct ts_cursor *c;
+	int rc = ts_cursor_open(r, p->tiers, &c);
+	if (rc)
+		return rc;
+	uint8_t key[TS_FORMAT_TIER_KEY_LEN];
+	key[0] = res;
+	ts_format_put_be64(key + 1, id);
+	const void *k = NULL, *v = NULL;
+	size_t kl = 0, vl = 0;
+	rc = ts_cursor_seek(c, key, sizeof key);
+	if (rc == 0)
+		rc = ts_cursor_get(c, &k, &kl, &v, &vl);
+	ts_cursor_close(c); /* k and v stay valid while the snapshot is open */
+	if (rc == TS_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (kl != TS_FORMAT_TIER_KEY_LEN)
+		return TS_CORRUPT();
+	if (((const uint8_t *)k)[0] != res)
+		return 0; /* past this resolution's blocks: the series has none */
+	/* The block cache is keyed like cold blocks; tier blocks take generation numbers
+	 * no partition reaches (0xffffff00 | res), then the block's last id. */
+	uint8_t ck[TS_FORMAT_COLD_KEY_LEN] = { 0xff, 0xff, 0xff, res };
+	memcpy(ck + 4, (const uint8_t *)k + 1, 8);
+	struct ts__blk_ref ref = { 0 };
+	if ((rc = ts__cold_cache_get(db, p->start, ck, v, vl, &ref)))
+		return rc;
+	long i = ts_cold_find(ref.b, id << TS_DS_KIND_BITS);
+	if (i >= 0) {
+		uint32_t n;
+		ts_cold_series(ref.b, (size_t)i, NULL, &n, NULL, NULL);
+		if (n > *cap && ts_grow((void **)rows, cap, n, sizeof **rows))
+			rc = -ENOMEM;
+		if (rc == 0)
+			rc = ts_ds_tier_decode(ref.b, id, *rows, *cap, out);
+		if (rc == TS_ENOTFOUND)
+			rc = 0;
+	}
+	ts__cold_cache_put(db, &ref);
 	return rc;
 }

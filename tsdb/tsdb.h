@@ -119,10 +119,25 @@ struct ts_matcher {
 
 struct ts_series_set;
 
-/* Bounds of one selection; zero-initialise for none. */
+/* What a downsampled row reads as in a downsampled selection (ts_select_opts): AVG its
+ * sum / count, SUM, MIN, MAX that aggregate, COUNTER one monotonic counter over the
+ * read (resets added up, raw samples included; for rate() and increase()). */
+enum ts_aggr { TS_AGGR_AVG = 0, TS_AGGR_SUM, TS_AGGR_MIN, TS_AGGR_MAX, TS_AGGR_COUNTER };
+
+/* Bounds of one selection; zero-initialise for none (and raw samples only). */
 struct ts_select_opts {
 	int64_t deadline_ns;	      /* CLOCK_MONOTONIC nanoseconds; 0 means none */
 	volatile const int *canceled; /* optional: the selection stops when non-zero */
+	/* Downsampled reads: 0 reads raw samples only. From 300000 (5 min) up, each closed
+	 * partition whose downsampled tiers are current is read from its coarsest tier at
+	 * most this resolution (5 min, 1 h) instead of its raw samples: a row per window
+	 * and series, at the window's last millisecond (the last sample's time in the
+	 * partition's last window), read as aggr says. Everything else (open partitions,
+	 * stale tiers, samples of the series still in memory) is read raw, and raw samples
+	 * read as themselves (COUNTER: as part of the counter). Sample iterators only:
+	 * chunk iterators and ts_series_set_has_data read raw data. */
+	int64_t max_resolution_ms;
+	enum ts_aggr aggr;
 };
 
 /* Selects series matching every matcher that may have samples in [mint_ms, maxt_ms],
@@ -133,7 +148,8 @@ struct ts_select_opts {
  * LMDB read snapshots, so keep it briefly. Returns 0, TS_EINVALID (bad regex or
  * matcher type; for a regex msg names it if msg != NULL, at most msg_len bytes with the
  * NUL), -ENOMEM, TS_ECORRUPT (the index names a series it lacks, or a stored record is
- * malformed), TS_ELIMIT (no free LMDB reader slot; or a regex exceeded its matching
+ * malformed), TS_EINVALID (o: a negative max_resolution_ms or an unknown aggr),
+ * TS_ELIMIT (no free LMDB reader slot; or a regex exceeded its matching
  * limits on some value: msg names the regex, the label and the value's length; a
  * regex never silently fails to match). On error *out is not set.
  * -ETIMEDOUT / -ECANCELED (o's deadline passed / *o->canceled became non-zero; checked
@@ -149,6 +165,9 @@ int ts_db_select(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers
 void ts_series_set_free(struct ts_series_set *set);
 /* Number of series in the set. Never fails. */
 size_t ts_series_set_len(const struct ts_series_set *set);
+/* The coarsest tier resolution (ms) a partition of the set is read from (see
+ * ts_select_opts.max_resolution_ms); 0 when everything is read raw. Never fails. */
+int64_t ts_series_set_resolution(const struct ts_series_set *set);
 /* Series i's id (i < ts_series_set_len(set); not checked). Never fails. */
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i);
 /* Series i's labels, sorted by name: *labels points into the set (valid until it is
@@ -181,6 +200,11 @@ void ts_iter_at(const struct ts_iter *it, int64_t *t_ms, double *v);
  * per sample. Returns how many were read (0 at the end; at most INT32_MAX) or
  * TS_ECORRUPT. Afterwards ts_iter_at gives the last one read. */
 int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap);
+/* ts_iter_read, and in w[] how many raw samples each point stands for: 1 for a raw
+ * sample, the window's count for a downsampled row (count_over_time sums these). */
+int ts_iter_read_w(struct ts_iter *it, int64_t *t_ms, double *v, double *w, size_t cap);
+/* The weight (as ts_iter_read_w) of the current sample. Never fails. */
+double ts_iter_weight(const struct ts_iter *it);
 /* Frees an iterator. Accepts NULL. */
 void ts_iter_free(struct ts_iter *it);
 

@@ -274,12 +274,12 @@ static void test_deadline_and_cancel(void **st)
 	struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "m" }, { TS_MATCH_RE, "a", "v.*" } };
 	struct ts_series_set *set;
 	for (int round = 0; round < 2; round++) { /* in memory, then from the postings */
-		struct ts_select_opts expired = { 1, NULL };
+		struct ts_select_opts expired = { .deadline_ns = 1 };
 		assert_int_equal(
 			ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &expired, &set, NULL, 0),
 			-ETIMEDOUT);
 		int flag = 1;
-		struct ts_select_opts cancel = { 0, &flag };
+		struct ts_select_opts cancel = { .canceled = &flag };
 		assert_int_equal(
 			ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, &cancel, &set, NULL, 0),
 			-ECANCELED);
