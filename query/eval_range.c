@@ -562,8 +562,10 @@ static int selector_windows(struct qev *ev, struct fcall *f, const struct ts_ast
 	}
 	int64_t res = ts__q_res(ev, (int)f->id, ws->range);
 	int rc = ts__q_select(c, arg->matrix.vs, lo, hi, res, ts__q_aggr((int)f->id), &set);
-	/* Downsampled rows stand for several samples: count and avg weigh them. */
-	wb->weighted = res > 0 && (f->id == TS_FN_COUNT_OVER_TIME || f->id == TS_FN_AVG_OVER_TIME);
+	/* Downsampled rows stand for several samples: count and avg weigh them (rows are
+	 * read at res 0 too, where retention deleted the raw samples). */
+	wb->weighted = rc == 0 && ts_series_set_resolution(set) > 0 &&
+		       (f->id == TS_FN_COUNT_OVER_TIME || f->id == TS_FN_AVG_OVER_TIME);
 	size_t ns = rc ? 0 : ts_series_set_len(set);
 	for (size_t i = 0; i < ns && rc == 0; i++) {
 		const struct ts_label *l;

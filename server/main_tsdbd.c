@@ -32,9 +32,14 @@ static const char usage[] =
 	"                            acknowledgement, batched across requests), interval:<ms>\n"
 	"                            (power loss may lose that window), never (the OS decides).\n"
 	"                            Under every mode kill -9 loses nothing acknowledged.\n"
-	"  --retention DUR           keep DUR of data: older samples are rejected, and time\n"
-	"                            partitions wholly older are deleted (checked at every\n"
-	"                            checkpoint); 0 keeps everything (default 0)\n"
+	"  --retention DUR           keep DUR of data at every resolution: sets the three\n"
+	"                            below unless they are given; 0 keeps everything (default)\n"
+	"  --retention.raw DUR       raw samples older than DUR are rejected and deleted, once\n"
+	"                            their partition's 5m and 1h tiers are built; 0 keeps them\n"
+	"  --retention.5m DUR        5-minute downsampled rows older than DUR are deleted\n"
+	"  --retention.1h DUR        1-hour downsampled rows older than DUR are deleted; a time\n"
+	"                            partition goes once nothing of it is kept. Retention runs\n"
+	"                            at start-up and every 30 s.\n"
 	"  --out-of-order-window DUR accept samples up to DUR older than a series' newest\n"
 	"                            (default 1h; 0 rejects every out-of-order sample)\n"
 	"  --max-future DUR          reject samples more than DUR ahead of the clock (default 1h;\n"
@@ -64,6 +69,7 @@ static const char usage[] =
 struct flags {
 	const char *data_dir, *listen, *sync, *log_level;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
+	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms;
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
@@ -87,10 +93,11 @@ static const struct {
 	int64_t min_ms;
 	size_t off;
 } duration_flags[] = {
-	{ "--retention", 0, F(retention_ms) },	 { "--out-of-order-window", 0, F(ooo_ms) },
-	{ "--max-future", 0, F(future_ms) },	 { "--partition", 60000, F(partition_ms) },
-	{ "--header-timeout", 1, F(header_ms) }, { "--body-timeout", 1, F(body_ms) },
-	{ "--idle-timeout", 1, F(idle_ms) },
+	{ "--retention", 0, F(retention_ms) },	   { "--retention.raw", 0, F(ret_raw_ms) },
+	{ "--retention.5m", 0, F(ret_5m_ms) },	   { "--retention.1h", 0, F(ret_1h_ms) },
+	{ "--out-of-order-window", 0, F(ooo_ms) }, { "--max-future", 0, F(future_ms) },
+	{ "--partition", 60000, F(partition_ms) }, { "--header-timeout", 1, F(header_ms) },
+	{ "--body-timeout", 1, F(body_ms) },	   { "--idle-timeout", 1, F(idle_ms) },
 };
 /* Flags taking a count from 1 to max. */
 static const struct {
@@ -229,6 +236,15 @@ static int parse_sync(const char *s, struct ts_db_opts *o)
 	return -1;
 }
 
+/* Thanos compactor's flags: a resolution's retention is --retention.<res> if given,
+ * else --retention; 0 keeps for good (for a tier that is TS_RETENTION_FOREVER, since 0
+ * there means "as raw"). */
+static int64_t retention_of(int64_t given, int64_t all, int tier)
+{
+	int64_t r = given >= 0 ? given : all;
+	return tier && r == 0 ? TS_RETENTION_FOREVER : r;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = { .data_dir = "./data",
@@ -236,7 +252,10 @@ int main(int argc, char **argv)
 			   .sync = "always",
 			   .ooo_ms = 3600000,
 			   .future_ms = 3600000,
-			   .partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT };
+			   .partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT,
+			   .ret_raw_ms = -1,
+			   .ret_5m_ms = -1,
+			   .ret_1h_ms = -1 };
 	int rc = parse_flags(argc, argv, &f);
 	if (rc)
 		return rc;
@@ -254,7 +273,9 @@ int main(int argc, char **argv)
 	}
 	struct ts_db_opts dbo = { .ooo_window_ms = f.ooo_ms,
 				  .max_future_ms = f.future_ms,
-				  .retention_ms = f.retention_ms,
+				  .retention_ms = retention_of(f.ret_raw_ms, f.retention_ms, 0),
+				  .retention_5m_ms = retention_of(f.ret_5m_ms, f.retention_ms, 1),
+				  .retention_1h_ms = retention_of(f.ret_1h_ms, f.retention_ms, 1),
 				  .partition_ms = f.partition_ms,
 				  .max_labels = (uint32_t)f.max_labels,
 				  .max_label_name_len = (uint32_t)f.max_name,

@@ -900,6 +900,10 @@ int ts__cold_convert(struct ts_db *db, struct ts_partition *p, int merge_all,
 	struct ts_rtxn *r;
 	int force = merge_all == TS__CONVERT_FORCE;
 	memset(st, 0, sizeof *st);
+	/* Raw samples deleted by retention: the listed generations are what the tiers were
+	 * built from, and a new one would make them stale for good. */
+	if (atomic_load(&p->expired) & TS_FORMAT_EXPIRED_RAW)
+		return 0;
 	int rc = ts_env_read_begin(p->env, &r);
 	if (rc)
 		return rc;

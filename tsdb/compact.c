@@ -578,3 +578,172 @@ int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
 	pthread_mutex_unlock(&db->fmu);
 	return rc;
 }
+
+/* ---- retention per resolution ----
+ *
+ * Thanos compactor's retention: raw samples, 5-minute rows and 1-hour rows each go
+ * once the partition holding them ended longer ago than their retention; a partition
+ * whose every kind is due goes whole (partition.c, ts__parts_expire). Raw samples are
+ * deleted only from a partition whose tiers are current (converted into one generation
+ * and downsampled first, here), so the data stays answerable at the coarser resolutions;
+ * a partition whose width allows no tier loses its raw samples as retention says. The
+ * deletion of a kind, the empty tables and the "expired" row are one transaction; the
+ * partition is then rewritten so its file shrinks (the usual crash-safe swap). */
+
+static int64_t eff(int64_t tier, int64_t raw)
+{
+	int64_t r = tier ? tier : raw;
+	return r >= TS_RETENTION_FOREVER ? 0 : r;
+}
+
+int64_t ts__retention_keep_ms(const struct ts_db *db)
+{
+	int64_t r[3] = { db->o.retention_ms, eff(db->o.retention_5m_ms, db->o.retention_ms),
+			 eff(db->o.retention_1h_ms, db->o.retention_ms) };
+	int64_t keep = 0;
+	for (int i = 0; i < 3; i++) {
+		if (r[i] <= 0)
+			return 0;
+		if (r[i] > keep)
+			keep = r[i];
+	}
+	return keep;
+}
+
+/* The kinds of p due for deletion at now (TS_FORMAT_EXPIRED_* bits). */
+static unsigned due_kinds(const struct ts_db *db, const struct ts_partition *p, int64_t now)
+{
+	int64_t r[3] = { db->o.retention_ms, eff(db->o.retention_5m_ms, db->o.retention_ms),
+			 eff(db->o.retention_1h_ms, db->o.retention_ms) };
+	static const unsigned bit[3] = { TS_FORMAT_EXPIRED_RAW, TS_FORMAT_EXPIRED_5M,
+					 TS_FORMAT_EXPIRED_1H };
+	unsigned due = 0;
+	for (int i = 0; i < 3; i++)
+		if (r[i] > 0 && p->end <= now - r[i])
+			due |= bit[i];
+	return due;
+}
+
+static int want_due(struct ts_db *db, struct ts_partition *p, int64_t now)
+{
+	unsigned due = due_kinds(db, p, now), gone = atomic_load(&p->expired);
+	int c = atomic_load(&p->compacted);
+	/* Not opened yet in this run: what it lost already is not known. Dropped but not
+	 * rewritten (a crash in between): the rewrite is still due. */
+	return due && (c < 0 || (gone & due) != due || (gone && c == 0));
+}
+
+int ts__table_clear(struct ts_rtxn *r, unsigned table, int first, struct ts_batch *b)
+{
+	struct ts_cursor *c;
+	int rc = ts_cursor_open(r, table, &c);
+	if (rc)
+		return rc;
+	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
+		const void *k;
+		size_t kl;
+		if ((rc = ts_cursor_get(c, &k, &kl, NULL, NULL)))
+			break;
+		if (first >= 0 && (kl == 0 || ((const uint8_t *)k)[0] != first))
+			continue;
+		if ((rc = ts_batch_del(b, table, k, kl, NULL, 0)))
+			break;
+	}
+	ts_cursor_close(c);
+	return rc == TS_ENOTFOUND ? 0 : rc;
+}
+
+/* Deletes the kinds `drop` of p (pinned) in one transaction. */
+static int drop_kinds(struct ts_partition *p, unsigned drop)
+{
+	struct ts_rtxn *r;
+	struct ts_batch *b = NULL;
+	int rc = ts_env_read_begin(p->env, &r);
+	if (rc)
+		return rc;
+	unsigned now = atomic_load(&p->expired) | drop;
+	uint8_t v = (uint8_t)now;
+	if ((rc = ts_batch_new(&b)) == 0 && (drop & TS_FORMAT_EXPIRED_RAW))
+		if ((rc = ts__table_clear(r, p->chunks, -1, b)) == 0)
+			rc = ts__table_clear(r, p->cold, -1, b);
+	if (rc == 0 && (drop & TS_FORMAT_EXPIRED_5M))
+		rc = ts__table_clear(r, p->tiers, TS_FORMAT_TIER_RES_5M, b);
+	if (rc == 0 && (drop & TS_FORMAT_EXPIRED_1H))
+		rc = ts__table_clear(r, p->tiers, TS_FORMAT_TIER_RES_1H, b);
+	if (rc == 0)
+		rc = ts_batch_put(b, p->meta, TS_FORMAT_PART_META_EXPIRED,
+				  strlen(TS_FORMAT_PART_META_EXPIRED), &v, 1);
+	/* Not tight any more: if the rewrite below does not happen (a crash), the closed
+	 * partitions' pass does it. */
+	if (rc == 0)
+		rc = ts_batch_del(b, p->meta, TS_FORMAT_PART_META_COLD,
+				  strlen(TS_FORMAT_PART_META_COLD), NULL, 0);
+	ts_env_read_end(r);
+	ts__failpoint("retention.before_drop");
+	if (rc == 0)
+		rc = ts_env_apply(p->env, b);
+	ts_batch_free(b);
+	if (rc == 0) {
+		atomic_store(&p->expired, now);
+		atomic_store(&p->compacted, 0);
+		ts__failpoint("retention.dropped");
+	}
+	return rc;
+}
+
+/* Brings p (pinned) to current tiers before its raw samples go: 0 when they are (or
+ * cannot be: no tier fits the width), TS_ENOTFOUND when p is not settled yet. */
+static int tiers_first(struct ts_db *db, struct ts_partition *p)
+{
+	struct ts__convert_stats st;
+	int rc = ts__cold_convert(db, p, 1, &st);
+	if (rc)
+		return rc;
+	int state;
+	struct ts__tiers_rec rec;
+	if ((rc = ts__tiers_build(db, p, 0, &state, &rec)))
+		return rc;
+	return state == TS__TIERS_SKIPPED ? TS_ENOTFOUND : 0;
+}
+
+int ts__retention_pass(struct ts_db *db, int64_t now)
+{
+	int n = 0;
+	size_t from = 0;
+	struct ts_partition *p;
+	while ((p = pick(db, want_due, now, &from)) != NULL) {
+		int rc = busy(db, p) ? TS_ENOTFOUND : ts__part_pin(db, p, 0);
+		if (rc) { /* still taking writes, or never written */
+			if (rc != TS_ENOTFOUND)
+				ts_log(TS_LOG_WARN, "retention of %s: %s", p->dir, ts_strerror(rc));
+			ts__part_unref(db, p);
+			continue;
+		}
+		unsigned drop = due_kinds(db, p, now) & ~atomic_load(&p->expired);
+		int replaced = 0;
+		if (drop & TS_FORMAT_EXPIRED_RAW)
+			rc = tiers_first(db, p);
+		if (rc == 0 && drop && (rc = drop_kinds(p, drop)) == 0) {
+			ts_log(TS_LOG_INFO, "retention: deleted%s%s%s of %s",
+			       drop & TS_FORMAT_EXPIRED_RAW ? " raw samples" : "",
+			       drop & TS_FORMAT_EXPIRED_5M ? " 5m rows" : "",
+			       drop & TS_FORMAT_EXPIRED_1H ? " 1h rows" : "", p->dir);
+			n++;
+		}
+		uint64_t cold_bytes;
+		int all_cold;
+		if (rc == 0 && atomic_load(&p->expired) && atomic_load(&p->compacted) == 0 &&
+		    (rc = cold_state(p, &cold_bytes, &all_cold)) == 0)
+			replaced = compact_pinned(db, p, all_cold) == 0;
+		ts__part_unpin(db, p);
+		if (replaced) {
+			ts__failpoint("retention.before_release");
+			ts__part_unref(db, p); /* the array's reference, now np's */
+		}
+		if (rc && rc != TS_ENOTFOUND)
+			ts_log(TS_LOG_WARN, "retention of %s failed: %s; tried again later", p->dir,
+			       ts_strerror(rc));
+		ts__part_unref(db, p);
+	}
+	return n;
+}

@@ -156,7 +156,7 @@ static int classify(struct ts_db *db, struct ts_series *s, const uint8_t *batch,
 	if (s->b_max_t == INT64_MIN || t > s->b_max_t) {
 		if (db->o.max_future_ms && t > now + db->o.max_future_ms)
 			return TS_ETOOFUTURE;
-		if (db->o.retention_ms && t < now - db->o.retention_ms)
+		if (db->o.retention_ms && t < now - db->o.retention_ms) /* raw retention */
 			return TS_ETOOOLD;
 		return 0;
 	}
@@ -594,7 +594,9 @@ static int options_valid(const struct ts_db_opts *o)
 	return !o || (o->partition_ms >= 0 && o->partition_ms <= TS_FORMAT_PARTITION_MS_MAX &&
 		      o->ooo_window_ms >= 0 && o->ooo_window_ms <= TS_FORMAT_MAX_T_MS &&
 		      o->max_future_ms >= 0 && o->max_future_ms <= TS_FORMAT_MAX_T_MS &&
-		      o->retention_ms >= 0 && o->retention_ms <= TS_FORMAT_MAX_T_MS);
+		      o->retention_ms >= 0 && o->retention_ms <= TS_FORMAT_MAX_T_MS &&
+		      o->retention_5m_ms >= 0 && o->retention_5m_ms <= TS_FORMAT_MAX_T_MS &&
+		      o->retention_1h_ms >= 0 && o->retention_1h_ms <= TS_FORMAT_MAX_T_MS);
 }
 
 int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **out)
@@ -652,6 +654,11 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	rc = recover_wal(db, ckpt);
 	if (rc)
 		goto fail;
+	/* Retention at start-up, before anything is served. */
+	pthread_mutex_lock(&db->fmu);
+	ts__parts_expire(db, ts_wall_ms());
+	ts__retention_pass(db, ts_wall_ms());
+	pthread_mutex_unlock(&db->fmu);
 	rc = ts__writer_start(db);
 	if (rc)
 		goto fail;

@@ -124,8 +124,9 @@ struct ts_partition {
 	uint64_t hot_bytes;   /* chunk bytes written since its last conversion; writer only */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
-	atomic_int remove; /* delete the directory with the last reference */
-	char *dir;	   /* owned */
+	atomic_int remove;   /* delete the directory with the last reference */
+	atomic_uint expired; /* TS_FORMAT_EXPIRED_* (format.h), known once the env opened */
+	char *dir;	     /* owned */
 };
 
 struct ts_db {
@@ -183,6 +184,7 @@ struct ts_db {
 	int wal_full;			/* the last WAL append found no space (under mu) */
 	atomic_ullong n_flush_failures; /* flushes that failed since open */
 	uint64_t last_checkpoint_ms;
+	uint64_t last_retention_ms; /* writer: when the retention pass last ran (monotonic) */
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
 	atomic_uint_fast64_t n_conversions;
@@ -383,6 +385,17 @@ int ts__compact_written(struct ts_db *db);
  * db->fmu held. Returns 0 or the first failure (the partitions that failed are left as
  * they were; the others are done). */
 int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t);
+/* Queues in b the deletion of every key of `table` in snapshot r whose first byte is
+ * `first` (every key when first < 0). 0, -ENOMEM, or the env's error. */
+int ts__table_clear(struct ts_rtxn *r, unsigned table, int first, struct ts_batch *b);
+/* Retention per resolution (ts_db_opts): how long a partition is kept at all (the
+ * longest of the three retentions; 0 when one of them keeps everything). */
+int64_t ts__retention_keep_ms(const struct ts_db *db);
+/* Deletes the raw samples and tier rows of partitions that aged out of their retention
+ * (building tiers first where raw samples go) and rewrites those partitions. Writer
+ * only (db->fmu held). Returns how many partitions changed; failures are logged and
+ * retried by the next pass. */
+int ts__retention_pass(struct ts_db *db, int64_t now_ms);
 /* Whether p is closed: its end is older than now - the out-of-order window - the slack
  * compact.c gives writes before it converts a partition for good. */
 int ts__part_closed(const struct ts_db *db, const struct ts_partition *p);

@@ -43,6 +43,12 @@
  *                          directory not yet removed
  *   retention.removed      partition.c: its directory removed (unless a reader still
  *                          held it)
+ *   retention.before_drop  compact.c: a partition's aged-out raw samples or tier rows
+ *                          queued for deletion (tiers built first), nothing committed
+ *   retention.dropped      compact.c: their deletion and the "expired" row committed, the
+ *                          partition not yet rewritten
+ *   retention.before_release compact.c: the rewritten partition swapped in, the old one
+ *                          not yet released
  *   dir.files_removed      partition.c: an env directory's files unlinked, the empty
  *                          directory not yet (retention, compaction clean-up)
  *   delete.before_commit   delete.c: series resolved, tombstones not yet committed

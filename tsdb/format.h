@@ -360,6 +360,19 @@ struct ts_format_snap {
 #define TS_FORMAT_TIERS_FLAG_5M 0x1u
 #define TS_FORMAT_TIERS_FLAG_1H 0x2u
 #define TS_FORMAT_GENS_ENTRY_LEN 24
+
+/*
+ * "expired" meta row (1 byte, TS_FORMAT_EXPIRED_* bits; absent: 0): what retention per
+ * resolution (tsdb/compact.c) has deleted from the partition. RAW: its raw samples (the
+ * chunks and cold tables are empty; the "gens" row stays, as the tiers' record names it,
+ * and nothing converts or rebuilds tiers from then on); T5M, T1H: that tier's rows. Set in
+ * the transaction that deletes them. Readers then use the tiers left whatever resolution
+ * is asked, and tombstones made afterwards hide whole rows (tiers.c).
+ */
+#define TS_FORMAT_PART_META_EXPIRED "expired"
+#define TS_FORMAT_EXPIRED_RAW 0x1u
+#define TS_FORMAT_EXPIRED_5M 0x2u
+#define TS_FORMAT_EXPIRED_1H 0x4u
 #define TS_FORMAT_GENS_MAX 4096 /* a reader's bound on m */
 /* A partition directory is "<start_ms>_<end_ms>" (decimal, start < end); during a
  * compaction the same name with ".compact" (the rewrite) or ".old" (the copy being

@@ -59,6 +59,7 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 	atomic_init(&p->compacted, -1);
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->remove, 0);
+	atomic_init(&p->expired, 0);
 	*out = p;
 	return 0;
 }
@@ -78,7 +79,7 @@ static int env_open(struct ts_db *db, struct ts_partition *p)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_COLD, 0, &p->cold);
 	if (rc == 0)
 		rc = ts_env_table(env, TS_FORMAT_PART_TABLE_TIERS, 0, &p->tiers);
-	if (rc == 0 && atomic_load(&p->compacted) < 0) {
+	if (rc == 0) {
 		struct ts_rtxn *r;
 		const void *v;
 		size_t vl;
@@ -88,6 +89,10 @@ static int env_open(struct ts_db *db, struct ts_partition *p)
 					   strlen(TS_FORMAT_PART_META_COLD), &v, &vl) == 0;
 			int unknown = -1;
 			atomic_compare_exchange_strong(&p->compacted, &unknown, c);
+			if (ts_env_get(r, p->meta, TS_FORMAT_PART_META_EXPIRED,
+				       strlen(TS_FORMAT_PART_META_EXPIRED), &v, &vl) == 0 &&
+			    vl == 1)
+				atomic_store(&p->expired, *(const uint8_t *)v);
 			ts_env_read_end(r);
 		}
 	}
@@ -360,9 +365,10 @@ void ts__part_replace(struct ts_db *db, struct ts_partition *old, struct ts_part
 
 int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 {
-	if (db->o.retention_ms <= 0)
+	int64_t keep = ts__retention_keep_ms(db);
+	if (keep <= 0)
 		return 0;
-	int64_t cutoff = now_ms - db->o.retention_ms;
+	int64_t cutoff = now_ms - keep;
 	struct ts_partition *gone[64];
 	int n = 0;
 	pthread_rwlock_wrlock(&db->parts_mu);

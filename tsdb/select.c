@@ -711,6 +711,13 @@ static int snapshot_mem(struct ts_series_set *set)
 	return 0;
 }
 
+static int64_t res_ms_of(uint8_t res)
+{
+	return res == TS_FORMAT_TIER_RES_1H   ? TS_DS_RES_1H_MS
+	       : res == TS_FORMAT_TIER_RES_5M ? TS_DS_RES_5M_MS
+					      : 0;
+}
+
 /* The coarsest usable tier of ps at most set->max_res_ms, if any (ps->r open). */
 static int pick_tier(struct ts_series_set *set, struct part_snap *ps)
 {
@@ -718,10 +725,15 @@ static int pick_tier(struct ts_series_set *set, struct part_snap *ps)
 	int rc = ts__tiers_usable(ps->r, ps->part, set->tombs, &fl);
 	if (rc)
 		return rc;
+	/* Where retention deleted the raw samples, the finest tier left answers whatever
+	 * resolution was asked. */
+	int gone = (atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW) != 0;
 	if ((fl & TS_FORMAT_TIERS_FLAG_1H) && set->max_res_ms >= TS_DS_RES_1H_MS)
 		ps->tier_res = TS_FORMAT_TIER_RES_1H;
-	else if (fl & TS_FORMAT_TIERS_FLAG_5M)
+	else if ((fl & TS_FORMAT_TIERS_FLAG_5M) && (gone || set->max_res_ms >= TS_DS_RES_5M_MS))
 		ps->tier_res = TS_FORMAT_TIER_RES_5M;
+	else if ((fl & TS_FORMAT_TIERS_FLAG_1H) && gone)
+		ps->tier_res = TS_FORMAT_TIER_RES_1H;
 	set->any_tier |= ps->tier_res != 0;
 	return 0;
 }
@@ -766,7 +778,9 @@ static int snapshot_parts(struct ts_series_set *set)
 				ts__part_unpin(db, ps.part);
 			} else {
 				r = ts__cold_gens_read(ps.r, ps.part->meta, &ps.gens, &ps.n_gens);
-				if (r == 0 && set->max_res_ms >= TS_DS_RES_5M_MS)
+				if (r == 0 &&
+				    (set->max_res_ms >= TS_DS_RES_5M_MS ||
+				     (atomic_load(&ps.part->expired) & TS_FORMAT_EXPIRED_RAW)))
 					r = pick_tier(set, &ps);
 			}
 		}
@@ -823,9 +837,7 @@ int64_t ts_series_set_resolution(const struct ts_series_set *set)
 {
 	int64_t r = 0;
 	for (size_t i = 0; i < set->n_parts; i++) {
-		int64_t x = set->parts[i].tier_res == TS_FORMAT_TIER_RES_1H   ? TS_DS_RES_1H_MS
-			    : set->parts[i].tier_res == TS_FORMAT_TIER_RES_5M ? TS_DS_RES_5M_MS
-									      : 0;
+		int64_t x = res_ms_of(set->parts[i].tier_res);
 		if (x > r)
 			r = x;
 	}
@@ -1322,6 +1334,36 @@ static int mat_rows(struct mat *m, const struct ts_ds_agg *a)
 	return rc;
 }
 
+/* Tombstones made after retention deleted a partition's raw samples (the tiers were
+ * not rebuilt, they cannot be): rows whose window a deleted range touches are left out.
+ * A set's first raw sample goes with its window's row. */
+static void tomb_rows(const struct ts_series_set *set, uint64_t id, const struct part_snap *ps,
+		      struct ts_ds_agg *a)
+{
+	const struct ts__tomb *r;
+	size_t nr = ts__tombs_of(set->tombs, id, &r);
+	if (nr == 0 || a->n_rows == 0 || !(atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW))
+		return;
+	int64_t res = res_ms_of(ps->tier_res);
+	size_t w = 0;
+	for (size_t i = 0; i < a->n_rows; i++) {
+		int64_t t = a->rows[i].t_ms;
+		int64_t ws = t - ((t % res) + res) % res;
+		if (ts__tombs_hit(r, nr, ws, ws + res - 1)) {
+			if (i == 0)
+				a->first_t_ms = INT64_MIN; /* fixed below */
+			continue;
+		}
+		a->rows[w++] = a->rows[i];
+	}
+	a->n_rows = w;
+	if (w && a->first_t_ms == INT64_MIN) {
+		/* The counter's base is then the first row kept. */
+		a->first_t_ms = a->rows[0].t_ms;
+		a->first_v = a->rows[0].v[TS_DS_COUNTER];
+	}
+}
+
 /* Series i of a set with tiers: which partitions its tiers answer (none where memory
  * still holds samples of the series in that partition: a late write the tiers lack),
  * the raw samples elsewhere, then both merged into it->mt/mv/mw. */
@@ -1341,6 +1383,8 @@ static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
 		if (!ps->tier_res || !ps->r)
 			continue;
 		skip[p] = 1;
+		if (atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW)
+			continue; /* the tiers are all there is */
 		for (size_t k = 0; k < ss->n_mem; k++) {
 			const struct src *m = &set->mem[ss->mem_off + k];
 			if (m->max_t >= ps->start && m->min_t < ps->end)
@@ -1387,7 +1431,11 @@ static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
 			rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id,
 					      &rows, &rows_cap, &a);
 		if (rc == 0)
+			tomb_rows(set, ss->s->id, ps, &a);
+		if (rc == 0)
 			rc = mat_rows(&m, &a);
+		while (ri < rn && rt[ri] < ps->end) /* memory's, in a raw-less partition */
+			ri++;
 	}
 	for (; ri < rn && rc == 0; ri++)
 		rc = mat_raw(&m, rt[ri], rv[ri]);
@@ -1701,6 +1749,30 @@ int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **ou
 	return srcs_iter_new(set, i, sizeof **out, GATHER_XOR, (void **)out);
 }
 
+/* Whether series ss has rows in range in a partition whose raw samples retention
+ * deleted (its tiers are then its data): 1, 0, or an error. */
+static int tiers_have_data(struct ts_series_set *set, const struct set_series *ss)
+{
+	struct ts_ds_row *rows = NULL;
+	size_t cap = 0;
+	int rc = 0, any = 0;
+	for (size_t p = 0; p < set->n_parts && rc == 0 && !any; p++) {
+		const struct part_snap *ps = &set->parts[p];
+		if (!ps->r || !ps->tier_res ||
+		    !(atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW))
+			continue;
+		struct ts_ds_agg a;
+		if ((rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id, &rows,
+					   &cap, &a)))
+			break;
+		tomb_rows(set, ss->s->id, ps, &a);
+		for (size_t k = 0; k < a.n_rows && !any; k++)
+			any = a.rows[k].t_ms >= set->mint && a.rows[k].t_ms <= set->maxt;
+	}
+	ts_free(rows);
+	return rc ? rc : any;
+}
+
 int ts_series_set_has_data(struct ts_series_set *set, size_t i)
 {
 	if (i >= set->n)
@@ -1714,13 +1786,13 @@ int ts_series_set_has_data(struct ts_series_set *set, size_t i)
 		int rc = gather(set, i, &a, GATHER_ARRAYS, NULL);
 		int any = a.n > 0;
 		srcs_fini(&a);
-		return rc ? rc : any;
+		return rc ? rc : any ? 1 : tiers_have_data(set, ss);
 	}
 	if (ss->n_mem)
 		return 1; /* memory chunks are taken in range at select */
 	struct gather_ctx g = { NULL, set->mint, set->maxt, GATHER_ANY, NULL };
 	int rc = scan_stored(set, ss, &g);
-	return rc == GATHER_FOUND ? 1 : rc;
+	return rc == GATHER_FOUND ? 1 : rc ? rc : tiers_have_data(set, ss);
 }
 
 int ts_chunk_it_next(struct ts_chunk_it *it, struct ts_chunk_ref *c)

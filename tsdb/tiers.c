@@ -269,24 +269,6 @@ static int rec_put(struct ts_batch *b, unsigned meta, const struct ts__tiers_rec
 			    p, sizeof p);
 }
 
-/* Queues the deletion of every tier row of snapshot r. */
-static int del_old(struct ts_rtxn *r, unsigned table, struct ts_batch *b)
-{
-	struct ts_cursor *c;
-	int rc = ts_cursor_open(r, table, &c);
-	if (rc)
-		return rc;
-	for (rc = ts_cursor_seek(c, NULL, 0); rc == 0; rc = ts_cursor_next(c)) {
-		const void *k;
-		size_t kl;
-		if ((rc = ts_cursor_get(c, &k, &kl, NULL, NULL)) ||
-		    (rc = ts_batch_del(b, table, k, kl, NULL, 0)))
-			break;
-	}
-	ts_cursor_close(c);
-	return rc == TS_ENOTFOUND ? 0 : rc;
-}
-
 /* Reads every block of generation gen in key order and gathers its series. */
 static int scan_gen(struct build *bd, struct ts_rtxn *r, uint32_t gen)
 {
@@ -332,6 +314,18 @@ int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *st
 	struct build bd = { .db = db, .p = p, .tombs = tombs };
 	struct ts__tiers_rec cur;
 	*state = TS__TIERS_SKIPPED;
+	if (atomic_load(&p->expired) & TS_FORMAT_EXPIRED_RAW) {
+		/* Raw samples are gone: the tiers are all that is left, never rebuilt. */
+		ts__tombs_put(tombs);
+		struct ts_rtxn *rr;
+		int rc = ts_env_read_begin(p->env, &rr);
+		if (rc)
+			return rc;
+		rc = ts__tiers_read(rr, p->meta, rec);
+		ts_env_read_end(rr);
+		*state = TS__TIERS_CURRENT;
+		return rc;
+	}
 	int rc = ts_env_read_begin(p->env, &r);
 	if (rc)
 		goto out;
@@ -378,7 +372,7 @@ int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *st
 		       p->dir, width, bd.do5m ? "1h" : "5m", bd.do5m ? "1h" : "5m or 1h");
 	bd.tier[0] = (struct tier){ .res = TS_FORMAT_TIER_RES_5M, .res_ms = TS_DS_RES_5M_MS };
 	bd.tier[1] = (struct tier){ .res = TS_FORMAT_TIER_RES_1H, .res_ms = TS_DS_RES_1H_MS };
-	if ((rc = ts_batch_new(&bd.b)) || (rc = del_old(r, p->tiers, bd.b)))
+	if ((rc = ts_batch_new(&bd.b)) || (rc = ts__table_clear(r, p->tiers, -1, bd.b)))
 		goto out;
 	if (n_gens == 1 && (rc = scan_gen(&bd, r, gens[0].gen)))
 		goto out;
@@ -437,8 +431,15 @@ int ts__tiers_usable(struct ts_rtxn *r, const struct ts_partition *p, const stru
 	uint64_t gh;
 	if ((rc = gens_hash(r, p->meta, &gh)))
 		return rc;
-	if (rec.gens_hash != gh || rec.tombs_hash != tombs_hash(tombs, p->start, p->end))
+	unsigned gone = atomic_load(&p->expired);
+	/* Where raw samples are gone, later tombstones hide rows at read time (select.c). */
+	if (rec.gens_hash != gh || (!(gone & TS_FORMAT_EXPIRED_RAW) &&
+				    rec.tombs_hash != tombs_hash(tombs, p->start, p->end)))
 		return 0;
+	if (gone & TS_FORMAT_EXPIRED_5M)
+		rec.flags &= ~TS_FORMAT_TIERS_FLAG_5M;
+	if (gone & TS_FORMAT_EXPIRED_1H)
+		rec.flags &= ~TS_FORMAT_TIERS_FLAG_1H;
 	/* A hot chunk is a late write the tiers do not hold yet. */
 	struct ts_cursor *c;
 	if ((rc = ts_cursor_open(r, p->chunks, &c)))

@@ -24,13 +24,25 @@
 
 struct ts_db;
 
+#define TS_RETENTION_FOREVER (INT64_C(1) << 62)
+
 struct ts_db_opts {
 	enum ts_wal_sync sync;	   /* default TS_WAL_SYNC_ALWAYS (0) */
 	uint32_t sync_interval_ms; /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
 	int64_t partition_ms;	   /* partition width; 0 means 1 day. Fixed at creation. */
 	int64_t ooo_window_ms;	   /* accept samples this far behind a series' newest; 0 = none */
 	int64_t max_future_ms;	   /* reject samples this far ahead of wall time; 0 = no limit */
-	int64_t retention_ms;	   /* reject samples older than now - retention; 0 = keep all */
+	/* Retention per resolution (Thanos compactor's meaning; tsdb/compact.c): raw samples
+	 * older than now - retention_ms are rejected on append and deleted, 5-minute and
+	 * 1-hour rows of the downsampled tiers older than now - retention_5m_ms /
+	 * retention_1h_ms are deleted, and a partition goes when nothing of it is kept.
+	 * Raw samples are deleted only once the partition's tiers are built. 0 keeps
+	 * everything (retention_ms) or means "as retention_ms" (the tiers);
+	 * TS_RETENTION_FOREVER keeps a tier for good. Checked at open and at least every
+	 * 30 s. */
+	int64_t retention_ms;
+	int64_t retention_5m_ms;
+	int64_t retention_1h_ms;
 	uint64_t checkpoint_wal_bytes;	 /* checkpoint when the WAL exceeds this; 0 = 32 MiB */
 	uint32_t checkpoint_interval_ms; /* and at least this often; 0 = 5 minutes */
 	uint32_t flush_interval_ms;   /* sealed chunks reach LMDB at least this often; 0 = 1000 */

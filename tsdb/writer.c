@@ -551,6 +551,8 @@ out:
 	return rc;
 }
 
+#define RETENTION_EVERY_MS 30000
+
 static void *writer_main(void *arg)
 {
 	struct ts_db *db = arg;
@@ -568,9 +570,16 @@ static void *writer_main(void *arg)
 			   (uint64_t)ts_mono_ms() - db->last_checkpoint_ms >=
 				   db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
-		/* Background maintenance, bounded: one closed partition per cycle. */
+		/* Background maintenance, bounded: one closed partition per cycle, and
+		 * retention (whole partitions, then raw samples and tier rows) every
+		 * RETENTION_EVERY_MS, so data goes within a minute of aging out. */
 		pthread_mutex_lock(&db->fmu);
 		ts__compact_closed(db, 1, 0);
+		if ((uint64_t)ts_mono_ms() - db->last_retention_ms >= RETENTION_EVERY_MS) {
+			ts__parts_expire(db, ts_wall_ms());
+			ts__retention_pass(db, ts_wall_ms());
+			db->last_retention_ms = (uint64_t)ts_mono_ms();
+		}
 		pthread_mutex_unlock(&db->fmu);
 		pthread_mutex_lock(&db->wmu);
 	}
@@ -581,6 +590,7 @@ static void *writer_main(void *arg)
 int ts__writer_start(struct ts_db *db)
 {
 	db->last_checkpoint_ms = (uint64_t)ts_mono_ms();
+	db->last_retention_ms = (uint64_t)ts_mono_ms();
 	int rc = pthread_create(&db->writer, NULL, writer_main, db);
 	if (rc)
 		return -rc;

@@ -137,8 +137,9 @@ static void level_free(struct level_list *l)
 struct part_stats {
 	const struct ctl_part *p;
 	int gone, has_error;
-	int compacted; /* the meta "cold" mark */
-	int has_tiers; /* the meta "tiers" row: its tier bytes (5m, 1h) */
+	int compacted;	  /* the meta "cold" mark */
+	int has_tiers;	  /* the meta "tiers" row: its tier bytes (5m, 1h) */
+	unsigned expired; /* the meta "expired" row: what retention deleted */
 	uint64_t tier_bytes[2];
 	uint64_t chunks, hot_samples, payload_bytes, used_bytes, bad_records;
 	/* cold: the listed generations, by level; their blocks */
@@ -519,6 +520,16 @@ static int inspect_part(struct ctl_ro *db, struct part_stats *s)
 			s->tier_bytes[0] = ts_format_get_le64((const uint8_t *)v + 37);
 			s->tier_bytes[1] = ts_format_get_le64((const uint8_t *)v + 45);
 		}
+		const char *ek = TS_FORMAT_PART_META_EXPIRED;
+		if (pe.has_meta && ts_env_get(r, pe.meta, ek, strlen(ek), &v, &vl) == 0 &&
+		    vl == 1) {
+			s->expired = *(const uint8_t *)v;
+			/* Deleted rows are not there any more, whatever the record counted. */
+			if (s->expired & TS_FORMAT_EXPIRED_5M)
+				s->tier_bytes[0] = 0;
+			if (s->expired & TS_FORMAT_EXPIRED_1H)
+				s->tier_bytes[1] = 0;
+		}
 		if (pe.has_chunks)
 			rc = ctl_scan(r, pe.chunks, chunk_row, s);
 		if (rc == 0)
@@ -675,6 +686,11 @@ static void print_part_detail(const struct part_stats *s)
 		ctl_fmt_bytes(c, sizeof c, s->tier_bytes[1]);
 		printf("; tiers: 5m %s, 1h %s", a, c);
 	}
+	if (s->expired)
+		printf("; deleted by retention:%s%s%s",
+		       s->expired & TS_FORMAT_EXPIRED_RAW ? " raw" : "",
+		       s->expired & TS_FORMAT_EXPIRED_5M ? " 5m" : "",
+		       s->expired & TS_FORMAT_EXPIRED_1H ? " 1h" : "");
 	if (s->leftover_blocks) {
 		ctl_fmt_bytes(a, sizeof a, s->leftover_bytes);
 		printf("; %" PRIu64 " unlisted (leftover) block%s, %s", s->leftover_blocks,

@@ -105,6 +105,7 @@ struct verify {
 	uint64_t n_chunks, n_samples, n_parts_checked;
 	uint64_t n_cold_blocks, n_cold_samples, n_leftover;
 	uint64_t n_tier_blocks, n_tier_series, n_tombstones;
+	unsigned expired;     /* the partition being checked: its "expired" row */
 	struct ts_label *lab; /* scratch for unpacking */
 	size_t lab_cap;
 	uint8_t *copy; /* scratch: a label set kept while another is read */
@@ -990,12 +991,41 @@ static void cold_gens(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *
 	}
 }
 
+/* The "expired" row (format.h): one byte of known bits; what retention deleted. */
+static void verify_expired(struct verify *v, struct ts_rtxn *r, struct ctl_part_env *pe,
+			   const char *where)
+{
+	const char *key = TS_FORMAT_PART_META_EXPIRED;
+	const unsigned known = TS_FORMAT_EXPIRED_RAW | TS_FORMAT_EXPIRED_5M | TS_FORMAT_EXPIRED_1H;
+	const void *val;
+	size_t vl;
+	v->expired = 0;
+	int rc = ts_env_get(r, pe->meta, key, strlen(key), &val, &vl);
+	if (rc == TS_ENOTFOUND)
+		return;
+	if (rc)
+		problem(v, where, "cannot read the meta \"expired\" row: %s", ts_strerror(rc));
+	else if (vl != 1 || (*(const uint8_t *)val & ~known))
+		problem(v, where, "meta \"expired\" row is not one byte of known bits");
+	else
+		v->expired = *(const uint8_t *)val;
+}
+
 /* Per listed generation, its blocks against the gens row. */
 static void cold_totals(struct verify *v, const char *where)
 {
 	const struct vcold *c = &v->cold;
 	for (size_t i = 0; c->gens_ok && i < c->gens.n; i++) {
 		const struct ctl_gen *g = &c->gens.v[i];
+		if (v->expired & TS_FORMAT_EXPIRED_RAW) {
+			/* Retention deleted the raw samples; the row stays for the tiers. */
+			if (c->blocks[i])
+				problem(v, where,
+					"raw samples deleted by retention, yet %" PRIu64
+					" blocks of generation %" PRIu32 " are left",
+					c->blocks[i], g->gen);
+			continue;
+		}
 		if (c->bad[i] || (c->samples[i] == g->samples && c->bytes[i] == g->bytes))
 			continue;
 		problem(v, where,
@@ -1192,6 +1222,7 @@ static void verify_part(struct verify *v, const struct ctl_part *p)
 		problem(v, where, "cannot read: %s", ts_strerror(rc));
 	} else {
 		uint64_t chunks_before = v->n_chunks;
+		verify_expired(v, r, &pe, where);
 		if (pe.has_chunks)
 			verify_chunks(v, r, &pe, where);
 		verify_cold(v, r, &pe, where, v->n_chunks - chunks_before);
