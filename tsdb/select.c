@@ -1297,7 +1297,7 @@ static int mat_raw(struct mat *m, int64_t t, double v)
 	return mat_push(m, t, mat_counter(m, v), 1);
 }
 
-static int mat_rows(struct mat *m, const struct ts_ds_agg *a)
+static int mat_rows(struct mat *m, const struct ts_ds_agg *a, int64_t res)
 {
 	if (a->n_rows == 0)
 		return 0;
@@ -1310,15 +1310,18 @@ static int mat_rows(struct mat *m, const struct ts_ds_agg *a)
 		if (a->first_t_ms < a->rows[0].t_ms)
 			rc = mat_push(m, a->first_t_ms, tot, 1);
 		/* A row's counter is the counter's state from its window's last sample on,
-		 * so it is placed at the window's end (its timestamp + 1 ms): a range
-		 * [T - r, T] aligned to the resolution then holds the state at both ends and
-		 * rate() needs no extrapolation (the rows of one window, a raw sample at the
-		 * partition's end: the later point replaces the earlier one). */
+		 * so it is placed at the window's end (the last window of a partition too,
+		 * whose row is timed at its last sample): a range [T - r, T] aligned to the
+		 * resolution then holds the state at both ends and rate() needs no
+		 * extrapolation (a raw sample at the partition's end: the later point
+		 * replaces the earlier one). */
 		for (size_t i = 0; i < a->n_rows && rc == 0; i++) {
 			double c = a->rows[i].v[TS_DS_COUNTER];
+			int64_t t = a->rows[i].t_ms;
 			m->total += c - base;
 			base = c;
-			rc = mat_push(m, a->rows[i].t_ms + 1, m->total, a->rows[i].v[TS_DS_COUNT]);
+			rc = mat_push(m, t - ((t % res) + res) % res + res, m->total,
+				      a->rows[i].v[TS_DS_COUNT]);
 		}
 		m->prev = a->last_v; /* the next piece compares with a raw value */
 		return rc;
@@ -1433,7 +1436,7 @@ static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
 		if (rc == 0)
 			tomb_rows(set, ss->s->id, ps, &a);
 		if (rc == 0)
-			rc = mat_rows(&m, &a);
+			rc = mat_rows(&m, &a, res_ms_of(ps->tier_res));
 		while (ri < rn && rt[ri] < ps->end) /* memory's, in a raw-less partition */
 			ri++;
 	}
