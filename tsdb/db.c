@@ -456,6 +456,13 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 	int we = atomic_load(&db->writer_err);
 	if (we)
 		return we; /* flushes fail: refuse until one succeeds (writer.c) */
+	/* A series gc.c removed since phase 1 resolved it: its labels name another now. */
+	for (size_t i = 0; i < n; i++) {
+		int rc = prep[i].s && prep[i].s->dead ? ts__series_revive(db, prep[i].s, &prep[i].s)
+						      : 0;
+		if (rc)
+			return rc;
+	}
 	size_t need_new;
 	int rc = reserve_record(db, in, n, prep, &need_new);
 	if (rc)
@@ -658,6 +665,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_mutex_lock(&db->fmu);
 	ts__parts_expire(db, ts_wall_ms());
 	ts__retention_pass(db, ts_wall_ms());
+	ts__series_gc(db);
 	pthread_mutex_unlock(&db->fmu);
 	rc = ts__writer_start(db);
 	if (rc)
@@ -678,6 +686,7 @@ static void db_free(struct ts_db *db)
 	ts__registry_free(db);
 	ts__cold_cache_free(db->cold_cache);
 	ts_free(db->rec);
+	ts_free(db->gc_ids);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
 	pthread_mutex_destroy(&db->mu);
@@ -740,6 +749,7 @@ int ts_db_close(struct ts_db *db)
 static void count_head(void *arg, const struct ts_series *s)
 {
 	struct ts_db_stats *out = arg;
+	out->n_series += !s->dead;
 	if (s->enc.n) {
 		out->n_head_chunks++;
 		out->head_bytes += s->enc.cap;
@@ -749,7 +759,6 @@ static void count_head(void *arg, const struct ts_series *s)
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 {
 	memset(out, 0, sizeof *out);
-	out->n_series = atomic_load(&db->next_id) - 1;
 	out->n_samples_appended = atomic_load(&db->n_samples);
 	out->n_chunks_flushed = atomic_load(&db->n_flushed);
 	out->n_checkpoints = atomic_load(&db->n_checkpoints);

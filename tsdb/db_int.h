@@ -85,6 +85,8 @@ struct ts_series {
 	uint8_t has_snapshot; /* its head group row holds an entry for it */
 	uint8_t flush_mark;   /* writer only: taken by the flush being written */
 	uint8_t snap_dirty;   /* head state changed since its row was captured (db->mu) */
+	uint8_t dead;	      /* gc.c: no sample left anywhere, out of the index and of the
+			       * label hash (db->mu); the object stays until close */
 	uint8_t max_t_known;  /* max_t covers every sample the series has: false only for
 				   * series loaded from an index without a head row (older
 				   * databases), whose newest timestamp is then unknown */
@@ -187,6 +189,8 @@ struct ts_db {
 	uint64_t last_retention_ms; /* writer: when the retention pass last ran (monotonic) */
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
+	uint64_t *gc_ids; /* gc.c: dead series still in the index (writer) */
+	size_t n_gc, cap_gc;
 	atomic_uint_fast64_t n_conversions;
 
 	struct ts__cold_cache *cold_cache; /* opened cold blocks (cold.c) */
@@ -207,7 +211,9 @@ struct ts_db {
  *   index.c      the index env: load, series/postings/head/meta rows (uses registry,
  *                head, metadata)
  *   tiers.c      downsampled tiers of closed partitions   (uses partition, cold, tombstone)
- *   compact.c    rewriting closed partitions                 (uses partition, cold, tiers)
+ *   compact.c    rewriting closed partitions, retention per resolution
+ *                                                           (uses partition, cold, tiers)
+ *   gc.c         series without samples leave the index       (uses registry, index)
  *   writer.c     the writer thread: flush, checkpoint                 (uses all above)
  *   db.c         open/recover/close, append                           (uses all above)
  *   select.c, lookup.c  readers                              (use registry, partition)
@@ -365,6 +371,13 @@ int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_s
 int ts__index_put_series_group(struct ts_db *db, struct ts_batch *b, uint64_t g,
 			       struct ts_series *const *members, size_t n);
 /* The row of head group g from n head snapshots (ascending ids; all borrowed). */
+/* Queues the removal of series ids[0..n) (ascending) from the index: their postings
+ * entries (every postings key of their labels, and the all-series key; keys left empty
+ * go), their series group entries (groups rewritten from the members still indexed and
+ * not dead) and their head group entries (rows read from r and rewritten without
+ * them). Writer only; db->mu not held. 0, -ENOMEM, TS_ECORRUPT, or the env's error. */
+int ts__index_drop_series(struct ts_db *db, struct ts_rtxn *r, struct ts_batch *b,
+			  const uint64_t *ids, size_t n);
 int ts__index_put_head_group(struct ts_db *db, struct ts_batch *b, uint64_t g, const uint64_t *ids,
 			     const uint8_t *const *snaps, const size_t *lens, size_t n);
 /* Deletes every format-1 series and head row (the checkpoint that migrates them). */
@@ -388,6 +401,19 @@ int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t);
 /* Queues in b the deletion of every key of `table` in snapshot r whose first byte is
  * `first` (every key when first < 0). 0, -ENOMEM, or the env's error. */
 int ts__table_clear(struct ts_rtxn *r, unsigned table, int first, struct ts_batch *b);
+/* ---- gc.c ---- */
+/* Removes from the index every series with no sample left anywhere (its newest sample
+ * is older than the oldest partition retention kept, and memory holds none of it), and
+ * takes them out of the label hash: a later sample with the same labels makes a new
+ * series. Writer only (db->fmu held). Returns how many went, or an error (nothing
+ * removed from the index then; the series are tried again next time). */
+int ts__series_gc(struct ts_db *db);
+/* A series gc.c removed (db->mu held): the one with its labels now, created if need be
+ * (an append that resolved s before the removal writes there instead). */
+int ts__series_revive(struct ts_db *db, struct ts_series *s, struct ts_series **out);
+/* Takes s out of the label hash (registry.c). */
+void ts__series_unlink(struct ts_db *db, struct ts_series *s);
+
 /* Retention per resolution (ts_db_opts): how long a partition is kept at all (the
  * longest of the three retentions; 0 when one of them keeps everything). */
 int64_t ts__retention_keep_ms(const struct ts_db *db);

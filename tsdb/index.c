@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -537,6 +538,172 @@ int ts__index_put_meta(struct ts_db *db, struct ts_batch *b, const uint64_t *che
 	if (rc == 0 && checkpoint_lsn) {
 		ts_format_put_le64(lsn, *checkpoint_lsn);
 		rc = put_meta(db, b, TS_FORMAT_META_CHECKPOINT_LSN, lsn, sizeof lsn);
+	}
+	return rc;
+}
+
+/* ---- removing series (gc.c) ---- */
+
+struct pkey {
+	size_t off, len; /* the key's bytes in the arena */
+	uint64_t id;
+};
+
+static int pkey_cmp(const void *a, const void *b, void *arg)
+{
+	const struct pkey *x = a, *y = b;
+	const uint8_t *ar = arg;
+	size_t m = x->len < y->len ? x->len : y->len;
+	int c = memcmp(ar + x->off, ar + y->off, m);
+	if (c || x->len != y->len)
+		return c ? c : (x->len < y->len ? -1 : 1);
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Every postings key of the series ids (and the all-series key), with the id. */
+static int collect_pkeys(struct ts_db *db, const uint64_t *ids, size_t n, struct ts__buf *ar,
+			 struct pkey **out, size_t *n_out)
+{
+	size_t cap = 0;
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
+	struct ts_label *l = NULL;
+	size_t l_cap = 0;
+	int rc = 0;
+	*n_out = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct ts_series *s = ts__series_by_id(db, ids[i]);
+		int cnt = s ? ts_labels_count(s->packed, s->packed_len) : TS_CORRUPT();
+		if (cnt < 0) {
+			rc = cnt;
+			break;
+		}
+		if ((size_t)cnt > l_cap && ts_grow((void **)&l, &l_cap, (size_t)cnt, sizeof *l)) {
+			rc = -ENOMEM;
+			break;
+		}
+		uint32_t nl = 0;
+		if ((rc = ts_labels_unpack(s->packed, s->packed_len, l, (uint32_t)cnt, &nl)))
+			break;
+		for (uint32_t j = 0; j <= nl && rc == 0; j++) {
+			size_t kl = TS_FORMAT_POSTING_ALL_LEN;
+			const void *kp = TS_FORMAT_POSTING_ALL;
+			if (j < nl) {
+				kl = ts_format_posting_key(key, l[j].name, l[j].name_len,
+							   l[j].value, l[j].value_len);
+				kp = key;
+			}
+			if (ts_grow((void **)out, &cap, *n_out + 1, sizeof **out) ||
+			    ts_grow((void **)&ar->p, &ar->cap, ar->len + kl, 1)) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(ar->p + ar->len, kp, kl);
+			(*out)[(*n_out)++] = (struct pkey){ ar->len, kl, ids[i] };
+			ar->len += kl;
+		}
+	}
+	ts_free(l);
+	return rc;
+}
+
+/* Rewrites each postings key without the ids paired with it. */
+static int drop_postings(struct ts_db *db, struct ts_rtxn *r, struct ts_batch *b,
+			 const uint64_t *ids, size_t n)
+{
+	struct ts__buf ar = { 0 };
+	struct pkey *pk = NULL;
+	size_t npk = 0, cap = 0, nv = 0;
+	uint64_t *v = NULL;
+	int rc = collect_pkeys(db, ids, n, &ar, &pk, &npk);
+	if (rc == 0)
+		qsort_r(pk, npk, sizeof *pk, pkey_cmp, ar.p);
+	for (size_t i = 0; i < npk && rc == 0;) {
+		size_t j = i;
+		while (j < npk && pk[j].len == pk[i].len &&
+		       memcmp(ar.p + pk[j].off, ar.p + pk[i].off, pk[i].len) == 0)
+			j++;
+		const uint8_t *k = ar.p + pk[i].off;
+		nv = 0;
+		if ((rc = ts_env_get_u64s(r, db->t_postings, k, pk[i].len, &v, &nv, &cap)))
+			break;
+		/* Both ascending: keep what is not among pk[i..j). */
+		size_t w = 0, d = i;
+		for (size_t x = 0; x < nv; x++) {
+			while (d < j && pk[d].id < v[x])
+				d++;
+			if (d < j && pk[d].id == v[x])
+				continue;
+			v[w++] = v[x];
+		}
+		if (w != nv) {
+			rc = ts_batch_del(b, db->t_postings, k, pk[i].len, NULL, 0);
+			if (rc == 0 && w)
+				rc = ts_batch_add_u64s(b, db->t_postings, k, pk[i].len, v, w);
+		}
+		i = j;
+	}
+	ts_free(v);
+	ts_free(pk);
+	ts_free(ar.p);
+	return rc;
+}
+
+/* Head group g read from r, rewritten without the entries whose slot is set in drop. */
+static int drop_head_entries(struct ts_db *db, struct ts_rtxn *r, struct ts_batch *b, uint64_t g,
+			     const uint8_t *drop)
+{
+	uint8_t key[TS_FORMAT_SERIES_KEY_LEN];
+	ts_format_put_be64(key, g);
+	const void *v;
+	size_t vl;
+	int rc = ts_env_get(r, db->t_head_groups, key, sizeof key, &v, &vl);
+	if (rc == TS_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	const uint8_t *p = v;
+	if (vl < 1 || p[0] != TS_FORMAT_GROUP_VERSION)
+		return TS_CORRUPT();
+	uint8_t *raw;
+	size_t len;
+	if ((rc = ts_zframe_unpack(p + 1, vl - 1, TS_FORMAT_GROUP_RAW_MAX, &raw, &len)))
+		return rc;
+	struct ts__buf out = { 0 };
+	struct ts_format_group_it it;
+	ts_format_group_it_init(&it, raw, len);
+	while ((rc = ts_format_group_next(&it)) == 1)
+		if (!drop[it.slot] && (rc = group_add(&out, it.slot, it.entry, it.entry_len)))
+			break;
+	if (rc == 0)
+		rc = group_put(db, b, db->t_head_groups, g, &out, 1);
+	ts_free(out.p);
+	ts_free(raw);
+	return rc;
+}
+
+int ts__index_drop_series(struct ts_db *db, struct ts_rtxn *r, struct ts_batch *b,
+			  const uint64_t *ids, size_t n)
+{
+	const uint64_t G = TS_FORMAT_GROUP_SERIES;
+	int rc = drop_postings(db, r, b, ids, n);
+	struct ts_series *members[TS_FORMAT_GROUP_SERIES];
+	uint8_t drop[TS_FORMAT_GROUP_SERIES];
+	for (size_t i = 0; i < n && rc == 0;) {
+		uint64_t g = ids[i] / G;
+		memset(drop, 0, sizeof drop);
+		for (; i < n && ids[i] / G == g; i++)
+			drop[ids[i] % G] = 1;
+		size_t m = 0;
+		pthread_mutex_lock(&db->mu);
+		for (uint64_t id = g * G; id < g * G + G; id++) {
+			struct ts_series *s = id ? ts__series_by_id(db, id) : NULL;
+			if (s && s->indexed && !s->dead)
+				members[m++] = s;
+		}
+		pthread_mutex_unlock(&db->mu);
+		rc = ts__index_put_series_group(db, b, g, members, m);
+		if (rc == 0)
+			rc = drop_head_entries(db, r, b, g, drop);
 	}
 	return rc;
 }

@@ -200,6 +200,30 @@ out:
 	return rc;
 }
 
+void ts__series_unlink(struct ts_db *db, struct ts_series *s)
+{
+	struct ts_shard *sh = shard_of(db, s->hash);
+	pthread_mutex_lock(&sh->mu);
+	size_t mask = sh->cap - 1, i = s->hash & mask;
+	while (sh->cap && sh->slots[i] && sh->slots[i] != s)
+		i = (i + 1) & mask;
+	if (sh->cap && sh->slots[i] == s) {
+		/* Linear probing: later members of the run move back over the hole when their
+		 * home slot is not between the hole and them. */
+		sh->slots[i] = NULL;
+		sh->n--;
+		for (size_t j = (i + 1) & mask; sh->slots[j]; j = (j + 1) & mask) {
+			size_t home = sh->slots[j]->hash & mask;
+			if (((j - home) & mask) >= ((j - i) & mask)) {
+				sh->slots[i] = sh->slots[j];
+				sh->slots[j] = NULL;
+				i = j;
+			}
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
+}
+
 int ts__series_unindexed_add(struct ts_db *db, struct ts_series *s)
 {
 	if (ts_grow((void **)&db->unindexed, &db->cap_unindexed, db->n_unindexed + 1,

@@ -249,7 +249,7 @@ struct flush {
 
 static int has_data(const struct ts_series *s)
 {
-	return s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n);
+	return !s->dead && (s->max_t != INT64_MIN || s->enc.n || (s->ooo && s->ooo->n));
 }
 
 /* Captures the head entries of group g (ids [first, end)) if the group row needs
@@ -370,7 +370,7 @@ static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch 
 		pthread_mutex_lock(&db->mu);
 		for (uint64_t id = groups[k] * G; id < groups[k] * G + G; id++) {
 			struct ts_series *s = id ? ts__series_by_id(db, id) : NULL;
-			if (s && (s->indexed || s->flush_mark))
+			if (s && !s->dead && (s->indexed || s->flush_mark))
 				members[n++] = s;
 		}
 		pthread_mutex_unlock(&db->mu);
@@ -578,6 +578,7 @@ static void *writer_main(void *arg)
 		if ((uint64_t)ts_mono_ms() - db->last_retention_ms >= RETENTION_EVERY_MS) {
 			ts__parts_expire(db, ts_wall_ms());
 			ts__retention_pass(db, ts_wall_ms());
+			ts__series_gc(db);
 			db->last_retention_ms = (uint64_t)ts_mono_ms();
 		}
 		pthread_mutex_unlock(&db->fmu);

@@ -328,12 +328,91 @@ static void test_whole_partition_goes(void **state)
 	assert_int_equal(ts_db_close(db), 0);
 }
 
+static int has_str(const struct ts_strlist *l, const char *v)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+/* A series whose samples were all in partitions retention removed leaves the index:
+ * label values and names it alone had go, selections and stats no longer see it, a
+ * reopen does not load it, and a new sample with its labels makes a new series. */
+static void test_series_gc(void **state)
+{
+	(void)state;
+	tu_rmtree(dir);
+	tu_mkdtemp(dir, sizeof dir, "ret");
+	write_base();
+	struct ts_db *db = open_with(0, 0, 0);
+	struct ts_label l[3] = { { "__name__", "m", 8, 1 },
+				 { "k", "gone", 1, 4 },
+				 { "only_gone", "x", 9, 1 } };
+	struct ts_sample smp[2] = { { T0 + HOUR_MS, 1 }, { T0 + 2 * HOUR_MS, 2 } };
+	struct ts_series_in in = { l, 3, smp, 2 };
+	assert_int_equal(ts_db_append(db, &in, 1, NULL, NULL), 0);
+	struct ts_db_stats st;
+	ts_db_stats(db, &st);
+	assert_int_equal(st.n_series, N_SER + 1);
+	assert_int_equal(ts_db_close(db), 0);
+
+	/* Everything of D0 goes (D1 and D2 stay). */
+	int64_t r = now_ms() - (T0 + DAY_MS) - HOUR_MS;
+	for (int round = 0; round < 2; round++) {
+		db = open_with(r, r, r);
+		ts_db_stats(db, &st);
+		assert_int_equal(st.n_series, N_SER);
+		struct ts_strlist vals = { 0 }, names = { 0 };
+		assert_int_equal(
+			ts_db_label_values(db, "k", NULL, 0, INT64_MIN, INT64_MAX, &vals, NULL, 0),
+			0);
+		assert_int_equal(vals.n, N_SER);
+		assert_false(has_str(&vals, "gone"));
+		assert_int_equal(
+			ts_db_label_names(db, NULL, 0, INT64_MIN, INT64_MAX, &names, NULL, 0), 0);
+		assert_false(has_str(&names, "only_gone"));
+		assert_true(has_str(&names, "k"));
+		ts_strlist_free(&vals);
+		ts_strlist_free(&names);
+		struct ts_matcher m = { TS_MATCH_EQ, "__name__", "m" };
+		struct ts_series_set *set;
+		assert_int_equal(ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0),
+				 0);
+		assert_int_equal(ts_series_set_len(set), N_SER);
+		ts_series_set_free(set);
+		assert_int_equal(ts_db_close(db), 0);
+	}
+	/* The same labels again, inside retention: a new series. */
+	db = open_with(r, r, r);
+	smp[0].t_ms = T0 + 2 * DAY_MS + HOUR_MS;
+	in.n_samples = 1;
+	struct ts_append_result res;
+	assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
+	assert_int_equal(res.n_appended, 1);
+	ts_db_stats(db, &st);
+	assert_int_equal(st.n_series, N_SER + 1);
+	struct ts_matcher mg = { TS_MATCH_EQ, "k", "gone" };
+	struct ts_series_set *set;
+	assert_int_equal(ts_db_select(db, &mg, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+	assert_int_equal(ts_series_set_len(set), 1);
+	assert_true(ts_series_set_id(set, 0) > N_SER + 1);
+	ts_series_set_free(set);
+	assert_int_equal(ts_db_close(db), 0);
+	db = open_with(r, r, r);
+	assert_int_equal(ts_db_select(db, &mg, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+	assert_int_equal(ts_series_set_len(set), 1);
+	ts_series_set_free(set);
+	assert_int_equal(ts_db_close(db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_startup_pass),
 		cmocka_unit_test(test_tombstone_after),
 		cmocka_unit_test(test_whole_partition_goes),
+		cmocka_unit_test(test_series_gc),
 		cmocka_unit_test(test_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
