@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "server/app.h"
+#include "server/retention_file.h"
 #include "wire/params.h"
 #include "storage/err.h"
 #include "storage/log.h"
@@ -40,6 +41,10 @@ static const char usage[] =
 	"  --retention.1h DUR        1-hour downsampled rows older than DUR are deleted; a time\n"
 	"                            partition goes once nothing of it is kept. Retention runs\n"
 	"                            at start-up and every 30 s.\n"
+	"  --retention.config FILE   retention per selector, YAML: '{job=\"debug\"}': 3d, one\n"
+	"                            rule per line, the first matching rule sets a series'\n"
+	"                            retention at every resolution; reloaded on SIGHUP (an\n"
+	"                            invalid file keeps the rules in force)\n"
 	"  --out-of-order-window DUR accept samples up to DUR older than a series' newest\n"
 	"                            (default 1h; 0 rejects every out-of-order sample)\n"
 	"  --max-future DUR          reject samples more than DUR ahead of the clock (default 1h;\n"
@@ -67,7 +72,7 @@ static const char usage[] =
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
 
 struct flags {
-	const char *data_dir, *listen, *sync, *log_level;
+	const char *data_dir, *listen, *sync, *log_level, *retention_config;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms;
@@ -86,6 +91,7 @@ static const struct {
 	{ "--listen", F(listen) },
 	{ "--sync", F(sync) },
 	{ "--log-level", F(log_level) },
+	{ "--retention.config", F(retention_config) },
 };
 /* Flags taking a duration, and the least each accepts. */
 static const struct {
@@ -245,6 +251,30 @@ static int64_t retention_of(int64_t given, int64_t all, int tier)
 	return tier && r == 0 ? TS_RETENTION_FOREVER : r;
 }
 
+/* SIGHUP: the retention rules file again; an invalid one keeps the rules in force. */
+struct reload {
+	struct ts_app *app;
+	const char *path;
+};
+
+static void reload_retention(void *arg)
+{
+	struct reload *r = arg;
+	if (!atomic_load(&r->app->ready))
+		return; /* still opening: the file is read at open */
+	struct ts_retention_file rf;
+	char msg[600] = "";
+	int rc = ts_retention_file_load(r->path, &rf, msg, sizeof msg);
+	if (rc == 0)
+		rc = ts_db_set_retention_rules(r->app->db, rf.rules, rf.n, msg, sizeof msg);
+	if (rc)
+		ts_log(TS_LOG_ERROR, "retention rules not reloaded, the old ones stay: %s",
+		       msg[0] ? msg : ts_strerror(rc));
+	else
+		ts_log(TS_LOG_INFO, "retention rules reloaded from %s: %zu rules", r->path, rf.n);
+	ts_retention_file_fini(&rf);
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = { .data_dir = "./data",
@@ -282,6 +312,16 @@ int main(int argc, char **argv)
 				  .max_label_value_len = (uint32_t)f.max_value };
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
+	struct ts_retention_file rf = { 0 };
+	if (f.retention_config) {
+		char msg[600] = "";
+		if (ts_retention_file_load(f.retention_config, &rf, msg, sizeof msg)) {
+			fprintf(stderr, "tsdbd: --retention.config: %s\n", msg);
+			return 2;
+		}
+		dbo.retention_rules = rf.rules;
+		dbo.n_retention_rules = rf.n;
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	struct ts_app app;
@@ -318,7 +358,10 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERROR, "cannot listen on %s: %s", f.listen, ts_strerror(rc));
 		return 1;
 	}
+	struct reload rl = { &app, f.retention_config };
 	rc = ts_net_handle_signals(app.net);
+	if (rc == 0 && f.retention_config)
+		rc = ts_net_on_sighup(app.net, reload_retention, &rl);
 	if (rc == 0)
 		rc = ts_ops_routes(&app);
 	if (rc == 0)
@@ -333,6 +376,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rc = ts_db_open(f.data_dir, &dbo, &app.db);
+	ts_retention_file_fini(&rf); /* the engine copied the rules */
 	if (rc) {
 		ts_log(TS_LOG_ERROR, "cannot open data directory %s: %s", f.data_dir,
 		       ts_strerror(rc));

@@ -95,8 +95,10 @@ struct ts_net_server {
 	uv_tcp_t listener;
 	uv_async_t async;
 	uv_timer_t shut_timer;
-	uv_signal_t sig_int, sig_term;
-	int sig_on;
+	uv_signal_t sig_int, sig_term, sig_hup;
+	int sig_on, hup_on;
+	void (*on_hup)(void *arg);
+	void *hup_arg;
 	struct ts_net_config cfg;
 	int port;
 	char rbuf[READ_BUF_BYTES];
@@ -896,6 +898,8 @@ static void maybe_finish(struct ts_net_server *s)
 		uv_close((uv_handle_t *)&s->sig_int, on_server_handle_closed);
 		uv_close((uv_handle_t *)&s->sig_term, on_server_handle_closed);
 	}
+	if (s->hup_on)
+		uv_close((uv_handle_t *)&s->sig_hup, on_server_handle_closed);
 }
 
 static void on_shutdown_timer(uv_timer_t *t)
@@ -955,6 +959,28 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	ts_log(TS_LOG_INFO, "net: signal %d, shutting down", signum);
 	ts_net_shutdown(h->data);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	struct ts_net_server *s = h->data;
+	ts_log(TS_LOG_INFO, "net: SIGHUP, reloading");
+	s->on_hup(s->hup_arg);
+}
+
+int ts_net_on_sighup(struct ts_net_server *s, void (*fn)(void *arg), void *arg)
+{
+	if (s->hup_on)
+		return TS_EINVALID;
+	int rc = uv_signal_init(&s->loop, &s->sig_hup);
+	if (rc != 0)
+		return ts_net_err_from_uv(rc);
+	s->sig_hup.data = s;
+	s->on_hup = fn;
+	s->hup_arg = arg;
+	s->hup_on = 1;
+	return ts_net_err_from_uv(uv_signal_start(&s->sig_hup, on_hup, SIGHUP));
 }
 
 int ts_net_handle_signals(struct ts_net_server *s)

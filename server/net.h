@@ -115,6 +115,9 @@ void ts_net_request_shutdown(struct ts_net_server *s);
 /* Makes SIGINT and SIGTERM call ts_net_shutdown (uv_signal on the server's loop).
  * Before ts_net_run; a second call is a no-op. Returns 0 or -errno from libuv. */
 int ts_net_handle_signals(struct ts_net_server *s);
+/* Makes SIGHUP call fn(arg) on the server's loop thread (configuration reloads). Once per
+ * server: TS_EINVALID the second time. 0 or a libuv error mapped as ts_net_open's. */
+int ts_net_on_sighup(struct ts_net_server *s, void (*fn)(void *arg), void *arg);
 /* Frees the server after ts_net_run returned (or if it never ran): waits for the
  * workers, closes every handle and connection. Accepts NULL. */
 void ts_net_close(struct ts_net_server *s);

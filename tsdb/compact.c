@@ -626,6 +626,8 @@ static unsigned due_kinds(const struct ts_db *db, const struct ts_partition *p, 
 
 static int want_due(struct ts_db *db, struct ts_partition *p, int64_t now)
 {
+	if (!ts__rules_free_part(db, p))
+		return 0; /* kept by a retention rule, or not decided yet (rules.c) */
 	unsigned due = due_kinds(db, p, now), gone = atomic_load(&p->expired);
 	int c = atomic_load(&p->compacted);
 	/* Not opened yet in this run: what it lost already is not known. Dropped but not
@@ -746,4 +748,15 @@ int ts__retention_pass(struct ts_db *db, int64_t now)
 		ts__part_unref(db, p);
 	}
 	return n;
+}
+
+int ts__compact_clean_part(struct ts_db *db, struct ts_partition *p)
+{
+	if (busy(db, p))
+		return 0;
+	int rc = convert_one(db, p, TS__CONVERT_FORCE, RW_FORCE);
+	if (rc)
+		ts_log(TS_LOG_WARN, "rewriting %s without deleted samples failed: %s", p->dir,
+		       ts_strerror(rc));
+	return rc;
 }

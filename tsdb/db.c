@@ -624,6 +624,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	pthread_mutex_init(&db->open_mu, NULL);
 	pthread_mutex_init(&db->md_mu, NULL);
 	pthread_mutex_init(&db->tomb_mu, NULL);
+	pthread_mutex_init(&db->rules_mu, NULL);
 	pthread_cond_init(&db->wcond, NULL);
 	db->lock_fd = -1;
 
@@ -661,8 +662,20 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	rc = recover_wal(db, ckpt);
 	if (rc)
 		goto fail;
-	/* Retention at start-up, before anything is served. */
+	/* Retention at start-up, before anything is served: the rules first, so the
+	 * partitions they keep are known before the database's retention acts. */
+	if (opts && opts->n_retention_rules) {
+		char msg[256] = "";
+		rc = ts__rules_new(db, opts->retention_rules, opts->n_retention_rules, &db->rules,
+				   msg, sizeof msg);
+		if (rc) {
+			ts_log(TS_LOG_ERROR, "retention rules: %s", msg[0] ? msg : ts_strerror(rc));
+			goto fail;
+		}
+		atomic_store(&db->n_rules, opts->n_retention_rules);
+	}
 	pthread_mutex_lock(&db->fmu);
+	ts__rules_pass(db, ts_wall_ms());
 	ts__parts_expire(db, ts_wall_ms());
 	ts__retention_pass(db, ts_wall_ms());
 	ts__series_gc(db);
@@ -687,6 +700,9 @@ static void db_free(struct ts_db *db)
 	ts__cold_cache_free(db->cold_cache);
 	ts_free(db->rec);
 	ts_free(db->gc_ids);
+	ts__rules_free(db->rules);
+	ts__rules_free(db->rules_next);
+	pthread_mutex_destroy(&db->rules_mu);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
 	pthread_mutex_destroy(&db->mu);

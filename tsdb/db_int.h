@@ -126,9 +126,10 @@ struct ts_partition {
 	uint64_t hot_bytes;   /* chunk bytes written since its last conversion; writer only */
 	int64_t last_write_mono_ms; /* when the writer last wrote into it; writer only */
 	atomic_int refs;
-	atomic_int remove;   /* delete the directory with the last reference */
-	atomic_uint expired; /* TS_FORMAT_EXPIRED_* (format.h), known once the env opened */
-	char *dir;	     /* owned */
+	atomic_int remove;	/* delete the directory with the last reference */
+	atomic_uint expired;	/* TS_FORMAT_EXPIRED_* (format.h), known once the env opened */
+	atomic_int rules_state; /* TS__RULES_*: what rules.c decided under the current rules */
+	char *dir;		/* owned */
 };
 
 struct ts_db {
@@ -189,7 +190,12 @@ struct ts_db {
 	uint64_t last_retention_ms; /* writer: when the retention pass last ran (monotonic) */
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
-	uint64_t *gc_ids; /* gc.c: dead series still in the index (writer) */
+	pthread_mutex_t rules_mu; /* rules.c: the retention rules (and their pass) */
+	struct ts__rules *rules;
+	struct ts__rules *rules_next; /* set by ts_db_set_retention_rules, taken by the pass */
+	atomic_size_t n_rules;
+	int retention_now; /* wmu: run the retention passes at the writer's next wake-up */
+	uint64_t *gc_ids;  /* gc.c: dead series still in the index (writer) */
 	size_t n_gc, cap_gc;
 	atomic_uint_fast64_t n_conversions;
 
@@ -401,6 +407,26 @@ int ts__compact_tombs(struct ts_db *db, const struct ts__tombs *t);
 /* Queues in b the deletion of every key of `table` in snapshot r whose first byte is
  * `first` (every key when first < 0). 0, -ENOMEM, or the env's error. */
 int ts__table_clear(struct ts_rtxn *r, unsigned table, int first, struct ts_batch *b);
+/* ---- rules.c ---- */
+#define TS__RULES_UNKNOWN 0 /* not decided under the current rules: retention waits */
+#define TS__RULES_KEPT 1    /* a rule keeps series there: retention leaves it alone */
+#define TS__RULES_FREE 2    /* the database's retention applies */
+struct ts__rules;
+/* A checked copy of rules (matchers compiled once against db). 0, -ENOMEM, TS_EINVALID
+ * (msg says which rule or regex). */
+int ts__rules_new(struct ts_db *db, const struct ts_retention_rule *in, size_t n,
+		  struct ts__rules **out, char *msg, size_t msg_len);
+void ts__rules_free(struct ts__rules *r); /* accepts NULL */
+/* Applies the rules to the closed partitions and decides each one's rules_state. Writer
+ * only (db->fmu held), before the database's retention. 0 or an error (logged; the
+ * partitions not decided wait for the next pass). */
+int ts__rules_pass(struct ts_db *db, int64_t now_ms);
+/* Whether the database's retention may act on p now (partition.c, compact.c). */
+static inline int ts__rules_free_part(struct ts_db *db, struct ts_partition *p)
+{
+	return atomic_load(&db->n_rules) == 0 || atomic_load(&p->rules_state) == TS__RULES_FREE;
+}
+
 /* ---- gc.c ---- */
 /* Removes from the index every series with no sample left anywhere (its newest sample
  * is older than the oldest partition retention kept, and memory holds none of it), and
@@ -414,6 +440,10 @@ int ts__series_revive(struct ts_db *db, struct ts_series *s, struct ts_series **
 /* Takes s out of the label hash (registry.c). */
 void ts__series_unlink(struct ts_db *db, struct ts_series *s);
 
+/* Converts p with every generation merged and tombstoned samples left out, rewrites it
+ * and rebuilds its tiers (rules.c, after new tombstones). Not a busy partition (0 then).
+ * Writer only. 0 or an error (logged; the tombstones hide the samples meanwhile). */
+int ts__compact_clean_part(struct ts_db *db, struct ts_partition *p);
 /* Retention per resolution (ts_db_opts): how long a partition is kept at all (the
  * longest of the three retentions; 0 when one of them keeps everything). */
 int64_t ts__retention_keep_ms(const struct ts_db *db);

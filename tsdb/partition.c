@@ -60,6 +60,7 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 	atomic_init(&p->refs, 1);
 	atomic_init(&p->remove, 0);
 	atomic_init(&p->expired, 0);
+	atomic_init(&p->rules_state, TS__RULES_UNKNOWN);
 	*out = p;
 	return 0;
 }
@@ -375,7 +376,7 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 	size_t w = 0;
 	for (size_t i = 0; i < db->n_parts; i++) {
 		struct ts_partition *p = db->parts[i];
-		if (p->end <= cutoff && n < 64)
+		if (p->end <= cutoff && n < 64 && ts__rules_free_part(db, p))
 			gone[n++] = p;
 		else
 			db->parts[w++] = p;

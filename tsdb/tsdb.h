@@ -26,6 +26,15 @@ struct ts_db;
 
 #define TS_RETENTION_FOREVER (INT64_C(1) << 62)
 
+struct ts_matcher;
+/* A retention rule: series matching every matcher (borrowed) keep retention_ms (> 0) of
+ * data at every resolution, if no earlier rule matches them. */
+struct ts_retention_rule {
+	const struct ts_matcher *m;
+	size_t n_matchers;
+	int64_t retention_ms;
+};
+
 struct ts_db_opts {
 	enum ts_wal_sync sync;	   /* default TS_WAL_SYNC_ALWAYS (0) */
 	uint32_t sync_interval_ms; /* for TS_WAL_SYNC_INTERVAL; 0 means 1000 */
@@ -53,6 +62,9 @@ struct ts_db_opts {
 				       * descriptors); 0 means 64. Queries may open more
 				       * while they run. */
 	uint64_t cold_cache_bytes;    /* opened cold blocks kept for queries; 0 means 64 MiB */
+	/* Retention per selector (borrowed for ts_db_open; see ts_db_set_retention_rules). */
+	const struct ts_retention_rule *retention_rules;
+	size_t n_retention_rules;
 };
 
 /* Opens (creating if absent) the database in `dir` and recovers it: loads the index,
@@ -263,6 +275,18 @@ int ts_series_set_has_data(struct ts_series_set *set, size_t i);
  * error (nothing deleted then). Threading: any thread; serialised with flushes. */
 int ts_db_delete(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers, int64_t mint_ms,
 		 int64_t maxt_ms, uint64_t *n_series, char *msg, size_t msg_len);
+
+/* Replaces the retention rules (copied; n == 0 removes them). A series' retention is the
+ * first matching rule's, at every resolution; series no rule matches follow the
+ * retention options. A rule shorter than those deletes its series' samples (by
+ * tombstones, then the partition is rewritten) from each partition its horizon passed;
+ * a longer one keeps the partitions holding its series past the database's retention
+ * (raw samples and all), where the other series are deleted once the database's
+ * retention passed. Applied by the retention pass (at open and every 30 s). Thread-safe.
+ * Returns 0, -ENOMEM, TS_EINVALID (a retention <= 0, or a matcher the engine refuses; msg
+ * says which, at most msg_len bytes) - the old rules then stay. */
+int ts_db_set_retention_rules(struct ts_db *db, const struct ts_retention_rule *rules, size_t n,
+			      char *msg, size_t msg_len);
 
 /* Outcome of ts_db_clean_tombstones. */
 struct ts_clean_stats {

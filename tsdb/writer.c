@@ -563,6 +563,8 @@ static void *writer_main(void *arg)
 		pthread_cond_timedwait(&db->wcond, &db->wmu, &ts);
 		if (db->writer_stop)
 			break;
+		int retention_now = db->retention_now;
+		db->retention_now = 0;
 		pthread_mutex_unlock(&db->wmu);
 		struct ts_wal_stats ws;
 		ts_wal_stats(db->wal, &ws);
@@ -575,7 +577,9 @@ static void *writer_main(void *arg)
 		 * RETENTION_EVERY_MS, so data goes within a minute of aging out. */
 		pthread_mutex_lock(&db->fmu);
 		ts__compact_closed(db, 1, 0);
-		if ((uint64_t)ts_mono_ms() - db->last_retention_ms >= RETENTION_EVERY_MS) {
+		if (retention_now ||
+		    (uint64_t)ts_mono_ms() - db->last_retention_ms >= RETENTION_EVERY_MS) {
+			ts__rules_pass(db, ts_wall_ms());
 			ts__parts_expire(db, ts_wall_ms());
 			ts__retention_pass(db, ts_wall_ms());
 			ts__series_gc(db);

@@ -406,6 +406,89 @@ static void test_series_gc(void **state)
 	assert_int_equal(ts_db_close(db), 0);
 }
 
+/* Series count_over_time finds in day d (a count per series label k/job). */
+static int day_count(struct ts_db *db, int d, const char *sel)
+{
+	char q[160];
+	snprintf(q, sizeof q, "count(count_over_time(%s[1d]))", sel);
+	struct ts_qopts o = { 0 };
+	struct ts_qresult *r = NULL;
+	struct ts_qerr err = { 0 };
+	if (ts_query_instant(db, q, strlen(q), T0 + (d + 1) * DAY_MS - 1, &o, &r, &err))
+		fail_msg("%s: %s", q, err.msg);
+	int n = r->type == TS_QV_VECTOR && r->n_series ? (int)r->series[0].points[0].v : 0;
+	ts_qresult_free(r);
+	return n;
+}
+
+/* Retention per selector: first match wins; a short rule deletes its series from the
+ * partitions its horizon passed, a long one keeps a partition the database's retention
+ * would remove (the other series deleted there); without rules the partition goes. */
+static void test_rules(void **state)
+{
+	(void)state;
+	tu_rmtree(dir);
+	tu_mkdtemp(dir, sizeof dir, "ret");
+	write_base();
+	struct ts_db *db = open_with(0, 0, 0);
+	static const char *const dbg[2] = { "s0", "x" };
+	for (int k = 0; k < 2; k++) {
+		struct ts_label l[3] = { { "__name__", "m", 8, 1 },
+					 { "job", "debug", 3, 5 },
+					 { "k", dbg[k], 1, (uint32_t)strlen(dbg[k]) } };
+		struct ts_sample smp[3] = { { T0 + HOUR_MS, 1 },
+					    { T0 + DAY_MS + HOUR_MS, 2 },
+					    { T0 + 2 * DAY_MS + HOUR_MS, 3 } };
+		struct ts_series_in in = { l, 3, smp, 3 };
+		assert_int_equal(ts_db_append(db, &in, 1, NULL, NULL), 0);
+	}
+	assert_int_equal(ts_db_close(db), 0);
+
+	int64_t now = now_ms();
+	struct ts_matcher m_dbg = { TS_MATCH_EQ, "job", "debug" };
+	struct ts_matcher m_s0 = { TS_MATCH_EQ, "k", "s0" };
+	struct ts_retention_rule rules[2] = {
+		{ &m_dbg, 1, now - (T0 + 2 * DAY_MS) - HOUR_MS }, /* passes D0 and D1 */
+		{ &m_s0, 1, 400 * DAY_MS },
+	};
+	struct ts_db_opts o = { 0 };
+	o.flush_interval_ms = 3600000;
+	o.checkpoint_interval_ms = 3600000;
+	o.retention_ms = o.retention_5m_ms = o.retention_1h_ms = now - (T0 + DAY_MS) - HOUR_MS;
+	o.retention_rules = rules;
+	o.n_retention_rules = 2;
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ts_db_open(dir, &o, &db), 0);
+		/* D0: past the database's retention, kept for s0 alone (the debug series
+		 * with k="s0" matched the debug rule first). */
+		assert_true(part_bytes(0) > 0);
+		assert_int_equal(day_count(db, 0, "m"), 1);
+		assert_int_equal(day_count(db, 0, "m{k=\"s0\",job=\"\"}"), 1);
+		/* D1: only the debug rule's horizon passed it. */
+		assert_int_equal(day_count(db, 1, "m"), N_SER);
+		assert_int_equal(day_count(db, 1, "m{job=\"debug\"}"), 0);
+		/* D2: everything. */
+		assert_int_equal(day_count(db, 2, "m"), N_SER + 2);
+		assert_int_equal(ts_db_close(db), 0);
+	}
+	/* Rules gone: D0 goes as the database's retention says. */
+	o.n_retention_rules = 0;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	assert_int_equal(part_bytes(0), -1);
+	assert_int_equal(day_count(db, 1, "m"), N_SER);
+	/* Replacing the rules at run time checks them; a bad one keeps the old ones. */
+	struct ts_matcher bad = { TS_MATCH_RE, "k", "(" };
+	struct ts_retention_rule br = { &bad, 1, DAY_MS };
+	char msg[128] = "";
+	assert_int_equal(ts_db_set_retention_rules(db, &br, 1, msg, sizeof msg), TS_EINVALID);
+	assert_true(msg[0] != 0);
+	br.m = &m_dbg;
+	br.retention_ms = 0;
+	assert_int_equal(ts_db_set_retention_rules(db, &br, 1, NULL, 0), TS_EINVALID);
+	assert_int_equal(ts_db_set_retention_rules(db, rules, 2, NULL, 0), 0);
+	assert_int_equal(ts_db_close(db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_tombstone_after),
 		cmocka_unit_test(test_whole_partition_goes),
 		cmocka_unit_test(test_series_gc),
+		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
