@@ -24,7 +24,7 @@ import tsdbtest  # noqa: E402
 TSDBCTL = os.path.join(tsdbtest.BUILD, "tsdbctl")
 DAY = 86400000
 HOUR = 3600000
-STEP = 60000
+STEP = 15000  # a 5m tier is built for scrape intervals up to 30 s
 END = tsdbtest.now_ms() // DAY * DAY - 2 * DAY  # data ends two days ago, a day's start
 START = END - 30 * DAY
 OFF = 7000  # no sample on a window edge
@@ -35,9 +35,9 @@ def value(k, i):
         # Counters, one restarting from 0 every ~4.2 days, off the hour: where a restart
         # meets a window's start exactly, raw's rate() stops extrapolating at that end
         # (the counter was 0 there) and differs from the whole hour the rows hold.
-        x = i % 6007 if k == 1 else i
-        return float(x * (k + 2)) + 40.0 * (1 - math.cos(x / 300.0))
-    return round(50 + 20 * math.sin((i + 97 * k) / 400.0), 2)
+        x = i % 24007 if k == 1 else i
+        return float(x * (k + 2)) + 40.0 * (1 - math.cos(x / 1200.0))
+    return round(50 + 20 * math.sin((i + 97 * k) / 1600.0), 2)
 
 
 SERIES = [{"__name__": "c", "k": "0"}, {"__name__": "c", "k": "1"},
@@ -54,10 +54,10 @@ class DownsampleTest(unittest.TestCase):
         n = (END - START) // STEP
         for k, labels in enumerate(SERIES):
             s = [(START + OFF + i * STEP, value(k, i)) for i in range(n)]
-            for a in range(0, n, 10000):
-                cls.srv.import_jsonl([tsdbtest.jsonl_line(labels, s[a:a + 10000])])
+            for a in range(0, n, 40000):
+                cls.srv.import_jsonl([tsdbtest.jsonl_line(labels, s[a:a + 40000])])
         cls.srv.import_jsonl([tsdbtest.jsonl_line(
-            CHURNED, [(START + OFF + i * STEP, 1.0) for i in range(600)])])
+            CHURNED, [(START + OFF + i * STEP, 1.0) for i in range(2400)])])
         cls.srv.stop()
         cls.ctl(["downsample", "--data-dir", cls.srv.data_dir])
         cls.srv.start()

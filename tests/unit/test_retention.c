@@ -489,6 +489,55 @@ static void test_rules(void **state)
 	assert_int_equal(ts_db_close(db), 0);
 }
 
+/* A scrape interval of 60 s puts 5 samples in a 5-minute window: no 5m tier (it would
+ * cost as much as the raw samples), the 1h tier alone; a 5m read falls back to raw there. */
+static void test_sparse_5m(void **state)
+{
+	(void)state;
+	tu_rmtree(dir);
+	tu_mkdtemp(dir, sizeof dir, "ret");
+	struct ts_db *db = open_with(0, 0, 0);
+	int64_t n = DAY_MS / 60000;
+	struct ts_sample *s = calloc((size_t)n, sizeof *s);
+	assert_non_null(s);
+	for (int k = 0; k < 3; k++) {
+		char name[8];
+		snprintf(name, sizeof name, "s%d", k);
+		struct ts_label l[2] = { { "__name__", "m", 8, 1 },
+					 { "k", name, 1, (uint32_t)strlen(name) } };
+		for (int64_t j = 0; j < n; j++)
+			s[j] = (struct ts_sample){ T0 + OFF + j * 60000, value(k, j) };
+		struct ts_series_in in = { l, 2, s, (uint32_t)n };
+		assert_int_equal(ts_db_append(db, &in, 1, NULL, NULL), 0);
+	}
+	free(s);
+	assert_int_equal(ts_db_close(db), 0); /* flushed: the day is stored, closed */
+	db = open_with(0, 0, 0);
+	struct ts_downsample_stats st;
+	assert_int_equal(ts_db_downsample(db, NULL, NULL, &st), 0);
+	assert_int_equal(st.rows[0], 0);
+	assert_int_equal(st.bytes[0], 0);
+	if (st.rows[1] != 3 * 24)
+		fail_msg("1h rows %llu, built %llu current %llu parts %llu skipped %llu",
+			 (unsigned long long)st.rows[1], (unsigned long long)st.n_built,
+			 (unsigned long long)st.n_current, (unsigned long long)st.n_parts,
+			 (unsigned long long)st.n_skipped);
+	struct ts_qopts o5 = { .max_source_resolution_ms = 300000 }, o0 = { 0 };
+	struct ts_qresult *a, *b;
+	struct ts_qerr err;
+	const char *q = "sum_over_time(m[20m])";
+	assert_int_equal(ts_query_range(db, q, strlen(q), T0 + HOUR_MS, T0 + DAY_MS - HOUR_MS,
+					HOUR_MS / 3, &o5, &a, &err),
+			 0);
+	assert_int_equal(ts_query_range(db, q, strlen(q), T0 + HOUR_MS, T0 + DAY_MS - HOUR_MS,
+					HOUR_MS / 3, &o0, &b, &err),
+			 0);
+	expect_close(a, b, 0, "5m read without a 5m tier");
+	ts_qresult_free(a);
+	ts_qresult_free(b);
+	assert_int_equal(ts_db_close(db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_whole_partition_goes),
 		cmocka_unit_test(test_series_gc),
 		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_sparse_5m),
 		cmocka_unit_test(test_kill9),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
