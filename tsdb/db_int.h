@@ -535,11 +535,13 @@ int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *st
  * the partition has no hot chunk; else 0 (raw data answers). 0 or an error. */
 int ts__tiers_usable(struct ts_rtxn *r, const struct ts_partition *p, const struct ts__tombs *tombs,
 		     uint32_t *flags);
-/* Series id's rows in tier res (TS_FORMAT_TIER_RES_*) of partition p (snapshot r): decoded
+/* Series id's rows in tier res (TS_FORMAT_TIER_RES_*) of partition p (snapshot r), the
+ * aggregates `kinds` says (ts_ds_tier_decode_kinds): decoded
  * into *rows (grown as needed; the caller frees it) and described by *out (n_rows 0
  * when the series has none there). 0, -ENOMEM, TS_ECORRUPT, or the env's error. */
 int ts__tiers_series(struct ts_db *db, struct ts_rtxn *r, const struct ts_partition *p, uint8_t res,
-		     uint64_t id, struct ts_ds_row **rows, size_t *cap, struct ts_ds_agg *out);
+		     uint64_t id, unsigned kinds, struct ts_ds_row **rows, size_t *cap,
+		     struct ts_ds_agg *out);
 
 /* ---- writer.c ---- */
 

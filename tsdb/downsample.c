@@ -422,21 +422,28 @@ int ts_ds_tier_id(const struct ts_cold_block *b, size_t i, uint64_t *series_id, 
 }
 
 /* Decodes pseudo-series `pid` into t[n], v[n] after checking it has n samples. */
-static int decode_kind(const struct ts_cold_block *b, uint64_t pid, uint32_t n, int64_t *t,
+/* Pseudo-series pid, expected at index i (a series' kinds are adjacent, ids ascending). */
+static int decode_kind(const struct ts_cold_block *b, long i, uint64_t pid, uint32_t n, int64_t *t,
 		       uint64_t *v)
 {
-	long i = ts_cold_find(b, pid);
+	uint64_t id;
 	uint32_t m;
-	if (i < 0)
+	if (i < 0 || (size_t)i >= ts_cold_nseries(b))
 		return TS_CORRUPT();
-	ts_cold_series(b, (size_t)i, NULL, &m, NULL, NULL);
-	if (m != n)
+	ts_cold_series(b, (size_t)i, &id, &m, NULL, NULL);
+	if (id != pid || m != n)
 		return TS_CORRUPT();
 	return ts_cold_decode(b, (size_t)i, t, v);
 }
 
 int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct ts_ds_row *rows,
 		      size_t rows_cap, struct ts_ds_agg *out)
+{
+	return ts_ds_tier_decode_kinds(b, series_id, TS_DS_KINDS_ALL, rows, rows_cap, out);
+}
+
+int ts_ds_tier_decode_kinds(const struct ts_cold_block *b, uint64_t series_id, unsigned kinds,
+			    struct ts_ds_row *rows, size_t rows_cap, struct ts_ds_agg *out)
 {
 	if (!b || !out || (rows_cap && !rows))
 		return TS_EINVALID;
@@ -448,6 +455,8 @@ int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct 
 		return TS_ENOTFOUND;
 	uint32_t n;
 	ts_cold_series(b, (size_t)i0, NULL, &n, NULL, NULL);
+	if (n == 0)
+		return TS_CORRUPT(); /* a tier series has a row */
 	if (n > rows_cap)
 		return TS_ELIMIT;
 
@@ -458,8 +467,11 @@ int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct 
 		rc = -ENOMEM;
 		goto out;
 	}
+	kinds |= 1u << TS_DS_COUNT; /* the timestamps, and what a row weighs */
 	for (int k = 0; k < TS_DS_N_AGGR; k++) {
-		if ((rc = decode_kind(b, base | (uint64_t)k, n, t, v)))
+		if (!(kinds & (1u << k)))
+			continue;
+		if ((rc = decode_kind(b, i0 + k, base | (uint64_t)k, n, t, v)))
 			goto out;
 		for (uint32_t j = 0; j < n; j++) {
 			double x = f64(v[j]);
@@ -472,10 +484,13 @@ int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct 
 			rows[j].v[k] = x;
 		}
 	}
-	int64_t ft, lt;
-	uint64_t fv, lv;
-	if ((rc = decode_kind(b, base | TS_DS_KIND_FIRST, 1, &ft, &fv)) ||
-	    (rc = decode_kind(b, base | TS_DS_KIND_LAST, 1, &lt, &lv)))
+	int64_t ft = rows[0].t_ms, lt = rows[n - 1].t_ms;
+	uint64_t fv = 0, lv = 0;
+	if ((kinds & (1u << TS_DS_KIND_FIRST)) &&
+	    (rc = decode_kind(b, i0 + TS_DS_KIND_FIRST, base | TS_DS_KIND_FIRST, 1, &ft, &fv)))
+		goto out;
+	if ((kinds & (1u << TS_DS_KIND_LAST)) &&
+	    (rc = decode_kind(b, i0 + TS_DS_KIND_LAST, base | TS_DS_KIND_LAST, 1, &lt, &lv)))
 		goto out;
 	if (!t_ok(ft) || ft > rows[0].t_ms || lt != rows[n - 1].t_ms || fv == STALE_BITS ||
 	    lv == STALE_BITS) {

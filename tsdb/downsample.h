@@ -222,4 +222,13 @@ int ts_ds_tier_id(const struct ts_cold_block *b, size_t i, uint64_t *series_id, 
 int ts_ds_tier_decode(const struct ts_cold_block *b, uint64_t series_id, struct ts_ds_row *rows,
 		      size_t rows_cap, struct ts_ds_agg *out);
 
+/* ts_ds_tier_decode of the kinds in `kinds` only (bit k: kind k; COUNT is always
+ * decoded: it holds the timestamps): a reader that needs one aggregate decodes two
+ * columns instead of seven. Rows' other aggregates are left as they were; first_t_ms,
+ * first_v and last_v are the first row's time, 0 and 0 unless KIND_FIRST / KIND_LAST are
+ * asked. Same checks on what is decoded. */
+#define TS_DS_KINDS_ALL ((1u << TS_DS_N_KINDS) - 1)
+int ts_ds_tier_decode_kinds(const struct ts_cold_block *b, uint64_t series_id, unsigned kinds,
+			    struct ts_ds_row *rows, size_t rows_cap, struct ts_ds_agg *out);
+
 #endif

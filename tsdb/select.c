@@ -1337,6 +1337,18 @@ static int mat_rows(struct mat *m, const struct ts_ds_agg *a, int64_t res)
 	return rc;
 }
 
+/* The tier columns a read as aggr needs (besides the count). */
+static unsigned kinds_of(enum ts_aggr aggr)
+{
+	switch (aggr) {
+	case TS_AGGR_MIN: return 1u << TS_DS_MIN;
+	case TS_AGGR_MAX: return 1u << TS_DS_MAX;
+	case TS_AGGR_COUNTER:
+		return 1u << TS_DS_COUNTER | 1u << TS_DS_KIND_FIRST | 1u << TS_DS_KIND_LAST;
+	default: return 1u << TS_DS_SUM; /* AVG, SUM */
+	}
+}
+
 /* Tombstones made after retention deleted a partition's raw samples (the tiers were
  * not rebuilt, they cannot be): rows whose window a deleted range touches are left out.
  * A set's first raw sample goes with its window's row. */
@@ -1432,7 +1444,7 @@ static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
 		struct ts_ds_agg a;
 		if (rc == 0)
 			rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id,
-					      &rows, &rows_cap, &a);
+					      kinds_of(set->aggr), &rows, &rows_cap, &a);
 		if (rc == 0)
 			tomb_rows(set, ss->s->id, ps, &a);
 		if (rc == 0)
@@ -1765,8 +1777,8 @@ static int tiers_have_data(struct ts_series_set *set, const struct set_series *s
 		    !(atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW))
 			continue;
 		struct ts_ds_agg a;
-		if ((rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id, &rows,
-					   &cap, &a)))
+		if ((rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id, 0,
+					   &rows, &cap, &a)))
 			break;
 		tomb_rows(set, ss->s->id, ps, &a);
 		for (size_t k = 0; k < a.n_rows && !any; k++)

@@ -500,7 +500,8 @@ int ts__tiers_usable(struct ts_rtxn *r, const struct ts_partition *p, const stru
 }
 
 int ts__tiers_series(struct ts_db *db, struct ts_rtxn *r, const struct ts_partition *p, uint8_t res,
-		     uint64_t id, struct ts_ds_row **rows, size_t *cap, struct ts_ds_agg *out)
+		     uint64_t id, unsigned kinds, struct ts_ds_row **rows, size_t *cap,
+		     struct ts_ds_agg *out)
 {
 	memset(out, 0, sizeof *out);
 	if (id > TS_DS_MAX_SERIES_ID)
@@ -540,7 +541,7 @@ int ts__tiers_series(struct ts_db *db, struct ts_rtxn *r, const struct ts_partit
 		if (n > *cap && ts_grow((void **)rows, cap, n, sizeof **rows))
 			rc = -ENOMEM;
 		if (rc == 0)
-			rc = ts_ds_tier_decode(ref.b, id, *rows, *cap, out);
+			rc = ts_ds_tier_decode_kinds(ref.b, id, kinds, *rows, *cap, out);
 		if (rc == TS_ENOTFOUND)
 			rc = 0;
 	}
