@@ -122,6 +122,24 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	     "disk full), by reason; 0 when writes are accepted.");
 	ts_sbuf_printf(&b, "tsdb_writes_refused{reason=\"%s\"} %d\n",
 		       st.write_err ? ts_strerror(st.write_err) : "none", st.write_err != 0);
+	counter_u64(&b, "tsdb_retention_partitions_removed_total",
+		    "Time partitions removed whole by retention.", st.n_parts_removed);
+	head(&b, "tsdb_retention_deleted_total", "counter",
+	     "Partitions whose raw samples or downsampled rows retention deleted, by resolution.");
+	static const char *const res[3] = { "raw", "5m", "1h" };
+	for (int k = 0; k < 3; k++)
+		ts_sbuf_printf(&b, "tsdb_retention_deleted_total{resolution=\"%s\"} %llu\n", res[k],
+			       (unsigned long long)st.n_parts_expired[k]);
+	counter_u64(&b, "tsdb_retention_rule_deletions_total",
+		    "Deletions of a retention rule's series from a partition its horizon passed.",
+		    st.n_rule_deletions);
+	gauge_u64(&b, "tsdb_retention_rules", "Retention rules in force (--retention.config).",
+		  st.n_retention_rules);
+	counter_u64(&b, "tsdb_series_removed_total",
+		    "Series that left the index with no sample left (retention).",
+		    st.n_series_removed);
+	counter_u64(&b, "tsdb_downsample_builds_total",
+		    "Partitions whose downsampled tiers were built or rebuilt.", st.n_tier_builds);
 	gauge_u64(&b, "tsdb_wal_bytes", "Bytes in write-ahead log segments.", st.wal.bytes_on_disk);
 	gauge_u64(&b, "tsdb_wal_segments", "Write-ahead log segments.", st.wal.n_segments);
 	counter_u64(&b, "tsdb_wal_fsyncs_total", "WAL fdatasync calls.", st.wal.n_syncs);

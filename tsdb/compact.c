@@ -656,7 +656,7 @@ int ts__table_clear(struct ts_rtxn *r, unsigned table, int first, struct ts_batc
 }
 
 /* Deletes the kinds `drop` of p (pinned) in one transaction. */
-static int drop_kinds(struct ts_partition *p, unsigned drop)
+static int drop_kinds(struct ts_db *db, struct ts_partition *p, unsigned drop)
 {
 	struct ts_rtxn *r;
 	struct ts_batch *b = NULL;
@@ -686,6 +686,9 @@ static int drop_kinds(struct ts_partition *p, unsigned drop)
 		rc = ts_env_apply(p->env, b);
 	ts_batch_free(b);
 	if (rc == 0) {
+		for (int k = 0; k < 3; k++)
+			if (drop & (1u << k)) /* TS_FORMAT_EXPIRED_RAW, _5M, _1H */
+				atomic_fetch_add(&db->n_parts_expired[k], 1);
 		atomic_store(&p->expired, now);
 		atomic_store(&p->compacted, 0);
 		ts__failpoint("retention.dropped");
@@ -725,7 +728,7 @@ int ts__retention_pass(struct ts_db *db, int64_t now)
 		int replaced = 0;
 		if (drop & TS_FORMAT_EXPIRED_RAW)
 			rc = tiers_first(db, p);
-		if (rc == 0 && drop && (rc = drop_kinds(p, drop)) == 0) {
+		if (rc == 0 && drop && (rc = drop_kinds(db, p, drop)) == 0) {
 			ts_log(TS_LOG_INFO, "retention: deleted%s%s%s of %s",
 			       drop & TS_FORMAT_EXPIRED_RAW ? " raw samples" : "",
 			       drop & TS_FORMAT_EXPIRED_5M ? " 5m rows" : "",

@@ -779,6 +779,13 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	out->n_chunks_flushed = atomic_load(&db->n_flushed);
 	out->n_checkpoints = atomic_load(&db->n_checkpoints);
 	out->n_flush_failures = atomic_load(&db->n_flush_failures);
+	out->n_parts_removed = atomic_load(&db->n_parts_removed);
+	for (int k = 0; k < 3; k++)
+		out->n_parts_expired[k] = atomic_load(&db->n_parts_expired[k]);
+	out->n_rule_deletions = atomic_load(&db->n_rule_deletions);
+	out->n_series_removed = atomic_load(&db->n_series_removed);
+	out->n_retention_rules = atomic_load(&db->n_rules);
+	out->n_tier_builds = atomic_load(&db->n_tier_builds);
 	out->write_err = ts_db_writable(db);
 	pthread_mutex_lock(&db->mu);
 	ts__series_each(db, count_head, out);

@@ -190,6 +190,9 @@ struct ts_db {
 	uint64_t last_retention_ms; /* writer: when the retention pass last ran (monotonic) */
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
+	/* retention and tiers since open (ts_db_stats) */
+	atomic_uint_fast64_t n_parts_removed, n_parts_expired[3], n_rule_deletions;
+	atomic_uint_fast64_t n_series_removed, n_tier_builds;
 	pthread_mutex_t rules_mu; /* rules.c: the retention rules (and their pass) */
 	struct ts__rules *rules;
 	struct ts__rules *rules_next; /* set by ts_db_set_retention_rules, taken by the pass */

@@ -104,6 +104,7 @@ int ts__series_gc(struct ts_db *db)
 	}
 	pthread_mutex_unlock(&db->mu);
 	int n = (int)db->n_gc;
+	atomic_fetch_add(&db->n_series_removed, (uint64_t)n);
 	ts_log(TS_LOG_INFO, "%d series without samples left (retention) removed from the index", n);
 	db->n_gc = 0;
 	return rc ? rc : n;

@@ -391,6 +391,7 @@ int ts__parts_expire(struct ts_db *db, int64_t now_ms)
 		ts__failpoint("retention.before_remove");
 		ts__part_unref(db,
 			       gone[i]); /* the array's reference; readers may still hold theirs */
+		atomic_fetch_add(&db->n_parts_removed, 1);
 		ts__failpoint("retention.removed");
 	}
 	return n;

@@ -209,8 +209,10 @@ static int delete_in(struct ts_db *db, struct ids *x, const struct ts_partition 
 	if (w == 0)
 		return 0;
 	int rc = ts__tombs_add(db, x->v, w, p->start, p->end - 1);
-	if (rc == 0)
+	if (rc == 0) {
+		atomic_fetch_add(&db->n_rule_deletions, 1);
 		ts_log(TS_LOG_INFO, "retention rules: deleted %zu series in %s", w, p->dir);
+	}
 	return rc ? rc : 1;
 }
 

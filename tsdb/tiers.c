@@ -448,6 +448,7 @@ int ts__tiers_build(struct ts_db *db, struct ts_partition *p, int force, int *st
 	ts__failpoint("tiers.committed");
 	*state = TS__TIERS_BUILT;
 	*rec = nr;
+	atomic_fetch_add(&db->n_tier_builds, 1);
 	ts_log(TS_LOG_INFO,
 	       "%s: tiers of %" PRIu32 " series: 5m %" PRIu64 " rows, %" PRIu64
 	       " bytes; 1h %" PRIu64 " rows, %" PRIu64 " bytes",

@@ -377,6 +377,13 @@ struct ts_db_stats {
 	uint64_t n_flush_failures;  /* flushes of sealed chunks or checkpoints that failed */
 	int write_err;		    /* ts_db_writable() */
 	struct ts_wal_stats wal;
+	/* Retention since open (compact.c, rules.c, gc.c). */
+	uint64_t n_parts_removed;    /* whole partitions */
+	uint64_t n_parts_expired[3]; /* partitions whose raw samples, 5m rows, 1h rows went */
+	uint64_t n_rule_deletions;   /* (partition, rule) deletions of series by a rule */
+	uint64_t n_series_removed;   /* series that left the index */
+	uint64_t n_retention_rules;  /* in force */
+	uint64_t n_tier_builds;	     /* partitions whose tiers were built */
 };
 /* Fills *out (the caller's) with a snapshot of the counters. Never fails. */
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);

@@ -166,6 +166,9 @@ class DownsampleTest(unittest.TestCase):
         self.srv.start()
         self.assertNotIn("churned", names())
         self.assertIn("g", names())
+        m = self.srv.get("/metrics").text
+        self.assertIn("tsdb_series_removed_total 1\n", m)
+        self.assertRegex(m, r"tsdb_retention_partitions_removed_total [1-9]")
         self.assertNotIn("pod", self.srv.get("/api/v1/labels").json()["data"])
         st = self.srv.get("/api/v1/status/tsdb").json()["data"]
         self.assertEqual(st["headStats"]["numSeries"], len(SERIES), st)

@@ -84,6 +84,10 @@ class RetentionRulesTest(unittest.TestCase):
         self.srv.proc.send_signal(signal.SIGHUP)
         self.wait_oldest("app", 3)
         self.wait_oldest("debug", 2)
+        m = self.srv.get("/metrics").text
+        self.assertIn("tsdb_retention_rules 2\n", m)
+        n = int(m.split("\ntsdb_retention_rule_deletions_total ")[1].split("\n")[0])
+        self.assertGreater(n, 0, m)
         self.srv.stop()
         out = subprocess.run([TSDBCTL, "verify", "--data-dir", self.srv.data_dir],
                              capture_output=True, text=True, timeout=300)
