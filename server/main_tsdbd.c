@@ -65,8 +65,8 @@ static const char usage[] =
 	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
 	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
 	"  --log-level LEVEL         debug, info (default), warn, error\n"
-	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series and\n"
-	"                            clean_tombstones (off: they answer 404; takes no value)\n"
+	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
+	"                            and snapshot (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
 	"\n"
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";

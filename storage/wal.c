@@ -1187,3 +1187,73 @@ void ts_wal_close(struct ts_wal *w)
 	pthread_mutex_unlock(&w->mu);
 	destroy(w);
 }
+
+int ts_wal_copy(struct ts_wal *w, uint64_t from_lsn, uint64_t before_lsn, const char *dst_dir)
+{
+	struct piece {
+		uint64_t base, size;
+	} *pc = NULL;
+	size_t n = 0;
+	int rc = 0;
+	pthread_mutex_lock(&w->mu);
+	pc = ts_malloc((w->n_segs ? w->n_segs : 1) * sizeof *pc);
+	for (size_t i = 0; pc && i < w->n_segs; i++) {
+		uint64_t next = i + 1 < w->n_segs ? w->segs[i + 1].base : UINT64_MAX;
+		/* Whole segments before before_lsn (closed ones: no append grows them). */
+		if (w->segs[i].base >= before_lsn || next <= from_lsn || next > before_lsn)
+			continue;
+		pc[n++] = (struct piece){ w->segs[i].base, w->segs[i].size };
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (!pc)
+		return -ENOMEM;
+	if (mkdir(dst_dir, 0755) != 0 && errno != EEXIST) {
+		ts_free(pc);
+		return -errno;
+	}
+	int dfd = open(dst_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		rc = -errno;
+	char *buf = rc ? NULL : ts_malloc(1u << 20);
+	if (rc == 0 && !buf)
+		rc = -ENOMEM;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char name[17];
+		seg_name(name, pc[i].base);
+		int in = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+		int out = in < 0 ? -1
+				 : openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (in < 0 || out < 0)
+			rc = -errno;
+		for (uint64_t off = 0; rc == 0 && off < pc[i].size;) {
+			size_t want = pc[i].size - off < (1u << 20) ? (size_t)(pc[i].size - off)
+								    : 1u << 20;
+			ssize_t r = pread(in, buf, want, (off_t)off);
+			if (r <= 0) {
+				rc = r < 0 ? -errno : TS_EIO;
+				break;
+			}
+			for (ssize_t done = 0; done < r && rc == 0;) {
+				ssize_t x = write(out, buf + done, (size_t)(r - done));
+				if (x < 0 && errno != EINTR)
+					rc = -errno;
+				else if (x > 0)
+					done += x;
+			}
+			off += (uint64_t)r;
+		}
+		if (rc == 0 && fsync(out) != 0)
+			rc = -errno;
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+	}
+	if (rc == 0 && fsync(dfd) != 0)
+		rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	ts_free(buf);
+	ts_free(pc);
+	return rc;
+}

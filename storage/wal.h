@@ -92,6 +92,12 @@ uint64_t ts_wal_end_lsn(struct ts_wal *w);
  * by truncation. Used at checkpoints. Returns 0, -errno, TS_EIO, -EINVAL (as append). */
 int ts_wal_roll(struct ts_wal *w, uint64_t *next_lsn_out);
 
+/* Copies into dst_dir (created if missing) the whole segments that hold records in
+ * [from_lsn, before_lsn) and end at or before before_lsn (after ts_wal_roll returned
+ * before_lsn, those are closed: nothing appends to them), each fsync'ed, then the
+ * directory. For a consistent copy nothing may truncate meanwhile (the caller's
+ * affair). 0, -ENOMEM, -errno, TS_EIO (a segment shorter than listed). */
+int ts_wal_copy(struct ts_wal *w, uint64_t from_lsn, uint64_t before_lsn, const char *dst_dir);
 /* Deletes whole segments that hold only records with LSN < lsn. Never cuts a segment
  * in the middle. Returns 0 or -errno. */
 int ts_wal_truncate_before(struct ts_wal *w, uint64_t lsn);

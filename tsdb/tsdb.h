@@ -288,6 +288,16 @@ int ts_db_delete(struct ts_db *db, const struct ts_matcher *m, size_t n_matchers
 int ts_db_set_retention_rules(struct ts_db *db, const struct ts_retention_rule *rules, size_t n,
 			      char *msg, size_t msg_len);
 
+/* Writes a consistent, self-contained copy of the database into dir, which must not
+ * exist (its parent must): every batch acknowledged before the call, each batch whole or
+ * not at all, openable as a data directory by ts_db_open and tsdbctl as it is (LMDB
+ * compacting copies of the index and partitions, and the WAL segments to replay; not
+ * hard links: the envs are written in place). skip_head leaves the WAL out (only what
+ * reached LMDB: consistent per series only). Appends go on meanwhile; the writer thread
+ * waits until the copy is done. Returns 0, -EEXIST, -errno, -ENOMEM, TS_EINVALID, or an
+ * env or WAL error (a partial dir may be left; remove it). Thread-safe. */
+int ts_db_snapshot(struct ts_db *db, const char *dir, int skip_head);
+
 /* Outcome of ts_db_clean_tombstones. */
 struct ts_clean_stats {
 	uint64_t n_before; /* tombstones (series ranges) before */
