@@ -268,6 +268,10 @@ void ts__part_unref(struct ts_db *db, struct ts_partition *p);
 /* Puts np in old's place in the array (compaction; writer only). The array's reference
  * moves to np; the caller releases old's. */
 void ts__part_replace(struct ts_db *db, struct ts_partition *old, struct ts_partition *np);
+/* The partition at position *k of the array with a reference (give it back with
+ * ts__part_unref), *k advanced; NULL past the end. For walks that may run long: the
+ * array may change between calls (a partition may then be skipped or seen twice). */
+struct ts_partition *ts__part_next(struct ts_db *db, size_t *k);
 /* Drops partitions wholly older than now - retention; returns how many. Writer only. */
 int ts__parts_expire(struct ts_db *db, int64_t now_ms);
 /* Deletes an env directory (LMDB's two files, then the directory); missing is fine. */

@@ -424,3 +424,15 @@ int ts__part_scan(struct ts_rtxn *r, unsigned table, uint64_t id, int64_t from, 
 	ts_cursor_close(c);
 	return rc == TS_ENOTFOUND ? 0 : rc;
 }
+
+struct ts_partition *ts__part_next(struct ts_db *db, size_t *k)
+{
+	struct ts_partition *p = NULL;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	if (*k < db->n_parts) {
+		p = db->parts[(*k)++];
+		ts__part_hold(p);
+	}
+	pthread_rwlock_unlock(&db->parts_mu);
+	return p;
+}

@@ -286,16 +286,8 @@ int ts__rules_pass(struct ts_db *db, int64_t now)
 		if (r->v[i].ms < min_ms)
 			min_ms = r->v[i].ms;
 	int64_t raw = db->o.retention_ms, all = ts__retention_keep_ms(db);
-	for (size_t k = 0; rc == 0;) {
-		struct ts_partition *p = NULL;
-		pthread_rwlock_rdlock(&db->parts_mu);
-		if (k < db->n_parts) {
-			p = db->parts[k++];
-			ts__part_hold(p);
-		}
-		pthread_rwlock_unlock(&db->parts_mu);
-		if (!p)
-			break;
+	struct ts_partition *p;
+	for (size_t k = 0; rc == 0 && (p = ts__part_next(db, &k)) != NULL;) {
 		/* Something to decide: a rule's horizon passed it, or the database's retention
 		 * would act on it; once decided, only newly passed horizons. */
 		int due = p->end <= now - min_ms || (raw > 0 && p->end <= now - raw) ||

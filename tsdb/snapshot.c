@@ -36,16 +36,8 @@
 static int copy_parts(struct ts_db *db, const char *dst)
 {
 	int rc = 0;
-	for (size_t k = 0; rc == 0;) {
-		struct ts_partition *p = NULL;
-		pthread_rwlock_rdlock(&db->parts_mu);
-		if (k < db->n_parts) {
-			p = db->parts[k++];
-			ts__part_hold(p);
-		}
-		pthread_rwlock_unlock(&db->parts_mu);
-		if (!p)
-			break;
+	struct ts_partition *p;
+	for (size_t k = 0; rc == 0 && (p = ts__part_next(db, &k)) != NULL;) {
 		rc = ts__part_pin(db, p, 0);
 		if (rc == 0) {
 			const char *name = strrchr(p->dir, '/');
