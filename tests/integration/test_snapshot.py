@@ -23,15 +23,6 @@ OLD = NOW // DAY * DAY - 5 * DAY  # closed partitions
 SNAP = "/api/v1/admin/tsdb/snapshot"
 
 
-def export(srv):
-    r = srv.get("/api/v1/export", {"match[]": '{__name__=~".+"}'})
-    assert r.status == 200, r
-    out = {}
-    for line in r.text.splitlines():
-        j = json.loads(line)
-        key = tuple(sorted(j["metric"].items()))
-        out.setdefault(key, []).extend(zip(j["timestamps"], j["values"]))
-    return {k: sorted(v) for k, v in out.items()}
 
 
 class SnapshotTest(unittest.TestCase):
@@ -89,9 +80,9 @@ class SnapshotTest(unittest.TestCase):
         self.assertRegex(name, r"^\d{8}T\d{6}Z-[0-9a-f]{16}$")
         stop.set()
         th.join()
-        full = export(self.srv)
+        full = tsdbtest.export_all(self.srv)
         o = self.open_copy(name)
-        got = export(o)
+        got = tsdbtest.export_all(o)
         # Everything written before the writer started, exactly.
         for k, v in full.items():
             if dict(k)["__name__"] in ("old", "recent"):
@@ -106,7 +97,7 @@ class SnapshotTest(unittest.TestCase):
         # The copy is a data directory of its own: it takes writes without touching the
         # original.
         o.import_jsonl([tsdbtest.jsonl_line({"__name__": "only_in_copy"}, [(NOW, 1.0)])])
-        self.assertNotIn((("__name__", "only_in_copy"),), export(self.srv))
+        self.assertNotIn((("__name__", "only_in_copy"),), tsdbtest.export_all(self.srv))
 
     def test_skip_head_and_errors(self):
         self.srv.import_jsonl([tsdbtest.jsonl_line({"__name__": "old"},
@@ -115,7 +106,7 @@ class SnapshotTest(unittest.TestCase):
         r = self.srv.post(SNAP, b"", params={"skip_head": "true"})
         self.assertEqual(r.status, 200, r)
         o = self.open_copy(r.json()["data"]["name"])
-        self.assertEqual(len(export(o)[(("__name__", "old"),)]), 100)
+        self.assertEqual(len(tsdbtest.export_all(o)[(("__name__", "old"),)]), 100)
         r = self.srv.post(SNAP, b"", params={"skip_head": "maybe"})
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json()["errorType"], "bad_data")

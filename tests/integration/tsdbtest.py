@@ -558,3 +558,15 @@ def main():
     print("\n%d run, %d failures, %d errors, %d skipped" % (
         res.testsRun, len(res.failures), len(res.errors), len(res.skipped)))
     sys.exit(0 if res.wasSuccessful() else 1)
+
+
+def export_all(srv):
+    """Every series of GET /api/v1/export: {sorted label tuple: sorted [(t_ms, value)]}."""
+    r = srv.get("/api/v1/export", {"match[]": '{__name__=~".+"}'})
+    assert r.status == 200, r
+    out = {}
+    for line in r.text.splitlines():
+        j = json.loads(line)
+        out.setdefault(tuple(sorted(j["metric"].items())), []).extend(
+            zip(j["timestamps"], j["values"]))
+    return {k: sorted(v) for k, v in out.items()}

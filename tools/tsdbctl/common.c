@@ -712,3 +712,75 @@ void ctl_fmt_str(char *buf, size_t cap, const void *s, size_t len, size_t max)
 	}
 	buf[o] = 0;
 }
+
+char *ctl_read_file(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap + 1);
+	while (buf) {
+		if (n == cap) {
+			if (cap >= max) {
+				free(buf);
+				buf = NULL;
+				errno = EFBIG;
+				break;
+			}
+			cap = cap * 2 > max ? max : cap * 2;
+			char *x = realloc(buf, cap + 1);
+			if (!x) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = x;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0) {
+			if (ferror(f)) {
+				free(buf);
+				buf = NULL;
+				errno = EIO;
+			}
+			break;
+		}
+	}
+	fclose(f);
+	if (buf) {
+		buf[n] = 0;
+		*len = n;
+	}
+	return buf;
+}
+
+int ctl_join(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s/%s", a, b);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int ctl_rm_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		if (!d)
+			return -errno;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char sub[4 * CTL_PATH_MAX];
+			if (ctl_join(sub, sizeof sub, path, e->d_name) == 0)
+				ctl_rm_tree(sub);
+		}
+		closedir(d);
+		return rmdir(path) != 0 ? -errno : 0;
+	}
+	return unlink(path) != 0 ? -errno : 0;
+}

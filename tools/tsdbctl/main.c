@@ -6,6 +6,9 @@
  *   tsdbctl export  --data-dir DIR [--match SELECTOR]... [--start T] [--end T]
  *   tsdbctl compact --data-dir DIR
  *   tsdbctl downsample --data-dir DIR
+ *   tsdbctl backup --data-dir DIR --to DEST [--server HOST:PORT]
+ *   tsdbctl backup list|prune --to DEST [--keep N]
+ *   tsdbctl restore --from DEST [--name NAME] --data-dir DIR
  *
  * This file is the front door: the command table, the usage text (its head, each
  * command's own lines in table order, the exit codes) and the global flags (--help, and
@@ -35,7 +38,9 @@
 	X(export)           \
 	X(compact)          \
 	X(delete)           \
-	X(downsample)
+	X(downsample)       \
+	X(backup)           \
+	X(restore)
 
 #define DECLARE(name) extern const struct ctl_cmd ctl_cmd_##name;
 TSDBCTL_COMMANDS(DECLARE)
@@ -55,7 +60,8 @@ static const char usage_tail[] =
 	"  0  ok (verify: no problem found)\n"
 	"  1  verify found problems, or the command failed\n"
 	"  2  usage error\n"
-	"  3  the data directory is locked by a running server (export, compact, delete, downsample)\n"
+	"  3  the data directory is locked by a running server (export, compact, delete,\n"
+	"     downsample, backup without --server)\n"
 	"  4  the directory is not a database (no DIR/index.mdb)\n";
 
 void ctl_usage(FILE *f)

@@ -300,4 +300,54 @@ void ctl_fmt_bytes(char *buf, size_t cap, uint64_t b);
  * "..." after max bytes. */
 void ctl_fmt_str(char *buf, size_t cap, const void *s, size_t len, size_t max);
 
+/* ---- the backup store (bstore.c; layout there) ---- */
+
+#define BSTORE_CHUNK (4u << 20)	    /* bytes of a file per object */
+#define JOIN_MAX (4 * CTL_PATH_MAX) /* a path joined from a few others */
+
+/* Removes path and everything under it (a missing path is fine). 0 or -errno. */
+int ctl_rm_tree(const char *path);
+/* out = a "/" b; -ENAMETOOLONG (out then truncated) when it does not fit. */
+int ctl_join(char *out, size_t cap, const char *a, const char *b);
+/* Reads a whole file of at most max bytes (malloc'd, NUL-terminated; free()); NULL with
+ * errno set on failure (EFBIG past max). */
+char *ctl_read_file(const char *path, size_t max, size_t *len);
+
+struct bstore_chunk {
+	char hash[33]; /* XXH3-128 of the raw bytes, hex */
+	uint64_t len;
+};
+struct bstore_file {
+	char *path;	    /* relative to the data directory */
+	uint64_t size, xxh; /* XXH3-64 of the whole file */
+	struct bstore_chunk *chunks;
+	size_t n_chunks;
+};
+struct bstore_manifest {
+	char name[96];
+	int64_t created_ms;
+	struct bstore_file *files;
+	size_t n_files;
+};
+int bstore_mkdirs(const char *path);
+int bstore_write_atomic(const char *path, const void *buf, size_t len);
+void bstore_hash_hex(const void *p, size_t len, char out[33]);
+void bstore_object_path(const char *dest, const char *hash, char *out, size_t cap);
+/* Stores a chunk unless an object of its hash exists (*stored says which; new object
+ * bytes added to *stored_bytes). 0 or -errno/-ENOMEM. */
+int bstore_put_chunk(const char *dest, const void *p, size_t len, char hash[33], int *stored,
+		     uint64_t *stored_bytes);
+/* Reads, decompresses and checks an object (its size and hash). *out: ts_malloc'd
+ * (ts_free). 0, -errno, TS_ECORRUPT. */
+int bstore_get_chunk(const char *dest, const char *hash, uint64_t raw_len, uint8_t **out);
+/* Parses a manifest (untrusted): 0, TS_ECORRUPT with why, -ENOMEM. */
+int bstore_manifest_parse(const char *text, size_t len, struct bstore_manifest *m, char *why,
+			  size_t why_len);
+int bstore_manifest_load(const char *dest, const char *name, struct bstore_manifest *m, char *why,
+			 size_t why_len);
+void bstore_manifest_free(struct bstore_manifest *m);
+/* The backups in dest, oldest first (names are UTC times). */
+int bstore_list(const char *dest, char ***names, size_t *n);
+void bstore_list_free(char **names, size_t n);
+
 #endif

@@ -1,0 +1,490 @@
+/*
+ * backup.c - `tsdbctl backup`: incremental, checksummed, compressed backups of a data
+ * directory into a backup store (bstore.c), and `backup list` / `backup prune`.
+ *
+ *   tsdbctl backup --data-dir DIR --to DEST [--server HOST:PORT]
+ *   tsdbctl backup list --to DEST
+ *   tsdbctl backup prune --to DEST --keep N
+ *
+ * What is backed up is a snapshot (tsdb.h, ts_db_snapshot): every batch acknowledged
+ * before the backup started, each whole. With --server (the listen address of the tsdbd
+ * serving DIR, on this machine; it needs --web.enable-admin-api) the server makes it
+ * through its snapshot API; without, tsdbctl opens DIR itself, which needs the server
+ * stopped (exit 3 while it runs). The snapshot, under DIR/snapshots/, is removed once
+ * backed up. Backups are named by their UTC time to the millisecond.
+ *
+ * Each file of the snapshot is cut into BSTORE_CHUNK pieces stored by content hash, so
+ * only what changed since an earlier backup to the same store is written; the manifest
+ * comes last. prune keeps the newest N backups and deletes the objects no manifest left
+ * names.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "storage/err.h"
+#include "storage/mem.h"
+#include "tsdbctl.h"
+
+struct bk {
+	const char *dest;
+	const char *root; /* the snapshot being backed up */
+	FILE *man;	  /* the manifest being written (in memory) */
+	char *man_buf;
+	size_t man_len;
+	uint64_t files, bytes, objects_new, objects_reused, stored_bytes;
+	uint8_t *buf;
+};
+
+/* Backs up one file (path relative to the snapshot root). */
+static int backup_file(struct bk *b, const char *rel)
+{
+	char path[JOIN_MAX];
+	ctl_join(path, sizeof path, b->root, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	size_t n = (size_t)((size + BSTORE_CHUNK - 1) / BSTORE_CHUNK);
+	char(*hashes)[33] = calloc(n ? n : 1, sizeof *hashes);
+	uint64_t *lens = calloc(n ? n : 1, sizeof *lens);
+	XXH3_state_t *xs = XXH3_createState();
+	int rc = hashes && lens && xs ? 0 : -ENOMEM;
+	if (xs)
+		XXH3_64bits_reset(xs);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t want = size - (uint64_t)i * BSTORE_CHUNK < BSTORE_CHUNK
+				      ? (size_t)(size - (uint64_t)i * BSTORE_CHUNK)
+				      : BSTORE_CHUNK;
+		size_t got = 0;
+		while (got < want && rc == 0) {
+			ssize_t r = pread(fd, b->buf + got, want - got,
+					  (off_t)((uint64_t)i * BSTORE_CHUNK + got));
+			if (r < 0)
+				rc = -errno;
+			else if (r == 0)
+				rc = TS_EIO; /* shorter than it said: snapshots do not change */
+			else
+				got += (size_t)r;
+		}
+		int stored = 0;
+		if (rc == 0)
+			rc = bstore_put_chunk(b->dest, b->buf, want, hashes[i], &stored,
+					      &b->stored_bytes);
+		if (rc == 0) {
+			XXH3_64bits_update(xs, b->buf, want);
+			lens[i] = want;
+			b->objects_new += (uint64_t)stored;
+			b->objects_reused += (uint64_t)!stored;
+			b->bytes += want;
+		}
+		ctl_progress("backup: %" PRIu64 " files, %" PRIu64 " MiB read, %" PRIu64
+			     " new objects",
+			     b->files, b->bytes >> 20, b->objects_new);
+	}
+	close(fd);
+	if (rc == 0) {
+		fprintf(b->man, "file %" PRIu64 " %016" PRIx64 " %zu %s\n", size,
+			(uint64_t)XXH3_64bits_digest(xs), n, rel);
+		for (size_t i = 0; i < n; i++)
+			fprintf(b->man, "chunk %s %" PRIu64 "\n", hashes[i], lens[i]);
+		b->files++;
+	}
+	free(hashes);
+	free(lens);
+	XXH3_freeState(xs);
+	return rc;
+}
+
+/* Every file under root/rel, in name order, but LMDB's lock files. */
+static int walk(struct bk *b, const char *rel)
+{
+	char path[JOIN_MAX];
+	snprintf(path, sizeof path, "%s%s%s", b->root, *rel ? "/" : "", rel);
+	struct dirent **ents = NULL;
+	int n = scandir(path, &ents, NULL, alphasort);
+	if (n < 0)
+		return -errno;
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		const char *nm = ents[i]->d_name;
+		if (rc == 0 && nm[0] != '.' && strcmp(nm, "lock.mdb") && strcmp(nm, "LOCK")) {
+			char sub[JOIN_MAX], full[JOIN_MAX];
+			snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", nm);
+			ctl_join(full, sizeof full, b->root, sub);
+			struct stat st;
+			if (lstat(full, &st) != 0)
+				rc = -errno;
+			else if (S_ISDIR(st.st_mode))
+				rc = walk(b, sub);
+			else if (S_ISREG(st.st_mode))
+				rc = backup_file(b, sub);
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	return rc;
+}
+
+/* Asks the server at host:port for a snapshot; its name into name. */
+static int server_snapshot(const char *server, char *name, size_t cap, char *why, size_t why_len)
+{
+	char host[256];
+	const char *colon = strrchr(server, ':');
+	if (!colon || colon == server || (size_t)(colon - server) >= sizeof host) {
+		snprintf(why, why_len, "--server wants HOST:PORT");
+		return TS_EINVALID;
+	}
+	memcpy(host, server, (size_t)(colon - server));
+	host[colon - server] = 0;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) {
+		snprintf(why, why_len, "cannot resolve %s", server);
+		return -EHOSTUNREACH;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rc = fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 ? -errno : 0;
+	freeaddrinfo(ai);
+	char resp[4096];
+	size_t got = 0;
+	if (rc == 0) {
+		static const char req[] = "POST /api/v1/admin/tsdb/snapshot HTTP/1.1\r\n"
+					  "Host: tsdbd\r\nContent-Length: 0\r\n"
+					  "Connection: close\r\n\r\n";
+		if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+			rc = -errno;
+		for (ssize_t r; rc == 0 && got < sizeof resp - 1 &&
+				(r = read(fd, resp + got, sizeof resp - 1 - got)) > 0;)
+			got += (size_t)r;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		snprintf(why, why_len, "cannot reach the server at %s: %s", server, strerror(-rc));
+		return rc;
+	}
+	resp[got] = 0;
+	const char *k = strstr(resp, "\"name\":\"");
+	if (strncmp(resp, "HTTP/1.1 200", 12) != 0 || !k) {
+		const char *body = strstr(resp, "\r\n\r\n");
+		snprintf(why, why_len, "the server refused a snapshot (%.40s): %.200s%s", resp,
+			 body ? body + 4 : "",
+			 strstr(resp, " 404 ") ? " (start tsdbd with --web.enable-admin-api)" : "");
+		return TS_EINVALID;
+	}
+	k += 8;
+	size_t n = strcspn(k, "\"");
+	if (n == 0 || n >= cap || memchr(k, '/', n)) {
+		snprintf(why, why_len, "the server answered a bad snapshot name");
+		return TS_ECORRUPT;
+	}
+	memcpy(name, k, n);
+	name[n] = 0;
+	return 0;
+}
+
+/* A snapshot of dir: made here (server stopped) or by the server. */
+static int take_snapshot(const char *dir, const char *server, char *snap, size_t cap, char *name,
+			 size_t name_cap)
+{
+	struct ts_db *db = NULL;
+	char why[600] = "";
+	if (server) {
+		if (server_snapshot(server, name, name_cap, why, sizeof why)) {
+			fprintf(stderr, "tsdbctl: %s\n", why);
+			return EXIT_FAIL;
+		}
+		snprintf(snap, cap, "%s/snapshots/%s", dir, name);
+		return EXIT_OK;
+	}
+	int ex = ctl_db_open(dir, "give --server HOST:PORT to back it up through its snapshot API",
+			     &db);
+	if (ex)
+		return ex;
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(name, name_cap, "%Y%m%dT%H%M%SZ-backup", &tm);
+	snprintf(snap, cap, "%s/snapshots", dir);
+	mkdir(snap, 0755);
+	snprintf(snap, cap, "%s/snapshots/%s", dir, name);
+	int rc = ts_db_snapshot(db, snap, 0);
+	if (rc)
+		fprintf(stderr, "tsdbctl: snapshot of %s failed: %s\n", dir, ts_strerror(rc));
+	if (ctl_db_close(db, dir) != EXIT_OK || rc) {
+		ctl_rm_tree(snap);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int opt_str(void *dest, const char *name, const char *val)
+{
+	(void)name;
+	*(const char **)dest = val;
+	return 0;
+}
+
+static int do_backup(int argc, char **argv)
+{
+	const char *to = NULL, *server = NULL, *dir;
+	const struct ctl_opt opts[] = { { "--to", 0, opt_str, &to },
+					{ "--server", 0, opt_str, &server },
+					{ NULL, 0, NULL, NULL } };
+	int ex = ctl_parse_args(argc, argv, opts, &dir);
+	if (ex != CTL_RUN)
+		return ex;
+	if (!to || !*to) {
+		ctl_usage_error("backup needs --to DEST");
+		return EXIT_USAGE;
+	}
+	char snap[JOIN_MAX], snap_name[96], name[96], path[CTL_PATH_MAX];
+	/* Backups are named by their UTC time to the millisecond, so names sort in time. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t nl = strftime(name, sizeof name, "%Y%m%dT%H%M%S", &tm);
+	snprintf(name + nl, sizeof name - nl, ".%03ldZ", ts.tv_nsec / 1000000);
+	if ((ex = take_snapshot(dir, server, snap, sizeof snap, snap_name, sizeof snap_name)))
+		return ex;
+	struct bk b = { .dest = to, .root = snap };
+	b.buf = malloc(BSTORE_CHUNK);
+	b.man = open_memstream(&b.man_buf, &b.man_len);
+	int rc = b.buf && b.man ? 0 : -ENOMEM;
+	if (rc == 0) {
+		fprintf(b.man, "tsdb-backup 1\nname %s\ncreated %lld\n", name,
+			(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		snprintf(path, sizeof path, "%s/backups", to);
+		rc = bstore_mkdirs(path);
+	}
+	if (rc == 0)
+		rc = walk(&b, "");
+	if (b.man && fflush(b.man) != 0 && rc == 0)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		fprintf(b.man, "end %016" PRIx64 "\n", (uint64_t)XXH3_64bits(b.man_buf, b.man_len));
+		fflush(b.man);
+		snprintf(path, sizeof path, "%s/backups/%s.manifest", to, name);
+		rc = bstore_write_atomic(path, b.man_buf, b.man_len);
+	}
+	ctl_progress_done();
+	if (b.man)
+		fclose(b.man);
+	free(b.man_buf);
+	free(b.buf);
+	ctl_rm_tree(snap);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: backup of %s to %s failed: %s\n", dir, to,
+			ts_strerror(rc));
+		return EXIT_FAIL;
+	}
+	char a[32], c[32];
+	ctl_fmt_bytes(a, sizeof a, b.bytes);
+	ctl_fmt_bytes(c, sizeof c, b.stored_bytes);
+	printf("backup %s of %s: %" PRIu64 " files, %" PRIu64 " bytes (%s); %" PRIu64
+	       " new objects, %" PRIu64 " bytes written (%s); %" PRIu64 " objects already in %s\n",
+	       name, dir, b.files, b.bytes, a, b.objects_new, b.stored_bytes, c, b.objects_reused,
+	       to);
+	return fflush(stdout) ? EXIT_FAIL : EXIT_OK;
+}
+
+/* Parses --to (and --keep) for list and prune, which take no --data-dir. */
+static int store_args(int argc, char **argv, const char **to, size_t *keep)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		size_t l = strcspn(a, "=");
+		if (a[l] == '=')
+			v = a + l + 1;
+		else if (i + 1 < argc)
+			v = argv[i + 1], i++;
+		if (!strncmp(a, "--to", l) && l == 4 && v) {
+			*to = v;
+		} else if (keep && !strncmp(a, "--keep", l) && l == 6 && v) {
+			char *e;
+			unsigned long long k = strtoull(v, &e, 10);
+			if (*e || !*v || k == 0 || k > 1000000) {
+				ctl_usage_error("--keep wants a count from 1");
+				return EXIT_USAGE;
+			}
+			*keep = (size_t)k;
+		} else {
+			ctl_usage_error("unknown option \"%s\"", a);
+			return EXIT_USAGE;
+		}
+	}
+	if (!*to || (keep && !*keep)) {
+		ctl_usage_error("backup %s needs --to DEST%s", argv[0],
+				keep ? " and --keep N" : "");
+		return EXIT_USAGE;
+	}
+	return CTL_RUN;
+}
+
+static int do_list(int argc, char **argv)
+{
+	const char *to = NULL;
+	int ex = store_args(argc, argv, &to, NULL);
+	if (ex != CTL_RUN)
+		return ex;
+	char **names;
+	size_t n;
+	int rc = bstore_list(to, &names, &n);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
+		return EXIT_FAIL;
+	}
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bstore_manifest m;
+		char why[300], when[64], sz[32];
+		if (bstore_manifest_load(to, names[i], &m, why, sizeof why)) {
+			printf("%s  damaged: %s\n", names[i], why);
+			bad = 1;
+			continue;
+		}
+		uint64_t bytes = 0;
+		for (size_t k = 0; k < m.n_files; k++)
+			bytes += m.files[k].size;
+		ctl_fmt_time(when, sizeof when, m.created_ms);
+		ctl_fmt_bytes(sz, sizeof sz, bytes);
+		printf("%s  %s  %zu files  %s\n", m.name, when, m.n_files, sz);
+		bstore_manifest_free(&m);
+	}
+	bstore_list_free(names, n);
+	return bad ? EXIT_FAIL : EXIT_OK;
+}
+
+/* Adds every object hash of manifest name to the sorted set. */
+static int hash_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static int do_prune(int argc, char **argv)
+{
+	const char *to = NULL;
+	size_t keep = 0;
+	int ex = store_args(argc, argv, &to, &keep);
+	if (ex != CTL_RUN)
+		return ex;
+	char **names;
+	size_t n;
+	int rc = bstore_list(to, &names, &n);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
+		return EXIT_FAIL;
+	}
+	/* Read the kept manifests first: one that does not parse stops the prune (its
+	 * objects would be collected). */
+	char(*live)[33] = NULL;
+	size_t n_live = 0, cap = 0;
+	for (size_t i = n > keep ? n - keep : 0; i < n && rc == 0; i++) {
+		struct bstore_manifest m;
+		char why[300];
+		if ((rc = bstore_manifest_load(to, names[i], &m, why, sizeof why))) {
+			fprintf(stderr, "tsdbctl: backup %s is damaged (%s): nothing pruned\n",
+				names[i], why);
+			break;
+		}
+		for (size_t f = 0; f < m.n_files && rc == 0; f++)
+			for (size_t k = 0; k < m.files[f].n_chunks; k++) {
+				if (n_live == cap) {
+					cap = cap ? cap * 2 : 1024;
+					char(*x)[33] = realloc(live, cap * sizeof *x);
+					if (!x) {
+						rc = -ENOMEM;
+						break;
+					}
+					live = x;
+				}
+				memcpy(live[n_live++], m.files[f].chunks[k].hash, 33);
+			}
+		bstore_manifest_free(&m);
+	}
+	size_t removed = 0, objects = 0;
+	uint64_t freed = 0;
+	if (rc == 0) {
+		qsort(live, n_live, sizeof *live, hash_cmp);
+		for (size_t i = 0; i + keep < n; i++) {
+			char path[JOIN_MAX];
+			snprintf(path, sizeof path, "%s/backups/%s.manifest", to, names[i]);
+			if (unlink(path) == 0)
+				removed++;
+		}
+		/* Objects no kept manifest names. */
+		char od[JOIN_MAX];
+		snprintf(od, sizeof od, "%s/objects", to);
+		DIR *d = opendir(od);
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			if (strlen(e->d_name) != 2)
+				continue;
+			char sub[JOIN_MAX];
+			ctl_join(sub, sizeof sub, od, e->d_name);
+			DIR *s = opendir(sub);
+			struct dirent *o;
+			while (s && (o = readdir(s)) != NULL) {
+				if (strlen(o->d_name) != 32 ||
+				    bsearch(o->d_name, live, n_live, sizeof *live, hash_cmp))
+					continue;
+				char p[JOIN_MAX];
+				struct stat st;
+				ctl_join(p, sizeof p, sub, o->d_name);
+				if (stat(p, &st) == 0 && unlink(p) == 0) {
+					objects++;
+					freed += (uint64_t)st.st_size;
+				}
+			}
+			if (s)
+				closedir(s);
+		}
+		if (d)
+			closedir(d);
+	}
+	free(live);
+	bstore_list_free(names, n);
+	if (rc)
+		return EXIT_FAIL;
+	char a[32];
+	ctl_fmt_bytes(a, sizeof a, freed);
+	printf("pruned %s: %zu backups removed, %zu kept; %zu objects (%s) deleted\n", to, removed,
+	       n - removed, objects, a);
+	return fflush(stdout) ? EXIT_FAIL : EXIT_OK;
+}
+
+static int backup_main(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "list"))
+		return do_list(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "prune"))
+		return do_prune(argc - 1, argv + 1);
+	return do_backup(argc, argv);
+}
+
+static const char backup_help[] =
+	"  backup     --to DEST [--server HOST:PORT]: an incremental, checksummed, compressed\n"
+	"            backup of a snapshot (every acknowledged batch, each whole) into the\n"
+	"            directory DEST; only what changed since the last backup there is\n"
+	"            written. While a server runs, --server names it (its snapshot API,\n"
+	"            --web.enable-admin-api). backup list --to DEST; backup prune --to DEST\n"
+	"            --keep N (the newest N stay, unreferenced objects go).\n";
+
+CTL_COMMAND(backup);
