@@ -21,7 +21,7 @@ declare -A allow=(
 )
 declare -A foreign=(
   [uv.h]="server" [http_parser.h]="server" [lmdb.h]="storage" [lz4.h]="storage"
-  [zstd.h]="storage" [zlib.h]="wire" [snappy-c.h]="wire" [yaml.h]="server"
+  [zstd.h]="storage" [zlib.h]="wire" [snappy-c.h]="wire" [yaml.h]="server" [curl/curl.h]="tools"
 )
 
 bad=0

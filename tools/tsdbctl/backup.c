@@ -37,7 +37,7 @@
 #include "tsdbctl.h"
 
 struct bk {
-	const char *dest;
+	struct bstore *st;
 	const char *root; /* the snapshot being backed up */
 	FILE *man;	  /* the manifest being written (in memory) */
 	char *man_buf;
@@ -85,7 +85,7 @@ static int backup_file(struct bk *b, const char *rel)
 		}
 		int stored = 0;
 		if (rc == 0)
-			rc = bstore_put_chunk(b->dest, b->buf, want, hashes[i], &stored,
+			rc = bstore_put_chunk(b->st, b->buf, want, hashes[i], &stored,
 					      &b->stored_bytes);
 		if (rc == 0) {
 			XXH3_64bits_update(xs, b->buf, want);
@@ -243,9 +243,10 @@ static int opt_str(void *dest, const char *name, const char *val)
 
 static int do_backup(int argc, char **argv)
 {
-	const char *to = NULL, *server = NULL, *dir;
+	const char *to = NULL, *server = NULL, *endpoint = NULL, *dir;
 	const struct ctl_opt opts[] = { { "--to", 0, opt_str, &to },
 					{ "--server", 0, opt_str, &server },
+					{ "--s3-endpoint", 0, opt_str, &endpoint },
 					{ NULL, 0, NULL, NULL } };
 	int ex = ctl_parse_args(argc, argv, opts, &dir);
 	if (ex != CTL_RUN)
@@ -254,7 +255,13 @@ static int do_backup(int argc, char **argv)
 		ctl_usage_error("backup needs --to DEST");
 		return EXIT_USAGE;
 	}
-	char snap[JOIN_MAX], snap_name[96], name[96], path[CTL_PATH_MAX];
+	char why[600] = "";
+	struct bk b = { 0 };
+	if (bstore_open(to, endpoint, &b.st, why, sizeof why)) {
+		fprintf(stderr, "tsdbctl: %s\n", why);
+		return EXIT_USAGE;
+	}
+	char snap[JOIN_MAX], snap_name[96], name[96], key[160];
 	/* Backups are named by their UTC time to the millisecond, so names sort in time. */
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -262,18 +269,17 @@ static int do_backup(int argc, char **argv)
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t nl = strftime(name, sizeof name, "%Y%m%dT%H%M%S", &tm);
 	snprintf(name + nl, sizeof name - nl, ".%03ldZ", ts.tv_nsec / 1000000);
-	if ((ex = take_snapshot(dir, server, snap, sizeof snap, snap_name, sizeof snap_name)))
+	if ((ex = take_snapshot(dir, server, snap, sizeof snap, snap_name, sizeof snap_name))) {
+		bstore_close(b.st);
 		return ex;
-	struct bk b = { .dest = to, .root = snap };
+	}
+	b.root = snap;
 	b.buf = malloc(BSTORE_CHUNK);
 	b.man = open_memstream(&b.man_buf, &b.man_len);
 	int rc = b.buf && b.man ? 0 : -ENOMEM;
-	if (rc == 0) {
+	if (rc == 0)
 		fprintf(b.man, "tsdb-backup 1\nname %s\ncreated %lld\n", name,
 			(long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-		snprintf(path, sizeof path, "%s/backups", to);
-		rc = bstore_mkdirs(path);
-	}
 	if (rc == 0)
 		rc = walk(&b, "");
 	if (b.man && fflush(b.man) != 0 && rc == 0)
@@ -281,14 +287,15 @@ static int do_backup(int argc, char **argv)
 	if (rc == 0) {
 		fprintf(b.man, "end %016" PRIx64 "\n", (uint64_t)XXH3_64bits(b.man_buf, b.man_len));
 		fflush(b.man);
-		snprintf(path, sizeof path, "%s/backups/%s.manifest", to, name);
-		rc = bstore_write_atomic(path, b.man_buf, b.man_len);
+		snprintf(key, sizeof key, "backups/%s.manifest", name);
+		rc = bstore_put(b.st, key, b.man_buf, b.man_len);
 	}
 	ctl_progress_done();
 	if (b.man)
 		fclose(b.man);
 	free(b.man_buf);
 	free(b.buf);
+	bstore_close(b.st);
 	ctl_rm_tree(snap);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: backup of %s to %s failed: %s\n", dir, to,
@@ -305,9 +312,11 @@ static int do_backup(int argc, char **argv)
 	return fflush(stdout) ? EXIT_FAIL : EXIT_OK;
 }
 
-/* Parses --to (and --keep) for list and prune, which take no --data-dir. */
-static int store_args(int argc, char **argv, const char **to, size_t *keep)
+/* Parses --to, --s3-endpoint (and --keep) for list and prune, which take no
+ * --data-dir; opens the store. */
+static int store_args(int argc, char **argv, struct bstore **st, const char **to, size_t *keep)
 {
+	const char *endpoint = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = NULL;
 		size_t l = strcspn(a, "=");
@@ -317,6 +326,8 @@ static int store_args(int argc, char **argv, const char **to, size_t *keep)
 			v = argv[i + 1], i++;
 		if (!strncmp(a, "--to", l) && l == 4 && v) {
 			*to = v;
+		} else if (!strncmp(a, "--s3-endpoint", l) && l == 13 && v) {
+			endpoint = v;
 		} else if (keep && !strncmp(a, "--keep", l) && l == 6 && v) {
 			char *e;
 			unsigned long long k = strtoull(v, &e, 10);
@@ -335,27 +346,34 @@ static int store_args(int argc, char **argv, const char **to, size_t *keep)
 				keep ? " and --keep N" : "");
 		return EXIT_USAGE;
 	}
+	char why[600];
+	if (bstore_open(*to, endpoint, st, why, sizeof why)) {
+		fprintf(stderr, "tsdbctl: %s\n", why);
+		return EXIT_USAGE;
+	}
 	return CTL_RUN;
 }
 
 static int do_list(int argc, char **argv)
 {
 	const char *to = NULL;
-	int ex = store_args(argc, argv, &to, NULL);
+	struct bstore *st;
+	int ex = store_args(argc, argv, &st, &to, NULL);
 	if (ex != CTL_RUN)
 		return ex;
 	char **names;
 	size_t n;
-	int rc = bstore_list(to, &names, &n);
+	int rc = bstore_list(st, &names, &n);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
+		bstore_close(st);
 		return EXIT_FAIL;
 	}
 	int bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct bstore_manifest m;
 		char why[300], when[64], sz[32];
-		if (bstore_manifest_load(to, names[i], &m, why, sizeof why)) {
+		if (bstore_manifest_load(st, names[i], &m, why, sizeof why)) {
 			printf("%s  damaged: %s\n", names[i], why);
 			bad = 1;
 			continue;
@@ -369,104 +387,101 @@ static int do_list(int argc, char **argv)
 		bstore_manifest_free(&m);
 	}
 	bstore_list_free(names, n);
+	bstore_close(st);
 	return bad ? EXIT_FAIL : EXIT_OK;
 }
 
-/* Adds every object hash of manifest name to the sorted set. */
 static int hash_cmp(const void *a, const void *b)
 {
 	return strcmp((const char *)a, (const char *)b);
+}
+
+struct sweep {
+	struct bstore *st;
+	char (*live)[33];
+	size_t n_live, deleted;
+	int rc;
+};
+
+/* An object no kept manifest names goes. */
+static int sweep_one(void *arg, const char *key)
+{
+	struct sweep *w = arg;
+	const char *h = strrchr(key, '/');
+	h = h ? h + 1 : key;
+	if (strlen(h) != 32 || bsearch(h, w->live, w->n_live, sizeof *w->live, hash_cmp))
+		return 0;
+	int rc = bstore_del(w->st, key);
+	if (rc)
+		return rc;
+	w->deleted++;
+	return 0;
 }
 
 static int do_prune(int argc, char **argv)
 {
 	const char *to = NULL;
 	size_t keep = 0;
-	int ex = store_args(argc, argv, &to, &keep);
+	struct bstore *st;
+	int ex = store_args(argc, argv, &st, &to, &keep);
 	if (ex != CTL_RUN)
 		return ex;
 	char **names;
 	size_t n;
-	int rc = bstore_list(to, &names, &n);
+	int rc = bstore_list(st, &names, &n);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
+		bstore_close(st);
 		return EXIT_FAIL;
 	}
 	/* Read the kept manifests first: one that does not parse stops the prune (its
 	 * objects would be collected). */
-	char(*live)[33] = NULL;
-	size_t n_live = 0, cap = 0;
+	struct sweep w = { .st = st };
+	size_t cap = 0;
 	for (size_t i = n > keep ? n - keep : 0; i < n && rc == 0; i++) {
 		struct bstore_manifest m;
 		char why[300];
-		if ((rc = bstore_manifest_load(to, names[i], &m, why, sizeof why))) {
+		if ((rc = bstore_manifest_load(st, names[i], &m, why, sizeof why))) {
 			fprintf(stderr, "tsdbctl: backup %s is damaged (%s): nothing pruned\n",
 				names[i], why);
 			break;
 		}
 		for (size_t f = 0; f < m.n_files && rc == 0; f++)
 			for (size_t k = 0; k < m.files[f].n_chunks; k++) {
-				if (n_live == cap) {
+				if (w.n_live == cap) {
 					cap = cap ? cap * 2 : 1024;
-					char(*x)[33] = realloc(live, cap * sizeof *x);
+					char(*x)[33] = realloc(w.live, cap * sizeof *x);
 					if (!x) {
 						rc = -ENOMEM;
 						break;
 					}
-					live = x;
+					w.live = x;
 				}
-				memcpy(live[n_live++], m.files[f].chunks[k].hash, 33);
+				memcpy(w.live[w.n_live++], m.files[f].chunks[k].hash, 33);
 			}
 		bstore_manifest_free(&m);
 	}
-	size_t removed = 0, objects = 0;
-	uint64_t freed = 0;
+	size_t removed = 0;
 	if (rc == 0) {
-		qsort(live, n_live, sizeof *live, hash_cmp);
-		for (size_t i = 0; i + keep < n; i++) {
-			char path[JOIN_MAX];
-			snprintf(path, sizeof path, "%s/backups/%s.manifest", to, names[i]);
-			if (unlink(path) == 0)
+		qsort(w.live, w.n_live, sizeof *w.live, hash_cmp);
+		for (size_t i = 0; i + keep < n && rc == 0; i++) {
+			char key[160];
+			snprintf(key, sizeof key, "backups/%s.manifest", names[i]);
+			if ((rc = bstore_del(st, key)) == 0)
 				removed++;
 		}
-		/* Objects no kept manifest names. */
-		char od[JOIN_MAX];
-		snprintf(od, sizeof od, "%s/objects", to);
-		DIR *d = opendir(od);
-		struct dirent *e;
-		while (d && (e = readdir(d)) != NULL) {
-			if (strlen(e->d_name) != 2)
-				continue;
-			char sub[JOIN_MAX];
-			ctl_join(sub, sizeof sub, od, e->d_name);
-			DIR *s = opendir(sub);
-			struct dirent *o;
-			while (s && (o = readdir(s)) != NULL) {
-				if (strlen(o->d_name) != 32 ||
-				    bsearch(o->d_name, live, n_live, sizeof *live, hash_cmp))
-					continue;
-				char p[JOIN_MAX];
-				struct stat st;
-				ctl_join(p, sizeof p, sub, o->d_name);
-				if (stat(p, &st) == 0 && unlink(p) == 0) {
-					objects++;
-					freed += (uint64_t)st.st_size;
-				}
-			}
-			if (s)
-				closedir(s);
-		}
-		if (d)
-			closedir(d);
+		if (rc == 0)
+			rc = bstore_keys(st, "objects", sweep_one, &w);
 	}
-	free(live);
+	free(w.live);
 	bstore_list_free(names, n);
-	if (rc)
+	bstore_close(st);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: pruning %s failed: %s\n", to, ts_strerror(rc));
 		return EXIT_FAIL;
-	char a[32];
-	ctl_fmt_bytes(a, sizeof a, freed);
-	printf("pruned %s: %zu backups removed, %zu kept; %zu objects (%s) deleted\n", to, removed,
-	       n - removed, objects, a);
+	}
+	printf("pruned %s: %zu backups removed, %zu kept; %zu objects deleted\n", to, removed,
+	       n - removed, w.deleted);
 	return fflush(stdout) ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -480,11 +495,13 @@ static int backup_main(int argc, char **argv)
 }
 
 static const char backup_help[] =
-	"  backup     --to DEST [--server HOST:PORT]: an incremental, checksummed, compressed\n"
-	"            backup of a snapshot (every acknowledged batch, each whole) into the\n"
-	"            directory DEST; only what changed since the last backup there is\n"
-	"            written. While a server runs, --server names it (its snapshot API,\n"
-	"            --web.enable-admin-api). backup list --to DEST; backup prune --to DEST\n"
-	"            --keep N (the newest N stay, unreferenced objects go).\n";
+	"  backup     --to DEST [--server HOST:PORT] [--s3-endpoint URL]: an incremental,\n"
+	"            checksummed, compressed backup of a snapshot (every acknowledged batch,\n"
+	"            each whole) into DEST, a directory or s3://bucket/prefix (credentials\n"
+	"            from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); only what\n"
+	"            changed since the last backup there is written. While a server runs,\n"
+	"            --server names it (its snapshot API, --web.enable-admin-api).\n"
+	"            backup list --to DEST; backup prune --to DEST --keep N (the newest N\n"
+	"            stay, unreferenced objects go).\n";
 
 CTL_COMMAND(backup);

@@ -38,6 +38,7 @@
 #include "storage/mem.h"
 #include "storage/zframe.h"
 #include "tsdbctl.h"
+#include "s3.h"
 
 int bstore_mkdirs(const char *path)
 {
@@ -57,7 +58,7 @@ int bstore_mkdirs(const char *path)
 /* Writes buf to path via path.tmp, fsync and rename. */
 int bstore_write_atomic(const char *path, const void *buf, size_t len)
 {
-	char tmp[JOIN_MAX];
+	char tmp[JOIN_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -86,29 +87,153 @@ void bstore_hash_hex(const void *p, size_t len, char out[33])
 	snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64, (uint64_t)h.low64);
 }
 
-void bstore_object_path(const char *dest, const char *hash, char *out, size_t cap)
+/* ---- the store: a directory, or an S3 bucket prefix (s3.c) ---- */
+
+struct bstore {
+	char *dir;     /* a directory store; NULL for S3 */
+	struct s3 *s3; /* an S3 store */
+};
+
+int bstore_open(const char *dest, const char *s3_endpoint, struct bstore **out, char *why,
+		size_t why_len)
 {
-	snprintf(out, cap, "%s/objects/%.2s/%s", dest, hash, hash);
+	struct bstore *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	int rc = 0;
+	if (!strncmp(dest, "s3://", 5))
+		rc = s3_open(dest, s3_endpoint, &s->s3, why, why_len);
+	else if (!(s->dir = strdup(dest)))
+		rc = -ENOMEM;
+	if (rc) {
+		bstore_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
 }
 
-int bstore_put_chunk(const char *dest, const void *p, size_t len, char hash[33], int *stored,
+void bstore_close(struct bstore *s)
+{
+	if (!s)
+		return;
+	s3_close(s->s3);
+	free(s->dir);
+	free(s);
+}
+
+static int key_path(const struct bstore *s, const char *key, char *out, size_t cap)
+{
+	return ctl_join(out, cap, s->dir, key);
+}
+
+int bstore_exists(struct bstore *s, const char *key)
+{
+	if (s->s3)
+		return s3_exists(s->s3, key);
+	char path[JOIN_MAX];
+	struct stat st;
+	if (key_path(s, key, path, sizeof path))
+		return -ENAMETOOLONG;
+	if (stat(path, &st) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int bstore_put(struct bstore *s, const char *key, const void *p, size_t len)
+{
+	if (s->s3)
+		return s3_put(s->s3, key, p, len);
+	char path[JOIN_MAX], dir[JOIN_MAX];
+	if (key_path(s, key, path, sizeof path))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, sizeof dir);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	int rc = bstore_mkdirs(dir);
+	return rc ? rc : bstore_write_atomic(path, p, len);
+}
+
+int bstore_get(struct bstore *s, const char *key, size_t max, char **out, size_t *len)
+{
+	if (s->s3)
+		return s3_get(s->s3, key, max, out, len);
+	char path[JOIN_MAX];
+	if (key_path(s, key, path, sizeof path))
+		return -ENAMETOOLONG;
+	*out = ctl_read_file(path, max, len);
+	return *out ? 0 : (errno == ENOENT ? TS_ENOTFOUND : -(errno ? errno : EIO));
+}
+
+int bstore_del(struct bstore *s, const char *key)
+{
+	if (s->s3)
+		return s3_del(s->s3, key);
+	char path[JOIN_MAX];
+	if (key_path(s, key, path, sizeof path))
+		return -ENAMETOOLONG;
+	return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+}
+
+/* Directory store: the keys under rel, depth first. */
+static int dir_keys(struct bstore *s, const char *rel, bstore_key_fn fn, void *arg)
+{
+	char path[JOIN_MAX];
+	if (key_path(s, rel, path, sizeof path))
+		return -ENAMETOOLONG;
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct dirent *e;
+	int rc = 0;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		size_t l = strlen(e->d_name);
+		if (l > 4 && !strcmp(e->d_name + l - 4, ".tmp"))
+			continue; /* an interrupted write */
+		char sub[JOIN_MAX], full[JOIN_MAX];
+		struct stat st;
+		if (ctl_join(sub, sizeof sub, rel, e->d_name) ||
+		    key_path(s, sub, full, sizeof full))
+			continue;
+		if (lstat(full, &st) != 0)
+			continue;
+		rc = S_ISDIR(st.st_mode) ? dir_keys(s, sub, fn, arg) : fn(arg, sub);
+	}
+	closedir(d);
+	return rc;
+}
+
+int bstore_keys(struct bstore *s, const char *prefix, bstore_key_fn fn, void *arg)
+{
+	if (s->s3)
+		return s3_keys(s->s3, prefix, fn, arg);
+	/* prefix is a directory here ("objects", "backups"). */
+	return dir_keys(s, prefix, fn, arg);
+}
+
+void bstore_object_key(const char *hash, char *out, size_t cap)
+{
+	snprintf(out, cap, "objects/%.2s/%s", hash, hash);
+}
+
+int bstore_put_chunk(struct bstore *s, const void *p, size_t len, char hash[33], int *stored,
 		     uint64_t *stored_bytes)
 {
-	char path[JOIN_MAX], dir[CTL_PATH_MAX];
+	char key[96];
 	bstore_hash_hex(p, len, hash);
-	bstore_object_path(dest, hash, path, sizeof path);
-	struct stat st;
+	bstore_object_key(hash, key, sizeof key);
 	*stored = 0;
-	if (stat(path, &st) == 0)
-		return 0; /* content-addressed: already there */
-	snprintf(dir, sizeof dir, "%s/objects/%.2s", dest, hash);
-	int rc = bstore_mkdirs(dir);
+	int rc = bstore_exists(s, key);
+	if (rc != 0)
+		return rc < 0 ? rc : 0; /* content-addressed: already there */
 	uint8_t *z = NULL;
 	size_t zl = 0;
+	rc = ts_zframe_pack(p, len, 3, &z, &zl);
 	if (rc == 0)
-		rc = ts_zframe_pack(p, len, 3, &z, &zl);
-	if (rc == 0)
-		rc = bstore_write_atomic(path, z, zl);
+		rc = bstore_put(s, key, z, zl);
 	ts_free(z);
 	if (rc == 0) {
 		*stored = 1;
@@ -117,17 +242,18 @@ int bstore_put_chunk(const char *dest, const void *p, size_t len, char hash[33],
 	return rc;
 }
 
-int bstore_get_chunk(const char *dest, const char *hash, uint64_t raw_len, uint8_t **out)
+int bstore_get_chunk(struct bstore *s, const char *hash, uint64_t raw_len, uint8_t **out)
 {
-	char path[JOIN_MAX];
-	bstore_object_path(dest, hash, path, sizeof path);
-	size_t zl;
-	uint8_t *z = (uint8_t *)ctl_read_file(path, BSTORE_CHUNK * 2 + 4096, &zl);
-	if (!z)
-		return errno ? -errno : TS_ECORRUPT;
+	char key[96];
+	bstore_object_key(hash, key, sizeof key);
+	size_t zl = 0;
+	char *z = NULL;
+	int rc = bstore_get(s, key, BSTORE_CHUNK * 2 + 4096, &z, &zl);
+	if (rc)
+		return rc;
 	uint8_t *raw = NULL;
 	size_t rl = 0;
-	int rc = ts_zframe_unpack(z, zl, BSTORE_CHUNK, &raw, &rl);
+	rc = ts_zframe_unpack((const uint8_t *)z, zl, BSTORE_CHUNK, &raw, &rl);
 	free(z);
 	if (rc)
 		return rc;
@@ -321,18 +447,19 @@ out:
 	return rc;
 }
 
-int bstore_manifest_load(const char *dest, const char *name, struct bstore_manifest *m, char *why,
+int bstore_manifest_load(struct bstore *s, const char *name, struct bstore_manifest *m, char *why,
 			 size_t why_len)
 {
-	char path[JOIN_MAX];
-	snprintf(path, sizeof path, "%s/backups/%s.manifest", dest, name);
-	size_t len;
-	char *text = ctl_read_file(path, 256u << 20, &len);
-	if (!text) {
-		snprintf(why, why_len, "%s: %s", path, strerror(errno ? errno : EIO));
-		return -EIO;
+	char key[256];
+	snprintf(key, sizeof key, "backups/%s.manifest", name);
+	size_t len = 0;
+	char *text = NULL;
+	int rc = bstore_get(s, key, 256u << 20, &text, &len);
+	if (rc) {
+		snprintf(why, why_len, "%s: %s", key, ts_strerror(rc));
+		return rc;
 	}
-	int rc = bstore_manifest_parse(text, len, m, why, why_len);
+	rc = bstore_manifest_parse(text, len, m, why, why_len);
 	free(text);
 	return rc;
 }
@@ -342,38 +469,37 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int bstore_list(const char *dest, char ***names, size_t *n)
+struct name_acc {
+	char **v;
+	size_t n, cap;
+};
+
+static int add_name(void *arg, const char *key)
 {
-	char path[JOIN_MAX];
-	snprintf(path, sizeof path, "%s/backups", dest);
-	*names = NULL;
-	*n = 0;
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	size_t cap = 0;
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d)) != NULL && rc == 0) {
-		size_t l = strlen(e->d_name);
-		if (l <= 9 || strcmp(e->d_name + l - 9, ".manifest") || e->d_name[0] == '.')
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **x = realloc(*names, cap * sizeof *x);
-			if (!x) {
-				rc = -ENOMEM;
-				break;
-			}
-			*names = x;
-		}
-		(*names)[*n] = strndup(e->d_name, l - 9);
-		if (!(*names)[(*n)++])
-			rc = -ENOMEM;
+	struct name_acc *a = arg;
+	const char *base = strrchr(key, '/');
+	base = base ? base + 1 : key;
+	size_t l = strlen(base);
+	if (l <= 9 || strcmp(base + l - 9, ".manifest"))
+		return 0;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 16;
+		char **x = realloc(a->v, a->cap * sizeof *x);
+		if (!x)
+			return -ENOMEM;
+		a->v = x;
 	}
-	closedir(d);
-	if (rc == 0 && *n > 1)
-		qsort(*names, *n, sizeof **names, name_cmp);
+	return (a->v[a->n++] = strndup(base, l - 9)) ? 0 : -ENOMEM;
+}
+
+int bstore_list(struct bstore *s, char ***names, size_t *n)
+{
+	struct name_acc a = { 0 };
+	int rc = bstore_keys(s, "backups", add_name, &a);
+	if (rc == 0 && a.n > 1)
+		qsort(a.v, a.n, sizeof *a.v, name_cmp);
+	*names = a.v;
+	*n = a.n;
 	return rc;
 }
 

@@ -37,7 +37,7 @@ static int dir_empty_or_absent(const char *dir)
 	return empty;
 }
 
-static int restore_file(const char *from, const struct bstore_file *f, const char *root,
+static int restore_file(struct bstore *from, const struct bstore_file *f, const char *root,
 			uint64_t *done, char *why, size_t why_len)
 {
 	char path[JOIN_MAX], dir[JOIN_MAX];
@@ -96,9 +96,10 @@ static int opt_str(void *dest, const char *name, const char *val)
 
 static int restore_main(int argc, char **argv)
 {
-	const char *from = NULL, *name = NULL, *dir;
+	const char *from = NULL, *name = NULL, *endpoint = NULL, *dir;
 	const struct ctl_opt opts[] = { { "--from", 0, opt_str, &from },
 					{ "--name", 0, opt_str, &name },
+					{ "--s3-endpoint", 0, opt_str, &endpoint },
 					{ NULL, 0, NULL, NULL } };
 	int ex = ctl_parse_args(argc, argv, opts, &dir);
 	if (ex != CTL_RUN)
@@ -115,23 +116,29 @@ static int restore_main(int argc, char **argv)
 	}
 	char **names;
 	size_t n;
-	char chosen[128];
-	int rc = bstore_list(from, &names, &n);
+	char chosen[128], why[600] = "";
+	struct bstore *st;
+	if (bstore_open(from, endpoint, &st, why, sizeof why)) {
+		fprintf(stderr, "tsdbctl: %s\n", why);
+		return EXIT_USAGE;
+	}
+	int rc = bstore_list(st, &names, &n);
 	if (rc == 0 && n == 0 && !name)
 		rc = TS_ENOTFOUND;
 	if (rc) {
 		fprintf(stderr, "tsdbctl: no backup in %s%s%s\n", from,
 			rc == TS_ENOTFOUND ? "" : ": ", rc == TS_ENOTFOUND ? "" : ts_strerror(rc));
 		bstore_list_free(names, n);
+		bstore_close(st);
 		return EXIT_FAIL;
 	}
 	snprintf(chosen, sizeof chosen, "%s", name ? name : names[n - 1]);
 	bstore_list_free(names, n);
 	struct bstore_manifest m;
-	char why[600] = "";
-	if (bstore_manifest_load(from, chosen, &m, why, sizeof why)) {
+	if (bstore_manifest_load(st, chosen, &m, why, sizeof why)) {
 		fprintf(stderr, "tsdbctl: backup %s in %s is damaged: %s; nothing restored\n",
 			chosen, from, why);
+		bstore_close(st);
 		return EXIT_FAIL;
 	}
 	char tmp[JOIN_MAX];
@@ -140,7 +147,7 @@ static int restore_main(int argc, char **argv)
 	rc = bstore_mkdirs(tmp);
 	uint64_t done = 0;
 	for (size_t i = 0; i < m.n_files && rc == 0; i++)
-		rc = restore_file(from, &m.files[i], tmp, &done, why, sizeof why);
+		rc = restore_file(st, &m.files[i], tmp, &done, why, sizeof why);
 	ctl_progress_done();
 	if (rc == 0) {
 		rmdir(dir); /* empty or absent */
@@ -155,8 +162,10 @@ static int restore_main(int argc, char **argv)
 			"tsdbctl: restoring backup %s from %s failed: %s; nothing restored\n",
 			chosen, from, why[0] ? why : ts_strerror(rc));
 		bstore_manifest_free(&m);
+		bstore_close(st);
 		return EXIT_FAIL;
 	}
+	bstore_close(st);
 	char a[32];
 	ctl_fmt_bytes(a, sizeof a, done);
 	printf("restored backup %s from %s into %s: %zu files, %s, every checksum matched\n",
@@ -166,8 +175,9 @@ static int restore_main(int argc, char **argv)
 }
 
 static const char restore_help[] =
-	"  restore    --from DEST [--name NAME]: the newest backup (or NAME) of the backup\n"
-	"            store DEST into --data-dir, which must be absent or empty; every checksum\n"
-	"            is checked before anything appears there.\n";
+	"  restore    --from DEST [--name NAME] [--s3-endpoint URL]: the newest backup (or\n"
+	"            NAME) of the backup store DEST (a directory or s3://bucket/prefix) into\n"
+	"            --data-dir, which must be absent or empty; every checksum is checked\n"
+	"            before anything appears there.\n";
 
 CTL_COMMAND(restore);

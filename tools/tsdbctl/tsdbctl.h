@@ -332,22 +332,39 @@ struct bstore_manifest {
 int bstore_mkdirs(const char *path);
 int bstore_write_atomic(const char *path, const void *buf, size_t len);
 void bstore_hash_hex(const void *p, size_t len, char out[33]);
-void bstore_object_path(const char *dest, const char *hash, char *out, size_t cap);
+
+/* A backup store: a directory, or "s3://bucket/prefix" (s3_endpoint: the server's
+ * http(s)://host:port, NULL for AWS). Keys are "objects/..", "backups/..". Every call
+ * returns 0 or an error (-errno, -ENOMEM, TS_ENOTFOUND for a missing key, TS_EIO for a
+ * failed S3 request, with the reason logged). */
+struct bstore;
+int bstore_open(const char *dest, const char *s3_endpoint, struct bstore **out, char *why,
+		size_t why_len);
+void bstore_close(struct bstore *s);
+int bstore_exists(struct bstore *s, const char *key); /* 1, 0, <0 */
+int bstore_put(struct bstore *s, const char *key, const void *p, size_t len);
+/* *out: malloc'd (free()), at most max bytes. */
+int bstore_get(struct bstore *s, const char *key, size_t max, char **out, size_t *len);
+int bstore_del(struct bstore *s, const char *key);
+typedef int (*bstore_key_fn)(void *arg, const char *key);
+/* Calls fn with every key under prefix (a "directory": "objects", "backups"). */
+int bstore_keys(struct bstore *s, const char *prefix, bstore_key_fn fn, void *arg);
+void bstore_object_key(const char *hash, char *out, size_t cap);
 /* Stores a chunk unless an object of its hash exists (*stored says which; new object
- * bytes added to *stored_bytes). 0 or -errno/-ENOMEM. */
-int bstore_put_chunk(const char *dest, const void *p, size_t len, char hash[33], int *stored,
+ * bytes added to *stored_bytes). */
+int bstore_put_chunk(struct bstore *s, const void *p, size_t len, char hash[33], int *stored,
 		     uint64_t *stored_bytes);
 /* Reads, decompresses and checks an object (its size and hash). *out: ts_malloc'd
- * (ts_free). 0, -errno, TS_ECORRUPT. */
-int bstore_get_chunk(const char *dest, const char *hash, uint64_t raw_len, uint8_t **out);
+ * (ts_free). TS_ECORRUPT when it does not match. */
+int bstore_get_chunk(struct bstore *s, const char *hash, uint64_t raw_len, uint8_t **out);
 /* Parses a manifest (untrusted): 0, TS_ECORRUPT with why, -ENOMEM. */
 int bstore_manifest_parse(const char *text, size_t len, struct bstore_manifest *m, char *why,
 			  size_t why_len);
-int bstore_manifest_load(const char *dest, const char *name, struct bstore_manifest *m, char *why,
+int bstore_manifest_load(struct bstore *s, const char *name, struct bstore_manifest *m, char *why,
 			 size_t why_len);
 void bstore_manifest_free(struct bstore_manifest *m);
-/* The backups in dest, oldest first (names are UTC times). */
-int bstore_list(const char *dest, char ***names, size_t *n);
+/* The backups in the store, oldest first (names are UTC times). */
+int bstore_list(struct bstore *s, char ***names, size_t *n);
 void bstore_list_free(char **names, size_t n);
 
 #endif
