@@ -85,6 +85,8 @@ struct ts_series {
 	uint8_t has_snapshot; /* its head group row holds an entry for it */
 	uint8_t flush_mark;   /* writer only: taken by the flush being written */
 	uint8_t snap_dirty;   /* head state changed since its row was captured (db->mu) */
+	uint8_t ooo_spill;    /* out-of-order samples inside the open chunk's span may sit in
+			    * chunks memory no longer holds (head.c, ts__head_check) */
 	uint8_t dead;	      /* gc.c: no sample left anywhere, out of the index and of the
 			       * label hash (db->mu); the object stays until close */
 	uint8_t max_t_known;  /* max_t covers every sample the series has: false only for

@@ -147,7 +147,11 @@ int ts__head_check(struct ts_db *db, struct ts_series *s, int64_t t, uint64_t v,
 		old = s->ooo->s[pos].v;
 		found = 1;
 	}
-	if (found == 0 && (s->enc.n == 0 || t < s->head_min_t))
+	/* Stored data is looked up where memory cannot answer for it: before the open
+	 * chunk, or inside its span once out-of-order samples there were cut into a chunk
+	 * (which a flush then moved to LMDB) or when the head was restored (what was cut
+	 * before is not known). */
+	if (found == 0 && (s->enc.n == 0 || t < s->head_min_t || s->ooo_spill))
 		found = stored_find(db, s, t, &old);
 	if (found < 0)
 		return found;
@@ -234,6 +238,7 @@ static int cut_ooo_range(struct ts_db *db, struct ts_series *s, uint32_t from, u
 		goto out;
 	}
 	enqueue(db, s, c);
+	s->ooo_spill = 1;
 out:
 	ts_xor_enc_fini(&e);
 	return rc;
@@ -312,8 +317,10 @@ static int append_in_order(struct ts_db *db, struct ts_series *s, int64_t t, uin
 	int rc = ts_xor_append(&s->enc, t, v);
 	if (rc)
 		return rc;
-	if (s->enc.n == 1)
+	if (s->enc.n == 1) {
 		s->head_min_t = t;
+		s->ooo_spill = 0; /* a new chunk: nothing stored is newer than its start */
+	}
 	s->max_t = t;
 	return 0;
 }
@@ -444,6 +451,7 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len)
 	s->last_lsn = f.last_lsn;
 	s->snap_lsn = s->last_lsn;
 	s->max_t_known = 1;
+	s->ooo_spill = 1; /* what was cut out of order before the snapshot is not known */
 	s->head_min_t = f.head_min_t;
 	s->max_t = f.max_t;
 	if (f.ooo_n) {

@@ -953,6 +953,49 @@ static void test_many_labels(void **st)
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
+/* Out-of-order samples cut into a chunk and flushed while the series' open chunk still
+ * spans their times: a resend is a duplicate and a different value a conflict, after
+ * the flush and after a crash-free reopen, though memory no longer holds them (the open
+ * chunk does not, the out-of-order buffer was cut). Before, the look-up stopped at the
+ * open chunk's span and such a sample was taken as new: stored twice, and a conflicting
+ * value accepted. */
+static void test_ooo_flushed_inside_open_chunk(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
+	struct ts_db *db;
+	struct ts_db_opts o = { .ooo_window_ms = 600000,
+				.flush_interval_ms = 3600000,
+				.checkpoint_interval_ms = 3600000 };
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct ts_append_result r;
+	/* An open chunk over [T, T + 200 s] (even seconds), then 40 odd seconds late: the
+	 * out-of-order buffer is cut at TS_OOO_CUT (32) samples, and flushed. */
+	const int64_t T = 1700000000000;
+	assert_int_equal(put(db, "x", "k", "v", T, 2000, 101, 0, &r), 0);
+	assert_int_equal(put(db, "x", "k", "v", T + 1000, 2000, 40, 1000, &r), 0);
+	assert_int_equal(r.n_appended, 40);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ts_db_checkpoint(db), 0);
+		/* The first odd second again: a duplicate. With another value: a conflict. */
+		assert_int_equal(put(db, "x", "k", "v", T + 1000, 2000, 1, 1000, &r), 0);
+		assert_int_equal(r.n_duplicate, 1);
+		assert_int_equal(r.n_appended, 0);
+		assert_int_equal(put(db, "x", "k", "v", T + 1000, 2000, 1, 5555, &r), 0);
+		assert_int_equal(r.n_conflict, 1);
+		assert_int_equal(r.n_appended, 0);
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "__name__", "x" } };
+		size_t ns;
+		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 1);
+		assert_int_equal(ns, 141);
+		assert_int_equal(ts_db_close(db), 0);
+		assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	}
+	assert_int_equal(ts_db_close(db), 0);
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -972,6 +1015,7 @@ int main(void)
 		cmocka_unit_test(test_compaction),
 		cmocka_unit_test(test_idle_series_after_restart),
 		cmocka_unit_test(test_many_labels),
+		cmocka_unit_test(test_ooo_flushed_inside_open_chunk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
