@@ -763,3 +763,34 @@ int ts__compact_clean_part(struct ts_db *db, struct ts_partition *p)
 		       ts_strerror(rc));
 	return rc;
 }
+
+static int want_stale_tiers(struct ts_db *db, struct ts_partition *p, int64_t closed_before)
+{
+	(void)db;
+	return atomic_load(&p->tiers_stale) && p->end <= closed_before;
+}
+
+int ts__tiers_refresh(struct ts_db *db)
+{
+	int n = 0;
+	size_t from = 0;
+	struct ts_partition *p;
+	while ((p = pick(db, want_stale_tiers, closed_before_ms(db), &from)) != NULL) {
+		if (!busy(db, p) && ts__part_pin(db, p, 0) == 0) {
+			int state;
+			struct ts__tiers_rec rec;
+			int rc = ts__tiers_build(db, p, 0, &state, &rec);
+			if (rc == 0 && state != TS__TIERS_SKIPPED) {
+				atomic_store(&p->tiers_stale, 0);
+				n += state == TS__TIERS_BUILT;
+			} else if (rc) {
+				ts_log(TS_LOG_WARN,
+				       "%s: rebuilding tiers after a deletion failed: %s", p->dir,
+				       ts_strerror(rc));
+			}
+			ts__part_unpin(db, p);
+		}
+		ts__part_unref(db, p);
+	}
+	return n;
+}

@@ -131,6 +131,7 @@ struct ts_partition {
 	atomic_int remove;	/* delete the directory with the last reference */
 	atomic_uint expired;	/* TS_FORMAT_EXPIRED_* (format.h), known once the env opened */
 	atomic_int rules_state; /* TS__RULES_*: what rules.c decided under the current rules */
+	atomic_int tiers_stale; /* a deletion touched it: its tiers are rebuilt (compact.c) */
 	char *dir;		/* owned */
 };
 
@@ -274,6 +275,10 @@ void ts__part_replace(struct ts_db *db, struct ts_partition *old, struct ts_part
  * ts__part_unref), *k advanced; NULL past the end. For walks that may run long: the
  * array may change between calls (a partition may then be skipped or seen twice). */
 struct ts_partition *ts__part_next(struct ts_db *db, size_t *k);
+/* Marks the partitions that [mint, maxt] touches for a rebuild of their tiers (after
+ * new tombstones: the tiers hold the deleted samples until then, and readers use raw
+ * data there meanwhile). */
+void ts__parts_mark_tiers_stale(struct ts_db *db, int64_t mint, int64_t maxt);
 /* Drops partitions wholly older than now - retention; returns how many. Writer only. */
 int ts__parts_expire(struct ts_db *db, int64_t now_ms);
 /* Deletes an env directory (LMDB's two files, then the directory); missing is fine. */
@@ -449,6 +454,9 @@ int ts__series_revive(struct ts_db *db, struct ts_series *s, struct ts_series **
 /* Takes s out of the label hash (registry.c). */
 void ts__series_unlink(struct ts_db *db, struct ts_series *s);
 
+/* Rebuilds the tiers of closed partitions marked stale by a deletion (not busy ones;
+ * the others stay marked). Writer only (db->fmu held). Returns how many were rebuilt. */
+int ts__tiers_refresh(struct ts_db *db);
 /* Converts p with every generation merged and tombstoned samples left out, rewrites it
  * and rebuilds its tiers (rules.c, after new tombstones). Not a busy partition (0 then).
  * Writer only. 0 or an error (logged; the tombstones hide the samples meanwhile). */

@@ -61,6 +61,7 @@ int ts__part_open(struct ts_db *db, int64_t start, int64_t end, struct ts_partit
 	atomic_init(&p->remove, 0);
 	atomic_init(&p->expired, 0);
 	atomic_init(&p->rules_state, TS__RULES_UNKNOWN);
+	atomic_init(&p->tiers_stale, 0);
 	*out = p;
 	return 0;
 }
@@ -435,4 +436,13 @@ struct ts_partition *ts__part_next(struct ts_db *db, size_t *k)
 	}
 	pthread_rwlock_unlock(&db->parts_mu);
 	return p;
+}
+
+void ts__parts_mark_tiers_stale(struct ts_db *db, int64_t mint, int64_t maxt)
+{
+	pthread_rwlock_rdlock(&db->parts_mu);
+	for (size_t i = 0; i < db->n_parts; i++)
+		if (db->parts[i]->start <= maxt && db->parts[i]->end > mint)
+			atomic_store(&db->parts[i]->tiers_stale, 1);
+	pthread_rwlock_unlock(&db->parts_mu);
 }

@@ -583,6 +583,7 @@ static void *writer_main(void *arg)
 			ts__parts_expire(db, ts_wall_ms());
 			ts__retention_pass(db, ts_wall_ms());
 			ts__series_gc(db);
+			ts__tiers_refresh(db);
 			db->last_retention_ms = (uint64_t)ts_mono_ms();
 		}
 		pthread_mutex_unlock(&db->fmu);

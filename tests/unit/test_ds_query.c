@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -351,6 +352,43 @@ static void test_reopen(void **state)
 	compare("increase(m{k=~\"s[0459]\"}[1h])", START, END, HOUR_MS, RES_5M, WITHIN_1PCT);
 }
 
+/* The coarsest tier a 5m read of day d uses (0: raw). */
+static int64_t day_res(int d)
+{
+	struct ts_matcher m = { TS_MATCH_EQ, "__name__", "m" };
+	struct ts_select_opts so = { .max_resolution_ms = RES_1H };
+	struct ts_series_set *set;
+	assert_int_equal(ts_db_select(db, &m, 1, T0 + d * DAY_MS, T0 + (d + 1) * DAY_MS - 1, &so,
+				      &set, NULL, 0),
+			 0);
+	int64_t r = ts_series_set_resolution(set);
+	ts_series_set_free(set);
+	return r;
+}
+
+/* A deletion makes the tiers of the partitions it touches stale (read raw meanwhile);
+ * the writer rebuilds them by itself soon after, without the deleted samples. */
+static void test_tiers_rebuilt_after_delete(void **state)
+{
+	(void)state;
+	assert_int_equal(ts_db_compact(db), 0);
+	assert_int_equal(day_res(1), RES_1H);
+	struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "m" }, { TS_MATCH_EQ, "k", "s2" } };
+	int64_t a = T0 + DAY_MS + 3 * HOUR_MS, b = a + 2 * HOUR_MS - 1;
+	assert_int_equal(ts_db_delete(db, m, 2, a, b, NULL, NULL, 0), 0);
+	assert_int_equal(day_res(1), 0); /* stale: raw answers, without the deleted range */
+	for (int i = 0; i < 200 && day_res(1) != RES_1H; i++)
+		usleep(50000);
+	assert_int_equal(day_res(1), RES_1H);
+	/* From the rebuilt tiers: nothing in the deleted range, the rest as raw. */
+	compare("count_over_time(m{k!~\"s[49]\"}[1h])", T0 + DAY_MS + HOUR_MS,
+		T0 + 2 * DAY_MS - HOUR_MS, HOUR_MS, RES_1H, EXACT);
+	struct ts_qresult *r = range_q("count_over_time(m{k=\"s2\"}[1h])", a + HOUR_MS, b + 1,
+				       HOUR_MS, RES_1H);
+	assert_int_equal(r->n_series, 0);
+	ts_qresult_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_auto),
 		cmocka_unit_test(test_fine_resolution_is_raw),
 		cmocka_unit_test(test_reopen),
+		cmocka_unit_test(test_tiers_rebuilt_after_delete),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
