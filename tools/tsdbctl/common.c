@@ -784,3 +784,22 @@ int ctl_rm_tree(const char *path)
 	}
 	return unlink(path) != 0 ? -errno : 0;
 }
+
+int ctl_opt_time_dur(const char *s, int64_t *ms)
+{
+	return ts_parse_duration_ms(s, ms) ? TS_EINVALID : 0;
+}
+
+int ctl_dir_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 1 : -errno;
+	struct dirent *e;
+	int empty = 1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}

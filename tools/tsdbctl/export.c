@@ -94,23 +94,114 @@ static int export_all(const struct ts_selector_union *u)
 	return EXIT_OK;
 }
 
+struct fmt_opts {
+	const char *format, *out, *min_block, *max_block;
+	const char *ext[64];
+	size_t n_ext;
+};
+
+static int opt_str(void *dest, const char *name, const char *val)
+{
+	(void)name;
+	*(const char **)dest = val;
+	return 0;
+}
+
+static int opt_ext(void *dest, const char *name, const char *val)
+{
+	struct fmt_opts *f = dest;
+	const char *eq = strchr(val, '=');
+	if (!eq || eq == val || f->n_ext == 64 || strpbrk(val, "\"\\\n")) {
+		ctl_usage_error("%s wants NAME=VALUE (at most 64, no quotes)", name);
+		return EXIT_USAGE;
+	}
+	f->ext[f->n_ext++] = val;
+	return 0;
+}
+
+/* Prometheus blocks of the selection into f->out (promblock.c). */
+static int export_prom(struct ts_db *db, const char *dir, struct ctl_select *sel,
+		       const struct fmt_opts *f)
+{
+	/* Prometheus' defaults: 2h blocks, compacted up to 10 % of its 15-day retention. */
+	int64_t min_ms = 2 * 3600000, max_ms = 36 * 3600000;
+	if (f->min_block && (ctl_opt_time_dur(f->min_block, &min_ms) || min_ms < 60000)) {
+		ctl_usage_error("--min-block-duration wants a duration of at least 1m (e.g. 2h)");
+		return EXIT_USAGE;
+	}
+	if (f->max_block && (ctl_opt_time_dur(f->max_block, &max_ms) || max_ms < min_ms)) {
+		ctl_usage_error("--max-block-duration wants a duration not below "
+				"--min-block-duration (e.g. 36h)");
+		return EXIT_USAGE;
+	}
+	/* Blocks added beside earlier ones would overlap them. */
+	int e = ctl_dir_empty(f->out);
+	if (e <= 0) {
+		fprintf(stderr,
+			"tsdbctl: %s is %s: export writes blocks only into an empty "
+			"directory\n",
+			f->out, e < 0 ? "not readable" : "not empty");
+		return EXIT_FAIL;
+	}
+	/* Everything in partitions first, so their list covers the data. */
+	int rc = ts_db_checkpoint(db);
+	struct ctl_parts parts = { 0 };
+	if (rc == 0)
+		rc = ctl_parts_list(dir, &parts);
+	if (rc == 0 && parts.n) {
+		int64_t from = parts.v[0].start > sel->start ? parts.v[0].start : sel->start;
+		int64_t to = parts.v[parts.n - 1].end - 1 < sel->end ? parts.v[parts.n - 1].end - 1
+								     : sel->end;
+		uint64_t nb, ns;
+		rc = ctl_prom_export(db, sel, f->out, from, to, min_ms, max_ms, f->ext, f->n_ext,
+				     &nb, &ns);
+		if (rc == 0)
+			fprintf(stderr,
+				"tsdbctl: wrote %" PRIu64 " Prometheus blocks (%" PRIu64
+				" samples) into %s\n",
+				nb, ns, f->out);
+	}
+	ctl_parts_free(&parts);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: export to %s failed: %s\n", f->out, ts_strerror(rc));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 static int export_main(int argc, char **argv)
 {
 	const char *dir;
 	struct ctl_select sel;
+	struct fmt_opts f = { 0 };
 	const struct ctl_opt opts[] = {
 		{ "--match", 0, ctl_opt_match, &sel },
 		{ "--start", 0, ctl_opt_time, &sel.start },
 		{ "--end", 0, ctl_opt_time, &sel.end },
+		{ "--format", 0, opt_str, &f.format },
+		{ "--out", 0, opt_str, &f.out },
+		{ "--min-block-duration", 0, opt_str, &f.min_block },
+		{ "--max-block-duration", 0, opt_str, &f.max_block },
+		{ "--external-label", 0, opt_ext, &f },
 		{ 0 },
 	};
 	struct ts_db *db = NULL;
 	ctl_select_init(&sel);
 	int ex = ctl_parse_args(argc, argv, opts, &dir);
+	int prom = f.format && !strcmp(f.format, "prometheus");
+	if (ex == CTL_RUN && f.format && !prom && strcmp(f.format, "jsonl")) {
+		ctl_usage_error("--format is jsonl (default) or prometheus");
+		ex = EXIT_USAGE;
+	}
+	if (ex == CTL_RUN && prom && (!f.out || !*f.out)) {
+		ctl_usage_error("--format prometheus needs --out DIR");
+		ex = EXIT_USAGE;
+	}
 	if (ex == CTL_RUN && (ex = ctl_select_parse(&sel)) == EXIT_OK &&
-	    (ex = ctl_db_open(dir, "use GET /api/v1/export", &db)) == EXIT_OK &&
-	    (ex = ctl_select_series(&sel, db)) == EXIT_OK)
-		ex = export_all(&sel.u);
+	    (ex = ctl_db_open(dir, "use GET /api/v1/export", &db)) == EXIT_OK)
+		ex = prom ? export_prom(db, dir, &sel, &f)
+		     : (ex = ctl_select_series(&sel, db)) == EXIT_OK ? export_all(&sel.u)
+								     : ex;
 	ctl_select_fini(&sel);
 	if (db && ctl_db_close(db, dir) != EXIT_OK)
 		ex = EXIT_FAIL;
@@ -121,6 +212,13 @@ static const char export_help[] =
 	"  export    series as JSON lines (VictoriaMetrics format, as GET /api/v1/export) on\n"
 	"            stdout; stale markers are left out. Needs the server stopped.\n"
 	"              --match SELECTOR   series selector, repeatable (union); default: all\n"
-	"              --start T, --end T unix seconds or RFC 3339; default: everything\n";
+	"              --start T, --end T unix seconds or RFC 3339; default: everything\n"
+	"              --format prometheus --out DIR   Prometheus TSDB blocks instead (index,\n"
+	"                         chunks, meta.json with a thanos section) for Prometheus,\n"
+	"                         promtool and Thanos buckets\n"
+	"              --min-block-duration DUR, --max-block-duration DUR   as Prometheus'\n"
+	"                         flags: 2h blocks compacted into 6h and 18h ones as its\n"
+	"                         compactor would (defaults 2h and 36h)\n"
+	"              --external-label NAME=VALUE   in meta.json's thanos labels (repeatable)\n";
 
 CTL_COMMAND(export);

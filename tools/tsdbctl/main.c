@@ -36,6 +36,7 @@
 	X(inspect)          \
 	X(verify)           \
 	X(export)           \
+	X(import)           \
 	X(compact)          \
 	X(delete)           \
 	X(downsample)       \

@@ -23,20 +23,6 @@
 #include "storage/mem.h"
 #include "tsdbctl.h"
 
-static int dir_empty_or_absent(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 1 : -errno;
-	struct dirent *e;
-	int empty = 1;
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			empty = 0;
-	closedir(d);
-	return empty;
-}
-
 static int restore_file(struct bstore *from, const struct bstore_file *f, const char *root,
 			uint64_t *done, char *why, size_t why_len)
 {
@@ -108,7 +94,7 @@ static int restore_main(int argc, char **argv)
 		ctl_usage_error("restore needs --from DEST");
 		return EXIT_USAGE;
 	}
-	int e = dir_empty_or_absent(dir);
+	int e = ctl_dir_empty(dir);
 	if (e <= 0) {
 		fprintf(stderr, "tsdbctl: %s is %s: restore only into an empty directory\n", dir,
 			e < 0 ? "not readable" : "not empty");

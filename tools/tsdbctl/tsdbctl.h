@@ -307,6 +307,8 @@ void ctl_fmt_str(char *buf, size_t cap, const void *s, size_t len, size_t max);
 
 /* Removes path and everything under it (a missing path is fine). 0 or -errno. */
 int ctl_rm_tree(const char *path);
+/* 1 if dir is empty or absent, 0 if it holds something, -errno if it cannot be read. */
+int ctl_dir_empty(const char *dir);
 /* out = a "/" b; -ENAMETOOLONG (out then truncated) when it does not fit. */
 int ctl_join(char *out, size_t cap, const char *a, const char *b);
 /* Reads a whole file of at most max bytes (malloc'd, NUL-terminated; free()); NULL with
@@ -366,5 +368,16 @@ void bstore_manifest_free(struct bstore_manifest *m);
 /* The backups in the store, oldest first (names are UTC times). */
 int bstore_list(struct bstore *s, char ***names, size_t *n);
 void bstore_list_free(char **names, size_t n);
+
+/* ---- Prometheus blocks (promblock.c) ---- */
+/* Writes the selection's samples in [from, to] as Prometheus blocks into out (created
+ * if absent), laid out as Prometheus' compactor would with ranges min_ms * 3^k up to
+ * max_ms; ext: NAME=VALUE labels for meta.json's thanos section. Returns 0, -errno or
+ * an engine error; a failed block leaves no directory behind. */
+int ctl_prom_export(struct ts_db *db, const struct ctl_select *sel, const char *out, int64_t from,
+		    int64_t to, int64_t min_ms, int64_t max_ms, const char *const *ext,
+		    size_t n_ext, uint64_t *n_blocks, uint64_t *n_samples);
+/* A duration ("2h", "90m", "3600") in ms: 0, or TS_EINVALID. */
+int ctl_opt_time_dur(const char *s, int64_t *ms);
 
 #endif
