@@ -621,10 +621,12 @@ class Prometheus(_Peer):
     """A Prometheus server on 127.0.0.1 with a generated config and a temporary TSDB."""
     STOP_WAIT = 15.0
 
-    def __init__(self, config_text, receiver=False):
+    def __init__(self, config_text, receiver=False, data_dir=None, args=()):
         super().__init__("prometheus-")
         self.config_text = config_text
         self.receiver = receiver
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
+        self.args = list(args)
 
     def start(self, timeout=40.0):
         cfg = os.path.join(self.tmp, "prometheus.yml")
@@ -632,8 +634,8 @@ class Prometheus(_Peer):
         def cmd(port):
             with open(cfg, "w") as f:   # "{PROM_PORT}" in the config is its own port
                 f.write(self.config_text.replace("{PROM_PORT}", str(port)))
-            argv = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
-                    "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"]
+            argv = [PROMETHEUS, "--config.file=" + cfg, "--storage.tsdb.path=" + self.data_dir,
+                    "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"] + self.args
             if self.receiver:
                 argv.append("--web.enable-remote-write-receiver")
             return argv
@@ -641,6 +643,9 @@ class Prometheus(_Peer):
 
     def get(self, path, timeout=30.0):
         return http_request("127.0.0.1", self.port, "GET", path, timeout=timeout)
+
+    def post(self, path, body=b"", headers=None, timeout=30.0):
+        return http_request("127.0.0.1", self.port, "POST", path, body, headers, timeout=timeout)
 
     def api(self, path, **params):
         items = []

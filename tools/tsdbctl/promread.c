@@ -374,7 +374,8 @@ int pb_tombstones_parse(const uint8_t *p, size_t n, struct pb_stone **out, size_
 		ts_free(v);
 		return fail(TS_ECORRUPT, why, why_len, "tombstones: an entry is truncated");
 	}
-	qsort(v, k, sizeof *v, stone_cmp);
+	if (k)
+		qsort(v, k, sizeof *v, stone_cmp);
 	*out = v;
 	*n_out = k;
 	return 0;
