@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Integration tests of `tsdbctl backup`, `backup list|prune` and `tsdbctl restore`:
-a backup of a running server (through its snapshot API) and of a stopped one; a second
+a backup of a running server (through its snapshot API) and of a stopped one; a backup
+under continuous remote-write load holds every batch acknowledged before it began, each
+batch whole; kill -9 during a backup leaves no backup listed and its snapshot is swept
+by the next backup; kill -9 during a restore leaves nothing at the target; a second
 backup after an hour of new data writes a small part of the first (content-addressed
 objects); restore into an empty directory gives exactly the data of the backup (tsdbctl
 verify passes, tsdbd serves it); a non-empty target is refused; a damaged object is
@@ -10,8 +13,12 @@ objects only the others used.
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +122,77 @@ class BackupTest(unittest.TestCase):
         self.assertIn("1 backups removed, 1 kept", out)
         o, _ = self.restored()
         self.assertEqual(tsdbtest.export_all(o), want2)
+
+    def test_backup_under_load_and_kill9(self):
+        server = "127.0.0.1:%d" % self.srv.port
+        snaps = os.path.join(self.srv.data_dir, "snapshots")
+        acked, stop = [], threading.Event()
+        base = NOW - 50 * 60000
+
+        def writer():  # two series per batch, one sample each, for at most 60 s
+            deadline = time.monotonic() + 60
+            for i in range(20000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    break
+                t = base + i * 100
+                r = self.srv.remote_write([({"__name__": "load", "s": "a"}, [(t, float(i))]),
+                                           ({"__name__": "load", "s": "b"}, [(t, float(i))])])
+                if r.status == 204:
+                    acked.append((i, time.monotonic()))
+        th = threading.Thread(target=writer)
+        th.start()
+        try:
+            while len(acked) < 50:
+                time.sleep(0.05)
+            # kill -9 while the backup reads its snapshot
+            p = subprocess.Popen([TSDBCTL, "backup", "--data-dir", self.srv.data_dir, "--to",
+                                  self.dest, "--server", server],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while p.poll() is None and time.monotonic() < deadline:
+                if os.path.isdir(snaps) and any(n.endswith(".backup") for n in os.listdir(snaps)):
+                    break
+                time.sleep(0.005)
+            p.send_signal(signal.SIGKILL)
+            killed = p.wait() == -signal.SIGKILL
+            rc, out, err = ctl("backup", "list", "--to", self.dest)
+            self.assertEqual(out.strip() == "", killed, out + err)
+            # a backup while batches keep coming
+            t_start = time.monotonic()
+            rc, out, err = ctl("backup", "--data-dir", self.srv.data_dir, "--to", self.dest,
+                               "--server", server)
+            self.assertEqual(rc, 0, out + err)
+            if killed:
+                self.assertIn("left by an interrupted backup", err)
+            self.assertEqual(os.listdir(snaps), [], "snapshots left behind")
+        finally:
+            stop.set()
+            th.join()
+        before = [i for i, t in acked if t < t_start]
+        self.assertGreater(len(before), 50)
+        # kill -9 during a restore: nothing at the target; a second restore works
+        d = os.path.join(self.srv.tmp, "restore-killed")
+        p = subprocess.Popen([TSDBCTL, "restore", "--from", self.dest, "--data-dir", d],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while p.poll() is None and time.monotonic() < deadline and not os.path.exists(d + ".restore-tmp"):
+            time.sleep(0.002)
+        p.send_signal(signal.SIGKILL)
+        rkilled = p.wait() == -signal.SIGKILL
+        if rkilled:
+            self.assertFalse(os.path.exists(d), "a killed restore left a data directory")
+        else:
+            shutil.rmtree(d)
+        o, _ = self.restored()
+        got = tsdbtest.export_all(o)
+        a = {int(v) for _, v in got.get((("__name__", "load"), ("s", "a")), [])}
+        b = {int(v) for _, v in got.get((("__name__", "load"), ("s", "b")), [])}
+        self.assertEqual(a, b, "a batch is half in the backup")
+        self.assertTrue(set(before) <= a, "acknowledged before the backup began, missing: %s"
+                        % sorted(set(before) - a)[:5])
+        print("under load: %d batches acknowledged before the backup, %d in it; killed "
+              "midway: backup %s, restore %s" % (len(before), len(a), killed, rkilled),
+              file=sys.stderr)
 
     def test_damaged_object_and_offline_backup(self):
         self.srv.stop()

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,57 @@ static int take_snapshot(const char *dir, const char *server, char *snap, size_t
 	return EXIT_OK;
 }
 
+/*
+ * A backup marks the snapshot it reads with DIR/snapshots/<name>.backup holding its pid.
+ * A backup killed midway leaves both behind; the next backup of DIR removes them once
+ * that process is gone, so an interrupted backup does not keep a copy of the data
+ * directory for ever. Snapshots without a marker (a user's) are never touched.
+ */
+static void mark_snapshot(const char *snap)
+{
+	char path[JOIN_MAX + 16], pid[32];
+	snprintf(path, sizeof path, "%s.backup", snap);
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (bstore_write_atomic(path, pid, (size_t)n) != 0)
+		fprintf(stderr, "tsdbctl: note: cannot mark %s as a backup's\n", snap);
+}
+
+static void unmark_snapshot(const char *snap)
+{
+	char path[JOIN_MAX + 16];
+	snprintf(path, sizeof path, "%s.backup", snap);
+	unlink(path);
+}
+
+static void sweep_snapshots(const char *dir)
+{
+	char sd[JOIN_MAX];
+	snprintf(sd, sizeof sd, "%s/snapshots", dir);
+	DIR *d = opendir(sd);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l <= 7 || strcmp(e->d_name + l - 7, ".backup") || l - 7 >= 200)
+			continue;
+		char marker[JOIN_MAX + 256], snap[JOIN_MAX + 256];
+		snprintf(marker, sizeof marker, "%s/%s", sd, e->d_name);
+		snprintf(snap, sizeof snap, "%s/%.*s", sd, (int)(l - 7), e->d_name);
+		size_t len;
+		char *text = ctl_read_file(marker, 64, &len);
+		long pid = text ? strtol(text, NULL, 10) : 0;
+		free(text);
+		if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+			ctl_rm_tree(snap);
+			unlink(marker);
+			fprintf(stderr, "tsdbctl: removed %s, left by an interrupted backup\n",
+				snap);
+		}
+	}
+	closedir(d);
+}
+
 static int opt_str(void *dest, const char *name, const char *val)
 {
 	(void)name;
@@ -269,10 +321,12 @@ static int do_backup(int argc, char **argv)
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t nl = strftime(name, sizeof name, "%Y%m%dT%H%M%S", &tm);
 	snprintf(name + nl, sizeof name - nl, ".%03ldZ", ts.tv_nsec / 1000000);
+	sweep_snapshots(dir);
 	if ((ex = take_snapshot(dir, server, snap, sizeof snap, snap_name, sizeof snap_name))) {
 		bstore_close(b.st);
 		return ex;
 	}
+	mark_snapshot(snap);
 	b.root = snap;
 	b.buf = malloc(BSTORE_CHUNK);
 	b.man = open_memstream(&b.man_buf, &b.man_len);
@@ -297,6 +351,7 @@ static int do_backup(int argc, char **argv)
 	free(b.buf);
 	bstore_close(b.st);
 	ctl_rm_tree(snap);
+	unmark_snapshot(snap);
 	if (rc) {
 		fprintf(stderr, "tsdbctl: backup of %s to %s failed: %s\n", dir, to,
 			ts_strerror(rc));
