@@ -5,6 +5,8 @@
  * every XOR chunk reference resolved against the index bytes taken as a segment file),
  * 1 a chunk segment file (the chunk at offsets taken from its own bytes), 2 a tombstones
  * file, 3 a meta.json.
+ * CRC checks are compiled out here (PB_FUZZ_SKIP_CRC) so that mutations reach the
+ * parsers; tests/integration/test_promblocks.py checks that damage is caught.
  * Properties: nothing crashes, reads out of bounds or leaks; decoded labels and chunk
  * data point into the input; a parsed tombstone list is sorted; a parsed meta has
  * maxTime >= minTime; an error leaves a NUL-terminated reason.
@@ -16,6 +18,8 @@
 #include "fuzz_util.h"
 #include "storage/err.h"
 #include "storage/xor.h"
+/* CRC checks off: random mutations would fail them and never reach the parsers. */
+#define PB_FUZZ_SKIP_CRC
 #include "tools/tsdbctl/promread.c"
 
 static void check_why(const char *why, size_t len)
