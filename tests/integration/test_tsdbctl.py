@@ -874,10 +874,9 @@ class TsdbctlTest(unittest.TestCase):
     def test_8_usage(self):
         rc, out, err = ctl("--help")
         self.assertEqual(rc, 0)
-        for word in ("inspect", "verify", "export", "compact", "downsample", "backup",
-                     "restore", "Exit codes"):
+        for word in ("inspect", "verify", "export", "import", "compact", "downsample",
+                     "backup", "restore", "Exit codes"):
             self.assertIn(word, out)
-        self.assertNotIn("import", out)  # not there yet
         self.assertEqual(ctl()[0], 2)
         self.assertEqual(ctl("frobnicate", "--data-dir", self.tmp)[0], 2)
         self.assertEqual(ctl("inspect")[0], 2)

@@ -352,7 +352,8 @@ static void test_delete(void **state)
 	assert_int_equal(n, 1);
 	struct ts_downsample_stats ds;
 	assert_int_equal(ts_db_downsample(db, NULL, NULL, &ds), 0);
-	assert_int_equal(ds.n_built, 2);
+	/* The writer rebuilds a deletion's tiers by itself, so it may have been first. */
+	assert_int_equal(ds.n_built + ds.n_current, 2);
 	assert_int_equal(ts_db_close(db), 0);
 	struct stored a[2];
 	check_all(&e, a);

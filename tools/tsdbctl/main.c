@@ -61,8 +61,8 @@ static const char usage_tail[] =
 	"  0  ok (verify: no problem found)\n"
 	"  1  verify found problems, or the command failed\n"
 	"  2  usage error\n"
-	"  3  the data directory is locked by a running server (export, compact, delete,\n"
-	"     downsample, backup without --server)\n"
+	"  3  the data directory is locked by a running server (export, import, compact,\n"
+	"     delete, downsample, backup without --server)\n"
 	"  4  the directory is not a database (no DIR/index.mdb)\n";
 
 void ctl_usage(FILE *f)
