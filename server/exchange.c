@@ -19,6 +19,8 @@
 #include "server/net_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -170,10 +172,34 @@ struct ts_net_response *net_hub_pop(struct net_hub *h, int *completed)
 
 _Static_assert(offsetof(struct ts_net_response, job) == 0, "a job is its exchange");
 
+/* The router's `none` route: the 404 or 405 the loop answers itself when no basic auth
+ * is configured, answered here after authentication. */
+void net_x_no_route(const struct ts_http_request *req, struct ts_net_response *x, void *arg)
+{
+	(void)req;
+	(void)arg;
+	char body[80];
+	snprintf(body, sizeof body, "%s\n", ts_http_reason(x->synth));
+	ts_net_respond_text(x, x->synth, "text/plain; charset=utf-8", body);
+}
+
 void net_x_run(struct net_job *job, void *arg)
 {
 	struct ts_net_response *x = (struct ts_net_response *)(void *)job;
 	(void)arg;
+	/* Basic auth before any handler (bcrypt is slow: never on the loop), as the
+	 * exporter-toolkit wraps every handler of Prometheus: 401 with a Basic challenge. */
+	struct net_web *w = atomic_load_explicit(&x->hub->web, memory_order_acquire);
+	if (w && w->auth) {
+		size_t n = 0;
+		const char *v = ts_http_request_header(&x->req, "Authorization", &n);
+		if (!ts_auth_check(w->auth, v, n)) {
+			ts_net_response_header(x, "WWW-Authenticate", "Basic");
+			ts_net_response_header(x, "X-Content-Type-Options", "nosniff");
+			ts_net_respond_text(x, 401, "text/plain; charset=utf-8", "Unauthorized\n");
+			return;
+		}
+	}
 	x->route->fn(&x->req, x, x->route->arg);
 }
 

@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "server/app.h"
 #include "server/retention_file.h"
 #include "wire/params.h"
+#include "server/webconfig.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "tsdb/format.h"
@@ -65,6 +67,11 @@ static const char usage[] =
 	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
 	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
 	"  --log-level LEVEL         debug, info (default), warn, error\n"
+	"  --web.config.file FILE    TLS and basic auth, Prometheus' web.yml format\n"
+	"                            (tls_server_config, http_server_config.headers,\n"
+	"                            basic_auth_users with bcrypt hashes); reloaded on SIGHUP\n"
+	"                            and when the file or its certificates change (an invalid\n"
+	"                            file keeps the config in force)\n"
 	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
 	"                            and snapshot (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
@@ -72,7 +79,7 @@ static const char usage[] =
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
 
 struct flags {
-	const char *data_dir, *listen, *sync, *log_level, *retention_config;
+	const char *data_dir, *listen, *sync, *log_level, *retention_config, *web_config;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms;
@@ -92,6 +99,7 @@ static const struct {
 	{ "--sync", F(sync) },
 	{ "--log-level", F(log_level) },
 	{ "--retention.config", F(retention_config) },
+	{ "--web.config.file", F(web_config) },
 };
 /* Flags taking a duration, and the least each accepts. */
 static const struct {
@@ -254,12 +262,89 @@ static int64_t retention_of(int64_t given, int64_t all, int tier)
 /* SIGHUP: the retention rules file again; an invalid one keeps the rules in force. */
 struct reload {
 	struct ts_app *app;
-	const char *path;
+	const char *path;     /* --retention.config */
+	const char *web_path; /* --web.config.file */
+	/* what the web config and its files looked like at the last (re)load */
+	char sig[512];
 };
 
-static void reload_retention(void *arg)
+/* A fingerprint of the web config file and the files it names (size, mtime, inode):
+ * a change of any, such as a renewed certificate, reloads it. */
+static void web_signature(const char *path, const struct ts_web_config *c, char *out, size_t cap)
+{
+	const char *files[4] = { path, c ? c->cert_file : NULL, c ? c->key_file : NULL,
+				 c ? c->client_ca_file : NULL };
+	size_t n = 0;
+	out[0] = 0;
+	for (int i = 0; i < 4 && n < cap; i++) {
+		struct stat st;
+		if (!files[i] || !*files[i])
+			continue;
+		if (stat(files[i], &st) != 0)
+			memset(&st, 0, sizeof st);
+		n += (size_t)snprintf(out + n, cap - n, "%lld.%ld:%lld:%llu;",
+				      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+				      (long long)st.st_size, (unsigned long long)st.st_ino);
+	}
+}
+
+/* Loads the web config file and puts it in force; an invalid one keeps the old. */
+static int reload_web(struct reload *r, int at_start)
+{
+	struct ts_web_config c;
+	char msg[700] = "";
+	int rc = ts_web_config_load(r->web_path, &c, msg, sizeof msg);
+	char sig[512];
+	web_signature(r->web_path, rc == 0 ? &c : NULL, sig, sizeof sig);
+	if (rc == 0) {
+		rc = ts_net_set_web(r->app->net, &c, msg, sizeof msg);
+		ts_web_config_fini(&c);
+	}
+	/* Remembered even when invalid, so a broken file is reported once, not every tick. */
+	memcpy(r->sig, sig, sizeof sig);
+	if (rc) {
+		if (at_start)
+			fprintf(stderr, "tsdbd: --web.config.file: %s\n",
+				msg[0] ? msg : ts_strerror(rc));
+		else
+			ts_log(TS_LOG_ERROR, "web config not reloaded, the one in force stays: %s",
+			       msg[0] ? msg : ts_strerror(rc));
+		return rc;
+	}
+	if (!at_start)
+		ts_log(TS_LOG_INFO, "web config reloaded from %s", r->web_path);
+	return 0;
+}
+
+/* Every 2 s on the loop: reload the web config when it or its files changed. */
+static void watch_web(void *arg)
 {
 	struct reload *r = arg;
+	struct ts_web_config c;
+	char msg[64], sig[512];
+	/* The names inside the file matter too: parse it (cheap) to stat its files. */
+	int rc = ts_web_config_load(r->web_path, &c, msg, sizeof msg);
+	web_signature(r->web_path, rc == 0 ? &c : NULL, sig, sizeof sig);
+	if (rc == 0)
+		ts_web_config_fini(&c);
+	if (strcmp(sig, r->sig) != 0)
+		reload_web(r, 0);
+}
+
+static void reload_retention(struct reload *r);
+
+/* SIGHUP: every file that can be reloaded. */
+static void on_sighup(void *arg)
+{
+	struct reload *r = arg;
+	if (r->web_path)
+		reload_web(r, 0);
+	if (r->path)
+		reload_retention(r);
+}
+
+static void reload_retention(struct reload *r)
+{
 	if (!atomic_load(&r->app->ready))
 		return; /* still opening: the file is read at open */
 	struct ts_retention_file rf;
@@ -358,10 +443,17 @@ int main(int argc, char **argv)
 		ts_log(TS_LOG_ERROR, "cannot listen on %s: %s", f.listen, ts_strerror(rc));
 		return 1;
 	}
-	struct reload rl = { &app, f.retention_config };
+	static struct reload rl; /* the loop's callbacks use it until the end */
+	rl = (struct reload){ .app = &app, .path = f.retention_config, .web_path = f.web_config };
+	if (f.web_config && reload_web(&rl, 1)) {
+		ts_net_close(app.net);
+		return 2;
+	}
 	rc = ts_net_handle_signals(app.net);
-	if (rc == 0 && f.retention_config)
-		rc = ts_net_on_sighup(app.net, reload_retention, &rl);
+	if (rc == 0 && (f.retention_config || f.web_config))
+		rc = ts_net_on_sighup(app.net, on_sighup, &rl);
+	if (rc == 0 && f.web_config)
+		rc = ts_net_every(app.net, 2000, watch_web, &rl);
 	if (rc == 0)
 		rc = ts_ops_routes(&app);
 	if (rc == 0)

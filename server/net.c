@@ -72,7 +72,9 @@ struct net_conn {
 	char *stash;
 	size_t stash_len, stash_cap;
 	int reading, paused, closing, draining, stop_parsing, close_after_flush, want_continue;
-	int shed; /* closed to make room for a new connection (counted in n_shed) */
+	int shed;	    /* closed to make room for a new connection (counted in n_shed) */
+	struct ts_tls *tls; /* HTTPS: the session; everything read and written goes through it */
+	int tls_seen;	    /* a first byte arrived (to spot plain HTTP on the TLS port) */
 	int handles;
 	unsigned n_writes;
 	unsigned n_requests;
@@ -99,6 +101,11 @@ struct ts_net_server {
 	int sig_on, hup_on;
 	void (*on_hup)(void *arg);
 	void *hup_arg;
+	uv_timer_t every;
+	int every_on;
+	void (*every_fn)(void *arg);
+	void *every_arg;
+	int tls_on; /* HTTPS: decided by the first ts_net_set_web, as Prometheus decides */
 	struct ts_net_config cfg;
 	int port;
 	char rbuf[READ_BUF_BYTES];
@@ -239,6 +246,28 @@ static int conn_write(struct net_conn *c, struct ts_net_response *x, char *head,
 		b[n++] = uv_buf_init(data, (unsigned)data_len);
 	if (chunk_suffix)
 		b[n++] = uv_buf_init((char *)TS_HTTP_CHUNK_SUFFIX, 2);
+	if (c->tls) {
+		/* HTTPS: the bytes become TLS records, written as one buffer. */
+		int trc = 0;
+		for (unsigned i = 0; i < n && trc == 0; i++)
+			trc = ts_tls_write(c->tls, b[i].base, b[i].len);
+		char *enc = NULL;
+		size_t enc_len = 0;
+		if (trc == 0)
+			trc = ts_tls_take_output(c->tls, &enc, &enc_len);
+		ts_free(wr->head);
+		ts_free(wr->data);
+		wr->data = NULL;
+		wr->head = enc;
+		if (trc) {
+			ts_free(enc);
+			ts_free(wr);
+			conn_close(c);
+			return trc;
+		}
+		n = 0;
+		b[n++] = uv_buf_init(enc ? enc : wr->pre, (unsigned)enc_len);
+	}
 	if (x) {
 		wr->x = x;
 		x->wrefs++;
@@ -260,14 +289,94 @@ static int conn_write(struct net_conn *c, struct ts_net_response *x, char *head,
 	return 0;
 }
 
+/* Writes bytes as they are (TLS records the session produced, or a plain answer on
+ * the TLS port); buf is ts_malloc'd and owned by the write. */
+static int conn_write_raw(struct net_conn *c, char *buf, size_t len)
+{
+	struct wreq *wr = ts_calloc(1, sizeof(*wr));
+	if (!wr) {
+		ts_free(buf);
+		conn_close(c);
+		return -ENOMEM;
+	}
+	wr->c = c;
+	wr->head = buf;
+	uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+	int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc != 0) {
+		ts_free(buf);
+		ts_free(wr);
+		conn_close(c);
+		return ts_net_err_from_uv(rc);
+	}
+	c->n_writes++;
+	return 0;
+}
+
+/* Sends what the TLS session has to say (handshake, alerts). */
+static int conn_tls_flush(struct net_conn *c)
+{
+	char *out;
+	size_t n;
+	if (!c->tls || c->closing)
+		return 0;
+	if (ts_tls_take_output(c->tls, &out, &n)) {
+		conn_close(c);
+		return -ENOMEM;
+	}
+	return out ? conn_write_raw(c, out, n) : 0;
+}
+
+/* The web config in force, or NULL. */
+static struct net_web *web_of(struct ts_net_server *s)
+{
+	return atomic_load_explicit(&s->hub.web, memory_order_acquire);
+}
+
+/* h's headers and the web config's http_server_config.headers that the response does
+ * not set itself, in *all (ts_malloc'd when *all != h; the caller frees it). */
+static int with_web_headers(struct ts_net_server *s, const struct ts_http_header *h, size_t n,
+			    struct ts_http_header **all, size_t *n_all)
+{
+	struct net_web *w = web_of(s);
+	*all = (struct ts_http_header *)h;
+	*n_all = n;
+	if (!w || !w->cfg.n_headers)
+		return 0;
+	struct ts_http_header *v = ts_malloc((n + w->cfg.n_headers) * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	if (n)
+		memcpy(v, h, n * sizeof *v);
+	size_t k = n;
+	for (size_t i = 0; i < w->cfg.n_headers; i++) {
+		const struct ts_web_pair *p = &w->cfg.headers[i];
+		int set = 0;
+		for (size_t j = 0; j < n; j++)
+			set |= !strcasecmp(h[j].name, p->name);
+		if (!set)
+			v[k++] = (struct ts_http_header){ p->name, p->value, strlen(p->name),
+							  strlen(p->value) };
+	}
+	*all = v;
+	*n_all = k;
+	return 0;
+}
+
 static int write_text(struct net_conn *c, int status, int keep_alive)
 {
 	const char *reason = ts_http_reason(status);
 	size_t blen = strlen(reason) + 1;
 	struct ts_http_header ct = { "Content-Type", "text/plain; charset=utf-8", 12, 25 };
+	struct ts_http_header *all;
+	size_t n_all;
+	if (with_web_headers(c->s, &ct, 1, &all, &n_all)) {
+		conn_close(c);
+		return -ENOMEM;
+	}
 	struct ts_http_response_head h = { .status = status,
-					   .headers = &ct,
-					   .n_headers = 1,
+					   .headers = all,
+					   .n_headers = n_all,
 					   .content_length = blen,
 					   .keep_alive = keep_alive,
 					   .date_s = (int64_t)time(NULL) };
@@ -275,10 +384,14 @@ static int write_text(struct net_conn *c, int status, int keep_alive)
 	ts_http_write_head(&h, NULL, 0, &need);
 	char *head = ts_malloc(need + blen);
 	if (!head) {
+		if (all != &ct)
+			ts_free(all);
 		conn_close(c);
 		return -ENOMEM;
 	}
 	ts_http_write_head(&h, head, need, &need);
+	if (all != &ct)
+		ts_free(all);
 	memcpy(head + need, reason, blen - 1);
 	head[need + blen - 1] = '\n';
 	return conn_write(c, NULL, head, need + blen, NULL, 0, NULL, 0, 0, 0);
@@ -288,9 +401,15 @@ static int write_text(struct net_conn *c, int status, int keep_alive)
 static int write_head(struct net_conn *c, struct ts_net_response *x, int status, int streaming,
 		      uint64_t content_length)
 {
+	struct ts_http_header *all;
+	size_t n_all;
+	if (with_web_headers(c->s, x->hdrs, x->n_hdrs, &all, &n_all)) {
+		conn_close(c);
+		return -ENOMEM;
+	}
 	struct ts_http_response_head h = { .status = status,
-					   .headers = x->hdrs,
-					   .n_headers = x->n_hdrs,
+					   .headers = all,
+					   .n_headers = n_all,
 					   .content_length = content_length,
 					   .keep_alive = x->keep_alive,
 					   .date_s = (int64_t)time(NULL) };
@@ -311,11 +430,14 @@ static int write_head(struct net_conn *c, struct ts_net_response *x, int status,
 		ts_http_write_head(&h, NULL, 0, &need);
 	}
 	char *head = ts_malloc(need);
+	if (head)
+		ts_http_write_head(&h, head, need, &need);
+	if (all != x->hdrs)
+		ts_free(all);
 	if (!head) {
 		conn_close(c);
 		return -ENOMEM;
 	}
-	ts_http_write_head(&h, head, need, &need);
 	x->head_sent = 1;
 	return conn_write(c, x, head, need, NULL, 0, NULL, 0, 0, 0);
 }
@@ -407,6 +529,7 @@ static void on_conn_closed(uv_handle_t *h)
 		s->n_shed--;
 	count(s, &s->st.conns_open, -1);
 	ts_http_conn_free(c->http);
+	ts_tls_free(c->tls);
 	ts_free(c->stash);
 	ts_free(c);
 	maybe_finish(s);
@@ -445,6 +568,11 @@ static void conn_start_drain(struct net_conn *c)
 		return;
 	c->draining = 1;
 	c->drain_start = uv_now(&c->s->loop);
+	if (c->tls) {
+		ts_tls_shutdown(c->tls); /* close_notify before the FIN */
+		if (conn_tls_flush(c))
+			return;
+	}
 	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, NULL) != 0) {
 		conn_close(c);
 		return;
@@ -671,8 +799,14 @@ static void conn_feed(struct net_conn *c, const char *buf, size_t len)
 			x->head_only = strcmp(x->req.method, "HEAD") == 0;
 			x->route = net_router_find(&s->router, &x->req, &status);
 			conn_enqueue(c, x);
-			if (!x->route)
+			struct net_web *w = web_of(s);
+			if (!x->route && w && w->auth) {
+				/* authenticated first, on a worker, like every request */
+				x->route = &s->router.none;
+				x->synth = status;
+			} else if (!x->route) {
 				conn_synthetic(x, status);
+			}
 			if (!x->req.keep_alive)
 				c->stop_parsing = 1;
 			continue;
@@ -716,6 +850,67 @@ static void conn_feed(struct net_conn *c, const char *buf, size_t len)
 	}
 }
 
+static int tls_plain(void *arg, const char *p, size_t n)
+{
+	struct net_conn *c = arg;
+	if (c->closing || c->draining || c->stop_parsing)
+		return 1;
+	conn_feed(c, p, n);
+	return c->closing;
+}
+
+/* HTTPS input: the first byte tells a TLS client from a plain HTTP one (which gets
+ * Go's answer, as from Prometheus: a 400 in clear text, never a 2xx); then records
+ * are decrypted into conn_feed. A failed handshake or record sends the alert and
+ * closes. */
+static void conn_feed_tls(struct net_conn *c, const char *buf, size_t len)
+{
+	struct ts_net_server *s = c->s;
+	if (!c->tls_seen) {
+		c->tls_seen = 1;
+		if ((unsigned char)buf[0] != 0x16) { /* not a TLS handshake record */
+			static const char msg[] = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an "
+						  "HTTP request to an HTTPS server.\n";
+			count(s, &s->st.bad_requests, 1);
+			ts_tls_free(c->tls);
+			c->tls = NULL;
+			c->stop_parsing = 1;
+			c->close_after_flush = 1;
+			char *b = ts_malloc(sizeof msg - 1);
+			if (!b) {
+				conn_close(c);
+				return;
+			}
+			memcpy(b, msg, sizeof msg - 1);
+			if (conn_write_raw(c, b, sizeof msg - 1) == 0)
+				conn_start_drain(c);
+			return;
+		}
+	}
+	int rc = ts_tls_feed(c->tls, buf, len, tls_plain, c);
+	if (c->closing || conn_tls_flush(c))
+		return;
+	if (rc != 0) {
+		/* rc 1: the client's close_notify, as an EOF; else a TLS failure. */
+		if (rc < 0)
+			count(s, &s->st.tls_failures, 1);
+		c->stop_parsing = 1;
+		c->close_after_flush = 1;
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = 0;
+		}
+		if (rc < 0 || (!c->active && !c->qh && c->n_writes == 0)) {
+			if (c->n_writes == 0)
+				conn_close(c);
+			return;
+		}
+		conn_arm(c);
+		return;
+	}
+	conn_next(c);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct net_conn *c = st->data;
@@ -741,6 +936,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	c->last_read = uv_now(&c->s->loop);
 	if (c->draining)
 		return; /* discarded: we already answered and half-closed */
+	if (c->tls) {
+		conn_feed_tls(c, buf->base, (size_t)nread);
+		return;
+	}
 	conn_feed(c, buf->base, (size_t)nread);
 	if (c->closing)
 		return;
@@ -850,6 +1049,11 @@ static void on_connection(uv_stream_t *ls, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	struct net_web *w = web_of(s);
+	if (s->tls_on && (!w || !w->tls || ts_tls_new(w->tls, &c->tls) != 0)) {
+		conn_close(c);
+		return;
+	}
 	c->last_activity = c->last_read = uv_now(&s->loop);
 	conn_read_start(c);
 	conn_arm(c);
@@ -900,6 +1104,8 @@ static void maybe_finish(struct ts_net_server *s)
 	}
 	if (s->hup_on)
 		uv_close((uv_handle_t *)&s->sig_hup, on_server_handle_closed);
+	if (s->every_on)
+		uv_close((uv_handle_t *)&s->every, on_server_handle_closed);
 }
 
 static void on_shutdown_timer(uv_timer_t *t)
@@ -1077,6 +1283,7 @@ int ts_net_open(struct ts_net_server **out, const struct ts_net_config *cfg)
 	fill_limits(&s->cfg.limits);
 	pthread_mutex_init(&s->hub.mu, NULL);
 	net_router_init(&s->router);
+	s->router.none.fn = net_x_no_route;
 	atomic_init(&s->shutdown_requested, 0);
 
 	rc = uv_loop_init(&s->loop);
@@ -1147,6 +1354,10 @@ void ts_net_close(struct ts_net_server *s)
 				uv_close((uv_handle_t *)&s->sig_int, on_close_noop);
 				uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
 			}
+			if (s->hup_on)
+				uv_close((uv_handle_t *)&s->sig_hup, on_close_noop);
+			if (s->every_on)
+				uv_close((uv_handle_t *)&s->every, on_close_noop);
 			for (struct net_conn *c = s->conns, *n; c; c = n) {
 				n = c->next;
 				conn_close(c);
@@ -1157,8 +1368,69 @@ void ts_net_close(struct ts_net_server *s)
 			ts_log(TS_LOG_ERROR, "net: loop closed with live handles");
 	}
 	net_router_fini(&s->router);
+	for (struct net_web *w = web_of(s), *o; w; w = o) {
+		o = w->older;
+		ts_auth_free(w->auth);
+		ts_tls_ctx_free(w->tls);
+		ts_web_config_fini(&w->cfg);
+		ts_free(w);
+	}
 	pthread_mutex_destroy(&s->hub.mu);
 	ts_free(s);
+}
+
+/* ---- --web.config.file ------------------------------------------------------------ */
+
+int ts_net_set_web(struct ts_net_server *s, struct ts_web_config *cfg, char *msg, size_t msg_len)
+{
+	struct net_web *old = web_of(s);
+	if (!old)
+		s->tls_on = cfg->tls;
+	if (msg && msg_len)
+		msg[0] = 0;
+	if (cfg->tls != s->tls_on) {
+		snprintf(msg, msg_len, "TLS is %s since start-up; turning it %s needs a restart",
+			 s->tls_on ? "on" : "off", s->tls_on ? "off" : "on");
+		return TS_EINVALID;
+	}
+	struct net_web *w = ts_calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	int rc = ts_auth_new(cfg, &w->auth);
+	if (rc == 0 && cfg->tls)
+		rc = ts_tls_ctx_new(cfg, &w->tls, msg, msg_len);
+	if (rc) {
+		ts_auth_free(w->auth);
+		ts_free(w);
+		return rc;
+	}
+	w->cfg = *cfg;
+	memset(cfg, 0, sizeof *cfg);
+	w->older = old;
+	atomic_store_explicit(&s->hub.web, w, memory_order_release);
+	return 0;
+}
+
+static void on_every(uv_timer_t *t)
+{
+	struct ts_net_server *s = t->data;
+	if (!s->shutting)
+		s->every_fn(s->every_arg);
+}
+
+int ts_net_every(struct ts_net_server *s, uint64_t interval_ms, void (*fn)(void *arg), void *arg)
+{
+	if (s->every_on || !interval_ms)
+		return TS_EINVALID;
+	int rc = uv_timer_init(&s->loop, &s->every);
+	if (rc != 0)
+		return ts_net_err_from_uv(rc);
+	s->every.data = s;
+	s->every_fn = fn;
+	s->every_arg = arg;
+	s->every_on = 1;
+	uv_unref((uv_handle_t *)&s->every); /* never keeps the loop alive by itself */
+	return ts_net_err_from_uv(uv_timer_start(&s->every, on_every, interval_ms, interval_ms));
 }
 
 /* ---- stats ---------------------------------------------------------------------- */

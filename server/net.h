@@ -122,6 +122,23 @@ int ts_net_on_sighup(struct ts_net_server *s, void (*fn)(void *arg), void *arg);
  * workers, closes every handle and connection. Accepts NULL. */
 void ts_net_close(struct ts_net_server *s);
 
+/*
+ * Puts a --web.config.file in force (webconfig.h): basic auth users, response headers
+ * and, when it configures TLS, HTTPS with its certificates. Takes the contents of *cfg
+ * (left zeroed) on success. The first call decides whether the port speaks TLS, as
+ * Prometheus decides at start-up; later calls (reloads: before ts_net_run or on the
+ * loop thread, from a SIGHUP or ts_net_every callback) change certificates, users and
+ * headers for what comes next: open connections keep their TLS session. Returns 0, or
+ * TS_EINVALID with msg (a certificate, key or CA file that does not load, or TLS turned
+ * on or off after start-up) and the config in force unchanged, or -ENOMEM.
+ */
+struct ts_web_config;
+int ts_net_set_web(struct ts_net_server *s, struct ts_web_config *cfg, char *msg, size_t msg_len);
+
+/* Calls fn(arg) on the loop thread every interval_ms until shutdown (one per server).
+ * Returns 0 or TS_EINVALID (already set) or a libuv error. */
+int ts_net_every(struct ts_net_server *s, uint64_t interval_ms, void (*fn)(void *arg), void *arg);
+
 /* ---- responses (any thread) ---- */
 
 /* Adds a response header (name and value copied). Before completion / stream begin.
@@ -170,6 +187,7 @@ struct ts_net_stats {
 	uint64_t conns_shed; /* idle or slow connections closed at the limit for a new one */
 	uint64_t timeouts_header, timeouts_body, timeouts_idle, timeouts_write;
 	uint64_t bad_requests; /* framing errors answered by the HTTP layer */
+	uint64_t tls_failures; /* HTTPS connections closed by a failed handshake or record */
 	/* of which refused by a size limit: body (413), request head (431), URL (414) */
 	uint64_t limit_body, limit_header, limit_url;
 };

@@ -23,8 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/auth.h"
 #include "server/http.h"
 #include "server/net.h"
+#include "server/tls.h"
+#include "server/webconfig.h"
 
 /* ---- pool.c: worker threads ---- */
 
@@ -71,8 +74,11 @@ struct net_route {
 struct net_router {
 	struct net_route *routes; /* registration order; fixed once the loop runs */
 	size_t n, cap;
-	struct ts_net_route_stats none_st; /* requests no route took; mu */
-	pthread_mutex_t mu;		   /* guards the stats rows */
+	/* Requests no route took (404, 405). Its stats row counts them; its handler
+	 * answers them on a worker when basic auth is on, so that they are
+	 * authenticated first like every other request. */
+	struct net_route none;
+	pthread_mutex_t mu; /* guards the stats rows */
 };
 
 void net_router_init(struct net_router *r);
@@ -96,9 +102,20 @@ struct net_piece {
 	size_t len;
 };
 
+/* What --web.config.file says, as in force (ts_net_set_web). Immutable once published;
+ * replaced whole on reload, and the old ones are kept until the server closes, so a
+ * worker or a connection never reads one that was freed. */
+struct net_web {
+	struct ts_web_config cfg;
+	struct ts_auth *auth;	/* NULL: no basic_auth_users */
+	struct ts_tls_ctx *tls; /* NULL: plain HTTP */
+	struct net_web *older;	/* the ones it replaced */
+};
+
 struct net_hub {
 	pthread_mutex_t mu;	       /* guards exchange fields marked "mu", and `dirty` */
 	struct ts_net_response *dirty; /* exchanges with news for the loop */
+	_Atomic(struct net_web *) web; /* NULL: no web config */
 };
 
 /* Wakes the loop to look at the hub (uv_async_send). Any thread. net.c. */
@@ -113,6 +130,7 @@ struct ts_net_response {
 	struct net_conn *conn; /* loop only; NULL once orphaned */
 	struct ts_http_request req;
 	struct net_route *route; /* NULL: answered by the loop itself */
+	int synth;		 /* the status to answer when route is the router's `none` */
 	uint64_t t0_ns;
 	/* filled by the handler */
 	struct ts_http_header *hdrs;
@@ -149,7 +167,10 @@ void net_x_piece_done(struct ts_net_response *x);
 void net_x_orphan(struct ts_net_response *x);
 /* Pops the next exchange with news, or NULL; *completed is its state then. Loop. */
 struct ts_net_response *net_hub_pop(struct net_hub *h, int *completed);
-/* Runs x's handler on a worker (the pool's run function). */
+/* Runs x's handler on a worker (the pool's run function), after basic auth when the
+ * web config has users (401 without running the handler). */
 void net_x_run(struct net_job *job, void *arg);
+/* The handler of the router's `none` route: answers x->synth (404, 405). */
+void net_x_no_route(const struct ts_http_request *req, struct ts_net_response *x, void *arg);
 
 #endif

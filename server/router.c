@@ -22,7 +22,7 @@ const double ts_net_buckets_s[TS_NET_N_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.
 void net_router_init(struct net_router *r)
 {
 	memset(r, 0, sizeof *r);
-	r->none_st.name = "";
+	r->none.st.name = "";
 	pthread_mutex_init(&r->mu, NULL);
 }
 
@@ -100,7 +100,7 @@ struct net_route *net_router_find(struct net_router *rt, const struct ts_http_re
 void net_router_record(struct net_router *rt, struct net_route *route, int status, double seconds)
 {
 	pthread_mutex_lock(&rt->mu);
-	struct ts_net_route_stats *st = route ? &route->st : &rt->none_st;
+	struct ts_net_route_stats *st = route ? &route->st : &rt->none.st;
 	if (status >= 0 && status < 600)
 		st->by_status[status]++;
 	size_t b = 0;
@@ -123,7 +123,7 @@ int ts_net_route_stats(struct ts_net_server *s, size_t i, struct ts_net_route_st
 	if (i > rt->n)
 		return TS_EINVALID;
 	pthread_mutex_lock(&rt->mu);
-	*out = i < rt->n ? rt->routes[i].st : rt->none_st;
+	*out = i < rt->n ? rt->routes[i].st : rt->none.st;
 	pthread_mutex_unlock(&rt->mu);
 	return 0;
 }

@@ -22,6 +22,8 @@ declare -A allow=(
 declare -A foreign=(
   [uv.h]="server" [http_parser.h]="server" [lmdb.h]="storage" [lz4.h]="storage"
   [zstd.h]="storage" [zlib.h]="wire" [snappy-c.h]="wire" [yaml.h]="server" [curl/curl.h]="tools"
+  [openssl/ssl.h]="server" [openssl/err.h]="server" [openssl/evp.h]="server"
+  [openssl/rand.h]="server" [openssl/crypto.h]="server" [crypt.h]="server"
 )
 
 bad=0
