@@ -32,8 +32,11 @@ static int fail(struct ctx *x, const yaml_node_t *n, const char *fmt, const char
 	if (x->msg && x->msg_len) {
 		char why[300];
 		snprintf(why, sizeof why, fmt, a ? a : "");
-		snprintf(x->msg, x->msg_len, "line %zu: %s", n ? (size_t)n->start_mark.line + 1 : 0,
-			 why);
+		if (n)
+			snprintf(x->msg, x->msg_len, "line %zu: %s", (size_t)n->start_mark.line + 1,
+				 why);
+		else
+			snprintf(x->msg, x->msg_len, "%s", why);
 	}
 	return TS_EINVALID;
 }
