@@ -171,6 +171,9 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 		       (unsigned long long)ns.timeouts_write);
 	counter_u64(&b, "tsdb_http_bad_requests_total",
 		    "Requests refused by the HTTP layer (framing, limits).", ns.bad_requests);
+	counter_u64(&b, "tsdb_http_tls_handshake_failures_total",
+		    "HTTPS connections closed by a failed TLS handshake or record.",
+		    ns.tls_failures);
 
 	head(&b, "tsdb_http_requests_total", "counter",
 	     "HTTP requests by handler and status code.");

@@ -205,6 +205,8 @@ class WebConfigTest(unittest.TestCase):
         with self.assertRaises(ssl.SSLError):
             s.request("GET", "/-/healthy", ctx=ssl.create_default_context())
         self.assertEqual(s.get("/-/healthy").status, 200)  # still serving
+        m = peers.parse_metrics(s.get("/metrics").text)
+        self.assertGreaterEqual(peers.metric(m, "tsdb_http_tls_handshake_failures_total"), 2)
 
     def test_client_certificates(self):
         s = self.server(self.tls_web("  client_auth_type: RequireAndVerifyClientCert\n"
