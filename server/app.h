@@ -27,6 +27,7 @@ enum ts_reject {
 	TS_REJ_HISTOGRAM,
 	TS_REJ_STRING_FIELD,
 	TS_REJ_PARSE_ERROR,
+	TS_REJ_SERIES_LIMIT, /* series (not samples) refused by --max-series[-per-metric] */
 	TS_REJ_N
 };
 
@@ -35,8 +36,10 @@ enum ts_limit {
 	TS_LIM_BODY = 0,
 	TS_LIM_DECODED,
 	TS_LIM_LABELS,
-	TS_LIM_SERIES,
+	TS_LIM_REQUEST_SERIES, /* a request's series, samples or exemplars (decoder bound) */
 	TS_LIM_LINE,
+	TS_LIM_SERIES,		  /* --max-series: new series refused (request partly stored) */
+	TS_LIM_SERIES_PER_METRIC, /* --max-series-per-metric, likewise */
 	TS_LIM_N
 };
 

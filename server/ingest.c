@@ -139,6 +139,8 @@ static void sum_result(struct outcome *o, const struct ts_append_result *r, cons
 	o->r.n_too_future += r->n_too_future;
 	o->r.n_invalid_series += r->n_invalid_series;
 	o->r.n_new_series += r->n_new_series;
+	o->r.n_limited_series += r->n_limited_series;
+	o->r.n_limited_series_metric += r->n_limited_series_metric;
 	if (r->first_err && !o->first_msg[0]) {
 		char m[300];
 		snprintf(m, sizeof m, "%s%s", r->first_err_msg, what ? what : "");
@@ -285,6 +287,18 @@ static void count_outcome(struct ts_app *app, enum ts_proto proto, const struct 
 	atomic_fetch_add(&app->rejected[TS_REJ_HISTOGRAM], o->histograms);
 	atomic_fetch_add(&app->rejected[TS_REJ_STRING_FIELD], o->strings);
 	atomic_fetch_add(&app->rejected[TS_REJ_PARSE_ERROR], o->parse_errors);
+	atomic_fetch_add(&app->rejected[TS_REJ_SERIES_LIMIT],
+			 o->r.n_limited_series + o->r.n_limited_series_metric);
+	if (o->r.n_limited_series)
+		atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
+	if (o->r.n_limited_series_metric)
+		atomic_fetch_add(&app->limited[TS_LIM_SERIES_PER_METRIC], 1);
+}
+
+/* New series the series limits refused (their samples were not stored). */
+static uint64_t n_limited(const struct outcome *o)
+{
+	return o->r.n_limited_series + o->r.n_limited_series_metric;
 }
 
 static uint64_t n_rejected(const struct outcome *o)
@@ -311,6 +325,9 @@ static void summary(struct ts_sbuf *b, const struct outcome *o)
 	if (o->r.n_invalid_series + o->invalid)
 		ts_sbuf_printf(b, "; %llu series rejected for invalid labels",
 			       (unsigned long long)(o->r.n_invalid_series + o->invalid));
+	if (n_limited(o))
+		ts_sbuf_printf(b, "; %llu new series refused by the series limits",
+			       (unsigned long long)n_limited(o));
 	if (o->histograms)
 		ts_sbuf_printf(b, "; %llu native histogram samples rejected (not supported)",
 			       (unsigned long long)o->histograms);
@@ -475,10 +492,10 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		status = rc == -ENOMEM ? 503 : 400;
 		/* The decoder names the bound it hit: labels, or series/samples/exemplars. */
 		if (rc == TS_ELIMIT)
-			atomic_fetch_add(
-				&app->limited[strstr(c->rw.err, " labels ") ? TS_LIM_LABELS
-									    : TS_LIM_SERIES],
-				1);
+			atomic_fetch_add(&app->limited[strstr(c->rw.err, " labels ")
+							       ? TS_LIM_LABELS
+							       : TS_LIM_REQUEST_SERIES],
+					 1);
 		ts_sbuf_printf(&b, "cannot decode %s request: %s",
 			       v == TS_RW_V2 ? "remote write 2.0" : "remote write 1.0",
 			       c->rw.err[0] ? c->rw.err : ts_strerror(rc));
@@ -523,7 +540,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		goto out;
 	}
 	count_outcome(app, TS_PROTO_RW, &o);
-	if (n_rejected(&o) || o.invalid || o.r.n_invalid_series || o.histograms) {
+	if (n_rejected(&o) || o.invalid || o.r.n_invalid_series || o.histograms || n_limited(&o)) {
 		status = 400;
 		summary(&b, &o);
 	}
@@ -667,7 +684,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 		goto fail;
 	}
 	count_outcome(app, TS_PROTO_INFLUX, &o);
-	uint64_t dropped = n_rejected(&o) + o.r.n_invalid_series;
+	uint64_t dropped = n_rejected(&o) + o.r.n_invalid_series + n_limited(&o);
 	if (o.parse_errors || dropped) {
 		/* Samples outside retention are 422 for 2.x clients, as InfluxDB 2 answers. */
 		status = v2 && o.r.n_too_old == dropped ? 422 : 400;
@@ -739,7 +756,7 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 		return;
 	}
 	count_outcome(app, proto, o);
-	if (o->parse_errors || n_rejected(o) || o->r.n_invalid_series) {
+	if (o->parse_errors || n_rejected(o) || o->r.n_invalid_series || n_limited(o)) {
 		if (o->first_parse[0])
 			note(o, "%s", o->first_parse);
 		summary(&b, o);

@@ -61,6 +61,10 @@ static const char usage[] =
 	"  --max-line-bytes N        one line of line protocol or Prometheus text (default\n"
 	"                            256 KiB; longer lines get 400)\n"
 	"  --max-labels N            labels per series (default 64)\n"
+	"  --max-series N            series in the store (default: no limit); a new series\n"
+	"                            past it is refused with 400 naming the limit, existing\n"
+	"                            series keep taking samples\n"
+	"  --max-series-per-metric N series per metric name, likewise (default: no limit)\n"
 	"  --max-label-name-length N bytes (default 256)\n"
 	"  --max-label-value-length N bytes (default 4096)\n"
 	"  --header-timeout DUR      whole request head must arrive within DUR (default 10s)\n"
@@ -85,6 +89,7 @@ struct flags {
 	int64_t header_ms, body_ms, idle_ms;
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
+	unsigned long long max_series, max_series_metric;
 	int admin_api; /* --web.enable-admin-api */
 };
 
@@ -127,6 +132,8 @@ static const struct {
 	{ "--max-body-bytes", 1ull << 32, F(max_body) },
 	{ "--max-line-bytes", 1ull << 30, F(max_line) },
 	{ "--max-decoded-bytes", 1ull << 32, F(max_decoded) },
+	{ "--max-series", 1ull << 40, F(max_series) },
+	{ "--max-series-per-metric", 1ull << 40, F(max_series_metric) },
 };
 #undef F
 #define N_OF(a) (sizeof a / sizeof *a)
@@ -394,7 +401,9 @@ int main(int argc, char **argv)
 				  .partition_ms = f.partition_ms,
 				  .max_labels = (uint32_t)f.max_labels,
 				  .max_label_name_len = (uint32_t)f.max_name,
-				  .max_label_value_len = (uint32_t)f.max_value };
+				  .max_label_value_len = (uint32_t)f.max_value,
+				  .max_series = f.max_series,
+				  .max_series_per_metric = f.max_series_metric };
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
 	struct ts_retention_file rf = { 0 };

@@ -21,9 +21,11 @@ static const char *proto_names[TS_PROTO_N] = { "remote_write", "influx", "jsonl"
 static const char *reject_names[TS_REJ_N] = { "out_of_order",	"duplicate_conflict",
 					      "too_old",	"too_far_in_future",
 					      "invalid_series", "native_histogram",
-					      "string_field",	"parse_error" };
-static const char *limit_names[TS_LIM_N] = { "body_size", "decoded_size", "labels", "series",
-					     "line_length" };
+					      "string_field",	"parse_error",
+					      "series_limit" };
+static const char *limit_names[TS_LIM_N] = { "body_size",	 "decoded_size", "labels",
+					     "request_series",	 "line_length",	 "series",
+					     "series_per_metric" };
 
 static void head(struct ts_sbuf *b, const char *name, const char *type, const char *help)
 {
@@ -81,7 +83,9 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	/* The HTTP layer refuses bodies, heads and URLs over their limits itself. */
 	struct ts_net_stats ls;
 	ts_net_stats_get(app->net, &ls);
-	head(&b, "tsdb_requests_limited_total", "counter", "Requests refused whole by a limit.");
+	head(&b, "tsdb_requests_limited_total", "counter",
+	     "Requests refused by a limit: whole, or for series and series_per_metric the new "
+	     "series they brought.");
 	for (int i = 0; i < TS_LIM_N; i++)
 		ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"%s\"} %llu\n",
 			       limit_names[i],

@@ -463,6 +463,31 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 		if (rc)
 			return rc;
 	}
+	/* New series within the series limits, or refused whole (TS_ELIMIT). */
+	if (db->o.max_series || db->o.max_series_per_metric)
+		for (size_t i = 0; i < n; i++) {
+			struct ts_series *ns = prep[i].s;
+			int which;
+			char why[sizeof res->first_err_msg];
+			if (!ns || ns->logged)
+				continue;
+			int lrc = ts__limits_take(db, ns, &which, why, sizeof why);
+			if (lrc == -ENOMEM)
+				return lrc;
+			if (!lrc)
+				continue;
+			prep[i].s = NULL;
+			prep[i].rc = lrc;
+			if (which == 1)
+				res->n_limited_series++;
+			else
+				res->n_limited_series_metric++;
+			if (!res->first_err) {
+				res->first_err = lrc;
+				res->first_err_series = i;
+				snprintf(res->first_err_msg, sizeof res->first_err_msg, "%s", why);
+			}
+		}
 	size_t need_new;
 	int rc = reserve_record(db, in, n, prep, &need_new);
 	if (rc)
@@ -509,6 +534,10 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 	int wrote = 0;
 	pthread_mutex_lock(&db->mu);
 	rc = append_locked(db, in, n, prep, res, now, &lsn, &wrote);
+	/* New series counted by the limits but not created (every sample refused). */
+	for (size_t i = 0; i < n; i++)
+		if (prep[i].s && prep[i].s->limit_counted && !prep[i].s->logged)
+			ts__limits_release(db, prep[i].s);
 	pthread_mutex_unlock(&db->mu);
 	if (rc && !wrote)
 		goto out; /* nothing was logged */
@@ -662,6 +691,11 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 	rc = recover_wal(db, ckpt);
 	if (rc)
 		goto fail;
+	pthread_mutex_lock(&db->mu);
+	rc = ts__limits_init(db);
+	pthread_mutex_unlock(&db->mu);
+	if (rc)
+		goto fail;
 	/* Retention at start-up, before anything is served: the rules first, so the
 	 * partitions they keep are known before the database's retention acts. */
 	if (opts && opts->n_retention_rules) {
@@ -697,6 +731,7 @@ static void db_free(struct ts_db *db)
 	ts__parts_close(db);
 	ts_env_close(db->index);
 	ts__registry_free(db);
+	ts__limits_free(db);
 	ts__cold_cache_free(db->cold_cache);
 	ts_free(db->rec);
 	ts_free(db->gc_ids);

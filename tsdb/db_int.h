@@ -80,16 +80,17 @@ struct ts_series {
 	uint64_t hash;
 	uint8_t *packed; /* canonical labels (labels.h), owned */
 	uint32_t packed_len;
-	uint8_t logged;	      /* creation is in the WAL (or the index) */
-	uint8_t indexed;      /* creation is committed to the index env */
-	uint8_t has_snapshot; /* its head group row holds an entry for it */
-	uint8_t flush_mark;   /* writer only: taken by the flush being written */
-	uint8_t snap_dirty;   /* head state changed since its row was captured (db->mu) */
-	uint8_t ooo_spill;    /* out-of-order samples inside the open chunk's span may sit in
+	uint8_t logged;	       /* creation is in the WAL (or the index) */
+	uint8_t indexed;       /* creation is committed to the index env */
+	uint8_t has_snapshot;  /* its head group row holds an entry for it */
+	uint8_t flush_mark;    /* writer only: taken by the flush being written */
+	uint8_t snap_dirty;    /* head state changed since its row was captured (db->mu) */
+	uint8_t ooo_spill;     /* out-of-order samples inside the open chunk's span may sit in
 			    * chunks memory no longer holds (head.c, ts__head_check) */
-	uint8_t dead;	      /* gc.c: no sample left anywhere, out of the index and of the
+	uint8_t dead;	       /* gc.c: no sample left anywhere, out of the index and of the
 			       * label hash (db->mu); the object stays until close */
-	uint8_t max_t_known;  /* max_t covers every sample the series has: false only for
+	uint8_t limit_counted; /* counted by the series limits (limits.c; db->mu) */
+	uint8_t max_t_known;   /* max_t covers every sample the series has: false only for
 				   * series loaded from an index without a head row (older
 				   * databases), whose newest timestamp is then unknown */
 	/* head state, under db->mu */
@@ -155,6 +156,16 @@ struct ts_db {
 	struct ts_series **by_id; /* index = id; by_id[0] unused */
 	size_t by_id_cap;
 	atomic_uint_fast64_t next_id;
+
+	/* The series limits (limits.c), under mu: live series, and per metric name when
+	 * max_series_per_metric is set (open addressing by name hash). */
+	uint64_t n_live;
+	struct ts__name_count {
+		char *name; /* NULL: empty slot */
+		uint32_t len;
+		uint64_t hash, count;
+	} * lim_names;
+	size_t lim_cap, lim_n;
 
 	pthread_mutex_t mu;		      /* the append mutex, see above */
 	struct ts_chunk_mem *q_head, *q_tail; /* sealed chunks not yet committed */
@@ -351,6 +362,19 @@ void ts__head_snapshot(const struct ts_series *s, uint8_t *out);
 int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len);
 /* Frees the head's memory (open chunk, OOO buffer, pending chunks). */
 void ts__head_free(struct ts_series *s);
+
+/* ---- limits.c: max_series, max_series_per_metric ---- */
+
+/* Counts the series already there (at open, before anything is served). 0 or -ENOMEM. */
+int ts__limits_init(struct ts_db *db);
+/* Counts a new series s (labels in[0..n)) if the limits allow it (db->mu held): 0, or
+ * TS_ELIMIT with *which 1 (max_series) or 2 (max_series_per_metric) and why set, or
+ * -ENOMEM. */
+int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why, size_t why_len);
+/* Uncounts s (db->mu held): a series counted whose samples were all refused, or one gc.c
+ * removed. */
+void ts__limits_release(struct ts_db *db, struct ts_series *s);
+void ts__limits_free(struct ts_db *db);
 
 /* ---- registry.c ---- */
 

@@ -70,6 +70,7 @@ int ts__series_gc(struct ts_db *db)
 			break;
 		}
 		s->dead = 1;
+		ts__limits_release(db, s);
 		ts__series_unlink(db, s);
 		db->gc_ids[db->n_gc++] = id;
 	}

@@ -62,6 +62,12 @@ struct ts_db_opts {
 				       * descriptors); 0 means 64. Queries may open more
 				       * while they run. */
 	uint64_t cold_cache_bytes;    /* opened cold blocks kept for queries; 0 means 64 MiB */
+	/* Series limits: a new series past either is refused whole (TS_ELIMIT, counted in
+	 * ts_append_result) while existing series keep taking samples. max_series counts
+	 * every series in the index (a series leaves when retention removed all its
+	 * samples); max_series_per_metric counts them per __name__. 0: no limit. */
+	uint64_t max_series;
+	uint64_t max_series_per_metric;
 	/* Retention per selector (borrowed for ts_db_open; see ts_db_set_retention_rules). */
 	const struct ts_retention_rule *retention_rules;
 	size_t n_retention_rules;
@@ -106,9 +112,11 @@ struct ts_append_result {
 	uint64_t
 		n_invalid_series; /* series rejected whole for bad labels (TS_EINVALID/TS_ELIMIT) */
 	uint64_t n_new_series;	  /* series created by this batch */
-	int first_err;		  /* first rejection's code, 0 if none */
-	size_t first_err_series;  /* index of the series it happened in */
-	char first_err_msg[256];  /* human-readable, names the series and the reason */
+	uint64_t n_limited_series;	  /* new series refused by max_series (TS_ELIMIT) */
+	uint64_t n_limited_series_metric; /* ... by max_series_per_metric (TS_ELIMIT) */
+	int first_err;			  /* first rejection's code, 0 if none */
+	size_t first_err_series;	  /* index of the series it happened in */
+	char first_err_msg[256];	  /* human-readable, names the series and the reason */
 };
 
 /* Appends a batch of n series (borrowed for the call). Returns 0 once everything
