@@ -361,6 +361,15 @@ int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t 
 		return ts__q_fail(c, rc, TS_QERR_EXECUTION, "%s", msg[0] ? msg : "invalid matcher");
 	if (rc)
 		return ts__q_fail(c, rc, TS_QERR_INTERNAL, "expanding series: %s", ts_strerror(rc));
+	size_t got = ts_series_set_len(*set);
+	if (c->max_series && got > c->max_series) {
+		ts_series_set_free(*set);
+		*set = NULL;
+		return ts__q_fail(c, TS_ELIMIT, TS_QERR_EXECUTION,
+				  "query selects too many series: %zu, the limit is %llu "
+				  "(--query.max-series)",
+				  got, (unsigned long long)c->max_series);
+	}
 	return 0;
 }
 

@@ -108,6 +108,7 @@ struct qctx {
 	int64_t lookback_ms;
 	int64_t max_res_ms; /* ts_qopts.max_source_resolution_ms */
 	uint64_t max_samples, cur_samples;
+	uint64_t max_series; /* per selector; 0: none */
 	int64_t deadline_ns;
 	volatile const int *canceled;
 	uint32_t tick;

@@ -69,6 +69,7 @@ struct ts_qopts {
 	int64_t timeout_ms;	      /* 0 means 2 minutes */
 	uint64_t max_samples;	      /* samples held at once; 0 means 50,000,000 */
 	uint32_t max_points;	      /* points per series in a range query; 0 means 11,000 */
+	uint64_t max_series;	      /* series one selector may select; 0 means no limit */
 	volatile const int *canceled; /* optional: evaluation stops when *canceled != 0 */
 	/* Downsampled data (Thanos' max_source_resolution; semantics per function in
 	 * query/README.md): 0 reads raw samples only (Prometheus' answers exactly);
@@ -94,7 +95,8 @@ struct ts_qopts {
  *   TS_EINVALID    bad_data: the text does not parse or type-check; the message is
  *                  "line:col: parse error: ..." (ts_promql_error_format). Also
  *                  execution, for a matcher the engine refuses.
- *   TS_ELIMIT      execution: more than max_samples samples would be held.
+ *   TS_ELIMIT      execution: more than max_samples samples would be held, or a
+ *                  selector selects more than max_series series.
  *   -EDOM          execution: an evaluation error in Prometheus' words (duplicate
  *                  label sets, many-to-many matching, a bad function parameter, an
  *                  unsupported construct, ...).

@@ -113,7 +113,9 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 	    ts_api_resolution_param(resp, &p, &res) || ts_api_limit_param(resp, &p, &limit) ||
 	    need_query(resp, q))
 		goto out;
-	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
+	struct ts_qopts o = { .timeout_ms = ts_app_query_timeout(app, timeout),
+			      .max_samples = app->qlim.max_samples,
+			      .max_series = app->qlim.max_series,
 			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
@@ -166,7 +168,9 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 	    need_query(resp, q))
 		goto out;
 	/* Prometheus allows 11,000 intervals, that is 11,001 points. */
-	struct ts_qopts o = { .timeout_ms = timeout > 0 ? timeout : 0,
+	struct ts_qopts o = { .timeout_ms = ts_app_query_timeout(app, timeout),
+			      .max_samples = app->qlim.max_samples,
+			      .max_series = app->qlim.max_series,
 			      .max_points = MAX_POINTS + 1,
 			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;

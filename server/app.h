@@ -43,6 +43,14 @@ enum ts_limit {
 	TS_LIM_N
 };
 
+/* Query limits of every query (--query.timeout, --query.max-samples, --query.max-series);
+ * 0 fields take the engine's defaults (2 minutes, 50,000,000 samples, no series limit). */
+struct ts_app_query_limits {
+	int64_t timeout_ms;
+	uint64_t max_samples;
+	uint64_t max_series;
+};
+
 struct ts_app_limits {
 	size_t max_decoded_bytes; /* decompressed body; default 32 MiB */
 	uint32_t max_labels;	  /* per series; default 64 */
@@ -57,6 +65,7 @@ struct ts_app {
 	struct ts_db *db;
 	struct ts_net_server *net;
 	struct ts_app_limits lim;
+	struct ts_app_query_limits qlim;
 	const char *data_dir;
 	int64_t start_ms;
 	atomic_int ready;
@@ -71,6 +80,16 @@ struct ts_app {
 	atomic_uint_fast64_t duplicates;
 	atomic_uint_fast64_t metadata_in;
 };
+
+/* A request's timeout parameter (0: none given) within --query.timeout, as Prometheus
+ * caps it. */
+static inline int64_t ts_app_query_timeout(const struct ts_app *app, int64_t requested)
+{
+	int64_t cap = app->qlim.timeout_ms;
+	if (requested > 0 && (!cap || requested < cap))
+		return requested;
+	return cap;
+}
 
 /* Registers the ingest routes (/api/v1/write, /api/v1/push, /write, /api/v2/write,
  * /api/v1/import, /api/v1/import/prometheus, /ping) on app->net, with app as their

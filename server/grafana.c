@@ -750,7 +750,10 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		int table = is_table(&d, t);
 		/* pick_step keeps (to - from) / step below 11,000; aligning the start adds one. */
 		/* Dashboards over weeks read downsampled tiers, as /api/v1/query_range does. */
-		struct ts_qopts o = { .max_points = MAX_POINTS + 1,
+		struct ts_qopts o = { .timeout_ms = app->qlim.timeout_ms,
+				      .max_samples = app->qlim.max_samples,
+				      .max_series = app->qlim.max_series,
+				      .max_points = MAX_POINTS + 1,
 				      .max_source_resolution_ms = TS_QRES_AUTO };
 		rc = table ? ts_query_instant(app->db, text, strlen(text), to, &o, &r, &err)
 			   : ts_query_range(app->db, text, strlen(text), start, to, step, &o, &r,

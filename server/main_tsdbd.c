@@ -67,6 +67,12 @@ static const char usage[] =
 	"  --max-series-per-metric N series per metric name, likewise (default: no limit)\n"
 	"  --max-label-name-length N bytes (default 256)\n"
 	"  --max-label-value-length N bytes (default 4096)\n"
+	"  --query.timeout DUR       longest a query may run; a request's timeout parameter\n"
+	"                            can only lower it (default 2m; past it: 503 timeout)\n"
+	"  --query.max-samples N     samples a query may hold at once (default 50000000;\n"
+	"                            past it: 422 execution, as Prometheus)\n"
+	"  --query.max-series N      series one selector of a query may select (default: no\n"
+	"                            limit; past it: 422 execution naming the limit)\n"
 	"  --header-timeout DUR      whole request head must arrive within DUR (default 10s)\n"
 	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
 	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
@@ -86,10 +92,10 @@ struct flags {
 	const char *data_dir, *listen, *sync, *log_level, *retention_config, *web_config;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
-	int64_t header_ms, body_ms, idle_ms;
+	int64_t header_ms, body_ms, idle_ms, query_timeout_ms;
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
-	unsigned long long max_series, max_series_metric;
+	unsigned long long max_series, max_series_metric, query_max_samples, query_max_series;
 	int admin_api; /* --web.enable-admin-api */
 };
 
@@ -116,7 +122,8 @@ static const struct {
 	{ "--retention.5m", 0, F(ret_5m_ms) },	   { "--retention.1h", 0, F(ret_1h_ms) },
 	{ "--out-of-order-window", 0, F(ooo_ms) }, { "--max-future", 0, F(future_ms) },
 	{ "--partition", 60000, F(partition_ms) }, { "--header-timeout", 1, F(header_ms) },
-	{ "--body-timeout", 1, F(body_ms) },	   { "--idle-timeout", 1, F(idle_ms) },
+	{ "--body-timeout", 1, F(body_ms) },	   { "--query.timeout", 1, F(query_timeout_ms) },
+	{ "--idle-timeout", 1, F(idle_ms) },
 };
 /* Flags taking a count from 1 to max. */
 static const struct {
@@ -134,6 +141,8 @@ static const struct {
 	{ "--max-decoded-bytes", 1ull << 32, F(max_decoded) },
 	{ "--max-series", 1ull << 40, F(max_series) },
 	{ "--max-series-per-metric", 1ull << 40, F(max_series_metric) },
+	{ "--query.max-samples", 1ull << 40, F(query_max_samples) },
+	{ "--query.max-series", 1ull << 40, F(query_max_series) },
 };
 #undef F
 #define N_OF(a) (sizeof a / sizeof *a)
@@ -427,6 +436,9 @@ int main(int argc, char **argv)
 	app.lim.max_name_len = f.max_name ? (uint32_t)f.max_name : 256;
 	app.lim.max_value_len = f.max_value ? (uint32_t)f.max_value : 4096;
 	app.lim.max_line_bytes = f.max_line ? (size_t)f.max_line : 256u << 10;
+	app.qlim = (struct ts_app_query_limits){ .timeout_ms = f.query_timeout_ms,
+						 .max_samples = f.query_max_samples,
+						 .max_series = f.query_max_series };
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	app.start_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""--max-series and --max-series-per-metric over HTTP: a request bringing new series past
+"""Limits that protect the store. --max-series and --max-series-per-metric over HTTP: a request bringing new series past
 a limit gets 400 (not retried by Prometheus) naming the limit, while its samples of
 existing series are stored; remote write, InfluxDB line protocol and JSON import alike;
 tsdb_requests_limited_total{limit="series"|"series_per_metric"} and
 tsdb_samples_rejected_total{reason="series_limit"} count them; the limits hold after a
-restart; bad flag values exit 2.
+restart. Query limits: --query.max-series (a selector selecting more gets 422
+execution naming the limit) and --query.max-samples (Prometheus' 422). Bad flag values
+exit 2.
 """
 import json
 import os
@@ -74,9 +76,39 @@ class LimitsTest(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertIn("1 samples stored", r.text)
 
+    def test_query_limits(self):
+        q = tsdbtest.Server(["--query.max-series", "2", "--query.max-samples", "100"])
+        try:
+            q.start()
+            t = tsdbtest.now_ms() - 600000
+            r = q.remote_write([({"__name__": "a", "k": str(i)}, [(t + j * 1000, float(j)) for j in range(120)])
+                                for i in range(3)])
+            self.assertEqual(r.status, 204, r)
+            for query in ("a", "count(a)", "rate(a[5m])"):
+                r = q.get("/api/v1/query", {"query": query, "time": "%.3f" % (t / 1000 + 119)})
+                self.assertEqual(r.status, 422, (query, r))
+                j = r.json()
+                self.assertEqual(j["errorType"], "execution")
+                self.assertIn("query selects too many series: 3, the limit is 2", j["error"])
+            r = q.get("/api/v1/query", {"query": 'a{k!="2"}', "time": "%.3f" % (t / 1000 + 119)})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(len(r.json()["data"]["result"]), 2)
+            # 2 series x 120 samples held by a range function: past 100 samples
+            r = q.get("/api/v1/query", {"query": 'sum(count_over_time(a{k!="2"}[5m]))',
+                                        "time": "%.3f" % (t / 1000 + 119)})
+            self.assertEqual(r.status, 422, r)
+            self.assertIn("query processing would load too many samples into memory",
+                          r.json()["error"])
+            # a request's timeout below the cap is taken as given
+            r = q.get("/api/v1/query", {"query": "1", "timeout": "1s"})
+            self.assertEqual(r.status, 200, r)
+        finally:
+            q.cleanup()
+
     def test_bad_flags(self):
         for flag, val in (("--max-series", "0"), ("--max-series", "x"),
-                          ("--max-series-per-metric", "-1")):
+                          ("--max-series-per-metric", "-1"), ("--query.timeout", "0"),
+                          ("--query.max-samples", "0"), ("--query.max-series", "many")):
             p = subprocess.run([os.path.join(tsdbtest.BUILD, "tsdbd"), flag, val],
                                capture_output=True, timeout=30)
             self.assertEqual(p.returncode, 2, (flag, val))
