@@ -28,6 +28,7 @@
 #include "server/api_json.h"
 #include "server/app.h"
 #include "server/sbuf.h"
+#include "server/tenant.h"
 #include "storage/err.h"
 
 static void h_delete_series(const struct ts_http_request *req, struct ts_net_response *resp,
@@ -47,6 +48,16 @@ static void h_delete_series(const struct ts_http_request *req, struct ts_net_res
 		goto out;
 	if (!n_sel) {
 		ts_api_error(resp, TS_API_BAD_DATA, "no match[] parameter provided");
+		goto out;
+	}
+	/* A tenant deletes only its own series. */
+	struct ts_tenant tenant;
+	if (ts_tenant_of(app, req, &tenant, msg, sizeof msg)) {
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg);
+		goto out;
+	}
+	if (ts_tenant_scope(&tenant, sel, n_sel)) {
+		ts_api_engine_error(resp, -ENOMEM, NULL);
 		goto out;
 	}
 	if (end < start) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "server/api_json.h"
+#include "server/tenant.h"
 #include "server/app.h"
 #include "storage/err.h"
 #include "storage/mem.h"
@@ -98,6 +99,32 @@ static int need_query(struct ts_net_response *resp, const char *q)
 	return 1;
 }
 
+/* The query of the request's tenant: *q rewritten with the tenant matcher in every
+ * selector (*scoped holds it; ts_free it). 0, or answers the error and returns -1. */
+static int tenant_query(struct ts_app *app, const struct ts_http_request *req,
+			struct ts_net_response *resp, const char **q, size_t *q_len, char **scoped)
+{
+	struct ts_tenant t;
+	char msg[400] = "";
+	*scoped = NULL;
+	if (ts_tenant_of(app, req, &t, msg, sizeof msg)) {
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg);
+		return -1;
+	}
+	if (!*q)
+		return 0; /* need_query answers it */
+	int rc = ts_tenant_query(&t, *q, *q_len, scoped, msg, sizeof msg);
+	if (rc) {
+		ts_api_engine_error(resp, rc, msg);
+		return -1;
+	}
+	if (*scoped) {
+		*q = *scoped;
+		*q_len = strlen(*scoped);
+	}
+	return 0;
+}
+
 static void h_query(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
@@ -119,8 +146,12 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
+	char *scoped = NULL;
+	if (tenant_query(app, req, resp, &q, &q_len, &scoped))
+		goto out;
 	int rc = ts_query_instant(app->db, q, q_len, t, &o, &r, &err);
 	answer_eval(resp, rc, r, &err, limit);
+	ts_free(scoped);
 out:
 	ts_params_fini(&p);
 }
@@ -175,8 +206,12 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 			      .max_source_resolution_ms = res };
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
+	char *scoped = NULL;
+	if (tenant_query(app, req, resp, &q, &q_len, &scoped))
+		goto out;
 	int rc = ts_query_range(app->db, q, q_len, start, end, step, &o, &r, &err);
 	answer_eval(resp, rc, r, &err, limit);
+	ts_free(scoped);
 out:
 	ts_params_fini(&p);
 }
@@ -189,19 +224,29 @@ struct lookup {
 	size_t n_sel;
 	int64_t start, end;
 	size_t limit;
+	struct ts_tenant tenant;
 };
 
-static int lookup_begin(const struct ts_http_request *req, struct ts_net_response *resp,
-			struct lookup *l)
+static int lookup_begin(struct ts_app *app, const struct ts_http_request *req,
+			struct ts_net_response *resp, struct lookup *l)
 {
+	char msg[300];
 	memset(l, 0, sizeof *l);
 	ts_params_init(&l->p);
+	if (ts_tenant_of(app, req, &l->tenant, msg, sizeof msg)) {
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg);
+		return 1;
+	}
 	if (ts_api_params(req, resp, &l->p) ||
 	    ts_api_time_param(resp, &l->p, "start", TS_API_MIN_TIME_MS, &l->start) ||
 	    ts_api_time_param(resp, &l->p, "end", TS_API_MAX_TIME_MS, &l->end) ||
 	    ts_api_limit_param(resp, &l->p, &l->limit) ||
 	    ts_api_selectors(resp, &l->p, &l->sel, &l->n_sel))
 		return 1;
+	if (ts_tenant_scope(&l->tenant, l->sel, l->n_sel)) {
+		ts_api_engine_error(resp, -ENOMEM, NULL);
+		return 1;
+	}
 	return 0;
 }
 
@@ -217,7 +262,7 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 	struct lookup l;
 	struct ts_selector_union u = { 0 };
 	char msg[400] = "";
-	if (lookup_begin(req, resp, &l))
+	if (lookup_begin(app, req, resp, &l))
 		goto out;
 	if (!l.n_sel) {
 		ts_api_error(resp, TS_API_BAD_DATA, "no match[] parameter provided");
@@ -275,8 +320,11 @@ static void answer_strings(struct ts_net_response *resp, struct ts_app *app, str
 	int rc = lists ? 0 : -ENOMEM;
 	size_t total = 0;
 	for (size_t i = 0; i < nl && rc == 0; i++) {
-		const struct ts_matcher *m = l->n_sel ? l->sel[i].m : NULL;
-		size_t nm = l->n_sel ? l->sel[i].n : 0;
+		/* Without match[], a tenant still sees only its own series. */
+		const struct ts_matcher *m = l->n_sel	    ? l->sel[i].m
+					     : l->tenant.on ? &l->tenant.m
+							    : NULL;
+		size_t nm = l->n_sel ? l->sel[i].n : l->tenant.on ? 1 : 0;
 		rc = name ? ts_db_label_values(app->db, name, m, nm, l->start, l->end, &lists[i],
 					       msg, sizeof msg)
 			  : ts_db_label_names(app->db, m, nm, l->start, l->end, &lists[i], msg,
@@ -327,7 +375,7 @@ out:
 static void h_labels(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct lookup l;
-	if (lookup_begin(req, resp, &l) == 0)
+	if (lookup_begin(arg, req, resp, &l) == 0)
 		answer_strings(resp, arg, &l, NULL);
 	lookup_end(&l);
 }
@@ -357,7 +405,7 @@ static void h_label_values(const struct ts_http_request *req, struct ts_net_resp
 		return;
 	}
 	struct lookup l;
-	if (lookup_begin(req, resp, &l) == 0)
+	if (lookup_begin(arg, req, resp, &l) == 0)
 		answer_strings(resp, arg, &l, name);
 	lookup_end(&l);
 }
@@ -375,11 +423,34 @@ struct md_acc {
 	struct ts_sbuf *b;
 	int64_t limit; /* metrics to list; negative: all */
 	int64_t n;
+	const struct ts_strlist *only; /* tenants: the tenant's metric names (sorted) */
 };
+
+/* 1 if name[0..len) is in the sorted list. */
+static int in_list(const struct ts_strlist *l, const char *name, size_t len)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		size_t n = l->len[mid] < len ? l->len[mid] : len;
+		int c = memcmp(l->v[mid], name, n);
+		if (!c)
+			c = (l->len[mid] > len) - (l->len[mid] < len);
+		if (!c)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
 
 static int md_one(void *arg, const struct ts_metadata *md)
 {
 	struct md_acc *a = arg;
+	if (a->only && !in_list(a->only, md->metric, md->metric_len))
+		return 0; /* another tenant's metric */
 	if (a->limit >= 0 && a->n >= a->limit)
 		return 1;
 	if (a->n++)
@@ -418,8 +489,25 @@ static void h_metadata(const struct ts_http_request *req, struct ts_net_response
 	ts_sbuf_init(&b);
 	ts_api_begin(&b);
 	ts_sbuf_str(&b, "{");
-	struct md_acc a = { &b, limit, 0 };
-	int rc = ts_db_metadata(app->db, metric && *metric ? metric : NULL, md_one, &a);
+	struct md_acc a = { &b, limit, 0, NULL };
+	/* Metadata is kept per metric name: a tenant sees that of its own metrics. */
+	struct ts_tenant t;
+	struct ts_strlist names = { 0 };
+	char tmsg[300];
+	int rc = ts_tenant_of(app, req, &t, tmsg, sizeof tmsg);
+	if (rc) {
+		ts_sbuf_fini(&b);
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", tmsg);
+		goto out;
+	}
+	if (t.on) {
+		rc = ts_db_label_values(app->db, "__name__", &t.m, 1, INT64_MIN, INT64_MAX, &names,
+					NULL, 0);
+		a.only = &names;
+	}
+	if (rc == 0)
+		rc = ts_db_metadata(app->db, metric && *metric ? metric : NULL, md_one, &a);
+	ts_strlist_free(&names);
 	if (rc < 0) {
 		ts_sbuf_fini(&b);
 		ts_api_engine_error(resp, rc, NULL);
@@ -505,8 +593,15 @@ static void h_status_tsdb(const struct ts_http_request *req, struct ts_net_respo
 		goto out;
 	if (!limit)
 		limit = 10;
-	struct ts_matcher all = { TS_MATCH_RE, "__name__", ".+" };
-	int rc = ts_db_select(app->db, &all, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0);
+	struct ts_tenant t;
+	char tmsg[300];
+	if (ts_tenant_of(app, req, &t, tmsg, sizeof tmsg)) {
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", tmsg);
+		goto out;
+	}
+	struct ts_matcher all[2] = { { TS_MATCH_RE, "__name__", ".+" }, t.m };
+	int rc = ts_db_select(app->db, all, t.on ? 2 : 1, INT64_MIN, INT64_MAX, NULL, &set, NULL,
+			      0);
 	size_t n_ser = rc ? 0 : ts_series_set_len(set), n_pairs = 0;
 	uint64_t chunks = 0;
 	int64_t min_t = INT64_MAX, max_t = INT64_MIN;

@@ -66,6 +66,8 @@ struct ts_app {
 	struct ts_net_server *net;
 	struct ts_app_limits lim;
 	struct ts_app_query_limits qlim;
+	const char *tenant_header;  /* --tenant-header; NULL: no tenants (tenant.h) */
+	const char *default_tenant; /* --default-tenant */
 	const char *data_dir;
 	int64_t start_ms;
 	atomic_int ready;

@@ -19,6 +19,7 @@
 
 #include "server/api_json.h"
 #include "server/app.h"
+#include "server/tenant.h"
 #include "wire/jsonl.h"
 #include "storage/err.h"
 #include "storage/log.h"
@@ -95,10 +96,19 @@ static void h_export(const struct ts_http_request *req, struct ts_net_response *
 	int64_t start, end;
 	struct ts_selector_union u = { 0 };
 	char msg[400] = "";
+	struct ts_tenant tenant;
+	if (ts_tenant_of(app, req, &tenant, msg, sizeof msg)) {
+		ts_api_error(resp, TS_API_BAD_DATA, "%s", msg);
+		goto out;
+	}
 	if (ts_api_params(req, resp, &p) || ts_api_selectors(resp, &p, &sel, &n_sel))
 		goto out;
 	if (!n_sel) {
 		ts_api_error(resp, TS_API_BAD_DATA, "no match[] parameter provided");
+		goto out;
+	}
+	if (ts_tenant_scope(&tenant, sel, n_sel)) {
+		ts_api_engine_error(resp, -ENOMEM, NULL);
 		goto out;
 	}
 	if (ts_api_time_param(resp, &p, "start", TS_API_MIN_TIME_MS, &start) ||

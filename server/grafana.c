@@ -32,6 +32,7 @@
 #include "query/promql.h"
 #include "server/api_json.h"
 #include "server/app.h"
+#include "server/tenant.h"
 #include "wire/fmtnum.h"
 #include "storage/err.h"
 #include "storage/mem.h"
@@ -125,6 +126,55 @@ static void reply_strings(struct ts_net_response *resp, struct ts_strlist *l, co
 
 /* ---- simple endpoints ---- */
 
+/* ---- tenants: every look-up and query of a request is in its tenant (tenant.h) ---- */
+
+/* The request's tenant; on an invalid header answers 400 and returns non-zero. */
+static int gf_tenant(struct ts_app *app, const struct ts_http_request *req,
+		     struct ts_net_response *resp, struct ts_tenant *t)
+{
+	char msg[300];
+	if (ts_tenant_of(app, req, t, msg, sizeof msg) == 0)
+		return 0;
+	gf_error(resp, 400, msg);
+	return 1;
+}
+
+/* Label values of `name` (NULL: label names) over m[0..n) within the tenant. */
+static int gf_lookup(struct ts_app *app, const struct ts_tenant *t, const char *name,
+		     const struct ts_matcher *m, size_t n, struct ts_strlist *l, char *msg,
+		     size_t msg_len)
+{
+	struct ts_matcher *own;
+	const struct ts_matcher *use;
+	size_t nu;
+	int rc = ts_tenant_matchers(t, m, n, &own, &use, &nu);
+	if (rc == 0)
+		rc = name ? ts_db_label_values(app->db, name, use, nu, INT64_MIN, INT64_MAX, l, msg,
+					       msg_len)
+			  : ts_db_label_names(app->db, use, nu, INT64_MIN, INT64_MAX, l, msg,
+					      msg_len);
+	ts_free(own);
+	return rc;
+}
+
+/* A query within the tenant: instant (step 0) or range. */
+static int gf_eval(struct ts_app *app, const struct ts_tenant *t, const char *q, int64_t start,
+		   int64_t end, int64_t step, const struct ts_qopts *o, struct ts_qresult **r,
+		   struct ts_qerr *err)
+{
+	char *scoped = NULL;
+	int rc = ts_tenant_query(t, q, strlen(q), &scoped, err->msg, sizeof err->msg);
+	if (rc) {
+		err->type = rc == TS_EINVALID ? TS_QERR_BAD_DATA : TS_QERR_INTERNAL;
+		return rc;
+	}
+	const char *use = scoped ? scoped : q;
+	rc = step ? ts_query_range(app->db, use, strlen(use), start, end, step, o, r, err)
+		  : ts_query_instant(app->db, use, strlen(use), end, o, r, err);
+	ts_free(scoped);
+	return rc;
+}
+
 static void h_root(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	(void)req;
@@ -164,10 +214,14 @@ static void payloads(struct ts_sbuf *b)
 }
 
 /* Every metric name into *l; on failure answers 500 and returns non-zero. */
-static int metric_names(struct ts_app *app, struct ts_net_response *resp, struct ts_strlist *l)
+static int metric_names(struct ts_app *app, const struct ts_http_request *req,
+			struct ts_net_response *resp, struct ts_strlist *l)
 {
 	memset(l, 0, sizeof *l);
-	if (ts_db_label_values(app->db, "__name__", NULL, 0, INT64_MIN, INT64_MAX, l, NULL, 0) == 0)
+	struct ts_tenant t;
+	if (gf_tenant(app, req, resp, &t))
+		return 1;
+	if (gf_lookup(app, &t, "__name__", NULL, 0, l, NULL, 0) == 0)
 		return 0;
 	gf_error(resp, 500, "cannot list metrics");
 	return 1;
@@ -179,7 +233,7 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	if (body_doc(req, resp, &d))
 		goto out;
 	struct ts_strlist l;
-	if (metric_names(arg, resp, &l))
+	if (metric_names(arg, req, resp, &l))
 		goto out;
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
@@ -209,6 +263,9 @@ static void h_payload_options(const struct ts_http_request *req, struct ts_net_r
 		goto out;
 	const char *name = ts_jv_str(ts_jv_get(&d, &d.v[0], "name"));
 	const char *metric = ts_jv_str(ts_jv_get(&d, &d.v[0], "metric"));
+	struct ts_tenant t;
+	if (gf_tenant(app, req, resp, &t))
+		goto out;
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	if (name && strcmp(name, "function") == 0) {
@@ -222,8 +279,7 @@ static void h_payload_options(const struct ts_http_request *req, struct ts_net_r
 		/* The labels of the selected metric (all labels without one). */
 		struct ts_matcher m = { TS_MATCH_EQ, "__name__", metric ? metric : "" };
 		struct ts_strlist l = { 0 };
-		int rc = ts_db_label_names(app->db, &m, metric && *metric ? 1 : 0, INT64_MIN,
-					   INT64_MAX, &l, NULL, 0);
+		int rc = gf_lookup(app, &t, NULL, &m, metric && *metric ? 1 : 0, &l, NULL, 0);
 		ts_sbuf_str(&b, "[");
 		for (size_t i = 0, k = 0; rc == 0 && i < l.n; i++) {
 			if (strcmp(l.v[i], "__name__") == 0)
@@ -247,9 +303,11 @@ out:
 static void h_tag_keys(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
-	(void)req;
 	struct ts_strlist l = { 0 };
-	if (ts_db_label_names(app->db, NULL, 0, INT64_MIN, INT64_MAX, &l, NULL, 0)) {
+	struct ts_tenant t;
+	if (gf_tenant(app, req, resp, &t))
+		return;
+	if (gf_lookup(app, &t, NULL, NULL, 0, &l, NULL, 0)) {
 		gf_error(resp, 500, "cannot list label names");
 		return;
 	}
@@ -268,7 +326,10 @@ static void h_tag_values(const struct ts_http_request *req, struct ts_net_respon
 		goto out;
 	}
 	struct ts_strlist l = { 0 };
-	if (ts_db_label_values(app->db, key, NULL, 0, INT64_MIN, INT64_MAX, &l, NULL, 0)) {
+	struct ts_tenant t;
+	if (gf_tenant(app, req, resp, &t))
+		goto out;
+	if (gf_lookup(app, &t, key, NULL, 0, &l, NULL, 0)) {
 		gf_error(resp, 500, "cannot list label values");
 		goto out;
 	}
@@ -285,7 +346,7 @@ static void h_search(const struct ts_http_request *req, struct ts_net_response *
 		goto out;
 	const char *target = ts_jv_str(ts_jv_get(&d, &d.v[0], "target"));
 	struct ts_strlist l;
-	if (metric_names(arg, resp, &l))
+	if (metric_names(arg, req, resp, &l))
 		goto out;
 	reply_strings(resp, &l, NULL, target);
 out:
@@ -708,8 +769,13 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 		goto out;
 	}
 	/* = != =~ !~ filters become matchers of every selector; < > filter the results. */
-	struct ts_matcher fm[MAX_FILTERS];
+	struct ts_matcher fm[MAX_FILTERS + 1];
 	size_t nfm = 0;
+	struct ts_tenant tenant;
+	if (gf_tenant(app, req, resp, &tenant))
+		goto out;
+	if (tenant.on)
+		fm[nfm++] = tenant.m; /* the tenant, as one more filter on every selector */
 	for (size_t i = 0; i < nf; i++)
 		if (f[i].op <= F_NRE)
 			fm[nfm++] = (struct ts_matcher){ (enum ts_match_type)f[i].op, f[i].key,
@@ -875,16 +941,18 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 		target = "";
 	while (*target == ' ')
 		target++;
+	struct ts_tenant tenant;
+	if (gf_tenant(app, req, resp, &tenant))
+		goto out;
 	const char *a;
 	int rc = 0, results = 0;
 	struct ts_matcher m;
 	if (!*target || call_args(target, "metrics", args, sizeof args)) {
 		a = *target ? call_args(target, "metrics", args, sizeof args) : "";
 		m = (struct ts_matcher){ TS_MATCH_RE, "__name__", *a ? a : ".*" };
-		rc = ts_db_label_values(app->db, "__name__", &m, 1, INT64_MIN, INT64_MAX, &l, msg,
-					sizeof msg);
+		rc = gf_lookup(app, &tenant, "__name__", &m, 1, &l, msg, sizeof msg);
 	} else if (call_args(target, "label_names", args, sizeof args)) {
-		rc = ts_db_label_names(app->db, NULL, 0, INT64_MIN, INT64_MAX, &l, msg, sizeof msg);
+		rc = gf_lookup(app, &tenant, NULL, NULL, 0, &l, msg, sizeof msg);
 	} else if ((a = call_args(target, "label_values", args, sizeof args)) != NULL) {
 		char *comma = split_comma(args);
 		char *name = comma ? trim(comma + 1) : trim(args);
@@ -898,8 +966,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			rc = TS_EINVALID;
 		}
 		if (rc == 0)
-			rc = ts_db_label_values(app->db, name, sel.m, sel.n, INT64_MIN, INT64_MAX,
-						&l, msg, sizeof msg);
+			rc = gf_lookup(app, &tenant, name, sel.m, sel.n, &l, msg, sizeof msg);
 	} else if ((a = call_args(target, "query_result", args, sizeof args)) != NULL) {
 		int64_t from, to;
 		struct ts_qerr err = { 0 };
@@ -907,7 +974,7 @@ static void h_variable(const struct ts_http_request *req, struct ts_net_response
 			gf_error(resp, 400, msg);
 			goto out;
 		}
-		rc = ts_query_instant(app->db, a, strlen(a), to, NULL, &r, &err);
+		rc = gf_eval(app, &tenant, a, to, to, 0, NULL, &r, &err);
 		if (rc) {
 			gf_eval_error(resp, rc, &err);
 			goto out;
@@ -993,7 +1060,12 @@ static void h_annotations(const struct ts_http_request *req, struct ts_net_respo
 			goto out;
 		}
 		int64_t step = pick_step(from, to, 1000, 500);
-		int rc = ts_query_range(app->db, q, strlen(q), from, to, step, NULL, &r, &err);
+		struct ts_tenant tenant;
+		if (gf_tenant(app, req, resp, &tenant)) {
+			ts_sbuf_fini(&b);
+			goto out;
+		}
+		int rc = gf_eval(app, &tenant, q, from, to, step, NULL, &r, &err);
 		if (rc) {
 			ts_sbuf_fini(&b);
 			gf_eval_error(resp, rc, &err);

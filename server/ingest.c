@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "server/app.h"
+#include "server/tenant.h"
 #include "wire/gzip.h"
 #include "wire/expfmt.h"
 #include "wire/jsonl.h"
@@ -60,11 +61,13 @@ struct batch {
 	size_t n_smp, cap_smp;
 	struct ts_series_in *in;
 	size_t cap_in;
+	struct ts_tenant_batch tb; /* the series tagged with the tenant label */
 };
 
 
 static void batch_fini(struct batch *b)
 {
+	ts_tenant_batch_fini(&b->tb);
 	ts_free(b->ser);
 	ts_free(b->lab);
 	ts_free(b->str);
@@ -111,6 +114,7 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 struct outcome {
 	struct ts_append_result r;
 	int engine_err; /* first error ts_db_append returned */
+	struct ts_tenant tenant;
 	uint64_t parse_errors, strings, histograms, invalid;
 	char first_msg[300];
 	char first_parse[256]; /* the decoder's message for the first bad line */
@@ -162,7 +166,10 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 		b->in[i] = (struct ts_series_in){ b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
 						  b->smp + b->ser[i].smp_off, b->ser[i].n_smp };
 	struct ts_append_result r;
-	int rc = ts_db_append(app->db, b->in, b->n_ser, &r, NULL);
+	const struct ts_series_in *in;
+	int rc = ts_tenant_tag(&o->tenant, b->in, b->n_ser, &b->tb, &in);
+	if (rc == 0)
+		rc = ts_db_append(app->db, in, b->n_ser, &r, NULL);
 	if (rc == 0)
 		sum_result(o, &r, NULL);
 	else if (!o->engine_err)
@@ -462,6 +469,11 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		ts_net_respond_text(resp, 503, "text/plain", "out of memory\n");
 		return;
 	}
+	if (ts_tenant_of(app, req, &o.tenant, err, sizeof err)) {
+		status = 400;
+		ts_sbuf_str(&b, err);
+		goto out;
+	}
 	size_t ct_len = 0, ce_len = 0;
 	const char *ct = ts_http_request_header(req, "Content-Type", &ct_len);
 	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
@@ -530,7 +542,10 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	rc = set_metadata(app, &c->rw);
 	if (rc == 0 && n_in) {
 		struct ts_append_result r;
-		rc = ts_db_append(app->db, c->in, n_in, &r, NULL);
+		const struct ts_series_in *in;
+		rc = ts_tenant_tag(&o.tenant, c->in, n_in, &c->b.tb, &in);
+		if (rc == 0)
+			rc = ts_db_append(app->db, in, n_in, &r, NULL);
 		if (rc == 0)
 			sum_result(&o, &r, NULL);
 	}
@@ -605,6 +620,10 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	if (!c || ts_params_parse(&p, req->query, req->query_len)) {
 		status = c ? 400 : 503;
 		snprintf(err, sizeof err, "%s", c ? "malformed query string" : "out of memory");
+		goto fail;
+	}
+	if (ts_tenant_of(app, req, &o.tenant, err, sizeof err)) {
+		status = 400;
 		goto fail;
 	}
 	const char *prec_s = ts_params_get(&p, "precision", NULL);
@@ -780,11 +799,16 @@ static int import_add(struct ts_app *app, struct ts_ingest_ctx *c, struct outcom
 /* The start every text import shares: a scratch context and the decoded body. Returns
  * NULL when it already answered (out of memory, bad Content-Encoding or body). */
 static struct ts_ingest_ctx *import_begin(struct ts_app *app, const struct ts_http_request *req,
-					  struct ts_net_response *resp, const char **body,
-					  size_t *len)
+					  struct ts_net_response *resp, struct outcome *o,
+					  const char **body, size_t *len)
 {
 	char err[300];
 	int status = 503;
+	if (ts_tenant_of(app, req, &o->tenant, err, sizeof err - 1)) {
+		strcat(err, "\n");
+		ts_net_respond_text(resp, 400, "text/plain", err);
+		return NULL;
+	}
 	snprintf(err, sizeof err, "out of memory\n");
 	struct ts_ingest_ctx *c = ctx_get(app);
 	if (c) {
@@ -806,7 +830,7 @@ static void h_import_jsonl(const struct ts_http_request *req, struct ts_net_resp
 	struct outcome o = { 0 };
 	const char *body;
 	size_t len;
-	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
+	struct ts_ingest_ctx *c = import_begin(app, req, resp, &o, &body, &len);
 	if (!c)
 		return;
 	struct ts_jsonl_parser jp;
@@ -841,7 +865,7 @@ static void h_import_prom(const struct ts_http_request *req, struct ts_net_respo
 	char err[300];
 	const char *body;
 	size_t len;
-	struct ts_ingest_ctx *c = import_begin(app, req, resp, &body, &len);
+	struct ts_ingest_ctx *c = import_begin(app, req, resp, &o, &body, &len);
 	if (!c)
 		return;
 	uint64_t too_long = long_line(body, len, app->lim.max_line_bytes);

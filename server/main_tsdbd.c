@@ -18,6 +18,7 @@
 #include "server/app.h"
 #include "server/retention_file.h"
 #include "wire/params.h"
+#include "server/tenant.h"
 #include "server/webconfig.h"
 #include "storage/err.h"
 #include "storage/log.h"
@@ -82,6 +83,11 @@ static const char usage[] =
 	"                            basic_auth_users with bcrypt hashes); reloaded on SIGHUP\n"
 	"                            and when the file or its certificates change (an invalid\n"
 	"                            file keeps the config in force)\n"
+	"  --tenant-header NAME      turns tenants on: every write and read is in the tenant\n"
+	"                            this header names (e.g. X-Scope-OrgID); a tenant sees\n"
+	"                            only its own series on every endpoint\n"
+	"  --default-tenant NAME     the tenant of requests without the header (default\n"
+	"                            \"default\"; it holds the data written before tenants)\n"
 	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
 	"                            and snapshot (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
@@ -90,6 +96,7 @@ static const char usage[] =
 
 struct flags {
 	const char *data_dir, *listen, *sync, *log_level, *retention_config, *web_config;
+	const char *tenant_header, *default_tenant;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms, query_timeout_ms;
@@ -111,6 +118,8 @@ static const struct {
 	{ "--log-level", F(log_level) },
 	{ "--retention.config", F(retention_config) },
 	{ "--web.config.file", F(web_config) },
+	{ "--tenant-header", F(tenant_header) },
+	{ "--default-tenant", F(default_tenant) },
 };
 /* Flags taking a duration, and the least each accepts. */
 static const struct {
@@ -412,9 +421,19 @@ int main(int argc, char **argv)
 				  .max_label_name_len = (uint32_t)f.max_name,
 				  .max_label_value_len = (uint32_t)f.max_value,
 				  .max_series = f.max_series,
-				  .max_series_per_metric = f.max_series_metric };
+				  .max_series_per_metric = f.max_series_metric,
+				  .hidden_label = f.tenant_header ? TS_TENANT_LABEL : NULL };
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
+	if (!f.default_tenant)
+		f.default_tenant = "default";
+	if (!ts_tenant_valid(f.default_tenant, strlen(f.default_tenant)))
+		return bad("--default-tenant", f.default_tenant);
+	if (f.tenant_header &&
+	    (!*f.tenant_header ||
+	     strspn(f.tenant_header, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				     "0123456789!#$%&'*+-.^_`|~") != strlen(f.tenant_header)))
+		return bad("--tenant-header", f.tenant_header); /* not an HTTP token */
 	struct ts_retention_file rf = { 0 };
 	if (f.retention_config) {
 		char msg[600] = "";
@@ -436,6 +455,8 @@ int main(int argc, char **argv)
 	app.lim.max_name_len = f.max_name ? (uint32_t)f.max_name : 256;
 	app.lim.max_value_len = f.max_value ? (uint32_t)f.max_value : 4096;
 	app.lim.max_line_bytes = f.max_line ? (size_t)f.max_line : 256u << 10;
+	app.tenant_header = f.tenant_header;
+	app.default_tenant = f.default_tenant;
 	app.qlim = (struct ts_app_query_limits){ .timeout_ms = f.query_timeout_ms,
 						 .max_samples = f.query_max_samples,
 						 .max_series = f.query_max_series };

@@ -27,6 +27,7 @@
 
 #include "server/api_json.h"
 #include "server/app.h"
+#include "server/tenant.h"
 #include "wire/remote_read.h"
 #include "wire/snappy_io.h"
 #include "storage/err.h"
@@ -61,13 +62,13 @@ static void rq_fini(struct rq *q)
 }
 
 /* Selects one query. Returns 0, TS_EINVALID (msg set), -ENOMEM, engine errors. */
-static int rq_select(struct ts_db *db, const struct ts_rr_query *in, struct rq *q, char *msg,
-		     size_t msg_len)
+static int rq_select(struct ts_db *db, const struct ts_rr_query *in, const struct ts_tenant *t,
+		     struct rq *q, char *msg, size_t msg_len)
 {
 	size_t bytes = 0;
 	for (uint32_t i = 0; i < in->n_matchers; i++)
 		bytes += (size_t)in->matchers[i].name.len + in->matchers[i].value.len + 2;
-	q->m = ts_calloc(in->n_matchers ? in->n_matchers : 1, sizeof *q->m);
+	q->m = ts_calloc(in->n_matchers + 1, sizeof *q->m); /* + the tenant's */
 	q->store = ts_malloc(bytes ? bytes : 1);
 	if (!q->m || !q->store)
 		return -ENOMEM;
@@ -88,8 +89,10 @@ static int rq_select(struct ts_db *db, const struct ts_rr_query *in, struct rq *
 		p += rm->value.len;
 		*p++ = 0;
 	}
-	return ts_db_select(db, q->m, in->n_matchers, in->start_ms, in->end_ms, NULL, &q->set, msg,
-			    msg_len);
+	size_t n = in->n_matchers;
+	if (t->on)
+		q->m[n++] = t->m;
+	return ts_db_select(db, q->m, n, in->start_ms, in->end_ms, NULL, &q->set, msg, msg_len);
 }
 
 /* ---- SAMPLES ---- */
@@ -332,6 +335,11 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	struct rq *qs = NULL;
 	size_t n_qs = 0;
 	char msg[512];
+	struct ts_tenant tenant;
+	if (ts_tenant_of(app, req, &tenant, msg, sizeof msg)) {
+		text_error(resp, 400, msg);
+		goto out;
+	}
 	size_t ce_len = 0;
 	const char *ce = ts_http_request_header(req, "Content-Encoding", &ce_len);
 	if (ce && ce_len && !(ce_len == 6 && strncasecmp(ce, "snappy", 6) == 0)) {
@@ -365,7 +373,7 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	}
 	for (; n_qs < rr.n_queries; n_qs++) {
 		msg[0] = 0;
-		rc = rq_select(app->db, &rr.queries[n_qs], &qs[n_qs], msg, sizeof msg);
+		rc = rq_select(app->db, &rr.queries[n_qs], &tenant, &qs[n_qs], msg, sizeof msg);
 		if (rc) {
 			char m2[600];
 			snprintf(m2, sizeof m2, "query %zu: %s", n_qs,

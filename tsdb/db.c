@@ -621,6 +621,11 @@ static void set_options(struct ts_db *db, const struct ts_db_opts *opts)
 				       ? db->o.max_label_name_len
 				       : TS_FORMAT_LABEL_NAME_MAX;
 	db->lim.max_value_len = db->o.max_label_value_len ? db->o.max_label_value_len : 4096;
+	if (db->o.hidden_label && strlen(db->o.hidden_label) < sizeof db->hidden) {
+		snprintf(db->hidden, sizeof db->hidden, "%s", db->o.hidden_label);
+		db->hidden_len = (uint32_t)strlen(db->hidden);
+	}
+	db->o.hidden_label = NULL; /* borrowed for the call */
 }
 
 /* Durations added to or taken from timestamps stay within the storable range, so the

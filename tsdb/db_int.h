@@ -141,6 +141,8 @@ struct ts_db {
 	int lock_fd; /* flock on <dir>/LOCK: one writer process */
 	struct ts_db_opts o;
 	struct ts_labels_limits lim;
+	char hidden[64]; /* ts_db_opts.hidden_label, "" for none */
+	uint32_t hidden_len;
 	struct ts_wal *wal;
 	struct ts_env *index;
 	unsigned t_series, t_postings, t_meta, t_heads, t_metadata; /* t_series, t_heads:

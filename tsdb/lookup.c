@@ -229,6 +229,9 @@ static int lookup(struct ts_db *db, const char *name, const struct ts_matcher *m
 		  int64_t mint, int64_t maxt, struct ts_strlist *out, char *msg, size_t msg_len)
 {
 	int rc;
+	/* The hidden label (tenants) has no values to list. */
+	if (name && db->hidden_len && !strcmp(name, db->hidden))
+		return 0;
 	if (n_matchers) {
 		rc = from_selection(db, name, m, n_matchers, mint, maxt, out, msg, msg_len);
 	} else {
@@ -238,6 +241,17 @@ static int lookup(struct ts_db *db, const char *name, const struct ts_matcher *m
 	}
 	if (rc == 0)
 		rc = sl_finish(out);
+	/* ... and no name. */
+	for (size_t i = 0; rc == 0 && !name && db->hidden_len && i < out->n; i++)
+		if (out->len[i] == db->hidden_len &&
+		    !memcmp(out->v[i], db->hidden, db->hidden_len)) {
+			ts_free(out->v[i]);
+			memmove(&out->v[i], &out->v[i + 1], (out->n - i - 1) * sizeof *out->v);
+			memmove(&out->len[i], &out->len[i + 1],
+				(out->n - i - 1) * sizeof *out->len);
+			out->n--;
+			break;
+		}
 	return rc;
 }
 

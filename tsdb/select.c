@@ -688,6 +688,15 @@ static int set_labels(struct ts_series_set *set)
 					  &k);
 		if (rc)
 			return rc;
+		/* The hidden label (tenants) is the reader's business: never shown. */
+		struct ts_label *l = set->labels + set->ser[i].lab_off;
+		for (uint32_t j = 0; set->db->hidden_len && j < k; j++)
+			if (l[j].name_len == set->db->hidden_len &&
+			    !memcmp(l[j].name, set->db->hidden, set->db->hidden_len)) {
+				memmove(&l[j], &l[j + 1], (k - j - 1) * sizeof *l);
+				set->ser[i].n_labels = --k;
+				break;
+			}
 	}
 	if (set->n > 1)
 		qsort_r(set->ser, set->n, sizeof *set->ser, ser_cmp, set);

@@ -68,6 +68,11 @@ struct ts_db_opts {
 	 * samples); max_series_per_metric counts them per __name__. 0: no limit. */
 	uint64_t max_series;
 	uint64_t max_series_per_metric;
+	/* A label readers never see (tenants, server/tenant.c): left out of the labels a
+	 * series set gives (ts_series_set_labels), of label names, and its values are
+	 * never listed; matchers and appends use it as any label. NULL: none. Copied at
+	 * open (at most 63 bytes). */
+	const char *hidden_label;
 	/* Retention per selector (borrowed for ts_db_open; see ts_db_set_retention_rules). */
 	const struct ts_retention_rule *retention_rules;
 	size_t n_retention_rules;

@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""Tenants (--tenant-header X-Scope-OrgID): every write lands in the tenant the header
+names, and a tenant sees only its own series on every read endpoint: query,
+query_range, series, labels, label values, metadata, status/tsdb, export, remote read,
+the Grafana JSON endpoints, and the admin delete. Data written before tenants were
+turned on belongs to the default tenant. A client cannot pick another tenant with a
+__tenant__ label, and an invalid tenant name gets 400.
+"""
+import json
+import os
+import sys
+import unittest
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
+import tsdbtest  # noqa: E402
+
+H = "X-Scope-OrgID"
+RW = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+      "X-Prometheus-Remote-Write-Version": "0.1.0"}
+
+
+def iso(ms):
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class TenantsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = tsdbtest.now_ms() - 60000
+        s = tsdbtest.Server()
+        s.start()
+        # before tenants: this becomes the default tenant's
+        r = s.remote_write([({"__name__": "legacy", "k": "x"}, [(cls.t, 7.0)])])
+        assert r.status == 204, r
+        s.stop()
+        s.args = ["--tenant-header", H, "--web.enable-admin-api"]
+        s.start()
+        cls.s = s
+        t = cls.t
+
+        def rw(tenant, series, metadata=()):
+            h = dict(RW)
+            if tenant:
+                h[H] = tenant
+            r = s.post("/api/v1/write", tsdbtest.write_request(series, metadata), h)
+            assert r.status == 204, r
+        rw("team-a", [({"__name__": "m", "k": "a", "a_only": "1"}, [(t, 1.0)]),
+                      ({"__name__": "only_a"}, [(t, 11.0)]),
+                      # a client's own __tenant__ label is replaced by its tenant
+                      ({"__name__": "spoof", "__tenant__": "team-b"}, [(t, 5.0)])],
+           [("only_a", 2, "A's gauge.", "")])
+        # team-b writes through line protocol (m_v) and JSON import
+        r = s.post("/write", ("m,k=b v=2 %d" % (t * 1000000)).encode(),
+                   {H: "team-b"}, params={"precision": "ns"})
+        assert r.status == 204, r
+        r = s.post("/api/v1/import", (json.dumps({"metric": {"__name__": "m", "k": "b2"},
+                                                  "values": [3], "timestamps": [t]}) + "\n").encode(),
+                   {H: "team-b"})
+        assert r.status == 204, r
+        rw(None, [({"__name__": "m", "k": "d"}, [(t, 4.0)])])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.s.cleanup()
+
+    def get(self, tenant, path, params=None):
+        return self.s.request("GET", path, params, headers={H: tenant} if tenant else None)
+
+    def api(self, tenant, path, params=None):
+        r = self.get(tenant, path, params)
+        self.assertEqual(r.status, 200, r)
+        return r.json()["data"]
+
+    def values(self, tenant, query):
+        d = self.api(tenant, "/api/v1/query", {"query": query, "time": "%.3f" % (self.t / 1000)})
+        return sorted((x["metric"].get("k", x["metric"].get("__name__")), x["value"][1])
+                      for x in d["result"])
+
+    def test_query_and_range(self):
+        self.assertEqual(self.values("team-a", "m"), [("a", "1")])
+        self.assertEqual(self.values("team-b", "m"), [("b2", "3")])
+        self.assertEqual(self.values("team-b", "m_v"), [("b", "2")])  # line protocol
+        self.assertEqual(self.values(None, "m"), [("d", "4")])
+        self.assertEqual(self.values("default", "m"), [("d", "4")])  # the same tenant
+        self.assertEqual(self.values(None, "legacy"), [("x", "7")])
+        self.assertEqual(self.values("team-a", "legacy"), [])
+        d = self.api("team-a", "/api/v1/query", {"query": "sum(m) + count(only_a)",
+                                                 "time": "%.3f" % (self.t / 1000)})
+        self.assertEqual([x["value"][1] for x in d["result"]], ["2"])
+        self.assertEqual(self.values("team-a", 'sum(m{__tenant__="team-b"})'), [])
+        # the spoofed label landed in team-a, hidden
+        d = self.api("team-a", "/api/v1/query", {"query": "spoof", "time": "%.3f" % (self.t / 1000)})
+        self.assertEqual([x["metric"] for x in d["result"]], [{"__name__": "spoof"}])
+        self.assertEqual(self.values("team-b", "spoof"), [])
+        d = self.api("team-b", "/api/v1/query_range", {"query": "sum(m) + sum(m_v)", "start": self.t / 1000,
+                                                       "end": self.t / 1000 + 60, "step": 30})
+        self.assertEqual(d["result"][0]["values"][0][1], "5")
+        for r in d["result"]:
+            self.assertNotIn("__tenant__", r["metric"])
+
+    def test_lookups(self):
+        self.assertEqual(self.api("team-a", "/api/v1/labels"), ["__name__", "a_only", "k"])
+        self.assertEqual(self.api("team-b", "/api/v1/labels"), ["__name__", "k"])
+        self.assertEqual(self.api("team-a", "/api/v1/label/__name__/values"), ["m", "only_a", "spoof"])
+        self.assertEqual(self.api(None, "/api/v1/label/__name__/values"), ["legacy", "m"])
+        self.assertEqual(self.api("team-b", "/api/v1/label/k/values"), ["b", "b2"])
+        self.assertEqual(self.api("team-b", "/api/v1/label/__tenant__/values"), [])
+        self.assertEqual(self.api("team-b", "/api/v1/series", {"match[]": "m"}),
+                         [{"__name__": "m", "k": "b2"}])
+        self.assertEqual(self.api("team-a", "/api/v1/series", {"match[]": '{__name__=~".+"}'}),
+                         [{"__name__": "m", "a_only": "1", "k": "a"}, {"__name__": "only_a"},
+                          {"__name__": "spoof"}])
+        self.assertEqual(list(self.api("team-a", "/api/v1/metadata")), ["only_a"])
+        self.assertEqual(self.api("team-b", "/api/v1/metadata"), {})
+        st = self.api("team-b", "/api/v1/status/tsdb")
+        self.assertEqual(st["headStats"]["numSeries"], 2)
+        self.assertEqual(sorted(x["name"] for x in st["seriesCountByMetricName"]), ["m", "m_v"])
+
+    def test_export_and_remote_read(self):
+        r = self.get("team-a", "/api/v1/export", {"match[]": '{__name__=~".+"}'})
+        self.assertEqual(r.status, 200, r)
+        got = sorted(json.loads(l)["metric"]["__name__"] for l in r.text.splitlines())
+        self.assertEqual(got, ["m", "only_a", "spoof"])
+        body = tsdbtest.read_request([(self.t - 1000, self.t + 1000, [(0, "__name__", "m")])])
+        for tenant, want in (("team-a", ["a"]), ("team-b", ["b2"]), (None, ["d"])):
+            h = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                 "X-Prometheus-Remote-Read-Version": "0.1.0"}
+            if tenant:
+                h[H] = tenant
+            r = self.s.post("/api/v1/read", body, h)
+            self.assertEqual(r.status, 200, r)
+            res = tsdbtest.read_response(r.body)
+            ks = sorted({l.value for ts in res.results[0].timeseries for l in ts.labels if l.name == "k"})
+            self.assertEqual(ks, want, tenant)
+            self.assertFalse([l for ts in res.results[0].timeseries for l in ts.labels
+                              if l.name == "__tenant__"])
+
+    def test_grafana(self):
+        def gf(tenant, path, obj):
+            h = {"Content-Type": "application/json"}
+            if tenant:
+                h[H] = tenant
+            r = self.s.post("/grafana" + path, json.dumps(obj).encode(), h)
+            self.assertEqual(r.status, 200, r)
+            return r.json()
+        self.assertEqual(sorted(x["value"] for x in gf("team-b", "/metrics", {})), ["m", "m_v"])
+        self.assertEqual(sorted(x["text"] for x in gf("team-a", "/tag-keys", {})),
+                         ["__name__", "a_only", "k"])
+        self.assertEqual(sorted(x["text"] for x in gf("team-b", "/tag-values", {"key": "k"})), ["b", "b2"])
+        q = {"range": {"from": iso(self.t - 60000), "to": iso(self.t + 60000)}, "intervalMs": 60000,
+             "maxDataPoints": 10, "targets": [{"refId": "A", "target": "m"}]}
+        res = gf("team-a", "/query", q)
+        self.assertEqual([x["target"] for x in res], ['m{a_only="1", k="a"}'])
+        v = gf("team-b", "/variable", {"payload": {"target": "label_values(m, k)"}})
+        self.assertEqual(sorted(x["text"] for x in v), ["b2"])
+
+    def test_bad_tenant_and_delete(self):
+        for bad in ("..", "a b", "x" * 151, "é"):
+            r = self.s.post("/api/v1/write", tsdbtest.write_request([({"__name__": "z"}, [(self.t, 1.0)])]),
+                            dict(RW, **{H: bad}))
+            self.assertEqual(r.status, 400, bad)
+            self.assertIn("invalid tenant", r.text)
+            r = self.s.request("GET", "/api/v1/query", {"query": "1"}, headers={H: bad})
+            self.assertEqual(r.status, 400, bad)
+        # team-c deletes m: nobody else's m goes
+        r = self.s.request("POST", "/api/v1/admin/tsdb/delete_series", {"match[]": "m"},
+                           headers={H: "team-c"})
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(self.values("team-b", "m"), [("b2", "3")])
+        self.assertEqual(self.values(None, "m"), [("d", "4")])
+        self.assertEqual(self.values("team-c", "m"), [])
+
+
+if __name__ == "__main__":
+    peers.run_main()
