@@ -40,6 +40,8 @@ enum ts_limit {
 	TS_LIM_LINE,
 	TS_LIM_SERIES,		  /* --max-series: new series refused (request partly stored) */
 	TS_LIM_SERIES_PER_METRIC, /* --max-series-per-metric, likewise */
+	TS_LIM_TENANT_SERIES,	  /* --tenant.max-series, likewise */
+	TS_LIM_TENANT_RATE,	  /* --tenant.max-samples-per-second: 429, nothing stored */
 	TS_LIM_N
 };
 
@@ -60,14 +62,16 @@ struct ts_app_limits {
 };
 
 struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */
+struct ts_tenant_rates;
 
 struct ts_app {
 	struct ts_db *db;
 	struct ts_net_server *net;
 	struct ts_app_limits lim;
 	struct ts_app_query_limits qlim;
-	const char *tenant_header;  /* --tenant-header; NULL: no tenants (tenant.h) */
-	const char *default_tenant; /* --default-tenant */
+	const char *tenant_header;     /* --tenant-header; NULL: no tenants (tenant.h) */
+	const char *default_tenant;    /* --default-tenant */
+	struct ts_tenant_rates *rates; /* --tenant.max-samples-per-second; NULL: none */
 	const char *data_dir;
 	int64_t start_ms;
 	atomic_int ready;

@@ -115,6 +115,8 @@ struct outcome {
 	struct ts_append_result r;
 	int engine_err; /* first error ts_db_append returned */
 	struct ts_tenant tenant;
+	uint64_t rate_limited; /* samples refused by the tenant's ingestion rate */
+	double rate_retry_s;
 	uint64_t parse_errors, strings, histograms, invalid;
 	char first_msg[300];
 	char first_parse[256]; /* the decoder's message for the first bad line */
@@ -145,12 +147,15 @@ static void sum_result(struct outcome *o, const struct ts_append_result *r, cons
 	o->r.n_new_series += r->n_new_series;
 	o->r.n_limited_series += r->n_limited_series;
 	o->r.n_limited_series_metric += r->n_limited_series_metric;
+	o->r.n_limited_series_hidden += r->n_limited_series_hidden;
 	if (r->first_err && !o->first_msg[0]) {
 		char m[300];
 		snprintf(m, sizeof m, "%s%s", r->first_err_msg, what ? what : "");
 		note(o, "%s", m);
 	}
 }
+
+static int rate_ok(struct ts_app *app, struct outcome *o, uint64_t n);
 
 static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 {
@@ -167,6 +172,10 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 						  b->smp + b->ser[i].smp_off, b->ser[i].n_smp };
 	struct ts_append_result r;
 	const struct ts_series_in *in;
+	if (!rate_ok(app, o, b->n_smp)) {
+		b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
+		return TS_ELIMIT;
+	}
 	int rc = ts_tenant_tag(&o->tenant, b->in, b->n_ser, &b->tb, &in);
 	if (rc == 0)
 		rc = ts_db_append(app->db, in, b->n_ser, &r, NULL);
@@ -294,18 +303,51 @@ static void count_outcome(struct ts_app *app, enum ts_proto proto, const struct 
 	atomic_fetch_add(&app->rejected[TS_REJ_HISTOGRAM], o->histograms);
 	atomic_fetch_add(&app->rejected[TS_REJ_STRING_FIELD], o->strings);
 	atomic_fetch_add(&app->rejected[TS_REJ_PARSE_ERROR], o->parse_errors);
-	atomic_fetch_add(&app->rejected[TS_REJ_SERIES_LIMIT],
-			 o->r.n_limited_series + o->r.n_limited_series_metric);
+	atomic_fetch_add(&app->rejected[TS_REJ_SERIES_LIMIT], o->r.n_limited_series +
+								      o->r.n_limited_series_metric +
+								      o->r.n_limited_series_hidden);
 	if (o->r.n_limited_series)
 		atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
 	if (o->r.n_limited_series_metric)
 		atomic_fetch_add(&app->limited[TS_LIM_SERIES_PER_METRIC], 1);
+	if (o->r.n_limited_series_hidden)
+		atomic_fetch_add(&app->limited[TS_LIM_TENANT_SERIES], 1);
 }
 
 /* New series the series limits refused (their samples were not stored). */
 static uint64_t n_limited(const struct outcome *o)
 {
-	return o->r.n_limited_series + o->r.n_limited_series_metric;
+	return o->r.n_limited_series + o->r.n_limited_series_metric + o->r.n_limited_series_hidden;
+}
+
+/* Takes n samples of the tenant's ingestion rate: 1 if allowed, else 0 with the refusal
+ * noted in o (the request then gets 429 with Retry-After). */
+static int rate_ok(struct ts_app *app, struct outcome *o, uint64_t n)
+{
+	double retry;
+	if (ts_tenant_rate_take(app->rates, &o->tenant, n, &retry))
+		return 1;
+	o->rate_limited += n;
+	if (retry > o->rate_retry_s)
+		o->rate_retry_s = retry;
+	return 0;
+}
+
+/* Answers 429 when the tenant's ingestion rate refused samples: 1 if it did. */
+static int rate_reply(struct ts_app *app, struct ts_net_response *resp, const struct outcome *o)
+{
+	if (!o->rate_limited)
+		return 0;
+	atomic_fetch_add(&app->limited[TS_LIM_TENANT_RATE], 1);
+	char ra[32], msg[300];
+	snprintf(ra, sizeof ra, "%d", (int)o->rate_retry_s + 1);
+	ts_net_response_header(resp, "Retry-After", ra);
+	snprintf(msg, sizeof msg,
+		 "ingestion rate limit exceeded for this tenant (--tenant.max-samples-per-second): "
+		 "%llu samples refused, %llu stored; retry after %s s\n",
+		 (unsigned long long)o->rate_limited, (unsigned long long)o->r.n_appended, ra);
+	ts_net_respond_text(resp, 429, "text/plain; charset=utf-8", msg);
+	return 1;
 }
 
 static uint64_t n_rejected(const struct outcome *o)
@@ -543,6 +585,15 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	if (rc == 0 && n_in) {
 		struct ts_append_result r;
 		const struct ts_series_in *in;
+		uint64_t n_smp = 0;
+		for (size_t i = 0; i < n_in; i++)
+			n_smp += c->in[i].n_samples;
+		if (!rate_ok(app, &o, n_smp)) {
+			ctx_put(app, c);
+			rate_reply(app, resp, &o);
+			ts_sbuf_fini(&b);
+			return;
+		}
 		rc = ts_tenant_tag(&o.tenant, c->in, n_in, &c->b.tb, &in);
 		if (rc == 0)
 			rc = ts_db_append(app->db, in, n_in, &r, NULL);
@@ -697,6 +748,11 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	}
 	batch_flush(app, &c->b, &o);
 	batch_clear(&c->b);
+	if (rate_reply(app, resp, &o)) {
+		ts_params_fini(&p);
+		ctx_put(app, c);
+		return;
+	}
 	if (o.engine_err) {
 		status = ts_app_write_error_status(resp, o.engine_err);
 		snprintf(err, sizeof err, "cannot store points: %s", ts_strerror(o.engine_err));
@@ -763,6 +819,8 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 		batch_flush(app, &c->b, o);
 	batch_clear(&c->b);
 	ctx_put(app, c);
+	if (rate_reply(app, resp, o))
+		return;
 	if (rc < 0 && rc != TS_EINVALID) {
 		ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
 		text_reply(resp, rc == -ENOMEM ? 503 : 400, &b);

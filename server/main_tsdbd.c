@@ -88,6 +88,11 @@ static const char usage[] =
 	"                            only its own series on every endpoint\n"
 	"  --default-tenant NAME     the tenant of requests without the header (default\n"
 	"                            \"default\"; it holds the data written before tenants)\n"
+	"  --tenant.max-series N     series per tenant (default: no limit); past it, as\n"
+	"                            --max-series\n"
+	"  --tenant.max-samples-per-second N  ingestion rate per tenant (all writes when\n"
+	"                            tenants are off), burst of one second's worth; past it:\n"
+	"                            429 with Retry-After, nothing of the request stored\n"
 	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
 	"                            and snapshot (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
@@ -103,6 +108,7 @@ struct flags {
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
 	unsigned long long max_series, max_series_metric, query_max_samples, query_max_series;
+	unsigned long long tenant_max_series, tenant_rate;
 	int admin_api; /* --web.enable-admin-api */
 };
 
@@ -152,6 +158,8 @@ static const struct {
 	{ "--max-series-per-metric", 1ull << 40, F(max_series_metric) },
 	{ "--query.max-samples", 1ull << 40, F(query_max_samples) },
 	{ "--query.max-series", 1ull << 40, F(query_max_series) },
+	{ "--tenant.max-series", 1ull << 40, F(tenant_max_series) },
+	{ "--tenant.max-samples-per-second", 1ull << 40, F(tenant_rate) },
 };
 #undef F
 #define N_OF(a) (sizeof a / sizeof *a)
@@ -422,6 +430,8 @@ int main(int argc, char **argv)
 				  .max_label_value_len = (uint32_t)f.max_value,
 				  .max_series = f.max_series,
 				  .max_series_per_metric = f.max_series_metric,
+				  .max_series_per_hidden = f.tenant_header ? f.tenant_max_series
+									   : 0,
 				  .hidden_label = f.tenant_header ? TS_TENANT_LABEL : NULL };
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
@@ -456,6 +466,10 @@ int main(int argc, char **argv)
 	app.lim.max_value_len = f.max_value ? (uint32_t)f.max_value : 4096;
 	app.lim.max_line_bytes = f.max_line ? (size_t)f.max_line : 256u << 10;
 	app.tenant_header = f.tenant_header;
+	if (f.tenant_rate && ts_tenant_rates_new((double)f.tenant_rate, &app.rates)) {
+		fprintf(stderr, "tsdbd: out of memory\n");
+		return 1;
+	}
 	app.default_tenant = f.default_tenant;
 	app.qlim = (struct ts_app_query_limits){ .timeout_ms = f.query_timeout_ms,
 						 .max_samples = f.query_max_samples,
@@ -526,6 +540,7 @@ int main(int argc, char **argv)
 	int crc = ts_db_close(app.db);
 	ts_net_close(app.net);
 	ts_ingest_fini(&app);
+	ts_tenant_rates_free(app.rates);
 	pthread_mutex_destroy(&app.pool_mu);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));

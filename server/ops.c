@@ -18,14 +18,14 @@
 
 static const char *proto_names[TS_PROTO_N] = { "remote_write", "influx", "jsonl",
 					       "prometheus_text" };
-static const char *reject_names[TS_REJ_N] = { "out_of_order",	"duplicate_conflict",
-					      "too_old",	"too_far_in_future",
-					      "invalid_series", "native_histogram",
-					      "string_field",	"parse_error",
-					      "series_limit" };
-static const char *limit_names[TS_LIM_N] = { "body_size",	 "decoded_size", "labels",
-					     "request_series",	 "line_length",	 "series",
-					     "series_per_metric" };
+static const char *reject_names[] = { "out_of_order",	   "duplicate_conflict", "too_old",
+				      "too_far_in_future", "invalid_series",	 "native_histogram",
+				      "string_field",	   "parse_error",	 "series_limit" };
+_Static_assert(sizeof reject_names / sizeof *reject_names == TS_REJ_N, "a name per reason");
+static const char *limit_names[] = { "body_size",	  "decoded_size",  "labels",
+				     "request_series",	  "line_length",   "series",
+				     "series_per_metric", "tenant_series", "tenant_rate" };
+_Static_assert(sizeof limit_names / sizeof *limit_names == TS_LIM_N, "a name per limit");
 
 static void head(struct ts_sbuf *b, const char *name, const char *type, const char *help)
 {

@@ -5,8 +5,10 @@
 #include "server/tenant.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/app.h"
 #include "storage/err.h"
@@ -141,4 +143,114 @@ int ts_tenant_query(const struct ts_tenant *t, const char *q, size_t len, char *
 	if (!t->on)
 		return 0;
 	return ts_selector_add_matchers(q, len, &t->m, 1, out, msg, msg_len);
+}
+
+/* ---- ingestion rate per tenant ---- */
+
+struct bucket {
+	char name[TS_TENANT_MAX + 1]; /* "" empty slot; "\x01" the single tenant of no tenancy */
+	double tokens;
+	uint64_t last_ns;
+};
+
+struct ts_tenant_rates {
+	pthread_mutex_t mu;
+	double rate; /* samples per second, also the burst */
+	struct bucket *v;
+	size_t cap, n;
+};
+
+int ts_tenant_rates_new(double rate, struct ts_tenant_rates **out)
+{
+	struct ts_tenant_rates *r = ts_calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->rate = rate;
+	pthread_mutex_init(&r->mu, NULL);
+	*out = r;
+	return 0;
+}
+
+void ts_tenant_rates_free(struct ts_tenant_rates *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_destroy(&r->mu);
+	ts_free(r->v);
+	ts_free(r);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The bucket of `name` (mu held), created full; NULL on out of memory. */
+static struct bucket *bucket_of(struct ts_tenant_rates *r, const char *name, uint64_t now)
+{
+	if (r->n * 2 >= r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		struct bucket *v = ts_calloc(cap, sizeof *v);
+		if (!v)
+			return NULL;
+		for (size_t i = 0; i < r->cap; i++)
+			if (r->v[i].name[0]) {
+				size_t j = name_hash(r->v[i].name) & (cap - 1);
+				while (v[j].name[0])
+					j = (j + 1) & (cap - 1);
+				v[j] = r->v[i];
+			}
+		ts_free(r->v);
+		r->v = v;
+		r->cap = cap;
+	}
+	size_t j = name_hash(name) & (r->cap - 1);
+	while (r->v[j].name[0] && strcmp(r->v[j].name, name))
+		j = (j + 1) & (r->cap - 1);
+	if (!r->v[j].name[0]) {
+		snprintf(r->v[j].name, sizeof r->v[j].name, "%s", name);
+		r->v[j].tokens = r->rate;
+		r->v[j].last_ns = now;
+		r->n++;
+	}
+	return &r->v[j];
+}
+
+int ts_tenant_rate_take(struct ts_tenant_rates *r, const struct ts_tenant *t, uint64_t n,
+			double *retry_s)
+{
+	*retry_s = 0;
+	if (!r || n == 0)
+		return 1;
+	uint64_t now = mono_ns();
+	pthread_mutex_lock(&r->mu);
+	struct bucket *b = bucket_of(r, t->on ? t->name : "\x01", now);
+	int ok = 1;
+	if (b) {
+		b->tokens += (double)(now - b->last_ns) / 1e9 * r->rate;
+		if (b->tokens > r->rate)
+			b->tokens = r->rate;
+		b->last_ns = now;
+		/* A full bucket admits any one request (its debt is paid before the next). */
+		if (b->tokens >= (double)n || b->tokens >= r->rate) {
+			b->tokens -= (double)n;
+		} else {
+			ok = 0;
+			*retry_s = ((double)n - b->tokens) / r->rate;
+			if (*retry_s > 1.0 + (double)n / r->rate)
+				*retry_s = 1.0 + (double)n / r->rate;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return ok;
 }

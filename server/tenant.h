@@ -72,4 +72,14 @@ void ts_tenant_batch_fini(struct ts_tenant_batch *b);
 int ts_tenant_query(const struct ts_tenant *t, const char *q, size_t len, char **out, char *msg,
 		    size_t msg_len);
 
+/* Ingestion rate per tenant (--tenant.max-samples-per-second): a token bucket per
+ * tenant of `rate` samples per second and a burst of one second's worth. Thread-safe. */
+struct ts_tenant_rates;
+int ts_tenant_rates_new(double rate, struct ts_tenant_rates **out);
+void ts_tenant_rates_free(struct ts_tenant_rates *r);
+/* Takes n samples of t's budget (the one budget when tenancy is off): 1 if allowed (r
+ * NULL: always), 0 if not, with *retry_s when to try again. */
+int ts_tenant_rate_take(struct ts_tenant_rates *r, const struct ts_tenant *t, uint64_t n,
+			double *retry_s);
+
 #endif

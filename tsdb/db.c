@@ -464,7 +464,7 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 			return rc;
 	}
 	/* New series within the series limits, or refused whole (TS_ELIMIT). */
-	if (db->o.max_series || db->o.max_series_per_metric)
+	if (db->o.max_series || db->o.max_series_per_metric || db->o.max_series_per_hidden)
 		for (size_t i = 0; i < n; i++) {
 			struct ts_series *ns = prep[i].s;
 			int which;
@@ -480,8 +480,10 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 			prep[i].rc = lrc;
 			if (which == 1)
 				res->n_limited_series++;
-			else
+			else if (which == 2)
 				res->n_limited_series_metric++;
+			else
+				res->n_limited_series_hidden++;
 			if (!res->first_err) {
 				res->first_err = lrc;
 				res->first_err_series = i;

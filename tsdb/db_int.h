@@ -370,7 +370,8 @@ void ts__head_free(struct ts_series *s);
 /* Counts the series already there (at open, before anything is served). 0 or -ENOMEM. */
 int ts__limits_init(struct ts_db *db);
 /* Counts a new series s (labels in[0..n)) if the limits allow it (db->mu held): 0, or
- * TS_ELIMIT with *which 1 (max_series) or 2 (max_series_per_metric) and why set, or
+ * TS_ELIMIT with *which 1 (max_series), 2 (max_series_per_metric) or 3
+ * (max_series_per_hidden) and why set, or
  * -ENOMEM. */
 int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why, size_t why_len);
 /* Uncounts s (db->mu held): a series counted whose samples were all refused, or one gc.c

@@ -48,29 +48,36 @@ static int grow(struct ts_db *db)
 	return 0;
 }
 
-/* The count of s's metric, created at 0 when absent; NULL on -ENOMEM. */
-static uint64_t *metric_count(struct ts_db *db, const struct ts_series *s, const char **name,
-			      uint32_t *len)
+/* The count of the value of `label` in s (absent: ""), kept under kind ('m' for
+ * metric names, 't' for the hidden label's values), created at 0 when absent; NULL on
+ * -ENOMEM. *value and *len get the value. */
+static uint64_t *value_count(struct ts_db *db, const struct ts_series *s, const char *label,
+			     char kind, const char **value, uint32_t *len)
 {
 	const char *v = "";
 	uint32_t vl = 0;
-	if (ts_labels_get(s->packed, s->packed_len, "__name__", &v, &vl) != 1) {
+	if (ts_labels_get(s->packed, s->packed_len, label, &v, &vl) != 1) {
 		v = "";
 		vl = 0;
 	}
-	*name = v;
+	*value = v;
 	*len = vl;
 	if (grow(db))
 		return NULL;
-	uint64_t h = XXH3_64bits(v, vl);
-	struct ts__name_count *c = slot(db, v, vl, h);
+	/* The key is kind, then the value: one table for both kinds. */
+	char key[4096 + 2];
+	uint32_t kl = vl < sizeof key - 1 ? vl + 1 : (uint32_t)sizeof key - 1;
+	key[0] = kind;
+	memcpy(key + 1, v, kl - 1);
+	uint64_t h = XXH3_64bits(key, kl);
+	struct ts__name_count *c = slot(db, key, kl, h);
 	if (!c->name) {
-		c->name = ts_malloc(vl + 1);
+		c->name = ts_malloc(kl + 1);
 		if (!c->name)
 			return NULL;
-		memcpy(c->name, v, vl);
-		c->name[vl] = 0;
-		c->len = vl;
+		memcpy(c->name, key, kl);
+		c->name[kl] = 0;
+		c->len = kl;
 		c->hash = h;
 		c->count = 0;
 		db->lim_n++;
@@ -90,10 +97,17 @@ static void count_one(void *arg, const struct ts_series *s)
 		return;
 	x->db->n_live++;
 	((struct ts_series *)s)->limit_counted = 1;
+	const char *n;
+	uint32_t l;
 	if (x->db->o.max_series_per_metric) {
-		const char *n;
-		uint32_t l;
-		uint64_t *c = metric_count(x->db, s, &n, &l);
+		uint64_t *c = value_count(x->db, s, "__name__", 'm', &n, &l);
+		if (!c)
+			x->rc = -ENOMEM;
+		else
+			(*c)++;
+	}
+	if (x->db->o.max_series_per_hidden && x->db->hidden_len) {
+		uint64_t *c = value_count(x->db, s, x->db->hidden, 't', &n, &l);
 		if (!c)
 			x->rc = -ENOMEM;
 		else
@@ -122,10 +136,25 @@ int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why
 			 (unsigned long long)db->o.max_series);
 		return TS_ELIMIT;
 	}
+	uint64_t *tc = NULL;
+	if (db->o.max_series_per_hidden && db->hidden_len) {
+		const char *n;
+		uint32_t l;
+		tc = value_count(db, s, db->hidden, 't', &n, &l);
+		if (!tc)
+			return -ENOMEM;
+		if (*tc >= db->o.max_series_per_hidden) {
+			*which = 3;
+			snprintf(why, why_len,
+				 "tenant series limit reached: %llu series (max_series_per_tenant)",
+				 (unsigned long long)db->o.max_series_per_hidden);
+			return TS_ELIMIT;
+		}
+	}
 	if (db->o.max_series_per_metric) {
 		const char *n;
 		uint32_t l;
-		uint64_t *c = metric_count(db, s, &n, &l);
+		uint64_t *c = value_count(db, s, "__name__", 'm', &n, &l);
 		if (!c)
 			return -ENOMEM;
 		if (*c >= db->o.max_series_per_metric) {
@@ -139,9 +168,29 @@ int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why
 		}
 		(*c)++;
 	}
+	if (tc)
+		(*tc)++;
 	db->n_live++;
 	s->limit_counted = 1;
 	return 0;
+}
+
+/* Decrements the count of s's value of `label` under kind, if there is one. */
+static void uncount(struct ts_db *db, const struct ts_series *s, const char *label, char kind)
+{
+	const char *v = "";
+	uint32_t vl = 0;
+	if (!db->lim_cap)
+		return;
+	if (ts_labels_get(s->packed, s->packed_len, label, &v, &vl) != 1)
+		vl = 0;
+	char key[4096 + 2];
+	uint32_t kl = vl < sizeof key - 1 ? vl + 1 : (uint32_t)sizeof key - 1;
+	key[0] = kind;
+	memcpy(key + 1, v, kl - 1);
+	struct ts__name_count *c = slot(db, key, kl, XXH3_64bits(key, kl));
+	if (c->name && c->count)
+		c->count--;
 }
 
 void ts__limits_release(struct ts_db *db, struct ts_series *s)
@@ -151,15 +200,10 @@ void ts__limits_release(struct ts_db *db, struct ts_series *s)
 	s->limit_counted = 0;
 	if (db->n_live)
 		db->n_live--;
-	if (db->o.max_series_per_metric && db->lim_cap) {
-		const char *v = "";
-		uint32_t vl = 0;
-		if (ts_labels_get(s->packed, s->packed_len, "__name__", &v, &vl) != 1)
-			vl = 0;
-		struct ts__name_count *c = slot(db, v, vl, XXH3_64bits(v, vl));
-		if (c->name && c->count)
-			c->count--;
-	}
+	if (db->o.max_series_per_metric)
+		uncount(db, s, "__name__", 'm');
+	if (db->o.max_series_per_hidden && db->hidden_len)
+		uncount(db, s, db->hidden, 't');
 }
 
 void ts__limits_free(struct ts_db *db)

@@ -173,5 +173,48 @@ class TenantsTest(unittest.TestCase):
         self.assertEqual(self.values("team-c", "m"), [])
 
 
+class TenantLimitsTest(unittest.TestCase):
+    """--tenant.max-series and --tenant.max-samples-per-second: each tenant on its own."""
+
+    def setUp(self):
+        self.s = tsdbtest.Server(["--tenant-header", H, "--tenant.max-series", "2",
+                                  "--tenant.max-samples-per-second", "1000"]).start()
+
+    def tearDown(self):
+        self.s.cleanup()
+
+    def rw(self, tenant, series):
+        return self.s.post("/api/v1/write", tsdbtest.write_request(series), dict(RW, **{H: tenant}))
+
+    def test_series_per_tenant(self):
+        t = tsdbtest.now_ms()
+        for tenant in ("x", "y"):
+            r = self.rw(tenant, [({"__name__": "m", "k": str(i)}, [(t, 1.0)]) for i in range(2)])
+            self.assertEqual(r.status, 204, r)
+        r = self.rw("x", [({"__name__": "m", "k": "2"}, [(t, 1.0)]), ({"__name__": "m", "k": "0"}, [(t + 1, 2.0)])])
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("tenant series limit reached", r.text)
+        self.assertIn("1 samples stored", r.text)
+        m = peers.parse_metrics(self.s.get("/metrics").text)
+        self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_series"), 1)
+
+    def test_rate_per_tenant(self):
+        t = tsdbtest.now_ms() - 600000
+        batch = [({"__name__": "r", "k": str(i)}, [(t + j, 1.0) for j in range(500)]) for i in range(2)]
+        r = self.rw("x", batch)  # 1,000 samples: the whole burst
+        self.assertEqual(r.status, 204, r)
+        r = self.rw("x", [({"__name__": "r", "k": "0"}, [(t + 1000 + j, 1.0) for j in range(1000)])])
+        self.assertEqual(r.status, 429, r)
+        self.assertIn("Retry-After", {k.title(): v for k, v in r.headers.items()})
+        self.assertIn("ingestion rate limit exceeded", r.text)
+        r = self.rw("y", batch)  # another tenant: its own budget
+        self.assertEqual(r.status, 204, r)
+        got = self.s.request("GET", "/api/v1/query", {"query": "count_over_time(r[20m])"},
+                             headers={H: "x"}).json()["data"]["result"]
+        self.assertEqual(sorted(x["value"][1] for x in got), ["500", "500"])  # nothing of the 429
+        m = peers.parse_metrics(self.s.get("/metrics").text)
+        self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_rate"), 1)
+
+
 if __name__ == "__main__":
     peers.run_main()
