@@ -216,5 +216,35 @@ class TenantLimitsTest(unittest.TestCase):
         self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_rate"), 1)
 
 
+class TenantRetentionTest(unittest.TestCase):
+    def test_retention_rule_per_tenant(self):
+        s = tsdbtest.Server(["--tenant-header", H])
+        try:
+            s.start()
+            day = 86400000
+            old = (tsdbtest.now_ms() // day - 3) * day + 3600000  # three days ago
+            for tenant in ("ci", "keep", None):
+                h = dict(RW, **({H: tenant} if tenant else {}))
+                r = s.post("/api/v1/write", tsdbtest.write_request(
+                    [({"__name__": "old"}, [(old + i * 60000, 1.0) for i in range(10)])]), h)
+                self.assertEqual(r.status, 204, r)
+            s.stop()
+            rules = os.path.join(s.tmp, "rules.yml")
+            with open(rules, "w") as f:
+                f.write("'{__tenant__=\"ci\"}': 1d\n'{__name__=~\".+\", __tenant__=\"\"}': 1d\n")
+            s.args += ["--retention.config", rules]
+            s.start()
+
+            def n(tenant):
+                r = s.request("GET", "/api/v1/query", {"query": "count_over_time(old[1h])",
+                                                      "time": "%.3f" % ((old + 600000) / 1000)},
+                              headers={H: tenant} if tenant else None)
+                res = r.json()["data"]["result"]
+                return res[0]["value"][1] if res else None
+            self.assertEqual((n("ci"), n("keep"), n(None)), (None, "10", None))
+        finally:
+            s.cleanup()
+
+
 if __name__ == "__main__":
     peers.run_main()
