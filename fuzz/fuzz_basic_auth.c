@@ -3,7 +3,9 @@
  * ts_auth_parse_basic): "Basic " and standard base64 of "user:password".
  * Properties: nothing crashes or reads past the input; a parsed value gives
  * NUL-terminated fields of at most TS_AUTH_MAX_FIELD bytes, the user without ':', and
- * re-encoding "user:password" in base64 gives back the input's credentials.
+ * "user:password" encoded again parses to the same two fields (the input itself may be
+ * a non-canonical spelling: unused bits of the last character are ignored, as Go's
+ * decoder ignores them).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,12 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ts_auth_parse_basic(v, size, user, pass) == 0) {
 		size_t ul = strnlen(user, sizeof user), pl = strnlen(pass, sizeof pass);
 		fz_check(ul <= TS_AUTH_MAX_FIELD && pl <= TS_AUTH_MAX_FIELD && !strchr(user, ':'));
-		char raw[2 * TS_AUTH_MAX_FIELD + 2], enc[4 * TS_AUTH_MAX_FIELD + 8];
+		char raw[2 * TS_AUTH_MAX_FIELD + 2], enc[4 * TS_AUTH_MAX_FIELD + 16];
 		memcpy(raw, user, ul);
 		raw[ul] = ':';
 		memcpy(raw + ul + 1, pass, pl);
-		size_t el = b64(raw, ul + pl + 1, enc);
-		fz_check(el == size - 6 && memcmp(enc, v + 6, el) == 0);
+		memcpy(enc, "Basic ", 6);
+		size_t el = 6 + b64(raw, ul + pl + 1, enc + 6);
+		char u2[TS_AUTH_MAX_FIELD + 1], p2[TS_AUTH_MAX_FIELD + 1];
+		fz_check(ts_auth_parse_basic(enc, el, u2, p2) == 0 && !strcmp(u2, user) &&
+			 !strcmp(p2, pass));
 	}
 	free(v);
 	return 0;
