@@ -14,13 +14,13 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "server/cfgfile.h"
 #include "server/retention_file.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "wire/params.h"
 
 #define MAX_RULES 1000
-#define MAX_FILE_BYTES (1u << 20)
 
 void ts_retention_file_fini(struct ts_retention_file *f)
 {
@@ -187,31 +187,15 @@ int ts_retention_file_load(const char *path, struct ts_retention_file *out, char
 			   size_t msg_len)
 {
 	memset(out, 0, sizeof *out);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		snprintf(msg, msg_len, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	char *buf = ts_malloc(MAX_FILE_BYTES + 1);
-	size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, f) : 0;
-	int err = ferror(f);
-	fclose(f);
-	if (!buf)
-		return -ENOMEM;
-	int rc;
-	if (err) {
-		snprintf(msg, msg_len, "%s: read error", path);
-		rc = -EIO;
-	} else if (n > MAX_FILE_BYTES) {
-		snprintf(msg, msg_len, "%s: larger than 1 MiB", path);
-		rc = TS_EINVALID;
-	} else {
-		char m[400] = "";
-		rc = ts_retention_file_parse(buf, n, out, m, sizeof m);
-		if (rc)
-			snprintf(msg, msg_len, "%s: %s", path, m);
-	}
+	char *buf;
+	size_t n;
+	int rc = ts_cfgfile_read(path, &buf, &n, msg, msg_len);
+	if (rc)
+		return rc;
+	char m[400] = "";
+	rc = ts_retention_file_parse(buf, n, out, m, sizeof m);
+	if (rc)
+		snprintf(msg, msg_len, "%s: %s", path, m);
 	ts_free(buf);
 	return rc;
 }

@@ -13,10 +13,10 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "server/cfgfile.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 
-#define MAX_FILE_BYTES (1u << 20)
 #define MAX_ENTRIES 10000 /* users, headers, ciphers: far above any real file */
 
 struct ctx {
@@ -445,23 +445,11 @@ int ts_web_config_parse(const char *buf, size_t len, const char *dir, struct ts_
 int ts_web_config_load(const char *path, struct ts_web_config *out, char *msg, size_t msg_len)
 {
 	memset(out, 0, sizeof *out);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		snprintf(msg, msg_len, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	char *buf = ts_malloc(MAX_FILE_BYTES + 1);
-	size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, f) : 0;
-	int err = ferror(f);
-	fclose(f);
-	if (!buf)
-		return -ENOMEM;
-	if (err || n > MAX_FILE_BYTES) {
-		ts_free(buf);
-		snprintf(msg, msg_len, "%s: %s", path, err ? "read error" : "larger than 1 MiB");
-		return err ? -EIO : TS_EINVALID;
-	}
+	char *buf;
+	size_t n;
+	int rc = ts_cfgfile_read(path, &buf, &n, msg, msg_len);
+	if (rc)
+		return rc;
 	/* Relative file names are relative to the file's directory. */
 	char dir[4096];
 	snprintf(dir, sizeof dir, "%s", path);
@@ -471,7 +459,7 @@ int ts_web_config_load(const char *path, struct ts_web_config *out, char *msg, s
 	else
 		dir[0] = 0;
 	char m[400] = "";
-	int rc = ts_web_config_parse(buf, n, dir, out, m, sizeof m);
+	rc = ts_web_config_parse(buf, n, dir, out, m, sizeof m);
 	ts_free(buf);
 	if (rc)
 		snprintf(msg, msg_len, "%s: %s", path, m);
