@@ -42,6 +42,7 @@ enum ts_limit {
 	TS_LIM_SERIES_PER_METRIC, /* --max-series-per-metric, likewise */
 	TS_LIM_TENANT_SERIES,	  /* --tenant.max-series, likewise */
 	TS_LIM_TENANT_RATE,	  /* --tenant.max-samples-per-second: 429, nothing stored */
+	TS_LIM_TENANT_NEW_SERIES, /* --tenant.max-new-series-per-minute: 429, rest stored */
 	TS_LIM_N
 };
 

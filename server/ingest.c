@@ -148,6 +148,7 @@ static void sum_result(struct outcome *o, const struct ts_append_result *r, cons
 	o->r.n_limited_series += r->n_limited_series;
 	o->r.n_limited_series_metric += r->n_limited_series_metric;
 	o->r.n_limited_series_hidden += r->n_limited_series_hidden;
+	o->r.n_limited_series_rate += r->n_limited_series_rate;
 	if (r->first_err && !o->first_msg[0]) {
 		char m[300];
 		snprintf(m, sizeof m, "%s%s", r->first_err_msg, what ? what : "");
@@ -156,6 +157,7 @@ static void sum_result(struct outcome *o, const struct ts_append_result *r, cons
 }
 
 static int rate_ok(struct ts_app *app, struct outcome *o, uint64_t n);
+static uint64_t n_limited(const struct outcome *o);
 
 static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 {
@@ -303,21 +305,33 @@ static void count_outcome(struct ts_app *app, enum ts_proto proto, const struct 
 	atomic_fetch_add(&app->rejected[TS_REJ_HISTOGRAM], o->histograms);
 	atomic_fetch_add(&app->rejected[TS_REJ_STRING_FIELD], o->strings);
 	atomic_fetch_add(&app->rejected[TS_REJ_PARSE_ERROR], o->parse_errors);
-	atomic_fetch_add(&app->rejected[TS_REJ_SERIES_LIMIT], o->r.n_limited_series +
-								      o->r.n_limited_series_metric +
-								      o->r.n_limited_series_hidden);
+	atomic_fetch_add(&app->rejected[TS_REJ_SERIES_LIMIT], n_limited(o));
 	if (o->r.n_limited_series)
 		atomic_fetch_add(&app->limited[TS_LIM_SERIES], 1);
 	if (o->r.n_limited_series_metric)
 		atomic_fetch_add(&app->limited[TS_LIM_SERIES_PER_METRIC], 1);
 	if (o->r.n_limited_series_hidden)
 		atomic_fetch_add(&app->limited[TS_LIM_TENANT_SERIES], 1);
+	if (o->r.n_limited_series_rate)
+		atomic_fetch_add(&app->limited[TS_LIM_TENANT_NEW_SERIES], 1);
 }
 
 /* New series the series limits refused (their samples were not stored). */
 static uint64_t n_limited(const struct outcome *o)
 {
-	return o->r.n_limited_series + o->r.n_limited_series_metric + o->r.n_limited_series_hidden;
+	return o->r.n_limited_series + o->r.n_limited_series_metric + o->r.n_limited_series_hidden +
+	       o->r.n_limited_series_rate;
+}
+
+/* The status of a write that dropped something: 429 (with Retry-After) when the
+ * tenant's new-series rate refused series, which a later resend stores (what was stored
+ * comes back as duplicates); else dflt. */
+static int drop_status(struct ts_net_response *resp, const struct outcome *o, int dflt)
+{
+	if (!o->r.n_limited_series_rate)
+		return dflt;
+	ts_net_response_header(resp, "Retry-After", "60");
+	return 429;
 }
 
 /* Takes n samples of the tenant's ingestion rate: 1 if allowed, else 0 with the refusal
@@ -607,7 +621,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	}
 	count_outcome(app, TS_PROTO_RW, &o);
 	if (n_rejected(&o) || o.invalid || o.r.n_invalid_series || o.histograms || n_limited(&o)) {
-		status = 400;
+		status = drop_status(resp, &o, 400);
 		summary(&b, &o);
 	}
 out:
@@ -762,7 +776,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	uint64_t dropped = n_rejected(&o) + o.r.n_invalid_series + n_limited(&o);
 	if (o.parse_errors || dropped) {
 		/* Samples outside retention are 422 for 2.x clients, as InfluxDB 2 answers. */
-		status = v2 && o.r.n_too_old == dropped ? 422 : 400;
+		status = drop_status(resp, &o, v2 && o.r.n_too_old == dropped ? 422 : 400);
 		snprintf(err, sizeof err, "partial write: %.200s dropped=%llu",
 			 o.parse_errors ? o.first_parse : o.first_msg,
 			 (unsigned long long)(dropped + o.parse_errors));
@@ -837,7 +851,7 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 		if (o->first_parse[0])
 			note(o, "%s", o->first_parse);
 		summary(&b, o);
-		text_reply(resp, 400, &b);
+		text_reply(resp, drop_status(resp, o, 400), &b);
 		return;
 	}
 	ts_sbuf_fini(&b);

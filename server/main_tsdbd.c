@@ -93,6 +93,9 @@ static const char usage[] =
 	"  --tenant.max-samples-per-second N  ingestion rate per tenant (all writes when\n"
 	"                            tenants are off), burst of one second's worth; past it:\n"
 	"                            429 with Retry-After, nothing of the request stored\n"
+	"  --tenant.max-new-series-per-minute N  new series per tenant and minute, burst of a\n"
+	"                            minute's worth; past it the new series are refused with\n"
+	"                            429 and Retry-After, the rest of the request is stored\n"
 	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
 	"                            and snapshot (off: they answer 404; takes no value)\n"
 	"  --help                    this text\n"
@@ -108,7 +111,7 @@ struct flags {
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
 	unsigned long long max_series, max_series_metric, query_max_samples, query_max_series;
-	unsigned long long tenant_max_series, tenant_rate;
+	unsigned long long tenant_max_series, tenant_rate, tenant_new_series;
 	int admin_api; /* --web.enable-admin-api */
 };
 
@@ -160,6 +163,7 @@ static const struct {
 	{ "--query.max-series", 1ull << 40, F(query_max_series) },
 	{ "--tenant.max-series", 1ull << 40, F(tenant_max_series) },
 	{ "--tenant.max-samples-per-second", 1ull << 40, F(tenant_rate) },
+	{ "--tenant.max-new-series-per-minute", 1ull << 31, F(tenant_new_series) },
 };
 #undef F
 #define N_OF(a) (sizeof a / sizeof *a)
@@ -419,20 +423,23 @@ int main(int argc, char **argv)
 		else
 			return bad("--log-level", f.log_level);
 	}
-	struct ts_db_opts dbo = { .ooo_window_ms = f.ooo_ms,
-				  .max_future_ms = f.future_ms,
-				  .retention_ms = retention_of(f.ret_raw_ms, f.retention_ms, 0),
-				  .retention_5m_ms = retention_of(f.ret_5m_ms, f.retention_ms, 1),
-				  .retention_1h_ms = retention_of(f.ret_1h_ms, f.retention_ms, 1),
-				  .partition_ms = f.partition_ms,
-				  .max_labels = (uint32_t)f.max_labels,
-				  .max_label_name_len = (uint32_t)f.max_name,
-				  .max_label_value_len = (uint32_t)f.max_value,
-				  .max_series = f.max_series,
-				  .max_series_per_metric = f.max_series_metric,
-				  .max_series_per_hidden = f.tenant_header ? f.tenant_max_series
-									   : 0,
-				  .hidden_label = f.tenant_header ? TS_TENANT_LABEL : NULL };
+	struct ts_db_opts dbo = {
+		.ooo_window_ms = f.ooo_ms,
+		.max_future_ms = f.future_ms,
+		.retention_ms = retention_of(f.ret_raw_ms, f.retention_ms, 0),
+		.retention_5m_ms = retention_of(f.ret_5m_ms, f.retention_ms, 1),
+		.retention_1h_ms = retention_of(f.ret_1h_ms, f.retention_ms, 1),
+		.partition_ms = f.partition_ms,
+		.max_labels = (uint32_t)f.max_labels,
+		.max_label_name_len = (uint32_t)f.max_name,
+		.max_label_value_len = (uint32_t)f.max_value,
+		.max_series = f.max_series,
+		.max_series_per_metric = f.max_series_metric,
+		.max_series_per_hidden = f.tenant_header ? f.tenant_max_series : 0,
+		.new_series_per_minute_per_hidden = f.tenant_header ? (uint32_t)f.tenant_new_series
+								    : 0,
+		.hidden_label = f.tenant_header ? TS_TENANT_LABEL : NULL
+	};
 	if (parse_sync(f.sync, &dbo))
 		return bad("--sync", f.sync);
 	if (!f.default_tenant)

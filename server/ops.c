@@ -24,7 +24,8 @@ static const char *reject_names[] = { "out_of_order",	   "duplicate_conflict", "
 _Static_assert(sizeof reject_names / sizeof *reject_names == TS_REJ_N, "a name per reason");
 static const char *limit_names[] = { "body_size",	  "decoded_size",  "labels",
 				     "request_series",	  "line_length",   "series",
-				     "series_per_metric", "tenant_series", "tenant_rate" };
+				     "series_per_metric", "tenant_series", "tenant_rate",
+				     "tenant_new_series" };
 _Static_assert(sizeof limit_names / sizeof *limit_names == TS_LIM_N, "a name per limit");
 
 static void head(struct ts_sbuf *b, const char *name, const char *type, const char *help)

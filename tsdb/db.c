@@ -464,7 +464,8 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 			return rc;
 	}
 	/* New series within the series limits, or refused whole (TS_ELIMIT). */
-	if (db->o.max_series || db->o.max_series_per_metric || db->o.max_series_per_hidden)
+	if (db->o.max_series || db->o.max_series_per_metric || db->o.max_series_per_hidden ||
+	    db->o.new_series_per_minute_per_hidden)
 		for (size_t i = 0; i < n; i++) {
 			struct ts_series *ns = prep[i].s;
 			int which;
@@ -482,8 +483,10 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 				res->n_limited_series++;
 			else if (which == 2)
 				res->n_limited_series_metric++;
-			else
+			else if (which == 3)
 				res->n_limited_series_hidden++;
+			else
+				res->n_limited_series_rate++;
 			if (!res->first_err) {
 				res->first_err = lrc;
 				res->first_err_series = i;

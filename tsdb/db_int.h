@@ -166,6 +166,8 @@ struct ts_db {
 		char *name; /* NULL: empty slot */
 		uint32_t len;
 		uint64_t hash, count;
+		double tokens;	 /* new series allowed now (kind 't'), -1: not started */
+		int64_t last_ms; /* when tokens was last refilled */
 	} * lim_names;
 	size_t lim_cap, lim_n;
 
@@ -371,7 +373,7 @@ void ts__head_free(struct ts_series *s);
 int ts__limits_init(struct ts_db *db);
 /* Counts a new series s (labels in[0..n)) if the limits allow it (db->mu held): 0, or
  * TS_ELIMIT with *which 1 (max_series), 2 (max_series_per_metric) or 3
- * (max_series_per_hidden) and why set, or
+ * (max_series_per_hidden) or 4 (new_series_per_minute_per_hidden) and why set, or
  * -ENOMEM. */
 int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why, size_t why_len);
 /* Uncounts s (db->mu held): a series counted whose samples were all refused, or one gc.c

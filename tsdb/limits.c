@@ -8,6 +8,7 @@
  * exists only when that limit is set.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
@@ -80,6 +81,7 @@ static uint64_t *value_count(struct ts_db *db, const struct ts_series *s, const 
 		c->len = kl;
 		c->hash = h;
 		c->count = 0;
+		c->tokens = -1;
 		db->lim_n++;
 	}
 	return &c->count;
@@ -106,7 +108,8 @@ static void count_one(void *arg, const struct ts_series *s)
 		else
 			(*c)++;
 	}
-	if (x->db->o.max_series_per_hidden && x->db->hidden_len) {
+	if ((x->db->o.max_series_per_hidden || x->db->o.new_series_per_minute_per_hidden) &&
+	    x->db->hidden_len) {
 		uint64_t *c = value_count(x->db, s, x->db->hidden, 't', &n, &l);
 		if (!c)
 			x->rc = -ENOMEM;
@@ -137,13 +140,38 @@ int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why
 		return TS_ELIMIT;
 	}
 	uint64_t *tc = NULL;
-	if (db->o.max_series_per_hidden && db->hidden_len) {
+	if ((db->o.max_series_per_hidden || db->o.new_series_per_minute_per_hidden) &&
+	    db->hidden_len) {
 		const char *n;
 		uint32_t l;
 		tc = value_count(db, s, db->hidden, 't', &n, &l);
 		if (!tc)
 			return -ENOMEM;
-		if (*tc >= db->o.max_series_per_hidden) {
+		uint32_t per_min = db->o.new_series_per_minute_per_hidden;
+		if (per_min) {
+			/* A token bucket on the count's entry: per_min a minute, burst per_min. */
+			struct ts__name_count *e =
+				(struct ts__name_count *)(void *)((char *)tc -
+								  offsetof(struct ts__name_count,
+									   count));
+			int64_t now = ts_wall_ms();
+			if (e->tokens < 0)
+				e->tokens = per_min;
+			else
+				e->tokens += (double)(now - e->last_ms) * per_min / 60000.0;
+			if (e->tokens > per_min)
+				e->tokens = per_min;
+			e->last_ms = now;
+			if (e->tokens < 1) {
+				*which = 4;
+				snprintf(why, why_len,
+					 "tenant new-series rate limit reached: %u new series per "
+					 "minute (new_series_per_minute)",
+					 per_min);
+				return TS_ELIMIT;
+			}
+		}
+		if (db->o.max_series_per_hidden && *tc >= db->o.max_series_per_hidden) {
 			*which = 3;
 			snprintf(why, why_len,
 				 "tenant series limit reached: %llu series (max_series_per_tenant)",
@@ -168,8 +196,13 @@ int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why
 		}
 		(*c)++;
 	}
-	if (tc)
+	if (tc) {
 		(*tc)++;
+		if (db->o.new_series_per_minute_per_hidden)
+			((struct ts__name_count *)(void *)((char *)tc -
+							   offsetof(struct ts__name_count, count)))
+				->tokens -= 1;
+	}
 	db->n_live++;
 	s->limit_counted = 1;
 	return 0;
@@ -202,7 +235,8 @@ void ts__limits_release(struct ts_db *db, struct ts_series *s)
 		db->n_live--;
 	if (db->o.max_series_per_metric)
 		uncount(db, s, "__name__", 'm');
-	if (db->o.max_series_per_hidden && db->hidden_len)
+	if ((db->o.max_series_per_hidden || db->o.new_series_per_minute_per_hidden) &&
+	    db->hidden_len)
 		uncount(db, s, db->hidden, 't');
 }
 

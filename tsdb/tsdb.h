@@ -70,6 +70,9 @@ struct ts_db_opts {
 	uint64_t max_series_per_metric;
 	uint64_t max_series_per_hidden; /* per value of hidden_label (tenants; series without
 					 * it count as one value) */
+	/* New series per minute per value of hidden_label, with a burst of one minute's
+	 * worth; past it a new series is refused (TS_ELIMIT) until the budget refills. */
+	uint32_t new_series_per_minute_per_hidden;
 	/* A label readers never see (tenants, server/tenant.c): left out of the labels a
 	 * series set gives (ts_series_set_labels), of label names, and its values are
 	 * never listed; matchers and appends use it as any label. NULL: none. Copied at
@@ -122,6 +125,7 @@ struct ts_append_result {
 	uint64_t n_limited_series;	  /* new series refused by max_series (TS_ELIMIT) */
 	uint64_t n_limited_series_metric; /* ... by max_series_per_metric (TS_ELIMIT) */
 	uint64_t n_limited_series_hidden; /* ... by max_series_per_hidden (TS_ELIMIT) */
+	uint64_t n_limited_series_rate;	  /* ... by new_series_per_minute_per_hidden */
 	int first_err;			  /* first rejection's code, 0 if none */
 	size_t first_err_series;	  /* index of the series it happened in */
 	char first_err_msg[256];	  /* human-readable, names the series and the reason */

@@ -216,6 +216,29 @@ class TenantLimitsTest(unittest.TestCase):
         self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_rate"), 1)
 
 
+class TenantNewSeriesRateTest(unittest.TestCase):
+    def test_new_series_per_minute(self):
+        s = tsdbtest.Server(["--tenant-header", H, "--tenant.max-new-series-per-minute", "3"])
+        try:
+            s.start()
+            t = tsdbtest.now_ms()
+
+            def rw(tenant, ks, v=1.0):
+                return s.post("/api/v1/write", tsdbtest.write_request(
+                    [({"__name__": "n", "k": k}, [(t, v)]) for k in ks]), dict(RW, **{H: tenant}))
+            r = rw("x", ["0", "1", "2", "3", "4"])  # a burst of 3: two refused
+            self.assertEqual(r.status, 429, r)
+            self.assertEqual(r.headers.get("retry-after"), "60")
+            self.assertIn("new-series rate limit", r.text)
+            self.assertIn("3 samples stored", r.text)
+            self.assertEqual(rw("x", ["0", "1", "2"]).status, 204)  # existing: fine
+            self.assertEqual(rw("y", ["0", "1", "2"]).status, 204)  # another tenant
+            m = peers.parse_metrics(s.get("/metrics").text)
+            self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_new_series"), 1)
+        finally:
+            s.cleanup()
+
+
 class TenantRetentionTest(unittest.TestCase):
     def test_retention_rule_per_tenant(self):
         s = tsdbtest.Server(["--tenant-header", H])
