@@ -64,15 +64,17 @@ struct ts_app_limits {
 
 struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */
 struct ts_tenant_rates;
+struct ts_tenant_counts;
 
 struct ts_app {
 	struct ts_db *db;
 	struct ts_net_server *net;
 	struct ts_app_limits lim;
 	struct ts_app_query_limits qlim;
-	const char *tenant_header;     /* --tenant-header; NULL: no tenants (tenant.h) */
-	const char *default_tenant;    /* --default-tenant */
-	struct ts_tenant_rates *rates; /* --tenant.max-samples-per-second; NULL: none */
+	const char *tenant_header;		/* --tenant-header; NULL: no tenants (tenant.h) */
+	const char *default_tenant;		/* --default-tenant */
+	struct ts_tenant_rates *rates;		/* --tenant.max-samples-per-second; NULL: none */
+	struct ts_tenant_counts *tenant_counts; /* per-tenant /metrics; NULL: no tenants */
 	const char *data_dir;
 	int64_t start_ms;
 	atomic_int ready;

@@ -314,6 +314,13 @@ static void count_outcome(struct ts_app *app, enum ts_proto proto, const struct 
 		atomic_fetch_add(&app->limited[TS_LIM_TENANT_SERIES], 1);
 	if (o->r.n_limited_series_rate)
 		atomic_fetch_add(&app->limited[TS_LIM_TENANT_NEW_SERIES], 1);
+	/* Per tenant: one limited request counts under the first limit it met. */
+	int lim = o->r.n_limited_series		 ? TS_LIM_SERIES
+		  : o->r.n_limited_series_metric ? TS_LIM_SERIES_PER_METRIC
+		  : o->r.n_limited_series_hidden ? TS_LIM_TENANT_SERIES
+		  : o->r.n_limited_series_rate	 ? TS_LIM_TENANT_NEW_SERIES
+						 : -1;
+	ts_tenant_count(app->tenant_counts, &o->tenant, o->r.n_appended, n_limited(o), lim);
 }
 
 /* New series the series limits refused (their samples were not stored). */
@@ -353,6 +360,7 @@ static int rate_reply(struct ts_app *app, struct ts_net_response *resp, const st
 	if (!o->rate_limited)
 		return 0;
 	atomic_fetch_add(&app->limited[TS_LIM_TENANT_RATE], 1);
+	ts_tenant_count(app->tenant_counts, &o->tenant, o->r.n_appended, 0, TS_LIM_TENANT_RATE);
 	char ra[32], msg[300];
 	snprintf(ra, sizeof ra, "%d", (int)o->rate_retry_s + 1);
 	ts_net_response_header(resp, "Retry-After", ra);

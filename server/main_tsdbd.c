@@ -473,6 +473,10 @@ int main(int argc, char **argv)
 	app.lim.max_value_len = f.max_value ? (uint32_t)f.max_value : 4096;
 	app.lim.max_line_bytes = f.max_line ? (size_t)f.max_line : 256u << 10;
 	app.tenant_header = f.tenant_header;
+	if (f.tenant_header && ts_tenant_counts_new(&app.tenant_counts)) {
+		fprintf(stderr, "tsdbd: out of memory\n");
+		return 1;
+	}
 	if (f.tenant_rate && ts_tenant_rates_new((double)f.tenant_rate, &app.rates)) {
 		fprintf(stderr, "tsdbd: out of memory\n");
 		return 1;
@@ -548,6 +552,7 @@ int main(int argc, char **argv)
 	ts_net_close(app.net);
 	ts_ingest_fini(&app);
 	ts_tenant_rates_free(app.rates);
+	ts_tenant_counts_free(app.tenant_counts);
 	pthread_mutex_destroy(&app.pool_mu);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));

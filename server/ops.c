@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server/app.h"
+#include "server/tenant.h"
 #include "server/sbuf.h"
 #include "storage/err.h"
 #include "storage/mem.h"
@@ -64,6 +65,50 @@ static double cpu_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Per-tenant families: which one a pass writes. Tenant names need no escaping (tenant.h
+ * allows no quote, backslash or line break). */
+struct tenant_pass {
+	struct ts_sbuf *b;
+	int kind; /* 0 samples, 1 series refused, 2 limited requests */
+};
+
+static void tenant_row(void *arg, const char *tenant, uint64_t samples, uint64_t refused,
+		       const uint64_t *limited)
+{
+	struct tenant_pass *p = arg;
+	if (p->kind == 0)
+		ts_sbuf_printf(p->b, "tsdb_tenant_samples_ingested_total{tenant=\"%s\"} %llu\n",
+			       tenant, (unsigned long long)samples);
+	else if (p->kind == 1)
+		ts_sbuf_printf(p->b, "tsdb_tenant_series_refused_total{tenant=\"%s\"} %llu\n",
+			       tenant, (unsigned long long)refused);
+	else
+		for (int i = 0; i < TS_LIM_N; i++)
+			if (limited[i])
+				ts_sbuf_printf(p->b,
+					       "tsdb_tenant_requests_limited_total{tenant=\"%s\","
+					       "limit=\"%s\"} %llu\n",
+					       tenant, limit_names[i],
+					       (unsigned long long)limited[i]);
+}
+
+static void tenant_metrics(struct ts_sbuf *b, struct ts_app *app)
+{
+	if (!app->tenant_counts)
+		return;
+	static const char *const fam[3][2] = {
+		{ "tsdb_tenant_samples_ingested_total", "Samples stored, per tenant." },
+		{ "tsdb_tenant_series_refused_total", "New series refused by a series limit, per "
+						      "tenant." },
+		{ "tsdb_tenant_requests_limited_total", "Writes limited, per tenant and limit." },
+	};
+	for (int k = 0; k < 3; k++) {
+		head(b, fam[k][0], "counter", fam[k][1]);
+		struct tenant_pass p = { b, k };
+		ts_tenant_counts_each(app->tenant_counts, tenant_row, &p);
+	}
+}
+
 static void h_metrics(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	(void)req;
@@ -96,6 +141,7 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 		       (unsigned long long)ls.limit_header);
 	ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"url_length\"} %llu\n",
 		       (unsigned long long)ls.limit_url);
+	tenant_metrics(&b, app);
 	counter_u64(&b, "tsdb_samples_duplicate_total",
 		    "Exact resends of stored samples, accepted without storing twice.",
 		    atomic_load(&app->duplicates));

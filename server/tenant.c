@@ -254,3 +254,96 @@ int ts_tenant_rate_take(struct ts_tenant_rates *r, const struct ts_tenant *t, ui
 	pthread_mutex_unlock(&r->mu);
 	return ok;
 }
+
+/* ---- per-tenant counters for /metrics ---- */
+
+struct counts_entry {
+	char name[TS_TENANT_MAX + 1]; /* "" empty slot */
+	uint64_t samples, series_refused;
+	uint64_t limited[TS_LIM_N];
+};
+
+struct ts_tenant_counts {
+	pthread_mutex_t mu;
+	struct counts_entry *v;
+	size_t cap, n;
+};
+
+int ts_tenant_counts_new(struct ts_tenant_counts **out)
+{
+	struct ts_tenant_counts *c = ts_calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return 0;
+}
+
+void ts_tenant_counts_free(struct ts_tenant_counts *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->mu);
+	ts_free(c->v);
+	ts_free(c);
+}
+
+/* The entry of name (mu held), created; NULL on out of memory. */
+static struct counts_entry *counts_of(struct ts_tenant_counts *c, const char *name)
+{
+	if (c->n * 2 >= c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct counts_entry *v = ts_calloc(cap, sizeof *v);
+		if (!v)
+			return NULL;
+		for (size_t i = 0; i < c->cap; i++)
+			if (c->v[i].name[0]) {
+				size_t j = name_hash(c->v[i].name) & (cap - 1);
+				while (v[j].name[0])
+					j = (j + 1) & (cap - 1);
+				v[j] = c->v[i];
+			}
+		ts_free(c->v);
+		c->v = v;
+		c->cap = cap;
+	}
+	size_t j = name_hash(name) & (c->cap - 1);
+	while (c->v[j].name[0] && strcmp(c->v[j].name, name))
+		j = (j + 1) & (c->cap - 1);
+	if (!c->v[j].name[0]) {
+		snprintf(c->v[j].name, sizeof c->v[j].name, "%s", name);
+		c->n++;
+	}
+	return &c->v[j];
+}
+
+void ts_tenant_count(struct ts_tenant_counts *c, const struct ts_tenant *t, uint64_t samples,
+		     uint64_t series_refused, int limit)
+{
+	if (!c || !t->on)
+		return;
+	pthread_mutex_lock(&c->mu);
+	struct counts_entry *e = counts_of(c, t->name);
+	if (e) {
+		e->samples += samples;
+		e->series_refused += series_refused;
+		if (limit >= 0 && limit < TS_LIM_N)
+			e->limited[limit]++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void ts_tenant_counts_each(struct ts_tenant_counts *c,
+			   void (*fn)(void *arg, const char *tenant, uint64_t samples,
+				      uint64_t series_refused, const uint64_t *limited),
+			   void *arg)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->v[i].name[0])
+			fn(arg, c->v[i].name, c->v[i].samples, c->v[i].series_refused,
+			   c->v[i].limited);
+	pthread_mutex_unlock(&c->mu);
+}

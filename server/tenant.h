@@ -82,4 +82,19 @@ void ts_tenant_rates_free(struct ts_tenant_rates *r);
 int ts_tenant_rate_take(struct ts_tenant_rates *r, const struct ts_tenant *t, uint64_t n,
 			double *retry_s);
 
+/* Counters per tenant for /metrics (samples stored, new series refused by a limit,
+ * requests limited by each limit of app.h's enum ts_limit). Thread-safe. */
+struct ts_tenant_counts;
+int ts_tenant_counts_new(struct ts_tenant_counts **out);
+void ts_tenant_counts_free(struct ts_tenant_counts *c);
+/* Adds to t's counters (nothing when c is NULL or tenancy is off); limit: an enum
+ * ts_limit to count one limited request under, or -1. */
+void ts_tenant_count(struct ts_tenant_counts *c, const struct ts_tenant *t, uint64_t samples,
+		     uint64_t series_refused, int limit);
+/* Calls fn for every tenant seen (under the table's lock: fn must not call back). */
+void ts_tenant_counts_each(struct ts_tenant_counts *c,
+			   void (*fn)(void *arg, const char *tenant, uint64_t samples,
+				      uint64_t series_refused, const uint64_t *limited),
+			   void *arg);
+
 #endif

@@ -197,6 +197,8 @@ class TenantLimitsTest(unittest.TestCase):
         self.assertIn("1 samples stored", r.text)
         m = peers.parse_metrics(self.s.get("/metrics").text)
         self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_series"), 1)
+        self.assertEqual(peers.metric(m, "tsdb_tenant_series_refused_total", tenant="x"), 1)
+        self.assertEqual(peers.metric(m, "tsdb_tenant_series_refused_total", tenant="y"), 0)
 
     def test_rate_per_tenant(self):
         t = tsdbtest.now_ms() - 600000
@@ -214,6 +216,11 @@ class TenantLimitsTest(unittest.TestCase):
         self.assertEqual(sorted(x["value"][1] for x in got), ["500", "500"])  # nothing of the 429
         m = peers.parse_metrics(self.s.get("/metrics").text)
         self.assertEqual(peers.metric(m, "tsdb_requests_limited_total", limit="tenant_rate"), 1)
+        # and per tenant
+        self.assertEqual(peers.metric(m, "tsdb_tenant_requests_limited_total", tenant="x",
+                                      limit="tenant_rate"), 1)
+        self.assertEqual(peers.metric(m, "tsdb_tenant_samples_ingested_total", tenant="x"), 1000)
+        self.assertEqual(peers.metric(m, "tsdb_tenant_samples_ingested_total", tenant="y"), 1000)
 
 
 class TenantNewSeriesRateTest(unittest.TestCase):
