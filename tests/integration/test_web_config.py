@@ -163,6 +163,11 @@ class WebConfigTest(unittest.TestCase):
                 ("GET", "/api/v1/labels", None, None, None),
                 ("POST", "/api/v1/write", None, body, rw),
                 ("GET", "/no/such/path", None, None, None),
+                ("POST", "/grafana/metrics", None, b"{}", {"Content-Type": "application/json"}),
+                ("POST", "/grafana/query", None, json.dumps(
+                    {"range": {"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:00:00Z"},
+                     "targets": [{"refId": "A", "target": "m"}]}).encode(),
+                 {"Content-Type": "application/json"}),
                 ("POST", "/api/v1/admin/tsdb/snapshot", None, b"", None)):
             for user in ("", "alice:wrong", "carol:s3cret", "bob:s3cret", "alice:"):
                 r = s.request(method, path, params, data, hdrs, user=user)
