@@ -53,6 +53,24 @@ static double fsgn(double v)
 	return v < 0 ? -1 : v > 0 ? 1 : v;
 }
 
+/* Go's math.Log2 and math.Log10, which Prometheus uses: built on the natural log, so
+ * their last bit can differ from C's log2/log10; count_values and label functions turn
+ * values into label text, where one ulp makes another series. The constants are 1/ln 2
+ * and 1/ln 10 rounded once, as Go's constant arithmetic gives them. */
+static double go_log2(double v)
+{
+	int e;
+	double f = frexp(v, &e);
+	if (f == 0.5)
+		return (double)(e - 1); /* exact for powers of two */
+	return log(f) * 1.44269504088896340735992468100189214 + (double)e;
+}
+
+static double go_log10(double v)
+{
+	return log(v) * 0.43429448190325182765112891891660508;
+}
+
 static double simple(enum ts_func_id id, double v)
 {
 	switch (id) {
@@ -62,8 +80,8 @@ static double simple(enum ts_func_id id, double v)
 	case TS_FN_EXP: return exp(v);
 	case TS_FN_SQRT: return sqrt(v);
 	case TS_FN_LN: return log(v);
-	case TS_FN_LOG2: return log2(v);
-	case TS_FN_LOG10: return log10(v);
+	case TS_FN_LOG2: return go_log2(v);
+	case TS_FN_LOG10: return go_log10(v);
 	case TS_FN_SIN: return sin(v);
 	case TS_FN_COS: return cos(v);
 	case TS_FN_TAN: return tan(v);
