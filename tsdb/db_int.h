@@ -367,6 +367,14 @@ int ts__head_restore(struct ts_series *s, const uint8_t *p, size_t len);
 /* Frees the head's memory (open chunk, OOO buffer, pending chunks). */
 void ts__head_free(struct ts_series *s);
 
+/* ---- select.c, for look-ups ---- */
+
+/* The series matching m as a set holding only the series (ts_series_set_id works, its
+ * labels, samples and chunks are not there): for label look-ups. Free it with
+ * ts_series_set_free. Errors as ts_db_select. */
+int ts__select_series(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
+		      struct ts_series_set **out, char *msg, size_t msg_len);
+
 /* ---- limits.c: max_series, max_series_per_metric ---- */
 
 /* Counts the series already there (at open, before anything is served). 0 or -ENOMEM. */
