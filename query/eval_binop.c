@@ -25,6 +25,22 @@ struct binop {
 	bool swap; /* vector/scalar: the scalar is on the left */
 	struct qmap m1, m2;
 	struct qlb lb;
+	/* Across the steps of a range query, per input series: its matching signature,
+	 * and per (left, right) pair the result's labels, so they are worked out once
+	 * rather than at every step. Keyed by the series' label array, which the step
+	 * driver takes from the operands' matrices: one stable array per series for the
+	 * whole evaluation. Keys and values live in the query's perm arena. */
+	struct qmap sigc, resc;
+	struct sigent {
+		const char *k;
+		size_t kl;
+	} * sigs;
+	size_t n_sigs, cap_sigs;
+	struct resent {
+		const struct ts_label *ml;
+		uint32_t nml;
+	} * res;
+	size_t n_res, cap_res;
 };
 
 static bool drops_name(enum ts_binop op)
@@ -55,24 +71,48 @@ static double elem(enum ts_binop op, double l, double r, bool *keep)
 	}
 }
 
-/* Signature of a sample's labels for matching, copied into scratch. */
-static int sig(struct qctx *c, const struct binop *b, const struct qsample *s, const char **k,
+/* A pointer as a map key: its bytes, copied into the perm arena. */
+static const char *ptr_key(struct qctx *c, const void *a, const void *b, size_t *len)
+{
+	*len = b ? 2 * sizeof a : sizeof a;
+	char *k = ts__qa_alloc(&c->perm, *len);
+	if (k) {
+		memcpy(k, &a, sizeof a);
+		if (b)
+			memcpy(k + sizeof a, &b, sizeof b);
+	}
+	return k;
+}
+
+/* Signature of a sample's labels for matching (cached per series, in perm). */
+static int sig(struct qctx *c, struct binop *b, const struct qsample *s, const char **k,
 	       size_t *len)
 {
+	const void *lab = s->lab;
+	size_t ci = ts__qmap_find(&b->sigc, (const char *)&lab, sizeof lab);
+	if (ci != TS__QMAP_NONE) {
+		*k = b->sigs[ci].k;
+		*len = b->sigs[ci].kl;
+		return 0;
+	}
 	int64_t n = ts__ql_key(c, s->lab, s->n_lab, b->vm->on ? TS__QKEY_ON : TS__QKEY_IGNORING,
 			       b->vm->labels.names, b->vm->labels.n);
 	if (n < 0)
 		return (int)n;
-	char *p = ts__qa_strndup(&c->scratch, c->kbuf, (size_t)n);
-	if (!p)
+	char *p = ts__qa_strndup(&c->perm, c->kbuf, (size_t)n);
+	size_t pkl;
+	const char *pk = p ? ptr_key(c, lab, NULL, &pkl) : NULL;
+	if (!pk || ts_grow((void **)&b->sigs, &b->cap_sigs, b->n_sigs + 1, sizeof *b->sigs) ||
+	    ts__qmap_put(&b->sigc, pk, pkl, b->n_sigs))
 		return ts__q_nomem(c);
+	b->sigs[b->n_sigs++] = (struct sigent){ p, (size_t)n };
 	*k = p;
 	*len = (size_t)n;
 	return 0;
 }
 
 /* The signature of s and where it is in b->m1 (TS__QMAP_NONE: not there). */
-static int sig_find(struct qctx *c, const struct binop *b, const struct qsample *s, const char **k,
+static int sig_find(struct qctx *c, struct binop *b, const struct qsample *s, const char **k,
 		    size_t *len, size_t *idx)
 {
 	*k = NULL;
@@ -119,6 +159,35 @@ static int result_metric(struct qctx *c, struct binop *b, const struct qsample *
 	if (b->ret_bool)
 		rc = ts__ql_drop_name(c, *out, *n_out, out, n_out);
 	return rc;
+}
+
+/* result_metric, cached per (left, right) series pair across steps (in perm). */
+static int result_metric_cached(struct qctx *c, struct binop *b, const struct qsample *l,
+				const struct qsample *r, const struct ts_label **out,
+				uint32_t *n_out)
+{
+	const void *key[2] = { l->lab, r->lab };
+	size_t ci = ts__qmap_find(&b->resc, (const char *)key, sizeof key);
+	if (ci != TS__QMAP_NONE) {
+		*out = b->res[ci].ml;
+		*n_out = b->res[ci].nml;
+		return 0;
+	}
+	const struct ts_label *ml;
+	uint32_t nml;
+	struct ts_label *kept;
+	size_t pkl;
+	int rc = result_metric(c, b, l, r, &ml, &nml);
+	if (rc || (rc = ts__ql_copy(c, &c->perm, ml, nml, &kept)))
+		return rc;
+	const char *pk = ptr_key(c, l->lab, r->lab, &pkl);
+	if (!pk || ts_grow((void **)&b->res, &b->cap_res, b->n_res + 1, sizeof *b->res) ||
+	    ts__qmap_put(&b->resc, pk, pkl, b->n_res))
+		return ts__q_nomem(c);
+	b->res[b->n_res++] = (struct resent){ kept, nml };
+	*out = kept;
+	*n_out = nml;
+	return 0;
 }
 
 /* Labels kept for the duplicate-series message (Labels.MatchLabels). */
@@ -233,9 +302,9 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 			value = keep ? 1.0 : 0.0;
 		else if (!keep)
 			continue;
-		const struct ts_label *ml;
-		uint32_t nml;
-		if ((rc = result_metric(c, b, ls, rs, &ml, &nml)) ||
+		const struct ts_label *ml = NULL;
+		uint32_t nml = 0;
+		if ((rc = result_metric_cached(c, b, ls, rs, &ml, &nml)) ||
 		    (rc = unique_match(c, b, k, kl, ml, nml)) ||
 		    (rc = ts__qv_push(c, out, ml, nml, ts, value)))
 			return rc;
@@ -394,6 +463,10 @@ out:
 	ts__q_value_fini(c, &r);
 	ts__qmap_fini(&b.m1);
 	ts__qmap_fini(&b.m2);
+	ts__qmap_fini(&b.sigc);
+	ts__qmap_fini(&b.resc);
+	ts_free(b.sigs);
+	ts_free(b.res);
 	ts__qlb_fini(&b.lb);
 	return rc;
 }
