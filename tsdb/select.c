@@ -299,6 +299,22 @@ static void ids_subtract(struct ids *a, const struct ids *b)
  * is collected when selecting (want == 1: a superset) and left out when excluding
  * (want == 0: never subtract a series that may match), and *uncertain is set so the
  * caller re-checks the real labels of every candidate. */
+/* The literal prefix every value a regex matches starts with (Prometheus' regexes are
+ * anchored): the leading run of plain characters, less its last one when a quantifier
+ * follows it. 0 when there is none to rely on: an alternation anywhere, an escape or a
+ * group first. Only bounds a scan; every value is still matched. */
+static size_t regex_prefix(const char *re, size_t n)
+{
+	if (memchr(re, '|', n))
+		return 0;
+	size_t i = 0;
+	while (i < n && !strchr("\\.^$?*+()[]{}", re[i]))
+		i++;
+	if (i < n && strchr("?*{+", re[i]) && i > 0)
+		i--; /* the last character is quantified */
+	return i;
+}
+
 static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int want,
 		   struct ids *out, int *uncertain)
 {
@@ -317,12 +333,26 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int 
 	size_t pl = m->name_len + 1;
 	memcpy(key, m->name, m->name_len);
 	key[m->name_len] = 0;
-	for (rc = ts_cursor_seek(c, key, pl); rc == 0;) {
+	/* A regex selecting values: only those with its literal prefix can match, and they
+	 * sit together in key order (e.g. instance=~"host-000.*" reads host-000*, not every
+	 * instance). */
+	size_t fix = 0;
+	if (m->type == TS_MATCH_RE && want) {
+		fix = regex_prefix(m->value, m->value_len);
+		/* Keys hold at most TS_FORMAT_POSTING_VALUE_MAX bytes of a value (longer ones
+		 * are cut): a longer prefix would pass over them. */
+		if (fix >= TS_FORMAT_POSTING_VALUE_MAX)
+			fix = TS_FORMAT_POSTING_VALUE_MAX - 1;
+		if (pl + fix > sizeof key)
+			fix = 0;
+		memcpy(key + pl, m->value, fix);
+	}
+	for (rc = ts_cursor_seek(c, key, pl + fix); rc == 0;) {
 		const void *k, *v;
 		size_t kl, vl;
 		if ((rc = ts_cursor_get(c, &k, &kl, &v, &vl)))
 			break;
-		if (kl < pl || memcmp(k, key, pl) != 0)
+		if (kl < pl + fix || memcmp(k, key, pl + fix) != 0)
 			break;
 		const char *val = (const char *)k + pl;
 		size_t val_len = kl - pl;

@@ -90,16 +90,42 @@ static void rand_matcher(uint64_t *rs, const struct tseries *s, size_t n, struct
 			 char *value)
 {
 	static const char *const res[] = {
-		"x*",	  "x+",		  "x*y",       "x*z",	      "x{250}.*",
-		"x{251}", ".*a.",	  "(x|y)*z",   "(x|xx)*y",    ".+",
-		"",	  "x{249}[xyz]?", "((x|y)*)*", "(x*a|x*b)x?", "[^y]*(y|z|ab)x?",
-		"p|q",	  "x{5}",	  ".*",
+		"x*",
+		"x+",
+		"x*y",
+		"x*z",
+		"x{250}.*",
+		"x{251}",
+		".*a.",
+		"(x|y)*z",
+		"(x|xx)*y",
+		".+",
+		"",
+		"x{249}[xyz]?",
+		"((x|y)*)*",
+		"(x*a|x*b)x?",
+		"[^y]*(y|z|ab)x?",
+		"p|q",
+		"x{5}",
+		".*",
+		/* Literal prefixes, which bound the postings scan (select.c, regex_prefix),
+		 * one of them longer than the part of a value a posting key holds. */
+		"xx.*",
+		"xxx+",
+		"xxxxa.*",
+		"pq?",
+		"q.*",
+		"LONG",
 	};
 	uint64_t r = tu_rand(rs);
 	m->name = r % 7 == 0 ? "c" : r % 7 == 1 ? "b" : "a";
 	m->type = (enum ts_match_type)((r >> 8) % 4);
 	if (m->type == TS_MATCH_RE || m->type == TS_MATCH_NRE) {
 		snprintf(value, MAX_VAL + 32, "%s", res[(r >> 16) % (sizeof res / sizeof res[0])]);
+		if (!strcmp(value, "LONG")) { /* 260 x, then anything */
+			memset(value, 'x', 260);
+			strcpy(value + 260, ".*");
+		}
 	} else {
 		/* A value some series has (or a near miss of one), or "". */
 		const struct tseries *t = &s[(r >> 16) % n];
