@@ -409,21 +409,32 @@ static int store_args(int argc, char **argv, struct bstore **st, const char **to
 	return CTL_RUN;
 }
 
+/* The store the arguments name and its backups (list, prune): CTL_RUN, or an exit code
+ * after a message. */
+static int store_list(int argc, char **argv, size_t *keep, struct bstore **st, const char **to,
+		      char ***names, size_t *n)
+{
+	int ex = store_args(argc, argv, st, to, keep);
+	if (ex != CTL_RUN)
+		return ex;
+	int rc = bstore_list(*st, names, n);
+	if (rc) {
+		fprintf(stderr, "tsdbctl: %s: %s\n", *to, ts_strerror(rc));
+		bstore_close(*st);
+		return EXIT_FAIL;
+	}
+	return CTL_RUN;
+}
+
 static int do_list(int argc, char **argv)
 {
 	const char *to = NULL;
 	struct bstore *st;
-	int ex = store_args(argc, argv, &st, &to, NULL);
-	if (ex != CTL_RUN)
-		return ex;
 	char **names;
 	size_t n;
-	int rc = bstore_list(st, &names, &n);
-	if (rc) {
-		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
-		bstore_close(st);
-		return EXIT_FAIL;
-	}
+	int ex = store_list(argc, argv, NULL, &st, &to, &names, &n);
+	if (ex != CTL_RUN)
+		return ex;
 	int bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct bstore_manifest m;
@@ -478,21 +489,16 @@ static int do_prune(int argc, char **argv)
 	const char *to = NULL;
 	size_t keep = 0;
 	struct bstore *st;
-	int ex = store_args(argc, argv, &st, &to, &keep);
-	if (ex != CTL_RUN)
-		return ex;
 	char **names;
 	size_t n;
-	int rc = bstore_list(st, &names, &n);
-	if (rc) {
-		fprintf(stderr, "tsdbctl: %s: %s\n", to, ts_strerror(rc));
-		bstore_close(st);
-		return EXIT_FAIL;
-	}
+	int ex = store_list(argc, argv, &keep, &st, &to, &names, &n);
+	if (ex != CTL_RUN)
+		return ex;
 	/* Read the kept manifests first: one that does not parse stops the prune (its
 	 * objects would be collected). */
 	struct sweep w = { .st = st };
 	size_t cap = 0;
+	int rc = 0;
 	for (size_t i = n > keep ? n - keep : 0; i < n && rc == 0; i++) {
 		struct bstore_manifest m;
 		char why[300];
