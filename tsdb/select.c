@@ -253,7 +253,13 @@ static void ids_sort_unique(struct ids *s)
 {
 	if (s->n < 2)
 		return;
-	qsort(s->v, s->n, sizeof *s->v, u64_cmp);
+	/* One postings list (an equality matcher, a regex matching one value) comes
+	 * sorted already: then the sort, n log n even on sorted input, is skipped. */
+	size_t run = 1;
+	while (run < s->n && s->v[run - 1] <= s->v[run])
+		run++;
+	if (run < s->n)
+		qsort(s->v, s->n, sizeof *s->v, u64_cmp);
 	size_t k = 1;
 	for (size_t i = 1; i < s->n; i++)
 		if (s->v[i] != s->v[k - 1])
