@@ -354,13 +354,16 @@ static int rate_ok(struct ts_app *app, struct outcome *o, uint64_t n)
 	return 0;
 }
 
-/* Answers 429 when the tenant's ingestion rate refused samples: 1 if it did. */
-static int rate_reply(struct ts_app *app, struct ts_net_response *resp, const struct outcome *o)
+/* Answers 429 when the tenant's ingestion rate refused samples: 1 if it did. What
+ * earlier slices of a text import stored is counted as any write's. */
+static int rate_reply(struct ts_app *app, struct ts_net_response *resp, enum ts_proto proto,
+		      const struct outcome *o)
 {
 	if (!o->rate_limited)
 		return 0;
+	count_outcome(app, proto, o);
 	atomic_fetch_add(&app->limited[TS_LIM_TENANT_RATE], 1);
-	ts_tenant_count(app->tenant_counts, &o->tenant, o->r.n_appended, 0, TS_LIM_TENANT_RATE);
+	ts_tenant_count(app->tenant_counts, &o->tenant, 0, 0, TS_LIM_TENANT_RATE);
 	char ra[32], msg[300];
 	snprintf(ra, sizeof ra, "%d", (int)o->rate_retry_s + 1);
 	ts_net_response_header(resp, "Retry-After", ra);
@@ -612,7 +615,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 			n_smp += c->in[i].n_samples;
 		if (!rate_ok(app, &o, n_smp)) {
 			ctx_put(app, c);
-			rate_reply(app, resp, &o);
+			rate_reply(app, resp, TS_PROTO_RW, &o);
 			ts_sbuf_fini(&b);
 			return;
 		}
@@ -770,7 +773,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 	}
 	batch_flush(app, &c->b, &o);
 	batch_clear(&c->b);
-	if (rate_reply(app, resp, &o)) {
+	if (rate_reply(app, resp, TS_PROTO_INFLUX, &o)) {
 		ts_params_fini(&p);
 		ctx_put(app, c);
 		return;
@@ -841,7 +844,7 @@ static void finish_import(struct ts_app *app, struct ts_ingest_ctx *c, struct ts
 		batch_flush(app, &c->b, o);
 	batch_clear(&c->b);
 	ctx_put(app, c);
-	if (rate_reply(app, resp, o))
+	if (rate_reply(app, resp, proto, o))
 		return;
 	if (rc < 0 && rc != TS_EINVALID) {
 		ts_sbuf_str(&b, rc == -ENOMEM ? "out of memory" : ts_strerror(rc));

@@ -260,6 +260,9 @@ static int conn_write(struct net_conn *c, struct ts_net_response *x, char *head,
 		wr->data = NULL;
 		wr->head = enc;
 		if (trc) {
+			/* As a failed uv_write below: a stream piece is done (dropped). */
+			if (x && counted)
+				net_x_piece_done(x);
 			ts_free(enc);
 			ts_free(wr);
 			conn_close(c);

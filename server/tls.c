@@ -4,6 +4,7 @@
 #include "server/tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -211,12 +212,19 @@ int ts_tls_take_output(struct ts_tls *t, char **buf, size_t *n)
 	char *b = ts_malloc(pending);
 	if (!b)
 		return -ENOMEM;
-	int r = BIO_read(t->out, b, (int)pending);
-	if (r <= 0) {
+	size_t got = 0;
+	while (got < pending) { /* BIO_read takes an int: read past 2 GiB in pieces */
+		size_t want = pending - got < INT_MAX ? pending - got : INT_MAX;
+		int r = BIO_read(t->out, b + got, (int)want);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (!got) {
 		ts_free(b);
 		return 0;
 	}
 	*buf = b;
-	*n = (size_t)r;
+	*n = got;
 	return 0;
 }

@@ -452,6 +452,15 @@ class PromBlocksTest(unittest.TestCase):
         rc, _, err = ctl("import", "--from", os.path.join(self.tmp, "absent.jsonl"),
                          "--data-dir", dst)
         self.assertEqual(rc, 1, err)
+        # a series the engine refuses whole (70 labels, over --max-labels' 64) is a
+        # rejection, not a silent skip
+        wide = {"__name__": "wide"}
+        wide.update({"l%d" % i: "v" for i in range(70)})
+        rc, _, err = ctl("import", "--data-dir", dst, stdin=(json.dumps(
+            {"metric": wide, "values": [1, 2], "timestamps": [T0, T0 + 1000]}) + "\n").encode())
+        self.assertEqual(rc, 1, err)
+        self.assertIn("2 rejected", err)
+        self.assertIn("too many labels", err)
 
 
 if __name__ == "__main__":

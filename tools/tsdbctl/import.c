@@ -34,18 +34,23 @@
 #include "wire/jsonl.h"
 
 struct totals {
-	uint64_t series, new_series, samples_read, appended, duplicate, rejected, hist_chunks,
-		deleted;
+	uint64_t new_series, samples_read, appended, duplicate, rejected, hist_chunks, deleted;
 	int first_err;
 	char first_msg[256];
 };
 
-static void add_result(struct totals *t, const struct ts_append_result *r)
+/* Sums an append of in[0..n) into t. A series refused whole (bad labels, a series
+ * limit: series_rc TS_EINVALID or TS_ELIMIT) counts its samples as rejected. */
+static void add_result(struct totals *t, const struct ts_append_result *r,
+		       const struct ts_series_in *in, size_t n, const int *series_rc)
 {
 	t->appended += r->n_appended;
 	t->new_series += r->n_new_series;
 	t->duplicate += r->n_duplicate;
 	uint64_t rej = r->n_out_of_order + r->n_conflict + r->n_too_old + r->n_too_future;
+	for (size_t i = 0; i < n; i++)
+		if (series_rc[i] == TS_EINVALID || series_rc[i] == TS_ELIMIT)
+			rej += in[i].n_samples;
 	t->rejected += rej;
 	if (r->first_err && !t->first_err) {
 		t->first_err = r->first_err;
@@ -71,9 +76,13 @@ static int batch_flush(struct ts_db *db, struct batch *b, struct totals *t)
 	for (size_t i = 0; i < b->n_ser; i++)
 		b->ser[i].samples = b->smp + b->first[i];
 	struct ts_append_result r;
-	int rc = ts_db_append(db, b->ser, b->n_ser, &r, NULL);
+	int *src = ts_calloc(b->n_ser, sizeof *src);
+	if (!src)
+		return -ENOMEM;
+	int rc = ts_db_append(db, b->ser, b->n_ser, &r, src);
 	if (rc == 0)
-		add_result(t, &r);
+		add_result(t, &r, b->ser, b->n_ser, src);
+	ts_free(src);
 	b->n_ser = 0;
 	b->n_smp = 0;
 	return rc;
@@ -381,7 +390,6 @@ static int import_block(struct ts_db *db, const struct pblock *pb, struct batch 
 		}
 		if (rc)
 			break;
-		t->series++;
 		if (b->n_smp > first) {
 			if (ts_grow((void **)&b->ser, &b->cap_ser, b->n_ser + 1, sizeof *b->ser) ||
 			    ts_grow((void **)&b->first, &b->cap_first, b->n_ser + 1,
@@ -513,7 +521,6 @@ static int import_jsonl(struct ts_db *db, const char *from, struct totals *t, ui
 				rc = got;
 				break;
 			}
-			t->series++;
 			t->samples_read += s.n_samples;
 			/* Split lines of more than 2^32 samples (the append's count). */
 			for (size_t o = 0; o < s.n_samples && rc == 0; o += UINT32_MAX) {
@@ -522,9 +529,10 @@ static int import_jsonl(struct ts_db *db, const char *from, struct totals *t, ui
 				struct ts_series_in in = { s.labels, s.n_labels, s.samples + o,
 							   (uint32_t)k };
 				struct ts_append_result res;
-				rc = ts_db_append(db, &in, 1, &res, NULL);
+				int src = 0;
+				rc = ts_db_append(db, &in, 1, &res, &src);
 				if (rc == 0)
-					add_result(t, &res);
+					add_result(t, &res, &in, 1, &src);
 			}
 			if (rc)
 				break;
