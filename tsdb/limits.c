@@ -49,11 +49,15 @@ static int grow(struct ts_db *db)
 	return 0;
 }
 
-/* The count of the value of `label` in s (absent: ""), kept under kind ('m' for
- * metric names, 't' for the hidden label's values), created at 0 when absent; NULL on
- * -ENOMEM. *value and *len get the value. */
-static uint64_t *value_count(struct ts_db *db, const struct ts_series *s, const char *label,
-			     char kind, const char **value, uint32_t *len)
+#define KEY_MAX (4096 + 1)
+
+/* The table key of s's value of `label` (absent: "") under kind ('m' for metric names,
+ * 't' for the hidden label's values): kind, then the value, so one table holds both.
+ * Values past 4 KiB (only metric names can be, with a raised
+ * --max-label-value-length) count by their first 4 KiB. Returns the key's length;
+ * *value and *len get the value. */
+static uint32_t count_key(const struct ts_series *s, const char *label, char kind,
+			  char key[KEY_MAX], const char **value, uint32_t *len)
 {
 	const char *v = "";
 	uint32_t vl = 0;
@@ -63,13 +67,21 @@ static uint64_t *value_count(struct ts_db *db, const struct ts_series *s, const 
 	}
 	*value = v;
 	*len = vl;
-	if (grow(db))
-		return NULL;
-	/* The key is kind, then the value: one table for both kinds. */
-	char key[4096 + 2];
-	uint32_t kl = vl < sizeof key - 1 ? vl + 1 : (uint32_t)sizeof key - 1;
+	uint32_t kl = vl < KEY_MAX - 1 ? vl + 1 : KEY_MAX;
 	key[0] = kind;
 	memcpy(key + 1, v, kl - 1);
+	return kl;
+}
+
+/* The count of s's value of `label` under kind, created at 0 when absent; NULL on
+ * -ENOMEM. *value and *len get the value. */
+static uint64_t *value_count(struct ts_db *db, const struct ts_series *s, const char *label,
+			     char kind, const char **value, uint32_t *len)
+{
+	if (grow(db))
+		return NULL;
+	char key[KEY_MAX];
+	uint32_t kl = count_key(s, label, kind, key, value, len);
 	uint64_t h = XXH3_64bits(key, kl);
 	struct ts__name_count *c = slot(db, key, kl, h);
 	if (!c->name) {
@@ -211,16 +223,12 @@ int ts__limits_take(struct ts_db *db, struct ts_series *s, int *which, char *why
 /* Decrements the count of s's value of `label` under kind, if there is one. */
 static void uncount(struct ts_db *db, const struct ts_series *s, const char *label, char kind)
 {
-	const char *v = "";
-	uint32_t vl = 0;
 	if (!db->lim_cap)
 		return;
-	if (ts_labels_get(s->packed, s->packed_len, label, &v, &vl) != 1)
-		vl = 0;
-	char key[4096 + 2];
-	uint32_t kl = vl < sizeof key - 1 ? vl + 1 : (uint32_t)sizeof key - 1;
-	key[0] = kind;
-	memcpy(key + 1, v, kl - 1);
+	char key[KEY_MAX];
+	const char *v;
+	uint32_t vl;
+	uint32_t kl = count_key(s, label, kind, key, &v, &vl);
 	struct ts__name_count *c = slot(db, key, kl, XXH3_64bits(key, kl));
 	if (c->name && c->count)
 		c->count--;
