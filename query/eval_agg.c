@@ -251,6 +251,18 @@ static int agg_find_group(struct qctx *c, struct agg *a, const struct ts_label *
 	return 0;
 }
 
+/* A group's state after its first element, of value v. */
+static void group_start(enum ts_aggop op, struct group *g, double v)
+{
+	g->value = v;
+	g->mean = v;
+	g->count = 1;
+	if (op == TS_AGG_STDVAR || op == TS_AGG_STDDEV)
+		g->value = 0;
+	else if (op == TS_AGG_GROUP)
+		g->value = 1;
+}
+
 /* Opens the group of sample s (labels `metric`; key in c->kbuf) with s as its first
  * element. */
 static int agg_new_group(struct qctx *c, struct agg *a, const struct ts_label *metric,
@@ -267,13 +279,8 @@ static int agg_new_group(struct qctx *c, struct agg *a, const struct ts_label *m
 	a->n_g++;
 	if (ts__qmap_put(&a->map, key, klen, a->n_g - 1))
 		return ts__q_nomem(c);
-	g->value = s->v;
-	g->mean = s->v;
-	g->count = 1;
+	group_start(a->op, g, s->v);
 	switch (a->op) {
-	case TS_AGG_STDVAR:
-	case TS_AGG_STDDEV: g->value = 0; break;
-	case TS_AGG_GROUP: g->value = 1; break;
 	case TS_AGG_TOPK:
 	case TS_AGG_BOTTOMK:
 	case TS_AGG_QUANTILE: return hpush_raw(c, g, s);
@@ -349,19 +356,27 @@ static int agg_add(struct qctx *c, struct agg *a, struct group *g, const struct 
 	return 0;
 }
 
+/* The outcome of a group of one of the operators whose outcome is one number. */
+static double group_value(enum ts_aggop op, const struct group *g)
+{
+	switch (op) {
+	case TS_AGG_AVG: return g->mean;
+	case TS_AGG_COUNT:
+	case TS_AGG_COUNT_VALUES: return g->count;
+	case TS_AGG_STDVAR: return g->value / g->count;
+	case TS_AGG_STDDEV: return sqrt(g->value / g->count);
+	default: return g->value;
+	}
+}
+
 /* Appends every group's outcome to out. */
 static int agg_emit(struct qctx *c, struct agg *a, double q, int64_t ts, struct qvector *out)
 {
 	int rc;
 	for (size_t i = 0; i < a->n_g; i++) {
 		struct group *g = &a->g[i];
-		double v = g->value;
+		double v = group_value(a->op, g);
 		switch (a->op) {
-		case TS_AGG_AVG: v = g->mean; break;
-		case TS_AGG_COUNT:
-		case TS_AGG_COUNT_VALUES: v = g->count; break;
-		case TS_AGG_STDVAR: v = g->value / g->count; break;
-		case TS_AGG_STDDEV: v = sqrt(g->value / g->count); break;
 		case TS_AGG_TOPK:
 		case TS_AGG_BOTTOMK:
 			/* The elements themselves, with their own labels, best first. */
@@ -429,6 +444,125 @@ static int step_agg(struct qev *ev, void *arg, struct qvector *in, int64_t ts, s
 	return agg_emit(c, a, q, ts, out);
 }
 
+/* Whether op's groups depend on its elements' labels only and its outcome is one number
+ * per group: then each input series' group is resolved once, not at every step. */
+static bool agg_by_series(enum ts_aggop op)
+{
+	switch (op) {
+	case TS_AGG_SUM:
+	case TS_AGG_AVG:
+	case TS_AGG_MAX:
+	case TS_AGG_MIN:
+	case TS_AGG_COUNT:
+	case TS_AGG_GROUP:
+	case TS_AGG_STDDEV:
+	case TS_AGG_STDVAR: return true;
+	default: return false;
+	}
+}
+
+/* Gives each series of m its group: gid[i] indexes a->g, whose labels are in the perm
+ * arena. */
+static int agg_resolve_groups(struct qctx *c, struct agg *a, const struct qmatrix *m, size_t *gid)
+{
+	int rc = 0;
+	for (size_t i = 0; i < m->n && rc == 0; i++) {
+		size_t gi, klen;
+		if ((rc = agg_find_group(c, a, m->s[i].lab, m->s[i].n_lab, &gi, &klen)))
+			break;
+		if (gi == TS__QMAP_NONE) {
+			char *key = ts__qa_strndup(&c->perm, c->kbuf, klen);
+			if (!key || ts_grow((void **)&a->g, &a->cap_g, a->n_g + 1, sizeof *a->g))
+				return ts__q_nomem(c);
+			struct group *g = &a->g[a->n_g];
+			memset(g, 0, sizeof *g);
+			const struct ts_label *gl;
+			uint32_t gn;
+			struct ts_label *copy = NULL;
+			if ((rc = group_labels(c, a, m->s[i].lab, m->s[i].n_lab, &gl, &gn)) ||
+			    (gn && (rc = ts__ql_copy(c, &c->perm, gl, gn, &copy))))
+				break;
+			g->lab = copy;
+			g->n_lab = gn;
+			gi = a->n_g++;
+			if (ts__qmap_put(&a->map, key, klen, gi))
+				return ts__q_nomem(c);
+		}
+		gid[i] = gi;
+		ts__qa_reset(&c->scratch);
+	}
+	ts__qa_reset(&c->scratch);
+	return rc;
+}
+
+/* step_agg over all steps for the operators of agg_by_series, with the groups
+ * resolved once per input series (a label key and a hash per series, not per point).
+ * At each step elements are added in series order and groups are emitted in the order
+ * they got their first element, as step_agg and ts__q_range_eval do, so sums round the
+ * same way and the output series come in the same order. */
+static int agg_steps_by_series(struct qev *ev, struct agg *a, const struct qmatrix *m,
+			       struct qvalue *out)
+{
+	struct qctx *c = ev->c;
+	size_t ns = m->n ? m->n : 1;
+	size_t *gid = ts_malloc(ns * sizeof *gid), *cur = ts_calloc(ns, sizeof *cur);
+	size_t *stamp = NULL, *touched = NULL, *oidx = NULL;
+	memset(out, 0, sizeof *out);
+	out->type = TS_VT_VECTOR;
+	int rc = gid && cur ? agg_resolve_groups(c, a, m, gid) : ts__q_nomem(c);
+	size_t ng = a->n_g ? a->n_g : 1;
+	if (rc == 0) {
+		stamp = ts_calloc(ng, sizeof *stamp);
+		touched = ts_malloc(ng * sizeof *touched);
+		oidx = ts_malloc(ng * sizeof *oidx);
+		if (!stamp || !touched || !oidx)
+			rc = ts__q_nomem(c);
+		else
+			for (size_t g = 0; g < ng; g++)
+				oidx[g] = TS__QMAP_NONE;
+	}
+	for (size_t k = 0; rc == 0 && k < ev->n_steps; k++) {
+		int64_t ts = ev->start + (int64_t)k * ev->interval;
+		if ((rc = ts__q_check(c)))
+			break;
+		size_t nt = 0;
+		for (size_t i = 0; i < m->n; i++) {
+			const struct qseries *se = &m->s[i];
+			size_t p = cur[i];
+			if (p >= se->n_pts || se->pts[p].t_ms != ts)
+				continue;
+			cur[i] = p + 1;
+			size_t gi = gid[i];
+			struct group *g = &a->g[gi];
+			if (stamp[gi] != k + 1) {
+				stamp[gi] = k + 1;
+				touched[nt++] = gi;
+				group_start(a->op, g, se->pts[p].v);
+			} else {
+				struct qsample smp = { .v = se->pts[p].v };
+				agg_add(c, a, g, &smp, 0);
+			}
+		}
+		for (size_t j = 0; rc == 0 && j < nt; j++) {
+			size_t gi = touched[j];
+			if (oidx[gi] == TS__QMAP_NONE) {
+				struct qseries *o;
+				if ((rc = ts__qm_add_series(c, &out->m, a->g[gi].lab,
+							    a->g[gi].n_lab, false, &o)))
+					break;
+				oidx[gi] = out->m.n - 1;
+			}
+			rc = ts__qs_push(c, &out->m.s[oidx[gi]], ts, group_value(a->op, &a->g[gi]));
+		}
+	}
+	ts_free(gid);
+	ts_free(cur);
+	ts_free(stamp);
+	ts_free(touched);
+	ts_free(oidx);
+	return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -465,6 +599,10 @@ int ts__q_eval_aggregate(struct qev *ev, const struct ts_ast *n, struct qvalue *
 		qsort(a.grouping, a.n_grouping, sizeof *a.grouping, cmp_str);
 	if ((rc = ts__q_eval(ev, n->aggregate.expr, &e)))
 		goto out;
+	if (agg_by_series(a.op) && !n->aggregate.param) {
+		rc = agg_steps_by_series(ev, &a, &e.m, out);
+		goto out;
+	}
 	struct qvalue *in[2] = { n->aggregate.param && a.op != TS_AGG_COUNT_VALUES ? &p : NULL,
 				 &e };
 	rc = ts__q_range_eval(ev, in, 2, step_agg, &a, out);
