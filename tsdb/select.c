@@ -38,6 +38,7 @@
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 #include "tsdb/downsample.h"
+#include "tsdb/relit.h"
 
 /*
  * Regex matching. Prometheus uses RE2, which answers every input in linear time; PCRE2
@@ -249,17 +250,54 @@ static int u64_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Merges the sorted runs a[b[0]..b[1]), a[b[1]..b[2]), ... (nb runs) pairwise until one
+ * is left; tmp has room for the n values. */
+static void merge_runs(uint64_t *a, uint64_t *tmp, size_t *b, size_t nb)
+{
+	while (nb > 1) {
+		size_t w = 0;
+		for (size_t r = 0; r < nb; r += 2) {
+			if (r + 1 == nb) {
+				b[w++] = b[r];
+				break;
+			}
+			size_t i = b[r], mid = b[r + 1], j = mid, hi = b[r + 2], k = i;
+			while (i < mid && j < hi)
+				tmp[k++] = a[j] < a[i] ? a[j++] : a[i++];
+			while (i < mid)
+				tmp[k++] = a[i++];
+			while (j < hi)
+				tmp[k++] = a[j++];
+			memcpy(a + b[r], tmp + b[r], (hi - b[r]) * sizeof *a);
+			b[w++] = b[r];
+		}
+		b[w] = b[nb];
+		nb = w;
+	}
+}
+
+#define IDS_MAX_RUNS 64
+
 static void ids_sort_unique(struct ids *s)
 {
 	if (s->n < 2)
 		return;
-	/* One postings list (an equality matcher, a regex matching one value) comes
-	 * sorted already: then the sort, n log n even on sorted input, is skipped. */
-	size_t run = 1;
-	while (run < s->n && s->v[run - 1] <= s->v[run])
-		run++;
-	if (run < s->n)
+	/* Postings lists arrive one after another, each sorted (a regex matching a few
+	 * values, an equality's single list): a few sorted runs are merged, in
+	 * n log(runs); one run needs nothing; many fall back to a sort. */
+	size_t b[IDS_MAX_RUNS + 1], nb = 0;
+	b[nb++] = 0;
+	for (size_t i = 1; i < s->n && nb <= IDS_MAX_RUNS; i++)
+		if (s->v[i - 1] > s->v[i])
+			b[nb++] = i;
+	uint64_t *tmp = NULL;
+	if (nb > IDS_MAX_RUNS || (nb > 1 && !(tmp = ts_malloc(s->n * sizeof *tmp)))) {
 		qsort(s->v, s->n, sizeof *s->v, u64_cmp);
+	} else if (nb > 1) {
+		b[nb] = s->n;
+		merge_runs(s->v, tmp, b, nb);
+	}
+	ts_free(tmp);
 	size_t k = 1;
 	for (size_t i = 1; i < s->n; i++)
 		if (s->v[i] != s->v[k - 1])
@@ -321,6 +359,36 @@ static size_t regex_prefix(const char *re, size_t n)
 	return i;
 }
 
+/* A regex that is an alternation of literals ("a|b", "host_(1|2|3)"): the postings of
+ * each value, looked up as equalities, instead of a scan over the label's values.
+ * Returns 0 when done, 1 when the regex is not such a set (or a value is too long for
+ * a posting key to hold whole), or an error. Each value is matched by the regex too,
+ * so a reading that differed from the regex engine's would only cost the scan. */
+#define SET_MAX_VALUES 256
+static int collect_set(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, struct ids *out)
+{
+	struct ts__relit set = { 0 };
+	int rc = ts__relit_expand(m->value, m->value_len, SET_MAX_VALUES,
+				  TS_FORMAT_POSTING_VALUE_MAX - 1, &set);
+	if (rc <= 0)
+		return rc < 0 ? rc : 1;
+	rc = 0;
+	for (size_t i = 0; i < set.n && rc == 0; i++) {
+		int ok = cm_match(m, set.v[i], set.len[i]);
+		rc = ok < 0 ? ok : ok == 0;
+	}
+	size_t n0 = out->n;
+	uint8_t key[TS_FORMAT_POSTING_KEY_MAX];
+	for (size_t i = 0; i < set.n && rc == 0; i++) {
+		size_t kl = ts_format_posting_key(key, m->name, m->name_len, set.v[i], set.len[i]);
+		rc = ts_env_get_u64s(r, db->t_postings, key, kl, &out->v, &out->n, &out->cap);
+	}
+	if (rc == 1)
+		out->n = n0;
+	ts__relit_free(&set);
+	return rc;
+}
+
 static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int want,
 		   struct ids *out, int *uncertain)
 {
@@ -331,6 +399,11 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int 
 		if (m->value_len >= TS_FORMAT_POSTING_VALUE_MAX)
 			*uncertain = 1;
 		return ts_env_get_u64s(r, db->t_postings, key, kl, &out->v, &out->n, &out->cap);
+	}
+	if (m->type == TS_MATCH_RE && want) {
+		int rc = collect_set(db, r, m, out);
+		if (rc <= 0)
+			return rc;
 	}
 	struct ts_cursor *c;
 	int rc = ts_cursor_open(r, db->t_postings, &c);
