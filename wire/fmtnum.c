@@ -25,12 +25,14 @@
 #include "wire/fmtnum.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "storage/err.h"
+#include "wire/pow10_tab.h"
 
 #define KEEP_DIGITS 780
 #define EXP_CLAMP 99999
@@ -232,24 +234,39 @@ int ts_fmtnum_parse_int64(const char *s, size_t len, int64_t *out)
 	return 0;
 }
 
-/* Digits of u without trailing zeros into digs; returns the count, *n_all the count
- * before stripping. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+
+/* The 8 decimal digits of v < 10^8, zero-padded, into out[0..8): two independent
+ * halves, two digits per step. */
+static void eight_digits(uint32_t v, char *out)
+{
+	uint32_t hi = v / 10000, lo = v % 10000;
+	memcpy(out, digit_pairs + 2 * (hi / 100), 2);
+	memcpy(out + 2, digit_pairs + 2 * (hi % 100), 2);
+	memcpy(out + 4, digit_pairs + 2 * (lo / 100), 2);
+	memcpy(out + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* Digits of u > 0 without trailing zeros into digs; returns the count, *n_all the count
+ * before stripping. Three 8-digit groups cover any u64 (20 digits at most). */
 static int u64_digits(uint64_t u, char digs[20], int *n_all)
 {
-	char tmp[20];
-	int n = 0;
-	while (u) {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	}
-	*n_all = n;
-	int z = 0;
-	while (z < n - 1 && tmp[z] == '0')
-		z++;
-	int nd = 0;
-	for (int k = n - 1; k >= z; k--)
-		digs[nd++] = tmp[k];
-	return nd;
+	char tmp[24];
+	eight_digits((uint32_t)(u / 10000000000000000ull), tmp);
+	eight_digits((uint32_t)(u / 100000000 % 100000000), tmp + 8);
+	eight_digits((uint32_t)(u % 100000000), tmp + 16);
+	int first = 0;
+	while (first < 23 && tmp[first] == '0')
+		first++;
+	int last = 24;
+	while (last > first + 1 && tmp[last - 1] == '0')
+		last--;
+	*n_all = 24 - first;
+	memcpy(digs, tmp + first, (size_t)(last - first));
+	return last - first;
 }
 
 /* Decimal digits of av > 0 (no leading/trailing zeros) and x, the decimal exponent of
@@ -319,6 +336,104 @@ static int fast_digits(double av, char digs[20], int *x)
 	return 0; /* 17 digits always round-trip; only margins bring us here */
 }
 
+typedef unsigned __int128 u128;
+
+static const uint64_t pow10_u64[18] = {
+	1ull,
+	10ull,
+	100ull,
+	1000ull,
+	10000ull,
+	100000ull,
+	1000000ull,
+	10000000ull,
+	100000000ull,
+	1000000000ull,
+	10000000000ull,
+	100000000000ull,
+	1000000000000ull,
+	10000000000000ull,
+	100000000000000ull,
+	1000000000000000ull,
+	10000000000000000ull,
+	100000000000000000ull,
+};
+
+/* m * 2^e * 10^k in fixed point: *xv in units of 2^-*sh (the product with the table's
+ * 128-bit 10^k, its low 64 bits dropped: less than 2 units off), and *half, half a ULP
+ * of the double scaled the same way (2^(e-1) * 10^k; M / 2^65 in those units, less
+ * than 1 unit off). Returns 0, or -1 when k is outside the table or the scale is not
+ * the one the callers' bounds assume (an integer part below 2^57, sh <= 71 so that
+ * N << sh fits 128 bits). */
+static int scale128(uint64_t m, int e, int k, u128 *xv, int *sh, u128 *half)
+{
+	if (k < TS_POW10_MIN || k > TS_POW10_MAX)
+		return -1;
+	uint64_t hi = ts_pow10_tab[k - TS_POW10_MIN].hi, lo = ts_pow10_tab[k - TS_POW10_MIN].lo;
+	int s = -(e + ts_pow10_tab[k - TS_POW10_MIN].e + 64);
+	if (s < 8 || s > 71)
+		return -1;
+	*xv = (u128)m * hi + (((u128)m * lo) >> 64);
+	*sh = s;
+	*half = (((u128)hi << 64) | lo) >> 65;
+	return 0;
+}
+
+/* The shortest round-trip digits of a normal double with 128-bit integer arithmetic:
+ * for 15, 16 and 17 significant digits, the correctly rounded candidate N (the nearest
+ * decimal of that length) and whether it lies within half a ULP of av (so it reads back
+ * to av); the first that does is the answer, as in the printf path. Both decisions are
+ * made on values known to within a few units of 2^-58 of the scaled integer, so a
+ * candidate closer than 8 units to a tie or to the half-ULP boundary returns 0 and the
+ * exact path decides. Returns the digit count, or 0. */
+static int digits128(double av, char digs[20], int *x)
+{
+	uint64_t bits;
+	memcpy(&bits, &av, sizeof bits);
+	int be = (int)(bits >> 52) & 0x7ff;
+	if (be == 0 || be == 0x7ff)
+		return 0; /* subnormal, zero, Inf, NaN */
+	uint64_t m = (bits & ((1ull << 52) - 1)) | (1ull << 52);
+	int e = be - 1075; /* av = m * 2^e */
+	/* av is in [2^(be-1023), 2^(be-1022)), so its decimal exponent is est or est+1. */
+	int est = (int)floor((double)(be - 1023) * 0.30102999566398119521);
+	u128 xv, half;
+	int sh;
+	int k = 16 - est;
+	if (scale128(m, e, k, &xv, &sh, &half))
+		return 0;
+	if ((uint64_t)(xv >> sh) >= pow10_u64[17])
+		k--;
+	int e10 = 16 - k;
+	const u128 margin = 8;
+	for (int p = 15; p <= 17; p++) {
+		int kp = p - 1 - e10;
+		if (scale128(m, e, kp, &xv, &sh, &half))
+			return 0;
+		uint64_t ip = (uint64_t)(xv >> sh);
+		u128 frac = xv & (((u128)1 << sh) - 1), tie = (u128)1 << (sh - 1);
+		if ((frac > tie ? frac - tie : tie - frac) <= margin)
+			return 0;
+		uint64_t n = ip + (frac > tie);
+		if (n < pow10_u64[p - 1] || (p < 17 && n > pow10_u64[p]))
+			return 0;
+		u128 nx = (u128)n << sh;
+		bool up = nx >= xv;
+		u128 d = up ? nx - xv : xv - nx;
+		/* Below a power of two the gap to the next double down is half as wide. */
+		u128 h = !up && m == (1ull << 52) ? half >> 1 : half;
+		if (d + margin < h) {
+			int n_all;
+			int nd = u64_digits(n, digs, &n_all);
+			*x = n_all - 1 - kp;
+			return nd;
+		}
+		if (d <= h + margin)
+			return 0;
+	}
+	return 0;
+}
+
 static int shortest_digits(double av, char digs[20], int *x)
 {
 	int n_all;
@@ -329,6 +444,9 @@ static int shortest_digits(double av, char digs[20], int *x)
 		*x = n_all - 1;
 		return nd;
 	}
+	int fd = digits128(av, digs, x);
+	if (fd > 0)
+		return fd;
 	if (av >= 1e-5 && av < 1e15) {
 		/* Short decimals such as 12.5 or 0.1: the first k with av*10^k an integer m
 		 * (below 10^15) whose m/10^k reads back to av. m/10^k is one correctly
@@ -347,7 +465,7 @@ static int shortest_digits(double av, char digs[20], int *x)
 			}
 		}
 	}
-	int fd = fast_digits(av, digs, x);
+	fd = fast_digits(av, digs, x);
 	if (fd > 0)
 		return fd;
 	char buf[40];

@@ -358,6 +358,20 @@ static void test_fmt_roundtrip_random(void **state)
 				dg[nd++] = *c;
 		while (nd > 0 && dg[nd - 1] == '0')
 			nd--;
+		/* Closest: the digits are v correctly rounded to nd digits (printf's). */
+		if (v != 0) {
+			char ref[48], rd[32];
+			int rn = 0;
+			snprintf(ref, sizeof ref, "%.*e", nd - 1, v);
+			for (char *c = ref; *c && *c != 'e'; c++)
+				if (*c >= '0' && *c <= '9' && (rn > 0 || *c != '0'))
+					rd[rn++] = *c;
+			while (rn > 0 && rd[rn - 1] == '0')
+				rn--;
+			if (rn != nd || memcmp(rd, dg, (size_t)nd) != 0)
+				fail_msg("seed %#llx iteration %ld: %s is not %s rounded",
+					 (unsigned long long)SEED, i, b, ref);
+		}
 		if (nd > 1 && v != 0) {
 			char shorter[48];
 			snprintf(shorter, sizeof shorter, "%.*e", nd - 2, v);
