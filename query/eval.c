@@ -95,7 +95,7 @@ int ts__qv_push(struct qctx *c, struct qvector *v, const struct ts_label *lab, u
 {
 	if (v->n == v->cap && ts_grow((void **)&v->s, &v->cap, v->n + 1, sizeof *v->s))
 		return ts__q_nomem(c);
-	v->s[v->n++] = (struct qsample){ lab, n_lab, t, val };
+	v->s[v->n++] = (struct qsample){ lab, n_lab, t, val, TS__Q_NO_SERIES };
 	return 0;
 }
 
@@ -186,6 +186,7 @@ static int stepper_gather(struct qctx *c, struct stepper *st, int64_t ts)
 						     se->pts[p].v);
 				if (rc)
 					return rc;
+				st->vecs[i].s[st->vecs[i].n - 1].sidx = s;
 				st->cur[i][s] = p + 1;
 			}
 		}

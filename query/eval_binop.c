@@ -41,6 +41,21 @@ struct binop {
 		uint32_t nml;
 	} * res;
 	size_t n_res, cap_res;
+	/* One-to-one vector/vector matching by series (step_vv_series): each operand
+	 * series' signature as a small id, worked out once (UINT32_MAX: not yet), and per
+	 * id the step it was last seen at on the right (with its position) and matched on
+	 * the left; per left series the result labels of its last right partner. */
+	uint32_t *lsig, *rsig;
+	struct qmap sigid; /* signature -> id; keys are the perm strings of sig() */
+	uint32_t n_ids;
+	size_t cap_ids;
+	uint64_t *seen_r, *seen_l, step;
+	size_t *pos_r;
+	struct lres {
+		size_t ridx; /* TS__Q_NO_SERIES: none yet */
+		const struct ts_label *ml;
+		uint32_t nml;
+	} * lres;
 };
 
 static bool drops_name(enum ts_binop op)
@@ -312,6 +327,123 @@ static int step_vv(struct qev *ev, void *arg, struct qvector *in, int64_t ts, st
 	return 0;
 }
 
+/* The signature id of series s (of the left operand when left, else the right). */
+static int series_sig(struct qctx *c, struct binop *b, const struct qsample *s, bool left,
+		      uint32_t *id)
+{
+	uint32_t *ids = left ? b->lsig : b->rsig;
+	if (ids[s->sidx] != UINT32_MAX) {
+		*id = ids[s->sidx];
+		return 0;
+	}
+	const char *k;
+	size_t kl;
+	int rc = sig(c, b, s, &k, &kl);
+	if (rc)
+		return rc;
+	size_t v = ts__qmap_find(&b->sigid, k, kl);
+	if (v == TS__QMAP_NONE) {
+		v = b->n_ids;
+		if (ts__qmap_put(&b->sigid, k, kl, v))
+			return ts__q_nomem(c);
+		if (b->n_ids == b->cap_ids) {
+			size_t cap = b->cap_ids ? b->cap_ids * 2 : 64;
+			uint64_t *sr = ts_realloc(b->seen_r, cap * sizeof *sr);
+			if (sr)
+				b->seen_r = sr;
+			uint64_t *sl = sr ? ts_realloc(b->seen_l, cap * sizeof *sl) : NULL;
+			if (sl)
+				b->seen_l = sl;
+			size_t *pr = sl ? ts_realloc(b->pos_r, cap * sizeof *pr) : NULL;
+			if (!pr)
+				return ts__q_nomem(c);
+			b->pos_r = pr;
+			b->cap_ids = cap;
+		}
+		b->seen_r[v] = b->seen_l[v] = 0;
+		b->n_ids++;
+	}
+	*id = ids[s->sidx] = (uint32_t)v;
+	return 0;
+}
+
+/* step_vv for one-to-one matching, with the per-sample hashing of step_vv (signature
+ * look-ups, the per-step tables, the result labels) replaced by per-series ids and
+ * step stamps. Same order of work and same errors as step_vv. */
+static int step_vv_series(struct qev *ev, void *arg, struct qvector *in, int64_t ts,
+			  struct qvector *out)
+{
+	struct binop *b = arg;
+	struct qctx *c = ev->c;
+	struct qvector *lhs = &in[0], *rhs = &in[1];
+	int rc;
+	if (lhs->n == 0 || rhs->n == 0)
+		return 0;
+	uint64_t step = ++b->step;
+	for (size_t j = 0; j < rhs->n; j++) {
+		uint32_t id = 0;
+		if ((rc = series_sig(c, b, &rhs->s[j], false, &id)))
+			return rc;
+		if (b->seen_r[id] == step) {
+			const struct qsample *x = &rhs->s[j], *y = &rhs->s[b->pos_r[id]];
+			char ml[160], xs[160], ys[160];
+			match_labels_str(b, x, ml, sizeof ml);
+			ts__ql_str(x->lab, x->n_lab, xs, sizeof xs);
+			ts__ql_str(y->lab, y->n_lab, ys, sizeof ys);
+			return TS__Q_EXEC(
+				c,
+				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+				ml, "right", xs, ys);
+		}
+		b->seen_r[id] = step;
+		b->pos_r[id] = j;
+	}
+	for (size_t i = 0; i < lhs->n; i++) {
+		const struct qsample *ls = &lhs->s[i];
+		uint32_t id = 0;
+		if ((rc = series_sig(c, b, ls, true, &id)))
+			return rc;
+		if (b->seen_r[id] != step)
+			continue;
+		const struct qsample *rs = &rhs->s[b->pos_r[id]];
+		bool keep;
+		double value = elem(b->op, ls->v, rs->v, &keep);
+		if (b->ret_bool)
+			value = keep ? 1.0 : 0.0;
+		else if (!keep)
+			continue;
+		struct lres *lr = &b->lres[ls->sidx];
+		if (lr->ridx != rs->sidx) {
+			if ((rc = result_metric_cached(c, b, ls, rs, &lr->ml, &lr->nml)))
+				return rc;
+			lr->ridx = rs->sidx;
+		}
+		if (b->seen_l[id] == step)
+			return TS__Q_EXEC(
+				c,
+				"multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+		b->seen_l[id] = step;
+		if ((rc = ts__qv_push(c, out, lr->ml, lr->nml, ts, value)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Sets b up for step_vv_series over operands with nl and nr series. */
+static int vv_series_init(struct qctx *c, struct binop *b, size_t nl, size_t nr)
+{
+	b->lsig = ts_malloc((nl ? nl : 1) * sizeof *b->lsig);
+	b->rsig = ts_malloc((nr ? nr : 1) * sizeof *b->rsig);
+	b->lres = ts_malloc((nl ? nl : 1) * sizeof *b->lres);
+	if (!b->lsig || !b->rsig || !b->lres)
+		return ts__q_nomem(c);
+	memset(b->lsig, 0xff, (nl ? nl : 1) * sizeof *b->lsig);
+	memset(b->rsig, 0xff, (nr ? nr : 1) * sizeof *b->rsig);
+	for (size_t i = 0; i < nl; i++)
+		b->lres[i] = (struct lres){ TS__Q_NO_SERIES, NULL, 0 };
+	return 0;
+}
+
 static int push_all(struct qctx *c, struct qvector *out, const struct qvector *v)
 {
 	for (size_t i = 0; i < v->n; i++) {
@@ -451,9 +583,14 @@ int ts__q_eval_binary(struct qev *ev, const struct ts_ast *n, struct qvalue *out
 	}
 	struct qvalue *in[2] = { &l, &r };
 	ts__qstep_fn fn;
-	if (lt == TS_VT_VECTOR && rt == TS_VT_VECTOR)
+	if (lt == TS_VT_VECTOR && rt == TS_VT_VECTOR) {
 		fn = TS_OP_IS_SET(b.op) ? step_set : step_vv;
-	else {
+		if (fn == step_vv && b.vm->card == TS_CARD_ONE_TO_ONE) {
+			if ((rc = vv_series_init(c, &b, l.m.n, r.m.n)))
+				goto out;
+			fn = step_vv_series;
+		}
+	} else {
 		fn = step_vs;
 		b.swap = lt == TS_VT_SCALAR;
 	}
@@ -467,6 +604,13 @@ out:
 	ts__qmap_fini(&b.resc);
 	ts_free(b.sigs);
 	ts_free(b.res);
+	ts__qmap_fini(&b.sigid);
+	ts_free(b.lsig);
+	ts_free(b.rsig);
+	ts_free(b.lres);
+	ts_free(b.seen_r);
+	ts_free(b.seen_l);
+	ts_free(b.pos_r);
 	ts__qlb_fini(&b.lb);
 	return rc;
 }

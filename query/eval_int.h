@@ -80,7 +80,12 @@ struct qsample {
 	uint32_t n_lab;
 	int64_t t;
 	double v;
+	/* In the vectors the per-step driver hands a step function: the index of the
+	 * series of the input matrix the sample comes from, so that per-series work can be
+	 * cached across steps. TS__Q_NO_SERIES elsewhere. */
+	size_t sidx;
 };
+#define TS__Q_NO_SERIES SIZE_MAX
 
 struct qvector {
 	struct qsample *s; /* ts_malloc'd */
