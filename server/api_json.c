@@ -171,27 +171,49 @@ void ts_api_value(struct ts_sbuf *b, double v)
 	ts_sbuf_add(b, "\"", 1);
 }
 
-void ts_api_time(struct ts_sbuf *b, int64_t t_ms)
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+
+/* t_ms as Prometheus writes a timestamp: seconds, then ".mmm" unless whole. Written
+ * by hand, two digits at a time: a matrix answer writes one per point, and printf was a
+ * tenth of a range query's time. Returns the length (at most 25, no NUL). */
+static size_t fmt_time(char *out, int64_t t_ms)
 {
-	/* Written by hand: a matrix answer writes one per point, and printf was a tenth of
-	 * a range query's time. Seconds, then ".mmm" unless whole. */
 	uint64_t u = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
 	unsigned frac = (unsigned)(u % 1000);
 	char buf[32];
 	char *p = buf + sizeof buf;
 	if (frac) {
-		for (int i = 0; i < 3; i++, frac /= 10)
-			*--p = (char)('0' + frac % 10);
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * (frac % 100), 2);
+		*--p = (char)('0' + frac / 100);
 		*--p = '.';
 	}
 	uint64_t sec = u / 1000;
-	do {
-		*--p = (char)('0' + sec % 10);
-		sec /= 10;
-	} while (sec);
+	while (sec >= 100) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * (sec % 100), 2);
+		sec /= 100;
+	}
+	if (sec >= 10) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * sec, 2);
+	} else {
+		*--p = (char)('0' + sec);
+	}
 	if (t_ms < 0)
 		*--p = '-';
-	ts_sbuf_add(b, p, (size_t)(buf + sizeof buf - p));
+	size_t n = (size_t)(buf + sizeof buf - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+void ts_api_time(struct ts_sbuf *b, int64_t t_ms)
+{
+	char buf[32];
+	ts_sbuf_add(b, buf, fmt_time(buf, t_ms));
 }
 
 void ts_api_labels(struct ts_sbuf *b, const struct ts_label *l, size_t n)
@@ -207,13 +229,21 @@ void ts_api_labels(struct ts_sbuf *b, const struct ts_label *l, size_t n)
 	ts_sbuf_str(b, "}");
 }
 
-static void point(struct ts_sbuf *b, const struct ts_qpoint *p)
+/* [t,"v"], after a comma when comma: built whole, then appended once. */
+static void point(struct ts_sbuf *b, const struct ts_qpoint *p, bool comma)
 {
-	ts_sbuf_str(b, "[");
-	ts_api_time(b, p->t_ms);
-	ts_sbuf_str(b, ",");
-	ts_api_value(b, p->v);
-	ts_sbuf_str(b, "]");
+	char buf[2 + 32 + 2 + TS_FMT_DOUBLE_MAX + 24 + 2];
+	size_t n = 0;
+	if (comma)
+		buf[n++] = ',';
+	buf[n++] = '[';
+	n += fmt_time(buf + n, p->t_ms);
+	buf[n++] = ',';
+	buf[n++] = '"';
+	n += ts_api_fmt_value(buf + n, p->v);
+	buf[n++] = '"';
+	buf[n++] = ']';
+	ts_sbuf_add(b, buf, n);
 }
 
 void ts_api_result(struct ts_sbuf *b, const struct ts_qresult *r, size_t limit, bool *truncated)
@@ -229,7 +259,7 @@ void ts_api_result(struct ts_sbuf *b, const struct ts_qresult *r, size_t limit, 
 	switch (r->type) {
 	case TS_QV_SCALAR:
 		ts_sbuf_str(b, "{\"resultType\":\"scalar\",\"result\":");
-		point(b, &r->scalar);
+		point(b, &r->scalar, false);
 		break;
 	case TS_QV_STRING:
 		ts_sbuf_str(b, "{\"resultType\":\"string\",\"result\":[");
@@ -250,16 +280,13 @@ void ts_api_result(struct ts_sbuf *b, const struct ts_qresult *r, size_t limit, 
 			if (vec) {
 				ts_sbuf_str(b, ",\"value\":");
 				if (s->n_points)
-					point(b, &s->points[0]);
+					point(b, &s->points[0], false);
 				else
 					ts_sbuf_str(b, "null");
 			} else {
 				ts_sbuf_str(b, ",\"values\":[");
-				for (size_t k = 0; k < s->n_points; k++) {
-					if (k)
-						ts_sbuf_str(b, ",");
-					point(b, &s->points[k]);
-				}
+				for (size_t k = 0; k < s->n_points; k++)
+					point(b, &s->points[k], k > 0);
 				ts_sbuf_str(b, "]");
 			}
 			ts_sbuf_str(b, "}");

@@ -26,6 +26,8 @@ static int reserve(struct ts_sbuf *b, size_t more)
 	if (b->failed)
 		return -1;
 	size_t need = b->len + more + 1;
+	if (need <= b->cap && need > b->len)
+		return 0; /* the common case, without a call */
 	if (need < b->len || ts_grow((void **)&b->p, &b->cap, need < 256 ? 256 : need, 1) != 0) {
 		b->failed = 1;
 		return -1;
