@@ -186,6 +186,14 @@ struct resolve {
 	struct ts_label *canon;
 	uint8_t *pk;
 	size_t pk_cap;
+	/* Pass 1 of resolve_series: every entry's packed labels (pre[i].len 0: none, the
+	 * entry is not in canonical shape) in one buffer, with their hashes. */
+	uint8_t *all;
+	size_t all_len, all_cap;
+	struct pre {
+		size_t off, len;
+		uint64_t hash;
+	} * pre;
 };
 
 /* Packs n labels into rs->pk, growing it as needed; *len receives the packed length. */
@@ -214,7 +222,13 @@ static int resolve_one(struct ts_db *db, const struct ts_series_in *in, size_t i
 	/* Fast path for series we already have: a byte-equal match with a stored
 	 * canonical label set proves these labels valid, so validation (UTF-8, names,
 	 * limits) is paid only when a series is new. */
-	if (in->n_labels <= db->lim.max_labels && canonical_shape(in->labels, in->n_labels)) {
+	if (rs->pre && rs->pre[i].len) {
+		p->s = ts__series_find_h(db, rs->all + rs->pre[i].off, rs->pre[i].len,
+					 rs->pre[i].hash);
+		if (p->s)
+			return 0;
+	} else if (!rs->pre && in->n_labels <= db->lim.max_labels &&
+		   canonical_shape(in->labels, in->n_labels)) {
 		if (pack_into(rs, in->labels, in->n_labels, &len))
 			return -ENOMEM;
 		p->s = ts__series_find(db, rs->pk, len);
@@ -243,6 +257,31 @@ static int resolve_one(struct ts_db *db, const struct ts_series_in *in, size_t i
 	return ts__series_get(db, rs->pk, len, &p->s);
 }
 
+/* Pass 1 of resolve_series: packs and hashes every entry in canonical shape and starts
+ * loading its registry slot. At 100k series the slots do not stay in cache, so the
+ * look-ups of pass 2 would otherwise wait for one miss after another. Returns 0 or
+ * -ENOMEM. */
+static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n, struct resolve *rs)
+{
+	rs->pre = ts_calloc(n, sizeof *rs->pre);
+	if (!rs->pre)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i].n_labels > db->lim.max_labels ||
+		    !canonical_shape(in[i].labels, in[i].n_labels))
+			continue;
+		size_t len = ts_labels_packed_len(in[i].labels, in[i].n_labels);
+		if (ts_grow((void **)&rs->all, &rs->all_cap, rs->all_len + len, 1))
+			return -ENOMEM;
+		ts_labels_pack(in[i].labels, in[i].n_labels, rs->all + rs->all_len);
+		uint64_t h = ts_labels_hash(rs->all + rs->all_len, len);
+		rs->pre[i] = (struct pre){ rs->all_len, len, h };
+		rs->all_len += len;
+		ts__series_prefetch(db, h);
+	}
+	return 0;
+}
+
 /* Phase 1, in parallel with other appenders: canonical labels -> series. */
 static int resolve_series(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			  struct prep *prep, struct ts_append_result *res)
@@ -255,10 +294,14 @@ static int resolve_series(struct ts_db *db, const struct ts_series_in *in, size_
 	rs.canon = ts_malloc((max_in ? max_in : 1) * sizeof *rs.canon);
 	rs.pk = ts_malloc(rs.pk_cap);
 	int rc = rs.canon && rs.pk ? 0 : -ENOMEM;
+	if (rc == 0 && n > 1)
+		rc = pack_all(db, in, n, &rs);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = resolve_one(db, &in[i], i, &prep[i], res, &rs);
 	ts_free(rs.canon);
 	ts_free(rs.pk);
+	ts_free(rs.all);
+	ts_free(rs.pre);
 	return rc;
 }
 

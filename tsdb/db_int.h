@@ -78,7 +78,7 @@ struct ts_ooo {
 struct ts_series {
 	uint64_t id;
 	uint64_t hash;
-	uint8_t *packed; /* canonical labels (labels.h), owned */
+	uint8_t *packed; /* canonical labels (labels.h), in the series' own allocation */
 	uint32_t packed_len;
 	uint8_t logged;	       /* creation is in the WAL (or the index) */
 	uint8_t indexed;       /* creation is committed to the index env */
@@ -105,9 +105,16 @@ struct ts_series {
 	struct ts_chunk_mem *pending, *pending_tail;
 };
 
+/* A registry slot: the series' label hash beside its pointer, so that probing compares
+ * hashes without touching the series (a cache miss each at 100k series). */
+struct ts_slot {
+	uint64_t hash;
+	struct ts_series *s; /* NULL = empty */
+};
+
 struct ts_shard {
 	pthread_mutex_t mu;
-	struct ts_series **slots; /* open addressing by hash, NULL = empty */
+	struct ts_slot *slots; /* open addressing by hash */
 	size_t cap, n;
 };
 
@@ -400,6 +407,12 @@ struct ts_series *ts__series_by_id(struct ts_db *db, uint64_t id);
 void ts__series_each(struct ts_db *db, void (*fn)(void *arg, const struct ts_series *s), void *arg);
 /* The series of canonical packed labels, or NULL. */
 struct ts_series *ts__series_find(struct ts_db *db, const uint8_t *packed, size_t len);
+/* ts__series_find with the labels' hash (ts_labels_hash) already known. */
+struct ts_series *ts__series_find_h(struct ts_db *db, const uint8_t *packed, size_t len,
+				    uint64_t hash);
+/* Starts loading the registry slot of a label hash into the cache, so that a batch can
+ * overlap the cache misses of its look-ups. No lock; never fails. */
+void ts__series_prefetch(struct ts_db *db, uint64_t hash);
 /* Finds or creates (with the next id) the series of canonical packed labels. 0 or
  * -ENOMEM. */
 int ts__series_get(struct ts_db *db, const uint8_t *packed, size_t len, struct ts_series **out);

@@ -30,21 +30,22 @@ static struct ts_series *shard_find(struct ts_shard *sh, uint64_t hash, const ui
 		return NULL;
 	size_t mask = sh->cap - 1;
 	for (size_t i = hash & mask;; i = (i + 1) & mask) {
-		struct ts_series *s = sh->slots[i];
-		if (!s)
+		const struct ts_slot *sl = &sh->slots[i];
+		if (!sl->s)
 			return NULL;
-		if (s->hash == hash && s->packed_len == len && memcmp(s->packed, p, len) == 0)
-			return s;
+		if (sl->hash == hash && sl->s->packed_len == len &&
+		    memcmp(sl->s->packed, p, len) == 0)
+			return sl->s;
 	}
 }
 
 /* Places s in the first free slot of its probe sequence (cap a power of two). */
-static void slot_place(struct ts_series **slots, size_t cap, struct ts_series *s)
+static void slot_place(struct ts_slot *slots, size_t cap, struct ts_series *s)
 {
 	size_t j = s->hash & (cap - 1);
-	while (slots[j])
+	while (slots[j].s)
 		j = (j + 1) & (cap - 1);
-	slots[j] = s;
+	slots[j] = (struct ts_slot){ s->hash, s };
 }
 
 /* Adds s, rehashing into a table twice the size past a load of 0.7 (shard lock held). */
@@ -52,15 +53,17 @@ static int shard_put(struct ts_shard *sh, struct ts_series *s)
 {
 	if ((sh->n + 1) * 10 > sh->cap * 7) {
 		size_t cap = sh->cap ? sh->cap * 2 : 64;
-		struct ts_series **slots = ts_calloc(cap, sizeof *slots);
+		struct ts_slot *slots = ts_calloc(cap, sizeof *slots);
 		if (!slots)
 			return -ENOMEM;
 		for (size_t i = 0; i < sh->cap; i++)
-			if (sh->slots[i])
-				slot_place(slots, cap, sh->slots[i]);
+			if (sh->slots[i].s)
+				slot_place(slots, cap, sh->slots[i].s);
 		ts_free(sh->slots);
-		sh->slots = slots;
-		sh->cap = cap;
+		/* Atomic stores: ts__series_prefetch reads these without the lock. The old
+		 * array is freed before, so a prefetch may name freed memory: harmless. */
+		__atomic_store_n(&sh->slots, slots, __ATOMIC_RELAXED);
+		__atomic_store_n(&sh->cap, cap, __ATOMIC_RELAXED);
 	}
 	slot_place(sh->slots, sh->cap, s);
 	sh->n++;
@@ -106,14 +109,12 @@ out:
 
 static struct ts_series *series_alloc(uint64_t id, const uint8_t *packed, size_t len, uint64_t hash)
 {
-	struct ts_series *s = ts_calloc(1, sizeof *s);
+	/* The labels live right after the series, in one allocation: a look-up that finds
+	 * the series reads them without a second cache miss. */
+	struct ts_series *s = ts_calloc(1, sizeof *s + len);
 	if (!s)
 		return NULL;
-	s->packed = ts_malloc(len);
-	if (!s->packed) {
-		ts_free(s);
-		return NULL;
-	}
+	s->packed = (uint8_t *)(s + 1);
 	memcpy(s->packed, packed, len);
 	s->packed_len = (uint32_t)len;
 	s->id = id;
@@ -129,8 +130,7 @@ static void series_free(struct ts_series *s)
 	if (!s)
 		return;
 	ts__head_free(s);
-	ts_free(s->packed);
-	ts_free(s);
+	ts_free(s); /* and its labels */
 }
 
 int ts__series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size_t len,
@@ -160,9 +160,25 @@ int ts__series_insert(struct ts_db *db, uint64_t id, const uint8_t *packed, size
 	return 0;
 }
 
+void ts__series_prefetch(struct ts_db *db, uint64_t hash)
+{
+	/* Read without the shard lock, so atomically (the lock holder stores them the same
+	 * way): a stale pair only prefetches a useless address, which never faults. */
+	struct ts_shard *sh = shard_of(db, hash);
+	struct ts_slot *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+	size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
+	if (slots && cap)
+		__builtin_prefetch(&slots[hash & (cap - 1)]);
+}
+
 struct ts_series *ts__series_find(struct ts_db *db, const uint8_t *packed, size_t len)
 {
-	uint64_t hash = ts_labels_hash(packed, len);
+	return ts__series_find_h(db, packed, len, ts_labels_hash(packed, len));
+}
+
+struct ts_series *ts__series_find_h(struct ts_db *db, const uint8_t *packed, size_t len,
+				    uint64_t hash)
+{
 	struct ts_shard *sh = shard_of(db, hash);
 	pthread_mutex_lock(&sh->mu);
 	struct ts_series *s = shard_find(sh, hash, packed, len);
@@ -205,18 +221,18 @@ void ts__series_unlink(struct ts_db *db, struct ts_series *s)
 	struct ts_shard *sh = shard_of(db, s->hash);
 	pthread_mutex_lock(&sh->mu);
 	size_t mask = sh->cap - 1, i = s->hash & mask;
-	while (sh->cap && sh->slots[i] && sh->slots[i] != s)
+	while (sh->cap && sh->slots[i].s && sh->slots[i].s != s)
 		i = (i + 1) & mask;
-	if (sh->cap && sh->slots[i] == s) {
+	if (sh->cap && sh->slots[i].s == s) {
 		/* Linear probing: later members of the run move back over the hole when their
 		 * home slot is not between the hole and them. */
-		sh->slots[i] = NULL;
+		sh->slots[i] = (struct ts_slot){ 0, NULL };
 		sh->n--;
-		for (size_t j = (i + 1) & mask; sh->slots[j]; j = (j + 1) & mask) {
-			size_t home = sh->slots[j]->hash & mask;
+		for (size_t j = (i + 1) & mask; sh->slots[j].s; j = (j + 1) & mask) {
+			size_t home = sh->slots[j].hash & mask;
 			if (((j - home) & mask) >= ((j - i) & mask)) {
 				sh->slots[i] = sh->slots[j];
-				sh->slots[j] = NULL;
+				sh->slots[j] = (struct ts_slot){ 0, NULL };
 				i = j;
 			}
 		}
