@@ -2,7 +2,8 @@
  * fuzz_promql.c - PromQL parser and printer on arbitrary bytes.
  *
  * Whatever parses must print to text that parses again into an equal tree
- * (ts_ast_equal) and prints identically a second time; any violation aborts. Errors
+ * (ts_ast_equal) and prints identically a second time, and so must its pretty form
+ * (format_query's, split over lines); any violation aborts. Errors
  * must carry a position inside the input. ASan/UBSan watch memory throughout.
  */
 #include <stdint.h>
@@ -35,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (ts_ast_print(u, &s2) != 0 || strcmp(s1, s2) != 0)
 		abort();
+	char *pretty = NULL;
+	struct ts_ast *v = NULL;
+	if (ts_ast_pretty(t, &pretty) != 0 ||
+	    ts_promql_parse(pretty, strlen(pretty), &v, &err) != 0 || !ts_ast_equal(t, v))
+		abort();
+	ts_ast_free(v);
+	ts_free(pretty);
 	ts_free(s1);
 	ts_free(s2);
 	ts_ast_free(u);

@@ -355,20 +355,11 @@ static void sb_selector(struct sb *b, const struct ts_ast *n)
 
 static void print_node(struct sb *b, const struct ts_ast *n);
 
-/* lhs op [bool] [on|ignoring (...) [group_left|group_right (...)]] rhs */
-static void print_binary(struct sb *b, const struct ts_ast *n)
+/* op [bool] [on|ignoring (...) [group_left|group_right (...)]] of a binary node. */
+static void sb_binop(struct sb *b, const struct ts_ast *n)
 {
 	const struct ts_vector_matching *vm = &n->binary.matching;
 	bool grouped = vm->card == TS_CARD_MANY_TO_ONE || vm->card == TS_CARD_ONE_TO_MANY;
-	const struct ts_ast *l = n->binary.lhs;
-	/* "+Inf ^ 2" would read back as +(Inf ^ 2): a sign before a '^' operand
-	 * takes the whole power. Prometheus prints it so and loses the tree. */
-	if (n->binary.op == TS_OP_POW && l->kind == TS_AST_NUMBER && isinf(l->number.value) &&
-	    l->number.value > 0)
-		sb_str(b, "Inf");
-	else
-		print_node(b, l);
-	sb_put(b, " ", 1);
 	sb_str(b, ts_binop_str(n->binary.op));
 	if (n->binary.return_bool)
 		sb_str(b, " bool");
@@ -381,6 +372,32 @@ static void print_binary(struct sb *b, const struct ts_ast *n)
 			sb_labels(b, &vm->include);
 		}
 	}
+}
+
+/* "op" or "op by|without (...) " of an aggregation, up to its parenthesis. */
+static void sb_agg_head(struct sb *b, const struct ts_ast *n)
+{
+	sb_str(b, ts_aggop_str(n->aggregate.op));
+	if (n->aggregate.without || n->aggregate.grouping.n) {
+		sb_str(b, n->aggregate.without ? " without " : " by ");
+		sb_labels(b, &n->aggregate.grouping);
+		sb_put(b, " ", 1);
+	}
+}
+
+/* lhs op [bool] [on|ignoring (...) [group_left|group_right (...)]] rhs */
+static void print_binary(struct sb *b, const struct ts_ast *n)
+{
+	const struct ts_ast *l = n->binary.lhs;
+	/* "+Inf ^ 2" would read back as +(Inf ^ 2): a sign before a '^' operand
+	 * takes the whole power. Prometheus prints it so and loses the tree. */
+	if (n->binary.op == TS_OP_POW && l->kind == TS_AST_NUMBER && isinf(l->number.value) &&
+	    l->number.value > 0)
+		sb_str(b, "Inf");
+	else
+		print_node(b, l);
+	sb_put(b, " ", 1);
+	sb_binop(b, n);
 	sb_put(b, " ", 1);
 	print_node(b, n->binary.rhs);
 }
@@ -415,12 +432,7 @@ static void print_node(struct sb *b, const struct ts_ast *n)
 		break;
 	case TS_AST_BINARY: print_binary(b, n); break;
 	case TS_AST_AGGREGATE:
-		sb_str(b, ts_aggop_str(n->aggregate.op));
-		if (n->aggregate.without || n->aggregate.grouping.n) {
-			sb_str(b, n->aggregate.without ? " without " : " by ");
-			sb_labels(b, &n->aggregate.grouping);
-			sb_put(b, " ", 1);
-		}
+		sb_agg_head(b, n);
 		sb_put(b, "(", 1);
 		if (n->aggregate.param) {
 			print_node(b, n->aggregate.param);
@@ -457,6 +469,147 @@ int ts_ast_print(const struct ts_ast *node, char **out)
 	*out = NULL;
 	if (node)
 		print_node(&b, node);
+	sb_put(&b, "", 0);
+	if (b.oom) {
+		ts_free(b.p);
+		return -ENOMEM;
+	}
+	*out = b.p;
+	return 0;
+}
+
+/* ---- pretty printing (format_query) ----
+ *
+ * Prometheus' Pretty(level) (promql/parser/prettier.go): a node whose String() fits in
+ * 100 characters prints on one line, indented two spaces per level; a longer one
+ * splits: an aggregation as "op [by|without (...)] (" and its parameter and operand one
+ * level deeper, ")" on its own line; a binary operation as its operands one level
+ * deeper around the operator (with bool and matching) on its own line; a call as its
+ * arguments, comma-separated, one level deeper; a parenthesis like a call without a
+ * name; a subquery as its inner expression followed by "[range:step]"; a unary operator
+ * is glued to its operand. Selectors and literals never split. */
+
+static void sb_indent(struct sb *b, int level)
+{
+	for (int i = 0; i < level; i++)
+		sb_put(b, "  ", 2);
+}
+
+/* Whether the node's String() is longer than the line limit. */
+static bool needs_split(const struct ts_ast *n)
+{
+	struct sb t = { 0 };
+	print_node(&t, n);
+	bool split = t.len > 100;
+	ts_free(t.p);
+	return split;
+}
+
+static void pretty_node(struct sb *b, const struct ts_ast *n, int level);
+
+/* Pretty() of a node into a fresh buffer, leading spaces removed (unary operands). */
+static void pretty_trimmed(struct sb *b, const struct ts_ast *n, int level)
+{
+	struct sb t = { 0 };
+	pretty_node(&t, n, level);
+	if (t.oom) {
+		b->oom = true;
+	} else {
+		size_t i = 0;
+		while (i < t.len && t.p[i] == ' ')
+			i++;
+		sb_put(b, t.p + i, t.len - i);
+	}
+	ts_free(t.p);
+}
+
+static void pretty_node(struct sb *b, const struct ts_ast *n, int level)
+{
+	bool split = needs_split(n);
+	switch (n->kind) {
+	case TS_AST_AGGREGATE:
+		sb_indent(b, level);
+		if (!split)
+			break;
+		sb_agg_head(b, n);
+		sb_put(b, "(\n", 2);
+		if (n->aggregate.param) {
+			pretty_node(b, n->aggregate.param, level + 1);
+			sb_put(b, ",\n", 2);
+		}
+		pretty_node(b, n->aggregate.expr, level + 1);
+		sb_put(b, "\n", 1);
+		sb_indent(b, level);
+		sb_put(b, ")", 1);
+		return;
+	case TS_AST_BINARY: {
+		if (!split) {
+			sb_indent(b, level);
+			break;
+		}
+		pretty_node(b, n->binary.lhs, level + 1);
+		sb_put(b, "\n", 1);
+		sb_indent(b, level);
+		sb_binop(b, n);
+		sb_put(b, "\n", 1);
+		pretty_node(b, n->binary.rhs, level + 1);
+		return;
+	}
+	case TS_AST_CALL:
+		sb_indent(b, level);
+		if (!split)
+			break;
+		sb_str(b, n->call.func->name);
+		sb_put(b, "(\n", 2);
+		for (size_t i = 0; i < n->call.n_args; i++) {
+			if (i)
+				sb_put(b, ",\n", 2);
+			pretty_node(b, n->call.args[i], level + 1);
+		}
+		sb_put(b, "\n", 1);
+		sb_indent(b, level);
+		sb_put(b, ")", 1);
+		return;
+	case TS_AST_PAREN:
+		sb_indent(b, level);
+		if (!split)
+			break;
+		sb_put(b, "(\n", 2);
+		pretty_node(b, n->paren.expr, level + 1);
+		sb_put(b, "\n", 1);
+		sb_indent(b, level);
+		sb_put(b, ")", 1);
+		return;
+	case TS_AST_SUBQUERY:
+		if (!split) {
+			sb_indent(b, level);
+			break;
+		}
+		pretty_node(b, n->subquery.expr, level);
+		sb_put(b, "[", 1);
+		sb_duration(b, n->subquery.range_ms);
+		sb_put(b, ":", 1);
+		if (n->subquery.step_ms)
+			sb_duration(b, n->subquery.step_ms);
+		sb_put(b, "]", 1);
+		sb_at_offset(b, n->subquery.at, n->subquery.at_ms, n->subquery.offset_ms);
+		return;
+	case TS_AST_UNARY:
+		sb_indent(b, level);
+		sb_str(b, ts_binop_str(n->unary.op));
+		pretty_trimmed(b, n->unary.expr, level);
+		return;
+	default: /* selectors and literals: never split */ sb_indent(b, level); break;
+	}
+	print_node(b, n);
+}
+
+int ts_ast_pretty(const struct ts_ast *node, char **out)
+{
+	struct sb b = { 0 };
+	*out = NULL;
+	if (node)
+		pretty_node(&b, node, 0);
 	sb_put(&b, "", 0);
 	if (b.oom) {
 		ts_free(b.p);

@@ -209,6 +209,12 @@ int ts_label_list_push(struct ts_label_list *l, const char *name, size_t len);
  * Returns 0 or -ENOMEM (*out then NULL). */
 int ts_ast_print(const struct ts_ast *node, char **out);
 
+/* Writes `node` as Prometheus' format_query does (parser.Prettify, Pretty(0)): each
+ * node on one line while its String() fits in 100 characters, split over indented
+ * lines (two spaces a level) beyond. ts_promql_parse(pretty(t)) is ts_ast_equal to t.
+ * Ownership and errors as ts_ast_print. */
+int ts_ast_pretty(const struct ts_ast *node, char **out);
+
 /* Structural equality, ignoring positions: same kinds, values (NaN equals NaN),
  * names, matcher multisets, modifiers and children. NULL equals only NULL. */
 bool ts_ast_equal(const struct ts_ast *a, const struct ts_ast *b);

@@ -203,6 +203,24 @@ static int map_parse_error(int rc, const char *q, size_t q_len, const struct ts_
 	return rc;
 }
 
+int ts_query_format(const char *q, size_t q_len, char **out, struct ts_qerr *err)
+{
+	struct ts_ast *root = NULL;
+	struct ts_promql_error pe;
+	memset(err, 0, sizeof *err);
+	*out = NULL;
+	int rc = ts_promql_parse(q, q_len, &root, &pe);
+	if (rc)
+		return map_parse_error(rc, q, q_len, &pe, err);
+	rc = ts_ast_pretty(root, out);
+	ts_ast_free(root);
+	if (rc) {
+		err->type = TS_QERR_INTERNAL;
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+	}
+	return rc;
+}
+
 /* A range query's parameters and expression type, with Prometheus' messages. */
 static int check_range(struct qctx *c, const struct ts_ast *root, int64_t start, int64_t end,
 		       int64_t step, const struct ts_qopts *opts)

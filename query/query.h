@@ -126,6 +126,12 @@ int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_
 		   int64_t step_ms, const struct ts_qopts *opts, struct ts_qresult **out,
 		   struct ts_qerr *err);
 
+/* Prometheus' /api/v1/format_query: q (q_len bytes) parsed and written back as
+ * Prometheus formats it (ts_ast_pretty: one line up to 100 characters, indented lines
+ * beyond). *out is owned by the caller (ts_free). Returns 0, TS_EINVALID (bad_data: does
+ * not parse; err says where, as ts_query_instant) or -ENOMEM (internal). */
+int ts_query_format(const char *q, size_t q_len, char **out, struct ts_qerr *err);
+
 /* Frees a result and everything it points to. Accepts NULL. */
 void ts_qresult_free(struct ts_qresult *r);
 

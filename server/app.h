@@ -66,8 +66,16 @@ struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */
 struct ts_tenant_rates;
 struct ts_tenant_counts;
 
+/* One flag of tsdbd and its value in force, as /api/v1/status/flags lists it. */
+struct ts_app_flag {
+	const char *name; /* without the leading "--" */
+	const char *value;
+};
+
 struct ts_app {
 	struct ts_db *db;
+	const struct ts_app_flag *flags; /* every flag, in --help's order */
+	size_t n_flags;
 	struct ts_net_server *net;
 	struct ts_app_limits lim;
 	struct ts_app_query_limits qlim;
@@ -115,6 +123,10 @@ int ts_ops_routes(struct ts_app *app);
  * Grafana JSON datasource under /grafana/, as ts_ingest_routes does. Returns 0 or
  * -ENOMEM. */
 int ts_query_routes(struct ts_app *app);
+/* Registers the status and empty-list endpoints of Prometheus' API (status/flags,
+ * status/config, status/runtimeinfo, format_query, query_exemplars, targets, rules,
+ * alerts, alertmanagers; status.c), as ts_ingest_routes does. Returns 0 or -ENOMEM. */
+int ts_status_routes(struct ts_app *app);
 /* Registers the TSDB admin API (/api/v1/admin/tsdb/delete_series, clean_tombstones),
  * as ts_ingest_routes does; only with --web.enable-admin-api. Returns 0 or -ENOMEM. */
 int ts_admin_routes(struct ts_app *app);

@@ -22,6 +22,7 @@
 #include "server/webconfig.h"
 #include "storage/err.h"
 #include "storage/log.h"
+#include "storage/mem.h"
 #include "tsdb/format.h"
 
 static const char usage[] =
@@ -397,6 +398,120 @@ static void reload_retention(struct reload *r)
 	ts_retention_file_fini(&rf);
 }
 
+/* Prometheus' model.Duration.String() of ms: "15d", "1h30m", "0s". */
+static void fmt_duration(char *buf, size_t cap, int64_t ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t mult;
+	} u[] = { { "y", 365LL * 86400000 },
+		  { "w", 7LL * 86400000 },
+		  { "d", 86400000 },
+		  { "h", 3600000 },
+		  { "m", 60000 },
+		  { "s", 1000 },
+		  { "ms", 1 } };
+	size_t n = 0;
+	buf[0] = 0;
+	if (ms <= 0 || ms >= TS_RETENTION_FOREVER) {
+		snprintf(buf, cap, "0s");
+		return;
+	}
+	for (size_t i = 0; i < N_OF(u) && n < cap; i++) {
+		/* Years and weeks only when exact, as Prometheus prints them. */
+		if (i < 2 && ms % u[i].mult)
+			continue;
+		if (ms >= u[i].mult) {
+			n += (size_t)snprintf(buf + n, cap - n, "%lld%s",
+					      (long long)(ms / u[i].mult), u[i].unit);
+			ms %= u[i].mult;
+		}
+	}
+}
+
+/* The value in force of count flag `name` when it was not given (0). */
+static unsigned long long count_default(const char *name, const struct ts_app *app,
+					const struct ts_net_config *nc)
+{
+	static const char *const names[] = { "--workers",
+					     "--max-connections",
+					     "--max-labels",
+					     "--max-label-name-length",
+					     "--max-label-value-length",
+					     "--max-body-bytes",
+					     "--max-line-bytes",
+					     "--max-decoded-bytes",
+					     "--query.max-samples" };
+	const unsigned long long v[] = { nc->n_workers,
+					 nc->max_conns,
+					 app->lim.max_labels,
+					 app->lim.max_name_len,
+					 app->lim.max_value_len,
+					 nc->limits.max_body_bytes,
+					 app->lim.max_line_bytes,
+					 app->lim.max_decoded_bytes,
+					 50000000 };
+	for (size_t i = 0; i < N_OF(names); i++)
+		if (!strcmp(name, names[i]))
+			return v[i];
+	return 0; /* the limits without a default: none */
+}
+
+/* Every flag and its value in force, for /api/v1/status/flags; NULL on out of memory.
+ * Strings are allocated once and live as long as the process. */
+static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts_app *app,
+					  const struct ts_net_config *nc,
+					  const struct ts_db_opts *dbo, size_t *n)
+{
+	size_t cap = N_OF(text_flags) + N_OF(duration_flags) + N_OF(count_flags) + 1;
+	struct ts_app_flag *out = ts_calloc(cap, sizeof *out);
+	if (!out)
+		return NULL;
+	const char *base = (const char *)f;
+	char v[64];
+	*n = 0;
+	for (size_t k = 0; k < N_OF(text_flags); k++) {
+		const char *s = *(const char *const *)(const void *)(base + text_flags[k].off);
+		if (!strcmp(text_flags[k].name, "--log-level") && !s)
+			s = "info";
+		out[(*n)++] = (struct ts_app_flag){ text_flags[k].name + 2, ts_strdup(s ? s : "") };
+	}
+	for (size_t k = 0; k < N_OF(duration_flags); k++) {
+		const char *name = duration_flags[k].name;
+		int64_t ms = *(const int64_t *)(const void *)(base + duration_flags[k].off);
+		if (!strcmp(name, "--retention.raw"))
+			ms = dbo->retention_ms;
+		else if (!strcmp(name, "--retention.5m"))
+			ms = dbo->retention_5m_ms;
+		else if (!strcmp(name, "--retention.1h"))
+			ms = dbo->retention_1h_ms;
+		else if (!strcmp(name, "--header-timeout"))
+			ms = (int64_t)nc->header_timeout_ms;
+		else if (!strcmp(name, "--body-timeout"))
+			ms = (int64_t)nc->body_timeout_ms;
+		else if (!strcmp(name, "--idle-timeout"))
+			ms = (int64_t)nc->idle_timeout_ms;
+		else if (!strcmp(name, "--query.timeout") && ms == 0)
+			ms = 120000;
+		fmt_duration(v, sizeof v, ms);
+		out[(*n)++] = (struct ts_app_flag){ name + 2, ts_strdup(v) };
+	}
+	for (size_t k = 0; k < N_OF(count_flags); k++) {
+		unsigned long long x = *(
+			const unsigned long long *)(const void *)(base + count_flags[k].off);
+		if (x == 0)
+			x = count_default(count_flags[k].name, app, nc);
+		snprintf(v, sizeof v, "%llu", x);
+		out[(*n)++] = (struct ts_app_flag){ count_flags[k].name + 2, ts_strdup(v) };
+	}
+	out[(*n)++] = (struct ts_app_flag){ "web.enable-admin-api",
+					    ts_strdup(f->admin_api ? "true" : "false") };
+	for (size_t i = 0; i < *n; i++)
+		if (!out[i].value)
+			return NULL; /* out of memory at start-up: the caller exits */
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = { .data_dir = "./data",
@@ -504,6 +619,13 @@ int main(int argc, char **argv)
 		nc.idle_timeout_ms = (uint64_t)f.idle_ms;
 	nc.limits.max_body_bytes = f.max_body ? (uint64_t)f.max_body : 64u << 20;
 
+	struct ts_app_flag *in_force = flags_in_force(&f, &app, &nc, &dbo, &app.n_flags);
+	if (!in_force) {
+		fprintf(stderr, "tsdbd: out of memory\n");
+		return 1;
+	}
+	app.flags = in_force;
+
 	/* Listen first so a port conflict is reported before a long recovery. */
 	rc = ts_net_open(&app.net, &nc);
 	if (rc) {
@@ -527,6 +649,8 @@ int main(int argc, char **argv)
 		rc = ts_ingest_routes(&app);
 	if (rc == 0)
 		rc = ts_query_routes(&app);
+	if (rc == 0)
+		rc = ts_status_routes(&app);
 	if (rc == 0 && f.admin_api)
 		rc = ts_admin_routes(&app);
 	if (rc) {
@@ -554,6 +678,9 @@ int main(int argc, char **argv)
 	ts_tenant_rates_free(app.rates);
 	ts_tenant_counts_free(app.tenant_counts);
 	pthread_mutex_destroy(&app.pool_mu);
+	for (size_t i = 0; i < app.n_flags; i++)
+		ts_free((char *)in_force[i].value);
+	ts_free(in_force);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));
 		return 1;
