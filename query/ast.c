@@ -374,6 +374,18 @@ static void sb_binop(struct sb *b, const struct ts_ast *n)
 	}
 }
 
+/* "[range:step]" and the @ and offset modifiers of a subquery. */
+static void sb_subquery_suffix(struct sb *b, const struct ts_ast *n)
+{
+	sb_put(b, "[", 1);
+	sb_duration(b, n->subquery.range_ms);
+	sb_put(b, ":", 1);
+	if (n->subquery.step_ms)
+		sb_duration(b, n->subquery.step_ms);
+	sb_put(b, "]", 1);
+	sb_at_offset(b, n->subquery.at, n->subquery.at_ms, n->subquery.offset_ms);
+}
+
 /* "op" or "op by|without (...) " of an aggregation, up to its parenthesis. */
 static void sb_agg_head(struct sb *b, const struct ts_ast *n)
 {
@@ -422,13 +434,7 @@ static void print_node(struct sb *b, const struct ts_ast *n)
 	}
 	case TS_AST_SUBQUERY:
 		print_node(b, n->subquery.expr);
-		sb_put(b, "[", 1);
-		sb_duration(b, n->subquery.range_ms);
-		sb_put(b, ":", 1);
-		if (n->subquery.step_ms)
-			sb_duration(b, n->subquery.step_ms);
-		sb_put(b, "]", 1);
-		sb_at_offset(b, n->subquery.at, n->subquery.at_ms, n->subquery.offset_ms);
+		sb_subquery_suffix(b, n);
 		break;
 	case TS_AST_BINARY: print_binary(b, n); break;
 	case TS_AST_AGGREGATE:
@@ -586,13 +592,7 @@ static void pretty_node(struct sb *b, const struct ts_ast *n, int level)
 			break;
 		}
 		pretty_node(b, n->subquery.expr, level);
-		sb_put(b, "[", 1);
-		sb_duration(b, n->subquery.range_ms);
-		sb_put(b, ":", 1);
-		if (n->subquery.step_ms)
-			sb_duration(b, n->subquery.step_ms);
-		sb_put(b, "]", 1);
-		sb_at_offset(b, n->subquery.at, n->subquery.at_ms, n->subquery.offset_ms);
+		sb_subquery_suffix(b, n);
 		return;
 	case TS_AST_UNARY:
 		sb_indent(b, level);

@@ -151,6 +151,26 @@ static void h_runtimeinfo(const struct ts_http_request *req, struct ts_net_respo
 	ts_api_finish(resp, &b, NULL, 0);
 }
 
+/* The query parameter formatted (*text, ts_free it): 0, or answers the error as
+ * Prometheus does for a query that does not parse (format_query names the parameter,
+ * query_exemplars does not: named) and returns 1. */
+static int format_param(struct ts_net_response *resp, const struct ts_params *p, bool named,
+			char **text)
+{
+	size_t q_len = 0;
+	const char *q = ts_params_get(p, "query", &q_len);
+	struct ts_qerr err;
+	int rc = ts_query_format(q ? q : "", q ? q_len : 0, text, &err);
+	if (rc == 0)
+		return 0;
+	enum ts_api_errtype t = ts_api_eval_errtype(rc, &err);
+	if (t == TS_API_BAD_DATA && named)
+		ts_api_error(resp, t, "invalid parameter \"query\": %s", err.msg);
+	else
+		ts_api_error(resp, t, "%s", err.msg);
+	return 1;
+}
+
 static void h_format_query(const struct ts_http_request *req, struct ts_net_response *resp,
 			   void *arg)
 {
@@ -159,19 +179,9 @@ static void h_format_query(const struct ts_http_request *req, struct ts_net_resp
 	ts_params_init(&p);
 	if (ts_api_params(req, resp, &p))
 		goto out;
-	size_t q_len = 0;
-	const char *q = ts_params_get(&p, "query", &q_len);
 	char *text = NULL;
-	struct ts_qerr err;
-	int rc = ts_query_format(q ? q : "", q ? q_len : 0, &text, &err);
-	if (rc) {
-		enum ts_api_errtype t = ts_api_eval_errtype(rc, &err);
-		if (t == TS_API_BAD_DATA)
-			ts_api_error(resp, t, "invalid parameter \"query\": %s", err.msg);
-		else
-			ts_api_error(resp, t, "%s", err.msg);
+	if (format_param(resp, &p, true, &text))
 		goto out;
-	}
 	struct ts_sbuf b;
 	ts_sbuf_init(&b);
 	ts_api_begin(&b);
@@ -198,16 +208,10 @@ static void h_query_exemplars(const struct ts_http_request *req, struct ts_net_r
 		goto out;
 	}
 	/* The query must parse, as Prometheus checks it before looking for exemplars. */
-	size_t q_len = 0;
-	const char *q = ts_params_get(&p, "query", &q_len);
 	char *text = NULL;
-	struct ts_qerr err;
-	int rc = ts_query_format(q ? q : "", q ? q_len : 0, &text, &err);
-	ts_free(text);
-	if (rc) {
-		ts_api_error(resp, ts_api_eval_errtype(rc, &err), "%s", err.msg);
+	if (format_param(resp, &p, false, &text))
 		goto out;
-	}
+	ts_free(text);
 	answer_json(resp, "[]",
 		    "exemplars are not stored: tsdbd accepts the exemplars remote write sends "
 		    "and drops them");

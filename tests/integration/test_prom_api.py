@@ -144,8 +144,10 @@ class PromApiTest(unittest.TestCase):
         p = self.prom.get("/api/v1/query_exemplars?" + urllib.parse.urlencode(
             {"query": "up", "start": "0", "end": "100"}))
         self.assertEqual(p.json()["data"], [])
-        r = self.srv.get("/api/v1/query_exemplars?query=sum(")
+        bad = "/api/v1/query_exemplars?query=sum("
+        r, p = self.srv.get(bad), self.prom.get(bad)
         self.assertEqual((r.status, r.json()["errorType"]), (400, "bad_data"))
+        self.assertEqual(r.json()["error"], p.json()["error"])
         r = self.srv.get("/api/v1/query_exemplars?query=up&start=x")
         self.assertEqual(r.status, 400)
 
