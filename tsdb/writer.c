@@ -99,6 +99,8 @@ out:
 	return rc;
 }
 
+#define FLUSH_SLICE_BYTES (8u << 20)
+
 /* Puts chunk c into batch b of partition p, merging with a stored chunk of the same key. */
 static int chunk_put(struct ts_partition *p, struct ts_batch *b, struct ts_rtxn *r,
 		     const struct ts_chunk_mem *c, struct buf *scratch)
@@ -202,7 +204,14 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		ts_batch_reset(b);
 		size_t j = i;
 		uint64_t bytes = 0;
-		for (; j < n && refs[j].part == refs[i].part && rc == 0; j++) {
+		/* At most FLUSH_SLICE_BYTES of chunks per transaction: the batch and LMDB's
+		 * dirty pages are held in memory until the commit, so one transaction for a
+		 * whole flush at 100k series held over 80 MB at once. A crash between slices
+		 * is a crash between partitions: the WAL still has the samples, and replay
+		 * merges what was already stored (chunk_put). */
+		for (;
+		     j < n && refs[j].part == refs[i].part && rc == 0 && bytes < FLUSH_SLICE_BYTES;
+		     j++) {
 			rc = chunk_put(p, b, r, refs[j].c, &scratch);
 			bytes += TS_CHUNK_HDR_LEN + refs[j].c->len;
 		}
