@@ -21,7 +21,7 @@
  *
  * The points (name: where, what a kill there leaves on disk):
  *   flush.part_written     writer.c: after one chunk transaction committed (a partition's
- *                          chunks, or an 8 MiB slice of them), before the next one (and
+ *                          chunks, or a 6 MiB slice of them), before the next one (and
  *                          before the index)
  *   flush.before_index     writer.c: a plain flush, chunks committed, index not yet
  *   ckpt.captured          writer.c: checkpoint, WAL rolled to L and head rows captured,

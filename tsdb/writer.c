@@ -99,7 +99,7 @@ out:
 	return rc;
 }
 
-#define FLUSH_SLICE_BYTES (8u << 20)
+#define FLUSH_SLICE_BYTES (6u << 20) /* with record headers, the batch stays within 8 MiB */
 
 /* Puts chunk c into batch b of partition p, merging with a stored chunk of the same key. */
 static int chunk_put(struct ts_partition *p, struct ts_batch *b, struct ts_rtxn *r,
