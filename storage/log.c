@@ -1,6 +1,8 @@
 /*
- * log.c - stderr logger. Each line carries an RFC3339 UTC timestamp and the level so
- * logs from a kill -9 test can be read against the sender's timeline.
+ * log.c - leveled logger. Each line carries an RFC3339 UTC timestamp and the level so
+ * logs from a kill -9 test can be read against the sender's timeline. Lines go to
+ * stderr, or to the sink an embedding program set; the installable libtsdb is built
+ * with TS_LOG_DEFAULT_SILENT, so a library user sees nothing unless it sets a sink.
  */
 #include "storage/log.h"
 
@@ -13,6 +15,32 @@
 #include <unistd.h>
 
 static atomic_int min_level = -1;
+
+static void to_stderr(enum ts_log_level level, const char *line, size_t len, void *arg)
+{
+	(void)level;
+	(void)arg;
+	ssize_t w = write(2, line, len);
+	(void)w; /* nothing sensible to do if stderr is gone */
+}
+
+#ifdef TS_LOG_DEFAULT_SILENT
+static ts_log_sink_fn _Atomic sink_fn = NULL;
+#else
+static ts_log_sink_fn _Atomic sink_fn = to_stderr;
+#endif
+static void *_Atomic sink_arg = NULL;
+
+void ts_log_set_sink(ts_log_sink_fn fn, void *arg)
+{
+	atomic_store(&sink_arg, arg);
+	atomic_store(&sink_fn, fn);
+}
+
+void ts_log_to_stderr(void)
+{
+	ts_log_set_sink(to_stderr, NULL);
+}
 
 void ts_log_set_level(enum ts_log_level level)
 {
@@ -40,7 +68,8 @@ static int current_level(void)
 
 void ts_log(enum ts_log_level level, const char *fmt, ...)
 {
-	if ((int)level < current_level())
+	ts_log_sink_fn fn = atomic_load(&sink_fn);
+	if (!fn || (int)level < current_level())
 		return;
 	static const char *names[] = { "debug", "info", "warn", "error" };
 	char line[2048];
@@ -59,6 +88,5 @@ void ts_log(enum ts_log_level level, const char *fmt, ...)
 	if (len > sizeof line - 2)
 		len = sizeof line - 2;
 	line[len++] = '\n';
-	ssize_t w = write(2, line, len);
-	(void)w; /* nothing sensible to do if stderr is gone */
+	fn(level, line, len, atomic_load(&sink_arg));
 }

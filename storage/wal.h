@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ts_wal_sync { TS_WAL_SYNC_ALWAYS = 0, TS_WAL_SYNC_INTERVAL = 1, TS_WAL_SYNC_NEVER = 2 };
+#include "storage/wal_types.h"
 
 /* Replay reads every kind whatever this is set to; it only picks what appends write.
  * LZ4 is what earlier releases wrote. */
@@ -102,11 +102,6 @@ int ts_wal_copy(struct ts_wal *w, uint64_t from_lsn, uint64_t before_lsn, const 
  * in the middle. Returns 0 or -errno. */
 int ts_wal_truncate_before(struct ts_wal *w, uint64_t lsn);
 
-/* Bytes currently on disk in all segments; counts of fsyncs and their total time, for
- * /metrics. */
-struct ts_wal_stats {
-	uint64_t bytes_on_disk, n_segments, n_records, n_syncs, sync_ns_total, sync_ns_max;
-};
 void ts_wal_stats(struct ts_wal *w, struct ts_wal_stats *out);
 
 /* Syncs (unless policy is NEVER), stops the interval thread, closes files, frees w.

@@ -12,6 +12,12 @@
  * ts_db_close(), which must be the last call on a db and must not race with others.
  * Error codes: 0 on success, -errno, or TS_E* from storage/err.h (ts_strerror names them).
  * Strings in and out are byte strings with explicit lengths unless stated otherwise.
+ *
+ * Installed (cmake --install; pkg-config tsdb): #include <tsdb/tsdb.h>, and
+ * <tsdb/query.h> for PromQL; link with `pkg-config --libs tsdb` (add --static for
+ * libtsdb.a). The installed library logs nothing until the program sets a sink with
+ * ts_log_set_sink() (storage/log.h, included here); ts_log_to_stderr() is the simplest.
+ * See examples/ for programs that open, append, select, iterate and query.
  */
 #ifndef TS_TSDB_H
 #define TS_TSDB_H
@@ -19,7 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "storage/wal.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/wal_types.h"
 #include "tsdb/types.h"
 
 struct ts_db;
