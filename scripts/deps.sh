@@ -10,7 +10,7 @@ build_pkgs=(cmake make gcc pkg-config liblmdb-dev libuv1-dev liblz4-dev
   libzstd-dev libyaml-dev libcurl4-openssl-dev libssl-dev libcrypt-dev)
 test_pkgs=(clang libclang-rt-14-dev lmdb-utils python3 python3-protobuf python3-snappy
   python3-jsonschema python3-requests python3-yaml prometheus prometheus-node-exporter
-  victoria-metrics influxdb openssl systemd)
+  victoria-metrics influxdb openssl systemd chromium)
 
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")

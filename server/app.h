@@ -127,6 +127,9 @@ int ts_query_routes(struct ts_app *app);
  * status/config, status/runtimeinfo, format_query, query_exemplars, targets, rules,
  * alerts, alertmanagers; status.c), as ts_ingest_routes does. Returns 0 or -ENOMEM. */
 int ts_status_routes(struct ts_app *app);
+/* Registers the web UI (/ and /ui/, ui.c), as ts_ingest_routes does. Returns 0 or
+ * -ENOMEM. */
+int ts_ui_routes(struct ts_app *app);
 /* Registers the TSDB admin API (/api/v1/admin/tsdb/delete_series, clean_tombstones),
  * as ts_ingest_routes does; only with --web.enable-admin-api. Returns 0 or -ENOMEM. */
 int ts_admin_routes(struct ts_app *app);

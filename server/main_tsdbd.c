@@ -651,6 +651,8 @@ int main(int argc, char **argv)
 		rc = ts_query_routes(&app);
 	if (rc == 0)
 		rc = ts_status_routes(&app);
+	if (rc == 0)
+		rc = ts_ui_routes(&app);
 	if (rc == 0 && f.admin_api)
 		rc = ts_admin_routes(&app);
 	if (rc) {
