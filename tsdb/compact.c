@@ -393,8 +393,17 @@ static int want_all(struct ts_db *db, struct ts_partition *p, int64_t unused)
 }
 
 /* Runs convert_one on up to max_parts partitions `want` picks (not busy ones). */
-static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition *, int64_t),
-	       int64_t arg, int max_parts, int merge_all, enum rewrite how)
+/* How far a long call got, for its caller's progress (ts_progress_fn): after each
+ * partition, `done` out of `total` steps, offset by `base`. */
+struct progress {
+	ts_progress_fn fn;
+	void *arg;
+	uint64_t base, total;
+};
+
+static int run_p(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition *, int64_t),
+		 int64_t arg, int max_parts, int merge_all, enum rewrite how,
+		 const struct progress *pr)
 {
 	int done = 0;
 	size_t from = 0;
@@ -408,8 +417,16 @@ static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition
 			atomic_store(&p->compacted, 1);
 		ts__part_unref(db, p);
 		done++;
+		if (pr && pr->fn)
+			pr->fn(pr->arg, pr->base + (uint64_t)done, pr->total);
 	}
 	return done;
+}
+
+static int run(struct ts_db *db, int (*want)(struct ts_db *, struct ts_partition *, int64_t),
+	       int64_t arg, int max_parts, int merge_all, enum rewrite how)
+{
+	return run_p(db, want, arg, max_parts, merge_all, how, NULL);
 }
 
 static int64_t closed_before_ms(const struct ts_db *db)
@@ -556,13 +573,33 @@ static int tiers_pass(struct ts_db *db, ts_progress_fn progress, void *arg,
 	return first;
 }
 
-int ts_db_compact(struct ts_db *db)
+/* The tier pass's progress, reported as the second half of a compaction's. */
+static void tiers_half(void *a, uint64_t done, uint64_t total)
+{
+	const struct progress *pr = a;
+	pr->fn(pr->arg, pr->base + (total ? done * pr->base / total : pr->base), pr->total);
+}
+
+int ts_db_compact_progress(struct ts_db *db, ts_progress_fn progress, void *arg)
 {
 	pthread_mutex_lock(&db->fmu);
-	ts__compact_closed(db, 1 << 30, 1);
-	tiers_pass(db, NULL, NULL, NULL);
+	pthread_rwlock_rdlock(&db->parts_mu);
+	uint64_t n = db->n_parts ? db->n_parts : 1;
+	pthread_rwlock_unlock(&db->parts_mu);
+	/* Rewrites first (a step per partition), then the tier check (as many again). */
+	struct progress pr = { progress, arg, 0, 2 * n };
+	run_p(db, want_all, 0, 1 << 30, 1, RW_CLOSED, &pr);
+	pr.base = n;
+	tiers_pass(db, progress ? tiers_half : NULL, &pr, NULL);
+	if (progress)
+		progress(arg, pr.total, pr.total);
 	pthread_mutex_unlock(&db->fmu);
 	return 0;
+}
+
+int ts_db_compact(struct ts_db *db)
+{
+	return ts_db_compact_progress(db, NULL, NULL);
 }
 
 int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,

@@ -474,5 +474,9 @@ typedef void (*ts_progress_fn)(void *arg, uint64_t done, uint64_t total);
  * flushes while it runs. */
 int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
 		     struct ts_downsample_stats *st);
+/* ts_db_compact, calling progress (may be NULL) with arg on the calling thread after each
+ * partition rewritten and each partition's tiers checked: done of total steps (total is
+ * twice the partitions; done reaches total at the end). */
+int ts_db_compact_progress(struct ts_db *db, ts_progress_fn progress, void *arg);
 
 #endif

@@ -142,6 +142,29 @@ def ctl(*args, timeout=60):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
+def ctl_tty(*args, timeout=60):
+    """ctl with stderr on a terminal (a pty), where the long commands show progress."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([TSDBCTL] + list(args), stdout=subprocess.PIPE, stderr=slave,
+                         stdin=subprocess.DEVNULL)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        err += chunk
+    out = p.stdout.read()
+    p.wait(timeout=timeout)
+    p.stdout.close()
+    os.close(master)
+    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
 def parse_export(text):
     """JSON lines -> {sorted label tuple: [(t, bits)]} (lines of one series joined)."""
     out = {}
@@ -493,8 +516,9 @@ class TsdbctlTest(unittest.TestCase):
                       % (t["cold"]["blocks"], t["cold"]["samples"]), out)
 
     def test_5_compact_then_verify(self):
-        rc, out, err = ctl("compact", "--data-dir", self.data)
+        rc, out, err = ctl_tty("compact", "--data-dir", self.data)
         self.assertEqual(rc, 0, out + err)
+        self.assertIn("compacting: ", err)  # progress on a terminal
         self.assertIn("partition files:", out)
         self.assertIn("in use (LMDB pages):", out)
         rc, out, err = ctl("inspect", "--data-dir", self.data, "--json")

@@ -2,7 +2,7 @@
  * compact.c - `tsdbctl compact`: rewrites closed partitions tightly, for a stopped
  * server, and says what it saved.
  *
- * It runs ts_db_compact(), which rewrites each closed partition that took writes since
+ * It runs ts_db_compact() (with a progress line on a terminal), which rewrites each closed partition that took writes since
  * its last rewrite (tsdb/compact.c; tsdbd does the same in the background), and prints
  * each partition's data.mdb size before and after, the allocated totals and the LMDB
  * bytes in use. Partitions are listed after ts_db_open() has repaired what a crash may
@@ -62,6 +62,15 @@ static void print_report(const char *dir, const struct ctl_parts *parts,
 	       st1->partitions_bytes);
 }
 
+/* A progress line on a terminal (common.c: nothing when stderr is not one). */
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	ctl_progress("compacting: %" PRIu64 "/%" PRIu64
+		     " steps (partitions rewritten, then their tiers checked)",
+		     done, total);
+}
+
 /* Compacts and closes db (also on failure). Returns an exit code. */
 static int compact(const char *dir, struct ts_db *db, const struct ctl_parts *parts)
 {
@@ -76,7 +85,8 @@ static int compact(const char *dir, struct ts_db *db, const struct ctl_parts *pa
 	for (size_t i = 0; i < parts->n; i++)
 		part_file_use(dir, &parts->v[i], &before[i], &tb);
 	ts_db_stats(db, &st0);
-	rc = ts_db_compact(db);
+	rc = ts_db_compact_progress(db, progress, NULL);
+	ctl_progress_done();
 	ts_db_stats(db, &st1);
 	if (rc)
 		fprintf(stderr, "tsdbctl: compaction failed: %s\n", ts_strerror(rc));
