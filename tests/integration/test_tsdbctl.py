@@ -639,6 +639,14 @@ class TsdbctlTest(unittest.TestCase):
         self.assertIn("raw/%s chunk (series %d" % (part, series_id), lines[0])
         self.assertIn("CRC32C mismatch", lines[0])
         self.assertIn("1 problem", out)
+        # --json: the same finding, as one object, same exit code
+        rc, out, err = ctl("verify", "--data-dir", d, "--json")
+        self.assertEqual(rc, 1, out + err)
+        j = json.loads(out)
+        self.assertEqual((j["ok"], j["n_problems"], len(j["problems"])), (False, 1, 1))
+        self.assertIn("raw/%s chunk (series %d" % (part, series_id), j["problems"][0]["where"])
+        self.assertIn("CRC32C mismatch", j["problems"][0]["what"])
+        self.assertGreater(j["checked"]["chunks"], 0)
         # inspect still works on it
         rc, out, err = ctl("inspect", "--data-dir", d)
         self.assertEqual(rc, 0, err)
@@ -906,7 +914,7 @@ class TsdbctlTest(unittest.TestCase):
         self.assertEqual(ctl("inspect")[0], 2)
         self.assertEqual(ctl("inspect", "--data-dir", self.tmp, "--top", "x")[0], 2)
         self.assertEqual(ctl("export", "--data-dir", self.tmp, "--start", "yesterday")[0], 2)
-        self.assertEqual(ctl("verify", "--data-dir", self.tmp, "--json")[0], 2)
+        self.assertEqual(ctl("verify", "--data-dir", self.tmp, "--json=yes")[0], 2)  # a flag takes no value
         empty = os.path.join(self.tmp, "empty")
         os.mkdir(empty)
         missing = os.path.join(self.tmp, "missing")

@@ -803,3 +803,22 @@ int ctl_dir_empty(const char *dir)
 	closedir(d);
 	return empty;
 }
+
+void ctl_json_str(FILE *f, const void *s, size_t len)
+{
+	const uint8_t *p = s;
+	int valid = ts_utf8_valid(p, len);
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = p[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else if (c >= 0x80 && !valid)
+			fputs("\\ufffd", f);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}

@@ -752,32 +752,12 @@ static void inspect_print_text(const struct ctl_ro *db, const struct inspect *in
 
 /* ---- JSON ---- */
 
-/* A JSON string; bytes of invalid UTF-8 become U+FFFD so the output is always JSON. */
-static void json_str(FILE *f, const void *s, size_t len)
-{
-	const uint8_t *p = s;
-	int valid = ts_utf8_valid(p, len);
-	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = p[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else if (c >= 0x80 && !valid)
-			fputs("\\ufffd", f);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_top_json(FILE *f, const struct nc_list *l, size_t top, int values)
 {
 	fputc('[', f);
 	for (size_t i = 0; i < l->n && i < top; i++) {
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, l->v[i].name, l->v[i].len);
+		ctl_json_str(f, l->v[i].name, l->v[i].len);
 		fprintf(f, ",\"series\":%" PRIu64, l->v[i].series);
 		if (values)
 			fprintf(f, ",\"values\":%" PRIu64, l->v[i].values);
@@ -805,7 +785,7 @@ static void print_group_json(FILE *f, const char *name, const struct group_stats
 static void print_summary_json(FILE *f, const struct ctl_ro *db, const struct inspect *in)
 {
 	fputs("{\"data_dir\":", f);
-	json_str(f, db->dir, strlen(db->dir));
+	ctl_json_str(f, db->dir, strlen(db->dir));
 	fprintf(f, ",\"format\":%" PRIu32 ",\"partition_ms\":%" PRId64 ",\"series\":%" PRIu64,
 		db->format, db->partition_ms, in->n_series);
 	fprintf(f, ",\"next_id\":%" PRIu64 ",\"checkpoint_lsn\":%" PRIu64, db->next_id,

@@ -84,6 +84,10 @@ struct ctl_opt {
  * EXIT_USAGE (or a parser's code) after a message. */
 int ctl_parse_args(int argc, char **argv, const struct ctl_opt *opts, const char **dir);
 
+/* A JSON string of s[0..len) on f; bytes of invalid UTF-8 become U+FFFD so the output
+ * is always JSON. */
+void ctl_json_str(FILE *f, const void *s, size_t len);
+
 /* Parsers for struct ctl_opt. dest: int (set to 1), size_t (0..1000000), int64_t
  * milliseconds (unix seconds or RFC 3339). */
 int ctl_opt_flag(void *dest, const char *name, const char *val);

@@ -98,6 +98,9 @@ struct vcold {
 struct verify {
 	struct ctl_ro *db;
 	uint64_t n_problems;
+	int json;	 /* --json: problems kept for one object at the end */
+	char **problems; /* "where\0what" each, with --json */
+	size_t cap_problems;
 	struct vseries *s; /* every series of either source, by id */
 	size_t n_series, cap_series;
 	uint64_t n_series_rows, n_series_entries, n_series_groups, n_series_both;
@@ -125,9 +128,28 @@ static void problem(struct verify *v, const char *where, const char *fmt, ...)
 	ctl_progress_done();
 	va_list ap;
 	va_start(ap, fmt);
-	printf("PROBLEM %s: ", where);
-	vprintf(fmt, ap);
-	putchar('\n');
+	if (v->json) {
+		char what[1024];
+		vsnprintf(what, sizeof what, fmt, ap);
+		size_t wl = strlen(where), nl = strlen(what);
+		char *x = ts_malloc(wl + nl + 2);
+		if (x && !ts_grow((void **)&v->problems, &v->cap_problems, v->n_problems + 1,
+				  sizeof *v->problems)) {
+			memcpy(x, where, wl + 1);
+			memcpy(x + wl + 1, what, nl + 1);
+			v->problems[v->n_problems] = x;
+		} else {
+			ts_free(x);
+			/* Out of memory: counted, and said on stderr instead. */
+			fprintf(stderr, "PROBLEM %s: %s\n", where, what);
+			if (v->n_problems < v->cap_problems)
+				v->problems[v->n_problems] = NULL;
+		}
+	} else {
+		printf("PROBLEM %s: ", where);
+		vprintf(fmt, ap);
+		putchar('\n');
+	}
 	va_end(ap);
 	v->n_problems++;
 }
@@ -1352,14 +1374,46 @@ static void print_summary(const struct verify *v, const char *dir)
 	printf("(the WAL is not checked: tsdbd checks it at start-up and cuts a torn tail)\n");
 }
 
+/* --json: one object with the counts and every problem found. */
+static void print_json(const struct verify *v, const char *dir)
+{
+	printf("{\"data_dir\":");
+	ctl_json_str(stdout, dir, strlen(dir));
+	printf(",\"ok\":%s,\"problems\":[", v->n_problems ? "false" : "true");
+	for (uint64_t i = 0, k = 0; i < v->n_problems && i < v->cap_problems; i++) {
+		const char *x = v->problems[i];
+		if (!x)
+			continue;
+		printf("%s{\"where\":", k++ ? "," : "");
+		ctl_json_str(stdout, x, strlen(x));
+		printf(",\"what\":");
+		ctl_json_str(stdout, x + strlen(x) + 1, strlen(x + strlen(x) + 1));
+		printf("}");
+	}
+	printf("],\"n_problems\":%" PRIu64 ",\"checked\":{\"series\":%zu,\"series_rows\":%" PRIu64
+	       ",\"group_entries\":%" PRIu64 ",\"postings_keys\":%" PRIu64 ",\"postings\":%" PRIu64
+	       ",\"head_snapshots\":%" PRIu64 ",\"metadata_rows\":%" PRIu64
+	       ",\"partitions\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"samples\":%" PRIu64
+	       ",\"cold_blocks\":%" PRIu64 ",\"cold_samples\":%" PRIu64 ",\"tier_blocks\":%" PRIu64
+	       ",\"tier_series\":%" PRIu64 ",\"tombstones\":%" PRIu64
+	       "},\"unlisted_leftover_blocks\":%" PRIu64 "}\n",
+	       v->n_problems, v->n_series, v->n_series_rows, v->n_series_entries,
+	       v->n_postings_keys, v->n_postings, v->n_heads, v->n_metadata, v->n_parts_checked,
+	       v->n_chunks, v->n_samples, v->n_cold_blocks, v->n_cold_samples, v->n_tier_blocks,
+	       v->n_tier_series, v->n_tombstones, v->n_leftover);
+}
+
 static int verify_main(int argc, char **argv)
 {
 	const char *dir;
 	struct ctl_ro db;
-	int ex = ctl_parse_args(argc, argv, NULL, &dir);
+	int json = 0;
+	const struct ctl_opt opts[] = { { "--json", 1, ctl_opt_flag, &json },
+					{ NULL, 0, NULL, NULL } };
+	int ex = ctl_parse_args(argc, argv, opts, &dir);
 	if (ex != CTL_RUN || (ex = ctl_ro_open(&db, dir)) != EXIT_OK)
 		return ex;
-	struct verify v = { .db = &db };
+	struct verify v = { .db = &db, .json = json };
 	verify_meta(&v);
 	int rc = verify_index(&v);
 	for (size_t i = 0; rc == 0 && i < db.parts.n; i++) {
@@ -1369,7 +1423,13 @@ static int verify_main(int argc, char **argv)
 	ctl_progress_done();
 	if (rc)
 		problem(&v, "verify", "stopped early: %s", ts_strerror(rc));
-	print_summary(&v, dir);
+	if (v.json)
+		print_json(&v, dir);
+	else
+		print_summary(&v, dir);
+	for (uint64_t i = 0; i < v.n_problems && i < v.cap_problems; i++)
+		ts_free(v.problems[i]);
+	ts_free(v.problems);
 	ts_free(v.s);
 	ts_free(v.lab);
 	ts_free(v.copy);
@@ -1386,6 +1446,7 @@ static const char verify_help[] =
 	"            series known) and meta \"tiers\" record, every series row and group row,\n"
 	"            postings both ways, head snapshots, metadata rows and tombstones (key,\n"
 	"            value, mint <= maxt, series known). Prints each problem with where it is and\n"
-	"            a summary. Reads while a server runs.\n";
+	"            a summary. Reads while a server runs.\n"
+	"              --json     one JSON object: ok, problems (where, what), counts\n";
 
 CTL_COMMAND(verify);
