@@ -7,6 +7,8 @@
  *                                        Prometheus configuration file)
  *   GET      /api/v1/status/runtimeinfo  start time, working directory, threads, CPUs,
  *                                        raw retention
+ *   GET      /api/v1/status/storage      tsdbd's own: every time partition (range, bytes,
+ *                                        state, 5m and 1h tier rows and bytes), totals
  *   GET|POST /api/v1/format_query        query formatted as Prometheus' format_query
  *   GET|POST /api/v1/query_exemplars     an empty list and a warning: exemplars that
  *                                        remote write sends are accepted, not stored
@@ -29,6 +31,7 @@
 
 #include "server/api_json.h"
 #include "storage/mem.h"
+#include "tsdb/tsdb.h"
 
 static void answer_json(struct ts_net_response *resp, const char *data, const char *warning)
 {
@@ -37,6 +40,62 @@ static void answer_json(struct ts_net_response *resp, const char *data, const ch
 	ts_api_begin(&b);
 	ts_sbuf_str(&b, data);
 	ts_api_finish(resp, &b, warning ? &warning : NULL, warning ? 1 : 0);
+}
+
+/* tsdbd's own: every time partition with its size and downsampled tiers, and the
+ * totals, for the status page (and operators' scripts). */
+static void h_storage(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	(void)req;
+	const struct ts_app *app = arg;
+	struct ts_part_stat *ps;
+	size_t n;
+	if (ts_db_partition_stats(app->db, &ps, &n)) {
+		ts_api_error(resp, TS_API_UNAVAILABLE, "out of memory");
+		return;
+	}
+	struct ts_db_stats st;
+	ts_db_stats(app->db, &st);
+	uint64_t tiers[2] = { 0, 0 }, parts = 0;
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_str(&b, "{\"partitions\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct ts_part_stat *p = &ps[i];
+		ts_sbuf_str(&b, i ? ",{\"start\":" : "{\"start\":");
+		ts_api_time(&b, p->start_ms);
+		ts_sbuf_str(&b, ",\"end\":");
+		ts_api_time(&b, p->end_ms);
+		ts_sbuf_printf(&b, ",\"bytes\":%llu,\"open\":%s,\"compacted\":%s,\"tiers\":",
+			       (unsigned long long)p->bytes, p->open ? "true" : "false",
+			       p->compacted < 0 ? "null"
+			       : p->compacted	? "true"
+						: "false");
+		if (p->has_tiers)
+			ts_sbuf_printf(&b,
+				       "{\"5m\":{\"rows\":%llu,\"bytes\":%llu},"
+				       "\"1h\":{\"rows\":%llu,\"bytes\":%llu}}}",
+				       (unsigned long long)p->tier_rows[0],
+				       (unsigned long long)p->tier_bytes[0],
+				       (unsigned long long)p->tier_rows[1],
+				       (unsigned long long)p->tier_bytes[1]);
+		else
+			ts_sbuf_str(&b, "null}");
+		parts += p->bytes;
+		tiers[0] += p->tier_bytes[0];
+		tiers[1] += p->tier_bytes[1];
+	}
+	ts_sbuf_printf(&b,
+		       "],\"totals\":{\"partitions_bytes\":%llu,\"tier_5m_bytes\":%llu,"
+		       "\"tier_1h_bytes\":%llu,\"index_bytes\":%llu,\"wal_bytes\":%llu,"
+		       "\"wal_segments\":%llu,\"series\":%llu}}",
+		       (unsigned long long)parts, (unsigned long long)tiers[0],
+		       (unsigned long long)tiers[1], (unsigned long long)st.index_bytes,
+		       (unsigned long long)st.wal.bytes_on_disk,
+		       (unsigned long long)st.wal.n_segments, (unsigned long long)st.n_series);
+	ts_free(ps);
+	ts_api_finish(resp, &b, NULL, 0);
 }
 
 static void h_flags(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
@@ -230,6 +289,7 @@ int ts_status_routes(struct ts_app *app)
 {
 	static const struct ts_net_route_def r[] = {
 		{ "GET", "/api/v1/status/flags", 0, h_flags, "status_flags" },
+		{ "GET", "/api/v1/status/storage", 0, h_storage, "status_storage" },
 		{ "GET", "/api/v1/status/config", 0, h_config, "status_config" },
 		{ "GET", "/api/v1/status/runtimeinfo", 0, h_runtimeinfo, "status_runtimeinfo" },
 		{ "GET", "/api/v1/format_query", 0, h_format_query, "format_query" },

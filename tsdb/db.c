@@ -892,6 +892,57 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	ts_wal_stats(db->wal, &out->wal);
 }
 
+int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	pthread_rwlock_rdlock(&db->parts_mu);
+	size_t np = db->n_parts;
+	struct ts_partition **parts = ts_malloc((np ? np : 1) * sizeof *parts);
+	struct ts_part_stat *st = ts_calloc(np ? np : 1, sizeof *st);
+	if (!parts || !st) {
+		pthread_rwlock_unlock(&db->parts_mu);
+		ts_free(parts);
+		ts_free(st);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < np; i++) {
+		parts[i] = db->parts[i];
+		ts__part_hold(parts[i]); /* retention may drop it from the array meanwhile */
+	}
+	pthread_rwlock_unlock(&db->parts_mu);
+	for (size_t i = 0; i < np; i++) {
+		struct ts_partition *p = parts[i];
+		st[i].start_ms = p->start;
+		st[i].end_ms = p->end;
+		if (ts__part_pin(db, p, 0) == 0) {
+			struct ts_rtxn *r;
+			struct ts__tiers_rec rec;
+			if (ts_env_read_begin(p->env, &r) == 0) {
+				if (ts__tiers_read(r, p->meta, &rec) == 0 && rec.have) {
+					st[i].has_tiers = 1;
+					for (int k = 0; k < 2; k++) {
+						st[i].tier_rows[k] = rec.rows[k];
+						st[i].tier_bytes[k] = rec.bytes[k];
+					}
+				}
+				ts_env_read_end(r);
+			}
+			ts__part_unpin(db, p);
+		}
+		st[i].compacted = atomic_load(&p->compacted); /* known once opened */
+		st[i].bytes = ts__part_bytes(db, p);
+		pthread_mutex_lock(&db->open_mu);
+		st[i].open = p->env != NULL;
+		pthread_mutex_unlock(&db->open_mu);
+		ts__part_unref(db, p);
+	}
+	ts_free(parts);
+	*out = st;
+	*n = np;
+	return 0;
+}
+
 int ts_db_writable(struct ts_db *db)
 {
 	pthread_mutex_lock(&db->mu);

@@ -474,6 +474,22 @@ typedef void (*ts_progress_fn)(void *arg, uint64_t done, uint64_t total);
  * flushes while it runs. */
 int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
 		     struct ts_downsample_stats *st);
+/* One time partition as ts_db_partition_stats reports it. */
+struct ts_part_stat {
+	int64_t start_ms, end_ms; /* [start, end) */
+	uint64_t bytes;		  /* LMDB bytes in use (the file's size when not open) */
+	int open;		  /* its env is open now */
+	int compacted;		  /* 1: all cold and rewritten tightly; 0: not; -1: unknown */
+	int has_tiers;		  /* a downsampled tier record was read */
+	uint64_t tier_rows[2];	  /* 5m and 1h rows (0 when none or not built) */
+	uint64_t tier_bytes[2];	  /* their block bytes */
+};
+/* Every partition, oldest first, into *out (n entries; ts_free it, also when n is 0).
+ * Tier figures come from each partition's tier record, so a closed env is opened for a
+ * moment (as a query would). Returns 0 or -ENOMEM; a partition that cannot be read is
+ * listed without tier figures. Threading: any thread. */
+int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n);
+
 /* ts_db_compact, calling progress (may be NULL) with arg on the calling thread after each
  * partition rewritten and each partition's tiers checked: done of total steps (total is
  * twice the partitions; done reaches total at the end). */

@@ -271,11 +271,19 @@ async function status() {
       ["working directory", rt.data.CWD], ["raw retention", rt.data.storageRetention]]);
     fillTable($("status-flags"), ["flag", "value"],
       Object.entries(fl.data).map(([k, v]) => ["--" + k, v]));
+    const sto = (await api("/api/v1/status/storage")).data;
+    const iso = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ");
+    const tier = (p, k) => p.tiers ? p.tiers[k].rows + " rows, " + bytes(p.tiers[k].bytes) : "-";
+    fillTable($("status-parts"), ["start", "end", "size", "5m tier", "1h tier", "state"],
+      sto.partitions.map((p) => [iso(p.start), iso(p.end), bytes(p.bytes), tier(p, "5m"),
+        tier(p, "1h"), (p.compacted ? "cold, compacted" : p.compacted === false ? "hot" : "not opened")
+          + (p.open ? ", open" : "")]));
     const m1 = parseMetrics(await (await fetch("/metrics")).text());
     fillTable($("status-storage"), null, [
       ["series", m1.tsdb_series], ["partitions", m1.tsdb_partitions],
       ["partitions open", m1.tsdb_partitions_open],
       ["partition bytes (raw and tiers)", bytes(m1.tsdb_partition_bytes)],
+      ["of which 5m / 1h tiers", bytes(sto.totals.tier_5m_bytes) + " / " + bytes(sto.totals.tier_1h_bytes)],
       ["index bytes", bytes(m1.tsdb_index_bytes)],
       ["WAL", bytes(m1.tsdb_wal_bytes) + " in " + m1.tsdb_wal_segments + " segments"],
       ["head chunks", m1.tsdb_head_chunks + " (" + bytes(m1.tsdb_head_chunk_bytes) + ")"],

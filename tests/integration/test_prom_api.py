@@ -9,6 +9,7 @@ promtool read.
 import os
 import subprocess
 import sys
+import time
 import unittest
 import urllib.parse
 
@@ -133,6 +134,39 @@ class PromApiTest(unittest.TestCase):
             self.assertIn("--" + name, helptext)
         rt = srv.get("/api/v1/status/runtimeinfo").json()["data"]
         self.assertEqual(rt["storageRetention"], "30d")
+
+    def test_status_storage_lists_partitions_and_tiers(self):
+        srv = tsdbtest.Server(["--partition", "1h"]).start()
+        self.addCleanup(srv.cleanup)
+        now = int(time.time()) // 3600 * 3600
+        # Three hours of a 15 s series: three partitions, the older two closed.
+        pts = [((now - 3 * 3600 + i * 15) * 1000, float(i)) for i in range(3 * 240)]
+        srv.import_jsonl([tsdbtest.jsonl_line({"__name__": "m", "a": "b"}, pts)])
+        deadline = time.monotonic() + 20  # sealed chunks reach their partitions within a second
+        while True:
+            d = srv.get("/api/v1/status/storage").json()["data"]
+            if len(d["partitions"]) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        starts = [p["start"] for p in d["partitions"]]
+        self.assertEqual(starts, sorted(starts))
+        self.assertGreaterEqual(len(starts), 3)
+        for p in d["partitions"]:
+            self.assertEqual(p["end"] - p["start"], 3600)
+            self.assertIn(p["compacted"], (True, False, None))
+        self.assertEqual(d["totals"]["series"], 1)
+        self.assertEqual(d["totals"]["partitions_bytes"], sum(p["bytes"] for p in d["partitions"]))
+        # After a compaction (tsdbctl, server stopped) the closed ones carry their tiers.
+        srv.stop()
+        rc = subprocess.run([os.path.join(tsdbtest.BUILD, "tsdbctl"), "compact", "--data-dir", srv.data_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE).returncode
+        self.assertEqual(rc, 0)
+        srv.start()
+        d = srv.get("/api/v1/status/storage").json()["data"]
+        tiered = [p for p in d["partitions"] if p["tiers"]]
+        self.assertGreaterEqual(len(tiered), 2)
+        self.assertTrue(all(p["tiers"]["1h"]["rows"] >= 1 and p["tiers"]["1h"]["bytes"] > 0 for p in tiered))
+        self.assertEqual(d["totals"]["tier_1h_bytes"], sum(p["tiers"]["1h"]["bytes"] for p in tiered))
 
     def test_query_exemplars_is_empty_with_a_warning(self):
         r = self.srv.get("/api/v1/query_exemplars?" + urllib.parse.urlencode(

@@ -107,6 +107,9 @@ class UiTest(unittest.TestCase):
         storage = re.search(r'<table id="status-storage">(.*?)</table>', dom, re.S).group(1)
         self.assertRegex(storage, r"<td>series</td><td class=\"num\">12</td>")  # 3 instances x (3 modes + up)
         self.assertIn('data-rates="1"', dom)  # the second /metrics sample came back
+        parts = re.search(r'<table id="status-parts">(.*?)</table>', dom, re.S).group(1)
+        self.assertEqual(parts.count("<tr>"), 1 + len(self.srv.get("/api/v1/status/storage").json()["data"]["partitions"]))
+        self.assertIn("hot", parts)
 
 
 def urlq(s):
