@@ -636,6 +636,10 @@ struct idsets {
 	struct ids res, tmp, excl;
 };
 
+/* Candidates few enough that checking the remaining matchers on their labels costs
+ * less than reading those matchers' postings. */
+#define FEW_CANDIDATES 256
+
 /* 2. Postings: the intersection of what the matchers that reject "" select, minus what
  * the others exclude. *uncertain is set when a cut key was involved. */
 static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matchers, struct idsets *x,
@@ -646,25 +650,34 @@ static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matcher
 	if (rc)
 		return rc;
 	int have_pos = 0;
-	for (size_t i = 0; i < n_matchers; i++) {
-		if (m[i].matches_empty)
-			continue;
-		x->tmp.n = 0;
-		rc = collect(db, r, &m[i], 1, &x->tmp, uncertain);
-		if (rc)
-			goto out;
-		ids_sort_unique(&x->tmp);
-		if (!have_pos) {
-			struct ids t = x->res;
-			x->res = x->tmp;
-			x->tmp = t;
-			have_pos = 1;
-		} else {
-			ids_intersect(&x->res, &x->tmp);
+	/* Equality matchers first (one postings list each, usually the most selective);
+	 * once the candidates are few, the other matchers are checked on the candidates'
+	 * own labels instead of reading their postings (a regex over a metric name's or a
+	 * label's many series): *uncertain makes the caller check every matcher there. */
+	for (int pass = 0; pass < 2 && !(have_pos && x->res.n == 0); pass++)
+		for (size_t i = 0; i < n_matchers; i++) {
+			if (m[i].matches_empty || (m[i].type == TS_MATCH_EQ) != (pass == 0))
+				continue;
+			if (have_pos && pass == 1 && x->res.n <= FEW_CANDIDATES) {
+				*uncertain = 1;
+				continue;
+			}
+			x->tmp.n = 0;
+			rc = collect(db, r, &m[i], 1, &x->tmp, uncertain);
+			if (rc)
+				goto out;
+			ids_sort_unique(&x->tmp);
+			if (!have_pos) {
+				struct ids t = x->res;
+				x->res = x->tmp;
+				x->tmp = t;
+				have_pos = 1;
+			} else {
+				ids_intersect(&x->res, &x->tmp);
+			}
+			if (x->res.n == 0)
+				break;
 		}
-		if (x->res.n == 0)
-			break;
-	}
 	if (!have_pos) {
 		rc = ts_env_get_u64s(r, db->t_postings, TS_FORMAT_POSTING_ALL,
 				     TS_FORMAT_POSTING_ALL_LEN, &x->res.v, &x->res.n, &x->res.cap);
@@ -674,6 +687,10 @@ static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matcher
 	for (size_t i = 0; i < n_matchers && x->res.n; i++) {
 		if (!m[i].matches_empty)
 			continue;
+		if (x->res.n <= FEW_CANDIDATES) {
+			*uncertain = 1; /* checked on the candidates' labels, as above */
+			continue;
+		}
 		x->excl.n = 0;
 		rc = collect(db, r, &m[i], 0, &x->excl, uncertain);
 		if (rc)
