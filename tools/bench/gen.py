@@ -24,7 +24,7 @@ now - 2 min rounded down to the minute; --end-days-ago N moves it N days further
 so every system receives byte-identical bodies within a run, and a dataset ending days
 ago is the same dataset shifted in time.
 
-Usage: gen.py --size tiny|small|medium|large --out DIR [--end-ms MS] [--end-days-ago N]
+Usage: gen.py --size tiny|small|medium|large|1m --out DIR [--end-ms MS] [--end-days-ago N]
               [--seed N] [--shards N] [--only node,cpu] [--scrape URL]
 Writes DIR/node.rw1.bodies, DIR/cpu.lp.bodies, DIR/manifest.json.
 """
@@ -50,6 +50,8 @@ SIZES = {
     "small": (40, 100, 1000, 200),
     "medium": (200, 200, 5000, 400),
     "large": (1000, 400, 20000, 1000),
+    # A million active series each, briefly: memory and look-ups per series at scale.
+    "1m": (2000, 20, 100000, 20),
 }
 DAY_MS = 86400000
 NODE_INTERVAL_MS = 15000
@@ -256,7 +258,7 @@ def gen_node(args, n_inst, n_scrapes, end_ms, man):
 # ---- long dataset: a month of history at 60 s, for long-range dashboards -----------
 
 # instances per size; every size covers LONG_DAYS days at LONG_INTERVAL_MS
-LONG_SIZES = {"tiny": 2, "small": 25, "medium": 100, "large": 400}
+LONG_SIZES = {"tiny": 2, "small": 25, "medium": 100, "large": 400, "1m": 100}
 LONG_DAYS = 30
 LONG_INTERVAL_MS = 60000
 LONG_POINTS_PER_SERIES_REQ = 60  # one hour of one series per TimeSeries, as a backfill sends

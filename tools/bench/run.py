@@ -35,7 +35,7 @@ queries, no crash recovery, no sender ceiling.
 --datasets long adds a month of 60 s history and 28-day dashboards asked with
 max_source_resolution=raw and =auto (tsdbd and VictoriaMetrics only).
 
-Usage: run.py [--size tiny|small|medium|large] [--repeat N] [--systems a,b,...]
+Usage: run.py [--size tiny|small|medium|large|1m] [--repeat N] [--systems a,b,...]
               [--datasets node,cpu,long] [--build DIR] [--out FILE.json] [--keep]
               [--end-days-ago N] [--disk-only]
 Only 127.0.0.1; every process it starts is stopped by its own PID.
@@ -909,7 +909,7 @@ def print_report(size, repeat, systems, datasets, man, results, ceiling, disk_on
 
 def main():
     ap = argparse.ArgumentParser(description="tsdbd side-by-side benchmark")
-    ap.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
+    ap.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large", "1m"])
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--systems", default="tsdbd,victoriametrics,prometheus,influxdb")
     ap.add_argument("--datasets", default="node,cpu")
