@@ -95,7 +95,15 @@ class DeployTest(unittest.TestCase):
         self.assertIn("memory", c["resources"]["requests"])
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
         self.assertEqual(sts["volumeClaimTemplates"][0]["metadata"]["name"], "data")
-        args = dict(a[2:].split("=", 1) for a in c["args"])
+        # $(VAR) in args: Kubernetes expands it from the container's env, here from the
+        # ConfigMap's keys.
+        cm = docs["ConfigMap"]["data"]
+        env = {e["name"]: cm[e["valueFrom"]["configMapKeyRef"]["key"]] for e in c["env"]}
+        for e in c["env"]:
+            self.assertEqual(e["valueFrom"]["configMapKeyRef"]["name"], docs["ConfigMap"]["metadata"]["name"])
+        expanded = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in c["args"]]
+        args = dict(a[2:].split("=", 1) for a in expanded)
+        self.assertEqual(args["retention"], cm["retention"])
         self.assertEqual(args["data-dir"], mounts["data"])
         self.assertEqual(args["listen"], ":%d" % ports["http"])
         cfg_dir = mounts["config"]
@@ -106,6 +114,7 @@ class DeployTest(unittest.TestCase):
         for name, content in docs["ConfigMap"]["data"].items():
             with open(os.path.join(local_cfg, name), "w") as f:
                 f.write(content)
+
         argv = []
         for k, v in args.items():
             if k in ("data-dir", "listen"):
@@ -117,9 +126,12 @@ class DeployTest(unittest.TestCase):
             self.assertEqual(get["port"], "http")
             r = srv.get(get["path"])
             self.assertEqual(r.status, 200, (probe, r.text))
-        # The ConfigMap's web.yml is in force: its headers come back.
+        # The ConfigMap's web.yml is in force: its headers come back; so are its flags.
         r = srv.get("/-/healthy")
         self.assertEqual(r.headers.get("x-content-type-options"), "nosniff")
+        flags = srv.get("/api/v1/status/flags").json()["data"]
+        self.assertEqual(flags["retention"], cm["retention"])
+        self.assertEqual(flags["out-of-order-window"], cm["out-of-order-window"])
 
     def test_dockerfile(self):
         with open(os.path.join(tsdbtest.SRCDIR, "Dockerfile")) as f:
