@@ -540,7 +540,8 @@ static int agg_steps_by_series(struct qev *ev, struct agg *a, const struct qmatr
 				group_start(a->op, g, se->pts[p].v);
 			} else {
 				struct qsample smp = { .v = se->pts[p].v };
-				agg_add(c, a, g, &smp, 0);
+				if ((rc = agg_add(c, a, g, &smp, 0)))
+					break;
 			}
 		}
 		for (size_t j = 0; rc == 0 && j < nt; j++) {

@@ -64,6 +64,10 @@ struct ts_qerr {
 };
 
 /* Limits and cancellation. A zero field means its default. */
+/* What the zero fields of struct ts_qopts mean. */
+#define TS_QUERY_DEFAULT_TIMEOUT_MS 120000
+#define TS_QUERY_DEFAULT_MAX_SAMPLES 50000000
+
 struct ts_qopts {
 	int64_t lookback_ms;	      /* instant selector lookback; 0 means 5 minutes */
 	int64_t timeout_ms;	      /* 0 means 2 minutes */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "query/query.h"
 #include "server/app.h"
 #include "server/retention_file.h"
 #include "wire/params.h"
@@ -450,7 +451,7 @@ static unsigned long long count_default(const char *name, const struct ts_app *a
 					 nc->limits.max_body_bytes,
 					 app->lim.max_line_bytes,
 					 app->lim.max_decoded_bytes,
-					 50000000 };
+					 TS_QUERY_DEFAULT_MAX_SAMPLES };
 	for (size_t i = 0; i < N_OF(names); i++)
 		if (!strcmp(name, names[i]))
 			return v[i];
@@ -473,7 +474,7 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 	for (size_t k = 0; k < N_OF(text_flags); k++) {
 		const char *s = *(const char *const *)(const void *)(base + text_flags[k].off);
 		if (!strcmp(text_flags[k].name, "--log-level") && !s)
-			s = "info";
+			s = getenv("TS_LOG_LEVEL") ? getenv("TS_LOG_LEVEL") : "info"; /* log.h */
 		out[(*n)++] = (struct ts_app_flag){ text_flags[k].name + 2, ts_strdup(s ? s : "") };
 	}
 	for (size_t k = 0; k < N_OF(duration_flags); k++) {
@@ -492,7 +493,7 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 		else if (!strcmp(name, "--idle-timeout"))
 			ms = (int64_t)nc->idle_timeout_ms;
 		else if (!strcmp(name, "--query.timeout") && ms == 0)
-			ms = 120000;
+			ms = TS_QUERY_DEFAULT_TIMEOUT_MS;
 		fmt_duration(v, sizeof v, ms);
 		out[(*n)++] = (struct ts_app_flag){ name + 2, ts_strdup(v) };
 	}

@@ -6,6 +6,7 @@
  */
 #include "storage/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,17 +25,23 @@ static void to_stderr(enum ts_log_level level, const char *line, size_t len, voi
 	(void)w; /* nothing sensible to do if stderr is gone */
 }
 
+/* The sink: function and argument change together, under sink_mu (a log line is rare
+ * enough for a lock; two separate atomics could pair one sink's function with the
+ * other's argument). */
+static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
 #ifdef TS_LOG_DEFAULT_SILENT
-static ts_log_sink_fn _Atomic sink_fn = NULL;
+static ts_log_sink_fn sink_fn = NULL;
 #else
-static ts_log_sink_fn _Atomic sink_fn = to_stderr;
+static ts_log_sink_fn sink_fn = to_stderr;
 #endif
-static void *_Atomic sink_arg = NULL;
+static void *sink_arg = NULL;
 
 void ts_log_set_sink(ts_log_sink_fn fn, void *arg)
 {
-	atomic_store(&sink_arg, arg);
-	atomic_store(&sink_fn, fn);
+	pthread_mutex_lock(&sink_mu);
+	sink_fn = fn;
+	sink_arg = arg;
+	pthread_mutex_unlock(&sink_mu);
 }
 
 void ts_log_to_stderr(void)
@@ -68,7 +75,10 @@ static int current_level(void)
 
 void ts_log(enum ts_log_level level, const char *fmt, ...)
 {
-	ts_log_sink_fn fn = atomic_load(&sink_fn);
+	pthread_mutex_lock(&sink_mu);
+	ts_log_sink_fn fn = sink_fn;
+	void *arg = sink_arg;
+	pthread_mutex_unlock(&sink_mu);
 	if (!fn || (int)level < current_level())
 		return;
 	static const char *names[] = { "debug", "info", "warn", "error" };
@@ -88,5 +98,5 @@ void ts_log(enum ts_log_level level, const char *fmt, ...)
 	if (len > sizeof line - 2)
 		len = sizeof line - 2;
 	line[len++] = '\n';
-	fn(level, line, len, atomic_load(&sink_arg));
+	fn(level, line, len, arg);
 }

@@ -19,7 +19,8 @@ void ts_log(enum ts_log_level level, const char *fmt, ...) __attribute__((format
 /* Where lines go: fn(level, line, len, arg) with one whole line (timestamp, level,
  * message, '\n'; not NUL-terminated), called on the logging thread, possibly from
  * several threads at once. NULL drops every line. The line is only valid during the
- * call. Thread-safe; lines already being written may still reach the previous sink. */
+ * call. Thread-safe; a line already being written may still reach the previous sink
+ * (with that sink's own argument). */
 typedef void (*ts_log_sink_fn)(enum ts_log_level level, const char *line, size_t len, void *arg);
 void ts_log_set_sink(ts_log_sink_fn fn, void *arg);
 /* The default of the programs: every line to stderr. */

@@ -915,6 +915,11 @@ int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n
 		struct ts_partition *p = parts[i];
 		st[i].start_ms = p->start;
 		st[i].end_ms = p->end;
+		/* State as it was before this call opened anything. */
+		pthread_mutex_lock(&db->open_mu);
+		st[i].open = p->env != NULL;
+		pthread_mutex_unlock(&db->open_mu);
+		st[i].compacted = atomic_load(&p->compacted);
 		if (ts__part_pin(db, p, 0) == 0) {
 			struct ts_rtxn *r;
 			struct ts__tiers_rec rec;
@@ -930,11 +935,7 @@ int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n
 			}
 			ts__part_unpin(db, p);
 		}
-		st[i].compacted = atomic_load(&p->compacted); /* known once opened */
 		st[i].bytes = ts__part_bytes(db, p);
-		pthread_mutex_lock(&db->open_mu);
-		st[i].open = p->env != NULL;
-		pthread_mutex_unlock(&db->open_mu);
 		ts__part_unref(db, p);
 	}
 	ts_free(parts);

@@ -363,7 +363,8 @@ static size_t regex_prefix(const char *re, size_t n)
  * each value, looked up as equalities, instead of a scan over the label's values.
  * Returns 0 when done, 1 when the regex is not such a set (or a value is too long for
  * a posting key to hold whole), or an error. Each value is matched by the regex too,
- * so a reading that differed from the regex engine's would only cost the scan. */
+ * which guards against selecting too much; that nothing is missed rests on relit.c
+ * reading the regex exactly (tests/unit/test_relit.c checks it against PCRE2). */
 #define SET_MAX_VALUES 256
 static int collect_set(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, struct ids *out)
 {

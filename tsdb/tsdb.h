@@ -478,16 +478,18 @@ int ts_db_downsample(struct ts_db *db, ts_progress_fn progress, void *arg,
 struct ts_part_stat {
 	int64_t start_ms, end_ms; /* [start, end) */
 	uint64_t bytes;		  /* LMDB bytes in use (the file's size when not open) */
-	int open;		  /* its env is open now */
-	int compacted;		  /* 1: all cold and rewritten tightly; 0: not; -1: unknown */
+	int open;		  /* its env was open when the call began */
+	int compacted;		  /* 1: all cold and rewritten tightly; 0: not; -1: unknown
+				   * (not opened since start-up) */
 	int has_tiers;		  /* a downsampled tier record was read */
 	uint64_t tier_rows[2];	  /* 5m and 1h rows (0 when none or not built) */
 	uint64_t tier_bytes[2];	  /* their block bytes */
 };
 /* Every partition, oldest first, into *out (n entries; ts_free it, also when n is 0).
  * Tier figures come from each partition's tier record, so a closed env is opened for a
- * moment (as a query would). Returns 0 or -ENOMEM; a partition that cannot be read is
- * listed without tier figures. Threading: any thread. */
+ * moment as a query would (and, past the open-env cap, the least recently used ones are
+ * closed again). Returns 0 or -ENOMEM; a partition that cannot be read is listed without
+ * tier figures. Threading: any thread. */
 int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n);
 
 /* ts_db_compact, calling progress (may be NULL) with arg on the calling thread after each

@@ -91,7 +91,7 @@ async function runQuery() {
       const step = $("step").value || autoStep(range);
       const o = await api("/api/v1/query_range",
         { query: expr, start: end - range, end, step });
-      drawGraph(o.data.result, end - range, end);
+      drawGraph(o.data.result, end - range, end, Number(step));
       $("query-info").textContent = info(o, t0) + ", step " + step + "s";
     }
   } catch (err) {
@@ -137,7 +137,7 @@ function fmtValue(v) {
   return Number(v.toPrecision(3)).toString();
 }
 
-function drawGraph(series, start, end) {
+function drawGraph(series, start, end, step) {
   $("table").hidden = true;
   $("graph-wrap").hidden = false;
   const c = $("graph"), g = c.getContext("2d");
@@ -178,7 +178,7 @@ function drawGraph(series, start, end) {
       const x = Number(v);
       if (!isFinite(x)) { prev = null; continue; }
       // A gap longer than twice the step breaks the line, as Prometheus' graph does.
-      if (prev !== null && t - prev <= 2 * (s.values[1] ? s.values[1][0] - s.values[0][0] : 1))
+      if (prev !== null && t - prev <= 2 * step)
         g.lineTo(X(t), Y(x));
       else g.moveTo(X(t), Y(x));
       prev = t;
@@ -229,6 +229,7 @@ async function drill(metric) {
     const vals = (await api("/api/v1/label/" + encodeURIComponent(n) + "/values", match)).data;
     rows.push([n, vals.length, vals.slice(0, 8).join(", ") + (vals.length > 8 ? ", ..." : "")]);
   }
+  history.replaceState(null, "", "#cardinality?metric=" + encodeURIComponent(metric));
   $("card-drill").hidden = false;
   $("drill-title").textContent = metric;
   fillTable($("drill-table"), ["label", "values", "examples"], rows);
@@ -315,7 +316,11 @@ function route() {
     $("nav-" + p).classList.toggle("active", p === page);
   }
   delete document.body.dataset.ready;
-  if (page === "cardinality") return cardinality();
+  if (page === "cardinality") {
+    const metric = new URLSearchParams(qs || "").get("metric");
+    return metric ? cardinality().then(() => drill(metric)).then(() => ready("cardinality"))
+      : cardinality();
+  }
   if (page === "status") return status();
   const q = new URLSearchParams(qs || "");
   if (q.has("expr") && q.get("expr") !== $("expr").value) {

@@ -362,9 +362,9 @@ static const uint64_t pow10_u64[18] = {
 /* m * 2^e * 10^k in fixed point: *xv in units of 2^-*sh (the product with the table's
  * 128-bit 10^k, its low 64 bits dropped: less than 2 units off), and *half, half a ULP
  * of the double scaled the same way (2^(e-1) * 10^k; M / 2^65 in those units, less
- * than 1 unit off). Returns 0, or -1 when k is outside the table or the scale is not
- * the one the callers' bounds assume (an integer part below 2^57, sh <= 71 so that
- * N << sh fits 128 bits). */
+ * than 1 unit off). Returns 0, or -1 when k is outside the table or sh is outside
+ * [8, 71] (71 keeps N << sh within 128 bits for the N < 2^57 the callers form; the first
+ * call, which only estimates the exponent, may see an integer part up to 10^18). */
 static int scale128(uint64_t m, int e, int k, u128 *xv, int *sh, u128 *half)
 {
 	if (k < TS_POW10_MIN || k > TS_POW10_MAX)

@@ -154,6 +154,9 @@ class PromApiTest(unittest.TestCase):
         for p in d["partitions"]:
             self.assertEqual(p["end"] - p["start"], 3600)
             self.assertIn(p["compacted"], (True, False, None))
+        # The newest one is being written: open, not compacted, no tiers yet.
+        newest = d["partitions"][-1]
+        self.assertEqual((newest["open"], newest["compacted"], newest["tiers"]), (True, False, None))
         self.assertEqual(d["totals"]["series"], 1)
         self.assertEqual(d["totals"]["partitions_bytes"], sum(p["bytes"] for p in d["partitions"]))
         # After a compaction (tsdbctl, server stopped) the closed ones carry their tiers.

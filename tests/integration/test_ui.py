@@ -98,6 +98,12 @@ class UiTest(unittest.TestCase):
         metrics = re.search(r'<table id="card-metrics">(.*?)</table>', dom, re.S).group(1)
         self.assertRegex(metrics, r"node_cpu_seconds_total</a></td><td class=\"num\">9</td>")
         self.assertRegex(metrics, r"up</a></td><td class=\"num\">3</td>")
+        # Drill-down into a metric: its labels and how many values each has.
+        dom = self.page("cardinality?metric=node_cpu_seconds_total", "cardinality-drill.png")
+        self.assertIn('data-drilled="node_cpu_seconds_total"', dom)
+        drill = re.search(r'<table id="drill-table">(.*?)</table>', dom, re.S).group(1)
+        for label, n in (("instance", 3), ("job", 1), ("mode", 3)):
+            self.assertRegex(drill, r"<td>%s</td><td class=\"num\">%d</td>" % (label, n))
 
     def test_status_page(self):
         dom = self.page("status", "status.png")

@@ -25,7 +25,10 @@
 #include "tests/unit/testutil.h"
 #include "tsdb/tsdb.h"
 
-#define N_SERIES 120
+/* More than select.c's FEW_CANDIDATES (256): the metric name alone selects every series,
+ * so regex and negative matchers go through their postings; an equality on a or b
+ * leaves few, and the rest are checked on labels. Both paths are compared here. */
+#define N_SERIES 600
 #define N_QUERIES 300
 #define MAX_VAL 4100
 
@@ -115,6 +118,9 @@ static void rand_matcher(uint64_t *rs, const struct tseries *s, size_t n, struct
 		"xxxxa.*",
 		"pq?",
 		"q.*",
+		/* Alternations of literals: looked up as a set of equalities (tsdb/relit.c). */
+		"p|q|r",
+		"x(y|z)",
 		"LONG",
 	};
 	uint64_t r = tu_rand(rs);
@@ -138,23 +144,28 @@ static void rand_matcher(uint64_t *rs, const struct tseries *s, size_t n, struct
 	m->value = value;
 }
 
-/* The reference: does matcher m accept value v ("" when absent)? */
-static int ref_match(const struct ts_matcher *m, const char *v)
+/* The reference: does matcher m accept value v ("" when absent)? re is m's regex,
+ * compiled once per selection (ref_compile) when m is a regex matcher. */
+static int ref_match(const struct ts_matcher *m, const regex_t *re, const char *v)
 {
 	int eq;
 	if (m->type == TS_MATCH_EQ || m->type == TS_MATCH_NEQ) {
 		eq = strcmp(v, m->value) == 0;
 		return m->type == TS_MATCH_EQ ? eq : !eq;
 	}
+	eq = regexec(re, v, 0, NULL, 0) == 0;
+	return m->type == TS_MATCH_RE ? eq : !eq;
+}
+
+static void ref_compile(const struct ts_matcher *m, regex_t *re)
+{
+	if (m->type != TS_MATCH_RE && m->type != TS_MATCH_NRE)
+		return;
 	char *pat = malloc(strlen(m->value) + 8);
 	assert_non_null(pat);
 	sprintf(pat, "^(%s)$", m->value);
-	regex_t re;
-	assert_int_equal(regcomp(&re, pat, REG_EXTENDED | REG_NOSUB), 0);
-	eq = regexec(&re, v, 0, NULL, 0) == 0;
-	regfree(&re);
+	assert_int_equal(regcomp(re, pat, REG_EXTENDED | REG_NOSUB), 0);
 	free(pat);
-	return m->type == TS_MATCH_RE ? eq : !eq;
 }
 
 static const char *label_of(const struct tseries *t, const char *name)
@@ -173,21 +184,28 @@ static void check_selections(struct ts_db *db, uint64_t *rs, const struct tserie
 		m[0] = (struct ts_matcher){ TS_MATCH_EQ, "__name__", "m" };
 		for (size_t j = 1; j <= nm; j++)
 			rand_matcher(rs, s, n, &m[j], vals[j]);
-		int want[N_SERIES] = { 0 };
+		static int want[N_SERIES];
 		size_t n_want = 0;
+		regex_t re[3];
+		for (size_t j = 1; j <= nm; j++)
+			ref_compile(&m[j], &re[j]);
 		for (size_t i = 0; i < n; i++) {
 			want[i] = 1;
 			for (size_t j = 1; j <= nm && want[i]; j++)
-				want[i] = ref_match(&m[j], label_of(&s[i], m[j].name));
+				want[i] = ref_match(&m[j], &re[j], label_of(&s[i], m[j].name));
 			n_want += (size_t)want[i];
 		}
+		for (size_t j = 1; j <= nm; j++)
+			if (m[j].type == TS_MATCH_RE || m[j].type == TS_MATCH_NRE)
+				regfree(&re[j]);
 		struct ts_series_set *set;
 		char msg[512] = "";
 		int rc = ts_db_select(db, m, nm + 1, INT64_MIN, INT64_MAX, NULL, &set, msg,
 				      sizeof msg);
 		if (rc)
 			fail_msg("query %zu: select failed: %s (%s)", q, ts_strerror(rc), msg);
-		int got[N_SERIES] = { 0 };
+		static int got[N_SERIES];
+		memset(got, 0, sizeof got);
 		for (size_t i = 0; i < ts_series_set_len(set); i++) {
 			const struct ts_label *l;
 			uint32_t nl;

@@ -98,10 +98,10 @@ struct vcold {
 struct verify {
 	struct ctl_ro *db;
 	uint64_t n_problems;
-	int json;	 /* --json: problems kept for one object at the end */
-	char **problems; /* "where\0what" each, with --json */
-	size_t cap_problems;
-	struct vseries *s; /* every series of either source, by id */
+	int json;		     /* --json: problems kept for one object at the end */
+	char **problems;	     /* "where\0what" each, with --json */
+	size_t n_kept, cap_problems; /* n_kept <= n_problems: out of memory keeps fewer */
+	struct vseries *s;	     /* every series of either source, by id */
 	size_t n_series, cap_series;
 	uint64_t n_series_rows, n_series_entries, n_series_groups, n_series_both;
 	uint64_t n_postings_keys, n_postings, n_heads, n_head_groups, n_heads_both, n_metadata;
@@ -133,17 +133,15 @@ static void problem(struct verify *v, const char *where, const char *fmt, ...)
 		vsnprintf(what, sizeof what, fmt, ap);
 		size_t wl = strlen(where), nl = strlen(what);
 		char *x = ts_malloc(wl + nl + 2);
-		if (x && !ts_grow((void **)&v->problems, &v->cap_problems, v->n_problems + 1,
+		if (x && !ts_grow((void **)&v->problems, &v->cap_problems, v->n_kept + 1,
 				  sizeof *v->problems)) {
 			memcpy(x, where, wl + 1);
 			memcpy(x + wl + 1, what, nl + 1);
-			v->problems[v->n_problems] = x;
+			v->problems[v->n_kept++] = x;
 		} else {
 			ts_free(x);
 			/* Out of memory: counted, and said on stderr instead. */
 			fprintf(stderr, "PROBLEM %s: %s\n", where, what);
-			if (v->n_problems < v->cap_problems)
-				v->problems[v->n_problems] = NULL;
 		}
 	} else {
 		printf("PROBLEM %s: ", where);
@@ -1380,11 +1378,9 @@ static void print_json(const struct verify *v, const char *dir)
 	printf("{\"data_dir\":");
 	ctl_json_str(stdout, dir, strlen(dir));
 	printf(",\"ok\":%s,\"problems\":[", v->n_problems ? "false" : "true");
-	for (uint64_t i = 0, k = 0; i < v->n_problems && i < v->cap_problems; i++) {
+	for (size_t i = 0; i < v->n_kept; i++) {
 		const char *x = v->problems[i];
-		if (!x)
-			continue;
-		printf("%s{\"where\":", k++ ? "," : "");
+		printf("%s{\"where\":", i ? "," : "");
 		ctl_json_str(stdout, x, strlen(x));
 		printf(",\"what\":");
 		ctl_json_str(stdout, x + strlen(x) + 1, strlen(x + strlen(x) + 1));
@@ -1427,7 +1423,7 @@ static int verify_main(int argc, char **argv)
 		print_json(&v, dir);
 	else
 		print_summary(&v, dir);
-	for (uint64_t i = 0; i < v.n_problems && i < v.cap_problems; i++)
+	for (size_t i = 0; i < v.n_kept; i++)
 		ts_free(v.problems[i]);
 	ts_free(v.problems);
 	ts_free(v.s);
