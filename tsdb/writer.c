@@ -20,6 +20,7 @@
  * flushed after the last checkpoint (identical bytes: nothing to merge).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -581,6 +582,10 @@ static void *writer_main(void *arg)
 			   (uint64_t)ts_mono_ms() - db->last_checkpoint_ms >=
 				   db->o.checkpoint_interval_ms;
 		ts__writer_flush(db, ckpt);
+		/* A flush frees what it moved out of memory (sealed chunks, its batch, LMDB's
+		 * dirty pages); glibc keeps freed pages mapped unless asked, so the process
+		 * would stay at its high-water mark. */
+		malloc_trim(0);
 		/* Background maintenance, bounded: one closed partition per cycle, and
 		 * retention (whole partitions, then raw samples and tier rows) every
 		 * RETENTION_EVERY_MS, so data goes within a minute of aging out. */
