@@ -641,6 +641,15 @@ struct idsets {
  * less than reading those matchers' postings. */
 #define FEW_CANDIDATES 256
 
+/* Which pass of match_postings reads matcher m: 0 an equality on a label, 1 an equality
+ * on the metric name, 2 the rest. */
+static int matcher_pass(const struct cmatcher *m)
+{
+	if (m->type != TS_MATCH_EQ)
+		return 2;
+	return m->name_len == 8 && memcmp(m->name, "__name__", 8) == 0;
+}
+
 /* 2. Postings: the intersection of what the matchers that reject "" select, minus what
  * the others exclude. *uncertain is set when a cut key was involved. */
 static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matchers, struct idsets *x,
@@ -651,15 +660,17 @@ static int match_postings(struct ts_db *db, struct cmatcher *m, size_t n_matcher
 	if (rc)
 		return rc;
 	int have_pos = 0;
-	/* Equality matchers first (one postings list each, usually the most selective);
-	 * once the candidates are few, the other matchers are checked on the candidates'
-	 * own labels instead of reading their postings (a regex over a metric name's or a
-	 * label's many series): *uncertain makes the caller check every matcher there. */
-	for (int pass = 0; pass < 2 && !(have_pos && x->res.n == 0); pass++)
+	/* Equality matchers first (one postings list each, usually the most selective), a
+	 * metric name's last among them (it tends to have the most series: a dashboard's
+	 * metric{instance="x"} must not decode a million-entry list to find one); once the
+	 * candidates are few, the remaining matchers are checked on the candidates' own
+	 * labels instead of reading their postings: *uncertain makes the caller check every
+	 * matcher there. */
+	for (int pass = 0; pass < 3 && !(have_pos && x->res.n == 0); pass++)
 		for (size_t i = 0; i < n_matchers; i++) {
-			if (m[i].matches_empty || (m[i].type == TS_MATCH_EQ) != (pass == 0))
+			if (m[i].matches_empty || matcher_pass(&m[i]) != pass)
 				continue;
-			if (have_pos && pass == 1 && x->res.n <= FEW_CANDIDATES) {
+			if (have_pos && pass > 0 && x->res.n <= FEW_CANDIDATES) {
 				*uncertain = 1;
 				continue;
 			}
