@@ -529,6 +529,21 @@ static void pretty_trimmed(struct sb *b, const struct ts_ast *n, int level)
 	ts_free(t.p);
 }
 
+/* "(", the nodes a[0..n) one level deeper on lines of their own, comma-separated, and
+ * ")" on a line at this level: a split aggregation's, call's or parenthesis' body. */
+static void pretty_args(struct sb *b, const struct ts_ast *const *a, size_t n, int level)
+{
+	sb_put(b, "(\n", 2);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_put(b, ",\n", 2);
+		pretty_node(b, a[i], level + 1);
+	}
+	sb_put(b, "\n", 1);
+	sb_indent(b, level);
+	sb_put(b, ")", 1);
+}
+
 static void pretty_node(struct sb *b, const struct ts_ast *n, int level)
 {
 	bool split = needs_split(n);
@@ -538,15 +553,12 @@ static void pretty_node(struct sb *b, const struct ts_ast *n, int level)
 		if (!split)
 			break;
 		sb_agg_head(b, n);
-		sb_put(b, "(\n", 2);
 		if (n->aggregate.param) {
-			pretty_node(b, n->aggregate.param, level + 1);
-			sb_put(b, ",\n", 2);
+			const struct ts_ast *args[2] = { n->aggregate.param, n->aggregate.expr };
+			pretty_args(b, args, 2, level);
+		} else {
+			pretty_args(b, (const struct ts_ast *const *)&n->aggregate.expr, 1, level);
 		}
-		pretty_node(b, n->aggregate.expr, level + 1);
-		sb_put(b, "\n", 1);
-		sb_indent(b, level);
-		sb_put(b, ")", 1);
 		return;
 	case TS_AST_BINARY: {
 		if (!split) {
@@ -566,25 +578,13 @@ static void pretty_node(struct sb *b, const struct ts_ast *n, int level)
 		if (!split)
 			break;
 		sb_str(b, n->call.func->name);
-		sb_put(b, "(\n", 2);
-		for (size_t i = 0; i < n->call.n_args; i++) {
-			if (i)
-				sb_put(b, ",\n", 2);
-			pretty_node(b, n->call.args[i], level + 1);
-		}
-		sb_put(b, "\n", 1);
-		sb_indent(b, level);
-		sb_put(b, ")", 1);
+		pretty_args(b, (const struct ts_ast *const *)n->call.args, n->call.n_args, level);
 		return;
 	case TS_AST_PAREN:
 		sb_indent(b, level);
 		if (!split)
 			break;
-		sb_put(b, "(\n", 2);
-		pretty_node(b, n->paren.expr, level + 1);
-		sb_put(b, "\n", 1);
-		sb_indent(b, level);
-		sb_put(b, ")", 1);
+		pretty_args(b, (const struct ts_ast *const *)&n->paren.expr, 1, level);
 		return;
 	case TS_AST_SUBQUERY:
 		if (!split) {

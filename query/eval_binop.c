@@ -224,6 +224,21 @@ static void match_labels_str(const struct binop *b, const struct qsample *s, cha
 	ts__ql_str(tmp, n, buf, cap);
 }
 
+/* Prometheus' many-to-many error: x and y (earlier) share a match group on the "one"
+ * side, the left one when one_to_many. */
+static int duplicate_error(struct qctx *c, const struct binop *b, const struct qsample *x,
+			   const struct qsample *y, bool one_to_many)
+{
+	char ml[160], xs[160], ys[160];
+	match_labels_str(b, x, ml, sizeof ml);
+	ts__ql_str(x->lab, x->n_lab, xs, sizeof xs);
+	ts__ql_str(y->lab, y->n_lab, ys, sizeof ys);
+	return TS__Q_EXEC(
+		c,
+		"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
+		ml, one_to_many ? "left" : "right", xs, ys);
+}
+
 /* Indexes the "one" side by signature; a signature seen twice is Prometheus' many-to-many
  * error. */
 static int index_one_side(struct qctx *c, struct binop *b, const struct qvector *one,
@@ -235,16 +250,8 @@ static int index_one_side(struct qctx *c, struct binop *b, const struct qvector 
 		size_t kl, d;
 		if ((rc = sig_find(c, b, &one->s[i], &k, &kl, &d)))
 			return rc;
-		if (d != TS__QMAP_NONE) {
-			char ml[160], x[160], y[160];
-			match_labels_str(b, &one->s[i], ml, sizeof ml);
-			ts__ql_str(one->s[i].lab, one->s[i].n_lab, x, sizeof x);
-			ts__ql_str(one->s[d].lab, one->s[d].n_lab, y, sizeof y);
-			return TS__Q_EXEC(
-				c,
-				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
-				ml, one_to_many ? "left" : "right", x, y);
-		}
+		if (d != TS__QMAP_NONE)
+			return duplicate_error(c, b, &one->s[i], &one->s[d], one_to_many);
 		if ((rc = put(c, &b->m1, k, kl, i)))
 			return rc;
 	}
@@ -384,17 +391,8 @@ static int step_vv_series(struct qev *ev, void *arg, struct qvector *in, int64_t
 		uint32_t id = 0;
 		if ((rc = series_sig(c, b, &rhs->s[j], false, &id)))
 			return rc;
-		if (b->seen_r[id] == step) {
-			const struct qsample *x = &rhs->s[j], *y = &rhs->s[b->pos_r[id]];
-			char ml[160], xs[160], ys[160];
-			match_labels_str(b, x, ml, sizeof ml);
-			ts__ql_str(x->lab, x->n_lab, xs, sizeof xs);
-			ts__ql_str(y->lab, y->n_lab, ys, sizeof ys);
-			return TS__Q_EXEC(
-				c,
-				"found duplicate series for the match group %s on the %s hand-side of the operation: [%s, %s];many-to-many matching not allowed: matching labels must be unique on one side",
-				ml, "right", xs, ys);
-		}
+		if (b->seen_r[id] == step)
+			return duplicate_error(c, b, &rhs->s[j], &rhs->s[b->pos_r[id]], false);
 		b->seen_r[id] = step;
 		b->pos_r[id] = j;
 	}

@@ -171,42 +171,23 @@ void ts_api_value(struct ts_sbuf *b, double v)
 	ts_sbuf_add(b, "\"", 1);
 }
 
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
-				     "25262728293031323334353637383940414243444546474849"
-				     "50515253545556575859606162636465666768697071727374"
-				     "75767778798081828384858687888990919293949596979899";
-
-/* t_ms as Prometheus writes a timestamp: seconds, then ".mmm" unless whole. Written
- * by hand, two digits at a time: a matrix answer writes one per point, and printf was a
- * tenth of a range query's time. Returns the length (at most 25, no NUL). */
+/* t_ms as Prometheus writes a timestamp: seconds, then ".mmm" unless whole. Without
+ * printf: a matrix answer writes one per point, and printf was a tenth of a range
+ * query's time. Returns the length (at most 25, no NUL; out needs 26 bytes). */
 static size_t fmt_time(char *out, int64_t t_ms)
 {
 	uint64_t u = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
-	unsigned frac = (unsigned)(u % 1000);
-	char buf[32];
-	char *p = buf + sizeof buf;
-	if (frac) {
-		p -= 2;
-		memcpy(p, digit_pairs + 2 * (frac % 100), 2);
-		*--p = (char)('0' + frac / 100);
-		*--p = '.';
-	}
-	uint64_t sec = u / 1000;
-	while (sec >= 100) {
-		p -= 2;
-		memcpy(p, digit_pairs + 2 * (sec % 100), 2);
-		sec /= 100;
-	}
-	if (sec >= 10) {
-		p -= 2;
-		memcpy(p, digit_pairs + 2 * sec, 2);
-	} else {
-		*--p = (char)('0' + sec);
-	}
+	size_t n = 0;
 	if (t_ms < 0)
-		*--p = '-';
-	size_t n = (size_t)(buf + sizeof buf - p);
-	memcpy(out, p, n);
+		out[n++] = '-';
+	n += ts_fmt_u64(out + n, u / 1000);
+	unsigned frac = (unsigned)(u % 1000);
+	if (frac) {
+		out[n++] = '.';
+		out[n++] = (char)('0' + frac / 100);
+		out[n++] = (char)('0' + frac / 10 % 10);
+		out[n++] = (char)('0' + frac % 10);
+	}
 	return n;
 }
 

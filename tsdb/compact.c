@@ -577,7 +577,8 @@ static int tiers_pass(struct ts_db *db, ts_progress_fn progress, void *arg,
 static void tiers_half(void *a, uint64_t done, uint64_t total)
 {
 	const struct progress *pr = a;
-	pr->fn(pr->arg, pr->base + (total ? done * pr->base / total : pr->base), pr->total);
+	uint64_t span = pr->total - pr->base; /* this half's steps */
+	pr->fn(pr->arg, pr->base + (total ? done * span / total : span), pr->total);
 }
 
 int ts_db_compact_progress(struct ts_db *db, ts_progress_fn progress, void *arg)

@@ -239,6 +239,27 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
 				     "50515253545556575859606162636465666768697071727374"
 				     "75767778798081828384858687888990919293949596979899";
 
+size_t ts_fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[20];
+	char *p = tmp + sizeof tmp;
+	while (v >= 100) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		p -= 2;
+		memcpy(p, digit_pairs + 2 * v, 2);
+	} else {
+		*--p = (char)('0' + v);
+	}
+	size_t n = (size_t)(tmp + sizeof tmp - p);
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	return n;
+}
+
 /* The 8 decimal digits of v < 10^8, zero-padded, into out[0..8): two independent
  * halves, two digits per step. */
 static void eight_digits(uint32_t v, char *out)

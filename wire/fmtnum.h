@@ -34,6 +34,9 @@ static inline double ts_fmt_normal_nan(void)
  * Non-finite values are "NaN" (any payload), "+Inf", "-Inf", the spelling the
  * Prometheus HTTP API uses for sample values. Thread-safe; no allocation. */
 size_t ts_fmt_double(char *buf, double v);
+/* Writes v in decimal to buf (at least 21 bytes) NUL-terminated, two digits at a
+ * time; returns the length. Cannot fail. */
+size_t ts_fmt_u64(char *buf, uint64_t v);
 
 /* Parses a decimal floating-point literal s[0..len) (not NUL-terminated; never read
  * past len): [+-]? (digits [. digits*] | . digits) ([eE] [+-]? digits)?. No hex, no

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,14 +31,6 @@ import tsdbtest  # noqa: E402
 DEPLOY = os.path.join(tsdbtest.SRCDIR, "deploy")
 TSDBD = os.path.join(tsdbtest.BUILD, "tsdbd")
 TSDBCTL = os.path.join(tsdbtest.BUILD, "tsdbctl")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class DeployTest(unittest.TestCase):
@@ -178,7 +169,7 @@ class DeployTest(unittest.TestCase):
         srv = self.run_tsdbd([])
         ok = subprocess.run(["/bin/sh", "-c", cmd.replace("/9201", "/%d" % srv.port)], timeout=10)
         self.assertEqual(ok.returncode, 0)
-        bad = subprocess.run(["/bin/sh", "-c", cmd.replace("/9201", "/%d" % free_port())],
+        bad = subprocess.run(["/bin/sh", "-c", cmd.replace("/9201", "/%d" % peers.free_port())],
                              stderr=subprocess.DEVNULL, timeout=10)
         self.assertNotEqual(bad.returncode, 0)
 

@@ -595,9 +595,30 @@ static void test_throughput(void **state)
 	ts_free(body);
 }
 
+/* ts_fmt_u64 against printf: digit-count boundaries and seeded random values. */
+static void test_fmt_u64(void **state)
+{
+	(void)state;
+	static const uint64_t fixed[] = { 0,	     9,	  10,	99,	    100,
+					  101,	     999, 1000, 1796663100, 10000000000000000000ULL,
+					  UINT64_MAX };
+	char got[24], want[24];
+	uint64_t seed = SEED ^ 7;
+	for (int i = 0; i < 100000; i++) {
+		uint64_t v = i < (int)(sizeof fixed / sizeof fixed[0])
+				     ? fixed[i]
+				     : tu_rand(&seed) >> (tu_rand(&seed) % 64);
+		size_t n = ts_fmt_u64(got, v);
+		snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+		assert_int_equal(n, strlen(want));
+		assert_string_equal(got, want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fmt_u64),
 		cmocka_unit_test(test_lex_valid),
 		cmocka_unit_test(test_lex_invalid),
 		cmocka_unit_test(test_unescape),
