@@ -6,6 +6,7 @@
  * _total for counters). Per-route request counts and durations come from the net
  * layer's stats; engine figures from ts_db_stats().
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +45,34 @@ static void gauge_u64(struct ts_sbuf *b, const char *name, const char *help, uin
 {
 	head(b, name, "gauge", help);
 	ts_sbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* Where the engine's memory goes, so that an operator sizing a pod can tell series
+ * count from chunk backlog from allocator slack. */
+static void memory_areas(struct ts_sbuf *b, const struct ts_db_stats *st)
+{
+	head(b, "tsdb_memory_bytes", "gauge",
+	     "Memory the engine holds, by area (allocated sizes; see process_heap_bytes for "
+	     "the allocator's view).");
+	const struct {
+		const char *area;
+		uint64_t v;
+	} a[] = {
+		{ "series", st->series_bytes },		 { "head_chunks", st->head_bytes },
+		{ "pending_chunks", st->pending_bytes }, { "out_of_order", st->ooo_bytes },
+		{ "registry", st->registry_bytes },
+	};
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+		ts_sbuf_printf(b, "tsdb_memory_bytes{area=\"%s\"} %llu\n", a[i].area,
+			       (unsigned long long)a[i].v);
+	/* glibc's heap: in use (every allocation of the process, queries and buffers
+	 * too) and free but not returned to the kernel. */
+	struct mallinfo2 mi = mallinfo2();
+	head(b, "process_heap_bytes", "gauge", "The C heap, by state.");
+	ts_sbuf_printf(b, "process_heap_bytes{state=\"in_use\"} %llu\n",
+		       (unsigned long long)(mi.uordblks + mi.hblkhd));
+	ts_sbuf_printf(b, "process_heap_bytes{state=\"free\"} %llu\n",
+		       (unsigned long long)mi.fordblks);
 }
 
 static long rss_bytes(void)
@@ -155,6 +184,7 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	gauge_u64(&b, "tsdb_series", "Series known to the database.", st.n_series);
 	gauge_u64(&b, "tsdb_head_chunks", "Open (head) chunks.", st.n_head_chunks);
 	gauge_u64(&b, "tsdb_head_chunk_bytes", "Bytes allocated to open chunks.", st.head_bytes);
+	memory_areas(&b, &st);
 	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.",
 		    st.n_chunks_flushed);
 	counter_u64(&b, "tsdb_checkpoints_total", "Checkpoints completed.", st.n_checkpoints);

@@ -854,6 +854,11 @@ static void count_head(void *arg, const struct ts_series *s)
 {
 	struct ts_db_stats *out = arg;
 	out->n_series += !s->dead;
+	out->series_bytes += sizeof *s + s->packed_len;
+	for (const struct ts_chunk_mem *c = s->pending; c; c = c->next_series)
+		out->pending_bytes += sizeof *c + c->len;
+	if (s->ooo)
+		out->ooo_bytes += sizeof *s->ooo + (uint64_t)s->ooo->cap * sizeof s->ooo->s[0];
 	if (s->enc.n) {
 		out->n_head_chunks++;
 		out->head_bytes += s->enc.cap;
@@ -877,6 +882,7 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	out->write_err = ts_db_writable(db);
 	pthread_mutex_lock(&db->mu);
 	ts__series_each(db, count_head, out);
+	out->registry_bytes = ts__registry_bytes(db);
 	pthread_mutex_unlock(&db->mu);
 	uint64_t map, used;
 	ts_env_size(db->index, &map, &used);

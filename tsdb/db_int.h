@@ -405,6 +405,9 @@ void ts__registry_free(struct ts_db *db);
 struct ts_series *ts__series_by_id(struct ts_db *db, uint64_t id);
 /* Calls fn for every series (ids_mu held for reading: fn must not use the registry). */
 void ts__series_each(struct ts_db *db, void (*fn)(void *arg, const struct ts_series *s), void *arg);
+/* Bytes of the registry's own tables: label hash slots, id table, unindexed list
+ * (db->mu held, for the unindexed list). */
+uint64_t ts__registry_bytes(struct ts_db *db);
 /* The series of canonical packed labels, or NULL. */
 struct ts_series *ts__series_find(struct ts_db *db, const uint8_t *packed, size_t len);
 /* ts__series_find with the labels' hash (ts_labels_hash) already known. */

@@ -249,6 +249,20 @@ int ts__series_unindexed_add(struct ts_db *db, struct ts_series *s)
 	return 0;
 }
 
+uint64_t ts__registry_bytes(struct ts_db *db)
+{
+	uint64_t b = db->cap_unindexed * sizeof *db->unindexed;
+	for (int i = 0; i < TS_SHARDS; i++) {
+		pthread_mutex_lock(&db->shards[i].mu);
+		b += db->shards[i].cap * sizeof *db->shards[i].slots;
+		pthread_mutex_unlock(&db->shards[i].mu);
+	}
+	pthread_rwlock_rdlock(&db->ids_mu);
+	b += db->by_id_cap * sizeof *db->by_id;
+	pthread_rwlock_unlock(&db->ids_mu);
+	return b;
+}
+
 void ts__registry_init(struct ts_db *db)
 {
 	atomic_init(&db->next_id, 1);

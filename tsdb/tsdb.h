@@ -408,6 +408,14 @@ struct ts_db_stats {
 	uint64_t n_chunks_flushed;   /* since open */
 	uint64_t n_checkpoints;
 	uint64_t head_bytes;	   /* bytes of open chunk buffers */
+	/* Memory the engine holds, by what holds it (allocated sizes, without the
+	 * allocator's own overhead): series objects with their labels, sealed chunks
+	 * waiting for the writer, out-of-order buffers, and the registry's tables (label
+	 * hash, id table, unindexed list). */
+	uint64_t series_bytes;
+	uint64_t pending_bytes;
+	uint64_t ooo_bytes;
+	uint64_t registry_bytes;
 	uint64_t index_bytes;	   /* LMDB index env in use */
 	uint64_t partitions_bytes; /* all partition envs in use */
 	uint64_t n_partitions;

@@ -22,6 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
 import tsdbtest  # noqa: E402
 
 T0 = 1700000000000
@@ -193,6 +194,41 @@ class DecodeBombs(unittest.TestCase):
             # Normal requests still work, and reuse pooled scratch.
             r = srv.remote_write([({"__name__": "after_bombs"}, [(T0, 1.0)])])
             self.assertEqual(r.status, 204, r)
+        finally:
+            srv.stop()
+            srv.cleanup()
+
+
+class MemoryAreas(unittest.TestCase):
+    def test_memory_by_area_adds_up(self):
+        """/metrics says where the engine's memory goes: series objects grow with the
+        series and their labels, open chunks equal tsdb_head_chunk_bytes, and the heap
+        in use covers every area."""
+        srv = tsdbtest.Server().start()
+        try:
+            def areas():
+                r = srv.get("/metrics")
+                self.assertEqual(r.status, 200, r)
+                m = peers.parse_metrics(r.text)
+                return m, {a: peers.metric(m, "tsdb_memory_bytes", area=a)
+                           for a in ("series", "head_chunks", "pending_chunks",
+                                     "out_of_order", "registry")}
+            _, a0 = areas()
+            value = "v" * 200
+            batch = [({"__name__": "mem_area", "i": str(i), "long": value},
+                      [(T0 + k * 15000, float(k)) for k in range(10)]) for i in range(2000)]
+            r = srv.remote_write(batch)
+            self.assertEqual(r.status, 204, r)
+            m, a1 = areas()
+            self.assertEqual(peers.metric(m, "tsdb_series"), 2000)
+            # Each series holds at least its labels' bytes.
+            self.assertGreater(a1["series"] - a0["series"], 2000 * 200)
+            self.assertLess(a1["series"] - a0["series"], 2000 * 1024)
+            self.assertEqual(a1["head_chunks"], peers.metric(m, "tsdb_head_chunk_bytes"))
+            self.assertGreater(a1["head_chunks"], 0)
+            self.assertGreater(a1["registry"], 2000 * 8)
+            self.assertGreaterEqual(peers.metric(m, "process_heap_bytes", state="in_use"),
+                                    sum(a1.values()))
         finally:
             srv.stop()
             srv.cleanup()
