@@ -16,7 +16,8 @@ FROM debian:12-slim
 # this list against the binaries' NEEDED entries).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcrypt1 libcurl4 libhttp-parser2.9 liblmdb0 liblz4-1 libpcre2-8-0 libsnappy1v5 \
+      libcrypt1 libcurl4 libgrpc29 libhttp-parser2.9 liblmdb0 liblz4-1 libpcre2-8-0 \
+      libprotobuf-c1 libsnappy1v5 \
       libssl3 libuv1 libxxhash0 libyaml-0-2 libzstd1 zlib1g \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/local /usr/local

@@ -7,10 +7,11 @@ mode=${1:-test}
 
 build_pkgs=(cmake make gcc pkg-config liblmdb-dev libuv1-dev liblz4-dev
   libhttp-parser-dev libsnappy-dev zlib1g-dev libpcre2-dev libxxhash-dev libcmocka-dev
-  libzstd-dev libyaml-dev libcurl4-openssl-dev libssl-dev libcrypt-dev)
+  libzstd-dev libyaml-dev libcurl4-openssl-dev libssl-dev libcrypt-dev
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(clang libclang-rt-14-dev lmdb-utils python3 python3-protobuf python3-snappy
   python3-jsonschema python3-requests python3-yaml prometheus prometheus-node-exporter
-  victoria-metrics influxdb openssl systemd chromium)
+  victoria-metrics influxdb openssl systemd chromium python3-grpcio python3-grpc-tools)
 
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")

@@ -84,6 +84,10 @@ struct ts_app {
 	struct ts_tenant_rates *rates;		/* --tenant.max-samples-per-second; NULL: none */
 	struct ts_tenant_counts *tenant_counts; /* per-tenant /metrics; NULL: no tenants */
 	const char *data_dir;
+	/* --external-label: added to every series the StoreAPI and remote read return,
+	 * sorted by name, names distinct (NULL, 0: none) */
+	const struct ts_label *ext_labels;
+	size_t n_ext_labels;
 	int64_t start_ms;
 	atomic_int ready;
 

@@ -17,7 +17,9 @@
 
 #include "query/query.h"
 #include "server/app.h"
+#include "server/extlabels.h"
 #include "server/retention_file.h"
+#include "server/storeapi.h"
 #include "wire/params.h"
 #include "server/tenant.h"
 #include "server/webconfig.h"
@@ -100,13 +102,21 @@ static const char usage[] =
 	"                            429 and Retry-After, the rest of the request is stored\n"
 	"  --web.enable-admin-api    serve /api/v1/admin/tsdb/delete_series, clean_tombstones\n"
 	"                            and snapshot (off: they answer 404; takes no value)\n"
+	"  --grpc-listen HOST:PORT   serve the Thanos StoreAPI (Info, Series, LabelNames,\n"
+	"                            LabelValues) over gRPC there, for Thanos Query's\n"
+	"                            --endpoint (default: off; plain text, no auth)\n"
+	"  --external-label NAME=VALUE  a label added to every series the StoreAPI and\n"
+	"                            remote read return (repeatable), e.g. shard=\"a\" or\n"
+	"                            replica=\"1\"; it replaces a stored label of that name\n"
 	"  --help                    this text\n"
 	"\n"
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
 
 struct flags {
 	const char *data_dir, *listen, *sync, *log_level, *retention_config, *web_config;
-	const char *tenant_header, *default_tenant;
+	const char *tenant_header, *default_tenant, *grpc_listen;
+	struct ts_label *ext; /* --external-label, sorted by name */
+	size_t n_ext;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms, query_timeout_ms;
@@ -131,6 +141,7 @@ static const struct {
 	{ "--web.config.file", F(web_config) },
 	{ "--tenant-header", F(tenant_header) },
 	{ "--default-tenant", F(default_tenant) },
+	{ "--grpc-listen", F(grpc_listen) },
 };
 /* Flags taking a duration, and the least each accepts. */
 static const struct {
@@ -251,6 +262,19 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 				return 2;
 			}
 			val = argv[++i];
+		}
+		if (!strcmp(name, "--external-label")) {
+			char msg[300];
+			int erc = ts_ext_parse(val, &f->ext, &f->n_ext, msg, sizeof msg);
+			if (erc == -ENOMEM) {
+				fprintf(stderr, "tsdbd: out of memory\n");
+				return 1;
+			}
+			if (erc) {
+				fprintf(stderr, "tsdbd: --external-label: %s\n", msg);
+				return 2;
+			}
+			continue;
 		}
 		int rc = set_flag(f, name, val);
 		if (rc < 0) {
@@ -464,7 +488,7 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 					  const struct ts_net_config *nc,
 					  const struct ts_db_opts *dbo, size_t *n)
 {
-	size_t cap = N_OF(text_flags) + N_OF(duration_flags) + N_OF(count_flags) + 1;
+	size_t cap = N_OF(text_flags) + N_OF(duration_flags) + N_OF(count_flags) + 2;
 	struct ts_app_flag *out = ts_calloc(cap, sizeof *out);
 	if (!out)
 		return NULL;
@@ -507,6 +531,20 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 	}
 	out[(*n)++] = (struct ts_app_flag){ "web.enable-admin-api",
 					    ts_strdup(f->admin_api ? "true" : "false") };
+	/* Repeatable: NAME=VALUE pairs joined by commas, as Prometheus shows a list. */
+	size_t len = 1;
+	for (size_t i = 0; i < f->n_ext; i++)
+		len += f->ext[i].name_len + f->ext[i].value_len + 2;
+	char *ext = ts_malloc(len);
+	if (ext) {
+		size_t o = 0;
+		for (size_t i = 0; i < f->n_ext; i++)
+			o += (size_t)snprintf(ext + o, len - o, "%s%.*s=%.*s", i ? "," : "",
+					      (int)f->ext[i].name_len, f->ext[i].name,
+					      (int)f->ext[i].value_len, f->ext[i].value);
+		ext[o] = 0;
+	}
+	out[(*n)++] = (struct ts_app_flag){ "external-label", ext };
 	for (size_t i = 0; i < *n; i++)
 		if (!out[i].value)
 			return NULL; /* out of memory at start-up: the caller exits */
@@ -583,6 +621,8 @@ int main(int argc, char **argv)
 	memset(&app, 0, sizeof app);
 	pthread_mutex_init(&app.pool_mu, NULL);
 	app.data_dir = f.data_dir;
+	app.ext_labels = f.ext;
+	app.n_ext_labels = f.n_ext;
 	app.lim.max_decoded_bytes = f.max_decoded ? (size_t)f.max_decoded : 32u << 20;
 	app.lim.max_labels = f.max_labels ? (uint32_t)f.max_labels : 64;
 	app.lim.max_name_len = f.max_name ? (uint32_t)f.max_name : 256;
@@ -669,11 +709,27 @@ int main(int argc, char **argv)
 		ts_net_close(app.net);
 		return 1;
 	}
+	struct ts_grpc_server *grpc = NULL;
+	if (f.grpc_listen) {
+		char msg[300] = "";
+		int port = 0;
+		rc = ts_storeapi_start(&app, f.grpc_listen, nc.n_workers, &grpc, &port, msg,
+				       sizeof msg);
+		if (rc) {
+			ts_log(TS_LOG_ERROR, "--grpc-listen: %s", msg[0] ? msg : ts_strerror(rc));
+			ts_db_close(app.db);
+			ts_net_close(app.net);
+			return 1;
+		}
+		ts_log(TS_LOG_INFO, "StoreAPI (gRPC) listening on %s (port %d)", f.grpc_listen,
+		       port);
+	}
 	atomic_store(&app.ready, 1);
 	ts_log(TS_LOG_INFO, "tsdbd %s listening on %s (port %d), data in %s, sync=%s",
 	       TS_APP_VERSION, f.listen, ts_net_port(app.net), f.data_dir, f.sync);
 	rc = ts_net_run(app.net);
 	atomic_store(&app.ready, 0);
+	ts_grpc_stop(grpc);
 	ts_log(TS_LOG_INFO, "shutting down: closing the database");
 	int crc = ts_db_close(app.db);
 	ts_net_close(app.net);
@@ -684,6 +740,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < app.n_flags; i++)
 		ts_free((char *)in_force[i].value);
 	ts_free(in_force);
+	ts_free(f.ext);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));
 		return 1;

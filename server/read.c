@@ -13,11 +13,7 @@
  *
  * Chunk invariant of the stream: per series, chunks are in time order and never overlap
  * (Prometheus' reader merges nothing and would return overlapping samples twice, out of
- * order). Stored chunks go out byte for byte. Where the engine has overlapping chunks
- * (out-of-order data, a head chunk beside its flushed copy), each group of mutually
- * overlapping chunks is decoded, merged by timestamp (the first chunk's sample wins a
- * tie: they are exact duplicates, the engine stores no conflicting ones) and re-encoded
- * into chunks of at most CUT_SAMPLES samples, as Prometheus' head cuts them.
+ * order); xchunks.h says how overlapping stored chunks are merged.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,14 +24,13 @@
 #include "server/api_json.h"
 #include "server/app.h"
 #include "server/tenant.h"
+#include "server/xchunks.h"
 #include "wire/remote_read.h"
 #include "wire/snappy_io.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
-#include "storage/xor.h"
 
-#define CUT_SAMPLES 120
 #define PIECE_BYTES (64u * 1024) /* stream pieces are about this big */
 #define ADD_BATCH 512		 /* samples handed to the SAMPLES writer at once */
 
@@ -161,27 +156,10 @@ static void answer_samples(struct ts_net_response *resp, struct rq *qs, size_t n
 
 /* ---- STREAMED_XOR_CHUNKS ---- */
 
-struct xs {
-	int64_t t;
-	uint64_t v;
-	uint32_t src;
-};
-
-static int xs_cmp(const void *a, const void *b)
-{
-	const struct xs *x = a, *y = b;
-	if (x->t != y->t)
-		return x->t < y->t ? -1 : 1;
-	return (x->src > y->src) - (x->src < y->src);
-}
-
 struct streamer {
 	struct ts_net_response *resp;
 	struct ts_rr_chunked_writer w;
-	struct ts_chunk_ref *grp; /* the current group of overlapping chunks */
-	size_t n_grp, cap_grp;
-	struct xs *smp; /* merge scratch */
-	size_t cap_smp;
+	struct ts_xchunks x;
 	int closed; /* the client went away */
 };
 
@@ -200,103 +178,24 @@ static int drain(struct streamer *s, int force)
 	return rc;
 }
 
-/* Emits the current group: one chunk as stored, several merged and re-encoded. */
-static int flush_group(struct streamer *s)
+static int add_chunk(void *arg, int64_t mint, int64_t maxt, const uint8_t *data, size_t len)
 {
-	int rc = 0;
-	if (s->n_grp == 1) {
-		const struct ts_chunk_ref *c = &s->grp[0];
-		rc = ts_rr_chunked_add_chunk(&s->w, c->min_t, c->max_t, TS_RR_CHUNK_XOR, c->data,
-					     c->len);
-		s->n_grp = 0;
-		return rc;
-	}
-	size_t total = 0;
-	for (size_t g = 0; g < s->n_grp; g++)
-		total += s->grp[g].n_samples;
-	if (ts_grow((void **)&s->smp, &s->cap_smp, total, sizeof *s->smp) != 0)
-		return -ENOMEM;
-	size_t n = 0;
-	for (size_t g = 0; g < s->n_grp && rc == 0; g++) {
-		struct ts_xor_it it;
-		rc = ts_xor_it_init(&it, s->grp[g].data, s->grp[g].len);
-		while (rc == 0 && (rc = ts_xor_next(&it)) == 1) {
-			if (n == total) {
-				rc = TS_ECORRUPT; /* more samples than the chunk header promised */
-				break;
-			}
-			s->smp[n++] = (struct xs){ it.t, it.v, (uint32_t)g };
-			rc = 0;
-		}
-	}
-	s->n_grp = 0;
-	if (rc < 0)
-		return rc;
-	qsort(s->smp, n, sizeof *s->smp, xs_cmp);
-	struct ts_xor_enc e;
-	ts_xor_enc_init(&e);
-	int64_t min_t = 0, last_t = 0;
-	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (i && s->smp[i].t == last_t)
-			continue;
-		if (e.n == 0)
-			min_t = s->smp[i].t;
-		rc = ts_xor_append(&e, s->smp[i].t, s->smp[i].v);
-		last_t = s->smp[i].t;
-		if (rc == 0 && e.n == CUT_SAMPLES) {
-			rc = ts_rr_chunked_add_chunk(&s->w, min_t, last_t, TS_RR_CHUNK_XOR, e.buf,
-						     ts_xor_enc_bytes(&e));
-			ts_xor_enc_fini(&e);
-			ts_xor_enc_init(&e);
-		}
-	}
-	if (rc == 0 && e.n)
-		rc = ts_rr_chunked_add_chunk(&s->w, min_t, last_t, TS_RR_CHUNK_XOR, e.buf,
-					     ts_xor_enc_bytes(&e));
-	ts_xor_enc_fini(&e);
-	return rc;
+	struct streamer *s = arg;
+	int rc = ts_rr_chunked_add_chunk(&s->w, mint, maxt, TS_RR_CHUNK_XOR, data, len);
+	return rc ? rc : drain(s, 0);
 }
 
 static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *set, size_t i)
 {
 	const struct ts_label *l;
 	uint32_t nl;
-	struct ts_chunk_it *it = NULL;
 	int rc = ts_series_set_labels(set, i, &l, &nl);
 	if (rc == 0)
-		rc = ts_chunk_it_new(set, i, &it);
-	if (rc == 0)
 		rc = ts_rr_chunked_begin_series(&s->w, qi, l, nl);
-	if (rc) {
-		ts_chunk_it_free(it);
-		return rc;
-	}
-	struct ts_chunk_ref c;
-	int64_t grp_max = 0;
-	s->n_grp = 0;
-	while (rc == 0 && (rc = ts_chunk_it_next(it, &c)) == 1) {
-		rc = 0;
-		if (c.n_samples == 0)
-			continue;
-		/* Chunks come in min_t order: a chunk starting after the group's end starts
-		 * the next group. */
-		if (s->n_grp && c.min_t > grp_max && (rc = flush_group(s)) != 0)
-			break;
-		if (ts_grow((void **)&s->grp, &s->cap_grp, s->n_grp + 1, sizeof *s->grp) != 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (s->n_grp == 0 || c.max_t > grp_max)
-			grp_max = c.max_t;
-		s->grp[s->n_grp++] = c;
-		rc = drain(s, 0);
-	}
-	if (rc == 0 && s->n_grp)
-		rc = flush_group(s);
+	if (rc == 0)
+		rc = ts_xchunks_series(&s->x, set, i, add_chunk, s);
 	if (rc == 0)
 		rc = ts_rr_chunked_end_series(&s->w);
-	ts_chunk_it_free(it);
 	if (rc == 0)
 		rc = drain(s, 0);
 	return rc;
@@ -321,8 +220,7 @@ static void answer_chunks(struct ts_net_response *resp, struct rq *qs, size_t n)
 		ts_log(TS_LOG_WARN, "remote read: stream aborted: %s", ts_strerror(rc));
 	ts_net_stream_end(resp);
 	ts_rr_chunked_fini(&s.w);
-	ts_free(s.grp);
-	ts_free(s.smp);
+	ts_xchunks_fini(&s.x);
 }
 
 static void h_read(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)

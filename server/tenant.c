@@ -30,15 +30,13 @@ int ts_tenant_valid(const char *s, size_t n)
 	return 1;
 }
 
-int ts_tenant_of(const struct ts_app *app, const struct ts_http_request *req, struct ts_tenant *t,
-		 char *msg, size_t msg_len)
+int ts_tenant_named(const struct ts_app *app, const char *v, size_t n, struct ts_tenant *t,
+		    char *msg, size_t msg_len)
 {
 	memset(t, 0, sizeof *t);
 	if (!app->tenant_header)
 		return 0;
 	t->on = 1;
-	size_t n = 0;
-	const char *v = ts_http_request_header(req, app->tenant_header, &n);
 	if (!v || n == 0) {
 		v = app->default_tenant;
 		n = strlen(v);
@@ -54,6 +52,15 @@ int ts_tenant_of(const struct ts_app *app, const struct ts_http_request *req, st
 	t->is_default = !strcmp(t->name, app->default_tenant);
 	t->m = (struct ts_matcher){ TS_MATCH_EQ, TS_TENANT_LABEL, t->is_default ? "" : t->name };
 	return 0;
+}
+
+int ts_tenant_of(const struct ts_app *app, const struct ts_http_request *req, struct ts_tenant *t,
+		 char *msg, size_t msg_len)
+{
+	size_t n = 0;
+	const char *v = app->tenant_header ? ts_http_request_header(req, app->tenant_header, &n)
+					   : NULL;
+	return ts_tenant_named(app, v, n, t, msg, msg_len);
 }
 
 int ts_tenant_scope(const struct ts_tenant *t, struct ts_selector *sel, size_t n)

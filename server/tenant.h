@@ -42,6 +42,11 @@ int ts_tenant_valid(const char *s, size_t n);
 int ts_tenant_of(const struct ts_app *app, const struct ts_http_request *req, struct ts_tenant *t,
 		 char *msg, size_t msg_len);
 
+/* The tenant named v[0..n) (NULL or empty: the default tenant), for requests that do
+ * not come as HTTP/1 (gRPC metadata); as ts_tenant_of. */
+int ts_tenant_named(const struct ts_app *app, const char *v, size_t n, struct ts_tenant *t,
+		    char *msg, size_t msg_len);
+
 /* Adds t's matcher to every selector (nothing when tenancy is off). 0 or -ENOMEM. */
 int ts_tenant_scope(const struct ts_tenant *t, struct ts_selector *sel, size_t n);
 

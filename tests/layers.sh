@@ -2,8 +2,8 @@
 # unit.layers: the include graph of DESIGN.md, checked in the sources.
 #   server -> query -> tsdb -> storage, and wire -> tsdb -> storage beside query;
 #   tools use wire, query, tsdb and storage, never server.
-# Foreign libraries stay in their layer: libuv, http-parser and libyaml in server/, LMDB in
-# storage/, zlib and snappy in wire/ (LZ4 and zstd in storage/). The build enforces the
+# Foreign libraries stay in their layer: libuv, http-parser, libyaml and gRPC in server/,
+# LMDB in storage/, zlib, snappy and protobuf-c in wire/ (LZ4 and zstd in storage/). The build enforces the
 # project graph too (each library compiles against a view of the layers it may use);
 # this test also covers headers no build compiles and system headers.
 # Usage: tests/layers.sh [source root]. Prints every violation; exits 1 if any.
@@ -24,6 +24,8 @@ declare -A foreign=(
   [zstd.h]="storage" [zlib.h]="wire" [snappy-c.h]="wire" [yaml.h]="server" [curl/curl.h]="tools"
   [openssl/ssl.h]="server" [openssl/err.h]="server" [openssl/evp.h]="server"
   [openssl/rand.h]="server" [openssl/crypto.h]="server" [crypt.h]="server"
+  [grpc/grpc.h]="server" [grpc/grpc_security.h]="server" [grpc/byte_buffer_reader.h]="server"
+  [protobuf-c/protobuf-c.h]="wire"
 )
 
 bad=0

@@ -698,6 +698,7 @@ int ts_db_open(const char *dir, const struct ts_db_opts *opts, struct ts_db **ou
 		return -ENOMEM;
 	set_options(db, opts);
 	db->max_t_seen = INT64_MIN;
+	db->min_t_seen = INT64_MAX;
 	ts__registry_init(db);
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_rwlock_init(&db->parts_mu, NULL);
@@ -896,6 +897,22 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	pthread_mutex_unlock(&db->open_mu);
 	pthread_rwlock_unlock(&db->parts_mu);
 	ts_wal_stats(db->wal, &out->wal);
+}
+
+void ts_db_time_range(struct ts_db *db, int64_t *mint, int64_t *maxt)
+{
+	pthread_mutex_lock(&db->mu);
+	*mint = db->min_t_seen;
+	*maxt = db->max_t_seen;
+	pthread_mutex_unlock(&db->mu);
+	pthread_rwlock_rdlock(&db->parts_mu);
+	if (db->n_parts) {
+		if (db->parts[0]->start < *mint)
+			*mint = db->parts[0]->start;
+		if (db->parts[db->n_parts - 1]->end > *maxt)
+			*maxt = db->parts[db->n_parts - 1]->end;
+	}
+	pthread_rwlock_unlock(&db->parts_mu);
 }
 
 int ts_db_partition_stats(struct ts_db *db, struct ts_part_stat **out, size_t *n)

@@ -187,6 +187,8 @@ struct ts_db {
 	int wal_err;	    /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
 	uint64_t epoch;	    /* append batch counter, under mu */
 	int64_t max_t_seen; /* newest in-order timestamp of any series, under mu */
+	int64_t min_t_seen; /* oldest timestamp appended or restored since open, under mu
+			     * (INT64_MAX: none); deletions do not raise it */
 	int closing;
 
 	pthread_mutex_t md_mu;	/* guards md */

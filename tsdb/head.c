@@ -361,6 +361,8 @@ int ts__head_apply(struct ts_db *db, struct ts_series *s, const uint8_t *p, uint
 			if (rc)
 				return rc;
 			added++;
+			if (t < db->min_t_seen)
+				db->min_t_seen = t;
 		}
 	}
 	s->last_lsn = lsn;

@@ -338,6 +338,11 @@ static int head_entry(struct ts_db *db, uint64_t id, const void *v, size_t vl)
 	s->has_snapshot = 1;
 	if (s->max_t > db->max_t_seen)
 		db->max_t_seen = s->max_t;
+	if (s->enc.n && s->head_min_t < db->min_t_seen)
+		db->min_t_seen = s->head_min_t;
+	for (uint32_t i = 0; s->ooo && i < s->ooo->n; i++)
+		if (s->ooo->s[i].t < db->min_t_seen)
+			db->min_t_seen = s->ooo->s[i].t;
 	return 0;
 }
 

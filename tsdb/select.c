@@ -464,6 +464,21 @@ static int collect(struct ts_db *db, struct ts_rtxn *r, struct cmatcher *m, int 
 /* Matches a series' real labels: 1 all matchers match, 0 not, TS_ELIMIT (regex limits),
  * -ENOMEM, TS_ECORRUPT. A label the series lacks (or a name longer than any label can
  * be) has the value "". Reads only s->packed, which is immutable: no lock needed. */
+int ts_matcher_match(const struct ts_matcher *m, const char *v, size_t len, char *msg,
+		     size_t msg_len)
+{
+	struct budget bud = { 0 };
+	struct cmatcher *c;
+	int rc = cm_compile(m, 1, &bud, &c, msg, msg_len);
+	if (rc)
+		return rc;
+	rc = cm_match(c, v, len);
+	if (rc == TS_ELIMIT)
+		cm_limit_msg(c, 1, msg, msg_len);
+	cm_free(c, 1);
+	return rc;
+}
+
 static int series_matches(const struct ts_series *s, struct cmatcher *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

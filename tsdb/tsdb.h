@@ -169,6 +169,13 @@ struct ts_matcher {
 	const char *value;
 };
 
+/* Whether matcher m (borrowed) matches the label value v[0..len) (a missing label is
+ * ""), as a selection would match it: 1 yes, 0 no, TS_EINVALID (bad regex or type; msg
+ * says why, at most msg_len bytes with the NUL), TS_ELIMIT (the regex exceeded its
+ * matching limits on v), -ENOMEM. */
+int ts_matcher_match(const struct ts_matcher *m, const char *v, size_t len, char *msg,
+		     size_t msg_len);
+
 struct ts_series_set;
 
 /* What a downsampled row reads as in a downsampled selection (ts_select_opts): AVG its
@@ -407,7 +414,7 @@ struct ts_db_stats {
 	uint64_t n_samples_appended; /* since open */
 	uint64_t n_chunks_flushed;   /* since open */
 	uint64_t n_checkpoints;
-	uint64_t head_bytes;	   /* bytes of open chunk buffers */
+	uint64_t head_bytes; /* bytes of open chunk buffers */
 	/* Memory the engine holds, by what holds it (allocated sizes, without the
 	 * allocator's own overhead): series objects with their labels, sealed chunks
 	 * waiting for the writer, out-of-order buffers, and the registry's tables (label
@@ -433,6 +440,11 @@ struct ts_db_stats {
 };
 /* Fills *out (the caller's) with a snapshot of the counters. Never fails. */
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
+/* Bounds of the data held, for a store's advertised time range: *mint at or before
+ * the oldest sample (the oldest partition's start, or the oldest sample appended since
+ * open), *maxt at or after the newest; INT64_MAX / INT64_MIN when the store is empty.
+ * Never fails. */
+void ts_db_time_range(struct ts_db *db, int64_t *mint, int64_t *maxt);
 
 /* Whether appends are accepted now: 0, or why not: TS_EIO (the WAL failed, or memory
  * lost a logged batch: only reopening the database recovers), TS_ECLOSED, -ENOSPC (the

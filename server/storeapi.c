@@ -1,0 +1,634 @@
+/*
+ * storeapi.c - the Thanos StoreAPI over gRPC (--grpc-listen): thanos.info.Info/Info,
+ * and thanos.Store's Info (older Thanos Query), Series, LabelNames and LabelValues.
+ *
+ * Series streams one SeriesResponse per series, sorted by labels with the external
+ * labels merged in (extlabels.h). Raw reads (max_resolution_window below 5 minutes, or
+ * only RAW asked) send the stored XOR chunks, time-ordered and never overlapping
+ * (xchunks.h). Downsampled reads send AggrChunks holding the aggregates asked for
+ * (count, sum, min, max, counter), each an XOR chunk of one point per 5m or 1h window
+ * from the downsampled tiers; spans the tiers do not cover (open partitions, recent
+ * samples) go out as one-sample windows (count 1, sum = min = max = the value), so
+ * every chunk of a series has the same shape. The counter aggregate is the engine's
+ * monotonic counter read (resets already added up), which Thanos' counter iterator
+ * passes through unchanged.
+ *
+ * Tenants: the tenant header (lower case, as gRPC metadata) picks the tenant, as on
+ * HTTP.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/app.h"
+#include "server/extlabels.h"
+#include "server/grpc.h"
+#include "server/storeapi.h"
+#include "server/tenant.h"
+#include "server/xchunks.h"
+#include "storage/err.h"
+#include "storage/log.h"
+#include "storage/mem.h"
+#include "storage/xor.h"
+#include "wire/storeapi.h"
+
+#define DS_MIN_RES 300000 /* the finest downsampled tier: 5 minutes */
+#define STALE_BITS 0x7ff0000000000002ull
+#define SERIES_MSG_BYTES (1u << 20) /* a raw series' chunks are split into messages of this */
+
+static enum ts_grpc_status status_of(int rc)
+{
+	switch (rc) {
+	case TS_EINVALID: return TS_GRPC_INVALID_ARGUMENT;
+	case -ETIMEDOUT: return TS_GRPC_DEADLINE_EXCEEDED;
+	case -ECANCELED: return TS_GRPC_CANCELLED;
+	case -ENOMEM:
+	case TS_ELIMIT: return TS_GRPC_RESOURCE_EXHAUSTED;
+	case TS_ECLOSED: return TS_GRPC_UNAVAILABLE;
+	default: return TS_GRPC_INTERNAL;
+	}
+}
+
+/* Ends a call with the outcome rc of its handler (msg: the engine's message). */
+static void finish_rc(struct ts_grpc_call *c, int rc, const char *msg)
+{
+	if (rc == -EPIPE) /* the client is gone: nobody reads the status */
+		ts_grpc_finish(c, TS_GRPC_CANCELLED, NULL);
+	else if (rc)
+		ts_grpc_finish(c, status_of(rc), msg && msg[0] ? msg : ts_strerror(rc));
+	else
+		ts_grpc_finish(c, TS_GRPC_OK, NULL);
+}
+
+/* What every request shares: its decoded form, tenant, and the matchers to select
+ * with (external labels decided, the tenant's added). */
+struct req {
+	struct ts_sa_request r;
+	struct ts_tenant tenant;
+	struct ts_matcher *m;
+	size_t n_m;
+	bool none; /* an external label rules every series out */
+	int64_t mint, maxt;
+	char msg[512];
+};
+
+static int req_open(struct ts_app *app, struct ts_grpc_call *c, enum ts_sa_kind kind,
+		    const uint8_t *p, size_t len, struct req *q)
+{
+	memset(q, 0, sizeof *q);
+	int rc = ts_sa_decode(kind, p, len, &q->r, q->msg, sizeof q->msg);
+	if (rc)
+		return rc;
+	size_t tl = 0;
+	const char *tv = NULL;
+	if (app->tenant_header) {
+		char key[128];
+		size_t i = 0;
+		for (; app->tenant_header[i] && i + 1 < sizeof key; i++)
+			key[i] = (char)((app->tenant_header[i] >= 'A' &&
+					 app->tenant_header[i] <= 'Z')
+						? app->tenant_header[i] + 32
+						: app->tenant_header[i]);
+		key[i] = 0;
+		tv = ts_grpc_metadata(c, key, &tl);
+	}
+	rc = ts_tenant_named(app, tv, tl, &q->tenant, q->msg, sizeof q->msg);
+	if (rc)
+		return rc;
+	struct ts_matcher *m = NULL;
+	size_t n = 0;
+	rc = ts_ext_matchers(app, q->r.m, q->r.n_m, &m, &n, &q->none, q->msg, sizeof q->msg);
+	if (rc)
+		return rc;
+	if (q->tenant.on) {
+		struct ts_matcher *m2 = ts_realloc(m, (n + 1) * sizeof *m);
+		if (!m2) {
+			ts_free(m);
+			return -ENOMEM;
+		}
+		m = m2;
+		m[n++] = q->tenant.m;
+	}
+	q->m = m;
+	q->n_m = n;
+	q->mint = q->r.mint;
+	q->maxt = q->r.maxt;
+	if (kind != TS_SA_SERIES && q->mint == 0 && q->maxt == 0) {
+		q->mint = INT64_MIN;
+		q->maxt = INT64_MAX;
+	}
+	return 0;
+}
+
+static void req_close(struct req *q)
+{
+	ts_free(q->m);
+	ts_sa_request_fini(&q->r);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The call's deadline within --query.timeout. */
+static int64_t deadline_of(const struct ts_app *app, const struct ts_grpc_call *c)
+{
+	int64_t d = ts_grpc_deadline_ns(c);
+	int64_t cap = ts_app_query_timeout(app, 0);
+	if (cap > 0) {
+		int64_t dc = mono_ns() + cap * 1000000LL;
+		if (!d || dc < d)
+			d = dc;
+	}
+	return d;
+}
+
+/* ---- Info ---- */
+
+static void store_range(struct ts_app *app, int64_t *mint, int64_t *maxt)
+{
+	int64_t hi;
+	ts_db_time_range(app->db, mint, &hi);
+	/* New samples keep arriving: the newest end is open, as a sidecar says. */
+	*maxt = INT64_MAX;
+}
+
+static void send_info(struct ts_grpc_call *c, struct ts_app *app, bool legacy)
+{
+	struct ts_sa_info in = { .ext = app->ext_labels, .n_ext = app->n_ext_labels };
+	store_range(app, &in.mint, &in.maxt);
+	struct ts_pb_buf b;
+	ts_pb_buf_init(&b);
+	int rc = legacy ? ts_sa_put_store_info(&b, &in) : ts_sa_put_info(&b, &in);
+	if (rc == 0)
+		rc = ts_grpc_send(c, b.data, b.len);
+	ts_pb_buf_fini(&b);
+	finish_rc(c, rc, NULL);
+}
+
+static void h_info(struct ts_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	(void)p;
+	(void)len;
+	send_info(c, arg, false);
+}
+
+static void h_store_info(struct ts_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	(void)p;
+	(void)len;
+	send_info(c, arg, true);
+}
+
+/* ---- Series ---- */
+
+/* One series being put together. */
+struct out {
+	struct ts_grpc_call *call;
+	struct ts_pb_buf b;
+	struct ts_label *lab; /* merged labels */
+	size_t cap_lab, n_lab;
+	struct ts_sa_chunk *ch;
+	size_t n_ch, cap_ch;
+	uint8_t *bytes; /* owned copies of chunk bytes (raw chunks are borrowed) */
+	size_t n_bytes, cap_bytes;
+	size_t msg_bytes;
+	struct ts_xchunks x;
+	int64_t mint, maxt; /* the request's range (raw chunks are trimmed by the client) */
+	bool sent_any;
+};
+
+/* Sends what is gathered of the current series as one message. */
+static int out_send(struct out *o)
+{
+	o->b.len = 0;
+	int rc = ts_sa_put_series(&o->b, o->lab, o->n_lab, o->ch, o->n_ch);
+	if (rc == 0)
+		rc = ts_grpc_send(o->call, o->b.data, o->b.len);
+	o->n_ch = 0;
+	o->n_bytes = 0;
+	o->msg_bytes = 0;
+	o->sent_any = true;
+	return rc;
+}
+
+/* Chunk data pointers were kept as offsets while the byte buffer could move. */
+static void fix_pointers(struct out *o)
+{
+	for (size_t i = 0; i < o->n_ch; i++)
+		for (int a = 0; a < TS_SA_N_AGGR; a++)
+			if (o->ch[i].len[a] || o->ch[i].data[a])
+				o->ch[i].data[a] = o->bytes + (uintptr_t)o->ch[i].data[a];
+}
+
+static int raw_chunk(void *arg, int64_t mint, int64_t maxt, const uint8_t *data, size_t len)
+{
+	struct out *o = arg;
+	if (maxt < o->mint || mint > o->maxt)
+		return 0;
+	/* Chunk bytes are valid for this call only (merged groups are re-encoded into a
+	 * buffer the next group reuses): keep a copy until the message goes out. */
+	if (ts_grow((void **)&o->ch, &o->cap_ch, o->n_ch + 1, sizeof *o->ch) ||
+	    ts_grow((void **)&o->bytes, &o->cap_bytes, o->n_bytes + len, 1))
+		return -ENOMEM;
+	memcpy(o->bytes + o->n_bytes, data, len);
+	struct ts_sa_chunk *k = &o->ch[o->n_ch++];
+	memset(k, 0, sizeof *k);
+	k->mint = mint;
+	k->maxt = maxt;
+	k->data[TS_SA_RAW] = (const uint8_t *)(uintptr_t)o->n_bytes; /* an offset for now */
+	k->len[TS_SA_RAW] = len;
+	o->n_bytes += len;
+	o->msg_bytes += len;
+	if (o->msg_bytes < SERIES_MSG_BYTES)
+		return 0;
+	/* A long range: the series goes out in several messages (Thanos allows that, as
+	 * long as no other series comes in between). */
+	fix_pointers(o);
+	return out_send(o);
+}
+
+static int raw_series(struct out *o, struct ts_series_set *set, size_t i)
+{
+	o->n_ch = o->n_bytes = o->msg_bytes = 0;
+	o->sent_any = false;
+	int rc = ts_xchunks_series(&o->x, set, i, raw_chunk, o);
+	if (rc || o->n_ch == 0)
+		return rc;
+	fix_pointers(o);
+	return out_send(o);
+}
+
+/* Downsampled reads: the aggregates asked for, one selection each. */
+enum { SEL_SUM, SEL_MIN, SEL_MAX, SEL_COUNTER, N_SEL };
+static const enum ts_aggr sel_aggr[N_SEL] = { TS_AGGR_SUM, TS_AGGR_MIN, TS_AGGR_MAX,
+					      TS_AGGR_COUNTER };
+
+struct pts {
+	int64_t *t;
+	double *v, *w;
+	size_t n, cap;
+};
+
+static int read_points(struct ts_series_set *set, size_t i, struct pts *p)
+{
+	struct ts_iter *it = NULL;
+	int rc = ts_iter_new(set, i, &it);
+	p->n = 0;
+	while (rc == 0) {
+		if (ts_grow((void **)&p->t, &p->cap, p->n + 256, sizeof *p->t))
+			rc = -ENOMEM;
+		size_t cap = p->cap;
+		if (rc == 0 &&
+		    (ts_grow((void **)&p->v, &cap, p->n + 256, sizeof *p->v) ||
+		     (cap = p->cap, ts_grow((void **)&p->w, &cap, p->n + 256, sizeof *p->w))))
+			rc = -ENOMEM;
+		if (rc)
+			break;
+		int got = ts_iter_read_w(it, p->t + p->n, p->v + p->n, p->w + p->n, 256);
+		if (got < 0)
+			rc = got;
+		else if (got == 0)
+			break;
+		else
+			p->n += (size_t)got;
+	}
+	ts_iter_free(it);
+	return rc;
+}
+
+static bool is_stale(double v)
+{
+	uint64_t b;
+	memcpy(&b, &v, sizeof b);
+	return b == STALE_BITS;
+}
+
+/* Encodes the points [from, to) of the aggregates in `want` as one AggrChunk. */
+static int ds_chunk(struct out *o, struct pts *p, const bool *have_sel, uint32_t want, size_t from,
+		    size_t to, const size_t *keep)
+{
+	struct ts_xor_enc e[TS_SA_N_AGGR];
+	int rc = 0;
+	if (ts_grow((void **)&o->ch, &o->cap_ch, o->n_ch + 1, sizeof *o->ch))
+		return -ENOMEM;
+	struct ts_sa_chunk *k = &o->ch[o->n_ch];
+	memset(k, 0, sizeof *k);
+	k->mint = p[SEL_SUM].t[keep[from]];
+	k->maxt = p[SEL_SUM].t[keep[to - 1]];
+	for (int a = TS_SA_COUNT; a < TS_SA_N_AGGR && rc == 0; a++) {
+		if (!(want & (1u << a)))
+			continue;
+		int s = a == TS_SA_COUNT || a == TS_SA_SUM ? SEL_SUM
+			: a == TS_SA_MIN		   ? SEL_MIN
+			: a == TS_SA_MAX		   ? SEL_MAX
+							   : SEL_COUNTER;
+		if (!have_sel[s])
+			continue;
+		ts_xor_enc_init(&e[a]);
+		for (size_t j = from; j < to && rc == 0; j++) {
+			size_t x = keep[j];
+			double v = a == TS_SA_COUNT ? p[s].w[x] : p[s].v[x];
+			uint64_t bits;
+			memcpy(&bits, &v, sizeof bits);
+			rc = ts_xor_append(&e[a], p[s].t[x], bits);
+		}
+		size_t len = ts_xor_enc_bytes(&e[a]);
+		if (rc == 0 && ts_grow((void **)&o->bytes, &o->cap_bytes, o->n_bytes + len, 1))
+			rc = -ENOMEM;
+		if (rc == 0) {
+			memcpy(o->bytes + o->n_bytes, e[a].buf, len);
+			k->data[a] = (const uint8_t *)(uintptr_t)o->n_bytes;
+			k->len[a] = len;
+			o->n_bytes += len;
+		}
+		ts_xor_enc_fini(&e[a]);
+	}
+	if (rc == 0)
+		o->n_ch++;
+	return rc;
+}
+
+struct ds {
+	struct ts_series_set *set[N_SEL];
+	bool have[N_SEL];
+	struct pts p[N_SEL];
+	size_t *keep;
+	size_t cap_keep;
+	uint32_t want;
+};
+
+/* Series i (the same series in every selection: checked by id). */
+static int ds_series(struct out *o, struct ds *d, size_t i)
+{
+	int rc = 0;
+	uint64_t id = ts_series_set_id(d->set[SEL_SUM], i);
+	for (int s = 0; s < N_SEL && rc == 0; s++) {
+		if (!d->have[s])
+			continue;
+		if (ts_series_set_id(d->set[s], i) != id)
+			return TS_ECLOSED; /* the store changed between the selections */
+		rc = read_points(d->set[s], i, &d->p[s]);
+	}
+	if (rc)
+		return rc;
+	size_t n = d->p[SEL_SUM].n;
+	for (int s = 0; s < N_SEL; s++)
+		if (d->have[s] &&
+		    (d->p[s].n != n || memcmp(d->p[s].t, d->p[SEL_SUM].t, n * sizeof(int64_t))))
+			return TS_ECLOSED;
+	if (ts_grow((void **)&d->keep, &d->cap_keep, n ? n : 1, sizeof *d->keep))
+		return -ENOMEM;
+	/* Stale markers end a series in PromQL; aggregates have no room for them (Thanos'
+	 * downsampling drops them too). */
+	size_t nk = 0;
+	for (size_t j = 0; j < n; j++) {
+		bool stale = false;
+		for (int s = 0; s < N_SEL; s++)
+			stale |= d->have[s] && is_stale(d->p[s].v[j]);
+		if (!stale)
+			d->keep[nk++] = j;
+	}
+	o->n_ch = o->n_bytes = 0;
+	for (size_t from = 0; from < nk && rc == 0; from += TS_XCHUNK_CUT) {
+		size_t to = from + TS_XCHUNK_CUT < nk ? from + TS_XCHUNK_CUT : nk;
+		rc = ds_chunk(o, d->p, d->have, d->want, from, to, d->keep);
+	}
+	if (rc || o->n_ch == 0)
+		return rc;
+	fix_pointers(o);
+	return out_send(o);
+}
+
+static void ds_fini(struct ds *d)
+{
+	for (int s = 0; s < N_SEL; s++) {
+		ts_series_set_free(d->set[s]);
+		ts_free(d->p[s].t);
+		ts_free(d->p[s].v);
+		ts_free(d->p[s].w);
+	}
+	ts_free(d->keep);
+}
+
+static int labels_of(struct ts_app *app, struct out *o, struct ts_series_set *set, size_t i)
+{
+	const struct ts_label *l;
+	uint32_t nl;
+	int rc = ts_series_set_labels(set, i, &l, &nl);
+	if (rc == 0)
+		rc = ts_ext_merge(app, l, nl, &o->lab, &o->cap_lab, &o->n_lab);
+	return rc;
+}
+
+static void h_series(struct ts_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	struct ts_app *app = arg;
+	struct req q;
+	struct out o = { .call = c };
+	struct ds d = { 0 };
+	size_t *perm = NULL;
+	ts_pb_buf_init(&o.b);
+	int rc = req_open(app, c, TS_SA_SERIES, p, len, &q);
+	if (rc || q.none)
+		goto out;
+	o.mint = q.mint;
+	o.maxt = q.maxt;
+	struct ts_select_opts so = { .deadline_ns = deadline_of(app, c) };
+	uint32_t want = q.r.aggr_mask & ~(1u << TS_SA_RAW);
+	bool downsampled = !q.r.skip_chunks && q.r.max_resolution >= DS_MIN_RES && want;
+	int n_sel = 1;
+	d.want = want;
+	d.have[SEL_SUM] = true;
+	if (downsampled) {
+		d.have[SEL_MIN] = want & (1u << TS_SA_MIN);
+		d.have[SEL_MAX] = want & (1u << TS_SA_MAX);
+		d.have[SEL_COUNTER] = want & (1u << TS_SA_COUNTER);
+		n_sel = N_SEL;
+	}
+	for (int s = 0; s < n_sel && rc == 0; s++) {
+		if (!d.have[s])
+			continue;
+		so.max_resolution_ms = downsampled ? q.r.max_resolution : 0;
+		so.aggr = sel_aggr[s];
+		rc = ts_db_select(app->db, q.m, q.n_m, q.mint, q.maxt, &so, &d.set[s], q.msg,
+				  sizeof q.msg);
+	}
+	if (rc == 0 && downsampled)
+		for (int s = 0; s < N_SEL && rc == 0; s++)
+			if (d.have[s] &&
+			    ts_series_set_len(d.set[s]) != ts_series_set_len(d.set[SEL_SUM]))
+				rc = TS_ECLOSED;
+	if (rc == 0)
+		rc = ts_ext_order(app, d.set[SEL_SUM], &perm);
+	size_t ns = rc ? 0 : ts_series_set_len(d.set[SEL_SUM]);
+	int64_t sent = 0;
+	for (size_t k = 0; k < ns && rc == 0; k++) {
+		size_t i = perm[k];
+		if (q.r.limit && sent >= q.r.limit)
+			break;
+		rc = labels_of(app, &o, d.set[SEL_SUM], i);
+		if (rc)
+			break;
+		o.sent_any = false;
+		if (q.r.skip_chunks) {
+			rc = ts_series_set_has_data(d.set[SEL_SUM], i);
+			if (rc == 1) {
+				o.n_ch = 0;
+				rc = out_send(&o);
+			}
+		} else if (downsampled) {
+			rc = ds_series(&o, &d, i);
+		} else {
+			rc = raw_series(&o, d.set[SEL_SUM], i);
+		}
+		sent += o.sent_any;
+	}
+	if (rc == TS_ECLOSED)
+		snprintf(q.msg, sizeof q.msg,
+			 "the store changed while the downsampled read ran; try again");
+out:
+	finish_rc(c, rc, q.msg);
+	ts_free(perm);
+	ds_fini(&d);
+	ts_xchunks_fini(&o.x);
+	ts_pb_buf_fini(&o.b);
+	ts_free(o.lab);
+	ts_free(o.ch);
+	ts_free(o.bytes);
+	req_close(&q);
+}
+
+/* ---- LabelNames, LabelValues ---- */
+
+struct strs {
+	const char **s;
+	size_t *len;
+	size_t n, cap, cap_len;
+};
+
+static int strs_add(struct strs *x, const char *s, size_t len)
+{
+	size_t cap = x->cap;
+	if (ts_grow((void **)&x->s, &x->cap, x->n + 1, sizeof *x->s) ||
+	    ts_grow((void **)&x->len, &cap, x->n + 1, sizeof *x->len))
+		return -ENOMEM;
+	x->s[x->n] = s;
+	x->len[x->n++] = len;
+	return 0;
+}
+
+static int str_cmp(const void *a, const void *b, void *arg)
+{
+	const struct strs *x = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	size_t n = x->len[i] < x->len[j] ? x->len[i] : x->len[j];
+	int c = memcmp(x->s[i], x->s[j], n);
+	return c ? c : (x->len[i] > x->len[j]) - (x->len[i] < x->len[j]);
+}
+
+/* Sorts x, drops repeats, keeps at most limit (0: all), and sends it. */
+static int send_strings(struct ts_grpc_call *c, struct strs *x, int64_t limit)
+{
+	size_t *ord = ts_malloc((x->n ? x->n : 1) * sizeof *ord);
+	const char **s = ts_malloc((x->n ? x->n : 1) * sizeof *s);
+	size_t *l = ts_malloc((x->n ? x->n : 1) * sizeof *l);
+	int rc = ord && s && l ? 0 : -ENOMEM;
+	size_t n = 0;
+	if (rc == 0) {
+		for (size_t i = 0; i < x->n; i++)
+			ord[i] = i;
+		qsort_r(ord, x->n, sizeof *ord, str_cmp, x);
+		for (size_t i = 0; i < x->n; i++) {
+			if (n && !str_cmp(&ord[i], &ord[i - 1], x))
+				continue;
+			if (limit && (int64_t)n >= limit)
+				break;
+			s[n] = x->s[ord[i]];
+			l[n++] = x->len[ord[i]];
+		}
+	}
+	struct ts_pb_buf b;
+	ts_pb_buf_init(&b);
+	if (rc == 0)
+		rc = ts_sa_put_strings(&b, s, l, n, NULL, 0);
+	if (rc == 0)
+		rc = ts_grpc_send(c, b.data ? b.data : (const uint8_t *)"", b.len);
+	ts_pb_buf_fini(&b);
+	ts_free(ord);
+	ts_free(s);
+	ts_free(l);
+	return rc;
+}
+
+static void labels_call(struct ts_grpc_call *c, const uint8_t *p, size_t len, struct ts_app *app,
+			enum ts_sa_kind kind)
+{
+	struct req q;
+	struct ts_strlist list = { 0 };
+	struct strs x = { 0 };
+	int rc = req_open(app, c, kind, p, len, &q);
+	if (rc == 0 && !q.none) {
+		const struct ts_label *ext = NULL;
+		for (size_t k = 0; kind == TS_SA_LABEL_VALUES && k < app->n_ext_labels; k++)
+			if (app->ext_labels[k].name_len == strlen(q.r.label) &&
+			    !memcmp(app->ext_labels[k].name, q.r.label, strlen(q.r.label)))
+				ext = &app->ext_labels[k];
+		if (kind == TS_SA_LABEL_VALUES && !ext)
+			rc = ts_db_label_values(app->db, q.r.label, q.m, q.n_m, q.mint, q.maxt,
+						&list, q.msg, sizeof q.msg);
+		else
+			rc = ts_db_label_names(app->db, q.m, q.n_m, q.mint, q.maxt, &list, q.msg,
+					       sizeof q.msg);
+		if (rc == 0 && ext) {
+			/* An external label has its one value wherever any series matches. */
+			if (list.n)
+				rc = strs_add(&x, ext->value, ext->value_len);
+		} else {
+			for (size_t i = 0; i < list.n && rc == 0; i++)
+				rc = strs_add(&x, list.v[i], list.len[i]);
+			for (size_t k = 0; kind == TS_SA_LABEL_NAMES && list.n && rc == 0 &&
+					   k < app->n_ext_labels;
+			     k++)
+				rc = strs_add(&x, app->ext_labels[k].name,
+					      app->ext_labels[k].name_len);
+		}
+	}
+	if (rc == 0)
+		rc = send_strings(c, &x, q.r.limit);
+	finish_rc(c, rc, q.msg);
+	ts_free(x.s);
+	ts_free(x.len);
+	ts_strlist_free(&list);
+	req_close(&q);
+}
+
+static void h_label_names(struct ts_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	labels_call(c, p, len, arg, TS_SA_LABEL_NAMES);
+}
+
+static void h_label_values(struct ts_grpc_call *c, const uint8_t *p, size_t len, void *arg)
+{
+	labels_call(c, p, len, arg, TS_SA_LABEL_VALUES);
+}
+
+int ts_storeapi_start(struct ts_app *app, const char *listen, unsigned n_workers,
+		      struct ts_grpc_server **out, int *port, char *msg, size_t msg_len)
+{
+	const struct ts_grpc_method methods[] = {
+		{ "/thanos.info.Info/Info", h_info, app },
+		{ "/thanos.Store/Info", h_store_info, app },
+		{ "/thanos.Store/Series", h_series, app },
+		{ "/thanos.Store/LabelNames", h_label_names, app },
+		{ "/thanos.Store/LabelValues", h_label_values, app },
+	};
+	return ts_grpc_start(listen, n_workers, methods, sizeof methods / sizeof methods[0], out,
+			     port, msg, msg_len);
+}
