@@ -721,7 +721,7 @@ int main(int argc, char **argv)
 			ts_net_close(app.net);
 			return 1;
 		}
-		ts_log(TS_LOG_INFO, "StoreAPI (gRPC) listening on %s (port %d)", f.grpc_listen,
+		ts_log(TS_LOG_INFO, "StoreAPI (gRPC) on %s, grpc port %d", f.grpc_listen,
 		       port);
 	}
 	atomic_store(&app.ready, 1);

@@ -23,6 +23,7 @@
 
 #include "server/api_json.h"
 #include "server/app.h"
+#include "server/extlabels.h"
 #include "server/tenant.h"
 #include "server/xchunks.h"
 #include "wire/remote_read.h"
@@ -45,20 +46,38 @@ static void text_error(struct ts_net_response *resp, int status, const char *msg
 struct rq {
 	struct ts_matcher *m;
 	char *store;
-	struct ts_series_set *set;
+	struct ts_series_set *set; /* NULL: an external label rules every series out */
+	size_t *perm;		   /* the order to answer in (ts_ext_order) */
 };
+
+static size_t rq_len(const struct rq *q)
+{
+	return q->set ? ts_series_set_len(q->set) : 0;
+}
+
+/* Series k of q in answer order: its index and its labels with the external ones. */
+static int rq_series(const struct ts_app *app, const struct rq *q, size_t k, size_t *i,
+		     struct ts_label **lab, size_t *cap, size_t *n)
+{
+	const struct ts_label *l;
+	uint32_t nl;
+	*i = q->perm[k];
+	int rc = ts_series_set_labels(q->set, *i, &l, &nl);
+	return rc ? rc : ts_ext_merge(app, l, nl, lab, cap, n);
+}
 
 static void rq_fini(struct rq *q)
 {
 	ts_free(q->m);
 	ts_free(q->store);
+	ts_free(q->perm);
 	ts_series_set_free(q->set);
 	memset(q, 0, sizeof *q);
 }
 
 /* Selects one query. Returns 0, TS_EINVALID (msg set), -ENOMEM, engine errors. */
-static int rq_select(struct ts_db *db, const struct ts_rr_query *in, const struct ts_tenant *t,
-		     struct rq *q, char *msg, size_t msg_len)
+static int rq_select(const struct ts_app *app, const struct ts_rr_query *in,
+		     const struct ts_tenant *t, struct rq *q, char *msg, size_t msg_len)
 {
 	size_t bytes = 0;
 	for (uint32_t i = 0; i < in->n_matchers; i++)
@@ -84,22 +103,32 @@ static int rq_select(struct ts_db *db, const struct ts_rr_query *in, const struc
 		p += rm->value.len;
 		*p++ = 0;
 	}
-	size_t n = in->n_matchers;
+	/* Matchers on external labels are decided here (the stored series lack them). */
+	struct ts_matcher *m;
+	size_t n;
+	bool none;
+	int rc = ts_ext_matchers(app, q->m, in->n_matchers, &m, &n, &none, msg, msg_len);
+	if (rc)
+		return rc;
+	memcpy(q->m, m, n * sizeof *m);
+	ts_free(m);
 	if (t->on)
 		q->m[n++] = t->m;
-	return ts_db_select(db, q->m, n, in->start_ms, in->end_ms, NULL, &q->set, msg, msg_len);
+	if (!none)
+		rc = ts_db_select(app->db, q->m, n, in->start_ms, in->end_ms, NULL, &q->set, msg,
+				  msg_len);
+	if (rc == 0 && q->set)
+		rc = ts_ext_order(app, q->set, &q->perm);
+	return rc;
 }
 
 /* ---- SAMPLES ---- */
 
-static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *set, size_t i)
+static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *set, size_t i,
+			  const struct ts_label *l, size_t nl)
 {
-	const struct ts_label *l;
-	uint32_t nl;
 	struct ts_iter *it = NULL;
-	int rc = ts_series_set_labels(set, i, &l, &nl);
-	if (rc == 0)
-		rc = ts_iter_new(set, i, &it);
+	int rc = ts_iter_new(set, i, &it);
 	if (rc)
 		return rc;
 	struct ts_sample batch[ADD_BATCH];
@@ -126,22 +155,29 @@ static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *
 	return rc;
 }
 
-static void answer_samples(struct ts_net_response *resp, struct rq *qs, size_t n)
+static void answer_samples(struct ts_net_response *resp, const struct ts_app *app, struct rq *qs,
+			   size_t n)
 {
 	struct ts_rr_samples_writer w;
 	ts_rr_samples_init(&w);
+	struct ts_label *lab = NULL;
+	size_t cap = 0, nl = 0, i;
 	int rc = 0;
 	for (size_t q = 0; q < n && rc == 0; q++) {
 		rc = ts_rr_samples_begin_result(&w);
-		for (size_t i = 0; rc == 0 && i < ts_series_set_len(qs[q].set); i++)
-			rc = samples_series(&w, qs[q].set, i);
+		for (size_t k = 0; rc == 0 && k < rq_len(&qs[q]); k++) {
+			rc = rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
+			if (rc == 0)
+				rc = samples_series(&w, qs[q].set, i, lab, nl);
+		}
 		if (rc == 0)
 			rc = ts_rr_samples_end_result(&w);
 	}
+	ts_free(lab);
 	uint8_t *out = NULL;
-	size_t cap = 0, len = 0;
+	size_t out_cap = 0, len = 0;
 	if (rc == 0)
-		rc = ts_snappy_compress(w.out.data, w.out.len, &out, &cap, &len);
+		rc = ts_snappy_compress(w.out.data, w.out.len, &out, &out_cap, &len);
 	ts_rr_samples_fini(&w);
 	if (rc) {
 		ts_free(out);
@@ -185,13 +221,10 @@ static int add_chunk(void *arg, int64_t mint, int64_t maxt, const uint8_t *data,
 	return rc ? rc : drain(s, 0);
 }
 
-static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *set, size_t i)
+static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *set, size_t i,
+			 const struct ts_label *l, size_t nl)
 {
-	const struct ts_label *l;
-	uint32_t nl;
-	int rc = ts_series_set_labels(set, i, &l, &nl);
-	if (rc == 0)
-		rc = ts_rr_chunked_begin_series(&s->w, qi, l, nl);
+	int rc = ts_rr_chunked_begin_series(&s->w, qi, l, nl);
 	if (rc == 0)
 		rc = ts_xchunks_series(&s->x, set, i, add_chunk, s);
 	if (rc == 0)
@@ -201,8 +234,11 @@ static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *s
 	return rc;
 }
 
-static void answer_chunks(struct ts_net_response *resp, struct rq *qs, size_t n)
+static void answer_chunks(struct ts_net_response *resp, const struct ts_app *app, struct rq *qs,
+			  size_t n)
 {
+	struct ts_label *lab = NULL;
+	size_t cap = 0, nl = 0, i;
 	struct streamer s = { .resp = resp };
 	ts_rr_chunked_init(&s.w, 0);
 	ts_net_response_header(
@@ -210,8 +246,12 @@ static void answer_chunks(struct ts_net_response *resp, struct rq *qs, size_t n)
 		"application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse");
 	int rc = ts_net_stream_begin(resp, 200);
 	for (size_t q = 0; q < n && rc == 0; q++)
-		for (size_t i = 0; rc == 0 && i < ts_series_set_len(qs[q].set); i++)
-			rc = stream_series(&s, (int64_t)q, qs[q].set, i);
+		for (size_t k = 0; rc == 0 && k < rq_len(&qs[q]); k++) {
+			rc = rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
+			if (rc == 0)
+				rc = stream_series(&s, (int64_t)q, qs[q].set, i, lab, nl);
+		}
+	ts_free(lab);
 	if (rc == 0)
 		rc = drain(&s, 1);
 	/* The status is out already: a failure can only cut the stream short, which the
@@ -271,7 +311,7 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	}
 	for (; n_qs < rr.n_queries; n_qs++) {
 		msg[0] = 0;
-		rc = rq_select(app->db, &rr.queries[n_qs], &tenant, &qs[n_qs], msg, sizeof msg);
+		rc = rq_select(app, &rr.queries[n_qs], &tenant, &qs[n_qs], msg, sizeof msg);
 		if (rc) {
 			char m2[600];
 			snprintf(m2, sizeof m2, "query %zu: %s", n_qs,
@@ -282,9 +322,9 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 		}
 	}
 	if (rr.response_type == TS_RR_STREAMED_XOR_CHUNKS)
-		answer_chunks(resp, qs, n_qs);
+		answer_chunks(resp, app, qs, n_qs);
 	else
-		answer_samples(resp, qs, n_qs);
+		answer_samples(resp, app, qs, n_qs);
 out:
 	for (size_t i = 0; i < n_qs; i++)
 		rq_fini(&qs[i]);

@@ -273,7 +273,7 @@ static const enum ts_aggr sel_aggr[N_SEL] = { TS_AGGR_SUM, TS_AGGR_MIN, TS_AGGR_
 struct pts {
 	int64_t *t;
 	double *v, *w;
-	size_t n, cap;
+	size_t n, cap_t, cap_v, cap_w;
 };
 
 static int read_points(struct ts_series_set *set, size_t i, struct pts *p)
@@ -282,15 +282,12 @@ static int read_points(struct ts_series_set *set, size_t i, struct pts *p)
 	int rc = ts_iter_new(set, i, &it);
 	p->n = 0;
 	while (rc == 0) {
-		if (ts_grow((void **)&p->t, &p->cap, p->n + 256, sizeof *p->t))
+		if (ts_grow((void **)&p->t, &p->cap_t, p->n + 256, sizeof *p->t) ||
+		    ts_grow((void **)&p->v, &p->cap_v, p->n + 256, sizeof *p->v) ||
+		    ts_grow((void **)&p->w, &p->cap_w, p->n + 256, sizeof *p->w)) {
 			rc = -ENOMEM;
-		size_t cap = p->cap;
-		if (rc == 0 &&
-		    (ts_grow((void **)&p->v, &cap, p->n + 256, sizeof *p->v) ||
-		     (cap = p->cap, ts_grow((void **)&p->w, &cap, p->n + 256, sizeof *p->w))))
-			rc = -ENOMEM;
-		if (rc)
 			break;
+		}
 		int got = ts_iter_read_w(it, p->t + p->n, p->v + p->n, p->w + p->n, 256);
 		if (got < 0)
 			rc = got;
@@ -310,96 +307,122 @@ static bool is_stale(double v)
 	return b == STALE_BITS;
 }
 
-/* Encodes the points [from, to) of the aggregates in `want` as one AggrChunk. */
-static int ds_chunk(struct out *o, struct pts *p, const bool *have_sel, uint32_t want, size_t from,
-		    size_t to, const size_t *keep)
-{
-	struct ts_xor_enc e[TS_SA_N_AGGR];
-	int rc = 0;
-	if (ts_grow((void **)&o->ch, &o->cap_ch, o->n_ch + 1, sizeof *o->ch))
-		return -ENOMEM;
-	struct ts_sa_chunk *k = &o->ch[o->n_ch];
-	memset(k, 0, sizeof *k);
-	k->mint = p[SEL_SUM].t[keep[from]];
-	k->maxt = p[SEL_SUM].t[keep[to - 1]];
-	for (int a = TS_SA_COUNT; a < TS_SA_N_AGGR && rc == 0; a++) {
-		if (!(want & (1u << a)))
-			continue;
-		int s = a == TS_SA_COUNT || a == TS_SA_SUM ? SEL_SUM
-			: a == TS_SA_MIN		   ? SEL_MIN
-			: a == TS_SA_MAX		   ? SEL_MAX
-							   : SEL_COUNTER;
-		if (!have_sel[s])
-			continue;
-		ts_xor_enc_init(&e[a]);
-		for (size_t j = from; j < to && rc == 0; j++) {
-			size_t x = keep[j];
-			double v = a == TS_SA_COUNT ? p[s].w[x] : p[s].v[x];
-			uint64_t bits;
-			memcpy(&bits, &v, sizeof bits);
-			rc = ts_xor_append(&e[a], p[s].t[x], bits);
-		}
-		size_t len = ts_xor_enc_bytes(&e[a]);
-		if (rc == 0 && ts_grow((void **)&o->bytes, &o->cap_bytes, o->n_bytes + len, 1))
-			rc = -ENOMEM;
-		if (rc == 0) {
-			memcpy(o->bytes + o->n_bytes, e[a].buf, len);
-			k->data[a] = (const uint8_t *)(uintptr_t)o->n_bytes;
-			k->len[a] = len;
-			o->n_bytes += len;
-		}
-		ts_xor_enc_fini(&e[a]);
-	}
-	if (rc == 0)
-		o->n_ch++;
-	return rc;
-}
-
 struct ds {
 	struct ts_series_set *set[N_SEL];
 	bool have[N_SEL];
 	struct pts p[N_SEL];
-	size_t *keep;
-	size_t cap_keep;
+	size_t pos[N_SEL]; /* next point of each selection to place in a chunk */
 	uint32_t want;
 };
 
-/* Series i (the same series in every selection: checked by id). */
+/* The selection an aggregate is read from: count is the weight of the sum read. */
+static int sel_of(int a)
+{
+	return a == TS_SA_COUNT || a == TS_SA_SUM ? SEL_SUM
+	       : a == TS_SA_MIN			  ? SEL_MIN
+	       : a == TS_SA_MAX			  ? SEL_MAX
+						  : SEL_COUNTER;
+}
+
+/* One AggrChunk: every wanted aggregate's points up to `until` (inclusive). Each
+ * aggregate is its own XOR chunk with its own timestamps: Thanos reads count and sum in
+ * step (they come from one selection here), the others alone. */
+static int ds_chunk(struct out *o, struct ds *d, int64_t until)
+{
+	if (ts_grow((void **)&o->ch, &o->cap_ch, o->n_ch + 1, sizeof *o->ch))
+		return -ENOMEM;
+	struct ts_sa_chunk *k = &o->ch[o->n_ch];
+	memset(k, 0, sizeof *k);
+	k->mint = INT64_MAX;
+	k->maxt = INT64_MIN;
+	size_t end[N_SEL];
+	for (int s = 0; s < N_SEL; s++) {
+		end[s] = d->pos[s];
+		while (d->have[s] && end[s] < d->p[s].n && d->p[s].t[end[s]] <= until)
+			end[s]++;
+		if (end[s] > d->pos[s]) {
+			if (d->p[s].t[d->pos[s]] < k->mint)
+				k->mint = d->p[s].t[d->pos[s]];
+			if (d->p[s].t[end[s] - 1] > k->maxt)
+				k->maxt = d->p[s].t[end[s] - 1];
+		}
+	}
+	int rc = 0;
+	for (int a = TS_SA_COUNT; a < TS_SA_N_AGGR && rc == 0; a++) {
+		int s = sel_of(a);
+		if (!(d->want & (1u << a)) || !d->have[s])
+			continue;
+		struct ts_xor_enc e;
+		ts_xor_enc_init(&e);
+		for (size_t j = d->pos[s]; j < end[s] && rc == 0; j++) {
+			double v = a == TS_SA_COUNT ? d->p[s].w[j] : d->p[s].v[j];
+			uint64_t bits;
+			memcpy(&bits, &v, sizeof bits);
+			rc = ts_xor_append(&e, d->p[s].t[j], bits);
+		}
+		size_t len = ts_xor_enc_bytes(&e);
+		if (rc == 0 && ts_grow((void **)&o->bytes, &o->cap_bytes, o->n_bytes + len, 1))
+			rc = -ENOMEM;
+		if (rc == 0) {
+			memcpy(o->bytes + o->n_bytes, e.buf, len);
+			k->data[a] = (const uint8_t *)(uintptr_t)o->n_bytes;
+			k->len[a] = len;
+			o->n_bytes += len;
+		}
+		ts_xor_enc_fini(&e);
+	}
+	for (int s = 0; s < N_SEL; s++)
+		d->pos[s] = end[s];
+	if (rc == 0 && k->mint <= k->maxt)
+		o->n_ch++;
+	return rc;
+}
+
+/* Drops stale markers: they end a series in PromQL, and aggregates have no room for
+ * them (Thanos' downsampling drops them too). */
+static void drop_stale(struct pts *p)
+{
+	size_t w = 0;
+	for (size_t j = 0; j < p->n; j++) {
+		if (is_stale(p->v[j]))
+			continue;
+		p->t[w] = p->t[j];
+		p->v[w] = p->v[j];
+		p->w[w++] = p->w[j];
+	}
+	p->n = w;
+}
+
+/* Series i (the same series in every selection: checked by id). Chunks are cut at
+ * every TS_XCHUNK_CUT-th point of the sum read (of the first selection read). */
 static int ds_series(struct out *o, struct ds *d, size_t i)
 {
-	int rc = 0;
+	int rc = 0, ref = -1;
 	uint64_t id = ts_series_set_id(d->set[SEL_SUM], i);
 	for (int s = 0; s < N_SEL && rc == 0; s++) {
+		d->pos[s] = 0;
 		if (!d->have[s])
 			continue;
 		if (ts_series_set_id(d->set[s], i) != id)
-			return TS_ECLOSED; /* the store changed between the selections */
+			return TS_ECLOSED; /* a series came or went between the selections */
 		rc = read_points(d->set[s], i, &d->p[s]);
+		drop_stale(&d->p[s]);
+		if (ref < 0 && (d->want & (s == SEL_SUM ? (1u << TS_SA_COUNT) | (1u << TS_SA_SUM)
+							: 1u << (s == SEL_MIN	? TS_SA_MIN
+								 : s == SEL_MAX ? TS_SA_MAX
+										: TS_SA_COUNTER))))
+			ref = s;
 	}
-	if (rc)
+	if (rc || ref < 0)
 		return rc;
-	size_t n = d->p[SEL_SUM].n;
-	for (int s = 0; s < N_SEL; s++)
-		if (d->have[s] &&
-		    (d->p[s].n != n || memcmp(d->p[s].t, d->p[SEL_SUM].t, n * sizeof(int64_t))))
-			return TS_ECLOSED;
-	if (ts_grow((void **)&d->keep, &d->cap_keep, n ? n : 1, sizeof *d->keep))
-		return -ENOMEM;
-	/* Stale markers end a series in PromQL; aggregates have no room for them (Thanos'
-	 * downsampling drops them too). */
-	size_t nk = 0;
-	for (size_t j = 0; j < n; j++) {
-		bool stale = false;
-		for (int s = 0; s < N_SEL; s++)
-			stale |= d->have[s] && is_stale(d->p[s].v[j]);
-		if (!stale)
-			d->keep[nk++] = j;
-	}
 	o->n_ch = o->n_bytes = 0;
-	for (size_t from = 0; from < nk && rc == 0; from += TS_XCHUNK_CUT) {
-		size_t to = from + TS_XCHUNK_CUT < nk ? from + TS_XCHUNK_CUT : nk;
-		rc = ds_chunk(o, d->p, d->have, d->want, from, to, d->keep);
+	const struct pts *r = &d->p[ref];
+	for (size_t from = 0; from < r->n && rc == 0; from += TS_XCHUNK_CUT) {
+		bool last = from + TS_XCHUNK_CUT >= r->n;
+		rc = ds_chunk(o, d, last ? INT64_MAX : r->t[from + TS_XCHUNK_CUT - 1]);
 	}
+	if (rc == 0 && r->n == 0)
+		rc = ds_chunk(o, d, INT64_MAX); /* the other reads may still have points */
 	if (rc || o->n_ch == 0)
 		return rc;
 	fix_pointers(o);
@@ -414,7 +437,6 @@ static void ds_fini(struct ds *d)
 		ts_free(d->p[s].v);
 		ts_free(d->p[s].w);
 	}
-	ts_free(d->keep);
 }
 
 static int labels_of(struct ts_app *app, struct out *o, struct ts_series_set *set, size_t i)
@@ -445,7 +467,7 @@ static void h_series(struct ts_grpc_call *c, const uint8_t *p, size_t len, void 
 	bool downsampled = !q.r.skip_chunks && q.r.max_resolution >= DS_MIN_RES && want;
 	int n_sel = 1;
 	d.want = want;
-	d.have[SEL_SUM] = true;
+	d.have[SEL_SUM] = true; /* also the series list every other selection must match */
 	if (downsampled) {
 		d.have[SEL_MIN] = want & (1u << TS_SA_MIN);
 		d.have[SEL_MAX] = want & (1u << TS_SA_MAX);
@@ -510,14 +532,13 @@ out:
 struct strs {
 	const char **s;
 	size_t *len;
-	size_t n, cap, cap_len;
+	size_t n, cap, cap_len; /* s and len grow apart */
 };
 
 static int strs_add(struct strs *x, const char *s, size_t len)
 {
-	size_t cap = x->cap;
 	if (ts_grow((void **)&x->s, &x->cap, x->n + 1, sizeof *x->s) ||
-	    ts_grow((void **)&x->len, &cap, x->n + 1, sizeof *x->len))
+	    ts_grow((void **)&x->len, &x->cap_len, x->n + 1, sizeof *x->len))
 		return -ENOMEM;
 	x->s[x->n] = s;
 	x->len[x->n++] = len;
