@@ -11,6 +11,11 @@
  *                        chunk overlapping [start, end] is sent whole (the client
  *                        filters, as with Prometheus).
  *
+ * Limits: the query limits hold (a fan-out Prometheus sends every query as a remote read):
+ * --query.max-series per query (400, both types), --query.max-samples over a SAMPLES
+ * answer (400 "exceeded sample limit", as Prometheus' own read limit), --query.timeout
+ * (503 before the answer starts; a stream is cut short after).
+ *
  * Chunk invariant of the stream: per series, chunks are in time order and never overlap
  * (Prometheus' reader merges nothing and would return overlapping samples twice, out of
  * order); xchunks.h says how overlapping stored chunks are merged.
@@ -20,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "query/query.h"
 #include "server/api_json.h"
 #include "server/app.h"
 #include "server/extlabels.h"
@@ -40,6 +47,24 @@ static void text_error(struct ts_net_response *resp, int status, const char *msg
 	char buf[1024];
 	snprintf(buf, sizeof buf, "%s\n", msg);
 	ts_net_respond_text(resp, status, "text/plain; charset=utf-8", buf);
+}
+
+static int status_of(int rc)
+{
+	switch (rc) {
+	case TS_EINVALID:
+	case TS_ELIMIT: return 400; /* as Prometheus answers its read sample limit */
+	case -ENOMEM:
+	case -ETIMEDOUT: return 503;
+	default: return 500;
+	}
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* One query's selection, matchers copied NUL-terminated. */
@@ -77,7 +102,8 @@ static void rq_fini(struct rq *q)
 
 /* Selects one query. Returns 0, TS_EINVALID (msg set), -ENOMEM, engine errors. */
 static int rq_select(const struct ts_app *app, const struct ts_rr_query *in,
-		     const struct ts_tenant *t, struct rq *q, char *msg, size_t msg_len)
+		     const struct ts_tenant *t, const struct ts_select_opts *so, struct rq *q,
+		     char *msg, size_t msg_len)
 {
 	size_t bytes = 0;
 	for (uint32_t i = 0; i < in->n_matchers; i++)
@@ -115,8 +141,18 @@ static int rq_select(const struct ts_app *app, const struct ts_rr_query *in,
 	if (t->on)
 		q->m[n++] = t->m;
 	if (!none)
-		rc = ts_db_select(app->db, q->m, n, in->start_ms, in->end_ms, NULL, &q->set, msg,
+		rc = ts_db_select(app->db, q->m, n, in->start_ms, in->end_ms, so, &q->set, msg,
 				  msg_len);
+	/* The query limits hold here too: behind a fan-out Prometheus every query is a
+	 * remote read. */
+	if (rc == 0 && q->set && app->qlim.max_series &&
+	    ts_series_set_len(q->set) > app->qlim.max_series) {
+		snprintf(msg, msg_len,
+			 "remote read selects too many series: %zu, the limit is %llu "
+			 "(--query.max-series)",
+			 ts_series_set_len(q->set), (unsigned long long)app->qlim.max_series);
+		return TS_ELIMIT;
+	}
 	if (rc == 0 && q->set)
 		rc = ts_ext_order(app, q->set, &q->perm);
 	return rc;
@@ -124,9 +160,17 @@ static int rq_select(const struct ts_app *app, const struct ts_rr_query *in,
 
 /* ---- SAMPLES ---- */
 
+/* Samples of one answer, against --query.max-samples. */
+struct budget {
+	uint64_t n, max;
+	int64_t deadline_ns;
+};
+
 static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *set, size_t i,
-			  const struct ts_label *l, size_t nl)
+			  const struct ts_label *l, size_t nl, struct budget *bud)
 {
+	if (now_ns() > bud->deadline_ns)
+		return -ETIMEDOUT;
 	struct ts_iter *it = NULL;
 	int rc = ts_iter_new(set, i, &it);
 	if (rc)
@@ -139,6 +183,10 @@ static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *
 			if ((rc = ts_rr_samples_begin_series(w, l, nl)) != 0)
 				break;
 			open = 1;
+		}
+		if (++bud->n > bud->max) {
+			rc = TS_ELIMIT;
+			break;
 		}
 		ts_iter_at(it, &batch[n].t_ms, &batch[n].v);
 		if (++n == ADD_BATCH) {
@@ -156,8 +204,12 @@ static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *
 }
 
 static void answer_samples(struct ts_net_response *resp, const struct ts_app *app, struct rq *qs,
-			   size_t n)
+			   size_t n, int64_t deadline_ns)
 {
+	struct budget bud = { 0,
+			      app->qlim.max_samples ? app->qlim.max_samples
+						    : TS_QUERY_DEFAULT_MAX_SAMPLES,
+			      deadline_ns };
 	struct ts_rr_samples_writer w;
 	ts_rr_samples_init(&w);
 	struct ts_label *lab = NULL;
@@ -168,7 +220,7 @@ static void answer_samples(struct ts_net_response *resp, const struct ts_app *ap
 		for (size_t k = 0; rc == 0 && k < rq_len(&qs[q]); k++) {
 			rc = rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
 			if (rc == 0)
-				rc = samples_series(&w, qs[q].set, i, lab, nl);
+				rc = samples_series(&w, qs[q].set, i, lab, nl, &bud);
 		}
 		if (rc == 0)
 			rc = ts_rr_samples_end_result(&w);
@@ -180,9 +232,18 @@ static void answer_samples(struct ts_net_response *resp, const struct ts_app *ap
 		rc = ts_snappy_compress(w.out.data, w.out.len, &out, &out_cap, &len);
 	ts_rr_samples_fini(&w);
 	if (rc) {
+		char msg[200];
+		if (rc == TS_ELIMIT)
+			snprintf(msg, sizeof msg,
+				 "exceeded sample limit (%llu) (--query.max-samples)",
+				 (unsigned long long)bud.max);
+		else if (rc == -ETIMEDOUT)
+			snprintf(msg, sizeof msg, "remote read timed out (--query.timeout)");
+		else
+			snprintf(msg, sizeof msg, "%s",
+				 rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
 		ts_free(out);
-		text_error(resp, rc == -ENOMEM ? 503 : 500,
-			   rc == -ENOMEM ? "out of memory" : ts_strerror(rc));
+		text_error(resp, status_of(rc), msg);
 		return;
 	}
 	ts_net_response_header(resp, "Content-Type", "application/x-protobuf");
@@ -235,7 +296,7 @@ static int stream_series(struct streamer *s, int64_t qi, struct ts_series_set *s
 }
 
 static void answer_chunks(struct ts_net_response *resp, const struct ts_app *app, struct rq *qs,
-			  size_t n)
+			  size_t n, int64_t deadline_ns)
 {
 	struct ts_label *lab = NULL;
 	size_t cap = 0, nl = 0, i;
@@ -247,7 +308,9 @@ static void answer_chunks(struct ts_net_response *resp, const struct ts_app *app
 	int rc = ts_net_stream_begin(resp, 200);
 	for (size_t q = 0; q < n && rc == 0; q++)
 		for (size_t k = 0; rc == 0 && k < rq_len(&qs[q]); k++) {
-			rc = rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
+			rc = now_ns() > deadline_ns
+				     ? -ETIMEDOUT
+				     : rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
 			if (rc == 0)
 				rc = stream_series(&s, (int64_t)q, qs[q].set, i, lab, nl);
 		}
@@ -304,6 +367,10 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 		text_error(resp, rc == -ENOMEM ? 503 : 400, msg);
 		goto out;
 	}
+	int64_t to = ts_app_query_timeout(app, 0);
+	struct ts_select_opts so = {
+		.deadline_ns = now_ns() + (to ? to : TS_QUERY_DEFAULT_TIMEOUT_MS) * 1000000LL
+	};
 	qs = ts_calloc(rr.n_queries ? rr.n_queries : 1, sizeof *qs);
 	if (!qs) {
 		text_error(resp, 503, "out of memory");
@@ -311,20 +378,20 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	}
 	for (; n_qs < rr.n_queries; n_qs++) {
 		msg[0] = 0;
-		rc = rq_select(app, &rr.queries[n_qs], &tenant, &qs[n_qs], msg, sizeof msg);
+		rc = rq_select(app, &rr.queries[n_qs], &tenant, &so, &qs[n_qs], msg, sizeof msg);
 		if (rc) {
 			char m2[600];
 			snprintf(m2, sizeof m2, "query %zu: %s", n_qs,
 				 msg[0] ? msg : ts_strerror(rc));
 			n_qs++;
-			text_error(resp, rc == TS_EINVALID ? 400 : rc == -ENOMEM ? 503 : 500, m2);
+			text_error(resp, status_of(rc), m2);
 			goto out;
 		}
 	}
 	if (rr.response_type == TS_RR_STREAMED_XOR_CHUNKS)
-		answer_chunks(resp, app, qs, n_qs);
+		answer_chunks(resp, app, qs, n_qs, so.deadline_ns);
 	else
-		answer_samples(resp, app, qs, n_qs);
+		answer_samples(resp, app, qs, n_qs, so.deadline_ns);
 out:
 	for (size_t i = 0; i < n_qs; i++)
 		rq_fini(&qs[i]);

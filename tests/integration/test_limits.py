@@ -5,7 +5,8 @@ existing series are stored; remote write, InfluxDB line protocol and JSON import
 tsdb_requests_limited_total{limit="series"|"series_per_metric"} and
 tsdb_samples_rejected_total{reason="series_limit"} count them; the limits hold after a
 restart. Query limits: --query.max-series (a selector selecting more gets 422
-execution naming the limit) and --query.max-samples (Prometheus' 422). Bad flag values
+execution naming the limit) and --query.max-samples (Prometheus' 422), on remote read too (400, as
+Prometheus answers its read sample limit). Bad flag values
 exit 2.
 """
 import json
@@ -102,6 +103,19 @@ class LimitsTest(unittest.TestCase):
             # a request's timeout below the cap is taken as given
             r = q.get("/api/v1/query", {"query": "1", "timeout": "1s"})
             self.assertEqual(r.status, 200, r)
+            # Remote read (every query of a fan-out Prometheus) obeys the same limits:
+            # the series limit in both answer types, the sample limit in SAMPLES.
+            for acc in ((), (1,)):
+                r = q.remote_read([(t, t + 200000, [(0, "__name__", "a")])], acc)
+                self.assertEqual(r.status, 400, r)
+                self.assertIn("remote read selects too many series: 3, the limit is 2", r.text)
+            r = q.remote_read([(t, t + 200000, [(0, "__name__", "a"), (1, "k", "2")])])
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("exceeded sample limit (100)", r.text)
+            r = q.remote_read([(t, t + 40000, [(0, "__name__", "a"), (1, "k", "2")])])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(sum(len(x.samples) for x in tsdbtest.read_response(r.body).results[0].timeseries),
+                             2 * 41)
         finally:
             q.cleanup()
 
