@@ -487,6 +487,15 @@ static void h_series(struct ts_grpc_call *c, const uint8_t *p, size_t len, void 
 			if (d.have[s] &&
 			    ts_series_set_len(d.set[s]) != ts_series_set_len(d.set[SEL_SUM]))
 				rc = TS_ECLOSED;
+	if (rc == 0 && app->qlim.max_series &&
+	    ts_series_set_len(d.set[SEL_SUM]) > app->qlim.max_series) {
+		snprintf(
+			q.msg, sizeof q.msg,
+			"Series selects too many series: %zu, the limit is %llu (--query.max-series)",
+			ts_series_set_len(d.set[SEL_SUM]),
+			(unsigned long long)app->qlim.max_series);
+		rc = TS_ELIMIT;
+	}
 	if (rc == 0)
 		rc = ts_ext_order(app, d.set[SEL_SUM], &perm);
 	size_t ns = rc ? 0 : ts_series_set_len(d.set[SEL_SUM]);

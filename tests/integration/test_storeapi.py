@@ -304,7 +304,7 @@ class Tenants(unittest.TestCase):
         if grpc is None:
             raise unittest.SkipTest("python3-grpcio missing")
         st, sg, _, _ = gen_stubs()
-        srv = start(["--tenant-header", "X-Scope-OrgID"])
+        srv = start(["--tenant-header", "X-Scope-OrgID", "--query.max-series", "1"])
         chan = None
         try:
             t = tsdbtest.now_ms() - 60000
@@ -330,6 +330,18 @@ class Tenants(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as e:
                 jobs((("x-scope-orgid", ".."),))
             self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            # Two tenants' series would pass the limit of 1 together; each alone does not.
+            req2 = st.SeriesRequest(min_time=t - 1000, max_time=t + 1000,
+                                    matchers=[st.LabelMatcher(type=2, name="__name__", value="up|x")])
+            self.assertEqual(len(list(store.Series(req2, timeout=10))), 1)
+            r = srv.post("/api/v1/write", tsdbtest.write_request([({"__name__": "x"}, [(t, 1.0)])]),
+                         {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                          "X-Prometheus-Remote-Write-Version": "0.1.0"})
+            self.assertEqual(r.status, 204, r)
+            with self.assertRaises(grpc.RpcError) as e:
+                list(store.Series(req2, timeout=10))
+            self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("--query.max-series", e.exception.details())
             names = store.LabelNames(st.LabelNamesRequest(start=t - 1000, end=t + 1000),
                                      metadata=(("x-scope-orgid", "team-a"),), timeout=10)
             self.assertEqual(list(names.names), ["__name__", "job"])
