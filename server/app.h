@@ -63,6 +63,7 @@ struct ts_app_limits {
 };
 
 struct ts_ingest_ctx; /* per-request scratch, pooled (ingest.c) */
+struct ts_ha;
 struct ts_tenant_rates;
 struct ts_tenant_counts;
 
@@ -88,6 +89,7 @@ struct ts_app {
 	 * sorted by name, names distinct (NULL, 0: none) */
 	const struct ts_label *ext_labels;
 	size_t n_ext_labels;
+	struct ts_ha *ha; /* --ha.cluster-label / --ha.replica-label; NULL: off (ha.h) */
 	int64_t start_ms;
 	atomic_int ready;
 

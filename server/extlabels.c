@@ -31,6 +31,11 @@ static bool valid_name(const char *s, size_t n)
 	return true;
 }
 
+bool ts_ext_valid_name(const char *s)
+{
+	return valid_name(s, strlen(s));
+}
+
 int ts_ext_parse(const char *arg, struct ts_label **l, size_t *n, char *msg, size_t msg_len)
 {
 	const char *eq = strchr(arg, '=');

@@ -17,6 +17,9 @@
 
 #include "server/app.h"
 
+/* Whether s (NUL-terminated) is a Prometheus label name. */
+bool ts_ext_valid_name(const char *s);
+
 /*
  * Parses "NAME=VALUE" (borrowed) and adds it to *l / *n (an array the caller frees
  * with ts_free, its strings pointing into `arg`), keeping it sorted by name. Returns 0,

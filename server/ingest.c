@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "server/app.h"
+#include "server/ha.h"
 #include "server/tenant.h"
 #include "wire/gzip.h"
 #include "wire/expfmt.h"
@@ -62,12 +63,14 @@ struct batch {
 	struct ts_series_in *in;
 	size_t cap_in;
 	struct ts_tenant_batch tb; /* the series tagged with the tenant label */
+	struct ts_ha_batch hb;	   /* the series the HA tracker keeps */
 };
 
 
 static void batch_fini(struct batch *b)
 {
 	ts_tenant_batch_fini(&b->tb);
+	ts_ha_batch_fini(&b->hb);
 	ts_free(b->ser);
 	ts_free(b->lab);
 	ts_free(b->str);
@@ -116,6 +119,7 @@ struct outcome {
 	int engine_err; /* first error ts_db_append returned */
 	struct ts_tenant tenant;
 	uint64_t rate_limited; /* samples refused by the tenant's ingestion rate */
+	uint64_t ha_dropped;   /* samples of HA replicas not elected */
 	double rate_retry_s;
 	uint64_t parse_errors, strings, histograms, invalid;
 	char first_msg[300];
@@ -159,6 +163,38 @@ static void sum_result(struct outcome *o, const struct ts_append_result *r, cons
 static int rate_ok(struct ts_app *app, struct outcome *o, uint64_t n);
 static uint64_t n_limited(const struct outcome *o);
 
+/* The one path every protocol's series take into the engine: the HA tracker (replicas
+ * not elected are dropped, the elected one's replica label removed), the tenant's
+ * ingestion rate, the tenant label, the append. TS_ELIMIT when the rate refused the
+ * samples (noted in o); else 0 or the engine's error. */
+static int store(struct ts_app *app, struct batch *b, struct outcome *o,
+		 const struct ts_series_in *in, size_t n)
+{
+	const struct ts_series_in *kept, *tagged;
+	const uint32_t *flags;
+	size_t n_kept;
+	uint64_t dropped;
+	int rc = ts_ha_filter(app->ha, o->tenant.on ? o->tenant.name : "", in, n, &b->hb, &kept,
+			      &n_kept, &flags, &dropped);
+	if (rc)
+		return rc;
+	o->ha_dropped += dropped;
+	uint64_t n_smp = 0;
+	for (size_t i = 0; i < n_kept; i++)
+		n_smp += kept[i].n_samples;
+	if (!n_kept)
+		return 0;
+	if (!rate_ok(app, o, n_smp))
+		return TS_ELIMIT;
+	struct ts_append_result r;
+	rc = ts_tenant_tag(&o->tenant, kept, n_kept, &b->tb, &tagged);
+	if (rc == 0)
+		rc = ts_db_append_flags(app->db, tagged, n_kept, flags, &r, NULL);
+	if (rc == 0)
+		sum_result(o, &r, NULL);
+	return rc;
+}
+
 static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 {
 	if (!b->n_ser)
@@ -172,18 +208,8 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 	for (size_t i = 0; i < b->n_ser; i++)
 		b->in[i] = (struct ts_series_in){ b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
 						  b->smp + b->ser[i].smp_off, b->ser[i].n_smp };
-	struct ts_append_result r;
-	const struct ts_series_in *in;
-	if (!rate_ok(app, o, b->n_smp)) {
-		b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
-		return TS_ELIMIT;
-	}
-	int rc = ts_tenant_tag(&o->tenant, b->in, b->n_ser, &b->tb, &in);
-	if (rc == 0)
-		rc = ts_db_append(app->db, in, b->n_ser, &r, NULL);
-	if (rc == 0)
-		sum_result(o, &r, NULL);
-	else if (!o->engine_err)
+	int rc = store(app, b, o, b->in, b->n_ser);
+	if (rc && rc != TS_ELIMIT && !o->engine_err)
 		o->engine_err = rc;
 	b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
 	return rc;
@@ -407,6 +433,9 @@ static void summary(struct ts_sbuf *b, const struct outcome *o)
 			       (unsigned long long)o->histograms);
 	if (o->parse_errors)
 		ts_sbuf_printf(b, "; %llu lines dropped", (unsigned long long)o->parse_errors);
+	if (o->ha_dropped)
+		ts_sbuf_printf(b, "; %llu samples of an HA replica that is not elected dropped",
+			       (unsigned long long)o->ha_dropped);
 	if (o->first_msg[0])
 		ts_sbuf_printf(b, "; first error: %s", o->first_msg);
 }
@@ -607,23 +636,13 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	if (o.histograms)
 		note(&o, "%s", "native histograms are not supported");
 	rc = set_metadata(app, &c->rw);
-	if (rc == 0 && n_in) {
-		struct ts_append_result r;
-		const struct ts_series_in *in;
-		uint64_t n_smp = 0;
-		for (size_t i = 0; i < n_in; i++)
-			n_smp += c->in[i].n_samples;
-		if (!rate_ok(app, &o, n_smp)) {
-			ctx_put(app, c);
-			rate_reply(app, resp, TS_PROTO_RW, &o);
-			ts_sbuf_fini(&b);
-			return;
-		}
-		rc = ts_tenant_tag(&o.tenant, c->in, n_in, &c->b.tb, &in);
-		if (rc == 0)
-			rc = ts_db_append(app->db, in, n_in, &r, NULL);
-		if (rc == 0)
-			sum_result(&o, &r, NULL);
+	if (rc == 0 && n_in)
+		rc = store(app, &c->b, &o, c->in, n_in);
+	if (rc == TS_ELIMIT) {
+		ctx_put(app, c);
+		rate_reply(app, resp, TS_PROTO_RW, &o);
+		ts_sbuf_fini(&b);
+		return;
 	}
 	if (rc) {
 		status = ts_app_write_error_status(resp, rc);
@@ -633,6 +652,11 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	count_outcome(app, TS_PROTO_RW, &o);
 	if (n_rejected(&o) || o.invalid || o.r.n_invalid_series || o.histograms || n_limited(&o)) {
 		status = drop_status(resp, &o, 400);
+		summary(&b, &o);
+	} else if (o.ha_dropped && !o.r.n_appended) {
+		/* A replica that is not elected: accepted and dropped, as Mimir answers, so
+		 * that Prometheus neither retries nor logs an error. */
+		status = 202;
 		summary(&b, &o);
 	}
 out:

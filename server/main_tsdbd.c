@@ -18,6 +18,7 @@
 #include "query/query.h"
 #include "server/app.h"
 #include "server/extlabels.h"
+#include "server/ha.h"
 #include "server/retention_file.h"
 #include "server/storeapi.h"
 #include "wire/params.h"
@@ -108,6 +109,15 @@ static const char usage[] =
 	"  --external-label NAME=VALUE  a label added to every series the StoreAPI and\n"
 	"                            remote read return (repeatable), e.g. shard=\"a\" or\n"
 	"                            replica=\"1\"; it replaces a stored label of that name\n"
+	"  --ha.cluster-label NAME   with --ha.replica-label, turns on the HA tracker for\n"
+	"                            Prometheus HA pairs: per value of this label (and\n"
+	"                            tenant) one replica is elected and stored, without its\n"
+	"                            replica label; the others' samples are answered 202 and\n"
+	"                            dropped (e.g. cluster)\n"
+	"  --ha.replica-label NAME   the label telling the replicas apart (e.g. replica,\n"
+	"                            __replica__)\n"
+	"  --ha.failover-timeout DUR another replica is elected once the elected one has\n"
+	"                            sent nothing for DUR (default 30s)\n"
 	"  --help                    this text\n"
 	"\n"
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
@@ -115,11 +125,12 @@ static const char usage[] =
 struct flags {
 	const char *data_dir, *listen, *sync, *log_level, *retention_config, *web_config;
 	const char *tenant_header, *default_tenant, *grpc_listen;
+	const char *ha_cluster, *ha_replica;
 	struct ts_label *ext; /* --external-label, sorted by name */
 	size_t n_ext;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
-	int64_t header_ms, body_ms, idle_ms, query_timeout_ms;
+	int64_t header_ms, body_ms, idle_ms, query_timeout_ms, ha_failover_ms;
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
 	unsigned long long max_series, max_series_metric, query_max_samples, query_max_series;
@@ -142,6 +153,8 @@ static const struct {
 	{ "--tenant-header", F(tenant_header) },
 	{ "--default-tenant", F(default_tenant) },
 	{ "--grpc-listen", F(grpc_listen) },
+	{ "--ha.cluster-label", F(ha_cluster) },
+	{ "--ha.replica-label", F(ha_replica) },
 };
 /* Flags taking a duration, and the least each accepts. */
 static const struct {
@@ -149,12 +162,18 @@ static const struct {
 	int64_t min_ms;
 	size_t off;
 } duration_flags[] = {
-	{ "--retention", 0, F(retention_ms) },	   { "--retention.raw", 0, F(ret_raw_ms) },
-	{ "--retention.5m", 0, F(ret_5m_ms) },	   { "--retention.1h", 0, F(ret_1h_ms) },
-	{ "--out-of-order-window", 0, F(ooo_ms) }, { "--max-future", 0, F(future_ms) },
-	{ "--partition", 60000, F(partition_ms) }, { "--header-timeout", 1, F(header_ms) },
-	{ "--body-timeout", 1, F(body_ms) },	   { "--query.timeout", 1, F(query_timeout_ms) },
+	{ "--retention", 0, F(retention_ms) },
+	{ "--retention.raw", 0, F(ret_raw_ms) },
+	{ "--retention.5m", 0, F(ret_5m_ms) },
+	{ "--retention.1h", 0, F(ret_1h_ms) },
+	{ "--out-of-order-window", 0, F(ooo_ms) },
+	{ "--max-future", 0, F(future_ms) },
+	{ "--partition", 60000, F(partition_ms) },
+	{ "--header-timeout", 1, F(header_ms) },
+	{ "--body-timeout", 1, F(body_ms) },
+	{ "--query.timeout", 1, F(query_timeout_ms) },
 	{ "--idle-timeout", 1, F(idle_ms) },
+	{ "--ha.failover-timeout", 1, F(ha_failover_ms) },
 };
 /* Flags taking a count from 1 to max. */
 static const struct {
@@ -561,7 +580,8 @@ int main(int argc, char **argv)
 			   .partition_ms = TS_FORMAT_PARTITION_MS_DEFAULT,
 			   .ret_raw_ms = -1,
 			   .ret_5m_ms = -1,
-			   .ret_1h_ms = -1 };
+			   .ret_1h_ms = -1,
+			   .ha_failover_ms = 30000 };
 	int rc = parse_flags(argc, argv, &f);
 	if (rc)
 		return rc;
@@ -605,6 +625,15 @@ int main(int argc, char **argv)
 	     strspn(f.tenant_header, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 				     "0123456789!#$%&'*+-.^_`|~") != strlen(f.tenant_header)))
 		return bad("--tenant-header", f.tenant_header); /* not an HTTP token */
+	if (!f.ha_cluster != !f.ha_replica) {
+		fprintf(stderr, "tsdbd: --ha.cluster-label and --ha.replica-label go together\n");
+		return 2;
+	}
+	if (f.ha_cluster && (!ts_ext_valid_name(f.ha_cluster) || !ts_ext_valid_name(f.ha_replica) ||
+			     !strcmp(f.ha_cluster, f.ha_replica)))
+		return bad(ts_ext_valid_name(f.ha_cluster) ? "--ha.replica-label"
+							   : "--ha.cluster-label",
+			   ts_ext_valid_name(f.ha_cluster) ? f.ha_replica : f.ha_cluster);
 	struct ts_retention_file rf = { 0 };
 	if (f.retention_config) {
 		char msg[600] = "";
@@ -709,6 +738,16 @@ int main(int argc, char **argv)
 		ts_net_close(app.net);
 		return 1;
 	}
+	if (f.ha_cluster) {
+		struct ts_ha_config hc = { f.ha_cluster, f.ha_replica, f.ha_failover_ms,
+					   f.data_dir };
+		if (ts_ha_open(&hc, &app.ha)) {
+			ts_log(TS_LOG_ERROR, "out of memory");
+			ts_db_close(app.db);
+			ts_net_close(app.net);
+			return 1;
+		}
+	}
 	struct ts_grpc_server *grpc = NULL;
 	if (f.grpc_listen) {
 		char msg[300] = "";
@@ -721,8 +760,7 @@ int main(int argc, char **argv)
 			ts_net_close(app.net);
 			return 1;
 		}
-		ts_log(TS_LOG_INFO, "StoreAPI (gRPC) on %s, grpc port %d", f.grpc_listen,
-		       port);
+		ts_log(TS_LOG_INFO, "StoreAPI (gRPC) on %s, grpc port %d", f.grpc_listen, port);
 	}
 	atomic_store(&app.ready, 1);
 	ts_log(TS_LOG_INFO, "tsdbd %s listening on %s (port %d), data in %s, sync=%s",
@@ -741,6 +779,7 @@ int main(int argc, char **argv)
 		ts_free((char *)in_force[i].value);
 	ts_free(in_force);
 	ts_free(f.ext);
+	ts_ha_close(app.ha);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));
 		return 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/app.h"
+#include "server/ha.h"
 #include "server/tenant.h"
 #include "server/sbuf.h"
 #include "storage/err.h"
@@ -121,6 +122,85 @@ static void tenant_row(void *arg, const char *tenant, uint64_t samples, uint64_t
 					       (unsigned long long)limited[i]);
 }
 
+/* A label value as the text format wants it: backslash, quote and newline escaped. */
+static void label_value(struct ts_sbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			ts_sbuf_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			ts_sbuf_str(b, "\\n");
+		else
+			ts_sbuf_printf(b, "%c", *v);
+	}
+}
+
+/* The HA tracker's families: which one a pass writes. */
+struct ha_pass {
+	struct ts_sbuf *b;
+	int kind; /* 0 elected, 1 last seen, 2 failovers */
+};
+
+static void ha_labels(struct ts_sbuf *b, const char *tenant, const char *cluster,
+		      const char *replica)
+{
+	ts_sbuf_str(b, "{");
+	if (tenant[0])
+		ts_sbuf_printf(b, "tenant=\"%s\",", tenant);
+	ts_sbuf_str(b, "cluster=\"");
+	label_value(b, cluster);
+	if (replica) {
+		ts_sbuf_str(b, "\",replica=\"");
+		label_value(b, replica);
+	}
+	ts_sbuf_str(b, "\"}");
+}
+
+static void ha_state_row(void *arg, const struct ts_ha_state *st)
+{
+	struct ha_pass *p = arg;
+	static const char *const fam[] = { "tsdb_ha_elected_replica",
+					   "tsdb_ha_elected_replica_last_seen_timestamp_seconds",
+					   "tsdb_ha_failovers_total" };
+	ts_sbuf_str(p->b, fam[p->kind]);
+	ha_labels(p->b, st->tenant, st->cluster, p->kind == 2 ? NULL : st->replica);
+	if (p->kind == 0)
+		ts_sbuf_str(p->b, " 1\n");
+	else if (p->kind == 1)
+		ts_sbuf_printf(p->b, " %.3f\n", (double)st->last_seen_ms / 1000.0);
+	else
+		ts_sbuf_printf(p->b, " %llu\n", (unsigned long long)st->failovers);
+}
+
+static void ha_drop_row(void *arg, const struct ts_ha_drop *d)
+{
+	struct ts_sbuf *b = arg;
+	ts_sbuf_str(b, "tsdb_ha_samples_dropped_total");
+	ha_labels(b, d->tenant, d->cluster, d->replica);
+	ts_sbuf_printf(b, " %llu\n", (unsigned long long)d->samples);
+}
+
+static void ha_metrics(struct ts_sbuf *b, struct ts_app *app)
+{
+	if (!app->ha)
+		return;
+	static const char *const fam[3][3] = {
+		{ "tsdb_ha_elected_replica", "gauge", "The replica elected per HA cluster." },
+		{ "tsdb_ha_elected_replica_last_seen_timestamp_seconds", "gauge",
+		  "When the elected replica last wrote (this server's clock)." },
+		{ "tsdb_ha_failovers_total", "counter",
+		  "Elections of another replica after the elected one fell silent." },
+	};
+	for (int k = 0; k < 3; k++) {
+		head(b, fam[k][0], fam[k][1], fam[k][2]);
+		struct ha_pass p = { b, k };
+		ts_ha_each(app->ha, ha_state_row, NULL, &p);
+	}
+	head(b, "tsdb_ha_samples_dropped_total", "counter",
+	     "Samples of HA replicas that were not elected, dropped.");
+	ts_ha_each(app->ha, NULL, ha_drop_row, b);
+}
+
 static void tenant_metrics(struct ts_sbuf *b, struct ts_app *app)
 {
 	if (!app->tenant_counts)
@@ -171,6 +251,7 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	ts_sbuf_printf(&b, "tsdb_requests_limited_total{limit=\"url_length\"} %llu\n",
 		       (unsigned long long)ls.limit_url);
 	tenant_metrics(&b, app);
+	ha_metrics(&b, app);
 	counter_u64(&b, "tsdb_samples_duplicate_total",
 		    "Exact resends of stored samples, accepted without storing twice.",
 		    atomic_load(&app->duplicates));

@@ -23,6 +23,7 @@
  * an error.
  */
 #include "server/app.h"
+#include "server/ha.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -285,11 +286,58 @@ static void h_constant(const struct ts_http_request *req, struct ts_net_response
 	answer_json(resp, arg, NULL);
 }
 
+static void ha_json_cluster(void *arg, const struct ts_ha_state *st)
+{
+	struct ts_sbuf *b = arg;
+	if (b->len && b->p && b->p[b->len - 1] == '}')
+		ts_sbuf_str(b, ",");
+	ts_sbuf_str(b, "{\"tenant\":");
+	ts_sbuf_json_str(b, st->tenant, strlen(st->tenant));
+	ts_sbuf_str(b, ",\"cluster\":");
+	ts_sbuf_json_str(b, st->cluster, strlen(st->cluster));
+	ts_sbuf_str(b, ",\"replica\":");
+	ts_sbuf_json_str(b, st->replica, strlen(st->replica));
+	ts_sbuf_printf(b, ",\"electedAtMs\":%lld,\"lastSeenMs\":%lld,\"failovers\":%llu}",
+		       (long long)st->elected_at_ms, (long long)st->last_seen_ms,
+		       (unsigned long long)st->failovers);
+}
+
+static void ha_json_drop(void *arg, const struct ts_ha_drop *d)
+{
+	struct ts_sbuf *b = arg;
+	if (b->len && b->p && b->p[b->len - 1] == '}')
+		ts_sbuf_str(b, ",");
+	ts_sbuf_str(b, "{\"tenant\":");
+	ts_sbuf_json_str(b, d->tenant, strlen(d->tenant));
+	ts_sbuf_str(b, ",\"cluster\":");
+	ts_sbuf_json_str(b, d->cluster, strlen(d->cluster));
+	ts_sbuf_str(b, ",\"replica\":");
+	ts_sbuf_json_str(b, d->replica, strlen(d->replica));
+	ts_sbuf_printf(b, ",\"samplesDropped\":%llu}", (unsigned long long)d->samples);
+}
+
+/* GET /api/v1/status/ha: the HA tracker's elections and what it dropped. */
+static void h_ha(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	(void)req;
+	struct ts_app *app = arg;
+	struct ts_sbuf b;
+	ts_sbuf_init(&b);
+	ts_api_begin(&b);
+	ts_sbuf_printf(&b, "{\"enabled\":%s,\"clusters\":[", app->ha ? "true" : "false");
+	ts_ha_each(app->ha, ha_json_cluster, NULL, &b);
+	ts_sbuf_str(&b, "],\"dropped\":[");
+	ts_ha_each(app->ha, NULL, ha_json_drop, &b);
+	ts_sbuf_str(&b, "]}");
+	ts_api_finish(resp, &b, NULL, 0);
+}
+
 int ts_status_routes(struct ts_app *app)
 {
 	static const struct ts_net_route_def r[] = {
 		{ "GET", "/api/v1/status/flags", 0, h_flags, "status_flags" },
 		{ "GET", "/api/v1/status/storage", 0, h_storage, "status_storage" },
+		{ "GET", "/api/v1/status/ha", 0, h_ha, "status_ha" },
 		{ "GET", "/api/v1/status/config", 0, h_config, "status_config" },
 		{ "GET", "/api/v1/status/runtimeinfo", 0, h_runtimeinfo, "status_runtimeinfo" },
 		{ "GET", "/api/v1/format_query", 0, h_format_query, "format_query" },

@@ -179,6 +179,7 @@ struct prep {
 	struct ts_series *s;
 	int kept; /* a sample of this entry is in the record */
 	int rc;
+	int in_order; /* TS_APPEND_IN_ORDER */
 };
 
 /* Phase 1 scratch: canonical labels and their packed form. */
@@ -362,6 +363,8 @@ static int build_entry(struct ts_db *db, const struct ts_series_in *in, size_t i
 		uint64_t v;
 		memcpy(&v, &in->samples[j].v, 8);
 		int cls = classify(db, s, r + hdr + 12, k, t, v, now);
+		if (cls == 2 && p->in_order)
+			cls = TS_EOUTOFORDER;
 		if (cls == 1) {
 			res->n_duplicate++;
 			continue;
@@ -562,6 +565,12 @@ static int append_locked(struct ts_db *db, const struct ts_series_in *in, size_t
 int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		 struct ts_append_result *res, int *series_rc)
 {
+	return ts_db_append_flags(db, in, n, NULL, res, series_rc);
+}
+
+int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		       const uint32_t *flags, struct ts_append_result *res, int *series_rc)
+{
 	int rc = 0;
 	struct ts_append_result local;
 	if (!res)
@@ -572,6 +581,8 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 
 	/* Phase 1, in parallel with other appenders: canonical labels -> series. */
 	struct prep *prep = ts_calloc(n, sizeof *prep);
+	for (size_t i = 0; prep && flags && i < n; i++)
+		prep[i].in_order = (flags[i] & TS_APPEND_IN_ORDER) != 0;
 	rc = prep ? resolve_series(db, in, n, prep, res) : -ENOMEM;
 	if (rc)
 		goto out;

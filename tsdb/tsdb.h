@@ -154,6 +154,13 @@ struct ts_append_result {
  * On error, no sample of the batch was acknowledged (some may still be durable). */
 int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
 		 struct ts_append_result *res, int *series_rc);
+/* Series i's samples older than its newest are TS_EOUTOFORDER whatever the out-of-order
+ * window (a deduplicated HA pair's series: after a failover the new replica's backlog
+ * must not interleave with what the old one wrote). */
+#define TS_APPEND_IN_ORDER 1u
+/* ts_db_append with flags[i] (TS_APPEND_*) for series i; flags NULL: none. */
+int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *series, size_t n,
+		       const uint32_t *flags, struct ts_append_result *res, int *series_rc);
 
 /* ---- Selecting ---- */
 
