@@ -279,6 +279,17 @@ async function status() {
       sto.partitions.map((p) => [iso(p.start), iso(p.end), bytes(p.bytes), tier(p, "5m"),
         tier(p, "1h"), (p.compacted ? "cold, compacted" : p.compacted === false ? "hot" : "not opened")
           + (p.open ? ", open" : "")]));
+    const ha = (await api("/api/v1/status/ha")).data;
+    $("status-ha-box").hidden = !ha.enabled;
+    if (ha.enabled) {
+      const dropped = (c) => ha.dropped.filter((d) => d.tenant === c.tenant && d.cluster === c.cluster)
+        .map((d) => d.replica + ": " + d.samplesDropped).join(", ") || "-";
+      fillTable($("status-ha"), ["tenant", "cluster", "elected replica", "elected at", "last write",
+        "failovers", "samples dropped"],
+        ha.clusters.map((c) => [c.tenant || "-", c.cluster, c.replica,
+          new Date(c.electedAtMs).toISOString(), new Date(c.lastSeenMs).toISOString(),
+          c.failovers, dropped(c)]));
+    }
     const m1 = parseMetrics(await (await fetch("/metrics")).text());
     fillTable($("status-storage"), null, [
       ["series", m1.tsdb_series], ["partitions", m1.tsdb_partitions],

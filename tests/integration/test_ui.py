@@ -116,6 +116,24 @@ class UiTest(unittest.TestCase):
         parts = re.search(r'<table id="status-parts">(.*?)</table>', dom, re.S).group(1)
         self.assertEqual(parts.count("<tr>"), 1 + len(self.srv.get("/api/v1/status/storage").json()["data"]["partitions"]))
         self.assertIn("hot", parts)
+        self.assertIn('<div id="status-ha-box" hidden="">', dom)  # no HA tracker: no table
+
+    def test_status_page_ha(self):
+        srv = tsdbtest.Server(["--ha.cluster-label", "cluster", "--ha.replica-label", "replica"]).start()
+        try:
+            t = int(time.time() * 1000) - 60000
+            for rep, status in (("a", 204), ("b", 202), ("b", 202)):
+                r = srv.remote_write([({"__name__": "up", "cluster": "prod-eu", "replica": rep}, [(t, 1.0)])])
+                self.assertEqual(r.status, status, r)
+            url = "http://127.0.0.1:%d/ui/#status" % srv.port
+            dom = self.chromium(["--dump-dom"], url)
+            self.chromium(["--screenshot=" + os.path.join(ARTIFACTS, "status-ha.png")], url)
+        finally:
+            srv.cleanup()
+        ha = re.search(r'<table id="status-ha">(.*?)</table>', dom, re.S).group(1)
+        self.assertEqual(ha.count("<tr>"), 2)
+        self.assertIn("<td>prod-eu</td><td>a</td>", ha)
+        self.assertIn("b: 2", ha)
 
 
 def urlq(s):
