@@ -346,7 +346,14 @@ int ts__q_select(struct qctx *c, const struct ts_ast *vs, int64_t mint, int64_t 
 	char msg[256] = "";
 	/* The query's own deadline and cancel flag bound the selection too: a regex over
 	 * many long values must not outlive timeout_ms. */
-	struct ts_select_opts so = { c->deadline_ns, c->canceled, res_ms, aggr };
+	struct ts_select_opts so = { .deadline_ns = c->deadline_ns,
+				     .canceled = c->canceled,
+				     .max_resolution_ms = res_ms,
+				     .aggr = aggr,
+				     .dedup_labels = c->replica_labels,
+				     .n_dedup_labels = c->n_replica_labels,
+				     /* rate() and the like read counters */
+				     .dedup_counter = aggr == TS_AGGR_COUNTER };
 	int rc = ts_db_select(c->db, m, n, mint, maxt, &so, set, msg, sizeof msg);
 	ts_free(m);
 	if (rc == -ENOMEM)

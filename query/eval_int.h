@@ -113,7 +113,9 @@ struct qctx {
 	int64_t lookback_ms;
 	int64_t max_res_ms; /* ts_qopts.max_source_resolution_ms */
 	uint64_t max_samples, cur_samples;
-	uint64_t max_series; /* per selector; 0: none */
+	uint64_t max_series;		   /* per selector; 0: none */
+	const char *const *replica_labels; /* ts_qopts: query-time deduplication */
+	size_t n_replica_labels;
 	int64_t deadline_ns;
 	volatile const int *canceled;
 	uint32_t tick;

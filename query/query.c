@@ -108,6 +108,8 @@ static void ctx_init(struct qctx *c, struct ts_db *db, int64_t start, int64_t en
 	c->lookback_ms = opts && opts->lookback_ms > 0 ? opts->lookback_ms : DEFAULT_LOOKBACK_MS;
 	c->max_samples = opts && opts->max_samples ? opts->max_samples : DEFAULT_MAX_SAMPLES;
 	c->max_series = opts ? opts->max_series : 0;
+	c->replica_labels = opts ? opts->replica_labels : NULL;
+	c->n_replica_labels = opts ? opts->n_replica_labels : 0;
 	c->max_res_ms = opts ? opts->max_source_resolution_ms : 0;
 	c->deadline_ns = now_ns() +
 			 (opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS) *

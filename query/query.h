@@ -82,6 +82,12 @@ struct ts_qopts {
 	 * every sample); a positive value uses the coarsest tier at most that many
 	 * milliseconds (300000: 5m, 3600000: 1h) wherever one is current. */
 	int64_t max_source_resolution_ms;
+	/* Query-time deduplication of HA replicas (Thanos Query's --query.replica-label):
+	 * series that differ only in these labels (n_replica_labels names, borrowed for the
+	 * call) are merged into one without them, one replica at a time (see
+	 * ts_select_opts.dedup_labels). 0: none. */
+	const char *const *replica_labels;
+	size_t n_replica_labels;
 };
 #define TS_QRES_AUTO INT64_C(-1)
 

@@ -125,6 +125,32 @@ static int tenant_query(struct ts_app *app, const struct ts_http_request *req,
 	return 0;
 }
 
+/* dedup=true|false (Thanos Query's parameter): whether series that differ only in the
+ * --query.replica-label labels are merged; on by default when such labels are set.
+ * 0, or 1 after answering 400. */
+static int dedup_param(struct ts_net_response *resp, const struct ts_app *app,
+		       const struct ts_params *p, struct ts_qopts *o)
+{
+	const char *d = ts_params_get(p, "dedup", NULL);
+	bool on = true;
+	if (d && *d) {
+		if (!strcmp(d, "true") || !strcmp(d, "1"))
+			on = true;
+		else if (!strcmp(d, "false") || !strcmp(d, "0"))
+			on = false;
+		else {
+			ts_api_error(resp, TS_API_BAD_DATA,
+				     "invalid parameter \"dedup\": want true or false");
+			return 1;
+		}
+	}
+	if (on && app->n_replica_labels) {
+		o->replica_labels = app->replica_labels;
+		o->n_replica_labels = app->n_replica_labels;
+	}
+	return 0;
+}
+
 static void h_query(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
@@ -144,6 +170,8 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 			      .max_samples = app->qlim.max_samples,
 			      .max_series = app->qlim.max_series,
 			      .max_source_resolution_ms = res };
+	if (dedup_param(resp, app, &p, &o))
+		goto out;
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
 	char *scoped = NULL;
@@ -204,6 +232,8 @@ static void h_query_range(const struct ts_http_request *req, struct ts_net_respo
 			      .max_series = app->qlim.max_series,
 			      .max_points = MAX_POINTS + 1,
 			      .max_source_resolution_ms = res };
+	if (dedup_param(resp, app, &p, &o))
+		goto out;
 	struct ts_qresult *r = NULL;
 	struct ts_qerr err = { 0 };
 	char *scoped = NULL;

@@ -90,6 +90,8 @@ struct ts_app {
 	const struct ts_label *ext_labels;
 	size_t n_ext_labels;
 	struct ts_ha *ha; /* --ha.cluster-label / --ha.replica-label; NULL: off (ha.h) */
+	const char *const *replica_labels; /* --query.replica-label (query-time dedup) */
+	size_t n_replica_labels;
 	int64_t start_ms;
 	atomic_int ready;
 

@@ -118,6 +118,10 @@ static const char usage[] =
 	"                            __replica__)\n"
 	"  --ha.failover-timeout DUR another replica is elected once the elected one has\n"
 	"                            sent nothing for DUR (default 30s)\n"
+	"  --query.replica-label NAME  series that differ only in this label are merged at\n"
+	"                            query time, one replica at a time (Thanos Query's\n"
+	"                            deduplication; repeatable; the dedup=false parameter\n"
+	"                            turns it off per query)\n"
 	"  --help                    this text\n"
 	"\n"
 	"Durations: 500ms, 30s, 5m, 1h30m, 15d, 2w, 1y, or plain seconds.\n";
@@ -128,6 +132,8 @@ struct flags {
 	const char *ha_cluster, *ha_replica;
 	struct ts_label *ext; /* --external-label, sorted by name */
 	size_t n_ext;
+	const char **replica; /* --query.replica-label */
+	size_t n_replica;
 	int64_t retention_ms, ooo_ms, future_ms, partition_ms;
 	int64_t ret_raw_ms, ret_5m_ms, ret_1h_ms; /* -1: not given */
 	int64_t header_ms, body_ms, idle_ms, query_timeout_ms, ha_failover_ms;
@@ -281,6 +287,18 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 				return 2;
 			}
 			val = argv[++i];
+		}
+		if (!strcmp(name, "--query.replica-label")) {
+			if (!ts_ext_valid_name(val))
+				return bad(name, val);
+			const char **r = ts_realloc(f->replica, (f->n_replica + 1) * sizeof *r);
+			if (!r) {
+				fprintf(stderr, "tsdbd: out of memory\n");
+				return 1;
+			}
+			f->replica = r;
+			f->replica[f->n_replica++] = val;
+			continue;
 		}
 		if (!strcmp(name, "--external-label")) {
 			char msg[300];
@@ -507,7 +525,7 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 					  const struct ts_net_config *nc,
 					  const struct ts_db_opts *dbo, size_t *n)
 {
-	size_t cap = N_OF(text_flags) + N_OF(duration_flags) + N_OF(count_flags) + 2;
+	size_t cap = N_OF(text_flags) + N_OF(duration_flags) + N_OF(count_flags) + 3;
 	struct ts_app_flag *out = ts_calloc(cap, sizeof *out);
 	if (!out)
 		return NULL;
@@ -564,6 +582,19 @@ static struct ts_app_flag *flags_in_force(const struct flags *f, const struct ts
 		ext[o] = 0;
 	}
 	out[(*n)++] = (struct ts_app_flag){ "external-label", ext };
+	len = 1;
+	for (size_t i = 0; i < f->n_replica; i++)
+		len += strlen(f->replica[i]) + 1;
+	char *rl = ts_malloc(len);
+	if (rl) {
+		rl[0] = 0;
+		for (size_t i = 0; i < f->n_replica; i++) {
+			if (i)
+				strcat(rl, ",");
+			strcat(rl, f->replica[i]);
+		}
+	}
+	out[(*n)++] = (struct ts_app_flag){ "query.replica-label", rl };
 	for (size_t i = 0; i < *n; i++)
 		if (!out[i].value)
 			return NULL; /* out of memory at start-up: the caller exits */
@@ -652,6 +683,8 @@ int main(int argc, char **argv)
 	app.data_dir = f.data_dir;
 	app.ext_labels = f.ext;
 	app.n_ext_labels = f.n_ext;
+	app.replica_labels = f.replica;
+	app.n_replica_labels = f.n_replica;
 	app.lim.max_decoded_bytes = f.max_decoded ? (size_t)f.max_decoded : 32u << 20;
 	app.lim.max_labels = f.max_labels ? (uint32_t)f.max_labels : 64;
 	app.lim.max_name_len = f.max_name ? (uint32_t)f.max_name : 256;
@@ -779,6 +812,7 @@ int main(int argc, char **argv)
 		ts_free((char *)in_force[i].value);
 	ts_free(in_force);
 	ts_free(f.ext);
+	ts_free(f.replica);
 	ts_ha_close(app.ha);
 	if (crc) {
 		ts_log(TS_LOG_ERROR, "closing the database: %s", ts_strerror(crc));

@@ -545,6 +545,14 @@ struct ts_series_set {
 	int64_t max_res_ms;	 /* ts_select_opts.max_resolution_ms */
 	enum ts_aggr aggr;
 	int any_tier; /* some partition has tier_res set */
+	/* Query-time deduplication (ts_select_opts.dedup_labels): the public index i is
+	 * group i, series ser[grp[i].first .. + grp[i].n); NULL: no grouping. */
+	struct grp {
+		size_t first;
+		uint32_t n;
+	} * grp;
+	size_t n_grp;
+	int dedup_counter;
 };
 
 static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
@@ -623,6 +631,7 @@ void ts_series_set_free(struct ts_series_set *set)
 	ts_free(set->parts);
 	ts__tombs_put(set->tombs);
 	ts_free(set->ser);
+	ts_free(set->grp);
 	ts_free(set->labels);
 	ts_free(set->mem);
 	ts_free(set->arena);
@@ -953,6 +962,76 @@ static int snapshot_parts(struct ts_series_set *set)
 	return rc;
 }
 
+/* ---- query-time deduplication ---- */
+
+struct dedup_sort {
+	const struct ts_series_set *set;
+	const size_t *orig; /* each entry's position before sorting: ties keep it */
+};
+
+static int dedup_cmp(const void *a, const void *b, void *arg)
+{
+	const struct dedup_sort *d = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct set_series *x = &d->set->ser[i], *y = &d->set->ser[j];
+	int c = ts_labels_cmp(d->set->labels + x->lab_off, x->n_labels, d->set->labels + y->lab_off,
+			      y->n_labels);
+	return c ? c : (i > j) - (i < j);
+}
+
+/* Drops the replica labels from every series' labels, sorts the series by what is left
+ * (replicas in their earlier order) and groups equal label sets. */
+static int set_dedup(struct ts_series_set *set, const struct ts_select_opts *o)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		struct ts_label *l = set->labels + set->ser[i].lab_off;
+		uint32_t w = 0;
+		for (uint32_t j = 0; j < set->ser[i].n_labels; j++) {
+			bool drop = false;
+			for (size_t k = 0; k < o->n_dedup_labels && !drop; k++)
+				drop = strlen(o->dedup_labels[k]) == l[j].name_len &&
+				       !memcmp(o->dedup_labels[k], l[j].name, l[j].name_len);
+			if (!drop)
+				l[w++] = l[j];
+		}
+		set->ser[i].n_labels = w;
+	}
+	size_t n = set->n;
+	size_t *ord = ts_malloc((n ? n : 1) * sizeof *ord);
+	struct set_series *sorted = ts_malloc((n ? n : 1) * sizeof *sorted);
+	set->grp = ts_malloc((n ? n : 1) * sizeof *set->grp);
+	if (!ord || !sorted || !set->grp) {
+		ts_free(ord);
+		ts_free(sorted);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		ord[i] = i;
+	struct dedup_sort d = { set, ord };
+	qsort_r(ord, n, sizeof *ord, dedup_cmp, &d);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = set->ser[ord[i]];
+	ts_free(set->ser);
+	set->ser = sorted;
+	ts_free(ord);
+	set->n_grp = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct set_series *x = &set->ser[i];
+		if (set->n_grp) {
+			struct grp *g = &set->grp[set->n_grp - 1];
+			const struct set_series *y = &set->ser[g->first];
+			if (!ts_labels_cmp(set->labels + x->lab_off, x->n_labels,
+					   set->labels + y->lab_off, y->n_labels)) {
+				g->n++;
+				continue;
+			}
+		}
+		set->grp[set->n_grp++] = (struct grp){ i, 1 };
+	}
+	set->dedup_counter = o->dedup_counter;
+	return 0;
+}
+
 /* ts_db_select; with !full, only the matching series (no labels array, no chunk
  * snapshots): what label look-ups need, at a fraction of the cost. */
 static int select_impl(struct ts_db *db, const struct ts_matcher *matchers, size_t n_matchers,
@@ -978,6 +1057,8 @@ static int select_impl(struct ts_db *db, const struct ts_matcher *matchers, size
 	/* In-memory chunks, then partition snapshots (this order matters). */
 	if (full &&
 	    ((rc = set_labels(set)) || (rc = snapshot_mem(set)) || (rc = snapshot_parts(set))))
+		goto out;
+	if (full && o && o->n_dedup_labels && (rc = set_dedup(set, o)))
 		goto out;
 	*out = set;
 	set = NULL;
@@ -1009,7 +1090,23 @@ int ts__select_series(struct ts_db *db, const struct ts_matcher *matchers, size_
 
 size_t ts_series_set_len(const struct ts_series_set *set)
 {
-	return set->n;
+	return set->grp ? set->n_grp : set->n;
+}
+
+/* Public index i (a group when deduplicating) -> the index of its first series in
+ * set->ser, and how many series it merges. TS_ENOTFOUND when out of range. */
+static int pub(const struct ts_series_set *set, size_t i, size_t *first, uint32_t *n)
+{
+	if (!set->grp) {
+		*first = i;
+		*n = 1;
+		return i < set->n ? 0 : TS_ENOTFOUND;
+	}
+	if (i >= set->n_grp)
+		return TS_ENOTFOUND;
+	*first = set->grp[i].first;
+	*n = set->grp[i].n;
+	return 0;
 }
 
 int64_t ts_series_set_resolution(const struct ts_series_set *set)
@@ -1025,13 +1122,14 @@ int64_t ts_series_set_resolution(const struct ts_series_set *set)
 
 uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i)
 {
-	return set->ser[i].s->id;
+	return set->ser[set->grp ? set->grp[i].first : i].s->id;
 }
 
 int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct ts_label **labels,
 			 uint32_t *n_labels)
 {
-	if (i >= set->n)
+	uint32_t n;
+	if (pub(set, i, &i, &n))
 		return TS_ENOTFOUND;
 	*labels = set->labels + set->ser[i].lab_off;
 	*n_labels = set->ser[i].n_labels;
@@ -1659,7 +1757,8 @@ static int mat_read(struct ts_iter *it, int64_t *t_ms, double *v, double *w, siz
 	return (int)n;
 }
 
-int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
+/* An iterator over set->ser[i] alone. */
+static int iter_at(struct ts_series_set *set, size_t i, struct ts_iter **out)
 {
 	struct ts_iter *it;
 	if (set->any_tier && i < set->n) {
@@ -1699,6 +1798,160 @@ void ts_iter_free(struct ts_iter *it)
 	srcs_fini(&it->src);
 	ts_free(it->act);
 	ts_free(it);
+}
+
+/* One replica's points, read whole, with the offset a counter switch added. */
+struct rep {
+	int64_t *t;
+	double *v, *w;
+	size_t n, cap_t, cap_v, cap_w, i;
+	double add;
+};
+
+static void rep_free(struct rep *r)
+{
+	ts_free(r->t);
+	ts_free(r->v);
+	ts_free(r->w);
+	memset(r, 0, sizeof *r);
+}
+
+static int rep_read(struct ts_series_set *set, size_t i, struct rep *r)
+{
+	struct ts_iter *it = NULL;
+	int rc = iter_at(set, i, &it);
+	while (rc == 0) {
+		if (ts_grow((void **)&r->t, &r->cap_t, r->n + 512, sizeof *r->t) ||
+		    ts_grow((void **)&r->v, &r->cap_v, r->n + 512, sizeof *r->v) ||
+		    ts_grow((void **)&r->w, &r->cap_w, r->n + 512, sizeof *r->w)) {
+			rc = -ENOMEM;
+			break;
+		}
+		int got = ts_iter_read_w(it, r->t + r->n, r->v + r->n, r->w + r->n, 512);
+		if (got <= 0) {
+			rc = got;
+			break;
+		}
+		r->n += (size_t)got;
+	}
+	ts_iter_free(it);
+	return rc;
+}
+
+static void rep_seek(struct rep *r, int64_t t)
+{
+	while (r->i < r->n && r->t[r->i] < t)
+		r->i++;
+}
+
+/* Thanos' dedup iterator over two replicas, a before b (pkg/dedup in Thanos): at each
+ * step both move to after the last point taken plus their penalty, the earlier point
+ * wins (a on a tie), and the one not taken gets a penalty of twice the step just made
+ * (5 s before any step). Writes the merged points into *out (reset first). */
+static int merge2(struct rep *a, struct rep *b, bool counter, struct rep *out)
+{
+	const int64_t initial_penalty = 5000;
+	int64_t last = INT64_MIN, pa = 0, pb = 0;
+	int use_a = 1, have_last = 0;
+	double last_v = 0;
+	out->n = 0;
+	a->i = b->i = 0;
+	for (;;) {
+		int64_t from = last == INT64_MIN ? INT64_MIN : last + 1;
+		rep_seek(a, from == INT64_MIN ? INT64_MIN : from + pa);
+		rep_seek(b, from == INT64_MIN ? INT64_MIN : from + pb);
+		bool ha = a->i < a->n, hb = b->i < b->n;
+		if (!ha && !hb)
+			break;
+		int pick_a;
+		if (!ha) {
+			pick_a = 0;
+			pb = 0;
+		} else if (!hb) {
+			pick_a = 1;
+			pa = 0;
+		} else {
+			pick_a = a->t[a->i] <= b->t[b->i];
+			int64_t t = pick_a ? a->t[a->i] : b->t[b->i];
+			int64_t pen = last != INT64_MIN ? 2 * (t - last) : initial_penalty;
+			if (pick_a) {
+				pb = pen;
+				pa = 0;
+			} else {
+				pa = pen;
+				pb = 0;
+			}
+		}
+		/* A counter behind the value just taken would read as a reset: on a switch,
+		 * raise each replica that reads lower by the difference, for good. */
+		if (counter && have_last && pick_a != use_a) {
+			if (ha && !isnan(a->v[a->i]) && a->v[a->i] + a->add < last_v)
+				a->add += last_v - (a->v[a->i] + a->add);
+			if (hb && !isnan(b->v[b->i]) && b->v[b->i] + b->add < last_v)
+				b->add += last_v - (b->v[b->i] + b->add);
+		}
+		use_a = pick_a;
+		struct rep *src = pick_a ? a : b;
+		if (ts_grow((void **)&out->t, &out->cap_t, out->n + 1, sizeof *out->t) ||
+		    ts_grow((void **)&out->v, &out->cap_v, out->n + 1, sizeof *out->v) ||
+		    ts_grow((void **)&out->w, &out->cap_w, out->n + 1, sizeof *out->w))
+			return -ENOMEM;
+		last = src->t[src->i];
+		last_v = src->v[src->i] + src->add;
+		have_last = 1;
+		out->t[out->n] = last;
+		/* Stale markers keep their bits (an offset would make them a plain NaN). */
+		out->v[out->n] = src->add != 0 && !isnan(src->v[src->i]) ? last_v : src->v[src->i];
+		out->w[out->n++] = src->w[src->i];
+	}
+	return 0;
+}
+
+/* Replicas of group first..first+n merged into a materialised iterator: replica 0
+ * with 1, that with 2, and so on, as Thanos chains them. */
+static int dedup_iter(struct ts_series_set *set, size_t first, uint32_t n, struct ts_iter **out)
+{
+	struct rep acc = { 0 }, next = { 0 }, merged = { 0 };
+	int rc = rep_read(set, first, &acc);
+	for (uint32_t k = 1; k < n && rc == 0; k++) {
+		next.n = 0;
+		next.add = 0;
+		rc = rep_read(set, first + k, &next);
+		if (rc == 0) {
+			acc.add = 0;
+			rc = merge2(&acc, &next, set->dedup_counter, &merged);
+		}
+		if (rc == 0) {
+			struct rep tmp = acc;
+			acc = merged;
+			merged = tmp;
+		}
+	}
+	struct ts_iter *it = rc ? NULL : ts_calloc(1, sizeof *it);
+	if (!rc && !it)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		it->mat = 1;
+		it->mt = acc.t;
+		it->mv = acc.v;
+		it->mw = acc.w;
+		it->mn = acc.n;
+		acc.t = NULL;
+		acc.v = acc.w = NULL;
+		*out = it;
+	}
+	rep_free(&acc);
+	rep_free(&next);
+	rep_free(&merged);
+	return rc;
+}
+
+int ts_iter_new(struct ts_series_set *set, size_t i, struct ts_iter **out)
+{
+	uint32_t n;
+	if (pub(set, i, &i, &n))
+		return TS_ENOTFOUND;
+	return n > 1 ? dedup_iter(set, i, n, out) : iter_at(set, i, out);
 }
 
 /* Activates the next source, positioned at its first sample >= floor. */
@@ -1940,6 +2193,11 @@ struct ts_chunk_it {
 
 int ts_chunk_it_new(struct ts_series_set *set, size_t i, struct ts_chunk_it **out)
 {
+	uint32_t n;
+	if (pub(set, i, &i, &n))
+		return TS_ENOTFOUND;
+	if (n > 1)
+		return TS_EINVALID; /* replicas merged at query time have no chunks of their own */
 	return srcs_iter_new(set, i, sizeof **out, GATHER_XOR, (void **)out);
 }
 
@@ -1967,10 +2225,21 @@ static int tiers_have_data(struct ts_series_set *set, const struct set_series *s
 	return rc ? rc : any;
 }
 
+static int has_data_at(struct ts_series_set *set, size_t i);
+
 int ts_series_set_has_data(struct ts_series_set *set, size_t i)
 {
-	if (i >= set->n)
+	uint32_t n;
+	if (pub(set, i, &i, &n))
 		return TS_ENOTFOUND;
+	int rc = 0;
+	for (uint32_t k = 0; k < n && rc == 0; k++)
+		rc = has_data_at(set, i + k);
+	return rc;
+}
+
+static int has_data_at(struct ts_series_set *set, size_t i)
+{
 	const struct set_series *ss = &set->ser[i];
 	const struct ts__tomb *r;
 	size_t nr = ts__tombs_of(set->tombs, ss->s->id, &r);

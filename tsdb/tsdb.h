@@ -204,6 +204,18 @@ struct ts_select_opts {
 	 * chunk iterators and ts_series_set_has_data read raw data. */
 	int64_t max_resolution_ms;
 	enum ts_aggr aggr;
+	/* Query-time deduplication of HA replicas, as Thanos Query's --query.replica-label:
+	 * series whose labels differ only in these label names (n_dedup_labels of them,
+	 * borrowed for the call) become one series without them, whose samples come from
+	 * one replica at a time, switching where that replica has a gap (Thanos' penalty
+	 * algorithm: a replica not picked is skipped for twice the last step). With
+	 * dedup_counter the values are counters (rate, increase): a replica switched to that
+	 * reads lower than the last value taken is raised by the difference, so the switch
+	 * is not a reset. Sample iterators only: ts_chunk_it_new on a merged series is
+	 * TS_EINVALID. */
+	const char *const *dedup_labels;
+	size_t n_dedup_labels;
+	int dedup_counter;
 };
 
 /* Selects series matching every matcher that may have samples in [mint_ms, maxt_ms],
