@@ -820,7 +820,10 @@ static void h_query(const struct ts_http_request *req, struct ts_net_response *r
 				      .max_samples = app->qlim.max_samples,
 				      .max_series = app->qlim.max_series,
 				      .max_points = MAX_POINTS + 1,
-				      .max_source_resolution_ms = TS_QRES_AUTO };
+				      .max_source_resolution_ms = TS_QRES_AUTO,
+				      /* HA replicas merged, as on the query API by default */
+				      .replica_labels = app->replica_labels,
+				      .n_replica_labels = app->n_replica_labels };
 		rc = table ? ts_query_instant(app->db, text, strlen(text), to, &o, &r, &err)
 			   : ts_query_range(app->db, text, strlen(text), start, to, step, &o, &r,
 					    &err);
