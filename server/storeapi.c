@@ -597,38 +597,73 @@ static int send_strings(struct ts_grpc_call *c, struct strs *x, int64_t limit)
 	return rc;
 }
 
+/* Label names (name NULL) or values of `name` of the series with samples in the
+ * request's window, read from a selection: the index's lists know no time. */
+static int labels_in_window(struct ts_app *app, struct req *q, const char *name,
+			    struct ts_series_set **set, struct strs *x)
+{
+	int rc = ts_db_select(app->db, q->m, q->n_m, q->mint, q->maxt, NULL, set, q->msg,
+			      sizeof q->msg);
+	size_t nl = name ? strlen(name) : 0;
+	for (size_t i = 0; rc == 0 && i < ts_series_set_len(*set); i++) {
+		int has = ts_series_set_has_data(*set, i);
+		if (has <= 0) {
+			rc = has;
+			continue;
+		}
+		const struct ts_label *l;
+		uint32_t n;
+		rc = ts_series_set_labels(*set, i, &l, &n);
+		for (uint32_t k = 0; rc == 0 && k < n; k++) {
+			if (!name)
+				rc = strs_add(x, l[k].name, l[k].name_len);
+			else if (l[k].name_len == nl && !memcmp(l[k].name, name, nl) &&
+				 l[k].value_len)
+				rc = strs_add(x, l[k].value, l[k].value_len);
+		}
+	}
+	return rc;
+}
+
 static void labels_call(struct ts_grpc_call *c, const uint8_t *p, size_t len, struct ts_app *app,
 			enum ts_sa_kind kind)
 {
 	struct req q;
 	struct ts_strlist list = { 0 };
 	struct strs x = { 0 };
+	struct ts_series_set *set = NULL;
 	int rc = req_open(app, c, kind, p, len, &q);
+	const char *name = kind == TS_SA_LABEL_VALUES ? q.r.label : NULL;
+	const struct ts_label *ext = NULL;
+	for (size_t k = 0; rc == 0 && name && k < app->n_ext_labels; k++)
+		if (app->ext_labels[k].name_len == strlen(name) &&
+		    !memcmp(app->ext_labels[k].name, name, strlen(name)))
+			ext = &app->ext_labels[k];
+	/* The index answers without looking at time; a window short of everything held
+	 * goes through a selection instead. */
+	int64_t lo, hi;
+	ts_db_time_range(app->db, &lo, &hi);
+	bool whole = q.mint <= lo && q.maxt >= hi;
 	if (rc == 0 && !q.none) {
-		const struct ts_label *ext = NULL;
-		for (size_t k = 0; kind == TS_SA_LABEL_VALUES && k < app->n_ext_labels; k++)
-			if (app->ext_labels[k].name_len == strlen(q.r.label) &&
-			    !memcmp(app->ext_labels[k].name, q.r.label, strlen(q.r.label)))
-				ext = &app->ext_labels[k];
-		if (kind == TS_SA_LABEL_VALUES && !ext)
-			rc = ts_db_label_values(app->db, q.r.label, q.m, q.n_m, q.mint, q.maxt,
-						&list, q.msg, sizeof q.msg);
+		if (!whole)
+			rc = labels_in_window(app, &q, ext ? NULL : name, &set, &x);
+		else if (name && !ext)
+			rc = ts_db_label_values(app->db, name, q.m, q.n_m, q.mint, q.maxt, &list,
+						q.msg, sizeof q.msg);
 		else
 			rc = ts_db_label_names(app->db, q.m, q.n_m, q.mint, q.maxt, &list, q.msg,
 					       sizeof q.msg);
-		if (rc == 0 && ext) {
+		for (size_t i = 0; i < list.n && rc == 0; i++)
+			rc = strs_add(&x, list.v[i], list.len[i]);
+		bool any = x.n > 0;
+		if (ext) {
 			/* An external label has its one value wherever any series matches. */
-			if (list.n)
+			x.n = 0;
+			if (any && rc == 0)
 				rc = strs_add(&x, ext->value, ext->value_len);
-		} else {
-			for (size_t i = 0; i < list.n && rc == 0; i++)
-				rc = strs_add(&x, list.v[i], list.len[i]);
-			for (size_t k = 0; kind == TS_SA_LABEL_NAMES && list.n && rc == 0 &&
-					   k < app->n_ext_labels;
-			     k++)
-				rc = strs_add(&x, app->ext_labels[k].name,
-					      app->ext_labels[k].name_len);
 		}
+		for (size_t k = 0; !name && any && rc == 0 && k < app->n_ext_labels; k++)
+			rc = strs_add(&x, app->ext_labels[k].name, app->ext_labels[k].name_len);
 	}
 	if (rc == 0)
 		rc = send_strings(c, &x, q.r.limit);
@@ -636,6 +671,7 @@ static void labels_call(struct ts_grpc_call *c, const uint8_t *p, size_t len, st
 	ts_free(x.s);
 	ts_free(x.len);
 	ts_strlist_free(&list);
+	ts_series_set_free(set);
 	req_close(&q);
 }
 

@@ -99,6 +99,9 @@ class StoreAPI(unittest.TestCase):
                 g = {"__name__": "temp", "job": job, "instance": "h%d" % inst}
                 lines.append(tsdbtest.jsonl_line(g, [(cls.start_ms + k * 30000, 20 + math.sin(k / 9.0) * 5 + inst)
                                                      for k in range(6 * 120)]))
+        # A series that stops early, and a label only it has: windows tell them apart.
+        lines.append(tsdbtest.jsonl_line({"__name__": "early_only", "gone": "soon"},
+                                         [(cls.start_ms + k * MIN, 1.0) for k in range(10)]))
         r = cls.srv.post("/api/v1/import", "\n".join(lines).encode())
         assert r.status == 204, r
         # Special values and a stale marker go through remote write (JSON cannot say them).
@@ -239,6 +242,20 @@ class StoreAPI(unittest.TestCase):
         ext = self.store.LabelValues(self.s.LabelValuesRequest(label="shard", start=self.start_ms,
                                                                end=self.end), timeout=10)
         self.assertEqual(list(ext.values), ["s1"])
+        # Time windows are honoured: the early series and its label are out of the last
+        # hour, in the whole range.
+        late = self.store.LabelValues(self.s.LabelValuesRequest(label="__name__", start=self.end - 3600000,
+                                                                end=self.end), timeout=10)
+        self.assertNotIn("early_only", list(late.values))
+        self.assertIn("temp", list(late.values))
+        early = self.store.LabelValues(self.s.LabelValuesRequest(label="__name__", start=self.start_ms,
+                                                                 end=self.start_ms + 5 * MIN), timeout=10)
+        self.assertIn("early_only", list(early.values))
+        late_names = self.store.LabelNames(self.s.LabelNamesRequest(start=self.end - 3600000, end=self.end),
+                                           timeout=10)
+        self.assertNotIn("gone", list(late_names.names))
+        self.assertIn("region", list(late_names.names))
+        self.assertIn("gone", list(names.names))
         none = self.store.LabelNames(self.s.LabelNamesRequest(
             start=self.start_ms, end=self.end, matchers=[self.m(0, "region", "us")]), timeout=10)
         self.assertEqual(list(none.names), [])
