@@ -116,6 +116,8 @@ class TwoWriters(unittest.TestCase):
             took = next((m for m, s in b.statuses if s == 204), None)
             self.assertIsNotNone(took, "b never elected")
             self.assertLess(took - stopped, TIMEOUT_S + 2)
+            print("\nb elected %.2f s after a stopped (timeout %d s)" % (took - stopped, TIMEOUT_S),
+                  file=sys.stderr)
             self.assertGreaterEqual(took - stopped, TIMEOUT_S - 0.5)
             time.sleep(1.0)
             b.stop_ev.set()
@@ -345,6 +347,8 @@ class TwoPrometheusReplicas(unittest.TestCase):
             # The other replica's next successful write lands within timeout + its
             # send deadline (1 s) + a scrape (1 s) + slack.
             self.assertLess(new - killed, timeout + 4)
+            print("\nhandover %.1f s after the elected replica was killed (timeout %d s)"
+                  % (new - killed, timeout), file=sys.stderr)
             t_before = float(query(srv, 'timestamp(up{job="node"})')[0]["value"][1])
             time.sleep(3)
             t_after = float(query(srv, 'timestamp(up{job="node"})')[0]["value"][1])
