@@ -136,6 +136,7 @@ int ts_selector_union(struct ts_db *db, const struct ts_selector *sel, size_t n,
 
 void ts_selector_union_fini(struct ts_selector_union *u)
 {
+	ts_free(u->ts__dedup_labels);
 	for (size_t i = 0; u->sets && i < u->n_sets; i++)
 		ts_series_set_free(u->sets[i]);
 	ts_free(u->sets);

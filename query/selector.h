@@ -47,6 +47,7 @@ struct ts_selector_union {
 	size_t n_sets;
 	struct ts_selector_ref *refs; /* sorted by labels, distinct */
 	size_t n_refs;
+	void *ts__dedup_labels; /* the server's relabelled copy (freed by _fini) */
 };
 
 /*

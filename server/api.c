@@ -286,6 +286,50 @@ static void lookup_end(struct lookup *l)
 	ts_params_fini(&l->p);
 }
 
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct ts_selector_ref *x = a, *y = b;
+	return ts_labels_cmp(x->labels, x->n_labels, y->labels, y->n_labels);
+}
+
+/* /api/v1/series under dedup: the refs' labels without the replica labels, sorted and
+ * distinct, as Thanos Query lists them. The shortened label arrays are one block the
+ * union owns (freed by ts_selector_union_fini). 0 or -ENOMEM. */
+static int dedup_refs(struct ts_selector_union *u, const struct ts_qopts *o)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < u->n_refs; i++)
+		total += u->refs[i].n_labels;
+	struct ts_label *all = ts_malloc((total ? total : 1) * sizeof *all);
+	if (!all)
+		return -ENOMEM;
+	size_t used = 0;
+	for (size_t i = 0; i < u->n_refs; i++) {
+		struct ts_label *dst = all + used;
+		uint32_t w = 0;
+		for (uint32_t k = 0; k < u->refs[i].n_labels; k++) {
+			const struct ts_label *x = &u->refs[i].labels[k];
+			bool drop = false;
+			for (size_t r = 0; r < o->n_replica_labels && !drop; r++)
+				drop = strlen(o->replica_labels[r]) == x->name_len &&
+				       !memcmp(o->replica_labels[r], x->name, x->name_len);
+			if (!drop)
+				dst[w++] = *x;
+		}
+		u->refs[i].labels = dst;
+		u->refs[i].n_labels = w;
+		used += w;
+	}
+	qsort(u->refs, u->n_refs, sizeof *u->refs, ref_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < u->n_refs; i++)
+		if (!w || ref_cmp(&u->refs[w - 1], &u->refs[i]))
+			u->refs[w++] = u->refs[i];
+	u->n_refs = w;
+	u->ts__dedup_labels = all;
+	return 0;
+}
+
 static void h_series(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
 {
 	struct ts_app *app = arg;
@@ -304,6 +348,13 @@ static void h_series(const struct ts_http_request *req, struct ts_net_response *
 				   sizeof msg);
 	if (rc) {
 		ts_api_engine_error(resp, rc, msg);
+		goto out;
+	}
+	struct ts_qopts dq = { 0 };
+	if (dedup_param(resp, app, &l.p, &dq))
+		goto out;
+	if (dq.n_replica_labels && (rc = dedup_refs(&u, &dq)) != 0) {
+		ts_api_engine_error(resp, rc, "");
 		goto out;
 	}
 	struct ts_sbuf b;

@@ -275,6 +275,12 @@ class QueryTimeDedup(unittest.TestCase):
             # part by scaling back.
             self.assertGreater(inc, raw * 0.99)
             self.assertLess(inc, raw * 3600.0 / span * 1.01 + 1)
+            # /api/v1/series lists the merged series, and every replica with dedup=false.
+            r = srv.get("/api/v1/series?" + urllib.parse.urlencode({"match[]": "c_total"}))
+            self.assertEqual(sorted(tuple(sorted(x.items())) for x in r.json()["data"]),
+                             [(("__name__", "c_total"), ("job", "x")), (("__name__", "c_total"), ("job", "y"))])
+            r = srv.get("/api/v1/series?" + urllib.parse.urlencode({"match[]": "c_total", "dedup": "false"}))
+            self.assertEqual(len(r.json()["data"]), 3)
             r = srv.get("/api/v1/query?" + urllib.parse.urlencode({"query": "c_total", "dedup": "maybe"}))
             self.assertEqual(r.status, 400, r)
         finally:
