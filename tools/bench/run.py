@@ -35,9 +35,15 @@ queries, no crash recovery, no sender ceiling.
 --datasets long adds a month of 60 s history and 28-day dashboards asked with
 max_source_resolution=raw and =auto (tsdbd and VictoriaMetrics only).
 
+--shards N (N > 1) is the scale-out mode (scaleout.py): instead of the side-by-side
+run, N tsdbd shards fed with the datasets split the way Prometheus' hashmod relabelling
+splits them (shardsplit.py), against one tsdbd holding everything, and the dashboard
+queries through a query Prometheus remote-reading all shards against one remote-reading
+the single tsdbd (node and cpu datasets; peers are not run).
+
 Usage: run.py [--size tiny|small|medium|large|1m] [--repeat N] [--systems a,b,...]
               [--datasets node,cpu,long] [--build DIR] [--out FILE.json] [--keep]
-              [--end-days-ago N] [--disk-only]
+              [--end-days-ago N] [--disk-only] [--shards N [--shard-label NAME]]
 Only 127.0.0.1; every process it starts is stopped by its own PID.
 """
 import argparse
@@ -55,6 +61,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
+
+import scaleout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -933,6 +941,14 @@ def main():
     ap.add_argument("--disk-only", action="store_true",
                     help="only the disk figures: ingest, measure, flush, stop, measure (no "
                     "queries, no crash recovery, no sender ceiling)")
+    ap.add_argument("--shards", type=int, default=1, metavar="N",
+                    help="scale-out mode when N > 1: N tsdbd shards (hashmod split, fed in "
+                    "parallel) against one tsdbd, queries through a query Prometheus "
+                    "remote-reading each side; node and cpu datasets, tsdbd only (default 1: "
+                    "the side-by-side run)")
+    ap.add_argument("--shard-label", default="shard", metavar="NAME",
+                    help="scale-out mode: shard i runs with --external-label NAME=i ('' for "
+                    "none; default shard)")
     ap.add_argument("--report", metavar="FILE.json", help="print the tables of an earlier --out "
                     "file and exit")
     args = ap.parse_args()
@@ -940,6 +956,9 @@ def main():
         with open(args.report) as f:
             d = json.load(f)
         a = d["args"]
+        if "scaleout" in d:
+            print(scaleout.report(d, d.get("machine", ""), d.get("versions", [])))
+            return
         print_report(a["size"], a["repeat"], a["systems"].split(","), a["datasets"].split(","),
                      d["manifest"], d["results"], d["ceiling"], a.get("disk_only", False),
                      a.get("end_days_ago", 0))
@@ -955,6 +974,23 @@ def main():
             sys.exit("missing %s: build with cmake -DCMAKE_BUILD_TYPE=Release" % p)
     systems = args.systems.split(",")
     datasets = args.datasets.split(",")
+    if args.shards < 1:
+        ap.error("--shards must be 1 or more")
+    if args.shards > 1:
+        if "tsdbd" not in systems:
+            ap.error("--shards N > 1 compares tsdbd shards with one tsdbd: --systems must "
+                     "include tsdbd")
+        if not os.access("/usr/bin/prometheus", os.X_OK) and not args.disk_only:
+            sys.exit("--shards needs /usr/bin/prometheus (the query Prometheus) unless --disk-only")
+        skipped = [x for x in datasets if x not in scaleout.SCALEOUT_DATASETS]
+        datasets = [x for x in datasets if x in scaleout.SCALEOUT_DATASETS]
+        if not datasets:
+            ap.error("--shards: no dataset of %s" % ",".join(scaleout.SCALEOUT_DATASETS))
+        peers = [s for s in systems if s != "tsdbd"]
+        sys.stderr.write("scale-out mode: %d shards vs one tsdbd%s%s\n" % (
+            args.shards, "; peers not run: " + ",".join(peers) if peers else "",
+            "; datasets left out: " + ",".join(skipped) if skipped else ""))
+        return main_scaleout(args, datasets)
 
     dsdir = tempfile.mkdtemp(prefix="bench-data-", dir=args.tmpdir)
     try:
@@ -1003,6 +1039,38 @@ def main():
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "manifest": man, "ceiling": ceiling, "results": results,
                        "machine": machine(), "versions": versions()}, f, indent=1)
+
+
+def main_scaleout(args, datasets):
+    """--shards N > 1: the scale-out comparison (scaleout.py)."""
+    dsdir = tempfile.mkdtemp(prefix="bench-data-", dir=args.tmpdir)
+    try:
+        t0 = time.time()
+        g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
+                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets),
+                            "--end-days-ago", str(args.end_days_ago)],
+                           stdout=subprocess.PIPE, check=True)
+        man = json.loads(g.stdout)
+        sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
+        splits, results = scaleout.run(sys.modules[__name__], args, man, dsdir, datasets)
+    finally:
+        shutil.rmtree(dsdir, ignore_errors=True)
+    prom = []
+    try:
+        p = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}", "prometheus"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        prom = [p.stdout.decode().strip()] if p.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    d = {"args": vars(args), "manifest": man, "splits": splits, "scaleout": results,
+         "machine": machine(), "versions": prom}
+    d["args"]["datasets_run"] = ",".join(datasets)
+    md = scaleout.report(d, d["machine"], prom)
+    print(md)
+    if args.out:
+        d["markdown"] = md
+        with open(args.out, "w") as f:
+            json.dump(d, f, indent=1)
 
 
 if __name__ == "__main__":
