@@ -65,10 +65,29 @@ def gen_stubs():
 def start(args):
     srv = peers.Tsdbd(["--grpc-listen", "127.0.0.1:0"] + args, name="storeapi")
     srv.start()
-    with open(srv.log_path, "rb") as f:
-        m = re.findall(rb"StoreAPI \(gRPC\) on \S+, grpc port (\d+)", f.read())
-    srv.grpc_port = int(m[-1])
+    srv.grpc_port = grpc_port(srv)
     return srv
+
+
+def grpc_port(srv):
+    with open(srv.log_path, "rb") as f:
+        return int(re.findall(rb"StoreAPI \(gRPC\) on \S+, grpc port (\d+)", f.read())[-1])
+
+
+def connect(cls, srv):
+    """cls.srv, cls.chan and cls.store for a started tsdbd with --grpc-listen."""
+    cls.srv = srv
+    srv.grpc_port = grpc_port(srv)
+    cls.chan = grpc.insecure_channel("127.0.0.1:%d" % srv.grpc_port)
+    cls.store = cls.sg.StoreStub(cls.chan)
+
+
+def close(cls):
+    if getattr(cls, "chan", None):
+        cls.chan.close()
+    if getattr(cls, "srv", None):
+        cls.srv.stop()
+        cls.srv.cleanup()
 
 
 def labels_key(labels):
@@ -110,16 +129,11 @@ class StoreAPI(unittest.TestCase):
                                     (cls.start_ms + 3 * MIN, float("nan")),
                                     (cls.start_ms + 4 * MIN, tsdbtest.f64(tsdbtest.STALE_NAN_BITS))])])
         assert r.status == 204, r
-        cls.chan = grpc.insecure_channel("127.0.0.1:%d" % cls.srv.grpc_port)
-        cls.store = cls.sg.StoreStub(cls.chan)
+        connect(cls, cls.srv)
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "chan", None):
-            cls.chan.close()
-        if getattr(cls, "srv", None):
-            cls.srv.stop()
-            cls.srv.cleanup()
+        close(cls)
 
     def m(self, t, name, value):
         return self.s.LabelMatcher(type=t, name=name, value=value)
@@ -394,21 +408,13 @@ class Downsampled(unittest.TestCase):
         p = subprocess.run([TSDBCTL, "downsample", "--data-dir", srv.data_dir], capture_output=True,
                            text=True, timeout=600)
         assert p.returncode == 0, p.stdout + p.stderr
-        cls.srv = srv
         srv.args += ["--grpc-listen", "127.0.0.1:0"]
         srv.start()
-        with open(srv.log_path, "rb") as f:
-            srv.grpc_port = int(re.findall(rb"grpc port (\d+)", f.read())[-1])
-        cls.chan = grpc.insecure_channel("127.0.0.1:%d" % srv.grpc_port)
-        cls.store = cls.sg.StoreStub(cls.chan)
+        connect(cls, srv)
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "chan", None):
-            cls.chan.close()
-        if getattr(cls, "srv", None):
-            cls.srv.stop()
-            cls.srv.cleanup()
+        close(cls)
 
     def read(self, name, res, aggrs):
         req = self.s.SeriesRequest(min_time=self.start_ms, max_time=self.end, max_resolution_window=res,
