@@ -97,6 +97,14 @@ def labels_key(labels):
 class StoreAPI(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        try:
+            cls.setup()
+        except BaseException:
+            close(cls)  # tearDownClass does not run when setUpClass fails
+            raise
+
+    @classmethod
+    def setup(cls):
         if grpc is None:
             raise unittest.SkipTest("python3-grpcio / python3-grpc-tools missing (scripts/deps.sh test)")
         cls.s, cls.sg, cls.i, cls.ig = gen_stubs()
@@ -388,13 +396,21 @@ class Downsampled(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        try:
+            cls.setup()
+        except BaseException:
+            close(cls)
+            raise
+
+    @classmethod
+    def setup(cls):
         if grpc is None:
             raise unittest.SkipTest("python3-grpcio / python3-grpc-tools missing")
         cls.s, cls.sg, _, _ = gen_stubs()
         cls.end = tsdbtest.now_ms() // DAY * DAY - 2 * DAY
         cls.start_ms = cls.end - 2 * DAY
         cls.raw = {}
-        srv = peers.Tsdbd([], name="storeapi-ds")
+        srv = cls.srv = peers.Tsdbd([], name="storeapi-ds")
         srv.start()
         lines = []
         for name, fn in (("g", lambda k: round(50 + 20 * math.sin(k / 97.0), 3)),
