@@ -184,6 +184,7 @@ int ts_ha_open(const struct ts_ha_config *c, struct ts_ha **out)
 	struct ts_ha *h = ts_calloc(1, sizeof *h);
 	if (!h)
 		return -ENOMEM;
+	pthread_mutex_init(&h->mu, NULL);
 	size_t dl = strlen(c->dir);
 	h->cluster_label = ts_strdup(c->cluster_label);
 	h->replica_label = ts_strdup(c->replica_label);
@@ -197,7 +198,6 @@ int ts_ha_open(const struct ts_ha_config *c, struct ts_ha **out)
 	sprintf(h->path, "%s/%s", c->dir, TS_HA_STATE_FILE);
 	sprintf(h->tmp_path, "%s/%s.tmp", c->dir, TS_HA_STATE_FILE);
 	h->failover_ms = c->failover_ms;
-	pthread_mutex_init(&h->mu, NULL);
 	load(h, ts_wall_ms());
 	*out = h;
 	return 0;
@@ -224,8 +224,7 @@ void ts_ha_close(struct ts_ha *h)
 	ts_free(h->dir);
 	ts_free(h->path);
 	ts_free(h->tmp_path);
-	if (h->path) /* the mutex exists once open got that far */
-		pthread_mutex_destroy(&h->mu);
+	pthread_mutex_destroy(&h->mu);
 	ts_free(h);
 }
 
