@@ -310,10 +310,36 @@ static bool is_stale(double v)
 struct ds {
 	struct ts_series_set *set[N_SEL];
 	bool have[N_SEL];
+	int ref; /* the selection that lists the series (the first one made) */
 	struct pts p[N_SEL];
 	size_t pos[N_SEL]; /* next point of each selection to place in a chunk */
+	/* Per selection other than ref: its series ids, sorted, with their indexes, so
+	 * that a series is found by id (a series created between two selections is in
+	 * the later one only: it is read where it is found, not an error). */
+	struct idx {
+		uint64_t id;
+		size_t i;
+	} * by_id[N_SEL];
 	uint32_t want;
 };
+
+static int idx_cmp(const void *a, const void *b)
+{
+	const struct idx *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+static int ds_index(struct ds *d, int s)
+{
+	size_t n = ts_series_set_len(d->set[s]);
+	d->by_id[s] = ts_malloc((n ? n : 1) * sizeof *d->by_id[s]);
+	if (!d->by_id[s])
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		d->by_id[s][i] = (struct idx){ ts_series_set_id(d->set[s], i), i };
+	qsort(d->by_id[s], n, sizeof *d->by_id[s], idx_cmp);
+	return 0;
+}
 
 /* The selection an aggregate is read from: count is the weight of the sum read. */
 static int sel_of(int a)
@@ -360,11 +386,15 @@ static int ds_chunk(struct out *o, struct ds *d, int64_t until)
 			memcpy(&bits, &v, sizeof bits);
 			rc = ts_xor_append(&e, d->p[s].t[j], bits);
 		}
-		size_t len = ts_xor_enc_bytes(&e);
+		/* No point of this aggregate in the span: an empty chunk (a zero count;
+		 * the encoder has no buffer yet). */
+		static const uint8_t empty[2] = { 0, 0 };
+		size_t len = e.buf ? ts_xor_enc_bytes(&e) : sizeof empty;
+		const uint8_t *src = e.buf ? e.buf : empty;
 		if (rc == 0 && ts_grow((void **)&o->bytes, &o->cap_bytes, o->n_bytes + len, 1))
 			rc = -ENOMEM;
 		if (rc == 0) {
-			memcpy(o->bytes + o->n_bytes, e.buf, len);
+			memcpy(o->bytes + o->n_bytes, src, len);
 			k->data[a] = (const uint8_t *)(uintptr_t)o->n_bytes;
 			k->len[a] = len;
 			o->n_bytes += len;
@@ -393,30 +423,34 @@ static void drop_stale(struct pts *p)
 	p->n = w;
 }
 
-/* Series i (the same series in every selection: checked by id). Chunks are cut at
- * every TS_XCHUNK_CUT-th point of the sum read (of the first selection read). */
+/* Series i of the listing selection, with its points in every other selection found
+ * by id. Chunks are cut at every TS_XCHUNK_CUT-th point of the listing read. */
 static int ds_series(struct out *o, struct ds *d, size_t i)
 {
-	int rc = 0, ref = -1;
-	uint64_t id = ts_series_set_id(d->set[SEL_SUM], i);
+	int rc = 0;
+	uint64_t id = ts_series_set_id(d->set[d->ref], i);
 	for (int s = 0; s < N_SEL && rc == 0; s++) {
 		d->pos[s] = 0;
+		d->p[s].n = 0;
 		if (!d->have[s])
 			continue;
-		if (ts_series_set_id(d->set[s], i) != id)
-			return TS_ECLOSED; /* a series came or went between the selections */
-		rc = read_points(d->set[s], i, &d->p[s]);
+		size_t j = i;
+		if (s != d->ref) {
+			struct idx key = { id, 0 };
+			const struct idx *hit = bsearch(&key, d->by_id[s],
+							ts_series_set_len(d->set[s]), sizeof key,
+							idx_cmp);
+			if (!hit)
+				continue; /* gone from this read: its aggregate is empty */
+			j = hit->i;
+		}
+		rc = read_points(d->set[s], j, &d->p[s]);
 		drop_stale(&d->p[s]);
-		if (ref < 0 && (d->want & (s == SEL_SUM ? (1u << TS_SA_COUNT) | (1u << TS_SA_SUM)
-							: 1u << (s == SEL_MIN	? TS_SA_MIN
-								 : s == SEL_MAX ? TS_SA_MAX
-										: TS_SA_COUNTER))))
-			ref = s;
 	}
-	if (rc || ref < 0)
+	if (rc)
 		return rc;
 	o->n_ch = o->n_bytes = 0;
-	const struct pts *r = &d->p[ref];
+	const struct pts *r = &d->p[d->ref];
 	for (size_t from = 0; from < r->n && rc == 0; from += TS_XCHUNK_CUT) {
 		bool last = from + TS_XCHUNK_CUT >= r->n;
 		rc = ds_chunk(o, d, last ? INT64_MAX : r->t[from + TS_XCHUNK_CUT - 1]);
@@ -433,6 +467,7 @@ static void ds_fini(struct ds *d)
 {
 	for (int s = 0; s < N_SEL; s++) {
 		ts_series_set_free(d->set[s]);
+		ts_free(d->by_id[s]);
 		ts_free(d->p[s].t);
 		ts_free(d->p[s].v);
 		ts_free(d->p[s].w);
@@ -465,51 +500,52 @@ static void h_series(struct ts_grpc_call *c, const uint8_t *p, size_t len, void 
 	struct ts_select_opts so = { .deadline_ns = deadline_of(app, c) };
 	uint32_t want = q.r.aggr_mask & ~(1u << TS_SA_RAW);
 	bool downsampled = !q.r.skip_chunks && q.r.max_resolution >= DS_MIN_RES && want;
-	int n_sel = 1;
 	d.want = want;
-	d.have[SEL_SUM] = true; /* also the series list every other selection must match */
 	if (downsampled) {
+		/* Only the reads the aggregates asked for (Thanos asks for one of count+sum,
+		 * count, sum, min, max, counter); count is the weight of the sum read. */
+		d.have[SEL_SUM] = want & ((1u << TS_SA_COUNT) | (1u << TS_SA_SUM));
 		d.have[SEL_MIN] = want & (1u << TS_SA_MIN);
 		d.have[SEL_MAX] = want & (1u << TS_SA_MAX);
 		d.have[SEL_COUNTER] = want & (1u << TS_SA_COUNTER);
-		n_sel = N_SEL;
+	} else {
+		d.have[SEL_SUM] = true; /* the raw read */
 	}
-	for (int s = 0; s < n_sel && rc == 0; s++) {
+	d.ref = -1;
+	for (int s = 0; s < N_SEL && rc == 0; s++) {
 		if (!d.have[s])
 			continue;
 		so.max_resolution_ms = downsampled ? q.r.max_resolution : 0;
 		so.aggr = sel_aggr[s];
 		rc = ts_db_select(app->db, q.m, q.n_m, q.mint, q.maxt, &so, &d.set[s], q.msg,
 				  sizeof q.msg);
+		if (rc == 0 && d.ref < 0)
+			d.ref = s;
+		else if (rc == 0)
+			rc = ds_index(&d, s);
 	}
-	if (rc == 0 && downsampled)
-		for (int s = 0; s < N_SEL && rc == 0; s++)
-			if (d.have[s] &&
-			    ts_series_set_len(d.set[s]) != ts_series_set_len(d.set[SEL_SUM]))
-				rc = TS_ECLOSED;
-	if (rc == 0 && app->qlim.max_series &&
-	    ts_series_set_len(d.set[SEL_SUM]) > app->qlim.max_series) {
+	struct ts_series_set *list = rc ? NULL : d.set[d.ref];
+	if (rc == 0 && app->qlim.max_series && ts_series_set_len(list) > app->qlim.max_series) {
 		snprintf(
 			q.msg, sizeof q.msg,
 			"Series selects too many series: %zu, the limit is %llu (--query.max-series)",
-			ts_series_set_len(d.set[SEL_SUM]),
-			(unsigned long long)app->qlim.max_series);
+			ts_series_set_len(list), (unsigned long long)app->qlim.max_series);
 		rc = TS_ELIMIT;
 	}
 	if (rc == 0)
-		rc = ts_ext_order(app, d.set[SEL_SUM], &perm);
-	size_t ns = rc ? 0 : ts_series_set_len(d.set[SEL_SUM]);
+		rc = ts_ext_order(app, list, &perm);
+	size_t ns = rc ? 0 : ts_series_set_len(list);
 	int64_t sent = 0;
 	for (size_t k = 0; k < ns && rc == 0; k++) {
 		size_t i = perm[k];
 		if (q.r.limit && sent >= q.r.limit)
 			break;
-		rc = labels_of(app, &o, d.set[SEL_SUM], i);
+		rc = labels_of(app, &o, list, i);
 		if (rc)
 			break;
 		o.sent_any = false;
 		if (q.r.skip_chunks) {
-			rc = ts_series_set_has_data(d.set[SEL_SUM], i);
+			rc = ts_series_set_has_data(list, i);
 			if (rc == 1) {
 				o.n_ch = 0;
 				rc = out_send(&o);
@@ -517,13 +553,10 @@ static void h_series(struct ts_grpc_call *c, const uint8_t *p, size_t len, void 
 		} else if (downsampled) {
 			rc = ds_series(&o, &d, i);
 		} else {
-			rc = raw_series(&o, d.set[SEL_SUM], i);
+			rc = raw_series(&o, list, i);
 		}
 		sent += o.sent_any;
 	}
-	if (rc == TS_ECLOSED)
-		snprintf(q.msg, sizeof q.msg,
-			 "the store changed while the downsampled read ran; try again");
 out:
 	finish_rc(c, rc, q.msg);
 	ts_free(perm);
@@ -599,11 +632,19 @@ static int send_strings(struct ts_grpc_call *c, struct strs *x, int64_t limit)
 
 /* Label names (name NULL) or values of `name` of the series with samples in the
  * request's window, read from a selection: the index's lists know no time. */
-static int labels_in_window(struct ts_app *app, struct req *q, const char *name,
-			    struct ts_series_set **set, struct strs *x)
+static int labels_in_window(struct ts_app *app, struct ts_grpc_call *c, struct req *q,
+			    const char *name, struct ts_series_set **set, struct strs *x)
 {
-	int rc = ts_db_select(app->db, q->m, q->n_m, q->mint, q->maxt, NULL, set, q->msg,
+	struct ts_select_opts so = { .deadline_ns = deadline_of(app, c) };
+	int rc = ts_db_select(app->db, q->m, q->n_m, q->mint, q->maxt, &so, set, q->msg,
 			      sizeof q->msg);
+	if (rc == 0 && app->qlim.max_series && ts_series_set_len(*set) > app->qlim.max_series) {
+		snprintf(q->msg, sizeof q->msg,
+			 "labels of a window select too many series: %zu, the limit is %llu "
+			 "(--query.max-series)",
+			 ts_series_set_len(*set), (unsigned long long)app->qlim.max_series);
+		return TS_ELIMIT;
+	}
 	size_t nl = name ? strlen(name) : 0;
 	for (size_t i = 0; rc == 0 && i < ts_series_set_len(*set); i++) {
 		int has = ts_series_set_has_data(*set, i);
@@ -646,7 +687,7 @@ static void labels_call(struct ts_grpc_call *c, const uint8_t *p, size_t len, st
 	bool whole = q.mint <= lo && q.maxt >= hi;
 	if (rc == 0 && !q.none) {
 		if (!whole)
-			rc = labels_in_window(app, &q, ext ? NULL : name, &set, &x);
+			rc = labels_in_window(app, c, &q, ext ? NULL : name, &set, &x);
 		else if (name && !ext)
 			rc = ts_db_label_values(app->db, name, q.m, q.n_m, q.mint, q.maxt, &list,
 						q.msg, sizeof q.msg);

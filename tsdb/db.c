@@ -920,7 +920,10 @@ void ts_db_time_range(struct ts_db *db, int64_t *mint, int64_t *maxt)
 	if (db->n_parts) {
 		if (db->parts[0]->start < *mint)
 			*mint = db->parts[0]->start;
-		if (db->parts[db->n_parts - 1]->end > *maxt)
+		/* The newest sample is the head's newest, restored at open; only a store
+		 * whose every series went idle before it was reopened knows no better than
+		 * its newest partition's end. */
+		if (*maxt == INT64_MIN)
 			*maxt = db->parts[db->n_parts - 1]->end;
 	}
 	pthread_rwlock_unlock(&db->parts_mu);

@@ -461,8 +461,9 @@ struct ts_db_stats {
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);
 /* Bounds of the data held, for a store's advertised time range: *mint at or before
  * the oldest sample (the oldest partition's start, or the oldest sample appended since
- * open), *maxt at or after the newest; INT64_MAX / INT64_MIN when the store is empty.
- * Never fails. */
+ * open), *maxt the newest in-order sample appended or restored (the newest partition's
+ * end when every series was idle at open); INT64_MAX / INT64_MIN when the store is
+ * empty. Never fails. */
 void ts_db_time_range(struct ts_db *db, int64_t *mint, int64_t *maxt);
 
 /* Whether appends are accepted now: 0, or why not: TS_EIO (the WAL failed, or memory

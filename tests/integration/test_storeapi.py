@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -466,6 +467,38 @@ class Downsampled(unittest.TestCase):
                 self.assertAlmostEqual(sm, sum(w), delta=1e-9 * abs(sum(w)) + 1e-9)
                 self.assertEqual((mn, mx), (min(w), max(w)))
             self.assertGreater(rows, 40, res)
+
+    def test_reads_over_tiers_and_open_data(self):
+        """Reads spanning tiered and open partitions: a series whose open samples are
+        all NaN (the counter read drops NaN, the sum read keeps it), and series created
+        while a counter read runs, must neither crash nor fail the call."""
+        now = tsdbtest.now_ms()
+        r = self.srv.post("/api/v1/write", tsdbtest.write_request(
+            [({"__name__": "n", "job": "ds"}, [(now - 60000 + k * 1000, float("nan")) for k in range(5)])]),
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+             "X-Prometheus-Remote-Write-Version": "0.1.0"})
+        self.assertEqual(r.status, 204, r)
+        stop = threading.Event()
+
+        def churn():
+            k = 0
+            while not stop.is_set() and k < 150:
+                lines = [tsdbtest.jsonl_line({"__name__": "c", "job": "ds", "pod": "p%d" % (k * 10 + i)},
+                                             [(tsdbtest.now_ms() - 1000, 1.0)]) for i in range(10)]
+                self.srv.post("/api/v1/import", "\n".join(lines).encode())
+                k += 1
+        w = threading.Thread(target=churn, daemon=True)
+        w.start()
+        try:
+            for aggrs in ([self.s.COUNTER], [self.s.MIN], [self.s.COUNT, self.s.SUM]) * 4:
+                req = self.s.SeriesRequest(min_time=self.start_ms, max_time=now, max_resolution_window=300000,
+                                           aggregates=aggrs,
+                                           matchers=[self.s.LabelMatcher(type=0, name="job", value="ds")])
+                got = [x.series for x in self.store.Series(req, timeout=60) if x.HasField("series")]
+                self.assertGreaterEqual(len(got), 2, aggrs)
+        finally:
+            stop.set()
+            w.join(30)
 
     def test_counter_grows_by_the_raw_increase(self):
         s = self.read("c", 300000, [self.s.COUNTER])
