@@ -60,12 +60,24 @@ static gpr_timespec forever(void)
 	return gpr_inf_future(GPR_CLOCK_REALTIME);
 }
 
-/* Runs one batch on the call and waits for it. 1 when it succeeded. */
+/* Runs one batch on the call and waits for it. 1 when it succeeded. A batch that
+ * makes no progress for STALL_MS (a client that stopped reading a stream, and set no
+ * deadline) gets the call cancelled, so that it cannot hold a worker for good; the
+ * cancelled batch then completes, failed. */
+#define STALL_MS 60000
 static int run_batch(struct ts_grpc_call *c, const grpc_op *ops, size_t n)
 {
 	if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
 		return 0;
-	grpc_event ev = grpc_completion_queue_pluck(c->cq, c, forever(), NULL);
+	gpr_timespec limit = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+					  gpr_time_from_millis(STALL_MS, GPR_TIMESPAN));
+	grpc_event ev = grpc_completion_queue_pluck(c->cq, c, limit, NULL);
+	if (ev.type == GRPC_QUEUE_TIMEOUT) {
+		ts_log(TS_LOG_WARN, "grpc: a call made no progress for %d s; cancelled",
+		       STALL_MS / 1000);
+		grpc_call_cancel(c->call, NULL);
+		ev = grpc_completion_queue_pluck(c->cq, c, forever(), NULL);
+	}
 	return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
@@ -104,14 +116,25 @@ static int request_call(struct ts_grpc_server *s)
 static void *acceptor_main(void *arg)
 {
 	struct ts_grpc_server *s = arg;
-	bool want = request_call(s) == 0;
+	bool want = request_call(s) == 0, shutting = false;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(s->cq, forever(), NULL);
+		/* Without a call requested (the core refused one: memory), try again each
+		 * second rather than never accepting again. */
+		gpr_timespec wait = want || shutting
+					    ? forever()
+					    : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+							   gpr_time_from_millis(1000, GPR_TIMESPAN));
+		grpc_event ev = grpc_completion_queue_next(s->cq, wait, NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
+		if (ev.type == GRPC_QUEUE_TIMEOUT) {
+			want = request_call(s) == 0;
+			continue;
+		}
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		if (ev.tag == &s->shutdown_tag) {
+			shutting = true;
 			grpc_completion_queue_shutdown(s->cq);
 			continue;
 		}
@@ -120,6 +143,7 @@ static void *acceptor_main(void *arg)
 			c->call = NULL;
 			call_free(c);
 			want = false;
+			shutting = true;
 			continue;
 		}
 		pthread_mutex_lock(&s->mu);
@@ -142,7 +166,6 @@ static void *acceptor_main(void *arg)
 		if (!want)
 			ts_log(TS_LOG_ERROR, "grpc: cannot accept more calls");
 	}
-	(void)want;
 	return NULL;
 }
 
