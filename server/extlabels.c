@@ -89,7 +89,7 @@ int ts_ext_matchers(const struct ts_app *app, const struct ts_matcher *m, size_t
 			continue;
 		}
 		int rc = ts_matcher_match(&m[i], e->value, e->value_len, msg, msg_len);
-		if (rc < 0 || rc == TS_EINVALID || rc == TS_ELIMIT) {
+		if (rc < 0) { /* a bad regex, or one past its limits on the value: invalid */
 			ts_free(*out);
 			*out = NULL;
 			return rc == TS_ELIMIT ? TS_EINVALID : rc;

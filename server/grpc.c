@@ -120,10 +120,10 @@ static void *acceptor_main(void *arg)
 	for (;;) {
 		/* Without a call requested (the core refused one: memory), try again each
 		 * second rather than never accepting again. */
-		gpr_timespec wait = want || shutting
-					    ? forever()
-					    : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-							   gpr_time_from_millis(1000, GPR_TIMESPAN));
+		gpr_timespec wait = want || shutting ? forever()
+						     : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+								    gpr_time_from_millis(
+									    1000, GPR_TIMESPAN));
 		grpc_event ev = grpc_completion_queue_next(s->cq, wait, NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
@@ -146,22 +146,16 @@ static void *acceptor_main(void *arg)
 			shutting = true;
 			continue;
 		}
+		/* Workers stop only after this thread has ended: the queue is always
+		 * drained. */
 		pthread_mutex_lock(&s->mu);
-		bool stopping = s->stopping;
-		if (!stopping) {
-			if (s->q_tail)
-				s->q_tail->next = c;
-			else
-				s->q_head = c;
-			s->q_tail = c;
-			pthread_cond_signal(&s->cv);
-		}
+		if (s->q_tail)
+			s->q_tail->next = c;
+		else
+			s->q_head = c;
+		s->q_tail = c;
+		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
-		if (stopping) {
-			grpc_call_cancel(c->call, NULL);
-			call_free(c);
-			continue;
-		}
 		want = request_call(s) == 0;
 		if (!want)
 			ts_log(TS_LOG_ERROR, "grpc: cannot accept more calls");

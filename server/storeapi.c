@@ -620,7 +620,7 @@ static int send_strings(struct ts_grpc_call *c, struct strs *x, int64_t limit)
 	struct ts_pb_buf b;
 	ts_pb_buf_init(&b);
 	if (rc == 0)
-		rc = ts_sa_put_strings(&b, s, l, n, NULL, 0);
+		rc = ts_sa_put_strings(&b, s, l, n);
 	if (rc == 0)
 		rc = ts_grpc_send(c, b.data ? b.data : (const uint8_t *)"", b.len);
 	ts_pb_buf_fini(&b);

@@ -117,9 +117,6 @@ int ts_sa_decode(enum ts_sa_kind kind, const uint8_t *p, size_t len, struct ts_s
 		out->maxt = q->max_time;
 		out->max_resolution = q->max_resolution_window;
 		out->skip_chunks = q->skip_chunks;
-		out->partial_abort = q->partial_response_disabled ||
-				     q->partial_response_strategy ==
-					     THANOS__PARTIAL_RESPONSE_STRATEGY__ABORT;
 		out->limit = q->limit;
 		for (size_t i = 0; i < q->n_aggregates && rc == 0; i++) {
 			if ((unsigned)q->aggregates[i] >= TS_SA_N_AGGR)
@@ -143,7 +140,6 @@ int ts_sa_decode(enum ts_sa_kind kind, const uint8_t *p, size_t len, struct ts_s
 		out->mint = q->start;
 		out->maxt = q->end;
 		out->limit = q->limit;
-		out->partial_abort = q->partial_response_disabled;
 		rc = copy_matchers(q->matchers, q->n_matchers, out, msg, msg_len);
 		break;
 	}
@@ -155,7 +151,6 @@ int ts_sa_decode(enum ts_sa_kind kind, const uint8_t *p, size_t len, struct ts_s
 		out->mint = q->start;
 		out->maxt = q->end;
 		out->limit = q->limit;
-		out->partial_abort = q->partial_response_disabled;
 		out->label = q->label ? q->label : "";
 		if (!out->label[0])
 			rc = fail(msg, msg_len, "LabelValues without a label name%s", "");
@@ -284,16 +279,12 @@ int ts_sa_put_warning(struct ts_pb_buf *b, const char *w)
 	return pack(b, &r.base);
 }
 
-int ts_sa_put_strings(struct ts_pb_buf *b, const char *const *s, const size_t *s_len, size_t n,
-		      const char *const *warn, size_t n_warn)
+int ts_sa_put_strings(struct ts_pb_buf *b, const char *const *s, const size_t *s_len, size_t n)
 {
-	/* Both responses are {repeated string 1; repeated string 2}: written directly,
-	 * since the engine's strings are not NUL-terminated. */
+	/* Both responses are {repeated string 1; ...}: written directly, since the
+	 * engine's strings are not NUL-terminated. */
 	for (size_t i = 0; i < n; i++)
 		if (ts_pb_put_bytes_field(b, 1, s[i], s_len[i]))
-			return -ENOMEM;
-	for (size_t i = 0; i < n_warn; i++)
-		if (ts_pb_put_bytes_field(b, 2, warn[i], strlen(warn[i])))
 			return -ENOMEM;
 	return 0;
 }

@@ -45,7 +45,6 @@ struct ts_sa_request {
 	int64_t max_resolution; /* Series: max_resolution_window (ms) */
 	uint32_t aggr_mask;	/* Series: 1 << enum ts_sa_aggr per requested aggregate */
 	bool skip_chunks;	/* Series */
-	bool partial_abort;	/* partial_response_strategy ABORT (or _disabled) */
 	int64_t limit;		/* 0: none */
 	void *ts__msg;		/* the protobuf-c message */
 };
@@ -74,10 +73,9 @@ int ts_sa_put_series(struct ts_pb_buf *b, const struct ts_label *l, size_t n_l,
 		     const struct ts_sa_chunk *c, size_t n_c);
 /* SeriesResponse{warning}. 0 or -ENOMEM. */
 int ts_sa_put_warning(struct ts_pb_buf *b, const char *w);
-/* LabelNamesResponse / LabelValuesResponse (both: field 1 the strings, 2 warnings).
- * s[i] is s_len[i] bytes. 0 or -ENOMEM. */
-int ts_sa_put_strings(struct ts_pb_buf *b, const char *const *s, const size_t *s_len, size_t n,
-		      const char *const *warn, size_t n_warn);
+/* LabelNamesResponse / LabelValuesResponse (both: field 1 the strings). s[i] is
+ * s_len[i] bytes. 0 or -ENOMEM. */
+int ts_sa_put_strings(struct ts_pb_buf *b, const char *const *s, const size_t *s_len, size_t n);
 
 /* What Info says of this store. */
 struct ts_sa_info {
