@@ -26,6 +26,7 @@
 
 #include "query/eval_int.h"
 #include "query/promql.h"
+#include "storage/clock.h"
 #include "storage/err.h"
 #include "storage/mem.h"
 #include "tsdb/labels.h"
@@ -61,13 +62,6 @@ int ts__q_too_many_samples(struct qctx *c)
 		"query processing would load too many samples into memory in query execution");
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int canceled(struct qctx *c)
 {
 	return ts__q_fail(c, -ECANCELED, TS_QERR_CANCELED,
@@ -80,7 +74,7 @@ int ts__q_check(struct qctx *c)
 		return 0;
 	if (c->canceled && *c->canceled)
 		return canceled(c);
-	if (now_ns() > c->deadline_ns)
+	if (ts_mono_ns() > c->deadline_ns)
 		return ts__q_fail(c, -ETIMEDOUT, TS_QERR_TIMEOUT,
 				  "query timed out in expression evaluation");
 	return 0;
@@ -111,7 +105,7 @@ static void ctx_init(struct qctx *c, struct ts_db *db, int64_t start, int64_t en
 	c->replica_labels = opts ? opts->replica_labels : NULL;
 	c->n_replica_labels = opts ? opts->n_replica_labels : 0;
 	c->max_res_ms = opts ? opts->max_source_resolution_ms : 0;
-	c->deadline_ns = now_ns() +
+	c->deadline_ns = ts_mono_ns() +
 			 (opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS) *
 				 1000000;
 	c->canceled = opts ? opts->canceled : NULL;

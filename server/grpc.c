@@ -22,6 +22,7 @@
 #include <grpc/support/time.h>
 
 #include "server/grpc.h"
+#include "storage/clock.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -291,10 +292,7 @@ int64_t ts_grpc_deadline_ns(const struct ts_grpc_call *c)
 		return 0;
 	gpr_timespec now = gpr_now(GPR_CLOCK_REALTIME);
 	int64_t left_ns = (d.tv_sec - now.tv_sec) * 1000000000LL + (d.tv_nsec - now.tv_nsec);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t mono = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-	return mono + (left_ns > 0 ? left_ns : 1);
+	return ts_mono_ns() + (left_ns > 0 ? left_ns : 1);
 }
 
 /* ":10901" means every interface, as --listen does. */

@@ -35,6 +35,7 @@
 #include "server/xchunks.h"
 #include "wire/remote_read.h"
 #include "wire/snappy_io.h"
+#include "storage/clock.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -58,13 +59,6 @@ static int status_of(int rc)
 	case -ETIMEDOUT: return 503;
 	default: return 500;
 	}
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* One query's selection, matchers copied NUL-terminated. */
@@ -169,7 +163,7 @@ struct budget {
 static int samples_series(struct ts_rr_samples_writer *w, struct ts_series_set *set, size_t i,
 			  const struct ts_label *l, size_t nl, struct budget *bud)
 {
-	if (now_ns() > bud->deadline_ns)
+	if (ts_mono_ns() > bud->deadline_ns)
 		return -ETIMEDOUT;
 	struct ts_iter *it = NULL;
 	int rc = ts_iter_new(set, i, &it);
@@ -308,7 +302,7 @@ static void answer_chunks(struct ts_net_response *resp, const struct ts_app *app
 	int rc = ts_net_stream_begin(resp, 200);
 	for (size_t q = 0; q < n && rc == 0; q++)
 		for (size_t k = 0; rc == 0 && k < rq_len(&qs[q]); k++) {
-			rc = now_ns() > deadline_ns
+			rc = ts_mono_ns() > deadline_ns
 				     ? -ETIMEDOUT
 				     : rq_series(app, &qs[q], k, &i, &lab, &cap, &nl);
 			if (rc == 0)
@@ -369,7 +363,7 @@ static void h_read(const struct ts_http_request *req, struct ts_net_response *re
 	}
 	int64_t to = ts_app_query_timeout(app, 0);
 	struct ts_select_opts so = {
-		.deadline_ns = now_ns() + (to ? to : TS_QUERY_DEFAULT_TIMEOUT_MS) * 1000000LL
+		.deadline_ns = ts_mono_ns() + (to ? to : TS_QUERY_DEFAULT_TIMEOUT_MS) * 1000000LL
 	};
 	qs = ts_calloc(rr.n_queries ? rr.n_queries : 1, sizeof *qs);
 	if (!qs) {

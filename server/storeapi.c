@@ -29,6 +29,7 @@
 #include "server/storeapi.h"
 #include "server/tenant.h"
 #include "server/xchunks.h"
+#include "storage/clock.h"
 #include "storage/err.h"
 #include "storage/log.h"
 #include "storage/mem.h"
@@ -129,20 +130,13 @@ static void req_close(struct req *q)
 	ts_sa_request_fini(&q->r);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* The call's deadline within --query.timeout. */
 static int64_t deadline_of(const struct ts_app *app, const struct ts_grpc_call *c)
 {
 	int64_t d = ts_grpc_deadline_ns(c);
 	int64_t cap = ts_app_query_timeout(app, 0);
 	if (cap > 0) {
-		int64_t dc = mono_ns() + cap * 1000000LL;
+		int64_t dc = ts_mono_ns() + cap * 1000000LL;
 		if (!d || dc < d)
 			d = dc;
 	}

@@ -20,6 +20,13 @@ int64_t ts_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t ts_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void ts_deadline(clockid_t clock, uint64_t ms, struct timespec *out)
 {
 	clock_gettime(clock, out);

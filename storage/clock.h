@@ -14,6 +14,9 @@
 int64_t ts_wall_ms(void);
 /* Milliseconds of the monotonic clock (an arbitrary origin; for differences only). */
 int64_t ts_mono_ms(void);
+/* Nanoseconds of the monotonic clock: the unit of query and selection deadlines
+ * (ts_select_opts.deadline_ns). */
+int64_t ts_mono_ns(void);
 /* Fills *out with the time `ms` milliseconds from now on `clock`: the absolute deadline
  * pthread_cond_timedwait() takes (CLOCK_REALTIME for a default condition variable, the
  * condition's clock otherwise). */

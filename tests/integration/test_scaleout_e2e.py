@@ -374,19 +374,12 @@ class ScaleOutE2ETest(unittest.TestCase):
 
     def query(self, who, q, t=None, rng=None):
         """An envelope from reader `who` (a name in self.readers) or a tsdbd (a Server)."""
-        if rng:
-            path, params = "/api/v1/query_range", {"query": q, "start": rng[0], "end": rng[1], "step": rng[2]}
-        else:
-            path, params = "/api/v1/query", {"query": q, "time": t}
         port = self.readers[who].port if isinstance(who, str) else who.port
-        r = peers.http_request("127.0.0.1", port, "GET", path + "?" + urllib.parse.urlencode(params),
-                               timeout=60)
+        c = promdiff.QueryClient(port, str(who))
         try:
-            o = r.json()
-        except ValueError:
-            o = {"status": "unparsable", "body": r.text[:300]}
-        o["_http"] = r.status
-        return o
+            return c.range(q, *rng) if rng else c.instant(q, t)
+        finally:
+            c.close()
 
     def read_counts(self, servers=None):
         """Remote read requests each tsdbd has answered (any status)."""

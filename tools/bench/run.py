@@ -994,13 +994,7 @@ def main():
 
     dsdir = tempfile.mkdtemp(prefix="bench-data-", dir=args.tmpdir)
     try:
-        t0 = time.time()
-        g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
-                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets),
-                            "--end-days-ago", str(args.end_days_ago)],
-                           stdout=subprocess.PIPE, check=True)
-        man = json.loads(g.stdout)
-        sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
+        man = generate(args, datasets, dsdir)
         ceiling = {}
         for ds in datasets:
             if args.disk_only:
@@ -1041,17 +1035,22 @@ def main():
                        "machine": machine(), "versions": versions()}, f, indent=1)
 
 
+def generate(args, datasets, dsdir):
+    """Writes the datasets into dsdir with gen.py; returns its manifest."""
+    t0 = time.time()
+    g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
+                        "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets),
+                        "--end-days-ago", str(args.end_days_ago)],
+                       stdout=subprocess.PIPE, check=True)
+    sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
+    return json.loads(g.stdout)
+
+
 def main_scaleout(args, datasets):
     """--shards N > 1: the scale-out comparison (scaleout.py)."""
     dsdir = tempfile.mkdtemp(prefix="bench-data-", dir=args.tmpdir)
     try:
-        t0 = time.time()
-        g = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), "--size", args.size,
-                            "--out", dsdir, "--shards", str(args.conns), "--only", ",".join(datasets),
-                            "--end-days-ago", str(args.end_days_ago)],
-                           stdout=subprocess.PIPE, check=True)
-        man = json.loads(g.stdout)
-        sys.stderr.write("datasets generated in %.1f s\n" % (time.time() - t0))
+        man = generate(args, datasets, dsdir)
         splits, results = scaleout.run(sys.modules[__name__], args, man, dsdir, datasets)
     finally:
         shutil.rmtree(dsdir, ignore_errors=True)

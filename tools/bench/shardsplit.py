@@ -121,15 +121,6 @@ def varint_at(b, i):
             raise ValueError("varint too long")
 
 
-def varint(n):
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def fields(b):
     """Yields (field number, wire type, start of the field, value start, value end) of a
     message; for wire type 0 the value is the varint's bytes."""
