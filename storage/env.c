@@ -53,8 +53,8 @@
  *   0       4     klen    (u32, host order)
  *   4       4     vlen    (u32; 0 when no value)
  *   8       2     table   (u16 index returned by ts_env_table)
- *   10      1     kind    (OP_PUT, OP_DEL, OP_ADD: value is n host-order u64; OP_DROP:
- *                         a one-byte dummy key)
+ *   10      1     kind    (OP_PUT, OP_DEL, OP_ADD: value is n host-order u64; OP_DROP,
+ *                         OP_CLEAR: a one-byte dummy key)
  *   11      1     has_val (DEL: 1 when a value was given)
  *   12      klen  key bytes
  *   12+klen vlen  value bytes, then 0-3 pad bytes
@@ -69,8 +69,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -87,7 +89,7 @@ _Static_assert(MAX_READERS * 64 + 4096 <= LOCK_FILE_BYTES, "lock file holds the 
 #define DEFAULT_MAP_BYTES (256ull << 20)
 #define MAX_RESIZE_RETRIES 64
 
-enum { OP_PUT = 1, OP_DEL = 2, OP_ADD = 3, OP_DROP = 4 };
+enum { OP_PUT = 1, OP_DEL = 2, OP_ADD = 3, OP_DROP = 4, OP_CLEAR = 5 };
 
 /* env->flags bit (not a public flag): the table was dropped by a committed batch. */
 #define TABLE_DROPPED 0x100
@@ -755,6 +757,12 @@ int ts_batch_drop(struct ts_batch *b, unsigned table)
 	return batch_add(b, OP_DROP, table, &dummy, 1, NULL, 0);
 }
 
+int ts_batch_clear(struct ts_batch *b, unsigned table)
+{
+	static const char dummy;
+	return batch_add(b, OP_CLEAR, table, &dummy, 1, NULL, 0);
+}
+
 /* ---- delta blocks ------------------------------------------------------------------- */
 
 static size_t varint_len(uint64_t v)
@@ -1075,6 +1083,11 @@ static int apply_fn(struct ts_env *env, MDB_txn *txn, void *arg)
 				return rc;
 			continue;
 		}
+		if (h.kind == OP_CLEAR) {
+			if ((rc = mdb_drop(txn, dbi, 0)))
+				return rc;
+			continue;
+		}
 		MDB_val k = { .mv_size = h.klen, .mv_data = key };
 		MDB_val v = { .mv_size = h.vlen, .mv_data = val };
 		uint64_t u;
@@ -1353,6 +1366,47 @@ int ts_env_reader_check(struct ts_env *env)
 	if (dead > 0)
 		ts_log(TS_LOG_INFO, "env %s: cleared %d stale reader slot(s)", env->dir, dead);
 	return dead;
+}
+
+/* Where LMDB mapped the env's data file: LMDB keeps the address to itself
+ * (mdb_env_info reports it only with MDB_FIXEDMAP), so it is looked up in the process's
+ * map list by the file's inode. 0 found, TS_ENOTFOUND, or -errno. */
+static int find_map(struct ts_env *env, uintptr_t *start, uintptr_t *end)
+{
+	mdb_filehandle_t fd;
+	struct stat st;
+	if (mdb_env_get_fd(env->mdb, &fd) != 0 || fstat(fd, &st) != 0)
+		return TS_ENOTFOUND;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	char line[512];
+	int rc = TS_ENOTFOUND;
+	while (rc && fgets(line, sizeof line, f)) {
+		unsigned long a, b, off, ino;
+		unsigned maj, min;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &a, &b, perms, &off, &maj, &min,
+			   &ino) == 7 &&
+		    ino == (unsigned long)st.st_ino && off == 0 && makedev(maj, min) == st.st_dev) {
+			*start = a;
+			*end = b;
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int ts_env_unmap_pages(struct ts_env *env)
+{
+	uintptr_t a, b;
+	gate_enter_shared(&env->gate);
+	int rc = find_map(env, &a, &b);
+	if (rc == 0 && madvise((void *)a, b - a, MADV_DONTNEED) != 0)
+		rc = -errno;
+	gate_leave_shared(&env->gate);
+	return rc;
 }
 
 void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes)

@@ -117,6 +117,12 @@ int ts_batch_add_u64s(struct ts_batch *b, unsigned table, const void *key, size_
  * is invalid (every use returns TS_EINVALID). Like ts_env_table(): only while no other
  * thread uses the env. Returns as ts_batch_put(). */
 int ts_batch_drop(struct ts_batch *b, unsigned table);
+/* Queues the deletion of every row of table, which stays (LMDB's mdb_drop without
+ * delete). Unlike a deletion per key, this does not copy each leaf page into the
+ * transaction's dirty pages: the pages go to the free list as they are, so emptying a
+ * table of 30 MB costs a few hundred KB of memory instead of more than 30. Returns as
+ * ts_batch_put(). */
+int ts_batch_clear(struct ts_batch *b, unsigned table);
 
 /* Applies the whole batch in one write transaction and commits (durable on return
  * unless no_sync). On MAP_FULL grows the map and retries. Returns 0, -ENOMEM, -ENOSPC
@@ -188,6 +194,12 @@ size_t ts_env_u64_block_encode(const uint64_t *ids, size_t n, uint8_t *out, size
 
 /* Clears stale reader slots; returns how many were cleared, or a negative error. */
 int ts_env_reader_check(struct ts_env *env);
+/* Drops the env's file pages from this process's page tables (the page cache keeps
+ * them; a later read faults them back in). For after a pass that read much of the file
+ * once, such as a conversion: those pages would otherwise stay in the process's RSS.
+ * Takes the map gate shared, so the map cannot move meanwhile: the caller must not hold a
+ * read snapshot of this env. Returns 0, TS_ENOTFOUND (no map found), or -errno. */
+int ts_env_unmap_pages(struct ts_env *env);
 /* Current map size and bytes in use (last page number * page size). */
 void ts_env_size(struct ts_env *env, uint64_t *map_bytes, uint64_t *used_bytes);
 /* Bytes the env's data needs, as a compacting copy writes them: the pages up to the

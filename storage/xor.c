@@ -33,7 +33,7 @@
  * always holds the sample count, and cap >= nbits/8 + TS_XOR_MAX_SAMPLE_BYTES + 8 before
  * each append writes, so one append never fails half way: -ENOMEM happens before any
  * change. Writes are 8-byte big-endian word stores, hence the 8 bytes of slack. The
- * buffer starts at 32 bytes and doubles.
+ * buffer starts at 32 bytes and grows by a quarter.
  *
  * Decoder: reads 64-bit big-endian windows (57 or more usable bits) at any bit
  * position. The hot path (step_fast) handles a sample only when every window it loads
@@ -202,10 +202,9 @@ static int reserve(struct ts_xor_enc *e, uint32_t pos)
 	if (has_room(e, pos))
 		return 0;
 	size_t need = (size_t)(pos >> 3) + TS_XOR_MAX_SAMPLE_BYTES + ENC_SLACK;
-	/* A quarter more each time, not double: every series keeps its open chunk's buffer
-	 * (the next chunk reuses it), so at 100k series doubling left a third of the head
-	 * memory unused. A 120-sample chunk reaches its size in about a dozen steps, once
-	 * per series. */
+	/* A quarter more each time, not double: every series holds an open chunk, so at
+	 * 100k series doubling left a third of the head memory unused. A 120-sample chunk
+	 * reaches its size in about a dozen steps. */
 	size_t cap = e->cap ? (size_t)e->cap + e->cap / 4 : ENC_FIRST_CAP;
 	while (cap < need)
 		cap += cap / 4;

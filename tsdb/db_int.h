@@ -621,6 +621,9 @@ int ts__writer_start(struct ts_db *db);
 void ts__writer_stop(struct ts_db *db);
 /* Moves sealed chunks and new series into LMDB; with `checkpoint` also head rows and
  * the checkpoint LSN, then truncates the WAL. 0 or the first error. */
+/* Head row bytes per index transaction of a checkpoint (writer.c); a variable so that
+ * tests can make every group its own transaction. */
+extern size_t ts__ckpt_slice_bytes;
 int ts__writer_flush(struct ts_db *db, int checkpoint);
 /* The same with db->fmu already held by the caller (clean_tombstones). */
 int ts__writer_flush_locked(struct ts_db *db, int checkpoint);

@@ -28,6 +28,9 @@
  *                          nothing committed yet
  *   ckpt.before_index      writer.c: checkpoint, chunks committed, the index (head rows,
  *                          checkpoint_lsn = L) not yet
+ *   ckpt.index_slice       writer.c: checkpoint, chunks and some head rows committed (a
+ *                          slice of them: put_head_groups), the rest and checkpoint_lsn
+ *                          = L not yet
  *   ckpt.before_truncate   writer.c: checkpoint committed (and retention run), WAL
  *                          segments below L not yet deleted
  *   compact.rewritten      compact.c: <part>.compact complete, no rename yet
@@ -64,6 +67,8 @@
  *
  * The error points (name: the step that fails):
  *   flush.apply            writer.c: the transaction that writes chunks into a partition
+ *   ckpt.slice_apply       writer.c: a checkpoint's index transaction of a slice of head
+ *                          rows (not the last one)
  *   partition.create       partition.c: creating a new partition's directory and env
  *   compact.rename_old     compact.c: renaming <part> to <part>.old
  *   compact.rename_new     compact.c: renaming <part>.compact to <part>

@@ -224,6 +224,10 @@ static int write_chunks(struct ts_db *db, struct ts_chunk_mem *first, struct ts_
 		ts_env_read_end(r);
 		if (rc == 0 && !(rc = ts__failpoint_err("flush.apply")))
 			rc = ts_env_apply(p->env, b);
+		/* LMDB read every leaf page the slice changed through the map (to copy it);
+		 * with chunks keyed by series those are most of the table's pages, which
+		 * would stay in the RSS until the process ends (see ts_env_unmap_pages). */
+		(void)ts_env_unmap_pages(p->env);
 		ts__part_unpin(db, p);
 		if (rc == 0) {
 			atomic_store(&p->compacted, 0);
@@ -392,13 +396,25 @@ static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch 
 	return rc;
 }
 
-/* The head group rows of the captured entries (ascending ids, whole groups). */
-static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib)
+size_t ts__ckpt_slice_bytes = 6u << 20;
+
+/* The head group rows of the captured entries (ascending ids, whole groups). With
+ * `slice`, ib is committed whenever its head rows reach ts__ckpt_slice_bytes, and the
+ * caller commits the rest (the meta row with checkpoint_lsn last): one transaction for
+ * every head at 100k series held the captured rows, their compressed copy in the batch
+ * and LMDB's dirty pages of them at once, about three times the open chunks. A crash
+ * between slices is safe: each head row carries the series' last applied LSN, recovery
+ * replays the WAL from the checkpoint_lsn still committed and skips, per series, what
+ * its row holds (db.c), and the chunks sealed before the capture were committed to
+ * their partitions before any of these rows. The first slice holds the flush's new
+ * series, so no head row is ever without its series row. */
+static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib, int slice)
 {
 	const uint64_t G = TS_FORMAT_GROUP_SERIES;
 	uint64_t ids[TS_FORMAT_GROUP_SERIES];
 	const uint8_t *snaps[TS_FORMAT_GROUP_SERIES];
 	size_t lens[TS_FORMAT_GROUP_SERIES];
+	size_t bytes = 0;
 	int rc = 0;
 	for (size_t i = 0; i < f->n_ents && rc == 0;) {
 		uint64_t g = f->ents[i].id / G;
@@ -407,26 +423,37 @@ static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *i
 			ids[n] = f->ents[i].id;
 			snaps[n] = f->snaps.p + f->ents[i].off;
 			lens[n] = f->ents[i].len;
+			bytes += f->ents[i].len;
 		}
 		rc = ts__index_put_head_group(db, ib, g, ids, snaps, lens, n);
+		if (rc == 0 && slice && bytes >= ts__ckpt_slice_bytes && i < f->n_ents) {
+			if ((rc = ts__failpoint_err("ckpt.slice_apply")) == 0 &&
+			    (rc = ts_env_apply(db->index, ib)) == 0) {
+				ts__failpoint("ckpt.index_slice");
+				ts_batch_reset(ib);
+				bytes = 0;
+			}
+		}
 	}
 	return rc;
 }
 
-/* One index transaction: new series, head rows, meta rows, metadata. */
+/* One index transaction (several for a checkpoint's head rows, see put_head_groups):
+ * new series, head rows, meta rows, metadata. */
 static int write_index(struct ts_db *db, struct flush *f)
 {
 	struct ts_batch *ib;
 	int rc = ts_batch_new(&ib);
 	if (rc)
 		return rc;
+	int migrating = f->checkpoint && db->index_migrate;
 	for (size_t i = 0; i < f->n_idx && rc == 0; i++)
 		rc = ts__index_add_series(db, ib, f->idx[i]);
 	if (rc == 0)
 		rc = put_series_groups(db, f, ib);
+	/* A format-1 migration drops the old rows in the same transaction as the new ones. */
 	if (rc == 0)
-		rc = put_head_groups(db, f, ib);
-	int migrating = f->checkpoint && db->index_migrate;
+		rc = put_head_groups(db, f, ib, !migrating);
 	if (rc == 0 && migrating)
 		rc = ts__index_drop_v1_rows(db, ib);
 	if (rc == 0)

@@ -23,6 +23,9 @@
 #include "testutil.h"
 #include "tsdb/tsdb.h"
 
+/* tsdb/writer.c: head row bytes per index transaction of a checkpoint. */
+extern size_t ts__ckpt_slice_bytes;
+
 #define T0 INT64_C(1690000000000) /* 2023: partitions are closed, compaction applies */
 
 /* The background writer stays idle: only ts_db_checkpoint and ts_db_compact write. */
@@ -126,6 +129,58 @@ static void test_partition_write_finds_no_space(void **st)
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(ts_db_open(dir, &o, &db), 0);
 	check_samples(db, 600);
+	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
+/* A checkpoint's head rows go in slices; one that fails after others committed fails
+ * the checkpoint (writes refused until a flush succeeds), and the next one writes every
+ * row again. After a reopen every sample is there, from the rows or the WAL. */
+static void test_checkpoint_slice_fails(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "iofault");
+	struct ts_db_opts o = quiet();
+	size_t saved = ts__ckpt_slice_bytes;
+	ts__ckpt_slice_bytes = 1; /* a transaction per group of 256 series */
+	struct ts_db *db = open_armed(dir, &o, "ckpt.slice_apply:2:ENOSPC");
+	enum { N = 1000, K = 30 };
+	static char names[N][16];
+	static struct ts_label l[N][2];
+	static struct ts_sample smp[N][K];
+	static struct ts_series_in in[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof names[i], "s%d", i);
+		l[i][0] = (struct ts_label){ "__name__", "sl", 8, 2 };
+		l[i][1] = (struct ts_label){ "i", names[i], 1, (uint32_t)strlen(names[i]) };
+		for (int k = 0; k < K; k++)
+			smp[i][k] = (struct ts_sample){ T0 + (int64_t)k * 15000, i * 1000.0 + k };
+		in[i] = (struct ts_series_in){ l[i], 2, smp[i], K };
+	}
+	struct ts_append_result res;
+	assert_int_equal(ts_db_append(db, in, N, &res, NULL), 0);
+	assert_int_equal(ts_db_checkpoint(db), -ENOSPC);
+	assert_int_equal(ts_db_writable(db), -ENOSPC);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	assert_int_equal(ts_db_writable(db), 0);
+	assert_int_equal(ts_db_close(db), 0);
+	ts__ckpt_slice_bytes = saved;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct ts_matcher m = { TS_MATCH_EQ, "__name__", "sl" };
+	struct ts_series_set *set;
+	assert_int_equal(ts_db_select(db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+	assert_int_equal(ts_series_set_len(set), N);
+	uint64_t n = 0;
+	for (size_t i = 0; i < N; i++) {
+		struct ts_iter *it;
+		assert_int_equal(ts_iter_new(set, i, &it), 0);
+		while (ts_iter_next(it) == 1)
+			n++;
+		ts_iter_free(it);
+	}
+	assert_int_equal(n, (uint64_t)N * K);
+	ts_series_set_free(set);
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(tu_rmtree(dir), 0);
 }
@@ -234,6 +289,7 @@ int main(void)
 	ts_log_set_level((enum ts_log_level)(TS_LOG_ERROR + 1));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_partition_write_finds_no_space),
+		cmocka_unit_test(test_checkpoint_slice_fails),
 		cmocka_unit_test(test_new_partition_cannot_be_created),
 		cmocka_unit_test(test_compaction_first_rename_fails),
 		cmocka_unit_test(test_compaction_second_rename_fails),
