@@ -7,6 +7,7 @@
  * 2 bad command line.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -613,6 +614,14 @@ int main(int argc, char **argv)
 			   .ret_5m_ms = -1,
 			   .ret_1h_ms = -1,
 			   .ha_failover_ms = 30000 };
+	/* A fixed mmap threshold: allocations of 1 MiB and more (a query's arrays and
+	 * answer, a flush's batch) are mapped and unmapped whole. glibc otherwise raises
+	 * the threshold to the largest block freed, after which such buffers come from the
+	 * heaps, where the small long-lived allocations made meanwhile (series, open
+	 * chunks, cached blocks) pin their pages: at 100k series the queries right after
+	 * an ingest left 100 MB of free heap resident (RSS 222 MB against 139 MB with the
+	 * threshold fixed). Before any thread starts, as mallopt wants. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	int rc = parse_flags(argc, argv, &f);
 	if (rc)
 		return rc;

@@ -61,7 +61,7 @@ static void memory_areas(struct ts_sbuf *b, const struct ts_db_stats *st)
 	} a[] = {
 		{ "series", st->series_bytes },		 { "head_chunks", st->head_bytes },
 		{ "pending_chunks", st->pending_bytes }, { "out_of_order", st->ooo_bytes },
-		{ "registry", st->registry_bytes },
+		{ "registry", st->registry_bytes },	 { "block_cache", st->block_cache_bytes },
 	};
 	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
 		ts_sbuf_printf(b, "tsdb_memory_bytes{area=\"%s\"} %llu\n", a[i].area,
@@ -269,6 +269,11 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.",
 		    st.n_chunks_flushed);
 	counter_u64(&b, "tsdb_checkpoints_total", "Checkpoints completed.", st.n_checkpoints);
+	counter_u64(&b, "tsdb_block_cache_hits_total",
+		    "Cold block reads answered by the cache of opened blocks.",
+		    st.block_cache_hits);
+	counter_u64(&b, "tsdb_block_cache_misses_total",
+		    "Cold block reads that decompressed the block.", st.block_cache_misses);
 	gauge_u64(&b, "tsdb_index_bytes", "Bytes in use in the LMDB index environment.",
 		  st.index_bytes);
 	gauge_u64(&b, "tsdb_partition_bytes", "Bytes in use in all LMDB partition environments.",

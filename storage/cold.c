@@ -64,13 +64,13 @@
 #include <math.h>
 #include <string.h>
 
-#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem: zstd's allocations go to ts_malloc */
 #include <zstd.h>
 #include <zstd_errors.h>
 
 #include "storage/crc32c.h"
 #include "storage/err.h"
 #include "storage/mem.h"
+#include "storage/zpool.h"
 
 /* Zero bytes after the body: an 8-byte load or a varint begun before a column's end
  * stays inside the allocation. */
@@ -202,21 +202,6 @@ static inline double dec_value(int64_t m, int e)
 	return e < 0 ? x / p10[-e] : x * p10[e];
 }
 
-/* ---- zstd glue -------------------------------------------------------------------- */
-
-static void *z_alloc(void *opaque, size_t size)
-{
-	(void)opaque;
-	return ts_malloc(size);
-}
-
-static void z_free(void *opaque, void *p)
-{
-	(void)opaque;
-	ts_free(p);
-}
-
-static const ZSTD_customMem z_mem = { z_alloc, z_free, NULL };
 
 /* ---- header ----------------------------------------------------------------------- */
 
@@ -857,7 +842,7 @@ static int seal(const uint8_t *body, struct ts_cold_info *info, int level, uint8
 	uint8_t *blk = ts_malloc(TS_COLD_HDR_LEN + bound);
 	if (!blk)
 		return -ENOMEM;
-	ZSTD_CCtx *cc = ZSTD_createCCtx_advanced(z_mem);
+	ZSTD_CCtx *cc = ts_zpool_cctx();
 	if (!cc) {
 		ts_free(blk);
 		return -ENOMEM;
@@ -870,7 +855,7 @@ static int seal(const uint8_t *body, struct ts_cold_info *info, int level, uint8
 		z = (size_t)-1; /* cannot happen; store the body as is */
 	else
 		z = ZSTD_compress2(cc, blk + TS_COLD_HDR_LEN, bound, body, info->raw_len);
-	ZSTD_freeCCtx(cc);
+	ts_zpool_cctx_put(cc);
 	if (ZSTD_isError(z) && ZSTD_getErrorCode(z) == ZSTD_error_memory_allocation) {
 		ts_free(blk);
 		return -ENOMEM;
@@ -1013,13 +998,13 @@ static int unpack(const uint8_t *p, size_t len, struct ts_cold_info *info, uint8
 		*raw = b;
 		return 0;
 	}
-	ZSTD_DCtx *dc = ZSTD_createDCtx_advanced(z_mem);
+	ZSTD_DCtx *dc = ts_zpool_dctx();
 	if (!dc) {
 		ts_free(b);
 		return -ENOMEM;
 	}
 	size_t r = ZSTD_decompressDCtx(dc, b, info->raw_len, z, info->z_len);
-	ZSTD_freeDCtx(dc);
+	ts_zpool_dctx_put(dc);
 	if (ZSTD_isError(r) || r != info->raw_len) {
 		ts_free(b);
 		if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation)

@@ -896,6 +896,10 @@ void ts_db_stats(struct ts_db *db, struct ts_db_stats *out)
 	ts__series_each(db, count_head, out);
 	out->registry_bytes = ts__registry_bytes(db);
 	pthread_mutex_unlock(&db->mu);
+	size_t cache_mem;
+	ts__cold_cache_stats(db->cold_cache, &out->block_cache_hits, &out->block_cache_misses,
+			     &cache_mem);
+	out->block_cache_bytes = cache_mem;
 	uint64_t map, used;
 	ts_env_size(db->index, &map, &used);
 	out->index_bytes = used;

@@ -456,6 +456,10 @@ struct ts_db_stats {
 	uint64_t n_series_removed;   /* series that left the index */
 	uint64_t n_retention_rules;  /* in force */
 	uint64_t n_tier_builds;	     /* partitions whose tiers were built */
+	/* The cache of opened (decompressed) cold blocks: bytes held now (at most
+	 * cold_cache_bytes, plus blocks readers still use), and look-ups since open. */
+	uint64_t block_cache_bytes;
+	uint64_t block_cache_hits, block_cache_misses;
 };
 /* Fills *out (the caller's) with a snapshot of the counters. Never fails. */
 void ts_db_stats(struct ts_db *db, struct ts_db_stats *out);

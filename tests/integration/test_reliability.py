@@ -234,6 +234,43 @@ class MemoryAreas(unittest.TestCase):
             srv.cleanup()
 
 
+class BlockCache(unittest.TestCase):
+    def test_block_cache_reported(self):
+        """Cold blocks opened by queries are counted in tsdb_memory_bytes{area="block_cache"},
+        with misses for the first read of a block and hits for the next."""
+        srv = tsdbtest.Server().start()
+        try:
+            batch = [({"__name__": "cached", "i": str(i)},
+                      [(T0 + k * 15000, float(k * i)) for k in range(200)]) for i in range(50)]
+            self.assertEqual(srv.remote_write(batch).status, 204)
+            srv.stop()  # a clean stop turns what was written into cold blocks
+            srv.start()
+
+            def cache():
+                m = peers.parse_metrics(srv.get("/metrics").text)
+                return (peers.metric(m, "tsdb_memory_bytes", area="block_cache"),
+                        peers.metric(m, "tsdb_block_cache_hits_total"),
+                        peers.metric(m, "tsdb_block_cache_misses_total"))
+            b0, h0, m0 = cache()
+            self.assertEqual(b0, 0)
+            q = {"query": "sum(cached)", "start": str(T0 // 1000), "end": str(T0 // 1000 + 2985),
+                 "step": "15"}
+            r1 = srv.get("/api/v1/query_range", q)
+            self.assertEqual(r1.status, 200, r1)
+            b1, h1, m1 = cache()
+            self.assertGreater(b1, 0)
+            self.assertGreater(m1, m0)
+            r2 = srv.get("/api/v1/query_range", q)
+            self.assertEqual(r2.json(), r1.json())
+            b2, h2, m2 = cache()
+            self.assertEqual(m2, m1)
+            self.assertGreater(h2, h1)
+            self.assertEqual(b2, b1)
+        finally:
+            srv.stop()
+            srv.cleanup()
+
+
 class ConnectionSlots(unittest.TestCase):
     def test_idle_connections_do_not_lock_out_clients(self):
         """Every slot held by a client that connected and sent nothing (or half a request
