@@ -25,11 +25,17 @@
 #include "storage/mem.h"
 #include "tsdb/labels.h"
 
+/* The running numbers of a group: all that sum, avg, min, max, count, group, stddev
+ * and stdvar need (agg_steps_by_series keeps one per group and step). */
+struct gst {
+	double value, mean;
+	double count; /* 0: no element yet */
+};
+
 struct group {
 	const struct ts_label *lab;
 	uint32_t n_lab;
-	double value, mean;
-	double count;
+	struct gst s;
 	struct qsample *heap; /* topk/bottomk/quantile */
 	size_t n_heap, cap_heap;
 };
@@ -252,7 +258,7 @@ static int agg_find_group(struct qctx *c, struct agg *a, const struct ts_label *
 }
 
 /* A group's state after its first element, of value v. */
-static void group_start(enum ts_aggop op, struct group *g, double v)
+static void group_start(enum ts_aggop op, struct gst *g, double v)
 {
 	g->value = v;
 	g->mean = v;
@@ -279,7 +285,7 @@ static int agg_new_group(struct qctx *c, struct agg *a, const struct ts_label *m
 	a->n_g++;
 	if (ts__qmap_put(&a->map, key, klen, a->n_g - 1))
 		return ts__q_nomem(c);
-	group_start(a->op, g, s->v);
+	group_start(a->op, &g->s, s->v);
 	switch (a->op) {
 	case TS_AGG_TOPK:
 	case TS_AGG_BOTTOMK:
@@ -314,50 +320,58 @@ static int agg_topk(struct qctx *c, struct agg *a, struct group *g, const struct
 	return 0;
 }
 
-/* Adds sample s to its existing group g. */
-static int agg_add(struct qctx *c, struct agg *a, struct group *g, const struct qsample *s,
-		   int64_t k)
+/* Adds an element of value v to the numbers g of a group that has one already; for
+ * every operator but topk, bottomk and quantile. */
+static void gst_add(enum ts_aggop op, struct gst *g, double v)
 {
-	switch (a->op) {
-	case TS_AGG_SUM: g->value += s->v; break;
+	switch (op) {
+	case TS_AGG_SUM: g->value += v; break;
 	case TS_AGG_AVG:
 		g->count++;
 		if (isinf(g->mean)) {
-			if (isinf(s->v) && (g->mean > 0) == (s->v > 0))
+			if (isinf(v) && (g->mean > 0) == (v > 0))
 				break;
-			if (!isinf(s->v) && !isnan(s->v))
+			if (!isinf(v) && !isnan(v))
 				break;
 		}
-		g->mean += s->v / g->count - g->mean / g->count;
+		g->mean += v / g->count - g->mean / g->count;
 		break;
-	case TS_AGG_GROUP: break;
 	case TS_AGG_MAX:
-		if (g->value < s->v || isnan(g->value))
-			g->value = s->v;
+		if (g->value < v || isnan(g->value))
+			g->value = v;
 		break;
 	case TS_AGG_MIN:
-		if (g->value > s->v || isnan(g->value))
-			g->value = s->v;
+		if (g->value > v || isnan(g->value))
+			g->value = v;
 		break;
 	case TS_AGG_COUNT:
 	case TS_AGG_COUNT_VALUES: g->count++; break;
 	case TS_AGG_STDVAR:
 	case TS_AGG_STDDEV: {
 		g->count++;
-		double delta = s->v - g->mean;
+		double delta = v - g->mean;
 		g->mean += delta / g->count;
-		g->value += delta * (s->v - g->mean);
+		g->value += delta * (v - g->mean);
 		break;
 	}
+	default: break;
+	}
+}
+
+/* Adds sample s to its existing group g. */
+static int agg_add(struct qctx *c, struct agg *a, struct group *g, const struct qsample *s,
+		   int64_t k)
+{
+	switch (a->op) {
 	case TS_AGG_TOPK:
 	case TS_AGG_BOTTOMK: return agg_topk(c, a, g, s, k);
 	case TS_AGG_QUANTILE: return hpush_raw(c, g, s);
+	default: gst_add(a->op, &g->s, s->v); return 0;
 	}
-	return 0;
 }
 
 /* The outcome of a group of one of the operators whose outcome is one number. */
-static double group_value(enum ts_aggop op, const struct group *g)
+static double group_value(enum ts_aggop op, const struct gst *g)
 {
 	switch (op) {
 	case TS_AGG_AVG: return g->mean;
@@ -375,7 +389,7 @@ static int agg_emit(struct qctx *c, struct agg *a, double q, int64_t ts, struct 
 	int rc;
 	for (size_t i = 0; i < a->n_g; i++) {
 		struct group *g = &a->g[i];
-		double v = group_value(a->op, g);
+		double v = group_value(a->op, &g->s);
 		switch (a->op) {
 		case TS_AGG_TOPK:
 		case TS_AGG_BOTTOMK:
@@ -495,72 +509,101 @@ static int agg_resolve_groups(struct qctx *c, struct agg *a, const struct qmatri
 	return rc;
 }
 
+/* Group states per block of steps at most this big (with their touch lists). */
+#define AGG_BLOCK_BYTES (768u << 10) /* below the mmap threshold (server/main_tsdbd.c) */
+
 /* step_agg over all steps for the operators of agg_by_series, with the groups
  * resolved once per input series (a label key and a hash per series, not per point).
- * At each step elements are added in series order and groups are emitted in the order
- * they got their first element, as step_agg and ts__q_range_eval do, so sums round the
- * same way and the output series come in the same order. */
+ *
+ * Series-major within blocks of steps: each series' points of the block are read in
+ * one pass into the states of its group at those steps. Going step by step over every
+ * series instead read one point of each series per step, a cache miss each (88 % of
+ * the aggregation's time for a sum by over 7,000 series at 201 steps). Results are
+ * Prometheus' to the bit all the same: at each step a group's elements are still added
+ * in series order (series are walked in order), and groups are emitted in the order
+ * they got their first element at that step, as step_agg and ts__q_range_eval do, so
+ * sums round the same way and output series come in the same order. */
 static int agg_steps_by_series(struct qev *ev, struct agg *a, const struct qmatrix *m,
 			       struct qvalue *out)
 {
 	struct qctx *c = ev->c;
 	size_t ns = m->n ? m->n : 1;
 	size_t *gid = ts_malloc(ns * sizeof *gid), *cur = ts_calloc(ns, sizeof *cur);
-	size_t *stamp = NULL, *touched = NULL, *oidx = NULL;
+	size_t *oidx = NULL, *nt = NULL;
+	struct gst *st = NULL;
+	uint32_t *tl = NULL;
 	memset(out, 0, sizeof *out);
 	out->type = TS_VT_VECTOR;
 	int rc = gid && cur ? agg_resolve_groups(c, a, m, gid) : ts__q_nomem(c);
 	size_t ng = a->n_g ? a->n_g : 1;
+	size_t B = AGG_BLOCK_BYTES / (ng * (sizeof *st + sizeof *tl));
+	if (B > ev->n_steps)
+		B = ev->n_steps;
+	if (B == 0)
+		B = 1;
 	if (rc == 0) {
-		stamp = ts_calloc(ng, sizeof *stamp);
-		touched = ts_malloc(ng * sizeof *touched);
 		oidx = ts_malloc(ng * sizeof *oidx);
-		if (!stamp || !touched || !oidx)
+		nt = ts_malloc(B * sizeof *nt);
+		st = ts_malloc(B * ng * sizeof *st);
+		tl = ts_malloc(B * ng * sizeof *tl);
+		if (!oidx || !nt || !st || !tl)
 			rc = ts__q_nomem(c);
 		else
 			for (size_t g = 0; g < ng; g++)
 				oidx[g] = TS__QMAP_NONE;
 	}
-	for (size_t k = 0; rc == 0 && k < ev->n_steps; k++) {
-		int64_t ts = ev->start + (int64_t)k * ev->interval;
+	int64_t iv = ev->interval > 0 ? ev->interval : 1;
+	for (size_t k0 = 0; rc == 0 && k0 < ev->n_steps; k0 += B) {
+		size_t nb = ev->n_steps - k0 < B ? ev->n_steps - k0 : B;
+		int64_t t0 = ev->start + (int64_t)k0 * iv, t1 = t0 + (int64_t)(nb - 1) * iv;
 		if ((rc = ts__q_check(c)))
 			break;
-		size_t nt = 0;
+		memset(nt, 0, nb * sizeof *nt);
+		/* Group-major (a series' states of the block are adjacent, as its points
+		 * are); count 0: no element yet. */
+		memset(st, 0, nb * ng * sizeof *st);
 		for (size_t i = 0; i < m->n; i++) {
 			const struct qseries *se = &m->s[i];
-			size_t p = cur[i];
-			if (p >= se->n_pts || se->pts[p].t_ms != ts)
-				continue;
-			cur[i] = p + 1;
-			size_t gi = gid[i];
-			struct group *g = &a->g[gi];
-			if (stamp[gi] != k + 1) {
-				stamp[gi] = k + 1;
-				touched[nt++] = gi;
-				group_start(a->op, g, se->pts[p].v);
-			} else {
-				struct qsample smp = { .v = se->pts[p].v };
-				if ((rc = agg_add(c, a, g, &smp, 0)))
+			size_t gi = gid[i], p = cur[i];
+			for (; p < se->n_pts && se->pts[p].t_ms <= t1; p++) {
+				int64_t t = se->pts[p].t_ms;
+				/* A point off the steps holds its series back for good, as the step
+				 * by step walk (which waits for a step equal to it) did. */
+				if (t < t0 || (t - t0) % iv)
 					break;
+				size_t kk = (size_t)((t - t0) / iv);
+				struct gst *g = &st[gi * nb + kk];
+				if (g->count == 0) {
+					group_start(a->op, g, se->pts[p].v);
+					tl[kk * ng + nt[kk]++] = (uint32_t)gi;
+				} else {
+					gst_add(a->op, g, se->pts[p].v);
+				}
 			}
+			cur[i] = p;
 		}
-		for (size_t j = 0; rc == 0 && j < nt; j++) {
-			size_t gi = touched[j];
-			if (oidx[gi] == TS__QMAP_NONE) {
-				struct qseries *o;
-				if ((rc = ts__qm_add_series(c, &out->m, a->g[gi].lab,
-							    a->g[gi].n_lab, false, &o)))
-					break;
-				oidx[gi] = out->m.n - 1;
+		for (size_t kk = 0; rc == 0 && kk < nb; kk++) {
+			int64_t ts = t0 + (int64_t)kk * iv;
+			for (size_t j = 0; rc == 0 && j < nt[kk]; j++) {
+				size_t gi = tl[kk * ng + j];
+				if (oidx[gi] == TS__QMAP_NONE) {
+					struct qseries *o;
+					if ((rc = ts__qm_add_series(c, &out->m, a->g[gi].lab,
+								    a->g[gi].n_lab, false, &o)))
+						break;
+					oidx[gi] = out->m.n - 1;
+				}
+				rc = ts__qs_push(c, &out->m.s[oidx[gi]], ts,
+						 group_value(a->op, &st[gi * nb + kk]));
 			}
-			rc = ts__qs_push(c, &out->m.s[oidx[gi]], ts, group_value(a->op, &a->g[gi]));
 		}
 	}
 	ts_free(gid);
 	ts_free(cur);
-	ts_free(stamp);
-	ts_free(touched);
 	ts_free(oidx);
+	ts_free(nt);
+	ts_free(st);
+	ts_free(tl);
 	return rc;
 }
 
