@@ -112,6 +112,15 @@ struct ts_slot {
 	struct ts_series *s; /* NULL = empty */
 };
 
+/* Postings of unindexed series (upost.c): per hash of a (name, value) pair, the
+ * positions in db->unindexed of the series that have it. */
+struct ts__uslot;
+struct ts__utab {
+	struct ts__uslot *slots; /* open addressing, cap a power of two */
+	size_t cap, used;
+	uint64_t bytes; /* allocated */
+};
+
 struct ts_shard {
 	pthread_mutex_t mu;
 	struct ts_slot *slots; /* open addressing by hash */
@@ -182,7 +191,10 @@ struct ts_db {
 	struct ts_chunk_mem *q_head, *q_tail; /* sealed chunks not yet committed */
 	struct ts_series **unindexed;	      /* created (and logged), not yet in the index env */
 	size_t n_unindexed, cap_unindexed;
-	uint8_t *rec; /* WAL record scratch, under mu */
+	struct ts__utab up[2]; /* their postings (upost.c): taken by the writer, added since */
+	size_t up_base;	       /* unindexed[up_base..] are up[1]'s */
+	int up_broken;	       /* an allocation failed: selections scan the whole list */
+	uint8_t *rec;	       /* WAL record scratch, under mu */
 	size_t rec_cap;
 	int wal_err;	    /* sticky TS_EIO: the WAL failed, or memory lost a logged batch */
 	uint64_t epoch;	    /* append batch counter, under mu */
@@ -621,6 +633,30 @@ int ts__writer_start(struct ts_db *db);
 void ts__writer_stop(struct ts_db *db);
 /* Moves sealed chunks and new series into LMDB; with `checkpoint` also head rows and
  * the checkpoint LSN, then truncates the WAL. 0 or the first error. */
+/* ---- postings of the unindexed series (upost.c; db->mu held) ---- */
+/* Lists s, just appended to db->unindexed at position `at`. 0 or -ENOMEM (then call
+ * ts__upost_lost). */
+int ts__upost_add(struct ts_db *db, const struct ts_series *s, size_t at);
+/* The writer took db->unindexed[0..n_taken) for a flush. 0 or -ENOMEM (as above). */
+int ts__upost_taken(struct ts_db *db, size_t n_taken);
+/* The taken prefix was committed and removed from db->unindexed. */
+void ts__upost_committed(struct ts_db *db);
+/* Drops the postings after a failed allocation: selections scan the whole list until
+ * it has been empty once (db->up_broken). */
+void ts__upost_lost(struct ts_db *db);
+/* Series listed under (name, value): how many (SIZE_MAX when the pair is no longer
+ * listed, having most of the series), and the series themselves into out (room for
+ * the count). A series is listed once per pair; hash collisions may add others, so
+ * callers check the labels. */
+size_t ts__upost_count(struct ts_db *db, const char *name, size_t nl, const char *value, size_t vl);
+size_t ts__upost_get(struct ts_db *db, const char *name, size_t nl, const char *value, size_t vl,
+		     struct ts_series **out);
+uint64_t ts__upost_bytes(const struct ts_db *db);
+/* Unindexed series a selection checks one by one before it uses their postings
+ * (select.c; tests set 0). */
+extern size_t ts__unindexed_scan_max;
+void ts__upost_free(struct ts_db *db);
+
 /* Head row bytes per index transaction of a checkpoint (writer.c); a variable so that
  * tests can make every group its own transaction. */
 extern size_t ts__ckpt_slice_bytes;

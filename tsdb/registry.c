@@ -246,12 +246,15 @@ int ts__series_unindexed_add(struct ts_db *db, struct ts_series *s)
 		    sizeof *db->unindexed))
 		return -ENOMEM;
 	db->unindexed[db->n_unindexed++] = s;
+	/* Listing is an optimisation of selections: without memory for it they scan. */
+	if (!db->up_broken && ts__upost_add(db, s, db->n_unindexed - 1))
+		ts__upost_lost(db);
 	return 0;
 }
 
 uint64_t ts__registry_bytes(struct ts_db *db)
 {
-	uint64_t b = db->cap_unindexed * sizeof *db->unindexed;
+	uint64_t b = db->cap_unindexed * sizeof *db->unindexed + ts__upost_bytes(db);
 	for (int i = 0; i < TS_SHARDS; i++) {
 		pthread_mutex_lock(&db->shards[i].mu);
 		b += db->shards[i].cap * sizeof *db->shards[i].slots;
@@ -281,5 +284,6 @@ void ts__registry_free(struct ts_db *db)
 		pthread_mutex_destroy(&db->shards[i].mu);
 	}
 	ts_free(db->unindexed);
+	ts__upost_free(db);
 	pthread_rwlock_destroy(&db->ids_mu);
 }

@@ -639,21 +639,44 @@ void ts_series_set_free(struct ts_series_set *set)
 }
 
 /* 1. Series the postings do not know yet (copied before the index snapshot). */
-static int copy_unindexed(struct ts_db *db, struct ts_series ***out, size_t *n)
+/* Up to this many unindexed series are checked one by one whatever the matchers: a
+ * look-up in their postings would not be cheaper. A variable so that tests can make
+ * every selection use the postings. */
+size_t ts__unindexed_scan_max = 4096;
+
+/* The unindexed series a selection has to check: those listed under its most selective
+ * equality matcher (upost.c), or all of them when it has none, the list is short, or
+ * the listing was given up. add_unindexed checks every matcher on their labels. */
+static int copy_unindexed(struct ts_db *db, const struct cmatcher *m, size_t n_matchers,
+			  struct ts_series ***out, size_t *n)
 {
 	struct ts_series **unidx = NULL;
+	*n = 0;
 	pthread_mutex_lock(&db->mu);
-	if (db->n_unindexed) {
-		unidx = ts_malloc(db->n_unindexed * sizeof *unidx);
-		if (unidx) {
-			*n = db->n_unindexed;
-			memcpy(unidx, db->unindexed, *n * sizeof *unidx);
+	size_t best = SIZE_MAX, want = db->n_unindexed;
+	if (!db->up_broken && db->n_unindexed > ts__unindexed_scan_max)
+		for (size_t i = 0; i < n_matchers; i++)
+			if (m[i].type == TS_MATCH_EQ && m[i].value_len) {
+				size_t c = ts__upost_count(db, m[i].name, m[i].name_len, m[i].value,
+							   m[i].value_len);
+				if (c < want) {
+					want = c;
+					best = i;
+				}
+			}
+	if (want) {
+		unidx = ts_malloc(want * sizeof *unidx);
+		if (unidx && best != SIZE_MAX)
+			*n = ts__upost_get(db, m[best].name, m[best].name_len, m[best].value,
+					   m[best].value_len, unidx);
+		else if (unidx) {
+			*n = want;
+			memcpy(unidx, db->unindexed, want * sizeof *unidx);
 		}
 	}
-	int oom = db->n_unindexed && !unidx;
 	pthread_mutex_unlock(&db->mu);
 	*out = unidx;
-	return oom ? -ENOMEM : 0;
+	return want && !unidx ? -ENOMEM : 0;
 }
 
 /* Id sets of one selection: the result and two scratch sets. */
@@ -1048,7 +1071,7 @@ static int select_impl(struct ts_db *db, const struct ts_matcher *matchers, size
 	int rc = cm_compile(matchers, n_matchers, &bud, &m, msg, msg_len);
 	if (rc)
 		return rc;
-	if ((rc = copy_unindexed(db, &unidx, &n_unidx)) ||
+	if ((rc = copy_unindexed(db, m, n_matchers, &unidx, &n_unidx)) ||
 	    (rc = match_postings(db, m, n_matchers, &x, &uncertain)) ||
 	    (rc = set_new(db, mint, maxt, x.res.n + n_unidx, &set)) || (rc = set_res(set, o)) ||
 	    (rc = add_indexed(set, &x.res, m, n_matchers, uncertain)) ||

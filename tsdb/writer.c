@@ -343,6 +343,8 @@ static int take_work(struct ts_db *db, struct flush *f)
 			f->n_idx = n_idx;
 		}
 	}
+	if ((!n_idx || f->idx) && !db->up_broken && ts__upost_taken(db, n_idx))
+		ts__upost_lost(db);
 	pthread_mutex_unlock(&db->mu);
 	return n_idx && !f->idx ? -ENOMEM : 0;
 }
@@ -503,6 +505,7 @@ static uint64_t forget_committed(struct ts_db *db, struct flush *f)
 		memmove(db->unindexed, db->unindexed + f->n_idx,
 			(db->n_unindexed - f->n_idx) * sizeof *db->unindexed);
 	db->n_unindexed -= f->n_idx;
+	ts__upost_committed(db);
 	for (size_t i = 0; i < f->n_ents; i++) {
 		struct ts_series *s = ts__series_by_id(db, f->ents[i].id);
 		if (s)

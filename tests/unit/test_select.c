@@ -7,9 +7,13 @@
  * compared with the reference answer computed on the plain label sets: equality with
  * memcmp, regexes with POSIX extended regexes (glibc's engine, not PCRE2) anchored at
  * both ends, a missing label as "". Checked three ways: series only in memory (not yet
- * in the postings), after a checkpoint (all in the postings), and mixed.
+ * in the postings), after a checkpoint (all in the postings), and mixed; series only in
+ * memory both ways, checked one by one and through their in-memory postings (upost.c),
+ * also while a failed flush holds them.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +28,10 @@
 #include "storage/err.h"
 #include "tests/unit/testutil.h"
 #include "tsdb/tsdb.h"
+
+/* tsdb/select.c and writer.c: unindexed series checked one by one before their
+ * postings are used, and head row bytes per checkpoint transaction. */
+extern size_t ts__unindexed_scan_max, ts__ckpt_slice_bytes;
 
 /* More than select.c's FEW_CANDIDATES (256): the metric name alone selects every series,
  * so regex and negative matchers go through their postings; an equality on a or b
@@ -244,9 +252,14 @@ static void test_against_reference(void **st)
 	struct ts_db *db;
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 
-	/* Only in memory: matched on their labels. */
+	/* Only in memory: matched on their labels, one by one and through their in-memory
+	 * postings. */
 	append_series(db, s, 0, N_SERIES / 2);
 	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
+	size_t saved = ts__unindexed_scan_max;
+	ts__unindexed_scan_max = 0;
+	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
+	ts__unindexed_scan_max = saved;
 	/* All in the postings. */
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
@@ -258,6 +271,123 @@ static void test_against_reference(void **st)
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
 	check_selections(db, &rs, s, N_SERIES, N_QUERIES);
 	assert_int_equal(ts_db_close(db), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
+/* Unindexed series through their in-memory postings while a failed flush holds them
+ * taken (the postings' first table), after the next flush took them again and
+ * committed, and for series added after that. */
+static void test_unindexed_postings_across_a_failed_flush(void **st)
+{
+	(void)st;
+	uint64_t rs = tu_seed("test_select_upost", 20261208);
+	static struct tseries s[N_SERIES];
+	make_series(&rs, s, N_SERIES);
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "select");
+	struct ts_db_opts o = { .flush_interval_ms = 3600000, .checkpoint_interval_ms = 3600000 };
+	size_t saved_scan = ts__unindexed_scan_max, saved_slice = ts__ckpt_slice_bytes;
+	ts__unindexed_scan_max = 0;
+	ts__ckpt_slice_bytes = 1; /* a transaction per group of 256 series: the first fails */
+	setenv("TS_FAILPOINT", "ckpt.slice_apply:1:ENOSPC", 1);
+	struct ts_db *db;
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	unsetenv("TS_FAILPOINT");
+	append_series(db, s, 0, N_SERIES / 2);
+	assert_int_equal(ts_db_checkpoint(db), -ENOSPC); /* took them, committed nothing */
+	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
+	assert_int_equal(ts_db_checkpoint(db), 0); /* takes them again, commits */
+	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
+	append_series(db, s, N_SERIES / 2, N_SERIES);
+	check_selections(db, &rs, s, N_SERIES, N_QUERIES);
+	assert_int_equal(ts_db_checkpoint(db), 0);
+	check_selections(db, &rs, s, N_SERIES, N_QUERIES);
+	assert_int_equal(ts_db_close(db), 0);
+	ts__unindexed_scan_max = saved_scan;
+	ts__ckpt_slice_bytes = saved_slice;
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
+struct stress {
+	struct ts_db *db;
+	atomic_size_t acked;
+	size_t n;
+};
+
+static void *stress_appender(void *arg)
+{
+	struct stress *x = arg;
+	for (size_t i = 0; i < x->n; i++) {
+		char k[24], g[8];
+		snprintf(k, sizeof k, "%zu", i);
+		snprintf(g, sizeof g, "%zu", i % 10);
+		struct ts_label l[3] = { { "__name__", "st", 8, 2 },
+					 { "g", g, 1, (uint32_t)strlen(g) },
+					 { "k", k, 1, (uint32_t)strlen(k) } };
+		struct ts_sample smp = { 1000, 1.0 };
+		struct ts_series_in in = { l, 3, &smp, 1 };
+		struct ts_append_result res;
+		if (ts_db_append(x->db, &in, 1, &res, NULL) != 0 || res.n_appended != 1)
+			return (void *)1;
+		atomic_store(&x->acked, i + 1);
+	}
+	return NULL;
+}
+
+static size_t count_of(struct ts_db *db, const char *name, const char *value)
+{
+	struct ts_matcher m[2] = { { TS_MATCH_EQ, "__name__", "st" },
+				   { TS_MATCH_EQ, name, value } };
+	struct ts_series_set *set;
+	assert_int_equal(ts_db_select(db, m, 2, INT64_MIN, INT64_MAX, NULL, &set, NULL, 0), 0);
+	size_t n = ts_series_set_len(set);
+	ts_series_set_free(set);
+	return n;
+}
+
+/* Selections through the in-memory postings while series are created and the writer
+ * takes and commits them every few milliseconds: every acknowledged series is found
+ * whichever table lists it (taken by a flush in progress, or added since). */
+static void test_unindexed_postings_while_flushing(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "select");
+	struct ts_db_opts o = { .flush_interval_ms = 2 };
+	size_t saved = ts__unindexed_scan_max;
+	ts__unindexed_scan_max = 0;
+	struct stress x = { .n = 6000 };
+	assert_int_equal(ts_db_open(dir, &o, &x.db), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stress_appender, &x), 0);
+	uint64_t rs = tu_seed("test_select_stress", 7);
+	size_t checks = 0;
+	for (size_t n0; (n0 = atomic_load(&x.acked)) < x.n || checks < 200; checks++) {
+		if (!n0)
+			continue;
+		char k[24], g[8];
+		size_t i = tu_rand(&rs) % n0;
+		snprintf(k, sizeof k, "%zu", i);
+		snprintf(g, sizeof g, "%zu", i % 10);
+		assert_int_equal(count_of(x.db, "k", k), 1);
+		size_t want = n0 / 10 + (n0 % 10 > i % 10), got = count_of(x.db, "g", g);
+		assert_true(got >= want && got <= want + (atomic_load(&x.acked) - n0) + 1);
+		if (checks % 50 == 0) { /* the name alone: past 4,096 it is not listed */
+			struct ts_matcher m = { TS_MATCH_EQ, "__name__", "st" };
+			struct ts_series_set *set;
+			assert_int_equal(ts_db_select(x.db, &m, 1, INT64_MIN, INT64_MAX, NULL, &set,
+						      NULL, 0),
+					 0);
+			assert_true(ts_series_set_len(set) >= n0);
+			ts_series_set_free(set);
+		}
+	}
+	void *ret;
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_null(ret);
+	assert_int_equal(count_of(x.db, "g", "3"), x.n / 10);
+	assert_int_equal(ts_db_close(x.db), 0);
+	ts__unindexed_scan_max = saved;
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
@@ -342,6 +472,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_against_reference),
+		cmocka_unit_test(test_unindexed_postings_across_a_failed_flush),
+		cmocka_unit_test(test_unindexed_postings_while_flushing),
 		cmocka_unit_test(test_regex_limits_fall_back),
 		cmocka_unit_test(test_deadline_and_cancel),
 	};
