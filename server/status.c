@@ -286,17 +286,25 @@ static void h_constant(const struct ts_http_request *req, struct ts_net_response
 	answer_json(resp, arg, NULL);
 }
 
-static void ha_json_cluster(void *arg, const struct ts_ha_state *st)
+/* Opens an HA object of the list in b (a comma after the previous one) with its
+ * tenant, cluster and replica. */
+static void ha_json_ident(struct ts_sbuf *b, const char *tenant, const char *cluster,
+			  const char *replica)
 {
-	struct ts_sbuf *b = arg;
 	if (b->len && b->p && b->p[b->len - 1] == '}')
 		ts_sbuf_str(b, ",");
 	ts_sbuf_str(b, "{\"tenant\":");
-	ts_sbuf_json_str(b, st->tenant, strlen(st->tenant));
+	ts_sbuf_json_str(b, tenant, strlen(tenant));
 	ts_sbuf_str(b, ",\"cluster\":");
-	ts_sbuf_json_str(b, st->cluster, strlen(st->cluster));
+	ts_sbuf_json_str(b, cluster, strlen(cluster));
 	ts_sbuf_str(b, ",\"replica\":");
-	ts_sbuf_json_str(b, st->replica, strlen(st->replica));
+	ts_sbuf_json_str(b, replica, strlen(replica));
+}
+
+static void ha_json_cluster(void *arg, const struct ts_ha_state *st)
+{
+	struct ts_sbuf *b = arg;
+	ha_json_ident(b, st->tenant, st->cluster, st->replica);
 	ts_sbuf_printf(b, ",\"electedAtMs\":%lld,\"lastSeenMs\":%lld,\"failovers\":%llu}",
 		       (long long)st->elected_at_ms, (long long)st->last_seen_ms,
 		       (unsigned long long)st->failovers);
@@ -305,14 +313,7 @@ static void ha_json_cluster(void *arg, const struct ts_ha_state *st)
 static void ha_json_drop(void *arg, const struct ts_ha_drop *d)
 {
 	struct ts_sbuf *b = arg;
-	if (b->len && b->p && b->p[b->len - 1] == '}')
-		ts_sbuf_str(b, ",");
-	ts_sbuf_str(b, "{\"tenant\":");
-	ts_sbuf_json_str(b, d->tenant, strlen(d->tenant));
-	ts_sbuf_str(b, ",\"cluster\":");
-	ts_sbuf_json_str(b, d->cluster, strlen(d->cluster));
-	ts_sbuf_str(b, ",\"replica\":");
-	ts_sbuf_json_str(b, d->replica, strlen(d->replica));
+	ha_json_ident(b, d->tenant, d->cluster, d->replica);
 	ts_sbuf_printf(b, ",\"samplesDropped\":%llu}", (unsigned long long)d->samples);
 }
 

@@ -267,7 +267,7 @@ static const enum ts_aggr sel_aggr[N_SEL] = { TS_AGGR_SUM, TS_AGGR_MIN, TS_AGGR_
 struct pts {
 	int64_t *t;
 	double *v, *w;
-	size_t n, cap_t, cap_v, cap_w;
+	size_t n, cap;
 };
 
 static int read_points(struct ts_series_set *set, size_t i, struct pts *p)
@@ -275,21 +275,8 @@ static int read_points(struct ts_series_set *set, size_t i, struct pts *p)
 	struct ts_iter *it = NULL;
 	int rc = ts_iter_new(set, i, &it);
 	p->n = 0;
-	while (rc == 0) {
-		if (ts_grow((void **)&p->t, &p->cap_t, p->n + 256, sizeof *p->t) ||
-		    ts_grow((void **)&p->v, &p->cap_v, p->n + 256, sizeof *p->v) ||
-		    ts_grow((void **)&p->w, &p->cap_w, p->n + 256, sizeof *p->w)) {
-			rc = -ENOMEM;
-			break;
-		}
-		int got = ts_iter_read_w(it, p->t + p->n, p->v + p->n, p->w + p->n, 256);
-		if (got < 0)
-			rc = got;
-		else if (got == 0)
-			break;
-		else
-			p->n += (size_t)got;
-	}
+	if (rc == 0)
+		rc = ts_iter_read_all(it, &p->t, &p->v, &p->w, &p->n, &p->cap);
 	ts_iter_free(it);
 	return rc;
 }

@@ -1823,11 +1823,13 @@ void ts_iter_free(struct ts_iter *it)
 	ts_free(it);
 }
 
+static int points_reserve(int64_t **t, double **v, double **w, size_t *cap, size_t need);
+
 /* One replica's points, read whole, with the offset a counter switch added. */
 struct rep {
 	int64_t *t;
 	double *v, *w;
-	size_t n, cap_t, cap_v, cap_w, i;
+	size_t n, cap, i;
 	double add;
 };
 
@@ -1843,20 +1845,8 @@ static int rep_read(struct ts_series_set *set, size_t i, struct rep *r)
 {
 	struct ts_iter *it = NULL;
 	int rc = iter_at(set, i, &it);
-	while (rc == 0) {
-		if (ts_grow((void **)&r->t, &r->cap_t, r->n + 512, sizeof *r->t) ||
-		    ts_grow((void **)&r->v, &r->cap_v, r->n + 512, sizeof *r->v) ||
-		    ts_grow((void **)&r->w, &r->cap_w, r->n + 512, sizeof *r->w)) {
-			rc = -ENOMEM;
-			break;
-		}
-		int got = ts_iter_read_w(it, r->t + r->n, r->v + r->n, r->w + r->n, 512);
-		if (got <= 0) {
-			rc = got;
-			break;
-		}
-		r->n += (size_t)got;
-	}
+	if (rc == 0)
+		rc = ts_iter_read_all(it, &r->t, &r->v, &r->w, &r->n, &r->cap);
 	ts_iter_free(it);
 	return rc;
 }
@@ -1915,9 +1905,7 @@ static int merge2(struct rep *a, struct rep *b, bool counter, struct rep *out)
 		}
 		use_a = pick_a;
 		struct rep *src = pick_a ? a : b;
-		if (ts_grow((void **)&out->t, &out->cap_t, out->n + 1, sizeof *out->t) ||
-		    ts_grow((void **)&out->v, &out->cap_v, out->n + 1, sizeof *out->v) ||
-		    ts_grow((void **)&out->w, &out->cap_w, out->n + 1, sizeof *out->w))
+		if (points_reserve(&out->t, &out->v, &out->w, &out->cap, out->n + 1))
 			return -ENOMEM;
 		last = src->t[src->i];
 		last_v = src->v[src->i] + src->add;
@@ -2194,6 +2182,42 @@ int ts_iter_read_w(struct ts_iter *it, int64_t *t_ms, double *v, double *w, size
 	for (int k = 0; k < n; k++)
 		w[k] = 1;
 	return n;
+}
+
+/* Grows the three point arrays together to hold need entries. */
+static int points_reserve(int64_t **t, double **v, double **w, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 256;
+	while (c < need)
+		c *= 2;
+	int64_t *nt = ts_realloc(*t, c * sizeof *nt);
+	if (nt)
+		*t = nt;
+	double *nv = nt ? ts_realloc(*v, c * sizeof *nv) : NULL;
+	if (nv)
+		*v = nv;
+	double *nw = nv ? ts_realloc(*w, c * sizeof *nw) : NULL;
+	if (!nw)
+		return -ENOMEM; /* the arrays grown so far keep their contents */
+	*w = nw;
+	*cap = c;
+	return 0;
+}
+
+int ts_iter_read_all(struct ts_iter *it, int64_t **t_ms, double **v, double **w, size_t *n,
+		     size_t *cap)
+{
+	for (;;) {
+		int rc = points_reserve(t_ms, v, w, cap, *n + 512);
+		if (rc)
+			return rc;
+		int got = ts_iter_read_w(it, *t_ms + *n, *v + *n, *w + *n, *cap - *n);
+		if (got <= 0)
+			return got;
+		*n += (size_t)got;
+	}
 }
 
 double ts_iter_weight(const struct ts_iter *it)

@@ -281,6 +281,12 @@ int ts_iter_read(struct ts_iter *it, int64_t *t_ms, double *v, size_t cap);
 /* ts_iter_read, and in w[] how many raw samples each point stands for: 1 for a raw
  * sample, the window's count for a downsampled row (count_over_time sums these). */
 int ts_iter_read_w(struct ts_iter *it, int64_t *t_ms, double *v, double *w, size_t cap);
+/* Appends every remaining sample of it to the arrays *t_ms, *v and *w (as
+ * ts_iter_read_w), which the caller owns (ts_free) and which grow together: *n entries
+ * used of *cap allocated (all three NULL with *n == *cap == 0 to start). Returns 0,
+ * TS_ECORRUPT or -ENOMEM; on error *n counts the samples appended before it. */
+int ts_iter_read_all(struct ts_iter *it, int64_t **t_ms, double **v, double **w, size_t *n,
+		     size_t *cap);
 /* The weight (as ts_iter_read_w) of the current sample. Never fails. */
 double ts_iter_weight(const struct ts_iter *it);
 /* Frees an iterator. Accepts NULL. */

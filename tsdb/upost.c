@@ -22,6 +22,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "storage/log.h"
 #include "storage/mem.h"
 #include "tsdb/db_int.h"
 #include "tsdb/labels.h"
@@ -192,10 +193,10 @@ void ts__upost_committed(struct ts_db *db)
 
 void ts__upost_lost(struct ts_db *db)
 {
-	tab_free(&db->up[0]);
-	tab_free(&db->up[1]);
-	db->up_base = 0;
+	ts__upost_free(db);
 	db->up_broken = 1;
+	ts_log(TS_LOG_WARN, "out of memory listing new series: selections check them one by one "
+			    "until the writer has indexed them");
 }
 
 size_t ts__upost_count(struct ts_db *db, const char *name, size_t nl, const char *value, size_t vl)

@@ -263,9 +263,12 @@ static void test_against_reference(void **st)
 	/* All in the postings. */
 	assert_int_equal(ts_db_checkpoint(db), 0);
 	check_selections(db, &rs, s, N_SERIES / 2, N_QUERIES);
-	/* Mixed: half in the postings, half not yet. */
+	/* Mixed: half in the postings, half not yet (checked both ways again). */
 	append_series(db, s, N_SERIES / 2, N_SERIES);
 	check_selections(db, &rs, s, N_SERIES, N_QUERIES);
+	ts__unindexed_scan_max = 0;
+	check_selections(db, &rs, s, N_SERIES, N_QUERIES);
+	ts__unindexed_scan_max = saved;
 	/* After a restart everything comes from the index. */
 	assert_int_equal(ts_db_close(db), 0);
 	assert_int_equal(ts_db_open(dir, NULL, &db), 0);
