@@ -21,7 +21,9 @@
  *            - a conn closing while its exchange runs orphans it (conn = NULL, dead =
  *              1): stream writers get TS_ECLOSED, completion frees it.
  * Worker -> loop: the exchange goes on the hub's dirty list and net_wake() (an
- * uv_async_send) wakes the loop, which writes what is new (head, pieces, end).
+ * uv_async_send) wakes the loop, which writes what is new (head, pieces, end). A small
+ * complete response on a plain connection is written by the worker itself first
+ * (exchange.c, direct_fd); the loop then writes only what did not fit.
  * Loop -> worker: the pool's queue.
  *
  * Timers (one per conn, re-armed after every event): a fresh connection and a head in
@@ -336,34 +338,10 @@ static struct net_web *web_of(struct ts_net_server *s)
 	return atomic_load_explicit(&s->hub.web, memory_order_acquire);
 }
 
-/* h's headers and the web config's http_server_config.headers that the response does
- * not set itself, in *all (ts_malloc'd when *all != h; the caller frees it). */
 static int with_web_headers(struct ts_net_server *s, const struct ts_http_header *h, size_t n,
 			    struct ts_http_header **all, size_t *n_all)
 {
-	struct net_web *w = web_of(s);
-	*all = (struct ts_http_header *)h;
-	*n_all = n;
-	if (!w || !w->cfg.n_headers)
-		return 0;
-	struct ts_http_header *v = ts_malloc((n + w->cfg.n_headers) * sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	if (n)
-		memcpy(v, h, n * sizeof *v);
-	size_t k = n;
-	for (size_t i = 0; i < w->cfg.n_headers; i++) {
-		const struct ts_web_pair *p = &w->cfg.headers[i];
-		int set = 0;
-		for (size_t j = 0; j < n; j++)
-			set |= !strcasecmp(h[j].name, p->name);
-		if (!set)
-			v[k++] = (struct ts_http_header){ p->name, p->value, strlen(p->name),
-							  strlen(p->value) };
-	}
-	*all = v;
-	*n_all = k;
-	return 0;
+	return net_web_headers(&s->hub, h, n, all, n_all);
 }
 
 static int write_text(struct net_conn *c, int status, int keep_alive)
@@ -404,20 +382,9 @@ static int write_text(struct net_conn *c, int status, int keep_alive)
 static int write_head(struct net_conn *c, struct ts_net_response *x, int status, int streaming,
 		      uint64_t content_length)
 {
-	struct ts_http_header *all;
-	size_t n_all;
-	if (with_web_headers(c->s, x->hdrs, x->n_hdrs, &all, &n_all)) {
-		conn_close(c);
-		return -ENOMEM;
-	}
 	struct ts_http_response_head h = { .status = status,
-					   .headers = all,
-					   .n_headers = n_all,
 					   .content_length = content_length,
-					   .keep_alive = x->keep_alive,
-					   .date_s = (int64_t)time(NULL) };
-	if (status < 100 || status > 599)
-		h.status = 500;
+					   .keep_alive = x->keep_alive };
 	if (streaming) {
 		x->chunked = x->req.http_minor >= 1;
 		x->close_delimited = !x->chunked;
@@ -427,16 +394,7 @@ static int write_head(struct net_conn *c, struct ts_net_response *x, int status,
 			x->keep_alive = h.keep_alive = 0;
 	}
 	size_t need;
-	if (ts_http_write_head(&h, NULL, 0, &need) == TS_EINVALID) {
-		h.status = 500;
-		h.n_headers = 0;
-		ts_http_write_head(&h, NULL, 0, &need);
-	}
-	char *head = ts_malloc(need);
-	if (head)
-		ts_http_write_head(&h, head, need, &need);
-	if (all != x->hdrs)
-		ts_free(all);
+	char *head = net_x_head(x, &h, &need);
 	if (!head) {
 		conn_close(c);
 		return -ENOMEM;
@@ -457,6 +415,8 @@ static void conn_pump(struct net_conn *c)
 		x->seen_complete = 1;
 		c->s->n_live--;
 	}
+	if (completed && x->direct_head)
+		x->head_sent = 1; /* pieces are what the worker could not write */
 
 	if (!x->head_sent && !streaming && completed) {
 		uint64_t len = 0;
@@ -715,6 +675,11 @@ static void conn_next(struct net_conn *c)
 		c->n_queued--;
 		c->active = x;
 		x->keep_alive = x->req.keep_alive && !s->shutting && !c->close_after_flush;
+		int fd = -1;
+		if (c->tls || x->head_only || c->n_writes > 0 ||
+		    uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+			fd = -1;
+		x->direct_fd = fd;
 		if (x->route) {
 			s->n_live++;
 			net_pool_push(&s->pool, &x->job);
@@ -1146,8 +1111,11 @@ void ts_net_shutdown(struct ts_net_server *s)
 		c->stop_parsing = 1;
 		c->close_after_flush = 1;
 		c->want_continue = 0;
-		if (c->active)
+		if (c->active) {
+			pthread_mutex_lock(&s->hub.mu); /* a worker may be writing its head */
 			c->active->keep_alive = 0;
+			pthread_mutex_unlock(&s->hub.mu);
+		}
 		if (c->reading) {
 			uv_read_stop((uv_stream_t *)&c->tcp);
 			c->reading = 0;

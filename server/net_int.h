@@ -13,8 +13,10 @@
  *
  * The hand-off (struct net_hub, owned by the server): a worker that has news for the
  * loop (a head, pieces, completion) marks its exchange dirty under hub.mu and calls
- * net_wake(); the loop pops dirty exchanges and writes what is new. Only the loop
- * touches sockets; workers only touch the fields marked "mu", under hub.mu.
+ * net_wake(); the loop pops dirty exchanges and writes what is new. Workers only touch
+ * the fields marked "mu", under hub.mu. Only the loop touches sockets, with one
+ * exception: a worker may write a whole small response to a plain-HTTP socket itself
+ * (exchange.c, direct_fd), which saves the client one thread wake-up per request.
  */
 #ifndef TS_SERVER_NET_INT_H
 #define TS_SERVER_NET_INT_H
@@ -140,13 +142,30 @@ struct ts_net_response {
 	struct net_piece *ph, *pt;
 	unsigned pending;
 	pthread_cond_t cv;
+	int keep_alive;	 /* set by the loop before dispatch; after that changed under mu */
+	int direct_head; /* the worker wrote the head, and maybe more, to direct_fd */
+	/* Set by the loop before dispatch: the socket a worker may write a completed,
+	 * non-streaming response to, or -1 (HTTPS, HEAD, earlier bytes still queued). The
+	 * loop writes nothing else to the connection while the exchange is active, and
+	 * closes the socket only after orphaning the exchange under mu, so a worker that
+	 * holds mu and sees !dead writes to the right socket in the right order. */
+	int direct_fd;
 	/* loop only */
-	int head_sent, finished, releasable, chunked, close_delimited, head_only, keep_alive;
+	int head_sent, finished, releasable, chunked, close_delimited, head_only;
 	int seen_complete; /* the loop has observed completion of a worker exchange */
 	unsigned wrefs;
 	uint64_t body_len;
 };
 
+/* h and the web config's http_server_config.headers that the response does not set
+ * itself, in *all (ts_malloc'd when *all != h; the caller frees it). Any thread.
+ * Returns 0 or -ENOMEM. */
+int net_web_headers(struct net_hub *hub, const struct ts_http_header *h, size_t n,
+		    struct ts_http_header **all, size_t *n_all);
+/* x's response head as h describes it (headers and status filled in here from x and
+ * the web config; a status outside 100..599 or a bad header set by the handler gives a
+ * 500 head). ts_malloc'd, its length in *len; NULL without memory. Any thread. */
+char *net_x_head(struct ts_net_response *x, struct ts_http_response_head *h, size_t *len);
 /* A new exchange (status 200, empty request) or NULL. */
 struct ts_net_response *net_x_new(struct net_hub *h);
 /* Frees x with its request, headers and pieces. Accepts NULL. */

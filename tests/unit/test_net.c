@@ -64,6 +64,23 @@ static void stream(const struct ts_http_request *req, struct ts_net_response *re
 	ts_net_stream_end(resp);
 }
 
+/* /big?N answers N bytes of a pattern that encodes each byte's offset. */
+static char big_byte(size_t i)
+{
+	return (char)('a' + (i * 7 + i / 251) % 26);
+}
+
+static void big(const struct ts_http_request *req, struct ts_net_response *resp, void *arg)
+{
+	(void)arg;
+	size_t n = strtoul(req->query, NULL, 10);
+	char *b = ts_malloc(n ? n : 1);
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = big_byte(i);
+	ts_net_respond(resp, 200, b, n);
+}
+
 struct srv {
 	struct ts_net_server *s;
 	pthread_t th;
@@ -84,6 +101,7 @@ static void start(struct srv *v, struct ts_net_config *cfg)
 	assert_int_equal(ts_net_route(v->s, NULL, "/echo", TS_NET_PREFIX, echo, NULL, "echo"), 0);
 	assert_int_equal(ts_net_route(v->s, "GET", "/slow", 0, slow, NULL, "slow"), 0);
 	assert_int_equal(ts_net_route(v->s, "GET", "/stream", 0, stream, NULL, NULL), 0);
+	assert_int_equal(ts_net_route(v->s, "GET", "/big", 0, big, NULL, NULL), 0);
 	v->port = ts_net_port(v->s);
 	assert_true(v->port > 0);
 	assert_int_equal(pthread_create(&v->th, NULL, run_thread, v), 0);
@@ -232,15 +250,15 @@ static void test_keep_alive_reuse(void **state)
 	ts_net_stats_get(v.s, &st);
 	assert_int_equal(st.conns_accepted, 1);
 	struct ts_net_route_stats rs;
-	assert_int_equal(ts_net_route_count(v.s), 4);
+	assert_int_equal(ts_net_route_count(v.s), 5);
 	assert_int_equal(ts_net_route_stats(v.s, 0, &rs), 0);
 	assert_string_equal(rs.name, "echo");
 	assert_int_equal(rs.by_status[200], 4);
 	assert_int_equal(rs.count, 4);
-	assert_int_equal(ts_net_route_stats(v.s, 3, &rs), 0);
+	assert_int_equal(ts_net_route_stats(v.s, 4, &rs), 0);
 	assert_int_equal(rs.by_status[404], 1);
 	assert_int_equal(rs.by_status[405], 1);
-	assert_int_equal(ts_net_route_stats(v.s, 4, &rs), TS_EINVALID);
+	assert_int_equal(ts_net_route_stats(v.s, 5, &rs), TS_EINVALID);
 	stop(&v);
 }
 
@@ -262,6 +280,98 @@ static void test_pipelining_order(void **state)
 	read_response(fd, rb, sizeof(rb));
 	assert_string_equal(body_of(rb), "GET /echo/3?|");
 	close(fd);
+	stop(&v);
+}
+
+/* Reads a /big?N response whole (head, then exactly N body bytes) and checks it. */
+static void read_big(int fd, size_t n)
+{
+	char head[1024];
+	size_t len = 0;
+	while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0) {
+		assert_true(len + 1 < sizeof head);
+		assert_int_equal(recv(fd, head + len, 1, 0), 1);
+		len++;
+	}
+	head[len] = '\0';
+	assert_non_null(strstr(head, "HTTP/1.1 200 OK\r\n"));
+	char want[64];
+	snprintf(want, sizeof want, "Content-Length: %zu\r\n", n);
+	assert_non_null(strstr(head, want));
+	char *body = malloc(n + 1);
+	assert_non_null(body);
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = recv(fd, body + got, n - got, 0);
+		assert_true(k > 0);
+		got += (size_t)k;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (body[i] != big_byte(i))
+			fail_msg("byte %zu of %zu differs", i, n);
+	free(body);
+}
+
+/* Small answers leave from the worker (exchange.c direct_write), larger ones from the
+ * loop. A client that reads late, through a small receive window, makes the worker's
+ * send short: the rest must follow from the loop, in order, before the next answer. */
+static void test_direct_and_partial_writes(void **state)
+{
+	(void)state;
+	struct ts_net_config cfg = cfg_default();
+	struct srv v;
+	start(&v, &cfg);
+	static const size_t sizes[] = { 0, 1, 1000, 200000, 262144, 262145, 700000, 5 };
+	for (int slow = 0; slow < 2; slow++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fd >= 0);
+		if (slow) {
+			int rcv = 4096; /* before connect: the window stays small */
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+		}
+		struct timeval tv = { 5, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)v.port) };
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		/* one at a time, then all pipelined in one send */
+		char req[4096];
+		size_t off = 0;
+		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+			char one[128];
+			int n = snprintf(one, sizeof one,
+					 "GET /big?%zu HTTP/1.1\r\nHost: t\r\n\r\n", sizes[i]);
+			send_str(fd, one);
+			if (slow) {
+				struct timespec ts = { 0, 20 * 1000 *
+								  1000 }; /* let the send fill up */
+				nanosleep(&ts, NULL);
+			}
+			read_big(fd, sizes[i]);
+			memcpy(req + off, one, (size_t)n);
+			off += (size_t)n;
+		}
+		req[off] = '\0';
+		send_str(fd, req);
+		if (slow) {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+			read_big(fd, sizes[i]);
+		if (slow) {
+			/* more than the socket buffers hold, unread for a while: sends go short */
+			static const char one[] = "GET /big?200003 HTTP/1.1\r\nHost: t\r\n\r\n";
+			for (int i = 0; i < 24; i++)
+				send_str(fd, one);
+			struct timespec ts = { 0, 300 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+			for (int i = 0; i < 24; i++)
+				read_big(fd, 200003);
+		}
+		close(fd);
+	}
 	stop(&v);
 }
 
@@ -568,6 +678,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keep_alive_reuse),
 		cmocka_unit_test(test_pipelining_order),
+		cmocka_unit_test(test_direct_and_partial_writes),
 		cmocka_unit_test(test_streaming),
 		cmocka_unit_test(test_slowloris),
 		cmocka_unit_test(test_idle_and_body_timeout),
