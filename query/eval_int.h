@@ -31,6 +31,7 @@
 #ifndef TS_QUERY_EVAL_INT_H
 #define TS_QUERY_EVAL_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -196,6 +197,33 @@ int ts__q_check(struct qctx *c);
 /* Accounts n more samples held; TS_ELIMIT when over the limit. */
 int ts__q_hold(struct qctx *c, size_t n);
 void ts__q_release(struct qctx *c, size_t n);
+
+/* ---- helper threads (qpar.c) ---- */
+
+/* Runs fn(arg) on the calling thread and on up to `want` idle helper threads at once,
+ * returning when every one of them has returned. fn must share its work out itself
+ * (each call takes items from a shared counter until none is left), since any number
+ * of helpers, even none, may join. */
+void ts__qpar_run(void (*fn)(void *arg), void *arg, unsigned want);
+/* The helpers a job may get (0 on one CPU). Starts them on first use. */
+unsigned ts__qpar_helpers(void);
+extern unsigned ts__qpar_max_helpers;
+
+/* A lock for short sections that threads of one job take in turn (making an iterator
+ * from a set): it spins, then yields, never sleeps. Measured on 2 cores: a sleeping
+ * mutex (even glibc's adaptive one) made the hand-offs cost more than the second core
+ * gained. Zero-initialised is unlocked. */
+struct qpar_lock {
+	_Atomic int held;
+};
+void ts__qpar_lock(struct qpar_lock *l);
+static inline void ts__qpar_unlock(struct qpar_lock *l)
+{
+	atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+/* The fewest input series for which a range function's series are spread over helpers
+ * (tests lower it). */
+extern size_t ts__qpar_min_series;
 
 /* ---- evaluation (eval.c) ---- */
 

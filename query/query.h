@@ -136,6 +136,13 @@ int ts_query_range(struct ts_db *db, const char *q, size_t q_len, int64_t start_
 		   int64_t step_ms, const struct ts_qopts *opts, struct ts_qresult **out,
 		   struct ts_qerr *err);
 
+/* How many threads one query may use (VictoriaMetrics' -search.maxWorkersPerQuery):
+ * the caller's plus helpers started on first use, up to online CPUs and at most 4. A
+ * query over many series spreads them over the threads idle at that moment; answers do
+ * not depend on it. 1 keeps every query on its caller's thread; 0 restores the default
+ * (all). Process-wide; call it before queries run. */
+void ts_query_set_max_threads(unsigned n);
+
 /* Prometheus' /api/v1/format_query: q (q_len bytes) parsed and written back as
  * Prometheus formats it (ts_ast_pretty: one line up to 100 characters, indented lines
  * beyond). *out is owned by the caller (ts_free). Returns 0, TS_EINVALID (bad_data: does

@@ -80,6 +80,8 @@ static const char usage[] =
 	"                            past it: 422 execution, as Prometheus)\n"
 	"  --query.max-series N      series one selector of a query may select (default: no\n"
 	"                            limit; past it: 422 execution naming the limit)\n"
+	"  --query.max-threads N     cores one query may use when it reads many series\n"
+	"                            (default: all, at most 4; 1: one core per query)\n"
 	"  --header-timeout DUR      whole request head must arrive within DUR (default 10s)\n"
 	"  --body-timeout DUR        longest pause while a body arrives (default 30s)\n"
 	"  --idle-timeout DUR        keep-alive connection idle limit (default 60s)\n"
@@ -141,6 +143,7 @@ struct flags {
 	unsigned long long workers, max_conns, max_labels, max_name, max_value;
 	unsigned long long max_body, max_decoded, max_line;
 	unsigned long long max_series, max_series_metric, query_max_samples, query_max_series;
+	unsigned long long query_max_threads;
 	unsigned long long tenant_max_series, tenant_rate, tenant_new_series;
 	int admin_api; /* --web.enable-admin-api */
 };
@@ -200,6 +203,7 @@ static const struct {
 	{ "--max-series-per-metric", 1ull << 40, F(max_series_metric) },
 	{ "--query.max-samples", 1ull << 40, F(query_max_samples) },
 	{ "--query.max-series", 1ull << 40, F(query_max_series) },
+	{ "--query.max-threads", 64, F(query_max_threads) },
 	{ "--tenant.max-series", 1ull << 40, F(tenant_max_series) },
 	{ "--tenant.max-samples-per-second", 1ull << 40, F(tenant_rate) },
 	{ "--tenant.max-new-series-per-minute", 1ull << 31, F(tenant_new_series) },
@@ -714,6 +718,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	app.default_tenant = f.default_tenant;
+	ts_query_set_max_threads((unsigned)f.query_max_threads);
 	app.qlim = (struct ts_app_query_limits){ .timeout_ms = f.query_timeout_ms,
 						 .max_samples = f.query_max_samples,
 						 .max_series = f.query_max_series };

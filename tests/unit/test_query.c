@@ -578,6 +578,130 @@ static void test_errors_and_limits(void **state)
 	}
 }
 
+extern size_t ts__qpar_min_series;
+extern unsigned ts__qpar_max_helpers;
+unsigned ts__qpar_helpers(void);
+
+/* Runs q sequentially and spread over helper threads; the answers must be the same to
+ * the bit (labels, order, times, value bits) or the same error. */
+static void same_par(const char *q, int64_t s0, int64_t s1, int64_t step_s,
+		     const struct ts_qopts *o)
+{
+	struct ts_qresult *r[2] = { NULL, NULL };
+	struct ts_qerr err[2];
+	int rc[2];
+	size_t saved_min = ts__qpar_min_series;
+	for (int k = 0; k < 2; k++) {
+		ts__qpar_max_helpers = k ? ~0u : 0;
+		ts__qpar_min_series = 1;
+		memset(&err[k], 0, sizeof err[k]);
+		rc[k] = ts_query_range(db, q, strlen(q), T0 + s0 * 1000, T0 + s1 * 1000,
+				       step_s * 1000, o, &r[k], &err[k]);
+	}
+	ts__qpar_max_helpers = ~0u;
+	ts__qpar_min_series = saved_min;
+	if (rc[0] != rc[1])
+		fail_msg("%s: rc %d sequential, %d parallel (%s / %s)", q, rc[0], rc[1], err[0].msg,
+			 err[1].msg);
+	if (rc[0]) {
+		assert_int_equal(err[0].type, err[1].type);
+		assert_string_equal(err[0].msg, err[1].msg);
+		return;
+	}
+	assert_int_equal(r[0]->n_series, r[1]->n_series);
+	assert_int_equal(r[0]->samples_scanned, r[1]->samples_scanned);
+	for (size_t i = 0; i < r[0]->n_series; i++) {
+		const struct ts_qseries *a = &r[0]->series[i], *b = &r[1]->series[i];
+		char la[1024], lb[1024];
+		fmt_labels(a, la, sizeof la);
+		fmt_labels(b, lb, sizeof lb);
+		if (strcmp(la, lb) != 0)
+			fail_msg("%s: series %zu: %s sequential, %s parallel", q, i, la, lb);
+		assert_int_equal(a->n_points, b->n_points);
+		for (size_t k = 0; k < a->n_points; k++)
+			if (a->points[k].t_ms != b->points[k].t_ms ||
+			    tu_bits(a->points[k].v) != tu_bits(b->points[k].v))
+				fail_msg("%s: %s point %zu differs", q, la, k);
+	}
+	ts_qresult_free(r[0]);
+	ts_qresult_free(r[1]);
+}
+
+/* Range functions over many series, spread over helper threads (query/qpar.c), give
+ * the sequential answers: part of the series on disk and part in memory, counter
+ * resets, NaN, stale markers, series that start and end inside the range. */
+static void test_parallel_same_answers(void **state)
+{
+	(void)state;
+	if (ts__qpar_helpers() == 0)
+		skip(); /* one CPU: nothing is spread */
+	int64_t b0 = T0 + 86400000LL * 20;
+	struct ts_sample *sm = calloc(400, sizeof *sm);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int k = 0; k < 300; k++) {
+			char inst[16], job[8];
+			snprintf(inst, sizeof inst, "i%03d", k);
+			snprintf(job, sizeof job, "j%d", k % 7);
+			struct ts_label l[] = { L("__name__", "par_total"), L("instance", inst),
+						L("job", job) };
+			uint32_t n = 0;
+			int i0 = pass ? 200 : (k % 11) * 7, i1 = pass ? 400 - (k % 13) * 5 : 200;
+			for (int i = i0; i < i1; i++) {
+				double v = (double)((i * (k + 3)) % (97 + k)) + (double)i * 0.25;
+				if (i % 53 == k % 53)
+					v = NAN;
+				if (i == 300 && k % 17 == 0)
+					v = stale_nan();
+				sm[n++] = (struct ts_sample){ b0 + i * S + (k % 5) * 1000, v };
+			}
+			struct ts_series_in in = { l, 3, sm, n };
+			struct ts_append_result res;
+			assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
+		}
+		if (pass == 0)
+			assert_int_equal(ts_db_checkpoint(db), 0); /* the first half on disk */
+	}
+	free(sm);
+	int64_t s0 = (b0 - T0) / 1000, s1 = s0 + 400 * 15;
+	static const char *const qs[] = {
+		"rate(par_total[5m])",
+		"increase(par_total[2m])",
+		"irate(par_total[1m])",
+		"idelta(par_total[1m])",
+		"delta(par_total[3m])",
+		"deriv(par_total[5m])",
+		"predict_linear(par_total[5m], 60)",
+		"holt_winters(par_total[5m], 0.3, 0.6)",
+		"resets(par_total[10m])",
+		"changes(par_total[10m])",
+		"avg_over_time(par_total[5m])",
+		"sum_over_time(par_total[5m])",
+		"min_over_time(par_total[5m])",
+		"max_over_time(par_total[5m])",
+		"count_over_time(par_total[5m])",
+		"stddev_over_time(par_total[5m])",
+		"stdvar_over_time(par_total[5m])",
+		"last_over_time(par_total[5m])",
+		"present_over_time(par_total[5m])",
+		"quantile_over_time(0.9, par_total[5m])",
+		"absent_over_time(par_total[1m])",
+		"rate(par_total[5m] offset 3m)",
+		"max_over_time(par_total[5m] @ end())",
+		"sum by (job) (rate(par_total[5m]))",
+		"avg by (job) (avg_over_time(par_total{job=~\"j[1-4]\"}[2m]))",
+		"topk(3, max_over_time(par_total[10m]))",
+		"holt_winters(par_total[5m], 2, 0.5)",
+	};
+	for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+		same_par(qs[i], s0, s1, 60, NULL);
+		same_par(qs[i], s0 + 300, s1 - 300, 15, NULL);
+	}
+	/* the sample limit: the same error whoever meets it */
+	struct ts_qopts o = { .max_samples = 5000 };
+	same_par("rate(par_total[5m])", s0, s1, 15, &o);
+	same_par("sum_over_time(par_total[1h])", s0, s1, 60, &o);
+}
+
 static void bench(void **state)
 {
 	(void)state;
@@ -650,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_functions),
 		cmocka_unit_test(test_range_queries),
 		cmocka_unit_test(test_errors_and_limits),
+		cmocka_unit_test(test_parallel_same_answers),
 		cmocka_unit_test(bench),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
