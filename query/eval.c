@@ -429,6 +429,71 @@ struct vs_ref {
 	int64_t lookback; /* at least the resolution read (Thanos' dynamic lookback) */
 };
 
+/* Walks `it` through ev's steps: the series' value at each step where it has one, in
+ * se's points. */
+static int selector_walk(struct qev *ev, const struct vs_ref *r, struct ts_iter *it,
+			 struct qseries *se)
+{
+	struct qctx *c = ev->c;
+	struct qbuf qb;
+	qbuf_init(&qb, it);
+	struct lookback_walk w = { .b = &qb };
+	int rc = qbuf_next(&qb, &w.cur_t, &w.cur_v);
+	if (rc < 0)
+		return ts__q_iter_err(c, rc);
+	w.have_cur = rc == 1;
+	c->scanned += (uint64_t)w.have_cur;
+	for (size_t k = 0; k < ev->n_steps; k++) {
+		int64_t ts = ev->start + (int64_t)k * ev->interval;
+		int64_t ref = r->fixed ? r->fixed_ref : ts - r->off;
+		if (!r->fixed || k == 0) {
+			if ((rc = walk_to(c, &w, ref, ref - r->lookback)))
+				return rc;
+		}
+		if (!w.have_prev || w.prev_t < ref - r->lookback || ts__q_is_stale(w.prev_v))
+			continue;
+		if ((rc = ts__qs_push(c, se, ts, r->ts_mode ? (double)w.prev_t / 1000 : w.prev_v)))
+			return rc;
+	}
+	return 0;
+}
+
+/* Adds series i of set to out with the points of tmp (taken over) when it has any;
+ * releases tmp's points otherwise. */
+static int selector_add(struct qctx *c, struct ts_series_set *set, size_t i, struct qseries *tmp,
+			struct qvalue *out)
+{
+	int rc = 0;
+	if (tmp->n_pts) {
+		const struct ts_label *l;
+		uint32_t nl;
+		struct qseries *se;
+		if ((rc = ts_series_set_labels(set, i, &l, &nl)))
+			rc = ts__q_iter_err(c, rc);
+		else if ((rc = ts__qm_add_series(c, &out->m, l, nl, true, &se)) == 0) {
+			se->pts = tmp->pts;
+			se->n_pts = tmp->n_pts;
+			se->cap_pts = tmp->cap_pts;
+			tmp->pts = NULL;
+			tmp->n_pts = 0;
+		}
+	}
+	ts__q_release(c, tmp->n_pts);
+	ts_free(tmp->pts);
+	tmp->pts = NULL;
+	tmp->n_pts = 0;
+	return rc;
+}
+
+static int selector_one(struct qev *ev, void *arg, void *state, struct ts_iter *it,
+			struct qseries *out)
+{
+	(void)state;
+	return selector_walk(ev, arg, it, out);
+}
+
+static const struct ts__qpar_series_ops selector_ops = { 0, selector_one, NULL };
+
 /* Walks series i of set through ev's steps, appending a series to out when it has a
  * value at some step. */
 static int selector_series(struct qev *ev, const struct vs_ref *r, struct ts_series_set *set,
@@ -436,47 +501,17 @@ static int selector_series(struct qev *ev, const struct vs_ref *r, struct ts_ser
 {
 	struct qctx *c = ev->c;
 	struct ts_iter *it = NULL;
-	struct qbuf qb;
+	struct qseries tmp = { 0 };
 	int rc = ts_iter_new(set, i, &it);
-	if (rc) {
+	if (rc)
 		rc = ts__q_iter_err(c, rc);
-		goto out;
-	}
-	qbuf_init(&qb, it);
-	struct lookback_walk w = { .b = &qb };
-	rc = qbuf_next(&qb, &w.cur_t, &w.cur_v);
-	if (rc < 0) {
-		rc = ts__q_iter_err(c, rc);
-		goto out;
-	}
-	w.have_cur = rc == 1;
-	c->scanned += (uint64_t)w.have_cur;
-	rc = 0;
-	struct qseries *se = NULL;
-	for (size_t k = 0; k < ev->n_steps; k++) {
-		int64_t ts = ev->start + (int64_t)k * ev->interval;
-		int64_t ref = r->fixed ? r->fixed_ref : ts - r->off;
-		if (!r->fixed || k == 0) {
-			if ((rc = walk_to(c, &w, ref, ref - r->lookback)))
-				goto out;
-		}
-		if (!w.have_prev || w.prev_t < ref - r->lookback || ts__q_is_stale(w.prev_v))
-			continue;
-		if (!se) {
-			const struct ts_label *l;
-			uint32_t nl;
-			if ((rc = ts_series_set_labels(set, i, &l, &nl))) {
-				rc = ts__q_iter_err(c, rc);
-				goto out;
-			}
-			if ((rc = ts__qm_add_series(c, &out->m, l, nl, true, &se)))
-				goto out;
-		}
-		if ((rc = ts__qs_push(c, se, ts, r->ts_mode ? (double)w.prev_t / 1000 : w.prev_v)))
-			goto out;
-	}
-out:
+	else
+		rc = selector_walk(ev, r, it, &tmp);
 	ts_iter_free(it);
+	if (rc == 0)
+		return selector_add(c, set, i, &tmp, out);
+	ts__q_release(c, tmp.n_pts);
+	ts_free(tmp.pts);
 	return rc;
 }
 
@@ -510,6 +545,20 @@ int ts__q_eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts_
 	res = ts_series_set_resolution(set);
 	r.lookback = res > c->lookback_ms ? res : c->lookback_ms;
 	size_t n = ts_series_set_len(set);
+	if (n >= ts__qpar_min_series && n >= 2 && ts__qpar_helpers() > 0) {
+		/* many series: read on the idle cores too, added in order here */
+		struct qseries *outs;
+		rc = ts__qpar_series(ev, set, n, &selector_ops, &r, &outs);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = selector_add(c, set, i, &outs[i], out);
+		for (size_t i = 0; outs && i < n; i++) { /* what an error left */
+			ts__q_release(c, outs[i].n_pts);
+			ts_free(outs[i].pts);
+		}
+		ts_free(outs);
+		ts_series_set_free(set);
+		return rc;
+	}
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if ((rc = ts__q_check(c)) == 0)
 			rc = selector_series(ev, &r, set, i, out);

@@ -221,9 +221,25 @@ static inline void ts__qpar_unlock(struct qpar_lock *l)
 {
 	atomic_store_explicit(&l->held, 0, memory_order_release);
 }
-/* The fewest input series for which a range function's series are spread over helpers
+/* The fewest series of a set for which a selector's series are spread over helpers
  * (tests lower it). */
 extern size_t ts__qpar_min_series;
+
+/* What a selector does with one series, on whichever thread takes it. */
+struct ts__qpar_series_ops {
+	size_t state_size; /* per thread, zeroed before its first series */
+	/* Reads `it` (series i of the set) into out's points; ev->c is the thread's own
+	 * context (its held samples, scanned count and error; no arenas). */
+	int (*one)(struct qev *ev, void *arg, void *state, struct ts_iter *it, struct qseries *out);
+	void (*state_fini)(void *state); /* NULL: nothing to free */
+};
+/* Runs ops->one over series 0..ns-1 of set on the calling thread and the idle helpers.
+ * On success *res holds ns outcomes in series order (points counted as held in ev->c;
+ * the caller adds or releases each and frees the array with ts_free). On failure the
+ * error of the lowest failing series is in ev->c's error, nothing is left to free, and
+ * the error code is returned. */
+int ts__qpar_series(struct qev *ev, struct ts_series_set *set, size_t ns,
+		    const struct ts__qpar_series_ops *ops, void *arg, struct qseries **res);
 
 /* ---- evaluation (eval.c) ---- */
 

@@ -18,8 +18,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "query/eval_int.h"
@@ -550,92 +548,29 @@ static void drop_series(struct qctx *c, struct qseries *tmp)
 
 /* ---- spreading the series over helper threads ---- */
 
-size_t ts__qpar_min_series = 64;
-
-/* Series taken at a time from the shared counter: few enough that both threads finish
- * together, enough that the counter is not a hot line. */
-#define PAR_BATCH 8
-
-/* One range call's series, shared by the threads that work on it. */
 struct wpar {
-	struct qev *ev;
 	struct fcall *f;
 	const struct wspec *ws;
-	struct ts_series_set *set;
 	bool weighted;
-	size_t ns;
-	struct qseries *res; /* [ns]: each series' outcome, written by whoever took it */
-	_Atomic size_t next; /* the next series nobody took */
-	_Atomic int stop;    /* an error: take no more */
-	/* The set's read transaction may be used by one thread at a time (LMDB, with
-	 * MDB_NOTLS, lets it move between threads that synchronise): iterators are made
-	 * under this lock, and read outside it (they point into the map, which stays put
-	 * while the transaction lives, or own their samples). */
-	struct qpar_lock set_mu;
-	pthread_mutex_t mu; /* what follows */
-	size_t err_i;	    /* the lowest series that failed, ns if none */
-	int err_rc;
-	struct ts_qerr err;
-	uint64_t held, scanned;
 };
 
-/* What one thread does: series after series from the counter, each windowed with a
- * context of its own (its samples held, scanned and its first error), merged at the
- * end. The caller's context is only read. */
-static void wpar_work(void *arg)
+static int wpar_one(struct qev *ev, void *arg, void *state, struct ts_iter *it, struct qseries *out)
 {
 	struct wpar *p = arg;
-	struct qctx *c = p->ev->c;
-	struct ts_qerr err = { 0 };
-	struct qctx lc = *c;
-	memset(&lc.perm, 0, sizeof lc.perm); /* the arenas are the caller's: unused here */
-	memset(&lc.scratch, 0, sizeof lc.scratch);
-	lc.kbuf = NULL;
-	lc.kbuf_cap = 0;
-	lc.err = &err;
-	lc.cur_samples = 0;
-	lc.max_samples = c->max_samples > c->cur_samples ? c->max_samples - c->cur_samples : 0;
-	lc.scanned = 0;
-	struct qev lev = *p->ev;
-	lev.c = &lc;
-	struct wbuf wb = { .weighted = p->weighted };
-	size_t fail_i = p->ns;
-	int rc = 0;
-	while (rc == 0 && !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
-		size_t i0 = atomic_fetch_add(&p->next, PAR_BATCH);
-		if (i0 >= p->ns)
-			break;
-		size_t i1 = i0 + PAR_BATCH < p->ns ? i0 + PAR_BATCH : p->ns;
-		for (size_t i = i0; i < i1 && rc == 0; i++) {
-			struct ts_iter *it = NULL;
-			ts__qpar_lock(&p->set_mu);
-			rc = ts_iter_new(p->set, i, &it);
-			ts__qpar_unlock(&p->set_mu);
-			if (rc)
-				rc = ts__q_iter_err(&lc, rc);
-			else
-				rc = window_series(&lev, p->f, p->ws, &wb, it, NULL, 0, &p->res[i]);
-			ts_iter_free(it);
-			if (rc)
-				fail_i = i;
-		}
-	}
-	if (rc)
-		atomic_store(&p->stop, 1);
-	ts_free(wb.p);
-	ts_free(wb.cum);
-	ts_free(wb.w);
-	pthread_mutex_lock(&p->mu);
-	p->held += lc.cur_samples;
-	p->scanned += lc.scanned;
-	if (rc && fail_i < p->err_i) {
-		/* the error the sequential loop would have met first */
-		p->err_i = fail_i;
-		p->err_rc = rc;
-		p->err = err;
-	}
-	pthread_mutex_unlock(&p->mu);
+	struct wbuf *wb = state;
+	wb->weighted = p->weighted;
+	return window_series(ev, p->f, p->ws, wb, it, NULL, 0, out);
 }
+
+static void wpar_fini(void *state)
+{
+	struct wbuf *wb = state;
+	ts_free(wb->p);
+	ts_free(wb->cum);
+	ts_free(wb->w);
+}
+
+static const struct ts__qpar_series_ops wpar_ops = { sizeof(struct wbuf), wpar_one, wpar_fini };
 
 /* The series of set (ns of them) windowed by the calling thread and helpers together,
  * then added to out in order, as the sequential loop does. */
@@ -644,30 +579,11 @@ static int selector_windows_par(struct qev *ev, struct fcall *f, const struct ws
 				struct qvalue *out)
 {
 	struct qctx *c = ev->c;
-	struct wpar p = { .ev = ev,
-			  .f = f,
-			  .ws = ws,
-			  .set = set,
-			  .weighted = wb->weighted,
-			  .ns = ns,
-			  .err_i = ns };
-	p.res = ts_calloc(ns, sizeof *p.res);
-	if (!p.res)
-		return ts__q_nomem(c);
-	pthread_mutex_init(&p.mu, NULL);
-	size_t want = ns / ts__qpar_min_series;
-	ts__qpar_run(wpar_work, &p, want > 0xffff ? 0xffff : (unsigned)want);
-	pthread_mutex_destroy(&p.mu);
-	c->cur_samples += p.held;
-	c->scanned += p.scanned;
-	int rc = 0;
-	if (p.err_i < ns) {
-		rc = p.err_rc;
-		if (c->err->type == TS_QERR_NONE)
-			*c->err = p.err;
-	} else if (c->cur_samples > c->max_samples) {
-		rc = ts__q_too_many_samples(c);
-	}
+	struct wpar p = { f, ws, wb->weighted };
+	struct qseries *res;
+	int rc = ts__qpar_series(ev, set, ns, &wpar_ops, &p, &res);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < ns; i++) {
 		if (rc == 0) {
 			const struct ts_label *l;
@@ -675,11 +591,11 @@ static int selector_windows_par(struct qev *ev, struct fcall *f, const struct ws
 			if ((rc = ts_series_set_labels(set, i, &l, &nl)))
 				rc = ts__q_iter_err(c, rc);
 			else
-				rc = add_series(c, f, l, nl, &p.res[i], out);
+				rc = add_series(c, f, l, nl, &res[i], out);
 		}
-		drop_series(c, &p.res[i]);
+		drop_series(c, &res[i]);
 	}
-	ts_free(p.res);
+	ts_free(res);
 	return rc;
 }
 

@@ -21,7 +21,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "storage/mem.h"
+#include "tsdb/tsdb.h"
 
 #define QPAR_MAX 3
 
@@ -169,4 +173,141 @@ void ts__qpar_run(void (*fn)(void *arg), void *arg, unsigned want)
 	while (j.running > 0)
 		pthread_cond_wait(&P.left, &P.mu);
 	pthread_mutex_unlock(&P.mu);
+}
+
+/* ---- a selector's series ---- */
+
+size_t ts__qpar_min_series = 64;
+
+/* Series taken at a time from the shared counter: few enough that the threads finish
+ * together, enough that the counter is not a hot line. */
+#define SERIES_BATCH 8
+
+struct sjob {
+	struct qev *ev;
+	struct ts_series_set *set;
+	size_t ns;
+	const struct ts__qpar_series_ops *ops;
+	void *arg;
+	struct qseries *res; /* [ns], each written by the thread that took the series */
+	_Atomic size_t next; /* the next series nobody took */
+	_Atomic int stop;    /* an error: take no more */
+	/* The set's read transactions may be used by one thread at a time (LMDB, with
+	 * MDB_NOTLS, lets them move between threads that synchronise): the set takes
+	 * this lock around its cursor work (ts_series_set_share) and decodes outside it;
+	 * iterators then read only memory. */
+	struct qpar_lock set_mu;
+	pthread_mutex_t mu; /* what follows */
+	size_t err_i;	    /* the lowest series that failed, ns if none */
+	int err_rc;
+	struct ts_qerr err;
+	uint64_t held, scanned;
+};
+
+/* One thread's part: series after series from the counter, each read with a context of
+ * the thread's own (samples held, scanned, first error), merged at the end. The
+ * caller's context is only read while helpers run. */
+static void sjob_work(void *arg)
+{
+	struct sjob *j = arg;
+	struct qctx *c = j->ev->c;
+	struct ts_qerr err = { 0 };
+	struct qctx lc = *c;
+	memset(&lc.perm, 0, sizeof lc.perm); /* the arenas are the caller's: unused here */
+	memset(&lc.scratch, 0, sizeof lc.scratch);
+	lc.kbuf = NULL;
+	lc.kbuf_cap = 0;
+	lc.err = &err;
+	lc.cur_samples = 0;
+	lc.max_samples = c->max_samples > c->cur_samples ? c->max_samples - c->cur_samples : 0;
+	lc.scanned = 0;
+	struct qev lev = *j->ev;
+	lev.c = &lc;
+	void *state = j->ops->state_size ? ts_calloc(1, j->ops->state_size) : NULL;
+	size_t fail_i = j->ns;
+	int rc = j->ops->state_size && !state ? ts__q_nomem(&lc) : 0;
+	if (rc)
+		fail_i = 0; /* out of memory: the query fails, whichever series it names */
+	while (rc == 0 && !atomic_load_explicit(&j->stop, memory_order_relaxed)) {
+		size_t i0 = atomic_fetch_add(&j->next, SERIES_BATCH);
+		if (i0 >= j->ns)
+			break;
+		size_t i1 = i0 + SERIES_BATCH < j->ns ? i0 + SERIES_BATCH : j->ns;
+		for (size_t i = i0; i < i1 && rc == 0; i++) {
+			struct ts_iter *it = NULL;
+			rc = ts_iter_new(j->set, i, &it);
+			if (rc)
+				rc = ts__q_iter_err(&lc, rc);
+			else if ((rc = ts__q_check(&lc)) == 0)
+				rc = j->ops->one(&lev, j->arg, state, it, &j->res[i]);
+			ts_iter_free(it);
+			if (rc)
+				fail_i = i;
+		}
+	}
+	if (rc)
+		atomic_store(&j->stop, 1);
+	if (state && j->ops->state_fini)
+		j->ops->state_fini(state);
+	ts_free(state);
+	pthread_mutex_lock(&j->mu);
+	j->held += lc.cur_samples;
+	j->scanned += lc.scanned;
+	if (rc && fail_i < j->err_i) {
+		/* the error the sequential loop would have met first */
+		j->err_i = fail_i;
+		j->err_rc = rc;
+		j->err = err;
+	}
+	pthread_mutex_unlock(&j->mu);
+}
+
+static void set_lock(void *arg)
+{
+	ts__qpar_lock(arg);
+}
+
+static void set_unlock(void *arg)
+{
+	ts__qpar_unlock(arg);
+}
+
+int ts__qpar_series(struct qev *ev, struct ts_series_set *set, size_t ns,
+		    const struct ts__qpar_series_ops *ops, void *arg, struct qseries **res)
+{
+	struct qctx *c = ev->c;
+	struct sjob j = { .ev = ev, .set = set, .ns = ns, .ops = ops, .arg = arg, .err_i = ns };
+	*res = NULL;
+	j.res = ts_calloc(ns ? ns : 1, sizeof *j.res);
+	if (!j.res)
+		return ts__q_nomem(c);
+	if (pthread_mutex_init(&j.mu, NULL) != 0) {
+		ts_free(j.res);
+		return ts__q_nomem(c);
+	}
+	size_t want = ts__qpar_min_series ? ns / ts__qpar_min_series : ns;
+	ts_series_set_share(set, set_lock, set_unlock, &j.set_mu);
+	ts__qpar_run(sjob_work, &j, want > 0xffff ? 0xffff : (unsigned)want);
+	ts_series_set_share(set, NULL, NULL, NULL);
+	pthread_mutex_destroy(&j.mu);
+	c->cur_samples += j.held;
+	c->scanned += j.scanned;
+	int rc = 0;
+	if (j.err_i < ns) {
+		rc = j.err_rc;
+		if (c->err->type == TS_QERR_NONE)
+			*c->err = j.err;
+	} else if (c->cur_samples > c->max_samples) {
+		rc = ts__q_too_many_samples(c);
+	}
+	if (rc) {
+		for (size_t i = 0; i < ns; i++) {
+			ts__q_release(c, j.res[i].n_pts);
+			ts_free(j.res[i].pts);
+		}
+		ts_free(j.res);
+		return rc;
+	}
+	*res = j.res;
+	return 0;
 }

@@ -555,9 +555,17 @@ int ts__cold_gens_read(struct ts_rtxn *r, unsigned meta, struct ts__gen **out, s
  * snapshot, oldest generation first. Arrays are valid only during the call. fn returns
  * 0 to go on. Returns 0, fn's value, TS_ECORRUPT, -ENOMEM, or the env's error. */
 typedef int (*ts__samples_fn)(void *arg, const int64_t *t, const uint64_t *v, uint32_t n);
+/* Mutual exclusion around uses of a read transaction shared by threads
+ * (ts_series_set_share); a NULL lock means one thread. */
+struct ts__txn_lock {
+	void (*lock)(void *arg);
+	void (*unlock)(void *arg);
+	void *arg;
+};
+/* lk: taken around the cursor work only (NULL: none); blocks are decoded outside it. */
 int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t part,
 		  const struct ts__gen *gens, size_t n_gens, uint64_t id, int64_t from, int64_t to,
-		  ts__samples_fn fn, void *arg);
+		  const struct ts__txn_lock *lk, ts__samples_fn fn, void *arg);
 struct ts__convert_stats {
 	uint64_t n_samples, n_chunks, n_blocks_merged, bytes;
 	int gens_merged;

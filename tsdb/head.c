@@ -113,7 +113,7 @@ static int stored_find(struct ts_db *db, const struct ts_series *s, int64_t t, u
 			if (rc == 0 &&
 			    (rc = ts__cold_gens_read(r, part->meta, &gens, &n_gens)) == 0 && n_gens)
 				rc = ts__cold_scan(db, r, part->cold, part->start, gens, n_gens,
-						   s->id, t, t, stored_find_cold, &f);
+						   s->id, t, t, NULL, stored_find_cold, &f);
 			ts_free(gens);
 			ts_env_read_end(r);
 		}

@@ -254,10 +254,19 @@ uint64_t ts_series_set_id(const struct ts_series_set *set, size_t i);
 int ts_series_set_labels(const struct ts_series_set *set, size_t i, const struct ts_label **labels,
 			 uint32_t *n_labels);
 
+/* Lets several threads make iterators of set at once (ts_iter_new and what it calls):
+ * the set then calls lock(arg) and unlock(arg) around each use of its read transactions,
+ * which LMDB allows on one thread at a time, and decodes outside them. lock must give
+ * the caller mutual exclusion with every other thread of the set. An iterator, once
+ * made, reads only memory and may be used on any one thread. NULL lock: back to one
+ * thread. Call it while no other thread uses the set. */
+void ts_series_set_share(struct ts_series_set *set, void (*lock)(void *arg),
+			 void (*unlock)(void *arg), void *arg);
+
 /* Sample iterator over one series of a set, in time order, duplicates merged, limited to
  * the set's [mint, maxt]. Allocated by ts_iter_new() and owned by the caller, who frees
  * it with ts_iter_free() before freeing the set; it reads the set's snapshots, so it is
- * used from the set's thread. */
+ * used from the set's thread (or threads: ts_series_set_share). */
 struct ts_iter;
 /* Creates an iterator over series i of set, positioned before its first sample. Reads
  * the series' stored chunk list from the set's snapshots. *out is owned by the caller.

@@ -627,8 +627,8 @@ static void same_par(const char *q, int64_t s0, int64_t s1, int64_t step_s,
 	ts_qresult_free(r[1]);
 }
 
-/* Range functions over many series, spread over helper threads (query/qpar.c), give
- * the sequential answers: part of the series on disk and part in memory, counter
+/* Selectors and range functions over many series, spread over helper threads
+ * (query/qpar.c), give the sequential answers: part of the series in cold blocks and part in memory, counter
  * resets, NaN, stale markers, series that start and end inside the range. */
 static void test_parallel_same_answers(void **state)
 {
@@ -658,8 +658,12 @@ static void test_parallel_same_answers(void **state)
 			struct ts_append_result res;
 			assert_int_equal(ts_db_append(db, &in, 1, &res, NULL), 0);
 		}
-		if (pass == 0)
-			assert_int_equal(ts_db_checkpoint(db), 0); /* the first half on disk */
+		if (pass == 0) {
+			/* the first half on disk, as cold blocks: read through the set's
+			 * shared transaction (ts_series_set_share) */
+			assert_int_equal(ts_db_checkpoint(db), 0);
+			assert_int_equal(ts_db_compact(db), 0);
+		}
 	}
 	free(sm);
 	int64_t s0 = (b0 - T0) / 1000, s1 = s0 + 400 * 15;
@@ -691,15 +695,44 @@ static void test_parallel_same_answers(void **state)
 		"avg by (job) (avg_over_time(par_total{job=~\"j[1-4]\"}[2m]))",
 		"topk(3, max_over_time(par_total[10m]))",
 		"holt_winters(par_total[5m], 2, 0.5)",
+		"par_total",
+		"par_total offset 2m",
+		"par_total @ end()",
+		"timestamp(par_total)",
+		"1 - par_total / on(instance, job) par_total",
+		"count by (job) ({__name__=~\"par_.*\"})",
+		"par_total > 50",
+		"sum by (job) (par_total)",
 	};
 	for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
 		same_par(qs[i], s0, s1, 60, NULL);
 		same_par(qs[i], s0 + 300, s1 - 300, 15, NULL);
+		same_par(qs[i], s0 + 3000, s0 + 3000, 60, NULL); /* one step: an instant */
 	}
 	/* the sample limit: the same error whoever meets it */
 	struct ts_qopts o = { .max_samples = 5000 };
 	same_par("rate(par_total[5m])", s0, s1, 15, &o);
 	same_par("sum_over_time(par_total[1h])", s0, s1, 60, &o);
+	same_par("par_total", s0, s1, 15, &o);
+	/* allocation failures on any thread end in an error, never a crash or a leak */
+	size_t saved_min = ts__qpar_min_series;
+	ts__qpar_min_series = 1;
+	static const char *const fq[] = { "rate(par_total[5m])", "par_total" };
+	for (int k = 0; k < 2; k++)
+		for (unsigned long n = 1; n < 3000; n += 37) {
+			struct ts_qresult *r = NULL;
+			struct ts_qerr err;
+			ts_mem_fail_at(n, 1);
+			int rc = ts_query_range(db, fq[k], strlen(fq[k]), b0, b0 + 3600000, 60000,
+						NULL, &r, &err);
+			int failed = ts_mem_failed();
+			ts_mem_fail_at(0, 0);
+			if (rc == 0)
+				ts_qresult_free(r);
+			else if (failed)
+				assert_true(rc == -ENOMEM || err.type != TS_QERR_NONE);
+		}
+	ts__qpar_min_series = saved_min;
 }
 
 static void bench(void **state)
