@@ -550,6 +550,27 @@ static void test_range_queries(void **state)
 	assert_null(r);
 }
 
+/* Fails the n-th allocation from then on (n = 1, 1 + stride, ... < max) while q runs
+ * (instant at t0 when step_ms is 0, else over [t0, t1]): an error, never a crash or a
+ * leak. */
+static void alloc_failures(const char *q, int64_t t0, int64_t t1, int64_t step_ms,
+			   unsigned long max, unsigned long stride)
+{
+	for (unsigned long n = 1; n < max; n += stride) {
+		struct ts_qresult *r = NULL;
+		struct ts_qerr err;
+		ts_mem_fail_at(n, 1);
+		int rc = step_ms ? ts_query_range(db, q, strlen(q), t0, t1, step_ms, NULL, &r, &err)
+				 : ts_query_instant(db, q, strlen(q), t0, NULL, &r, &err);
+		int failed = ts_mem_failed();
+		ts_mem_fail_at(0, 0);
+		if (rc == 0)
+			ts_qresult_free(r);
+		else if (failed)
+			assert_true(rc == -ENOMEM || err.type != TS_QERR_NONE);
+	}
+}
+
 static void test_errors_and_limits(void **state)
 {
 	(void)state;
@@ -564,18 +585,7 @@ static void test_errors_and_limits(void **state)
 	/* Allocation failures anywhere end in an error, never a crash or a leak. */
 	const char *q =
 		"sum by (job) (rate(c_total[1m])) * on(job) group_left m2 or label_replace(m1, \"x\", \"$1\", \"job\", \"(.*)\")";
-	for (unsigned long n = 1; n < 400; n += 7) {
-		struct ts_qresult *r = NULL;
-		struct ts_qerr err;
-		ts_mem_fail_at(n, 1);
-		int rc = ts_query_instant(db, q, strlen(q), T0 + 600000, NULL, &r, &err);
-		int failed = ts_mem_failed();
-		ts_mem_fail_at(0, 0);
-		if (rc == 0)
-			ts_qresult_free(r);
-		else if (failed)
-			assert_true(rc == -ENOMEM || err.type != TS_QERR_NONE);
-	}
+	alloc_failures(q, T0 + 600000, T0 + 600000, 0, 400, 7);
 }
 
 extern size_t ts__qpar_min_series;
@@ -719,19 +729,7 @@ static void test_parallel_same_answers(void **state)
 	ts__qpar_min_series = 1;
 	static const char *const fq[] = { "rate(par_total[5m])", "par_total" };
 	for (int k = 0; k < 2; k++)
-		for (unsigned long n = 1; n < 3000; n += 37) {
-			struct ts_qresult *r = NULL;
-			struct ts_qerr err;
-			ts_mem_fail_at(n, 1);
-			int rc = ts_query_range(db, fq[k], strlen(fq[k]), b0, b0 + 3600000, 60000,
-						NULL, &r, &err);
-			int failed = ts_mem_failed();
-			ts_mem_fail_at(0, 0);
-			if (rc == 0)
-				ts_qresult_free(r);
-			else if (failed)
-				assert_true(rc == -ENOMEM || err.type != TS_QERR_NONE);
-		}
+		alloc_failures(fq[k], b0, b0 + 3600000, 60000, 3000, 37);
 	ts__qpar_min_series = saved_min;
 }
 
