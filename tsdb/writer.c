@@ -303,29 +303,41 @@ static int capture_group(struct ts_db *db, struct flush *f, uint64_t first, uint
 	return 0;
 }
 
-/* Checkpoint, first half: rolls the WAL to L (under db->mu, so every record below L
- * has been applied) and captures head entries, CAPTURE_GROUP series per db->mu hold. */
-static int capture_heads(struct ts_db *db, struct flush *f)
+/* Checkpoint, first step: rolls the WAL to L under db->mu, so every record below L has
+ * been applied to the heads captured from here on. */
+static int roll_wal(struct ts_db *db, struct flush *f)
 {
 	pthread_mutex_lock(&db->mu);
 	int rc = ts_wal_roll(db->wal, &f->L);
 	pthread_mutex_unlock(&db->mu);
-	if (rc)
-		return rc;
+	return rc;
+}
+
+/* Captures head entries from series *base on (a multiple of TS_FORMAT_GROUP_SERIES),
+ * up to CAPTURE_GROUP series per db->mu hold, until `limit` bytes are captured (0: no
+ * limit) or every series is; *base becomes where the next pass starts, UINT64_MAX when
+ * none is left. */
+static int capture_heads(struct ts_db *db, struct flush *f, uint64_t *base, size_t limit)
+{
 	uint64_t end = atomic_load(&db->next_id);
 	/* "Idle" is judged against the newest data, but never ahead of the wall clock:
 	 * one sample from a host whose clock runs fast must not make every other series
 	 * look stopped; a backfill of old data uses its own newest time. */
 	int64_t wall_ms = ts_wall_ms();
 	const uint64_t G = TS_FORMAT_GROUP_SERIES;
-	for (uint64_t base = 0; base < end && rc == 0; base += CAPTURE_GROUP) {
+	int rc = 0;
+	uint64_t g0 = *base;
+	while (g0 < end && rc == 0 && (!limit || f->snaps.len < limit)) {
 		pthread_mutex_lock(&db->mu);
 		int64_t newest = db->max_t_seen < wall_ms ? db->max_t_seen : wall_ms;
-		for (uint64_t g0 = base; g0 < base + CAPTURE_GROUP && g0 < end && rc == 0; g0 += G)
+		uint64_t hold_end = g0 + CAPTURE_GROUP;
+		for (; g0 < hold_end && g0 < end && rc == 0 && (!limit || f->snaps.len < limit);
+		     g0 += G)
 			rc = capture_group(db, f, g0 ? g0 : 1, g0 + G < end ? g0 + G : end, newest,
 					   db->index_migrate);
 		pthread_mutex_unlock(&db->mu);
 	}
+	*base = g0 < end ? g0 : UINT64_MAX;
 	return rc;
 }
 
@@ -555,32 +567,85 @@ int ts__writer_flush(struct ts_db *db, int checkpoint)
 	return rc;
 }
 
+/* One pass of a flush: the queued chunks, then the index (new series, f's head rows,
+ * meta rows with f->L when `ckpt_lsn`), then memory forgets what LMDB now holds. */
+static int flush_pass(struct ts_db *db, struct flush *f, int ckpt_lsn)
+{
+	int rc;
+	if ((rc = take_work(db, f)))
+		return rc;
+	if (!f->first && !f->n_idx && !f->n_ents && !ckpt_lsn && !ts__md_dirty(db))
+		return 0;
+	/* Partitions first, then the index (whose checkpoint_lsn covers them). */
+	if ((rc = write_chunks(db, f->first, f->last)))
+		return rc;
+	ts__failpoint(f->checkpoint ? "ckpt.before_index" : "flush.before_index");
+	int saved = f->checkpoint;
+	f->checkpoint = ckpt_lsn;
+	/* a pass's index transaction failing, before checkpoint_lsn is written */
+	if (saved && !ckpt_lsn)
+		rc = ts__failpoint_err("ckpt.slice_apply");
+	if (rc == 0)
+		rc = write_index(db, f);
+	f->checkpoint = saved;
+	if (rc)
+		return rc;
+	atomic_fetch_add(&db->n_flushed, forget_committed(db, f));
+	ts__parts_expire(db, ts_wall_ms());
+	return 0;
+}
+
+static void flush_reset(struct flush *f)
+{
+	ts_free(f->idx);
+	ts_free(f->ents);
+	ts_free(f->snaps.p);
+	uint64_t L = f->L;
+	int checkpoint = f->checkpoint;
+	memset(f, 0, sizeof *f);
+	f->L = L;
+	f->checkpoint = checkpoint;
+}
+
+/*
+ * A checkpoint captures the heads in passes of about ts__ckpt_slice_bytes, each written
+ * (its chunks, then its head rows) before the next is captured, and records L in the
+ * last pass's index transaction. Capturing every head before writing any held a copy of
+ * all open chunks at once: at 100k series a 30-40 MB spike at every checkpoint, the
+ * peak of the process. Passes are as safe as the slices of put_head_groups: a crash
+ * between them leaves the previous checkpoint_lsn, recovery replays from it and skips,
+ * per series, what a newer head row holds (db.c); a pass's chunks, sealed before its
+ * heads were captured, are committed before its rows. Migrating a format-1 index keeps
+ * one transaction for everything (its old rows are dropped with the new ones written).
+ */
 int ts__writer_flush_locked(struct ts_db *db, int checkpoint)
 {
 	struct flush f = { .checkpoint = checkpoint };
 	int rc = 0;
-	if (checkpoint && (rc = capture_heads(db, &f)))
+	if (!checkpoint) {
+		rc = flush_pass(db, &f, 0);
 		goto out;
-	if (checkpoint)
-		ts__failpoint("ckpt.captured");
-	if ((rc = take_work(db, &f)))
-		goto out;
-	if (!f.first && !f.n_idx && !checkpoint && !ts__md_dirty(db))
-		goto out;
-	/* Partitions first, then the index (whose checkpoint_lsn covers them). */
-	if ((rc = write_chunks(db, f.first, f.last)))
-		goto out;
-	ts__failpoint(checkpoint ? "ckpt.before_index" : "flush.before_index");
-	if ((rc = write_index(db, &f)))
-		goto out;
-	atomic_fetch_add(&db->n_flushed, forget_committed(db, &f));
-	ts__parts_expire(db, ts_wall_ms());
-	if (checkpoint) {
-		ts__failpoint("ckpt.before_truncate");
-		rc = ts_wal_truncate_before(db->wal, f.L);
-		atomic_fetch_add(&db->n_checkpoints, 1);
-		db->last_checkpoint_ms = (uint64_t)ts_mono_ms();
 	}
+	if ((rc = roll_wal(db, &f)))
+		goto out;
+	uint64_t base = 0;
+	size_t limit = db->index_migrate ? 0 : ts__ckpt_slice_bytes;
+	for (;;) {
+		if ((rc = capture_heads(db, &f, &base, limit)))
+			goto out;
+		ts__failpoint("ckpt.captured");
+		int last = base == UINT64_MAX;
+		if ((rc = flush_pass(db, &f, last)))
+			goto out;
+		if (last)
+			break;
+		ts__failpoint("ckpt.pass");
+		flush_reset(&f);
+	}
+	ts__failpoint("ckpt.before_truncate");
+	rc = ts_wal_truncate_before(db->wal, f.L);
+	atomic_fetch_add(&db->n_checkpoints, 1);
+	db->last_checkpoint_ms = (uint64_t)ts_mono_ms();
 out:
 	if (rc && f.n_ents)
 		redirty_heads(db, &f);
