@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,118 @@ static int budget_spent(struct budget *b)
 	return 0;
 }
 
+/* ---- compiled patterns, shared ----
+ *
+ * A dashboard sends the same selectors again and again, and compiling a pattern with
+ * its JIT code was a tenth of a selective query's time (pcre2_compile, pcre2_jit_compile
+ * and a JIT stack per matcher). Compiled patterns are kept in a small table, least
+ * recently used first out; PCRE2 allows one compiled pattern to be matched by many
+ * threads at once (match data, contexts and JIT stacks stay per matcher). An entry in
+ * use is freed by its last user once evicted. */
+#define RE_CACHE_N 64
+
+struct re_ent {
+	char *pat;
+	size_t len;
+	pcre2_code *re;
+	int jit;       /* JIT code was compiled */
+	unsigned refs; /* matchers using it, plus one while in the table (re_mu) */
+	uint64_t used; /* re_mu */
+};
+
+static pthread_mutex_t re_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct re_ent *re_tab[RE_CACHE_N]; /* re_mu */
+static uint64_t re_clock;		  /* re_mu */
+
+static void re_ent_free(struct re_ent *e)
+{
+	pcre2_code_free(e->re);
+	ts_free(e->pat);
+	ts_free(e);
+}
+
+/* Drops a reference taken by re_get. Accepts NULL. */
+static void re_put(struct re_ent *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&re_mu);
+	int last = --e->refs == 0;
+	pthread_mutex_unlock(&re_mu);
+	if (last)
+		re_ent_free(e);
+}
+
+/* The compiled pattern pat[0..len), from the table or compiled now (and then kept).
+ * 0 with *out referenced, TS_EINVALID (message in msg), -ENOMEM. */
+static int re_get(const char *pat, size_t len, struct re_ent **out, char *msg, size_t msg_len)
+{
+	pthread_mutex_lock(&re_mu);
+	for (size_t i = 0; i < RE_CACHE_N; i++) {
+		struct re_ent *e = re_tab[i];
+		if (e && e->len == len && memcmp(e->pat, pat, len) == 0) {
+			e->refs++;
+			e->used = ++re_clock;
+			pthread_mutex_unlock(&re_mu);
+			*out = e;
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&re_mu);
+	int err;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len,
+				       PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &err, &off,
+				       NULL);
+	if (!re) {
+		if (msg && msg_len) {
+			char e[128];
+			pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
+			snprintf(msg, msg_len,
+				 "invalid regular expression \"%.*s\": %s at offset %zu", (int)len,
+				 pat, e, (size_t)off);
+		}
+		return TS_EINVALID;
+	}
+	struct re_ent *n = ts_calloc(1, sizeof *n);
+	char *p = ts_malloc(len + 1);
+	if (!n || !p) {
+		pcre2_code_free(re);
+		ts_free(n);
+		ts_free(p);
+		return -ENOMEM;
+	}
+	memcpy(p, pat, len);
+	p[len] = '\0';
+	n->pat = p;
+	n->len = len;
+	n->re = re;
+	/* JIT is a speed-up only: without it the interpreter and the DFA give the same
+	 * answers. */
+	n->jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
+	n->refs = 2; /* the table's and the caller's */
+	struct re_ent *gone = NULL;
+	pthread_mutex_lock(&re_mu);
+	n->used = ++re_clock;
+	size_t slot = 0;
+	for (size_t i = 0; i < RE_CACHE_N; i++) {
+		if (!re_tab[i]) {
+			slot = i;
+			break;
+		}
+		if (re_tab[i]->used < re_tab[slot]->used)
+			slot = i;
+	}
+	if (re_tab[slot] && --re_tab[slot]->refs == 0)
+		gone = re_tab[slot];
+	re_tab[slot] = n;
+	pthread_mutex_unlock(&re_mu);
+	if (gone)
+		re_ent_free(gone);
+	*out = n;
+	return 0;
+}
+
 struct cmatcher {
 	struct budget *bud;
 	enum ts_match_type type;
@@ -85,7 +198,8 @@ struct cmatcher {
 	size_t name_len;
 	const char *value;
 	size_t value_len;
-	pcre2_code *re;
+	pcre2_code *re;	    /* borrowed from ent */
+	struct re_ent *ent; /* the shared compiled pattern (re_get) */
 	pcre2_match_data *md;
 	pcre2_match_context *mctx;
 	pcre2_jit_stack *jit_stack; /* NULL when JIT is unavailable */
@@ -139,6 +253,16 @@ static int cm_match(struct cmatcher *m, const char *v, size_t len)
 		return m->type == TS_MATCH_EQ ? eq : !eq;
 	default:
 		eq = pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx);
+		if (eq == PCRE2_ERROR_JIT_STACKLIMIT && !m->jit_stack && m->ent->jit) {
+			/* JIT ran on its default 32 KiB stack; give it a larger one now
+			 * (made on demand: creating one per matcher cost as much as the
+			 * whole look-up of a selective query). */
+			m->jit_stack = pcre2_jit_stack_create(32 * 1024, RE_JIT_STACK_MAX, NULL);
+			if (m->jit_stack) {
+				pcre2_jit_stack_assign(m->mctx, NULL, m->jit_stack);
+				eq = pcre2_match(m->re, (PCRE2_SPTR)v, len, 0, 0, m->md, m->mctx);
+			}
+		}
 		if (eq >= 0)
 			eq = 1;
 		else if (eq == PCRE2_ERROR_NOMATCH)
@@ -155,41 +279,24 @@ static void cm_free(struct cmatcher *m, size_t n)
 		pcre2_match_data_free(m[i].md);
 		pcre2_match_context_free(m[i].mctx);
 		pcre2_jit_stack_free(m[i].jit_stack);
-		pcre2_code_free(m[i].re);
+		re_put(m[i].ent);
 		ts_free(m[i].dfa_ws);
 	}
 	ts_free(m);
 }
 
-/* Compiles one regex matcher. 0, TS_EINVALID (message in msg), -ENOMEM. */
+/* Readies one regex matcher. 0, TS_EINVALID (message in msg), -ENOMEM. */
 static int cm_compile_re(struct cmatcher *m, char *msg, size_t msg_len)
 {
-	int err;
-	PCRE2_SIZE off;
-	m->re = pcre2_compile((PCRE2_SPTR)m->value, m->value_len,
-			      PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &err, &off, NULL);
-	if (!m->re) {
-		if (msg && msg_len) {
-			char e[128];
-			pcre2_get_error_message(err, (PCRE2_UCHAR *)e, sizeof e);
-			snprintf(msg, msg_len,
-				 "invalid regular expression \"%s\": %s at offset %zu", m->value, e,
-				 (size_t)off);
-		}
-		return TS_EINVALID;
-	}
+	int rc = re_get(m->value, m->value_len, &m->ent, msg, msg_len);
+	if (rc)
+		return rc;
+	m->re = m->ent->re;
 	m->md = pcre2_match_data_create_from_pattern(m->re, NULL);
 	m->mctx = pcre2_match_context_create(NULL);
 	if (!m->md || !m->mctx)
 		return -ENOMEM;
 	pcre2_set_match_limit(m->mctx, RE_MATCH_LIMIT);
-	/* JIT is a speed-up only: without it (or its stack) the interpreter and the DFA
-	 * give the same answers. */
-	if (pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE) == 0) {
-		m->jit_stack = pcre2_jit_stack_create(32 * 1024, RE_JIT_STACK_MAX, NULL);
-		if (m->jit_stack)
-			pcre2_jit_stack_assign(m->mctx, NULL, m->jit_stack);
-	}
 	return 0;
 }
 
