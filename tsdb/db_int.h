@@ -222,11 +222,10 @@ struct ts_db {
 	pthread_mutex_t wmu;
 	pthread_cond_t wcond;
 	int writer_running, writer_stop;
-	atomic_int writer_err;		/* the last flush's error, 0 once one succeeds */
-	int wal_full;			/* the last WAL append found no space (under mu) */
-	atomic_ullong n_flush_failures; /* flushes that failed since open */
-	_Atomic uint64_t
-		last_checkpoint_ms; /* written by whoever checkpoints, read by the writer */
+	atomic_int writer_err;		     /* the last flush's error, 0 once one succeeds */
+	int wal_full;			     /* the last WAL append found no space (under mu) */
+	atomic_ullong n_flush_failures;	     /* flushes that failed since open */
+	_Atomic uint64_t last_checkpoint_ms; /* set by a checkpoint, read by the writer */
 	uint64_t last_retention_ms; /* writer: when the retention pass last ran (monotonic) */
 
 	atomic_uint_fast64_t n_samples, n_flushed, n_checkpoints;
