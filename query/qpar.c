@@ -160,11 +160,12 @@ void ts__qpar_run(void (*fn)(void *arg), void *arg, unsigned want)
 	else
 		P.head = &j;
 	P.tail = &j;
+	pthread_mutex_unlock(&P.mu);
+	/* after the unlock, so that a woken helper does not block on the mutex at once */
 	if (want > 1)
 		pthread_cond_broadcast(&P.work);
 	else
 		pthread_cond_signal(&P.work);
-	pthread_mutex_unlock(&P.mu);
 	fn(arg);
 	pthread_mutex_lock(&P.mu);
 	if (j.want > 0)
