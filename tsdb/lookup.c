@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "storage/err.h"
 #include "storage/mem.h"
@@ -41,6 +42,57 @@ static int sl_add(struct ts_strlist *l, const char *s, size_t len)
 	l->v[l->n] = c;
 	l->len[l->n++] = (uint32_t)len;
 	return 0;
+}
+
+/* The strings already in a list, by hash: a value shared by many series is added once.
+ * Listing the values of a label over a million series added (copied) one string per
+ * series and then sorted them all to drop the duplicates. */
+struct seen {
+	uint32_t *slot; /* index into the list + 1; 0: empty */
+	size_t cap;	/* a power of two; at most half full */
+};
+
+static void seen_fini(struct seen *t)
+{
+	ts_free(t->slot);
+	memset(t, 0, sizeof *t);
+}
+
+static int seen_grow(struct seen *t, const struct ts_strlist *l)
+{
+	size_t cap = t->cap ? t->cap * 2 : 64;
+	uint32_t *slot = ts_calloc(cap, sizeof *slot);
+	if (!slot)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		size_t h = (size_t)XXH3_64bits(l->v[i], l->len[i]) & (cap - 1);
+		while (slot[h])
+			h = (h + 1) & (cap - 1);
+		slot[h] = (uint32_t)i + 1;
+	}
+	ts_free(t->slot);
+	t->slot = slot;
+	t->cap = cap;
+	return 0;
+}
+
+/* sl_add unless s is in the list already (t NULL: always add). */
+static int sl_add_new(struct ts_strlist *l, struct seen *t, const char *s, size_t len)
+{
+	if (!t || l->n >= UINT32_MAX - 1)
+		return sl_add(l, s, len);
+	if ((l->n + 1) * 2 > t->cap && seen_grow(t, l))
+		return -ENOMEM;
+	size_t h = (size_t)XXH3_64bits(s, len) & (t->cap - 1);
+	for (; t->slot[h]; h = (h + 1) & (t->cap - 1)) {
+		size_t i = t->slot[h] - 1;
+		if (l->len[i] == len && memcmp(l->v[i], s, len) == 0)
+			return 0;
+	}
+	int rc = sl_add(l, s, len);
+	if (rc == 0)
+		t->slot[h] = (uint32_t)l->n;
+	return rc;
 }
 
 static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl)
@@ -94,8 +146,8 @@ static int sl_finish(struct ts_strlist *l)
 }
 
 /* Adds the label names (name == NULL) or the value of `name` of one packed label set. */
-static int add_from_labels(struct ts_strlist *out, const uint8_t *packed, size_t plen,
-			   const char *name)
+static int add_from_labels(struct ts_strlist *out, struct seen *t, const uint8_t *packed,
+			   size_t plen, const char *name)
 {
 	if (name) {
 		const char *v;
@@ -103,7 +155,7 @@ static int add_from_labels(struct ts_strlist *out, const uint8_t *packed, size_t
 		int r = ts_labels_get(packed, plen, name, &v, &vl);
 		if (r < 0)
 			return r;
-		return r ? sl_add(out, v, vl) : 0;
+		return r ? sl_add_new(out, t, v, vl) : 0;
 	}
 	/* --max-labels may allow more labels than fit the stack array. */
 	struct ts_label stack[64], *l = stack;
@@ -116,7 +168,7 @@ static int add_from_labels(struct ts_strlist *out, const uint8_t *packed, size_t
 	uint32_t n = 0;
 	int rc = ts_labels_unpack(packed, plen, l, (uint32_t)cnt, &n);
 	for (uint32_t i = 0; i < n && rc == 0; i++)
-		rc = sl_add(out, l[i].name, l[i].name_len);
+		rc = sl_add_new(out, t, l[i].name, l[i].name_len);
 	if (l != stack)
 		ts_free(l);
 	return rc;
@@ -133,10 +185,12 @@ static int from_selection(struct ts_db *db, const char *name, const struct ts_ma
 	int rc = ts__select_series(db, m, n_matchers, &set, msg, msg_len);
 	if (rc)
 		return rc;
+	struct seen t = { 0 };
 	for (size_t i = 0; i < ts_series_set_len(set) && rc == 0; i++) {
 		struct ts_series *s = ts__series_by_id(db, ts_series_set_id(set, i));
-		rc = s ? add_from_labels(out, s->packed, s->packed_len, name) : TS_CORRUPT();
+		rc = s ? add_from_labels(out, &t, s->packed, s->packed_len, name) : TS_CORRUPT();
 	}
+	seen_fini(&t);
 	ts_series_set_free(set);
 	return rc;
 }
@@ -145,12 +199,14 @@ static int from_selection(struct ts_db *db, const char *name, const struct ts_ma
  * postings snapshot (see db_int.h), so a series moving into the postings is not missed. */
 static int from_unindexed(struct ts_db *db, const char *name, struct ts_strlist *out)
 {
+	struct seen t = { 0 };
 	pthread_mutex_lock(&db->mu);
 	int rc = 0;
 	for (size_t i = 0; i < db->n_unindexed && rc == 0; i++)
-		rc = add_from_labels(out, db->unindexed[i]->packed, db->unindexed[i]->packed_len,
-				     name);
+		rc = add_from_labels(out, &t, db->unindexed[i]->packed,
+				     db->unindexed[i]->packed_len, name);
 	pthread_mutex_unlock(&db->mu);
+	seen_fini(&t);
 	return rc;
 }
 
@@ -205,8 +261,8 @@ static int from_postings(struct ts_db *db, const char *name, struct ts_strlist *
 						     &cap_ids);
 				for (size_t i = 0; i < n_ids && rc == 0; i++) {
 					struct ts_series *s = ts__series_by_id(db, ids[i]);
-					rc = s ? add_from_labels(out, s->packed, s->packed_len,
-								 name)
+					rc = s ? add_from_labels(out, NULL, s->packed,
+								 s->packed_len, name)
 					       : TS_CORRUPT();
 				}
 			} else {
