@@ -203,6 +203,10 @@ struct sjob {
 	int err_rc;
 	struct ts_qerr err;
 	uint64_t held, scanned;
+	/* Samples held by the caller and every thread so far, reported after each series:
+	 * each thread's limit is what the others leave, so together they overshoot
+	 * --query.max-samples by at most a series each before one of them fails. */
+	_Atomic uint64_t held_all;
 };
 
 /* One thread's part: series after series from the counter, each read with a context of
@@ -226,6 +230,7 @@ static void sjob_work(void *arg)
 	lev.c = &lc;
 	void *state = j->ops->state_size ? ts_calloc(1, j->ops->state_size) : NULL;
 	size_t fail_i = j->ns;
+	uint64_t reported = 0;
 	int rc = j->ops->state_size && !state ? ts__q_nomem(&lc) : 0;
 	if (rc)
 		fail_i = 0; /* out of memory: the query fails, whichever series it names */
@@ -242,6 +247,21 @@ static void sjob_work(void *arg)
 			else if ((rc = ts__q_check(&lc)) == 0)
 				rc = j->ops->one(&lev, j->arg, state, it, &j->res[i]);
 			ts_iter_free(it);
+			if (rc == 0) {
+				uint64_t all;
+				if (lc.cur_samples >= reported) {
+					uint64_t d = lc.cur_samples - reported;
+					all = atomic_fetch_add(&j->held_all, d) + d;
+				} else {
+					uint64_t d = reported - lc.cur_samples;
+					all = atomic_fetch_sub(&j->held_all, d) - d;
+				}
+				reported = lc.cur_samples;
+				if (all > c->max_samples)
+					rc = ts__q_too_many_samples(&lc);
+				else /* this thread may hold what the others leave */
+					lc.max_samples = c->max_samples - (all - lc.cur_samples);
+			}
 			if (rc)
 				fail_i = i;
 		}
@@ -278,6 +298,7 @@ int ts__qpar_series(struct qev *ev, struct ts_series_set *set, size_t ns,
 {
 	struct qctx *c = ev->c;
 	struct sjob j = { .ev = ev, .set = set, .ns = ns, .ops = ops, .arg = arg, .err_i = ns };
+	atomic_init(&j.held_all, c->cur_samples);
 	*res = NULL;
 	j.res = ts_calloc(ns ? ns : 1, sizeof *j.res);
 	if (!j.res)
