@@ -357,11 +357,17 @@ def load_queries(path, span):
 
 
 class QueryClient:
-    def __init__(self, port, name):
+    """extra: parameters added to every query (tsdbd's max_source_resolution=raw, so that
+    a range query with a large step over a closed partition reads raw samples as
+    Prometheus does instead of a downsampled tier, tsdbd's default "auto")."""
+
+    def __init__(self, port, name, extra=None):
         self.client = peers.Client(port, timeout=60)
         self.name = name
+        self.extra = dict(extra or {})
 
     def _get(self, path, params):
+        params = dict(params, **self.extra)
         r = self.client.request("GET", path + "?" + urllib.parse.urlencode(params))
         try:
             o = r.json()
@@ -379,6 +385,10 @@ class QueryClient:
 
     def close(self):
         self.client.close()
+
+
+# What a tsdbd client of a differential comparison adds to its queries.
+RAW = {"max_source_resolution": "raw"}
 
 
 def _fmt_time(t):

@@ -157,7 +157,7 @@ class PromqlDiffTest(unittest.TestCase):
     def test_1_both_hold_the_same_series(self):
         q = 'count by (__name__) ({__name__=~".+"})'
         pc = promdiff.QueryClient(self.prom.port, "prometheus")
-        tc = promdiff.QueryClient(self.srv.port, "tsdbd")
+        tc = promdiff.QueryClient(self.srv.port, "tsdbd", promdiff.RAW)
         try:
             for t in (self.span[1], self.span[0] + 3700):
                 a, b = pc.instant(q, t), tc.instant(q, t)
@@ -182,7 +182,7 @@ class PromqlDiffTest(unittest.TestCase):
         queries = promdiff.load_queries(QUERIES, self.span)
         evals = _evaluations(self.span)
         pc = promdiff.QueryClient(self.prom.port, "prometheus")
-        tc = promdiff.QueryClient(self.srv.port, "tsdbd")
+        tc = promdiff.QueryClient(self.srv.port, "tsdbd", promdiff.RAW)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         deadline = time.monotonic() + TIME_BUDGET_S - (time.monotonic() - self.t0)
         equal, differ, known_seen, done = 0, [], {}, 0

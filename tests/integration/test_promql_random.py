@@ -188,7 +188,7 @@ class RandomPromqlTest(unittest.TestCase):
             promdiff.load(promdiff.rw_sender(srv.port), bodies)
             gen = Gen(random.Random(SEED), data)
             pc = promdiff.QueryClient(prom.port, "prometheus")
-            tc = promdiff.QueryClient(srv.port, "tsdbd")
+            tc = promdiff.QueryClient(srv.port, "tsdbd", promdiff.RAW)
             evals = [("instant", (end_s - 1234.5,)), ("instant", (s0 + 4000,)),
                      ("range", (s0 + 1800, s0 + 5400, 97))]
             differ, done, errors = [], 0, 0
