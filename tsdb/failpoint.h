@@ -28,9 +28,6 @@
  *                          captured, that pass not committed yet (earlier passes are)
  *   ckpt.before_index      writer.c: checkpoint, chunks committed, the index (head rows,
  *                          checkpoint_lsn = L) not yet
- *   ckpt.index_slice       writer.c: checkpoint, chunks and some head rows committed (a
- *                          slice of them: put_head_groups), the rest and checkpoint_lsn
- *                          = L not yet
  *   ckpt.pass              writer.c: checkpoint, a pass (its chunks and head rows)
  *                          committed, later heads not captured, checkpoint_lsn = L not
  *                          yet written
@@ -70,8 +67,8 @@
  *
  * The error points (name: the step that fails):
  *   flush.apply            writer.c: the transaction that writes chunks into a partition
- *   ckpt.slice_apply       writer.c: a checkpoint's index transaction of a slice or a
- *                          capture pass of head rows (not the last one)
+ *   ckpt.slice_apply       writer.c: the index transaction of a checkpoint's capture
+ *                          pass of head rows (not the last one)
  *   partition.create       partition.c: creating a new partition's directory and env
  *   compact.rename_old     compact.c: renaming <part> to <part>.old
  *   compact.rename_new     compact.c: renaming <part>.compact to <part>

@@ -363,14 +363,14 @@ static int take_work(struct ts_db *db, struct flush *f)
 
 /* The series group rows the flush changes: groups of its new series (all of them when
  * migrating a format-1 index), each with every committed member plus the new ones. */
-static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib)
+static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib, int migrating)
 {
 	const uint64_t G = TS_FORMAT_GROUP_SERIES;
 	uint64_t *groups = NULL;
 	size_t n_groups = 0, cap_groups = 0;
 	struct ts_series *members[TS_FORMAT_GROUP_SERIES];
 	int rc = 0;
-	if (db->index_migrate && f->checkpoint) {
+	if (migrating) {
 		uint64_t end = atomic_load(&db->next_id);
 		for (uint64_t g = 0; g * G < end && rc == 0; g++) {
 			if (ts_grow((void **)&groups, &cap_groups, n_groups + 1, sizeof *groups))
@@ -412,23 +412,15 @@ static int put_series_groups(struct ts_db *db, struct flush *f, struct ts_batch 
 
 size_t ts__ckpt_slice_bytes = 6u << 20;
 
-/* The head group rows of the captured entries (ascending ids, whole groups). With
- * `slice`, ib is committed whenever its head rows reach ts__ckpt_slice_bytes, and the
- * caller commits the rest (the meta row with checkpoint_lsn last): one transaction for
- * every head at 100k series held the captured rows, their compressed copy in the batch
- * and LMDB's dirty pages of them at once, about three times the open chunks. A crash
- * between slices is safe: each head row carries the series' last applied LSN, recovery
- * replays the WAL from the checkpoint_lsn still committed and skips, per series, what
- * its row holds (db.c), and the chunks sealed before the capture were committed to
- * their partitions before any of these rows. The first slice holds the flush's new
- * series, so no head row is ever without its series row. */
-static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib, int slice)
+/* The head group rows of the captured entries (ascending ids, whole groups). A
+ * checkpoint's rows come in capture passes of about ts__ckpt_slice_bytes, each its own
+ * transaction (see ts__writer_flush_locked). */
+static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *ib)
 {
 	const uint64_t G = TS_FORMAT_GROUP_SERIES;
 	uint64_t ids[TS_FORMAT_GROUP_SERIES];
 	const uint8_t *snaps[TS_FORMAT_GROUP_SERIES];
 	size_t lens[TS_FORMAT_GROUP_SERIES];
-	size_t bytes = 0;
 	int rc = 0;
 	for (size_t i = 0; i < f->n_ents && rc == 0;) {
 		uint64_t g = f->ents[i].id / G;
@@ -437,41 +429,33 @@ static int put_head_groups(struct ts_db *db, struct flush *f, struct ts_batch *i
 			ids[n] = f->ents[i].id;
 			snaps[n] = f->snaps.p + f->ents[i].off;
 			lens[n] = f->ents[i].len;
-			bytes += f->ents[i].len;
 		}
 		rc = ts__index_put_head_group(db, ib, g, ids, snaps, lens, n);
-		if (rc == 0 && slice && bytes >= ts__ckpt_slice_bytes && i < f->n_ents) {
-			if ((rc = ts__failpoint_err("ckpt.slice_apply")) == 0 &&
-			    (rc = ts_env_apply(db->index, ib)) == 0) {
-				ts__failpoint("ckpt.index_slice");
-				ts_batch_reset(ib);
-				bytes = 0;
-			}
-		}
 	}
 	return rc;
 }
 
-/* One index transaction (several for a checkpoint's head rows, see put_head_groups):
- * new series, head rows, meta rows, metadata. */
-static int write_index(struct ts_db *db, struct flush *f)
+/* One index transaction: new series, head rows, meta rows (with checkpoint_lsn = *lsn
+ * when lsn is set), metadata. */
+static int write_index(struct ts_db *db, struct flush *f, const uint64_t *lsn)
 {
 	struct ts_batch *ib;
 	int rc = ts_batch_new(&ib);
 	if (rc)
 		return rc;
-	int migrating = f->checkpoint && db->index_migrate;
+	/* A format-1 migration (one pass, see ts__writer_flush_locked) drops the old rows in
+	 * the same transaction as the new ones. */
+	int migrating = lsn && db->index_migrate;
 	for (size_t i = 0; i < f->n_idx && rc == 0; i++)
 		rc = ts__index_add_series(db, ib, f->idx[i]);
 	if (rc == 0)
-		rc = put_series_groups(db, f, ib);
-	/* A format-1 migration drops the old rows in the same transaction as the new ones. */
+		rc = put_series_groups(db, f, ib, migrating);
 	if (rc == 0)
-		rc = put_head_groups(db, f, ib, !migrating);
+		rc = put_head_groups(db, f, ib);
 	if (rc == 0 && migrating)
 		rc = ts__index_drop_v1_rows(db, ib);
 	if (rc == 0)
-		rc = ts__index_put_meta(db, ib, f->checkpoint ? &f->L : NULL);
+		rc = ts__index_put_meta(db, ib, lsn);
 	int md = 0;
 	if (rc == 0) {
 		rc = ts__md_flush(db, ib);
@@ -580,14 +564,11 @@ static int flush_pass(struct ts_db *db, struct flush *f, int ckpt_lsn)
 	if ((rc = write_chunks(db, f->first, f->last)))
 		return rc;
 	ts__failpoint(f->checkpoint ? "ckpt.before_index" : "flush.before_index");
-	int saved = f->checkpoint;
-	f->checkpoint = ckpt_lsn;
 	/* a pass's index transaction failing, before checkpoint_lsn is written */
-	if (saved && !ckpt_lsn)
+	if (f->checkpoint && !ckpt_lsn)
 		rc = ts__failpoint_err("ckpt.slice_apply");
 	if (rc == 0)
-		rc = write_index(db, f);
-	f->checkpoint = saved;
+		rc = write_index(db, f, ckpt_lsn ? &f->L : NULL);
 	if (rc)
 		return rc;
 	atomic_fetch_add(&db->n_flushed, forget_committed(db, f));
@@ -609,14 +590,17 @@ static void flush_reset(struct flush *f)
 
 /*
  * A checkpoint captures the heads in passes of about ts__ckpt_slice_bytes, each written
- * (its chunks, then its head rows) before the next is captured, and records L in the
- * last pass's index transaction. Capturing every head before writing any held a copy of
- * all open chunks at once: at 100k series a 30-40 MB spike at every checkpoint, the
- * peak of the process. Passes are as safe as the slices of put_head_groups: a crash
- * between them leaves the previous checkpoint_lsn, recovery replays from it and skips,
- * per series, what a newer head row holds (db.c); a pass's chunks, sealed before its
- * heads were captured, are committed before its rows. Migrating a format-1 index keeps
- * one transaction for everything (its old rows are dropped with the new ones written).
+ * (its chunks, then its head rows, in a transaction of its own) before the next is
+ * captured, and records L in the last pass's index transaction. Capturing every head
+ * before writing any held a copy of all open chunks at once, and one transaction for
+ * all head rows held them three times (rows, batch, LMDB's dirty pages): at 100k
+ * series the peak of the process. A crash between passes is safe: each head row
+ * carries its series' last applied LSN, so recovery replays the WAL from the
+ * checkpoint_lsn still committed and skips, per series, what a newer row holds (db.c);
+ * a pass's chunks, sealed before its heads were captured, are committed before its
+ * rows, and its new series in the same transaction as its rows, so no head row is
+ * without its series row. Migrating a format-1 index keeps one transaction for
+ * everything (its old rows are dropped with the new ones written).
  */
 int ts__writer_flush_locked(struct ts_db *db, int checkpoint)
 {

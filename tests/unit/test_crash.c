@@ -1039,23 +1039,14 @@ static const struct fp_def {
 	char group;
 	int max_n;
 } fps[] = {
-	{ "flush.part_written", 'c', 6 },
-	{ "flush.before_index", 'c', 3 },
-	{ "ckpt.captured", 'c', 3 },
-	{ "ckpt.before_index", 'c', 3 },
-	{ "ckpt.before_truncate", 'c', 3 },
-	{ "ckpt.index_slice", 'c', 2 },
-	{ "ckpt.pass", 'c', 2 },
-	{ "compact.rewritten", 'k', 3 },
-	{ "compact.renamed_old", 'k', 3 },
-	{ "compact.renamed_new", 'k', 3 },
-	{ "compact.synced", 'k', 3 },
-	{ "compact.before_release", 'k', 3 },
-	{ "dir.files_removed", 'k', 4 },
-	{ "cold.slice_written", 'k', 3 },
-	{ "cold.switched", 'k', 3 },
-	{ "retention.before_remove", 'r', 2 },
-	{ "retention.removed", 'r', 2 },
+	{ "flush.part_written", 'c', 6 },      { "flush.before_index", 'c', 3 },
+	{ "ckpt.captured", 'c', 3 },	       { "ckpt.before_index", 'c', 3 },
+	{ "ckpt.before_truncate", 'c', 3 },    { "ckpt.pass", 'c', 2 },
+	{ "compact.rewritten", 'k', 3 },       { "compact.renamed_old", 'k', 3 },
+	{ "compact.renamed_new", 'k', 3 },     { "compact.synced", 'k', 3 },
+	{ "compact.before_release", 'k', 3 },  { "dir.files_removed", 'k', 4 },
+	{ "cold.slice_written", 'k', 3 },      { "cold.switched", 'k', 3 },
+	{ "retention.before_remove", 'r', 2 }, { "retention.removed", 'r', 2 },
 };
 #define N_FPS (sizeof fps / sizeof fps[0])
 #define FP_WAIT_MS 2000	  /* an armed child not dead by then is killed */
