@@ -63,6 +63,14 @@ int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *
 	return 0;
 }
 
+void ts__qs_drop(struct qctx *c, struct qseries *s)
+{
+	ts__q_release(c, s->n_pts);
+	ts_free(s->pts);
+	s->pts = NULL;
+	s->n_pts = s->cap_pts = 0;
+}
+
 int ts__qs_push(struct qctx *c, struct qseries *s, int64_t t, double v)
 {
 	/* The capacity test inline: this runs once per point. */
@@ -478,10 +486,7 @@ static int selector_add(struct qctx *c, struct ts_series_set *set, size_t i, str
 			tmp->n_pts = 0;
 		}
 	}
-	ts__q_release(c, tmp->n_pts);
-	ts_free(tmp->pts);
-	tmp->pts = NULL;
-	tmp->n_pts = 0;
+	ts__qs_drop(c, tmp);
 	return rc;
 }
 
@@ -510,8 +515,7 @@ static int selector_series(struct qev *ev, const struct vs_ref *r, struct ts_ser
 	ts_iter_free(it);
 	if (rc == 0)
 		return selector_add(c, set, i, &tmp, out);
-	ts__q_release(c, tmp.n_pts);
-	ts_free(tmp.pts);
+	ts__qs_drop(c, &tmp);
 	return rc;
 }
 
@@ -545,16 +549,14 @@ int ts__q_eval_vector_selector(struct qev *ev, const struct ts_ast *vs, bool ts_
 	res = ts_series_set_resolution(set);
 	r.lookback = res > c->lookback_ms ? res : c->lookback_ms;
 	size_t n = ts_series_set_len(set);
-	if (n >= ts__qpar_min_series && n >= 2 && ts__qpar_helpers() > 0) {
+	if (ts__qpar_worth(n)) {
 		/* many series: read on the idle cores too, added in order here */
 		struct qseries *outs;
 		rc = ts__qpar_series(ev, set, n, &selector_ops, &r, &outs);
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = selector_add(c, set, i, &outs[i], out);
-		for (size_t i = 0; outs && i < n; i++) { /* what an error left */
-			ts__q_release(c, outs[i].n_pts);
-			ts_free(outs[i].pts);
-		}
+		for (size_t i = 0; outs && i < n; i++) /* what an error left */
+			ts__qs_drop(c, &outs[i]);
 		ts_free(outs);
 		ts_series_set_free(set);
 		return rc;

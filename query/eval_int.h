@@ -222,8 +222,9 @@ static inline void ts__qpar_unlock(struct qpar_lock *l)
 	atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 /* The fewest series of a set for which a selector's series are spread over helpers
- * (tests lower it). */
+ * (tests lower it), and whether n series are spread. */
 extern size_t ts__qpar_min_series;
+int ts__qpar_worth(size_t n);
 
 /* What a selector does with one series, on whichever thread takes it. */
 struct ts__qpar_series_ops {
@@ -255,6 +256,8 @@ void ts__q_value_fini(struct qctx *c, struct qvalue *v); /* accepts NULL */
 int ts__qm_add_series(struct qctx *c, struct qmatrix *m, const struct ts_label *lab, uint32_t n_lab,
 		      bool copy_labels, struct qseries **out);
 int ts__qs_push(struct qctx *c, struct qseries *s, int64_t t, double v);
+/* Releases and frees s's points (accepts a series without any). */
+void ts__qs_drop(struct qctx *c, struct qseries *s);
 void ts__qm_fini(struct qctx *c, struct qmatrix *m);
 int ts__qv_push(struct qctx *c, struct qvector *v, const struct ts_label *lab, uint32_t n_lab,
 		int64_t t, double val);

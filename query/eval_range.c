@@ -531,20 +531,12 @@ static int add_series(struct qctx *c, struct fcall *f, const struct ts_label *l,
 		se->n_pts = tmp->n_pts;
 		se->cap_pts = tmp->cap_pts;
 		tmp->pts = NULL;
+		tmp->n_pts = tmp->cap_pts = 0;
 	}
 	ts__qa_reset(&c->scratch);
 	return rc;
 }
 
-/* Frees the points of an outcome that was not taken over. */
-static void drop_series(struct qctx *c, struct qseries *tmp)
-{
-	if (!tmp->pts)
-		return;
-	ts__q_release(c, tmp->n_pts);
-	ts_free(tmp->pts);
-	tmp->pts = NULL;
-}
 
 /* ---- spreading the series over helper threads ---- */
 
@@ -593,7 +585,7 @@ static int selector_windows_par(struct qev *ev, struct fcall *f, const struct ws
 			else
 				rc = add_series(c, f, l, nl, &res[i], out);
 		}
-		drop_series(c, &res[i]);
+		ts__qs_drop(c, &res[i]);
 	}
 	ts_free(res);
 	return rc;
@@ -621,8 +613,7 @@ static int selector_windows(struct qev *ev, struct fcall *f, const struct ts_ast
 		       (f->id == TS_FN_COUNT_OVER_TIME || f->id == TS_FN_AVG_OVER_TIME);
 	size_t ns = rc ? 0 : ts_series_set_len(set);
 	/* quantile_over_time() sorts in the call's one scratch array: not spread. */
-	if (rc == 0 && ns >= ts__qpar_min_series && ns >= 2 && f->id != TS_FN_QUANTILE_OVER_TIME &&
-	    ts__qpar_helpers() > 0) {
+	if (rc == 0 && f->id != TS_FN_QUANTILE_OVER_TIME && ts__qpar_worth(ns)) {
 		rc = selector_windows_par(ev, f, ws, wb, set, ns, out);
 		ts_series_set_free(set);
 		return rc;
@@ -642,7 +633,7 @@ static int selector_windows(struct qev *ev, struct fcall *f, const struct ts_ast
 		ts_iter_free(it);
 		if (rc == 0)
 			rc = add_series(c, f, l, nl, &tmp, out);
-		drop_series(c, &tmp);
+		ts__qs_drop(c, &tmp);
 	}
 	ts_series_set_free(set);
 	return rc;
@@ -671,7 +662,7 @@ static int subquery_windows(struct qev *ev, struct fcall *f, const struct ts_ast
 		rc = window_series(ev, f, ws, wb, NULL, is->pts, is->n_pts, &tmp);
 		if (rc == 0)
 			rc = add_series(c, f, is->lab, is->n_lab, &tmp, out);
-		drop_series(c, &tmp);
+		ts__qs_drop(c, &tmp);
 	}
 	ts__q_value_fini(c, &inner);
 	return rc;

@@ -137,6 +137,11 @@ void ts_query_set_max_threads(unsigned n)
 	ts__qpar_max_helpers = n == 0 ? ~0u : n - 1;
 }
 
+int ts__qpar_worth(size_t n)
+{
+	return n >= ts__qpar_min_series && n >= 2 && ts__qpar_helpers() > 0;
+}
+
 unsigned ts__qpar_helpers(void)
 {
 	pthread_once(&P.once, start_helpers);
@@ -248,14 +253,9 @@ static void sjob_work(void *arg)
 				rc = j->ops->one(&lev, j->arg, state, it, &j->res[i]);
 			ts_iter_free(it);
 			if (rc == 0) {
-				uint64_t all;
-				if (lc.cur_samples >= reported) {
-					uint64_t d = lc.cur_samples - reported;
-					all = atomic_fetch_add(&j->held_all, d) + d;
-				} else {
-					uint64_t d = reported - lc.cur_samples;
-					all = atomic_fetch_sub(&j->held_all, d) - d;
-				}
+				/* one() only adds points: what this thread holds never drops */
+				uint64_t d = lc.cur_samples - reported;
+				uint64_t all = atomic_fetch_add(&j->held_all, d) + d;
 				reported = lc.cur_samples;
 				if (all > c->max_samples)
 					rc = ts__q_too_many_samples(&lc);
@@ -323,10 +323,8 @@ int ts__qpar_series(struct qev *ev, struct ts_series_set *set, size_t ns,
 		rc = ts__q_too_many_samples(c);
 	}
 	if (rc) {
-		for (size_t i = 0; i < ns; i++) {
-			ts__q_release(c, j.res[i].n_pts);
-			ts_free(j.res[i].pts);
-		}
+		for (size_t i = 0; i < ns; i++)
+			ts__qs_drop(c, &j.res[i]);
 		ts_free(j.res);
 		return rc;
 	}
