@@ -202,7 +202,6 @@ static inline double dec_value(int64_t m, int e)
 	return e < 0 ? x / p10[-e] : x * p10[e];
 }
 
-
 /* ---- header ----------------------------------------------------------------------- */
 
 /* ts_cold_peek, also returning the flags byte. */

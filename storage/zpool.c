@@ -25,17 +25,40 @@ static void z_free(void *opaque, void *p)
 static const ZSTD_customMem z_mem = { z_alloc, z_free, NULL };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static ZSTD_CCtx *cctx[POOL];
-static ZSTD_DCtx *dctx[POOL];
-static int n_cctx, n_dctx;
+
+/* A few contexts of one kind (mu). */
+struct pool {
+	void *ctx[POOL];
+	int n;
+};
+static struct pool cpool, dpool;
+
+/* A pooled context, or NULL when none is free. */
+static void *take(struct pool *p)
+{
+	void *c = NULL;
+	pthread_mutex_lock(&mu);
+	if (p->n)
+		c = p->ctx[--p->n];
+	pthread_mutex_unlock(&mu);
+	return c;
+}
+
+/* Keeps c (not NULL) if there is room: NULL, or c itself for the caller to free. */
+static void *give(struct pool *p, void *c)
+{
+	pthread_mutex_lock(&mu);
+	if (p->n < POOL) {
+		p->ctx[p->n++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&mu);
+	return c;
+}
 
 ZSTD_CCtx *ts_zpool_cctx(void)
 {
-	ZSTD_CCtx *c = NULL;
-	pthread_mutex_lock(&mu);
-	if (n_cctx)
-		c = cctx[--n_cctx];
-	pthread_mutex_unlock(&mu);
+	ZSTD_CCtx *c = take(&cpool);
 	if (!c)
 		return ZSTD_createCCtx_advanced(z_mem);
 	/* Parameters stick to a context: the next user starts from the defaults. */
@@ -45,24 +68,13 @@ ZSTD_CCtx *ts_zpool_cctx(void)
 
 void ts_zpool_cctx_put(ZSTD_CCtx *c)
 {
-	if (!c)
-		return;
-	pthread_mutex_lock(&mu);
-	if (n_cctx < POOL) {
-		cctx[n_cctx++] = c;
-		c = NULL;
-	}
-	pthread_mutex_unlock(&mu);
-	ZSTD_freeCCtx(c);
+	if (c)
+		ZSTD_freeCCtx(give(&cpool, c));
 }
 
 ZSTD_DCtx *ts_zpool_dctx(void)
 {
-	ZSTD_DCtx *d = NULL;
-	pthread_mutex_lock(&mu);
-	if (n_dctx)
-		d = dctx[--n_dctx];
-	pthread_mutex_unlock(&mu);
+	ZSTD_DCtx *d = take(&dpool);
 	if (!d)
 		return ZSTD_createDCtx_advanced(z_mem);
 	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
@@ -71,13 +83,6 @@ ZSTD_DCtx *ts_zpool_dctx(void)
 
 void ts_zpool_dctx_put(ZSTD_DCtx *d)
 {
-	if (!d)
-		return;
-	pthread_mutex_lock(&mu);
-	if (n_dctx < POOL) {
-		dctx[n_dctx++] = d;
-		d = NULL;
-	}
-	pthread_mutex_unlock(&mu);
-	ZSTD_freeDCtx(d);
+	if (d)
+		ZSTD_freeDCtx(give(&dpool, d));
 }

@@ -326,18 +326,6 @@ static void ent_release(struct ts__cold_cache *c, struct cache_ent *e)
 
 /* ---- reading one series ---- */
 
-static void txn_lock(const struct ts__txn_lock *lk)
-{
-	if (lk)
-		lk->lock(lk->arg);
-}
-
-static void txn_unlock(const struct ts__txn_lock *lk)
-{
-	if (lk)
-		lk->unlock(lk->arg);
-}
-
 int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t part,
 		  const struct ts__gen *gens, size_t n_gens, uint64_t id, int64_t from, int64_t to,
 		  const struct ts__txn_lock *lk, ts__samples_fn fn, void *arg)
@@ -348,9 +336,9 @@ int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t pa
 	size_t cap = 0;
 	for (size_t g = 0; g < n_gens && rc == 0; g++) {
 		struct ts_cursor *cur;
-		txn_lock(lk);
+		ts__txn_enter(lk);
 		if ((rc = ts_cursor_open(r, cold, &cur))) {
-			txn_unlock(lk);
+			ts__txn_leave(lk);
 			break;
 		}
 		uint8_t key[TS_FORMAT_COLD_KEY_LEN];
@@ -375,10 +363,10 @@ int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t pa
 				continue;
 			/* The block's bytes are in the map, which stays put while the
 			 * transaction lives: decoded without the lock. */
-			txn_unlock(lk);
+			ts__txn_leave(lk);
 			struct cache_ent *e;
 			if ((rc = block_get(db->cold_cache, part, k, val, vl, &e))) {
-				txn_lock(lk);
+				ts__txn_enter(lk);
 				break;
 			}
 			long i = ts_cold_find(e->b, id);
@@ -406,12 +394,12 @@ int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t pa
 				}
 			}
 			ent_release(db->cold_cache, e);
-			txn_lock(lk);
+			ts__txn_enter(lk);
 			if (rc)
 				break;
 		}
 		ts_cursor_close(cur);
-		txn_unlock(lk);
+		ts__txn_leave(lk);
 		if (rc == TS_ENOTFOUND)
 			rc = 0;
 	}

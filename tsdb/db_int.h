@@ -562,6 +562,17 @@ struct ts__txn_lock {
 	void (*unlock)(void *arg);
 	void *arg;
 };
+/* Enter and leave lk; a NULL lk or lock means one thread: nothing to do. */
+static inline void ts__txn_enter(const struct ts__txn_lock *lk)
+{
+	if (lk && lk->lock)
+		lk->lock(lk->arg);
+}
+static inline void ts__txn_leave(const struct ts__txn_lock *lk)
+{
+	if (lk && lk->lock)
+		lk->unlock(lk->arg);
+}
 /* lk: taken around the cursor work only (NULL: none); blocks are decoded outside it. */
 int ts__cold_scan(struct ts_db *db, struct ts_rtxn *r, unsigned cold, int64_t part,
 		  const struct ts__gen *gens, size_t n_gens, uint64_t id, int64_t from, int64_t to,

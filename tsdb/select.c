@@ -671,18 +671,6 @@ void ts_series_set_share(struct ts_series_set *set, void (*lock)(void *arg),
 	set->lk = (struct ts__txn_lock){ lock, lock ? unlock : NULL, lock ? arg : NULL };
 }
 
-static void set_lock(const struct ts_series_set *set)
-{
-	if (set->lk.lock)
-		set->lk.lock(set->lk.arg);
-}
-
-static void set_unlock(const struct ts_series_set *set)
-{
-	if (set->lk.lock)
-		set->lk.unlock(set->lk.arg);
-}
-
 static int arena_add(struct ts_series_set *set, const void *p, size_t len, size_t *off)
 {
 	if (ts_grow((void **)&set->arena, &set->arena_cap, set->arena_len + len, 1))
@@ -1433,14 +1421,14 @@ static int scan_stored(struct ts_series_set *set, const struct set_series *ss, s
 			continue;
 		if (ps->n_gens)
 			rc = ts__cold_scan(set->db, ps->r, ps->cold, ps->start, ps->gens,
-					   ps->n_gens, ss->s->id, set->mint, set->maxt,
-					   set->lk.lock ? &set->lk : NULL, gather_cold, g);
+					   ps->n_gens, ss->s->id, set->mint, set->maxt, &set->lk,
+					   gather_cold, g);
 		if (rc == 0) {
 			/* records where the chunks are (in the map): nothing to decode */
-			set_lock(set);
+			ts__txn_enter(&set->lk);
 			rc = ts__part_scan(ps->r, ps->table, ss->s->id, ps->start, set->maxt,
 					   gather_chunk, g);
-			set_unlock(set);
+			ts__txn_leave(&set->lk);
 		}
 	}
 	return rc;
@@ -1875,10 +1863,10 @@ static int mat_build(struct ts_series_set *set, size_t i, struct ts_iter *it)
 			rc = mat_raw(&m, rt[ri], rv[ri]);
 		struct ts_ds_agg a;
 		if (rc == 0) {
-			set_lock(set);
+			ts__txn_enter(&set->lk);
 			rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id,
 					      kinds_of(set->aggr), &rows, &rows_cap, &a);
-			set_unlock(set);
+			ts__txn_leave(&set->lk);
 		}
 		if (rc == 0)
 			tomb_rows(set, ss->s->id, ps, &a);
@@ -2396,10 +2384,10 @@ static int tiers_have_data(struct ts_series_set *set, const struct set_series *s
 		    !(atomic_load(&ps->part->expired) & TS_FORMAT_EXPIRED_RAW))
 			continue;
 		struct ts_ds_agg a;
-		set_lock(set);
+		ts__txn_enter(&set->lk);
 		rc = ts__tiers_series(set->db, ps->r, ps->part, ps->tier_res, ss->s->id, 0, &rows,
 				      &cap, &a);
-		set_unlock(set);
+		ts__txn_leave(&set->lk);
 		if (rc)
 			break;
 		tomb_rows(set, ss->s->id, ps, &a);
