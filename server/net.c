@@ -338,12 +338,6 @@ static struct net_web *web_of(struct ts_net_server *s)
 	return atomic_load_explicit(&s->hub.web, memory_order_acquire);
 }
 
-static int with_web_headers(struct ts_net_server *s, const struct ts_http_header *h, size_t n,
-			    struct ts_http_header **all, size_t *n_all)
-{
-	return net_web_headers(&s->hub, h, n, all, n_all);
-}
-
 static int write_text(struct net_conn *c, int status, int keep_alive)
 {
 	const char *reason = ts_http_reason(status);
@@ -351,7 +345,7 @@ static int write_text(struct net_conn *c, int status, int keep_alive)
 	struct ts_http_header ct = { "Content-Type", "text/plain; charset=utf-8", 12, 25 };
 	struct ts_http_header *all;
 	size_t n_all;
-	if (with_web_headers(c->s, &ct, 1, &all, &n_all)) {
+	if (net_web_headers(&c->s->hub, &ct, 1, &all, &n_all)) {
 		conn_close(c);
 		return -ENOMEM;
 	}

@@ -190,7 +190,7 @@ struct resolve {
 	/* Pass 1 of resolve_series: every entry's packed labels (pre[i].len 0: none, the
 	 * entry is not in canonical shape) in one buffer, with their hashes. */
 	uint8_t *all;
-	size_t all_len, all_cap;
+	size_t all_len;
 	struct pre {
 		size_t off, len;
 		uint64_t hash;
@@ -280,7 +280,6 @@ static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n, s
 	}
 	if (total && !(rs->all = ts_malloc(total)))
 		return -ENOMEM;
-	rs->all_cap = total;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = rs->pre[i].len;
 		if (!len)
