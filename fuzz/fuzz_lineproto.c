@@ -7,7 +7,10 @@
  *   - every string handed out lies inside the body or the parser's scratch buffer;
  *   - tags are sorted without duplicates, there is at least one field;
  *   - the mapper's series carry sorted labels including __name__ =
- *     "{measurement}_{field}" and the point's time.
+ *     "{measurement}_{field}" and the point's time;
+ *   - a point's key (the bytes the ingest cache keys series on) lies in the body and,
+ *     given other fields, parses to the same measurement and tags: equal keys can
+ *     never name different series.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -103,6 +106,31 @@ static void check_mapping(const struct ts_lp_mapper *m, const struct ts_lp_point
 	}
 }
 
+/* pt's key followed by other fields and a time parses to pt's measurement and tags. */
+static void check_key(const struct ts_lp_parser *p, const struct ts_lp_point *pt)
+{
+	fz_check(pt->key_len > 0 && fz_within(pt->key, pt->key_len, p->buf, p->len));
+	static const char tail[] = " other=1i 1";
+	char *buf = malloc(pt->key_len + sizeof tail);
+	fz_check(buf != NULL);
+	memcpy(buf, pt->key, pt->key_len);
+	memcpy(buf + pt->key_len, tail, sizeof tail - 1);
+	struct ts_lp_parser q;
+	struct ts_lp_point pq;
+	ts_lp_init(&q, buf, pt->key_len + sizeof tail - 1, TS_LP_NS, 0);
+	fz_check(ts_lp_next(&q, &pq) == 1);
+	fz_check(fz_same(pq.measurement, pq.measurement_len, pt->measurement, pt->measurement_len));
+	fz_check(pq.n_tags == pt->n_tags && pq.key_len == pt->key_len);
+	for (uint32_t i = 0; i < pt->n_tags; i++) {
+		fz_check(fz_same(pq.tags[i].name, pq.tags[i].name_len, pt->tags[i].name,
+				 pt->tags[i].name_len));
+		fz_check(fz_same(pq.tags[i].value, pq.tags[i].value_len, pt->tags[i].value,
+				 pt->tags[i].value_len));
+	}
+	ts_lp_fini(&q);
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum ts_lp_precision prec = TS_LP_NS;
@@ -131,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check(ra == 1);
 		check_point(&a, &pa);
 		compare_points(&pa, &pb);
+		check_key(&a, &pa);
 		if (ts_lp_map(&m, &pa, "db", 2) == 0)
 			check_mapping(&m, &pa);
 	}

@@ -97,6 +97,7 @@ struct ts_app {
 
 	pthread_mutex_t pool_mu;
 	struct ts_ingest_ctx *pool;
+	struct ts_refcache *refs; /* series refs by protocol bytes (refcache.h); NULL: none */
 
 	atomic_uint_fast64_t samples_in[TS_PROTO_N];
 	atomic_uint_fast64_t series_created;

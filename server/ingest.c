@@ -28,6 +28,7 @@
 
 #include "server/app.h"
 #include "server/ha.h"
+#include "server/refcache.h"
 #include "server/tenant.h"
 #include "wire/gzip.h"
 #include "wire/expfmt.h"
@@ -49,6 +50,16 @@
 struct batch_series {
 	size_t lab_off, smp_off;
 	uint32_t n_lab, n_smp;
+	ts_series_ref ref; /* 0: by its labels */
+};
+
+/* A series appended by its labels whose ref goes into the cache once it is known:
+ * key (aliasing the request's body) and name (at str + name_off). */
+struct pend {
+	size_t ser;
+	const char *key;
+	uint32_t key_len, name_len;
+	size_t name_off;
 };
 
 struct batch {
@@ -67,6 +78,13 @@ struct batch {
 	size_t n_smp, cap_smp;
 	struct ts_series_in *in;
 	size_t cap_in;
+	ts_series_ref *refs;
+	size_t cap_refs;
+	/* The request's scope in app->refs (refcache.h); NULL: no cache. */
+	const char *scope;
+	size_t scope_len;
+	struct pend *pend;
+	size_t n_pend, cap_pend;
 	struct ts_tenant_batch tb; /* the series tagged with the tenant label */
 	struct ts_ha_batch hb;	   /* the series the HA tracker keeps */
 };
@@ -82,14 +100,17 @@ static void batch_fini(struct batch *b)
 	ts_free(b->str);
 	ts_free(b->smp);
 	ts_free(b->in);
+	ts_free(b->refs);
+	ts_free(b->pend);
 	memset(b, 0, sizeof *b);
 }
 
 /* Empties the batch, keeping its buffers; forgets the kept region. */
 static void batch_clear(struct batch *b)
 {
-	b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
+	b->n_ser = b->n_lab = b->n_str = b->n_smp = b->n_pend = 0;
 	b->keep_lo = b->keep_hi = 0;
+	b->scope = NULL;
 }
 
 /* Labels pointing into [keep_lo, keep_hi) are referenced until the flush. */
@@ -127,7 +148,7 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 	    ts_grow((void **)&b->str, &b->cap_str, b->n_str + bytes, 1) ||
 	    ts_grow((void **)&b->smp, &b->cap_smp, b->n_smp + ns, sizeof *b->smp))
 		return -ENOMEM;
-	b->ser[b->n_ser++] = (struct batch_series){ b->n_lab, b->n_smp, nl, (uint32_t)ns };
+	b->ser[b->n_ser++] = (struct batch_series){ b->n_lab, b->n_smp, nl, (uint32_t)ns, 0 };
 	for (uint32_t i = 0; i < nl; i++) {
 		struct ts_label *d = &b->lab[b->n_lab];
 		uint8_t f = 0;
@@ -144,6 +165,30 @@ static int batch_add(struct batch *b, const struct ts_label *l, uint32_t nl,
 	}
 	memcpy(b->smp + b->n_smp, s, ns * sizeof *s);
 	b->n_smp += ns;
+	return 0;
+}
+
+/* Adds one sample of the series ref. */
+static int batch_add_ref(struct batch *b, ts_series_ref ref, int64_t t_ms, double v)
+{
+	if (ts_grow((void **)&b->ser, &b->cap_ser, b->n_ser + 1, sizeof *b->ser) ||
+	    ts_grow((void **)&b->smp, &b->cap_smp, b->n_smp + 1, sizeof *b->smp))
+		return -ENOMEM;
+	b->ser[b->n_ser++] = (struct batch_series){ b->n_lab, b->n_smp, 0, 1, ref };
+	b->smp[b->n_smp++] = (struct ts_sample){ .t_ms = t_ms, .v = v };
+	return 0;
+}
+
+/* The series just added goes into the cache under key and name once appended. */
+static int batch_pend(struct batch *b, const char *key, uint32_t key_len, const char *name,
+		      uint32_t name_len)
+{
+	if (ts_grow((void **)&b->pend, &b->cap_pend, b->n_pend + 1, sizeof *b->pend) ||
+	    ts_grow((void **)&b->str, &b->cap_str, b->n_str + name_len, 1))
+		return -ENOMEM;
+	b->pend[b->n_pend++] = (struct pend){ b->n_ser - 1, key, key_len, name_len, b->n_str };
+	memcpy(b->str + b->n_str, name, name_len);
+	b->n_str += name_len;
 	return 0;
 }
 
@@ -202,7 +247,7 @@ static uint64_t n_limited(const struct outcome *o);
  * ingestion rate, the tenant label, the append. TS_ELIMIT when the rate refused the
  * samples (noted in o); else 0 or the engine's error. */
 static int store(struct ts_app *app, struct batch *b, struct outcome *o,
-		 const struct ts_series_in *in, size_t n)
+		 const struct ts_series_in *in, size_t n, ts_series_ref *refs)
 {
 	const struct ts_series_in *kept, *tagged;
 	const uint32_t *flags;
@@ -221,9 +266,12 @@ static int store(struct ts_app *app, struct batch *b, struct outcome *o,
 	if (!rate_ok(app, o, n_smp))
 		return TS_ELIMIT;
 	struct ts_append_result r;
-	rc = ts_tenant_tag(&o->tenant, kept, n_kept, &b->tb, &tagged);
+	/* Refs are used only without the HA tracker, which may drop series: kept is in. */
+	if (kept != in)
+		refs = NULL;
+	rc = ts_tenant_tag(&o->tenant, kept, n_kept, refs, &b->tb, &tagged);
 	if (rc == 0)
-		rc = ts_db_append_flags(app->db, tagged, n_kept, flags, &r, NULL);
+		rc = ts_db_append_refs(app->db, tagged, n_kept, flags, refs, &r, NULL);
 	if (rc == 0)
 		sum_result(o, &r, NULL);
 	return rc;
@@ -233,7 +281,8 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 {
 	if (!b->n_ser)
 		return 0;
-	if (ts_grow((void **)&b->in, &b->cap_in, b->n_ser, sizeof *b->in))
+	if (ts_grow((void **)&b->in, &b->cap_in, b->n_ser, sizeof *b->in) ||
+	    (b->scope && ts_grow((void **)&b->refs, &b->cap_refs, b->n_ser, sizeof *b->refs)))
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n_lab; i++) {
 		if (b->off[i] & 1)
@@ -241,13 +290,25 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 		if (b->off[i] & 2)
 			b->lab[i].value = b->str + (uintptr_t)b->lab[i].value;
 	}
-	for (size_t i = 0; i < b->n_ser; i++)
-		b->in[i] = (struct ts_series_in){ b->lab + b->ser[i].lab_off, b->ser[i].n_lab,
-						  b->smp + b->ser[i].smp_off, b->ser[i].n_smp };
-	int rc = store(app, b, o, b->in, b->n_ser);
+	for (size_t i = 0; i < b->n_ser; i++) {
+		const struct batch_series *bs = &b->ser[i];
+		b->in[i] = (struct ts_series_in){ bs->n_lab ? b->lab + bs->lab_off : NULL,
+						  bs->n_lab, b->smp + bs->smp_off, bs->n_smp };
+		if (b->scope)
+			b->refs[i] = bs->ref;
+	}
+	int rc = store(app, b, o, b->in, b->n_ser, b->scope ? b->refs : NULL);
 	if (rc && rc != TS_ELIMIT && !o->engine_err)
 		o->engine_err = rc;
-	b->n_ser = b->n_lab = b->n_str = b->n_smp = 0;
+	for (size_t i = 0; i < b->n_pend; i++) {
+		const struct pend *p = &b->pend[i];
+		struct ts_refkey k;
+		if (!b->refs[p->ser])
+			continue; /* refused, or the append failed first */
+		ts_refkey_set(&k, b->scope, b->scope_len, p->key, p->key_len);
+		ts_refcache_put(app->refs, &k, b->str + p->name_off, p->name_len, b->refs[p->ser]);
+	}
+	b->n_ser = b->n_lab = b->n_str = b->n_smp = b->n_pend = 0;
 	return rc;
 }
 
@@ -263,6 +324,12 @@ struct ts_ingest_ctx {
 	size_t cap_in;
 	struct ts_lp_parser lp;
 	struct ts_lp_mapper lpm;
+	/* line protocol's look-ups in app->refs: a point's numeric fields, their refs */
+	struct ts_refname *names;
+	ts_series_ref *refs;
+	size_t cap_names, cap_refs;
+	char *scope;
+	size_t cap_scope;
 };
 
 static struct ts_ingest_ctx *ctx_get(struct ts_app *app)
@@ -296,7 +363,9 @@ static size_t ctx_bytes(const struct ts_ingest_ctx *c)
 	       c->cap_in * sizeof *c->in + c->lp.tags_cap * sizeof *c->lp.tags +
 	       c->lp.fields_cap * sizeof *c->lp.fields + c->lp.scratch_cap +
 	       c->lpm.series_cap * sizeof *c->lpm.series +
-	       c->lpm.labels_cap * sizeof *c->lpm.labels + c->lpm.names_cap;
+	       c->lpm.labels_cap * sizeof *c->lpm.labels + c->lpm.names_cap +
+	       c->b.cap_refs * sizeof *c->b.refs + c->b.cap_pend * sizeof *c->b.pend +
+	       c->cap_names * sizeof *c->names + c->cap_refs * sizeof *c->refs + c->cap_scope;
 }
 
 static void ctx_free(struct ts_ingest_ctx *c);
@@ -326,6 +395,9 @@ static void ctx_free(struct ts_ingest_ctx *c)
 	ts_free(c->in);
 	ts_lp_fini(&c->lp);
 	ts_lp_mapper_fini(&c->lpm);
+	ts_free(c->names);
+	ts_free(c->refs);
+	ts_free(c->scope);
 	ts_free(c);
 }
 
@@ -338,6 +410,8 @@ void ts_ingest_fini(struct ts_app *app)
 		c = n;
 	}
 	app->pool = NULL;
+	ts_refcache_free(app->refs);
+	app->refs = NULL;
 }
 
 /* ---- shared helpers ---- */
@@ -674,7 +748,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		note(&o, "%s", "native histograms are not supported");
 	rc = set_metadata(app, &c->rw);
 	if (rc == 0 && n_in)
-		rc = store(app, &c->b, &o, c->in, n_in);
+		rc = store(app, &c->b, &o, c->in, n_in, NULL);
 	if (rc == TS_ELIMIT) {
 		ctx_put(app, c);
 		rate_reply(app, resp, TS_PROTO_RW, &o);
@@ -738,6 +812,79 @@ static void influx_error(struct ts_net_response *resp, int status, int v2, const
 	ts_net_respond(resp, status, body, body ? len : 0);
 }
 
+/* Sets c->b's scope in app->refs for line protocol written to db by tenant t: the
+ * labels of a line depend on both. No scope (no cache) with the HA tracker, which
+ * needs every series' labels. Returns 0 or -ENOMEM. */
+static int lp_scope(struct ts_app *app, struct ts_ingest_ctx *c, const struct ts_tenant *t,
+		    const char *db, size_t db_len)
+{
+	if (!app->refs || app->ha)
+		return 0;
+	size_t tl = t->on ? strlen(t->name) : 0, len = 3 + tl + 1 + db_len;
+	if (ts_grow((void **)&c->scope, &c->cap_scope, len, 1))
+		return -ENOMEM;
+	memcpy(c->scope, "lp", 3); /* with its NUL: a separator */
+	memcpy(c->scope + 3, t->name, tl);
+	c->scope[3 + tl] = t->on ? 1 : 0;
+	if (db_len)
+		memcpy(c->scope + 4 + tl, db, db_len);
+	c->b.scope = c->scope;
+	c->b.scope_len = len;
+	return 0;
+}
+
+/* Adds pt's numeric fields to c->b: through their refs when the cache knows the line's
+ * series, else by labels (ts_lp_map), to be cached once appended. Returns 0, -ENOMEM
+ * or TS_ELIMIT (ts_lp_map). */
+static int lp_add(struct ts_app *app, struct ts_ingest_ctx *c, const struct ts_lp_point *pt,
+		  const char *db, size_t db_len, struct outcome *o)
+{
+	struct batch *b = &c->b;
+	int cache = b->scope && pt->key_len;
+	size_t n_num = 0, found = 0;
+	int rc;
+	if (cache) {
+		if (ts_grow((void **)&c->names, &c->cap_names, pt->n_fields, sizeof *c->names) ||
+		    ts_grow((void **)&c->refs, &c->cap_refs, pt->n_fields, sizeof *c->refs))
+			return -ENOMEM;
+		for (uint32_t i = 0; i < pt->n_fields; i++)
+			if (pt->fields[i].type != TS_LP_STRING)
+				c->names[n_num++] = (struct ts_refname){ pt->fields[i].key,
+									 pt->fields[i].key_len };
+		struct ts_refkey k;
+		ts_refkey_set(&k, b->scope, b->scope_len, pt->key, pt->key_len);
+		found = ts_refcache_get(app->refs, &k, c->names, n_num, c->refs);
+		if (found == n_num) {
+			size_t j = 0;
+			o->strings += pt->n_fields - n_num;
+			for (uint32_t i = 0; i < pt->n_fields; i++) {
+				double v;
+				if (ts_lp_field_value(&pt->fields[i], &v) &&
+				    (rc = batch_add_ref(b, c->refs[j++], pt->t_ms, v)) != 0)
+					return rc;
+			}
+			return 0;
+		}
+	}
+	if ((rc = ts_lp_map(&c->lpm, pt, db, db_len)) != 0)
+		return rc;
+	o->strings += c->lpm.n_skipped;
+	for (uint32_t i = 0; i < c->lpm.n_series; i++) {
+		const struct ts_lp_series *ls = &c->lpm.series[i];
+		if (cache && c->refs[i]) {
+			rc = batch_add_ref(b, c->refs[i], ls->sample.t_ms, ls->sample.v);
+		} else {
+			rc = batch_add(b, ls->labels, ls->n_labels, &ls->sample, 1);
+			if (rc == 0 && cache)
+				rc = batch_pend(b, pt->key, pt->key_len, c->names[i].s,
+						(uint32_t)c->names[i].len);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int64_t now_ns(void)
 {
 	struct timespec ts;
@@ -793,6 +940,11 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 		goto fail;
 	}
 	batch_keep(&c->b, body, len); /* the body lives until the request is answered */
+	if (lp_scope(app, c, &o.tenant, db, db_len)) {
+		status = 503;
+		snprintf(err, sizeof err, "out of memory");
+		goto fail;
+	}
 	ts_lp_init(&c->lp, body, len, prec, now_ns());
 	struct ts_lp_point pt;
 	int rc;
@@ -805,14 +957,7 @@ static void influx_write(const struct ts_http_request *req, struct ts_net_respon
 		}
 		if (rc < 0)
 			break;
-		rc = ts_lp_map(&c->lpm, &pt, db, db_len);
-		if (rc)
-			break;
-		o.strings += c->lpm.n_skipped;
-		for (uint32_t i = 0; i < c->lpm.n_series && rc == 0; i++)
-			rc = batch_add(&c->b, c->lpm.series[i].labels, c->lpm.series[i].n_labels,
-				       &c->lpm.series[i].sample, 1);
-		if (rc)
+		if ((rc = lp_add(app, c, &pt, db, db_len, &o)) != 0)
 			break;
 		/* 1.x stores as it goes; 2.x keeps everything until the body parsed cleanly. */
 		if (!v2 && c->b.n_smp >= BATCH_SAMPLES && batch_flush(app, &c->b, &o))
@@ -1087,5 +1232,8 @@ int ts_ingest_routes(struct ts_app *app)
 		{ "POST", "/api/v1/import", 0, h_import_jsonl, "import" },
 		{ "POST", "/api/v1/import/prometheus", 0, h_import_prom, "import_prometheus" },
 	};
+	/* 64 MiB holds the line protocol keys of 1.4M series of 10 fields per line. */
+	if (!app->refs && !(app->refs = ts_refcache_new(64u << 20)))
+		return -ENOMEM;
 	return ts_net_routes(app->net, r, sizeof r / sizeof *r, app);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/app.h"
+#include "server/refcache.h"
 #include "server/ha.h"
 #include "server/tenant.h"
 #include "server/sbuf.h"
@@ -50,7 +51,8 @@ static void gauge_u64(struct ts_sbuf *b, const char *name, const char *help, uin
 
 /* Where the engine's memory goes, so that an operator sizing a pod can tell series
  * count from chunk backlog from allocator slack. */
-static void memory_areas(struct ts_sbuf *b, const struct ts_db_stats *st)
+static void memory_areas(struct ts_sbuf *b, const struct ts_db_stats *st,
+			 const struct ts_refcache_stats *rc)
 {
 	head(b, "tsdb_memory_bytes", "gauge",
 	     "Memory the engine holds, by area (allocated sizes; see process_heap_bytes for "
@@ -62,6 +64,7 @@ static void memory_areas(struct ts_sbuf *b, const struct ts_db_stats *st)
 		{ "series", st->series_bytes },		 { "head_chunks", st->head_bytes },
 		{ "pending_chunks", st->pending_bytes }, { "out_of_order", st->ooo_bytes },
 		{ "registry", st->registry_bytes },	 { "block_cache", st->block_cache_bytes },
+		{ "ingest_series_cache", rc->bytes },
 	};
 	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
 		ts_sbuf_printf(b, "tsdb_memory_bytes{area=\"%s\"} %llu\n", a[i].area,
@@ -265,7 +268,19 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	gauge_u64(&b, "tsdb_series", "Series known to the database.", st.n_series);
 	gauge_u64(&b, "tsdb_head_chunks", "Open (head) chunks.", st.n_head_chunks);
 	gauge_u64(&b, "tsdb_head_chunk_bytes", "Bytes allocated to open chunks.", st.head_bytes);
-	memory_areas(&b, &st);
+	struct ts_refcache_stats rcs;
+	ts_refcache_stats(app->refs, &rcs);
+	memory_areas(&b, &st, &rcs);
+	gauge_u64(&b, "tsdb_ingest_series_cache_entries",
+		  "Series names (line protocol: measurement and tag sets) whose series refs "
+		  "the ingest cache holds.",
+		  rcs.entries);
+	counter_u64(&b, "tsdb_ingest_series_cache_hits_total",
+		    "Series appended through a cached ref, without their labels.", rcs.hits);
+	counter_u64(&b, "tsdb_ingest_series_cache_misses_total",
+		    "Series looked up in the ingest cache and not found.", rcs.misses);
+	counter_u64(&b, "tsdb_ingest_series_cache_resets_total",
+		    "Times a full shard of the ingest cache was emptied.", rcs.resets);
 	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.",
 		    st.n_chunks_flushed);
 	counter_u64(&b, "tsdb_checkpoints_total", "Checkpoints completed.", st.n_checkpoints);

@@ -102,7 +102,8 @@ int ts_tenant_matchers(const struct ts_tenant *t, const struct ts_matcher *m, si
 }
 
 int ts_tenant_tag(const struct ts_tenant *t, const struct ts_series_in *in, size_t n,
-		  struct ts_tenant_batch *b, const struct ts_series_in **out)
+		  const ts_series_ref *refs, struct ts_tenant_batch *b,
+		  const struct ts_series_in **out)
 {
 	*out = in;
 	if (!t->on || n == 0)
@@ -118,6 +119,10 @@ int ts_tenant_tag(const struct ts_tenant *t, const struct ts_series_in *in, size
 	for (size_t i = 0; i < n; i++) {
 		struct ts_label *l = b->lab + k;
 		uint32_t m = 0;
+		if (refs && refs[i]) {
+			b->in[i] = in[i];
+			continue;
+		}
 		for (uint32_t j = 0; j < in[i].n_labels; j++) {
 			const struct ts_label *x = &in[i].labels[j];
 			if (x->name_len == tl && !memcmp(x->name, TS_TENANT_LABEL, tl))

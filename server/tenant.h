@@ -67,9 +67,11 @@ struct ts_tenant_batch {
 /* The series in[0..n) with the tenant label set (a client's own TS_TENANT_LABEL is
  * replaced, and dropped for the default tenant) into *out (aliasing b's arrays and the
  * input's strings, valid until b is reused or freed); in itself when tenancy is off.
- * 0 or -ENOMEM. */
+ * Series with refs[i] != 0 (refs may be NULL) are passed as they are: their series,
+ * tenant label and all, is named by the ref. 0 or -ENOMEM. */
 int ts_tenant_tag(const struct ts_tenant *t, const struct ts_series_in *in, size_t n,
-		  struct ts_tenant_batch *b, const struct ts_series_in **out);
+		  const ts_series_ref *refs, struct ts_tenant_batch *b,
+		  const struct ts_series_in **out);
 void ts_tenant_batch_fini(struct ts_tenant_batch *b);
 
 /* PromQL q[0..len) with t's matcher added to every selector, in *out (ts_free it), or

@@ -262,7 +262,8 @@ static int resolve_one(struct ts_db *db, const struct ts_series_in *in, size_t i
  * loading its registry slot. At 100k series the slots do not stay in cache, so the
  * look-ups of pass 2 would otherwise wait for one miss after another. Returns 0 or
  * -ENOMEM. */
-static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n, struct resolve *rs)
+static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		    const ts_series_ref *refs, struct resolve *rs)
 {
 	rs->pre = ts_calloc(n, sizeof *rs->pre);
 	if (!rs->pre)
@@ -272,7 +273,7 @@ static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n, s
 	 * that ingest's CPU. pre[i].len holds each length until the entry is packed. */
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (in[i].n_labels > db->lim.max_labels ||
+		if ((refs && refs[i]) || in[i].n_labels > db->lim.max_labels ||
 		    !canonical_shape(in[i].labels, in[i].n_labels))
 			continue;
 		rs->pre[i].len = ts_labels_packed_len(in[i].labels, in[i].n_labels);
@@ -293,22 +294,33 @@ static int pack_all(struct ts_db *db, const struct ts_series_in *in, size_t n, s
 	return 0;
 }
 
-/* Phase 1, in parallel with other appenders: canonical labels -> series. */
+/* Phase 1, in parallel with other appenders: canonical labels -> series. An entry with
+ * a ref names its series already: its labels are not read. */
 static int resolve_series(struct ts_db *db, const struct ts_series_in *in, size_t n,
-			  struct prep *prep, struct ts_append_result *res)
+			  const ts_series_ref *refs, struct prep *prep,
+			  struct ts_append_result *res)
 {
 	uint32_t max_in = 0;
-	for (size_t i = 0; i < n; i++)
-		if (in[i].n_labels > max_in)
+	size_t n_refs = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (refs && refs[i]) {
+			prep[i].s = (struct ts_series *)(uintptr_t)refs[i];
+			n_refs++;
+		} else if (in[i].n_labels > max_in) {
 			max_in = in[i].n_labels;
+		}
+	}
+	if (n_refs == n)
+		return 0;
 	struct resolve rs = { .pk_cap = 256 };
 	rs.canon = ts_malloc((max_in ? max_in : 1) * sizeof *rs.canon);
 	rs.pk = ts_malloc(rs.pk_cap);
 	int rc = rs.canon && rs.pk ? 0 : -ENOMEM;
-	if (rc == 0 && n > 1)
-		rc = pack_all(db, in, n, &rs);
+	if (rc == 0 && n - n_refs > 1)
+		rc = pack_all(db, in, n, refs, &rs);
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = resolve_one(db, &in[i], i, &prep[i], res, &rs);
+		if (!(refs && refs[i]))
+			rc = resolve_one(db, &in[i], i, &prep[i], res, &rs);
 	ts_free(rs.canon);
 	ts_free(rs.pk);
 	ts_free(rs.all);
@@ -581,6 +593,13 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *in, size_t n,
 int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *in, size_t n,
 		       const uint32_t *flags, struct ts_append_result *res, int *series_rc)
 {
+	return ts_db_append_refs(db, in, n, flags, NULL, res, series_rc);
+}
+
+int ts_db_append_refs(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		      const uint32_t *flags, ts_series_ref *refs, struct ts_append_result *res,
+		      int *series_rc)
+{
 	int rc = 0;
 	struct ts_append_result local;
 	if (!res)
@@ -593,7 +612,7 @@ int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *in, size_t n
 	struct prep *prep = ts_calloc(n, sizeof *prep);
 	for (size_t i = 0; prep && flags && i < n; i++)
 		prep[i].in_order = (flags[i] & TS_APPEND_IN_ORDER) != 0;
-	rc = prep ? resolve_series(db, in, n, prep, res) : -ENOMEM;
+	rc = prep ? resolve_series(db, in, n, refs, prep, res) : -ENOMEM;
 	if (rc)
 		goto out;
 
@@ -619,6 +638,10 @@ int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *in, size_t n
 	if (series_rc)
 		for (size_t i = 0; i < n; i++)
 			series_rc[i] = prep[i].rc;
+	/* Revived series (gc.c) have a new struct: the caller's ref follows it. */
+	for (size_t i = 0; refs && i < n; i++)
+		if (prep[i].s)
+			refs[i] = (ts_series_ref)(uintptr_t)prep[i].s;
 out:
 	ts_free(prep);
 	return rc;

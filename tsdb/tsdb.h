@@ -162,6 +162,24 @@ int ts_db_append(struct ts_db *db, const struct ts_series_in *series, size_t n,
 int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *series, size_t n,
 		       const uint32_t *flags, struct ts_append_result *res, int *series_rc);
 
+/* A handle on one series of one open database, for appending without its labels.
+ * 0 is never a ref. A ref stays valid until ts_db_close() of the handle that gave it
+ * and always names the same label set: if retention removed the series meanwhile, an
+ * append through the ref creates it again. Passing a ref to another handle, or one not
+ * given by ts_db_append_refs(), is undefined behaviour (refs are not checked: they
+ * exist to skip the work of finding a series). */
+typedef uint64_t ts_series_ref;
+
+/* ts_db_append_flags() where refs (n entries; NULL: as ts_db_append_flags) works both
+ * ways. refs[i] != 0: entry i goes to that series and its labels are not read (they
+ * may be NULL). refs[i] == 0: the series is found or created from the labels, and
+ * refs[i] receives its ref once the call returns 0 or a logged failure, left 0 when
+ * the labels were refused. On return refs[i] may also change for a given ref (the
+ * series was recreated). Errors as ts_db_append(). */
+int ts_db_append_refs(struct ts_db *db, const struct ts_series_in *series, size_t n,
+		      const uint32_t *flags, ts_series_ref *refs, struct ts_append_result *res,
+		      int *series_rc);
+
 /* ---- Selecting ---- */
 
 enum ts_match_type { TS_MATCH_EQ = 0, TS_MATCH_NEQ = 1, TS_MATCH_RE = 2, TS_MATCH_NRE = 3 };

@@ -576,8 +576,10 @@ static int parse_line(struct ts_lp_parser *p, struct ts_lp_point *pt)
 		return rc;
 
 	uint32_t n_tags = 0;
+	size_t key_end = 0;
 	for (;;) {
 		if (p->pos < p->len && p->buf[p->pos] == ' ') {
+			key_end = p->pos;
 			skip_spaces(p);
 			break;
 		}
@@ -633,6 +635,8 @@ static int parse_line(struct ts_lp_parser *p, struct ts_lp_point *pt)
 	pt->n_fields = n_fields;
 	pt->t_ns = t_ns;
 	pt->t_ms = floor_div(t_ns, 1000000);
+	pt->key = p->buf + line_begin;
+	pt->key_len = key_end > line_begin ? (uint32_t)(key_end - line_begin) : 0;
 	return 0;
 }
 
@@ -692,6 +696,17 @@ void ts_lp_mapper_fini(struct ts_lp_mapper *m)
 static int name_is(const struct ts_label *l, const char *s, size_t n)
 {
 	return l->name_len == n && memcmp(l->name, s, n) == 0;
+}
+
+int ts_lp_field_value(const struct ts_lp_field *f, double *v)
+{
+	switch (f->type) {
+	case TS_LP_FLOAT: *v = f->v.f; return 1;
+	case TS_LP_INT: *v = (double)f->v.i; return 1;
+	case TS_LP_UINT: *v = (double)f->v.u; return 1;
+	case TS_LP_BOOL: *v = f->v.b ? 1.0 : 0.0; return 1;
+	default: return 0;
+	}
 }
 
 int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *db, size_t db_len)
@@ -760,13 +775,8 @@ int ts_lp_map(struct ts_lp_mapper *m, const struct ts_lp_point *pt, const char *
 	for (uint32_t i = 0; i < pt->n_fields; i++) {
 		const struct ts_lp_field *f = &pt->fields[i];
 		double v;
-		switch (f->type) {
-		case TS_LP_FLOAT: v = f->v.f; break;
-		case TS_LP_INT: v = (double)f->v.i; break;
-		case TS_LP_UINT: v = (double)f->v.u; break;
-		case TS_LP_BOOL: v = f->v.b ? 1.0 : 0.0; break;
-		default: continue;
-		}
+		if (!ts_lp_field_value(f, &v))
+			continue;
 		struct ts_label *l = m->labels + (size_t)s * per;
 		if (s > 0)
 			memcpy(l, base, per * sizeof *l);

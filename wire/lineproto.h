@@ -79,6 +79,12 @@ struct ts_lp_point {
 	int64_t t_ns;
 	int64_t t_ms;  /* t_ns floored to milliseconds */
 	uint64_t line; /* 1-based line the point starts on */
+	/* The measurement and tag set as written (escapes and all), up to the space before
+	 * the fields: equal bytes always parse to the same measurement and tags, so a
+	 * caller may key what it derives from them on these bytes. Aliases the body;
+	 * key_len 0: not known. */
+	const char *key;
+	uint32_t key_len;
 };
 
 /* Parser state. Fields are private except err/err_line; initialise with ts_lp_init,
@@ -155,6 +161,10 @@ struct ts_lp_mapper {
 	char *names; /* the "{measurement}_{field}" names */
 	size_t names_cap;
 };
+
+/* The value f maps to (float64, as ts_lp_map gives it) in *v: returns 1, or 0 for a
+ * string field (not stored). */
+int ts_lp_field_value(const struct ts_lp_field *f, double *v);
 
 /* Zeroes m. */
 void ts_lp_mapper_init(struct ts_lp_mapper *m);

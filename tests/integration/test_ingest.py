@@ -556,6 +556,63 @@ class IngestTest(unittest.TestCase):
             self.assertEqual(r.status, 204, r)
             self.expect(L("it_lp2p_v", p=prec, db="bk"), [(T, 1.0)])
 
+    def test_17b_influx_series_cache(self):
+        """Lines whose series were seen before go in through the ingest cache of series
+        refs: the same line bytes under another ?db= or bucket are other series, tags in
+        another order or escaped differently are the same series, new fields of a known
+        line join it, string fields still count, and a refused series is refused again."""
+        T = self.T
+        ns = T * 1000000
+        m0 = self.metrics()
+        for k in range(3):  # three requests: the second and third hit the cache
+            t = ns + k * 1000000000
+            body = ("it_lpc,host=a,dc=x v=%d,s=\"str\" %d\n"
+                    "it_lpc,dc=x,host=a w=%d %d\n"           # same series as above, tags reordered
+                    "it_lpc,host=a\\ b,dc=x v=%d %d\n"       # escaped space in a value
+                    "it_lpc,host=a,dc=x,__name__=n u=%d %d\n" % (k, t, k, t, k, t, k, t)).encode()
+            for db in ("one", "two"):
+                r = self.srv.post("/write?db=%s" % db, body)
+                self.assertEqual(r.status, 204, r)
+            v2 = body.replace(b" v=", b" z=").replace(b" w=", b" y=").replace(b" u=", b" q=")
+            r = self.srv.post("/api/v2/write?bucket=one&precision=ns", v2)
+            self.assertEqual(r.status, 204, r)
+        # a known line with one field more, in the same request as the known form
+        r = self.srv.post("/write?db=one", ("it_lpc,host=a,dc=x v=7,x=8 %d\nit_lpc,host=a,dc=x v=9 %d\n"
+                                            % (ns + 5000000000, ns + 6000000000)).encode())
+        self.assertEqual(r.status, 204, r)
+        m1 = self.metrics()
+        self.assertEqual(ingested(m1, "influx") - ingested(m0, "influx"), 3 * 3 * 4 + 3)
+        self.assertEqual(rejected(m1, "string_field") - rejected(m0, "string_field"), 9)
+        self.assertGreater(metric(m1, "tsdb_ingest_series_cache_hits_total")
+                           - metric(m0, "tsdb_ingest_series_cache_hits_total"), 20)
+        want = {}
+        for k in range(3):
+            for db in ("one", "two"):
+                want.setdefault(("v", "a", db), []).append((T + k * 1000, float(k)))
+                want.setdefault(("w", "a", db), []).append((T + k * 1000, float(k)))
+                want.setdefault(("v", "a b", db), []).append((T + k * 1000, float(k)))
+                want.setdefault(("u", "a", db), []).append((T + k * 1000, float(k)))
+            for f in ("z", "y", "q"):
+                want.setdefault((f, "a", "one"), []).append((T + k * 1000, float(k)))
+            want.setdefault(("z", "a b", "one"), []).append((T + k * 1000, float(k)))
+        want[("v", "a", "one")] += [(T + 5000, 7.0), (T + 6000, 9.0)]
+        want[("x", "a", "one")] = [(T + 5000, 8.0)]
+        for (f, host, db), smp in want.items():
+            smp.sort()
+            self.expect(L("it_lpc_" + f, host=host, dc="x", db=db), smp)
+        r = self.srv.get("/api/v1/series?" + urllib.parse.urlencode({"match[]": '{__name__=~"it_lpc_.*"}'}))
+        self.assertEqual(r.status, 200, r)
+        got = sorted((s["__name__"], s["host"], s["db"]) for s in r.json()["data"])
+        self.assertEqual(got, sorted(("it_lpc_" + f, h, d) for f, h, d in want))
+        # too many labels (--max-labels 8): refused every time, never cached
+        line = b"it_lpc_big,a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8 v=1 %d" % ns
+        for _ in range(2):
+            m0 = self.metrics()
+            r = self.srv.post("/write?db=one", line)
+            self.assertEqual(r.status, 400, r)
+            m1 = self.metrics()
+            self.assertEqual(rejected(m1, "invalid_series") - rejected(m0, "invalid_series"), 1)
+
     def test_18_gzip_and_bombs(self):
         T = self.T
         ns = T * 1000000

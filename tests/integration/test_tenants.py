@@ -100,6 +100,21 @@ class TenantsTest(unittest.TestCase):
         for r in d["result"]:
             self.assertNotIn("__tenant__", r["metric"])
 
+    def test_line_protocol_cache_per_tenant(self):
+        """The same line-protocol bytes from two tenants are two series, also once the
+        ingest cache knows the line (the second round)."""
+        for rnd in range(2):
+            for i, tenant in enumerate(("team-c", "team-d")):
+                line = "lpc,k=z v=%d %d" % (10 * rnd + i, (self.t + 1000 * rnd) * 1000000)
+                r = self.s.post("/write", line.encode(), {H: tenant}, params={"precision": "ns"})
+                self.assertEqual(r.status, 204, r)
+        for i, tenant in enumerate(("team-c", "team-d")):
+            d = self.api(tenant, "/api/v1/query_range", {"query": "lpc_v", "start": self.t / 1000,
+                                                         "end": self.t / 1000 + 1, "step": 1})
+            self.assertEqual([(x["metric"], [v for _, v in x["values"]]) for x in d["result"]],
+                             [({"__name__": "lpc_v", "k": "z"}, [str(i), str(10 + i)])])
+        self.assertEqual(self.values(None, "lpc_v"), [])
+
     def test_lookups(self):
         self.assertEqual(self.api("team-a", "/api/v1/labels"), ["__name__", "a_only", "k"])
         self.assertEqual(self.api("team-b", "/api/v1/labels"), ["__name__", "k"])

@@ -996,6 +996,86 @@ static void test_ooo_flushed_inside_open_chunk(void **st)
 	tu_rmtree(dir);
 }
 
+/* Appending through refs: a ref comes back for every series its labels found or made
+ * (none for refused labels), appends through it skip the labels (NULL here), a ref and
+ * labels of one series in one call keep their order, the series limit still applies to
+ * a series made earlier but never logged, and what went in by ref is read back, across
+ * a reopen, under its labels. */
+static void test_append_refs(void **st)
+{
+	(void)st;
+	char dir[4096];
+	tu_mkdtemp(dir, sizeof dir, "tsdb");
+	struct ts_db *db;
+	struct ts_db_opts o = { .sync = TS_WAL_SYNC_NEVER,
+				.max_series = 3,
+				.max_future_ms = 3600000 };
+	assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	struct ts_label a[] = { L("__name__", "m"), L("k", "a") };
+	struct ts_label b[] = { L("k", "b"), L("__name__", "m") }; /* not canonical order */
+	struct ts_label bad[] = { L("__name__", "m"), L("k", "\xff") };
+	struct ts_sample s1[] = { { 1000, 1 } }, s2[] = { { 2000, 2 } }, s3[] = { { 3000, 3 } };
+	struct ts_series_in in[] = { { a, 2, s1, 1 }, { b, 2, s1, 1 }, { bad, 2, s1, 1 } };
+	ts_series_ref refs[3] = { 0 };
+	int rc[3];
+	struct ts_append_result r;
+	assert_int_equal(ts_db_append_refs(db, in, 3, NULL, refs, &r, rc), 0);
+	assert_int_equal(r.n_appended, 2);
+	assert_int_equal(r.n_invalid_series, 1);
+	assert_true(refs[0] && refs[1] && refs[0] != refs[1]);
+	assert_int_equal(refs[2], 0);
+	assert_int_not_equal(rc[2], 0);
+
+	/* By ref alone, then a ref and the labels of the same series in one call. */
+	struct ts_series_in byref[] = { { NULL, 0, s2, 1 }, { NULL, 0, s2, 1 } };
+	ts_series_ref r2[2] = { refs[0], refs[1] };
+	assert_int_equal(ts_db_append_refs(db, byref, 2, NULL, r2, &r, NULL), 0);
+	assert_int_equal(r.n_appended, 2);
+	assert_int_equal(r.n_new_series, 0);
+	assert_true(r2[0] == refs[0] && r2[1] == refs[1]);
+	struct ts_sample s4[] = { { 4000, 4 } };
+	struct ts_series_in mixed[] = { { NULL, 0, s3, 1 }, { a, 2, s4, 1 } };
+	ts_series_ref r3[2] = { refs[0], 0 };
+	assert_int_equal(ts_db_append_refs(db, mixed, 2, NULL, r3, &r, NULL), 0);
+	assert_int_equal(r.n_appended, 2);
+	assert_int_equal(r.n_out_of_order, 0);
+	assert_true(r3[1] == refs[0]);
+
+	/* A new series whose only sample is refused is made but not logged: its ref is
+	 * given, and the series limit applies when a sample comes through the ref. */
+	struct ts_label c[] = { L("__name__", "m"), L("k", "c") };
+	struct ts_label d[] = { L("__name__", "m"), L("k", "d") };
+	struct ts_sample late[] = { { (int64_t)time(NULL) * 1000 + 86400000, 1 } };
+	struct ts_series_in cin[] = { { c, 2, late, 1 } };
+	ts_series_ref rc_ref[1] = { 0 };
+	assert_int_equal(ts_db_append_refs(db, cin, 1, NULL, rc_ref, &r, NULL), 0);
+	assert_int_equal(r.n_appended, 0);
+	assert_true(rc_ref[0] != 0);
+	struct ts_series_in din[] = { { d, 2, s1, 1 } };
+	assert_int_equal(ts_db_append(db, din, 1, &r, NULL), 0); /* the third series */
+	struct ts_series_in cref[] = { { NULL, 0, s1, 1 } };
+	assert_int_equal(ts_db_append_refs(db, cref, 1, NULL, rc_ref, &r, rc), 0);
+	assert_int_equal(r.n_appended, 0);
+	assert_int_equal(r.n_limited_series, 1);
+	assert_int_equal(rc[0], TS_ELIMIT);
+
+	for (int round = 0; round < 2; round++) {
+		struct ts_matcher m[] = { { TS_MATCH_EQ, "k", "a" } };
+		size_t ns;
+		assert_int_equal(count_sel(db, m, 1, INT64_MIN, INT64_MAX, &ns), 1);
+		assert_int_equal(ns, 4);
+		struct ts_matcher mb[] = { { TS_MATCH_EQ, "k", "b" } };
+		assert_int_equal(count_sel(db, mb, 1, INT64_MIN, INT64_MAX, &ns), 1);
+		assert_int_equal(ns, 2);
+		struct ts_matcher mc[] = { { TS_MATCH_EQ, "k", "c" } };
+		assert_int_equal(count_sel(db, mc, 1, INT64_MIN, INT64_MAX, &ns), 0);
+		assert_int_equal(ts_db_close(db), 0);
+		if (round == 0)
+			assert_int_equal(ts_db_open(dir, &o, &db), 0);
+	}
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1016,6 +1096,7 @@ int main(void)
 		cmocka_unit_test(test_idle_series_after_restart),
 		cmocka_unit_test(test_many_labels),
 		cmocka_unit_test(test_ooo_flushed_inside_open_chunk),
+		cmocka_unit_test(test_append_refs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
