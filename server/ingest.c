@@ -606,6 +606,9 @@ static uint64_t long_line(const char *body, size_t len, size_t max)
 
 /* ---- remote write ---- */
 
+/* ts_series_ref_mark bit: the series' labels passed remote write's label rules. */
+#define RW_LABELS_VALID 1u
+
 static void rw_headers(struct ts_net_response *resp, enum ts_rw_version v, const struct outcome *o)
 {
 	if (v != TS_RW_V2)
@@ -728,19 +731,44 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	}
 	struct ts_rw_limits lim = { app->lim.max_labels, app->lim.max_name_len,
 				    app->lim.max_value_len };
+	/* Series the store already has, labels byte for byte, are appended through their
+	 * refs; those that passed the label rules before (marked) are not checked again:
+	 * the rules and limits are the process's, and the labels the same. Not with the HA
+	 * tracker or tenants, which change labels before they are stored. */
+	ts_series_ref *refs = NULL;
 	size_t n_in = 0;
 	for (size_t i = 0; i < c->rw.n_series; i++) {
 		struct ts_rw_series *s = &c->rw.series[i];
 		o.histograms += s->n_histograms;
+		if (s->n_samples)
+			c->in[n_in++] = (struct ts_series_in){ s->labels, s->n_labels, s->samples,
+							       s->n_samples };
+	}
+	if (!app->ha && !o.tenant.on && n_in &&
+	    ts_grow((void **)&c->refs, &c->cap_refs, n_in, sizeof *c->refs) == 0 &&
+	    ts_db_lookup_refs(app->db, c->in, n_in, c->refs) == 0)
+		refs = c->refs;
+	size_t n_cand = n_in;
+	n_in = 0;
+	for (size_t i = 0, k = 0; k < n_cand; i++) {
+		struct ts_rw_series *s = &c->rw.series[i];
 		if (!s->n_samples)
 			continue;
-		enum ts_rw_reason why;
-		char msg[200];
-		if (ts_rw_validate_series(s, &lim, &why, msg, sizeof msg)) {
-			o.invalid++;
-			note(&o, "%s", msg);
-			continue;
+		ts_series_ref ref = refs ? refs[k] : 0;
+		k++;
+		if (!ref || !(ts_series_ref_marks(ref) & RW_LABELS_VALID)) {
+			enum ts_rw_reason why;
+			char msg[200];
+			if (ts_rw_validate_series(s, &lim, &why, msg, sizeof msg)) {
+				o.invalid++;
+				note(&o, "%s", msg);
+				continue;
+			}
+			if (ref)
+				ts_series_ref_mark(ref, RW_LABELS_VALID);
 		}
+		if (refs)
+			refs[n_in] = ref;
 		c->in[n_in++] = (struct ts_series_in){ s->labels, s->n_labels, s->samples,
 						       s->n_samples };
 	}
@@ -748,7 +776,11 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		note(&o, "%s", "native histograms are not supported");
 	rc = set_metadata(app, &c->rw);
 	if (rc == 0 && n_in)
-		rc = store(app, &c->b, &o, c->in, n_in, NULL);
+		rc = store(app, &c->b, &o, c->in, n_in, refs);
+	/* New series: their labels passed the rules above. */
+	for (size_t i = 0; refs && rc == 0 && i < n_in; i++)
+		if (refs[i] && !(ts_series_ref_marks(refs[i]) & RW_LABELS_VALID))
+			ts_series_ref_mark(refs[i], RW_LABELS_VALID);
 	if (rc == TS_ELIMIT) {
 		ctx_put(app, c);
 		rate_reply(app, resp, TS_PROTO_RW, &o);

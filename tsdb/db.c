@@ -328,6 +328,35 @@ static int resolve_series(struct ts_db *db, const struct ts_series_in *in, size_
 	return rc;
 }
 
+int ts_db_lookup_refs(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		      ts_series_ref *refs)
+{
+	memset(refs, 0, n * sizeof *refs);
+	if (!n)
+		return 0;
+	struct resolve rs = { 0 };
+	int rc = pack_all(db, in, n, NULL, &rs);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (rs.pre[i].len)
+			refs[i] = (ts_series_ref)(uintptr_t)ts__series_find_h(
+				db, rs.all + rs.pre[i].off, rs.pre[i].len, rs.pre[i].hash);
+	ts_free(rs.all);
+	ts_free(rs.pre);
+	return rc;
+}
+
+unsigned ts_series_ref_marks(ts_series_ref ref)
+{
+	return atomic_load_explicit(&((struct ts_series *)(uintptr_t)ref)->marks,
+				    memory_order_relaxed);
+}
+
+void ts_series_ref_mark(ts_series_ref ref, unsigned bits)
+{
+	atomic_fetch_or_explicit(&((struct ts_series *)(uintptr_t)ref)->marks, (uint8_t)bits,
+				 memory_order_relaxed);
+}
+
 /* Room for the record: creations (need_new bytes) then samples (db->mu held). */
 static int reserve_record(struct ts_db *db, const struct ts_series_in *in, size_t n,
 			  const struct prep *prep, size_t *need_new)

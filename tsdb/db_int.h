@@ -93,6 +93,7 @@ struct ts_series {
 	uint8_t max_t_known;   /* max_t covers every sample the series has: false only for
 				   * series loaded from an index without a head row (older
 				   * databases), whose newest timestamp is then unknown */
+	_Atomic uint8_t marks; /* the caller's bits (ts_series_ref_mark), memory only */
 	/* head state, under db->mu */
 	struct ts_xor_enc enc; /* open chunk; enc.n == 0 when none */
 	int64_t head_min_t;    /* first timestamp of the open chunk */

@@ -180,6 +180,19 @@ int ts_db_append_refs(struct ts_db *db, const struct ts_series_in *series, size_
 		      const uint32_t *flags, ts_series_ref *refs, struct ts_append_result *res,
 		      int *series_rc);
 
+/* refs[i] (n entries) receives the ref of the series whose canonical label set is
+ * in[i]'s labels byte for byte (names strictly ascending, no empty value: the form
+ * Prometheus sends), or 0: other labels, other order, or no such series. Creates and
+ * validates nothing; samples are not read. Returns 0 or -ENOMEM (refs then all 0). */
+int ts_db_lookup_refs(struct ts_db *db, const struct ts_series_in *in, size_t n,
+		      ts_series_ref *refs);
+
+/* A caller's bits (8) on a series, in memory only: 0 for every series at open, and for
+ * a series retention removed and an append made again. tsdbd marks the series whose
+ * labels passed remote write's label rules, so as not to check them again. Thread-safe. */
+unsigned ts_series_ref_marks(ts_series_ref ref);
+void ts_series_ref_mark(ts_series_ref ref, unsigned bits);
+
 /* ---- Selecting ---- */
 
 enum ts_match_type { TS_MATCH_EQ = 0, TS_MATCH_NEQ = 1, TS_MATCH_RE = 2, TS_MATCH_NRE = 3 };

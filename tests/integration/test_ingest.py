@@ -286,6 +286,32 @@ class IngestTest(unittest.TestCase):
         self.assert_written_headers(r, 1)
         self.expect(L("it_labels_good", case="v2"), [(T, 2.0)])
 
+    def test_08b_known_series_rechecked_per_protocol(self):
+        """Remote write checks a series' labels until they have passed its rules once: a
+        series line protocol made (its metric name is not one Prometheus allows) stays
+        refused over remote write every time, while a valid series written again and
+        again is taken every time."""
+        T = self.T
+        r = self.srv.post("/write?db=x&precision=ms", b"it_lp-made,k=v f=1 %d" % T)
+        self.assertEqual(r.status, 204, r)
+        self.expect([("__name__", "it_lp-made_f"), ("db", "x"), ("k", "v")], [(T, 1.0)])
+        lab = [(b"__name__", b"it_lp-made_f"), (b"db", b"x"), (b"k", b"v")]
+        for i in range(3):
+            m0 = self.metrics()
+            r = self.srv.post("/api/v1/write", sz(raw_rw1_series(lab, [(T + 1000 * (i + 1), 2.0)])),
+                              rw1_headers())
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("invalid metric name", r.text)
+            m1 = self.metrics()
+            self.assertEqual(rejected(m1, "invalid_series") - rejected(m0, "invalid_series"), 1)
+        good = L("it_known_ok", k="v")
+        for i in range(3):
+            m0 = self.metrics()
+            self.assertEqual(self.rw1([(good, [(T + 1000 * i, float(i))])]).status, 204)
+            m1 = self.metrics()
+            self.assertEqual(ingested(m1, "remote_write") - ingested(m0, "remote_write"), 1)
+        self.expect(good, [(T + 1000 * i, float(i)) for i in range(3)])
+
     def test_09_empty_label_value_is_dropped(self):
         T = self.T
         body = raw_rw1_series([(b"__name__", b"it_empty_value"), (b"env", b""), (b"job", b"a")], [(T, 1.0)])

@@ -1041,6 +1041,23 @@ static void test_append_refs(void **st)
 	assert_int_equal(r.n_out_of_order, 0);
 	assert_true(r3[1] == refs[0]);
 
+	/* Look-up only: canonical labels of a known series, the same labels out of order,
+	 * unknown labels. Marks start clear and keep what is set. */
+	struct ts_label b_sorted[] = { L("__name__", "m"), L("k", "b") };
+	struct ts_label unknown[] = { L("__name__", "m"), L("k", "zz") };
+	struct ts_series_in look[] = { { a, 2, NULL, 0 },
+				       { b, 2, NULL, 0 },
+				       { b_sorted, 2, NULL, 0 },
+				       { unknown, 2, NULL, 0 } };
+	ts_series_ref lr[4];
+	assert_int_equal(ts_db_lookup_refs(db, look, 4, lr), 0);
+	assert_true(lr[0] == refs[0] && lr[1] == 0 && lr[2] == refs[1] && lr[3] == 0);
+	assert_int_equal(ts_series_ref_marks(lr[0]), 0);
+	ts_series_ref_mark(lr[0], 1);
+	ts_series_ref_mark(lr[0], 4);
+	assert_int_equal(ts_series_ref_marks(lr[0]), 5);
+	assert_int_equal(ts_series_ref_marks(lr[2]), 0);
+
 	/* A new series whose only sample is refused is made but not logged: its ref is
 	 * given, and the series limit applies when a sample comes through the ref. */
 	struct ts_label c[] = { L("__name__", "m"), L("k", "c") };
