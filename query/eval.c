@@ -74,9 +74,18 @@ void ts__qs_drop(struct qctx *c, struct qseries *s)
 int ts__qs_push(struct qctx *c, struct qseries *s, int64_t t, double v)
 {
 	/* The capacity test inline: this runs once per point. */
-	if (s->n_pts == s->cap_pts &&
-	    ts_grow((void **)&s->pts, &s->cap_pts, s->n_pts + 1, sizeof *s->pts))
-		return ts__q_nomem(c);
+	if (s->n_pts == s->cap_pts) {
+		/* ts_grow starts at 16 points: for an instant query, whose series get a point
+		 * each, that was 240 bytes too many a series (6 MB for 24k series). */
+		size_t first = c->first_cap;
+		if (!s->cap_pts && first) {
+			if (!(s->pts = ts_malloc(first * sizeof *s->pts)))
+				return ts__q_nomem(c);
+			s->cap_pts = first;
+		} else if (ts_grow((void **)&s->pts, &s->cap_pts, s->n_pts + 1, sizeof *s->pts)) {
+			return ts__q_nomem(c);
+		}
+	}
 	s->pts[s->n_pts++] = (struct ts_qpoint){ t, v };
 	return ts__q_hold(c, 1);
 }
@@ -439,8 +448,8 @@ struct vs_ref {
 
 /* Walks `it` through ev's steps: the series' value at each step where it has one, in
  * se's points. */
-static int selector_walk(struct qev *ev, const struct vs_ref *r, struct ts_iter *it,
-			 struct qseries *se)
+static int selector_steps(struct qev *ev, const struct vs_ref *r, struct ts_iter *it,
+			  struct qseries *se)
 {
 	struct qctx *c = ev->c;
 	struct qbuf qb;
@@ -464,6 +473,17 @@ static int selector_walk(struct qev *ev, const struct vs_ref *r, struct ts_iter 
 			return rc;
 	}
 	return 0;
+}
+
+/* At most a point a step: a series' first allocation is sized by the steps. */
+static int selector_walk(struct qev *ev, const struct vs_ref *r, struct ts_iter *it,
+			 struct qseries *se)
+{
+	size_t saved = ev->c->first_cap;
+	ev->c->first_cap = ev->n_steps < 16 ? ev->n_steps : 16;
+	int rc = selector_steps(ev, r, it, se);
+	ev->c->first_cap = saved;
+	return rc;
 }
 
 /* Adds series i of set to out with the points of tmp (taken over) when it has any;

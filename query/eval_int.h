@@ -124,6 +124,9 @@ struct qctx {
 	struct ts_qerr *err;
 	char *kbuf; /* reusable key buffer */
 	size_t kbuf_cap;
+	/* Points a series' first push allocates (0: ts_grow's 16); walkers that push at
+	 * most one point a step set it from their step count while they run. */
+	size_t first_cap;
 };
 
 struct qev {

@@ -443,11 +443,9 @@ static int wsrc_skip_to(struct qctx *c, struct wsrc *s, int64_t mint, bool *have
 	return 0;
 }
 
-/* Slides the window along one input series (the samples of `it`, or arr[0..n_arr)),
- * pushing f's value at each step into se. */
-static int window_series(struct qev *ev, struct fcall *f, const struct wspec *ws, struct wbuf *wb,
-			 struct ts_iter *it, const struct ts_qpoint *arr, size_t n_arr,
-			 struct qseries *se)
+static int window_steps(struct qev *ev, struct fcall *f, const struct wspec *ws, struct wbuf *wb,
+			struct ts_iter *it, const struct ts_qpoint *arr, size_t n_arr,
+			struct qseries *se)
 {
 	struct qctx *c = ev->c;
 	struct wsrc src = { .it = it, .arr = arr, .n_arr = n_arr };
@@ -545,6 +543,20 @@ struct wpar {
 	const struct wspec *ws;
 	bool weighted;
 };
+
+/* Slides the window along one input series (the samples of `it`, or arr[0..n_arr)),
+ * pushing f's value at each step into se: at most a point a step, so a series' first
+ * allocation is sized by the steps. */
+static int window_series(struct qev *ev, struct fcall *f, const struct wspec *ws, struct wbuf *wb,
+			 struct ts_iter *it, const struct ts_qpoint *arr, size_t n_arr,
+			 struct qseries *se)
+{
+	size_t saved = ev->c->first_cap;
+	ev->c->first_cap = ev->n_steps < 16 ? ev->n_steps : 16;
+	int rc = window_steps(ev, f, ws, wb, it, arr, n_arr, se);
+	ev->c->first_cap = saved;
+	return rc;
+}
 
 static int wpar_one(struct qev *ev, void *arg, void *state, struct ts_iter *it, struct qseries *out)
 {
