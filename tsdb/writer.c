@@ -463,6 +463,10 @@ static int write_index(struct ts_db *db, struct flush *f, const uint64_t *lsn)
 	}
 	if (rc == 0)
 		rc = ts_env_apply(db->index, ib);
+	/* As for partitions (write_chunks): the pages LMDB read to copy them (series and
+	 * head group rows, postings) would stay in the RSS; readers fault back in the few
+	 * they use. */
+	(void)ts_env_unmap_pages(db->index);
 	if (rc && md)
 		ts__md_redirty(db);
 	if (rc == 0 && migrating)
