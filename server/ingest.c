@@ -85,6 +85,9 @@ struct batch {
 	size_t scope_len;
 	struct pend *pend;
 	size_t n_pend, cap_pend;
+	struct ts_refname *pnames; /* one line's pending names and refs, for the put */
+	ts_series_ref *prefs;
+	size_t cap_pnames, cap_prefs;
 	struct ts_tenant_batch tb; /* the series tagged with the tenant label */
 	struct ts_ha_batch hb;	   /* the series the HA tracker keeps */
 };
@@ -102,6 +105,8 @@ static void batch_fini(struct batch *b)
 	ts_free(b->in);
 	ts_free(b->refs);
 	ts_free(b->pend);
+	ts_free(b->pnames);
+	ts_free(b->prefs);
 	memset(b, 0, sizeof *b);
 }
 
@@ -300,13 +305,23 @@ static int batch_flush(struct ts_app *app, struct batch *b, struct outcome *o)
 	int rc = store(app, b, o, b->in, b->n_ser, b->scope ? b->refs : NULL);
 	if (rc && rc != TS_ELIMIT && !o->engine_err)
 		o->engine_err = rc;
-	for (size_t i = 0; i < b->n_pend; i++) {
+	/* A line's series are pending one after the other: one put each line. */
+	for (size_t i = 0, j; i < b->n_pend; i = j) {
 		const struct pend *p = &b->pend[i];
+		for (j = i; j < b->n_pend && b->pend[j].key == p->key; j++)
+			;
+		if (ts_grow((void **)&b->pnames, &b->cap_pnames, j - i, sizeof *b->pnames) ||
+		    ts_grow((void **)&b->prefs, &b->cap_prefs, j - i, sizeof *b->prefs))
+			break; /* not cached: the next request's lines miss again */
+		for (size_t q = i; q < j; q++) {
+			/* 0 (refused, or the append failed first) is skipped by the put */
+			b->pnames[q - i] = (struct ts_refname){ b->str + b->pend[q].name_off,
+								b->pend[q].name_len };
+			b->prefs[q - i] = b->refs[b->pend[q].ser];
+		}
 		struct ts_refkey k;
-		if (!b->refs[p->ser])
-			continue; /* refused, or the append failed first */
 		ts_refkey_set(&k, b->scope, b->scope_len, p->key, p->key_len);
-		ts_refcache_put(app->refs, &k, b->str + p->name_off, p->name_len, b->refs[p->ser]);
+		ts_refcache_put(app->refs, &k, b->pnames, b->prefs, j - i);
 	}
 	b->n_ser = b->n_lab = b->n_str = b->n_smp = b->n_pend = 0;
 	return rc;
@@ -365,6 +380,7 @@ static size_t ctx_bytes(const struct ts_ingest_ctx *c)
 	       c->lpm.series_cap * sizeof *c->lpm.series +
 	       c->lpm.labels_cap * sizeof *c->lpm.labels + c->lpm.names_cap +
 	       c->b.cap_refs * sizeof *c->b.refs + c->b.cap_pend * sizeof *c->b.pend +
+	       c->b.cap_pnames * sizeof *c->b.pnames + c->b.cap_prefs * sizeof *c->b.prefs +
 	       c->cap_names * sizeof *c->names + c->cap_refs * sizeof *c->refs + c->cap_scope;
 }
 

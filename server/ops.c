@@ -280,7 +280,11 @@ static void h_metrics(const struct ts_http_request *req, struct ts_net_response 
 	counter_u64(&b, "tsdb_ingest_series_cache_misses_total",
 		    "Series looked up in the ingest cache and not found.", rcs.misses);
 	counter_u64(&b, "tsdb_ingest_series_cache_resets_total",
-		    "Times a full shard of the ingest cache was emptied.", rcs.resets);
+		    "Times a full shard of the ingest cache that no longer answered was emptied.",
+		    rcs.resets);
+	counter_u64(&b, "tsdb_ingest_series_cache_skipped_total",
+		    "Keys a full shard of the ingest cache did not take because it still answers.",
+		    rcs.skipped);
 	counter_u64(&b, "tsdb_chunks_flushed_total", "Sealed chunks written to LMDB.",
 		    st.n_chunks_flushed);
 	counter_u64(&b, "tsdb_checkpoints_total", "Checkpoints completed.", st.n_checkpoints);

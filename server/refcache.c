@@ -35,8 +35,9 @@ struct shard {
 	struct slot *slots;
 	size_t cap, n; /* cap: 0 or a power of two */
 	size_t bytes;
-	uint64_t hits, misses, resets;
-} __attribute__((aligned(64))); /* look-ups from two threads do not share a line */
+	uint64_t hits, misses, resets, skipped;
+	uint64_t hits0, skipped0; /* hits and skipped when the shard was last emptied */
+} __attribute__((aligned(64)));	  /* look-ups from two threads do not share a line */
 
 struct ts_refcache {
 	size_t shard_max;
@@ -199,31 +200,63 @@ static int table_add(struct shard *sh, struct ent *e)
 	return 0;
 }
 
-int ts_refcache_put(struct ts_refcache *c, const struct ts_refkey *k, const char *name,
-		    size_t name_len, ts_series_ref ref)
+/* Room for `grow` more bytes (shard lock held). A full shard keeps what it holds and
+ * takes nothing new, so that a cache smaller than the series written round after round
+ * answers for the part it holds (emptying it whenever full, each key would be dropped
+ * before it came round again, and none would ever hit). Once it has turned away more
+ * than eight keys for each look-up it answered and each key it holds (room for a cycle
+ * nine times its size to come round), its series have mostly gone (pods replaced,
+ * hosts renamed) and it is emptied. Returns 1 when the bytes may be added. */
+static int make_room(struct ts_refcache *c, struct shard *sh, size_t grow)
 {
-	if (k->key_len > TS_REFCACHE_MAX_KEY || name_len > TS_REFCACHE_MAX_KEY ||
-	    k->scope_len > TS_REFCACHE_MAX_KEY)
+	if (sh->bytes + grow <= c->shard_max)
+		return 1;
+	uint64_t hits = sh->hits - sh->hits0, skipped = sh->skipped - sh->skipped0;
+	if (skipped <= 8 * (hits + sh->n)) {
+		sh->skipped++;
+		/* Judged on recent traffic: past a window, the counts so far weigh half. */
+		if (skipped > 16 * (uint64_t)sh->n) {
+			sh->hits0 += hits / 2;
+			sh->skipped0 += skipped / 2;
+		}
+		return 0;
+	}
+	shard_clear(sh);
+	sh->resets++;
+	sh->hits0 = sh->hits;
+	sh->skipped0 = sh->skipped;
+	return 1;
+}
+
+int ts_refcache_put(struct ts_refcache *c, const struct ts_refkey *k,
+		    const struct ts_refname *names, const ts_series_ref *refs, size_t n)
+{
+	if (k->key_len > TS_REFCACHE_MAX_KEY || k->scope_len > TS_REFCACHE_MAX_KEY)
 		return 0;
 	struct shard *sh = shard_of(c, k->hash);
 	int rc = 0;
 	pthread_mutex_lock(&sh->mu);
 	struct ent *e = find(sh, k);
+	/* Replace the refs of names already there; size the records of the others. */
+	size_t add = 0;
 	uint32_t at = 0;
-	uint8_t *r = e ? find_name(e, name, name_len, &at) : NULL;
-	if (r) {
-		memcpy(r, &ref, 8);
+	for (size_t i = 0; i < n; i++) {
+		if (!refs[i] || names[i].len > TS_REFCACHE_MAX_KEY)
+			continue;
+		uint8_t *r = e ? find_name(e, names[i].s, names[i].len, &at) : NULL;
+		if (r)
+			memcpy(r, &refs[i], 8);
+		else
+			add += REC_HDR + names[i].len;
+	}
+	if (!add)
 		goto out;
-	}
-	size_t rl = REC_HDR + name_len;
-	size_t grow = (e ? 0 : sizeof *e + k->scope_len + k->key_len + sizeof(struct slot)) +
-		      (e && e->nm_len + rl <= e->nm_cap ? 0 : rl * 2);
-	if (sh->bytes + grow > c->shard_max) {
-		/* Emptied whole: what is still written comes back on its next miss. */
-		shard_clear(sh);
-		sh->resets++;
-		e = NULL;
-	}
+	size_t grow = add +
+		      (e ? 0 : sizeof *e + k->scope_len + k->key_len + 2 * sizeof(struct slot));
+	if (!make_room(c, sh, grow))
+		goto out;
+	if (e && !sh->n)
+		e = NULL; /* emptied by make_room */
 	if (!e) {
 		e = ts_malloc(sizeof *e + k->scope_len + k->key_len);
 		if (!e) {
@@ -241,24 +274,29 @@ int ts_refcache_put(struct ts_refcache *c, const struct ts_refkey *k, const char
 		}
 		sh->bytes += ent_size(e);
 	}
-	if (e->nm_len + rl > e->nm_cap) {
-		/* Room for as many names again: a line's fields arrive one by one. */
-		size_t cap = (e->nm_len + rl) * 2;
-		uint8_t *x = ts_realloc(e->nm, cap);
-		if (!x) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		sh->bytes += cap - e->nm_cap;
-		e->nm = x;
-		e->nm_cap = (uint32_t)cap;
+	/* Sized exactly: a line's fields come in one call, so entries rarely grow. */
+	uint8_t *x = ts_realloc(e->nm, e->nm_len + add);
+	if (!x) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	uint8_t *w = e->nm + e->nm_len;
-	uint32_t l32 = (uint32_t)name_len;
-	memcpy(w, &ref, 8);
-	memcpy(w + 8, &l32, 4);
-	memcpy(w + REC_HDR, name, name_len);
-	e->nm_len += (uint32_t)rl;
+	sh->bytes += e->nm_len + add - e->nm_cap;
+	e->nm = x;
+	e->nm_cap = e->nm_len + (uint32_t)add;
+	at = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!refs[i] || names[i].len > TS_REFCACHE_MAX_KEY)
+			continue;
+		uint32_t probe = 0;
+		if (find_name(e, names[i].s, names[i].len, &probe))
+			continue; /* replaced above, or a name given twice */
+		uint8_t *w = e->nm + e->nm_len;
+		uint32_t l32 = (uint32_t)names[i].len;
+		memcpy(w, &refs[i], 8);
+		memcpy(w + 8, &l32, 4);
+		memcpy(w + REC_HDR, names[i].s, names[i].len);
+		e->nm_len += REC_HDR + l32;
+	}
 out:
 	pthread_mutex_unlock(&sh->mu);
 	return rc;
@@ -278,6 +316,7 @@ void ts_refcache_stats(struct ts_refcache *c, struct ts_refcache_stats *st)
 		st->hits += sh->hits;
 		st->misses += sh->misses;
 		st->resets += sh->resets;
+		st->skipped += sh->skipped;
 		pthread_mutex_unlock(&sh->mu);
 	}
 }

@@ -12,8 +12,10 @@
  * is only a miss. The cache never decides anything the engine would not: a ref stays
  * valid for the database's life (tsdb.h).
  *
- * Bounded: each of its shards holds at most max_bytes / shards bytes and is emptied
- * when a new entry would not fit (VictoriaMetrics resets its caches the same way).
+ * Bounded: each of its shards holds at most max_bytes / shards bytes. A full shard
+ * keeps its entries and takes no new ones (series written round after round in a cycle
+ * longer than the cache would otherwise evict each other and never hit), until it has
+ * turned away many more keys than it answered: then it is emptied.
  * Thread-safe: shards have their own mutex.
  */
 #ifndef TS_SERVER_REFCACHE_H
@@ -57,16 +59,19 @@ void ts_refkey_set(struct ts_refkey *k, const char *scope, size_t scope_len, con
 size_t ts_refcache_get(struct ts_refcache *c, const struct ts_refkey *k,
 		       const struct ts_refname *names, size_t n, ts_series_ref *refs);
 
-/* Remembers ref for name under k (replacing what was there). Returns 0, or -ENOMEM
- * (nothing was remembered; the cache stays usable). */
-int ts_refcache_put(struct ts_refcache *c, const struct ts_refkey *k, const char *name,
-		    size_t name_len, ts_series_ref ref);
+/* Remembers refs[i] for names[i] under k (i < n; a 0 ref is skipped), replacing what
+ * was there. A full shard takes nothing new while it still answers (see refcache.c),
+ * else it is emptied first. Returns 0, or -ENOMEM (not all was remembered; the cache
+ * stays usable). */
+int ts_refcache_put(struct ts_refcache *c, const struct ts_refkey *k,
+		    const struct ts_refname *names, const ts_series_ref *refs, size_t n);
 
 struct ts_refcache_stats {
 	uint64_t bytes;	       /* held, including the tables */
 	uint64_t entries;      /* keys */
 	uint64_t hits, misses; /* names looked up, since start */
 	uint64_t resets;       /* shards emptied because they were full */
+	uint64_t skipped;      /* keys not taken by a full shard that still answers */
 };
 
 void ts_refcache_stats(struct ts_refcache *c, struct ts_refcache_stats *st);
