@@ -760,37 +760,93 @@ void ts_series_set_free(struct ts_series_set *set)
  * every selection use the postings. */
 size_t ts__unindexed_scan_max = 4096;
 
+/* Values of a regex matcher that is an alternation of literals, at most this many, are
+ * looked up in the unindexed series' postings one by one. */
+#define UNIDX_SET_MAX 64
+
+/* The series listed under value v[i] of name, for every i (distinct values: a series
+ * has one value a name, so no series twice); SIZE_MAX when one list is saturated. With
+ * out NULL only counts (db->mu held). */
+static size_t upost_set(struct ts_db *db, const struct cmatcher *m, const struct ts__relit *set,
+			struct ts_series **out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < set->n; i++) {
+		int dup = 0;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = set->len[j] == set->len[i] &&
+			      !memcmp(set->v[j], set->v[i], set->len[i]);
+		if (dup)
+			continue;
+		if (out) {
+			n += ts__upost_get(db, m->name, m->name_len, set->v[i], set->len[i],
+					   out + n);
+			continue;
+		}
+		size_t c = ts__upost_count(db, m->name, m->name_len, set->v[i], set->len[i]);
+		if (c == SIZE_MAX)
+			return SIZE_MAX;
+		n += c;
+	}
+	return n;
+}
+
 /* The unindexed series a selection has to check: those listed under its most selective
- * equality matcher (upost.c), or all of them when it has none, the list is short, or
- * the listing was given up. add_unindexed checks every matcher on their labels. */
+ * equality matcher, or under the values of a regex that is a set of literals
+ * ("host_(1|2|3)"; upost.c), or all of them when there is neither, the list is short,
+ * or the listing was given up. add_unindexed checks every matcher on their labels. */
 static int copy_unindexed(struct ts_db *db, const struct cmatcher *m, size_t n_matchers,
 			  struct ts_series ***out, size_t *n)
 {
 	struct ts_series **unidx = NULL;
 	*n = 0;
+	/* Regex sets are read before taking the lock (they allocate). */
+	struct ts__relit *sets = NULL;
+	for (size_t i = 0; i < n_matchers; i++) {
+		if (m[i].type != TS_MATCH_RE || m[i].matches_empty)
+			continue;
+		if (!sets && !(sets = ts_calloc(n_matchers, sizeof *sets)))
+			return -ENOMEM;
+		int rc = ts__relit_expand(m[i].value, m[i].value_len, UNIDX_SET_MAX, SIZE_MAX,
+					  &sets[i]);
+		if (rc < 0) {
+			for (size_t j = 0; j <= i; j++)
+				ts__relit_free(&sets[j]);
+			ts_free(sets);
+			return rc;
+		}
+	}
 	pthread_mutex_lock(&db->mu);
 	size_t best = SIZE_MAX, want = db->n_unindexed;
 	if (!db->up_broken && db->n_unindexed > ts__unindexed_scan_max)
-		for (size_t i = 0; i < n_matchers; i++)
-			if (m[i].type == TS_MATCH_EQ && m[i].value_len) {
-				size_t c = ts__upost_count(db, m[i].name, m[i].name_len, m[i].value,
-							   m[i].value_len);
-				if (c < want) {
-					want = c;
-					best = i;
-				}
+		for (size_t i = 0; i < n_matchers; i++) {
+			size_t c = SIZE_MAX;
+			if (m[i].type == TS_MATCH_EQ && m[i].value_len)
+				c = ts__upost_count(db, m[i].name, m[i].name_len, m[i].value,
+						    m[i].value_len);
+			else if (sets && sets[i].n)
+				c = upost_set(db, &m[i], &sets[i], NULL);
+			if (c < want) {
+				want = c;
+				best = i;
 			}
+		}
 	if (want) {
 		unidx = ts_malloc(want * sizeof *unidx);
-		if (unidx && best != SIZE_MAX)
+		if (unidx && best != SIZE_MAX && m[best].type == TS_MATCH_EQ)
 			*n = ts__upost_get(db, m[best].name, m[best].name_len, m[best].value,
 					   m[best].value_len, unidx);
+		else if (unidx && best != SIZE_MAX)
+			*n = upost_set(db, &m[best], &sets[best], unidx);
 		else if (unidx) {
 			*n = want;
 			memcpy(unidx, db->unindexed, want * sizeof *unidx);
 		}
 	}
 	pthread_mutex_unlock(&db->mu);
+	for (size_t i = 0; sets && i < n_matchers; i++)
+		ts__relit_free(&sets[i]);
+	ts_free(sets);
 	*out = unidx;
 	return want && !unidx ? -ENOMEM : 0;
 }
