@@ -451,9 +451,10 @@ int ts__index_compact(struct ts_db *db);
 /* Loads meta rows, series, head rows and metadata; *checkpoint_lsn is where replay
  * starts. 0, -ENOMEM, TS_ECORRUPT, TS_EVERSION. */
 int ts__index_load(struct ts_db *db, uint64_t *checkpoint_lsn);
-/* Adds rows to the writer's index batch: a new series (its row and postings), a head
- * row (len 0 deletes it), the meta rows (checkpoint_lsn only at checkpoints). */
-int ts__index_add_series(struct ts_db *db, struct ts_batch *b, const struct ts_series *s);
+/* Adds rows to the writer's index batch: new series s[0..n) (their postings, each key's
+ * ids in one record), a head row (len 0 deletes it), the meta rows (checkpoint_lsn only
+ * at checkpoints). */
+int ts__index_add_many(struct ts_db *db, struct ts_batch *b, struct ts_series *const *s, size_t n);
 /* The row of series group g (format.h) from its committed members (ascending ids; their
  * packed labels are read), deleted when n == 0. 0, -ENOMEM, or the batch's error. */
 int ts__index_put_series_group(struct ts_db *db, struct ts_batch *b, uint64_t g,

@@ -446,8 +446,8 @@ static int write_index(struct ts_db *db, struct flush *f, const uint64_t *lsn)
 	/* A format-1 migration (one pass, see ts__writer_flush_locked) drops the old rows in
 	 * the same transaction as the new ones. */
 	int migrating = lsn && db->index_migrate;
-	for (size_t i = 0; i < f->n_idx && rc == 0; i++)
-		rc = ts__index_add_series(db, ib, f->idx[i]);
+	if (f->n_idx)
+		rc = ts__index_add_many(db, ib, f->idx, f->n_idx);
 	if (rc == 0)
 		rc = put_series_groups(db, f, ib, migrating);
 	if (rc == 0)
