@@ -764,7 +764,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	    ts_grow((void **)&c->refs, &c->cap_refs, n_in, sizeof *c->refs) == 0 &&
 	    ts_db_lookup_refs(app->db, c->in, n_in, c->refs) == 0)
 		refs = c->refs;
-	size_t n_cand = n_in;
+	size_t n_cand = n_in, n_unknown = 0;
 	n_in = 0;
 	for (size_t i = 0, k = 0; k < n_cand; i++) {
 		struct ts_rw_series *s = &c->rw.series[i];
@@ -785,6 +785,7 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 		}
 		if (refs)
 			refs[n_in] = ref;
+		n_unknown += refs && !ref;
 		c->in[n_in++] = (struct ts_series_in){ s->labels, s->n_labels, s->samples,
 						       s->n_samples };
 	}
@@ -793,8 +794,9 @@ static void h_remote_write(const struct ts_http_request *req, struct ts_net_resp
 	rc = set_metadata(app, &c->rw);
 	if (rc == 0 && n_in)
 		rc = store(app, &c->b, &o, c->in, n_in, refs);
-	/* New series: their labels passed the rules above. */
-	for (size_t i = 0; refs && rc == 0 && i < n_in; i++)
+	/* Series the look-up did not find (new, or sent with an empty label) have their refs
+	 * now; their labels passed the rules above. */
+	for (size_t i = 0; n_unknown && rc == 0 && i < n_in; i++)
 		if (refs[i] && !(ts_series_ref_marks(refs[i]) & RW_LABELS_VALID))
 			ts_series_ref_mark(refs[i], RW_LABELS_VALID);
 	if (rc == TS_ELIMIT) {

@@ -474,6 +474,16 @@ static struct padd *pmap_get(struct pmap *m, const uint8_t *key, size_t kl)
 	return e;
 }
 
+/* Adds id to key's list. 0 or -ENOMEM. */
+static int pmap_add(struct pmap *m, const uint8_t *key, size_t kl, uint64_t id)
+{
+	struct padd *e = pmap_get(m, key, kl);
+	if (!e || ts_grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids))
+		return -ENOMEM;
+	e->ids[e->n++] = id;
+	return 0;
+}
+
 int ts__index_add_many(struct ts_db *db, struct ts_batch *b, struct ts_series *const *s, size_t n)
 {
 	/* A record a posting and a series was 14 records of 50-60 bytes a series of 13
@@ -486,13 +496,9 @@ int ts__index_add_many(struct ts_db *db, struct ts_batch *b, struct ts_series *c
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t sid = s[i]->id;
-		struct padd *e = pmap_get(&m, (const uint8_t *)TS_FORMAT_POSTING_ALL,
-					  TS_FORMAT_POSTING_ALL_LEN);
-		if (!e || ts_grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids)) {
-			rc = -ENOMEM;
+		if ((rc = pmap_add(&m, (const uint8_t *)TS_FORMAT_POSTING_ALL,
+				   TS_FORMAT_POSTING_ALL_LEN, sid)))
 			break;
-		}
-		e->ids[e->n++] = sid;
 		int cnt = ts_labels_count(s[i]->packed, s[i]->packed_len);
 		if (cnt < 0) {
 			rc = cnt;
@@ -514,15 +520,11 @@ int ts__index_add_many(struct ts_db *db, struct ts_batch *b, struct ts_series *c
 		for (uint32_t k = 0; k < nl && rc == 0; k++) {
 			size_t kl = ts_format_posting_key(key, l[k].name, l[k].name_len, l[k].value,
 							  l[k].value_len);
-			e = pmap_get(&m, key, kl);
-			if (!e || ts_grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids))
-				rc = -ENOMEM;
-			else
-				e->ids[e->n++] = sid;
+			rc = pmap_add(&m, key, kl, sid);
 		}
 	}
 	for (size_t i = 0; i < m.cap && rc == 0; i++)
-		if (m.slots[i].ids && m.slots[i].n)
+		if (m.slots[i].n)
 			rc = ts_batch_add_u64s(b, db->t_postings, m.keys + m.slots[i].key_off,
 					       m.slots[i].key_len, m.slots[i].ids, m.slots[i].n);
 	if (l != stack)

@@ -791,6 +791,13 @@ static size_t upost_set(struct ts_db *db, const struct cmatcher *m, const struct
 	return n;
 }
 
+static void sets_free(struct ts__relit *sets, size_t n)
+{
+	for (size_t i = 0; sets && i < n; i++)
+		ts__relit_free(&sets[i]);
+	ts_free(sets);
+}
+
 /* The unindexed series a selection has to check: those listed under its most selective
  * equality matcher, or under the values of a regex that is a set of literals
  * ("host_(1|2|3)"; upost.c), or all of them when there is neither, the list is short,
@@ -800,9 +807,13 @@ static int copy_unindexed(struct ts_db *db, const struct cmatcher *m, size_t n_m
 {
 	struct ts_series **unidx = NULL;
 	*n = 0;
-	/* Regex sets are read before taking the lock (they allocate). */
+	/* Regex sets are read before taking the lock (they allocate), and only when the
+	 * unindexed series are many enough to be looked up in their postings at all. */
+	pthread_mutex_lock(&db->mu);
+	int listed = !db->up_broken && db->n_unindexed > ts__unindexed_scan_max;
+	pthread_mutex_unlock(&db->mu);
 	struct ts__relit *sets = NULL;
-	for (size_t i = 0; i < n_matchers; i++) {
+	for (size_t i = 0; listed && i < n_matchers; i++) {
 		if (m[i].type != TS_MATCH_RE || m[i].matches_empty)
 			continue;
 		if (!sets && !(sets = ts_calloc(n_matchers, sizeof *sets)))
@@ -810,9 +821,7 @@ static int copy_unindexed(struct ts_db *db, const struct cmatcher *m, size_t n_m
 		int rc = ts__relit_expand(m[i].value, m[i].value_len, UNIDX_SET_MAX, SIZE_MAX,
 					  &sets[i]);
 		if (rc < 0) {
-			for (size_t j = 0; j <= i; j++)
-				ts__relit_free(&sets[j]);
-			ts_free(sets);
+			sets_free(sets, n_matchers);
 			return rc;
 		}
 	}
@@ -844,9 +853,7 @@ static int copy_unindexed(struct ts_db *db, const struct cmatcher *m, size_t n_m
 		}
 	}
 	pthread_mutex_unlock(&db->mu);
-	for (size_t i = 0; sets && i < n_matchers; i++)
-		ts__relit_free(&sets[i]);
-	ts_free(sets);
+	sets_free(sets, n_matchers);
 	*out = unidx;
 	return want && !unidx ? -ENOMEM : 0;
 }

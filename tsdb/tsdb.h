@@ -166,16 +166,16 @@ int ts_db_append_flags(struct ts_db *db, const struct ts_series_in *series, size
  * 0 is never a ref. A ref stays valid until ts_db_close() of the handle that gave it
  * and always names the same label set: if retention removed the series meanwhile, an
  * append through the ref creates it again. Passing a ref to another handle, or one not
- * given by ts_db_append_refs(), is undefined behaviour (refs are not checked: they
- * exist to skip the work of finding a series). */
+ * given by ts_db_append_refs() or ts_db_lookup_refs(), is undefined behaviour (refs
+ * are not checked: they exist to skip the work of finding a series). */
 typedef uint64_t ts_series_ref;
 
 /* ts_db_append_flags() where refs (n entries; NULL: as ts_db_append_flags) works both
  * ways. refs[i] != 0: entry i goes to that series and its labels are not read (they
  * may be NULL). refs[i] == 0: the series is found or created from the labels, and
- * refs[i] receives its ref once the call returns 0 or a logged failure, left 0 when
- * the labels were refused. On return refs[i] may also change for a given ref (the
- * series was recreated). Errors as ts_db_append(). */
+ * refs[i] receives its ref unless the call failed before logging anything; it is left
+ * 0 when the labels or the series limits refused it. On return refs[i] may also change
+ * for a given ref (the series was recreated). Errors as ts_db_append(). */
 int ts_db_append_refs(struct ts_db *db, const struct ts_series_in *series, size_t n,
 		      const uint32_t *flags, ts_series_ref *refs, struct ts_append_result *res,
 		      int *series_rc);
